@@ -1,0 +1,540 @@
+//! The anycastd service state machine.
+//!
+//! One [`Machine`] per configured service. It is pure: it never reads a clock, never does IO
+//! and never logs. Time comes in with every [`Input`]; timers go out as
+//! [`Action::ArmTimer`] and come back as [`Input::TimerFired`]. Each [`Machine::step`] returns
+//! a [`Step`]: the [`Transition`] to record (if the state changed) and the [`Action`]s the
+//! driver must carry out, in order.
+//!
+//! States (DESIGN §3):
+//! - `Starting`: nothing announced; `rise` consecutive healthy verdicts -> `Healthy`, the first
+//!   unhealthy verdict -> `Unhealthy`.
+//! - `Healthy`: prefixes announced; `fall` consecutive unhealthy verdicts -> `Unhealthy`.
+//! - `Unhealthy`: withdrawn; `rise` consecutive healthy verdicts -> `Healthy`.
+//! - `Draining(cause)`: withdrawn whatever the checks say; verdicts keep being counted so that
+//!   an undrain goes straight to `Healthy` when the last `rise` verdicts passed.
+//!
+//! Verdicts: every check has a latest observation (pass, fail, pending). A verdict is formed
+//! each time an observation arrives (or a pending timeout expires) and no check is pending:
+//! healthy when all checks pass, unhealthy when any fails. `rise` and `fall` therefore count
+//! check results, not intervals. A check that stays pending longer than its
+//! `pending_timeout` counts as failed ("no result").
+//!
+//! The whole transition table is the one `match` in [`Machine::step`].
+
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A point in time: milliseconds since the Unix epoch, UTC. Supplied by the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// The timestamp `duration` later, saturating.
+    pub fn after(self, duration: Duration) -> Timestamp {
+        let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        Timestamp(self.0.saturating_add(millis))
+    }
+
+    /// Time elapsed from `earlier` to `self`; negative spans saturate at zero.
+    pub fn since(self, earlier: Timestamp) -> Duration {
+        Duration::from_millis(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))
+    }
+}
+
+/// Why a service is drained.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DrainCause {
+    /// An operator asked for it (`anycastd drain`).
+    Operator {
+        /// Free text given by the operator.
+        reason: String,
+        /// When the drain ends by itself, if it was given a duration.
+        expires_at: Option<Timestamp>,
+        /// Unix uid of the caller.
+        uid: u32,
+    },
+    /// The daemon is stopping.
+    Shutdown,
+    /// The service was removed from the configuration by a reload.
+    Removed,
+}
+
+/// The state of one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum State {
+    /// Not yet proven healthy; nothing announced.
+    Starting,
+    /// Every check passes; prefixes announced.
+    Healthy,
+    /// A check fails; prefixes withdrawn.
+    Unhealthy,
+    /// Withdrawn on purpose.
+    Draining(DrainCause),
+}
+
+impl State {
+    /// Whether the service's prefixes should be announced in this state.
+    pub fn announces(&self) -> bool {
+        matches!(self, State::Healthy)
+    }
+
+    /// A short lowercase name (`starting`, `healthy`, `unhealthy`, `draining`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Healthy => "healthy",
+            State::Unhealthy => "unhealthy",
+            State::Draining(_) => "draining",
+        }
+    }
+}
+
+/// One result of one check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Observation {
+    /// The check passed.
+    Pass,
+    /// The check failed, with the reason.
+    Fail(String),
+    /// No result yet (never observed, or the checker has no result for it).
+    Pending,
+}
+
+/// Parameters of one service's machine. They may change on a reload; the counters survive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params {
+    /// Consecutive healthy verdicts needed to announce.
+    pub rise: u32,
+    /// Consecutive unhealthy verdicts needed to withdraw a healthy service.
+    pub fall: u32,
+    /// Per check (by index): how long it may stay pending before it counts as failed.
+    pub pending_timeouts: Vec<Duration>,
+}
+
+impl Params {
+    /// `rise`/`fall` 1/1 and the given pending timeouts.
+    pub fn new(pending_timeouts: Vec<Duration>) -> Params {
+        Params {
+            rise: 1,
+            fall: 1,
+            pending_timeouts,
+        }
+    }
+}
+
+/// A timer the machine asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Timer {
+    /// Check `n` may have been pending too long.
+    PendingTimeout(usize),
+    /// An operator drain with an expiry may be over.
+    DrainExpiry,
+    /// Form a verdict now (armed at creation for a service without checks, which is always
+    /// healthy).
+    Evaluate,
+}
+
+/// Something that happened to a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Input {
+    /// A check (by index) produced an observation.
+    Observed {
+        /// Index of the check in the service's check list.
+        check: usize,
+        /// What it saw.
+        observation: Observation,
+        /// When.
+        at: Timestamp,
+    },
+    /// A timer armed earlier is due.
+    TimerFired {
+        /// Which timer.
+        timer: Timer,
+        /// When it fired.
+        at: Timestamp,
+    },
+    /// Withdraw on purpose.
+    Drain {
+        /// Why.
+        cause: DrainCause,
+        /// When.
+        at: Timestamp,
+    },
+    /// End an operator drain.
+    Undrain {
+        /// When.
+        at: Timestamp,
+    },
+}
+
+impl Input {
+    /// The time the input carries.
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Input::Observed { at, .. }
+            | Input::TimerFired { at, .. }
+            | Input::Drain { at, .. }
+            | Input::Undrain { at } => *at,
+        }
+    }
+}
+
+/// The verdict that caused a transition, with each check's effective result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Healthy (all checks pass) or not.
+    pub healthy: bool,
+    /// Each check's effective observation at that moment (a timed-out pending is a failure).
+    pub checks: Vec<Observation>,
+}
+
+/// Why a transition happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Cause {
+    /// Check verdicts (the last one is carried).
+    Verdict(Verdict),
+    /// A drain (operator, shutdown or removal).
+    Drain,
+    /// An operator undrain.
+    Undrain,
+    /// An operator drain reached its expiry.
+    DrainExpired,
+}
+
+/// The consecutive verdict counters at a moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Consecutive healthy verdicts.
+    pub healthy_streak: u32,
+    /// Consecutive unhealthy verdicts.
+    pub unhealthy_streak: u32,
+}
+
+/// A state change, the thing that gets recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    /// State before.
+    pub from: State,
+    /// State after.
+    pub to: State,
+    /// Why.
+    pub cause: Cause,
+    /// Counters after the input was applied.
+    pub counters: Counters,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// Something the driver must do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    /// Announce every prefix of the service.
+    Announce,
+    /// Withdraw every prefix of the service.
+    Withdraw,
+    /// Feed back `Input::TimerFired { timer }` at `deadline` (replacing an earlier one).
+    ArmTimer {
+        /// Which timer.
+        timer: Timer,
+        /// When it is due.
+        deadline: Timestamp,
+    },
+}
+
+/// What one step produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Step {
+    /// The state change, if any.
+    pub transition: Option<Transition>,
+    /// What the driver must do, in order.
+    pub actions: Vec<Action>,
+}
+
+/// The latest observation of one check and since when it has been pending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CheckSlot {
+    latest: Observation,
+    pending_since: Option<Timestamp>,
+}
+
+/// The state machine of one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Machine {
+    params: Params,
+    state: State,
+    checks: Vec<CheckSlot>,
+    counters: Counters,
+}
+
+impl Machine {
+    /// A fresh service in `Starting`, every check pending since `at`. The returned actions arm
+    /// the pending timeouts.
+    pub fn new(params: Params, at: Timestamp) -> (Machine, Vec<Action>) {
+        Machine::with_state(params, State::Starting, at)
+    }
+
+    /// A service restored in `state` (e.g. `Healthy` after a crash-restart with its prefixes
+    /// still in FRR), every check pending since `at`, counters zero. No announce/withdraw
+    /// action is returned: the caller knows what is in FRR.
+    pub fn with_state(params: Params, state: State, at: Timestamp) -> (Machine, Vec<Action>) {
+        let checks = params
+            .pending_timeouts
+            .iter()
+            .map(|_| CheckSlot {
+                latest: Observation::Pending,
+                pending_since: Some(at),
+            })
+            .collect();
+        let machine = Machine {
+            params,
+            state,
+            checks,
+            counters: Counters::default(),
+        };
+        let mut actions: Vec<Action> = (0..machine.checks.len())
+            .map(|check| machine.pending_timer(check, at))
+            .collect();
+        if machine.checks.is_empty() {
+            actions.push(Action::ArmTimer {
+                timer: Timer::Evaluate,
+                deadline: at,
+            });
+        }
+        if let State::Draining(DrainCause::Operator {
+            expires_at: Some(deadline),
+            ..
+        }) = &machine.state
+        {
+            actions.push(Action::ArmTimer {
+                timer: Timer::DrainExpiry,
+                deadline: *deadline,
+            });
+        }
+        (machine, actions)
+    }
+
+    /// The current state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The current parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The current counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// The latest observation of each check.
+    pub fn observations(&self) -> impl Iterator<Item = &Observation> {
+        self.checks.iter().map(|slot| &slot.latest)
+    }
+
+    /// Feed one input; returns the transition (if any) and the actions to carry out.
+    pub fn step(&mut self, input: Input) -> Step {
+        match input {
+            Input::Observed {
+                check,
+                observation,
+                at,
+            } => {
+                let Some(slot) = self.checks.get_mut(check) else {
+                    return Step::default();
+                };
+                let mut actions = Vec::new();
+                let newly_pending = match observation {
+                    Observation::Pending => {
+                        slot.latest = Observation::Pending;
+                        if slot.pending_since.is_none() {
+                            slot.pending_since = Some(at);
+                            true
+                        } else {
+                            false
+                        }
+                    }
+                    other => {
+                        slot.pending_since = None;
+                        slot.latest = other;
+                        false
+                    }
+                };
+                if newly_pending {
+                    actions.push(self.pending_timer(check, at));
+                }
+                let mut step = self.take_verdict(at);
+                actions.append(&mut step.actions);
+                step.actions = actions;
+                step
+            }
+            Input::TimerFired {
+                timer: Timer::PendingTimeout(check),
+                at,
+            } => match self.checks.get(check) {
+                // Only a check still pending past its timeout turns the verdict.
+                Some(CheckSlot {
+                    pending_since: Some(since),
+                    ..
+                }) if at >= since.after(self.timeout_of(check)) => self.take_verdict(at),
+                _ => Step::default(),
+            },
+            Input::TimerFired {
+                timer: Timer::Evaluate,
+                at,
+            } => self.take_verdict(at),
+            Input::TimerFired {
+                timer: Timer::DrainExpiry,
+                at,
+            } => match &self.state {
+                State::Draining(DrainCause::Operator {
+                    expires_at: Some(deadline),
+                    ..
+                }) if at >= *deadline => self.leave_drain(Cause::DrainExpired, at),
+                _ => Step::default(),
+            },
+            Input::Drain { cause, at } => {
+                let mut actions = Vec::new();
+                if let DrainCause::Operator {
+                    expires_at: Some(deadline),
+                    ..
+                } = &cause
+                {
+                    actions.push(Action::ArmTimer {
+                        timer: Timer::DrainExpiry,
+                        deadline: *deadline,
+                    });
+                }
+                let to = State::Draining(cause);
+                if to == self.state {
+                    return Step {
+                        transition: None,
+                        actions,
+                    };
+                }
+                let mut step = self.go(to, Cause::Drain, at);
+                step.actions.append(&mut actions);
+                step
+            }
+            Input::Undrain { at } => match &self.state {
+                State::Draining(DrainCause::Operator { .. }) => self.leave_drain(Cause::Undrain, at),
+                _ => Step::default(),
+            },
+        }
+    }
+
+    /// Replace the parameters (a reload). Counters and observations are kept; checks are
+    /// matched by index, so the caller passes the new list in the old order.
+    pub fn set_params(&mut self, params: Params, at: Timestamp) -> Vec<Action> {
+        self.checks.resize(
+            params.pending_timeouts.len(),
+            CheckSlot {
+                latest: Observation::Pending,
+                pending_since: Some(at),
+            },
+        );
+        self.params = params;
+        (0..self.checks.len())
+            .filter(|check| self.checks[*check].pending_since.is_some())
+            .map(|check| self.pending_timer(check, at))
+            .collect()
+    }
+
+    fn timeout_of(&self, check: usize) -> Duration {
+        self.params
+            .pending_timeouts
+            .get(check)
+            .copied()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    fn pending_timer(&self, check: usize, since: Timestamp) -> Action {
+        Action::ArmTimer {
+            timer: Timer::PendingTimeout(check),
+            deadline: since.after(self.timeout_of(check)),
+        }
+    }
+
+    /// The verdict at `at`, or `None` while a check is pending within its timeout.
+    fn verdict(&self, at: Timestamp) -> Option<Verdict> {
+        let mut checks = Vec::with_capacity(self.checks.len());
+        for (index, slot) in self.checks.iter().enumerate() {
+            match (&slot.latest, slot.pending_since) {
+                (Observation::Pending, Some(since)) => {
+                    let timeout = self.timeout_of(index);
+                    if at < since.after(timeout) {
+                        return None;
+                    }
+                    checks.push(Observation::Fail(format!(
+                        "no result within {} ms",
+                        timeout.as_millis()
+                    )));
+                }
+                (observation, _) => checks.push(observation.clone()),
+            }
+        }
+        let healthy = checks.iter().all(|o| matches!(o, Observation::Pass));
+        Some(Verdict { healthy, checks })
+    }
+
+    /// Count a verdict (if there is one) and apply the rise/fall rules.
+    fn take_verdict(&mut self, at: Timestamp) -> Step {
+        let Some(verdict) = self.verdict(at) else {
+            return Step::default();
+        };
+        if verdict.healthy {
+            self.counters.healthy_streak = self.counters.healthy_streak.saturating_add(1);
+            self.counters.unhealthy_streak = 0;
+        } else {
+            self.counters.unhealthy_streak = self.counters.unhealthy_streak.saturating_add(1);
+            self.counters.healthy_streak = 0;
+        }
+        let rise_met = self.counters.healthy_streak >= self.params.rise.max(1);
+        let fall_met = self.counters.unhealthy_streak >= self.params.fall.max(1);
+        let to = match (&self.state, verdict.healthy) {
+            (State::Starting, true) if rise_met => State::Healthy,
+            (State::Starting, true) => return Step::default(),
+            (State::Starting, false) => State::Unhealthy,
+            (State::Healthy, true) => return Step::default(),
+            (State::Healthy, false) if fall_met => State::Unhealthy,
+            (State::Healthy, false) => return Step::default(),
+            (State::Unhealthy, true) if rise_met => State::Healthy,
+            (State::Unhealthy, _) => return Step::default(),
+            (State::Draining(_), _) => return Step::default(),
+        };
+        self.go(to, Cause::Verdict(verdict), at)
+    }
+
+    fn leave_drain(&mut self, cause: Cause, at: Timestamp) -> Step {
+        let to = if self.counters.healthy_streak >= self.params.rise.max(1) {
+            State::Healthy
+        } else {
+            State::Unhealthy
+        };
+        self.go(to, cause, at)
+    }
+
+    fn go(&mut self, to: State, cause: Cause, at: Timestamp) -> Step {
+        let from = std::mem::replace(&mut self.state, to.clone());
+        let mut actions = Vec::new();
+        match (from.announces(), to.announces()) {
+            (false, true) => actions.push(Action::Announce),
+            (true, false) => actions.push(Action::Withdraw),
+            _ => {}
+        }
+        Step {
+            transition: Some(Transition {
+                from,
+                to,
+                cause,
+                counters: self.counters,
+                at,
+            }),
+            actions,
+        }
+    }
+}

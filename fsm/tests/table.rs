@@ -1,0 +1,486 @@
+//! One test per (state, input) pair of the transition table, plus the rise/fall and pending
+//! rules. Time is counted in milliseconds from zero; no clock is read.
+
+use anycastd_fsm::*;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn t(ms: i64) -> Timestamp {
+    Timestamp(ms)
+}
+
+fn operator(expires_at: Option<Timestamp>) -> DrainCause {
+    DrainCause::Operator {
+        reason: "maintenance".into(),
+        expires_at,
+        uid: 0,
+    }
+}
+
+/// A one-check machine in `state` whose check has already passed once (so nothing is pending).
+fn machine_in(state: State) -> Machine {
+    let (mut machine, _) = Machine::with_state(Params::new(vec![TIMEOUT]), state, t(0));
+    let _ = machine.step(Input::Observed {
+        check: 0,
+        observation: Observation::Pass,
+        at: t(1),
+    });
+    machine
+}
+
+fn fresh(state: State) -> Machine {
+    Machine::with_state(Params::new(vec![TIMEOUT]), state, t(0)).0
+}
+
+fn pass(at: i64) -> Input {
+    Input::Observed {
+        check: 0,
+        observation: Observation::Pass,
+        at: t(at),
+    }
+}
+
+fn fail(at: i64) -> Input {
+    Input::Observed {
+        check: 0,
+        observation: Observation::Fail("down".into()),
+        at: t(at),
+    }
+}
+
+fn pending(at: i64) -> Input {
+    Input::Observed {
+        check: 0,
+        observation: Observation::Pending,
+        at: t(at),
+    }
+}
+
+fn pending_timer(at: i64) -> Input {
+    Input::TimerFired {
+        timer: Timer::PendingTimeout(0),
+        at: t(at),
+    }
+}
+
+fn drain_timer(at: i64) -> Input {
+    Input::TimerFired {
+        timer: Timer::DrainExpiry,
+        at: t(at),
+    }
+}
+
+fn to_of(step: &Step) -> Option<State> {
+    step.transition.as_ref().map(|tr| tr.to.clone())
+}
+
+fn moves(step: &Step) -> Vec<Action> {
+    step.actions
+        .iter()
+        .filter(|a| matches!(a, Action::Announce | Action::Withdraw))
+        .cloned()
+        .collect()
+}
+
+// ---- Starting ----
+
+#[test]
+fn starting_on_pass_goes_healthy_and_announces() {
+    let mut m = fresh(State::Starting);
+    let step = m.step(pass(5));
+    assert_eq!(to_of(&step), Some(State::Healthy));
+    assert_eq!(moves(&step), vec![Action::Announce]);
+}
+
+#[test]
+fn starting_on_fail_goes_unhealthy_without_withdrawing() {
+    let mut m = fresh(State::Starting);
+    let step = m.step(fail(5));
+    assert_eq!(to_of(&step), Some(State::Unhealthy));
+    assert_eq!(moves(&step), vec![], "nothing was announced, so nothing to withdraw");
+}
+
+#[test]
+fn starting_on_pending_stays_and_yields_no_verdict() {
+    let mut m = fresh(State::Starting);
+    let step = m.step(pending(5));
+    assert_eq!(step.transition, None);
+    assert_eq!(m.counters(), Counters::default());
+}
+
+#[test]
+fn starting_on_pending_timeout_counts_as_failure() {
+    let mut m = fresh(State::Starting);
+    let step = m.step(pending_timer(10_000));
+    assert_eq!(to_of(&step), Some(State::Unhealthy));
+    let Some(Transition { cause: Cause::Verdict(v), .. }) = step.transition else {
+        panic!("expected a verdict")
+    };
+    assert_eq!(v.checks, vec![Observation::Fail("no result within 10000 ms".into())]);
+}
+
+#[test]
+fn starting_on_early_pending_timer_is_ignored() {
+    let mut m = fresh(State::Starting);
+    assert_eq!(m.step(pending_timer(9_999)), Step::default());
+}
+
+#[test]
+fn starting_on_drain_expiry_timer_is_noop() {
+    let mut m = fresh(State::Starting);
+    assert_eq!(m.step(drain_timer(50)), Step::default());
+}
+
+#[test]
+fn starting_on_operator_drain_goes_draining_without_withdrawing() {
+    let mut m = fresh(State::Starting);
+    let step = m.step(Input::Drain { cause: operator(None), at: t(5) });
+    assert_eq!(to_of(&step), Some(State::Draining(operator(None))));
+    assert_eq!(moves(&step), vec![]);
+}
+
+#[test]
+fn starting_on_shutdown_goes_draining() {
+    let mut m = fresh(State::Starting);
+    let step = m.step(Input::Drain { cause: DrainCause::Shutdown, at: t(5) });
+    assert_eq!(to_of(&step), Some(State::Draining(DrainCause::Shutdown)));
+}
+
+#[test]
+fn starting_on_undrain_is_noop() {
+    let mut m = fresh(State::Starting);
+    assert_eq!(m.step(Input::Undrain { at: t(5) }), Step::default());
+}
+
+// ---- Healthy ----
+
+#[test]
+fn healthy_on_pass_stays() {
+    let mut m = machine_in(State::Healthy);
+    assert_eq!(m.step(pass(5)).transition, None);
+}
+
+#[test]
+fn healthy_on_fail_goes_unhealthy_and_withdraws() {
+    let mut m = machine_in(State::Healthy);
+    let step = m.step(fail(5));
+    assert_eq!(to_of(&step), Some(State::Unhealthy));
+    assert_eq!(moves(&step), vec![Action::Withdraw]);
+}
+
+#[test]
+fn healthy_on_pending_stays_and_arms_the_pending_timer() {
+    let mut m = machine_in(State::Healthy);
+    let step = m.step(pending(5));
+    assert_eq!(step.transition, None);
+    assert_eq!(
+        step.actions,
+        vec![Action::ArmTimer { timer: Timer::PendingTimeout(0), deadline: t(10_005) }]
+    );
+}
+
+#[test]
+fn healthy_on_pending_timeout_withdraws() {
+    let mut m = machine_in(State::Healthy);
+    let _ = m.step(pending(5));
+    let step = m.step(pending_timer(10_005));
+    assert_eq!(to_of(&step), Some(State::Unhealthy));
+    assert_eq!(moves(&step), vec![Action::Withdraw]);
+}
+
+#[test]
+fn healthy_on_stale_pending_timer_after_a_result_is_ignored() {
+    let mut m = machine_in(State::Healthy);
+    let _ = m.step(pending(5));
+    let _ = m.step(pass(6));
+    assert_eq!(m.step(pending_timer(10_005)), Step::default());
+}
+
+#[test]
+fn healthy_on_drain_expiry_timer_is_noop() {
+    let mut m = machine_in(State::Healthy);
+    assert_eq!(m.step(drain_timer(5)), Step::default());
+}
+
+#[test]
+fn healthy_on_operator_drain_withdraws() {
+    let mut m = machine_in(State::Healthy);
+    let step = m.step(Input::Drain { cause: operator(Some(t(60_000))), at: t(5) });
+    assert_eq!(to_of(&step), Some(State::Draining(operator(Some(t(60_000))))));
+    assert_eq!(
+        step.actions,
+        vec![Action::Withdraw, Action::ArmTimer { timer: Timer::DrainExpiry, deadline: t(60_000) }]
+    );
+}
+
+#[test]
+fn healthy_on_shutdown_withdraws() {
+    let mut m = machine_in(State::Healthy);
+    let step = m.step(Input::Drain { cause: DrainCause::Shutdown, at: t(5) });
+    assert_eq!(moves(&step), vec![Action::Withdraw]);
+}
+
+#[test]
+fn healthy_on_removal_withdraws() {
+    let mut m = machine_in(State::Healthy);
+    let step = m.step(Input::Drain { cause: DrainCause::Removed, at: t(5) });
+    assert_eq!(to_of(&step), Some(State::Draining(DrainCause::Removed)));
+    assert_eq!(moves(&step), vec![Action::Withdraw]);
+}
+
+#[test]
+fn healthy_on_undrain_is_noop() {
+    let mut m = machine_in(State::Healthy);
+    assert_eq!(m.step(Input::Undrain { at: t(5) }), Step::default());
+}
+
+// ---- Unhealthy ----
+
+fn unhealthy() -> Machine {
+    let mut m = fresh(State::Starting);
+    let _ = m.step(fail(1));
+    assert_eq!(m.state(), &State::Unhealthy);
+    m
+}
+
+#[test]
+fn unhealthy_on_pass_goes_healthy_and_announces() {
+    let mut m = unhealthy();
+    let step = m.step(pass(5));
+    assert_eq!(to_of(&step), Some(State::Healthy));
+    assert_eq!(moves(&step), vec![Action::Announce]);
+}
+
+#[test]
+fn unhealthy_on_fail_stays() {
+    let mut m = unhealthy();
+    assert_eq!(m.step(fail(5)).transition, None);
+    assert_eq!(m.counters().unhealthy_streak, 2);
+}
+
+#[test]
+fn unhealthy_on_pending_stays() {
+    let mut m = unhealthy();
+    assert_eq!(m.step(pending(5)).transition, None);
+}
+
+#[test]
+fn unhealthy_on_pending_timeout_stays() {
+    let mut m = unhealthy();
+    let _ = m.step(pending(5));
+    assert_eq!(m.step(pending_timer(10_005)).transition, None);
+}
+
+#[test]
+fn unhealthy_on_drain_expiry_timer_is_noop() {
+    let mut m = unhealthy();
+    assert_eq!(m.step(drain_timer(5)), Step::default());
+}
+
+#[test]
+fn unhealthy_on_operator_drain_goes_draining_without_withdrawing_again() {
+    let mut m = unhealthy();
+    let step = m.step(Input::Drain { cause: operator(None), at: t(5) });
+    assert_eq!(to_of(&step), Some(State::Draining(operator(None))));
+    assert_eq!(moves(&step), vec![]);
+}
+
+#[test]
+fn unhealthy_on_shutdown_goes_draining() {
+    let mut m = unhealthy();
+    let step = m.step(Input::Drain { cause: DrainCause::Shutdown, at: t(5) });
+    assert_eq!(to_of(&step), Some(State::Draining(DrainCause::Shutdown)));
+}
+
+#[test]
+fn unhealthy_on_undrain_is_noop() {
+    let mut m = unhealthy();
+    assert_eq!(m.step(Input::Undrain { at: t(5) }), Step::default());
+}
+
+// ---- Draining ----
+
+fn drained(cause: DrainCause) -> Machine {
+    let mut m = machine_in(State::Healthy);
+    let _ = m.step(Input::Drain { cause, at: t(2) });
+    m
+}
+
+#[test]
+fn draining_on_pass_stays_withdrawn_but_counts() {
+    let mut m = drained(operator(None));
+    let step = m.step(pass(5));
+    assert_eq!(step.transition, None);
+    assert_eq!(moves(&step), vec![]);
+    assert_eq!(m.counters().healthy_streak, 2);
+}
+
+#[test]
+fn draining_on_fail_stays_and_counts() {
+    let mut m = drained(operator(None));
+    assert_eq!(m.step(fail(5)).transition, None);
+    assert_eq!(m.counters().unhealthy_streak, 1);
+}
+
+#[test]
+fn draining_on_pending_stays() {
+    let mut m = drained(operator(None));
+    assert_eq!(m.step(pending(5)).transition, None);
+}
+
+#[test]
+fn draining_on_pending_timeout_stays() {
+    let mut m = drained(DrainCause::Shutdown);
+    let _ = m.step(pending(5));
+    assert_eq!(m.step(pending_timer(10_005)).transition, None);
+}
+
+#[test]
+fn draining_on_drain_expiry_returns_to_healthy_when_checks_pass() {
+    let mut m = drained(operator(Some(t(1_000))));
+    let step = m.step(drain_timer(1_000));
+    assert_eq!(to_of(&step), Some(State::Healthy));
+    assert_eq!(step.transition.as_ref().map(|tr| tr.cause.clone()), Some(Cause::DrainExpired));
+    assert_eq!(moves(&step), vec![Action::Announce]);
+}
+
+#[test]
+fn draining_on_early_drain_expiry_is_ignored() {
+    let mut m = drained(operator(Some(t(1_000))));
+    assert_eq!(m.step(drain_timer(999)), Step::default());
+}
+
+#[test]
+fn draining_without_expiry_ignores_the_drain_timer() {
+    let mut m = drained(operator(None));
+    assert_eq!(m.step(drain_timer(1_000_000)), Step::default());
+}
+
+#[test]
+fn draining_on_a_second_identical_drain_is_noop() {
+    let mut m = drained(operator(None));
+    assert_eq!(m.step(Input::Drain { cause: operator(None), at: t(5) }).transition, None);
+}
+
+#[test]
+fn draining_by_operator_on_shutdown_becomes_shutdown_drain() {
+    let mut m = drained(operator(None));
+    let step = m.step(Input::Drain { cause: DrainCause::Shutdown, at: t(5) });
+    assert_eq!(to_of(&step), Some(State::Draining(DrainCause::Shutdown)));
+    assert_eq!(moves(&step), vec![]);
+}
+
+#[test]
+fn draining_on_undrain_goes_healthy_when_last_verdicts_passed() {
+    let mut m = drained(operator(None));
+    let step = m.step(Input::Undrain { at: t(5) });
+    assert_eq!(to_of(&step), Some(State::Healthy));
+    assert_eq!(moves(&step), vec![Action::Announce]);
+}
+
+#[test]
+fn draining_on_undrain_goes_unhealthy_when_a_check_failed() {
+    let mut m = drained(operator(None));
+    let _ = m.step(fail(3));
+    let step = m.step(Input::Undrain { at: t(5) });
+    assert_eq!(to_of(&step), Some(State::Unhealthy));
+    assert_eq!(moves(&step), vec![]);
+}
+
+#[test]
+fn shutdown_drain_ignores_undrain() {
+    let mut m = drained(DrainCause::Shutdown);
+    assert_eq!(m.step(Input::Undrain { at: t(5) }), Step::default());
+}
+
+// ---- rise / fall / several checks ----
+
+fn two_checks(rise: u32, fall: u32) -> Machine {
+    let params = Params { rise, fall, pending_timeouts: vec![TIMEOUT, TIMEOUT] };
+    Machine::new(params, t(0)).0
+}
+
+fn obs(check: usize, observation: Observation, at: i64) -> Input {
+    Input::Observed { check, observation, at: t(at) }
+}
+
+#[test]
+fn no_verdict_while_any_check_is_pending() {
+    let mut m = two_checks(1, 1);
+    assert_eq!(m.step(obs(0, Observation::Pass, 1)).transition, None);
+    assert_eq!(m.counters(), Counters::default());
+    assert_eq!(to_of(&m.step(obs(1, Observation::Pass, 2))), Some(State::Healthy));
+}
+
+#[test]
+fn one_failing_check_makes_the_verdict_unhealthy() {
+    let mut m = two_checks(1, 1);
+    let _ = m.step(obs(0, Observation::Pass, 1));
+    let step = m.step(obs(1, Observation::Fail("timeout".into()), 2));
+    assert_eq!(to_of(&step), Some(State::Unhealthy));
+}
+
+#[test]
+fn rise_three_needs_three_consecutive_healthy_verdicts() {
+    let mut m = two_checks(3, 1);
+    let _ = m.step(obs(0, Observation::Pass, 1));
+    assert_eq!(m.step(obs(1, Observation::Pass, 2)).transition, None);
+    assert_eq!(m.step(obs(0, Observation::Pass, 3)).transition, None);
+    assert_eq!(to_of(&m.step(obs(1, Observation::Pass, 4))), Some(State::Healthy));
+}
+
+#[test]
+fn fall_two_tolerates_one_unhealthy_verdict() {
+    let mut m = two_checks(1, 2);
+    let _ = m.step(obs(0, Observation::Pass, 1));
+    let _ = m.step(obs(1, Observation::Pass, 2));
+    assert_eq!(m.step(obs(0, Observation::Fail("x".into()), 3)).transition, None);
+    assert_eq!(m.step(obs(0, Observation::Pass, 4)).transition, None);
+    assert_eq!(m.step(obs(0, Observation::Fail("x".into()), 5)).transition, None);
+    let step = m.step(obs(1, Observation::Pass, 6));
+    assert_eq!(to_of(&step), Some(State::Unhealthy));
+    assert_eq!(step.transition.map(|tr| tr.counters.unhealthy_streak), Some(2));
+}
+
+#[test]
+fn a_restored_healthy_service_stays_announced_while_checks_are_pending() {
+    let (mut m, actions) = Machine::with_state(Params::new(vec![TIMEOUT]), State::Healthy, t(0));
+    assert_eq!(actions, vec![Action::ArmTimer { timer: Timer::PendingTimeout(0), deadline: t(10_000) }]);
+    assert_eq!(m.step(pending(5_000)).transition, None);
+    assert_eq!(m.state(), &State::Healthy);
+    assert_eq!(m.step(pass(6_000)).transition, None);
+}
+
+#[test]
+fn a_service_without_checks_is_healthy_on_the_first_verdict() {
+    let (mut m, actions) = Machine::new(Params::new(vec![]), t(0));
+    assert_eq!(actions, vec![Action::ArmTimer { timer: Timer::Evaluate, deadline: t(0) }]);
+    let step = m.step(Input::TimerFired { timer: Timer::Evaluate, at: t(0) });
+    assert_eq!(to_of(&step), Some(State::Healthy));
+    assert_eq!(moves(&step), vec![Action::Announce]);
+}
+
+#[test]
+fn an_observation_for_an_unknown_check_is_ignored() {
+    let mut m = fresh(State::Starting);
+    assert_eq!(m.step(obs(7, Observation::Pass, 1)), Step::default());
+}
+
+#[test]
+fn negative_time_spans_saturate_at_zero() {
+    assert_eq!(t(10).since(t(20)), Duration::ZERO);
+    assert_eq!(t(i64::MAX).after(Duration::from_secs(1)), t(i64::MAX));
+}
+
+#[test]
+fn set_params_keeps_the_counters() {
+    let mut m = two_checks(1, 3);
+    let _ = m.step(obs(0, Observation::Pass, 1));
+    let _ = m.step(obs(1, Observation::Pass, 2));
+    let _ = m.step(obs(0, Observation::Fail("x".into()), 3));
+    let before = m.counters();
+    let _ = m.set_params(Params { rise: 2, fall: 3, pending_timeouts: vec![TIMEOUT, TIMEOUT] }, t(4));
+    assert_eq!(m.counters(), before);
+    assert_eq!(m.state(), &State::Healthy);
+}
