@@ -1,1 +1,492 @@
+//! The anycastd event journal: an append-only log in sled.
+//!
+//! Owns the on-disk format (module [`wire`] and the codec here) and the lock that makes one
+//! process the journal's only writer. It must not know about tokio, FRR or HTTP: its API is
+//! synchronous, and [`Committer`] is a plain thread that turns many appends into one flush
+//! (group commit).
+//!
+//! Layout inside the sled database (a directory):
+//! - tree `log`: key = sequence number (u64 big-endian), value = one encoded record;
+//! - tree `by_service`: key = `service \0 seq` (big-endian), empty value: one service's
+//!   records without a scan of the whole log;
+//! - tree `last_state`: key = service, value = the last transition's state and whether it
+//!   announced (read at start-up without a scan).
+//!
+//! A record value is `[format version byte][bincode(Body)]` with one pinned bincode
+//! configuration per format version ([`codec`]). Records of an unknown version are skipped
+//! and counted by readers, never treated as corruption.
 
+#![forbid(unsafe_code)]
+
+pub mod wire;
+
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use wire::Event;
+
+/// The format version this build writes.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// Name of the lock file inside the journal directory.
+pub const LOCK_FILE: &str = "anycastd.lock";
+
+/// Errors of the journal.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Another process holds the journal.
+    #[error("journal {path} is locked by pid {pid}")]
+    Locked {
+        /// Journal directory.
+        path: PathBuf,
+        /// The holder's pid, as written in the lock file (0 if unreadable).
+        pid: u32,
+    },
+    /// Filesystem error around the lock or directory.
+    #[error("journal {path}: {source}")]
+    Io {
+        /// Path involved.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// sled reported an error.
+    #[error("journal storage: {0}")]
+    Storage(#[from] sled::Error),
+    /// A record could not be decoded.
+    #[error("journal record {seq}: cannot decode: {reason}")]
+    Corrupt {
+        /// Its sequence number.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A record could not be encoded (larger than the size limit).
+    #[error("journal record cannot be encoded: {0}")]
+    Encode(String),
+    /// The committer thread is gone.
+    #[error("journal committer stopped")]
+    Closed,
+}
+
+/// The body of a record as stored (after the version byte).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Body {
+    at_ms: i64,
+    event: Event,
+}
+
+/// One journal record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Global sequence number, from 1, increasing.
+    pub seq: u64,
+    /// UTC time, milliseconds since the epoch.
+    pub at_ms: i64,
+    /// What happened.
+    pub event: Event,
+}
+
+/// What a reader finds at one position of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// A record this build understands.
+    Record(Record),
+    /// A record written in a format version this build does not know (skipped, counted).
+    UnknownVersion {
+        /// Its sequence number.
+        seq: u64,
+        /// The version byte found.
+        version: u8,
+    },
+}
+
+/// The encoding of records. One place encodes and decodes.
+pub mod codec {
+    use super::*;
+    use bincode::Options;
+
+    /// Largest encoded record body accepted (format version 1).
+    pub const SIZE_LIMIT_V1: u64 = 1 << 20;
+
+    fn options_v1() -> impl bincode::Options {
+        bincode::DefaultOptions::new()
+            .with_varint_encoding()
+            .with_little_endian()
+            .with_limit(SIZE_LIMIT_V1)
+            .reject_trailing_bytes()
+    }
+
+    /// Encode a record value (version byte + body).
+    pub fn encode(at_ms: i64, event: &Event) -> Result<Vec<u8>, Error> {
+        let body = Body {
+            at_ms,
+            event: event.clone(),
+        };
+        let mut bytes = vec![FORMAT_VERSION];
+        options_v1()
+            .serialize_into(&mut bytes, &body)
+            .map_err(|e| Error::Encode(e.to_string()))?;
+        Ok(bytes)
+    }
+
+    /// Decode a record value found at `seq`.
+    pub fn decode(seq: u64, bytes: &[u8]) -> Result<Entry, Error> {
+        match bytes.split_first() {
+            None => Err(Error::Corrupt {
+                seq,
+                reason: "empty record".into(),
+            }),
+            Some((1, body)) => {
+                let body: Body = options_v1().deserialize(body).map_err(|e| Error::Corrupt {
+                    seq,
+                    reason: e.to_string(),
+                })?;
+                Ok(Entry::Record(Record {
+                    seq,
+                    at_ms: body.at_ms,
+                    event: body.event,
+                }))
+            }
+            Some((version, _)) => Ok(Entry::UnknownVersion {
+                seq,
+                version: *version,
+            }),
+        }
+    }
+
+    /// Encode a last-state value.
+    pub fn encode_last(last: &LastState) -> Result<Vec<u8>, Error> {
+        let mut bytes = vec![FORMAT_VERSION];
+        options_v1()
+            .serialize_into(&mut bytes, last)
+            .map_err(|e| Error::Encode(e.to_string()))?;
+        Ok(bytes)
+    }
+
+    /// Decode a last-state value (`None` for an unknown version).
+    pub fn decode_last(bytes: &[u8]) -> Result<Option<LastState>, Error> {
+        match bytes.split_first() {
+            Some((1, body)) => options_v1()
+                .deserialize(body)
+                .map(Some)
+                .map_err(|e| Error::Corrupt {
+                    seq: 0,
+                    reason: format!("last state: {e}"),
+                }),
+            Some(_) => Ok(None),
+            None => Err(Error::Corrupt {
+                seq: 0,
+                reason: "empty last state".into(),
+            }),
+        }
+    }
+}
+
+/// The last recorded state of one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastState {
+    /// Sequence number of the transition that set it.
+    pub seq: u64,
+    /// Its time.
+    pub at_ms: i64,
+    /// The state.
+    pub state: wire::State,
+    /// The service's prefixes at that moment.
+    pub prefixes: Vec<wire::PrefixRef>,
+}
+
+/// Tuning of the underlying store.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// sled page cache size (sled's default is 1 GiB; far too much for this daemon).
+    pub cache_capacity_bytes: u64,
+    /// Background flush period; durable appends flush explicitly anyway.
+    pub flush_every_ms: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cache_capacity_bytes: 8 * 1024 * 1024,
+            flush_every_ms: Some(500),
+        }
+    }
+}
+
+/// The lock held for as long as a [`Journal`] is open.
+#[derive(Debug)]
+struct Lock {
+    _file: File,
+}
+
+impl Lock {
+    fn take(dir: &Path) -> Result<Lock, Error> {
+        let path = dir.join(LOCK_FILE);
+        let io = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(Error::Locked {
+                    path: dir.to_path_buf(),
+                    pid: text.trim().parse().unwrap_or(0),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        file.set_len(0).map_err(io)?;
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        writeln!(file, "{}", std::process::id()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(Lock { _file: file })
+    }
+}
+
+/// An open journal. Only one process can hold it (a lock file in its directory).
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    db: sled::Db,
+    log: sled::Tree,
+    by_service: sled::Tree,
+    last_state: sled::Tree,
+    next_seq: u64,
+    _lock: Lock,
+}
+
+fn index_key(service: &str, seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(service.len() + 9);
+    key.extend_from_slice(service.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn seq_of(key: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let tail = &key[key.len().saturating_sub(8)..];
+    bytes[8 - tail.len()..].copy_from_slice(tail);
+    u64::from_be_bytes(bytes)
+}
+
+impl Journal {
+    /// Open (or create) the journal in directory `path`, taking its lock first.
+    pub fn open(path: &Path, options: &Options) -> Result<Journal, Error> {
+        std::fs::create_dir_all(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let lock = Lock::take(path)?;
+        let db = sled::Config::new()
+            .path(path.join("db"))
+            .cache_capacity(options.cache_capacity_bytes)
+            .flush_every_ms(options.flush_every_ms)
+            .open()?;
+        let log = db.open_tree("log")?;
+        let by_service = db.open_tree("by_service")?;
+        let last_state = db.open_tree("last_state")?;
+        let next_seq = match log.last()? {
+            Some((key, _)) => seq_of(&key) + 1,
+            None => 1,
+        };
+        Ok(Journal {
+            path: path.to_path_buf(),
+            db,
+            log,
+            by_service,
+            last_state,
+            next_seq,
+            _lock: lock,
+        })
+    }
+
+    /// The journal's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The sequence number the next record gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Append records at time `at_ms` (not yet durable: see [`Journal::flush`]). Returns the
+    /// sequence number of the last one.
+    pub fn append(&mut self, at_ms: i64, events: &[Event]) -> Result<u64, Error> {
+        let mut last = self.next_seq.saturating_sub(1);
+        for event in events {
+            let seq = self.next_seq;
+            let value = codec::encode(at_ms, event)?;
+            self.log.insert(seq.to_be_bytes(), value)?;
+            if let Some(service) = event.service() {
+                self.by_service.insert(index_key(service, seq), &[])?;
+            }
+            if let Event::Transition(t) = event {
+                let last_state = LastState {
+                    seq,
+                    at_ms,
+                    state: t.to.clone(),
+                    prefixes: t.prefixes.clone(),
+                };
+                self.last_state
+                    .insert(t.service.as_bytes(), codec::encode_last(&last_state)?)?;
+            }
+            self.next_seq += 1;
+            last = seq;
+        }
+        Ok(last)
+    }
+
+    /// Make every appended record durable (fsync). Returns the bytes flushed.
+    pub fn flush(&self) -> Result<usize, Error> {
+        Ok(self.db.flush()?)
+    }
+
+    /// Every entry from sequence number `from` on, in order.
+    pub fn entries_from(&self, from: u64) -> impl Iterator<Item = Result<Entry, Error>> + '_ {
+        self.log.range(from.to_be_bytes()..).map(|item| {
+            let (key, value) = item?;
+            codec::decode(seq_of(&key), &value)
+        })
+    }
+
+    /// The entries of one service, in order, without scanning other services' records.
+    pub fn service_entries<'a>(
+        &'a self,
+        service: &str,
+    ) -> impl Iterator<Item = Result<Entry, Error>> + 'a {
+        let mut prefix = service.as_bytes().to_vec();
+        prefix.push(0);
+        self.by_service.scan_prefix(prefix).map(move |item| {
+            let (key, _) = item?;
+            let seq = seq_of(&key);
+            match self.log.get(seq.to_be_bytes())? {
+                Some(value) => codec::decode(seq, &value),
+                None => Err(Error::Corrupt {
+                    seq,
+                    reason: "indexed record missing from the log".into(),
+                }),
+            }
+        })
+    }
+
+    /// The last recorded state of every service that ever had a transition.
+    pub fn last_states(&self) -> Result<Vec<(String, LastState)>, Error> {
+        let mut states = Vec::new();
+        for item in self.last_state.iter() {
+            let (key, value) = item?;
+            if let Some(last) = codec::decode_last(&value)? {
+                states.push((String::from_utf8_lossy(&key).into_owned(), last));
+            }
+        }
+        Ok(states)
+    }
+}
+
+/// Called once with the outcome of a submitted batch: the sequence number of its last record.
+pub type Done = Box<dyn FnOnce(Result<u64, String>) + Send>;
+
+struct Request {
+    at_ms: i64,
+    events: Vec<Event>,
+    durable: bool,
+    done: Option<Done>,
+}
+
+/// A thread that owns the [`Journal`] and commits in groups: every request waiting when it
+/// wakes is appended, then one flush covers all the durable ones before any of them is
+/// answered.
+pub struct Committer {
+    tx: Option<mpsc::Sender<Request>>,
+    thread: Option<JoinHandle<Journal>>,
+}
+
+impl Committer {
+    /// Start the committer thread for `journal`.
+    pub fn start(journal: Journal) -> Committer {
+        let (tx, rx) = mpsc::channel::<Request>();
+        let thread = std::thread::Builder::new()
+            .name("journal".into())
+            .spawn(move || commit_loop(journal, rx))
+            .ok();
+        Committer {
+            tx: Some(tx),
+            thread,
+        }
+    }
+
+    /// Submit records. With `durable`, `done` is called only after they are flushed.
+    pub fn submit(&self, at_ms: i64, events: Vec<Event>, durable: bool, done: Option<Done>) {
+        let request = Request {
+            at_ms,
+            events,
+            durable,
+            done,
+        };
+        let failed = match &self.tx {
+            Some(tx) => tx.send(request).err().map(|e| e.0),
+            None => Some(request),
+        };
+        if let Some(Request {
+            done: Some(done), ..
+        }) = failed
+        {
+            done(Err(Error::Closed.to_string()));
+        }
+    }
+
+    /// Stop the thread after everything submitted is written and flushed; returns the journal.
+    pub fn close(mut self) -> Option<Journal> {
+        self.tx.take();
+        self.thread.take().and_then(|t| t.join().ok())
+    }
+}
+
+fn commit_loop(mut journal: Journal, rx: mpsc::Receiver<Request>) -> Journal {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while let Ok(next) = rx.try_recv() {
+            batch.push(next);
+        }
+        let mut results: Vec<Result<u64, String>> = batch
+            .iter()
+            .map(|r| {
+                journal
+                    .append(r.at_ms, &r.events)
+                    .map_err(|e| e.to_string())
+            })
+            .collect();
+        if batch.iter().any(|r| r.durable) {
+            if let Err(e) = journal.flush() {
+                let text = e.to_string();
+                for (request, result) in batch.iter().zip(results.iter_mut()) {
+                    if request.durable && result.is_ok() {
+                        *result = Err(text.clone());
+                    }
+                }
+            }
+        }
+        for (request, result) in batch.into_iter().zip(results) {
+            if let Some(done) = request.done {
+                done(result);
+            }
+        }
+    }
+    let _ = journal.flush();
+    journal
+}

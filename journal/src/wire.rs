@@ -1,0 +1,364 @@
+//! The frozen wire types of the journal, format version 1.
+//!
+//! These types are a contract with every journal ever written: enum variants and struct fields
+//! are never removed, reordered or changed. A new field or meaning needs a new format version
+//! (a new module beside this one, with its own decoder). They are separate from the fsm's
+//! types on purpose; the conversions live at the bottom of this file.
+
+use anycastd_fsm as fsm;
+use serde::{Deserialize, Serialize};
+
+/// One prefix as configured: the vtysh binary, the VRF (`None` = default) and the prefix text.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PrefixRef {
+    /// vtysh binary that manages it.
+    pub vtysh: String,
+    /// VRF name; `None` for the default VRF.
+    pub vrf: Option<String>,
+    /// The network in CIDR form, e.g. `203.0.113.53/32`.
+    pub prefix: String,
+}
+
+/// The effective parameters of one check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckParams {
+    /// Check kind, e.g. `cabourotte`.
+    pub kind: String,
+    /// Cabourotte base URL.
+    pub url: String,
+    /// Check name.
+    pub name: String,
+    /// Poll interval.
+    pub interval_ms: u64,
+    /// Per-request timeout.
+    pub timeout_ms: u64,
+    /// How long it may stay pending before it counts as failed.
+    pub pending_timeout_ms: u64,
+    /// Maximum result age, if set.
+    pub max_age_ms: Option<u64>,
+}
+
+/// The effective parameters of one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceParams {
+    /// Service name.
+    pub name: String,
+    /// Consecutive healthy verdicts to announce.
+    pub rise: u32,
+    /// Consecutive unhealthy verdicts to withdraw.
+    pub fall: u32,
+    /// Its checks, in order.
+    pub checks: Vec<CheckParams>,
+    /// Its prefixes, in order.
+    pub prefixes: Vec<PrefixRef>,
+}
+
+/// Why a service is drained.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DrainCause {
+    /// Operator drain.
+    Operator {
+        /// Reason given.
+        reason: String,
+        /// Expiry, ms since the epoch.
+        expires_at_ms: Option<i64>,
+        /// Caller's uid.
+        uid: u32,
+    },
+    /// Daemon shutdown.
+    Shutdown,
+    /// Removed by a reload.
+    Removed,
+}
+
+/// A service state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum State {
+    /// Starting.
+    Starting,
+    /// Healthy.
+    Healthy,
+    /// Unhealthy.
+    Unhealthy,
+    /// Draining.
+    Draining(DrainCause),
+}
+
+/// One check result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Observation {
+    /// Passed.
+    Pass,
+    /// Failed, with the reason.
+    Fail(String),
+    /// No result.
+    Pending,
+}
+
+/// One check's result inside a verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// Check name.
+    pub check: String,
+    /// Its effective result.
+    pub observation: Observation,
+}
+
+/// Why a transition happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Cause {
+    /// A verdict.
+    Verdict {
+        /// Healthy or not.
+        healthy: bool,
+        /// Each check's result.
+        checks: Vec<CheckResult>,
+    },
+    /// A drain.
+    Drain,
+    /// An undrain.
+    Undrain,
+    /// A drain expired.
+    DrainExpired,
+}
+
+/// What a transition asks of FRR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// Announce the prefixes.
+    Announce,
+    /// Withdraw the prefixes.
+    Withdraw,
+    /// Nothing changes in FRR.
+    None,
+}
+
+/// A state transition of one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    /// Service name.
+    pub service: String,
+    /// State before.
+    pub from: State,
+    /// State after.
+    pub to: State,
+    /// Why.
+    pub cause: Cause,
+    /// Consecutive healthy verdicts after the input.
+    pub healthy_streak: u32,
+    /// Consecutive unhealthy verdicts after the input.
+    pub unhealthy_streak: u32,
+    /// What it asks of FRR.
+    pub change: Change,
+    /// The prefixes affected.
+    pub prefixes: Vec<PrefixRef>,
+}
+
+/// A change in a check's results (and the first result after a start).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckEdge {
+    /// Service name.
+    pub service: String,
+    /// Check name.
+    pub check: String,
+    /// The new result.
+    pub observation: Observation,
+    /// Polls with the previous result since the previous edge.
+    pub polls_since_last_edge: u64,
+}
+
+/// What happened to one prefix in FRR.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The change was made and read back.
+    Applied,
+    /// The change failed (the error text); it is retried.
+    Failed(String),
+    /// A newer decision replaced it before it was applied.
+    Superseded,
+    /// FRR was already in the wanted state.
+    AlreadySo,
+}
+
+/// The result of applying one decision for one prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Apply {
+    /// Service name.
+    pub service: String,
+    /// The prefix.
+    pub prefix: PrefixRef,
+    /// Announce or withdraw.
+    pub change: Change,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Sequence number of the transition record that decided it.
+    pub decision_seq: u64,
+}
+
+/// How the daemon stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopOutcome {
+    /// Every managed prefix withdrawn and verified.
+    WithdrawnAll,
+    /// Some prefixes could not be verified withdrawn.
+    Left(Vec<PrefixRef>),
+    /// Exited without withdrawing, on purpose (planned restart).
+    HandedOver,
+}
+
+/// The daemon started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonStarted {
+    /// anycastd version.
+    pub version: String,
+    /// Process id.
+    pub pid: u32,
+    /// Hash of the config file's bytes.
+    pub config_hash: String,
+    /// The kernel boot id at start.
+    pub boot_id: String,
+    /// Effective parameters of every service.
+    pub services: Vec<ServiceParams>,
+}
+
+/// The daemon stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonStopped {
+    /// Why (e.g. `SIGTERM`).
+    pub reason: String,
+    /// What was left.
+    pub outcome: StopOutcome,
+}
+
+/// Every kind of journal record. Variants are only ever appended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// The daemon started.
+    DaemonStarted(DaemonStarted),
+    /// The daemon stopped.
+    DaemonStopped(DaemonStopped),
+    /// A service changed state.
+    Transition(Transition),
+    /// A check's result changed.
+    CheckEdge(CheckEdge),
+    /// FRR apply outcome for one prefix.
+    Apply(Apply),
+}
+
+impl Event {
+    /// The service the record is about, if any (used for the per-service index).
+    pub fn service(&self) -> Option<&str> {
+        match self {
+            Event::DaemonStarted(_) | Event::DaemonStopped(_) => None,
+            Event::Transition(t) => Some(&t.service),
+            Event::CheckEdge(e) => Some(&e.service),
+            Event::Apply(a) => Some(&a.service),
+        }
+    }
+}
+
+// ---- conversions from the fsm's own types ----
+
+impl From<&fsm::DrainCause> for DrainCause {
+    fn from(cause: &fsm::DrainCause) -> Self {
+        match cause {
+            fsm::DrainCause::Operator {
+                reason,
+                expires_at,
+                uid,
+            } => DrainCause::Operator {
+                reason: reason.clone(),
+                expires_at_ms: expires_at.map(|t| t.0),
+                uid: *uid,
+            },
+            fsm::DrainCause::Shutdown => DrainCause::Shutdown,
+            fsm::DrainCause::Removed => DrainCause::Removed,
+        }
+    }
+}
+
+impl From<&DrainCause> for fsm::DrainCause {
+    fn from(cause: &DrainCause) -> Self {
+        match cause {
+            DrainCause::Operator {
+                reason,
+                expires_at_ms,
+                uid,
+            } => fsm::DrainCause::Operator {
+                reason: reason.clone(),
+                expires_at: expires_at_ms.map(fsm::Timestamp),
+                uid: *uid,
+            },
+            DrainCause::Shutdown => fsm::DrainCause::Shutdown,
+            DrainCause::Removed => fsm::DrainCause::Removed,
+        }
+    }
+}
+
+impl From<&fsm::State> for State {
+    fn from(state: &fsm::State) -> Self {
+        match state {
+            fsm::State::Starting => State::Starting,
+            fsm::State::Healthy => State::Healthy,
+            fsm::State::Unhealthy => State::Unhealthy,
+            fsm::State::Draining(cause) => State::Draining(cause.into()),
+        }
+    }
+}
+
+impl From<&State> for fsm::State {
+    fn from(state: &State) -> Self {
+        match state {
+            State::Starting => fsm::State::Starting,
+            State::Healthy => fsm::State::Healthy,
+            State::Unhealthy => fsm::State::Unhealthy,
+            State::Draining(cause) => fsm::State::Draining(cause.into()),
+        }
+    }
+}
+
+impl From<&fsm::Observation> for Observation {
+    fn from(observation: &fsm::Observation) -> Self {
+        match observation {
+            fsm::Observation::Pass => Observation::Pass,
+            fsm::Observation::Fail(reason) => Observation::Fail(reason.clone()),
+            fsm::Observation::Pending => Observation::Pending,
+        }
+    }
+}
+
+impl From<&Observation> for fsm::Observation {
+    fn from(observation: &Observation) -> Self {
+        match observation {
+            Observation::Pass => fsm::Observation::Pass,
+            Observation::Fail(reason) => fsm::Observation::Fail(reason.clone()),
+            Observation::Pending => fsm::Observation::Pending,
+        }
+    }
+}
+
+impl Cause {
+    /// Convert an fsm cause, naming the checks by `check_names` (in check order).
+    pub fn from_fsm(cause: &fsm::Cause, check_names: &[String]) -> Cause {
+        match cause {
+            fsm::Cause::Verdict(verdict) => Cause::Verdict {
+                healthy: verdict.healthy,
+                checks: verdict
+                    .checks
+                    .iter()
+                    .enumerate()
+                    .map(|(index, observation)| CheckResult {
+                        check: check_names
+                            .get(index)
+                            .cloned()
+                            .unwrap_or_else(|| format!("#{index}")),
+                        observation: observation.into(),
+                    })
+                    .collect(),
+            },
+            fsm::Cause::Drain => Cause::Drain,
+            fsm::Cause::Undrain => Cause::Undrain,
+            fsm::Cause::DrainExpired => Cause::DrainExpired,
+        }
+    }
+}

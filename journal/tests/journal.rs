@@ -1,0 +1,132 @@
+//! The journal round-trips records in order, indexes them per service, keeps the last state,
+//! refuses a second holder and skips records of unknown format versions.
+
+use anycastd_journal::wire::*;
+use anycastd_journal::*;
+use std::sync::mpsc;
+
+fn prefix(p: &str) -> PrefixRef {
+    PrefixRef { vtysh: "/usr/bin/vtysh".into(), vrf: None, prefix: p.into() }
+}
+
+fn transition(service: &str, to: State) -> Event {
+    Event::Transition(Transition {
+        service: service.into(),
+        from: State::Starting,
+        to,
+        cause: Cause::Verdict {
+            healthy: true,
+            checks: vec![CheckResult { check: "dns".into(), observation: Observation::Pass }],
+        },
+        healthy_streak: 1,
+        unhealthy_streak: 0,
+        change: Change::Announce,
+        prefixes: vec![prefix("203.0.113.53/32")],
+    })
+}
+
+fn edge(service: &str) -> Event {
+    Event::CheckEdge(CheckEdge {
+        service: service.into(),
+        check: "c".into(),
+        observation: Observation::Fail("HTTP 500".into()),
+        polls_since_last_edge: 3,
+    })
+}
+
+fn records(journal: &Journal) -> Vec<Record> {
+    journal
+        .entries_from(0)
+        .map(|e| match e {
+            Ok(Entry::Record(r)) => r,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn appended_records_read_back_in_order_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut journal = Journal::open(dir.path(), &Options::default()).unwrap();
+        assert_eq!(journal.append(10, &[transition("dns", State::Healthy), edge("ntp")]).unwrap(), 2);
+        assert_eq!(journal.append(20, &[edge("dns")]).unwrap(), 3);
+        journal.flush().unwrap();
+    }
+    let journal = Journal::open(dir.path(), &Options::default()).unwrap();
+    let all = records(&journal);
+    assert_eq!(all.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(all[0].event, transition("dns", State::Healthy));
+    assert_eq!(all[2].at_ms, 20);
+    assert_eq!(journal.next_seq(), 4);
+}
+
+#[test]
+fn one_service_records_come_from_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(dir.path(), &Options::default()).unwrap();
+    journal.append(1, &[edge("dns"), edge("ntp"), edge("dns.v6"), transition("dns", State::Healthy)]).unwrap();
+    let seqs: Vec<u64> = journal
+        .service_entries("dns")
+        .map(|e| match e.unwrap() {
+            Entry::Record(r) => r.seq,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(seqs, vec![1, 4], "dns.v6 and ntp are other services");
+}
+
+#[test]
+fn the_last_state_of_each_service_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(dir.path(), &Options::default()).unwrap();
+    journal.append(1, &[transition("dns", State::Healthy), transition("dns", State::Unhealthy)]).unwrap();
+    let states = journal.last_states().unwrap();
+    assert_eq!(states.len(), 1);
+    assert_eq!(states[0].0, "dns");
+    assert_eq!(states[0].1.state, State::Unhealthy);
+    assert_eq!(states[0].1.seq, 2);
+}
+
+#[test]
+fn a_second_holder_is_refused_with_the_holders_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Journal::open(dir.path(), &Options::default()).unwrap();
+    match Journal::open(dir.path(), &Options::default()) {
+        Err(Error::Locked { pid, .. }) => assert_eq!(pid, std::process::id()),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+}
+
+#[test]
+fn records_of_an_unknown_format_version_are_reported_not_fatal() {
+    assert_eq!(codec::decode(7, &[9, 1, 2, 3]).unwrap(), Entry::UnknownVersion { seq: 7, version: 9 });
+    assert!(matches!(codec::decode(7, &[1, 0xff]), Err(Error::Corrupt { seq: 7, .. })));
+    assert!(matches!(codec::decode(7, &[]), Err(Error::Corrupt { .. })));
+}
+
+#[test]
+fn the_encoding_of_a_record_is_frozen() {
+    // Format version 1, varint bincode: changing this is changing the on-disk format.
+    let bytes = codec::encode(1_700_000_000_000, &edge("dns")).unwrap();
+    assert_eq!(bytes[0], 1);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex, "01fd00d0ca9f170300000303646e7301630108485454502035303003");
+}
+
+#[test]
+fn the_committer_answers_durable_appends_after_flushing_them_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path(), &Options::default()).unwrap();
+    let committer = Committer::start(journal);
+    let (tx, rx) = mpsc::channel();
+    for i in 0..50 {
+        let tx = tx.clone();
+        committer.submit(i, vec![edge("dns")], i % 2 == 0, Some(Box::new(move |r| tx.send(r).unwrap())));
+    }
+    let mut seqs: Vec<u64> = (0..50).map(|_| rx.recv().unwrap().unwrap()).collect();
+    seqs.sort();
+    assert_eq!(seqs, (1..=50).collect::<Vec<_>>());
+    let journal = committer.close().unwrap();
+    assert_eq!(records(&journal).len(), 50);
+}
