@@ -1,0 +1,12 @@
+//! anycastd: announces anycast service prefixes through FRRouting only while every health
+//! check of the service passes, and withdraws them otherwise.
+//!
+//! The binary (`src/main.rs`) is a thin CLI over this library so that integration tests can
+//! reach the same code. Module map: [`config`] (file -> validated types), [`checks`]
+//! (Cabourotte), [`frr`] (vtysh and the level-triggered writer), [`driver`] (one task per
+//! service: verdicts -> fsm -> journal -> writer), [`daemon`] (start-up and shutdown),
+//! [`logging`], [`exit`] (exit codes).
+
+#![forbid(unsafe_code)]
+
+pub mod config;

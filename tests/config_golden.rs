@@ -1,0 +1,96 @@
+//! Golden tests of the config loader: every `tests/golden/config/*.toml` is loaded; a valid one
+//! is rendered to `NAME.out`, an invalid one to its exact error lines in `NAME.err`.
+//! Regenerate with `UPDATE_GOLDEN=1 cargo test --test config_golden` and review the diff.
+
+use anycastd::config::{self, Config};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn render(config: &Config) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("journal.path = {}\n", config.journal.path.display()));
+    out.push_str(&format!("frrouting.vtysh_args = {:?}\n", config.frrouting.vtysh_args));
+    out.push_str(&format!("frrouting.vtysh_timeout = {:?}\n", config.frrouting.vtysh_timeout));
+    out.push_str(&format!("daemon.shutdown_timeout = {:?}\n", config.daemon.shutdown_timeout));
+    for s in &config.services {
+        out.push_str(&format!("service {} rise={} fall={}\n", s.name, s.rise, s.fall));
+        for p in &s.prefixes {
+            out.push_str(&format!(
+                "  prefix {} vrf={} vtysh={}\n",
+                p.prefix,
+                p.vrf.as_deref().unwrap_or("(default)"),
+                p.vtysh.display()
+            ));
+        }
+        for c in &s.checks {
+            out.push_str(&format!(
+                "  check {} url={} interval={:?} timeout={:?} pending_timeout={:?} max_age={:?}\n",
+                c.name, c.url, c.interval, c.timeout, c.pending_timeout, c.max_age
+            ));
+        }
+    }
+    out
+}
+
+fn golden_dir() -> PathBuf {
+    Path::new("tests").join("golden").join("config")
+}
+
+#[test]
+fn every_config_fixture_matches_its_golden_output() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(golden_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 15, "fixtures missing");
+    let mut mismatches = Vec::new();
+    for file in files {
+        let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let (ext, actual) = match config::load(&file) {
+            Ok(config) => ("out", render(&config)),
+            Err(e) => ("err", e.lines().join("\n") + "\n"),
+        };
+        assert_eq!(ext == "out", name.starts_with("ok_"), "{name}: {actual}");
+        let golden = file.with_extension(ext);
+        if update {
+            std::fs::write(&golden, &actual).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&golden).unwrap_or_default();
+        if expected != actual {
+            mismatches.push(format!("--- {}\n{expected}+++ actual\n{actual}", golden.display()));
+        }
+    }
+    assert!(mismatches.is_empty(), "golden mismatch:\n{}", mismatches.join("\n"));
+}
+
+#[test]
+fn the_seed_readme_example_loads_with_the_original_defaults() {
+    let config = config::load(&golden_dir().join("ok_seed_example.toml")).unwrap();
+    let names: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["dns", "ntp"]);
+    let dns = &config.services[0];
+    assert_eq!(dns.prefixes[0].prefix.to_string(), "2001:db8::b19:bad:53/128");
+    assert_eq!(dns.prefixes[1].prefix.to_string(), "203.0.113.53/32");
+    assert_eq!(dns.prefixes[0].vrf, None);
+    assert_eq!(dns.prefixes[0].vtysh, Path::new("/usr/bin/vtysh"));
+    assert_eq!(dns.checks[0].url, "http://127.0.0.1:9013");
+    assert_eq!(dns.checks[0].interval, Duration::from_secs(5));
+    assert_eq!((dns.rise, dns.fall), (1, 1));
+    let ntp = &config.services[1];
+    assert_eq!(ntp.prefixes[0].vrf.as_deref(), Some("123"));
+    assert_eq!(ntp.checks[1].interval, Duration::from_secs(1));
+    assert_eq!(ntp.checks[1].pending_timeout, Duration::from_secs(10));
+}
+
+#[test]
+fn a_missing_file_and_a_directory_are_unreadable_not_invalid() {
+    assert!(matches!(
+        config::load(Path::new("tests/golden/config/does-not-exist.toml")),
+        Err(config::LoadError::Unreadable { .. })
+    ));
+    assert!(matches!(config::load(&golden_dir()), Err(config::LoadError::Unreadable { .. })));
+}
