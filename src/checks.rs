@@ -1,0 +1,317 @@
+//! Cabourotte health checks: one HTTP GET per poll, turned into an [`Observation`].
+//!
+//! Owns the Cabourotte API knowledge (DESIGN §7): the result route of both API generations
+//! (`/api/v1/result/NAME` since Cabourotte 2.0, `/result/NAME` before), the "result not found"
+//! body that means *pending*, the result JSON, and the size and time limits of a response.
+//! It must not decide anything about the service: a failure is just an observation; the
+//! caller polls again at the next interval.
+
+use anycastd_fsm::Observation;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Largest response body read; anything larger fails the check (a result is ~300 bytes).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Which result route the Cabourotte at a URL serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiGeneration {
+    /// `/api/v1/result/NAME` (Cabourotte >= 2.0); tried first.
+    V2,
+    /// `/result/NAME` (Cabourotte 1.x).
+    V1,
+}
+
+impl ApiGeneration {
+    fn other(self) -> ApiGeneration {
+        match self {
+            ApiGeneration::V2 => ApiGeneration::V1,
+            ApiGeneration::V1 => ApiGeneration::V2,
+        }
+    }
+}
+
+/// The one HTTP client shared by every check: a keep-alive pool, no proxy.
+pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(64)
+        .tcp_nodelay(true)
+        .user_agent(concat!("anycastd/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// One Cabourotte check and what it learned about its server.
+#[derive(Debug, Clone)]
+pub struct CabourotteCheck {
+    base: String,
+    name: String,
+    timeout: Duration,
+    max_age: Option<Duration>,
+    api: ApiGeneration,
+}
+
+/// What one response means, before the API-generation fallback.
+#[derive(Debug, PartialEq)]
+enum Reading {
+    Observed(Observation),
+    /// A 404 that is not Cabourotte's "result not found": this route does not exist here.
+    UnknownRoute,
+}
+
+impl CabourotteCheck {
+    /// A check of `name` at base URL `base` (no trailing slash).
+    pub fn new(
+        base: &str,
+        name: &str,
+        timeout: Duration,
+        max_age: Option<Duration>,
+    ) -> CabourotteCheck {
+        CabourotteCheck {
+            base: base.trim_end_matches('/').to_owned(),
+            name: name.to_owned(),
+            timeout,
+            max_age,
+            api: ApiGeneration::V2,
+        }
+    }
+
+    /// The API generation currently in use.
+    pub fn api(&self) -> ApiGeneration {
+        self.api
+    }
+
+    /// The result URL for an API generation, with the check name percent-encoded.
+    pub fn result_url(&self, api: ApiGeneration) -> String {
+        let route: &[&str] = match api {
+            ApiGeneration::V2 => &["api", "v1", "result"],
+            ApiGeneration::V1 => &["result"],
+        };
+        match reqwest::Url::parse(&self.base) {
+            Ok(mut url) => {
+                if let Ok(mut segments) = url.path_segments_mut() {
+                    segments.pop_if_empty().extend(route).push(&self.name);
+                }
+                url.to_string()
+            }
+            Err(_) => format!("{}/{}/{}", self.base, route.join("/"), self.name),
+        }
+    }
+
+    /// Poll once. On a 404 for an unknown route, the other API generation is tried at once
+    /// and remembered if it answers; so a server is re-probed only when it stops answering.
+    pub async fn poll(&mut self, client: &reqwest::Client) -> Observation {
+        match self.fetch(client, self.api).await {
+            Reading::Observed(observation) => observation,
+            Reading::UnknownRoute => {
+                let other = self.api.other();
+                match self.fetch(client, other).await {
+                    Reading::Observed(observation) => {
+                        self.api = other;
+                        observation
+                    }
+                    Reading::UnknownRoute => Observation::Fail(format!(
+                        "HTTP 404: no Cabourotte result route at {} or {}",
+                        self.result_url(ApiGeneration::V2),
+                        self.result_url(ApiGeneration::V1)
+                    )),
+                }
+            }
+        }
+    }
+
+    async fn fetch(&self, client: &reqwest::Client, api: ApiGeneration) -> Reading {
+        let url = self.result_url(api);
+        let response = match client.get(&url).timeout(self.timeout).send().await {
+            Ok(response) => response,
+            Err(e) => return Reading::Observed(Observation::Fail(self.describe(&e))),
+        };
+        let status = response.status();
+        let body = match read_limited(response, MAX_BODY_BYTES).await {
+            Ok(body) => body,
+            Err(reason) => return Reading::Observed(Observation::Fail(reason)),
+        };
+        classify(status.as_u16(), &body, self.max_age, SystemTime::now())
+    }
+
+    fn describe(&self, e: &reqwest::Error) -> String {
+        if e.is_timeout() {
+            return format!("no answer within {} ms", self.timeout.as_millis());
+        }
+        if e.is_connect() {
+            // reqwest's own text is generic; the source chain names the OS error.
+            let mut source: Option<&dyn std::error::Error> = Some(e);
+            let mut deepest = String::new();
+            while let Some(s) = source {
+                deepest = s.to_string();
+                source = s.source();
+            }
+            return format!("cannot connect: {deepest}");
+        }
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            text = format!("{text}: {s}");
+            source = s.source();
+        }
+        text
+    }
+}
+
+async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    if let Some(length) = response.content_length() {
+        if length > limit as u64 {
+            return Err(format!("response body of {length} bytes exceeds {limit}"));
+        }
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(format!("response body exceeds {limit} bytes"));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) if e.is_timeout() => return Err("response body not complete in time".into()),
+            Err(e) => return Err(format!("reading the response: {e}")),
+        }
+    }
+}
+
+/// Turn a status and body into a reading (pure; the unit tests drive it directly).
+fn classify(status: u16, body: &[u8], max_age: Option<Duration>, now: SystemTime) -> Reading {
+    match status {
+        200 => Reading::Observed(parse_result(body, max_age, now)),
+        404 => {
+            // Cabourotte: {"messages":["result not found for healthcheck NAME"]}; an unknown
+            // route is echo's {"message":"Not Found"}.
+            let not_found = serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| {
+                    v.get("messages")?
+                        .as_array()?
+                        .iter()
+                        .any(|m| m.as_str().is_some_and(|m| m.contains("result not found")))
+                        .then_some(())
+                })
+                .is_some();
+            if not_found {
+                Reading::Observed(Observation::Pending)
+            } else {
+                Reading::UnknownRoute
+            }
+        }
+        other => Reading::Observed(Observation::Fail(format!("HTTP {other}"))),
+    }
+}
+
+fn parse_result(body: &[u8], max_age: Option<Duration>, now: SystemTime) -> Observation {
+    let value: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return Observation::Fail(format!("malformed result JSON: {e}")),
+    };
+    let Some(success) = value.get("success").and_then(|s| s.as_bool()) else {
+        return Observation::Fail("malformed result: no boolean \"success\"".into());
+    };
+    if let Some(max_age) = max_age {
+        let Some(stamp) = value.get("healthcheck-timestamp").and_then(|t| t.as_i64()) else {
+            return Observation::Fail("malformed result: no \"healthcheck-timestamp\"".into());
+        };
+        let now_s = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let age = now_s.saturating_sub(stamp);
+        if age > max_age.as_secs() as i64 {
+            return Observation::Fail(format!(
+                "stale result: {age} s old (max_age {} s)",
+                max_age.as_secs()
+            ));
+        }
+    }
+    if success {
+        Observation::Pass
+    } else {
+        let message = value
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("")
+            .trim();
+        if message.is_empty() {
+            Observation::Fail("check failed".into())
+        } else {
+            Observation::Fail(format!("check failed: {message}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn a_success_result_passes() {
+        let body = br#"{"name":"dns","summary":"s","success":true,"healthcheck-timestamp":100,"message":"ok","duration":3,"source":"configuration"}"#;
+        assert_eq!(classify(200, body, None, at(0)), Reading::Observed(Observation::Pass));
+    }
+
+    #[test]
+    fn a_failed_result_carries_cabourotte_message() {
+        let body = br#"{"success":false,"message":"dial tcp: refused"}"#;
+        assert_eq!(
+            classify(200, body, None, at(0)),
+            Reading::Observed(Observation::Fail("check failed: dial tcp: refused".into()))
+        );
+    }
+
+    #[test]
+    fn result_not_found_is_pending_and_an_unknown_route_is_not() {
+        let pending = br#"{"messages":["result not found for healthcheck dns"]}"#;
+        assert_eq!(classify(404, pending, None, at(0)), Reading::Observed(Observation::Pending));
+        assert_eq!(classify(404, br#"{"message":"Not Found"}"#, None, at(0)), Reading::UnknownRoute);
+        assert_eq!(classify(404, b"", None, at(0)), Reading::UnknownRoute);
+    }
+
+    #[test]
+    fn a_result_older_than_max_age_fails_as_stale() {
+        let body = br#"{"success":true,"healthcheck-timestamp":100}"#;
+        let max_age = Some(Duration::from_secs(30));
+        assert_eq!(classify(200, body, max_age, at(130)), Reading::Observed(Observation::Pass));
+        assert_eq!(
+            classify(200, body, max_age, at(131)),
+            Reading::Observed(Observation::Fail("stale result: 31 s old (max_age 30 s)".into()))
+        );
+    }
+
+    #[test]
+    fn malformed_json_and_missing_success_fail() {
+        assert!(matches!(
+            classify(200, b"{not json", None, at(0)),
+            Reading::Observed(Observation::Fail(r)) if r.starts_with("malformed result JSON")
+        ));
+        assert_eq!(
+            classify(200, br#"{"message":"x"}"#, None, at(0)),
+            Reading::Observed(Observation::Fail("malformed result: no boolean \"success\"".into()))
+        );
+    }
+
+    #[test]
+    fn server_errors_fail_with_the_status() {
+        assert_eq!(classify(503, b"", None, at(0)), Reading::Observed(Observation::Fail("HTTP 503".into())));
+    }
+
+    #[test]
+    fn the_name_is_percent_encoded_and_a_base_path_is_kept() {
+        let check = CabourotteCheck::new("http://127.0.0.1:9013/", "a b/c", Duration::from_secs(1), None);
+        assert_eq!(check.result_url(ApiGeneration::V2), "http://127.0.0.1:9013/api/v1/result/a%20b%2Fc");
+        assert_eq!(check.result_url(ApiGeneration::V1), "http://127.0.0.1:9013/result/a%20b%2Fc");
+        let check = CabourotteCheck::new("http://h:1/api/v1", "dns", Duration::from_secs(1), None);
+        assert_eq!(check.result_url(ApiGeneration::V1), "http://h:1/api/v1/result/dns");
+    }
+}
