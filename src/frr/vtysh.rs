@@ -1,0 +1,268 @@
+//! Running vtysh and reading FRR's running config.
+//!
+//! vtysh is executed directly (no shell), one `-c` argument per line, in its own process
+//! group so that a timeout kills it and anything it started. Facts relied on (FRR 8.4):
+//! exit code 0 on success and 1 on error, error text on stdout (`% Unknown command: ...`);
+//! execution stops at the first failing line and keeps what came before; `show running-config`
+//! is the only source that lists configured `network` statements.
+
+use ipnet::IpNet;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+/// How to run one vtysh binary.
+#[derive(Debug, Clone)]
+pub struct Vtysh {
+    /// The binary.
+    pub path: PathBuf,
+    /// Arguments before the commands (`[frrouting] vtysh_args`).
+    pub args: Vec<String>,
+    /// Time limit of one process.
+    pub timeout: Duration,
+}
+
+/// Why a vtysh call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VtyshError {
+    /// It could not be started.
+    #[error("vtysh {path}: cannot run: {reason}")]
+    Spawn {
+        /// The binary.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// It ran longer than the timeout and was killed.
+    #[error("vtysh {path}: no exit within {} ms (killed)", timeout.as_millis())]
+    Timeout {
+        /// The binary.
+        path: String,
+        /// The limit.
+        timeout: Duration,
+    },
+    /// It exited non-zero.
+    #[error("vtysh {path}: exit {code}: {output}")]
+    Failed {
+        /// The binary.
+        path: String,
+        /// Exit code (-1 when killed by a signal).
+        code: i32,
+        /// stdout and stderr, trimmed, on one line.
+        output: String,
+    },
+}
+
+impl VtyshError {
+    /// The error output of a failed call (empty for other errors).
+    pub fn output(&self) -> &str {
+        match self {
+            VtyshError::Failed { output, .. } => output,
+            _ => "",
+        }
+    }
+}
+
+/// Cap on what is kept of vtysh's output in error texts.
+const MAX_ERROR_TEXT: usize = 600;
+
+fn one_line(text: &str) -> String {
+    let mut line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.len() > MAX_ERROR_TEXT {
+        let mut cut = MAX_ERROR_TEXT;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        line.push_str(" ...");
+    }
+    line
+}
+
+impl Vtysh {
+    /// Display name of the binary.
+    pub fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// Run `lines` (each becomes one `-c`); returns stdout on exit 0.
+    pub async fn run(&self, lines: &[String]) -> Result<String, VtyshError> {
+        let mut command = tokio::process::Command::new(&self.path);
+        command
+            .args(&self.args)
+            .args(lines.iter().flat_map(|line| ["-c", line.as_str()]))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let child = command.spawn().map_err(|e| VtyshError::Spawn {
+            path: self.name(),
+            reason: e.to_string(),
+        })?;
+        let pid = child.id();
+        match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
+            Ok(Ok(output)) => {
+                let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+                if output.status.success() {
+                    Ok(stdout)
+                } else {
+                    let stderr = String::from_utf8_lossy(&output.stderr);
+                    Err(VtyshError::Failed {
+                        path: self.name(),
+                        code: output.status.code().unwrap_or(-1),
+                        output: one_line(&format!("{stdout} {stderr}")),
+                    })
+                }
+            }
+            Ok(Err(e)) => Err(VtyshError::Spawn {
+                path: self.name(),
+                reason: e.to_string(),
+            }),
+            Err(_) => {
+                // The child is dropped with the future (kill_on_drop, reaped by tokio); kill
+                // the whole group too, in case vtysh started anything.
+                if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+                    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+                Err(VtyshError::Timeout {
+                    path: self.name(),
+                    timeout: self.timeout,
+                })
+            }
+        }
+    }
+
+    /// Read and parse `show running-config bgpd`.
+    pub async fn running_config(&self) -> Result<RunningConfig, VtyshError> {
+        let text = self.run(&["show running-config bgpd".to_owned()]).await?;
+        Ok(RunningConfig::parse(&text))
+    }
+}
+
+/// One `router bgp ASN [vrf V]` instance and its `network` statements.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Instance {
+    /// Its AS number.
+    pub asn: u32,
+    /// Configured `network` statements (both address families).
+    pub networks: BTreeSet<IpNet>,
+}
+
+/// What FRR's running config says about BGP, keyed by VRF (`None` = default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunningConfig {
+    /// Instances by VRF.
+    pub instances: BTreeMap<Option<String>, Instance>,
+}
+
+impl RunningConfig {
+    /// Parse the text of `show running-config` (or its `bgpd` part). Views
+    /// (`router bgp ASN view NAME`) are ignored.
+    pub fn parse(text: &str) -> RunningConfig {
+        let mut instances = BTreeMap::new();
+        let mut current: Option<Option<String>> = None;
+        let mut in_unicast_af = false;
+        for line in text.lines() {
+            let trimmed = line.trim();
+            if !line.starts_with(' ') {
+                // Top level: a new block starts (or a `!`, `exit`, `end` ends one).
+                current = None;
+                in_unicast_af = false;
+                let words: Vec<&str> = trimmed.split_whitespace().collect();
+                if let ["router", "bgp", asn, rest @ ..] = words.as_slice() {
+                    let Ok(asn) = asn.parse::<u32>() else { continue };
+                    let vrf = match rest {
+                        [] => None,
+                        ["vrf", name] => Some((*name).to_owned()),
+                        _ => continue,
+                    };
+                    instances.insert(
+                        vrf.clone(),
+                        Instance {
+                            asn,
+                            networks: BTreeSet::new(),
+                        },
+                    );
+                    current = Some(vrf);
+                }
+                continue;
+            }
+            let Some(vrf) = &current else { continue };
+            if trimmed.starts_with("address-family ") {
+                in_unicast_af = trimmed == "address-family ipv4 unicast"
+                    || trimmed == "address-family ipv6 unicast";
+                continue;
+            }
+            if trimmed == "exit-address-family" {
+                in_unicast_af = false;
+                continue;
+            }
+            if in_unicast_af {
+                if let Some(rest) = trimmed.strip_prefix("network ") {
+                    if let Some(Ok(net)) = rest.split_whitespace().next().map(str::parse::<IpNet>) {
+                        if let Some(instance) = instances.get_mut(vrf) {
+                            instance.networks.insert(net);
+                        }
+                    }
+                }
+            }
+        }
+        RunningConfig { instances }
+    }
+}
+
+/// The `router bgp` line for an instance.
+pub fn router_line(asn: u32, vrf: &Option<String>) -> String {
+    match vrf {
+        Some(vrf) => format!("router bgp {asn} vrf {vrf}"),
+        None => format!("router bgp {asn}"),
+    }
+}
+
+/// The address family line for a prefix.
+pub fn address_family_line(prefix: &IpNet) -> &'static str {
+    match prefix {
+        IpNet::V4(_) => "address-family ipv4 unicast",
+        IpNet::V6(_) => "address-family ipv6 unicast",
+    }
+}
+
+/// `vtysh` binary name for messages.
+pub fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "Building configuration...\n\nCurrent configuration:\n!\nfrr version 8.4.4\n!\nrouter bgp 65536\n bgp router-id 203.0.113.179\n neighbor 192.0.2.2 remote-as external\n !\n address-family ipv4 unicast\n  network 203.0.113.53/32\n  network 203.0.113.99/32 route-map X\n  redistribute static\n exit-address-family\n !\n address-family ipv6 unicast\n  network 2001:db8::b19:bad:53/128\n exit-address-family\n !\n address-family l2vpn evpn\n  network 10.0.0.0/8\n exit-address-family\nexit\n!\nrouter bgp 65537 vrf 123\n address-family ipv6 unicast\n  network 2001:db8::123:7e11:713e/128\n exit-address-family\nexit\n!\nrouter bgp 65538 view v\n address-family ipv4 unicast\n  network 198.51.100.0/24\n exit-address-family\nexit\n!\nend\n";
+
+    #[test]
+    fn instances_and_their_unicast_networks_are_read() {
+        let rc = RunningConfig::parse(SAMPLE);
+        assert_eq!(rc.instances.len(), 2, "the view is ignored");
+        let default = &rc.instances[&None];
+        assert_eq!(default.asn, 65536);
+        let nets: Vec<String> = default.networks.iter().map(|n| n.to_string()).collect();
+        assert_eq!(nets, ["203.0.113.53/32", "203.0.113.99/32", "2001:db8::b19:bad:53/128"]);
+        let vrf = &rc.instances[&Some("123".to_owned())];
+        assert_eq!(vrf.asn, 65537);
+        assert_eq!(vrf.networks.len(), 1);
+    }
+
+    #[test]
+    fn an_empty_config_has_no_instances() {
+        assert_eq!(RunningConfig::parse("!\nend\n"), RunningConfig::default());
+    }
+
+    #[test]
+    fn error_text_is_one_bounded_line() {
+        assert_eq!(one_line("% Unknown command:\n  network x\n"), "% Unknown command: network x");
+        assert!(one_line(&"x ".repeat(1000)).len() <= MAX_ERROR_TEXT + 4);
+    }
+}
