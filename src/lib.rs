@@ -12,3 +12,8 @@
 pub mod config;
 pub mod checks;
 pub mod frr;
+pub mod daemon;
+pub mod driver;
+pub mod exit;
+pub mod journal;
+pub mod logging;

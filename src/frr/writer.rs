@@ -144,6 +144,11 @@ impl WriterHandle {
         self.notify.notify_one();
     }
 
+    /// The current desired-set generation.
+    pub fn generation(&self) -> u64 {
+        lock(&self.shared).generation
+    }
+
     /// Watch the writer's status.
     pub fn status(&self) -> watch::Receiver<Status> {
         self.status.clone()
@@ -340,7 +345,12 @@ impl Writer {
         let mut plan: Vec<(PrefixKey, Decision, u32)> = Vec::new();
         for (key, decision, reported) in &entries {
             let Some(instance) = config.instances.get(&key.0) else {
-                self.fail(key, decision, missing_instance(&key.0), urgent);
+                if decision.announce {
+                    self.fail(key, decision, missing_instance(&key.0), urgent);
+                } else {
+                    // No instance, so certainly no `network` in it: withdrawn already.
+                    self.settle(key, decision, *reported);
+                }
                 continue;
             };
             if instance.networks.contains(&key.1) == decision.announce {
@@ -472,10 +482,11 @@ impl Writer {
         let pending = entries
             .iter()
             .filter(|(key, decision, _)| {
-                config
+                let present = config
                     .instances
                     .get(&key.0)
-                    .is_none_or(|inst| inst.networks.contains(&key.1) != decision.announce)
+                    .is_some_and(|inst| inst.networks.contains(&key.1));
+                present != decision.announce
             })
             .map(|(key, decision, _)| {
                 let error = self.retry.get(key).map(|r| r.error.clone());

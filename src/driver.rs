@@ -1,0 +1,444 @@
+//! The per-service driver: one task per service that feeds the service's state machine and
+//! carries out its actions.
+//!
+//! Inputs come from the service's check pollers (one task per check, each on its own
+//! interval), from the machine's own timers and from the daemon (shutdown). For every step:
+//! check-result edges are journaled; a transition is journaled and **flushed** before anything
+//! is asked of FRR (write-ahead); then the one `match` over actions sets the desired state of
+//! the service's prefixes in the FRR writers and arms timers. Logs use the original anycastd's
+//! wording for the main events.
+
+use crate::checks::CabourotteCheck;
+use crate::config::{Prefix, Service};
+use crate::frr::writer::{Decision, WriterHandle};
+use crate::journal::{now_ms, JournalHandle};
+use anycastd_fsm::{Action, DrainCause, Input, Machine, Observation, Params, Timer, Timestamp};
+use anycastd_journal::wire;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// How often a check that keeps failing is logged again.
+pub const FAILING_REMINDER: Duration = Duration::from_secs(300);
+
+/// What the daemon can ask of a driver.
+#[derive(Debug)]
+pub enum Command {
+    /// Drain for shutdown; answer when the withdrawal is durable and handed to the writers.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A running driver.
+pub struct DriverHandle {
+    /// The service name.
+    pub name: String,
+    /// Commands to it.
+    pub commands: mpsc::Sender<Command>,
+    /// Its task.
+    pub task: JoinHandle<()>,
+}
+
+/// One check observation delivered to a driver.
+#[derive(Debug)]
+pub struct Polled {
+    /// Check index.
+    pub check: usize,
+    /// What it saw.
+    pub observation: Observation,
+    /// When (ms since the epoch).
+    pub at_ms: i64,
+}
+
+/// Poll one check on its interval until the receiver is gone. A failure is an observation;
+/// the next poll comes at the next interval (no hot retry).
+pub async fn poll_check(
+    mut check: CabourotteCheck,
+    client: reqwest::Client,
+    interval: Duration,
+    index: usize,
+    sink: mpsc::Sender<Polled>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let observation = check.poll(&client).await;
+        let polled = Polled {
+            check: index,
+            observation,
+            at_ms: now_ms(),
+        };
+        if sink.send(polled).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The fsm parameters of a configured service.
+pub fn params_of(service: &Service) -> Params {
+    Params {
+        rise: service.rise,
+        fall: service.fall,
+        pending_timeouts: service.checks.iter().map(|c| c.pending_timeout).collect(),
+    }
+}
+
+/// The journal's name for a prefix.
+pub fn prefix_ref(prefix: &Prefix) -> wire::PrefixRef {
+    wire::PrefixRef {
+        vtysh: prefix.vtysh.display().to_string(),
+        vrf: prefix.vrf.clone(),
+        prefix: prefix.prefix.to_string(),
+    }
+}
+
+/// Start the driver of `service` (and its check pollers).
+pub fn spawn(
+    service: Service,
+    writers: HashMap<PathBuf, WriterHandle>,
+    journal: JournalHandle,
+    client: reqwest::Client,
+) -> DriverHandle {
+    let (commands_tx, commands_rx) = mpsc::channel(4);
+    let name = service.name.clone();
+    let task = tokio::spawn(async move {
+        let driver = Driver::new(service, writers, journal);
+        driver.run(client, commands_rx).await;
+    });
+    DriverHandle {
+        name,
+        commands: commands_tx,
+        task,
+    }
+}
+
+#[derive(Debug)]
+struct Edge {
+    last: Option<Observation>,
+    polls: u64,
+    last_logged: Option<Instant>,
+}
+
+struct Driver {
+    service: Service,
+    machine: Machine,
+    writers: HashMap<PathBuf, WriterHandle>,
+    journal: JournalHandle,
+    timers: HashMap<Timer, Instant>,
+    edges: Vec<Edge>,
+    check_names: Vec<String>,
+}
+
+impl Driver {
+    fn new(
+        service: Service,
+        writers: HashMap<PathBuf, WriterHandle>,
+        journal: JournalHandle,
+    ) -> Driver {
+        let (machine, actions) = Machine::new(params_of(&service), Timestamp(now_ms()));
+        let check_names = service.checks.iter().map(|c| c.name.clone()).collect();
+        let edges = service
+            .checks
+            .iter()
+            .map(|_| Edge {
+                last: None,
+                polls: 0,
+                last_logged: None,
+            })
+            .collect();
+        let mut driver = Driver {
+            service,
+            machine,
+            writers,
+            journal,
+            timers: HashMap::new(),
+            edges,
+            check_names,
+        };
+        for action in actions {
+            driver.arm(action);
+        }
+        driver
+    }
+
+    fn arm(&mut self, action: Action) {
+        if let Action::ArmTimer { timer, deadline } = action {
+            let wait = Timestamp(deadline.0).since(Timestamp(now_ms()));
+            self.timers.insert(timer, Instant::now() + wait);
+        }
+    }
+
+    fn prefixes_text(&self) -> Vec<String> {
+        self.service
+            .prefixes
+            .iter()
+            .map(|p| match &p.vrf {
+                Some(vrf) => format!("{} (vrf {vrf})", p.prefix),
+                None => p.prefix.to_string(),
+            })
+            .collect()
+    }
+
+    async fn run(mut self, client: reqwest::Client, mut commands: mpsc::Receiver<Command>) {
+        let (polled_tx, mut polled_rx) = mpsc::channel::<Polled>(16);
+        tracing::info!(
+            service = %self.service.name,
+            prefixes = ?self.prefixes_text(),
+            checks = ?self.check_names,
+            "Starting service \"{}\".",
+            self.service.name
+        );
+        if self.service.checks.is_empty() {
+            tracing::warn!(
+                service = %self.service.name,
+                "service \"{}\" has no checks: it is always considered healthy",
+                self.service.name
+            );
+        }
+        let pollers: Vec<JoinHandle<()>> = self
+            .service
+            .checks
+            .iter()
+            .enumerate()
+            .map(|(index, check)| {
+                let cabourotte =
+                    CabourotteCheck::new(&check.url, &check.name, check.timeout, check.max_age);
+                tokio::spawn(poll_check(
+                    cabourotte,
+                    client.clone(),
+                    check.interval,
+                    index,
+                    polled_tx.clone(),
+                ))
+            })
+            .collect();
+        drop(polled_tx);
+        loop {
+            let next_timer = self.timers.iter().min_by_key(|(_, at)| **at).map(|(t, at)| (*t, *at));
+            tokio::select! {
+                Some(polled) = polled_rx.recv() => {
+                    self.edge(&polled);
+                    let input = Input::Observed {
+                        check: polled.check,
+                        observation: polled.observation,
+                        at: Timestamp(polled.at_ms),
+                    };
+                    self.step(input).await;
+                }
+                () = wait_timer(next_timer.map(|(_, at)| at)) => {
+                    if let Some((timer, _)) = next_timer {
+                        self.timers.remove(&timer);
+                        self.step(Input::TimerFired { timer, at: Timestamp(now_ms()) }).await;
+                    }
+                }
+                command = commands.recv() => {
+                    match command {
+                        Some(Command::Shutdown(done)) => {
+                            for poller in &pollers {
+                                poller.abort();
+                            }
+                            self.step(Input::Drain { cause: DrainCause::Shutdown, at: Timestamp(now_ms()) }).await;
+                            let _ = done.send(());
+                            return;
+                        }
+                        None => {
+                            for poller in &pollers {
+                                poller.abort();
+                            }
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Journal and log a change of a check's result (and its first result).
+    fn edge(&mut self, polled: &Polled) {
+        let Some(edge) = self.edges.get_mut(polled.check) else {
+            return;
+        };
+        let name = &self.check_names[polled.check];
+        let changed = edge.last.as_ref() != Some(&polled.observation);
+        if !changed {
+            edge.polls += 1;
+            if let Observation::Fail(reason) = &polled.observation {
+                if edge
+                    .last_logged
+                    .is_none_or(|at| at.elapsed() >= FAILING_REMINDER)
+                {
+                    edge.last_logged = Some(Instant::now());
+                    tracing::warn!(
+                        service = %self.service.name,
+                        check = %name,
+                        reason = %reason,
+                        polls = edge.polls,
+                        "Cabourotte health check \"{name}\" is still failing."
+                    );
+                }
+            }
+            return;
+        }
+        let polls_since_last_edge = edge.polls;
+        edge.polls = 1;
+        edge.last = Some(polled.observation.clone());
+        match &polled.observation {
+            Observation::Fail(reason) => {
+                edge.last_logged = Some(Instant::now());
+                tracing::warn!(
+                    service = %self.service.name,
+                    check = %name,
+                    reason = %reason,
+                    "Cabourotte health check \"{name}\" failed."
+                );
+            }
+            Observation::Pass => tracing::info!(
+                service = %self.service.name,
+                check = %name,
+                "Cabourotte health check \"{name}\" passed."
+            ),
+            Observation::Pending => tracing::info!(
+                service = %self.service.name,
+                check = %name,
+                "Cabourotte health check \"{name}\" awaiting check result."
+            ),
+        }
+        self.journal.append(
+            polled.at_ms,
+            vec![wire::Event::CheckEdge(wire::CheckEdge {
+                service: self.service.name.clone(),
+                check: name.clone(),
+                observation: (&polled.observation).into(),
+                polls_since_last_edge,
+            })],
+        );
+    }
+
+    async fn step(&mut self, input: Input) {
+        let at_ms = input.at().0;
+        let step = self.machine.step(input);
+        let mut decision_seq = 0;
+        if let Some(transition) = &step.transition {
+            let announce = transition.to.announces();
+            let record = wire::Transition {
+                service: self.service.name.clone(),
+                from: (&transition.from).into(),
+                to: (&transition.to).into(),
+                cause: wire::Cause::from_fsm(&transition.cause, &self.check_names),
+                healthy_streak: transition.counters.healthy_streak,
+                unhealthy_streak: transition.counters.unhealthy_streak,
+                change: if announce {
+                    wire::Change::Announce
+                } else {
+                    wire::Change::Withdraw
+                },
+                prefixes: self.service.prefixes.iter().map(prefix_ref).collect(),
+            };
+            // Write-ahead: the decision is on disk before FRR hears of it.
+            match self
+                .journal
+                .append_durable(at_ms, vec![wire::Event::Transition(record)])
+                .await
+            {
+                Ok(seq) => decision_seq = seq,
+                Err(e) => tracing::error!(
+                    service = %self.service.name,
+                    error = %e,
+                    "cannot journal the transition; acting on it anyway (health gating goes on)"
+                ),
+            }
+            self.log_transition(transition);
+            // Every transition re-asserts the desired state of all the service's prefixes,
+            // also when the machine asks for no change (e.g. Starting -> Unhealthy), so that
+            // leftovers of an earlier run are withdrawn by the first unhealthy verdict.
+            if !step
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::Announce | Action::Withdraw))
+            {
+                self.set_prefixes(announce, decision_seq);
+            }
+        }
+        for action in step.actions {
+            match action {
+                Action::Announce => self.set_prefixes(true, decision_seq),
+                Action::Withdraw => self.set_prefixes(false, decision_seq),
+                timer @ Action::ArmTimer { .. } => self.arm(timer),
+            }
+        }
+    }
+
+    fn log_transition(&self, transition: &anycastd_fsm::Transition) {
+        let name = &self.service.name;
+        let prefixes = self.prefixes_text();
+        match &transition.to {
+            anycastd_fsm::State::Healthy => tracing::info!(
+                service = %name,
+                prefixes = ?prefixes,
+                checks = ?self.check_names,
+                from = transition.from.name(),
+                "Service \"{name}\" is now considered healthy, announcing related prefixes."
+            ),
+            anycastd_fsm::State::Unhealthy => {
+                let (failing, reason) = match &transition.cause {
+                    anycastd_fsm::Cause::Verdict(v) => v
+                        .checks
+                        .iter()
+                        .zip(&self.check_names)
+                        .find_map(|(o, n)| match o {
+                            Observation::Fail(r) => Some((n.clone(), r.clone())),
+                            _ => None,
+                        })
+                        .unwrap_or_default(),
+                    _ => Default::default(),
+                };
+                tracing::info!(
+                    service = %name,
+                    prefixes = ?prefixes,
+                    checks = ?self.check_names,
+                    failing_check = %failing,
+                    reason = %reason,
+                    from = transition.from.name(),
+                    "Service \"{name}\" is now considered unhealthy, denouncing related prefixes."
+                )
+            }
+            anycastd_fsm::State::Draining(cause) => tracing::info!(
+                service = %name,
+                prefixes = ?prefixes,
+                cause = ?cause,
+                from = transition.from.name(),
+                "Service \"{name}\" is draining, denouncing related prefixes."
+            ),
+            anycastd_fsm::State::Starting => {}
+        }
+    }
+
+    fn set_prefixes(&self, announce: bool, decision_seq: u64) {
+        let mut by_vtysh: BTreeMap<&PathBuf, Vec<_>> = BTreeMap::new();
+        for prefix in &self.service.prefixes {
+            by_vtysh.entry(&prefix.vtysh).or_default().push((
+                (prefix.vrf.clone(), prefix.prefix),
+                Decision {
+                    service: self.service.name.clone(),
+                    announce,
+                    decision_seq,
+                },
+            ));
+        }
+        for (vtysh, items) in by_vtysh {
+            if let Some(writer) = self.writers.get(vtysh) {
+                writer.set(items);
+            }
+        }
+    }
+}
+
+async fn wait_timer(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,70 @@
+//! The daemon's async face of the journal: group-committed appends that a task can await.
+//!
+//! Wraps [`anycastd_journal::Committer`] (a thread). A durable append resolves only after the
+//! flush that covers it, so a driver acts on FRR only after its decision is on disk
+//! (write-ahead). When the journal is unavailable the daemon keeps gating health: appends
+//! then resolve at once with an error that the caller logs.
+
+use anycastd_journal::wire::Event;
+use anycastd_journal::Committer;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// Shared handle to the journal (or to its absence).
+#[derive(Clone)]
+pub struct JournalHandle {
+    committer: Option<Arc<Committer>>,
+}
+
+/// Milliseconds since the epoch, UTC: the time every record and fsm input carries.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl JournalHandle {
+    /// A handle to a running committer.
+    pub fn new(committer: Committer) -> JournalHandle {
+        JournalHandle {
+            committer: Some(Arc::new(committer)),
+        }
+    }
+
+    /// A handle that journals nothing (journal unavailable).
+    pub fn unavailable() -> JournalHandle {
+        JournalHandle { committer: None }
+    }
+
+    /// Append and wait until the records are flushed; returns the last record's sequence.
+    pub async fn append_durable(&self, at_ms: i64, events: Vec<Event>) -> Result<u64, String> {
+        let Some(committer) = &self.committer else {
+            return Err("journal unavailable".into());
+        };
+        let (tx, rx) = oneshot::channel();
+        committer.submit(
+            at_ms,
+            events,
+            true,
+            Some(Box::new(move |result| {
+                let _ = tx.send(result);
+            })),
+        );
+        rx.await
+            .unwrap_or_else(|_| Err("journal committer stopped".into()))
+    }
+
+    /// Append without waiting (flushed by the next group commit or sled's periodic flush).
+    pub fn append(&self, at_ms: i64, events: Vec<Event>) {
+        if let Some(committer) = &self.committer {
+            committer.submit(at_ms, events, false, None);
+        }
+    }
+
+    /// Flush everything and stop the committer (at exit). Waits for the other handles to go.
+    pub fn close(self) {
+        if let Some(committer) = self.committer {
+            if let Ok(committer) = Arc::try_unwrap(committer) {
+                let _ = committer.close();
+            }
+        }
+    }
+}
