@@ -24,7 +24,11 @@ fn behaviour_of(dir: &std::path::Path, name: &str) -> Behaviour {
     let (word, rest) = text.split_once(' ').unwrap_or((text, ""));
     match word {
         "pass" => Behaviour::Pass,
-        "fail" => Behaviour::Fail(if rest.is_empty() { "failed".into() } else { rest.into() }),
+        "fail" => Behaviour::Fail(if rest.is_empty() {
+            "failed".into()
+        } else {
+            rest.into()
+        }),
         "malformed" => Behaviour::Malformed,
         "hang" => Behaviour::Hang,
         code => match code.parse::<u16>() {

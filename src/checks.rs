@@ -258,7 +258,10 @@ mod tests {
     #[test]
     fn a_success_result_passes() {
         let body = br#"{"name":"dns","summary":"s","success":true,"healthcheck-timestamp":100,"message":"ok","duration":3,"source":"configuration"}"#;
-        assert_eq!(classify(200, body, None, at(0)), Reading::Observed(Observation::Pass));
+        assert_eq!(
+            classify(200, body, None, at(0)),
+            Reading::Observed(Observation::Pass)
+        );
     }
 
     #[test]
@@ -273,8 +276,14 @@ mod tests {
     #[test]
     fn result_not_found_is_pending_and_an_unknown_route_is_not() {
         let pending = br#"{"messages":["result not found for healthcheck dns"]}"#;
-        assert_eq!(classify(404, pending, None, at(0)), Reading::Observed(Observation::Pending));
-        assert_eq!(classify(404, br#"{"message":"Not Found"}"#, None, at(0)), Reading::UnknownRoute);
+        assert_eq!(
+            classify(404, pending, None, at(0)),
+            Reading::Observed(Observation::Pending)
+        );
+        assert_eq!(
+            classify(404, br#"{"message":"Not Found"}"#, None, at(0)),
+            Reading::UnknownRoute
+        );
         assert_eq!(classify(404, b"", None, at(0)), Reading::UnknownRoute);
     }
 
@@ -282,10 +291,15 @@ mod tests {
     fn a_result_older_than_max_age_fails_as_stale() {
         let body = br#"{"success":true,"healthcheck-timestamp":100}"#;
         let max_age = Some(Duration::from_secs(30));
-        assert_eq!(classify(200, body, max_age, at(130)), Reading::Observed(Observation::Pass));
+        assert_eq!(
+            classify(200, body, max_age, at(130)),
+            Reading::Observed(Observation::Pass)
+        );
         assert_eq!(
             classify(200, body, max_age, at(131)),
-            Reading::Observed(Observation::Fail("stale result: 31 s old (max_age 30 s)".into()))
+            Reading::Observed(Observation::Fail(
+                "stale result: 31 s old (max_age 30 s)".into()
+            ))
         );
     }
 
@@ -297,21 +311,40 @@ mod tests {
         ));
         assert_eq!(
             classify(200, br#"{"message":"x"}"#, None, at(0)),
-            Reading::Observed(Observation::Fail("malformed result: no boolean \"success\"".into()))
+            Reading::Observed(Observation::Fail(
+                "malformed result: no boolean \"success\"".into()
+            ))
         );
     }
 
     #[test]
     fn server_errors_fail_with_the_status() {
-        assert_eq!(classify(503, b"", None, at(0)), Reading::Observed(Observation::Fail("HTTP 503".into())));
+        assert_eq!(
+            classify(503, b"", None, at(0)),
+            Reading::Observed(Observation::Fail("HTTP 503".into()))
+        );
     }
 
     #[test]
     fn the_name_is_percent_encoded_and_a_base_path_is_kept() {
-        let check = CabourotteCheck::new("http://127.0.0.1:9013/", "a b/c", Duration::from_secs(1), None);
-        assert_eq!(check.result_url(ApiGeneration::V2), "http://127.0.0.1:9013/api/v1/result/a%20b%2Fc");
-        assert_eq!(check.result_url(ApiGeneration::V1), "http://127.0.0.1:9013/result/a%20b%2Fc");
+        let check = CabourotteCheck::new(
+            "http://127.0.0.1:9013/",
+            "a b/c",
+            Duration::from_secs(1),
+            None,
+        );
+        assert_eq!(
+            check.result_url(ApiGeneration::V2),
+            "http://127.0.0.1:9013/api/v1/result/a%20b%2Fc"
+        );
+        assert_eq!(
+            check.result_url(ApiGeneration::V1),
+            "http://127.0.0.1:9013/result/a%20b%2Fc"
+        );
         let check = CabourotteCheck::new("http://h:1/api/v1", "dns", Duration::from_secs(1), None);
-        assert_eq!(check.result_url(ApiGeneration::V1), "http://h:1/api/v1/result/dns");
+        assert_eq!(
+            check.result_url(ApiGeneration::V1),
+            "http://h:1/api/v1/result/dns"
+        );
     }
 }

@@ -217,7 +217,11 @@ impl Driver {
             .collect();
         drop(polled_tx);
         loop {
-            let next_timer = self.timers.iter().min_by_key(|(_, at)| **at).map(|(t, at)| (*t, *at));
+            let next_timer = self
+                .timers
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(t, at)| (*t, *at));
             tokio::select! {
                 Some(polled) = polled_rx.recv() => {
                     self.edge(&polled);

@@ -9,11 +9,11 @@
 
 #![forbid(unsafe_code)]
 
-pub mod config;
 pub mod checks;
-pub mod frr;
+pub mod config;
 pub mod daemon;
 pub mod driver;
 pub mod exit;
+pub mod frr;
 pub mod journal;
 pub mod logging;

@@ -14,7 +14,13 @@ use std::process::ExitCode;
 #[command(name = "anycastd", version, arg_required_else_help = true)]
 struct Cli {
     /// Log format: human, json or logfmt [default: human on a terminal, json otherwise]
-    #[arg(long, global = true, value_enum, env = "LOG_FORMAT", ignore_case = true)]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "LOG_FORMAT",
+        ignore_case = true
+    )]
     log_format: Option<logging::Format>,
     /// Log level: debug, info, warning (or warn), error
     #[arg(long, global = true, env = "LOG_LEVEL", default_value = "info", value_parser = logging::parse_level)]

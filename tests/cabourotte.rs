@@ -30,7 +30,11 @@ async fn a_v2_server_is_asked_on_the_api_v1_route_only() {
     }
     assert_eq!(dns.api(), ApiGeneration::V2);
     assert_eq!(emulator.requests("dns"), 3);
-    assert_eq!(emulator.connections(), 1, "one keep-alive connection for every poll");
+    assert_eq!(
+        emulator.connections(),
+        1,
+        "one keep-alive connection for every poll"
+    );
 }
 
 #[tokio::test]
@@ -42,7 +46,11 @@ async fn a_v1_server_is_detected_by_its_unknown_route_404_and_remembered() {
     assert_eq!(dns.poll(&client).await, Observation::Pass);
     assert_eq!(dns.api(), ApiGeneration::V1);
     assert_eq!(dns.poll(&client).await, Observation::Pass);
-    assert_eq!(emulator.requests("dns"), 3, "one probe of the v2 route, then v1 only");
+    assert_eq!(
+        emulator.requests("dns"),
+        3,
+        "one probe of the v2 route, then v1 only"
+    );
 }
 
 #[tokio::test]
@@ -61,7 +69,10 @@ async fn result_not_found_is_pending_on_both_generations() {
     for generation in [Generation::V1, Generation::V2] {
         let emulator = Emulator::start(generation).await;
         let client = http_client().unwrap();
-        assert_eq!(check(&emulator, "unknown").poll(&client).await, Observation::Pending);
+        assert_eq!(
+            check(&emulator, "unknown").poll(&client).await,
+            Observation::Pending
+        );
     }
 }
 
@@ -70,7 +81,10 @@ async fn a_server_error_fails_with_its_status() {
     let emulator = Emulator::start(Generation::V2).await;
     emulator.set("dns", Behaviour::Status(500));
     let client = http_client().unwrap();
-    assert_eq!(fail_reason(check(&emulator, "dns").poll(&client).await), "HTTP 500");
+    assert_eq!(
+        fail_reason(check(&emulator, "dns").poll(&client).await),
+        "HTTP 500"
+    );
 }
 
 #[tokio::test]
@@ -97,17 +111,32 @@ async fn a_hang_past_the_timeout_fails_as_no_answer() {
     emulator.set("dns", Behaviour::Hang);
     let client = http_client().unwrap();
     let mut dns = CabourotteCheck::new(&emulator.url(), "dns", Duration::from_millis(200), None);
-    assert_eq!(fail_reason(dns.poll(&client).await), "no answer within 200 ms");
+    assert_eq!(
+        fail_reason(dns.poll(&client).await),
+        "no answer within 200 ms"
+    );
 }
 
 #[tokio::test]
 async fn a_refused_connection_fails_with_the_os_reason() {
     // Bind then drop a listener: nothing listens on that port any more.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let client = http_client().unwrap();
-    let mut dns = CabourotteCheck::new(&format!("http://127.0.0.1:{port}"), "dns", Duration::from_millis(500), None);
+    let mut dns = CabourotteCheck::new(
+        &format!("http://127.0.0.1:{port}"),
+        "dns",
+        Duration::from_millis(500),
+        None,
+    );
     let reason = fail_reason(dns.poll(&client).await);
-    assert!(reason.starts_with("cannot connect:") && reason.contains("refused"), "{reason}");
+    assert!(
+        reason.starts_with("cannot connect:") && reason.contains("refused"),
+        "{reason}"
+    );
 }
 
 #[tokio::test]
@@ -115,7 +144,12 @@ async fn a_stale_result_fails_when_max_age_is_set() {
     let emulator = Emulator::start(Generation::V2).await;
     emulator.set("dns", Behaviour::Stale(300));
     let client = http_client().unwrap();
-    let mut dns = CabourotteCheck::new(&emulator.url(), "dns", Duration::from_millis(500), Some(Duration::from_secs(60)));
+    let mut dns = CabourotteCheck::new(
+        &emulator.url(),
+        "dns",
+        Duration::from_millis(500),
+        Some(Duration::from_secs(60)),
+    );
     let reason = fail_reason(dns.poll(&client).await);
     assert!(reason.starts_with("stale result: 30"), "{reason}");
 }
@@ -124,7 +158,15 @@ async fn a_stale_result_fails_when_max_age_is_set() {
 async fn a_url_with_no_cabourotte_fails_naming_both_routes() {
     let emulator = Emulator::start(Generation::V2).await;
     let client = http_client().unwrap();
-    let mut dns = CabourotteCheck::new(&format!("{}/elsewhere/x", emulator.url()), "dns", Duration::from_millis(500), None);
+    let mut dns = CabourotteCheck::new(
+        &format!("{}/elsewhere/x", emulator.url()),
+        "dns",
+        Duration::from_millis(500),
+        None,
+    );
     let reason = fail_reason(dns.poll(&client).await);
-    assert!(reason.starts_with("HTTP 404: no Cabourotte result route at"), "{reason}");
+    assert!(
+        reason.starts_with("HTTP 404: no Cabourotte result route at"),
+        "{reason}"
+    );
 }

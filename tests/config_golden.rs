@@ -8,12 +8,27 @@ use std::time::Duration;
 
 fn render(config: &Config) -> String {
     let mut out = String::new();
-    out.push_str(&format!("journal.path = {}\n", config.journal.path.display()));
-    out.push_str(&format!("frrouting.vtysh_args = {:?}\n", config.frrouting.vtysh_args));
-    out.push_str(&format!("frrouting.vtysh_timeout = {:?}\n", config.frrouting.vtysh_timeout));
-    out.push_str(&format!("daemon.shutdown_timeout = {:?}\n", config.daemon.shutdown_timeout));
+    out.push_str(&format!(
+        "journal.path = {}\n",
+        config.journal.path.display()
+    ));
+    out.push_str(&format!(
+        "frrouting.vtysh_args = {:?}\n",
+        config.frrouting.vtysh_args
+    ));
+    out.push_str(&format!(
+        "frrouting.vtysh_timeout = {:?}\n",
+        config.frrouting.vtysh_timeout
+    ));
+    out.push_str(&format!(
+        "daemon.shutdown_timeout = {:?}\n",
+        config.daemon.shutdown_timeout
+    ));
     for s in &config.services {
-        out.push_str(&format!("service {} rise={} fall={}\n", s.name, s.rise, s.fall));
+        out.push_str(&format!(
+            "service {} rise={} fall={}\n",
+            s.name, s.rise, s.fall
+        ));
         for p in &s.prefixes {
             out.push_str(&format!(
                 "  prefix {} vrf={} vtysh={}\n",
@@ -61,10 +76,17 @@ fn every_config_fixture_matches_its_golden_output() {
         }
         let expected = std::fs::read_to_string(&golden).unwrap_or_default();
         if expected != actual {
-            mismatches.push(format!("--- {}\n{expected}+++ actual\n{actual}", golden.display()));
+            mismatches.push(format!(
+                "--- {}\n{expected}+++ actual\n{actual}",
+                golden.display()
+            ));
         }
     }
-    assert!(mismatches.is_empty(), "golden mismatch:\n{}", mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "golden mismatch:\n{}",
+        mismatches.join("\n")
+    );
 }
 
 #[test]
@@ -73,7 +95,10 @@ fn the_seed_readme_example_loads_with_the_original_defaults() {
     let names: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["dns", "ntp"]);
     let dns = &config.services[0];
-    assert_eq!(dns.prefixes[0].prefix.to_string(), "2001:db8::b19:bad:53/128");
+    assert_eq!(
+        dns.prefixes[0].prefix.to_string(),
+        "2001:db8::b19:bad:53/128"
+    );
     assert_eq!(dns.prefixes[1].prefix.to_string(), "203.0.113.53/32");
     assert_eq!(dns.prefixes[0].vrf, None);
     assert_eq!(dns.prefixes[0].vtysh, Path::new("/usr/bin/vtysh"));
@@ -92,5 +117,8 @@ fn a_missing_file_and_a_directory_are_unreadable_not_invalid() {
         config::load(Path::new("tests/golden/config/does-not-exist.toml")),
         Err(config::LoadError::Unreadable { .. })
     ));
-    assert!(matches!(config::load(&golden_dir()), Err(config::LoadError::Unreadable { .. })));
+    assert!(matches!(
+        config::load(&golden_dir()),
+        Err(config::LoadError::Unreadable { .. })
+    ));
 }

@@ -421,7 +421,9 @@ impl Machine {
                 step
             }
             Input::Undrain { at } => match &self.state {
-                State::Draining(DrainCause::Operator { .. }) => self.leave_drain(Cause::Undrain, at),
+                State::Draining(DrainCause::Operator { .. }) => {
+                    self.leave_drain(Cause::Undrain, at)
+                }
                 _ => Step::default(),
             },
         }

@@ -13,7 +13,11 @@ const TIMEOUT_MS: i64 = 10;
 
 fn alphabet() -> Vec<(&'static str, Box<dyn Fn(Timestamp) -> Input>)> {
     let observed = |check: usize, o: Observation| {
-        Box::new(move |at| Input::Observed { check, observation: o.clone(), at }) as Box<dyn Fn(Timestamp) -> Input>
+        Box::new(move |at| Input::Observed {
+            check,
+            observation: o.clone(),
+            at,
+        }) as Box<dyn Fn(Timestamp) -> Input>
     };
     vec![
         ("pass0", observed(0, Observation::Pass)),
@@ -21,17 +25,39 @@ fn alphabet() -> Vec<(&'static str, Box<dyn Fn(Timestamp) -> Input>)> {
         ("pend0", observed(0, Observation::Pending)),
         ("pass1", observed(1, Observation::Pass)),
         ("fail1", observed(1, Observation::Fail("f".into()))),
-        ("timer0", Box::new(|at| Input::TimerFired { timer: Timer::PendingTimeout(0), at })),
+        (
+            "timer0",
+            Box::new(|at| Input::TimerFired {
+                timer: Timer::PendingTimeout(0),
+                at,
+            }),
+        ),
         (
             "drain",
             Box::new(|at| Input::Drain {
-                cause: DrainCause::Operator { reason: "r".into(), expires_at: Some(Timestamp(at.0 + 3)), uid: 0 },
+                cause: DrainCause::Operator {
+                    reason: "r".into(),
+                    expires_at: Some(Timestamp(at.0 + 3)),
+                    uid: 0,
+                },
                 at,
             }),
         ),
         ("undrain", Box::new(|at| Input::Undrain { at })),
-        ("expiry", Box::new(|at| Input::TimerFired { timer: Timer::DrainExpiry, at })),
-        ("shutdown", Box::new(|at| Input::Drain { cause: DrainCause::Shutdown, at })),
+        (
+            "expiry",
+            Box::new(|at| Input::TimerFired {
+                timer: Timer::DrainExpiry,
+                at,
+            }),
+        ),
+        (
+            "shutdown",
+            Box::new(|at| Input::Drain {
+                cause: DrainCause::Shutdown,
+                at,
+            }),
+        ),
     ]
 }
 
@@ -51,7 +77,12 @@ fn explore(depth: usize, rise: u32, fall: u32) -> usize {
     };
     let alphabet = alphabet();
     let (machine, _) = Machine::new(params, Timestamp(0));
-    let mut stack = vec![Walk { machine, announced: false, steps: vec![], pending_since: [Some(0), Some(0)] }];
+    let mut stack = vec![Walk {
+        machine,
+        announced: false,
+        steps: vec![],
+        pending_since: [Some(0), Some(0)],
+    }];
     let mut visited = 0;
     while let Some(walk) = stack.pop() {
         visited += 1;
@@ -65,7 +96,10 @@ fn explore(depth: usize, rise: u32, fall: u32) -> usize {
             let mut machine = walk.machine.clone();
             let input = make(at);
             let mut pending_since = walk.pending_since;
-            if let Input::Observed { check, observation, .. } = &input {
+            if let Input::Observed {
+                check, observation, ..
+            } = &input
+            {
                 pending_since[*check] = match observation {
                     Observation::Pending => pending_since[*check].or(Some(at.0)),
                     _ => None,
@@ -90,21 +124,35 @@ fn explore(depth: usize, rise: u32, fall: u32) -> usize {
                     }
                 }
             }
-            assert_eq!(announced, machine.state().announces(), "actions and state disagree: {steps:?}");
+            assert_eq!(
+                announced,
+                machine.state().announces(),
+                "actions and state disagree: {steps:?}"
+            );
             if announced {
                 assert!(
                     machine.counters().healthy_streak >= rise || walk.announced,
                     "announced before rise={rise}: {steps:?}"
                 );
-                assert!(!matches!(machine.state(), State::Draining(_)), "announced while draining: {steps:?}");
+                assert!(
+                    !matches!(machine.state(), State::Draining(_)),
+                    "announced while draining: {steps:?}"
+                );
             }
-            if let Some(Transition { cause: Cause::Verdict(verdict), .. }) = &step.transition {
+            if let Some(Transition {
+                cause: Cause::Verdict(verdict),
+                ..
+            }) = &step.transition
+            {
                 // A verdict formed while a check was pending must have come from the
                 // timeout: the pending check shows as a "no result" failure, and only once
                 // its timeout (counted from the start, the earliest it can have begun) passed.
                 for (check, since) in pending_since.iter().enumerate() {
                     if let Some(since) = since {
-                        assert!(at.0 >= since + TIMEOUT_MS, "verdict from a pending check before its timeout: {steps:?}");
+                        assert!(
+                            at.0 >= since + TIMEOUT_MS,
+                            "verdict from a pending check before its timeout: {steps:?}"
+                        );
                         assert!(
                             matches!(&verdict.checks[check], Observation::Fail(r) if r.starts_with("no result")),
                             "pending check counted as {:?}: {steps:?}",
@@ -113,7 +161,12 @@ fn explore(depth: usize, rise: u32, fall: u32) -> usize {
                     }
                 }
             }
-            stack.push(Walk { machine, announced, steps, pending_since });
+            stack.push(Walk {
+                machine,
+                announced,
+                steps,
+                pending_since,
+            });
         }
     }
     visited

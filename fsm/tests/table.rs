@@ -98,7 +98,11 @@ fn starting_on_fail_goes_unhealthy_without_withdrawing() {
     let mut m = fresh(State::Starting);
     let step = m.step(fail(5));
     assert_eq!(to_of(&step), Some(State::Unhealthy));
-    assert_eq!(moves(&step), vec![], "nothing was announced, so nothing to withdraw");
+    assert_eq!(
+        moves(&step),
+        vec![],
+        "nothing was announced, so nothing to withdraw"
+    );
 }
 
 #[test]
@@ -114,10 +118,17 @@ fn starting_on_pending_timeout_counts_as_failure() {
     let mut m = fresh(State::Starting);
     let step = m.step(pending_timer(10_000));
     assert_eq!(to_of(&step), Some(State::Unhealthy));
-    let Some(Transition { cause: Cause::Verdict(v), .. }) = step.transition else {
+    let Some(Transition {
+        cause: Cause::Verdict(v),
+        ..
+    }) = step.transition
+    else {
         panic!("expected a verdict")
     };
-    assert_eq!(v.checks, vec![Observation::Fail("no result within 10000 ms".into())]);
+    assert_eq!(
+        v.checks,
+        vec![Observation::Fail("no result within 10000 ms".into())]
+    );
 }
 
 #[test]
@@ -135,7 +146,10 @@ fn starting_on_drain_expiry_timer_is_noop() {
 #[test]
 fn starting_on_operator_drain_goes_draining_without_withdrawing() {
     let mut m = fresh(State::Starting);
-    let step = m.step(Input::Drain { cause: operator(None), at: t(5) });
+    let step = m.step(Input::Drain {
+        cause: operator(None),
+        at: t(5),
+    });
     assert_eq!(to_of(&step), Some(State::Draining(operator(None))));
     assert_eq!(moves(&step), vec![]);
 }
@@ -143,7 +157,10 @@ fn starting_on_operator_drain_goes_draining_without_withdrawing() {
 #[test]
 fn starting_on_shutdown_goes_draining() {
     let mut m = fresh(State::Starting);
-    let step = m.step(Input::Drain { cause: DrainCause::Shutdown, at: t(5) });
+    let step = m.step(Input::Drain {
+        cause: DrainCause::Shutdown,
+        at: t(5),
+    });
     assert_eq!(to_of(&step), Some(State::Draining(DrainCause::Shutdown)));
 }
 
@@ -176,7 +193,10 @@ fn healthy_on_pending_stays_and_arms_the_pending_timer() {
     assert_eq!(step.transition, None);
     assert_eq!(
         step.actions,
-        vec![Action::ArmTimer { timer: Timer::PendingTimeout(0), deadline: t(10_005) }]
+        vec![Action::ArmTimer {
+            timer: Timer::PendingTimeout(0),
+            deadline: t(10_005)
+        }]
     );
 }
 
@@ -206,25 +226,43 @@ fn healthy_on_drain_expiry_timer_is_noop() {
 #[test]
 fn healthy_on_operator_drain_withdraws() {
     let mut m = machine_in(State::Healthy);
-    let step = m.step(Input::Drain { cause: operator(Some(t(60_000))), at: t(5) });
-    assert_eq!(to_of(&step), Some(State::Draining(operator(Some(t(60_000))))));
+    let step = m.step(Input::Drain {
+        cause: operator(Some(t(60_000))),
+        at: t(5),
+    });
+    assert_eq!(
+        to_of(&step),
+        Some(State::Draining(operator(Some(t(60_000)))))
+    );
     assert_eq!(
         step.actions,
-        vec![Action::Withdraw, Action::ArmTimer { timer: Timer::DrainExpiry, deadline: t(60_000) }]
+        vec![
+            Action::Withdraw,
+            Action::ArmTimer {
+                timer: Timer::DrainExpiry,
+                deadline: t(60_000)
+            }
+        ]
     );
 }
 
 #[test]
 fn healthy_on_shutdown_withdraws() {
     let mut m = machine_in(State::Healthy);
-    let step = m.step(Input::Drain { cause: DrainCause::Shutdown, at: t(5) });
+    let step = m.step(Input::Drain {
+        cause: DrainCause::Shutdown,
+        at: t(5),
+    });
     assert_eq!(moves(&step), vec![Action::Withdraw]);
 }
 
 #[test]
 fn healthy_on_removal_withdraws() {
     let mut m = machine_in(State::Healthy);
-    let step = m.step(Input::Drain { cause: DrainCause::Removed, at: t(5) });
+    let step = m.step(Input::Drain {
+        cause: DrainCause::Removed,
+        at: t(5),
+    });
     assert_eq!(to_of(&step), Some(State::Draining(DrainCause::Removed)));
     assert_eq!(moves(&step), vec![Action::Withdraw]);
 }
@@ -281,7 +319,10 @@ fn unhealthy_on_drain_expiry_timer_is_noop() {
 #[test]
 fn unhealthy_on_operator_drain_goes_draining_without_withdrawing_again() {
     let mut m = unhealthy();
-    let step = m.step(Input::Drain { cause: operator(None), at: t(5) });
+    let step = m.step(Input::Drain {
+        cause: operator(None),
+        at: t(5),
+    });
     assert_eq!(to_of(&step), Some(State::Draining(operator(None))));
     assert_eq!(moves(&step), vec![]);
 }
@@ -289,7 +330,10 @@ fn unhealthy_on_operator_drain_goes_draining_without_withdrawing_again() {
 #[test]
 fn unhealthy_on_shutdown_goes_draining() {
     let mut m = unhealthy();
-    let step = m.step(Input::Drain { cause: DrainCause::Shutdown, at: t(5) });
+    let step = m.step(Input::Drain {
+        cause: DrainCause::Shutdown,
+        at: t(5),
+    });
     assert_eq!(to_of(&step), Some(State::Draining(DrainCause::Shutdown)));
 }
 
@@ -341,7 +385,10 @@ fn draining_on_drain_expiry_returns_to_healthy_when_checks_pass() {
     let mut m = drained(operator(Some(t(1_000))));
     let step = m.step(drain_timer(1_000));
     assert_eq!(to_of(&step), Some(State::Healthy));
-    assert_eq!(step.transition.as_ref().map(|tr| tr.cause.clone()), Some(Cause::DrainExpired));
+    assert_eq!(
+        step.transition.as_ref().map(|tr| tr.cause.clone()),
+        Some(Cause::DrainExpired)
+    );
     assert_eq!(moves(&step), vec![Action::Announce]);
 }
 
@@ -360,13 +407,23 @@ fn draining_without_expiry_ignores_the_drain_timer() {
 #[test]
 fn draining_on_a_second_identical_drain_is_noop() {
     let mut m = drained(operator(None));
-    assert_eq!(m.step(Input::Drain { cause: operator(None), at: t(5) }).transition, None);
+    assert_eq!(
+        m.step(Input::Drain {
+            cause: operator(None),
+            at: t(5)
+        })
+        .transition,
+        None
+    );
 }
 
 #[test]
 fn draining_by_operator_on_shutdown_becomes_shutdown_drain() {
     let mut m = drained(operator(None));
-    let step = m.step(Input::Drain { cause: DrainCause::Shutdown, at: t(5) });
+    let step = m.step(Input::Drain {
+        cause: DrainCause::Shutdown,
+        at: t(5),
+    });
     assert_eq!(to_of(&step), Some(State::Draining(DrainCause::Shutdown)));
     assert_eq!(moves(&step), vec![]);
 }
@@ -397,12 +454,20 @@ fn shutdown_drain_ignores_undrain() {
 // ---- rise / fall / several checks ----
 
 fn two_checks(rise: u32, fall: u32) -> Machine {
-    let params = Params { rise, fall, pending_timeouts: vec![TIMEOUT, TIMEOUT] };
+    let params = Params {
+        rise,
+        fall,
+        pending_timeouts: vec![TIMEOUT, TIMEOUT],
+    };
     Machine::new(params, t(0)).0
 }
 
 fn obs(check: usize, observation: Observation, at: i64) -> Input {
-    Input::Observed { check, observation, at: t(at) }
+    Input::Observed {
+        check,
+        observation,
+        at: t(at),
+    }
 }
 
 #[test]
@@ -410,7 +475,10 @@ fn no_verdict_while_any_check_is_pending() {
     let mut m = two_checks(1, 1);
     assert_eq!(m.step(obs(0, Observation::Pass, 1)).transition, None);
     assert_eq!(m.counters(), Counters::default());
-    assert_eq!(to_of(&m.step(obs(1, Observation::Pass, 2))), Some(State::Healthy));
+    assert_eq!(
+        to_of(&m.step(obs(1, Observation::Pass, 2))),
+        Some(State::Healthy)
+    );
 }
 
 #[test]
@@ -427,7 +495,10 @@ fn rise_three_needs_three_consecutive_healthy_verdicts() {
     let _ = m.step(obs(0, Observation::Pass, 1));
     assert_eq!(m.step(obs(1, Observation::Pass, 2)).transition, None);
     assert_eq!(m.step(obs(0, Observation::Pass, 3)).transition, None);
-    assert_eq!(to_of(&m.step(obs(1, Observation::Pass, 4))), Some(State::Healthy));
+    assert_eq!(
+        to_of(&m.step(obs(1, Observation::Pass, 4))),
+        Some(State::Healthy)
+    );
 }
 
 #[test]
@@ -435,18 +506,33 @@ fn fall_two_tolerates_one_unhealthy_verdict() {
     let mut m = two_checks(1, 2);
     let _ = m.step(obs(0, Observation::Pass, 1));
     let _ = m.step(obs(1, Observation::Pass, 2));
-    assert_eq!(m.step(obs(0, Observation::Fail("x".into()), 3)).transition, None);
+    assert_eq!(
+        m.step(obs(0, Observation::Fail("x".into()), 3)).transition,
+        None
+    );
     assert_eq!(m.step(obs(0, Observation::Pass, 4)).transition, None);
-    assert_eq!(m.step(obs(0, Observation::Fail("x".into()), 5)).transition, None);
+    assert_eq!(
+        m.step(obs(0, Observation::Fail("x".into()), 5)).transition,
+        None
+    );
     let step = m.step(obs(1, Observation::Pass, 6));
     assert_eq!(to_of(&step), Some(State::Unhealthy));
-    assert_eq!(step.transition.map(|tr| tr.counters.unhealthy_streak), Some(2));
+    assert_eq!(
+        step.transition.map(|tr| tr.counters.unhealthy_streak),
+        Some(2)
+    );
 }
 
 #[test]
 fn a_restored_healthy_service_stays_announced_while_checks_are_pending() {
     let (mut m, actions) = Machine::with_state(Params::new(vec![TIMEOUT]), State::Healthy, t(0));
-    assert_eq!(actions, vec![Action::ArmTimer { timer: Timer::PendingTimeout(0), deadline: t(10_000) }]);
+    assert_eq!(
+        actions,
+        vec![Action::ArmTimer {
+            timer: Timer::PendingTimeout(0),
+            deadline: t(10_000)
+        }]
+    );
     assert_eq!(m.step(pending(5_000)).transition, None);
     assert_eq!(m.state(), &State::Healthy);
     assert_eq!(m.step(pass(6_000)).transition, None);
@@ -455,8 +541,17 @@ fn a_restored_healthy_service_stays_announced_while_checks_are_pending() {
 #[test]
 fn a_service_without_checks_is_healthy_on_the_first_verdict() {
     let (mut m, actions) = Machine::new(Params::new(vec![]), t(0));
-    assert_eq!(actions, vec![Action::ArmTimer { timer: Timer::Evaluate, deadline: t(0) }]);
-    let step = m.step(Input::TimerFired { timer: Timer::Evaluate, at: t(0) });
+    assert_eq!(
+        actions,
+        vec![Action::ArmTimer {
+            timer: Timer::Evaluate,
+            deadline: t(0)
+        }]
+    );
+    let step = m.step(Input::TimerFired {
+        timer: Timer::Evaluate,
+        at: t(0),
+    });
     assert_eq!(to_of(&step), Some(State::Healthy));
     assert_eq!(moves(&step), vec![Action::Announce]);
 }
@@ -480,7 +575,14 @@ fn set_params_keeps_the_counters() {
     let _ = m.step(obs(1, Observation::Pass, 2));
     let _ = m.step(obs(0, Observation::Fail("x".into()), 3));
     let before = m.counters();
-    let _ = m.set_params(Params { rise: 2, fall: 3, pending_timeouts: vec![TIMEOUT, TIMEOUT] }, t(4));
+    let _ = m.set_params(
+        Params {
+            rise: 2,
+            fall: 3,
+            pending_timeouts: vec![TIMEOUT, TIMEOUT],
+        },
+        t(4),
+    );
     assert_eq!(m.counters(), before);
     assert_eq!(m.state(), &State::Healthy);
 }

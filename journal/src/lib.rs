@@ -170,13 +170,15 @@ pub mod codec {
     /// Decode a last-state value (`None` for an unknown version).
     pub fn decode_last(bytes: &[u8]) -> Result<Option<LastState>, Error> {
         match bytes.split_first() {
-            Some((1, body)) => options_v1()
-                .deserialize(body)
-                .map(Some)
-                .map_err(|e| Error::Corrupt {
-                    seq: 0,
-                    reason: format!("last state: {e}"),
-                }),
+            Some((1, body)) => {
+                options_v1()
+                    .deserialize(body)
+                    .map(Some)
+                    .map_err(|e| Error::Corrupt {
+                        seq: 0,
+                        reason: format!("last state: {e}"),
+                    })
+            }
             Some(_) => Ok(None),
             None => Err(Error::Corrupt {
                 seq: 0,

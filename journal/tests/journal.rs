@@ -6,7 +6,11 @@ use anycastd_journal::*;
 use std::sync::mpsc;
 
 fn prefix(p: &str) -> PrefixRef {
-    PrefixRef { vtysh: "/usr/bin/vtysh".into(), vrf: None, prefix: p.into() }
+    PrefixRef {
+        vtysh: "/usr/bin/vtysh".into(),
+        vrf: None,
+        prefix: p.into(),
+    }
 }
 
 fn transition(service: &str, to: State) -> Event {
@@ -16,7 +20,10 @@ fn transition(service: &str, to: State) -> Event {
         to,
         cause: Cause::Verdict {
             healthy: true,
-            checks: vec![CheckResult { check: "dns".into(), observation: Observation::Pass }],
+            checks: vec![CheckResult {
+                check: "dns".into(),
+                observation: Observation::Pass,
+            }],
         },
         healthy_streak: 1,
         unhealthy_streak: 0,
@@ -49,7 +56,12 @@ fn appended_records_read_back_in_order_after_reopening() {
     let dir = tempfile::tempdir().unwrap();
     {
         let mut journal = Journal::open(dir.path(), &Options::default()).unwrap();
-        assert_eq!(journal.append(10, &[transition("dns", State::Healthy), edge("ntp")]).unwrap(), 2);
+        assert_eq!(
+            journal
+                .append(10, &[transition("dns", State::Healthy), edge("ntp")])
+                .unwrap(),
+            2
+        );
         assert_eq!(journal.append(20, &[edge("dns")]).unwrap(), 3);
         journal.flush().unwrap();
     }
@@ -65,7 +77,17 @@ fn appended_records_read_back_in_order_after_reopening() {
 fn one_service_records_come_from_the_index() {
     let dir = tempfile::tempdir().unwrap();
     let mut journal = Journal::open(dir.path(), &Options::default()).unwrap();
-    journal.append(1, &[edge("dns"), edge("ntp"), edge("dns.v6"), transition("dns", State::Healthy)]).unwrap();
+    journal
+        .append(
+            1,
+            &[
+                edge("dns"),
+                edge("ntp"),
+                edge("dns.v6"),
+                transition("dns", State::Healthy),
+            ],
+        )
+        .unwrap();
     let seqs: Vec<u64> = journal
         .service_entries("dns")
         .map(|e| match e.unwrap() {
@@ -80,7 +102,15 @@ fn one_service_records_come_from_the_index() {
 fn the_last_state_of_each_service_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let mut journal = Journal::open(dir.path(), &Options::default()).unwrap();
-    journal.append(1, &[transition("dns", State::Healthy), transition("dns", State::Unhealthy)]).unwrap();
+    journal
+        .append(
+            1,
+            &[
+                transition("dns", State::Healthy),
+                transition("dns", State::Unhealthy),
+            ],
+        )
+        .unwrap();
     let states = journal.last_states().unwrap();
     assert_eq!(states.len(), 1);
     assert_eq!(states[0].0, "dns");
@@ -100,8 +130,14 @@ fn a_second_holder_is_refused_with_the_holders_pid() {
 
 #[test]
 fn records_of_an_unknown_format_version_are_reported_not_fatal() {
-    assert_eq!(codec::decode(7, &[9, 1, 2, 3]).unwrap(), Entry::UnknownVersion { seq: 7, version: 9 });
-    assert!(matches!(codec::decode(7, &[1, 0xff]), Err(Error::Corrupt { seq: 7, .. })));
+    assert_eq!(
+        codec::decode(7, &[9, 1, 2, 3]).unwrap(),
+        Entry::UnknownVersion { seq: 7, version: 9 }
+    );
+    assert!(matches!(
+        codec::decode(7, &[1, 0xff]),
+        Err(Error::Corrupt { seq: 7, .. })
+    ));
     assert!(matches!(codec::decode(7, &[]), Err(Error::Corrupt { .. })));
 }
 
@@ -111,7 +147,10 @@ fn the_encoding_of_a_record_is_frozen() {
     let bytes = codec::encode(1_700_000_000_000, &edge("dns")).unwrap();
     assert_eq!(bytes[0], 1);
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(hex, "01fd00d0ca9f170300000303646e7301630108485454502035303003");
+    assert_eq!(
+        hex,
+        "01fd00d0ca9f170300000303646e7301630108485454502035303003"
+    );
 }
 
 #[test]
@@ -122,7 +161,12 @@ fn the_committer_answers_durable_appends_after_flushing_them_in_order() {
     let (tx, rx) = mpsc::channel();
     for i in 0..50 {
         let tx = tx.clone();
-        committer.submit(i, vec![edge("dns")], i % 2 == 0, Some(Box::new(move |r| tx.send(r).unwrap())));
+        committer.submit(
+            i,
+            vec![edge("dns")],
+            i % 2 == 0,
+            Some(Box::new(move |r| tx.send(r).unwrap())),
+        );
     }
     let mut seqs: Vec<u64> = (0..50).map(|_| rx.recv().unwrap().unwrap()).collect();
     seqs.sort();

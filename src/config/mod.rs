@@ -480,7 +480,11 @@ impl Validator {
             }
         }
         if table.entries.is_empty() {
-            self.problem(node.span.start, "services", "must define at least one service");
+            self.problem(
+                node.span.start,
+                "services",
+                "must define at least one service",
+            );
             ok = false;
         }
         self.duplicate_prefixes(&services);
@@ -544,7 +548,11 @@ impl Validator {
         let checks = match self.take(&mut table, "checks") {
             Some(n) => self.checks(n, &join(path, "checks")),
             None => {
-                self.problem(node.span.start, join(path, "checks"), "missing required key");
+                self.problem(
+                    node.span.start,
+                    join(path, "checks"),
+                    "missing required key",
+                );
                 None
             }
         };
@@ -645,7 +653,11 @@ impl Validator {
                 };
                 self.finish(table);
                 let Some(prefix) = prefix else {
-                    self.problem(node.span.start, join(path, "prefix"), "missing required key");
+                    self.problem(
+                        node.span.start,
+                        join(path, "prefix"),
+                        "missing required key",
+                    );
                     return None;
                 };
                 (prefix, vrf?.flatten(), vtysh?)
@@ -880,7 +892,9 @@ fn parse_duration(value: &Value) -> Result<Duration, String> {
                 .unwrap_or(s.len());
             let (number, unit) = s.split_at(split);
             let number: f64 = number.parse().map_err(|_| {
-                format!("{s:?} is not a duration (write seconds or a string like \"5s\" or \"500ms\")")
+                format!(
+                    "{s:?} is not a duration (write seconds or a string like \"5s\" or \"500ms\")"
+                )
             })?;
             let scale = match unit.trim() {
                 "ms" => 0.001,

@@ -174,7 +174,9 @@ impl RunningConfig {
                 in_unicast_af = false;
                 let words: Vec<&str> = trimmed.split_whitespace().collect();
                 if let ["router", "bgp", asn, rest @ ..] = words.as_slice() {
-                    let Ok(asn) = asn.parse::<u32>() else { continue };
+                    let Ok(asn) = asn.parse::<u32>() else {
+                        continue;
+                    };
                     let vrf = match rest {
                         [] => None,
                         ["vrf", name] => Some((*name).to_owned()),
@@ -249,7 +251,14 @@ mod tests {
         let default = &rc.instances[&None];
         assert_eq!(default.asn, 65536);
         let nets: Vec<String> = default.networks.iter().map(|n| n.to_string()).collect();
-        assert_eq!(nets, ["203.0.113.53/32", "203.0.113.99/32", "2001:db8::b19:bad:53/128"]);
+        assert_eq!(
+            nets,
+            [
+                "203.0.113.53/32",
+                "203.0.113.99/32",
+                "2001:db8::b19:bad:53/128"
+            ]
+        );
         let vrf = &rc.instances[&Some("123".to_owned())];
         assert_eq!(vrf.asn, 65537);
         assert_eq!(vrf.networks.len(), 1);
@@ -262,7 +271,10 @@ mod tests {
 
     #[test]
     fn error_text_is_one_bounded_line() {
-        assert_eq!(one_line("% Unknown command:\n  network x\n"), "% Unknown command: network x");
+        assert_eq!(
+            one_line("% Unknown command:\n  network x\n"),
+            "% Unknown command: network x"
+        );
         assert!(one_line(&"x ".repeat(1000)).len() <= MAX_ERROR_TEXT + 4);
     }
 }

@@ -157,7 +157,9 @@ impl WriterHandle {
 
 fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
     // A panic while holding this lock would be a bug; keep going with the data as it is.
-    shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Start the writer task for one vtysh binary. Outcomes go to `reports`.
@@ -593,7 +595,9 @@ mod tests {
             .collect();
         let chunks = chunks(&plan);
         assert_eq!(chunks.len(), 3);
-        assert!(chunks.iter().all(|c| command_lines(&plan, c).len() <= MAX_LINES));
+        assert!(chunks
+            .iter()
+            .all(|c| command_lines(&plan, c).len() <= MAX_LINES));
         assert_eq!(chunks.iter().map(Vec::len).sum::<usize>(), 1000);
     }
 

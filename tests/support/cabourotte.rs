@@ -64,13 +64,21 @@ pub struct Emulator {
 impl Emulator {
     /// Start on 127.0.0.1 with an ephemeral port; checks not set answer "result not found".
     pub async fn start(generation: Generation) -> Emulator {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-        Emulator::serve(listener, generation, None)
+        match TcpListener::bind("127.0.0.1:0").await {
+            Ok(listener) => Emulator::serve(listener, generation, None),
+            Err(e) => panic!("cannot bind 127.0.0.1:0: {e}"),
+        }
     }
 
     /// Serve on `listener`; `lookup` (if given) decides behaviours instead of the table.
-    pub fn serve(listener: TcpListener, generation: Generation, lookup: Option<Lookup>) -> Emulator {
-        let addr = listener.local_addr().expect("local addr");
+    pub fn serve(
+        listener: TcpListener,
+        generation: Generation,
+        lookup: Option<Lookup>,
+    ) -> Emulator {
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
         let behaviours: Arc<Mutex<HashMap<String, Behaviour>>> = Arc::default();
         let requests: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
         let connections = Arc::new(AtomicU64::new(0));
@@ -79,14 +87,19 @@ impl Emulator {
             None => {
                 let table = behaviours.clone();
                 Arc::new(move |name| {
-                    table.lock().unwrap().get(name).cloned().unwrap_or(Behaviour::NotFound)
+                    lock(&table)
+                        .get(name)
+                        .cloned()
+                        .unwrap_or(Behaviour::NotFound)
                 })
             }
         };
         let (req, conns) = (requests.clone(), connections.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 conns.fetch_add(1, Ordering::Relaxed);
                 let (lookup, req) = (lookup.clone(), req.clone());
                 tokio::spawn(async move {
@@ -94,7 +107,13 @@ impl Emulator {
                 });
             }
         });
-        Emulator { addr, behaviours, requests, connections, task }
+        Emulator {
+            addr,
+            behaviours,
+            requests,
+            connections,
+            task,
+        }
     }
 
     /// Base URL, e.g. `http://127.0.0.1:40123`.
@@ -104,12 +123,12 @@ impl Emulator {
 
     /// Set what check `name` answers.
     pub fn set(&self, name: &str, behaviour: Behaviour) {
-        self.behaviours.lock().unwrap().insert(name.to_owned(), behaviour);
+        lock(&self.behaviours).insert(name.to_owned(), behaviour);
     }
 
     /// Requests seen for check `name` (on any route).
     pub fn requests(&self, name: &str) -> u64 {
-        self.requests.lock().unwrap().get(name).copied().unwrap_or(0)
+        lock(&self.requests).get(name).copied().unwrap_or(0)
     }
 
     /// TCP connections accepted so far.
@@ -147,13 +166,21 @@ async fn serve_connection(
                 break;
             }
         }
-        let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("/")
+            .to_owned();
         let route = match generation {
             Generation::V2 => "/api/v1/result/",
             Generation::V1 => "/result/",
         };
-        let name = path.rsplit('/').next().map(percent_decode).unwrap_or_default();
-        *requests.lock().unwrap().entry(name.clone()).or_default() += 1;
+        let name = path
+            .rsplit('/')
+            .next()
+            .map(percent_decode)
+            .unwrap_or_default();
+        *lock(&requests).entry(name.clone()).or_default() += 1;
         let (status, body) = match path.strip_prefix(route) {
             Some(encoded) if !encoded.contains('/') => match lookup(&name) {
                 Behaviour::Hang => {
@@ -180,6 +207,10 @@ async fn serve_connection(
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -199,7 +230,10 @@ fn percent_decode(s: &str) -> String {
 }
 
 fn now_s() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn result_json(name: &str, success: bool, message: &str, timestamp: u64) -> String {
@@ -213,8 +247,14 @@ fn respond(name: &str, behaviour: &Behaviour) -> (u16, String) {
     match behaviour {
         Behaviour::Pass => (200, result_json(name, true, "success", now_s())),
         Behaviour::Fail(message) => (200, result_json(name, false, message, now_s())),
-        Behaviour::Stale(age) => (200, result_json(name, true, "success", now_s().saturating_sub(*age))),
-        Behaviour::NotFound => (404, format!("{{\"messages\":[\"result not found for healthcheck {name}\"]}}\n")),
+        Behaviour::Stale(age) => (
+            200,
+            result_json(name, true, "success", now_s().saturating_sub(*age)),
+        ),
+        Behaviour::NotFound => (
+            404,
+            format!("{{\"messages\":[\"result not found for healthcheck {name}\"]}}\n"),
+        ),
         Behaviour::Status(code) => (*code, "{}".to_owned()),
         Behaviour::Malformed => (200, "{\"success\": tru".to_owned()),
         Behaviour::Oversized(n) => (200, format!("{{\"pad\":\"{}\"}}", "x".repeat(*n))),

@@ -2,3 +2,5 @@
 #![allow(dead_code)]
 
 pub mod cabourotte;
+pub mod daemon;
+pub mod testbed;

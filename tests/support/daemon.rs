@@ -1,0 +1,131 @@
+//! Runs the real `anycastd` binary as a child process for integration tests.
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `anycastd run`.
+pub struct Daemon {
+    child: Option<Child>,
+    /// Its stdout+stderr.
+    pub log: PathBuf,
+}
+
+/// The README example as a config for a testbed: dns in the default VRF, ntp in VRF 123, checks
+/// at `url` every 200 ms, journal in `dir`.
+pub fn example_config(dir: &Path, url: &str, vtysh_args: &[String], extra: &str) -> PathBuf {
+    let args: Vec<String> = vtysh_args.iter().map(|a| format!("{a:?}")).collect();
+    let text = format!(
+        r#"[journal]
+path = "{journal}"
+
+[frrouting]
+vtysh_args = [{args}]
+vtysh_timeout = "5s"
+
+[services.dns]
+prefixes.frrouting = ["2001:db8::b19:bad:53", "203.0.113.53"]
+checks.cabourotte = [{{ name = "dns", url = "{url}", interval = "200ms" }}]
+
+[services.ntp]
+prefixes.frrouting = [
+    {{ prefix = "2001:db8::123:7e11:713e", vrf = "123" }},
+    {{ prefix = "203.0.113.123", vrf = "123" }},
+]
+checks.cabourotte = [
+    {{ name = "ntp_v6", url = "{url}", interval = "200ms" }},
+    {{ name = "ntp_v4", url = "{url}", interval = "200ms" }},
+]
+{extra}"#,
+        journal = dir.join("journal").display(),
+        args = args.join(", "),
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+impl Daemon {
+    /// Start `anycastd run -c CONFIG --log-format json`, output to `log`.
+    pub fn start(config: &Path, log: &Path) -> Daemon {
+        let out = std::fs::File::create(log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .args(["run", "-c"])
+            .arg(config)
+            .args(["--log-format", "json", "--log-level", "debug"])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        Daemon {
+            child: Some(child),
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    /// Send a signal.
+    pub fn signal(&self, signal: Signal) {
+        let _ = kill(Pid::from_raw(self.pid()), signal);
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Wait for the exit code (panics after `timeout`).
+    pub fn wait(&mut self, timeout: Duration) -> i32 {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut().unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "anycastd did not exit; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Wait until the log contains `needle`.
+    pub fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.log_text().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "log lacks {needle:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,220 @@
+#!/bin/bash
+# anycastd's FRR test fixture: a real FRRouting (zebra, bgpd, staticd) and a real BGP peer
+# (gobgpd or BIRD 2), each in its own network namespace, wired with veth pairs. Used by the
+# integration tests (tests/support/testbed.rs), the demo and the benchmarks.
+#
+#   testbed.sh up | down | wait | restart-bgpd [--boot] | vtysh ARGS... | peer ARGS...
+#
+# Environment: TB_NAME (namespace prefix, default acdtb), TB_DIR (state directory, default
+# /tmp/$TB_NAME), TB_PEER (gobgp|bird, default gobgp).
+#
+# Layout (addresses exist only inside the namespaces made here):
+#   $N-r1   FRR, default VRF, AS 65536: r1-peer 192.0.2.1/30, 2001:db8:ffff:1::1/64
+#   $N-vrf  the netns that FRR's netns VRF backend sees as VRF "123", AS 65537:
+#           v123-peer 192.0.2.5/30, 2001:db8:ffff:2::1/64
+#   $N-peer the peer, AS 65001: 192.0.2.2 / 2001:db8:ffff:1::2 and 192.0.2.6 / 2001:db8:ffff:2::2
+# The README example's service addresses are put on lo of $N-r1 (dns) and $N-vrf (ntp), so
+# FRR's default `bgp network import-check` finds them.
+#
+# FRR runs in a private mount namespace whose /run/netns holds only the VRF namespace, named
+# "123": zebra -n would otherwise turn every namespace on the machine into a VRF.
+set -euo pipefail
+
+N=${TB_NAME:-acdtb}
+D=${TB_DIR:-/tmp/$N}
+PEER=${TB_PEER:-gobgp}
+R=$D/frr
+P=$D/peer
+
+say() { echo "[testbed $N] $*" >&2; }
+die() { say "error: $*"; exit 1; }
+vt() { /usr/bin/vtysh --vty_socket "$R/run" --config_dir "$R/etc" "$@"; }
+
+netns() {
+	ip netns add "$1"
+	# no duplicate address detection: IPv6 addresses (and link-locals, which bgpd waits for)
+	# are usable at once
+	ip netns exec "$1" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+	ip -n "$1" link set lo up
+}
+
+link() { # ns-a if-a ns-b if-b v4-a v4-b v6-a v6-b
+	ip link add "$2" netns "$1" type veth peer name "$4" netns "$3"
+	ip -n "$1" addr add "$5" dev "$2"
+	ip -n "$3" addr add "$6" dev "$4"
+	ip -n "$1" addr add "$7" dev "$2" nodad
+	ip -n "$3" addr add "$8" dev "$4" nodad
+	ip -n "$1" link set "$2" up
+	ip -n "$3" link set "$4" up
+}
+
+frr_instance() { # asn router-id vrf-suffix nbr4 nbr6
+	cat <<EOF
+router bgp $1$3
+ bgp router-id $2
+ no bgp ebgp-requires-policy
+ timers bgp 3 9
+ coalesce-time 100
+ neighbor $4 remote-as external
+ neighbor $4 timers connect 1
+ neighbor $5 remote-as external
+ neighbor $5 timers connect 1
+ address-family ipv4 unicast
+  redistribute static
+  no neighbor $5 activate
+ exit-address-family
+ address-family ipv6 unicast
+  redistribute static
+  neighbor $5 activate
+ exit-address-family
+exit
+!
+EOF
+}
+
+write_frr() {
+	mkdir -p "$R/etc" "$R/run"
+	chown -R frr:frr "$R"
+	chmod 0755 "$D" "$R"
+	chmod 0775 "$R/etc" "$R/run"
+	for d in zebra bgpd staticd; do install -o frr -g frr -m 0640 /dev/null "$R/etc/$d.conf"; done
+	echo 'service integrated-vtysh-config' | install -o frr -g frrvty -m 0640 /dev/stdin "$R/etc/vtysh.conf"
+	{
+		frr_instance 65536 203.0.113.179 "" 192.0.2.2 2001:db8:ffff:1::2
+		frr_instance 65537 203.0.113.180 " vrf 123" 192.0.2.6 2001:db8:ffff:2::2
+	} | install -o frr -g frr -m 0640 /dev/stdin "$R/etc/frr.conf"
+	cp "$R/etc/frr.conf" "$R/base.conf"
+	cat > "$R/start.sh" <<EOF
+#!/bin/bash
+set -e
+mkdir -p "$R/hold"; touch "$R/hold/123"
+mount --bind /run/netns/$N-vrf "$R/hold/123"
+mount -t tmpfs -o size=64k,mode=0755 $N-netns /run/netns
+touch /run/netns/123
+mount --bind "$R/hold/123" /run/netns/123
+umount "$R/hold/123"
+opts="-d -A 127.0.0.1 -P 0 --vty_socket $R/run -z $R/run/zserv.api"
+/usr/lib/frr/zebra   \$opts -n -f $R/etc/zebra.conf   -i $R/run/zebra.pid   --log file:$R/zebra.log
+/usr/lib/frr/bgpd    \$opts    -f $R/etc/bgpd.conf    -i $R/run/bgpd.pid    --log file:$R/bgpd.log
+/usr/lib/frr/staticd \$opts    -f $R/etc/staticd.conf -i $R/run/staticd.pid --log file:$R/staticd.log
+EOF
+	chmod +x "$R/start.sh"
+	printf '#!/bin/sh\nexec /usr/bin/vtysh --vty_socket "%s/run" --config_dir "%s/etc" "$@"\n' "$R" "$R" > "$D/vtysh"
+	chmod +x "$D/vtysh"
+}
+
+start_peer() {
+	mkdir -p "$P"
+	if [ "$PEER" = gobgp ]; then
+		{
+			printf '[global.config]\n  as = 65001\n  router-id = "192.0.2.2"\n'
+			# a sink: never pass one FRR instance's routes to the other
+			printf '[global.apply-policy.config]\n  default-import-policy = "accept-route"\n  default-export-policy = "reject-route"\n'
+			for n in "192.0.2.1 65536 ipv4" "2001:db8:ffff:1::1 65536 ipv6" "192.0.2.5 65537 ipv4" "2001:db8:ffff:2::1 65537 ipv6"; do
+				set -- $n
+				printf '[[neighbors]]\n  [neighbors.config]\n    neighbor-address = "%s"\n    peer-as = %s\n' "$1" "$2"
+				printf '  [neighbors.timers.config]\n    connect-retry = 1\n    hold-time = 9\n    keepalive-interval = 3\n'
+				printf '  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = "%s-unicast"\n' "$3"
+			done
+		} > "$P/gobgpd.toml"
+		ip netns exec "$N-peer" gobgpd -f "$P/gobgpd.toml" -p --api-hosts 127.0.0.1:50051 --pprof-disable \
+			> "$P/gobgpd.log" 2>&1 < /dev/null &
+		echo $! > "$P/gobgpd.pid"
+		for _ in $(seq 100); do ip netns exec "$N-peer" gobgp neighbor > /dev/null 2>&1 && return 0; sleep 0.05; done
+		die "gobgpd did not start: $(tail -3 "$P/gobgpd.log")"
+	else
+		{
+			echo 'router id 192.0.2.2;'
+			echo 'protocol device { }'
+			for n in "r1_v4 192.0.2.2 192.0.2.1 65536 ipv4" "r1_v6 2001:db8:ffff:1::2 2001:db8:ffff:1::1 65536 ipv6" \
+				"vrf_v4 192.0.2.6 192.0.2.5 65537 ipv4" "vrf_v6 2001:db8:ffff:2::2 2001:db8:ffff:2::1 65537 ipv6"; do
+				set -- $n
+				echo "protocol bgp $1 { local $2 as 65001; neighbor $3 as $4;"
+				echo "  hold time 9; keepalive time 3; connect retry time 1; error wait time 1, 5; error forget time 10;"
+				echo "  $5 { import all; export none; }; }"
+			done
+		} > "$P/bird.conf"
+		ip netns exec "$N-peer" bird -c "$P/bird.conf" -s "$P/bird.ctl" -P "$P/bird.pid"
+		for _ in $(seq 100); do birdc -s "$P/bird.ctl" show status > /dev/null 2>&1 && return 0; sleep 0.05; done
+		die "bird did not start"
+	fi
+}
+
+established() {
+	if [ "$PEER" = gobgp ]; then
+		ip netns exec "$N-peer" gobgp neighbor 2>/dev/null | grep -c ' Establ ' || true
+	else
+		birdc -s "$P/bird.ctl" show protocols 2>/dev/null | grep -c Established || true
+	fi
+}
+
+cmd_wait() {
+	for _ in $(seq 600); do
+		[ "$(established)" -ge 4 ] && return 0
+		sleep 0.1
+	done
+	die "BGP sessions not Established after 60 s"
+}
+
+cmd_up() {
+	[ "$(id -u)" = 0 ] || die "needs root"
+	[ ! -e "/run/netns/$N-r1" ] || die "namespace $N-r1 exists: another testbed uses the name $N"
+	rm -rf "$D"; mkdir -p "$D"
+	netns "$N-r1"; netns "$N-vrf"; netns "$N-peer"
+	link "$N-r1" r1-peer "$N-peer" peer-r1 192.0.2.1/30 192.0.2.2/30 2001:db8:ffff:1::1/64 2001:db8:ffff:1::2/64
+	link "$N-vrf" v123-peer "$N-peer" peer-v123 192.0.2.5/30 192.0.2.6/30 2001:db8:ffff:2::1/64 2001:db8:ffff:2::2/64
+	ip -n "$N-r1" addr add 203.0.113.53/32 dev lo
+	ip -n "$N-r1" addr add 2001:db8::b19:bad:53/128 dev lo nodad
+	ip -n "$N-vrf" addr add 203.0.113.123/32 dev lo
+	ip -n "$N-vrf" addr add 2001:db8::123:7e11:713e/128 dev lo nodad
+	start_peer
+	write_frr
+	ip netns exec "$N-r1" unshare --mount --propagation private "$R/start.sh"
+	for _ in $(seq 100); do [ -S "$R/run/bgpd.vty" ] && [ -S "$R/run/staticd.vty" ] && break; sleep 0.05; done
+	vt -b > "$R/boot.log" 2>&1 || die "vtysh -b failed: $(cat "$R/boot.log")"
+	cmd_wait
+	say "up (vtysh: $D/vtysh)"
+}
+
+stop_pid() { # pidfile process-name
+	[ -r "$1" ] || return 0
+	local pid; pid=$(cat "$1")
+	if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ]; then
+		kill "$pid" 2>/dev/null || true
+		for _ in $(seq 50); do [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] || break; sleep 0.1; done
+		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] && kill -9 "$pid" 2>/dev/null || true
+	fi
+	rm -f "$1"
+}
+
+cmd_down() {
+	stop_pid "$R/run/staticd.pid" staticd
+	stop_pid "$R/run/bgpd.pid" bgpd
+	stop_pid "$R/run/zebra.pid" zebra
+	stop_pid "$P/gobgpd.pid" gobgpd
+	stop_pid "$P/bird.pid" bird
+	for n in "$N-peer" "$N-vrf" "$N-r1"; do [ -e "/run/netns/$n" ] && ip netns del "$n"; done
+	return 0
+}
+
+# A bgpd crash and restart: the runtime config is lost; with --boot the saved frr.conf is
+# applied again with `vtysh -b`, as watchfrr does.
+cmd_restart_bgpd() {
+	local zebra; zebra=$(cat "$R/run/zebra.pid")
+	stop_pid "$R/run/bgpd.pid" bgpd
+	nsenter --target "$zebra" --net --mount /usr/lib/frr/bgpd -d -A 127.0.0.1 -P 0 \
+		--vty_socket "$R/run" -z "$R/run/zserv.api" -f "$R/etc/bgpd.conf" -i "$R/run/bgpd.pid" --log "file:$R/bgpd.log"
+	for _ in $(seq 100); do vt -d bgpd -c 'show version' > /dev/null 2>&1 && break; sleep 0.05; done
+	if [ "${1:-}" = --boot ]; then vt -b -d bgpd > "$R/boot.log" 2>&1 || die "vtysh -b: $(cat "$R/boot.log")"; fi
+}
+
+case "${1:-}" in
+	up) cmd_up ;;
+	down) cmd_down ;;
+	wait) cmd_wait ;;
+	restart-bgpd) shift; cmd_restart_bgpd "$@" ;;
+	vtysh) shift; vt "$@" ;;
+	peer) shift
+		if [ "$PEER" = gobgp ]; then ip netns exec "$N-peer" gobgp "$@"; else birdc -s "$P/bird.ctl" "$@"; fi ;;
+	*) echo "usage: $0 up|down|wait|restart-bgpd [--boot]|vtysh ARGS|peer ARGS" >&2; exit 2 ;;
+esac
