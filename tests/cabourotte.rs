@@ -1,6 +1,8 @@
 //! Cabourotte checks against the emulator on 127.0.0.1: both API generations and every
 //! failure mode is observed with its reason.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use anycastd::checks::{http_client, ApiGeneration, CabourotteCheck};

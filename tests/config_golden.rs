@@ -2,6 +2,8 @@
 //! is rendered to `NAME.out`, an invalid one to its exact error lines in `NAME.err`.
 //! Regenerate with `UPDATE_GOLDEN=1 cargo test --test config_golden` and review the diff.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use anycastd::config::{self, Config};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -3,6 +3,8 @@
 //! Cabourotte emulator. Assertions are on what the peer receives and on FRR's running config.
 //! Needs root and the packages frr, gobgpd; skipped with a reason otherwise.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use anycastd_journal::wire::{self, Event};

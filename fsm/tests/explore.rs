@@ -6,6 +6,8 @@
 //! - the announced flag the actions imply equals `state().announces()`;
 //! - a pending check never yields a verdict before its `pending_timeout`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use anycastd_fsm::*;
 use std::time::Duration;
 

@@ -1,6 +1,8 @@
 //! One test per (state, input) pair of the transition table, plus the rise/fall and pending
 //! rules. Time is counted in milliseconds from zero; no clock is read.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use anycastd_fsm::*;
 use std::time::Duration;
 

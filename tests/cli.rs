@@ -1,0 +1,181 @@
+//! The command line: usage errors, config errors and the journal lock end with the documented
+//! exit codes and one clear line per problem, and nothing reaches FRR.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+use support::daemon::Daemon;
+
+fn anycastd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn no_arguments_prints_help_and_exits_2() {
+    let out = anycastd(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("Usage: anycastd"), "{}", stderr(&out));
+}
+
+#[test]
+fn an_unknown_subcommand_or_log_level_exits_2() {
+    assert_eq!(anycastd(&["frobnicate"]).status.code(), Some(2));
+    let out = anycastd(&["run", "--log-level", "verbose"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown log level"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_missing_config_or_a_directory_exits_66_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.toml");
+    let out = anycastd(&["run", "-c", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(66));
+    assert_eq!(
+        stderr(&out),
+        format!("{}: cannot read config: no such file\n", missing.display())
+    );
+    let out = anycastd(&["run", "--configuration", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(66));
+    assert!(
+        stderr(&out).ends_with("cannot read config: is a directory\n"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_invalid_config_exits_65_with_every_problem_and_never_runs_vtysh() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls");
+    let vtysh = dir.path().join("vtysh");
+    std::fs::write(
+        &vtysh,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", calls.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&vtysh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[services.dns]\nprefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = {:?} }}]\nchecks.cabourotte = [\"dns\"]\n\n\
+             [services.ntp]\nprefixes.frrouting = [\"203.0.113.123/24\"]\nchecks.cabourotte = [{{ name = \"ntp\", interval = 0 }}]\n",
+            vtysh.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = anycastd(&["run", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(65));
+    let file = config.display().to_string();
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "{file}:6: services.ntp.prefixes.frrouting[0]: \"203.0.113.123/24\" has host bits set (did you mean \"203.0.113.0/24\"?)\n\
+             {file}:7: services.ntp.checks.cabourotte[0].interval: must be greater than 0\n"
+        )
+    );
+    assert!(
+        !Path::new(&calls).exists(),
+        "vtysh was run for an invalid config"
+    );
+}
+
+#[test]
+fn a_second_daemon_on_the_same_journal_exits_69_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let vtysh = dir.path().join("vtysh");
+    // A vtysh with no BGP instance at all: the first daemon runs, announces nothing.
+    std::fs::write(&vtysh, "#!/bin/sh\necho '!'\n").unwrap();
+    std::fs::set_permissions(&vtysh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[journal]\npath = {:?}\n[services.dns]\nprefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = {:?} }}]\nchecks.cabourotte = [{{ name = \"dns\", url = \"http://127.0.0.1:9\" }}]\n",
+            dir.path().join("journal").display().to_string(),
+            vtysh.display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut first = Daemon::start(&config, &dir.path().join("log"));
+    first.wait_log("Starting service");
+    let out = anycastd(&["run", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(69));
+    assert!(
+        stderr(&out).contains(&format!("held by another anycastd (pid {})", first.pid())),
+        "{}",
+        stderr(&out)
+    );
+    first.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(
+        first.wait(Duration::from_secs(30)),
+        0,
+        "{}",
+        first.log_text()
+    );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_structured_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let vtysh = dir.path().join("vtysh");
+    std::fs::write(&vtysh, "#!/bin/sh\necho '!'\n").unwrap();
+    std::fs::set_permissions(&vtysh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[journal]\npath = {:?}\n[services.dns]\nprefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = {:?} }}]\nchecks.cabourotte = [{{ name = \"dns\", url = \"http://127.0.0.1:9\", interval = \"100ms\" }}]\n",
+            dir.path().join("journal").display().to_string(),
+            vtysh.display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    daemon.wait_log("Cabourotte health check");
+    daemon.signal(nix::sys::signal::Signal::SIGINT);
+    assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
+    let log = daemon.log_text();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let failed = events
+        .iter()
+        .find(|e| e["message"] == "Cabourotte health check \"dns\" failed.")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(failed["service"], "dns");
+    assert_eq!(failed["level"], "WARN");
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot connect"),
+        "{failed}"
+    );
+    assert!(events
+        .iter()
+        .any(|e| e["message"] == "Received SIGINT, terminating."));
+    // The failure is logged on its edge, not on every poll.
+    let repeats = events
+        .iter()
+        .filter(|e| e["message"] == "Cabourotte health check \"dns\" failed.")
+        .count();
+    assert_eq!(repeats, 1, "{log}");
+}
