@@ -8,24 +8,48 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use std::time::Duration;
 
 fn steps(c: &mut Criterion) {
-    let params = Params { rise: 2, fall: 2, pending_timeouts: vec![Duration::from_secs(10); 2] };
+    let params = Params {
+        rise: 2,
+        fall: 2,
+        pending_timeouts: vec![Duration::from_secs(10); 2],
+    };
     c.bench_function("fsm step: steady pass (no transition)", |b| {
         let (mut machine, _) = Machine::new(params.clone(), Timestamp(0));
         let mut at = 0;
         b.iter(|| {
             at += 1;
-            black_box(machine.step(Input::Observed { check: (at % 2) as usize, observation: Observation::Pass, at: Timestamp(at) }))
+            black_box(machine.step(Input::Observed {
+                check: (at % 2) as usize,
+                observation: Observation::Pass,
+                at: Timestamp(at),
+            }))
         })
     });
     c.bench_function("fsm step: flapping (a transition every other step)", |b| {
-        let params = Params { rise: 1, fall: 1, ..params.clone() };
+        let params = Params {
+            rise: 1,
+            fall: 1,
+            ..params.clone()
+        };
         let (mut machine, _) = Machine::new(params, Timestamp(0));
-        let _ = machine.step(Input::Observed { check: 1, observation: Observation::Pass, at: Timestamp(0) });
+        let _ = machine.step(Input::Observed {
+            check: 1,
+            observation: Observation::Pass,
+            at: Timestamp(0),
+        });
         let mut at = 0;
         b.iter(|| {
             at += 1;
-            let observation = if at % 2 == 0 { Observation::Pass } else { Observation::Fail("down".into()) };
-            black_box(machine.step(Input::Observed { check: 0, observation, at: Timestamp(at) }))
+            let observation = if at % 2 == 0 {
+                Observation::Pass
+            } else {
+                Observation::Fail("down".into())
+            };
+            black_box(machine.step(Input::Observed {
+                check: 0,
+                observation,
+                at: Timestamp(at),
+            }))
         })
     });
 }

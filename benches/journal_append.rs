@@ -15,12 +15,19 @@ fn transition() -> Event {
         to: State::Unhealthy,
         cause: Cause::Verdict {
             healthy: false,
-            checks: vec![CheckResult { check: "dns".into(), observation: Observation::Fail("HTTP 500".into()) }],
+            checks: vec![CheckResult {
+                check: "dns".into(),
+                observation: Observation::Fail("HTTP 500".into()),
+            }],
         },
         healthy_streak: 0,
         unhealthy_streak: 1,
         change: Change::Withdraw,
-        prefixes: vec![PrefixRef { vtysh: "/usr/bin/vtysh".into(), vrf: None, prefix: "203.0.113.53/32".into() }],
+        prefixes: vec![PrefixRef {
+            vtysh: "/usr/bin/vtysh".into(),
+            vrf: None,
+            prefix: "203.0.113.53/32".into(),
+        }],
     })
 }
 
@@ -28,23 +35,29 @@ fn appends(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let mut journal = Journal::open(dir.path(), &Options::default()).unwrap();
     let event = transition();
-    c.bench_function("journal: durable append of one transition (append + fsync)", |b| {
-        b.iter(|| {
-            journal.append(1, std::slice::from_ref(&event)).unwrap();
-            journal.flush().unwrap();
-        })
-    });
-    let batch: Vec<Event> = (0..100).map(|_| transition()).collect();
-    c.bench_function("journal: 100 transitions under one flush (group commit)", |b| {
-        b.iter_batched(
-            || batch.clone(),
-            |batch| {
-                journal.append(1, &batch).unwrap();
+    c.bench_function(
+        "journal: durable append of one transition (append + fsync)",
+        |b| {
+            b.iter(|| {
+                journal.append(1, std::slice::from_ref(&event)).unwrap();
                 journal.flush().unwrap();
-            },
-            BatchSize::SmallInput,
-        )
-    });
+            })
+        },
+    );
+    let batch: Vec<Event> = (0..100).map(|_| transition()).collect();
+    c.bench_function(
+        "journal: 100 transitions under one flush (group commit)",
+        |b| {
+            b.iter_batched(
+                || batch.clone(),
+                |batch| {
+                    journal.append(1, &batch).unwrap();
+                    journal.flush().unwrap();
+                },
+                BatchSize::SmallInput,
+            )
+        },
+    );
     c.bench_function("journal: append without flush", |b| {
         b.iter(|| journal.append(1, std::slice::from_ref(&event)).unwrap())
     });
