@@ -14,9 +14,14 @@ use crate::config::Config;
 use crate::driver::{self, prefix_ref, Command, DriverHandle};
 use crate::exit;
 use crate::frr::vtysh::Vtysh;
+use crate::frr::writer::Decision;
 use crate::frr::writer::{self, Outcome, Report, WriterHandle};
 use crate::journal::{now_ms, JournalHandle};
+use crate::reconcile::{self, FrrView, Plan};
+use anycastd_journal::wire::ReconcileDecision;
+use anycastd_journal::LastState;
 use anycastd_journal::{wire, Committer, Journal, Options};
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -88,8 +93,11 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
             return exit::SOFTWARE;
         }
     };
-    let journal = match Journal::open(&config.journal.path, &Options::default()) {
-        Ok(journal) => JournalHandle::new(Committer::start(journal)),
+    let (journal, prior) = match Journal::open(&config.journal.path, &Options::default()) {
+        Ok(journal) => {
+            let prior = read_prior(&journal);
+            (JournalHandle::new(Committer::start(journal)), prior)
+        }
         Err(anycastd_journal::Error::Locked { path, pid }) => {
             eprintln!(
                 "anycastd: journal {} is held by another anycastd (pid {pid}); only one may run",
@@ -103,14 +111,19 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
                 error = %e,
                 "journal unavailable: running without an audit trail; health gating goes on"
             );
-            JournalHandle::unavailable()
+            (JournalHandle::unavailable(), Prior::default())
         }
     };
+    let boot = boot_id();
+    let rebooted = prior
+        .boot_id
+        .as_ref()
+        .is_some_and(|previous| !boot.is_empty() && *previous != boot);
     let started = wire::DaemonStarted {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         pid: std::process::id(),
         config_hash: config.hash.clone(),
-        boot_id: boot_id(),
+        boot_id: boot,
         services: service_params(&config),
     };
     if let Err(e) = journal
@@ -134,11 +147,19 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
             return exit::SOFTWARE;
         }
     };
+
+    // Reconcile before the first check (DESIGN §5).
+    let plan = reconcile_at_start(&config, &prior, rebooted, &journal).await;
+
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
-    let reporter = tokio::spawn(journal_reports(reports_rx, journal.clone()));
-    let writers: HashMap<PathBuf, WriterHandle> = config
-        .prefixes_by_vtysh()
-        .into_keys()
+    let (flush_tx, flush_rx) = mpsc::channel(1);
+    let reporter = tokio::spawn(journal_reports(reports_rx, flush_rx, journal.clone()));
+    let mut vtysh_paths: Vec<PathBuf> = config.prefixes_by_vtysh().into_keys().collect();
+    vtysh_paths.extend(plan.plan.withdraw.iter().map(|w| w.0.clone()));
+    vtysh_paths.sort();
+    vtysh_paths.dedup();
+    let writers: HashMap<PathBuf, WriterHandle> = vtysh_paths
+        .into_iter()
         .map(|path| {
             let vtysh = Vtysh {
                 path: path.clone(),
@@ -149,12 +170,20 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
         })
         .collect();
     drop(reports_tx);
+    plan.hand_to(&config, &writers);
     let drivers: Vec<DriverHandle> = config
         .services
         .iter()
         .map(|service| {
+            let initial = plan
+                .plan
+                .states
+                .get(&service.name)
+                .cloned()
+                .unwrap_or(anycastd_fsm::State::Starting);
             driver::spawn(
                 service.clone(),
+                initial,
                 writers.clone(),
                 journal.clone(),
                 client.clone(),
@@ -164,17 +193,202 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
 
     let reason = signals.next().await;
     tracing::info!("Received {reason}, terminating.");
-    let code = shutdown(&config, reason, drivers, &writers, &journal, &mut signals).await;
+    let code = shutdown(
+        &config,
+        reason,
+        drivers,
+        &writers,
+        &journal,
+        &flush_tx,
+        &mut signals,
+    )
+    .await;
     drop(writers);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), reporter).await;
     journal.close();
     code
 }
 
-/// Journal every apply outcome; log failures.
-async fn journal_reports(mut reports: mpsc::UnboundedReceiver<Report>, journal: JournalHandle) {
-    while let Some(report) = reports.recv().await {
+/// What the journal said before this start.
+#[derive(Debug, Default)]
+pub struct Prior {
+    /// Last state of each service.
+    pub last: BTreeMap<String, LastState>,
+    /// Boot id of the previous start.
+    pub boot_id: Option<String>,
+}
+
+fn read_prior(journal: &Journal) -> Prior {
+    let last = match journal.last_states() {
+        Ok(states) => states.into_iter().collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the last states from the journal; starting every service afresh");
+            BTreeMap::new()
+        }
+    };
+    let boot_id = match journal.last_start() {
+        Ok(start) => start.map(|(_, s)| s.boot_id),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the previous start from the journal");
+            None
+        }
+    };
+    Prior { last, boot_id }
+}
+
+/// The reconciliation plan and the sequence number of its journal record.
+struct Reconciliation {
+    plan: Plan,
+    seq: u64,
+}
+
+impl Reconciliation {
+    /// Give the writers the plan's withdrawals and the restored services' announcements.
+    fn hand_to(&self, config: &Config, writers: &HashMap<PathBuf, WriterHandle>) {
+        let mut by_vtysh: BTreeMap<&PathBuf, Vec<_>> = BTreeMap::new();
+        for (vtysh, vrf, prefix, service) in &self.plan.withdraw {
+            by_vtysh.entry(vtysh).or_default().push((
+                (vrf.clone(), *prefix),
+                Decision {
+                    service: service.clone(),
+                    announce: false,
+                    decision_seq: self.seq,
+                },
+            ));
+        }
+        for service in &config.services {
+            if self.plan.states.get(&service.name) == Some(&anycastd_fsm::State::Healthy) {
+                for p in &service.prefixes {
+                    by_vtysh.entry(&p.vtysh).or_default().push((
+                        (p.vrf.clone(), p.prefix),
+                        Decision {
+                            service: service.name.clone(),
+                            announce: true,
+                            decision_seq: self.seq,
+                        },
+                    ));
+                }
+            }
+        }
+        for (vtysh, items) in by_vtysh {
+            if let Some(writer) = writers.get(vtysh) {
+                writer.set(items);
+            }
+        }
+    }
+}
+
+async fn reconcile_at_start(
+    config: &Config,
+    prior: &Prior,
+    rebooted: bool,
+    journal: &JournalHandle,
+) -> Reconciliation {
+    let mut frr: FrrView = HashMap::new();
+    for path in reconcile::vtysh_paths(config, &prior.last) {
+        let vtysh = Vtysh {
+            path: path.clone(),
+            args: config.frrouting.vtysh_args.clone(),
+            timeout: config.frrouting.vtysh_timeout,
+        };
+        let view = vtysh.running_config().await.map_err(|e| e.to_string());
+        if let Err(e) = &view {
+            tracing::error!(vtysh = %path.display(), error = %e, "cannot read FRR at start-up; its prefixes start afresh");
+        }
+        frr.insert(path, view);
+    }
+    let plan = reconcile::plan(config, &prior.last, rebooted, &frr);
+    let at = now_ms();
+    let mut events = vec![wire::Event::Reconciled(plan.record.clone())];
+    for (name, cause) in &plan.causes {
+        let Some(service) = config.services.iter().find(|s| &s.name == name) else {
+            continue;
+        };
+        let to = plan
+            .states
+            .get(name)
+            .cloned()
+            .unwrap_or(anycastd_fsm::State::Starting);
+        let from = prior
+            .last
+            .get(name)
+            .map(|l| l.state.clone())
+            .unwrap_or(wire::State::Starting);
+        events.push(wire::Event::Transition(wire::Transition {
+            service: name.clone(),
+            from,
+            to: (&to).into(),
+            cause: cause.clone(),
+            healthy_streak: 0,
+            unhealthy_streak: 0,
+            change: if to.announces() {
+                wire::Change::Announce
+            } else {
+                wire::Change::Withdraw
+            },
+            prefixes: service.prefixes.iter().map(prefix_ref).collect(),
+        }));
+    }
+    let seq = match journal.append_durable(at, events).await {
+        Ok(seq) => seq,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot journal the start-up reconciliation");
+            0
+        }
+    };
+    if rebooted {
+        tracing::warn!("The host rebooted since the last start: nothing is restored, every configured prefix found in FRR is withdrawn.");
+    }
+    for item in &plan.record.items {
+        let what = match item.decision {
+            ReconcileDecision::Kept => "kept announced (restored after a restart)",
+            ReconcileDecision::Adopted => "adopted (configured and already in FRR)",
+            ReconcileDecision::Missing => "missing from FRR although announced before",
+            ReconcileDecision::Orphan => "withdrawn: no longer configured (orphan)",
+            ReconcileDecision::Withdrawn => "withdrawn: it was not announced before",
+            ReconcileDecision::Reboot => "withdrawn: the host rebooted",
+        };
+        tracing::info!(
+            service = %item.service,
+            prefix = %item.prefix.prefix,
+            vrf = item.prefix.vrf.as_deref().unwrap_or("default"),
+            decision = ?item.decision,
+            "Prefix {} of service \"{}\" {what}.",
+            item.prefix.prefix,
+            item.service
+        );
+    }
+    Reconciliation { plan, seq }
+}
+
+/// Journal every apply outcome; log failures. A message on `flush` is answered once every
+/// report received so far is journaled (so the stop record comes after them).
+async fn journal_reports(
+    mut reports: mpsc::UnboundedReceiver<Report>,
+    mut flush: mpsc::Receiver<oneshot::Sender<()>>,
+    journal: JournalHandle,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            report = reports.recv() => match report {
+                Some(report) => journal_report(report, &journal),
+                None => return,
+            },
+            Some(done) = flush.recv() => {
+                while let Ok(report) = reports.try_recv() {
+                    journal_report(report, &journal);
+                }
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+fn journal_report(report: Report, journal: &JournalHandle) {
+    {
         let Report {
+            vtysh,
             key: (vrf, prefix),
             decision,
             outcome,
@@ -200,7 +414,7 @@ async fn journal_reports(mut reports: mpsc::UnboundedReceiver<Report>, journal: 
             vec![wire::Event::Apply(wire::Apply {
                 service: decision.service.clone(),
                 prefix: wire::PrefixRef {
-                    vtysh: String::new(),
+                    vtysh: vtysh.display().to_string(),
                     vrf,
                     prefix: prefix.to_string(),
                 },
@@ -222,6 +436,7 @@ async fn shutdown(
     drivers: Vec<DriverHandle>,
     writers: &HashMap<PathBuf, WriterHandle>,
     journal: &JournalHandle,
+    flush_reports: &mpsc::Sender<oneshot::Sender<()>>,
     signals: &mut Signals,
 ) -> u8 {
     let deadline = Instant::now() + config.daemon.shutdown_timeout;
@@ -298,6 +513,10 @@ async fn shutdown(
     } else {
         wire::StopOutcome::Left(left.clone())
     };
+    let (done_tx, done_rx) = oneshot::channel();
+    if flush_reports.send(done_tx).await.is_ok() {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), done_rx).await;
+    }
     let stop_reason = if finished {
         reason.to_owned()
     } else {

@@ -12,7 +12,9 @@ use crate::checks::CabourotteCheck;
 use crate::config::{Prefix, Service};
 use crate::frr::writer::{Decision, WriterHandle};
 use crate::journal::{now_ms, JournalHandle};
-use anycastd_fsm::{Action, DrainCause, Input, Machine, Observation, Params, Timer, Timestamp};
+use anycastd_fsm::{
+    Action, DrainCause, Input, Machine, Observation, Params, State, Timer, Timestamp,
+};
 use anycastd_journal::wire;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -98,6 +100,7 @@ pub fn prefix_ref(prefix: &Prefix) -> wire::PrefixRef {
 /// Start the driver of `service` (and its check pollers).
 pub fn spawn(
     service: Service,
+    initial: State,
     writers: HashMap<PathBuf, WriterHandle>,
     journal: JournalHandle,
     client: reqwest::Client,
@@ -105,7 +108,7 @@ pub fn spawn(
     let (commands_tx, commands_rx) = mpsc::channel(4);
     let name = service.name.clone();
     let task = tokio::spawn(async move {
-        let driver = Driver::new(service, writers, journal);
+        let driver = Driver::new(service, initial, writers, journal);
         driver.run(client, commands_rx).await;
     });
     DriverHandle {
@@ -135,10 +138,12 @@ struct Driver {
 impl Driver {
     fn new(
         service: Service,
+        initial: State,
         writers: HashMap<PathBuf, WriterHandle>,
         journal: JournalHandle,
     ) -> Driver {
-        let (machine, actions) = Machine::new(params_of(&service), Timestamp(now_ms()));
+        let (machine, actions) =
+            Machine::with_state(params_of(&service), initial, Timestamp(now_ms()));
         let check_names = service.checks.iter().map(|c| c.name.clone()).collect();
         let edges = service
             .checks

@@ -17,3 +17,4 @@ pub mod exit;
 pub mod frr;
 pub mod journal;
 pub mod logging;
+pub mod reconcile;

@@ -267,9 +267,13 @@ pub struct Journal {
     log: sled::Tree,
     by_service: sled::Tree,
     last_state: sled::Tree,
+    meta: sled::Tree,
     next_seq: u64,
     _lock: Lock,
 }
+
+/// Key in the `meta` tree of the last `DaemonStarted` record.
+const META_LAST_START: &[u8] = b"last_start";
 
 fn index_key(service: &str, seq: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(service.len() + 9);
@@ -277,6 +281,12 @@ fn index_key(service: &str, seq: u64) -> Vec<u8> {
     key.push(0);
     key.extend_from_slice(&seq.to_be_bytes());
     key
+}
+
+fn value_with_seq(seq: u64, at_ms: i64, event: &Event) -> Result<Vec<u8>, Error> {
+    let mut value = seq.to_be_bytes().to_vec();
+    value.extend(codec::encode(at_ms, event)?);
+    Ok(value)
 }
 
 fn seq_of(key: &[u8]) -> u64 {
@@ -302,6 +312,7 @@ impl Journal {
         let log = db.open_tree("log")?;
         let by_service = db.open_tree("by_service")?;
         let last_state = db.open_tree("last_state")?;
+        let meta = db.open_tree("meta")?;
         let next_seq = match log.last()? {
             Some((key, _)) => seq_of(&key) + 1,
             None => 1,
@@ -312,6 +323,7 @@ impl Journal {
             log,
             by_service,
             last_state,
+            meta,
             next_seq,
             _lock: lock,
         })
@@ -338,6 +350,10 @@ impl Journal {
             if let Some(service) = event.service() {
                 self.by_service.insert(index_key(service, seq), &[])?;
             }
+            if let Event::DaemonStarted(_) = event {
+                self.meta
+                    .insert(META_LAST_START, value_with_seq(seq, at_ms, event)?)?;
+            }
             if let Event::Transition(t) = event {
                 let last_state = LastState {
                     seq,
@@ -352,6 +368,52 @@ impl Journal {
             last = seq;
         }
         Ok(last)
+    }
+
+    /// The last `DaemonStarted` record (its boot id tells whether the host rebooted since).
+    pub fn last_start(&self) -> Result<Option<(u64, wire::DaemonStarted)>, Error> {
+        let Some(value) = self.meta.get(META_LAST_START)? else {
+            return Ok(None);
+        };
+        if value.len() < 8 {
+            return Ok(None);
+        }
+        let (seq_bytes, record) = value.split_at(8);
+        let seq = seq_of(seq_bytes);
+        match codec::decode(seq, record)? {
+            Entry::Record(Record {
+                event: Event::DaemonStarted(started),
+                ..
+            }) => Ok(Some((seq, started))),
+            _ => Ok(None),
+        }
+    }
+
+    /// The first sequence number whose record is at or after `at_ms` (records are appended in
+    /// time order, so this is a binary search, not a scan).
+    pub fn seq_at_or_after(&self, at_ms: i64) -> Result<u64, Error> {
+        let (Some((first, _)), Some((last, _))) = (self.log.first()?, self.log.last()?) else {
+            return Ok(self.next_seq);
+        };
+        let (mut low, mut high) = (seq_of(&first), seq_of(&last) + 1);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            let Some((key, value)) = self.log.range(mid.to_be_bytes()..).next().transpose()? else {
+                high = mid;
+                continue;
+            };
+            let found = seq_of(&key);
+            let before = match codec::decode(found, &value) {
+                Ok(Entry::Record(r)) => r.at_ms < at_ms,
+                _ => true,
+            };
+            if before {
+                low = found + 1;
+            } else {
+                high = mid;
+            }
+        }
+        Ok(low)
     }
 
     /// Make every appended record durable (fsync). Returns the bytes flushed.

@@ -120,6 +120,12 @@ pub enum Cause {
     Undrain,
     /// A drain expired.
     DrainExpired,
+    /// Restored at start-up: the journal said announced and FRR still had the prefixes.
+    Restored,
+    /// Adopted at start-up: FRR had configured prefixes the journal knew nothing of.
+    Adopted,
+    /// Reset at start-up (after a reboot, a clean stop, or prefixes missing from FRR).
+    Restart,
 }
 
 /// What a transition asks of FRR.
@@ -243,6 +249,12 @@ pub enum Event {
     CheckEdge(CheckEdge),
     /// FRR apply outcome for one prefix.
     Apply(Apply),
+    /// What start-up reconciliation found in FRR and decided.
+    Reconciled(Reconciled),
+    /// An operator action (through the control socket).
+    Operator(OperatorAction),
+    /// FRR differed from the desired state while running (drift), found by the writer.
+    Drift(Drift),
 }
 
 impl Event {
@@ -253,8 +265,84 @@ impl Event {
             Event::Transition(t) => Some(&t.service),
             Event::CheckEdge(e) => Some(&e.service),
             Event::Apply(a) => Some(&a.service),
+            Event::Drift(d) => Some(&d.service),
+            Event::Reconciled(_) | Event::Operator(_) => None,
         }
     }
+}
+
+/// What start-up reconciliation decided for one prefix (DESIGN §5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReconcileDecision {
+    /// Rule 1: in FRR, journal says announced, still configured: kept, service restored.
+    Kept,
+    /// Rule 2: in FRR, journal says announced, no longer configured: withdrawn (orphan).
+    Orphan,
+    /// Rule 3: journal says announced, FRR lacks it: the service starts over.
+    Missing,
+    /// Rule 4: journal says withdrawn or draining, FRR has it: withdrawn.
+    Withdrawn,
+    /// Rule 5: in FRR, configured, unknown to the journal: adopted.
+    Adopted,
+    /// Rule 6: after a reboot, in FRR and configured: withdrawn.
+    Reboot,
+}
+
+/// One reconciliation decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileItem {
+    /// The service the prefix belongs (or belonged) to.
+    pub service: String,
+    /// The prefix.
+    pub prefix: PrefixRef,
+    /// The decision.
+    pub decision: ReconcileDecision,
+}
+
+/// Start-up reconciliation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reconciled {
+    /// Whether the boot id changed since the previous start.
+    pub rebooted: bool,
+    /// The managed or journaled prefixes found configured in FRR.
+    pub found: Vec<PrefixRef>,
+    /// Decisions.
+    pub items: Vec<ReconcileItem>,
+    /// vtysh binaries whose FRR could not be read (with the error): nothing was decided there.
+    pub unreadable: Vec<(String, String)>,
+}
+
+/// An operator action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OperatorKind {
+    /// `anycastd stop --keep-announced`: exit without withdrawing (planned restart).
+    Handover,
+    /// `anycastd stop`: stop and withdraw.
+    Stop,
+}
+
+/// An operator action with who asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorAction {
+    /// What.
+    pub kind: OperatorKind,
+    /// The caller's uid.
+    pub uid: u32,
+    /// The caller's pid.
+    pub pid: i32,
+}
+
+/// A prefix found in the wrong state in FRR while running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    /// The owning service.
+    pub service: String,
+    /// The prefix.
+    pub prefix: PrefixRef,
+    /// Whether FRR had the `network` line.
+    pub present: bool,
+    /// Whether it should have been announced.
+    pub wanted: bool,
 }
 
 // ---- conversions from the fsm's own types ----

@@ -60,6 +60,8 @@ pub enum Outcome {
 /// An outcome report for the journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
+    /// The vtysh binary of the writer.
+    pub vtysh: std::path::PathBuf,
     /// The prefix.
     pub key: PrefixKey,
     /// The decision.
@@ -96,6 +98,7 @@ struct Shared {
 /// The handle through which drivers set desired states.
 #[derive(Clone)]
 pub struct WriterHandle {
+    vtysh: std::path::PathBuf,
     shared: Arc<Mutex<Shared>>,
     notify: Arc<Notify>,
     reports: mpsc::UnboundedSender<Report>,
@@ -124,6 +127,7 @@ impl WriterHandle {
                         }
                     } else if !old.reported && old.decision.announce != decision.announce {
                         let _ = self.reports.send(Report {
+                            vtysh: self.vtysh.clone(),
                             key,
                             decision: old.decision,
                             outcome: Outcome::Superseded,
@@ -167,6 +171,7 @@ pub fn spawn(vtysh: Vtysh, reports: mpsc::UnboundedSender<Report>) -> WriterHand
     let shared: Arc<Mutex<Shared>> = Arc::default();
     let notify = Arc::new(Notify::new());
     let (status_tx, status_rx) = watch::channel(Status::default());
+    let path = vtysh.path.clone();
     let writer = Writer {
         vtysh,
         shared: shared.clone(),
@@ -179,6 +184,7 @@ pub fn spawn(vtysh: Vtysh, reports: mpsc::UnboundedSender<Report>) -> WriterHand
     };
     tokio::spawn(writer.run(notify.clone()));
     WriterHandle {
+        vtysh: path,
         shared,
         notify,
         reports,
@@ -254,6 +260,7 @@ impl Writer {
 
     fn report(&self, key: &PrefixKey, decision: &Decision, outcome: Outcome) {
         let _ = self.reports.send(Report {
+            vtysh: self.vtysh.path.clone(),
             key: key.clone(),
             decision: decision.clone(),
             outcome,

@@ -1,0 +1,454 @@
+//! Start-up reconciliation (DESIGN §5): from the journal's last state of each service, the
+//! boot id, and the `network` statements FRR has configured, decide each service's starting
+//! state and what to withdraw or keep, before the first check runs.
+//!
+//! 1. in FRR, journal says announced, still configured -> keep; the service is restored
+//!    `Healthy` and stays so while its checks are pending (no flap on a crash-restart);
+//! 2. in FRR, journal says announced, no longer configured -> withdraw (orphan);
+//! 3. journal says announced, FRR lacks it -> the service starts over in `Starting`;
+//! 4. journal says withdrawn or draining, FRR has it -> withdraw;
+//! 5. in FRR, configured, unknown to the journal -> adopt it as in rule 1;
+//! 6. after a reboot (boot id changed) rules 1 and 5 do not apply: every configured prefix
+//!    found in FRR is withdrawn and services start in `Starting`.
+//!
+//! Prefixes in FRR that are neither configured nor in the journal are never touched. A
+//! service restored `Healthy` whose journal-announced prefixes are only partly in FRR gets the
+//! missing ones re-announced (its desired state is "announced"). This module is pure: the
+//! caller reads the journal and FRR and carries out the plan.
+
+use crate::config::Config;
+use crate::frr::vtysh::RunningConfig;
+use anycastd_fsm::{DrainCause, State};
+use anycastd_journal::wire::{self, ReconcileDecision, ReconcileItem};
+use anycastd_journal::LastState;
+use ipnet::IpNet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+
+/// What to do at start-up.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Starting state of each configured service (absent = `Starting`).
+    pub states: BTreeMap<String, State>,
+    /// The wire cause for each service whose starting state was decided here.
+    pub causes: BTreeMap<String, wire::Cause>,
+    /// Prefixes to withdraw now: (vtysh, vrf, prefix, owning service).
+    pub withdraw: Vec<(PathBuf, Option<String>, IpNet, String)>,
+    /// The journal record.
+    pub record: wire::Reconciled,
+}
+
+/// FRR's running config per vtysh binary, or why it could not be read.
+pub type FrrView = HashMap<PathBuf, Result<RunningConfig, String>>;
+
+fn present(frr: &FrrView, vtysh: &std::path::Path, vrf: &Option<String>, prefix: &IpNet) -> bool {
+    match frr.get(vtysh) {
+        Some(Ok(rc)) => rc
+            .instances
+            .get(vrf)
+            .is_some_and(|i| i.networks.contains(prefix)),
+        _ => false,
+    }
+}
+
+fn readable(frr: &FrrView, vtysh: &std::path::Path) -> bool {
+    matches!(frr.get(vtysh), Some(Ok(_)))
+}
+
+fn wire_ref(vtysh: &std::path::Path, vrf: &Option<String>, prefix: &IpNet) -> wire::PrefixRef {
+    wire::PrefixRef {
+        vtysh: vtysh.display().to_string(),
+        vrf: vrf.clone(),
+        prefix: prefix.to_string(),
+    }
+}
+
+/// Decide the plan. `last` is the journal's last state per service.
+pub fn plan(
+    config: &Config,
+    last: &BTreeMap<String, LastState>,
+    rebooted: bool,
+    frr: &FrrView,
+) -> Plan {
+    let mut plan = Plan::default();
+    plan.record.rebooted = rebooted;
+    for (vtysh, view) in frr {
+        if let Err(e) = view {
+            plan.record
+                .unreadable
+                .push((vtysh.display().to_string(), e.clone()));
+        }
+    }
+    plan.record.unreadable.sort();
+    let mut configured: BTreeSet<(PathBuf, Option<String>, IpNet)> = BTreeSet::new();
+    let mut found: BTreeSet<wire::PrefixRef> = BTreeSet::new();
+    let item = |plan: &mut Plan, service: &str, r: wire::PrefixRef, d: ReconcileDecision| {
+        plan.record.items.push(ReconcileItem {
+            service: service.to_owned(),
+            prefix: r,
+            decision: d,
+        });
+    };
+
+    for service in &config.services {
+        let last_state = last.get(&service.name);
+        let journal_announced = |vtysh: &PathBuf, vrf: &Option<String>, prefix: &IpNet| {
+            last_state.is_some_and(|l| {
+                l.state == wire::State::Healthy
+                    && l.prefixes.contains(&wire_ref(vtysh, vrf, prefix))
+            })
+        };
+        let mut in_frr = Vec::new();
+        let mut announced_missing = Vec::new();
+        for p in &service.prefixes {
+            configured.insert((p.vtysh.clone(), p.vrf.clone(), p.prefix));
+            let is_present = present(frr, &p.vtysh, &p.vrf, &p.prefix);
+            if is_present {
+                found.insert(wire_ref(&p.vtysh, &p.vrf, &p.prefix));
+                in_frr.push(p);
+            } else if journal_announced(&p.vtysh, &p.vrf, &p.prefix) && readable(frr, &p.vtysh) {
+                announced_missing.push(p);
+            }
+        }
+        let operator_drain = match last_state.map(|l| &l.state) {
+            Some(wire::State::Draining(cause @ wire::DrainCause::Operator { .. })) => {
+                Some(DrainCause::from(cause))
+            }
+            _ => None,
+        };
+        let withdraw_all = |plan: &mut Plan, decision: ReconcileDecision| {
+            for p in &in_frr {
+                plan.withdraw.push((
+                    p.vtysh.clone(),
+                    p.vrf.clone(),
+                    p.prefix,
+                    service.name.clone(),
+                ));
+                plan.record.items.push(ReconcileItem {
+                    service: service.name.clone(),
+                    prefix: wire_ref(&p.vtysh, &p.vrf, &p.prefix),
+                    decision: decision.clone(),
+                });
+            }
+        };
+        if rebooted {
+            // Rule 6: FRR may have loaded a saved copy; nothing is trusted.
+            withdraw_all(&mut plan, ReconcileDecision::Reboot);
+            if last_state.is_some_and(|l| l.state != wire::State::Starting) {
+                plan.states.insert(service.name.clone(), State::Starting);
+                plan.causes
+                    .insert(service.name.clone(), wire::Cause::Restart);
+            }
+            continue;
+        }
+        if let Some(cause) = operator_drain {
+            // An operator drain survives a restart: stay drained, withdraw what FRR has.
+            withdraw_all(&mut plan, ReconcileDecision::Withdrawn);
+            plan.states
+                .insert(service.name.clone(), State::Draining(cause));
+            continue;
+        }
+        let was_announced = last_state.is_some_and(|l| l.state == wire::State::Healthy);
+        match (last_state, in_frr.is_empty()) {
+            // Rule 1 (and rule 3 for the missing ones, re-announced as the service is healthy).
+            (Some(_), false) if was_announced => {
+                for p in &in_frr {
+                    let r = wire_ref(&p.vtysh, &p.vrf, &p.prefix);
+                    let decision = if journal_announced(&p.vtysh, &p.vrf, &p.prefix) {
+                        ReconcileDecision::Kept
+                    } else {
+                        ReconcileDecision::Adopted
+                    };
+                    item(&mut plan, &service.name, r, decision);
+                }
+                for p in &announced_missing {
+                    let r = wire_ref(&p.vtysh, &p.vrf, &p.prefix);
+                    item(&mut plan, &service.name, r, ReconcileDecision::Missing);
+                }
+                plan.states.insert(service.name.clone(), State::Healthy);
+                plan.causes
+                    .insert(service.name.clone(), wire::Cause::Restored);
+            }
+            // Rule 3: the journal says announced but FRR has none of it.
+            (Some(_), true) if was_announced => {
+                for p in &announced_missing {
+                    let r = wire_ref(&p.vtysh, &p.vrf, &p.prefix);
+                    item(&mut plan, &service.name, r, ReconcileDecision::Missing);
+                }
+                plan.states.insert(service.name.clone(), State::Starting);
+                plan.causes
+                    .insert(service.name.clone(), wire::Cause::Restart);
+            }
+            // Rule 4: withdrawn, unhealthy, starting or draining in the journal.
+            (Some(l), _) => {
+                withdraw_all(&mut plan, ReconcileDecision::Withdrawn);
+                if l.state != wire::State::Starting {
+                    plan.states.insert(service.name.clone(), State::Starting);
+                    plan.causes
+                        .insert(service.name.clone(), wire::Cause::Restart);
+                }
+            }
+            // Rule 5: the journal knows nothing; FRR has some of it.
+            (None, false) => {
+                for p in &in_frr {
+                    let r = wire_ref(&p.vtysh, &p.vrf, &p.prefix);
+                    item(&mut plan, &service.name, r, ReconcileDecision::Adopted);
+                }
+                plan.states.insert(service.name.clone(), State::Healthy);
+                plan.causes
+                    .insert(service.name.clone(), wire::Cause::Adopted);
+            }
+            (None, true) => {}
+        }
+    }
+
+    // Rule 2: journaled prefixes no service configures any more.
+    for (service, l) in last {
+        for r in &l.prefixes {
+            let vtysh = PathBuf::from(&r.vtysh);
+            let Ok(prefix) = r.prefix.parse::<IpNet>() else {
+                continue;
+            };
+            if configured.contains(&(vtysh.clone(), r.vrf.clone(), prefix)) {
+                continue;
+            }
+            if present(frr, &vtysh, &r.vrf, &prefix) {
+                found.insert(r.clone());
+                plan.withdraw
+                    .push((vtysh, r.vrf.clone(), prefix, service.clone()));
+                item(&mut plan, service, r.clone(), ReconcileDecision::Orphan);
+            }
+        }
+    }
+    plan.record.found = found.into_iter().collect();
+    plan
+}
+
+/// Every vtysh binary to read: the configured ones and those in the journal.
+pub fn vtysh_paths(config: &Config, last: &BTreeMap<String, LastState>) -> BTreeSet<PathBuf> {
+    let mut paths: BTreeSet<PathBuf> = config.prefixes_by_vtysh().into_keys().collect();
+    for l in last.values() {
+        for r in &l.prefixes {
+            if !r.vtysh.is_empty() {
+                paths.insert(PathBuf::from(&r.vtysh));
+            }
+        }
+    }
+    paths
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frr::vtysh::Instance;
+
+    const CONFIG: &str = r#"
+[services.dns]
+prefixes.frrouting = ["203.0.113.53"]
+checks.cabourotte = ["dns"]
+[services.ntp]
+prefixes.frrouting = [{ prefix = "203.0.113.123", vrf = "123" }]
+checks.cabourotte = ["ntp"]
+"#;
+
+    fn config() -> Config {
+        crate::config::parse(CONFIG).unwrap()
+    }
+
+    fn frr(networks: &[(Option<&str>, &str)]) -> FrrView {
+        let mut rc = RunningConfig::default();
+        rc.instances.insert(
+            None,
+            Instance {
+                asn: 65536,
+                networks: BTreeSet::new(),
+            },
+        );
+        rc.instances.insert(
+            Some("123".into()),
+            Instance {
+                asn: 65537,
+                networks: BTreeSet::new(),
+            },
+        );
+        for (vrf, p) in networks {
+            rc.instances
+                .get_mut(&vrf.map(str::to_owned))
+                .unwrap()
+                .networks
+                .insert(p.parse().unwrap());
+        }
+        HashMap::from([(PathBuf::from("/usr/bin/vtysh"), Ok(rc))])
+    }
+
+    type Entry<'a> = (&'a str, wire::State, &'a [(Option<&'a str>, &'a str)]);
+
+    fn last(entries: &[Entry<'_>]) -> BTreeMap<String, LastState> {
+        entries
+            .iter()
+            .map(|(service, state, prefixes)| {
+                (
+                    service.to_string(),
+                    LastState {
+                        seq: 1,
+                        at_ms: 0,
+                        state: state.clone(),
+                        prefixes: prefixes
+                            .iter()
+                            .map(|(vrf, p)| wire::PrefixRef {
+                                vtysh: "/usr/bin/vtysh".into(),
+                                vrf: vrf.map(str::to_owned),
+                                prefix: p.to_string(),
+                            })
+                            .collect(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn decisions(plan: &Plan) -> Vec<(String, String, ReconcileDecision)> {
+        plan.record
+            .items
+            .iter()
+            .map(|i| {
+                (
+                    i.service.clone(),
+                    i.prefix.prefix.clone(),
+                    i.decision.clone(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rule_1_a_crash_restart_of_a_healthy_service_keeps_it_announced() {
+        let last = last(&[("dns", wire::State::Healthy, &[(None, "203.0.113.53/32")])]);
+        let plan = plan(&config(), &last, false, &frr(&[(None, "203.0.113.53/32")]));
+        assert_eq!(plan.states.get("dns"), Some(&State::Healthy));
+        assert!(plan.withdraw.is_empty());
+        assert_eq!(
+            decisions(&plan),
+            [(
+                "dns".into(),
+                "203.0.113.53/32".into(),
+                ReconcileDecision::Kept
+            )]
+        );
+    }
+
+    #[test]
+    fn rule_2_a_journaled_prefix_no_longer_configured_is_withdrawn_as_an_orphan() {
+        let last = last(&[("web", wire::State::Healthy, &[(None, "198.51.100.80/32")])]);
+        let plan = plan(&config(), &last, false, &frr(&[(None, "198.51.100.80/32")]));
+        assert_eq!(plan.withdraw.len(), 1);
+        assert_eq!(plan.withdraw[0].3, "web");
+        assert_eq!(
+            decisions(&plan),
+            [(
+                "web".into(),
+                "198.51.100.80/32".into(),
+                ReconcileDecision::Orphan
+            )]
+        );
+    }
+
+    #[test]
+    fn rule_3_announced_in_the_journal_but_missing_from_frr_starts_over() {
+        let last = last(&[("dns", wire::State::Healthy, &[(None, "203.0.113.53/32")])]);
+        let plan = plan(&config(), &last, false, &frr(&[]));
+        assert_eq!(plan.states.get("dns"), Some(&State::Starting));
+        assert_eq!(
+            decisions(&plan),
+            [(
+                "dns".into(),
+                "203.0.113.53/32".into(),
+                ReconcileDecision::Missing
+            )]
+        );
+    }
+
+    #[test]
+    fn rule_4_withdrawn_in_the_journal_but_in_frr_is_withdrawn() {
+        let last = last(&[
+            ("dns", wire::State::Unhealthy, &[(None, "203.0.113.53/32")]),
+            (
+                "ntp",
+                wire::State::Draining(wire::DrainCause::Shutdown),
+                &[(Some("123"), "203.0.113.123/32")],
+            ),
+        ]);
+        let plan = plan(
+            &config(),
+            &last,
+            false,
+            &frr(&[(None, "203.0.113.53/32"), (Some("123"), "203.0.113.123/32")]),
+        );
+        assert_eq!(plan.withdraw.len(), 2);
+        assert_eq!(
+            plan.states.get("ntp"),
+            Some(&State::Starting),
+            "a shutdown drain does not survive"
+        );
+    }
+
+    #[test]
+    fn rule_5_configured_prefixes_unknown_to_the_journal_are_adopted() {
+        let plan = plan(
+            &config(),
+            &BTreeMap::new(),
+            false,
+            &frr(&[(Some("123"), "203.0.113.123/32")]),
+        );
+        assert_eq!(plan.states.get("ntp"), Some(&State::Healthy));
+        assert_eq!(plan.causes.get("ntp"), Some(&wire::Cause::Adopted));
+        assert_eq!(plan.states.get("dns"), None, "dns starts normally");
+        assert!(plan.withdraw.is_empty());
+    }
+
+    #[test]
+    fn rule_6_after_a_reboot_nothing_is_restored_or_adopted() {
+        let last = last(&[("dns", wire::State::Healthy, &[(None, "203.0.113.53/32")])]);
+        let plan = plan(
+            &config(),
+            &last,
+            true,
+            &frr(&[(None, "203.0.113.53/32"), (Some("123"), "203.0.113.123/32")]),
+        );
+        assert_eq!(plan.states.get("dns"), Some(&State::Starting));
+        assert_eq!(plan.withdraw.len(), 2);
+        assert!(plan
+            .record
+            .items
+            .iter()
+            .all(|i| i.decision == ReconcileDecision::Reboot));
+    }
+
+    #[test]
+    fn prefixes_neither_configured_nor_journaled_are_never_touched() {
+        let plan = plan(
+            &config(),
+            &BTreeMap::new(),
+            false,
+            &frr(&[(None, "192.0.2.0/24")]),
+        );
+        assert!(
+            plan.withdraw.is_empty()
+                && plan.record.items.is_empty()
+                && plan.record.found.is_empty()
+        );
+    }
+
+    #[test]
+    fn an_unreadable_frr_decides_nothing_for_its_prefixes() {
+        let last = last(&[("dns", wire::State::Healthy, &[(None, "203.0.113.53/32")])]);
+        let view: FrrView =
+            HashMap::from([(PathBuf::from("/usr/bin/vtysh"), Err("unreachable".into()))]);
+        let plan = plan(&config(), &last, false, &view);
+        assert!(plan.withdraw.is_empty());
+        assert_eq!(
+            plan.record.unreadable,
+            [("/usr/bin/vtysh".into(), "unreachable".into())]
+        );
+    }
+}
