@@ -18,3 +18,4 @@ pub mod frr;
 pub mod journal;
 pub mod logging;
 pub mod reconcile;
+pub mod history;

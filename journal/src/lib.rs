@@ -264,12 +264,27 @@ impl Lock {
 pub struct Journal {
     path: PathBuf,
     db: sled::Db,
+    reader: Reader,
+    next_seq: u64,
+    _lock: Lock,
+}
+
+/// Read access to an open journal; cheap to clone, usable from any thread while the
+/// [`Committer`] owns the [`Journal`].
+#[derive(Debug, Clone)]
+pub struct Reader {
     log: sled::Tree,
     by_service: sled::Tree,
     last_state: sled::Tree,
     meta: sled::Tree,
-    next_seq: u64,
-    _lock: Lock,
+}
+
+impl std::ops::Deref for Journal {
+    type Target = Reader;
+
+    fn deref(&self) -> &Reader {
+        &self.reader
+    }
 }
 
 /// Key in the `meta` tree of the last `DaemonStarted` record.
@@ -320,10 +335,12 @@ impl Journal {
         Ok(Journal {
             path: path.to_path_buf(),
             db,
-            log,
-            by_service,
-            last_state,
-            meta,
+            reader: Reader {
+                log,
+                by_service,
+                last_state,
+                meta,
+            },
             next_seq,
             _lock: lock,
         })
@@ -346,10 +363,12 @@ impl Journal {
         for event in events {
             let seq = self.next_seq;
             let value = codec::encode(at_ms, event)?;
-            self.log.insert(seq.to_be_bytes(), value)?;
-            if let Some(service) = event.service() {
-                self.by_service.insert(index_key(service, seq), &[])?;
-            }
+            self.reader.log.insert(seq.to_be_bytes(), value)?;
+            // Records about no service (daemon start/stop, reconciliation, operator actions)
+            // are indexed under the empty name, which no service can have.
+            self.reader
+                .by_service
+                .insert(index_key(event.service().unwrap_or(""), seq), &[])?;
             if let Event::DaemonStarted(_) = event {
                 self.meta
                     .insert(META_LAST_START, value_with_seq(seq, at_ms, event)?)?;
@@ -361,7 +380,8 @@ impl Journal {
                     state: t.to.clone(),
                     prefixes: t.prefixes.clone(),
                 };
-                self.last_state
+                self.reader
+                    .last_state
                     .insert(t.service.as_bytes(), codec::encode_last(&last_state)?)?;
             }
             self.next_seq += 1;
@@ -370,6 +390,13 @@ impl Journal {
         Ok(last)
     }
 
+    /// Make every appended record durable (fsync). Returns the bytes flushed.
+    pub fn flush(&self) -> Result<usize, Error> {
+        Ok(self.db.flush()?)
+    }
+}
+
+impl Reader {
     /// The last `DaemonStarted` record (its boot id tells whether the host rebooted since).
     pub fn last_start(&self) -> Result<Option<(u64, wire::DaemonStarted)>, Error> {
         let Some(value) = self.meta.get(META_LAST_START)? else {
@@ -393,7 +420,7 @@ impl Journal {
     /// time order, so this is a binary search, not a scan).
     pub fn seq_at_or_after(&self, at_ms: i64) -> Result<u64, Error> {
         let (Some((first, _)), Some((last, _))) = (self.log.first()?, self.log.last()?) else {
-            return Ok(self.next_seq);
+            return Ok(1);
         };
         let (mut low, mut high) = (seq_of(&first), seq_of(&last) + 1);
         while low < high {
@@ -414,11 +441,6 @@ impl Journal {
             }
         }
         Ok(low)
-    }
-
-    /// Make every appended record durable (fsync). Returns the bytes flushed.
-    pub fn flush(&self) -> Result<usize, Error> {
-        Ok(self.db.flush()?)
     }
 
     /// Every entry from sequence number `from` on, in order.
@@ -449,6 +471,12 @@ impl Journal {
         })
     }
 
+    /// The entries about no service in particular (daemon start/stop, reconciliation,
+    /// operator actions), in order.
+    pub fn global_entries(&self) -> impl Iterator<Item = Result<Entry, Error>> + '_ {
+        self.service_entries("")
+    }
+
     /// The last recorded state of every service that ever had a transition.
     pub fn last_states(&self) -> Result<Vec<(String, LastState)>, Error> {
         let mut states = Vec::new();
@@ -464,6 +492,9 @@ impl Journal {
 
 /// Called once with the outcome of a submitted batch: the sequence number of its last record.
 pub type Done = Box<dyn FnOnce(Result<u64, String>) + Send>;
+
+/// Called with every record once it is written (and, for durable ones, flushed).
+pub type Tap = Box<dyn Fn(&Record) + Send>;
 
 struct Request {
     at_ms: i64,
@@ -483,10 +514,15 @@ pub struct Committer {
 impl Committer {
     /// Start the committer thread for `journal`.
     pub fn start(journal: Journal) -> Committer {
+        Committer::start_with_tap(journal, None)
+    }
+
+    /// Start the committer thread; `tap` sees every record after it is committed.
+    pub fn start_with_tap(journal: Journal, tap: Option<Tap>) -> Committer {
         let (tx, rx) = mpsc::channel::<Request>();
         let thread = std::thread::Builder::new()
             .name("journal".into())
-            .spawn(move || commit_loop(journal, rx))
+            .spawn(move || commit_loop(journal, rx, tap))
             .ok();
         Committer {
             tx: Some(tx),
@@ -521,7 +557,7 @@ impl Committer {
     }
 }
 
-fn commit_loop(mut journal: Journal, rx: mpsc::Receiver<Request>) -> Journal {
+fn commit_loop(mut journal: Journal, rx: mpsc::Receiver<Request>, tap: Option<Tap>) -> Journal {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while let Ok(next) = rx.try_recv() {
@@ -546,6 +582,16 @@ fn commit_loop(mut journal: Journal, rx: mpsc::Receiver<Request>) -> Journal {
             }
         }
         for (request, result) in batch.into_iter().zip(results) {
+            if let (Some(tap), Ok(last)) = (&tap, &result) {
+                let first = last + 1 - request.events.len() as u64;
+                for (i, event) in request.events.iter().enumerate() {
+                    tap(&Record {
+                        seq: first + i as u64,
+                        at_ms: request.at_ms,
+                        event: event.clone(),
+                    });
+                }
+            }
             if let Some(done) = request.done {
                 done(result);
             }
