@@ -43,6 +43,9 @@ cat > "$D/config.toml" <<EOF
 [journal]
 path = "$D/journal"
 
+[control]
+socket = "$D/anycastd.sock"
+
 [frrouting]
 vtysh_args = ["--vty_socket", "$D/frr/run", "--config_dir", "$D/frr/etc"]
 

@@ -11,6 +11,8 @@
 //! what is left. A second signal ends at once with 70. The stop is journaled either way.
 
 use crate::config::Config;
+use crate::control::{self, StopRequest};
+use crate::driver::Views;
 use crate::driver::{self, prefix_ref, Command, DriverHandle};
 use crate::exit;
 use crate::frr::vtysh::Vtysh;
@@ -18,13 +20,17 @@ use crate::frr::writer::Decision;
 use crate::frr::writer::{self, Outcome, Report, WriterHandle};
 use crate::journal::{now_ms, JournalHandle};
 use crate::reconcile::{self, FrrView, Plan};
+use crate::status::ServiceView;
 use anycastd_journal::wire::ReconcileDecision;
 use anycastd_journal::LastState;
+use anycastd_journal::Record;
 use anycastd_journal::{wire, Committer, Journal, Options};
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::broadcast;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -93,10 +99,19 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
             return exit::SOFTWARE;
         }
     };
-    let (journal, prior) = match Journal::open(&config.journal.path, &Options::default()) {
+    let (tap, _) = broadcast::channel::<Record>(control::FOLLOW_BUFFER);
+    let (journal, prior, reader) = match Journal::open(&config.journal.path, &Options::default()) {
         Ok(journal) => {
             let prior = read_prior(&journal);
-            (JournalHandle::new(Committer::start(journal)), prior)
+            let reader = journal.reader_handle();
+            let sender = tap.clone();
+            let committer = Committer::start_with_tap(
+                journal,
+                Some(Box::new(move |record: &Record| {
+                    let _ = sender.send(record.clone());
+                })),
+            );
+            (JournalHandle::new(committer), prior, Some(reader))
         }
         Err(anycastd_journal::Error::Locked { path, pid }) => {
             eprintln!(
@@ -111,7 +126,14 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
                 error = %e,
                 "journal unavailable: running without an audit trail; health gating goes on"
             );
-            (JournalHandle::unavailable(), Prior::default())
+            (JournalHandle::unavailable(), Prior::default(), None)
+        }
+    };
+    let (listener, read_gid, admin_gid) = match control::bind(&config.control) {
+        Ok(bound) => bound,
+        Err(e) => {
+            eprintln!("anycastd: {e}");
+            return exit::SOFTWARE;
         }
     };
     let boot = boot_id();
@@ -171,6 +193,46 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
         .collect();
     drop(reports_tx);
     plan.hand_to(&config, &writers);
+    let views: Views = Arc::new(Mutex::new(
+        config
+            .services
+            .iter()
+            .map(|s| {
+                let state = plan
+                    .plan
+                    .states
+                    .get(&s.name)
+                    .cloned()
+                    .unwrap_or(anycastd_fsm::State::Starting);
+                let cause = plan
+                    .plan
+                    .causes
+                    .get(&s.name)
+                    .map(crate::history::cause_text)
+                    .unwrap_or_else(|| "started".into());
+                let view = ServiceView {
+                    name: s.name.clone(),
+                    state: (&state).into(),
+                    since_ms: now_ms(),
+                    cause,
+                };
+                (s.name.clone(), view)
+            })
+            .collect(),
+    ));
+    let (stop_tx, mut stop_rx) = mpsc::channel::<StopRequest>(1);
+    let server = control::serve(
+        listener,
+        Arc::new(control::Context {
+            reader,
+            tap: tap.clone(),
+            views: views.clone(),
+            config: Arc::new(config.clone()),
+            stop: stop_tx,
+            read_gid,
+            admin_gid,
+        }),
+    );
     let drivers: Vec<DriverHandle> = config
         .services
         .iter()
@@ -187,22 +249,53 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
                 writers.clone(),
                 journal.clone(),
                 client.clone(),
+                views.clone(),
             )
         })
         .collect();
 
-    let reason = signals.next().await;
+    let (reason, stop_request) = tokio::select! {
+        reason = signals.next() => (reason.to_owned(), None),
+        Some(request) = stop_rx.recv() => {
+            let kind = if request.keep_announced { wire::OperatorKind::Handover } else { wire::OperatorKind::Stop };
+            let action = wire::OperatorAction { kind, uid: request.uid, pid: request.pid };
+            if let Err(e) = journal.append_durable(now_ms(), vec![wire::Event::Operator(action)]).await {
+                tracing::error!(error = %e, "cannot journal the operator's stop");
+            }
+            let what = if request.keep_announced { "stop --keep-announced" } else { "stop" };
+            (format!("{what} (uid {})", request.uid), Some(request))
+        }
+    };
     tracing::info!("Received {reason}, terminating.");
-    let code = shutdown(
-        &config,
-        reason,
-        drivers,
-        &writers,
-        &journal,
-        &flush_tx,
-        &mut signals,
-    )
-    .await;
+    let code = if stop_request.as_ref().is_some_and(|r| r.keep_announced) {
+        hand_over(&reason, drivers, &journal).await
+    } else {
+        shutdown(
+            &config,
+            &reason,
+            drivers,
+            &writers,
+            &journal,
+            &flush_tx,
+            &mut signals,
+        )
+        .await
+    };
+    server.abort();
+    let _ = std::fs::remove_file(&config.control.socket);
+    if let Some(request) = stop_request {
+        let message = if code == exit::OK {
+            if request.keep_announced {
+                "stopped; prefixes left announced for the next start".to_owned()
+            } else {
+                "stopped; every prefix withdrawn".to_owned()
+            }
+        } else {
+            "stopped; some prefixes could not be verified withdrawn (see the daemon's log)"
+                .to_owned()
+        };
+        let _ = request.done.send((code, message));
+    }
     drop(writers);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), reporter).await;
     journal.close();
@@ -428,6 +521,26 @@ fn journal_report(report: Report, journal: &JournalHandle) {
             })],
         );
     }
+}
+
+/// `stop --keep-announced`: journal the handover and exit without touching FRR; the next
+/// start restores the services (DESIGN §5 rule 1).
+async fn hand_over(reason: &str, drivers: Vec<DriverHandle>, journal: &JournalHandle) -> u8 {
+    for driver in &drivers {
+        driver.task.abort();
+    }
+    let stopped = wire::DaemonStopped {
+        reason: reason.to_owned(),
+        outcome: wire::StopOutcome::HandedOver,
+    };
+    if let Err(e) = journal
+        .append_durable(now_ms(), vec![wire::Event::DaemonStopped(stopped)])
+        .await
+    {
+        tracing::error!(error = %e, "cannot journal the handover");
+    }
+    tracing::info!("Handed over: prefixes stay announced until the next start reconciles them.");
+    exit::OK
 }
 
 async fn shutdown(

@@ -12,6 +12,7 @@ use crate::checks::CabourotteCheck;
 use crate::config::{Prefix, Service};
 use crate::frr::writer::{Decision, WriterHandle};
 use crate::journal::{now_ms, JournalHandle};
+use crate::status::ServiceView;
 use anycastd_fsm::{
     Action, DrainCause, Input, Machine, Observation, Params, State, Timer, Timestamp,
 };
@@ -104,11 +105,12 @@ pub fn spawn(
     writers: HashMap<PathBuf, WriterHandle>,
     journal: JournalHandle,
     client: reqwest::Client,
+    views: Views,
 ) -> DriverHandle {
     let (commands_tx, commands_rx) = mpsc::channel(4);
     let name = service.name.clone();
     let task = tokio::spawn(async move {
-        let driver = Driver::new(service, initial, writers, journal);
+        let driver = Driver::new(service, initial, writers, journal, views);
         driver.run(client, commands_rx).await;
     });
     DriverHandle {
@@ -133,7 +135,11 @@ struct Driver {
     timers: HashMap<Timer, Instant>,
     edges: Vec<Edge>,
     check_names: Vec<String>,
+    views: Views,
 }
+
+/// Every service's current state, shared with the control socket.
+pub type Views = std::sync::Arc<std::sync::Mutex<BTreeMap<String, ServiceView>>>;
 
 impl Driver {
     fn new(
@@ -141,6 +147,7 @@ impl Driver {
         initial: State,
         writers: HashMap<PathBuf, WriterHandle>,
         journal: JournalHandle,
+        views: Views,
     ) -> Driver {
         let (machine, actions) =
             Machine::with_state(params_of(&service), initial, Timestamp(now_ms()));
@@ -162,6 +169,7 @@ impl Driver {
             timers: HashMap::new(),
             edges,
             check_names,
+            views,
         };
         for action in actions {
             driver.arm(action);
@@ -360,6 +368,19 @@ impl Driver {
                 ),
             }
             self.log_transition(transition);
+            let view = ServiceView {
+                name: self.service.name.clone(),
+                state: (&transition.to).into(),
+                since_ms: at_ms,
+                cause: crate::history::cause_text(&wire::Cause::from_fsm(
+                    &transition.cause,
+                    &self.check_names,
+                )),
+            };
+            self.views
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(self.service.name.clone(), view);
             // Every transition re-asserts the desired state of all the service's prefixes,
             // also when the machine asks for no change (e.g. Starting -> Unhealthy), so that
             // leftovers of an earlier run are withdrawn by the first unhealthy verdict.

@@ -51,8 +51,8 @@ pub struct Selection {
 pub fn select(journal: &Reader, query: &Query) -> Result<Selection, anycastd_journal::Error> {
     let limit = query.limit.unwrap_or(usize::MAX);
     let mut selection = Selection::default();
-    let mut take = |entry: Result<Entry, anycastd_journal::Error>,
-                    selection: &mut Selection|
+    let take = |entry: Result<Entry, anycastd_journal::Error>,
+                selection: &mut Selection|
      -> Result<bool, anycastd_journal::Error> {
         match entry? {
             Entry::Record(record) => {
@@ -195,7 +195,9 @@ pub fn cause_text(cause: &wire::Cause) -> String {
             let failing: Vec<String> = checks
                 .iter()
                 .filter_map(|c| match &c.observation {
-                    wire::Observation::Fail(reason) => Some(format!("check {} failed: {reason}", c.check)),
+                    wire::Observation::Fail(reason) => {
+                        Some(format!("check {} failed: {reason}", c.check))
+                    }
                     _ => None,
                 })
                 .collect();
@@ -288,7 +290,11 @@ pub fn event_text(event: &Event) -> String {
                     wire::ReconcileDecision::Adopted => "adopted",
                     wire::ReconcileDecision::Reboot => "withdrew after reboot",
                 };
-                parts.push(format!("{d} {} of {}", prefix_text(&item.prefix), item.service));
+                parts.push(format!(
+                    "{d} {} of {}",
+                    prefix_text(&item.prefix),
+                    item.service
+                ));
             }
             for (vtysh, error) in &r.unreadable {
                 parts.push(format!("could not read FRR through {vtysh}: {error}"));
@@ -310,7 +316,11 @@ pub fn event_text(event: &Event) -> String {
             "drift: {} was {} in FRR, {} wanted; repairing",
             prefix_text(&d.prefix),
             if d.present { "present" } else { "absent" },
-            if d.wanted { "announcement" } else { "withdrawal" }
+            if d.wanted {
+                "announcement"
+            } else {
+                "withdrawal"
+            }
         ),
     }
 }

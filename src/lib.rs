@@ -10,12 +10,15 @@
 #![forbid(unsafe_code)]
 
 pub mod checks;
+pub mod cli;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod driver;
 pub mod exit;
 pub mod frr;
+pub mod history;
 pub mod journal;
 pub mod logging;
 pub mod reconcile;
-pub mod history;
+pub mod status;

@@ -3,7 +3,7 @@
 
 #![forbid(unsafe_code)]
 
-use anycastd::{config, daemon, exit, logging};
+use anycastd::{cli, config, daemon, exit, logging};
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -32,13 +32,61 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Debug, clap::Args)]
+struct ConfigArg {
+    /// Configuration file
+    #[arg(short = 'c', long = "config", visible_alias = "configuration", env = "CONFIG", default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the daemon: announce each service's prefixes while all its checks pass
     Run {
-        /// Configuration file
-        #[arg(short = 'c', long = "config", visible_alias = "configuration", env = "CONFIG", default_value = config::DEFAULT_PATH)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Show the journal: one line per event, oldest first
+    History {
+        /// Only this service (and the daemon's own events)
+        service: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Events at or after this time: RFC 3339 or a duration ago (90s, 30m, 2h, 1d)
+        #[arg(long)]
+        since: Option<String>,
+        /// Events before this time: RFC 3339 or a duration ago
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many events (the oldest first)
+        #[arg(long)]
+        limit: Option<usize>,
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+        /// Keep printing new events as they happen (needs the running daemon)
+        #[arg(long)]
+        follow: bool,
+        /// Only events with a sequence number above N (resume a --follow)
+        #[arg(long, value_name = "N")]
+        after_seq: Option<u64>,
+    },
+    /// Show each service's state and whether its prefixes are configured and advertised in FRR
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// JSON output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the running daemon (withdrawing everything, unless --keep-announced)
+    Stop {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Exit without withdrawing, for a planned restart: the next start restores the
+        /// services without a flap
+        #[arg(long)]
+        keep_announced: bool,
     },
 }
 
@@ -51,14 +99,73 @@ fn main() -> ExitCode {
         logging::Format::Json
     });
     logging::init(format, cli.log_level, stdout_is_tty && !cli.no_color);
-    match cli.command {
-        Command::Run { config: path } => ExitCode::from(run(path)),
-    }
+    let code = match cli.command {
+        Command::Run { config } => run(config.config),
+        Command::History {
+            service,
+            config,
+            since,
+            until,
+            limit,
+            json,
+            follow,
+            after_seq,
+        } => with_config(&config.config, false, |config, runtime| {
+            let now = anycastd::journal::now_ms();
+            let parse = |t: &Option<String>, flag: &str| -> Result<Option<i64>, String> {
+                t.as_deref()
+                    .map(|t| {
+                        anycastd::history::parse_time(t, now).map_err(|e| format!("--{flag}: {e}"))
+                    })
+                    .transpose()
+            };
+            let (since_ms, until_ms) = match (parse(&since, "since"), parse(&until, "until")) {
+                (Ok(s), Ok(u)) => (s, u),
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("anycastd: {e}");
+                    return exit::USAGE;
+                }
+            };
+            if let (Some(s), Some(u)) = (since_ms, until_ms) {
+                if s > u {
+                    eprintln!("anycastd: --since is after --until");
+                    return exit::USAGE;
+                }
+            }
+            let query = anycastd::history::Query {
+                service,
+                since_ms,
+                until_ms,
+                limit,
+                after_seq,
+            };
+            runtime.block_on(cli::history(config, query, json, follow))
+        }),
+        Command::Status { config, json } => {
+            with_config(&config.config, false, |config, runtime| {
+                runtime.block_on(cli::status(config, json))
+            })
+        }
+        Command::Stop {
+            config,
+            keep_announced,
+        } => with_config(&config.config, false, |config, runtime| {
+            runtime.block_on(cli::stop(config, keep_announced))
+        }),
+    };
+    ExitCode::from(code)
 }
 
-fn run(path: PathBuf) -> u8 {
-    let path = std::path::absolute(&path).unwrap_or(path);
-    tracing::info!(config = %path.display(), "Reading configuration from {}.", path.display());
+/// Load the config (exit 65/66 on errors) and run `f` with a runtime.
+fn with_config(
+    path: &std::path::Path,
+    log: bool,
+    f: impl FnOnce(&config::Config, &tokio::runtime::Runtime) -> u8,
+) -> u8 {
+    let path = std::path::absolute(path).unwrap_or(path.to_path_buf());
+    if log {
+        tracing::info!(config = %path.display(), "Reading configuration from {}.", path.display());
+    }
     let config = match config::load(&path) {
         Ok(config) => config,
         Err(e) => {
@@ -82,5 +189,12 @@ fn run(path: PathBuf) -> u8 {
             return exit::SOFTWARE;
         }
     };
-    runtime.block_on(daemon::run(config, &path))
+    f(&config, &runtime)
+}
+
+fn run(path: PathBuf) -> u8 {
+    let absolute = std::path::absolute(&path).unwrap_or(path.clone());
+    with_config(&path, true, |config, runtime| {
+        runtime.block_on(daemon::run(config.clone(), &absolute))
+    })
 }

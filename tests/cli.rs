@@ -107,8 +107,9 @@ fn a_second_daemon_on_the_same_journal_exits_69_naming_the_holder() {
     std::fs::write(
         &config,
         format!(
-            "[journal]\npath = {:?}\n[services.dns]\nprefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = {:?} }}]\nchecks.cabourotte = [{{ name = \"dns\", url = \"http://127.0.0.1:9\" }}]\n",
+            "[journal]\npath = {:?}\n[control]\nsocket = {:?}\n[services.dns]\nprefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = {:?} }}]\nchecks.cabourotte = [{{ name = \"dns\", url = \"http://127.0.0.1:9\" }}]\n",
             dir.path().join("journal").display().to_string(),
+            dir.path().join("ctl.sock").display().to_string(),
             vtysh.display().to_string()
         ),
     )
@@ -141,8 +142,9 @@ fn json_logs_are_one_object_per_line_with_structured_fields() {
     std::fs::write(
         &config,
         format!(
-            "[journal]\npath = {:?}\n[services.dns]\nprefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = {:?} }}]\nchecks.cabourotte = [{{ name = \"dns\", url = \"http://127.0.0.1:9\", interval = \"100ms\" }}]\n",
+            "[journal]\npath = {:?}\n[control]\nsocket = {:?}\n[services.dns]\nprefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = {:?} }}]\nchecks.cabourotte = [{{ name = \"dns\", url = \"http://127.0.0.1:9\", interval = \"100ms\" }}]\n",
             dir.path().join("journal").display().to_string(),
+            dir.path().join("ctl.sock").display().to_string(),
             vtysh.display().to_string()
         ),
     )

@@ -279,6 +279,13 @@ pub struct Reader {
     meta: sled::Tree,
 }
 
+impl Journal {
+    /// A read handle that stays usable after the journal moves into a [`Committer`].
+    pub fn reader_handle(&self) -> Reader {
+        self.reader.clone()
+    }
+}
+
 impl std::ops::Deref for Journal {
     type Target = Reader;
 

@@ -30,6 +30,10 @@ pub const DEFAULT_JOURNAL_PATH: &str = "/var/lib/anycastd/journal";
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// Default vtysh timeout.
 pub const DEFAULT_VTYSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default control socket.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/anycastd/anycastd.sock";
+/// Default drift-repair period.
+pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(30);
 /// Default shutdown timeout.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -44,6 +48,8 @@ pub struct Config {
     pub frrouting: FrrConfig,
     /// `[daemon]`.
     pub daemon: DaemonConfig,
+    /// `[control]`.
+    pub control: ControlConfig,
     /// FNV-1a 64 of the file's bytes, hex.
     pub hash: String,
 }
@@ -62,6 +68,19 @@ pub struct FrrConfig {
     pub vtysh_args: Vec<String>,
     /// Time limit of one vtysh process.
     pub vtysh_timeout: Duration,
+    /// How often the writers re-read FRR and repair drift.
+    pub reconcile_interval: Duration,
+}
+
+/// `[control]`: the control socket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlConfig {
+    /// Unix socket path.
+    pub socket: PathBuf,
+    /// Members of this group may read (status, history).
+    pub group: Option<String>,
+    /// Members of this group may also act (stop).
+    pub admin_group: Option<String>,
 }
 
 /// `[daemon]`.
@@ -370,12 +389,21 @@ impl Validator {
             None => Some(FrrConfig {
                 vtysh_args: Vec::new(),
                 vtysh_timeout: DEFAULT_VTYSH_TIMEOUT,
+                reconcile_interval: DEFAULT_RECONCILE_INTERVAL,
             }),
         };
         let daemon = match self.take(&mut top, "daemon") {
             Some(node) => self.daemon(node),
             None => Some(DaemonConfig {
                 shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            }),
+        };
+        let control = match self.take(&mut top, "control") {
+            Some(node) => self.control(node),
+            None => Some(ControlConfig {
+                socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
+                group: None,
+                admin_group: None,
             }),
         };
         let services = match self.take(&mut top, "services") {
@@ -391,6 +419,7 @@ impl Validator {
             journal: journal?,
             frrouting: frrouting?,
             daemon: daemon?,
+            control: control?,
             hash: fnv1a_hex(text.as_bytes()),
         })
     }
@@ -441,10 +470,49 @@ impl Validator {
             Some(n) => self.duration(n, "frrouting.vtysh_timeout"),
             None => Some(DEFAULT_VTYSH_TIMEOUT),
         };
+        let reconcile_interval = match self.take(&mut table, "reconcile_interval") {
+            Some(n) => self.duration(n, "frrouting.reconcile_interval"),
+            None => Some(DEFAULT_RECONCILE_INTERVAL),
+        };
         self.finish(table);
         Some(FrrConfig {
             vtysh_args: vtysh_args?,
             vtysh_timeout: vtysh_timeout?,
+            reconcile_interval: reconcile_interval?,
+        })
+    }
+
+    fn control(&mut self, node: &Node) -> Option<ControlConfig> {
+        let mut table = self.table(node, "control")?;
+        let socket = match self.take(&mut table, "socket") {
+            Some(n) => match self.string(n, "control.socket") {
+                Some(s) if !s.starts_with('/') => {
+                    self.problem(n.span.start, "control.socket", "must be an absolute path");
+                    None
+                }
+                other => other.map(PathBuf::from),
+            },
+            None => Some(PathBuf::from(DEFAULT_CONTROL_SOCKET)),
+        };
+        let mut group_key = |v: &mut Validator, key: &str| -> Option<Option<String>> {
+            match v.take(&mut table, key) {
+                Some(n) => match v.string(n, &format!("control.{key}")) {
+                    Some(s) if s.is_empty() => {
+                        v.problem(n.span.start, format!("control.{key}"), "must not be empty");
+                        None
+                    }
+                    other => other.map(Some),
+                },
+                None => Some(None),
+            }
+        };
+        let group = group_key(self, "group");
+        let admin_group = group_key(self, "admin_group");
+        self.finish(table);
+        Some(ControlConfig {
+            socket: socket?,
+            group: group?,
+            admin_group: admin_group?,
         })
     }
 

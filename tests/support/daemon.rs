@@ -21,6 +21,9 @@ pub fn example_config(dir: &Path, url: &str, vtysh_args: &[String], extra: &str)
         r#"[journal]
 path = "{journal}"
 
+[control]
+socket = "{socket}"
+
 [frrouting]
 vtysh_args = [{args}]
 vtysh_timeout = "5s"
@@ -40,6 +43,7 @@ checks.cabourotte = [
 ]
 {extra}"#,
         journal = dir.join("journal").display(),
+        socket = dir.join("ctl.sock").display(),
         args = args.join(", "),
     );
     let path = dir.join("config.toml");

@@ -1,0 +1,257 @@
+//! The client subcommands: `history`, `status`, `stop`. They talk to the running daemon over
+//! the control socket; `history` and `status` open the journal directly when no daemon runs.
+//! Output goes to stdout, notes and errors to stderr; the return value is the exit code.
+
+use crate::config::Config;
+use crate::control::{self, ClientError, Request};
+use crate::exit;
+use crate::history::{self, Query};
+use crate::status::{self, ServiceView};
+use anycastd_journal::{Journal, Options};
+use std::io::Write;
+
+fn print_record_value(record: &serde_json::Value, json: bool) {
+    let mut out = std::io::stdout().lock();
+    let _ = if json {
+        writeln!(out, "{record}")
+    } else {
+        writeln!(
+            out,
+            "{} {} {}",
+            record["time"].as_str().unwrap_or(""),
+            record["service"].as_str().unwrap_or("-"),
+            record["text"].as_str().unwrap_or("")
+        )
+    };
+    let _ = out.flush();
+}
+
+fn open_journal(config: &Config) -> Result<Option<Journal>, u8> {
+    if !config.journal.path.exists() {
+        return Ok(None);
+    }
+    match Journal::open(&config.journal.path, &Options::default()) {
+        Ok(journal) => Ok(Some(journal)),
+        Err(anycastd_journal::Error::Locked { pid, .. }) => {
+            eprintln!(
+                "anycastd: the daemon (pid {pid}) holds the journal but its control socket {} does not answer",
+                config.control.socket.display()
+            );
+            Err(exit::UNAVAILABLE)
+        }
+        Err(e) => {
+            eprintln!("anycastd: {e}");
+            Err(exit::SOFTWARE)
+        }
+    }
+}
+
+/// `anycastd history`.
+pub async fn history(config: &Config, query: Query, json: bool, follow: bool) -> u8 {
+    let request = Request::History {
+        query: query.clone(),
+        follow,
+    };
+    match control::request(&config.control.socket, &request).await {
+        Ok(mut lines) => {
+            let mut printed = 0usize;
+            loop {
+                match lines.next_line().await {
+                    Ok(Some(line)) => {
+                        let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
+                            eprintln!("anycastd: unreadable answer from the daemon: {line}");
+                            return exit::SOFTWARE;
+                        };
+                        match value["type"].as_str() {
+                            Some("record") => {
+                                printed += 1;
+                                print_record_value(&value["record"], json);
+                            }
+                            Some("end") => break,
+                            Some("error") => {
+                                eprintln!(
+                                    "anycastd: {}",
+                                    value["message"].as_str().unwrap_or("error")
+                                );
+                                return value["code"]
+                                    .as_u64()
+                                    .and_then(|c| u8::try_from(c).ok())
+                                    .unwrap_or(exit::SOFTWARE);
+                            }
+                            _ => {}
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        eprintln!("anycastd: control socket: {e}");
+                        return exit::SOFTWARE;
+                    }
+                }
+            }
+            if printed == 0 && !follow {
+                eprintln!("anycastd: no events in this window");
+            }
+            exit::OK
+        }
+        Err(ClientError::NoDaemon(reason)) => {
+            if follow {
+                eprintln!("anycastd: --follow needs the running daemon: {reason}");
+                return exit::UNAVAILABLE;
+            }
+            let journal = match open_journal(config) {
+                Ok(Some(journal)) => journal,
+                Ok(None) => {
+                    eprintln!(
+                        "anycastd: no journal at {} yet",
+                        config.journal.path.display()
+                    );
+                    return exit::OK;
+                }
+                Err(code) => return code,
+            };
+            if let Some(service) = &query.service {
+                if let Some(message) = control::unknown_service(service, config, Some(&journal)) {
+                    eprintln!("anycastd: {message}");
+                    return exit::USAGE;
+                }
+            }
+            match history::select(&journal, &query) {
+                Ok(selection) => {
+                    for record in &selection.records {
+                        if json {
+                            print_record_value(&history::render_json(record), true);
+                        } else {
+                            println!("{}", history::render_text(record));
+                        }
+                    }
+                    if selection.skipped_unknown > 0 {
+                        eprintln!(
+                            "anycastd: {} record(s) of a newer journal format skipped",
+                            selection.skipped_unknown
+                        );
+                    }
+                    if selection.records.is_empty() {
+                        eprintln!("anycastd: no events in this window");
+                    }
+                    exit::OK
+                }
+                Err(e) => {
+                    eprintln!("anycastd: {e}");
+                    exit::SOFTWARE
+                }
+            }
+        }
+        Err(ClientError::Other(e)) => {
+            eprintln!("anycastd: {e}");
+            exit::UNAVAILABLE
+        }
+    }
+}
+
+/// `anycastd status`.
+pub async fn status(config: &Config, json: bool) -> u8 {
+    match control::request(&config.control.socket, &Request::Status).await {
+        Ok(mut lines) => match lines.next_line().await {
+            Ok(Some(line)) => {
+                let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                if value["type"] == "error" {
+                    eprintln!("anycastd: {}", value["message"].as_str().unwrap_or("error"));
+                    return value["code"]
+                        .as_u64()
+                        .and_then(|c| u8::try_from(c).ok())
+                        .unwrap_or(exit::SOFTWARE);
+                }
+                let services: Vec<status::ServiceStatus> =
+                    match serde_json::from_value(value["services"].clone()) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            eprintln!("anycastd: unreadable status from the daemon: {e}");
+                            return exit::SOFTWARE;
+                        }
+                    };
+                print_status(&services, json, true);
+                exit::OK
+            }
+            _ => {
+                eprintln!("anycastd: the daemon closed the control socket without answering");
+                exit::SOFTWARE
+            }
+        },
+        Err(ClientError::NoDaemon(_)) => {
+            let journal = match open_journal(config) {
+                Ok(journal) => journal,
+                Err(code) => return code,
+            };
+            let mut views = Vec::new();
+            if let Some(journal) = &journal {
+                if let Ok(states) = journal.last_states() {
+                    for (name, last) in states {
+                        views.push(ServiceView {
+                            name,
+                            state: last.state,
+                            since_ms: last.at_ms,
+                            cause: "last journaled state".into(),
+                        });
+                    }
+                }
+            }
+            drop(journal);
+            let services = status::collect(config, &views).await;
+            print_status(&services, json, false);
+            exit::OK
+        }
+        Err(ClientError::Other(e)) => {
+            eprintln!("anycastd: {e}");
+            exit::UNAVAILABLE
+        }
+    }
+}
+
+fn print_status(services: &[status::ServiceStatus], json: bool, running: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"daemon_running": running, "services": services})
+        );
+    } else {
+        if !running {
+            println!("anycastd is not running; states are the last journaled ones");
+        }
+        print!("{}", status::render_text(services));
+    }
+}
+
+/// `anycastd stop`.
+pub async fn stop(config: &Config, keep_announced: bool) -> u8 {
+    match control::request(&config.control.socket, &Request::Stop { keep_announced }).await {
+        Ok(mut lines) => match lines.next_line().await {
+            Ok(Some(line)) => {
+                let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                let code = value["code"]
+                    .as_u64()
+                    .and_then(|c| u8::try_from(c).ok())
+                    .unwrap_or(exit::SOFTWARE);
+                let message = value["message"].as_str().unwrap_or("");
+                if value["type"] == "stopped" && code == exit::OK {
+                    println!("anycastd {message}");
+                    exit::OK
+                } else {
+                    eprintln!("anycastd: {message}");
+                    if code == exit::OK {
+                        exit::SOFTWARE
+                    } else {
+                        code
+                    }
+                }
+            }
+            _ => {
+                eprintln!("anycastd: the daemon closed the control socket without answering");
+                exit::SOFTWARE
+            }
+        },
+        Err(ClientError::NoDaemon(reason)) | Err(ClientError::Other(reason)) => {
+            eprintln!("anycastd: {reason}");
+            exit::UNAVAILABLE
+        }
+    }
+}

@@ -1,0 +1,487 @@
+//! The control socket: a Unix socket speaking versioned JSON lines, for `status`, `history`
+//! (with `--follow`) and `stop` while the daemon runs.
+//!
+//! Protocol (version 1): the client sends one request line,
+//! `{"version":1,"command":"status"}`,
+//! `{"version":1,"command":"history","service":"dns","since_ms":...,"until_ms":...,"limit":...,"after_seq":...,"follow":false}` or
+//! `{"version":1,"command":"stop","keep_announced":false}`;
+//! the server answers with lines `{"version":1,"type":...}`: `record` (one per journal
+//! record), `status`, `stopped`, `end`, or `error` (with an exit `code`). Requests larger than
+//! [`MAX_REQUEST_BYTES`] or not JSON get an error line and the connection is closed.
+//!
+//! Access (SO_PEERCRED): root and the daemon's own user may do everything; members of
+//! `[control] admin_group` may also stop; members of `[control] group` may read (status,
+//! history); anyone else is refused. The socket file is 0600 when no group is configured,
+//! else 0666 with the check above. A `--follow` reader that falls more than
+//! [`FOLLOW_BUFFER`] records behind is told so and dropped; it never blocks the daemon.
+
+use crate::config::{Config, ControlConfig};
+use crate::history::{self, Query};
+use crate::status::{self, ServiceView};
+use anycastd_journal::{Reader, Record};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// Protocol version spoken.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest request line accepted.
+pub const MAX_REQUEST_BYTES: u64 = 64 * 1024;
+/// Records a `--follow` reader may fall behind before it is dropped.
+pub const FOLLOW_BUFFER: usize = 4096;
+
+/// A request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Request {
+    /// Service states and prefix status.
+    Status,
+    /// Journal records.
+    History {
+        /// Which records.
+        #[serde(flatten)]
+        query: Query,
+        /// Keep streaming new records.
+        #[serde(default)]
+        follow: bool,
+    },
+    /// Stop the daemon.
+    Stop {
+        /// Exit without withdrawing (planned restart).
+        #[serde(default)]
+        keep_announced: bool,
+    },
+}
+
+/// A request with its protocol version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Envelope {
+    /// Must be [`PROTOCOL_VERSION`].
+    pub version: u32,
+    /// The request.
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+/// Parse a request line.
+pub fn parse_request(line: &str) -> Result<Request, String> {
+    let envelope: Envelope =
+        serde_json::from_str(line.trim()).map_err(|e| format!("malformed request: {e}"))?;
+    if envelope.version != PROTOCOL_VERSION {
+        return Err(format!(
+            "protocol version {} not supported (this daemon speaks {PROTOCOL_VERSION})",
+            envelope.version
+        ));
+    }
+    Ok(envelope.request)
+}
+
+/// A stop asked through the socket.
+#[derive(Debug)]
+pub struct StopRequest {
+    /// Exit without withdrawing.
+    pub keep_announced: bool,
+    /// Caller's uid.
+    pub uid: u32,
+    /// Caller's pid.
+    pub pid: i32,
+    /// Answered with (exit code, message) once the daemon has stopped.
+    pub done: oneshot::Sender<(u8, String)>,
+}
+
+/// What the server needs from the daemon.
+pub struct Context {
+    /// Journal reads (`None` when the journal is unavailable).
+    pub reader: Option<Reader>,
+    /// Every record as it is committed.
+    pub tap: broadcast::Sender<Record>,
+    /// Each service's state.
+    pub views: Arc<Mutex<BTreeMap<String, ServiceView>>>,
+    /// The running config.
+    pub config: Arc<Config>,
+    /// Where stops go.
+    pub stop: mpsc::Sender<StopRequest>,
+    /// gid of `[control] group`.
+    pub read_gid: Option<u32>,
+    /// gid of `[control] admin_group`.
+    pub admin_gid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Access {
+    None,
+    Read,
+    Admin,
+}
+
+fn group_gid(name: &str) -> Result<u32, String> {
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(group)) => Ok(group.gid.as_raw()),
+        Ok(None) => Err(format!("control group {name:?} does not exist")),
+        Err(e) => Err(format!("control group {name:?}: {e}")),
+    }
+}
+
+/// Create the socket safely: make the parent directory, refuse a path where a live daemon
+/// answers, replace a stale socket, set the mode. Returns the listener and the group ids.
+pub fn bind(control: &ControlConfig) -> Result<(UnixListener, Option<u32>, Option<u32>), String> {
+    let path = &control.socket;
+    let read_gid = control.group.as_deref().map(group_gid).transpose()?;
+    let admin_gid = control.admin_group.as_deref().map(group_gid).transpose()?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            format!(
+                "control socket {}: cannot create {}: {e}",
+                path.display(),
+                parent.display()
+            )
+        })?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(format!(
+                "control socket {} is in use by a running anycastd",
+                path.display()
+            ));
+        }
+        std::fs::remove_file(path).map_err(|e| {
+            format!(
+                "control socket {}: cannot remove the stale socket: {e}",
+                path.display()
+            )
+        })?;
+    }
+    let listener = UnixListener::bind(path)
+        .map_err(|e| format!("control socket {}: cannot bind: {e}", path.display()))?;
+    let mode = if read_gid.is_some() || admin_gid.is_some() {
+        0o666
+    } else {
+        0o600
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| {
+        format!(
+            "control socket {}: cannot set its mode: {e}",
+            path.display()
+        )
+    })?;
+    Ok((listener, read_gid, admin_gid))
+}
+
+/// Accept connections until the listener fails; each is served on its own task.
+pub fn serve(listener: UnixListener, context: Arc<Context>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let context = context.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = serve_client(stream, &context).await {
+                            tracing::debug!(error = %e, "control client");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "control socket accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    })
+}
+
+fn access(uid: u32, gid: u32, context: &Context) -> Access {
+    if uid == 0 || uid == nix::unistd::geteuid().as_raw() {
+        return Access::Admin;
+    }
+    let mut groups = vec![gid];
+    if let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        if let Ok(name) = std::ffi::CString::new(user.name) {
+            if let Ok(list) = nix::unistd::getgrouplist(&name, user.gid) {
+                groups.extend(list.iter().map(|g| g.as_raw()));
+            }
+        }
+    }
+    if context.admin_gid.is_some_and(|g| groups.contains(&g)) {
+        Access::Admin
+    } else if context.read_gid.is_some_and(|g| groups.contains(&g)) {
+        Access::Read
+    } else {
+        Access::None
+    }
+}
+
+fn line(value: serde_json::Value) -> Vec<u8> {
+    let mut bytes = value.to_string().into_bytes();
+    bytes.push(b'\n');
+    bytes
+}
+
+fn error_line(code: u8, message: &str) -> Vec<u8> {
+    line(
+        serde_json::json!({"version": PROTOCOL_VERSION, "type": "error", "code": code, "message": message}),
+    )
+}
+
+async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<()> {
+    let cred = stream.peer_cred()?;
+    let (read, mut write) = stream.into_split();
+    let access = access(cred.uid(), cred.gid(), context);
+    if access == Access::None {
+        write
+            .write_all(&error_line(
+                crate::exit::USAGE,
+                "permission denied: not in the control group",
+            ))
+            .await?;
+        return Ok(());
+    }
+    let mut request = String::new();
+    let mut reader = BufReader::new(read.take(MAX_REQUEST_BYTES));
+    reader.read_line(&mut request).await?;
+    if !request.ends_with('\n') {
+        write
+            .write_all(&error_line(
+                crate::exit::USAGE,
+                "request too large or not terminated by a newline",
+            ))
+            .await?;
+        return Ok(());
+    }
+    let request = match parse_request(&request) {
+        Ok(r) => r,
+        Err(e) => {
+            write.write_all(&error_line(crate::exit::USAGE, &e)).await?;
+            return Ok(());
+        }
+    };
+    match request {
+        Request::Status => {
+            let views: Vec<ServiceView> = lock(&context.views).values().cloned().collect();
+            let services = status::collect(&context.config, &views).await;
+            write
+                .write_all(&line(serde_json::json!({"version": PROTOCOL_VERSION, "type": "status", "services": services})))
+                .await?;
+        }
+        Request::History { query, follow } => {
+            if let Some(service) = &query.service {
+                if let Some(message) =
+                    unknown_service(service, &context.config, context.reader.as_ref())
+                {
+                    write
+                        .write_all(&error_line(crate::exit::USAGE, &message))
+                        .await?;
+                    return Ok(());
+                }
+            }
+            let Some(reader) = &context.reader else {
+                write
+                    .write_all(&error_line(
+                        crate::exit::SOFTWARE,
+                        "the journal is unavailable in this daemon",
+                    ))
+                    .await?;
+                return Ok(());
+            };
+            // Subscribe before reading, so that nothing falls between the two.
+            let mut tap = context.tap.subscribe();
+            let reader = reader.clone();
+            let selected_query = query.clone();
+            let selection =
+                tokio::task::spawn_blocking(move || history::select(&reader, &selected_query))
+                    .await
+                    .map_err(std::io::Error::other)?;
+            let selection = match selection {
+                Ok(s) => s,
+                Err(e) => {
+                    write
+                        .write_all(&error_line(crate::exit::SOFTWARE, &e.to_string()))
+                        .await?;
+                    return Ok(());
+                }
+            };
+            let mut last_seq = query.after_seq.unwrap_or(0);
+            for record in &selection.records {
+                last_seq = last_seq.max(record.seq);
+                write.write_all(&record_line(record)).await?;
+            }
+            if !follow {
+                write
+                    .write_all(&line(serde_json::json!({"version": PROTOCOL_VERSION, "type": "end", "skipped_unknown": selection.skipped_unknown})))
+                    .await?;
+                return Ok(());
+            }
+            let follow_query = Query {
+                limit: None,
+                since_ms: None,
+                until_ms: None,
+                ..query
+            };
+            loop {
+                match tap.recv().await {
+                    Ok(record) => {
+                        if record.seq > last_seq && follow_query.matches(&record) {
+                            last_seq = record.seq;
+                            write.write_all(&record_line(&record)).await?;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let message =
+                            format!("reader too slow, dropped; resume with --after-seq {last_seq}");
+                        write
+                            .write_all(&error_line(crate::exit::SOFTWARE, &message))
+                            .await?;
+                        return Ok(());
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                }
+            }
+        }
+        Request::Stop { keep_announced } => {
+            if access < Access::Admin {
+                write
+                    .write_all(&error_line(
+                        crate::exit::USAGE,
+                        "permission denied: stop needs root or the admin group",
+                    ))
+                    .await?;
+                return Ok(());
+            }
+            let (done_tx, done_rx) = oneshot::channel();
+            let stop = StopRequest {
+                keep_announced,
+                uid: cred.uid(),
+                pid: cred.pid().unwrap_or(0),
+                done: done_tx,
+            };
+            if context.stop.send(stop).await.is_err() {
+                write
+                    .write_all(&error_line(
+                        crate::exit::SOFTWARE,
+                        "the daemon is already stopping",
+                    ))
+                    .await?;
+                return Ok(());
+            }
+            if let Ok((code, message)) = done_rx.await {
+                write
+                    .write_all(&line(serde_json::json!({"version": PROTOCOL_VERSION, "type": "stopped", "code": code, "message": message})))
+                    .await?;
+            }
+        }
+    }
+    write.flush().await
+}
+
+fn record_line(record: &Record) -> Vec<u8> {
+    line(
+        serde_json::json!({"version": PROTOCOL_VERSION, "type": "record", "record": history::render_json(record)}),
+    )
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `None` if `service` is configured or in the journal, else the error text listing the
+/// known services.
+pub fn unknown_service(service: &str, config: &Config, reader: Option<&Reader>) -> Option<String> {
+    let mut known: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
+    if let Some(reader) = reader {
+        if let Ok(states) = reader.last_states() {
+            known.extend(states.into_iter().map(|(name, _)| name));
+        }
+    }
+    known.sort();
+    known.dedup();
+    (!known.iter().any(|k| k == service)).then(|| {
+        format!(
+            "unknown service {service:?}; known services: {}",
+            known.join(", ")
+        )
+    })
+}
+
+/// Why a client could not talk to a daemon.
+#[derive(Debug)]
+pub enum ClientError {
+    /// No daemon listens on the socket (missing or refused).
+    NoDaemon(String),
+    /// Anything else.
+    Other(String),
+}
+
+/// Connect to the daemon's socket and send one request; returns a reader of answer lines.
+pub async fn request(
+    path: &Path,
+    request: &Request,
+) -> Result<tokio::io::Lines<BufReader<UnixStream>>, ClientError> {
+    let mut stream = match UnixStream::connect(path).await {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Err(ClientError::NoDaemon(format!(
+                "no anycastd listens on {}: {e}",
+                path.display()
+            )))
+        }
+        Err(e) => {
+            return Err(ClientError::Other(format!(
+                "control socket {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    let envelope = Envelope {
+        version: PROTOCOL_VERSION,
+        request: request.clone(),
+    };
+    let mut bytes = serde_json::to_vec(&envelope).map_err(|e| ClientError::Other(e.to_string()))?;
+    bytes.push(b'\n');
+    stream
+        .write_all(&bytes)
+        .await
+        .map_err(|e| ClientError::Other(format!("control socket {}: {e}", path.display())))?;
+    Ok(BufReader::new(stream).lines())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse_and_versions_are_checked() {
+        assert_eq!(
+            parse_request("{\"version\":1,\"command\":\"status\"}\n"),
+            Ok(Request::Status)
+        );
+        assert_eq!(
+            parse_request(
+                "{\"version\":1,\"command\":\"history\",\"service\":\"dns\",\"limit\":5}"
+            ),
+            Ok(Request::History {
+                query: Query {
+                    service: Some("dns".into()),
+                    limit: Some(5),
+                    ..Query::default()
+                },
+                follow: false
+            })
+        );
+        assert!(parse_request("{\"version\":2,\"command\":\"status\"}")
+            .unwrap_err()
+            .contains("version 2"));
+        assert!(parse_request("garbage")
+            .unwrap_err()
+            .starts_with("malformed request"));
+        assert!(parse_request("{\"version\":1,\"command\":\"reboot\"}").is_err());
+    }
+}
