@@ -188,7 +188,14 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
                 args: config.frrouting.vtysh_args.clone(),
                 timeout: config.frrouting.vtysh_timeout,
             };
-            (path, writer::spawn(vtysh, reports_tx.clone()))
+            (
+                path,
+                writer::spawn(
+                    vtysh,
+                    config.frrouting.reconcile_interval,
+                    reports_tx.clone(),
+                ),
+            )
         })
         .collect();
     drop(reports_tx);
@@ -496,7 +503,34 @@ fn journal_report(report: Report, journal: &JournalHandle) {
                 if decision.announce { "announce" } else { "denounce" }
             );
         }
+        let prefix_ref = wire::PrefixRef {
+            vtysh: vtysh.display().to_string(),
+            vrf: vrf.clone(),
+            prefix: prefix.to_string(),
+        };
+        if let Outcome::Drift { present } = outcome {
+            tracing::warn!(
+                service = %decision.service,
+                prefix = %prefix,
+                vrf = vrf.as_deref().unwrap_or("default"),
+                present,
+                "Drift: prefix {prefix} is {} in FRR although it should be {}; repairing.",
+                if present { "configured" } else { "missing" },
+                if decision.announce { "announced" } else { "withdrawn" }
+            );
+            journal.append(
+                now_ms(),
+                vec![wire::Event::Drift(wire::Drift {
+                    service: decision.service.clone(),
+                    prefix: prefix_ref,
+                    present,
+                    wanted: decision.announce,
+                })],
+            );
+            return;
+        }
         let outcome = match outcome {
+            Outcome::Drift { .. } => return,
             Outcome::Applied => wire::Outcome::Applied,
             Outcome::AlreadySo => wire::Outcome::AlreadySo,
             Outcome::Failed(e) => wire::Outcome::Failed(e),
@@ -506,11 +540,7 @@ fn journal_report(report: Report, journal: &JournalHandle) {
             now_ms(),
             vec![wire::Event::Apply(wire::Apply {
                 service: decision.service.clone(),
-                prefix: wire::PrefixRef {
-                    vtysh: vtysh.display().to_string(),
-                    vrf,
-                    prefix: prefix.to_string(),
-                },
+                prefix: prefix_ref,
                 change: if decision.announce {
                     wire::Change::Announce
                 } else {

@@ -55,6 +55,12 @@ pub enum Outcome {
     Failed(String),
     /// Replaced by a newer decision before it was applied.
     Superseded,
+    /// Found in the wrong state after it had been applied (bgpd restart, hand edit): drift,
+    /// repaired by this pass.
+    Drift {
+        /// Whether FRR had the `network` line.
+        present: bool,
+    },
 }
 
 /// An outcome report for the journal.
@@ -167,7 +173,11 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 }
 
 /// Start the writer task for one vtysh binary. Outcomes go to `reports`.
-pub fn spawn(vtysh: Vtysh, reports: mpsc::UnboundedSender<Report>) -> WriterHandle {
+pub fn spawn(
+    vtysh: Vtysh,
+    reconcile_interval: Duration,
+    reports: mpsc::UnboundedSender<Report>,
+) -> WriterHandle {
     let shared: Arc<Mutex<Shared>> = Arc::default();
     let notify = Arc::new(Notify::new());
     let (status_tx, status_rx) = watch::channel(Status::default());
@@ -182,7 +192,7 @@ pub fn spawn(vtysh: Vtysh, reports: mpsc::UnboundedSender<Report>) -> WriterHand
         frr_failures: 0,
         frr_retry_at: None,
     };
-    tokio::spawn(writer.run(notify.clone()));
+    tokio::spawn(writer.run(notify.clone(), reconcile_interval));
     WriterHandle {
         vtysh: path,
         shared,
@@ -234,12 +244,17 @@ fn missing_instance(vrf: &Option<String>) -> String {
 }
 
 impl Writer {
-    async fn run(mut self, notify: Arc<Notify>) {
+    async fn run(mut self, notify: Arc<Notify>, reconcile_interval: Duration) {
+        let mut reconcile = tokio::time::interval(reconcile_interval);
+        reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        reconcile.tick().await;
         loop {
             let next = self.next_retry();
             tokio::select! {
                 _ = notify.notified() => {}
                 _ = sleep_until(next) => {}
+                // Level-triggered: re-read FRR periodically and repair what drifted.
+                _ = reconcile.tick() => {}
             }
             // Bounded: each pass sets aside or settles at least one prefix, or ends.
             for _ in 0..64 {
@@ -281,6 +296,14 @@ impl Writer {
         if let Some(entry) = lock(&self.shared).desired.get_mut(key) {
             if entry.decision == *decision {
                 entry.reported = true;
+            }
+        }
+    }
+
+    fn unmark_reported(&self, key: &PrefixKey, decision: &Decision) {
+        if let Some(entry) = lock(&self.shared).desired.get_mut(key) {
+            if entry.decision == *decision {
+                entry.reported = false;
             }
         }
     }
@@ -362,9 +385,15 @@ impl Writer {
                 }
                 continue;
             };
-            if instance.networks.contains(&key.1) == decision.announce {
+            let present = instance.networks.contains(&key.1);
+            if present == decision.announce {
                 self.settle(key, decision, *reported);
                 continue;
+            }
+            if *reported {
+                // It was applied (or already so) and is not any more.
+                self.report(key, decision, Outcome::Drift { present });
+                self.unmark_reported(key, decision);
             }
             if let Some(retry) = self.retry.get(key) {
                 if retry.decision == *decision && retry.at > now {

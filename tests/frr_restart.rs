@@ -1,0 +1,481 @@
+//! Crash-safe restarts, planned handovers, drift repair and the audit trail, against a real
+//! FRR and a real BGP peer. "Nothing was withdrawn" is shown with a streaming monitor at the
+//! peer (`gobgp monitor global rib`), which sees every UPDATE, not with polling.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use anycastd_journal::wire::{self, Event};
+use anycastd_journal::{Entry, Journal, Options};
+use nix::sys::signal::Signal;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::cabourotte::{Behaviour, Emulator, Generation};
+use support::daemon::{example_config, Daemon};
+use support::testbed::{Peer, Testbed, ALL_FOUR, NTP_ONLY};
+
+const EXIT: Duration = Duration::from_secs(30);
+const DNS_ONLY: [&str; 2] = [
+    "default:203.0.113.53/32",
+    "default:2001:db8::b19:bad:53/128",
+];
+/// A `network` line put in FRR by hand, which anycastd must never touch (it has no route in
+/// the testbed, so FRR's import-check keeps it from the peer; it is checked in the running
+/// config).
+const UNMANAGED: &str = "198.51.100.0/24";
+
+/// Streams every route change the peer sees into files.
+struct Monitor {
+    children: Vec<Child>,
+    files: Vec<PathBuf>,
+}
+
+impl Monitor {
+    fn start(tb: &Testbed, dir: &Path) -> Monitor {
+        let mut children = Vec::new();
+        let mut files = Vec::new();
+        for afi in ["ipv4", "ipv6"] {
+            let file = dir.join(format!("monitor-{afi}.jsonl"));
+            let out = std::fs::File::create(&file).unwrap();
+            let child = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &format!("{}-peer", tb.name),
+                    "gobgp",
+                    "monitor",
+                    "global",
+                    "rib",
+                    "-a",
+                    afi,
+                    "-j",
+                ])
+                .stdout(out)
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            children.push(child);
+            files.push(file);
+        }
+        // Let the monitors subscribe before anything happens.
+        std::thread::sleep(Duration::from_millis(500));
+        Monitor { children, files }
+    }
+
+    /// Prefixes the peer saw withdrawn so far.
+    fn withdrawals(&self) -> Vec<String> {
+        let mut withdrawn = Vec::new();
+        for file in &self.files {
+            for line in std::fs::read_to_string(file).unwrap_or_default().lines() {
+                let Ok(paths) = serde_json::from_str::<serde_json::Value>(line) else {
+                    continue;
+                };
+                for path in paths.as_array().into_iter().flatten() {
+                    if path["withdrawal"].as_bool() == Some(true) {
+                        withdrawn.push(path["nlri"]["prefix"].as_str().unwrap_or("?").to_owned());
+                    }
+                }
+            }
+        }
+        withdrawn
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn healthy_emulator(rt: &tokio::runtime::Runtime) -> Emulator {
+    let emulator = rt.block_on(Emulator::start(Generation::V2));
+    for check in ["dns", "ntp_v4", "ntp_v6"] {
+        emulator.set(check, Behaviour::Pass);
+    }
+    emulator
+}
+
+fn add_unmanaged(tb: &Testbed) {
+    tb.vtysh(&[
+        "configure terminal",
+        "router bgp 65536",
+        "address-family ipv4 unicast",
+        &format!("network {UNMANAGED}"),
+    ]);
+    assert!(tb.networks().0.contains(&format!("default:{UNMANAGED}")));
+}
+
+fn assert_unmanaged_untouched(tb: &Testbed) {
+    assert!(
+        tb.networks().0.contains(&format!("default:{UNMANAGED}")),
+        "the unmanaged network line was touched"
+    );
+}
+
+fn events(dir: &Path) -> Vec<Event> {
+    let journal = Journal::open(&dir.join("journal"), &Options::default()).unwrap();
+    journal
+        .entries_from(0)
+        .map(|e| match e.unwrap() {
+            Entry::Record(r) => r.event,
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+fn reconciled(events: &[Event]) -> Vec<&wire::Reconciled> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reconciled(r) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+fn anycastd(args: &[&str], config: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+/// Wait until `history SERVICE --json` (through the daemon) shows `n` applied FRR changes.
+fn wait_applied(config: &Path, service: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = anycastd(&["history", service, "--json"], config);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let applied = text
+            .lines()
+            .filter(|l| l.contains("\"kind\":\"apply\"") && l.contains("applied"))
+            .count();
+        if applied >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{applied} applied, wanted {n}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sigkill_while_healthy_then_restart_withdraws_nothing_at_the_peer() {
+    let Some(tb) = Testbed::up(Peer::Gobgp) else {
+        return;
+    };
+    add_unmanaged(&tb);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = healthy_emulator(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_config(dir.path(), &emulator.url(), &tb.vtysh_args(), "");
+    let mut first = Daemon::start(&config, &dir.path().join("log1"));
+    tb.wait_peer(&ALL_FOUR);
+    let monitor = Monitor::start(&tb, dir.path());
+    first.signal(Signal::SIGKILL);
+    first.wait(EXIT);
+
+    let mut second = Daemon::start(&config, &dir.path().join("log2"));
+    second.wait_log("kept announced (restored after a restart)");
+    // Let every check report a few times after the restart.
+    let dns_polls_before = emulator.requests("dns");
+    while emulator.requests("dns") < dns_polls_before + 5 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(second.running());
+    assert_eq!(
+        monitor.withdrawals(),
+        Vec::<String>::new(),
+        "the peer saw a withdrawal across the restart"
+    );
+    tb.wait_peer(&ALL_FOUR);
+    second.signal(Signal::SIGTERM);
+    assert_eq!(second.wait(EXIT), 0);
+    assert_unmanaged_untouched(&tb);
+    let events = events(dir.path());
+    let rec = reconciled(&events);
+    assert_eq!(rec.len(), 2, "one reconciliation per start");
+    let kept: Vec<&wire::ReconcileItem> = rec[1]
+        .items
+        .iter()
+        .filter(|i| i.decision == wire::ReconcileDecision::Kept)
+        .collect();
+    assert_eq!(kept.len(), 4, "{:?}", rec[1]);
+}
+
+#[test]
+fn sigkill_then_ntp_removed_from_the_config_withdraws_only_ntp() {
+    let Some(tb) = Testbed::up(Peer::Gobgp) else {
+        return;
+    };
+    add_unmanaged(&tb);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = healthy_emulator(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_config(dir.path(), &emulator.url(), &tb.vtysh_args(), "");
+    let mut first = Daemon::start(&config, &dir.path().join("log1"));
+    tb.wait_peer(&ALL_FOUR);
+    let monitor = Monitor::start(&tb, dir.path());
+    first.signal(Signal::SIGKILL);
+    first.wait(EXIT);
+
+    let text = std::fs::read_to_string(&config).unwrap();
+    let without_ntp = &text[..text.find("[services.ntp]").unwrap()];
+    std::fs::write(&config, without_ntp).unwrap();
+    let mut second = Daemon::start(&config, &dir.path().join("log2"));
+    tb.wait_peer(&DNS_ONLY);
+    let withdrawn = monitor.withdrawals();
+    assert!(
+        withdrawn.iter().all(|p| p.contains("123")),
+        "only ntp's prefixes are withdrawn: {withdrawn:?}"
+    );
+    second.signal(Signal::SIGTERM);
+    assert_eq!(second.wait(EXIT), 0);
+    assert_unmanaged_untouched(&tb);
+    let events = events(dir.path());
+    let orphans: Vec<String> = reconciled(&events)
+        .last()
+        .unwrap()
+        .items
+        .iter()
+        .filter(|i| i.decision == wire::ReconcileDecision::Orphan)
+        .map(|i| format!("{}:{}", i.service, i.prefix.prefix))
+        .collect();
+    assert_eq!(
+        orphans,
+        ["ntp:2001:db8::123:7e11:713e/128", "ntp:203.0.113.123/32"]
+    );
+    // The orphan withdrawal was applied, and journaled for ntp.
+    assert!(events.iter().any(|e| matches!(e, Event::Apply(a) if a.service == "ntp" && a.change == wire::Change::Withdraw && a.outcome == wire::Outcome::Applied)));
+}
+
+#[test]
+fn sigkill_then_all_checks_failing_withdraws_everything_by_the_first_verdict() {
+    let Some(tb) = Testbed::up(Peer::Gobgp) else {
+        return;
+    };
+    add_unmanaged(&tb);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = healthy_emulator(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_config(dir.path(), &emulator.url(), &tb.vtysh_args(), "");
+    let mut first = Daemon::start(&config, &dir.path().join("log1"));
+    tb.wait_peer(&ALL_FOUR);
+    first.signal(Signal::SIGKILL);
+    first.wait(EXIT);
+    for check in ["dns", "ntp_v4", "ntp_v6"] {
+        emulator.set(check, Behaviour::Status(503));
+    }
+    let mut second = Daemon::start(&config, &dir.path().join("log2"));
+    tb.wait_peer(&[]);
+    second.signal(Signal::SIGTERM);
+    assert_eq!(second.wait(EXIT), 0);
+    assert_unmanaged_untouched(&tb);
+    // Restored healthy, then the first verdict (HTTP 503) withdrew.
+    let events = events(dir.path());
+    for service in ["dns", "ntp"] {
+        let path: Vec<(wire::State, wire::State)> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Transition(t) if t.service == service => {
+                    Some((t.from.clone(), t.to.clone()))
+                }
+                _ => None,
+            })
+            .skip(1)
+            .take(2)
+            .collect();
+        assert_eq!(
+            path,
+            [
+                (wire::State::Healthy, wire::State::Healthy),
+                (wire::State::Healthy, wire::State::Unhealthy)
+            ],
+            "{service}"
+        );
+    }
+}
+
+#[test]
+fn stop_keep_announced_then_start_withdraws_nothing() {
+    let Some(tb) = Testbed::up(Peer::Gobgp) else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = healthy_emulator(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_config(dir.path(), &emulator.url(), &tb.vtysh_args(), "");
+    let mut first = Daemon::start(&config, &dir.path().join("log1"));
+    tb.wait_peer(&ALL_FOUR);
+    let monitor = Monitor::start(&tb, dir.path());
+    let out = anycastd(&["stop", "--keep-announced"], &config);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(first.wait(EXIT), 0);
+    assert_eq!(
+        tb.networks().0.len(),
+        4,
+        "the prefixes stay configured in FRR"
+    );
+
+    let mut second = Daemon::start(&config, &dir.path().join("log2"));
+    second.wait_log("kept announced (restored after a restart)");
+    let before = emulator.requests("dns");
+    while emulator.requests("dns") < before + 5 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(monitor.withdrawals(), Vec::<String>::new());
+    tb.wait_peer(&ALL_FOUR);
+    // A plain `stop` withdraws and reports it.
+    let out = anycastd(&["stop"], &config);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("every prefix withdrawn"));
+    assert_eq!(second.wait(EXIT), 0);
+    tb.wait_peer(&[]);
+    let events = events(dir.path());
+    assert!(events.iter().any(
+        |e| matches!(e, Event::Operator(o) if o.kind == wire::OperatorKind::Handover && o.uid == 0)
+    ));
+    assert!(events.iter().any(
+        |e| matches!(e, Event::DaemonStopped(s) if s.outcome == wire::StopOutcome::HandedOver)
+    ));
+    // `stop` with no daemon is "unavailable".
+    assert_eq!(anycastd(&["stop"], &config).status.code(), Some(69));
+}
+
+#[test]
+fn a_bgpd_restart_that_drops_the_runtime_config_is_repaired_after_a_journaled_drift() {
+    let Some(tb) = Testbed::up(Peer::Bird) else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = healthy_emulator(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_config(dir.path(), &emulator.url(), &tb.vtysh_args(), "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "vtysh_timeout = \"5s\"",
+        "vtysh_timeout = \"5s\"\nreconcile_interval = \"1s\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    tb.wait_peer(&ALL_FOUR);
+    // bgpd dies and comes back with the saved config only, as under watchfrr.
+    tb.restart_bgpd(true);
+    tb.wait_established();
+    tb.wait_peer(&ALL_FOUR);
+    daemon.wait_log("Drift: prefix");
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(EXIT), 0);
+    let events = events(dir.path());
+    let drifts: Vec<&wire::Drift> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Drift(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(drifts.len(), 4, "every prefix found missing: {drifts:?}");
+    assert!(drifts.iter().all(|d| !d.present && d.wanted));
+}
+
+fn normalise(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.split_once(' ') {
+            Some((time, rest)) if time.ends_with('Z') => format!("TIME {rest}"),
+            _ => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+#[test]
+fn history_of_dns_after_a_flip_sequence_matches_the_flips_through_the_socket_and_directly() {
+    let Some(tb) = Testbed::up(Peer::Gobgp) else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = healthy_emulator(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_config(dir.path(), &emulator.url(), &tb.vtysh_args(), "");
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    tb.wait_peer(&ALL_FOUR);
+    wait_applied(&config, "dns", 2);
+    emulator.set("dns", Behaviour::Fail("resolver down".into()));
+    tb.wait_peer(&NTP_ONLY);
+    wait_applied(&config, "dns", 4);
+    emulator.set("dns", Behaviour::Pass);
+    tb.wait_peer(&ALL_FOUR);
+    wait_applied(&config, "dns", 6);
+    let through_socket = anycastd(&["history", "dns"], &config);
+    assert_eq!(through_socket.status.code(), Some(0));
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(EXIT), 0);
+    let direct = anycastd(&["history", "dns"], &config);
+    assert_eq!(
+        direct.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&direct.stderr)
+    );
+
+    let golden_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/history/dns.txt");
+    let direct = normalise(&String::from_utf8_lossy(&direct.stdout));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(golden_path.parent().unwrap()).unwrap();
+        std::fs::write(&golden_path, &direct).unwrap();
+    }
+    assert_eq!(direct, std::fs::read_to_string(&golden_path).unwrap());
+    // While running, the same history up to that moment.
+    let socket = normalise(&String::from_utf8_lossy(&through_socket.stdout));
+    assert!(
+        direct.starts_with(&socket),
+        "socket:\n{socket}\ndirect:\n{direct}"
+    );
+    assert!(socket.lines().count() >= 14, "{socket}");
+
+    // Filters and errors.
+    let out = anycastd(&["history", "nope"], &config);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("known services: dns, ntp"));
+    let out = anycastd(&["history", "--since", "yesterday"], &config);
+    assert_eq!(out.status.code(), Some(2));
+    let out = anycastd(
+        &[
+            "history",
+            "dns",
+            "--since",
+            "2000-01-01T00:00:00Z",
+            "--until",
+            "2000-01-02T00:00:00Z",
+        ],
+        &config,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty() && String::from_utf8_lossy(&out.stderr).contains("no events"));
+    let out = anycastd(&["history", "dns", "--limit", "3", "--json"], &config);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["kind"], "daemon_started");
+}
