@@ -1,0 +1,195 @@
+//! A journal written by format version 1 is checked in (`tests/fixtures/journal-v1`); every
+//! later build must still decode it, record for record. Regenerate only when adding a new
+//! format version (never for v1): `cargo test -p anycastd-journal --test fixture -- --ignored`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use anycastd_journal::wire::*;
+use anycastd_journal::{Entry, Journal, Options};
+use std::path::{Path, PathBuf};
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/journal-v1")
+}
+
+fn p(prefix: &str, vrf: Option<&str>) -> PrefixRef {
+    PrefixRef { vtysh: "/usr/bin/vtysh".into(), vrf: vrf.map(str::to_owned), prefix: prefix.into() }
+}
+
+/// One record of every kind and variant that format version 1 has.
+fn events() -> Vec<Event> {
+    let dns = vec![p("203.0.113.53/32", None), p("2001:db8::b19:bad:53/128", None)];
+    vec![
+        Event::DaemonStarted(DaemonStarted {
+            version: "0.1.0".into(),
+            pid: 4242,
+            config_hash: "0123456789abcdef".into(),
+            boot_id: "c0ffee00-0000-4000-8000-000000000001".into(),
+            services: vec![ServiceParams {
+                name: "dns".into(),
+                rise: 2,
+                fall: 3,
+                checks: vec![CheckParams {
+                    kind: "cabourotte".into(),
+                    url: "http://127.0.0.1:9013".into(),
+                    name: "dns".into(),
+                    interval_ms: 5000,
+                    timeout_ms: 5000,
+                    pending_timeout_ms: 15000,
+                    max_age_ms: Some(60000),
+                }],
+                prefixes: dns.clone(),
+            }],
+        }),
+        Event::Reconciled(Reconciled {
+            rebooted: false,
+            found: vec![p("203.0.113.53/32", None)],
+            items: [
+                ReconcileDecision::Kept,
+                ReconcileDecision::Orphan,
+                ReconcileDecision::Missing,
+                ReconcileDecision::Withdrawn,
+                ReconcileDecision::Adopted,
+                ReconcileDecision::Reboot,
+            ]
+            .into_iter()
+            .map(|decision| ReconcileItem { service: "dns".into(), prefix: p("203.0.113.53/32", None), decision })
+            .collect(),
+            unreadable: vec![("/usr/local/bin/vtysh".into(), "exit 1".into())],
+        }),
+        Event::CheckEdge(CheckEdge { service: "dns".into(), check: "dns".into(), observation: Observation::Pass, polls_since_last_edge: 0 }),
+        Event::CheckEdge(CheckEdge { service: "dns".into(), check: "dns".into(), observation: Observation::Fail("HTTP 500".into()), polls_since_last_edge: 17 }),
+        Event::CheckEdge(CheckEdge { service: "dns".into(), check: "dns".into(), observation: Observation::Pending, polls_since_last_edge: 1 }),
+        Event::Transition(Transition {
+            service: "dns".into(),
+            from: State::Starting,
+            to: State::Healthy,
+            cause: Cause::Verdict { healthy: true, checks: vec![CheckResult { check: "dns".into(), observation: Observation::Pass }] },
+            healthy_streak: 2,
+            unhealthy_streak: 0,
+            change: Change::Announce,
+            prefixes: dns.clone(),
+        }),
+        Event::Transition(Transition {
+            service: "dns".into(),
+            from: State::Healthy,
+            to: State::Draining(DrainCause::Operator { reason: "maintenance".into(), expires_at_ms: Some(1_800_000_000_000), uid: 1000 }),
+            cause: Cause::Drain,
+            healthy_streak: 5,
+            unhealthy_streak: 0,
+            change: Change::Withdraw,
+            prefixes: dns.clone(),
+        }),
+        Event::Transition(Transition {
+            service: "ntp".into(),
+            from: State::Draining(DrainCause::Shutdown),
+            to: State::Unhealthy,
+            cause: Cause::Restart,
+            healthy_streak: 0,
+            unhealthy_streak: 0,
+            change: Change::None,
+            prefixes: vec![p("203.0.113.123/32", Some("123"))],
+        }),
+        Event::Transition(Transition {
+            service: "ntp".into(),
+            from: State::Draining(DrainCause::Removed),
+            to: State::Healthy,
+            cause: Cause::Restored,
+            healthy_streak: 0,
+            unhealthy_streak: 0,
+            change: Change::Announce,
+            prefixes: vec![],
+        }),
+        Event::Transition(Transition {
+            service: "web".into(),
+            from: State::Starting,
+            to: State::Healthy,
+            cause: Cause::Adopted,
+            healthy_streak: 0,
+            unhealthy_streak: 0,
+            change: Change::Announce,
+            prefixes: vec![],
+        }),
+        Event::Transition(Transition {
+            service: "web".into(),
+            from: State::Healthy,
+            to: State::Healthy,
+            cause: Cause::Undrain,
+            healthy_streak: 1,
+            unhealthy_streak: 0,
+            change: Change::Announce,
+            prefixes: vec![],
+        }),
+        Event::Transition(Transition {
+            service: "web".into(),
+            from: State::Healthy,
+            to: State::Healthy,
+            cause: Cause::DrainExpired,
+            healthy_streak: 1,
+            unhealthy_streak: 0,
+            change: Change::Announce,
+            prefixes: vec![],
+        }),
+        Event::Apply(Apply { service: "dns".into(), prefix: p("203.0.113.53/32", None), change: Change::Announce, outcome: Outcome::Applied, decision_seq: 6 }),
+        Event::Apply(Apply { service: "dns".into(), prefix: p("203.0.113.53/32", None), change: Change::Withdraw, outcome: Outcome::Failed("vtysh: exit 1".into()), decision_seq: 7 }),
+        Event::Apply(Apply { service: "dns".into(), prefix: p("203.0.113.53/32", None), change: Change::Withdraw, outcome: Outcome::Superseded, decision_seq: 7 }),
+        Event::Apply(Apply { service: "dns".into(), prefix: p("203.0.113.53/32", None), change: Change::Withdraw, outcome: Outcome::AlreadySo, decision_seq: 7 }),
+        Event::Drift(Drift { service: "dns".into(), prefix: p("203.0.113.53/32", None), present: false, wanted: true }),
+        Event::Operator(OperatorAction { kind: OperatorKind::Stop, uid: 0, pid: 77 }),
+        Event::Operator(OperatorAction { kind: OperatorKind::Handover, uid: 0, pid: 78 }),
+        Event::DaemonStopped(DaemonStopped { reason: "SIGTERM".into(), outcome: StopOutcome::WithdrawnAll }),
+        Event::DaemonStopped(DaemonStopped { reason: "SIGINT".into(), outcome: StopOutcome::Left(vec![p("203.0.113.53/32", None)]) }),
+        Event::DaemonStopped(DaemonStopped { reason: "stop --keep-announced".into(), outcome: StopOutcome::HandedOver }),
+    ]
+}
+
+#[test]
+#[ignore = "writes the checked-in fixture"]
+fn write_the_v1_fixture() {
+    let dir = fixture_dir();
+    let _ = std::fs::remove_dir_all(&dir);
+    {
+        let mut journal = Journal::open(&dir, &Options::default()).unwrap();
+        for (i, event) in events().iter().enumerate() {
+            journal.append(1_795_500_000_000 + i as i64, std::slice::from_ref(event)).unwrap();
+        }
+        journal.flush().unwrap();
+    }
+    std::fs::remove_file(dir.join(anycastd_journal::LOCK_FILE)).unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_checked_in_v1_journal_still_decodes_record_for_record() {
+    let work = tempfile::tempdir().unwrap();
+    copy_dir(&fixture_dir(), work.path());
+    let journal = Journal::open(work.path(), &Options::default()).unwrap();
+    let decoded: Vec<(u64, i64, Event)> = journal
+        .entries_from(0)
+        .map(|e| match e.unwrap() {
+            Entry::Record(r) => (r.seq, r.at_ms, r.event),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let expected: Vec<(u64, i64, Event)> = events()
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| (i as u64 + 1, 1_795_500_000_000 + i as i64, e))
+        .collect();
+    assert_eq!(decoded, expected);
+    let last = journal.last_states().unwrap();
+    assert_eq!(last.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(), ["dns", "ntp", "web"]);
+    assert_eq!(journal.last_start().unwrap().unwrap().1.pid, 4242);
+}
