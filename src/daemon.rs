@@ -105,11 +105,17 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
             let prior = read_prior(&journal);
             let reader = journal.reader_handle();
             let sender = tap.clone();
-            let committer = Committer::start_with_tap(
+            let retention = anycastd_journal::Retention {
+                max_age_ms: Some(config.journal.max_age.as_millis() as i64),
+                max_per_service: config.journal.max_records_per_service,
+                max_records: config.journal.max_records,
+            };
+            let committer = Committer::start_with(
                 journal,
                 Some(Box::new(move |record: &Record| {
                     let _ = sender.send(record.clone());
                 })),
+                Some(retention),
             );
             (JournalHandle::new(committer), prior, Some(reader))
         }

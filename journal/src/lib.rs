@@ -266,6 +266,8 @@ pub struct Journal {
     db: sled::Db,
     reader: Reader,
     next_seq: u64,
+    /// Records per service (index entries), counted on the first retention pass.
+    service_counts: Option<std::collections::HashMap<String, u64>>,
     _lock: Lock,
 }
 
@@ -349,6 +351,7 @@ impl Journal {
                 meta,
             },
             next_seq,
+            service_counts: None,
             _lock: lock,
         })
     }
@@ -373,9 +376,13 @@ impl Journal {
             self.reader.log.insert(seq.to_be_bytes(), value)?;
             // Records about no service (daemon start/stop, reconciliation, operator actions)
             // are indexed under the empty name, which no service can have.
+            let service = event.service().unwrap_or("");
             self.reader
                 .by_service
-                .insert(index_key(event.service().unwrap_or(""), seq), &[])?;
+                .insert(index_key(service, seq), &[])?;
+            if let Some(counts) = self.service_counts.as_mut() {
+                *counts.entry(service.to_owned()).or_default() += 1;
+            }
             if let Event::DaemonStarted(_) = event {
                 self.meta
                     .insert(META_LAST_START, value_with_seq(seq, at_ms, event)?)?;
@@ -497,6 +504,96 @@ impl Reader {
     }
 }
 
+/// How much of the journal to keep. The last state of each service is never deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// Records older than this are deleted.
+    pub max_age_ms: Option<i64>,
+    /// At most this many records per service (daemon records count as one more service).
+    pub max_per_service: u64,
+    /// At most this many records in all.
+    pub max_records: u64,
+}
+
+impl Journal {
+    /// Delete what the retention policy no longer keeps; returns the number deleted.
+    pub fn enforce(&mut self, policy: &Retention, now_ms: i64) -> Result<u64, Error> {
+        let mut deleted = 0;
+        // Global: oldest first, by count and by age.
+        let keep_from_seq = self.next_seq.saturating_sub(policy.max_records);
+        let cutoff = policy.max_age_ms.map(|age| now_ms.saturating_sub(age));
+        loop {
+            let Some((key, value)) = self.reader.log.first()? else {
+                break;
+            };
+            let seq = seq_of(&key);
+            let (service, at_ms) = match codec::decode(seq, &value) {
+                Ok(Entry::Record(r)) => (r.event.service().unwrap_or("").to_owned(), Some(r.at_ms)),
+                _ => (String::new(), None),
+            };
+            let too_many = seq < keep_from_seq;
+            let too_old = matches!((cutoff, at_ms), (Some(c), Some(at)) if at < c);
+            if !(too_many || too_old) {
+                break;
+            }
+            self.reader.log.remove(&key)?;
+            self.reader.by_service.remove(index_key(&service, seq))?;
+            if let Some(count) = self
+                .service_counts
+                .as_mut()
+                .and_then(|c| c.get_mut(&service))
+            {
+                *count = count.saturating_sub(1);
+            }
+            deleted += 1;
+        }
+        // Per service, by count.
+        if self.service_counts.is_none() {
+            let mut counts: std::collections::HashMap<String, u64> =
+                std::collections::HashMap::new();
+            for item in self.reader.by_service.iter() {
+                let (key, _) = item?;
+                let name = &key[..key.len().saturating_sub(9)];
+                *counts
+                    .entry(String::from_utf8_lossy(name).into_owned())
+                    .or_default() += 1;
+            }
+            self.service_counts = Some(counts);
+        }
+        let over: Vec<(String, u64)> = self
+            .service_counts
+            .iter()
+            .flatten()
+            .filter(|(_, n)| **n > policy.max_per_service)
+            .map(|(s, n)| (s.clone(), n - policy.max_per_service))
+            .collect();
+        for (service, excess) in over {
+            let mut prefix = service.as_bytes().to_vec();
+            prefix.push(0);
+            let keys: Vec<sled::IVec> = self
+                .reader
+                .by_service
+                .scan_prefix(&prefix)
+                .keys()
+                .take(excess as usize)
+                .collect::<Result<_, _>>()?;
+            for key in keys {
+                self.reader.log.remove(seq_of(&key).to_be_bytes())?;
+                self.reader.by_service.remove(&key)?;
+                deleted += 1;
+            }
+            if let Some(count) = self
+                .service_counts
+                .as_mut()
+                .and_then(|c| c.get_mut(&service))
+            {
+                *count = count.saturating_sub(excess);
+            }
+        }
+        Ok(deleted)
+    }
+}
+
 /// Called once with the outcome of a submitted batch: the sequence number of its last record.
 pub type Done = Box<dyn FnOnce(Result<u64, String>) + Send>;
 
@@ -526,10 +623,20 @@ impl Committer {
 
     /// Start the committer thread; `tap` sees every record after it is committed.
     pub fn start_with_tap(journal: Journal, tap: Option<Tap>) -> Committer {
+        Committer::start_with(journal, tap, None)
+    }
+
+    /// Start the committer thread with a tap and a retention policy, enforced every
+    /// [`RETENTION_PERIOD`] (and at start).
+    pub fn start_with(
+        journal: Journal,
+        tap: Option<Tap>,
+        retention: Option<Retention>,
+    ) -> Committer {
         let (tx, rx) = mpsc::channel::<Request>();
         let thread = std::thread::Builder::new()
             .name("journal".into())
-            .spawn(move || commit_loop(journal, rx, tap))
+            .spawn(move || commit_loop(journal, rx, tap, retention))
             .ok();
         Committer {
             tx: Some(tx),
@@ -564,8 +671,37 @@ impl Committer {
     }
 }
 
-fn commit_loop(mut journal: Journal, rx: mpsc::Receiver<Request>, tap: Option<Tap>) -> Journal {
-    while let Ok(first) = rx.recv() {
+/// How often the committer enforces retention.
+pub const RETENTION_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn commit_loop(
+    mut journal: Journal,
+    rx: mpsc::Receiver<Request>,
+    tap: Option<Tap>,
+    retention: Option<Retention>,
+) -> Journal {
+    // The first pass counts every service's records: keep it away from start-up.
+    let mut next_retention = std::time::Instant::now() + RETENTION_PERIOD;
+    loop {
+        if let Some(policy) = &retention {
+            if std::time::Instant::now() >= next_retention {
+                // Retention never blocks appends for long: it runs between batches.
+                let _ = journal.enforce(policy, now_ms());
+                next_retention = std::time::Instant::now() + RETENTION_PERIOD;
+            }
+        }
+        let first = match rx.recv_timeout(RETENTION_PERIOD) {
+            Ok(first) => first,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let mut batch = vec![first];
         while let Ok(next) = rx.try_recv() {
             batch.push(next);

@@ -13,12 +13,19 @@ fn fixture_dir() -> PathBuf {
 }
 
 fn p(prefix: &str, vrf: Option<&str>) -> PrefixRef {
-    PrefixRef { vtysh: "/usr/bin/vtysh".into(), vrf: vrf.map(str::to_owned), prefix: prefix.into() }
+    PrefixRef {
+        vtysh: "/usr/bin/vtysh".into(),
+        vrf: vrf.map(str::to_owned),
+        prefix: prefix.into(),
+    }
 }
 
 /// One record of every kind and variant that format version 1 has.
 fn events() -> Vec<Event> {
-    let dns = vec![p("203.0.113.53/32", None), p("2001:db8::b19:bad:53/128", None)];
+    let dns = vec![
+        p("203.0.113.53/32", None),
+        p("2001:db8::b19:bad:53/128", None),
+    ];
     vec![
         Event::DaemonStarted(DaemonStarted {
             version: "0.1.0".into(),
@@ -53,18 +60,43 @@ fn events() -> Vec<Event> {
                 ReconcileDecision::Reboot,
             ]
             .into_iter()
-            .map(|decision| ReconcileItem { service: "dns".into(), prefix: p("203.0.113.53/32", None), decision })
+            .map(|decision| ReconcileItem {
+                service: "dns".into(),
+                prefix: p("203.0.113.53/32", None),
+                decision,
+            })
             .collect(),
             unreadable: vec![("/usr/local/bin/vtysh".into(), "exit 1".into())],
         }),
-        Event::CheckEdge(CheckEdge { service: "dns".into(), check: "dns".into(), observation: Observation::Pass, polls_since_last_edge: 0 }),
-        Event::CheckEdge(CheckEdge { service: "dns".into(), check: "dns".into(), observation: Observation::Fail("HTTP 500".into()), polls_since_last_edge: 17 }),
-        Event::CheckEdge(CheckEdge { service: "dns".into(), check: "dns".into(), observation: Observation::Pending, polls_since_last_edge: 1 }),
+        Event::CheckEdge(CheckEdge {
+            service: "dns".into(),
+            check: "dns".into(),
+            observation: Observation::Pass,
+            polls_since_last_edge: 0,
+        }),
+        Event::CheckEdge(CheckEdge {
+            service: "dns".into(),
+            check: "dns".into(),
+            observation: Observation::Fail("HTTP 500".into()),
+            polls_since_last_edge: 17,
+        }),
+        Event::CheckEdge(CheckEdge {
+            service: "dns".into(),
+            check: "dns".into(),
+            observation: Observation::Pending,
+            polls_since_last_edge: 1,
+        }),
         Event::Transition(Transition {
             service: "dns".into(),
             from: State::Starting,
             to: State::Healthy,
-            cause: Cause::Verdict { healthy: true, checks: vec![CheckResult { check: "dns".into(), observation: Observation::Pass }] },
+            cause: Cause::Verdict {
+                healthy: true,
+                checks: vec![CheckResult {
+                    check: "dns".into(),
+                    observation: Observation::Pass,
+                }],
+            },
             healthy_streak: 2,
             unhealthy_streak: 0,
             change: Change::Announce,
@@ -73,7 +105,11 @@ fn events() -> Vec<Event> {
         Event::Transition(Transition {
             service: "dns".into(),
             from: State::Healthy,
-            to: State::Draining(DrainCause::Operator { reason: "maintenance".into(), expires_at_ms: Some(1_800_000_000_000), uid: 1000 }),
+            to: State::Draining(DrainCause::Operator {
+                reason: "maintenance".into(),
+                expires_at_ms: Some(1_800_000_000_000),
+                uid: 1000,
+            }),
             cause: Cause::Drain,
             healthy_streak: 5,
             unhealthy_streak: 0,
@@ -130,16 +166,62 @@ fn events() -> Vec<Event> {
             change: Change::Announce,
             prefixes: vec![],
         }),
-        Event::Apply(Apply { service: "dns".into(), prefix: p("203.0.113.53/32", None), change: Change::Announce, outcome: Outcome::Applied, decision_seq: 6 }),
-        Event::Apply(Apply { service: "dns".into(), prefix: p("203.0.113.53/32", None), change: Change::Withdraw, outcome: Outcome::Failed("vtysh: exit 1".into()), decision_seq: 7 }),
-        Event::Apply(Apply { service: "dns".into(), prefix: p("203.0.113.53/32", None), change: Change::Withdraw, outcome: Outcome::Superseded, decision_seq: 7 }),
-        Event::Apply(Apply { service: "dns".into(), prefix: p("203.0.113.53/32", None), change: Change::Withdraw, outcome: Outcome::AlreadySo, decision_seq: 7 }),
-        Event::Drift(Drift { service: "dns".into(), prefix: p("203.0.113.53/32", None), present: false, wanted: true }),
-        Event::Operator(OperatorAction { kind: OperatorKind::Stop, uid: 0, pid: 77 }),
-        Event::Operator(OperatorAction { kind: OperatorKind::Handover, uid: 0, pid: 78 }),
-        Event::DaemonStopped(DaemonStopped { reason: "SIGTERM".into(), outcome: StopOutcome::WithdrawnAll }),
-        Event::DaemonStopped(DaemonStopped { reason: "SIGINT".into(), outcome: StopOutcome::Left(vec![p("203.0.113.53/32", None)]) }),
-        Event::DaemonStopped(DaemonStopped { reason: "stop --keep-announced".into(), outcome: StopOutcome::HandedOver }),
+        Event::Apply(Apply {
+            service: "dns".into(),
+            prefix: p("203.0.113.53/32", None),
+            change: Change::Announce,
+            outcome: Outcome::Applied,
+            decision_seq: 6,
+        }),
+        Event::Apply(Apply {
+            service: "dns".into(),
+            prefix: p("203.0.113.53/32", None),
+            change: Change::Withdraw,
+            outcome: Outcome::Failed("vtysh: exit 1".into()),
+            decision_seq: 7,
+        }),
+        Event::Apply(Apply {
+            service: "dns".into(),
+            prefix: p("203.0.113.53/32", None),
+            change: Change::Withdraw,
+            outcome: Outcome::Superseded,
+            decision_seq: 7,
+        }),
+        Event::Apply(Apply {
+            service: "dns".into(),
+            prefix: p("203.0.113.53/32", None),
+            change: Change::Withdraw,
+            outcome: Outcome::AlreadySo,
+            decision_seq: 7,
+        }),
+        Event::Drift(Drift {
+            service: "dns".into(),
+            prefix: p("203.0.113.53/32", None),
+            present: false,
+            wanted: true,
+        }),
+        Event::Operator(OperatorAction {
+            kind: OperatorKind::Stop,
+            uid: 0,
+            pid: 77,
+        }),
+        Event::Operator(OperatorAction {
+            kind: OperatorKind::Handover,
+            uid: 0,
+            pid: 78,
+        }),
+        Event::DaemonStopped(DaemonStopped {
+            reason: "SIGTERM".into(),
+            outcome: StopOutcome::WithdrawnAll,
+        }),
+        Event::DaemonStopped(DaemonStopped {
+            reason: "SIGINT".into(),
+            outcome: StopOutcome::Left(vec![p("203.0.113.53/32", None)]),
+        }),
+        Event::DaemonStopped(DaemonStopped {
+            reason: "stop --keep-announced".into(),
+            outcome: StopOutcome::HandedOver,
+        }),
     ]
 }
 
@@ -151,7 +233,9 @@ fn write_the_v1_fixture() {
     {
         let mut journal = Journal::open(&dir, &Options::default()).unwrap();
         for (i, event) in events().iter().enumerate() {
-            journal.append(1_795_500_000_000 + i as i64, std::slice::from_ref(event)).unwrap();
+            journal
+                .append(1_795_500_000_000 + i as i64, std::slice::from_ref(event))
+                .unwrap();
         }
         journal.flush().unwrap();
     }
@@ -190,6 +274,9 @@ fn the_checked_in_v1_journal_still_decodes_record_for_record() {
         .collect();
     assert_eq!(decoded, expected);
     let last = journal.last_states().unwrap();
-    assert_eq!(last.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(), ["dns", "ntp", "web"]);
+    assert_eq!(
+        last.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
+        ["dns", "ntp", "web"]
+    );
     assert_eq!(journal.last_start().unwrap().unwrap().1.pid, 4242);
 }

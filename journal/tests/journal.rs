@@ -176,3 +176,82 @@ fn the_committer_answers_durable_appends_after_flushing_them_in_order() {
     let journal = committer.close().unwrap();
     assert_eq!(records(&journal).len(), 50);
 }
+
+fn seqs_of(journal: &Journal, service: &str) -> Vec<u64> {
+    journal
+        .service_entries(service)
+        .map(|e| match e.unwrap() {
+            Entry::Record(r) => r.seq,
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn retention_keeps_at_most_n_records_per_service_and_never_the_last_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(dir.path(), &Options::default()).unwrap();
+    journal
+        .append(1, &[transition("dns", State::Healthy)])
+        .unwrap();
+    for _ in 0..5 {
+        journal.append(2, &[edge("dns"), edge("ntp")]).unwrap();
+    }
+    let policy = Retention {
+        max_age_ms: None,
+        max_per_service: 3,
+        max_records: 1000,
+    };
+    assert_eq!(journal.enforce(&policy, 10).unwrap(), 5);
+    assert_eq!(seqs_of(&journal, "dns"), [6, 8, 10]);
+    assert_eq!(seqs_of(&journal, "ntp"), [7, 9, 11]);
+    assert_eq!(
+        journal.last_states().unwrap()[0].1.state,
+        State::Healthy,
+        "the last state is kept"
+    );
+    // Counting continues with new appends.
+    journal.append(3, &[edge("dns")]).unwrap();
+    assert_eq!(journal.enforce(&policy, 10).unwrap(), 1);
+    assert_eq!(seqs_of(&journal, "dns"), [8, 10, 12]);
+}
+
+#[test]
+fn retention_applies_a_global_cap_and_an_age_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(dir.path(), &Options::default()).unwrap();
+    for at in 0..10 {
+        journal
+            .append(at * 1000, &[edge(if at % 2 == 0 { "dns" } else { "ntp" })])
+            .unwrap();
+    }
+    let cap = Retention {
+        max_age_ms: None,
+        max_per_service: 1000,
+        max_records: 6,
+    };
+    assert_eq!(journal.enforce(&cap, 10_000).unwrap(), 4);
+    assert_eq!(records(&journal).first().unwrap().seq, 5);
+    let age = Retention {
+        max_age_ms: Some(3_000),
+        max_per_service: 1000,
+        max_records: 1000,
+    };
+    journal.enforce(&age, 10_000).unwrap();
+    let left: Vec<i64> = records(&journal).iter().map(|r| r.at_ms).collect();
+    assert_eq!(left, [7000, 8000, 9000]);
+    assert_eq!(seqs_of(&journal, "dns"), [9], "the index follows the log");
+}
+
+#[test]
+fn a_time_maps_to_the_first_record_at_or_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(dir.path(), &Options::default()).unwrap();
+    for at in [100, 200, 200, 300] {
+        journal.append(at, &[edge("dns")]).unwrap();
+    }
+    assert_eq!(journal.seq_at_or_after(0).unwrap(), 1);
+    assert_eq!(journal.seq_at_or_after(200).unwrap(), 2);
+    assert_eq!(journal.seq_at_or_after(201).unwrap(), 4);
+    assert_eq!(journal.seq_at_or_after(301).unwrap(), 5);
+}

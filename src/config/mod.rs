@@ -59,6 +59,30 @@ pub struct Config {
 pub struct JournalConfig {
     /// Directory of the journal.
     pub path: PathBuf,
+    /// Records older than this are deleted.
+    pub max_age: Duration,
+    /// At most this many records per service.
+    pub max_records_per_service: u64,
+    /// At most this many records in all.
+    pub max_records: u64,
+}
+
+/// Default journal retention by age (90 days).
+pub const DEFAULT_JOURNAL_MAX_AGE: Duration = Duration::from_secs(90 * 86_400);
+/// Default records kept per service.
+pub const DEFAULT_MAX_RECORDS_PER_SERVICE: u64 = 100_000;
+/// Default records kept in all.
+pub const DEFAULT_MAX_RECORDS: u64 = 10_000_000;
+
+impl JournalConfig {
+    fn default_at(path: PathBuf) -> JournalConfig {
+        JournalConfig {
+            path,
+            max_age: DEFAULT_JOURNAL_MAX_AGE,
+            max_records_per_service: DEFAULT_MAX_RECORDS_PER_SERVICE,
+            max_records: DEFAULT_MAX_RECORDS,
+        }
+    }
 }
 
 /// `[frrouting]`.
@@ -380,9 +404,9 @@ impl Validator {
         let mut top = self.table(root, "")?;
         let journal = match self.take(&mut top, "journal") {
             Some(node) => self.journal(node),
-            None => Some(JournalConfig {
-                path: PathBuf::from(DEFAULT_JOURNAL_PATH),
-            }),
+            None => Some(JournalConfig::default_at(PathBuf::from(
+                DEFAULT_JOURNAL_PATH,
+            ))),
         };
         let frrouting = match self.take(&mut top, "frrouting") {
             Some(node) => self.frrouting(node),
@@ -436,8 +460,43 @@ impl Validator {
             },
             None => Some(PathBuf::from(DEFAULT_JOURNAL_PATH)),
         };
+        let mut count = |v: &mut Validator, key: &str, default: u64| -> Option<u64> {
+            match v.take(&mut table, key) {
+                Some(n) => match &n.value {
+                    Value::Integer(i) if *i >= 1 => Some(*i as u64),
+                    Value::Integer(_) => {
+                        v.problem(n.span.start, format!("journal.{key}"), "must be at least 1");
+                        None
+                    }
+                    other => {
+                        v.problem(
+                            n.span.start,
+                            format!("journal.{key}"),
+                            format!("must be an integer, not {}", other.kind()),
+                        );
+                        None
+                    }
+                },
+                None => Some(default),
+            }
+        };
+        let max_records_per_service = count(
+            self,
+            "max_records_per_service",
+            DEFAULT_MAX_RECORDS_PER_SERVICE,
+        );
+        let max_records = count(self, "max_records", DEFAULT_MAX_RECORDS);
+        let max_age = match self.take(&mut table, "max_age") {
+            Some(n) => self.duration(n, "journal.max_age"),
+            None => Some(DEFAULT_JOURNAL_MAX_AGE),
+        };
         self.finish(table);
-        Some(JournalConfig { path: path? })
+        Some(JournalConfig {
+            path: path?,
+            max_age: max_age?,
+            max_records_per_service: max_records_per_service?,
+            max_records: max_records?,
+        })
     }
 
     fn frrouting(&mut self, node: &Node) -> Option<FrrConfig> {
@@ -969,9 +1028,10 @@ fn parse_duration(value: &Value) -> Result<Duration, String> {
                 "s" | "" => 1.0,
                 "m" => 60.0,
                 "h" => 3600.0,
+                "d" => 86400.0,
                 _ => {
                     return Err(format!(
-                        "{s:?} is not a duration (units: ms, s, m, h; e.g. \"5s\" or \"500ms\")"
+                        "{s:?} is not a duration (units: ms, s, m, h, d; e.g. \"5s\" or \"500ms\")"
                     ))
                 }
             };
