@@ -100,9 +100,9 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
         }
     };
     let (tap, _) = broadcast::channel::<Record>(control::FOLLOW_BUFFER);
-    let (journal, prior, reader) = match Journal::open(&config.journal.path, &Options::default()) {
-        Ok(journal) => {
-            let prior = read_prior(&journal);
+    let mut reset: Option<wire::JournalReset> = None;
+    let (journal, prior, reader) = match open_or_reset(&config.journal.path, &mut reset) {
+        Ok((journal, prior)) => {
             let reader = journal.reader_handle();
             let sender = tap.clone();
             let retention = anycastd_journal::Retention {
@@ -154,10 +154,12 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
         boot_id: boot,
         services: service_params(&config),
     };
-    if let Err(e) = journal
-        .append_durable(now_ms(), vec![wire::Event::DaemonStarted(started)])
-        .await
-    {
+    let mut first_records = Vec::new();
+    if let Some(reset) = reset {
+        first_records.push(wire::Event::JournalReset(reset));
+    }
+    first_records.push(wire::Event::DaemonStarted(started));
+    if let Err(e) = journal.append_durable(now_ms(), first_records).await {
         tracing::error!(error = %e, "cannot journal the start");
     }
     tracing::info!(
@@ -324,22 +326,55 @@ pub struct Prior {
     pub boot_id: Option<String>,
 }
 
-fn read_prior(journal: &Journal) -> Prior {
-    let last = match journal.last_states() {
-        Ok(states) => states.into_iter().collect(),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read the last states from the journal; starting every service afresh");
-            BTreeMap::new()
+fn read_prior(journal: &Journal) -> Result<Prior, anycastd_journal::Error> {
+    let last = journal.last_states()?.into_iter().collect();
+    let boot_id = journal.last_start()?.map(|(_, s)| s.boot_id);
+    // The newest record must decode too: a torn or garbled log is not trusted.
+    if let Some(entry) = journal
+        .entries_from(journal.next_seq().saturating_sub(1))
+        .next()
+    {
+        entry?;
+    }
+    Ok(Prior { last, boot_id })
+}
+
+/// Open the journal and read what it says. A journal that cannot be read (other than for
+/// its lock or a filesystem error) is moved aside with a loud error and a new one started:
+/// announcements must not depend on the audit store (DESIGN §4).
+fn open_or_reset(
+    path: &Path,
+    reset: &mut Option<wire::JournalReset>,
+) -> Result<(Journal, Prior), anycastd_journal::Error> {
+    let failure = match Journal::open(path, &Options::default()) {
+        Ok(journal) => match read_prior(&journal) {
+            Ok(prior) => return Ok((journal, prior)),
+            Err(e) => e,
+        },
+        Err(e @ (anycastd_journal::Error::Locked { .. } | anycastd_journal::Error::Io { .. })) => {
+            return Err(e)
         }
+        Err(e) => e,
     };
-    let boot_id = match journal.last_start() {
-        Ok(start) => start.map(|(_, s)| s.boot_id),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read the previous start from the journal");
-            None
-        }
-    };
-    Prior { last, boot_id }
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let aside = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
+    if let Err(e) = std::fs::rename(path, &aside) {
+        tracing::error!(journal = %path.display(), error = %e, "the journal cannot be read and cannot be moved aside");
+        return Err(failure);
+    }
+    tracing::error!(
+        journal = %path.display(),
+        moved_to = %aside.display(),
+        error = %failure,
+        "THE JOURNAL COULD NOT BE READ: moved aside, starting a new one. The audit trail before this start is in the moved copy."
+    );
+    *reset = Some(wire::JournalReset {
+        moved_to: aside.display().to_string(),
+        reason: failure.to_string(),
+    });
+    let journal = Journal::open(path, &Options::default())?;
+    let prior = read_prior(&journal)?;
+    Ok((journal, prior))
 }
 
 /// The reconciliation plan and the sequence number of its journal record.

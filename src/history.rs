@@ -223,6 +223,8 @@ pub fn kind(event: &Event) -> &'static str {
         Event::Reconciled(_) => "reconciled",
         Event::Operator(_) => "operator",
         Event::Drift(_) => "drift",
+        Event::JournalReset(_) => "journal_reset",
+        Event::JournalGap(_) => "journal_gap",
     }
 }
 
@@ -312,6 +314,17 @@ pub fn event_text(event: &Event) -> String {
             };
             format!("operator: {what} (uid {}, pid {})", o.uid, o.pid)
         }
+        Event::JournalReset(r) => format!(
+            "journal reset: the previous journal could not be read ({}) and was moved to {}",
+            r.reason, r.moved_to
+        ),
+        Event::JournalGap(g) => format!(
+            "journal gap: {} record(s) lost between {} and {} ({})",
+            g.lost_records,
+            format_time(g.from_ms),
+            format_time(g.to_ms),
+            g.error
+        ),
         Event::Drift(d) => format!(
             "drift: {} was {} in FRR, {} wanted; repairing",
             prefix_text(&d.prefix),

@@ -687,6 +687,7 @@ fn commit_loop(
     tap: Option<Tap>,
     retention: Option<Retention>,
 ) -> Journal {
+    let mut pending_gap: Option<wire::JournalGap> = None;
     // The first pass counts every service's records: keep it away from start-up.
     let mut next_retention = std::time::Instant::now() + RETENTION_PERIOD;
     loop {
@@ -706,6 +707,16 @@ fn commit_loop(
         while let Ok(next) = rx.try_recv() {
             batch.push(next);
         }
+        if let Some(gap) = &pending_gap {
+            // Writes work again? Say first what was lost.
+            let event = Event::JournalGap(gap.clone());
+            if journal
+                .append(now_ms(), std::slice::from_ref(&event))
+                .is_ok()
+            {
+                pending_gap = None;
+            }
+        }
         let mut results: Vec<Result<u64, String>> = batch
             .iter()
             .map(|r| {
@@ -722,6 +733,20 @@ fn commit_loop(
                         *result = Err(text.clone());
                     }
                 }
+            }
+        }
+        for (request, result) in batch.iter().zip(&results) {
+            if let Err(error) = result {
+                let at = request.at_ms;
+                let gap = pending_gap.get_or_insert(wire::JournalGap {
+                    from_ms: at,
+                    to_ms: at,
+                    lost_records: 0,
+                    error: String::new(),
+                });
+                gap.to_ms = at;
+                gap.lost_records += request.events.len() as u64;
+                gap.error = error.clone();
             }
         }
         for (request, result) in batch.into_iter().zip(results) {

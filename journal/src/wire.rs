@@ -255,6 +255,32 @@ pub enum Event {
     Operator(OperatorAction),
     /// FRR differed from the desired state while running (drift), found by the writer.
     Drift(Drift),
+    /// The previous journal could not be read and was moved aside; this one starts anew.
+    JournalReset(JournalReset),
+    /// Records that could not be written (full disk, I/O error) and are lost.
+    JournalGap(JournalGap),
+}
+
+/// A journal moved aside because it could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalReset {
+    /// Where the old journal went.
+    pub moved_to: String,
+    /// Why it could not be used.
+    pub reason: String,
+}
+
+/// Records lost to write errors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalGap {
+    /// Time of the first failed write (ms since the epoch).
+    pub from_ms: i64,
+    /// Time of the last failed write.
+    pub to_ms: i64,
+    /// Records lost.
+    pub lost_records: u64,
+    /// The last error.
+    pub error: String,
 }
 
 impl Event {
@@ -266,7 +292,10 @@ impl Event {
             Event::CheckEdge(e) => Some(&e.service),
             Event::Apply(a) => Some(&a.service),
             Event::Drift(d) => Some(&d.service),
-            Event::Reconciled(_) | Event::Operator(_) => None,
+            Event::Reconciled(_)
+            | Event::Operator(_)
+            | Event::JournalReset(_)
+            | Event::JournalGap(_) => None,
         }
     }
 }

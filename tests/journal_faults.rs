@@ -1,0 +1,160 @@
+//! The journal never decides whether prefixes are announced: an unreadable journal is moved
+//! aside and a new one started; an unusable journal path leaves the daemon running without
+//! an audit trail; the history of a stopped daemon is read directly from the journal.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use anycastd_journal::wire::Event;
+use anycastd_journal::{Entry, Journal, Options};
+use nix::sys::signal::Signal;
+use std::path::Path;
+use std::time::Duration;
+use support::daemon::Daemon;
+
+fn write_config(dir: &Path, journal: &Path) -> std::path::PathBuf {
+    let vtysh = dir.join("vtysh");
+    // An FRR with no BGP instance: nothing is ever announced, every withdrawal is a no-op.
+    std::fs::write(&vtysh, "#!/bin/sh\necho '!'\n").unwrap();
+    std::fs::set_permissions(&vtysh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[journal]\npath = {:?}\n[control]\nsocket = {:?}\n[services.dns]\nprefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = {:?} }}]\nchecks.cabourotte = [{{ name = \"dns\", url = \"http://127.0.0.1:9\", interval = \"100ms\" }}]\n",
+            journal.display().to_string(),
+            dir.join("ctl.sock").display().to_string(),
+            vtysh.display().to_string()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn an_unreadable_journal_is_moved_aside_and_a_new_one_records_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    std::fs::create_dir_all(journal.join("db")).unwrap();
+    std::fs::write(journal.join("db/conf"), "not a sled config\n").unwrap();
+    let config = write_config(dir.path(), &journal);
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    daemon.wait_log("THE JOURNAL COULD NOT BE READ");
+    daemon.wait_log("Cabourotte health check");
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(
+        daemon.wait(Duration::from_secs(30)),
+        0,
+        "{}",
+        daemon.log_text()
+    );
+    let moved: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("journal.corrupt-"))
+        .collect();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(&moved[0]).join("db/conf")).unwrap(),
+        "not a sled config\n"
+    );
+    let journal = Journal::open(&journal, &Options::default()).unwrap();
+    let first = journal.entries_from(0).next().unwrap().unwrap();
+    match first {
+        Entry::Record(r) => match r.event {
+            Event::JournalReset(reset) => assert!(reset.moved_to.ends_with(&moved[0])),
+            other => panic!("first record is {other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_journal_path_that_is_a_file_leaves_the_daemon_running_without_an_audit_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    std::fs::write(&journal, "a file, not a directory").unwrap();
+    let config = write_config(dir.path(), &journal);
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    daemon.wait_log("journal unavailable: running without an audit trail");
+    daemon.wait_log("Cabourotte health check \\\"dns\\\" failed.");
+    assert!(daemon.running());
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(
+        daemon.wait(Duration::from_secs(30)),
+        0,
+        "{}",
+        daemon.log_text()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&journal).unwrap(),
+        "a file, not a directory"
+    );
+}
+
+#[test]
+fn a_control_socket_in_an_unwritable_place_is_fatal_with_exit_70() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &dir.path().join("journal"));
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, "").unwrap();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &dir.path().join("ctl.sock").display().to_string(),
+        &blocker.join("ctl.sock").display().to_string(),
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(["run", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(70));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("control socket"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn garbage_and_huge_lines_on_the_control_socket_get_an_error_and_the_daemon_runs_on() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &dir.path().join("journal"));
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    daemon.wait_log("Starting service");
+    let socket = dir.path().join("ctl.sock");
+    let ask = |bytes: &[u8]| -> String {
+        let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        let _ = stream.write_all(bytes);
+        let mut line = String::new();
+        let _ = BufReader::new(stream).read_line(&mut line);
+        line
+    };
+    let answer = ask(b"hello\n");
+    assert!(
+        answer.contains("\"type\":\"error\"") && answer.contains("malformed request"),
+        "{answer}"
+    );
+    let answer = ask(&vec![b'x'; 200_000]);
+    assert!(answer.contains("request too large"), "{answer}");
+    let answer = ask(b"{\"version\":9,\"command\":\"status\"}\n");
+    assert!(answer.contains("protocol version 9"), "{answer}");
+    // Still serving.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(["history", "dns", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("daemon started"));
+    assert!(daemon.running());
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
+}
