@@ -348,3 +348,99 @@ fn a_shutdown_that_cannot_reach_frr_exits_70_naming_what_is_left() {
     // Clean up the leftover so the testbed goes down clean.
     std::fs::remove_file(&broken).unwrap();
 }
+
+fn status_json(config: &Path) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(["status", "--json", "-c"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn service<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap()
+}
+
+#[test]
+fn status_tells_configured_from_advertised_and_follows_a_flip() {
+    let Some(tb) = Testbed::up(Peer::Gobgp) else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = healthy_emulator(&rt, Generation::V2);
+    emulator.set("web", Behaviour::Pass);
+    let dir = tempfile::tempdir().unwrap();
+    // web's address is on no interface: FRR's import-check keeps it from the peer.
+    let extra = format!(
+        "\n[services.web]\nprefixes.frrouting = [\"198.51.100.80\"]\n\
+         checks.cabourotte = [{{ name = \"web\", url = \"{}\", interval = \"200ms\" }}]\n",
+        emulator.url()
+    );
+    let config = example_config(dir.path(), &emulator.url(), &tb.vtysh_args(), &extra);
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    tb.wait_peer(&ALL_FOUR);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status = status_json(&config);
+        if service(&status, "web")["prefixes"][0]["configured"] == true {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status["daemon_running"], true);
+    let dns = service(&status, "dns");
+    assert_eq!(dns["state"], "healthy");
+    for p in dns["prefixes"].as_array().unwrap() {
+        assert_eq!(
+            (p["configured"].as_bool(), p["advertised"].as_bool()),
+            (Some(true), Some(true)),
+            "{p}"
+        );
+        assert_eq!(p["established_peers"], 1);
+    }
+    let web = &service(&status, "web")["prefixes"][0];
+    assert_eq!(
+        (web["configured"].as_bool(), web["advertised"].as_bool()),
+        (Some(true), Some(false)),
+        "{web}"
+    );
+    assert!(
+        web["note"].as_str().unwrap().contains("import-check"),
+        "{web}"
+    );
+
+    emulator.set("dns", Behaviour::Fail("resolver down".into()));
+    tb.wait_peer(&NTP_ONLY);
+    let status = status_json(&config);
+    let dns = service(&status, "dns");
+    assert_eq!(dns["state"], "unhealthy");
+    assert!(
+        dns["cause"].as_str().unwrap().contains("resolver down"),
+        "{dns}"
+    );
+    assert!(dns["prefixes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["configured"] == false));
+    assert_eq!(service(&status, "ntp")["state"], "healthy");
+
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(EXIT), 0);
+    let status = status_json(&config);
+    assert_eq!(status["daemon_running"], false);
+    assert_eq!(service(&status, "ntp")["state"], "draining (shutdown)");
+}
