@@ -1,0 +1,144 @@
+//! Journal at scale: 1,000,000 records over 100 services. Prints, for this machine:
+//! the bytes on disk per million records, the time to open the journal and read what a start
+//! needs (last states, previous start), and the time of `history` for one service.
+//! `cargo bench --bench journal_scale` (set JOURNAL_SCALE_RECORDS to change the size).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use anycastd::history::{select, Query};
+use anycastd_journal::wire::*;
+use anycastd_journal::{Journal, Options};
+use std::time::Instant;
+
+fn dir_size(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                dir_size(&e.path())
+            } else {
+                meta.len()
+            }
+        })
+        .sum()
+}
+
+fn main() {
+    let total: u64 = std::env::var("JOURNAL_SCALE_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let services = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    {
+        let mut journal = Journal::open(dir.path(), &Options::default()).unwrap();
+        journal
+            .append(
+                0,
+                &[Event::DaemonStarted(DaemonStarted {
+                    version: "bench".into(),
+                    pid: 1,
+                    config_hash: "0".into(),
+                    boot_id: "b".into(),
+                    services: vec![],
+                })],
+            )
+            .unwrap();
+        let mut batch = Vec::with_capacity(1000);
+        for i in 0..total {
+            let service = format!("svc{:03}", i % services);
+            let event = if (i / services) % 10 == 0 {
+                Event::Transition(Transition {
+                    service,
+                    from: State::Healthy,
+                    to: State::Unhealthy,
+                    cause: Cause::Verdict {
+                        healthy: false,
+                        checks: vec![CheckResult {
+                            check: "c".into(),
+                            observation: Observation::Fail("HTTP 500".into()),
+                        }],
+                    },
+                    healthy_streak: 0,
+                    unhealthy_streak: 1,
+                    change: Change::Withdraw,
+                    prefixes: vec![PrefixRef {
+                        vtysh: "/usr/bin/vtysh".into(),
+                        vrf: None,
+                        prefix: "203.0.113.53/32".into(),
+                    }],
+                })
+            } else {
+                Event::CheckEdge(CheckEdge {
+                    service,
+                    check: "c".into(),
+                    observation: if i % 2 == 0 {
+                        Observation::Pass
+                    } else {
+                        Observation::Fail("HTTP 500".into())
+                    },
+                    polls_since_last_edge: i % 7,
+                })
+            };
+            batch.push(event);
+            if batch.len() == 1000 {
+                journal.append(i as i64, &batch).unwrap();
+                batch.clear();
+            }
+        }
+        journal.append(total as i64, &batch).unwrap();
+        journal.flush().unwrap();
+    }
+    let written = started.elapsed();
+    let bytes = dir_size(dir.path());
+    println!("records written: {total} in {:.1} s", written.as_secs_f64());
+    println!(
+        "bytes on disk: {bytes} ({:.0} bytes per record, {:.0} MiB per million records)",
+        bytes as f64 / total as f64,
+        bytes as f64 / total as f64 * 1e6 / 1048576.0
+    );
+
+    let t = Instant::now();
+    let journal = Journal::open(dir.path(), &Options::default()).unwrap();
+    let states = journal.last_states().unwrap();
+    let last_start = journal.last_start().unwrap();
+    let opened = t.elapsed();
+    assert_eq!(states.len(), services as usize);
+    assert!(last_start.is_some());
+    println!(
+        "open + last states + previous start: {:.1} ms",
+        opened.as_secs_f64() * 1e3
+    );
+
+    for round in 0..3 {
+        let t = Instant::now();
+        let selection = select(
+            &journal,
+            &Query {
+                service: Some("svc042".into()),
+                ..Query::default()
+            },
+        )
+        .unwrap();
+        let took = t.elapsed();
+        println!(
+            "history of one service ({} records) among {services}, run {}: {:.1} ms",
+            selection.records.len(),
+            round + 1,
+            took.as_secs_f64() * 1e3
+        );
+    }
+    let t = Instant::now();
+    let selection = select(
+        &journal,
+        &Query {
+            since_ms: Some(total as i64 - 1000),
+            ..Query::default()
+        },
+    )
+    .unwrap();
+    println!("history --since (last ~1,000 records of all services, binary search): {} records in {:.1} ms", selection.records.len(), t.elapsed().as_secs_f64() * 1e3);
+}
