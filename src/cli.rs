@@ -255,3 +255,37 @@ pub async fn stop(config: &Config, keep_announced: bool) -> u8 {
         }
     }
 }
+
+/// `anycastd drain` and `anycastd undrain`.
+pub async fn drain(config: &Config, request: Request) -> u8 {
+    match control::request(&config.control.socket, &request).await {
+        Ok(mut lines) => match lines.next_line().await {
+            Ok(Some(line)) => {
+                let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                if value["type"] == "error" {
+                    eprintln!("anycastd: {}", value["message"].as_str().unwrap_or("error"));
+                    return value["code"]
+                        .as_u64()
+                        .and_then(|c| u8::try_from(c).ok())
+                        .unwrap_or(exit::SOFTWARE);
+                }
+                for result in value["results"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}: {}",
+                        result["service"].as_str().unwrap_or("?"),
+                        result["note"].as_str().unwrap_or("")
+                    );
+                }
+                exit::OK
+            }
+            _ => {
+                eprintln!("anycastd: the daemon closed the control socket without answering");
+                exit::SOFTWARE
+            }
+        },
+        Err(ClientError::NoDaemon(reason)) | Err(ClientError::Other(reason)) => {
+            eprintln!("anycastd: {reason}");
+            exit::UNAVAILABLE
+        }
+    }
+}

@@ -50,6 +50,20 @@ pub enum Request {
         #[serde(default)]
         follow: bool,
     },
+    /// Drain services: withdraw whatever the checks say.
+    Drain {
+        /// The service (`None`: every service).
+        service: Option<String>,
+        /// Why (journaled, shown in status and history).
+        reason: String,
+        /// End the drain by itself after this long.
+        for_ms: Option<u64>,
+    },
+    /// End operator drains.
+    Undrain {
+        /// The service (`None`: every service).
+        service: Option<String>,
+    },
     /// Stop the daemon.
     Stop {
         /// Exit without withdrawing (planned restart).
@@ -106,6 +120,10 @@ pub struct Context {
     pub config: Arc<Config>,
     /// Where stops go.
     pub stop: mpsc::Sender<StopRequest>,
+    /// Each service's driver.
+    pub drivers: Arc<Mutex<BTreeMap<String, mpsc::Sender<crate::driver::Command>>>>,
+    /// The journal, for operator records.
+    pub journal: crate::journal::JournalHandle,
     /// gid of `[control] group`.
     pub read_gid: Option<u32>,
     /// gid of `[control] admin_group`.
@@ -341,6 +359,29 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
                 }
             }
         }
+        Request::Drain { .. } | Request::Undrain { .. } => {
+            if access < Access::Admin {
+                write
+                    .write_all(&error_line(
+                        crate::exit::USAGE,
+                        "permission denied: drain and undrain need root or the admin group",
+                    ))
+                    .await?;
+                return Ok(());
+            }
+            match drain(request, cred.uid(), cred.pid().unwrap_or(0), context).await {
+                Ok(results) => {
+                    write
+                        .write_all(&line(serde_json::json!({"version": PROTOCOL_VERSION, "type": "done", "results": results})))
+                        .await?;
+                }
+                Err(message) => {
+                    write
+                        .write_all(&error_line(crate::exit::USAGE, &message))
+                        .await?
+                }
+            }
+        }
         Request::Stop { keep_announced } => {
             if access < Access::Admin {
                 write
@@ -375,6 +416,92 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
         }
     }
     write.flush().await
+}
+
+/// Carry out a drain or undrain; returns (service, note) per service.
+async fn drain(
+    request: Request,
+    uid: u32,
+    pid: i32,
+    context: &Context,
+) -> Result<Vec<serde_json::Value>, String> {
+    let (service, drain) = match request {
+        Request::Drain {
+            service,
+            reason,
+            for_ms,
+        } => (service, Some((reason, for_ms))),
+        Request::Undrain { service } => (service, None),
+        _ => return Err("not a drain request".into()),
+    };
+    let targets: Vec<(String, mpsc::Sender<crate::driver::Command>)> = {
+        let drivers = lock(&context.drivers);
+        match &service {
+            Some(name) => match drivers.get(name) {
+                Some(tx) => vec![(name.clone(), tx.clone())],
+                None => {
+                    let known: Vec<&str> = drivers.keys().map(String::as_str).collect();
+                    return Err(format!(
+                        "unknown service {name:?}; known services: {}",
+                        known.join(", ")
+                    ));
+                }
+            },
+            None => drivers
+                .iter()
+                .map(|(n, tx)| (n.clone(), tx.clone()))
+                .collect(),
+        }
+    };
+    let now = crate::journal::now_ms();
+    let mut results = Vec::new();
+    for (name, tx) in targets {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let (kind, command) = match &drain {
+            Some((reason, for_ms)) => {
+                let expires_at_ms = for_ms.map(|ms| now.saturating_add(ms as i64));
+                let cause = anycastd_fsm::DrainCause::Operator {
+                    reason: reason.clone(),
+                    expires_at: expires_at_ms.map(anycastd_fsm::Timestamp),
+                    uid,
+                };
+                (
+                    anycastd_journal::wire::OperatorKind::Drain {
+                        service: name.clone(),
+                        reason: reason.clone(),
+                        expires_at_ms,
+                    },
+                    crate::driver::Command::Drain {
+                        cause,
+                        reply: reply_tx,
+                    },
+                )
+            }
+            None => (
+                anycastd_journal::wire::OperatorKind::Undrain {
+                    service: name.clone(),
+                },
+                crate::driver::Command::Undrain(reply_tx),
+            ),
+        };
+        let action = anycastd_journal::wire::OperatorAction { kind, uid, pid };
+        if let Err(e) = context
+            .journal
+            .append_durable(now, vec![anycastd_journal::wire::Event::Operator(action)])
+            .await
+        {
+            tracing::error!(error = %e, "cannot journal the operator action");
+        }
+        let note = if tx.send(command).await.is_ok() {
+            reply_rx
+                .await
+                .unwrap_or_else(|_| "the service is stopping".into())
+        } else {
+            "the service is stopping".into()
+        };
+        results.push(serde_json::json!({"service": name, "note": note}));
+    }
+    Ok(results)
 }
 
 fn record_line(record: &Record) -> Vec<u8> {

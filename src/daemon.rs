@@ -236,6 +236,8 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
             .collect(),
     ));
     let (stop_tx, mut stop_rx) = mpsc::channel::<StopRequest>(1);
+    let driver_commands: Arc<Mutex<BTreeMap<String, mpsc::Sender<driver::Command>>>> =
+        Arc::default();
     let server = control::serve(
         listener,
         Arc::new(control::Context {
@@ -244,6 +246,8 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
             views: views.clone(),
             config: Arc::new(config.clone()),
             stop: stop_tx,
+            drivers: driver_commands.clone(),
+            journal: journal.clone(),
             read_gid,
             admin_gid,
         }),
@@ -268,6 +272,12 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
             )
         })
         .collect();
+    {
+        let mut commands = driver_commands.lock().unwrap_or_else(|p| p.into_inner());
+        for driver in &drivers {
+            commands.insert(driver.name.clone(), driver.commands.clone());
+        }
+    }
 
     let (reason, stop_request) = tokio::select! {
         reason = signals.next() => (reason.to_owned(), None),

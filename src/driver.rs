@@ -32,6 +32,15 @@ pub const FAILING_REMINDER: Duration = Duration::from_secs(300);
 pub enum Command {
     /// Drain for shutdown; answer when the withdrawal is durable and handed to the writers.
     Shutdown(oneshot::Sender<()>),
+    /// An operator drain; answered with what happened.
+    Drain {
+        /// Reason, expiry and uid.
+        cause: DrainCause,
+        /// The answer (a note for the operator).
+        reply: oneshot::Sender<String>,
+    },
+    /// An operator undrain; answered with what happened.
+    Undrain(oneshot::Sender<String>),
 }
 
 /// A running driver.
@@ -243,12 +252,12 @@ impl Driver {
                         observation: polled.observation,
                         at: Timestamp(polled.at_ms),
                     };
-                    self.step(input).await;
+                    let _ = self.step(input).await;
                 }
                 () = wait_timer(next_timer.map(|(_, at)| at)) => {
                     if let Some((timer, _)) = next_timer {
                         self.timers.remove(&timer);
-                        self.step(Input::TimerFired { timer, at: Timestamp(now_ms()) }).await;
+                        let _ = self.step(Input::TimerFired { timer, at: Timestamp(now_ms()) }).await;
                     }
                 }
                 command = commands.recv() => {
@@ -257,9 +266,28 @@ impl Driver {
                             for poller in &pollers {
                                 poller.abort();
                             }
-                            self.step(Input::Drain { cause: DrainCause::Shutdown, at: Timestamp(now_ms()) }).await;
+                            let changed = self.step(Input::Drain { cause: DrainCause::Shutdown, at: Timestamp(now_ms()) }).await;
+                            if !changed {
+                                // Already drained by an operator (kept across the restart):
+                                // make sure every prefix is withdrawn all the same.
+                                self.set_prefixes(false, 0);
+                            }
                             let _ = done.send(());
                             return;
+                        }
+                        Some(Command::Drain { cause, reply }) => {
+                            let changed = self.step(Input::Drain { cause, at: Timestamp(now_ms()) }).await;
+                            let note = if changed { "drained: prefixes withdrawn" } else { "drain updated (it was drained already)" };
+                            let _ = reply.send(note.to_owned());
+                        }
+                        Some(Command::Undrain(reply)) => {
+                            let note = if matches!(self.machine.state(), State::Draining(DrainCause::Operator { .. })) {
+                                self.step(Input::Undrain { at: Timestamp(now_ms()) }).await;
+                                format!("undrained: now {}", self.machine.state().name())
+                            } else {
+                                format!("not drained (it is {}): nothing to do", self.machine.state().name())
+                            };
+                            let _ = reply.send(note);
                         }
                         None => {
                             for poller in &pollers {
@@ -334,7 +362,8 @@ impl Driver {
         );
     }
 
-    async fn step(&mut self, input: Input) {
+    /// Feed one input and carry out the result; returns whether the state changed.
+    async fn step(&mut self, input: Input) -> bool {
         let at_ms = input.at().0;
         let step = self.machine.step(input);
         let mut decision_seq = 0;
@@ -392,6 +421,7 @@ impl Driver {
                 self.set_prefixes(announce, decision_seq);
             }
         }
+        let changed = step.transition.is_some();
         for action in step.actions {
             match action {
                 Action::Announce => self.set_prefixes(true, decision_seq),
@@ -399,6 +429,7 @@ impl Driver {
                 timer @ Action::ArmTimer { .. } => self.arm(timer),
             }
         }
+        changed
     }
 
     fn log_transition(&self, transition: &anycastd_fsm::Transition) {

@@ -308,9 +308,18 @@ pub fn event_text(event: &Event) -> String {
             }
         }
         Event::Operator(o) => {
-            let what = match o.kind {
-                wire::OperatorKind::Handover => "stop --keep-announced",
-                wire::OperatorKind::Stop => "stop",
+            let what = match &o.kind {
+                wire::OperatorKind::Handover => "stop --keep-announced".to_owned(),
+                wire::OperatorKind::Stop => "stop".to_owned(),
+                wire::OperatorKind::Drain {
+                    service,
+                    reason,
+                    expires_at_ms,
+                } => match expires_at_ms {
+                    Some(at) => format!("drain {service} until {} ({reason})", format_time(*at)),
+                    None => format!("drain {service} ({reason})"),
+                },
+                wire::OperatorKind::Undrain { service } => format!("undrain {service}"),
             };
             format!("operator: {what} (uid {}, pid {})", o.uid, o.pid)
         }

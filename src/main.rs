@@ -79,6 +79,46 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Drain services: withdraw their prefixes whatever the checks say, until undrained
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["service", "all"])))]
+    Drain {
+        /// The service
+        service: Option<String>,
+        /// Every service
+        #[arg(long)]
+        all: bool,
+        /// Why (journaled; shown by status and history)
+        #[arg(long)]
+        reason: String,
+        /// End the drain by itself after this long (e.g. 30m, 2h, 90s)
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_for)]
+        for_duration: Option<std::time::Duration>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// End an operator drain: back to healthy at once if the checks kept passing
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["service", "all"])))]
+    Undrain {
+        /// The service
+        service: Option<String>,
+        /// Every service
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Validate the configuration only: print every error, or a one-line summary
+    CheckConfig {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) generated from this command line
+    Man,
     /// Stop the running daemon (withdrawing everything, unless --keep-announced)
     Stop {
         #[command(flatten)]
@@ -146,6 +186,52 @@ fn main() -> ExitCode {
                 runtime.block_on(cli::status(config, json))
             })
         }
+        Command::Drain {
+            service,
+            all: _,
+            reason,
+            for_duration,
+            config,
+        } => with_config(&config.config, false, |config, runtime| {
+            let request = anycastd::control::Request::Drain {
+                service,
+                reason,
+                for_ms: for_duration.map(|d| d.as_millis() as u64),
+            };
+            runtime.block_on(cli::drain(config, request))
+        }),
+        Command::Undrain {
+            service,
+            all: _,
+            config,
+        } => with_config(&config.config, false, |config, runtime| {
+            let request = anycastd::control::Request::Undrain { service };
+            runtime.block_on(cli::drain(config, request))
+        }),
+        Command::CheckConfig { config } => with_config(&config.config, false, |config, _| {
+            let prefixes: usize = config.services.iter().map(|s| s.prefixes.len()).sum();
+            let checks: usize = config.services.iter().map(|s| s.checks.len()).sum();
+            println!(
+                "config ok: {} service(s), {prefixes} prefix(es), {checks} check(s)",
+                config.services.len()
+            );
+            exit::OK
+        }),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "anycastd", &mut std::io::stdout());
+            exit::OK
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
+                Ok(()) => exit::OK,
+                Err(e) => {
+                    eprintln!("anycastd: {e}");
+                    exit::SOFTWARE
+                }
+            }
+        }
         Command::Stop {
             config,
             keep_announced,
@@ -190,6 +276,11 @@ fn with_config(
         }
     };
     f(&config, &runtime)
+}
+
+/// `--for`: a duration such as `90s`, `30m`, `2h`, `1d` (or seconds).
+fn parse_for(text: &str) -> Result<std::time::Duration, String> {
+    config::parse_duration_text(text)
 }
 
 fn run(path: PathBuf) -> u8 {

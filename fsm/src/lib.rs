@@ -409,6 +409,20 @@ impl Machine {
                         deadline: *deadline,
                     });
                 }
+                // An operator drain outlives a shutdown: the service is withdrawn already and
+                // must stay drained after the restart (only a removal replaces it).
+                if matches!(
+                    (&self.state, &cause),
+                    (
+                        State::Draining(DrainCause::Operator { .. }),
+                        DrainCause::Shutdown
+                    )
+                ) {
+                    return Step {
+                        transition: None,
+                        actions,
+                    };
+                }
                 let to = State::Draining(cause);
                 if to == self.state {
                     return Step {

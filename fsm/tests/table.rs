@@ -420,13 +420,27 @@ fn draining_on_a_second_identical_drain_is_noop() {
 }
 
 #[test]
-fn draining_by_operator_on_shutdown_becomes_shutdown_drain() {
+fn draining_by_operator_on_shutdown_stays_an_operator_drain() {
     let mut m = drained(operator(None));
     let step = m.step(Input::Drain {
         cause: DrainCause::Shutdown,
         at: t(5),
     });
-    assert_eq!(to_of(&step), Some(State::Draining(DrainCause::Shutdown)));
+    assert_eq!(
+        step.transition, None,
+        "the operator drain must survive the restart"
+    );
+    assert_eq!(m.state(), &State::Draining(operator(None)));
+}
+
+#[test]
+fn draining_by_operator_on_removal_becomes_a_removal() {
+    let mut m = drained(operator(None));
+    let step = m.step(Input::Drain {
+        cause: DrainCause::Removed,
+        at: t(5),
+    });
+    assert_eq!(to_of(&step), Some(State::Draining(DrainCause::Removed)));
     assert_eq!(moves(&step), vec![]);
 }
 

@@ -292,6 +292,10 @@ impl Event {
             Event::CheckEdge(e) => Some(&e.service),
             Event::Apply(a) => Some(&a.service),
             Event::Drift(d) => Some(&d.service),
+            Event::Operator(OperatorAction {
+                kind: OperatorKind::Drain { service, .. } | OperatorKind::Undrain { service },
+                ..
+            }) => Some(service),
             Event::Reconciled(_)
             | Event::Operator(_)
             | Event::JournalReset(_)
@@ -348,6 +352,20 @@ pub enum OperatorKind {
     Handover,
     /// `anycastd stop`: stop and withdraw.
     Stop,
+    /// `anycastd drain`.
+    Drain {
+        /// The service.
+        service: String,
+        /// The reason given.
+        reason: String,
+        /// When it ends by itself (ms since the epoch), if `--for` was given.
+        expires_at_ms: Option<i64>,
+    },
+    /// `anycastd undrain`.
+    Undrain {
+        /// The service.
+        service: String,
+    },
 }
 
 /// An operator action with who asked.

@@ -995,6 +995,11 @@ pub fn parse_prefix(text: &str) -> Result<IpNet, String> {
     }
 }
 
+/// A duration given as text on the command line: `500ms`, `5s`, `2m`, `1h`, `1d`, or seconds.
+pub fn parse_duration_text(text: &str) -> Result<Duration, String> {
+    parse_duration(&Value::String(text.to_owned()))
+}
+
 /// A duration: a number of seconds (integer or float) or a string like `500ms`, `5s`, `2m`, `1h`.
 fn parse_duration(value: &Value) -> Result<Duration, String> {
     let positive = |seconds: f64| {
