@@ -279,6 +279,52 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
         }
     }
 
+    // systemd: ready once reconciled; then STATUS on changes and watchdog keep-alives.
+    let notifier = Arc::new(crate::notify::Notifier::from_env());
+    let frr_note = if plan.plan.record.unreadable.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; FRR unreachable through {}",
+            plan.plan
+                .record
+                .unreadable
+                .iter()
+                .map(|(v, _)| v.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let first_status = {
+        let views = views.lock().unwrap_or_else(|p| p.into_inner());
+        crate::notify::status_line(views.values().map(|v| &v.state))
+    };
+    notifier.send(&format!("READY=1\nSTATUS={first_status}{frr_note}"));
+    let status_task = {
+        let (notifier, views) = (notifier.clone(), views.clone());
+        let watchdog = crate::notify::watchdog_interval();
+        tokio::spawn(async move {
+            let tick = watchdog
+                .map(|w| (w / 2).min(std::time::Duration::from_secs(1)))
+                .unwrap_or(std::time::Duration::from_secs(1));
+            let mut last = first_status;
+            loop {
+                tokio::time::sleep(tick).await;
+                if watchdog.is_some() {
+                    notifier.send("WATCHDOG=1");
+                }
+                let line = {
+                    let views = views.lock().unwrap_or_else(|p| p.into_inner());
+                    crate::notify::status_line(views.values().map(|v| &v.state))
+                };
+                if line != last {
+                    notifier.send(&format!("STATUS={line}"));
+                    last = line;
+                }
+            }
+        })
+    };
+
     let (reason, stop_request) = tokio::select! {
         reason = signals.next() => (reason.to_owned(), None),
         Some(request) = stop_rx.recv() => {
@@ -292,6 +338,8 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
         }
     };
     tracing::info!("Received {reason}, terminating.");
+    status_task.abort();
+    notifier.send("STOPPING=1\nSTATUS=stopping");
     let code = if stop_request.as_ref().is_some_and(|r| r.keep_announced) {
         hand_over(&reason, drivers, &journal).await
     } else {

@@ -20,5 +20,6 @@ pub mod frr;
 pub mod history;
 pub mod journal;
 pub mod logging;
+pub mod notify;
 pub mod reconcile;
 pub mod status;

@@ -54,9 +54,15 @@ checks.cabourotte = [
 impl Daemon {
     /// Start `anycastd run -c CONFIG --log-format json`, output to `log`.
     pub fn start(config: &Path, log: &Path) -> Daemon {
+        Daemon::start_with_env(config, log, &[])
+    }
+
+    /// The same, with extra environment variables.
+    pub fn start_with_env(config: &Path, log: &Path, env: &[(&str, &str)]) -> Daemon {
         let out = std::fs::File::create(log).unwrap();
         let err = out.try_clone().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .envs(env.iter().copied())
             .args(["run", "-c"])
             .arg(config)
             .args(["--log-format", "json", "--log-level", "debug"])
