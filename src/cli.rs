@@ -289,3 +289,33 @@ pub async fn drain(config: &Config, request: Request) -> u8 {
         }
     }
 }
+
+/// `anycastd reload`.
+pub async fn reload(config: &Config) -> u8 {
+    match control::request(&config.control.socket, &Request::Reload).await {
+        Ok(mut lines) => match lines.next_line().await {
+            Ok(Some(line)) => {
+                let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                let message = value["message"].as_str().unwrap_or("");
+                if value["type"] == "reloaded" {
+                    println!("anycastd {message}");
+                    exit::OK
+                } else {
+                    eprintln!("anycastd: {message}");
+                    value["code"]
+                        .as_u64()
+                        .and_then(|c| u8::try_from(c).ok())
+                        .unwrap_or(exit::SOFTWARE)
+                }
+            }
+            _ => {
+                eprintln!("anycastd: the daemon closed the control socket without answering");
+                exit::SOFTWARE
+            }
+        },
+        Err(ClientError::NoDaemon(reason)) | Err(ClientError::Other(reason)) => {
+            eprintln!("anycastd: {reason}");
+            exit::UNAVAILABLE
+        }
+    }
+}

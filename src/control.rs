@@ -64,6 +64,8 @@ pub enum Request {
         /// The service (`None`: every service).
         service: Option<String>,
     },
+    /// Reload the configuration file; answered with the result.
+    Reload,
     /// Stop the daemon.
     Stop {
         /// Exit without withdrawing (planned restart).
@@ -108,6 +110,13 @@ pub struct StopRequest {
     pub done: oneshot::Sender<(u8, String)>,
 }
 
+/// A reload asked through the socket: answered with a summary, or (exit code, errors).
+#[derive(Debug)]
+pub struct ReloadRequest {
+    /// The answer.
+    pub done: oneshot::Sender<Result<String, (u8, String)>>,
+}
+
 /// What the server needs from the daemon.
 pub struct Context {
     /// Journal reads (`None` when the journal is unavailable).
@@ -116,10 +125,12 @@ pub struct Context {
     pub tap: broadcast::Sender<Record>,
     /// Each service's state.
     pub views: Arc<Mutex<BTreeMap<String, ServiceView>>>,
-    /// The running config.
-    pub config: Arc<Config>,
+    /// The running config (replaced by a reload).
+    pub config: Arc<Mutex<Arc<Config>>>,
     /// Where stops go.
     pub stop: mpsc::Sender<StopRequest>,
+    /// Where reloads go.
+    pub reload: mpsc::Sender<ReloadRequest>,
     /// Each service's driver.
     pub drivers: Arc<Mutex<BTreeMap<String, mpsc::Sender<crate::driver::Command>>>>,
     /// The journal, for operator records.
@@ -280,16 +291,17 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
     match request {
         Request::Status => {
             let views: Vec<ServiceView> = lock(&context.views).values().cloned().collect();
-            let services = status::collect(&context.config, &views).await;
+            let config = lock(&context.config).clone();
+            let services = status::collect(&config, &views).await;
             write
                 .write_all(&line(serde_json::json!({"version": PROTOCOL_VERSION, "type": "status", "services": services})))
                 .await?;
         }
         Request::History { query, follow } => {
             if let Some(service) = &query.service {
-                if let Some(message) =
-                    unknown_service(service, &context.config, context.reader.as_ref())
-                {
+                let config = lock(&context.config).clone();
+                let unknown = unknown_service(service, &config, context.reader.as_ref());
+                if let Some(message) = unknown {
                     write
                         .write_all(&error_line(crate::exit::USAGE, &message))
                         .await?;
@@ -380,6 +392,38 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
                         .write_all(&error_line(crate::exit::USAGE, &message))
                         .await?
                 }
+            }
+        }
+        Request::Reload => {
+            if access < Access::Admin {
+                write
+                    .write_all(&error_line(
+                        crate::exit::USAGE,
+                        "permission denied: reload needs root or the admin group",
+                    ))
+                    .await?;
+                return Ok(());
+            }
+            let (done_tx, done_rx) = oneshot::channel();
+            if context
+                .reload
+                .send(ReloadRequest { done: done_tx })
+                .await
+                .is_err()
+            {
+                write
+                    .write_all(&error_line(crate::exit::SOFTWARE, "the daemon is stopping"))
+                    .await?;
+                return Ok(());
+            }
+            match done_rx.await {
+                Ok(Ok(message)) => {
+                    write
+                        .write_all(&line(serde_json::json!({"version": PROTOCOL_VERSION, "type": "reloaded", "message": message})))
+                        .await?
+                }
+                Ok(Err((code, message))) => write.write_all(&error_line(code, &message)).await?,
+                Err(_) => write.write_all(&error_line(crate::exit::SOFTWARE, "the daemon is stopping")).await?,
             }
         }
         Request::Stop { keep_announced } => {

@@ -11,9 +11,10 @@
 //! what is left. A second signal ends at once with 70. The stop is journaled either way.
 
 use crate::config::Config;
+use crate::control::ReloadRequest;
 use crate::control::{self, StopRequest};
-use crate::driver::Views;
 use crate::driver::{self, prefix_ref, Command, DriverHandle};
+use crate::driver::{Views, Writers};
 use crate::exit;
 use crate::frr::vtysh::Vtysh;
 use crate::frr::writer::Decision;
@@ -92,13 +93,14 @@ impl Signals {
 /// Run the daemon until a signal; returns the exit code.
 pub async fn run(config: Config, config_path: &Path) -> u8 {
     // Signals first: a SIGTERM during start-up must still withdraw.
-    let mut signals = match Signals::install() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("anycastd: cannot install signal handlers: {e}");
-            return exit::SOFTWARE;
-        }
-    };
+    let (mut signals, mut hup) =
+        match Signals::install().and_then(|s| Ok((s, signal(SignalKind::hangup())?))) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("anycastd: cannot install signal handlers: {e}");
+                return exit::SOFTWARE;
+            }
+        };
     let (tap, _) = broadcast::channel::<Record>(control::FOLLOW_BUFFER);
     let mut reset: Option<wire::JournalReset> = None;
     let (journal, prior, reader) = match open_or_reset(&config.journal.path, &mut reset) {
@@ -188,7 +190,7 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
     vtysh_paths.extend(plan.plan.withdraw.iter().map(|w| w.0.clone()));
     vtysh_paths.sort();
     vtysh_paths.dedup();
-    let writers: HashMap<PathBuf, WriterHandle> = vtysh_paths
+    let writer_map: HashMap<PathBuf, WriterHandle> = vtysh_paths
         .into_iter()
         .map(|path| {
             let vtysh = Vtysh {
@@ -206,8 +208,8 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
             )
         })
         .collect();
-    drop(reports_tx);
-    plan.hand_to(&config, &writers);
+    plan.hand_to(&config, &writer_map);
+    let writers: Writers = Arc::new(Mutex::new(writer_map));
     let views: Views = Arc::new(Mutex::new(
         config
             .services
@@ -236,6 +238,8 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
             .collect(),
     ));
     let (stop_tx, mut stop_rx) = mpsc::channel::<StopRequest>(1);
+    let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(1);
+    let shared_config = Arc::new(Mutex::new(Arc::new(config.clone())));
     let driver_commands: Arc<Mutex<BTreeMap<String, mpsc::Sender<driver::Command>>>> =
         Arc::default();
     let server = control::serve(
@@ -244,15 +248,16 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
             reader,
             tap: tap.clone(),
             views: views.clone(),
-            config: Arc::new(config.clone()),
+            config: shared_config.clone(),
             stop: stop_tx,
+            reload: reload_tx,
             drivers: driver_commands.clone(),
             journal: journal.clone(),
             read_gid,
             admin_gid,
         }),
     );
-    let drivers: Vec<DriverHandle> = config
+    let mut drivers: Vec<DriverHandle> = config
         .services
         .iter()
         .map(|service| {
@@ -325,18 +330,47 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
         })
     };
 
-    let (reason, stop_request) = tokio::select! {
-        reason = signals.next() => (reason.to_owned(), None),
-        Some(request) = stop_rx.recv() => {
-            let kind = if request.keep_announced { wire::OperatorKind::Handover } else { wire::OperatorKind::Stop };
-            let action = wire::OperatorAction { kind, uid: request.uid, pid: request.pid };
-            if let Err(e) = journal.append_durable(now_ms(), vec![wire::Event::Operator(action)]).await {
-                tracing::error!(error = %e, "cannot journal the operator's stop");
+    let mut running = Running {
+        config,
+        path: config_path.to_path_buf(),
+        writers: writers.clone(),
+        reports: reports_tx,
+        journal: journal.clone(),
+        client,
+        views: views.clone(),
+        driver_commands: driver_commands.clone(),
+        shared_config,
+    };
+    let (reason, stop_request) = loop {
+        tokio::select! {
+            reason = signals.next() => break (reason.to_owned(), None),
+            _ = hup.recv() => {
+                tracing::info!("Received SIGHUP, reloading the configuration.");
+                if let Err((_, message)) = running.reload(&mut drivers).await {
+                    tracing::error!("{message}");
+                }
             }
-            let what = if request.keep_announced { "stop --keep-announced" } else { "stop" };
-            (format!("{what} (uid {})", request.uid), Some(request))
+            Some(request) = reload_rx.recv() => {
+                let result = running.reload(&mut drivers).await;
+                if let Err((_, message)) = &result {
+                    tracing::error!("{message}");
+                }
+                let _ = request.done.send(result);
+            }
+            Some(request) = stop_rx.recv() => {
+                let kind = if request.keep_announced { wire::OperatorKind::Handover } else { wire::OperatorKind::Stop };
+                let action = wire::OperatorAction { kind, uid: request.uid, pid: request.pid };
+                if let Err(e) = journal.append_durable(now_ms(), vec![wire::Event::Operator(action)]).await {
+                    tracing::error!(error = %e, "cannot journal the operator's stop");
+                }
+                let what = if request.keep_announced { "stop --keep-announced" } else { "stop" };
+                break (format!("{what} (uid {})", request.uid), Some(request));
+            }
         }
     };
+    let config = running.config.clone();
+    let writers: HashMap<PathBuf, WriterHandle> =
+        writers.lock().unwrap_or_else(|p| p.into_inner()).clone();
     tracing::info!("Received {reason}, terminating.");
     status_task.abort();
     notifier.send("STOPPING=1\nSTATUS=stopping");
@@ -649,6 +683,205 @@ fn journal_report(report: Report, journal: &JournalHandle) {
                 decision_seq: decision.decision_seq,
             })],
         );
+    }
+}
+
+/// What a reload needs of the running daemon.
+struct Running {
+    config: Config,
+    path: PathBuf,
+    writers: Writers,
+    reports: mpsc::UnboundedSender<Report>,
+    journal: JournalHandle,
+    client: reqwest::Client,
+    views: Views,
+    driver_commands: Arc<Mutex<BTreeMap<String, mpsc::Sender<driver::Command>>>>,
+    shared_config: Arc<Mutex<Arc<Config>>>,
+}
+
+/// Keys whose change needs a restart, with their names.
+fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if old.journal != new.journal {
+        keys.push("[journal]");
+    }
+    if old.control != new.control {
+        keys.push("[control]");
+    }
+    if old.frrouting != new.frrouting {
+        keys.push("[frrouting]");
+    }
+    keys
+}
+
+impl Running {
+    /// Reload the config file (DESIGN §8 identity rules). An invalid config, or one that
+    /// changes keys that cannot change live, is rejected and nothing is applied.
+    async fn reload(&mut self, drivers: &mut Vec<DriverHandle>) -> Result<String, (u8, String)> {
+        let new = match crate::config::load(&self.path) {
+            Ok(config) => config,
+            Err(e) => {
+                let code = match e {
+                    crate::config::LoadError::Unreadable { .. } => exit::NOINPUT,
+                    crate::config::LoadError::Invalid { .. } => exit::DATAERR,
+                };
+                for line in e.lines() {
+                    tracing::error!(error = %line, "reload rejected");
+                }
+                return Err((
+                    code,
+                    format!(
+                        "reload rejected, the running configuration is kept:\n{}",
+                        e.lines().join("\n")
+                    ),
+                ));
+            }
+        };
+        let fixed = restart_required(&self.config, &new);
+        if !fixed.is_empty() {
+            return Err((
+                exit::DATAERR,
+                format!(
+                    "reload rejected: {} changed; restart required (the running configuration is kept)",
+                    fixed.join(", ")
+                ),
+            ));
+        }
+        let old_names: Vec<&str> = self
+            .config
+            .services
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        let added: Vec<&crate::config::Service> = new
+            .services
+            .iter()
+            .filter(|s| !old_names.contains(&s.name.as_str()))
+            .collect();
+        let removed: Vec<String> = self
+            .config
+            .services
+            .iter()
+            .filter(|s| !new.services.iter().any(|n| n.name == s.name))
+            .map(|s| s.name.clone())
+            .collect();
+        let changed: Vec<&crate::config::Service> = new
+            .services
+            .iter()
+            .filter(|s| {
+                self.config
+                    .services
+                    .iter()
+                    .any(|o| o.name == s.name && o != *s)
+            })
+            .collect();
+        let record = wire::Reloaded {
+            config_hash: new.hash.clone(),
+            added: added.iter().map(|s| s.name.clone()).collect(),
+            removed: removed.clone(),
+            changed: changed.iter().map(|s| s.name.clone()).collect(),
+        };
+        let seq = match self
+            .journal
+            .append_durable(now_ms(), vec![wire::Event::Reloaded(record)])
+            .await
+        {
+            Ok(seq) => seq,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot journal the reload; applying it anyway");
+                0
+            }
+        };
+        // New vtysh binaries get a writer before any driver needs it.
+        {
+            let mut writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
+            for path in new.prefixes_by_vtysh().into_keys() {
+                writers.entry(path.clone()).or_insert_with(|| {
+                    let vtysh = Vtysh {
+                        path,
+                        args: new.frrouting.vtysh_args.clone(),
+                        timeout: new.frrouting.vtysh_timeout,
+                    };
+                    writer::spawn(
+                        vtysh,
+                        new.frrouting.reconcile_interval,
+                        self.reports.clone(),
+                    )
+                });
+            }
+        }
+        for name in &removed {
+            if let Some(index) = drivers.iter().position(|d| &d.name == name) {
+                let driver = drivers.remove(index);
+                let (tx, rx) = oneshot::channel();
+                if driver
+                    .commands
+                    .send(driver::Command::Remove(tx))
+                    .await
+                    .is_ok()
+                {
+                    let _ = rx.await;
+                }
+                self.driver_commands
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(name);
+            }
+        }
+        for service in &changed {
+            if let Some(driver) = drivers.iter().find(|d| d.name == service.name) {
+                let (tx, rx) = oneshot::channel();
+                let command = driver::Command::Reconfigure {
+                    service: (*service).clone(),
+                    decision_seq: seq,
+                    reply: tx,
+                };
+                if driver.commands.send(command).await.is_ok() {
+                    let _ = rx.await;
+                }
+            }
+        }
+        for service in &added {
+            self.views.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                service.name.clone(),
+                ServiceView {
+                    name: service.name.clone(),
+                    state: wire::State::Starting,
+                    since_ms: now_ms(),
+                    cause: "added by a reload".into(),
+                },
+            );
+            let handle = driver::spawn(
+                (*service).clone(),
+                anycastd_fsm::State::Starting,
+                self.writers.clone(),
+                self.journal.clone(),
+                self.client.clone(),
+                self.views.clone(),
+            );
+            self.driver_commands
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(handle.name.clone(), handle.commands.clone());
+            drivers.push(handle);
+        }
+        let summary = format!(
+            "reloaded: {} added, {} removed, {} changed, {} unchanged (config {})",
+            added.len(),
+            removed.len(),
+            changed.len(),
+            new.services.len() - added.len() - changed.len(),
+            new.hash
+        );
+        tracing::info!(
+            added = ?added.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            removed = ?removed,
+            changed = ?changed.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            "{summary}"
+        );
+        *self.shared_config.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(new.clone());
+        self.config = new;
+        Ok(summary)
     }
 }
 

@@ -41,7 +41,22 @@ pub enum Command {
     },
     /// An operator undrain; answered with what happened.
     Undrain(oneshot::Sender<String>),
+    /// A reload changed the service's parameters, checks or prefixes: keep the state and the
+    /// counters, apply the difference. Answered when done.
+    Reconfigure {
+        /// The new definition.
+        service: Service,
+        /// Sequence number of the reload record.
+        decision_seq: u64,
+        /// Done.
+        reply: oneshot::Sender<()>,
+    },
+    /// A reload removed the service: drain it (`Draining(Removed)`), withdraw, and end.
+    Remove(oneshot::Sender<()>),
 }
+
+/// The FRR writers by vtysh binary, shared by the drivers (a reload may add one).
+pub type Writers = std::sync::Arc<std::sync::Mutex<HashMap<PathBuf, WriterHandle>>>;
 
 /// A running driver.
 pub struct DriverHandle {
@@ -111,7 +126,7 @@ pub fn prefix_ref(prefix: &Prefix) -> wire::PrefixRef {
 pub fn spawn(
     service: Service,
     initial: State,
-    writers: HashMap<PathBuf, WriterHandle>,
+    writers: Writers,
     journal: JournalHandle,
     client: reqwest::Client,
     views: Views,
@@ -139,7 +154,7 @@ struct Edge {
 struct Driver {
     service: Service,
     machine: Machine,
-    writers: HashMap<PathBuf, WriterHandle>,
+    writers: Writers,
     journal: JournalHandle,
     timers: HashMap<Timer, Instant>,
     edges: Vec<Edge>,
@@ -154,7 +169,7 @@ impl Driver {
     fn new(
         service: Service,
         initial: State,
-        writers: HashMap<PathBuf, WriterHandle>,
+        writers: Writers,
         journal: JournalHandle,
         views: Views,
     ) -> Driver {
@@ -204,23 +219,14 @@ impl Driver {
             .collect()
     }
 
-    async fn run(mut self, client: reqwest::Client, mut commands: mpsc::Receiver<Command>) {
-        let (polled_tx, mut polled_rx) = mpsc::channel::<Polled>(16);
-        tracing::info!(
-            service = %self.service.name,
-            prefixes = ?self.prefixes_text(),
-            checks = ?self.check_names,
-            "Starting service \"{}\".",
-            self.service.name
-        );
-        if self.service.checks.is_empty() {
-            tracing::warn!(
-                service = %self.service.name,
-                "service \"{}\" has no checks: it is always considered healthy",
-                self.service.name
-            );
-        }
-        let pollers: Vec<JoinHandle<()>> = self
+    /// One poller per check, all sending to a fresh channel (a reload replaces both, so no
+    /// result of an old check list can arrive under a new index).
+    fn start_pollers(
+        &self,
+        client: &reqwest::Client,
+    ) -> (Vec<JoinHandle<()>>, mpsc::Receiver<Polled>) {
+        let (polled_tx, polled_rx) = mpsc::channel::<Polled>(16);
+        let pollers = self
             .service
             .checks
             .iter()
@@ -237,7 +243,95 @@ impl Driver {
                 ))
             })
             .collect();
+        (pollers, polled_rx)
+    }
+
+    /// Apply a reloaded definition: keep state and counters, keep the results of checks with
+    /// the same identity (type, url, name), withdraw removed prefixes, set added ones.
+    fn reconfigure(&mut self, service: Service, decision_seq: u64) {
+        let kept: Vec<Option<usize>> = service
+            .checks
+            .iter()
+            .map(|c| {
+                self.service
+                    .checks
+                    .iter()
+                    .position(|o| o.name == c.name && o.url == c.url)
+            })
+            .collect();
+        let actions = self
+            .machine
+            .reconfigure(params_of(&service), &kept, Timestamp(now_ms()));
+        let old_edges = std::mem::take(&mut self.edges);
+        self.edges = kept
+            .iter()
+            .map(|k| match k.and_then(|i| old_edges.get(i)) {
+                Some(edge) => Edge {
+                    last: edge.last.clone(),
+                    polls: edge.polls,
+                    last_logged: edge.last_logged,
+                },
+                None => Edge {
+                    last: None,
+                    polls: 0,
+                    last_logged: None,
+                },
+            })
+            .collect();
+        self.timers
+            .retain(|timer, _| !matches!(timer, Timer::PendingTimeout(_) | Timer::Evaluate));
+        for action in actions {
+            self.arm(action);
+        }
+        let removed: Vec<Prefix> = self
+            .service
+            .prefixes
+            .iter()
+            .filter(|p| !service.prefixes.contains(p))
+            .cloned()
+            .collect();
+        let added: Vec<Prefix> = service
+            .prefixes
+            .iter()
+            .filter(|p| !self.service.prefixes.contains(p))
+            .cloned()
+            .collect();
+        self.check_names = service.checks.iter().map(|c| c.name.clone()).collect();
+        self.service = service;
+        self.set_some_prefixes(&removed, false, decision_seq);
+        if !added.is_empty() && self.machine.state().announces() {
+            self.set_some_prefixes(&added, true, decision_seq);
+        }
+        tracing::info!(
+            service = %self.service.name,
+            prefixes = ?self.prefixes_text(),
+            checks = ?self.check_names,
+            withdrawn = removed.len(),
+            added = added.len(),
+            "Service \"{}\" reconfigured; its state ({}) and counters are kept.",
+            self.service.name,
+            self.machine.state().name()
+        );
+    }
+
+    async fn run(mut self, client: reqwest::Client, mut commands: mpsc::Receiver<Command>) {
+        let (polled_tx, _) = mpsc::channel::<Polled>(1);
+        tracing::info!(
+            service = %self.service.name,
+            prefixes = ?self.prefixes_text(),
+            checks = ?self.check_names,
+            "Starting service \"{}\".",
+            self.service.name
+        );
+        if self.service.checks.is_empty() {
+            tracing::warn!(
+                service = %self.service.name,
+                "service \"{}\" has no checks: it is always considered healthy",
+                self.service.name
+            );
+        }
         drop(polled_tx);
+        let (mut pollers, mut polled_rx) = self.start_pollers(&client);
         loop {
             let next_timer = self
                 .timers
@@ -279,6 +373,27 @@ impl Driver {
                             let changed = self.step(Input::Drain { cause, at: Timestamp(now_ms()) }).await;
                             let note = if changed { "drained: prefixes withdrawn" } else { "drain updated (it was drained already)" };
                             let _ = reply.send(note.to_owned());
+                        }
+                        Some(Command::Reconfigure { service, decision_seq, reply }) => {
+                            for poller in &pollers {
+                                poller.abort();
+                            }
+                            self.reconfigure(service, decision_seq);
+                            (pollers, polled_rx) = self.start_pollers(&client);
+                            let _ = reply.send(());
+                        }
+                        Some(Command::Remove(reply)) => {
+                            for poller in &pollers {
+                                poller.abort();
+                            }
+                            let changed = self.step(Input::Drain { cause: DrainCause::Removed, at: Timestamp(now_ms()) }).await;
+                            if !changed {
+                                self.set_prefixes(false, 0);
+                            }
+                            self.views.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.service.name);
+                            tracing::info!(service = %self.service.name, "Service \"{}\" removed by a reload.", self.service.name);
+                            let _ = reply.send(());
+                            return;
                         }
                         Some(Command::Undrain(reply)) => {
                             let note = if matches!(self.machine.state(), State::Draining(DrainCause::Operator { .. })) {
@@ -478,8 +593,12 @@ impl Driver {
     }
 
     fn set_prefixes(&self, announce: bool, decision_seq: u64) {
+        self.set_some_prefixes(&self.service.prefixes, announce, decision_seq);
+    }
+
+    fn set_some_prefixes(&self, prefixes: &[Prefix], announce: bool, decision_seq: u64) {
         let mut by_vtysh: BTreeMap<&PathBuf, Vec<_>> = BTreeMap::new();
-        for prefix in &self.service.prefixes {
+        for prefix in prefixes {
             by_vtysh.entry(&prefix.vtysh).or_default().push((
                 (prefix.vrf.clone(), prefix.prefix),
                 Decision {
@@ -489,9 +608,17 @@ impl Driver {
                 },
             ));
         }
+        let writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
         for (vtysh, items) in by_vtysh {
-            if let Some(writer) = self.writers.get(vtysh) {
-                writer.set(items);
+            match writers.get(vtysh) {
+                Some(writer) => {
+                    writer.set(items);
+                }
+                None => tracing::error!(
+                    service = %self.service.name,
+                    vtysh = %vtysh.display(),
+                    "no FRR writer for this vtysh (a bug)"
+                ),
             }
         }
     }

@@ -225,6 +225,7 @@ pub fn kind(event: &Event) -> &'static str {
         Event::Drift(_) => "drift",
         Event::JournalReset(_) => "journal_reset",
         Event::JournalGap(_) => "journal_gap",
+        Event::Reloaded(_) => "reloaded",
     }
 }
 
@@ -323,6 +324,13 @@ pub fn event_text(event: &Event) -> String {
             };
             format!("operator: {what} (uid {}, pid {})", o.uid, o.pid)
         }
+        Event::Reloaded(r) => format!(
+            "configuration reloaded (config {}): added [{}], removed [{}], changed [{}]",
+            r.config_hash,
+            r.added.join(", "),
+            r.removed.join(", "),
+            r.changed.join(", ")
+        ),
         Event::JournalReset(r) => format!(
             "journal reset: the previous journal could not be read ({}) and was moved to {}",
             r.reason, r.moved_to

@@ -107,6 +107,12 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Reload the running daemon's configuration file and report the result (exit 65 and
+    /// every error when the new config is rejected; the running one is kept)
+    Reload {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Validate the configuration only: print every error, or a one-line summary
     CheckConfig {
         #[command(flatten)]
@@ -207,6 +213,9 @@ fn main() -> ExitCode {
         } => with_config(&config.config, false, |config, runtime| {
             let request = anycastd::control::Request::Undrain { service };
             runtime.block_on(cli::drain(config, request))
+        }),
+        Command::Reload { config } => with_config(&config.config, false, |config, runtime| {
+            runtime.block_on(cli::reload(config))
         }),
         Command::CheckConfig { config } => with_config(&config.config, false, |config, _| {
             let prefixes: usize = config.services.iter().map(|s| s.prefixes.len()).sum();

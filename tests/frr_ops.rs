@@ -188,3 +188,175 @@ fn an_operator_drain_survives_sigkill_and_a_clean_restart() {
     third.signal(Signal::SIGTERM);
     assert_eq!(third.wait(EXIT), 0);
 }
+
+/// Streams every route the peer withdraws (gobgp monitor) into a file.
+struct Monitor(Vec<std::process::Child>, Vec<std::path::PathBuf>);
+
+impl Monitor {
+    fn start(tb: &Testbed, dir: &Path) -> Monitor {
+        let mut children = Vec::new();
+        let mut files = Vec::new();
+        for afi in ["ipv4", "ipv6"] {
+            let file = dir.join(format!("monitor-{afi}.jsonl"));
+            let child = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &format!("{}-peer", tb.name),
+                    "gobgp",
+                    "monitor",
+                    "global",
+                    "rib",
+                    "-a",
+                    afi,
+                    "-j",
+                ])
+                .stdout(std::fs::File::create(&file).unwrap())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            children.push(child);
+            files.push(file);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        Monitor(children, files)
+    }
+
+    fn withdrawals(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for file in &self.1 {
+            for line in std::fs::read_to_string(file).unwrap_or_default().lines() {
+                let Ok(paths) = serde_json::from_str::<serde_json::Value>(line) else {
+                    continue;
+                };
+                for p in paths.as_array().into_iter().flatten() {
+                    if p["withdrawal"].as_bool() == Some(true) {
+                        out.push(p["nlri"]["prefix"].as_str().unwrap_or("?").to_owned());
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn reloads_add_change_and_remove_services_without_touching_the_others() {
+    let Some(tb) = Testbed::up(Peer::Gobgp) else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = healthy_emulator(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_config(dir.path(), &emulator.url(), &tb.vtysh_args(), "");
+    let full = std::fs::read_to_string(&config).unwrap();
+    let dns_only = full[..full.find("[services.ntp]").unwrap()].to_owned();
+    std::fs::write(&config, &dns_only).unwrap();
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    tb.wait_peer(&support::testbed::ALL_FOUR[..2]);
+    let monitor = Monitor::start(&tb, dir.path());
+
+    // Adding ntp announces only ntp.
+    std::fs::write(&config, &full).unwrap();
+    let (code, out, err) = anycastd(&["reload"], &config);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("1 added, 0 removed, 0 changed, 1 unchanged"),
+        "{out}"
+    );
+    tb.wait_peer(&ALL_FOUR);
+
+    // Changing only a check interval causes no withdrawal.
+    let slower = full.replacen("interval = \"200ms\"", "interval = \"300ms\"", 1);
+    std::fs::write(&config, &slower).unwrap();
+    let (code, out, _) = anycastd(&["reload"], &config);
+    assert_eq!(code, 0);
+    assert!(out.contains("1 changed"), "{out}");
+    wait_polls(&emulator, "dns", 5);
+
+    // An invalid config changes nothing: `reload` refuses it (exit 65, every error), and so
+    // does the daemon on SIGHUP, which logs the errors and runs on.
+    std::fs::write(
+        &config,
+        slower.replace("interval = \"300ms\"", "interval = 0"),
+    )
+    .unwrap();
+    let (code, _, err) = anycastd(&["reload"], &config);
+    assert_eq!(code, 65);
+    assert!(
+        err.contains("services.dns.checks.cabourotte[0].interval: must be greater than 0"),
+        "{err}"
+    );
+    daemon.signal(Signal::SIGHUP);
+    daemon.wait_log("reload rejected");
+    assert!(daemon.running());
+    // Keys that cannot change live are rejected.
+    std::fs::write(
+        &config,
+        slower.replace("vtysh_timeout = \"5s\"", "vtysh_timeout = \"6s\""),
+    )
+    .unwrap();
+    let (code, _, err) = anycastd(&["reload"], &config);
+    assert_eq!(code, 65);
+    assert!(
+        err.contains("[frrouting] changed; restart required"),
+        "{err}"
+    );
+    tb.wait_peer(&ALL_FOUR);
+    assert_eq!(
+        monitor.withdrawals(),
+        Vec::<String>::new(),
+        "nothing was withdrawn so far"
+    );
+
+    // SIGHUP with ntp removed withdraws only ntp.
+    std::fs::write(&config, &dns_only).unwrap();
+    daemon.signal(Signal::SIGHUP);
+    tb.wait_peer(&support::testbed::ALL_FOUR[..2]);
+    let withdrawn = monitor.withdrawals();
+    assert!(
+        !withdrawn.is_empty() && withdrawn.iter().all(|p| p.contains("123")),
+        "{withdrawn:?}"
+    );
+    assert!(daemon.running());
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(EXIT), 0);
+
+    let events = events(dir.path());
+    let reloads: Vec<&wire::Reloaded> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reloaded(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reloads.len(), 3, "{reloads:?}");
+    assert_eq!(reloads[0].added, ["ntp"]);
+    assert_eq!(reloads[1].changed, ["dns"]);
+    assert_eq!(reloads[2].removed, ["ntp"]);
+    assert!(events.iter().any(|e| matches!(e, Event::Transition(t) if t.service == "ntp" && t.to == wire::State::Draining(wire::DrainCause::Removed))));
+    // dns never left Healthy until the shutdown.
+    let dns: Vec<&wire::State> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Transition(t) if t.service == "dns" => Some(&t.to),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        dns,
+        [
+            &wire::State::Healthy,
+            &wire::State::Draining(wire::DrainCause::Shutdown)
+        ]
+    );
+}

@@ -443,21 +443,50 @@ impl Machine {
         }
     }
 
-    /// Replace the parameters (a reload). Counters and observations are kept; checks are
-    /// matched by index, so the caller passes the new list in the old order.
-    pub fn set_params(&mut self, params: Params, at: Timestamp) -> Vec<Action> {
-        self.checks.resize(
-            params.pending_timeouts.len(),
-            CheckSlot {
-                latest: Observation::Pending,
-                pending_since: Some(at),
-            },
-        );
+    /// Replace the parameters (a reload). The state and the rise/fall counters are kept.
+    /// `kept[i]` is the old index of new check `i` when it is the same check (same identity),
+    /// whose latest observation is then kept; a new check starts pending at `at`. Returns the
+    /// timers to arm.
+    pub fn reconfigure(
+        &mut self,
+        params: Params,
+        kept: &[Option<usize>],
+        at: Timestamp,
+    ) -> Vec<Action> {
+        let old = std::mem::take(&mut self.checks);
+        self.checks = (0..params.pending_timeouts.len())
+            .map(|i| {
+                kept.get(i)
+                    .copied()
+                    .flatten()
+                    .and_then(|old_index| old.get(old_index).cloned())
+                    .unwrap_or(CheckSlot {
+                        latest: Observation::Pending,
+                        pending_since: Some(at),
+                    })
+            })
+            .collect();
         self.params = params;
-        (0..self.checks.len())
-            .filter(|check| self.checks[*check].pending_since.is_some())
-            .map(|check| self.pending_timer(check, at))
-            .collect()
+        let mut actions: Vec<Action> = (0..self.checks.len())
+            .filter_map(|check| {
+                self.checks[check]
+                    .pending_since
+                    .map(|since| self.pending_timer(check, since))
+            })
+            .collect();
+        if self.checks.is_empty() {
+            actions.push(Action::ArmTimer {
+                timer: Timer::Evaluate,
+                deadline: at,
+            });
+        }
+        actions
+    }
+
+    /// Replace the parameters keeping checks by index (same check list).
+    pub fn set_params(&mut self, params: Params, at: Timestamp) -> Vec<Action> {
+        let kept: Vec<Option<usize>> = (0..params.pending_timeouts.len()).map(Some).collect();
+        self.reconfigure(params, &kept, at)
     }
 
     fn timeout_of(&self, check: usize) -> Duration {

@@ -602,3 +602,35 @@ fn set_params_keeps_the_counters() {
     assert_eq!(m.counters(), before);
     assert_eq!(m.state(), &State::Healthy);
 }
+
+#[test]
+fn reconfigure_keeps_matching_checks_and_starts_new_ones_pending() {
+    let mut m = two_checks(1, 1);
+    let _ = m.step(obs(0, Observation::Pass, 1));
+    let _ = m.step(obs(1, Observation::Pass, 2));
+    assert_eq!(m.state(), &State::Healthy);
+    // Old check 1 stays (now at index 0), old check 0 goes, a new check comes.
+    let params = Params {
+        rise: 1,
+        fall: 1,
+        pending_timeouts: vec![TIMEOUT, TIMEOUT],
+    };
+    let actions = m.reconfigure(params, &[Some(1), None], t(3));
+    assert_eq!(
+        actions,
+        vec![Action::ArmTimer {
+            timer: Timer::PendingTimeout(1),
+            deadline: t(10_003)
+        }]
+    );
+    assert_eq!(
+        m.observations().cloned().collect::<Vec<_>>(),
+        vec![Observation::Pass, Observation::Pending]
+    );
+    assert_eq!(m.state(), &State::Healthy, "a reload does not flap");
+    // The new check must report before a verdict.
+    assert_eq!(
+        m.step(obs(0, Observation::Fail("x".into()), 4)).transition,
+        None
+    );
+}

@@ -259,6 +259,21 @@ pub enum Event {
     JournalReset(JournalReset),
     /// Records that could not be written (full disk, I/O error) and are lost.
     JournalGap(JournalGap),
+    /// The configuration was reloaded.
+    Reloaded(Reloaded),
+}
+
+/// A configuration reload that was applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reloaded {
+    /// Hash of the new config file.
+    pub config_hash: String,
+    /// Services added.
+    pub added: Vec<String>,
+    /// Services removed (drained, withdrawn).
+    pub removed: Vec<String>,
+    /// Services whose parameters, checks or prefixes changed (state and counters kept).
+    pub changed: Vec<String>,
 }
 
 /// A journal moved aside because it could not be read.
@@ -297,6 +312,7 @@ impl Event {
                 ..
             }) => Some(service),
             Event::Reconciled(_)
+            | Event::Reloaded(_)
             | Event::Operator(_)
             | Event::JournalReset(_)
             | Event::JournalGap(_) => None,
