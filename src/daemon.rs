@@ -144,6 +144,17 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
             return exit::SOFTWARE;
         }
     };
+    let metrics_server = match &config.metrics_listen {
+        Some(listen) => match crate::metrics::bind(listen).await {
+            Ok(listener) => Some(crate::metrics::serve(listener)),
+            Err(e) => {
+                eprintln!("anycastd: {e}");
+                let _ = std::fs::remove_file(&config.control.socket);
+                return exit::SOFTWARE;
+            }
+        },
+        None => None,
+    };
     let boot = boot_id();
     let rebooted = prior
         .boot_id
@@ -389,6 +400,9 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
         .await
     };
     server.abort();
+    if let Some(metrics) = metrics_server {
+        metrics.abort();
+    }
     let _ = std::fs::remove_file(&config.control.socket);
     if let Some(request) = stop_request {
         let message = if code == exit::OK {
@@ -642,6 +656,11 @@ fn journal_report(report: Report, journal: &JournalHandle) {
             prefix: prefix.to_string(),
         };
         if let Outcome::Drift { present } = outcome {
+            crate::metrics::count(
+                "anycastd_drift_repairs_total",
+                &[("service", &decision.service)],
+                1.0,
+            );
             tracing::warn!(
                 service = %decision.service,
                 prefix = %prefix,
@@ -710,6 +729,9 @@ fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if old.frrouting != new.frrouting {
         keys.push("[frrouting]");
+    }
+    if old.metrics_listen != new.metrics_listen {
+        keys.push("[metrics]");
     }
     keys
 }

@@ -73,6 +73,8 @@ pub struct DriverHandle {
 pub struct Polled {
     /// Check index.
     pub check: usize,
+    /// How long the request took.
+    pub took: Duration,
     /// What it saw.
     pub observation: Observation,
     /// When (ms since the epoch).
@@ -92,9 +94,11 @@ pub async fn poll_check(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        let started = std::time::Instant::now();
         let observation = check.poll(&client).await;
         let polled = Polled {
             check: index,
+            took: started.elapsed(),
             observation,
             at_ms: now_ms(),
         };
@@ -331,6 +335,7 @@ impl Driver {
             );
         }
         drop(polled_tx);
+        crate::metrics::service_state(&self.service.name, self.machine.state().name(), now_ms());
         let (mut pollers, mut polled_rx) = self.start_pollers(&client);
         loop {
             let next_timer = self
@@ -370,6 +375,7 @@ impl Driver {
                             return;
                         }
                         Some(Command::Drain { cause, reply }) => {
+                            crate::metrics::count("anycastd_drains_total", &[("service", self.service.name.as_str())], 1.0);
                             let changed = self.step(Input::Drain { cause, at: Timestamp(now_ms()) }).await;
                             let note = if changed { "drained: prefixes withdrawn" } else { "drain updated (it was drained already)" };
                             let _ = reply.send(note.to_owned());
@@ -391,6 +397,7 @@ impl Driver {
                                 self.set_prefixes(false, 0);
                             }
                             self.views.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.service.name);
+                            crate::metrics::forget_service(&self.service.name);
                             tracing::info!(service = %self.service.name, "Service \"{}\" removed by a reload.", self.service.name);
                             let _ = reply.send(());
                             return;
@@ -422,6 +429,26 @@ impl Driver {
             return;
         };
         let name = &self.check_names[polled.check];
+        let result = match polled.observation {
+            Observation::Pass => "pass",
+            Observation::Fail(_) => "fail",
+            Observation::Pending => "pending",
+        };
+        let labels = [
+            ("service", self.service.name.as_str()),
+            ("check", name.as_str()),
+        ];
+        crate::metrics::count(
+            "anycastd_check_results_total",
+            &[labels[0], labels[1], ("result", result)],
+            1.0,
+        );
+        crate::metrics::count(
+            "anycastd_check_duration_seconds_sum",
+            &labels,
+            polled.took.as_secs_f64(),
+        );
+        crate::metrics::count("anycastd_check_duration_seconds_count", &labels, 1.0);
         let changed = edge.last.as_ref() != Some(&polled.observation);
         if !changed {
             edge.polls += 1;
@@ -521,6 +548,16 @@ impl Driver {
                     &self.check_names,
                 )),
             };
+            crate::metrics::service_state(&self.service.name, transition.to.name(), at_ms);
+            crate::metrics::count(
+                "anycastd_service_transitions_total",
+                &[
+                    ("service", self.service.name.as_str()),
+                    ("from", transition.from.name()),
+                    ("to", transition.to.name()),
+                ],
+                1.0,
+            );
             self.views
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())

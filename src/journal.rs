@@ -39,6 +39,7 @@ impl JournalHandle {
         let Some(committer) = &self.committer else {
             return Err("journal unavailable".into());
         };
+        crate::metrics::count("anycastd_journal_appends_total", &[], 1.0);
         let (tx, rx) = oneshot::channel();
         committer.submit(
             at_ms,
@@ -48,14 +49,29 @@ impl JournalHandle {
                 let _ = tx.send(result);
             })),
         );
-        rx.await
-            .unwrap_or_else(|_| Err("journal committer stopped".into()))
+        let result = rx
+            .await
+            .unwrap_or_else(|_| Err("journal committer stopped".into()));
+        if result.is_err() {
+            crate::metrics::count("anycastd_journal_errors_total", &[], 1.0);
+        }
+        result
     }
 
     /// Append without waiting (flushed by the next group commit or sled's periodic flush).
     pub fn append(&self, at_ms: i64, events: Vec<Event>) {
         if let Some(committer) = &self.committer {
-            committer.submit(at_ms, events, false, None);
+            crate::metrics::count("anycastd_journal_appends_total", &[], 1.0);
+            committer.submit(
+                at_ms,
+                events,
+                false,
+                Some(Box::new(|result| {
+                    if result.is_err() {
+                        crate::metrics::count("anycastd_journal_errors_total", &[], 1.0);
+                    }
+                })),
+            );
         }
     }
 

@@ -20,6 +20,7 @@ pub mod frr;
 pub mod history;
 pub mod journal;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod reconcile;
 pub mod status;

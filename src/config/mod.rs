@@ -50,6 +50,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// `[control]`.
     pub control: ControlConfig,
+    /// `[metrics] listen`: the Prometheus endpoint's address, off when `None`.
+    pub metrics_listen: Option<String>,
     /// FNV-1a 64 of the file's bytes, hex.
     pub hash: String,
 }
@@ -430,6 +432,10 @@ impl Validator {
                 admin_group: None,
             }),
         };
+        let metrics_listen = match self.take(&mut top, "metrics") {
+            Some(node) => self.metrics(node),
+            None => Some(None),
+        };
         let services = match self.take(&mut top, "services") {
             Some(node) => self.services(node),
             None => {
@@ -444,6 +450,7 @@ impl Validator {
             frrouting: frrouting?,
             daemon: daemon?,
             control: control?,
+            metrics_listen: metrics_listen?,
             hash: fnv1a_hex(text.as_bytes()),
         })
     }
@@ -573,6 +580,26 @@ impl Validator {
             group: group?,
             admin_group: admin_group?,
         })
+    }
+
+    fn metrics(&mut self, node: &Node) -> Option<Option<String>> {
+        let mut table = self.table(node, "metrics")?;
+        let listen = match self.take(&mut table, "listen") {
+            Some(n) => match self.string(n, "metrics.listen") {
+                Some(s) if s.parse::<std::net::SocketAddr>().is_err() => {
+                    self.problem(
+                        n.span.start,
+                        "metrics.listen",
+                        format!("{s:?} is not an address and port like \"127.0.0.1:9250\" or \"[::1]:9250\""),
+                    );
+                    None
+                }
+                other => other.map(Some),
+            },
+            None => Some(None),
+        };
+        self.finish(table);
+        listen
     }
 
     fn daemon(&mut self, node: &Node) -> Option<DaemonConfig> {

@@ -90,6 +90,13 @@ impl Vtysh {
 
     /// Run `lines` (each becomes one `-c`); returns stdout on exit 0.
     pub async fn run(&self, lines: &[String]) -> Result<String, VtyshError> {
+        let started = std::time::Instant::now();
+        let result = self.run_unmetered(lines).await;
+        crate::metrics::vtysh_call(&self.name(), started.elapsed(), result.is_ok());
+        result
+    }
+
+    async fn run_unmetered(&self, lines: &[String]) -> Result<String, VtyshError> {
         let mut command = tokio::process::Command::new(&self.path);
         command
             .args(&self.args)

@@ -1,0 +1,253 @@
+//! Prometheus metrics: a small process-wide registry and an HTTP endpoint serving the text
+//! exposition format (version 0.0.4), off unless `[metrics] listen` is set.
+//!
+//! Names follow Prometheus conventions: `anycastd_` prefix, base units (seconds), `_total`
+//! for counters. Service, check and vtysh names are labels (service names are restricted to
+//! `[A-Za-z0-9_.-]`; other label values are escaped).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+type Labels = Vec<(&'static str, String)>;
+
+#[derive(Default)]
+struct Registry {
+    /// (name, labels) -> value
+    counters: BTreeMap<(&'static str, Labels), f64>,
+    gauges: BTreeMap<(&'static str, Labels), f64>,
+}
+
+/// Help texts and types of every metric, in exposition order.
+const METRICS: &[(&str, &str, &str)] = &[
+    (
+        "anycastd_service_state",
+        "gauge",
+        "1 for the service's current state (starting, healthy, unhealthy, draining), else 0.",
+    ),
+    (
+        "anycastd_service_last_transition_timestamp_seconds",
+        "gauge",
+        "Unix time of the service's last state change.",
+    ),
+    (
+        "anycastd_service_transitions_total",
+        "counter",
+        "State changes of the service, by from and to state.",
+    ),
+    (
+        "anycastd_check_results_total",
+        "counter",
+        "Check results, by result (pass, fail, pending).",
+    ),
+    (
+        "anycastd_check_duration_seconds_sum",
+        "counter",
+        "Total time spent in check requests.",
+    ),
+    (
+        "anycastd_check_duration_seconds_count",
+        "counter",
+        "Check requests timed.",
+    ),
+    (
+        "anycastd_vtysh_calls_total",
+        "counter",
+        "vtysh processes run.",
+    ),
+    (
+        "anycastd_vtysh_errors_total",
+        "counter",
+        "vtysh processes that failed (exit code, timeout, not runnable).",
+    ),
+    (
+        "anycastd_vtysh_duration_seconds_sum",
+        "counter",
+        "Total time spent in vtysh processes.",
+    ),
+    (
+        "anycastd_journal_appends_total",
+        "counter",
+        "Journal append requests.",
+    ),
+    (
+        "anycastd_journal_errors_total",
+        "counter",
+        "Journal appends or flushes that failed.",
+    ),
+    (
+        "anycastd_drift_repairs_total",
+        "counter",
+        "Prefixes found in the wrong state in FRR and repaired.",
+    ),
+    ("anycastd_drains_total", "counter", "Operator drains."),
+];
+
+fn registry() -> &'static Mutex<Registry> {
+    static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
+    REGISTRY.get_or_init(Mutex::default)
+}
+
+fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
+    f(&mut registry().lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Add `by` to a counter.
+pub fn count(name: &'static str, labels: &[(&'static str, &str)], by: f64) {
+    let labels: Labels = labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+    with(|r| *r.counters.entry((name, labels)).or_default() += by);
+}
+
+/// Set a gauge.
+pub fn set(name: &'static str, labels: &[(&'static str, &str)], value: f64) {
+    let labels: Labels = labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+    with(|r| r.gauges.insert((name, labels), value));
+}
+
+/// Record a service's current state (one-hot over the four states) and the time it began.
+pub fn service_state(service: &str, state: &str, since_ms: i64) {
+    for s in ["starting", "healthy", "unhealthy", "draining"] {
+        set(
+            "anycastd_service_state",
+            &[("service", service), ("state", s)],
+            if s == state { 1.0 } else { 0.0 },
+        );
+    }
+    set(
+        "anycastd_service_last_transition_timestamp_seconds",
+        &[("service", service)],
+        since_ms as f64 / 1000.0,
+    );
+}
+
+/// Forget a removed service's gauges.
+pub fn forget_service(service: &str) {
+    with(|r| {
+        r.gauges
+            .retain(|(_, labels), _| !labels.iter().any(|(k, v)| *k == "service" && v == service))
+    });
+}
+
+/// A vtysh call finished.
+pub fn vtysh_call(vtysh: &str, took: Duration, ok: bool) {
+    count("anycastd_vtysh_calls_total", &[("vtysh", vtysh)], 1.0);
+    count(
+        "anycastd_vtysh_duration_seconds_sum",
+        &[("vtysh", vtysh)],
+        took.as_secs_f64(),
+    );
+    if !ok {
+        count("anycastd_vtysh_errors_total", &[("vtysh", vtysh)], 1.0);
+    }
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// The whole registry in the text exposition format.
+pub fn render() -> String {
+    with(|r| {
+        let mut out = String::new();
+        for (name, kind, help) in METRICS {
+            let samples: Vec<(&Labels, f64)> = r
+                .counters
+                .iter()
+                .chain(r.gauges.iter())
+                .filter(|((n, _), _)| n == name)
+                .map(|((_, l), v)| (l, *v))
+                .collect();
+            if samples.is_empty() {
+                continue;
+            }
+            // A `_sum`/`_count` pair is exposed as counters of their own: simple and valid.
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let labels: Vec<String> = labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+                    .collect();
+                if labels.is_empty() {
+                    let _ = writeln!(out, "{name} {}", number(value));
+                } else {
+                    let _ = writeln!(out, "{name}{{{}}} {}", labels.join(","), number(value));
+                }
+            }
+        }
+        out
+    })
+}
+
+/// Bind the metrics endpoint (fatal at start if the address cannot be bound).
+pub async fn bind(listen: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("metrics: cannot listen on {listen}: {e}"))
+}
+
+/// Serve `GET /metrics` (any path, in fact) until the task is aborted.
+pub fn serve(listener: TcpListener) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            tokio::spawn(async move {
+                // Read (a bounded amount of) the request head; the answer is the same for all.
+                let mut head = vec![0u8; 8192];
+                let mut read = 0;
+                while read < head.len() {
+                    match tokio::time::timeout(
+                        Duration::from_secs(5),
+                        stream.read(&mut head[read..]),
+                    )
+                    .await
+                    {
+                        Ok(Ok(0)) | Err(_) | Ok(Err(_)) => return,
+                        Ok(Ok(n)) => {
+                            read += n;
+                            if head[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let body = render();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped_and_integers_printed_plainly() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(number(3.0), "3");
+        assert_eq!(number(0.25), "0.25");
+    }
+}

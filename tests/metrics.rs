@@ -1,0 +1,170 @@
+//! The Prometheus endpoint: parsed by a real exposition-format parser, its values follow a
+//! check flip; an address already in use is fatal at start (exit 70).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use nix::sys::signal::Signal;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use support::cabourotte::{Behaviour, Emulator, Generation};
+use support::daemon::Daemon;
+
+fn config(dir: &Path, url: &str, listen: &str) -> std::path::PathBuf {
+    let vtysh = dir.join("vtysh");
+    std::fs::write(&vtysh, "#!/bin/sh\necho '!'\n").unwrap();
+    std::fs::set_permissions(&vtysh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = dir.join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[journal]\npath = {:?}\n[control]\nsocket = {:?}\n[metrics]\nlisten = {listen:?}\n[services.dns]\nprefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = {:?} }}]\nchecks.cabourotte = [{{ name = \"dns\", url = \"{url}\", interval = \"100ms\" }}]\n",
+            dir.join("journal").display().to_string(),
+            dir.join("ctl.sock").display().to_string(),
+            vtysh.display().to_string(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn scrape(addr: &str) -> prometheus_parse::Scrape {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.1 200") && head.contains("text/plain; version=0.0.4"),
+        "{head}"
+    );
+    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).unwrap()
+}
+
+fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+}
+
+fn free_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_metrics_parse_as_prometheus_text_and_follow_a_flip() {
+    let emulator = Emulator::start(Generation::V2).await;
+    emulator.set("dns", Behaviour::Pass);
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_port();
+    let config = config(dir.path(), &emulator.url(), &addr);
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let healthy = [("service", "dns"), ("state", "healthy")];
+    loop {
+        if let Ok(true) = std::panic::catch_unwind(|| {
+            value(&scrape(&addr), "anycastd_service_state", &healthy) == Some(1.0)
+        }) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", daemon.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    emulator.set("dns", Behaviour::Status(500));
+    let unhealthy = [("service", "dns"), ("state", "unhealthy")];
+    let scraped = loop {
+        let s = scrape(&addr);
+        if value(&s, "anycastd_service_state", &unhealthy) == Some(1.0) {
+            break s;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        value(&scraped, "anycastd_service_state", &healthy),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &scraped,
+            "anycastd_service_transitions_total",
+            &[("service", "dns"), ("from", "healthy"), ("to", "unhealthy")]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        value(
+            &scraped,
+            "anycastd_check_results_total",
+            &[("check", "dns"), ("result", "fail")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(
+        value(
+            &scraped,
+            "anycastd_check_results_total",
+            &[("check", "dns"), ("result", "pass")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(
+        value(
+            &scraped,
+            "anycastd_check_duration_seconds_count",
+            &[("check", "dns")]
+        )
+        .unwrap()
+            >= 2.0
+    );
+    assert!(value(&scraped, "anycastd_vtysh_calls_total", &[]).unwrap() >= 1.0);
+    assert!(value(&scraped, "anycastd_journal_appends_total", &[]).unwrap() >= 3.0);
+    assert!(
+        value(
+            &scraped,
+            "anycastd_service_last_transition_timestamp_seconds",
+            &[("service", "dns")]
+        )
+        .unwrap()
+            > 1.7e9
+    );
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
+}
+
+#[test]
+fn a_metrics_address_in_use_is_fatal_with_exit_70() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let config = config(dir.path(), "http://127.0.0.1:9", &addr);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(["run", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(70));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("metrics: cannot listen on {addr}")),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("ctl.sock").exists(),
+        "the control socket is removed again"
+    );
+}
