@@ -257,11 +257,12 @@ fn with_config(
     log: bool,
     f: impl FnOnce(&config::Config, &tokio::runtime::Runtime) -> u8,
 ) -> u8 {
-    let path = std::path::absolute(path).unwrap_or(path.to_path_buf());
     if log {
-        tracing::info!(config = %path.display(), "Reading configuration from {}.", path.display());
+        let absolute = std::path::absolute(path).unwrap_or(path.to_path_buf());
+        tracing::info!(config = %absolute.display(), "Reading configuration from {}.", absolute.display());
     }
-    let config = match config::load(&path) {
+    // Errors name the file as the operator gave it.
+    let config = match config::load(path) {
         Ok(config) => config,
         Err(e) => {
             for line in e.lines() {

@@ -181,3 +181,45 @@ fn json_logs_are_one_object_per_line_with_structured_fields() {
         .count();
     assert_eq!(repeats, 1, "{log}");
 }
+
+#[test]
+fn check_config_summarises_a_valid_file_and_lists_every_error_of_an_invalid_one() {
+    let out = anycastd(&["check-config", "-c", "examples/config.toml"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "config ok: 2 service(s), 4 prefix(es), 3 check(s)\n"
+    );
+    let out = anycastd(&["check-config", "-c", "tests/golden/config/bad_checks.toml"]);
+    assert_eq!(out.status.code(), Some(65));
+    assert_eq!(
+        stderr(&out),
+        std::fs::read_to_string("tests/golden/config/bad_checks.err").unwrap()
+    );
+}
+
+#[test]
+fn completions_and_the_man_page_come_from_the_command_line_definition() {
+    let out = anycastd(&["completions", "bash"]);
+    assert_eq!(out.status.code(), Some(0));
+    let script = String::from_utf8_lossy(&out.stdout);
+    for sub in [
+        "run",
+        "history",
+        "status",
+        "drain",
+        "undrain",
+        "reload",
+        "check-config",
+        "stop",
+    ] {
+        assert!(script.contains(sub), "{sub} missing from the completion");
+    }
+    let out = anycastd(&["man"]);
+    assert_eq!(out.status.code(), Some(0));
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        page.contains(".TH anycastd 1") && page.contains("check\\-config"),
+        "{page}"
+    );
+}

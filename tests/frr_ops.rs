@@ -222,6 +222,8 @@ impl Monitor {
         Monitor(children, files)
     }
 
+    /// Prefixes the peer saw withdrawn, each once, sorted (gobgp may report a withdrawal in
+    /// more than one message).
     fn withdrawals(&self) -> Vec<String> {
         let mut out = Vec::new();
         for file in &self.1 {
@@ -236,6 +238,8 @@ impl Monitor {
                 }
             }
         }
+        out.sort();
+        out.dedup();
         out
     }
 }
@@ -318,14 +322,36 @@ fn reloads_add_change_and_remove_services_without_touching_the_others() {
         "nothing was withdrawn so far"
     );
 
+    // A changed prefix list withdraws only the difference.
+    let one_prefix = slower.replace(
+        "prefixes.frrouting = [\"2001:db8::b19:bad:53\", \"203.0.113.53\"]",
+        "prefixes.frrouting = [\"203.0.113.53\"]",
+    );
+    assert_ne!(one_prefix, slower);
+    std::fs::write(&config, &one_prefix).unwrap();
+    assert_eq!(anycastd(&["reload"], &config).0, 0);
+    tb.wait_peer(&[
+        "default:203.0.113.53/32",
+        "123:203.0.113.123/32",
+        "123:2001:db8::123:7e11:713e/128",
+    ]);
+    assert_eq!(monitor.withdrawals(), ["2001:db8::b19:bad:53/128"]);
+    std::fs::write(&config, &slower).unwrap();
+    assert_eq!(anycastd(&["reload"], &config).0, 0);
+    tb.wait_peer(&ALL_FOUR);
+
     // SIGHUP with ntp removed withdraws only ntp.
     std::fs::write(&config, &dns_only).unwrap();
     daemon.signal(Signal::SIGHUP);
     tb.wait_peer(&support::testbed::ALL_FOUR[..2]);
     let withdrawn = monitor.withdrawals();
-    assert!(
-        !withdrawn.is_empty() && withdrawn.iter().all(|p| p.contains("123")),
-        "{withdrawn:?}"
+    assert_eq!(
+        withdrawn,
+        [
+            "2001:db8::123:7e11:713e/128",
+            "2001:db8::b19:bad:53/128",
+            "203.0.113.123/32"
+        ]
     );
     assert!(daemon.running());
     daemon.signal(Signal::SIGTERM);
@@ -339,10 +365,11 @@ fn reloads_add_change_and_remove_services_without_touching_the_others() {
             _ => None,
         })
         .collect();
-    assert_eq!(reloads.len(), 3, "{reloads:?}");
+    assert_eq!(reloads.len(), 5, "{reloads:?}");
     assert_eq!(reloads[0].added, ["ntp"]);
     assert_eq!(reloads[1].changed, ["dns"]);
-    assert_eq!(reloads[2].removed, ["ntp"]);
+    assert_eq!(reloads[2].changed, ["dns"]);
+    assert_eq!(reloads[4].removed, ["ntp"]);
     assert!(events.iter().any(|e| matches!(e, Event::Transition(t) if t.service == "ntp" && t.to == wire::State::Draining(wire::DrainCause::Removed))));
     // dns never left Healthy until the shutdown.
     let dns: Vec<&wire::State> = events

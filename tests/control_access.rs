@@ -1,0 +1,94 @@
+//! Who may do what through the control socket (SO_PEERCRED): a member of `[control] group`
+//! reads (status, history) but cannot act (drain, reload, stop); anyone else is refused.
+//! Runs the client as uid `nobody` with chosen gids; needs root.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use nix::sys::signal::Signal;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::Duration;
+use support::daemon::Daemon;
+
+const NOBODY: u32 = 65534;
+
+fn as_user(config: &std::path::Path, gid: u32, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .uid(NOBODY)
+        .gid(gid)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_read_group_member_reads_but_cannot_act_and_others_are_refused() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("SKIPPED: needs root to run a client as another user");
+        return;
+    }
+    let Ok(Some(group)) = nix::unistd::Group::from_name("adm") else {
+        eprintln!("SKIPPED: no group adm on this machine");
+        return;
+    };
+    let gid = group.gid.as_raw();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let vtysh = dir.path().join("vtysh");
+    std::fs::write(&vtysh, "#!/bin/sh\necho '!'\n").unwrap();
+    std::fs::set_permissions(&vtysh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[journal]\npath = {:?}\n[control]\nsocket = {:?}\ngroup = \"adm\"\n[services.dns]\nprefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = {:?} }}]\nchecks.cabourotte = [{{ name = \"dns\", url = \"http://127.0.0.1:9\" }}]\n",
+            dir.path().join("journal").display().to_string(),
+            dir.path().join("ctl.sock").display().to_string(),
+            vtysh.display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    daemon.wait_log("Starting service");
+    let socket_mode = std::fs::metadata(dir.path().join("ctl.sock"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(socket_mode, 0o666);
+
+    // A member of the read group.
+    assert_eq!(as_user(&config, gid, &["status"]).0, 0);
+    assert_eq!(as_user(&config, gid, &["history", "dns"]).0, 0);
+    for action in [
+        &["drain", "dns", "--reason", "x"][..],
+        &["undrain", "dns"],
+        &["reload"],
+        &["stop"],
+    ] {
+        let (code, err) = as_user(&config, gid, action);
+        assert_eq!(code, 2, "{action:?}: {err}");
+        assert!(err.contains("permission denied"), "{action:?}: {err}");
+    }
+    // Anyone else.
+    let (code, err) = as_user(&config, NOBODY, &["status"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("permission denied: not in the control group"),
+        "{err}"
+    );
+
+    assert!(daemon.running(), "nothing stopped the daemon");
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
+}
