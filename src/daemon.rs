@@ -798,6 +798,7 @@ impl Running {
             })
             .collect();
         let record = wire::Reloaded {
+            services: service_params(&new),
             config_hash: new.hash.clone(),
             added: added.iter().map(|s| s.name.clone()).collect(),
             removed: removed.clone(),

@@ -151,6 +151,7 @@ pub fn spawn(
 #[derive(Debug)]
 struct Edge {
     last: Option<Observation>,
+    /// Results since the last change (for the "still failing" reminder).
     polls: u64,
     last_logged: Option<Instant>,
 }
@@ -164,6 +165,8 @@ struct Driver {
     edges: Vec<Edge>,
     check_names: Vec<String>,
     views: Views,
+    /// Observations since the service's last observation record (see `wire::CheckEdge`).
+    unrecorded_polls: u64,
 }
 
 /// Every service's current state, shared with the control socket.
@@ -198,6 +201,7 @@ impl Driver {
             edges,
             check_names,
             views,
+            unrecorded_polls: 0,
         };
         for action in actions {
             driver.arm(action);
@@ -270,8 +274,9 @@ impl Driver {
         self.edges = kept
             .iter()
             .map(|k| match k.and_then(|i| old_edges.get(i)) {
+                // The first result after a reload is always journaled.
                 Some(edge) => Edge {
-                    last: edge.last.clone(),
+                    last: None,
                     polls: edge.polls,
                     last_logged: edge.last_logged,
                 },
@@ -345,13 +350,13 @@ impl Driver {
                 .map(|(t, at)| (*t, *at));
             tokio::select! {
                 Some(polled) = polled_rx.recv() => {
-                    self.edge(&polled);
+                    let is_edge = self.edge(&polled);
                     let input = Input::Observed {
                         check: polled.check,
                         observation: polled.observation,
                         at: Timestamp(polled.at_ms),
                     };
-                    let _ = self.step(input).await;
+                    let _ = self.step_recorded(input, is_edge).await;
                 }
                 () = wait_timer(next_timer.map(|(_, at)| at)) => {
                     if let Some((timer, _)) = next_timer {
@@ -365,6 +370,7 @@ impl Driver {
                             for poller in &pollers {
                                 poller.abort();
                             }
+                            self.record_trailing_polls();
                             let changed = self.step(Input::Drain { cause: DrainCause::Shutdown, at: Timestamp(now_ms()) }).await;
                             if !changed {
                                 // Already drained by an operator (kept across the restart):
@@ -384,6 +390,7 @@ impl Driver {
                             for poller in &pollers {
                                 poller.abort();
                             }
+                            self.record_trailing_polls();
                             self.reconfigure(service, decision_seq);
                             (pollers, polled_rx) = self.start_pollers(&client);
                             let _ = reply.send(());
@@ -392,6 +399,7 @@ impl Driver {
                             for poller in &pollers {
                                 poller.abort();
                             }
+                            self.record_trailing_polls();
                             let changed = self.step(Input::Drain { cause: DrainCause::Removed, at: Timestamp(now_ms()) }).await;
                             if !changed {
                                 self.set_prefixes(false, 0);
@@ -423,10 +431,11 @@ impl Driver {
         }
     }
 
-    /// Journal and log a change of a check's result (and its first result).
-    fn edge(&mut self, polled: &Polled) {
+    /// Count, log and meter a check result; returns whether it is an edge (a change, or the
+    /// first result since a start or reload), which is always journaled.
+    fn edge(&mut self, polled: &Polled) -> bool {
         let Some(edge) = self.edges.get_mut(polled.check) else {
-            return;
+            return false;
         };
         let name = &self.check_names[polled.check];
         let result = match polled.observation {
@@ -467,9 +476,8 @@ impl Driver {
                     );
                 }
             }
-            return;
+            return false;
         }
-        let polls_since_last_edge = edge.polls;
         edge.polls = 1;
         edge.last = Some(polled.observation.clone());
         match &polled.observation {
@@ -493,21 +501,77 @@ impl Driver {
                 "Cabourotte health check \"{name}\" awaiting check result."
             ),
         }
-        self.journal.append(
-            polled.at_ms,
-            vec![wire::Event::CheckEdge(wire::CheckEdge {
-                service: self.service.name.clone(),
-                check: name.clone(),
-                observation: (&polled.observation).into(),
-                polls_since_last_edge,
-            })],
-        );
+        true
+    }
+
+    /// Journal the observations counted since the last observation record (before a
+    /// shutdown or reload ends the run), so that replay sees every verdict.
+    fn record_trailing_polls(&mut self) {
+        if self.unrecorded_polls > 0 {
+            self.journal.append(
+                now_ms(),
+                vec![wire::Event::Polls(wire::Polls {
+                    service: self.service.name.clone(),
+                    polls: self.unrecorded_polls,
+                })],
+            );
+            self.unrecorded_polls = 0;
+        }
     }
 
     /// Feed one input and carry out the result; returns whether the state changed.
     async fn step(&mut self, input: Input) -> bool {
+        self.step_recorded(input, false).await
+    }
+
+    /// As [`Driver::step`], journaling the input when replay needs it: an observation that is
+    /// an edge or causes a transition, and a pending timeout that formed a verdict. Every other
+    /// observation is only counted (`polls_since_last_edge` of the next record).
+    async fn step_recorded(&mut self, input: Input, is_edge: bool) -> bool {
         let at_ms = input.at().0;
+        let counters_before = self.machine.counters();
+        let observed = match &input {
+            Input::Observed {
+                check, observation, ..
+            } => Some((*check, observation.clone())),
+            _ => None,
+        };
+        let timed_out = match &input {
+            Input::TimerFired {
+                timer: Timer::PendingTimeout(check),
+                ..
+            } => Some(*check),
+            _ => None,
+        };
         let step = self.machine.step(input);
+        let mut inputs: Vec<wire::Event> = Vec::new();
+        if let Some((check, observation)) = observed {
+            if is_edge || step.transition.is_some() {
+                inputs.push(wire::Event::CheckEdge(wire::CheckEdge {
+                    service: self.service.name.clone(),
+                    check: self.check_names.get(check).cloned().unwrap_or_default(),
+                    observation: (&observation).into(),
+                    polls_since_last_edge: self.unrecorded_polls,
+                }));
+                self.unrecorded_polls = 0;
+            } else {
+                self.unrecorded_polls += 1;
+            }
+        }
+        if let Some(check) = timed_out {
+            if step.transition.is_some() || self.machine.counters() != counters_before {
+                inputs.push(wire::Event::PendingTimeout(wire::PendingTimeout {
+                    service: self.service.name.clone(),
+                    check: self.check_names.get(check).cloned().unwrap_or_default(),
+                    polls_since_last_edge: self.unrecorded_polls,
+                }));
+                self.unrecorded_polls = 0;
+            }
+        }
+        if step.transition.is_none() && !inputs.is_empty() {
+            self.journal.append(at_ms, inputs);
+            inputs = Vec::new();
+        }
         let mut decision_seq = 0;
         if let Some(transition) = &step.transition {
             let announce = transition.to.announces();
@@ -525,10 +589,12 @@ impl Driver {
                 },
                 prefixes: self.service.prefixes.iter().map(prefix_ref).collect(),
             };
-            // Write-ahead: the decision is on disk before FRR hears of it.
+            // Write-ahead: the decision (and the input behind it) is on disk before FRR hears
+            // of it.
+            inputs.push(wire::Event::Transition(record));
             match self
                 .journal
-                .append_durable(at_ms, vec![wire::Event::Transition(record)])
+                .append_durable(at_ms, inputs)
                 .await
             {
                 Ok(seq) => decision_seq = seq,

@@ -28,7 +28,9 @@ pub struct Query {
 impl Query {
     /// Whether a record passes the time and sequence filters and the service filter.
     pub fn matches(&self, record: &Record) -> bool {
-        self.since_ms.is_none_or(|t| record.at_ms >= t)
+        // Counts of unchanged results are replay's bookkeeping, not events.
+        !matches!(record.event, Event::Polls(_))
+            && self.since_ms.is_none_or(|t| record.at_ms >= t)
             && self.until_ms.is_none_or(|t| record.at_ms < t)
             && self.after_seq.is_none_or(|s| record.seq > s)
             && match (&self.service, record.event.service()) {
@@ -226,6 +228,8 @@ pub fn kind(event: &Event) -> &'static str {
         Event::JournalReset(_) => "journal_reset",
         Event::JournalGap(_) => "journal_gap",
         Event::Reloaded(_) => "reloaded",
+        Event::PendingTimeout(_) => "pending_timeout",
+        Event::Polls(_) => "polls",
     }
 }
 
@@ -324,6 +328,8 @@ pub fn event_text(event: &Event) -> String {
             };
             format!("operator: {what} (uid {}, pid {})", o.uid, o.pid)
         }
+        Event::PendingTimeout(t) => format!("check {}: no result within its pending timeout, counted as failed", t.check),
+        Event::Polls(p) => format!("{} more check result(s) without change", p.polls),
         Event::Reloaded(r) => format!(
             "configuration reloaded (config {}): added [{}], removed [{}], changed [{}]",
             r.config_hash,

@@ -160,7 +160,8 @@ pub struct Transition {
     pub prefixes: Vec<PrefixRef>,
 }
 
-/// A change in a check's results (and the first result after a start).
+/// A check result: journaled when it differs from the check's previous one, when it is the
+/// first after a start or reload, and when it caused a transition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckEdge {
     /// Service name.
@@ -169,7 +170,8 @@ pub struct CheckEdge {
     pub check: String,
     /// The new result.
     pub observation: Observation,
-    /// Polls with the previous result since the previous edge.
+    /// Observations of the service (any check) since the service's previous observation
+    /// record, this one excluded: every one of them formed the same verdict as the last.
     pub polls_since_last_edge: u64,
 }
 
@@ -261,6 +263,31 @@ pub enum Event {
     JournalGap(JournalGap),
     /// The configuration was reloaded.
     Reloaded(Reloaded),
+    /// A check's pending timeout expired and formed a verdict (an input, for replay).
+    PendingTimeout(PendingTimeout),
+    /// Observations since the service's last observation record, journaled when a run of
+    /// them ends without one (shutdown, reload), so that replay knows every verdict.
+    Polls(Polls),
+}
+
+/// A pending check counted as failed because its pending timeout expired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingTimeout {
+    /// Service name.
+    pub service: String,
+    /// Check name.
+    pub check: String,
+    /// Observations of the service since its previous observation record.
+    pub polls_since_last_edge: u64,
+}
+
+/// A count of observations without a record of their own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Polls {
+    /// Service name.
+    pub service: String,
+    /// Observations of the service since its previous observation record.
+    pub polls: u64,
 }
 
 /// A configuration reload that was applied.
@@ -274,6 +301,8 @@ pub struct Reloaded {
     pub removed: Vec<String>,
     /// Services whose parameters, checks or prefixes changed (state and counters kept).
     pub changed: Vec<String>,
+    /// The effective parameters of every service after the reload.
+    pub services: Vec<ServiceParams>,
 }
 
 /// A journal moved aside because it could not be read.
@@ -307,6 +336,8 @@ impl Event {
             Event::CheckEdge(e) => Some(&e.service),
             Event::Apply(a) => Some(&a.service),
             Event::Drift(d) => Some(&d.service),
+            Event::PendingTimeout(t) => Some(&t.service),
+            Event::Polls(p) => Some(&p.service),
             Event::Operator(OperatorAction {
                 kind: OperatorKind::Drain { service, .. } | OperatorKind::Undrain { service },
                 ..
