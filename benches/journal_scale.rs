@@ -141,4 +141,138 @@ fn main() {
     )
     .unwrap();
     println!("history --since (last ~1,000 records of all services, binary search): {} records in {:.1} ms", selection.records.len(), t.elapsed().as_secs_f64() * 1e3);
+    drop(journal);
+
+    let records = replay_records();
+    for (label, what_if) in [
+        ("replay", anycastd::replay::WhatIf::default()),
+        (
+            "replay + what-if --fall 3",
+            anycastd::replay::WhatIf {
+                rise: None,
+                fall: Some(3),
+            },
+        ),
+    ] {
+        let t = Instant::now();
+        let report = anycastd::replay::replay("dns", &records, None, None, &what_if);
+        let took = t.elapsed();
+        assert!(report.divergences.is_empty());
+        println!(
+            "{label} of {} observations ({} records, {} transitions verified): {:.0} ms",
+            report.observations,
+            records.len(),
+            report.verified,
+            took.as_secs_f64() * 1e3
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut journal = Journal::open(dir.path(), &Options::default()).unwrap();
+        for chunk in records.chunks(1000) {
+            let events: Vec<Event> = chunk.iter().map(|r| r.event.clone()).collect();
+            journal.append(chunk[0].at_ms, &events).unwrap();
+        }
+        journal.flush().unwrap();
+    }
+    let journal = Journal::open(dir.path(), &Options::default()).unwrap();
+    let t = Instant::now();
+    let report = anycastd::replay::replay_from(
+        &journal,
+        "dns",
+        None,
+        None,
+        &anycastd::replay::WhatIf::default(),
+    )
+    .unwrap();
+    println!(
+        "replay from the journal (read + re-run) of {} observations: {:.0} ms",
+        report.observations,
+        t.elapsed().as_secs_f64() * 1e3
+    );
+}
+
+/// Replay of 1,000,000 observations of one service: 100,000 observation records, each after
+/// 9 unchanged results, alternating pass and fail (a flap every record).
+fn replay_records() -> Vec<anycastd_journal::Record> {
+    use anycastd_journal::Record;
+    let mut records = vec![Record {
+        seq: 1,
+        at_ms: 0,
+        event: Event::DaemonStarted(DaemonStarted {
+            version: "bench".into(),
+            pid: 1,
+            config_hash: "0".into(),
+            boot_id: "b".into(),
+            services: vec![ServiceParams {
+                name: "dns".into(),
+                rise: 1,
+                fall: 1,
+                checks: vec![CheckParams {
+                    kind: "cabourotte".into(),
+                    url: "http://127.0.0.1:9013".into(),
+                    name: "c".into(),
+                    interval_ms: 1000,
+                    timeout_ms: 1000,
+                    pending_timeout_ms: 10_000,
+                    max_age_ms: None,
+                }],
+                prefixes: vec![],
+            }],
+        }),
+    }];
+    let mut state = State::Starting;
+    for i in 0..100_000u64 {
+        let pass = i % 2 == 0;
+        let at = (i as i64 + 1) * 10_000;
+        records.push(Record {
+            seq: records.len() as u64 + 1,
+            at_ms: at,
+            event: Event::CheckEdge(CheckEdge {
+                service: "dns".into(),
+                check: "c".into(),
+                observation: if pass {
+                    Observation::Pass
+                } else {
+                    Observation::Fail("x".into())
+                },
+                polls_since_last_edge: if i == 0 { 0 } else { 9 },
+            }),
+        });
+        let to = if pass {
+            State::Healthy
+        } else {
+            State::Unhealthy
+        };
+        records.push(Record {
+            seq: records.len() as u64 + 1,
+            at_ms: at,
+            event: Event::Transition(Transition {
+                service: "dns".into(),
+                from: state.clone(),
+                to: to.clone(),
+                cause: Cause::Verdict {
+                    healthy: pass,
+                    checks: vec![CheckResult {
+                        check: "c".into(),
+                        observation: if pass {
+                            Observation::Pass
+                        } else {
+                            Observation::Fail("x".into())
+                        },
+                    }],
+                },
+                healthy_streak: u32::from(pass),
+                unhealthy_streak: u32::from(!pass),
+                change: if pass {
+                    Change::Announce
+                } else {
+                    Change::Withdraw
+                },
+                prefixes: vec![],
+            }),
+        });
+        state = to;
+    }
+    records
 }

@@ -319,3 +319,78 @@ pub async fn reload(config: &Config) -> u8 {
         }
     }
 }
+
+/// `anycastd replay`.
+pub async fn replay(config: &Config, request: Request, json: bool) -> u8 {
+    let Request::Replay {
+        service,
+        since_ms,
+        until_ms,
+        what_if,
+    } = &request
+    else {
+        return exit::SOFTWARE;
+    };
+    let report = match control::request(&config.control.socket, &request).await {
+        Ok(mut lines) => match lines.next_line().await {
+            Ok(Some(line)) => {
+                let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                if value["type"] == "error" {
+                    eprintln!("anycastd: {}", value["message"].as_str().unwrap_or("error"));
+                    return value["code"]
+                        .as_u64()
+                        .and_then(|c| u8::try_from(c).ok())
+                        .unwrap_or(exit::SOFTWARE);
+                }
+                match serde_json::from_value::<crate::replay::Report>(value["report"].clone()) {
+                    Ok(report) => report,
+                    Err(e) => {
+                        eprintln!("anycastd: unreadable replay from the daemon: {e}");
+                        return exit::SOFTWARE;
+                    }
+                }
+            }
+            _ => {
+                eprintln!("anycastd: the daemon closed the control socket without answering");
+                return exit::SOFTWARE;
+            }
+        },
+        Err(ClientError::NoDaemon(_)) => {
+            let journal = match open_journal(config) {
+                Ok(Some(journal)) => journal,
+                Ok(None) => {
+                    eprintln!(
+                        "anycastd: no journal at {} yet",
+                        config.journal.path.display()
+                    );
+                    return exit::OK;
+                }
+                Err(code) => return code,
+            };
+            if let Some(message) = control::unknown_service(service, config, Some(&journal)) {
+                eprintln!("anycastd: {message}");
+                return exit::USAGE;
+            }
+            match crate::replay::replay_from(&journal, service, *since_ms, *until_ms, what_if) {
+                Ok(report) => report,
+                Err(e) => {
+                    eprintln!("anycastd: {e}");
+                    return exit::SOFTWARE;
+                }
+            }
+        }
+        Err(ClientError::Other(e)) => {
+            eprintln!("anycastd: {e}");
+            return exit::UNAVAILABLE;
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    } else {
+        print!("{}", crate::replay::render_text(&report));
+    }
+    if report.recorded.timeline.is_empty() {
+        eprintln!("anycastd: no transitions of {service} in this window");
+    }
+    exit::OK
+}

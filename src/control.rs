@@ -66,6 +66,18 @@ pub enum Request {
     },
     /// Reload the configuration file; answered with the result.
     Reload,
+    /// Re-run a service's journal (postmortem replay, what-if).
+    Replay {
+        /// The service.
+        service: String,
+        /// Window start (ms).
+        since_ms: Option<i64>,
+        /// Window end (ms).
+        until_ms: Option<i64>,
+        /// Other parameters.
+        #[serde(default)]
+        what_if: crate::replay::WhatIf,
+    },
     /// Stop the daemon.
     Stop {
         /// Exit without withdrawing (planned restart).
@@ -392,6 +404,42 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
                         .write_all(&error_line(crate::exit::USAGE, &message))
                         .await?
                 }
+            }
+        }
+        Request::Replay {
+            service,
+            since_ms,
+            until_ms,
+            what_if,
+        } => {
+            let config = lock(&context.config).clone();
+            let Some(reader) = context.reader.clone() else {
+                write
+                    .write_all(&error_line(
+                        crate::exit::SOFTWARE,
+                        "the journal is unavailable in this daemon",
+                    ))
+                    .await?;
+                return Ok(());
+            };
+            if let Some(message) = unknown_service(&service, &config, Some(&reader)) {
+                write
+                    .write_all(&error_line(crate::exit::USAGE, &message))
+                    .await?;
+                return Ok(());
+            }
+            let result = tokio::task::spawn_blocking(move || {
+                crate::replay::replay_from(&reader, &service, since_ms, until_ms, &what_if)
+            })
+            .await
+            .map_err(std::io::Error::other)?;
+            match result {
+                Ok(report) => {
+                    write
+                        .write_all(&line(serde_json::json!({"version": PROTOCOL_VERSION, "type": "replay", "report": report})))
+                        .await?
+                }
+                Err(e) => write.write_all(&error_line(crate::exit::SOFTWARE, &e)).await?,
             }
         }
         Request::Reload => {

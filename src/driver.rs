@@ -167,6 +167,9 @@ struct Driver {
     views: Views,
     /// Observations since the service's last observation record (see `wire::CheckEdge`).
     unrecorded_polls: u64,
+    /// The verdict formed by the last observation or timer (`None`: none formed); a change
+    /// is journaled, so that every unjournaled observation formed the last journaled verdict.
+    last_verdict: Option<Option<bool>>,
 }
 
 /// Every service's current state, shared with the control socket.
@@ -202,6 +205,7 @@ impl Driver {
             check_names,
             views,
             unrecorded_polls: 0,
+            last_verdict: None,
         };
         for action in actions {
             driver.arm(action);
@@ -529,7 +533,6 @@ impl Driver {
     /// observation is only counted (`polls_since_last_edge` of the next record).
     async fn step_recorded(&mut self, input: Input, is_edge: bool) -> bool {
         let at_ms = input.at().0;
-        let counters_before = self.machine.counters();
         let observed = match &input {
             Input::Observed {
                 check, observation, ..
@@ -544,9 +547,14 @@ impl Driver {
             _ => None,
         };
         let step = self.machine.step(input);
+        let verdict_changed = (observed.is_some() || timed_out.is_some())
+            && self.last_verdict.is_some_and(|last| last != step.verdict);
+        if observed.is_some() || timed_out.is_some() {
+            self.last_verdict = Some(step.verdict);
+        }
         let mut inputs: Vec<wire::Event> = Vec::new();
         if let Some((check, observation)) = observed {
-            if is_edge || step.transition.is_some() {
+            if is_edge || step.transition.is_some() || verdict_changed {
                 inputs.push(wire::Event::CheckEdge(wire::CheckEdge {
                     service: self.service.name.clone(),
                     check: self.check_names.get(check).cloned().unwrap_or_default(),
@@ -559,7 +567,7 @@ impl Driver {
             }
         }
         if let Some(check) = timed_out {
-            if step.transition.is_some() || self.machine.counters() != counters_before {
+            if step.verdict.is_some() || verdict_changed {
                 inputs.push(wire::Event::PendingTimeout(wire::PendingTimeout {
                     service: self.service.name.clone(),
                     check: self.check_names.get(check).cloned().unwrap_or_default(),
@@ -592,11 +600,7 @@ impl Driver {
             // Write-ahead: the decision (and the input behind it) is on disk before FRR hears
             // of it.
             inputs.push(wire::Event::Transition(record));
-            match self
-                .journal
-                .append_durable(at_ms, inputs)
-                .await
-            {
+            match self.journal.append_durable(at_ms, inputs).await {
                 Ok(seq) => decision_seq = seq,
                 Err(e) => tracing::error!(
                     service = %self.service.name,

@@ -23,13 +23,16 @@ pub struct Query {
     pub limit: Option<usize>,
     /// Only records with a larger sequence number (resume a `--follow`).
     pub after_seq: Option<u64>,
+    /// Include bookkeeping records (counts of unchanged results), which replay needs.
+    #[serde(default)]
+    pub bookkeeping: bool,
 }
 
 impl Query {
     /// Whether a record passes the time and sequence filters and the service filter.
     pub fn matches(&self, record: &Record) -> bool {
         // Counts of unchanged results are replay's bookkeeping, not events.
-        !matches!(record.event, Event::Polls(_))
+        (self.bookkeeping || !matches!(record.event, Event::Polls(_)))
             && self.since_ms.is_none_or(|t| record.at_ms >= t)
             && self.until_ms.is_none_or(|t| record.at_ms < t)
             && self.after_seq.is_none_or(|s| record.seq > s)
@@ -328,7 +331,10 @@ pub fn event_text(event: &Event) -> String {
             };
             format!("operator: {what} (uid {}, pid {})", o.uid, o.pid)
         }
-        Event::PendingTimeout(t) => format!("check {}: no result within its pending timeout, counted as failed", t.check),
+        Event::PendingTimeout(t) => format!(
+            "check {}: no result within its pending timeout, counted as failed",
+            t.check
+        ),
         Event::Polls(p) => format!("{} more check result(s) without change", p.polls),
         Event::Reloaded(r) => format!(
             "configuration reloaded (config {}): added [{}], removed [{}], changed [{}]",

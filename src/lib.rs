@@ -23,4 +23,5 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod reconcile;
+pub mod replay;
 pub mod status;

@@ -107,6 +107,30 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Re-run a service's journal through the state machine: the timeline, a summary, a
+    /// check that the re-run reproduces what was recorded, and what other settings would
+    /// have done (--rise, --fall)
+    Replay {
+        /// The service
+        service: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Window start: RFC 3339 or a duration ago (90s, 30m, 2h, 1d)
+        #[arg(long)]
+        since: Option<String>,
+        /// Window end: RFC 3339 or a duration ago
+        #[arg(long)]
+        until: Option<String>,
+        /// What-if: consecutive healthy verdicts to announce (1-1000)
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        rise: Option<u32>,
+        /// What-if: consecutive unhealthy verdicts to withdraw (1-1000)
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        fall: Option<u32>,
+        /// JSON output
+        #[arg(long)]
+        json: bool,
+    },
     /// Reload the running daemon's configuration file and report the result (exit 65 and
     /// every error when the new config is rejected; the running one is kept)
     Reload {
@@ -184,6 +208,7 @@ fn main() -> ExitCode {
                 until_ms,
                 limit,
                 after_seq,
+                bookkeeping: false,
             };
             runtime.block_on(cli::history(config, query, json, follow))
         }),
@@ -213,6 +238,44 @@ fn main() -> ExitCode {
         } => with_config(&config.config, false, |config, runtime| {
             let request = anycastd::control::Request::Undrain { service };
             runtime.block_on(cli::drain(config, request))
+        }),
+        Command::Replay {
+            service,
+            config,
+            since,
+            until,
+            rise,
+            fall,
+            json,
+        } => with_config(&config.config, false, |config, runtime| {
+            let now = anycastd::journal::now_ms();
+            let parse = |t: &Option<String>, flag: &str| -> Result<Option<i64>, String> {
+                t.as_deref()
+                    .map(|t| {
+                        anycastd::history::parse_time(t, now).map_err(|e| format!("--{flag}: {e}"))
+                    })
+                    .transpose()
+            };
+            let (since_ms, until_ms) = match (parse(&since, "since"), parse(&until, "until")) {
+                (Ok(s), Ok(u)) => (s, u),
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("anycastd: {e}");
+                    return exit::USAGE;
+                }
+            };
+            if let (Some(s), Some(u)) = (since_ms, until_ms) {
+                if s > u {
+                    eprintln!("anycastd: --since is after --until");
+                    return exit::USAGE;
+                }
+            }
+            let request = anycastd::control::Request::Replay {
+                service,
+                since_ms,
+                until_ms,
+                what_if: anycastd::replay::WhatIf { rise, fall },
+            };
+            runtime.block_on(cli::replay(config, request, json))
         }),
         Command::Reload { config } => with_config(&config.config, false, |config, runtime| {
             runtime.block_on(cli::reload(config))

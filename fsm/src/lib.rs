@@ -251,6 +251,8 @@ pub struct Step {
     pub transition: Option<Transition>,
     /// What the driver must do, in order.
     pub actions: Vec<Action>,
+    /// The verdict the input formed (`Some(true)` healthy), if it formed one.
+    pub verdict: Option<bool>,
 }
 
 /// The latest observation of one check and since when it has been pending.
@@ -421,6 +423,7 @@ impl Machine {
                     return Step {
                         transition: None,
                         actions,
+                        verdict: None,
                     };
                 }
                 let to = State::Draining(cause);
@@ -428,6 +431,7 @@ impl Machine {
                     return Step {
                         transition: None,
                         actions,
+                        verdict: None,
                     };
                 }
                 let mut step = self.go(to, Cause::Drain, at);
@@ -531,6 +535,13 @@ impl Machine {
         let Some(verdict) = self.verdict(at) else {
             return Step::default();
         };
+        let healthy = verdict.healthy;
+        let mut step = self.count_verdict(verdict, at);
+        step.verdict = Some(healthy);
+        step
+    }
+
+    fn count_verdict(&mut self, verdict: Verdict, at: Timestamp) -> Step {
         if verdict.healthy {
             self.counters.healthy_streak = self.counters.healthy_streak.saturating_add(1);
             self.counters.unhealthy_streak = 0;
@@ -580,6 +591,7 @@ impl Machine {
                 at,
             }),
             actions,
+            verdict: None,
         }
     }
 }
