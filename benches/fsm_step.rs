@@ -12,6 +12,7 @@ fn steps(c: &mut Criterion) {
         rise: 2,
         fall: 2,
         pending_timeouts: vec![Duration::from_secs(10); 2],
+        damping: None,
     };
     c.bench_function("fsm step: steady pass (no transition)", |b| {
         let (mut machine, _) = Machine::new(params.clone(), Timestamp(0));

@@ -151,6 +151,7 @@ fn main() {
             anycastd::replay::WhatIf {
                 rise: None,
                 fall: Some(3),
+                damping: None,
             },
         ),
     ] {

@@ -188,6 +188,7 @@ pub async fn status(config: &Config, json: bool) -> u8 {
                     for (name, last) in states {
                         views.push(ServiceView {
                             name,
+                            suppressed: false,
                             state: last.state,
                             since_ms: last.at_ms,
                             cause: "last journaled state".into(),

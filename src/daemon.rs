@@ -42,6 +42,23 @@ pub fn boot_id() -> String {
         .unwrap_or_default()
 }
 
+/// The flap-damping parameters of the services that have damping (journaled after every
+/// start and reload, beside the other parameters, for replay).
+pub fn service_damping(config: &Config) -> Vec<wire::Event> {
+    config
+        .services
+        .iter()
+        .filter_map(|s| {
+            s.damping.as_ref().map(|d| {
+                wire::Event::ServiceDamping(wire::ServiceDamping {
+                    service: s.name.clone(),
+                    params: Some(d.into()),
+                })
+            })
+        })
+        .collect()
+}
+
 /// The effective parameters of every service, as journaled at start.
 pub fn service_params(config: &Config) -> Vec<wire::ServiceParams> {
     config
@@ -172,6 +189,7 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
         first_records.push(wire::Event::JournalReset(reset));
     }
     first_records.push(wire::Event::DaemonStarted(started));
+    first_records.extend(service_damping(&config));
     if let Err(e) = journal.append_durable(now_ms(), first_records).await {
         tracing::error!(error = %e, "cannot journal the start");
     }
@@ -239,6 +257,7 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
                     .map(crate::history::cause_text)
                     .unwrap_or_else(|| "started".into());
                 let view = ServiceView {
+                    suppressed: false,
                     name: s.name.clone(),
                     state: (&state).into(),
                     since_ms: now_ms(),
@@ -285,6 +304,7 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
                 journal.clone(),
                 client.clone(),
                 views.clone(),
+                prior.damping.get(&service.name).map(|d| d.state()),
             )
         })
         .collect();
@@ -430,11 +450,18 @@ pub struct Prior {
     pub last: BTreeMap<String, LastState>,
     /// Boot id of the previous start.
     pub boot_id: Option<String>,
+    /// Last flap-damping state of each service.
+    pub damping: BTreeMap<String, wire::DampingRecord>,
 }
 
 fn read_prior(journal: &Journal) -> Result<Prior, anycastd_journal::Error> {
     let last = journal.last_states()?.into_iter().collect();
     let boot_id = journal.last_start()?.map(|(_, s)| s.boot_id);
+    let damping = journal
+        .damping_states()?
+        .into_iter()
+        .map(|d| (d.service.clone(), d))
+        .collect();
     // The newest record must decode too: a torn or garbled log is not trusted.
     if let Some(entry) = journal
         .entries_from(journal.next_seq().saturating_sub(1))
@@ -442,7 +469,11 @@ fn read_prior(journal: &Journal) -> Result<Prior, anycastd_journal::Error> {
     {
         entry?;
     }
-    Ok(Prior { last, boot_id })
+    Ok(Prior {
+        last,
+        boot_id,
+        damping,
+    })
 }
 
 /// Open the journal and read what it says. A journal that cannot be read (other than for
@@ -804,11 +835,15 @@ impl Running {
             removed: removed.clone(),
             changed: changed.iter().map(|s| s.name.clone()).collect(),
         };
-        let seq = match self
-            .journal
-            .append_durable(now_ms(), vec![wire::Event::Reloaded(record)])
-            .await
-        {
+        let mut events = vec![wire::Event::Reloaded(record)];
+        events.extend(changed.iter().filter(|s| s.damping.is_none()).map(|s| {
+            wire::Event::ServiceDamping(wire::ServiceDamping {
+                service: s.name.clone(),
+                params: None,
+            })
+        }));
+        events.extend(service_damping(&new));
+        let seq = match self.journal.append_durable(now_ms(), events).await {
             Ok(seq) => seq,
             Err(e) => {
                 tracing::error!(error = %e, "cannot journal the reload; applying it anyway");
@@ -869,6 +904,7 @@ impl Running {
                 service.name.clone(),
                 ServiceView {
                     name: service.name.clone(),
+                    suppressed: false,
                     state: wire::State::Starting,
                     since_ms: now_ms(),
                     cause: "added by a reload".into(),
@@ -881,6 +917,7 @@ impl Running {
                 self.journal.clone(),
                 self.client.clone(),
                 self.views.clone(),
+                None,
             );
             self.driver_commands
                 .lock()

@@ -114,6 +114,7 @@ pub fn params_of(service: &Service) -> Params {
         rise: service.rise,
         fall: service.fall,
         pending_timeouts: service.checks.iter().map(|c| c.pending_timeout).collect(),
+        damping: service.damping.clone(),
     }
 }
 
@@ -134,11 +135,15 @@ pub fn spawn(
     journal: JournalHandle,
     client: reqwest::Client,
     views: Views,
+    restored_damping: Option<anycastd_fsm::DampingState>,
 ) -> DriverHandle {
     let (commands_tx, commands_rx) = mpsc::channel(4);
     let name = service.name.clone();
     let task = tokio::spawn(async move {
-        let driver = Driver::new(service, initial, writers, journal, views);
+        let mut driver = Driver::new(service, initial, writers, journal, views);
+        if let Some(state) = restored_damping {
+            driver.restore_damping(state);
+        }
         driver.run(client, commands_rx).await;
     });
     DriverHandle {
@@ -508,6 +513,38 @@ impl Driver {
         true
     }
 
+    /// Take the damping state journaled before a restart (penalty and suppression survive).
+    fn restore_damping(&mut self, state: anycastd_fsm::DampingState) {
+        if self.service.damping.is_none() {
+            return;
+        }
+        let actions = self.machine.restore_damping(state);
+        for action in actions {
+            self.arm(action);
+        }
+        self.journal
+            .append(now_ms(), vec![self.damping_record(true)]);
+        if self.machine.suppressed() {
+            tracing::warn!(
+                service = %self.service.name,
+                penalty = state.penalty_milli / 1000,
+                "Service \"{}\" stays suppressed by flap damping after the restart.",
+                self.service.name
+            );
+        }
+    }
+
+    fn damping_record(&self, restored: bool) -> wire::Event {
+        let state = self.machine.damping();
+        wire::Event::Damping(wire::DampingRecord {
+            service: self.service.name.clone(),
+            penalty_milli: state.penalty_milli,
+            at_ms: state.at.0,
+            suppressed_since_ms: state.suppressed_since.map(|t| t.0),
+            restored,
+        })
+    }
+
     /// Journal the observations counted since the last observation record (before a
     /// shutdown or reload ends the run), so that replay sees every verdict.
     fn record_trailing_polls(&mut self) {
@@ -546,7 +583,9 @@ impl Driver {
             } => Some(*check),
             _ => None,
         };
+        let damping_before = self.machine.damping();
         let step = self.machine.step(input);
+        let damping_changed = self.machine.damping() != damping_before;
         let verdict_changed = (observed.is_some() || timed_out.is_some())
             && self.last_verdict.is_some_and(|last| last != step.verdict);
         if observed.is_some() || timed_out.is_some() {
@@ -576,9 +615,17 @@ impl Driver {
                 self.unrecorded_polls = 0;
             }
         }
-        if step.transition.is_none() && !inputs.is_empty() {
-            self.journal.append(at_ms, inputs);
-            inputs = Vec::new();
+        if damping_changed {
+            self.log_damping(damping_before);
+        }
+        if step.transition.is_none() {
+            if damping_changed {
+                inputs.push(self.damping_record(false));
+            }
+            if !inputs.is_empty() {
+                self.journal.append(at_ms, inputs);
+                inputs = Vec::new();
+            }
         }
         let mut decision_seq = 0;
         if let Some(transition) = &step.transition {
@@ -600,6 +647,9 @@ impl Driver {
             // Write-ahead: the decision (and the input behind it) is on disk before FRR hears
             // of it.
             inputs.push(wire::Event::Transition(record));
+            if damping_changed {
+                inputs.push(self.damping_record(false));
+            }
             match self.journal.append_durable(at_ms, inputs).await {
                 Ok(seq) => decision_seq = seq,
                 Err(e) => tracing::error!(
@@ -612,6 +662,7 @@ impl Driver {
             let view = ServiceView {
                 name: self.service.name.clone(),
                 state: (&transition.to).into(),
+                suppressed: self.machine.suppressed(),
                 since_ms: at_ms,
                 cause: crate::history::cause_text(&wire::Cause::from_fsm(
                     &transition.cause,
@@ -652,6 +703,37 @@ impl Driver {
             }
         }
         changed
+    }
+
+    fn log_damping(&self, before: anycastd_fsm::DampingState) {
+        let after = self.machine.damping();
+        let name = &self.service.name;
+        match (before.suppressed_since, after.suppressed_since) {
+            (None, Some(_)) => {
+                let until = self.service.damping.as_ref().map(|d| {
+                    d.reuse_time(after.penalty_milli, after.at)
+                        .min(after.at.after(d.max_suppress))
+                });
+                tracing::warn!(
+                    service = %name,
+                    penalty = after.penalty_milli / 1000,
+                    until = %until.map(|t| crate::history::format_time(t.0)).unwrap_or_default(),
+                    "Service \"{name}\" is flapping: suppressed by flap damping, its prefixes stay withdrawn until the penalty decays."
+                );
+            }
+            (Some(_), None) => tracing::info!(
+                service = %name,
+                penalty = after.penalty_milli / 1000,
+                "Service \"{name}\" is no longer suppressed by flap damping."
+            ),
+            _ => {
+                tracing::debug!(service = %name, penalty = after.penalty_milli / 1000, "flap damping penalty")
+            }
+        }
+        let mut views = self.views.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(view) = views.get_mut(name) {
+            view.suppressed = after.suppressed_since.is_some();
+        }
     }
 
     fn log_transition(&self, transition: &anycastd_fsm::Transition) {

@@ -214,6 +214,7 @@ pub fn cause_text(cause: &wire::Cause) -> String {
         wire::Cause::Restored => "restored after a restart, prefixes still in FRR".into(),
         wire::Cause::Adopted => "adopted prefixes found in FRR".into(),
         wire::Cause::Restart => "reset at start-up".into(),
+        wire::Cause::Unsuppressed => "flap damping no longer suppresses it, checks pass".into(),
     }
 }
 
@@ -233,6 +234,8 @@ pub fn kind(event: &Event) -> &'static str {
         Event::Reloaded(_) => "reloaded",
         Event::PendingTimeout(_) => "pending_timeout",
         Event::Polls(_) => "polls",
+        Event::ServiceDamping(_) => "damping_parameters",
+        Event::Damping(_) => "damping",
     }
 }
 
@@ -336,6 +339,28 @@ pub fn event_text(event: &Event) -> String {
             t.check
         ),
         Event::Polls(p) => format!("{} more check result(s) without change", p.polls),
+        Event::ServiceDamping(d) => match &d.params {
+            Some(p) => format!(
+                "flap damping: penalty {} per withdrawal, suppress above {}, reuse below {}, half-life {} s, at most {} s suppressed",
+                p.penalty,
+                p.suppress,
+                p.reuse,
+                p.half_life_ms / 1000,
+                p.max_suppress_ms / 1000
+            ),
+            None => "flap damping off".into(),
+        },
+        Event::Damping(d) => {
+            let penalty = d.penalty_milli as f64 / 1000.0;
+            let what = if d.restored { "restored: " } else { "" };
+            match d.suppressed_since_ms {
+                Some(since) => format!(
+                    "flap damping: {what}penalty {penalty:.0}, SUPPRESSED since {}",
+                    format_time(since)
+                ),
+                None => format!("flap damping: {what}penalty {penalty:.0}, not suppressed"),
+            }
+        }
         Event::Reloaded(r) => format!(
             "configuration reloaded (config {}): added [{}], removed [{}], changed [{}]",
             r.config_hash,

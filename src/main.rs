@@ -127,6 +127,22 @@ enum Command {
         /// What-if: consecutive unhealthy verdicts to withdraw (1-1000)
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
         fall: Option<u32>,
+        /// What-if: flap damping with this half-life (e.g. 5m); the other --damping-* options
+        /// default to penalty 1000, suppress 2000, reuse 750, max-suppress 4 half-lives
+        #[arg(long, value_name = "DURATION", value_parser = parse_for)]
+        damping_half_life: Option<std::time::Duration>,
+        /// What-if damping: penalty per health-caused withdrawal
+        #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        damping_penalty: u32,
+        /// What-if damping: suppress above this penalty
+        #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        damping_suppress: u32,
+        /// What-if damping: reuse below this penalty (less than --damping-suppress)
+        #[arg(long, value_name = "N", default_value_t = 750, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        damping_reuse: u32,
+        /// What-if damping: longest suppression
+        #[arg(long, value_name = "DURATION", value_parser = parse_for)]
+        damping_max_suppress: Option<std::time::Duration>,
         /// JSON output
         #[arg(long)]
         json: bool,
@@ -246,8 +262,26 @@ fn main() -> ExitCode {
             until,
             rise,
             fall,
+            damping_half_life,
+            damping_penalty,
+            damping_suppress,
+            damping_reuse,
+            damping_max_suppress,
             json,
         } => with_config(&config.config, false, |config, runtime| {
+            if damping_half_life.is_some() && damping_reuse >= damping_suppress {
+                eprintln!("anycastd: --damping-reuse must be less than --damping-suppress");
+                return exit::USAGE;
+            }
+            let damping =
+                damping_half_life.map(|half_life| anycastd_journal::wire::DampingParams {
+                    penalty: damping_penalty,
+                    suppress: damping_suppress,
+                    reuse: damping_reuse,
+                    half_life_ms: half_life.as_millis() as u64,
+                    max_suppress_ms: damping_max_suppress.unwrap_or(half_life * 4).as_millis()
+                        as u64,
+                });
             let now = anycastd::journal::now_ms();
             let parse = |t: &Option<String>, flag: &str| -> Result<Option<i64>, String> {
                 t.as_deref()
@@ -273,7 +307,11 @@ fn main() -> ExitCode {
                 service,
                 since_ms,
                 until_ms,
-                what_if: anycastd::replay::WhatIf { rise, fall },
+                what_if: anycastd::replay::WhatIf {
+                    rise,
+                    fall,
+                    damping,
+                },
             };
             runtime.block_on(cli::replay(config, request, json))
         }),

@@ -25,11 +25,14 @@ pub struct WhatIf {
     pub rise: Option<u32>,
     /// Replace `fall`.
     pub fall: Option<u32>,
+    /// Replace the flap damping parameters (damping on, with these).
+    #[serde(default)]
+    pub damping: Option<wire::DampingParams>,
 }
 
 impl WhatIf {
     fn is_empty(&self) -> bool {
-        self.rise.is_none() && self.fall.is_none()
+        self.rise.is_none() && self.fall.is_none() && self.damping.is_none()
     }
 }
 
@@ -129,6 +132,10 @@ struct Sim {
     /// Every transition produced (for the what-if timeline).
     all: Vec<(i64, fsm::Transition)>,
     drain_deadline: Option<i64>,
+    /// When the damping suppression may end (fired by the sim itself in what-if runs).
+    reuse_deadline: Option<i64>,
+    /// The damping parameters the journal gives (a what-if may replace them).
+    recorded_damping: Option<wire::DampingParams>,
     observations: u64,
 }
 
@@ -141,6 +148,8 @@ fn params_of(p: &wire::ServiceParams, what_if: &WhatIf) -> Params {
             .iter()
             .map(|c| Duration::from_millis(c.pending_timeout_ms))
             .collect(),
+        // Damping comes in its own record (`ServiceDamping`), right after.
+        damping: None,
     }
 }
 
@@ -153,7 +162,41 @@ impl Sim {
             produced: Vec::new(),
             all: Vec::new(),
             drain_deadline: None,
+            reuse_deadline: None,
+            recorded_damping: None,
             observations: 0,
+        }
+    }
+
+    /// Apply recorded damping parameters (a what-if keeps its own).
+    fn set_damping(&mut self, recorded: Option<&wire::DampingParams>) {
+        self.recorded_damping = recorded.cloned();
+        self.apply_damping();
+    }
+
+    fn apply_damping(&mut self) {
+        let params = self
+            .what_if
+            .damping
+            .as_ref()
+            .or(self.recorded_damping.as_ref())
+            .map(fsm::Damping::from);
+        if let Some(machine) = self.machine.as_mut() {
+            let actions = machine.set_damping(params);
+            self.after(actions, 0);
+        }
+    }
+
+    /// Fire the sim's own damping timer if it is due by `at`.
+    fn fire_due_reuse(&mut self, at: i64) {
+        if let Some(deadline) = self.reuse_deadline {
+            if deadline <= at {
+                self.reuse_deadline = None;
+                self.feed(Input::TimerFired {
+                    timer: Timer::DampingReuse,
+                    at: Timestamp(deadline),
+                });
+            }
         }
     }
 
@@ -196,6 +239,7 @@ impl Sim {
             .map(|c| (c.name.clone(), c.url.clone()))
             .collect();
         self.after(actions, at);
+        self.apply_damping();
     }
 
     fn after(&mut self, actions: Vec<fsm::Action>, _at: i64) {
@@ -307,6 +351,9 @@ pub fn replay(
 
     for record in records {
         let at = record.at_ms;
+        // The what-if run fires its own damping timers; the recorded run takes them from the
+        // journal (their exact times are there).
+        other.fire_due_reuse(at);
         match &record.event {
             Event::DaemonStarted(started) => {
                 if epoch_open {
@@ -337,6 +384,46 @@ pub fn replay(
             }
             Event::DaemonStopped(_) => {
                 epoch_open = false;
+            }
+            Event::ServiceDamping(d) if d.service == service => {
+                actual.set_damping(d.params.as_ref());
+                other.set_damping(d.params.as_ref());
+            }
+            Event::Damping(d) if d.service == service => {
+                if d.restored {
+                    for sim in [&mut actual, &mut other] {
+                        if let Some(machine) = sim.machine.as_mut() {
+                            let actions = machine.restore_damping(d.state());
+                            sim.after(actions, at);
+                        }
+                    }
+                } else {
+                    // A suppression that ended without a transition: the timer fired here.
+                    if d.suppressed_since_ms.is_none()
+                        && actual.machine.as_ref().is_some_and(|m| m.suppressed())
+                    {
+                        actual.feed(Input::TimerFired {
+                            timer: Timer::DampingReuse,
+                            at: Timestamp(at),
+                        });
+                    }
+                    // Bit for bit: the re-run's damping state must be the journal's.
+                    if let Some(machine) = actual.machine.as_ref() {
+                        if machine.damping() != d.state() {
+                            report.divergences.push(Divergence {
+                                seq: record.seq,
+                                recorded: format!("damping {:?}", d.state()),
+                                replayed: format!("damping {:?}", machine.damping()),
+                            });
+                            let actions = actual
+                                .machine
+                                .as_mut()
+                                .map(|m| m.restore_damping(d.state()))
+                                .unwrap_or_default();
+                            actual.after(actions, at);
+                        }
+                    }
+                }
             }
             Event::Reloaded(reloaded) => {
                 let params = reloaded
@@ -447,6 +534,12 @@ pub fn replay(
                                 at: Timestamp(at),
                             });
                         }
+                    }
+                    wire::Cause::Unsuppressed => {
+                        actual.feed(Input::TimerFired {
+                            timer: Timer::DampingReuse,
+                            at: Timestamp(at),
+                        });
                     }
                     wire::Cause::Verdict { .. } | wire::Cause::Undrain => {}
                 }

@@ -18,6 +18,9 @@ pub struct ServiceView {
     pub name: String,
     /// State.
     pub state: wire::State,
+    /// Held withdrawn by flap damping.
+    #[serde(default)]
+    pub suppressed: bool,
     /// Since when (ms since the epoch).
     pub since_ms: i64,
     /// Why it is in this state.
@@ -170,7 +173,14 @@ pub async fn collect(config: &Config, views: &[ServiceView]) -> Vec<ServiceStatu
             ServiceStatus {
                 name: service.name.clone(),
                 state: view
-                    .map(|v| crate::history::state_text(&v.state))
+                    .map(|v| {
+                        let state = crate::history::state_text(&v.state);
+                        if v.suppressed {
+                            format!("{state}, suppressed by flap damping")
+                        } else {
+                            state
+                        }
+                    })
                     .unwrap_or_else(|| "unknown".into()),
                 since: view
                     .map(|v| crate::history::format_time(v.since_ms))

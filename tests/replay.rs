@@ -61,6 +61,7 @@ impl Recorder {
                 .iter()
                 .map(|c| Duration::from_millis(c.pending_timeout_ms))
                 .collect(),
+            damping: None,
         };
         let (machine, _) = Machine::new(p, Timestamp(0));
         let mut r = Recorder {
@@ -248,6 +249,7 @@ fn for_random_observation_sequences_replay_reproduces_the_live_transitions_exact
             &WhatIf {
                 rise: Some(rise),
                 fall: Some(fall),
+                damping: None,
             },
         );
         assert_eq!(

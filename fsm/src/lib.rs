@@ -28,7 +28,9 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// A point in time: milliseconds since the Unix epoch, UTC. Supplied by the driver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
@@ -112,16 +114,91 @@ pub struct Params {
     pub fall: u32,
     /// Per check (by index): how long it may stay pending before it counts as failed.
     pub pending_timeouts: Vec<Duration>,
+    /// Flap damping, off when `None`.
+    pub damping: Option<Damping>,
 }
 
 impl Params {
-    /// `rise`/`fall` 1/1 and the given pending timeouts.
+    /// `rise`/`fall` 1/1, the given pending timeouts, no damping.
     pub fn new(pending_timeouts: Vec<Duration>) -> Params {
         Params {
             rise: 1,
             fall: 1,
             pending_timeouts,
+            damping: None,
         }
+    }
+}
+
+/// Flap damping (DESIGN §10): every withdrawal caused by health adds `penalty`; the penalty
+/// halves every `half_life`; above `suppress` the service stays withdrawn until the penalty
+/// is below `reuse` (or `max_suppress` has passed) and its checks pass. Integer arithmetic
+/// only, so a replay reproduces it bit for bit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Damping {
+    /// Added per health-caused withdrawal.
+    pub penalty: u32,
+    /// Suppress above this.
+    pub suppress: u32,
+    /// Reuse below this (less than `suppress`).
+    pub reuse: u32,
+    /// The penalty halves in this time (not zero).
+    pub half_life: Duration,
+    /// Longest suppression.
+    pub max_suppress: Duration,
+}
+
+/// The damping state of a service: penalty (in thousandths) at a time, and since when it is
+/// suppressed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DampingState {
+    /// Penalty × 1000 at `at`.
+    pub penalty_milli: u64,
+    /// When `penalty_milli` was computed.
+    pub at: Timestamp,
+    /// Since when the service is suppressed.
+    pub suppressed_since: Option<Timestamp>,
+}
+
+/// `2^(-2^(k-16))` in Q32 for the bits `k` of a Q16 fraction (bit 15 = one half).
+const FRACTION_FACTORS_Q32: [u64; 16] = [
+    4294921870, 4294876445, 4294785595, 4294603903, 4294240540, 4293513907, 4292061010, 4289156690,
+    4283353945, 4271771996, 4248701965, 4202935003, 4112874773, 3938502376, 3611622603, 3037000500,
+];
+
+/// `value × 2^(-elapsed / half_life)` in integer arithmetic.
+pub fn decay(value: u64, elapsed: Duration, half_life: Duration) -> u64 {
+    let half_life_ms = half_life.as_millis().max(1);
+    let elapsed_ms = elapsed.as_millis();
+    let whole = elapsed_ms / half_life_ms;
+    if whole >= 64 {
+        return 0;
+    }
+    let mut v = value >> whole;
+    let fraction_q16 = ((elapsed_ms % half_life_ms) << 16) / half_life_ms;
+    for (bit, factor) in FRACTION_FACTORS_Q32.iter().enumerate() {
+        if fraction_q16 & (1 << bit) != 0 {
+            v = ((u128::from(v) * u128::from(*factor)) >> 32) as u64;
+        }
+    }
+    v
+}
+
+impl Damping {
+    /// When a penalty of `milli` at `at` has decayed below `reuse` (binary search over
+    /// [`decay`], so the answer is exact and reproducible).
+    pub fn reuse_time(&self, milli: u64, at: Timestamp) -> Timestamp {
+        let reuse = u64::from(self.reuse) * 1000;
+        let (mut low, mut high) = (0u64, self.half_life.as_millis() as u64 * 64);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if decay(milli, Duration::from_millis(mid), self.half_life) < reuse {
+                high = mid;
+            } else {
+                low = mid + 1;
+            }
+        }
+        at.after(Duration::from_millis(low))
     }
 }
 
@@ -135,6 +212,8 @@ pub enum Timer {
     /// Form a verdict now (armed at creation for a service without checks, which is always
     /// healthy).
     Evaluate,
+    /// A damping suppression may be over.
+    DampingReuse,
 }
 
 /// Something that happened to a service.
@@ -202,6 +281,8 @@ pub enum Cause {
     Undrain,
     /// An operator drain reached its expiry.
     DrainExpired,
+    /// Flap damping stopped suppressing a service whose checks pass.
+    Unsuppressed,
 }
 
 /// The consecutive verdict counters at a moment.
@@ -269,6 +350,7 @@ pub struct Machine {
     state: State,
     checks: Vec<CheckSlot>,
     counters: Counters,
+    damping: DampingState,
 }
 
 impl Machine {
@@ -295,6 +377,10 @@ impl Machine {
             state,
             checks,
             counters: Counters::default(),
+            damping: DampingState {
+                at,
+                ..DampingState::default()
+            },
         };
         let mut actions: Vec<Action> = (0..machine.checks.len())
             .map(|check| machine.pending_timer(check, at))
@@ -331,6 +417,53 @@ impl Machine {
     /// The current counters.
     pub fn counters(&self) -> Counters {
         self.counters
+    }
+
+    /// The damping state (penalty and suppression).
+    pub fn damping(&self) -> DampingState {
+        self.damping
+    }
+
+    /// The penalty (× 1000) decayed to `at` (0 without damping).
+    pub fn penalty_at(&self, at: Timestamp) -> u64 {
+        match &self.params.damping {
+            Some(d) => decay(
+                self.damping.penalty_milli,
+                at.since(self.damping.at),
+                d.half_life,
+            ),
+            None => 0,
+        }
+    }
+
+    /// Whether flap damping keeps the service withdrawn.
+    pub fn suppressed(&self) -> bool {
+        self.damping.suppressed_since.is_some()
+    }
+
+    /// Turn flap damping on or off (keeps the damping state).
+    pub fn set_damping(&mut self, damping: Option<Damping>) -> Vec<Action> {
+        self.params.damping = damping;
+        self.reuse_timer().into_iter().collect()
+    }
+
+    /// Restore a journaled damping state (after a restart); returns the timer to arm.
+    pub fn restore_damping(&mut self, state: DampingState) -> Vec<Action> {
+        self.damping = state;
+        self.reuse_timer().into_iter().collect()
+    }
+
+    fn reuse_timer(&self) -> Option<Action> {
+        let (Some(d), Some(since)) = (&self.params.damping, self.damping.suppressed_since) else {
+            return None;
+        };
+        let deadline = d
+            .reuse_time(self.damping.penalty_milli, self.damping.at)
+            .min(since.after(d.max_suppress));
+        Some(Action::ArmTimer {
+            timer: Timer::DampingReuse,
+            deadline,
+        })
     }
 
     /// The latest observation of each check.
@@ -389,6 +522,36 @@ impl Machine {
                 timer: Timer::Evaluate,
                 at,
             } => self.take_verdict(at),
+            Input::TimerFired {
+                timer: Timer::DampingReuse,
+                at,
+            } => {
+                let (Some(d), Some(since)) =
+                    (self.params.damping.clone(), self.damping.suppressed_since)
+                else {
+                    return Step::default();
+                };
+                let penalty = self.penalty_at(at);
+                if penalty >= u64::from(d.reuse) * 1000 && at < since.after(d.max_suppress) {
+                    // Not yet (a stale timer): arm again.
+                    return Step {
+                        actions: self.reuse_timer().into_iter().collect(),
+                        ..Step::default()
+                    };
+                }
+                self.damping = DampingState {
+                    penalty_milli: penalty,
+                    at,
+                    suppressed_since: None,
+                };
+                let rise_met = self.counters.healthy_streak >= self.params.rise.max(1);
+                match self.state {
+                    State::Unhealthy | State::Starting if rise_met => {
+                        self.go(State::Healthy, Cause::Unsuppressed, at)
+                    }
+                    _ => Step::default(),
+                }
+            }
             Input::TimerFired {
                 timer: Timer::DrainExpiry,
                 at,
@@ -551,7 +714,10 @@ impl Machine {
         }
         let rise_met = self.counters.healthy_streak >= self.params.rise.max(1);
         let fall_met = self.counters.unhealthy_streak >= self.params.fall.max(1);
+        let suppressed = self.suppressed();
         let to = match (&self.state, verdict.healthy) {
+            // Flap damping holds a suppressed service withdrawn; verdicts keep counting.
+            (State::Starting | State::Unhealthy, true) if suppressed => return Step::default(),
             (State::Starting, true) if rise_met => State::Healthy,
             (State::Starting, true) => return Step::default(),
             (State::Starting, false) => State::Unhealthy,
@@ -562,7 +728,25 @@ impl Machine {
             (State::Unhealthy, _) => return Step::default(),
             (State::Draining(_), _) => return Step::default(),
         };
-        self.go(to, Cause::Verdict(verdict), at)
+        let withdrawal = self.state == State::Healthy && to == State::Unhealthy;
+        let mut step = self.go(to, Cause::Verdict(verdict), at);
+        if withdrawal {
+            if let Some(d) = self.params.damping.clone() {
+                let penalty = self.penalty_at(at) + u64::from(d.penalty) * 1000;
+                let suppressed_since = match self.damping.suppressed_since {
+                    Some(since) => Some(since),
+                    None if penalty > u64::from(d.suppress) * 1000 => Some(at),
+                    None => None,
+                };
+                self.damping = DampingState {
+                    penalty_milli: penalty,
+                    at,
+                    suppressed_since,
+                };
+                step.actions.extend(self.reuse_timer());
+            }
+        }
+        step
     }
 
     fn leave_drain(&mut self, cause: Cause, at: Timestamp) -> Step {

@@ -76,6 +76,7 @@ fn explore(depth: usize, rise: u32, fall: u32) -> usize {
         rise,
         fall,
         pending_timeouts: vec![Duration::from_millis(TIMEOUT_MS as u64); 2],
+        damping: None,
     };
     let alphabet = alphabet();
     let (machine, _) = Machine::new(params, Timestamp(0));

@@ -474,6 +474,7 @@ fn two_checks(rise: u32, fall: u32) -> Machine {
         rise,
         fall,
         pending_timeouts: vec![TIMEOUT, TIMEOUT],
+        damping: None,
     };
     Machine::new(params, t(0)).0
 }
@@ -596,6 +597,7 @@ fn set_params_keeps_the_counters() {
             rise: 2,
             fall: 3,
             pending_timeouts: vec![TIMEOUT, TIMEOUT],
+            damping: None,
         },
         t(4),
     );
@@ -614,6 +616,7 @@ fn reconfigure_keeps_matching_checks_and_starts_new_ones_pending() {
         rise: 1,
         fall: 1,
         pending_timeouts: vec![TIMEOUT, TIMEOUT],
+        damping: None,
     };
     let actions = m.reconfigure(params, &[Some(1), None], t(3));
     assert_eq!(
@@ -633,4 +636,151 @@ fn reconfigure_keeps_matching_checks_and_starts_new_ones_pending() {
         m.step(obs(0, Observation::Fail("x".into()), 4)).transition,
         None
     );
+}
+
+// ---- flap damping (time injected, no clock) ----
+
+fn damped() -> Machine {
+    let params = Params {
+        rise: 1,
+        fall: 1,
+        pending_timeouts: vec![TIMEOUT],
+        damping: Some(Damping {
+            penalty: 1000,
+            suppress: 2000,
+            reuse: 750,
+            half_life: Duration::from_secs(60),
+            max_suppress: Duration::from_secs(3600),
+        }),
+    };
+    Machine::new(params, t(0)).0
+}
+
+#[test]
+fn decay_halves_per_half_life_exactly_and_never_grows() {
+    let hl = Duration::from_secs(60);
+    assert_eq!(decay(1_000_000, Duration::ZERO, hl), 1_000_000);
+    assert_eq!(decay(1_000_000, hl, hl), 500_000);
+    assert_eq!(decay(1_000_000, hl * 2, hl), 250_000);
+    assert_eq!(decay(1_000_000, hl * 64, hl), 0);
+    let half = decay(1_000_000, hl / 2, hl);
+    assert!((707_100..=707_110).contains(&half), "{half}");
+    let mut last = u64::MAX;
+    for ms in (0..120_000).step_by(997) {
+        let v = decay(1_000_000, Duration::from_millis(ms), hl);
+        assert!(v <= last);
+        last = v;
+    }
+}
+
+#[test]
+fn a_flapping_service_is_suppressed_and_stays_withdrawn_while_checks_pass() {
+    let mut m = damped();
+    let mut at = 0;
+    let mut withdrawals = 0;
+    // Flap every 2 s: penalty 1000 per withdrawal, barely decayed in between.
+    while !m.suppressed() {
+        at += 2_000;
+        let _ = m.step(pass(at));
+        at += 2_000;
+        let step = m.step(fail(at));
+        if moves(&step) == vec![Action::Withdraw] {
+            withdrawals += 1;
+        }
+        assert!(withdrawals <= 3, "suppressed by the third withdrawal");
+    }
+    assert_eq!(
+        withdrawals, 3,
+        "2 x 1000 decayed a little is under 2000; the third is over"
+    );
+    assert!(m.penalty_at(Timestamp(at)) > 2_000_000);
+    // Checks pass: still withdrawn.
+    for _ in 0..10 {
+        at += 1_000;
+        let step = m.step(pass(at));
+        assert_eq!(step.transition, None);
+        assert_eq!(m.state(), &State::Unhealthy);
+    }
+}
+
+#[test]
+fn a_suppressed_service_comes_back_once_the_penalty_decays_and_checks_pass() {
+    let mut m = damped();
+    let mut at = 0;
+    let mut reuse_at = None;
+    while reuse_at.is_none() {
+        at += 2_000;
+        let _ = m.step(pass(at));
+        at += 2_000;
+        for action in m.step(fail(at)).actions {
+            if let Action::ArmTimer {
+                timer: Timer::DampingReuse,
+                deadline,
+            } = action
+            {
+                reuse_at = Some(deadline);
+            }
+        }
+    }
+    let reuse_at = reuse_at.unwrap();
+    let _ = m.step(pass(at + 1_000));
+    // Penalty ~2900 must fall below 750: a bit under two half-lives.
+    assert!(
+        reuse_at.0 - at > 100_000 && reuse_at.0 - at < 120_000,
+        "{}",
+        reuse_at.0 - at
+    );
+    assert!(m.penalty_at(reuse_at) < 750_000);
+    assert!(m.penalty_at(Timestamp(reuse_at.0 - 1)) >= 750_000);
+    // An early timer changes nothing (it is armed again).
+    let early = m.step(Input::TimerFired {
+        timer: Timer::DampingReuse,
+        at: Timestamp(reuse_at.0 - 10),
+    });
+    assert_eq!(early.transition, None);
+    assert!(m.suppressed());
+    let step = m.step(Input::TimerFired {
+        timer: Timer::DampingReuse,
+        at: reuse_at,
+    });
+    assert_eq!(to_of(&step), Some(State::Healthy));
+    assert_eq!(step.transition.unwrap().cause, Cause::Unsuppressed);
+    assert!(!m.suppressed());
+}
+
+#[test]
+fn an_unsuppressed_service_with_failing_checks_stays_withdrawn() {
+    let mut m = damped();
+    let mut at = 0;
+    while !m.suppressed() {
+        at += 2_000;
+        let _ = m.step(pass(at));
+        at += 2_000;
+        let _ = m.step(fail(at));
+    }
+    let step = m.step(Input::TimerFired {
+        timer: Timer::DampingReuse,
+        at: Timestamp(at + 3_600_000),
+    });
+    assert_eq!(
+        step.transition, None,
+        "max_suppress ends the suppression, the failing check keeps it down"
+    );
+    assert!(!m.suppressed());
+    assert_eq!(to_of(&m.step(pass(at + 3_600_001))), Some(State::Healthy));
+}
+
+#[test]
+fn drain_withdrawals_add_no_penalty() {
+    let mut m = damped();
+    let _ = m.step(pass(1));
+    for i in 0..5 {
+        let _ = m.step(Input::Drain {
+            cause: operator(None),
+            at: t(10 + i * 10),
+        });
+        let _ = m.step(Input::Undrain { at: t(15 + i * 10) });
+    }
+    assert_eq!(m.penalty_at(t(100)), 0);
+    assert!(!m.suppressed());
 }

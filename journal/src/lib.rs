@@ -279,6 +279,7 @@ pub struct Reader {
     by_service: sled::Tree,
     last_state: sled::Tree,
     meta: sled::Tree,
+    damping: sled::Tree,
 }
 
 impl Journal {
@@ -337,6 +338,7 @@ impl Journal {
         let by_service = db.open_tree("by_service")?;
         let last_state = db.open_tree("last_state")?;
         let meta = db.open_tree("meta")?;
+        let damping = db.open_tree("damping")?;
         let next_seq = match log.last()? {
             Some((key, _)) => seq_of(&key) + 1,
             None => 1,
@@ -349,6 +351,7 @@ impl Journal {
                 by_service,
                 last_state,
                 meta,
+                damping,
             },
             next_seq,
             service_counts: None,
@@ -382,6 +385,12 @@ impl Journal {
                 .insert(index_key(service, seq), &[])?;
             if let Some(counts) = self.service_counts.as_mut() {
                 *counts.entry(service.to_owned()).or_default() += 1;
+            }
+            if let Event::Damping(d) = event {
+                // Kept like the last state: retention never deletes it.
+                self.reader
+                    .damping
+                    .insert(d.service.as_bytes(), value_with_seq(seq, at_ms, event)?)?;
             }
             if let Event::DaemonStarted(_) = event {
                 self.meta
@@ -489,6 +498,26 @@ impl Reader {
     /// operator actions), in order.
     pub fn global_entries(&self) -> impl Iterator<Item = Result<Entry, Error>> + '_ {
         self.service_entries("")
+    }
+
+    /// The last damping state of every service that had one.
+    pub fn damping_states(&self) -> Result<Vec<wire::DampingRecord>, Error> {
+        let mut states = Vec::new();
+        for item in self.damping.iter() {
+            let (_, value) = item?;
+            if value.len() < 8 {
+                continue;
+            }
+            let (seq_bytes, record) = value.split_at(8);
+            if let Entry::Record(Record {
+                event: Event::Damping(d),
+                ..
+            }) = codec::decode(seq_of(seq_bytes), record)?
+            {
+                states.push(d);
+            }
+        }
+        Ok(states)
     }
 
     /// The last recorded state of every service that ever had a transition.

@@ -126,6 +126,8 @@ pub enum Cause {
     Adopted,
     /// Reset at start-up (after a reboot, a clean stop, or prefixes missing from FRR).
     Restart,
+    /// Flap damping stopped suppressing the service and its checks pass.
+    Unsuppressed,
 }
 
 /// What a transition asks of FRR.
@@ -268,6 +270,49 @@ pub enum Event {
     /// Observations since the service's last observation record, journaled when a run of
     /// them ends without one (shutdown, reload), so that replay knows every verdict.
     Polls(Polls),
+    /// A service's flap damping parameters (after a start or reload; `None`: off).
+    ServiceDamping(ServiceDamping),
+    /// A service's damping penalty or suppression changed (or was restored at a start).
+    Damping(DampingRecord),
+}
+
+/// Flap damping parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DampingParams {
+    /// Penalty per health-caused withdrawal.
+    pub penalty: u32,
+    /// Suppress above.
+    pub suppress: u32,
+    /// Reuse below.
+    pub reuse: u32,
+    /// Half-life.
+    pub half_life_ms: u64,
+    /// Longest suppression.
+    pub max_suppress_ms: u64,
+}
+
+/// A service's damping parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceDamping {
+    /// Service name.
+    pub service: String,
+    /// The parameters, `None` when damping is off.
+    pub params: Option<DampingParams>,
+}
+
+/// A service's damping state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DampingRecord {
+    /// Service name.
+    pub service: String,
+    /// Penalty × 1000 at `at_ms`.
+    pub penalty_milli: u64,
+    /// When the penalty was computed.
+    pub at_ms: i64,
+    /// Since when it is suppressed.
+    pub suppressed_since_ms: Option<i64>,
+    /// Restored from the journal at a start (not a change).
+    pub restored: bool,
 }
 
 /// A pending check counted as failed because its pending timeout expired.
@@ -338,6 +383,8 @@ impl Event {
             Event::Drift(d) => Some(&d.service),
             Event::PendingTimeout(t) => Some(&t.service),
             Event::Polls(p) => Some(&p.service),
+            Event::ServiceDamping(d) => Some(&d.service),
+            Event::Damping(d) => Some(&d.service),
             Event::Operator(OperatorAction {
                 kind: OperatorKind::Drain { service, .. } | OperatorKind::Undrain { service },
                 ..
@@ -541,6 +588,42 @@ impl Cause {
             fsm::Cause::Drain => Cause::Drain,
             fsm::Cause::Undrain => Cause::Undrain,
             fsm::Cause::DrainExpired => Cause::DrainExpired,
+            fsm::Cause::Unsuppressed => Cause::Unsuppressed,
+        }
+    }
+}
+
+impl From<&fsm::Damping> for DampingParams {
+    fn from(d: &fsm::Damping) -> Self {
+        DampingParams {
+            penalty: d.penalty,
+            suppress: d.suppress,
+            reuse: d.reuse,
+            half_life_ms: d.half_life.as_millis() as u64,
+            max_suppress_ms: d.max_suppress.as_millis() as u64,
+        }
+    }
+}
+
+impl From<&DampingParams> for fsm::Damping {
+    fn from(d: &DampingParams) -> Self {
+        fsm::Damping {
+            penalty: d.penalty,
+            suppress: d.suppress,
+            reuse: d.reuse,
+            half_life: std::time::Duration::from_millis(d.half_life_ms),
+            max_suppress: std::time::Duration::from_millis(d.max_suppress_ms),
+        }
+    }
+}
+
+impl DampingRecord {
+    /// The fsm's damping state.
+    pub fn state(&self) -> fsm::DampingState {
+        fsm::DampingState {
+            penalty_milli: self.penalty_milli,
+            at: fsm::Timestamp(self.at_ms),
+            suppressed_since: self.suppressed_since_ms.map(fsm::Timestamp),
         }
     }
 }

@@ -129,6 +129,8 @@ pub struct Service {
     pub prefixes: Vec<Prefix>,
     /// Its checks.
     pub checks: Vec<Check>,
+    /// Flap damping, off when `None`.
+    pub damping: Option<anycastd_fsm::Damping>,
 }
 
 /// One FRRouting prefix.
@@ -691,6 +693,10 @@ impl Validator {
             Some(n) => self.positive_u32(n, &join(path, "fall")),
             None => Some(1),
         };
+        let damping = match self.take(&mut table, "damping") {
+            Some(n) => self.damping(n, &join(path, "damping")).map(Some),
+            None => Some(None),
+        };
         let prefixes = match self.take(&mut table, "prefixes") {
             Some(n) => self.prefixes(n, &join(path, "prefixes")),
             None => {
@@ -717,6 +723,65 @@ impl Validator {
             fall: fall?,
             prefixes: prefixes?,
             checks: checks?,
+            damping: damping?,
+        })
+    }
+
+    fn damping(&mut self, node: &Node, path: &str) -> Option<anycastd_fsm::Damping> {
+        let mut table = self.table(node, path)?;
+        let half_life = match self.take(&mut table, "half_life") {
+            Some(n) => self.duration(n, &join(path, "half_life")),
+            None => {
+                self.problem(
+                    node.span.start,
+                    join(path, "half_life"),
+                    "missing required key",
+                );
+                None
+            }
+        };
+        let mut number = |v: &mut Validator, key: &str, default: u32| -> Option<(u32, usize)> {
+            match v.take(&mut table, key) {
+                Some(n) => match &n.value {
+                    Value::Integer(i) if (1..=1_000_000).contains(i) => {
+                        Some((*i as u32, n.span.start))
+                    }
+                    _ => {
+                        v.problem(
+                            n.span.start,
+                            join(path, key),
+                            "must be an integer from 1 to 1000000",
+                        );
+                        None
+                    }
+                },
+                None => Some((default, node.span.start)),
+            }
+        };
+        let penalty = number(self, "penalty", 1000);
+        let suppress = number(self, "suppress", 2000);
+        let reuse = number(self, "reuse", 750);
+        let max_suppress = match self.take(&mut table, "max_suppress") {
+            Some(n) => self.duration(n, &join(path, "max_suppress")).map(Some),
+            None => Some(None),
+        };
+        self.finish(table);
+        let (half_life, (penalty, _), (suppress, _), (reuse, reuse_at), max_suppress) =
+            (half_life?, penalty?, suppress?, reuse?, max_suppress?);
+        if reuse >= suppress {
+            self.problem(
+                reuse_at,
+                join(path, "reuse"),
+                format!("must be less than suppress ({reuse} >= {suppress})"),
+            );
+            return None;
+        }
+        Some(anycastd_fsm::Damping {
+            penalty,
+            suppress,
+            reuse,
+            half_life,
+            max_suppress: max_suppress.unwrap_or(half_life * 4),
         })
     }
 
