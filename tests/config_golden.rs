@@ -10,17 +10,29 @@ use std::time::Duration;
 
 fn render(config: &Config) -> String {
     let mut out = String::new();
+    let j = &config.journal;
+    out.push_str(&format!("journal.path = {}\n", j.path.display()));
     out.push_str(&format!(
-        "journal.path = {}\n",
-        config.journal.path.display()
+        "journal.max_age = {:?} max_records_per_service = {} max_records = {}\n",
+        j.max_age, j.max_records_per_service, j.max_records
     ));
+    let c = &config.control;
     out.push_str(&format!(
-        "frrouting.vtysh_args = {:?}\n",
-        config.frrouting.vtysh_args
+        "control.socket = {} group = {:?} admin_group = {:?}\n",
+        c.socket.display(),
+        c.group,
+        c.admin_group
     ));
+    out.push_str(&format!("metrics.listen = {:?}\n", config.metrics_listen));
+    let f = &config.frrouting;
+    out.push_str(&format!("frrouting.vtysh_args = {:?}\n", f.vtysh_args));
     out.push_str(&format!(
         "frrouting.vtysh_timeout = {:?}\n",
-        config.frrouting.vtysh_timeout
+        f.vtysh_timeout
+    ));
+    out.push_str(&format!(
+        "frrouting.reconcile_interval = {:?}\n",
+        f.reconcile_interval
     ));
     out.push_str(&format!(
         "daemon.shutdown_timeout = {:?}\n",
@@ -31,6 +43,12 @@ fn render(config: &Config) -> String {
             "service {} rise={} fall={}\n",
             s.name, s.rise, s.fall
         ));
+        if let Some(d) = &s.damping {
+            out.push_str(&format!(
+                "  damping penalty={} suppress={} reuse={} half_life={:?} max_suppress={:?}\n",
+                d.penalty, d.suppress, d.reuse, d.half_life, d.max_suppress
+            ));
+        }
         for p in &s.prefixes {
             out.push_str(&format!(
                 "  prefix {} vrf={} vtysh={}\n",
