@@ -549,41 +549,34 @@ async fn drain(
     let mut results = Vec::new();
     for (name, tx) in targets {
         let (reply_tx, reply_rx) = oneshot::channel();
-        let (kind, command) = match &drain {
+        let command = match &drain {
             Some((reason, for_ms)) => {
                 let expires_at_ms = for_ms.map(|ms| now.saturating_add(ms as i64));
-                let cause = anycastd_fsm::DrainCause::Operator {
-                    reason: reason.clone(),
-                    expires_at: expires_at_ms.map(anycastd_fsm::Timestamp),
-                    uid,
-                };
-                (
-                    anycastd_journal::wire::OperatorKind::Drain {
-                        service: name.clone(),
-                        reason: reason.clone(),
-                        expires_at_ms,
-                    },
-                    crate::driver::Command::Drain {
-                        cause,
-                        reply: reply_tx,
-                    },
-                )
-            }
-            None => (
-                anycastd_journal::wire::OperatorKind::Undrain {
+                let kind = anycastd_journal::wire::OperatorKind::Drain {
                     service: name.clone(),
-                },
-                crate::driver::Command::Undrain(reply_tx),
-            ),
+                    reason: reason.clone(),
+                    expires_at_ms,
+                };
+                crate::driver::Command::Drain {
+                    cause: anycastd_fsm::DrainCause::Operator {
+                        reason: reason.clone(),
+                        expires_at: expires_at_ms.map(anycastd_fsm::Timestamp),
+                        uid,
+                    },
+                    operator: anycastd_journal::wire::OperatorAction { kind, uid, pid },
+                    reply: reply_tx,
+                }
+            }
+            None => {
+                let kind = anycastd_journal::wire::OperatorKind::Undrain {
+                    service: name.clone(),
+                };
+                crate::driver::Command::Undrain {
+                    operator: anycastd_journal::wire::OperatorAction { kind, uid, pid },
+                    reply: reply_tx,
+                }
+            }
         };
-        let action = anycastd_journal::wire::OperatorAction { kind, uid, pid };
-        if let Err(e) = context
-            .journal
-            .append_durable(now, vec![anycastd_journal::wire::Event::Operator(action)])
-            .await
-        {
-            tracing::error!(error = %e, "cannot journal the operator action");
-        }
         let note = if tx.send(command).await.is_ok() {
             reply_rx
                 .await

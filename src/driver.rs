@@ -36,11 +36,18 @@ pub enum Command {
     Drain {
         /// Reason, expiry and uid.
         cause: DrainCause,
+        /// The operator record to journal (before the transition).
+        operator: wire::OperatorAction,
         /// The answer (a note for the operator).
         reply: oneshot::Sender<String>,
     },
     /// An operator undrain; answered with what happened.
-    Undrain(oneshot::Sender<String>),
+    Undrain {
+        /// The operator record to journal (before the transition).
+        operator: wire::OperatorAction,
+        /// The answer.
+        reply: oneshot::Sender<String>,
+    },
     /// A reload changed the service's parameters, checks or prefixes: keep the state and the
     /// counters, apply the difference. Answered when done.
     Reconfigure {
@@ -389,7 +396,8 @@ impl Driver {
                             let _ = done.send(());
                             return;
                         }
-                        Some(Command::Drain { cause, reply }) => {
+                        Some(Command::Drain { cause, operator, reply }) => {
+                            self.journal_operator(operator);
                             crate::metrics::count("anycastd_drains_total", &[("service", self.service.name.as_str())], 1.0);
                             let changed = self.step(Input::Drain { cause, at: Timestamp(now_ms()) }).await;
                             let note = if changed { "drained: prefixes withdrawn" } else { "drain updated (it was drained already)" };
@@ -419,7 +427,8 @@ impl Driver {
                             let _ = reply.send(());
                             return;
                         }
-                        Some(Command::Undrain(reply)) => {
+                        Some(Command::Undrain { operator, reply }) => {
+                            self.journal_operator(operator);
                             let note = if matches!(self.machine.state(), State::Draining(DrainCause::Operator { .. })) {
                                 self.step(Input::Undrain { at: Timestamp(now_ms()) }).await;
                                 format!("undrained: now {}", self.machine.state().name())
@@ -513,6 +522,25 @@ impl Driver {
         true
     }
 
+    /// Journal an operator action about this service, after the results counted so far (the
+    /// verdicts they formed precede it, for replay).
+    fn journal_operator(&mut self, operator: wire::OperatorAction) {
+        let mut events = self.take_polls_record().into_iter().collect::<Vec<_>>();
+        events.push(wire::Event::Operator(operator));
+        self.journal.append(now_ms(), events);
+    }
+
+    /// The results counted since the last observation record, as a record (and reset).
+    fn take_polls_record(&mut self) -> Option<wire::Event> {
+        (self.unrecorded_polls > 0).then(|| {
+            let polls = std::mem::take(&mut self.unrecorded_polls);
+            wire::Event::Polls(wire::Polls {
+                service: self.service.name.clone(),
+                polls,
+            })
+        })
+    }
+
     /// Take the damping state journaled before a restart (penalty and suppression survive).
     fn restore_damping(&mut self, state: anycastd_fsm::DampingState) {
         if self.service.damping.is_none() {
@@ -548,15 +576,8 @@ impl Driver {
     /// Journal the observations counted since the last observation record (before a
     /// shutdown or reload ends the run), so that replay sees every verdict.
     fn record_trailing_polls(&mut self) {
-        if self.unrecorded_polls > 0 {
-            self.journal.append(
-                now_ms(),
-                vec![wire::Event::Polls(wire::Polls {
-                    service: self.service.name.clone(),
-                    polls: self.unrecorded_polls,
-                })],
-            );
-            self.unrecorded_polls = 0;
+        if let Some(record) = self.take_polls_record() {
+            self.journal.append(now_ms(), vec![record]);
         }
     }
 
@@ -592,12 +613,13 @@ impl Driver {
             self.last_verdict = Some(step.verdict);
         }
         let mut inputs: Vec<wire::Event> = Vec::new();
-        if let Some((check, observation)) = observed {
+        if let Some((check, observation)) = &observed {
+            let check = *check;
             if is_edge || step.transition.is_some() || verdict_changed {
                 inputs.push(wire::Event::CheckEdge(wire::CheckEdge {
                     service: self.service.name.clone(),
                     check: self.check_names.get(check).cloned().unwrap_or_default(),
-                    observation: (&observation).into(),
+                    observation: observation.into(),
                     polls_since_last_edge: self.unrecorded_polls,
                 }));
                 self.unrecorded_polls = 0;
@@ -617,6 +639,16 @@ impl Driver {
         }
         if damping_changed {
             self.log_damping(damping_before);
+        }
+        // Any other input (a timer, a drain) that changes something is journaled after the
+        // results counted before it: their verdicts (counters) precede it.
+        if observed.is_none()
+            && timed_out.is_none()
+            && (step.transition.is_some() || damping_changed)
+        {
+            if let Some(record) = self.take_polls_record() {
+                inputs.insert(0, record);
+            }
         }
         if step.transition.is_none() {
             if damping_changed {

@@ -387,3 +387,64 @@ fn reloads_add_change_and_remove_services_without_touching_the_others() {
         ]
     );
 }
+
+#[test]
+fn a_flapping_service_is_suppressed_withdrawn_at_the_peer_and_returns_after_the_penalty_decays() {
+    let Some(tb) = Testbed::up(Peer::Gobgp) else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = healthy_emulator(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_config(dir.path(), &emulator.url(), &tb.vtysh_args(), "");
+    // dns: each withdrawal adds 1000, suppressed above 1500, reused below 750, half-life 4 s.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[services.dns]\n",
+        "[services.dns]\ndamping = { half_life = \"4s\", penalty = 1000, suppress = 1500, reuse = 750 }\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    tb.wait_peer(&ALL_FOUR);
+    // Two flaps in quick succession: penalty ~1900 > 1500.
+    for _ in 0..2 {
+        emulator.set("dns", Behaviour::Fail("flap".into()));
+        tb.wait_peer(&NTP_ONLY);
+        emulator.set("dns", Behaviour::Pass);
+        daemon.wait_log("Cabourotte health check \\\"dns\\\" passed.");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    daemon.wait_log("suppressed by flap damping");
+    // Checks pass, yet dns stays withdrawn at the peer while suppressed.
+    wait_polls(&emulator, "dns", 10);
+    assert_eq!(
+        tb.peer_routes().len(),
+        2,
+        "dns must stay withdrawn while suppressed"
+    );
+    let (_, status, _) = anycastd(&["status"], &config);
+    assert!(
+        status.contains("dns: unhealthy, suppressed by flap damping"),
+        "{status}"
+    );
+    // The penalty decays below 750 within ~1.4 half-lives; then dns comes back by itself.
+    tb.wait_peer(&ALL_FOUR);
+    daemon.wait_log("is no longer suppressed by flap damping");
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(EXIT), 0);
+    let (_, history, _) = anycastd(&["history", "dns"], &config);
+    assert!(history.contains("SUPPRESSED since"), "{history}");
+    assert!(
+        history.contains("flap damping no longer suppresses it, checks pass"),
+        "{history}"
+    );
+    // Replay reproduces the damping bit for bit.
+    let (code, out, err) = anycastd(&["replay", "dns", "--json"], &config);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        report["divergences"].as_array().unwrap().len(),
+        0,
+        "{report:#}"
+    );
+    assert_eq!(report["recorded"]["summary"]["flaps"], 2);
+}
