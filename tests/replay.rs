@@ -47,13 +47,23 @@ struct Recorder {
     last: Vec<Option<Observation>>,
     unrecorded: u64,
     last_verdict: Option<Option<bool>>,
+    reuse_at: Option<i64>,
+    expiry_at: Option<i64>,
     records: Vec<Record>,
     transitions: Vec<anycastd_fsm::Transition>,
 }
 
 impl Recorder {
     fn new(params: &wire::ServiceParams) -> Recorder {
+        Recorder::with_damping(params, None)
+    }
+
+    fn with_damping(
+        params: &wire::ServiceParams,
+        damping: Option<anycastd_fsm::Damping>,
+    ) -> Recorder {
         let p = Params {
+            damping: damping.clone(),
             rise: params.rise,
             fall: params.fall,
             pending_timeouts: params
@@ -61,7 +71,6 @@ impl Recorder {
                 .iter()
                 .map(|c| Duration::from_millis(c.pending_timeout_ms))
                 .collect(),
-            damping: None,
         };
         let (machine, _) = Machine::new(p, Timestamp(0));
         let mut r = Recorder {
@@ -70,6 +79,8 @@ impl Recorder {
             last: vec![None; params.checks.len()],
             unrecorded: 0,
             last_verdict: None,
+            reuse_at: None,
+            expiry_at: None,
             records: vec![],
             transitions: vec![],
         };
@@ -83,7 +94,103 @@ impl Recorder {
                 services: vec![params.clone()],
             }),
         );
+        if let Some(d) = &damping {
+            r.push(
+                0,
+                Event::ServiceDamping(wire::ServiceDamping {
+                    service: "dns".into(),
+                    params: Some(d.into()),
+                }),
+            );
+        }
         r
+    }
+
+    fn damping_event(&self) -> Event {
+        let d = self.machine.damping();
+        Event::Damping(wire::DampingRecord {
+            service: "dns".into(),
+            penalty_milli: d.penalty_milli,
+            at_ms: d.at.0,
+            suppressed_since_ms: d.suppressed_since.map(|t| t.0),
+            restored: false,
+        })
+    }
+
+    fn polls_event(&mut self) -> Option<Event> {
+        (self.unrecorded > 0).then(|| {
+            let polls = std::mem::take(&mut self.unrecorded);
+            Event::Polls(wire::Polls {
+                service: "dns".into(),
+                polls,
+            })
+        })
+    }
+
+    /// A timer or operator input: journaled after the results counted before it.
+    fn other(&mut self, at: i64, input: Input, operator: Option<Event>) {
+        if let Some(op) = operator {
+            if let Some(p) = self.polls_event() {
+                self.push(at, p);
+            }
+            self.push(at, op);
+        }
+        let before = self.machine.damping();
+        let step = self.machine.step(input);
+        let damping_changed = self.machine.damping() != before;
+        if step.transition.is_some() || damping_changed {
+            if let Some(p) = self.polls_event() {
+                self.push(at, p);
+            }
+        }
+        if let Some(t) = step.transition {
+            let event = self.transition_event(&t);
+            self.push(at, event);
+            self.transitions.push(t);
+        }
+        if damping_changed {
+            let event = self.damping_event();
+            self.push(at, event);
+        }
+        self.arm(&step.actions);
+    }
+
+    fn arm(&mut self, actions: &[anycastd_fsm::Action]) {
+        for a in actions {
+            if let anycastd_fsm::Action::ArmTimer { timer, deadline } = a {
+                match timer {
+                    Timer::DampingReuse => self.reuse_at = Some(deadline.0),
+                    Timer::DrainExpiry => self.expiry_at = Some(deadline.0),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Fire the timers due by `at`, as the driver does.
+    fn fire_due(&mut self, at: i64) {
+        if let Some(due) = self.reuse_at.filter(|d| *d <= at) {
+            self.reuse_at = None;
+            self.other(
+                due,
+                Input::TimerFired {
+                    timer: Timer::DampingReuse,
+                    at: Timestamp(due),
+                },
+                None,
+            );
+        }
+        if let Some(due) = self.expiry_at.filter(|d| *d <= at) {
+            self.expiry_at = None;
+            self.other(
+                due,
+                Input::TimerFired {
+                    timer: Timer::DrainExpiry,
+                    at: Timestamp(due),
+                },
+                None,
+            );
+        }
     }
 
     fn push(&mut self, at: i64, event: Event) {
@@ -115,11 +222,14 @@ impl Recorder {
     fn observe(&mut self, at: i64, check: usize, observation: Observation) {
         let edge = self.last[check].as_ref() != Some(&observation);
         self.last[check] = Some(observation.clone());
+        let before = self.machine.damping();
         let step = self.machine.step(Input::Observed {
             check,
             observation: observation.clone(),
             at: Timestamp(at),
         });
+        let damping_changed = self.machine.damping() != before;
+        self.arm(&step.actions);
         let verdict_changed = self.last_verdict.is_some_and(|v| v != step.verdict);
         self.last_verdict = Some(step.verdict);
         if edge || step.transition.is_some() || verdict_changed {
@@ -138,6 +248,10 @@ impl Recorder {
             let event = self.transition_event(&t);
             self.push(at, event);
             self.transitions.push(t);
+        }
+        if damping_changed {
+            let event = self.damping_event();
+            self.push(at, event);
         }
     }
 
@@ -509,4 +623,93 @@ fn the_real_daemons_journal_replays_without_divergence_across_a_crash() {
     let (_, text, _) = anycastd(&["replay", "dns"], &config);
     assert!(text.contains("the re-run reproduces all"), "{text}");
     assert!(text.contains("gap: the daemon was killed"), "{text}");
+}
+
+#[test]
+fn with_damping_drains_and_timers_replay_reproduces_transitions_and_penalties_bit_for_bit() {
+    let (mut suppressions, mut unsuppressions, mut expiries) = (0, 0, 0);
+    for seed in 1..=300u64 {
+        let mut rng = Rng(seed.wrapping_mul(0xd1b5_4a32_d192_ed03) | 1);
+        let params = service_params(
+            1 + rng.below(2) as u32,
+            1 + rng.below(2) as u32,
+            1 + rng.below(2) as usize,
+        );
+        let damping = anycastd_fsm::Damping {
+            penalty: 1000,
+            suppress: 1500 + rng.below(1000) as u32,
+            reuse: 500 + rng.below(500) as u32,
+            half_life: Duration::from_millis(5_000 + rng.below(20_000)),
+            max_suppress: Duration::from_millis(30_000 + rng.below(60_000)),
+        };
+        let mut live = Recorder::with_damping(&params, Some(damping));
+        let checks = params.checks.len() as u64;
+        let mut at = 0;
+        for _ in 0..(100 + rng.below(400)) {
+            at += 1 + rng.below(4_000) as i64;
+            live.fire_due(at);
+            let check = rng.below(checks) as usize;
+            match rng.below(30) {
+                0 => {
+                    let expires_at = (rng.below(2) == 0).then(|| at + rng.below(20_000) as i64);
+                    let operator = Event::Operator(wire::OperatorAction {
+                        kind: wire::OperatorKind::Drain {
+                            service: "dns".into(),
+                            reason: "r".into(),
+                            expires_at_ms: expires_at,
+                        },
+                        uid: 0,
+                        pid: 1,
+                    });
+                    let cause = anycastd_fsm::DrainCause::Operator {
+                        reason: "r".into(),
+                        expires_at: expires_at.map(Timestamp),
+                        uid: 0,
+                    };
+                    live.other(
+                        at,
+                        Input::Drain {
+                            cause,
+                            at: Timestamp(at),
+                        },
+                        Some(operator),
+                    );
+                }
+                1 => {
+                    let operator = Event::Operator(wire::OperatorAction {
+                        kind: wire::OperatorKind::Undrain {
+                            service: "dns".into(),
+                        },
+                        uid: 0,
+                        pid: 1,
+                    });
+                    live.other(at, Input::Undrain { at: Timestamp(at) }, Some(operator));
+                }
+                2 => live.timeout(at, check),
+                3..=12 => live.observe(at, check, Observation::Fail("x".into())),
+                _ => live.observe(at, check, Observation::Pass),
+            }
+        }
+        live.stop(at + 1);
+        let report = replay("dns", &live.records, None, None, &WhatIf::default());
+        assert!(
+            report.divergences.is_empty(),
+            "seed {seed}: {:?}",
+            report.divergences
+        );
+        assert_eq!(report.verified, live.transitions.len(), "seed {seed}");
+        for r in &live.records {
+            match &r.event {
+                Event::Damping(d) if d.suppressed_since_ms.is_some() => suppressions += 1,
+                Event::Transition(t) if t.cause == wire::Cause::Unsuppressed => unsuppressions += 1,
+                Event::Transition(t) if t.cause == wire::Cause::DrainExpired => expiries += 1,
+                _ => {}
+            }
+        }
+    }
+    // The sequences do reach the interesting cases.
+    assert!(
+        suppressions > 50 && unsuppressions > 10 && expiries > 10,
+        "{suppressions} {unsuppressions} {expiries}"
+    );
 }
