@@ -209,7 +209,10 @@ impl Sim {
             .iter()
             .map(|c| (c.name.clone(), c.url.clone()))
             .collect();
+        self.reuse_deadline = None;
         self.after(actions, at);
+        // The damping parameters outlive a restart of the sim (a start or reconciliation).
+        self.apply_damping();
         if params.checks.is_empty() {
             self.feed(Input::TimerFired {
                 timer: Timer::Evaluate,

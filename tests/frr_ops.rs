@@ -426,6 +426,17 @@ fn a_flapping_service_is_suppressed_withdrawn_at_the_peer_and_returns_after_the_
         status.contains("dns: unhealthy, suppressed by flap damping"),
         "{status}"
     );
+    // The suppression survives a crash-restart.
+    daemon.signal(Signal::SIGKILL);
+    daemon.wait(EXIT);
+    let mut daemon = Daemon::start(&config, &dir.path().join("log2"));
+    daemon.wait_log("stays suppressed by flap damping after the restart");
+    wait_polls(&emulator, "dns", 5);
+    assert_eq!(
+        tb.peer_routes().len(),
+        2,
+        "still withdrawn after the restart"
+    );
     // The penalty decays below 750 within ~1.4 half-lives; then dns comes back by itself.
     tb.wait_peer(&ALL_FOUR);
     daemon.wait_log("is no longer suppressed by flap damping");
@@ -441,10 +452,12 @@ fn a_flapping_service_is_suppressed_withdrawn_at_the_peer_and_returns_after_the_
     let (code, out, err) = anycastd(&["replay", "dns", "--json"], &config);
     assert_eq!(code, 0, "{err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (_, all, _) = anycastd(&["history", "dns"], &config);
     assert_eq!(
         report["divergences"].as_array().unwrap().len(),
         0,
-        "{report:#}"
+        "{report:#}\n{all}"
     );
+    assert_eq!(report["gaps"].as_array().unwrap().len(), 1, "the SIGKILL");
     assert_eq!(report["recorded"]["summary"]["flaps"], 2);
 }
