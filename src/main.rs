@@ -377,6 +377,8 @@ fn with_config(
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // Deeply nested futures (driver -> writer -> vtysh) stay well inside this.
+        .thread_stack_size(8 * 1024 * 1024)
         .enable_all()
         .build()
     {

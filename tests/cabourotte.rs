@@ -172,3 +172,21 @@ async fn a_url_with_no_cabourotte_fails_naming_both_routes() {
         "{reason}"
     );
 }
+
+#[tokio::test]
+async fn a_slowloris_answer_fails_within_the_timeout() {
+    let emulator = Emulator::start(Generation::V2).await;
+    emulator.set("dns", Behaviour::Slowloris);
+    let client = http_client().unwrap();
+    let mut dns = CabourotteCheck::new(&emulator.url(), "dns", Duration::from_millis(500), None);
+    let started = std::time::Instant::now();
+    let reason = fail_reason(dns.poll(&client).await);
+    assert!(
+        reason.contains("not complete in time") || reason.contains("no answer within"),
+        "{reason}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the request timeout bounds the body too"
+    );
+}

@@ -66,6 +66,37 @@ impl VtyshError {
     }
 }
 
+/// Largest vtysh output read (a running config of 100,000 prefixes is ~3 MB); more kills
+/// the process and fails the call, so a broken vtysh cannot exhaust memory.
+pub const MAX_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
+
+/// Read a pipe to its end, or `None` once it passes `limit` bytes.
+async fn read_bounded(
+    mut pipe: impl tokio::io::AsyncRead + Unpin,
+    limit: usize,
+    on_overflow: impl Fn(),
+) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    // On the heap: a buffer inside the future would make every vtysh future (and the tasks
+    // awaiting it) that much larger on the stack.
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) => return Some(out),
+            Ok(n) => {
+                if out.len() + n > limit {
+                    // Stop the writer, or it would block on the full pipe until the timeout.
+                    on_overflow();
+                    return None;
+                }
+                out.extend_from_slice(&buf[..n]);
+            }
+            Err(_) => return Some(out),
+        }
+    }
+}
+
 /// Cap on what is kept of vtysh's output in error texts.
 const MAX_ERROR_TEXT: usize = 600;
 
@@ -106,35 +137,61 @@ impl Vtysh {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        let child = command.spawn().map_err(|e| VtyshError::Spawn {
+        let mut child = command.spawn().map_err(|e| VtyshError::Spawn {
             path: self.name(),
             reason: e.to_string(),
         })?;
-        let pid = child.id();
-        match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
-            Ok(Ok(output)) => {
-                let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-                if output.status.success() {
+        let pid = child.id().and_then(|p| i32::try_from(p).ok());
+        let kill_group = || {
+            // The whole group: vtysh and anything it started.
+            if let Some(pid) = pid {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        };
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            kill_group();
+            return Err(VtyshError::Spawn {
+                path: self.name(),
+                reason: "no output pipes".into(),
+            });
+        };
+        let run = async {
+            let (out, err, status) = tokio::join!(
+                read_bounded(stdout, MAX_OUTPUT_BYTES, kill_group),
+                read_bounded(stderr, MAX_OUTPUT_BYTES, kill_group),
+                child.wait()
+            );
+            (out, err, status)
+        };
+        match tokio::time::timeout(self.timeout, run).await {
+            Ok((Some(out), Some(err), Ok(status))) => {
+                let stdout = String::from_utf8_lossy(&out).into_owned();
+                if status.success() {
                     Ok(stdout)
                 } else {
-                    let stderr = String::from_utf8_lossy(&output.stderr);
+                    let stderr = String::from_utf8_lossy(&err);
                     Err(VtyshError::Failed {
                         path: self.name(),
-                        code: output.status.code().unwrap_or(-1),
+                        code: status.code().unwrap_or(-1),
                         output: one_line(&format!("{stdout} {stderr}")),
                     })
                 }
             }
-            Ok(Err(e)) => Err(VtyshError::Spawn {
+            Ok((None, _, _)) | Ok((_, None, _)) => {
+                kill_group();
+                Err(VtyshError::Failed {
+                    path: self.name(),
+                    code: -1,
+                    output: format!("output larger than {MAX_OUTPUT_BYTES} bytes (killed)"),
+                })
+            }
+            Ok((_, _, Err(e))) => Err(VtyshError::Spawn {
                 path: self.name(),
                 reason: e.to_string(),
             }),
             Err(_) => {
-                // The child is dropped with the future (kill_on_drop, reaped by tokio); kill
-                // the whole group too, in case vtysh started anything.
-                if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-                }
+                // The child is dropped with the future (kill_on_drop, reaped by tokio).
+                kill_group();
                 Err(VtyshError::Timeout {
                     path: self.name(),
                     timeout: self.timeout,

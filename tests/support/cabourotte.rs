@@ -37,6 +37,8 @@ pub enum Behaviour {
     Oversized(usize),
     /// Never answer (keep the connection open).
     Hang,
+    /// Send the head and then one byte of the body every 200 ms (slowloris).
+    Slowloris,
 }
 
 /// Which API generation the emulated Cabourotte speaks.
@@ -187,6 +189,20 @@ async fn serve_connection(
                     tokio::time::sleep(Duration::from_secs(3600)).await;
                     return Ok(());
                 }
+                Behaviour::Slowloris => {
+                    let body = result_json(&name, true, "success", now_s());
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    write.write_all(head.as_bytes()).await?;
+                    for byte in body.bytes() {
+                        write.write_all(&[byte]).await?;
+                        write.flush().await?;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    continue;
+                }
                 behaviour => respond(&name, &behaviour),
             },
             _ => (404, r#"{"message":"Not Found"}"#.to_owned()),
@@ -258,6 +274,6 @@ fn respond(name: &str, behaviour: &Behaviour) -> (u16, String) {
         Behaviour::Status(code) => (*code, "{}".to_owned()),
         Behaviour::Malformed => (200, "{\"success\": tru".to_owned()),
         Behaviour::Oversized(n) => (200, format!("{{\"pad\":\"{}\"}}", "x".repeat(*n))),
-        Behaviour::Hang => (200, String::new()),
+        Behaviour::Hang | Behaviour::Slowloris => (200, String::new()),
     }
 }
