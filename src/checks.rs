@@ -53,7 +53,8 @@ pub struct CabourotteCheck {
 
 /// What one response means, before the API-generation fallback.
 #[derive(Debug, PartialEq)]
-enum Reading {
+pub enum Reading {
+    /// An observation.
     Observed(Observation),
     /// A 404 that is not Cabourotte's "result not found": this route does not exist here.
     UnknownRoute,
@@ -180,8 +181,8 @@ async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<V
     }
 }
 
-/// Turn a status and body into a reading (pure; the unit tests drive it directly).
-fn classify(status: u16, body: &[u8], max_age: Option<Duration>, now: SystemTime) -> Reading {
+/// Turn a status and body into a reading (pure; the unit tests and the fuzzer drive it).
+pub fn classify(status: u16, body: &[u8], max_age: Option<Duration>, now: SystemTime) -> Reading {
     match status {
         200 => Reading::Observed(parse_result(body, max_age, now)),
         404 => {

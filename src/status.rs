@@ -83,33 +83,48 @@ async fn read_frr(vtysh: &Vtysh) -> Result<FrrState, String> {
             .run(&[format!("show bgp vrf all {afi} unicast json")])
             .await
             .map_err(|e| e.to_string())?;
-        let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        for (vrf, table) in json.as_object().into_iter().flatten() {
-            for (prefix, paths) in table["routes"].as_object().into_iter().flatten() {
-                let valid = paths.as_array().into_iter().flatten().any(|p| {
-                    p["valid"].as_bool() == Some(true) && p["bestpath"].as_bool() == Some(true)
-                });
-                state.valid.insert((vrf.clone(), prefix.clone()), valid);
-            }
-        }
+        state.valid.extend(valid_routes(&text));
     }
     let text = vtysh
         .run(&["show bgp vrf all summary json".to_owned()])
         .await
         .map_err(|e| e.to_string())?;
-    let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    state.established = established_peers(&text);
+    Ok(state)
+}
+
+/// From `show bgp vrf all ipv4|ipv6 unicast json`: (VRF, prefix) -> a valid best path exists.
+/// Anything that is not the expected JSON yields nothing.
+pub fn valid_routes(text: &str) -> HashMap<(String, String), bool> {
+    let json: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let mut valid = HashMap::new();
+    for (vrf, table) in json.as_object().into_iter().flatten() {
+        for (prefix, paths) in table["routes"].as_object().into_iter().flatten() {
+            let ok = paths.as_array().into_iter().flatten().any(|p| {
+                p["valid"].as_bool() == Some(true) && p["bestpath"].as_bool() == Some(true)
+            });
+            valid.insert((vrf.clone(), prefix.clone()), ok);
+        }
+    }
+    valid
+}
+
+/// From `show bgp vrf all summary json`: (VRF, family) -> established peers.
+pub fn established_peers(text: &str) -> HashMap<(String, &'static str), usize> {
+    let json: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let mut established = HashMap::new();
     for (vrf, families) in json.as_object().into_iter().flatten() {
         for (key, afi) in [("ipv4Unicast", "ipv4"), ("ipv6Unicast", "ipv6")] {
-            let established = families[key]["peers"]
+            let n = families[key]["peers"]
                 .as_object()
                 .into_iter()
                 .flatten()
                 .filter(|(_, p)| p["state"].as_str() == Some("Established"))
                 .count();
-            state.established.insert((vrf.clone(), afi), established);
+            established.insert((vrf.clone(), afi), n);
         }
     }
-    Ok(state)
+    established
 }
 
 /// Collect the status of every configured service.
