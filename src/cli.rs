@@ -150,34 +150,20 @@ pub async fn history(config: &Config, query: Query, json: bool, follow: bool) ->
 
 /// `anycastd status`.
 pub async fn status(config: &Config, json: bool) -> u8 {
-    match control::request(&config.control.socket, &Request::Status).await {
-        Ok(mut lines) => match lines.next_line().await {
-            Ok(Some(line)) => {
-                let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-                if value["type"] == "error" {
-                    eprintln!("anycastd: {}", value["message"].as_str().unwrap_or("error"));
-                    return value["code"]
-                        .as_u64()
-                        .and_then(|c| u8::try_from(c).ok())
-                        .unwrap_or(exit::SOFTWARE);
-                }
-                let services: Vec<status::ServiceStatus> =
-                    match serde_json::from_value(value["services"].clone()) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            eprintln!("anycastd: unreadable status from the daemon: {e}");
-                            return exit::SOFTWARE;
-                        }
-                    };
-                print_status(&services, json, true);
-                exit::OK
-            }
-            _ => {
-                eprintln!("anycastd: the daemon closed the control socket without answering");
-                exit::SOFTWARE
-            }
-        },
-        Err(ClientError::NoDaemon(_)) => {
+    match ask(config, &Request::Status).await {
+        Asked::Answer(value) => {
+            let services: Vec<status::ServiceStatus> =
+                match serde_json::from_value(value["services"].clone()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("anycastd: unreadable status from the daemon: {e}");
+                        return exit::SOFTWARE;
+                    }
+                };
+            print_status(&services, json, true);
+            exit::OK
+        }
+        Asked::NoDaemon(_) => {
             let journal = match open_journal(config) {
                 Ok(journal) => journal,
                 Err(code) => return code,
@@ -201,10 +187,7 @@ pub async fn status(config: &Config, json: bool) -> u8 {
             print_status(&services, json, false);
             exit::OK
         }
-        Err(ClientError::Other(e)) => {
-            eprintln!("anycastd: {e}");
-            exit::UNAVAILABLE
-        }
+        Asked::Exit(code) => code,
     }
 }
 
@@ -222,102 +205,101 @@ fn print_status(services: &[status::ServiceStatus], json: bool, running: bool) {
     }
 }
 
-/// `anycastd stop`.
-pub async fn stop(config: &Config, keep_announced: bool) -> u8 {
-    match control::request(&config.control.socket, &Request::Stop { keep_announced }).await {
-        Ok(mut lines) => match lines.next_line().await {
-            Ok(Some(line)) => {
-                let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-                let code = value["code"]
-                    .as_u64()
-                    .and_then(|c| u8::try_from(c).ok())
-                    .unwrap_or(exit::SOFTWARE);
-                let message = value["message"].as_str().unwrap_or("");
-                if value["type"] == "stopped" && code == exit::OK {
-                    println!("anycastd {message}");
-                    exit::OK
-                } else {
-                    eprintln!("anycastd: {message}");
-                    if code == exit::OK {
-                        exit::SOFTWARE
-                    } else {
-                        code
-                    }
-                }
-            }
-            _ => {
-                eprintln!("anycastd: the daemon closed the control socket without answering");
-                exit::SOFTWARE
-            }
-        },
-        Err(ClientError::NoDaemon(reason)) | Err(ClientError::Other(reason)) => {
-            eprintln!("anycastd: {reason}");
-            exit::UNAVAILABLE
-        }
-    }
+/// The one answer to a request, or why there is none.
+enum Asked {
+    /// The answer (not an error).
+    Answer(serde_json::Value),
+    /// No daemon listens.
+    NoDaemon(String),
+    /// Done with this exit code (an error answer, printed).
+    Exit(u8),
 }
 
-/// `anycastd drain` and `anycastd undrain`.
-pub async fn drain(config: &Config, request: Request) -> u8 {
-    match control::request(&config.control.socket, &request).await {
+fn code_of(value: &serde_json::Value) -> u8 {
+    value["code"]
+        .as_u64()
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(exit::SOFTWARE)
+}
+
+/// Send `request` and read its one answer line; an `error` answer is printed.
+async fn ask(config: &Config, request: &Request) -> Asked {
+    match control::request(&config.control.socket, request).await {
         Ok(mut lines) => match lines.next_line().await {
             Ok(Some(line)) => {
                 let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
                 if value["type"] == "error" {
                     eprintln!("anycastd: {}", value["message"].as_str().unwrap_or("error"));
-                    return value["code"]
-                        .as_u64()
-                        .and_then(|c| u8::try_from(c).ok())
-                        .unwrap_or(exit::SOFTWARE);
+                    Asked::Exit(code_of(&value))
+                } else {
+                    Asked::Answer(value)
                 }
-                for result in value["results"].as_array().into_iter().flatten() {
-                    println!(
-                        "{}: {}",
-                        result["service"].as_str().unwrap_or("?"),
-                        result["note"].as_str().unwrap_or("")
-                    );
-                }
-                exit::OK
             }
             _ => {
                 eprintln!("anycastd: the daemon closed the control socket without answering");
-                exit::SOFTWARE
+                Asked::Exit(exit::SOFTWARE)
             }
         },
-        Err(ClientError::NoDaemon(reason)) | Err(ClientError::Other(reason)) => {
+        Err(ClientError::NoDaemon(reason)) => Asked::NoDaemon(reason),
+        Err(ClientError::Other(reason)) => {
             eprintln!("anycastd: {reason}");
-            exit::UNAVAILABLE
+            Asked::Exit(exit::UNAVAILABLE)
         }
     }
 }
 
+/// [`ask`] for a command that needs the daemon (no daemon: exit 69).
+async fn ask_daemon(config: &Config, request: &Request) -> Result<serde_json::Value, u8> {
+    match ask(config, request).await {
+        Asked::Answer(value) => Ok(value),
+        Asked::NoDaemon(reason) => {
+            eprintln!("anycastd: {reason}");
+            Err(exit::UNAVAILABLE)
+        }
+        Asked::Exit(code) => Err(code),
+    }
+}
+
+/// `anycastd stop`.
+pub async fn stop(config: &Config, keep_announced: bool) -> u8 {
+    let value = match ask_daemon(config, &Request::Stop { keep_announced }).await {
+        Ok(value) => value,
+        Err(code) => return code,
+    };
+    let code = code_of(&value);
+    let message = value["message"].as_str().unwrap_or("");
+    if code == exit::OK {
+        println!("anycastd {message}");
+    } else {
+        eprintln!("anycastd: {message}");
+    }
+    code
+}
+
+/// `anycastd drain` and `anycastd undrain`.
+pub async fn drain(config: &Config, request: Request) -> u8 {
+    let value = match ask_daemon(config, &request).await {
+        Ok(value) => value,
+        Err(code) => return code,
+    };
+    for result in value["results"].as_array().into_iter().flatten() {
+        println!(
+            "{}: {}",
+            result["service"].as_str().unwrap_or("?"),
+            result["note"].as_str().unwrap_or("")
+        );
+    }
+    exit::OK
+}
+
 /// `anycastd reload`.
 pub async fn reload(config: &Config) -> u8 {
-    match control::request(&config.control.socket, &Request::Reload).await {
-        Ok(mut lines) => match lines.next_line().await {
-            Ok(Some(line)) => {
-                let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-                let message = value["message"].as_str().unwrap_or("");
-                if value["type"] == "reloaded" {
-                    println!("anycastd {message}");
-                    exit::OK
-                } else {
-                    eprintln!("anycastd: {message}");
-                    value["code"]
-                        .as_u64()
-                        .and_then(|c| u8::try_from(c).ok())
-                        .unwrap_or(exit::SOFTWARE)
-                }
-            }
-            _ => {
-                eprintln!("anycastd: the daemon closed the control socket without answering");
-                exit::SOFTWARE
-            }
-        },
-        Err(ClientError::NoDaemon(reason)) | Err(ClientError::Other(reason)) => {
-            eprintln!("anycastd: {reason}");
-            exit::UNAVAILABLE
+    match ask_daemon(config, &Request::Reload).await {
+        Ok(value) => {
+            println!("anycastd {}", value["message"].as_str().unwrap_or(""));
+            exit::OK
         }
+        Err(code) => code,
     }
 }
 
@@ -332,31 +314,17 @@ pub async fn replay(config: &Config, request: Request, json: bool) -> u8 {
     else {
         return exit::SOFTWARE;
     };
-    let report = match control::request(&config.control.socket, &request).await {
-        Ok(mut lines) => match lines.next_line().await {
-            Ok(Some(line)) => {
-                let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-                if value["type"] == "error" {
-                    eprintln!("anycastd: {}", value["message"].as_str().unwrap_or("error"));
-                    return value["code"]
-                        .as_u64()
-                        .and_then(|c| u8::try_from(c).ok())
-                        .unwrap_or(exit::SOFTWARE);
-                }
-                match serde_json::from_value::<crate::replay::Report>(value["report"].clone()) {
-                    Ok(report) => report,
-                    Err(e) => {
-                        eprintln!("anycastd: unreadable replay from the daemon: {e}");
-                        return exit::SOFTWARE;
-                    }
+    let report = match ask(config, &request).await {
+        Asked::Answer(value) => {
+            match serde_json::from_value::<crate::replay::Report>(value["report"].clone()) {
+                Ok(report) => report,
+                Err(e) => {
+                    eprintln!("anycastd: unreadable replay from the daemon: {e}");
+                    return exit::SOFTWARE;
                 }
             }
-            _ => {
-                eprintln!("anycastd: the daemon closed the control socket without answering");
-                return exit::SOFTWARE;
-            }
-        },
-        Err(ClientError::NoDaemon(_)) => {
+        }
+        Asked::NoDaemon(_) => {
             let journal = match open_journal(config) {
                 Ok(Some(journal)) => journal,
                 Ok(None) => {
@@ -380,10 +348,7 @@ pub async fn replay(config: &Config, request: Request, json: bool) -> u8 {
                 }
             }
         }
-        Err(ClientError::Other(e)) => {
-            eprintln!("anycastd: {e}");
-            return exit::UNAVAILABLE;
-        }
+        Asked::Exit(code) => return code,
     };
     if json {
         println!("{}", serde_json::to_string(&report).unwrap_or_default());

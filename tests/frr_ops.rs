@@ -13,6 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 use support::cabourotte::{Behaviour, Emulator, Generation};
 use support::daemon::{example_config, Daemon};
+use support::monitor::Monitor;
 use support::testbed::{Peer, Testbed, ALL_FOUR, NTP_ONLY};
 
 const EXIT: Duration = Duration::from_secs(30);
@@ -187,70 +188,6 @@ fn an_operator_drain_survives_sigkill_and_a_clean_restart() {
     tb.wait_peer(&ALL_FOUR);
     third.signal(Signal::SIGTERM);
     assert_eq!(third.wait(EXIT), 0);
-}
-
-/// Streams every route the peer withdraws (gobgp monitor) into a file.
-struct Monitor(Vec<std::process::Child>, Vec<std::path::PathBuf>);
-
-impl Monitor {
-    fn start(tb: &Testbed, dir: &Path) -> Monitor {
-        let mut children = Vec::new();
-        let mut files = Vec::new();
-        for afi in ["ipv4", "ipv6"] {
-            let file = dir.join(format!("monitor-{afi}.jsonl"));
-            let child = Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &format!("{}-peer", tb.name),
-                    "gobgp",
-                    "monitor",
-                    "global",
-                    "rib",
-                    "-a",
-                    afi,
-                    "-j",
-                ])
-                .stdout(std::fs::File::create(&file).unwrap())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
-            children.push(child);
-            files.push(file);
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        Monitor(children, files)
-    }
-
-    /// Prefixes the peer saw withdrawn, each once, sorted (gobgp may report a withdrawal in
-    /// more than one message).
-    fn withdrawals(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for file in &self.1 {
-            for line in std::fs::read_to_string(file).unwrap_or_default().lines() {
-                let Ok(paths) = serde_json::from_str::<serde_json::Value>(line) else {
-                    continue;
-                };
-                for p in paths.as_array().into_iter().flatten() {
-                    if p["withdrawal"].as_bool() == Some(true) {
-                        out.push(p["nlri"]["prefix"].as_str().unwrap_or("?").to_owned());
-                    }
-                }
-            }
-        }
-        out.sort();
-        out.dedup();
-        out
-    }
-}
-
-impl Drop for Monitor {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 #[test]

@@ -9,11 +9,12 @@ mod support;
 use anycastd_journal::wire::{self, Event};
 use anycastd_journal::{Entry, Journal, Options};
 use nix::sys::signal::Signal;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 use support::cabourotte::{Behaviour, Emulator, Generation};
 use support::daemon::{example_config, Daemon};
+use support::monitor::Monitor;
 use support::testbed::{Peer, Testbed, ALL_FOUR, NTP_ONLY};
 
 const EXIT: Duration = Duration::from_secs(30);
@@ -25,72 +26,6 @@ const DNS_ONLY: [&str; 2] = [
 /// the testbed, so FRR's import-check keeps it from the peer; it is checked in the running
 /// config).
 const UNMANAGED: &str = "198.51.100.0/24";
-
-/// Streams every route change the peer sees into files.
-struct Monitor {
-    children: Vec<Child>,
-    files: Vec<PathBuf>,
-}
-
-impl Monitor {
-    fn start(tb: &Testbed, dir: &Path) -> Monitor {
-        let mut children = Vec::new();
-        let mut files = Vec::new();
-        for afi in ["ipv4", "ipv6"] {
-            let file = dir.join(format!("monitor-{afi}.jsonl"));
-            let out = std::fs::File::create(&file).unwrap();
-            let child = Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &format!("{}-peer", tb.name),
-                    "gobgp",
-                    "monitor",
-                    "global",
-                    "rib",
-                    "-a",
-                    afi,
-                    "-j",
-                ])
-                .stdout(out)
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            children.push(child);
-            files.push(file);
-        }
-        // Let the monitors subscribe before anything happens.
-        std::thread::sleep(Duration::from_millis(500));
-        Monitor { children, files }
-    }
-
-    /// Prefixes the peer saw withdrawn so far.
-    fn withdrawals(&self) -> Vec<String> {
-        let mut withdrawn = Vec::new();
-        for file in &self.files {
-            for line in std::fs::read_to_string(file).unwrap_or_default().lines() {
-                let Ok(paths) = serde_json::from_str::<serde_json::Value>(line) else {
-                    continue;
-                };
-                for path in paths.as_array().into_iter().flatten() {
-                    if path["withdrawal"].as_bool() == Some(true) {
-                        withdrawn.push(path["nlri"]["prefix"].as_str().unwrap_or("?").to_owned());
-                    }
-                }
-            }
-        }
-        withdrawn
-    }
-}
-
-impl Drop for Monitor {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 fn healthy_emulator(rt: &tokio::runtime::Runtime) -> Emulator {
     let emulator = rt.block_on(Emulator::start(Generation::V2));

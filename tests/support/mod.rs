@@ -3,4 +3,5 @@
 
 pub mod cabourotte;
 pub mod daemon;
+pub mod monitor;
 pub mod testbed;

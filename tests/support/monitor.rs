@@ -1,0 +1,77 @@
+//! A streaming monitor at the BGP peer (`gobgp monitor global rib -j`, IPv4 and IPv6): it sees
+//! every UPDATE as it arrives, so "the peer never saw a withdrawal" can be shown, which polling
+//! cannot do.
+
+use super::testbed::Testbed;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running monitor writing to files.
+pub struct Monitor {
+    children: Vec<Child>,
+    files: Vec<PathBuf>,
+}
+
+impl Monitor {
+    /// Start monitoring the peer of `tb`, writing into `dir`.
+    pub fn start(tb: &Testbed, dir: &Path) -> Monitor {
+        let mut children = Vec::new();
+        let mut files = Vec::new();
+        for afi in ["ipv4", "ipv6"] {
+            let file = dir.join(format!("monitor-{afi}.jsonl"));
+            let child = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &format!("{}-peer", tb.name),
+                    "gobgp",
+                    "monitor",
+                    "global",
+                    "rib",
+                    "-a",
+                    afi,
+                    "-j",
+                ])
+                .stdout(std::fs::File::create(&file).expect("monitor file"))
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start gobgp monitor");
+            children.push(child);
+            files.push(file);
+        }
+        // Let the monitors subscribe before anything happens.
+        std::thread::sleep(Duration::from_millis(500));
+        Monitor { children, files }
+    }
+
+    /// Prefixes the peer saw withdrawn so far, each once, sorted (gobgp may report one
+    /// withdrawal in more than one message).
+    pub fn withdrawals(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for file in &self.files {
+            for line in std::fs::read_to_string(file).unwrap_or_default().lines() {
+                let Ok(paths) = serde_json::from_str::<serde_json::Value>(line) else {
+                    continue;
+                };
+                for p in paths.as_array().into_iter().flatten() {
+                    if p["withdrawal"].as_bool() == Some(true) {
+                        out.push(p["nlri"]["prefix"].as_str().unwrap_or("?").to_owned());
+                    }
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
