@@ -414,3 +414,36 @@ fn history_of_dns_after_a_flip_sequence_matches_the_flips_through_the_socket_and
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["kind"], "daemon_started");
 }
+
+#[test]
+fn bgpd_stopped_while_running_is_retried_and_repaired_when_it_returns() {
+    let Some(tb) = Testbed::up(Peer::Bird) else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = healthy_emulator(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_config(dir.path(), &emulator.url(), &tb.vtysh_args(), "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "vtysh_timeout = \"5s\"",
+        "vtysh_timeout = \"5s\"\nreconcile_interval = \"1s\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    tb.wait_peer(&ALL_FOUR);
+    tb.stop_bgpd();
+    tb.wait_peer(&[]);
+    // While bgpd is away, dns fails: the decision is taken and journaled, FRR cannot be told.
+    emulator.set("dns", Behaviour::Fail("down".into()));
+    daemon.wait_log("Service \\\"dns\\\" is now considered unhealthy");
+    // vtysh answers for the daemons still up: FRR shows no BGP instance at all now.
+    daemon.wait_log("no BGP instance for VRF 123 in FRR");
+    assert!(daemon.running());
+    // bgpd comes back with its saved config: the writer repairs what is missing (ntp only).
+    tb.start_bgpd(true);
+    tb.wait_established();
+    tb.wait_peer(&NTP_ONLY);
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(EXIT), 0, "{}", daemon.log_text());
+    tb.wait_peer(&[]);
+}

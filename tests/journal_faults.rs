@@ -11,6 +11,7 @@ use anycastd_journal::{Entry, Journal, Options};
 use nix::sys::signal::Signal;
 use std::path::Path;
 use std::time::Duration;
+use support::cabourotte::Behaviour;
 use support::daemon::Daemon;
 
 fn write_config(dir: &Path, journal: &Path) -> std::path::PathBuf {
@@ -157,4 +158,119 @@ fn garbage_and_huge_lines_on_the_control_socket_get_an_error_and_the_daemon_runs
     assert!(daemon.running());
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
+}
+
+/// Unmounts a tmpfs made by a test, even when the test fails.
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_journal_disk_keeps_gating_health_and_records_the_gap_afterwards() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("SKIPPED: needs root to mount a small tmpfs");
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = rt.block_on(support::cabourotte::Emulator::start(
+        support::cabourotte::Generation::V2,
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("disk");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let status = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=8m",
+            "anycastd-test",
+            mnt.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _unmount = Tmpfs(mnt.clone());
+    let vtysh = dir.path().join("vtysh");
+    std::fs::write(&vtysh, "#!/bin/sh\necho '!'\n").unwrap();
+    std::fs::set_permissions(&vtysh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[journal]\npath = {:?}\n[control]\nsocket = {:?}\n[services.dns]\nprefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = {:?} }}]\nchecks.cabourotte = [{{ name = \"dns\", url = \"{}\", interval = \"50ms\" }}]\n",
+            mnt.join("journal").display().to_string(),
+            dir.path().join("ctl.sock").display().to_string(),
+            vtysh.display().to_string(),
+            emulator.url()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    daemon.wait_log("Starting service");
+    // Fill the disk.
+    let filler = mnt.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+    }
+    // Flap: transitions keep being decided and logged while the journal cannot write.
+    let flap = |n: usize| {
+        for i in 0..n {
+            let behaviour = if i % 2 == 0 {
+                Behaviour::Fail("down".into())
+            } else {
+                Behaviour::Pass
+            };
+            emulator.set("dns", behaviour);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    };
+    flap(40);
+    let log = daemon.log_text();
+    let decided = log.matches("is now considered unhealthy").count();
+    assert!(
+        decided >= 10,
+        "health gating went on: {decided} withdrawals decided\n{log}"
+    );
+    assert!(daemon.running());
+    // Space again: the next records say what was lost.
+    std::fs::remove_file(&filler).unwrap();
+    flap(20);
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
+    let journal = Journal::open(&mnt.join("journal"), &Options::default()).unwrap();
+    let gaps: Vec<u64> = journal
+        .entries_from(0)
+        .filter_map(|e| match e {
+            Ok(Entry::Record(r)) => match r.event {
+                Event::JournalGap(g) => Some(g.lost_records),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    eprintln!(
+        "gaps: {gaps:?}\n{}",
+        daemon
+            .log_text()
+            .lines()
+            .filter(|l| l.contains("journal"))
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        !gaps.is_empty() && gaps.iter().all(|n| *n > 0),
+        "a gap record with the lost count: {gaps:?}"
+    );
 }

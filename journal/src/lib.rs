@@ -265,21 +265,49 @@ pub struct Journal {
     path: PathBuf,
     db: sled::Db,
     reader: Reader,
+    options: Options,
+    /// A write failed: nothing more is written until [`Journal::reopen`] succeeds.
+    broken: bool,
     next_seq: u64,
     /// Records per service (index entries), counted on the first retention pass.
     service_counts: Option<std::collections::HashMap<String, u64>>,
     _lock: Lock,
 }
 
-/// Read access to an open journal; cheap to clone, usable from any thread while the
-/// [`Committer`] owns the [`Journal`].
+/// The trees of one opened sled database.
 #[derive(Debug, Clone)]
-pub struct Reader {
+struct Trees {
     log: sled::Tree,
     by_service: sled::Tree,
     last_state: sled::Tree,
     meta: sled::Tree,
     damping: sled::Tree,
+}
+
+impl Trees {
+    fn of(db: &sled::Db) -> Result<Trees, Error> {
+        Ok(Trees {
+            log: db.open_tree("log")?,
+            by_service: db.open_tree("by_service")?,
+            last_state: db.open_tree("last_state")?,
+            meta: db.open_tree("meta")?,
+            damping: db.open_tree("damping")?,
+        })
+    }
+}
+
+/// Read access to an open journal; cheap to clone, usable from any thread while the
+/// [`Committer`] owns the [`Journal`]. It follows the journal when a write error makes the
+/// journal reopen its store.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    trees: std::sync::Arc<std::sync::RwLock<Trees>>,
+}
+
+impl Reader {
+    fn t(&self) -> Trees {
+        self.trees.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 impl Journal {
@@ -334,12 +362,8 @@ impl Journal {
             .cache_capacity(options.cache_capacity_bytes)
             .flush_every_ms(options.flush_every_ms)
             .open()?;
-        let log = db.open_tree("log")?;
-        let by_service = db.open_tree("by_service")?;
-        let last_state = db.open_tree("last_state")?;
-        let meta = db.open_tree("meta")?;
-        let damping = db.open_tree("damping")?;
-        let next_seq = match log.last()? {
+        let trees = Trees::of(&db)?;
+        let next_seq = match trees.log.last()? {
             Some((key, _)) => seq_of(&key) + 1,
             None => 1,
         };
@@ -347,12 +371,10 @@ impl Journal {
             path: path.to_path_buf(),
             db,
             reader: Reader {
-                log,
-                by_service,
-                last_state,
-                meta,
-                damping,
+                trees: std::sync::Arc::new(std::sync::RwLock::new(trees)),
             },
+            options: options.clone(),
+            broken: false,
             next_seq,
             service_counts: None,
             _lock: lock,
@@ -372,28 +394,38 @@ impl Journal {
     /// Append records at time `at_ms` (not yet durable: see [`Journal::flush`]). Returns the
     /// sequence number of the last one.
     pub fn append(&mut self, at_ms: i64, events: &[Event]) -> Result<u64, Error> {
+        if self.broken {
+            return Err(Error::Closed);
+        }
+        let result = self.append_unchecked(at_ms, events);
+        if result.is_err() {
+            self.broken = true;
+        }
+        result
+    }
+
+    fn append_unchecked(&mut self, at_ms: i64, events: &[Event]) -> Result<u64, Error> {
+        let trees = self.reader.t();
+        let t = &trees;
         let mut last = self.next_seq.saturating_sub(1);
         for event in events {
             let seq = self.next_seq;
             let value = codec::encode(at_ms, event)?;
-            self.reader.log.insert(seq.to_be_bytes(), value)?;
+            t.log.insert(seq.to_be_bytes(), value)?;
             // Records about no service (daemon start/stop, reconciliation, operator actions)
             // are indexed under the empty name, which no service can have.
             let service = event.service().unwrap_or("");
-            self.reader
-                .by_service
-                .insert(index_key(service, seq), &[])?;
+            t.by_service.insert(index_key(service, seq), &[])?;
             if let Some(counts) = self.service_counts.as_mut() {
                 *counts.entry(service.to_owned()).or_default() += 1;
             }
             if let Event::Damping(d) = event {
                 // Kept like the last state: retention never deletes it.
-                self.reader
-                    .damping
+                t.damping
                     .insert(d.service.as_bytes(), value_with_seq(seq, at_ms, event)?)?;
             }
             if let Event::DaemonStarted(_) = event {
-                self.meta
+                t.meta
                     .insert(META_LAST_START, value_with_seq(seq, at_ms, event)?)?;
             }
             if let Event::Transition(t) = event {
@@ -403,7 +435,7 @@ impl Journal {
                     state: t.to.clone(),
                     prefixes: t.prefixes.clone(),
                 };
-                self.reader
+                trees
                     .last_state
                     .insert(t.service.as_bytes(), codec::encode_last(&last_state)?)?;
             }
@@ -414,15 +446,54 @@ impl Journal {
     }
 
     /// Make every appended record durable (fsync). Returns the bytes flushed.
-    pub fn flush(&self) -> Result<usize, Error> {
-        Ok(self.db.flush()?)
+    pub fn flush(&mut self) -> Result<usize, Error> {
+        if self.broken {
+            return Err(Error::Closed);
+        }
+        let result = self.db.flush().map_err(Error::from);
+        if result.is_err() {
+            self.broken = true;
+        }
+        result
+    }
+
+    /// Whether a write failed and the store must be reopened before the next write.
+    pub fn broken(&self) -> bool {
+        self.broken
+    }
+
+    /// After a write error (a full disk): drop the failed store and open it again. Readers
+    /// follow. Fails (and may be tried again later) while the disk is still full or a reader
+    /// still holds the old store.
+    pub fn reopen(&mut self) -> Result<(), Error> {
+        // Let go of the failed store first: sled locks its files.
+        let placeholder = sled::Config::new().temporary(true).open()?;
+        *self.reader.trees.write().unwrap_or_else(|p| p.into_inner()) = Trees::of(&placeholder)?;
+        self.db = placeholder;
+        let db = sled::Config::new()
+            .path(self.path.join("db"))
+            .cache_capacity(self.options.cache_capacity_bytes)
+            .flush_every_ms(self.options.flush_every_ms)
+            .open()?;
+        let trees = Trees::of(&db)?;
+        let next_seq = match trees.log.last()? {
+            Some((key, _)) => seq_of(&key) + 1,
+            None => 1,
+        };
+        // Never reuse a sequence number handed out before the failure.
+        self.next_seq = self.next_seq.max(next_seq);
+        *self.reader.trees.write().unwrap_or_else(|p| p.into_inner()) = trees;
+        self.db = db;
+        self.service_counts = None;
+        self.broken = false;
+        Ok(())
     }
 }
 
 impl Reader {
     /// The last `DaemonStarted` record (its boot id tells whether the host rebooted since).
     pub fn last_start(&self) -> Result<Option<(u64, wire::DaemonStarted)>, Error> {
-        let Some(value) = self.meta.get(META_LAST_START)? else {
+        let Some(value) = self.t().meta.get(META_LAST_START)? else {
             return Ok(None);
         };
         if value.len() < 8 {
@@ -442,13 +513,14 @@ impl Reader {
     /// The first sequence number whose record is at or after `at_ms` (records are appended in
     /// time order, so this is a binary search, not a scan).
     pub fn seq_at_or_after(&self, at_ms: i64) -> Result<u64, Error> {
-        let (Some((first, _)), Some((last, _))) = (self.log.first()?, self.log.last()?) else {
+        let log = self.t().log;
+        let (Some((first, _)), Some((last, _))) = (log.first()?, log.last()?) else {
             return Ok(1);
         };
         let (mut low, mut high) = (seq_of(&first), seq_of(&last) + 1);
         while low < high {
             let mid = low + (high - low) / 2;
-            let Some((key, value)) = self.log.range(mid.to_be_bytes()..).next().transpose()? else {
+            let Some((key, value)) = log.range(mid.to_be_bytes()..).next().transpose()? else {
                 high = mid;
                 continue;
             };
@@ -468,7 +540,7 @@ impl Reader {
 
     /// Every entry from sequence number `from` on, in order.
     pub fn entries_from(&self, from: u64) -> impl Iterator<Item = Result<Entry, Error>> + '_ {
-        self.log.range(from.to_be_bytes()..).map(|item| {
+        self.t().log.range(from.to_be_bytes()..).map(|item| {
             let (key, value) = item?;
             codec::decode(seq_of(&key), &value)
         })
@@ -481,10 +553,12 @@ impl Reader {
     ) -> impl Iterator<Item = Result<Entry, Error>> + 'a {
         let mut prefix = service.as_bytes().to_vec();
         prefix.push(0);
-        self.by_service.scan_prefix(prefix).map(move |item| {
+        let t = self.t();
+        let log = t.log.clone();
+        t.by_service.scan_prefix(prefix).map(move |item| {
             let (key, _) = item?;
             let seq = seq_of(&key);
-            match self.log.get(seq.to_be_bytes())? {
+            match log.get(seq.to_be_bytes())? {
                 Some(value) => codec::decode(seq, &value),
                 None => Err(Error::Corrupt {
                     seq,
@@ -503,7 +577,7 @@ impl Reader {
     /// The last damping state of every service that had one.
     pub fn damping_states(&self) -> Result<Vec<wire::DampingRecord>, Error> {
         let mut states = Vec::new();
-        for item in self.damping.iter() {
+        for item in self.t().damping.iter() {
             let (_, value) = item?;
             if value.len() < 8 {
                 continue;
@@ -523,7 +597,7 @@ impl Reader {
     /// The last recorded state of every service that ever had a transition.
     pub fn last_states(&self) -> Result<Vec<(String, LastState)>, Error> {
         let mut states = Vec::new();
-        for item in self.last_state.iter() {
+        for item in self.t().last_state.iter() {
             let (key, value) = item?;
             if let Some(last) = codec::decode_last(&value)? {
                 states.push((String::from_utf8_lossy(&key).into_owned(), last));
@@ -552,7 +626,8 @@ impl Journal {
         let keep_from_seq = self.next_seq.saturating_sub(policy.max_records);
         let cutoff = policy.max_age_ms.map(|age| now_ms.saturating_sub(age));
         loop {
-            let Some((key, value)) = self.reader.log.first()? else {
+            let t = self.reader.t();
+            let Some((key, value)) = t.log.first()? else {
                 break;
             };
             let seq = seq_of(&key);
@@ -565,8 +640,8 @@ impl Journal {
             if !(too_many || too_old) {
                 break;
             }
-            self.reader.log.remove(&key)?;
-            self.reader.by_service.remove(index_key(&service, seq))?;
+            t.log.remove(&key)?;
+            t.by_service.remove(index_key(&service, seq))?;
             if let Some(count) = self
                 .service_counts
                 .as_mut()
@@ -580,7 +655,7 @@ impl Journal {
         if self.service_counts.is_none() {
             let mut counts: std::collections::HashMap<String, u64> =
                 std::collections::HashMap::new();
-            for item in self.reader.by_service.iter() {
+            for item in self.reader.t().by_service.iter() {
                 let (key, _) = item?;
                 let name = &key[..key.len().saturating_sub(9)];
                 *counts
@@ -599,16 +674,16 @@ impl Journal {
         for (service, excess) in over {
             let mut prefix = service.as_bytes().to_vec();
             prefix.push(0);
-            let keys: Vec<sled::IVec> = self
-                .reader
+            let t = self.reader.t();
+            let keys: Vec<sled::IVec> = t
                 .by_service
                 .scan_prefix(&prefix)
                 .keys()
                 .take(excess as usize)
                 .collect::<Result<_, _>>()?;
             for key in keys {
-                self.reader.log.remove(seq_of(&key).to_be_bytes())?;
-                self.reader.by_service.remove(&key)?;
+                t.log.remove(seq_of(&key).to_be_bytes())?;
+                t.by_service.remove(&key)?;
                 deleted += 1;
             }
             if let Some(count) = self
@@ -735,6 +810,11 @@ fn commit_loop(
         let mut batch = vec![first];
         while let Ok(next) = rx.try_recv() {
             batch.push(next);
+        }
+        if journal.broken() {
+            // A write failed earlier (a full disk): try a fresh store; until it opens, every
+            // record is counted as lost.
+            let _ = journal.reopen();
         }
         if let Some(gap) = &pending_gap {
             // Writes work again? Say first what was lost.

@@ -251,6 +251,35 @@ impl Testbed {
         );
     }
 
+    /// Stop bgpd (it stays down).
+    pub fn stop_bgpd(&self) {
+        let out = self
+            .script_cmd()
+            .arg("stop-bgpd")
+            .output()
+            .expect("stop bgpd");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Start bgpd again; with `boot`, apply the saved frr.conf as watchfrr does.
+    pub fn start_bgpd(&self, boot: bool) {
+        let mut cmd = self.script_cmd();
+        cmd.arg("start-bgpd");
+        if boot {
+            cmd.arg("--boot");
+        }
+        let out = cmd.output().expect("start bgpd");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Wait until all BGP sessions are Established again.
     pub fn wait_established(&self) {
         let out = self

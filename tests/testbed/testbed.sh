@@ -3,7 +3,8 @@
 # (gobgpd or BIRD 2), each in its own network namespace, wired with veth pairs. Used by the
 # integration tests (tests/support/testbed.rs), the demo and the benchmarks.
 #
-#   testbed.sh up | down | wait | restart-bgpd [--boot] | vtysh ARGS... | peer ARGS...
+#   testbed.sh up | down | wait | restart-bgpd [--boot] | stop-bgpd | start-bgpd [--boot]
+#              | vtysh ARGS... | peer ARGS...
 #
 # Environment: TB_NAME (namespace prefix, default acdtb), TB_DIR (state directory, default
 # /tmp/$TB_NAME), TB_PEER (gobgp|bird, default gobgp).
@@ -208,8 +209,20 @@ cmd_restart_bgpd() {
 	if [ "${1:-}" = --boot ]; then vt -b -d bgpd > "$R/boot.log" 2>&1 || die "vtysh -b: $(cat "$R/boot.log")"; fi
 }
 
+# bgpd dies and stays down (stop-bgpd); start-bgpd [--boot] brings it back.
+cmd_stop_bgpd() { stop_pid "$R/run/bgpd.pid" bgpd; }
+cmd_start_bgpd() {
+	local zebra; zebra=$(cat "$R/run/zebra.pid")
+	nsenter --target "$zebra" --net --mount /usr/lib/frr/bgpd -d -A 127.0.0.1 -P 0 \
+		--vty_socket "$R/run" -z "$R/run/zserv.api" -f "$R/etc/bgpd.conf" -i "$R/run/bgpd.pid" --log "file:$R/bgpd.log"
+	for _ in $(seq 100); do vt -d bgpd -c 'show version' > /dev/null 2>&1 && break; sleep 0.05; done
+	if [ "${1:-}" = --boot ]; then vt -b -d bgpd > "$R/boot.log" 2>&1 || die "vtysh -b: $(cat "$R/boot.log")"; fi
+}
+
 case "${1:-}" in
 	up) cmd_up ;;
+	stop-bgpd) cmd_stop_bgpd ;;
+	start-bgpd) shift; cmd_start_bgpd "$@" ;;
 	down) cmd_down ;;
 	wait) cmd_wait ;;
 	restart-bgpd) shift; cmd_restart_bgpd "$@" ;;
