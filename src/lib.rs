@@ -4,8 +4,11 @@
 //! The binary (`src/main.rs`) is a thin CLI over this library so that integration tests can
 //! reach the same code. Module map: [`config`] (file -> validated types), [`checks`]
 //! (Cabourotte), [`frr`] (vtysh and the level-triggered writer), [`driver`] (one task per
-//! service: verdicts -> fsm -> journal -> writer), [`daemon`] (start-up and shutdown),
-//! [`logging`], [`exit`] (exit codes).
+//! service: verdicts -> fsm -> journal -> writer), [`daemon`] (start-up, reload, shutdown),
+//! [`reconcile`] (start-up convergence with FRR), [`journal`] (async journal handle),
+//! [`control`] (the control socket), [`cli`] (its client subcommands), [`history`],
+//! [`status`], [`replay`] (postmortem re-runs and what-ifs), [`notify`] (systemd),
+//! [`metrics`] (Prometheus), [`logging`], [`exit`] (exit codes).
 
 #![forbid(unsafe_code)]
 
