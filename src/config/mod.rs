@@ -1,6 +1,6 @@
 //! The configuration file: parsing and validation.
 //!
-//! Two stages (STYLE 6): the TOML text becomes a spanned tree ([`tree`]), then the validator
+//! Two stages (STYLE 6): the TOML text becomes a spanned tree (`tree`), then the validator
 //! walks it and builds the typed [`Config`], collecting every problem as a [`Problem`] with the
 //! line and key path, so that an operator sees all errors at once. Nothing outside this module
 //! ever sees an unvalidated value. It must not touch FRR, the network or the journal.
