@@ -300,6 +300,23 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
             return Ok(());
         }
     };
+    // Acting needs root, the daemon's user or the admin group; reading needs the read group.
+    let action = match &request {
+        Request::Drain { .. } => Some("drain"),
+        Request::Undrain { .. } => Some("undrain"),
+        Request::Reload => Some("reload"),
+        Request::Stop { .. } => Some("stop"),
+        Request::Status | Request::History { .. } | Request::Replay { .. } => None,
+    };
+    if let Some(action) = action {
+        if access < Access::Admin {
+            let message = format!("permission denied: {action} needs root or the admin group");
+            write
+                .write_all(&error_line(crate::exit::USAGE, &message))
+                .await?;
+            return Ok(());
+        }
+    }
     match request {
         Request::Status => {
             let views: Vec<ServiceView> = lock(&context.views).values().cloned().collect();
@@ -384,15 +401,6 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
             }
         }
         Request::Drain { .. } | Request::Undrain { .. } => {
-            if access < Access::Admin {
-                write
-                    .write_all(&error_line(
-                        crate::exit::USAGE,
-                        "permission denied: drain and undrain need root or the admin group",
-                    ))
-                    .await?;
-                return Ok(());
-            }
             match drain(request, cred.uid(), cred.pid().unwrap_or(0), context).await {
                 Ok(results) => {
                     write
@@ -443,15 +451,6 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
             }
         }
         Request::Reload => {
-            if access < Access::Admin {
-                write
-                    .write_all(&error_line(
-                        crate::exit::USAGE,
-                        "permission denied: reload needs root or the admin group",
-                    ))
-                    .await?;
-                return Ok(());
-            }
             let (done_tx, done_rx) = oneshot::channel();
             if context
                 .reload
@@ -475,15 +474,6 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
             }
         }
         Request::Stop { keep_announced } => {
-            if access < Access::Admin {
-                write
-                    .write_all(&error_line(
-                        crate::exit::USAGE,
-                        "permission denied: stop needs root or the admin group",
-                    ))
-                    .await?;
-                return Ok(());
-            }
             let (done_tx, done_rx) = oneshot::channel();
             let stop = StopRequest {
                 keep_announced,
