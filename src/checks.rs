@@ -7,7 +7,10 @@
 //! caller polls again at the next interval.
 
 use anycastd_fsm::Observation;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::Semaphore;
 
 /// Largest response body read; anything larger fails the check (a result is ~300 bytes).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -30,15 +33,42 @@ impl ApiGeneration {
     }
 }
 
-/// The one HTTP client shared by every check: a keep-alive pool, no proxy.
-pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+/// At most this many requests are in flight to one Cabourotte (scheme, host, port) at a time,
+/// so the keep-alive pool holds at most this many connections to it and a thousand checks
+/// falling due together reuse them instead of opening a connection each.
+pub const MAX_CONNECTIONS_PER_SERVER: usize = 16;
+
+/// The HTTP side shared by every check: one keep-alive pool (no proxy) and a limit of
+/// [`MAX_CONNECTIONS_PER_SERVER`] requests in flight per server.
+#[derive(Clone)]
+pub struct Http {
+    client: reqwest::Client,
+    limits: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+}
+
+impl Http {
+    fn limit(&self, origin: &str) -> Arc<Semaphore> {
+        let mut limits = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        limits
+            .entry(origin.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_SERVER)))
+            .clone()
+    }
+}
+
+/// The one HTTP client shared by every check.
+pub fn http_client() -> Result<Http, reqwest::Error> {
+    let client = reqwest::Client::builder()
         .no_proxy()
         .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(64)
+        .pool_max_idle_per_host(MAX_CONNECTIONS_PER_SERVER)
         .tcp_nodelay(true)
         .user_agent(concat!("anycastd/", env!("CARGO_PKG_VERSION")))
-        .build()
+        .build()?;
+    Ok(Http {
+        client,
+        limits: Arc::default(),
+    })
 }
 
 /// One Cabourotte check and what it learned about its server.
@@ -49,6 +79,10 @@ pub struct CabourotteCheck {
     timeout: Duration,
     max_age: Option<Duration>,
     api: ApiGeneration,
+    /// The result URL of each generation (V2, V1), parsed once.
+    urls: [Option<reqwest::Url>; 2],
+    origin: String,
+    limit: Option<Arc<Semaphore>>,
 }
 
 /// What one response means, before the API-generation fallback.
@@ -68,13 +102,23 @@ impl CabourotteCheck {
         timeout: Duration,
         max_age: Option<Duration>,
     ) -> CabourotteCheck {
-        CabourotteCheck {
+        let mut check = CabourotteCheck {
             base: base.trim_end_matches('/').to_owned(),
             name: name.to_owned(),
             timeout,
             max_age,
             api: ApiGeneration::V2,
-        }
+            urls: [None, None],
+            origin: String::new(),
+            limit: None,
+        };
+        check.urls = [ApiGeneration::V2, ApiGeneration::V1]
+            .map(|api| reqwest::Url::parse(&check.result_url(api)).ok());
+        check.origin = match &check.urls[0] {
+            Some(url) => url.origin().ascii_serialization(),
+            None => check.base.clone(),
+        };
+        check
     }
 
     /// The API generation currently in use.
@@ -101,7 +145,11 @@ impl CabourotteCheck {
 
     /// Poll once. On a 404 for an unknown route, the other API generation is tried at once
     /// and remembered if it answers; so a server is re-probed only when it stops answering.
-    pub async fn poll(&mut self, client: &reqwest::Client) -> Observation {
+    pub async fn poll(&mut self, http: &Http) -> Observation {
+        if self.limit.is_none() {
+            self.limit = Some(http.limit(&self.origin));
+        }
+        let client = &http.client;
         match self.fetch(client, self.api).await {
             Reading::Observed(observation) => observation,
             Reading::UnknownRoute => {
@@ -122,8 +170,32 @@ impl CabourotteCheck {
     }
 
     async fn fetch(&self, client: &reqwest::Client, api: ApiGeneration) -> Reading {
-        let url = self.result_url(api);
-        let response = match client.get(&url).timeout(self.timeout).send().await {
+        let url = match &self.urls[api as usize] {
+            Some(url) => url.clone(),
+            None => {
+                return Reading::Observed(Observation::Fail(format!(
+                    "invalid URL {}",
+                    self.result_url(api)
+                )))
+            }
+        };
+        // Wait for a free connection slot within the timeout; the request gets what is left.
+        let started = tokio::time::Instant::now();
+        let _permit = match &self.limit {
+            Some(limit) => match tokio::time::timeout(self.timeout, limit.acquire()).await {
+                Ok(Ok(permit)) => Some(permit),
+                _ => {
+                    return Reading::Observed(Observation::Fail(format!(
+                        "no answer within {} ms ({MAX_CONNECTIONS_PER_SERVER} requests to {} already in flight)",
+                        self.timeout.as_millis(),
+                        self.origin
+                    )))
+                }
+            },
+            None => None,
+        };
+        let left = self.timeout.saturating_sub(started.elapsed());
+        let response = match client.get(url).timeout(left).send().await {
             Ok(response) => response,
             Err(e) => return Reading::Observed(Observation::Fail(self.describe(&e))),
         };

@@ -548,12 +548,12 @@ async fn drain(
                     expires_at_ms,
                 };
                 crate::driver::Command::Drain {
-                    cause: anycastd_fsm::DrainCause::Operator {
+                    cause: Box::new(anycastd_fsm::DrainCause::Operator {
                         reason: reason.clone(),
                         expires_at: expires_at_ms.map(anycastd_fsm::Timestamp),
                         uid,
-                    },
-                    operator: anycastd_journal::wire::OperatorAction { kind, uid, pid },
+                    }),
+                    operator: Box::new(anycastd_journal::wire::OperatorAction { kind, uid, pid }),
                     reply: reply_tx,
                 }
             }
@@ -562,7 +562,7 @@ async fn drain(
                     service: name.clone(),
                 };
                 crate::driver::Command::Undrain {
-                    operator: anycastd_journal::wire::OperatorAction { kind, uid, pid },
+                    operator: Box::new(anycastd_journal::wire::OperatorAction { kind, uid, pid }),
                     reply: reply_tx,
                 }
             }

@@ -438,7 +438,13 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
         let _ = request.done.send((code, message));
     }
     drop(writers);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), reporter).await;
+    // The writer tasks outlive their handles, so the reporter's channel never closes: ask it
+    // to journal what is queued, then stop it.
+    let (done_tx, done_rx) = oneshot::channel();
+    if flush_tx.send(done_tx).await.is_ok() {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), done_rx).await;
+    }
+    reporter.abort();
     journal.close();
     code
 }
@@ -743,7 +749,7 @@ struct Running {
     writers: Writers,
     reports: mpsc::UnboundedSender<Report>,
     journal: JournalHandle,
-    client: reqwest::Client,
+    client: crate::checks::Http,
     views: Views,
     driver_commands: Arc<Mutex<BTreeMap<String, mpsc::Sender<driver::Command>>>>,
     shared_config: Arc<Mutex<Arc<Config>>>,
@@ -890,7 +896,7 @@ impl Running {
             if let Some(driver) = drivers.iter().find(|d| d.name == service.name) {
                 let (tx, rx) = oneshot::channel();
                 let command = driver::Command::Reconfigure {
-                    service: (*service).clone(),
+                    service: Box::new((*service).clone()),
                     decision_seq: seq,
                     reply: tx,
                 };

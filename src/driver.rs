@@ -35,16 +35,16 @@ pub enum Command {
     /// An operator drain; answered with what happened.
     Drain {
         /// Reason, expiry and uid.
-        cause: DrainCause,
+        cause: Box<DrainCause>,
         /// The operator record to journal (before the transition).
-        operator: wire::OperatorAction,
+        operator: Box<wire::OperatorAction>,
         /// The answer (a note for the operator).
         reply: oneshot::Sender<String>,
     },
     /// An operator undrain; answered with what happened.
     Undrain {
         /// The operator record to journal (before the transition).
-        operator: wire::OperatorAction,
+        operator: Box<wire::OperatorAction>,
         /// The answer.
         reply: oneshot::Sender<String>,
     },
@@ -52,7 +52,7 @@ pub enum Command {
     /// counters, apply the difference. Answered when done.
     Reconfigure {
         /// The new definition.
-        service: Service,
+        service: Box<Service>,
         /// Sequence number of the reload record.
         decision_seq: u64,
         /// Done.
@@ -92,15 +92,22 @@ pub struct Polled {
 /// the next poll comes at the next interval (no hot retry).
 pub async fn poll_check(
     mut check: CabourotteCheck,
-    client: reqwest::Client,
+    client: crate::checks::Http,
     interval: Duration,
     index: usize,
     sink: mpsc::Sender<Polled>,
 ) {
-    let mut ticker = tokio::time::interval(interval);
+    // The first poll at once; then on a grid shared by every check of the same interval, so
+    // that checks fall due together: one timer wake-up serves them all, their requests share
+    // the pool's connections, and a dying server shows in every check within one round.
+    let mut ticker = tokio::time::interval_at(next_grid_point(Instant::now(), interval), interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = true;
     loop {
-        ticker.tick().await;
+        if !first {
+            ticker.tick().await;
+        }
+        first = false;
         let started = std::time::Instant::now();
         let observation = check.poll(&client).await;
         let polled = Polled {
@@ -113,6 +120,18 @@ pub async fn poll_check(
             return;
         }
     }
+}
+
+/// The first instant after `now` on the grid of `interval` steps from the process's first
+/// call (so all checks with the same interval tick together).
+fn next_grid_point(now: Instant, interval: Duration) -> Instant {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let origin = *ORIGIN.get_or_init(|| now);
+    let step = interval.as_nanos().max(1);
+    let since = now.saturating_duration_since(origin).as_nanos();
+    let steps = since / step + 1;
+    let offset = u64::try_from(steps.saturating_mul(step)).unwrap_or(u64::MAX);
+    origin + Duration::from_nanos(offset)
 }
 
 /// The fsm parameters of a configured service.
@@ -140,7 +159,7 @@ pub fn spawn(
     initial: State,
     writers: Writers,
     journal: JournalHandle,
-    client: reqwest::Client,
+    client: crate::checks::Http,
     views: Views,
     restored_damping: Option<anycastd_fsm::DampingState>,
 ) -> DriverHandle {
@@ -166,6 +185,7 @@ struct Edge {
     /// Results since the last change (for the "still failing" reminder).
     polls: u64,
     last_logged: Option<Instant>,
+    meters: crate::metrics::CheckMeters,
 }
 
 struct Driver {
@@ -201,10 +221,11 @@ impl Driver {
         let edges = service
             .checks
             .iter()
-            .map(|_| Edge {
+            .map(|c| Edge {
                 last: None,
                 polls: 0,
                 last_logged: None,
+                meters: crate::metrics::CheckMeters::new(&service.name, &c.name),
             })
             .collect();
         let mut driver = Driver {
@@ -247,7 +268,7 @@ impl Driver {
     /// result of an old check list can arrive under a new index).
     fn start_pollers(
         &self,
-        client: &reqwest::Client,
+        client: &crate::checks::Http,
     ) -> (Vec<JoinHandle<()>>, mpsc::Receiver<Polled>) {
         let (polled_tx, polled_rx) = mpsc::channel::<Polled>(16);
         let pollers = self
@@ -289,17 +310,20 @@ impl Driver {
         let old_edges = std::mem::take(&mut self.edges);
         self.edges = kept
             .iter()
-            .map(|k| match k.and_then(|i| old_edges.get(i)) {
+            .zip(&service.checks)
+            .map(|(k, check)| match k.and_then(|i| old_edges.get(i)) {
                 // The first result after a reload is always journaled.
                 Some(edge) => Edge {
                     last: None,
                     polls: edge.polls,
                     last_logged: edge.last_logged,
+                    meters: edge.meters.clone(),
                 },
                 None => Edge {
                     last: None,
                     polls: 0,
                     last_logged: None,
+                    meters: crate::metrics::CheckMeters::new(&service.name, &check.name),
                 },
             })
             .collect();
@@ -339,7 +363,7 @@ impl Driver {
         );
     }
 
-    async fn run(mut self, client: reqwest::Client, mut commands: mpsc::Receiver<Command>) {
+    async fn run(mut self, client: crate::checks::Http, mut commands: mpsc::Receiver<Command>) {
         let (polled_tx, _) = mpsc::channel::<Polled>(1);
         tracing::info!(
             service = %self.service.name,
@@ -397,9 +421,9 @@ impl Driver {
                             return;
                         }
                         Some(Command::Drain { cause, operator, reply }) => {
-                            self.journal_operator(operator);
+                            self.journal_operator(*operator);
                             crate::metrics::count("anycastd_drains_total", &[("service", self.service.name.as_str())], 1.0);
-                            let changed = self.step(Input::Drain { cause, at: Timestamp(now_ms()) }).await;
+                            let changed = self.step(Input::Drain { cause: *cause, at: Timestamp(now_ms()) }).await;
                             let note = if changed { "drained: prefixes withdrawn" } else { "drain updated (it was drained already)" };
                             let _ = reply.send(note.to_owned());
                         }
@@ -408,7 +432,7 @@ impl Driver {
                                 poller.abort();
                             }
                             self.record_trailing_polls();
-                            self.reconfigure(service, decision_seq);
+                            self.reconfigure(*service, decision_seq);
                             (pollers, polled_rx) = self.start_pollers(&client);
                             let _ = reply.send(());
                         }
@@ -428,7 +452,7 @@ impl Driver {
                             return;
                         }
                         Some(Command::Undrain { operator, reply }) => {
-                            self.journal_operator(operator);
+                            self.journal_operator(*operator);
                             let note = if matches!(self.machine.state(), State::Draining(DrainCause::Operator { .. })) {
                                 self.step(Input::Undrain { at: Timestamp(now_ms()) }).await;
                                 format!("undrained: now {}", self.machine.state().name())
@@ -457,25 +481,11 @@ impl Driver {
         };
         let name = &self.check_names[polled.check];
         let result = match polled.observation {
-            Observation::Pass => "pass",
-            Observation::Fail(_) => "fail",
-            Observation::Pending => "pending",
+            Observation::Pass => 0,
+            Observation::Fail(_) => 1,
+            Observation::Pending => 2,
         };
-        let labels = [
-            ("service", self.service.name.as_str()),
-            ("check", name.as_str()),
-        ];
-        crate::metrics::count(
-            "anycastd_check_results_total",
-            &[labels[0], labels[1], ("result", result)],
-            1.0,
-        );
-        crate::metrics::count(
-            "anycastd_check_duration_seconds_sum",
-            &labels,
-            polled.took.as_secs_f64(),
-        );
-        crate::metrics::count("anycastd_check_duration_seconds_count", &labels, 1.0);
+        edge.meters.record(result, polled.took);
         let changed = edge.last.as_ref() != Some(&polled.observation);
         if !changed {
             edge.polls += 1;

@@ -55,6 +55,11 @@ impl JournalHandle {
         if result.is_err() {
             crate::metrics::count("anycastd_journal_errors_total", &[], 1.0);
         }
+        crate::metrics::set(
+            "anycastd_journal_flushes_total",
+            &[],
+            committer.flushes() as f64,
+        );
         result
     }
 

@@ -7,7 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -19,6 +20,34 @@ struct Registry {
     /// (name, labels) -> value
     counters: BTreeMap<(&'static str, Labels), f64>,
     gauges: BTreeMap<(&'static str, Labels), f64>,
+    /// Counters updated through a [`Counter`] handle, without this lock: (value, unit).
+    cells: BTreeMap<(&'static str, Labels), (Arc<AtomicU64>, f64)>,
+}
+
+/// A counter for a hot path (every check result): resolved once, then a lock-free add.
+#[derive(Clone, Debug)]
+pub struct Counter(Arc<AtomicU64>);
+
+impl Counter {
+    /// Add `n` units.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// The counter `name` with `labels`, counting in units of `unit` (e.g. 1e-9 for nanoseconds
+/// exposed as seconds); the same handle for the same name and labels.
+pub fn counter(name: &'static str, labels: &[(&'static str, &str)], unit: f64) -> Counter {
+    let labels: Labels = labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+    with(|r| {
+        Counter(
+            r.cells
+                .entry((name, labels))
+                .or_insert_with(|| (Arc::new(AtomicU64::new(0)), unit))
+                .0
+                .clone(),
+        )
+    })
 }
 
 /// Help texts and types of every metric, in exposition order.
@@ -74,6 +103,11 @@ const METRICS: &[(&str, &str, &str)] = &[
         "Journal append requests.",
     ),
     (
+        "anycastd_journal_flushes_total",
+        "counter",
+        "Journal group commits that flushed to disk (one fsync covers every durable append waiting).",
+    ),
+    (
         "anycastd_journal_errors_total",
         "counter",
         "Journal appends or flushes that failed.",
@@ -93,6 +127,44 @@ fn registry() -> &'static Mutex<Registry> {
 
 fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
     f(&mut registry().lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// The counters of one check, resolved once (a check result must not take the lock).
+#[derive(Clone, Debug)]
+pub struct CheckMeters {
+    /// `anycastd_check_results_total` for result pass, fail, pending.
+    results: [Counter; 3],
+    duration_ns: Counter,
+    count: Counter,
+}
+
+impl CheckMeters {
+    /// The counters of check `check` of `service`.
+    pub fn new(service: &str, check: &str) -> CheckMeters {
+        let labels = [("service", service), ("check", check)];
+        let result = |r: &str| {
+            counter(
+                "anycastd_check_results_total",
+                &[labels[0], labels[1], ("result", r)],
+                1.0,
+            )
+        };
+        CheckMeters {
+            results: [result("pass"), result("fail"), result("pending")],
+            duration_ns: counter("anycastd_check_duration_seconds_sum", &labels, 1e-9),
+            count: counter("anycastd_check_duration_seconds_count", &labels, 1.0),
+        }
+    }
+
+    /// Count a result (0 pass, 1 fail, 2 pending) that took `took`.
+    pub fn record(&self, result: usize, took: Duration) {
+        if let Some(counter) = self.results.get(result) {
+            counter.add(1);
+        }
+        self.duration_ns
+            .add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
+        self.count.add(1);
+    }
 }
 
 /// Add `by` to a counter.
@@ -164,12 +236,18 @@ pub fn render() -> String {
     with(|r| {
         let mut out = String::new();
         for (name, kind, help) in METRICS {
+            let cells = r
+                .cells
+                .iter()
+                .map(|(k, (v, unit))| (k, v.load(Ordering::Relaxed) as f64 * unit));
             let samples: Vec<(&Labels, f64)> = r
                 .counters
                 .iter()
                 .chain(r.gauges.iter())
+                .map(|(k, v)| (k, *v))
+                .chain(cells)
                 .filter(|((n, _), _)| n == name)
-                .map(|((_, l), v)| (l, *v))
+                .map(|((_, l), v)| (l, v))
                 .collect();
             if samples.is_empty() {
                 continue;

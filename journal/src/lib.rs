@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use wire::Event;
 
@@ -717,6 +719,7 @@ struct Request {
 pub struct Committer {
     tx: Option<mpsc::Sender<Request>>,
     thread: Option<JoinHandle<Journal>>,
+    flushes: Arc<AtomicU64>,
 }
 
 impl Committer {
@@ -738,14 +741,22 @@ impl Committer {
         retention: Option<Retention>,
     ) -> Committer {
         let (tx, rx) = mpsc::channel::<Request>();
+        let flushes = Arc::new(AtomicU64::new(0));
+        let counter = flushes.clone();
         let thread = std::thread::Builder::new()
             .name("journal".into())
-            .spawn(move || commit_loop(journal, rx, tap, retention))
+            .spawn(move || commit_loop(journal, rx, tap, retention, &counter))
             .ok();
         Committer {
             tx: Some(tx),
             thread,
+            flushes,
         }
+    }
+
+    /// Group-commit flushes (fsyncs) so far.
+    pub fn flushes(&self) -> u64 {
+        self.flushes.load(Ordering::Relaxed)
     }
 
     /// Submit records. With `durable`, `done` is called only after they are flushed.
@@ -775,6 +786,13 @@ impl Committer {
     }
 }
 
+/// A durable append within this time of the last flush is part of a burst.
+pub const GATHER_BURST: std::time::Duration = std::time::Duration::from_millis(20);
+/// In a burst, the flush waits until no append came for this long...
+pub const GATHER_QUIET: std::time::Duration = std::time::Duration::from_millis(1);
+/// ... or this long at most.
+pub const GATHER_MAX: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// How often the committer enforces retention.
 pub const RETENTION_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -790,8 +808,10 @@ fn commit_loop(
     rx: mpsc::Receiver<Request>,
     tap: Option<Tap>,
     retention: Option<Retention>,
+    flushes: &AtomicU64,
 ) -> Journal {
     let mut pending_gap: Option<wire::JournalGap> = None;
+    let mut last_flush: Option<std::time::Instant> = None;
     // The first pass counts every service's records: keep it away from start-up.
     let mut next_retention = std::time::Instant::now() + RETENTION_PERIOD;
     loop {
@@ -810,6 +830,21 @@ fn commit_loop(
         let mut batch = vec![first];
         while let Ok(next) = rx.try_recv() {
             batch.push(next);
+        }
+        // In a burst of durable appends (one flushed moments ago), gather more before the
+        // next flush, so that a thousand services failing together cost a few fsyncs, not a
+        // thousand. A lone durable append after a quiet period is flushed at once.
+        if batch.iter().any(|r| r.durable)
+            && last_flush.is_some_and(|at: std::time::Instant| at.elapsed() < GATHER_BURST)
+        {
+            let until = std::time::Instant::now() + GATHER_MAX;
+            loop {
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                match rx.recv_timeout(left.min(GATHER_QUIET)) {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
         }
         if journal.broken() {
             // A write failed earlier (a full disk): try a fresh store; until it opens, every
@@ -835,7 +870,10 @@ fn commit_loop(
             })
             .collect();
         if batch.iter().any(|r| r.durable) {
-            if let Err(e) = journal.flush() {
+            flushes.fetch_add(1, Ordering::Relaxed);
+            let flushed = journal.flush();
+            last_flush = Some(std::time::Instant::now());
+            if let Err(e) = flushed {
                 let text = e.to_string();
                 for (request, result) in batch.iter().zip(results.iter_mut()) {
                     if request.durable && result.is_ok() {

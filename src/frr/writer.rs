@@ -29,6 +29,18 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Longest retry delay while shutting down.
 pub const BACKOFF_MAX_URGENT: Duration = Duration::from_millis(300);
+/// A change that arrives within this time of the end of a pass that wrote is part of a burst
+/// (start-up, a check server dying): the writer then gathers changes before the next pass.
+/// A change after a quiet period goes to FRR at once.
+pub const BURST: Duration = Duration::from_millis(50);
+/// In a burst, the next pass starts when no change came for this long...
+pub const GATHER_QUIET: Duration = Duration::from_millis(20);
+/// ... or this long after the burst's first change at the latest.
+pub const GATHER_MAX: Duration = Duration::from_millis(100);
+/// After the writer starts, changes are gathered for this long as in a burst.
+pub const START_GATHER: Duration = Duration::from_secs(2);
+/// A read-back this recent stands in for the next pass's first read.
+pub const READ_BACK_REUSE: Duration = Duration::from_millis(500);
 
 /// A prefix within one vtysh binary's FRR: (VRF, network).
 pub type PrefixKey = (Option<String>, IpNet);
@@ -172,6 +184,30 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The writers run on a thread of their own (a single-threaded runtime), so that a change
+/// reaches vtysh at once even while the main runtime is busy with a round of a thousand check
+/// results. `None` if that thread cannot be started (the writers then share the main runtime).
+fn frr_runtime() -> Option<tokio::runtime::Handle> {
+    static HANDLE: std::sync::OnceLock<Option<tokio::runtime::Handle>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .thread_stack_size(8 * 1024 * 1024)
+                .build()
+                .ok()?;
+            let handle = runtime.handle().clone();
+            std::thread::Builder::new()
+                .name("frr".into())
+                .stack_size(8 * 1024 * 1024)
+                .spawn(move || runtime.block_on(std::future::pending::<()>()))
+                .ok()?;
+            Some(handle)
+        })
+        .clone()
+}
+
 /// Start the writer task for one vtysh binary. Outcomes go to `reports`.
 pub fn spawn(
     vtysh: Vtysh,
@@ -191,8 +227,15 @@ pub fn spawn(
         sent: HashMap::new(),
         frr_failures: 0,
         frr_retry_at: None,
+        last_read: None,
+        last_write: None,
+        started: Instant::now(),
     };
-    tokio::spawn(writer.run(notify.clone(), reconcile_interval));
+    let task = writer.run(notify.clone(), reconcile_interval);
+    match frr_runtime() {
+        Some(handle) => drop(handle.spawn(task)),
+        None => drop(tokio::spawn(task)),
+    }
     WriterHandle {
         vtysh: path,
         shared,
@@ -221,6 +264,14 @@ struct Writer {
     sent: HashMap<PrefixKey, Decision>,
     frr_failures: u32,
     frr_retry_at: Option<Instant>,
+    /// The read-back of the last pass: the next pass starts from it when it is younger than
+    /// [`READ_BACK_REUSE`] (a burst of changes), instead of reading again.
+    last_read: Option<(Instant, RunningConfig)>,
+    /// When the last pass that wrote ended.
+    last_write: Option<Instant>,
+    /// When the writer started: changes in the first [`START_GATHER`] are gathered as in a
+    /// burst (a start announces every healthy service within a few hundred milliseconds).
+    started: Instant,
 }
 
 fn backoff(failures: u32, urgent: bool) -> Duration {
@@ -250,17 +301,41 @@ impl Writer {
         reconcile.tick().await;
         loop {
             let next = self.next_retry();
-            tokio::select! {
-                _ = notify.notified() => {}
-                _ = sleep_until(next) => {}
+            let fresh_read = tokio::select! {
+                _ = notify.notified() => {
+                    self.gather(&notify).await;
+                    false
+                }
+                _ = sleep_until(next) => false,
                 // Level-triggered: re-read FRR periodically and repair what drifted.
-                _ = reconcile.tick() => {}
+                _ = reconcile.tick() => true,
+            };
+            if fresh_read {
+                self.last_read = None;
             }
             // Bounded: each pass sets aside or settles at least one prefix, or ends.
             for _ in 0..64 {
                 if !self.pass().await {
                     break;
                 }
+            }
+        }
+    }
+
+    /// In a burst (a pass wrote moments ago), wait until the changes pause, so that the next
+    /// pass carries them all; outside a burst, and when shutting down, return at once.
+    async fn gather(&self, notify: &Notify) {
+        let in_burst = self.last_write.is_some_and(|at| at.elapsed() < BURST)
+            || self.started.elapsed() < START_GATHER;
+        if !in_burst || lock(&self.shared).urgent {
+            return;
+        }
+        let until = Instant::now() + GATHER_MAX;
+        loop {
+            tokio::select! {
+                _ = notify.notified() => {}
+                _ = tokio::time::sleep(GATHER_QUIET) => return,
+                _ = tokio::time::sleep_until(until) => return,
             }
         }
     }
@@ -363,12 +438,20 @@ impl Writer {
         if self.frr_retry_at.is_some_and(|at| at > now) {
             return false;
         }
-        let config = match self.vtysh.running_config().await {
-            Ok(config) => config,
-            Err(e) => {
-                self.frr_unreachable(generation, urgent, &entries, e);
-                return false;
-            }
+        let reuse = self
+            .last_read
+            .take()
+            .filter(|(at, _)| at.elapsed() < READ_BACK_REUSE)
+            .map(|(_, config)| config);
+        let config = match reuse {
+            Some(config) => config,
+            None => match self.vtysh.running_config().await {
+                Ok(config) => config,
+                Err(e) => {
+                    self.frr_unreachable(generation, urgent, &entries, e);
+                    return false;
+                }
+            },
         };
         self.frr_failures = 0;
         self.frr_retry_at = None;
@@ -467,6 +550,9 @@ impl Writer {
             }
         }
         self.publish(generation, &after, &entries);
+        let now = Instant::now();
+        self.last_read = Some((now, after));
+        self.last_write = Some(now);
         again
     }
 
