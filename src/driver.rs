@@ -100,7 +100,13 @@ pub async fn poll_check(
     // The first poll at once; then on a grid shared by every check of the same interval, so
     // that checks fall due together: one timer wake-up serves them all, their requests share
     // the pool's connections, and a dying server shows in every check within one round.
-    let mut ticker = tokio::time::interval_at(next_grid_point(Instant::now(), interval), interval);
+    // No two polls closer than half an interval: skip a grid point that comes too soon.
+    let now = Instant::now();
+    let mut first_tick = next_grid_point(now, interval);
+    if first_tick - now < interval / 2 {
+        first_tick += interval;
+    }
+    let mut ticker = tokio::time::interval_at(first_tick, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut first = true;
     loop {
