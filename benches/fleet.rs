@@ -87,7 +87,10 @@ mod fake_vtysh {
                     out.push_str(&format!("router bgp {ASN}\n"));
                     for afi in ["ipv4", "ipv6"] {
                         out.push_str(&format!(" address-family {afi} unicast\n"));
-                        for net in networks.iter().filter(|n| n.contains(':') == (afi == "ipv6")) {
+                        for net in networks
+                            .iter()
+                            .filter(|n| n.contains(':') == (afi == "ipv6"))
+                        {
                             out.push_str(&format!("  network {net}\n"));
                         }
                         out.push_str(" exit-address-family\n");
@@ -126,7 +129,10 @@ mod fake_vtysh {
         }
         print!("{out}");
         let _ = std::io::stdout().flush();
-        append(&log, &format!("{} {pid} end {}\n", now_ns(), networks.len()));
+        append(
+            &log,
+            &format!("{} {pid} end {}\n", now_ns(), networks.len()),
+        );
         code
     }
 
@@ -283,7 +289,11 @@ mod server {
                     let body = format!(
                         r#"{{"name":"{name}","summary":"bench","success":{healthy},"healthcheck-timestamp":{},"message":"{}","duration":1,"source":"configuration"}}"#,
                         now / 1_000_000_000,
-                        if healthy { "ok" } else { "bench: flipped to failing" }
+                        if healthy {
+                            "ok"
+                        } else {
+                            "bench: flipped to failing"
+                        }
                     );
                     ("200 OK", body, Some((i, healthy)))
                 }
@@ -332,6 +342,7 @@ struct Options {
     reactions: usize,
     flap_secs: u64,
     keep: bool,
+    frr: bool,
 }
 
 impl Options {
@@ -345,6 +356,7 @@ impl Options {
             reactions: 30,
             flap_secs: 0,
             keep: false,
+            frr: false,
         };
         let mut i = 0;
         while i < args.len() {
@@ -363,6 +375,11 @@ impl Options {
                 "--flap-secs" => o.flap_secs = value(),
                 "--keep" => {
                     o.keep = true;
+                    i += 1;
+                    continue;
+                }
+                "--frr" => {
+                    o.frr = true;
                     i += 1;
                     continue;
                 }
@@ -394,8 +411,45 @@ fn check_name(service: usize, check: usize) -> String {
     format!("s{service}c{check}")
 }
 
-fn write_config(dir: &Path, o: &Options, http_port: u16, metrics_port: u16) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
+fn write_config(
+    dir: &Path,
+    o: &Options,
+    http_port: u16,
+    metrics_port: u16,
+    testbed: Option<&Path>,
+) -> PathBuf {
+    let (exe, vtysh_args) = match testbed {
+        None => (
+            std::env::current_exe().unwrap(),
+            format!(
+                r#"["--fake-vtysh", "--state", "{}", "--log", "{}"]"#,
+                dir.join("frr.state").display(),
+                dir.join("vtysh.log").display()
+            ),
+        ),
+        Some(tb) => {
+            // Real vtysh behind a wrapper that logs when each call starts.
+            let wrapper = dir.join("vtysh-wrap");
+            std::fs::write(
+                &wrapper,
+                format!(
+                    "#!/bin/bash\nt=${{EPOCHREALTIME/./}}\necho \"${{t}}000 $$ start x\" >> {}\nexec /usr/bin/vtysh \"$@\"\n",
+                    dir.join("vtysh.log").display()
+                ),
+            )
+            .unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+            (
+                wrapper,
+                format!(
+                    r#"["--vty_socket", "{}", "--config_dir", "{}"]"#,
+                    tb.join("frr/run").display(),
+                    tb.join("frr/etc").display()
+                ),
+            )
+        }
+    };
     let mut text = format!(
         r#"[journal]
 path = "{journal}"
@@ -407,12 +461,10 @@ socket = "{socket}"
 listen = "127.0.0.1:{metrics_port}"
 
 [frrouting]
-vtysh_args = ["--fake-vtysh", "--state", "{state}", "--log", "{log}"]
+vtysh_args = {vtysh_args}
 "#,
         journal = dir.join("journal").display(),
         socket = dir.join("ctl.sock").display(),
-        state = dir.join("frr.state").display(),
-        log = dir.join("vtysh.log").display(),
     );
     for s in 0..o.services {
         text.push_str(&format!(
@@ -499,6 +551,142 @@ fn networks(dir: &Path) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
+/// FRR as the bench sees it: the fake vtysh's state file and log, or a real FRR testbed
+/// (tests/testbed/testbed.sh) whose vtysh is wrapped by a script logging each call's start.
+struct Frr {
+    dir: PathBuf,
+    /// The testbed's directory (real FRR).
+    testbed: Option<PathBuf>,
+}
+
+impl Frr {
+    fn log(&self) -> PathBuf {
+        self.dir.join("vtysh.log")
+    }
+
+    fn networks(&self) -> std::collections::BTreeSet<String> {
+        let Some(tb) = &self.testbed else {
+            return networks(&self.dir);
+        };
+        let out = Command::new("/usr/bin/vtysh")
+            .arg("--vty_socket")
+            .arg(tb.join("frr/run"))
+            .arg("--config_dir")
+            .arg(tb.join("frr/etc"))
+            .args(["-c", "show running-config bgpd"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("network "))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// When FRR first held `count` networks at or after `since_ns`, waiting for it. The fake
+    /// logs it exactly; with real FRR it is the end of the first `show running-config` that
+    /// saw it (late by at most one such call; the polling interval is printed).
+    fn reached(&self, count: usize, since_ns: u64, what: &str) -> u64 {
+        if self.testbed.is_none() {
+            let find = || {
+                vtysh_log(&self.log())
+                    .iter()
+                    .filter(|e| !e.start && e.networks == count && e.at_ns >= since_ns)
+                    .map(|e| e.at_ns)
+                    .min()
+            };
+            wait_for(what, Duration::from_secs(60), || find().is_some());
+            return find().unwrap_or(0);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if self.networks().len() == count {
+                return now_ns();
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        }
+    }
+
+    /// vtysh processes started in [from, to].
+    fn spawns(&self, from_ns: u64, to_ns: u64) -> usize {
+        vtysh_log(&self.log())
+            .iter()
+            .filter(|e| e.start && e.at_ns >= from_ns && e.at_ns <= to_ns)
+            .count()
+    }
+}
+
+/// A testbed for `--frr`, taken down when dropped.
+struct Testbed {
+    name: String,
+    dir: PathBuf,
+}
+
+impl Testbed {
+    fn script() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/testbed.sh")
+    }
+
+    fn up(dir: &Path, services: usize) -> Testbed {
+        let tb = Testbed {
+            name: "acdfleet".into(),
+            dir: dir.join("tb"),
+        };
+        let run = |args: &[&str]| {
+            let status = Command::new(Testbed::script())
+                .args(args)
+                .env("TB_NAME", &tb.name)
+                .env("TB_DIR", &tb.dir)
+                .status()
+                .unwrap();
+            assert!(status.success(), "testbed.sh {args:?} failed");
+        };
+        let _ = Command::new(Testbed::script())
+            .arg("down")
+            .env("TB_NAME", &tb.name)
+            .env("TB_DIR", &tb.dir)
+            .status();
+        run(&["up"]);
+        run(&["wait"]);
+        // bgp network import-check: every service address exists on lo of FRR's namespace.
+        let mut batch = String::new();
+        for s in 0..services {
+            batch.push_str(&format!(
+                "addr add {} dev lo
+",
+                v4(s)
+            ));
+            batch.push_str(&format!(
+                "addr add {} dev lo nodad
+",
+                v6(s)
+            ));
+        }
+        let batch_file = dir.join("addresses.batch");
+        std::fs::write(&batch_file, batch).unwrap();
+        let status = Command::new("ip")
+            .args(["-n", &format!("{}-r1", tb.name), "-batch"])
+            .arg(&batch_file)
+            .status()
+            .unwrap();
+        assert!(status.success(), "adding the service addresses failed");
+        tb
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        let _ = Command::new(Testbed::script())
+            .arg("down")
+            .env("TB_NAME", &self.name)
+            .env("TB_DIR", &self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !f() {
@@ -572,12 +760,22 @@ fn main() {
     let http_port = listener.local_addr().unwrap().port();
     server::start(listener, shared.clone());
     let metrics_port = free_port();
-    let config = write_config(&dir, &o, http_port, metrics_port);
-    let log_path = dir.join("vtysh.log");
+    let testbed = o.frr.then(|| Testbed::up(&dir, n));
+    let frr = Frr {
+        dir: dir.clone(),
+        testbed: testbed.as_ref().map(|t| t.dir.clone()),
+    };
+    let config = write_config(&dir, &o, http_port, metrics_port, frr.testbed.as_deref());
+    let log_path = frr.log();
     println!(
-        "fleet: {n} services x {} checks at {} ms, {total_prefixes} prefixes; fake vtysh; dir {}",
+        "fleet: {n} services x {} checks at {} ms, {total_prefixes} prefixes; {}; dir {}",
         o.checks,
         o.interval_ms,
+        if o.frr {
+            "real FRR (testbed) and a vtysh wrapper"
+        } else {
+            "fake vtysh"
+        },
         dir.display()
     );
     println!(
@@ -621,22 +819,9 @@ fn main() {
         .unwrap();
     let mut daemon = Daemon { child };
     let pid = daemon.child.id();
-    wait_for("all prefixes announced", Duration::from_secs(60), || {
-        vtysh_log(&log_path)
-            .iter()
-            .any(|e| !e.start && e.networks == total_prefixes)
-    });
+    let all_at = frr.reached(total_prefixes, spawned_ns, "all prefixes announced");
     let first_request = shared.first_request_ns.load(Ordering::SeqCst);
-    let events = vtysh_log(&log_path);
-    let all_at = events
-        .iter()
-        .find(|e| !e.start && e.networks == total_prefixes)
-        .map(|e| e.at_ns)
-        .unwrap();
-    let spawns_to_all = events
-        .iter()
-        .filter(|e| e.start && e.at_ns <= all_at)
-        .count();
+    let spawns_to_all = frr.spawns(0, all_at);
     let ms = |ns: u64| ns as f64 / 1e6;
     println!("\n== start");
     println!(
@@ -652,6 +837,18 @@ fn main() {
         ms(all_at.saturating_sub(spawned_ns))
     );
     println!("vtysh processes until then        {spawns_to_all:8}");
+    println!(
+        "RSS then                          {:8.1} MiB",
+        rss_kib(pid).0 as f64 / 1024.0
+    );
+    if o.frr {
+        let t = Instant::now();
+        let _ = frr.networks();
+        println!(
+            "(real FRR: times are when a `show running-config` saw it; one takes {:.1} ms)",
+            t.elapsed().as_secs_f64() * 1000.0
+        );
+    }
     let _ = spawned;
 
     // 2. Steady state.
@@ -678,16 +875,18 @@ fn main() {
     for p in &shared.periods {
         let p = p.lock().unwrap();
         if !p.periods_ns.is_empty() {
-            per_check_mean.push(
-                p.periods_ns.iter().sum::<u64>() as f64 / p.periods_ns.len() as f64 / 1e6,
-            );
+            per_check_mean
+                .push(p.periods_ns.iter().sum::<u64>() as f64 / p.periods_ns.len() as f64 / 1e6);
         }
         periods.extend(p.periods_ns.iter().map(|&v| v as f64 / 1e6));
     }
     let periods = sorted(periods);
     let per_check_mean = sorted(per_check_mean);
     let (rss, hwm) = rss_kib(pid);
-    println!("\n== steady state ({elapsed:.0} s after {} s warm-up)", o.warmup_secs);
+    println!(
+        "\n== steady state ({elapsed:.0} s after {} s warm-up)",
+        o.warmup_secs
+    );
     println!(
         "CPU                               {:8.2} % of one core",
         (cpu1 - cpu0) / elapsed * 100.0
@@ -734,7 +933,7 @@ fn main() {
         shared.set_healthy(check, false);
         let (v4, v6) = (v4(s), v6(s));
         wait_for("a withdrawal", Duration::from_secs(30), || {
-            let set = networks(&dir);
+            let set = frr.networks();
             !set.contains(&v4) && !set.contains(&v6)
         });
         let served = shared.fail_served_ns[check].load(Ordering::SeqCst);
@@ -750,7 +949,7 @@ fn main() {
         }
         shared.set_healthy(check, true);
         wait_for("a re-announcement", Duration::from_secs(30), || {
-            let set = networks(&dir);
+            let set = frr.networks();
             set.contains(&v4) && set.contains(&v6)
         });
         // The next failure must be a lone change, not part of this re-announcement's burst.
@@ -778,22 +977,8 @@ fn main() {
     let flushes0 = metric(metrics_port, "anycastd_journal_flushes_total");
     let down_ns = now_ns();
     shared.down.store(true, Ordering::SeqCst);
-    wait_for("everything withdrawn", Duration::from_secs(60), || {
-        vtysh_log(&log_path)
-            .iter()
-            .any(|e| !e.start && e.networks == 0 && e.at_ns >= down_ns)
-    });
-    let events = vtysh_log(&log_path);
-    let withdrawn_at = events
-        .iter()
-        .filter(|e| !e.start && e.networks == 0 && e.at_ns >= down_ns)
-        .map(|e| e.at_ns)
-        .min()
-        .unwrap_or(0);
-    let spawns = events
-        .iter()
-        .filter(|e| e.start && e.at_ns >= down_ns && e.at_ns <= withdrawn_at)
-        .count();
+    let withdrawn_at = frr.reached(0, down_ns, "everything withdrawn");
+    let spawns = frr.spawns(down_ns, withdrawn_at);
     std::thread::sleep(Duration::from_millis(500));
     let flushes1 = metric(metrics_port, "anycastd_journal_flushes_total");
     println!("\n== mass failure (the check server closes every connection)");
@@ -808,22 +993,8 @@ fn main() {
     );
     let up_ns = now_ns();
     shared.down.store(false, Ordering::SeqCst);
-    wait_for("everything re-announced", Duration::from_secs(60), || {
-        vtysh_log(&log_path)
-            .iter()
-            .any(|e| !e.start && e.networks == total_prefixes && e.at_ns >= up_ns)
-    });
-    let events = vtysh_log(&log_path);
-    let back_at = events
-        .iter()
-        .filter(|e| !e.start && e.networks == total_prefixes && e.at_ns >= up_ns)
-        .map(|e| e.at_ns)
-        .min()
-        .unwrap_or(0);
-    let spawns = events
-        .iter()
-        .filter(|e| e.start && e.at_ns >= up_ns && e.at_ns <= back_at)
-        .count();
+    let back_at = frr.reached(total_prefixes, up_ns, "everything re-announced");
+    let spawns = frr.spawns(up_ns, back_at);
     println!(
         "server back -> all announced      {:8.1} ms, {spawns} vtysh processes",
         ms(back_at.saturating_sub(up_ns))
@@ -861,7 +1032,10 @@ fn main() {
         println!("flips                             {flips:8}");
         for (t, rss) in &samples {
             if t % 60 == 0 {
-                println!("  RSS at {t:4} s                   {:8.1} MiB", *rss as f64 / 1024.0);
+                println!(
+                    "  RSS at {t:4} s                   {:8.1} MiB",
+                    *rss as f64 / 1024.0
+                );
             }
         }
         if let (Some(first), Some(last), Some(max)) = (first, last, max) {
@@ -878,7 +1052,7 @@ fn main() {
             shared.set_healthy(check, true);
         }
         wait_for("everything re-announced", Duration::from_secs(60), || {
-            networks(&dir).len() == total_prefixes
+            frr.networks().len() == total_prefixes
         });
     }
 
@@ -896,7 +1070,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(1));
     };
     let took = term.elapsed();
-    let left = networks(&dir).len();
+    let left = frr.networks().len();
     println!("\n== SIGTERM");
     println!(
         "SIGTERM -> exit                   {:8.1} ms (exit code {:?}, {left} prefixes left in FRR)",

@@ -46,7 +46,7 @@ trap cleanup EXIT
 mkdir -p "$W/checks"
 
 v4() { echo "10.77.$(($1 / 256)).$(($1 % 256))"; }
-v6() { printf 'fd77::%x' "$1"; }
+v6() { if [ "$1" = 0 ]; then echo "fd77::"; else printf 'fd77::%x' "$1"; fi; }
 
 # Service addresses on lo of FRR's namespace (bgp network import-check), the config.
 {
@@ -164,6 +164,7 @@ fi
 divergent=0
 gaps=0
 transitions=0
+verified=0
 for i in $(seq 0 $((SERVICES - 1))); do
 	if ! "$BIN" history "s$i" -c "$W/anycastd.toml" --json > "$W/history.json" 2> "$W/history.err"; then
 		bad "history s$i: $(head -1 "$W/history.err")"
@@ -172,13 +173,15 @@ for i in $(seq 0 $((SERVICES - 1))); do
 		bad "replay s$i: $(head -1 "$W/replay.err")"
 		continue
 	fi
-	read -r d g t < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(len(r["divergences"]), len(r["gaps"]), len(r["recorded"]["transitions"]))' "$W/replay.json")
+	read -r d g t v < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(len(r["divergences"]), len(r["gaps"]), r["recorded"]["summary"]["transitions"], r["verified"])' "$W/replay.json" || echo "? 0 0 0")
+	[ "$d" = "?" ] && { bad "replay s$i: unreadable JSON"; continue; }
 	divergent=$((divergent + d))
 	gaps=$((gaps + g))
 	transitions=$((transitions + t))
+	verified=$((verified + v))
 	[ "$d" = 0 ] || bad "replay s$i: $d divergence(s): $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["divergences"][:2])' "$W/replay.json")"
 done
-say "replay: $transitions transitions over $SERVICES services, $gaps crash gaps, $divergent divergences"
+say "replay: $transitions transitions over $SERVICES services ($verified verified by the re-run), $gaps crash gaps, $divergent divergences"
 moved=$(grep -c "moved_to" "$W/daemon.log" || true)
 say "journal moved aside after a kill: $moved time(s)"
 

@@ -188,8 +188,7 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 /// reaches vtysh at once even while the main runtime is busy with a round of a thousand check
 /// results. `None` if that thread cannot be started (the writers then share the main runtime).
 fn frr_runtime() -> Option<tokio::runtime::Handle> {
-    static HANDLE: std::sync::OnceLock<Option<tokio::runtime::Handle>> =
-        std::sync::OnceLock::new();
+    static HANDLE: std::sync::OnceLock<Option<tokio::runtime::Handle>> = std::sync::OnceLock::new();
     HANDLE
         .get_or_init(|| {
             let runtime = tokio::runtime::Builder::new_current_thread()
