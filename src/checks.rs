@@ -280,16 +280,95 @@ pub fn classify(status: u16, body: &[u8], max_age: Option<Duration>, now: System
     }
 }
 
+/// The fields of a result that matter, read without building the rest: a poll allocates next
+/// to nothing for a passing result. A field of an unexpected type reads as absent.
+#[derive(Default)]
+struct ResultBody {
+    success: Option<bool>,
+    timestamp: Option<i64>,
+    message: Option<String>,
+}
+
+/// A key of a result object, recognised without allocating.
+enum Field {
+    Success,
+    Timestamp,
+    Message,
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Field {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Field, D::Error> {
+        struct FieldVisitor;
+        impl serde::de::Visitor<'_> for FieldVisitor {
+            type Value = Field;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Field, E> {
+                Ok(match v {
+                    "success" => Field::Success,
+                    "healthcheck-timestamp" => Field::Timestamp,
+                    "message" => Field::Message,
+                    _ => Field::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(FieldVisitor)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ResultBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ResultBody, D::Error> {
+        struct BodyVisitor;
+        impl<'de> serde::de::Visitor<'de> for BodyVisitor {
+            type Value = ResultBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a Cabourotte result object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ResultBody, A::Error> {
+                use serde_json::Value;
+                // As in a generic JSON object, the last of duplicate keys wins.
+                let mut body = ResultBody::default();
+                while let Some(field) = map.next_key::<Field>()? {
+                    match field {
+                        Field::Success => body.success = map.next_value::<Value>()?.as_bool(),
+                        Field::Timestamp => body.timestamp = map.next_value::<Value>()?.as_i64(),
+                        Field::Message => {
+                            body.message = match map.next_value::<Value>()? {
+                                Value::String(s) => Some(s),
+                                _ => None,
+                            }
+                        }
+                        Field::Other => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(body)
+            }
+        }
+        d.deserialize_map(BodyVisitor)
+    }
+}
+
 fn parse_result(body: &[u8], max_age: Option<Duration>, now: SystemTime) -> Observation {
-    let value: serde_json::Value = match serde_json::from_slice(body) {
+    let value: ResultBody = match serde_json::from_slice(body) {
         Ok(v) => v,
+        // Valid JSON that is not an object has no "success" either.
+        Err(_) if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() => {
+            ResultBody::default()
+        }
         Err(e) => return Observation::Fail(format!("malformed result JSON: {e}")),
     };
-    let Some(success) = value.get("success").and_then(|s| s.as_bool()) else {
+    let Some(success) = value.success else {
         return Observation::Fail("malformed result: no boolean \"success\"".into());
     };
     if let Some(max_age) = max_age {
-        let Some(stamp) = value.get("healthcheck-timestamp").and_then(|t| t.as_i64()) else {
+        let Some(stamp) = value.timestamp else {
             return Observation::Fail("malformed result: no \"healthcheck-timestamp\"".into());
         };
         let now_s = now
@@ -307,11 +386,7 @@ fn parse_result(body: &[u8], max_age: Option<Duration>, now: SystemTime) -> Obse
     if success {
         Observation::Pass
     } else {
-        let message = value
-            .get("message")
-            .and_then(|m| m.as_str())
-            .unwrap_or("")
-            .trim();
+        let message = value.message.as_deref().unwrap_or("").trim();
         if message.is_empty() {
             Observation::Fail("check failed".into())
         } else {
@@ -386,6 +461,40 @@ mod tests {
             classify(200, br#"{"message":"x"}"#, None, at(0)),
             Reading::Observed(Observation::Fail(
                 "malformed result: no boolean \"success\"".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn non_object_json_and_fields_of_other_types_read_as_absent() {
+        let no_success = Reading::Observed(Observation::Fail(
+            "malformed result: no boolean \"success\"".into(),
+        ));
+        for body in [&b"[true]"[..], b"null", b"\"x\"", br#"{"success":"true"}"#] {
+            assert_eq!(classify(200, body, None, at(0)), no_success);
+        }
+        assert_eq!(
+            classify(200, br#"{"success":false,"message":7}"#, None, at(0)),
+            Reading::Observed(Observation::Fail("check failed".into()))
+        );
+        assert_eq!(
+            classify(
+                200,
+                br#"{"success":false,"success":true,"x":{"y":[1]}}"#,
+                None,
+                at(0)
+            ),
+            Reading::Observed(Observation::Pass)
+        );
+        assert_eq!(
+            classify(
+                200,
+                br#"{"success":true,"healthcheck-timestamp":"1"}"#,
+                Some(Duration::from_secs(5)),
+                at(0)
+            ),
+            Reading::Observed(Observation::Fail(
+                "malformed result: no \"healthcheck-timestamp\"".into()
             ))
         );
     }
