@@ -633,15 +633,25 @@ async fn sleep_until(at: Option<Instant>) {
 
 /// Split the plan into calls of at most [`MAX_LINES`] lines (context lines included).
 fn chunks(plan: &[(PrefixKey, Decision, u32)]) -> Vec<Vec<usize>> {
+    // Counted as `command_lines` would write them (without formatting any): `configure
+    // terminal`, two context lines whenever the instance or family changes, one per prefix.
+    let context_of = |i: usize| (&plan[i].0 .0, plan[i].0 .1.addr().is_ipv6());
     let mut chunks = Vec::new();
     let mut current: Vec<usize> = Vec::new();
+    let mut lines = 0;
     for i in 0..plan.len() {
-        current.push(i);
-        if command_lines(plan, &current).len() > MAX_LINES {
-            current.pop();
+        let switches = current
+            .last()
+            .is_none_or(|&last| context_of(last) != context_of(i));
+        let added = 1 + if switches { 2 } else { 0 };
+        let base = if current.is_empty() { 1 } else { lines };
+        if !current.is_empty() && base + added > MAX_LINES {
             chunks.push(std::mem::take(&mut current));
-            current.push(i);
+            lines = 1 + 3;
+        } else {
+            lines = base + added;
         }
+        current.push(i);
     }
     if !current.is_empty() {
         chunks.push(current);
@@ -707,6 +717,35 @@ mod tests {
                 "network 2001:db8::1/128",
             ]
         );
+    }
+
+    #[test]
+    fn chunks_are_as_full_as_the_line_limit_allows_with_mixed_contexts() {
+        // Instances and families alternate in runs of varying length.
+        let plan: Vec<_> = (0..2000u32)
+            .map(|i| {
+                let vrf = if (i / 7) % 3 == 0 { Some("123") } else { None };
+                let prefix = if (i / 5) % 2 == 0 {
+                    format!("10.{}.{}.0/24", i / 256, i % 256)
+                } else {
+                    format!("2001:db8:{i:x}::/48")
+                };
+                entry(vrf, &prefix, i % 2 == 0)
+            })
+            .collect();
+        let chunks = chunks(&plan);
+        assert_eq!(
+            chunks.iter().flatten().copied().collect::<Vec<_>>(),
+            (0..plan.len()).collect::<Vec<_>>()
+        );
+        for (n, chunk) in chunks.iter().enumerate() {
+            assert!(command_lines(&plan, chunk).len() <= MAX_LINES);
+            if let Some(next) = chunks.get(n + 1) {
+                let mut grown = chunk.clone();
+                grown.push(next[0]);
+                assert!(command_lines(&plan, &grown).len() > MAX_LINES);
+            }
+        }
     }
 
     #[test]
