@@ -100,10 +100,11 @@ pub async fn poll_check(
     // The first poll at once; then on a grid shared by every check of the same interval, so
     // that checks fall due together: one timer wake-up serves them all, their requests share
     // the pool's connections, and a dying server shows in every check within one round.
-    // No two polls closer than half an interval: skip a grid point that comes too soon.
+    // No two polls closer than one interval (so N intervals never hold more than N polls):
+    // the second poll is on the first grid point at least an interval after the first.
     let now = Instant::now();
     let mut first_tick = next_grid_point(now, interval);
-    if first_tick - now < interval / 2 {
+    if first_tick - now < interval {
         first_tick += interval;
     }
     let mut ticker = tokio::time::interval_at(first_tick, interval);

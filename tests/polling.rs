@@ -1,8 +1,8 @@
-//! The poll loop asks Cabourotte at most N+2 times per check in N intervals, whatever the
+//! The poll loop asks Cabourotte at most N+1 times per check in N intervals, whatever the
 //! answers are: a failure waits for the next interval (no hot retry loop). The first poll is
-//! immediate and the next ones fall on a grid shared by every check of that interval (at
-//! least half an interval later), so N intervals hold at most N+1 polls; the API generation
-//! probe costs one extra request once.
+//! immediate and the next ones fall on a grid shared by every check of that interval, the
+//! first of them at least an interval later, so N intervals hold at most N polls; the API
+//! generation probe costs one extra request once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -33,7 +33,7 @@ async fn requests_in_ten_intervals(generation: Generation, behaviour: Behaviour)
 }
 
 #[tokio::test]
-async fn at_most_n_plus_two_requests_in_n_intervals_for_every_kind_of_answer() {
+async fn at_most_n_plus_one_requests_in_n_intervals_for_every_kind_of_answer() {
     let cases = [
         (Generation::V2, Behaviour::Pass),
         (Generation::V2, Behaviour::Status(500)),
@@ -47,11 +47,11 @@ async fn at_most_n_plus_two_requests_in_n_intervals_for_every_kind_of_answer() {
         let (requests, observations) =
             requests_in_ten_intervals(generation, behaviour.clone()).await;
         assert!(
-            requests <= u64::from(INTERVALS) + 2,
+            requests <= u64::from(INTERVALS) + 1,
             "{generation:?} {behaviour:?}: {requests} requests in {INTERVALS} intervals"
         );
         assert!(
-            observations >= 1 && observations <= INTERVALS as usize + 1,
+            observations >= 1 && observations <= INTERVALS as usize,
             "{behaviour:?}: {observations} observations"
         );
     }

@@ -12,6 +12,16 @@
 //! is set aside with its error and retried with capped exponential backoff, the rest are
 //! retried at once. Nothing here can stop the daemon, and one prefix's error never blocks
 //! another's change.
+//!
+//! Bursts (a start, a Cabourotte dying): a change arriving within [`BURST`] of a pass that
+//! wrote, or in the first [`START_GATHER`], waits until changes pause ([`GATHER_QUIET`], at most
+//! [`GATHER_MAX`]) so that one pass carries them all; a lone change goes to vtysh at once.
+//! Departure from "every apply reads the running config": a pass that follows a pass's
+//! read-back by less than [`READ_BACK_REUSE`] starts from that read-back (a full `show
+//! running-config` of that moment, not derived state) instead of reading again, which halves
+//! the vtysh processes of a burst. A change made by someone else in that half second is
+//! repaired as if it had happened just after a fresh read: by this pass's own read-back if it
+//! writes, else by the next periodic reconcile, which always reads afresh.
 
 use super::vtysh::{address_family_line, router_line, RunningConfig, Vtysh, VtyshError};
 use ipnet::IpNet;
