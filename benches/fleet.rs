@@ -343,6 +343,7 @@ struct Options {
     flap_secs: u64,
     keep: bool,
     frr: bool,
+    cache_mib: u64,
 }
 
 impl Options {
@@ -357,6 +358,7 @@ impl Options {
             flap_secs: 0,
             keep: false,
             frr: false,
+            cache_mib: 8,
         };
         let mut i = 0;
         while i < args.len() {
@@ -373,6 +375,7 @@ impl Options {
                 "--steady-secs" => o.steady_secs = value(),
                 "--reactions" => o.reactions = value() as usize,
                 "--flap-secs" => o.flap_secs = value(),
+                "--journal-cache-mib" => o.cache_mib = value(),
                 "--keep" => {
                     o.keep = true;
                     i += 1;
@@ -453,6 +456,7 @@ fn write_config(
     let mut text = format!(
         r#"[journal]
 path = "{journal}"
+cache_mib = {cache_mib}
 
 [control]
 socket = "{socket}"
@@ -465,6 +469,7 @@ vtysh_args = {vtysh_args}
 "#,
         journal = dir.join("journal").display(),
         socket = dir.join("ctl.sock").display(),
+        cache_mib = o.cache_mib,
     );
     for s in 0..o.services {
         text.push_str(&format!(

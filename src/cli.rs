@@ -30,7 +30,11 @@ fn open_journal(config: &Config) -> Result<Option<Journal>, u8> {
     if !config.journal.path.exists() {
         return Ok(None);
     }
-    match Journal::open(&config.journal.path, &Options::default()) {
+    let options = Options {
+        cache_capacity_bytes: config.journal.cache_mib.saturating_mul(1024 * 1024),
+        ..Options::default()
+    };
+    match Journal::open(&config.journal.path, &options) {
         Ok(journal) => Ok(Some(journal)),
         Err(anycastd_journal::Error::Locked { pid, .. }) => {
             eprintln!(

@@ -120,40 +120,41 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
         };
     let (tap, _) = broadcast::channel::<Record>(control::FOLLOW_BUFFER);
     let mut reset: Option<wire::JournalReset> = None;
-    let (journal, prior, reader) = match open_or_reset(&config.journal.path, &mut reset) {
-        Ok((journal, prior)) => {
-            let reader = journal.reader_handle();
-            let sender = tap.clone();
-            let retention = anycastd_journal::Retention {
-                max_age_ms: Some(config.journal.max_age.as_millis() as i64),
-                max_per_service: config.journal.max_records_per_service,
-                max_records: config.journal.max_records,
-            };
-            let committer = Committer::start_with(
-                journal,
-                Some(Box::new(move |record: &Record| {
-                    let _ = sender.send(record.clone());
-                })),
-                Some(retention),
-            );
-            (JournalHandle::new(committer), prior, Some(reader))
-        }
-        Err(anycastd_journal::Error::Locked { path, pid }) => {
-            eprintln!(
+    let (journal, prior, reader) =
+        match open_or_reset(&config.journal.path, config.journal.cache_mib, &mut reset) {
+            Ok((journal, prior)) => {
+                let reader = journal.reader_handle();
+                let sender = tap.clone();
+                let retention = anycastd_journal::Retention {
+                    max_age_ms: Some(config.journal.max_age.as_millis() as i64),
+                    max_per_service: config.journal.max_records_per_service,
+                    max_records: config.journal.max_records,
+                };
+                let committer = Committer::start_with(
+                    journal,
+                    Some(Box::new(move |record: &Record| {
+                        let _ = sender.send(record.clone());
+                    })),
+                    Some(retention),
+                );
+                (JournalHandle::new(committer), prior, Some(reader))
+            }
+            Err(anycastd_journal::Error::Locked { path, pid }) => {
+                eprintln!(
                 "anycastd: journal {} is held by another anycastd (pid {pid}); only one may run",
                 path.display()
             );
-            return exit::UNAVAILABLE;
-        }
-        Err(e) => {
-            tracing::error!(
-                journal = %config.journal.path.display(),
-                error = %e,
-                "journal unavailable: running without an audit trail; health gating goes on"
-            );
-            (JournalHandle::unavailable(), Prior::default(), None)
-        }
-    };
+                return exit::UNAVAILABLE;
+            }
+            Err(e) => {
+                tracing::error!(
+                    journal = %config.journal.path.display(),
+                    error = %e,
+                    "journal unavailable: running without an audit trail; health gating goes on"
+                );
+                (JournalHandle::unavailable(), Prior::default(), None)
+            }
+        };
     let (listener, read_gid, admin_gid) = match control::bind(&config.control) {
         Ok(bound) => bound,
         Err(e) => {
@@ -487,9 +488,14 @@ fn read_prior(journal: &Journal) -> Result<Prior, anycastd_journal::Error> {
 /// announcements must not depend on the audit store (DESIGN §4).
 fn open_or_reset(
     path: &Path,
+    cache_mib: u64,
     reset: &mut Option<wire::JournalReset>,
 ) -> Result<(Journal, Prior), anycastd_journal::Error> {
-    let failure = match Journal::open(path, &Options::default()) {
+    let options = Options {
+        cache_capacity_bytes: cache_mib.saturating_mul(1024 * 1024),
+        ..Options::default()
+    };
+    let failure = match Journal::open(path, &options) {
         Ok(journal) => match read_prior(&journal) {
             Ok(prior) => return Ok((journal, prior)),
             Err(e) => e,
@@ -515,7 +521,7 @@ fn open_or_reset(
         moved_to: aside.display().to_string(),
         reason: failure.to_string(),
     });
-    let journal = Journal::open(path, &Options::default())?;
+    let journal = Journal::open(path, &options)?;
     let prior = read_prior(&journal)?;
     Ok((journal, prior))
 }

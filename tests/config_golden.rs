@@ -13,8 +13,8 @@ fn render(config: &Config) -> String {
     let j = &config.journal;
     out.push_str(&format!("journal.path = {}\n", j.path.display()));
     out.push_str(&format!(
-        "journal.max_age = {:?} max_records_per_service = {} max_records = {}\n",
-        j.max_age, j.max_records_per_service, j.max_records
+        "journal.max_age = {:?} max_records_per_service = {} max_records = {} cache_mib = {}\n",
+        j.max_age, j.max_records_per_service, j.max_records, j.cache_mib
     ));
     let c = &config.control;
     out.push_str(&format!(

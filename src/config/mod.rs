@@ -67,6 +67,8 @@ pub struct JournalConfig {
     pub max_records_per_service: u64,
     /// At most this many records in all.
     pub max_records: u64,
+    /// The journal's page cache (MiB).
+    pub cache_mib: u64,
 }
 
 /// Default journal retention by age (90 days).
@@ -75,6 +77,10 @@ pub const DEFAULT_JOURNAL_MAX_AGE: Duration = Duration::from_secs(90 * 86_400);
 pub const DEFAULT_MAX_RECORDS_PER_SERVICE: u64 = 100_000;
 /// Default records kept in all.
 pub const DEFAULT_MAX_RECORDS: u64 = 10_000_000;
+/// Default size of the journal's page cache (MiB).
+pub const DEFAULT_JOURNAL_CACHE_MIB: u64 = 8;
+/// Largest journal page cache (MiB).
+pub const MAX_JOURNAL_CACHE_MIB: u64 = 1024;
 
 impl JournalConfig {
     fn default_at(path: PathBuf) -> JournalConfig {
@@ -83,6 +89,7 @@ impl JournalConfig {
             max_age: DEFAULT_JOURNAL_MAX_AGE,
             max_records_per_service: DEFAULT_MAX_RECORDS_PER_SERVICE,
             max_records: DEFAULT_MAX_RECORDS,
+            cache_mib: DEFAULT_JOURNAL_CACHE_MIB,
         }
     }
 }
@@ -469,10 +476,18 @@ impl Validator {
             },
             None => Some(PathBuf::from(DEFAULT_JOURNAL_PATH)),
         };
-        let mut count = |v: &mut Validator, key: &str, default: u64| -> Option<u64> {
+        let mut count = |v: &mut Validator, key: &str, default: u64, max: u64| -> Option<u64> {
             match v.take(&mut table, key) {
                 Some(n) => match &n.value {
-                    Value::Integer(i) if *i >= 1 => Some(*i as u64),
+                    Value::Integer(i) if *i >= 1 && *i as u64 <= max => Some(*i as u64),
+                    Value::Integer(i) if *i >= 1 => {
+                        v.problem(
+                            n.span.start,
+                            format!("journal.{key}"),
+                            format!("must be at most {max}"),
+                        );
+                        None
+                    }
                     Value::Integer(_) => {
                         v.problem(n.span.start, format!("journal.{key}"), "must be at least 1");
                         None
@@ -493,8 +508,15 @@ impl Validator {
             self,
             "max_records_per_service",
             DEFAULT_MAX_RECORDS_PER_SERVICE,
+            u64::MAX,
         );
-        let max_records = count(self, "max_records", DEFAULT_MAX_RECORDS);
+        let max_records = count(self, "max_records", DEFAULT_MAX_RECORDS, u64::MAX);
+        let cache_mib = count(
+            self,
+            "cache_mib",
+            DEFAULT_JOURNAL_CACHE_MIB,
+            MAX_JOURNAL_CACHE_MIB,
+        );
         let max_age = match self.take(&mut table, "max_age") {
             Some(n) => self.duration(n, "journal.max_age"),
             None => Some(DEFAULT_JOURNAL_MAX_AGE),
@@ -505,6 +527,7 @@ impl Validator {
             max_age: max_age?,
             max_records_per_service: max_records_per_service?,
             max_records: max_records?,
+            cache_mib: cache_mib?,
         })
     }
 
