@@ -25,6 +25,19 @@ fn dir_size(path: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// This process's resident memory (MiB): the journal's memory as it grows (sled keeps some
+/// per-page state beyond its page cache).
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
 fn main() {
     let total: u64 = std::env::var("JOURNAL_SCALE_RECORDS")
         .ok()
@@ -32,6 +45,11 @@ fn main() {
         .unwrap_or(1_000_000);
     let services = 100;
     let dir = tempfile::tempdir().unwrap();
+    // JOURNAL_SCALE_KEEP=1: leave the journal behind (its path is printed) to measure a fresh
+    // process opening it.
+    if std::env::var_os("JOURNAL_SCALE_KEEP").is_some() {
+        println!("journal: {}", dir.path().display());
+    }
     let started = Instant::now();
     {
         let mut journal = Journal::open(dir.path(), &Options::default()).unwrap();
@@ -88,6 +106,10 @@ fn main() {
                 journal.append(i as i64, &batch).unwrap();
                 batch.clear();
             }
+            if (i + 1) % (total / 4).max(1) == 0 {
+                journal.flush().unwrap();
+                println!("RSS after {:>8} records: {:.1} MiB", i + 1, rss_mib());
+            }
         }
         journal.append(total as i64, &batch).unwrap();
         journal.flush().unwrap();
@@ -108,6 +130,12 @@ fn main() {
     let opened = t.elapsed();
     assert_eq!(states.len(), services as usize);
     assert!(last_start.is_some());
+    println!("RSS after reopening: {:.1} MiB", rss_mib());
+    if std::env::var_os("JOURNAL_SCALE_KEEP").is_some() {
+        drop(journal);
+        let _ = dir.keep();
+        return;
+    }
     println!(
         "open + last states + previous start: {:.1} ms",
         opened.as_secs_f64() * 1e3

@@ -76,7 +76,7 @@ pub const DEFAULT_JOURNAL_MAX_AGE: Duration = Duration::from_secs(90 * 86_400);
 /// Default records kept per service.
 pub const DEFAULT_MAX_RECORDS_PER_SERVICE: u64 = 100_000;
 /// Default records kept in all.
-pub const DEFAULT_MAX_RECORDS: u64 = 10_000_000;
+pub const DEFAULT_MAX_RECORDS: u64 = 1_000_000;
 /// Default size of the journal's page cache (MiB).
 pub const DEFAULT_JOURNAL_CACHE_MIB: u64 = 8;
 /// Largest journal page cache (MiB).
