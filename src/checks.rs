@@ -43,18 +43,54 @@ pub const MAX_CONNECTIONS_PER_SERVER: usize = 16;
 #[derive(Clone)]
 pub struct Http {
     client: reqwest::Client,
-    limits: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+    limits: Arc<Mutex<HashMap<String, Arc<ServerLimit>>>>,
+}
+
+/// The connection slots of one Cabourotte and when it last answered.
+#[derive(Debug)]
+pub struct ServerLimit {
+    slots: Semaphore,
+    /// When a request to it last got an answer (ns since `EPOCH`; 0: never).
+    answered_ns: std::sync::atomic::AtomicU64,
+}
+
+/// Origin of [`ServerLimit::answered_ns`].
+fn epoch() -> tokio::time::Instant {
+    static EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(tokio::time::Instant::now)
+}
+
+impl ServerLimit {
+    fn answered(&self) {
+        let ns = u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.answered_ns
+            .store(ns.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn answered_within(&self, within: Duration) -> bool {
+        let at = self.answered_ns.load(std::sync::atomic::Ordering::Relaxed);
+        at != 0 && epoch().elapsed().saturating_sub(Duration::from_nanos(at)) < within
+    }
 }
 
 impl Http {
-    fn limit(&self, origin: &str) -> Arc<Semaphore> {
+    fn limit(&self, origin: &str) -> Arc<ServerLimit> {
         let mut limits = self.limits.lock().unwrap_or_else(|p| p.into_inner());
         limits
             .entry(origin.to_owned())
-            .or_insert_with(|| Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_SERVER)))
+            .or_insert_with(|| {
+                Arc::new(ServerLimit {
+                    slots: Semaphore::new(MAX_CONNECTIONS_PER_SERVER),
+                    answered_ns: std::sync::atomic::AtomicU64::new(0),
+                })
+            })
             .clone()
     }
 }
+
+/// A poll waits for a connection slot while the server keeps answering, up to this many
+/// timeouts; without an answer from the server for a whole timeout, the wait fails at once.
+pub const SLOT_WAIT_TIMEOUTS: u32 = 10;
 
 /// The one HTTP client shared by every check.
 pub fn http_client() -> Result<Http, reqwest::Error> {
@@ -82,7 +118,7 @@ pub struct CabourotteCheck {
     /// The result URL of each generation (V2, V1), parsed once.
     urls: [Option<reqwest::Url>; 2],
     origin: String,
-    limit: Option<Arc<Semaphore>>,
+    limit: Option<Arc<ServerLimit>>,
 }
 
 /// What one response means, before the API-generation fallback.
@@ -179,26 +215,41 @@ impl CabourotteCheck {
                 )))
             }
         };
-        // Wait for a free connection slot within the timeout; the request gets what is left.
-        let started = tokio::time::Instant::now();
+        // Wait for a free connection slot, then the request has its whole timeout. A server
+        // that answers slowly (a round of many checks queued on its slots) is waited for, up
+        // to SLOT_WAIT_TIMEOUTS timeouts: queueing must not fail checks spuriously. A server
+        // that has not answered for a whole timeout fails the waiting checks at once.
         let _permit = match &self.limit {
-            Some(limit) => match tokio::time::timeout(self.timeout, limit.acquire()).await {
-                Ok(Ok(permit)) => Some(permit),
-                _ => {
-                    return Reading::Observed(Observation::Fail(format!(
-                        "no answer within {} ms ({MAX_CONNECTIONS_PER_SERVER} requests to {} already in flight)",
-                        self.timeout.as_millis(),
-                        self.origin
-                    )))
+            Some(limit) => {
+                let mut waited = 0;
+                loop {
+                    match tokio::time::timeout(self.timeout, limit.slots.acquire()).await {
+                        Ok(Ok(permit)) => break Some(permit),
+                        Err(_)
+                            if waited + 1 < SLOT_WAIT_TIMEOUTS
+                                && limit.answered_within(self.timeout) =>
+                        {
+                            waited += 1;
+                        }
+                        _ => {
+                            return Reading::Observed(Observation::Fail(format!(
+                                "no answer within {} ms ({MAX_CONNECTIONS_PER_SERVER} requests to {} already in flight)",
+                                self.timeout.as_millis(),
+                                self.origin
+                            )))
+                        }
+                    }
                 }
-            },
+            }
             None => None,
         };
-        let left = self.timeout.saturating_sub(started.elapsed());
-        let response = match client.get(url).timeout(left).send().await {
+        let response = match client.get(url).timeout(self.timeout).send().await {
             Ok(response) => response,
             Err(e) => return Reading::Observed(Observation::Fail(self.describe(&e))),
         };
+        if let Some(limit) = &self.limit {
+            limit.answered();
+        }
         let status = response.status();
         let body = match read_limited(response, MAX_BODY_BYTES).await {
             Ok(body) => body,

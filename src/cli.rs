@@ -7,7 +7,7 @@ use crate::control::{self, ClientError, Request};
 use crate::exit;
 use crate::history::{self, Query};
 use crate::status::{self, ServiceView};
-use anycastd_journal::{Journal, Options};
+use anycastd_journal::Journal;
 use std::io::Write;
 
 fn print_record_value(record: &serde_json::Value, json: bool) {
@@ -30,11 +30,7 @@ fn open_journal(config: &Config) -> Result<Option<Journal>, u8> {
     if !config.journal.path.exists() {
         return Ok(None);
     }
-    let options = Options {
-        cache_capacity_bytes: config.journal.cache_mib.saturating_mul(1024 * 1024),
-        ..Options::default()
-    };
-    match Journal::open(&config.journal.path, &options) {
+    match Journal::open(&config.journal.path, &config.journal.store_options()) {
         Ok(journal) => Ok(Some(journal)),
         Err(anycastd_journal::Error::Locked { pid, .. }) => {
             eprintln!(

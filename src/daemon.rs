@@ -25,7 +25,7 @@ use crate::status::ServiceView;
 use anycastd_journal::wire::ReconcileDecision;
 use anycastd_journal::LastState;
 use anycastd_journal::Record;
-use anycastd_journal::{wire, Committer, Journal, Options};
+use anycastd_journal::{wire, Committer, Journal};
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -120,41 +120,40 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
         };
     let (tap, _) = broadcast::channel::<Record>(control::FOLLOW_BUFFER);
     let mut reset: Option<wire::JournalReset> = None;
-    let (journal, prior, reader) =
-        match open_or_reset(&config.journal.path, config.journal.cache_mib, &mut reset) {
-            Ok((journal, prior)) => {
-                let reader = journal.reader_handle();
-                let sender = tap.clone();
-                let retention = anycastd_journal::Retention {
-                    max_age_ms: Some(config.journal.max_age.as_millis() as i64),
-                    max_per_service: config.journal.max_records_per_service,
-                    max_records: config.journal.max_records,
-                };
-                let committer = Committer::start_with(
-                    journal,
-                    Some(Box::new(move |record: &Record| {
-                        let _ = sender.send(record.clone());
-                    })),
-                    Some(retention),
-                );
-                (JournalHandle::new(committer), prior, Some(reader))
-            }
-            Err(anycastd_journal::Error::Locked { path, pid }) => {
-                eprintln!(
+    let (journal, prior, reader) = match open_or_reset(&config.journal, &mut reset) {
+        Ok((journal, prior)) => {
+            let reader = journal.reader_handle();
+            let sender = tap.clone();
+            let retention = anycastd_journal::Retention {
+                max_age_ms: Some(config.journal.max_age.as_millis() as i64),
+                max_per_service: config.journal.max_records_per_service,
+                max_records: config.journal.max_records,
+            };
+            let committer = Committer::start_with(
+                journal,
+                Some(Box::new(move |record: &Record| {
+                    let _ = sender.send(record.clone());
+                })),
+                Some(retention),
+            );
+            (JournalHandle::new(committer), prior, Some(reader))
+        }
+        Err(anycastd_journal::Error::Locked { path, pid }) => {
+            eprintln!(
                 "anycastd: journal {} is held by another anycastd (pid {pid}); only one may run",
                 path.display()
             );
-                return exit::UNAVAILABLE;
-            }
-            Err(e) => {
-                tracing::error!(
-                    journal = %config.journal.path.display(),
-                    error = %e,
-                    "journal unavailable: running without an audit trail; health gating goes on"
-                );
-                (JournalHandle::unavailable(), Prior::default(), None)
-            }
-        };
+            return exit::UNAVAILABLE;
+        }
+        Err(e) => {
+            tracing::error!(
+                journal = %config.journal.path.display(),
+                error = %e,
+                "journal unavailable: running without an audit trail; health gating goes on"
+            );
+            (JournalHandle::unavailable(), Prior::default(), None)
+        }
+    };
     let (listener, read_gid, admin_gid) = match control::bind(&config.control) {
         Ok(bound) => bound,
         Err(e) => {
@@ -441,10 +440,7 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
     drop(writers);
     // The writer tasks outlive their handles, so the reporter's channel never closes: ask it
     // to journal what is queued, then stop it.
-    let (done_tx, done_rx) = oneshot::channel();
-    if flush_tx.send(done_tx).await.is_ok() {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), done_rx).await;
-    }
+    flush_reports(&flush_tx, std::time::Duration::from_secs(1)).await;
     reporter.abort();
     journal.close();
     code
@@ -487,14 +483,11 @@ fn read_prior(journal: &Journal) -> Result<Prior, anycastd_journal::Error> {
 /// its lock or a filesystem error) is moved aside with a loud error and a new one started:
 /// announcements must not depend on the audit store (DESIGN §4).
 fn open_or_reset(
-    path: &Path,
-    cache_mib: u64,
+    config: &crate::config::JournalConfig,
     reset: &mut Option<wire::JournalReset>,
 ) -> Result<(Journal, Prior), anycastd_journal::Error> {
-    let options = Options {
-        cache_capacity_bytes: cache_mib.saturating_mul(1024 * 1024),
-        ..Options::default()
-    };
+    let path = config.path.as_path();
+    let options = config.store_options();
     let failure = match Journal::open(path, &options) {
         Ok(journal) => match read_prior(&journal) {
             Ok(prior) => return Ok((journal, prior)),
@@ -653,6 +646,14 @@ async fn reconcile_at_start(
 
 /// Journal every apply outcome; log failures. A message on `flush` is answered once every
 /// report received so far is journaled (so the stop record comes after them).
+/// Have the reporter journal every outcome queued so far; waits at most `limit`.
+async fn flush_reports(reporter: &mpsc::Sender<oneshot::Sender<()>>, limit: std::time::Duration) {
+    let (done_tx, done_rx) = oneshot::channel();
+    if reporter.send(done_tx).await.is_ok() {
+        let _ = tokio::time::timeout(limit, done_rx).await;
+    }
+}
+
 async fn journal_reports(
     mut reports: mpsc::UnboundedReceiver<Report>,
     mut flush: mpsc::Receiver<oneshot::Sender<()>>,
@@ -1060,10 +1061,7 @@ async fn shutdown(
     } else {
         wire::StopOutcome::Left(left.clone())
     };
-    let (done_tx, done_rx) = oneshot::channel();
-    if flush_reports.send(done_tx).await.is_ok() {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), done_rx).await;
-    }
+    self::flush_reports(flush_reports, std::time::Duration::from_secs(2)).await;
     let stop_reason = if finished {
         reason.to_owned()
     } else {

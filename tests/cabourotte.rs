@@ -190,3 +190,77 @@ async fn a_slowloris_answer_fails_within_the_timeout() {
         "the request timeout bounds the body too"
     );
 }
+
+#[tokio::test]
+async fn a_server_gets_at_most_the_pool_size_in_connections_and_keeps_them() {
+    use anycastd::checks::MAX_CONNECTIONS_PER_SERVER;
+    let emulator = Emulator::start(Generation::V2).await;
+    let client = http_client().unwrap();
+    let mut checks: Vec<CabourotteCheck> = (0..200)
+        .map(|i| {
+            let name = format!("c{i}");
+            emulator.set(&name, Behaviour::Pass);
+            check(&emulator, &name)
+        })
+        .collect();
+    let mut after_first_round = 0;
+    for round in 0..2 {
+        let tasks: Vec<_> = checks
+            .drain(..)
+            .map(|mut c| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let observation = c.poll(&client).await;
+                    (c, observation)
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (c, observation) = task.await.unwrap();
+            assert_eq!(observation, Observation::Pass, "round {round}");
+            checks.push(c);
+        }
+        assert!(
+            emulator.connections() <= MAX_CONNECTIONS_PER_SERVER as u64,
+            "round {round}: {} connections for 200 concurrent polls",
+            emulator.connections()
+        );
+        if round == 0 {
+            after_first_round = emulator.connections();
+        }
+    }
+    assert_eq!(
+        emulator.connections(),
+        after_first_round,
+        "the second round reuses the first round's connections"
+    );
+}
+
+#[tokio::test]
+async fn a_poll_waiting_for_a_connection_slot_past_its_timeout_fails_and_says_why() {
+    use anycastd::checks::MAX_CONNECTIONS_PER_SERVER;
+    let emulator = Emulator::start(Generation::V2).await;
+    let client = http_client().unwrap();
+    let hanging: Vec<_> = (0..MAX_CONNECTIONS_PER_SERVER)
+        .map(|i| {
+            let name = format!("hang{i}");
+            emulator.set(&name, Behaviour::Hang);
+            let mut c = CabourotteCheck::new(&emulator.url(), &name, Duration::from_secs(2), None);
+            let client = client.clone();
+            tokio::spawn(async move { c.poll(&client).await })
+        })
+        .collect();
+    // Every slot is taken by a request that will not be answered in time.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    emulator.set("dns", Behaviour::Pass);
+    let mut dns = CabourotteCheck::new(&emulator.url(), "dns", Duration::from_millis(200), None);
+    let reason = fail_reason(dns.poll(&client).await);
+    assert!(
+        reason.contains("already in flight"),
+        "unexpected reason: {reason}"
+    );
+    assert_eq!(emulator.requests("dns"), 0, "it never reached the server");
+    for task in hanging {
+        let _ = task.await;
+    }
+}

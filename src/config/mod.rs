@@ -83,6 +83,14 @@ pub const DEFAULT_JOURNAL_CACHE_MIB: u64 = 8;
 pub const MAX_JOURNAL_CACHE_MIB: u64 = 1024;
 
 impl JournalConfig {
+    /// The store's tuning for this configuration (its page cache).
+    pub fn store_options(&self) -> anycastd_journal::Options {
+        anycastd_journal::Options {
+            cache_capacity_bytes: self.cache_mib.saturating_mul(1024 * 1024),
+            ..anycastd_journal::Options::default()
+        }
+    }
+
     fn default_at(path: PathBuf) -> JournalConfig {
         JournalConfig {
             path,
