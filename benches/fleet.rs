@@ -1010,6 +1010,7 @@ fn main() {
         println!("\n== flapping for {} s (10 flips/s)", o.flap_secs);
         let started = Instant::now();
         let mut samples: Vec<(u64, u64)> = Vec::new();
+        let appends0 = metric(metrics_port, "anycastd_journal_appends_total");
         let mut next_sample = Instant::now();
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut flips = 0u64;
@@ -1034,7 +1035,13 @@ fn main() {
             after_warmup.last().map(|s| s.1),
         );
         let max = after_warmup.iter().map(|s| s.1).max();
+        let appends = metric(metrics_port, "anycastd_journal_appends_total") - appends0;
         println!("flips                             {flips:8}");
+        println!(
+            "journal records appended          {:8} ({:.1} per flip)",
+            appends,
+            appends / flips.max(1) as f64
+        );
         for (t, rss) in &samples {
             if t % 60 == 0 {
                 println!(
