@@ -790,8 +790,13 @@ impl Committer {
 pub const GATHER_BURST: std::time::Duration = std::time::Duration::from_millis(20);
 /// In a burst, the flush waits until no append came for this long...
 pub const GATHER_QUIET: std::time::Duration = std::time::Duration::from_millis(1);
+/// ... (this long once the batch holds [`GATHER_MASS`] appends: a mass failure arrives
+/// unevenly, as connections to a dead server fail one after another) ...
+pub const GATHER_QUIET_MASS: std::time::Duration = std::time::Duration::from_millis(5);
 /// ... or this long at most.
-pub const GATHER_MAX: std::time::Duration = std::time::Duration::from_millis(10);
+pub const GATHER_MAX: std::time::Duration = std::time::Duration::from_millis(100);
+/// A gathered batch this large is a mass event (see [`GATHER_QUIET_MASS`]).
+pub const GATHER_MASS: usize = 32;
 
 /// How often the committer enforces retention.
 pub const RETENTION_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
@@ -831,16 +836,22 @@ fn commit_loop(
         while let Ok(next) = rx.try_recv() {
             batch.push(next);
         }
-        // In a burst of durable appends (one flushed moments ago), gather more before the
-        // next flush, so that a thousand services failing together cost a few fsyncs, not a
-        // thousand. A lone durable append after a quiet period is flushed at once.
+        // In a burst of durable appends (one flushed moments ago), gather the rest of the
+        // burst before the next flush, so that a thousand services failing together cost
+        // two fsyncs (the first failure's, at once, and the rest's), not a thousand. A lone
+        // durable append after a quiet period is flushed at once.
         if batch.iter().any(|r| r.durable)
             && last_flush.is_some_and(|at: std::time::Instant| at.elapsed() < GATHER_BURST)
         {
             let until = std::time::Instant::now() + GATHER_MAX;
             loop {
                 let left = until.saturating_duration_since(std::time::Instant::now());
-                match rx.recv_timeout(left.min(GATHER_QUIET)) {
+                let quiet = if batch.len() >= GATHER_MASS {
+                    GATHER_QUIET_MASS
+                } else {
+                    GATHER_QUIET
+                };
+                match rx.recv_timeout(left.min(quiet)) {
                     Ok(next) => batch.push(next),
                     Err(_) => break,
                 }

@@ -177,6 +177,39 @@ fn the_committer_answers_durable_appends_after_flushing_them_in_order() {
     assert_eq!(records(&journal).len(), 50);
 }
 
+#[test]
+fn a_burst_of_durable_appends_with_short_lulls_costs_a_few_flushes_not_one_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path(), &Options::default()).unwrap();
+    let committer = Committer::start(journal);
+    let (tx, rx) = mpsc::channel();
+    // 400 services fail together: their transitions arrive in runs of 40, each run 3 ms
+    // after the last (connections to a dead server failing one after another). Without
+    // gathering, each run would be a flush of its own.
+    for i in 0..400 {
+        let tx = tx.clone();
+        committer.submit(
+            i,
+            vec![transition(&format!("s{i}"), State::Unhealthy)],
+            true,
+            Some(Box::new(move |r| tx.send(r).unwrap())),
+        );
+        if i % 40 == 39 {
+            std::thread::sleep(std::time::Duration::from_millis(3));
+        }
+    }
+    for _ in 0..400 {
+        rx.recv().unwrap().unwrap();
+    }
+    let flushes = committer.flushes();
+    assert!(
+        (1..=4).contains(&flushes),
+        "{flushes} flushes for a burst of 400 durable appends"
+    );
+    let journal = committer.close().unwrap();
+    assert_eq!(records(&journal).len(), 400);
+}
+
 fn seqs_of(journal: &Journal, service: &str) -> Vec<u64> {
     journal
         .service_entries(service)
