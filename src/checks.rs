@@ -67,14 +67,15 @@ impl ServerLimit {
             .store(ns.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
-    fn answered_within(&self, within: Duration) -> bool {
+    pub(crate) fn answered_within(&self, within: Duration) -> bool {
         let at = self.answered_ns.load(std::sync::atomic::Ordering::Relaxed);
         at != 0 && epoch().elapsed().saturating_sub(Duration::from_nanos(at)) < within
     }
 }
 
 impl Http {
-    fn limit(&self, origin: &str) -> Arc<ServerLimit> {
+    /// The connection slots of the server at `origin`.
+    pub(crate) fn limit(&self, origin: &str) -> Arc<ServerLimit> {
         let mut limits = self.limits.lock().unwrap_or_else(|p| p.into_inner());
         limits
             .entry(origin.to_owned())
@@ -155,6 +156,16 @@ impl CabourotteCheck {
             None => check.base.clone(),
         };
         check
+    }
+
+    /// The request timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The server's origin (`scheme://host:port`): checks of one origin share its slots.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// The API generation currently in use.

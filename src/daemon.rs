@@ -202,7 +202,7 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
     );
 
     let client = match crate::checks::http_client() {
-        Ok(client) => client,
+        Ok(client) => crate::polling::Polling::new(client),
         Err(e) => {
             eprintln!("anycastd: cannot create the HTTP client: {e}");
             return exit::SOFTWARE;
@@ -756,7 +756,7 @@ struct Running {
     writers: Writers,
     reports: mpsc::UnboundedSender<Report>,
     journal: JournalHandle,
-    client: crate::checks::Http,
+    client: crate::polling::Polling,
     views: Views,
     driver_commands: Arc<Mutex<BTreeMap<String, mpsc::Sender<driver::Command>>>>,
     shared_config: Arc<Mutex<Arc<Config>>>,

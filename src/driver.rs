@@ -1,8 +1,8 @@
 //! The per-service driver: one task per service that feeds the service's state machine and
 //! carries out its actions.
 //!
-//! Inputs come from the service's check pollers (one task per check, each on its own
-//! interval), from the machine's own timers and from the daemon (shutdown). For every step:
+//! Inputs come from the service's checks (polled by the [`crate::polling`] scheduler of their
+//! Cabourotte server), from the machine's own timers and from the daemon (shutdown). For every step:
 //! check-result edges are journaled; a transition is journaled and **flushed** before anything
 //! is asked of FRR (write-ahead); then the one `match` over actions sets the desired state of
 //! the service's prefixes in the FRR writers and arms timers. Logs use the original anycastd's
@@ -88,59 +88,6 @@ pub struct Polled {
     pub at_ms: i64,
 }
 
-/// Poll one check on its interval until the receiver is gone. A failure is an observation;
-/// the next poll comes at the next interval (no hot retry).
-pub async fn poll_check(
-    mut check: CabourotteCheck,
-    client: crate::checks::Http,
-    interval: Duration,
-    index: usize,
-    sink: mpsc::Sender<Polled>,
-) {
-    // The first poll at once; then on a grid shared by every check of the same interval, so
-    // that checks fall due together: one timer wake-up serves them all, their requests share
-    // the pool's connections, and a dying server shows in every check within one round.
-    // No two polls closer than one interval (so N intervals never hold more than N polls):
-    // the second poll is on the first grid point at least an interval after the first.
-    let now = Instant::now();
-    let mut first_tick = next_grid_point(now, interval);
-    if first_tick - now < interval {
-        first_tick += interval;
-    }
-    let mut ticker = tokio::time::interval_at(first_tick, interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut first = true;
-    loop {
-        if !first {
-            ticker.tick().await;
-        }
-        first = false;
-        let started = std::time::Instant::now();
-        let observation = check.poll(&client).await;
-        let polled = Polled {
-            check: index,
-            took: started.elapsed(),
-            observation,
-            at_ms: now_ms(),
-        };
-        if sink.send(polled).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// The first instant after `now` on the grid of `interval` steps from the process's first
-/// call (so all checks with the same interval tick together).
-fn next_grid_point(now: Instant, interval: Duration) -> Instant {
-    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let origin = *ORIGIN.get_or_init(|| now);
-    let step = interval.as_nanos().max(1);
-    let since = now.saturating_duration_since(origin).as_nanos();
-    let steps = since / step + 1;
-    let offset = u64::try_from(steps.saturating_mul(step)).unwrap_or(u64::MAX);
-    origin + Duration::from_nanos(offset)
-}
-
 /// The fsm parameters of a configured service.
 pub fn params_of(service: &Service) -> Params {
     Params {
@@ -166,7 +113,7 @@ pub fn spawn(
     initial: State,
     writers: Writers,
     journal: JournalHandle,
-    client: crate::checks::Http,
+    polling: crate::polling::Polling,
     views: Views,
     restored_damping: Option<anycastd_fsm::DampingState>,
 ) -> DriverHandle {
@@ -177,7 +124,7 @@ pub fn spawn(
         if let Some(state) = restored_damping {
             driver.restore_damping(state);
         }
-        driver.run(client, commands_rx).await;
+        driver.run(polling, commands_rx).await;
     });
     DriverHandle {
         name,
@@ -271,14 +218,14 @@ impl Driver {
             .collect()
     }
 
-    /// One poller per check, all sending to a fresh channel (a reload replaces both, so no
+    /// One watch per check, all delivering to a fresh channel (a reload replaces both, so no
     /// result of an old check list can arrive under a new index).
     fn start_pollers(
         &self,
-        client: &crate::checks::Http,
-    ) -> (Vec<JoinHandle<()>>, mpsc::Receiver<Polled>) {
+        polling: &crate::polling::Polling,
+    ) -> (Vec<crate::polling::Watch>, mpsc::Receiver<Polled>) {
         let (polled_tx, polled_rx) = mpsc::channel::<Polled>(16);
-        let pollers = self
+        let watches = self
             .service
             .checks
             .iter()
@@ -286,16 +233,10 @@ impl Driver {
             .map(|(index, check)| {
                 let cabourotte =
                     CabourotteCheck::new(&check.url, &check.name, check.timeout, check.max_age);
-                tokio::spawn(poll_check(
-                    cabourotte,
-                    client.clone(),
-                    check.interval,
-                    index,
-                    polled_tx.clone(),
-                ))
+                polling.watch(cabourotte, check.interval, index, polled_tx.clone())
             })
             .collect();
-        (pollers, polled_rx)
+        (watches, polled_rx)
     }
 
     /// Apply a reloaded definition: keep state and counters, keep the results of checks with
@@ -370,7 +311,11 @@ impl Driver {
         );
     }
 
-    async fn run(mut self, client: crate::checks::Http, mut commands: mpsc::Receiver<Command>) {
+    async fn run(
+        mut self,
+        polling: crate::polling::Polling,
+        mut commands: mpsc::Receiver<Command>,
+    ) {
         let (polled_tx, _) = mpsc::channel::<Polled>(1);
         tracing::info!(
             service = %self.service.name,
@@ -388,7 +333,7 @@ impl Driver {
         }
         drop(polled_tx);
         crate::metrics::service_state(&self.service.name, self.machine.state().name(), now_ms());
-        let (mut pollers, mut polled_rx) = self.start_pollers(&client);
+        let (mut pollers, mut polled_rx) = self.start_pollers(&polling);
         loop {
             let next_timer = self
                 .timers
@@ -414,9 +359,7 @@ impl Driver {
                 command = commands.recv() => {
                     match command {
                         Some(Command::Shutdown(done)) => {
-                            for poller in &pollers {
-                                poller.abort();
-                            }
+                            pollers.clear();
                             self.record_trailing_polls();
                             let changed = self.step(Input::Drain { cause: DrainCause::Shutdown, at: Timestamp(now_ms()) }).await;
                             if !changed {
@@ -435,18 +378,14 @@ impl Driver {
                             let _ = reply.send(note.to_owned());
                         }
                         Some(Command::Reconfigure { service, decision_seq, reply }) => {
-                            for poller in &pollers {
-                                poller.abort();
-                            }
+                            pollers.clear();
                             self.record_trailing_polls();
                             self.reconfigure(*service, decision_seq);
-                            (pollers, polled_rx) = self.start_pollers(&client);
+                            (pollers, polled_rx) = self.start_pollers(&polling);
                             let _ = reply.send(());
                         }
                         Some(Command::Remove(reply)) => {
-                            for poller in &pollers {
-                                poller.abort();
-                            }
+                            pollers.clear();
                             self.record_trailing_polls();
                             let changed = self.step(Input::Drain { cause: DrainCause::Removed, at: Timestamp(now_ms()) }).await;
                             if !changed {
@@ -469,9 +408,7 @@ impl Driver {
                             let _ = reply.send(note);
                         }
                         None => {
-                            for poller in &pollers {
-                                poller.abort();
-                            }
+                            pollers.clear();
                             return;
                         }
                     }

@@ -3,7 +3,7 @@
 //!
 //! The binary (`src/main.rs`) is a thin CLI over this library so that integration tests can
 //! reach the same code. Module map: [`config`] (file -> validated types), [`checks`]
-//! (Cabourotte), [`frr`] (vtysh and the level-triggered writer), [`driver`] (one task per
+//! (Cabourotte), [`polling`] (one scheduler per Cabourotte server), [`frr`] (vtysh and the level-triggered writer), [`driver`] (one task per
 //! service: verdicts -> fsm -> journal -> writer), [`daemon`] (start-up, reload, shutdown),
 //! [`reconcile`] (start-up convergence with FRR), [`journal`] (async journal handle),
 //! [`control`] (the control socket), [`cli`] (its client subcommands), [`history`],
@@ -25,6 +25,7 @@ pub mod journal;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod polling;
 pub mod reconcile;
 pub mod replay;
 pub mod status;

@@ -8,8 +8,9 @@
 
 mod support;
 
-use anycastd::checks::{http_client, CabourotteCheck};
-use anycastd::driver::poll_check;
+use anycastd::checks::{http_client, CabourotteCheck, MAX_CONNECTIONS_PER_SERVER};
+use anycastd::polling::Polling;
+use anycastd_fsm::Observation;
 use std::time::Duration;
 use support::cabourotte::{Behaviour, Emulator, Generation};
 
@@ -21,10 +22,11 @@ async fn requests_in_ten_intervals(generation: Generation, behaviour: Behaviour)
     emulator.set("c", behaviour);
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     let check = CabourotteCheck::new(&emulator.url(), "c", Duration::from_millis(50), None);
-    let poller = tokio::spawn(poll_check(check, http_client().unwrap(), INTERVAL, 0, tx));
+    let polling = Polling::new(http_client().unwrap());
+    let watch = polling.watch(check, INTERVAL, 0, tx);
     // Just short of N intervals: ticks at 0, 1, ..., N-1 intervals.
     tokio::time::sleep(INTERVAL * INTERVALS - Duration::from_millis(30)).await;
-    poller.abort();
+    drop(watch);
     let mut observations = 0;
     while rx.try_recv().is_ok() {
         observations += 1;
@@ -55,4 +57,94 @@ async fn at_most_n_plus_one_requests_in_n_intervals_for_every_kind_of_answer() {
             "{behaviour:?}: {observations} observations"
         );
     }
+}
+
+#[tokio::test]
+async fn every_check_of_a_server_is_polled_each_interval_over_a_bounded_pool() {
+    let emulator = Emulator::start(Generation::V2).await;
+    let polling = Polling::new(http_client().unwrap());
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let watches: Vec<_> = (0..100)
+        .map(|i| {
+            let name = format!("c{i}");
+            emulator.set(&name, Behaviour::Pass);
+            let check = CabourotteCheck::new(&emulator.url(), &name, Duration::from_secs(1), None);
+            polling.watch(check, INTERVAL, i, tx.clone())
+        })
+        .collect();
+    tokio::time::sleep(INTERVAL * INTERVALS).await;
+    let mut seen = vec![0u32; 100];
+    while let Ok(polled) = rx.try_recv() {
+        assert_eq!(
+            polled.observation,
+            Observation::Pass,
+            "check {}",
+            polled.check
+        );
+        seen[polled.check] += 1;
+    }
+    for (i, n) in seen.iter().enumerate() {
+        // N intervals from the first poll hold N or N+1 polls; a loaded machine may lose one
+        // or two rounds' worth, never most of them.
+        assert!(
+            (INTERVALS - 3..=INTERVALS + 1).contains(n),
+            "check {i}: {n} results in {INTERVALS} intervals"
+        );
+        assert!(emulator.requests(&format!("c{i}")) <= u64::from(INTERVALS) + 1);
+    }
+    assert!(
+        emulator.connections() <= MAX_CONNECTIONS_PER_SERVER as u64,
+        "{} connections",
+        emulator.connections()
+    );
+    // Dropping the watches stops the polls.
+    drop(watches);
+    tokio::time::sleep(INTERVAL).await;
+    let before: u64 = (0..100).map(|i| emulator.requests(&format!("c{i}"))).sum();
+    tokio::time::sleep(INTERVAL * 3).await;
+    let after: u64 = (0..100).map(|i| emulator.requests(&format!("c{i}"))).sum();
+    assert_eq!(before, after, "no poll after the watches are dropped");
+}
+
+#[tokio::test]
+async fn a_check_queued_behind_a_silent_server_fails_after_its_timeout_without_a_request() {
+    let emulator = Emulator::start(Generation::V2).await;
+    let polling = Polling::new(http_client().unwrap());
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    // Every connection slot is taken by a request that will not be answered.
+    let mut watches: Vec<_> = (0..MAX_CONNECTIONS_PER_SERVER)
+        .map(|i| {
+            let name = format!("hang{i}");
+            emulator.set(&name, Behaviour::Hang);
+            let check = CabourotteCheck::new(&emulator.url(), &name, Duration::from_secs(3), None);
+            polling.watch(check, Duration::from_secs(10), 100 + i, tx.clone())
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    emulator.set("dns", Behaviour::Pass);
+    let dns = CabourotteCheck::new(&emulator.url(), "dns", Duration::from_millis(200), None);
+    let started = std::time::Instant::now();
+    watches.push(polling.watch(dns, Duration::from_secs(10), 0, tx.clone()));
+    let polled = loop {
+        let polled = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a result within 10 s")
+            .unwrap();
+        if polled.check == 0 {
+            break polled;
+        }
+    };
+    match &polled.observation {
+        Observation::Fail(reason) => assert!(
+            reason.contains("already in flight"),
+            "unexpected reason: {reason}"
+        ),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "it failed after its own timeout, not the hanging requests' ({:?})",
+        started.elapsed()
+    );
+    assert_eq!(emulator.requests("dns"), 0, "it never reached the server");
 }

@@ -103,6 +103,8 @@ impl Emulator {
                     continue;
                 };
                 conns.fetch_add(1, Ordering::Relaxed);
+                // As Go's net/http (Cabourotte): no Nagle delay on a response's second write.
+                let _ = stream.set_nodelay(true);
                 let (lookup, req) = (lookup.clone(), req.clone());
                 tokio::spawn(async move {
                     let _ = serve_connection(stream, generation, lookup, req).await;

@@ -1,0 +1,419 @@
+//! Check polling: one scheduler task per Cabourotte server drives every check of that server.
+//!
+//! - The first poll of a check is at once; the next ones fall on a grid shared by every check
+//!   of the same interval (one timer wake-up serves a whole round, and a dying server shows in
+//!   every check within one round). The second poll is on the first grid point at least an
+//!   interval after the first, so N intervals never hold more than N+1 polls of a check.
+//! - At most [`MAX_CONNECTIONS_PER_SERVER`] requests are in flight per server; the checks
+//!   falling due meanwhile wait their turn in order. A failure is an observation like any
+//!   other: the next poll is at the next grid point (no hot retry). A check that falls due
+//!   while its poll is still running is polled again as soon as that poll ends, once for the
+//!   latest grid point passed: never more than one poll per grid point.
+//! - A check waiting for a turn longer than its timeout fails at once ("... already in
+//!   flight") if the server has answered nothing for a whole timeout, and in any case after
+//!   [`SLOT_WAIT_TIMEOUTS`] timeouts: queueing behind a slow but answering server is waited
+//!   for, a silent server is not.
+//!
+//! A [`Watch`] is one registered check; dropping it stops its polls (a reload replaces the
+//! watches of a service together with the channel they deliver to, so no result of an old
+//! check list arrives under a new index). One task per server instead of one per check: at
+//! 2,000 checks, no per-check timer, task or connection-slot wait (BENCHMARKS.md).
+
+use crate::checks::{CabourotteCheck, Http, MAX_CONNECTIONS_PER_SERVER, SLOT_WAIT_TIMEOUTS};
+use crate::driver::Polled;
+use crate::journal::now_ms;
+use anycastd_fsm::Observation;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// The schedulers of every Cabourotte server the checks use (cheap to clone).
+#[derive(Clone)]
+pub struct Polling {
+    http: Http,
+    servers: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Message>>>>,
+    next_id: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// One polled check; dropping it stops the polls.
+#[derive(Debug)]
+pub struct Watch {
+    id: u64,
+    server: mpsc::UnboundedSender<Message>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.server.send(Message::Remove(self.id));
+    }
+}
+
+/// What a server's scheduler is told.
+pub enum Message {
+    /// Poll a new check.
+    Add(u64, Box<Registration>),
+    /// Stop polling a check.
+    Remove(u64),
+}
+
+/// A check to poll and where its results go.
+pub struct Registration {
+    check: CabourotteCheck,
+    interval: Duration,
+    index: usize,
+    sink: mpsc::Sender<Polled>,
+}
+
+impl Polling {
+    /// Schedulers sharing `http` (its connection pool and per-server limits).
+    pub fn new(http: Http) -> Polling {
+        Polling {
+            http,
+            servers: Arc::default(),
+            next_id: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        }
+    }
+
+    /// Poll `check` every `interval`, delivering what it sees to `sink` as check `index`,
+    /// until the returned watch is dropped. Must be called within the runtime.
+    pub fn watch(
+        &self,
+        check: CabourotteCheck,
+        interval: Duration,
+        index: usize,
+        sink: mpsc::Sender<Polled>,
+    ) -> Watch {
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let origin = check.origin().to_owned();
+        let mut message = Message::Add(
+            id,
+            Box::new(Registration {
+                check,
+                interval,
+                index,
+                sink,
+            }),
+        );
+        let mut servers = self.servers.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let server = servers
+                .entry(origin.clone())
+                .or_insert_with(|| {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    tokio::spawn(Scheduler::new(self.http.clone(), origin.clone()).run(rx));
+                    tx
+                })
+                .clone();
+            match server.send(message) {
+                Ok(()) => return Watch { id, server },
+                // The scheduler is gone (it cannot end while registered, but never lose a
+                // check): start a fresh one.
+                Err(mpsc::error::SendError(back)) => {
+                    servers.remove(&origin);
+                    message = back;
+                }
+            }
+        }
+    }
+}
+
+/// The first instant after `now` on the grid of `interval` steps from the process's first
+/// call (so all checks with the same interval fall due together).
+pub fn next_grid_point(now: Instant, interval: Duration) -> Instant {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let origin = *ORIGIN.get_or_init(|| now);
+    let step = interval.as_nanos().max(1);
+    let since = now.saturating_duration_since(origin).as_nanos();
+    let steps = since / step + 1;
+    let offset = u64::try_from(steps.saturating_mul(step)).unwrap_or(u64::MAX);
+    origin + Duration::from_nanos(offset)
+}
+
+/// Where a check is in its cycle.
+enum Phase {
+    /// Waiting for its next grid point.
+    Idle { due: Instant },
+    /// Due, waiting for a connection slot since `since`.
+    Queued { since: Instant },
+    /// Its request (and the delivery of its result) is running.
+    Running,
+}
+
+struct Entry {
+    /// `None` while running (the running poll owns it).
+    check: Option<CabourotteCheck>,
+    interval: Duration,
+    index: usize,
+    sink: mpsc::Sender<Polled>,
+    phase: Phase,
+    /// The grid point the running or last poll stood for.
+    slot: Instant,
+    /// Whether it has been polled at all.
+    polled: bool,
+}
+
+type Running = Pin<Box<dyn Future<Output = (u64, CabourotteCheck)> + Send>>;
+type Delivering = Pin<Box<dyn Future<Output = u64> + Send>>;
+
+struct Scheduler {
+    http: Http,
+    origin: String,
+    entries: BTreeMap<u64, Entry>,
+    queue: VecDeque<u64>,
+    running: FuturesUnordered<Running>,
+    /// Results of checks failed without a request (waited too long), being delivered.
+    delivering: FuturesUnordered<Delivering>,
+    /// When something falls due next (`None`: nothing to wait for).
+    wake: Option<Instant>,
+}
+
+/// How far away an unarmed timer is set (it is re-armed before it could fire).
+const FAR: Duration = Duration::from_secs(86_400);
+
+impl Scheduler {
+    fn new(http: Http, origin: String) -> Scheduler {
+        Scheduler {
+            http,
+            origin,
+            entries: BTreeMap::new(),
+            queue: VecDeque::new(),
+            running: FuturesUnordered::new(),
+            delivering: FuturesUnordered::new(),
+            wake: None,
+        }
+    }
+
+    async fn run(mut self, mut messages: mpsc::UnboundedReceiver<Message>) {
+        // One timer, moved only when the next wake changes (once a round, not once a poll).
+        let timer = tokio::time::sleep(FAR);
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
+        loop {
+            if armed != self.wake {
+                armed = self.wake;
+                timer
+                    .as_mut()
+                    .reset(self.wake.unwrap_or_else(|| Instant::now() + FAR));
+            }
+            tokio::select! {
+                message = messages.recv() => match message {
+                    Some(Message::Add(id, registration)) => self.add(id, *registration),
+                    Some(Message::Remove(id)) => self.remove(id),
+                    None => return,
+                },
+                Some((id, check)) = self.running.next(), if !self.running.is_empty() => {
+                    self.finished(id, Some(check));
+                }
+                Some(id) = self.delivering.next(), if !self.delivering.is_empty() => {
+                    self.finished(id, None);
+                }
+                () = &mut timer, if self.wake.is_some() => self.tick(),
+            }
+            self.start_queued();
+        }
+    }
+
+    fn add(&mut self, id: u64, registration: Registration) {
+        let now = Instant::now();
+        self.entries.insert(
+            id,
+            Entry {
+                check: Some(registration.check),
+                interval: registration.interval,
+                index: registration.index,
+                sink: registration.sink,
+                phase: Phase::Queued { since: now },
+                slot: now,
+                polled: false,
+            },
+        );
+        self.queue.push_back(id);
+        self.wake_at(now + registration_timeout(&self.entries, id));
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some(entry) = self.entries.remove(&id) {
+            if matches!(entry.phase, Phase::Queued { .. }) {
+                self.queue.retain(|queued| *queued != id);
+            }
+        }
+        // A running poll of a removed check ends by itself; its result is not delivered
+        // (the receiver went with the watch) and `finished` ignores it.
+    }
+
+    fn wake_at(&mut self, at: Instant) {
+        self.wake = Some(self.wake.map_or(at, |wake| wake.min(at)));
+    }
+
+    /// A poll (or a delivery without one) ended: the check waits for its next grid point.
+    fn finished(&mut self, id: u64, check: Option<CabourotteCheck>) {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        if let Some(check) = check {
+            entry.check = Some(check);
+        }
+        let now = Instant::now();
+        let mut due = if entry.polled {
+            entry.slot + entry.interval
+        } else {
+            // After the first poll: the first grid point at least an interval later.
+            let mut point = next_grid_point(entry.slot, entry.interval);
+            if point - entry.slot < entry.interval {
+                point += entry.interval;
+            }
+            point
+        };
+        entry.polled = true;
+        if due <= now {
+            // It fell due while running (a long queue, a slow answer): poll again at once
+            // for the latest grid point passed; the ones before it are skipped.
+            let latest = next_grid_point(now, entry.interval)
+                .checked_sub(entry.interval)
+                .unwrap_or(due);
+            due = due.max(latest);
+            entry.slot = due;
+            entry.phase = Phase::Queued { since: now };
+            let timeout = entry
+                .check
+                .as_ref()
+                .map(|c| c.timeout())
+                .unwrap_or_default();
+            self.queue.push_back(id);
+            self.wake_at(now + timeout);
+            return;
+        }
+        entry.phase = Phase::Idle { due };
+        self.wake_at(due);
+    }
+
+    /// Queue the checks that fell due; fail the ones that waited too long; plan the next wake.
+    fn tick(&mut self) {
+        let now = Instant::now();
+        self.wake = None;
+        for (id, entry) in &mut self.entries {
+            if let Phase::Idle { due } = entry.phase {
+                if due <= now {
+                    entry.phase = Phase::Queued { since: now };
+                    entry.slot = due;
+                    self.queue.push_back(*id);
+                }
+            }
+        }
+        let limit = self.http.limit(&self.origin);
+        let mut failed = Vec::new();
+        self.queue.retain(|id| {
+            let Some(entry) = self.entries.get(id) else {
+                return false;
+            };
+            let (Phase::Queued { since }, Some(check)) = (&entry.phase, &entry.check) else {
+                return false;
+            };
+            let timeout = check.timeout();
+            let waited = now.saturating_duration_since(*since);
+            let give_up = waited >= timeout
+                && (!limit.answered_within(timeout) || waited >= timeout * SLOT_WAIT_TIMEOUTS);
+            if give_up {
+                failed.push(*id);
+            }
+            !give_up
+        });
+        for id in failed {
+            self.fail_waiting(id);
+        }
+        let mut wake: Option<Instant> = None;
+        for entry in self.entries.values() {
+            let at = match (&entry.phase, &entry.check) {
+                (Phase::Idle { due }, _) => *due,
+                (Phase::Queued { since }, Some(check)) => {
+                    // The next whole timeout of its wait.
+                    let timeout = check.timeout().max(Duration::from_millis(1));
+                    let waited = now.saturating_duration_since(*since);
+                    let whole = u32::try_from(waited.as_nanos() / timeout.as_nanos())
+                        .unwrap_or(u32::MAX)
+                        .saturating_add(1);
+                    *since + timeout.saturating_mul(whole)
+                }
+                _ => continue,
+            };
+            wake = Some(wake.map_or(at, |w| w.min(at)));
+        }
+        self.wake = wake;
+    }
+
+    /// Fail a check that waited too long for a connection slot, without a request.
+    fn fail_waiting(&mut self, id: u64) {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        let timeout = entry
+            .check
+            .as_ref()
+            .map(|c| c.timeout())
+            .unwrap_or_default();
+        entry.phase = Phase::Running;
+        let polled = Polled {
+            check: entry.index,
+            took: Duration::ZERO,
+            observation: Observation::Fail(format!(
+                "no answer within {} ms ({MAX_CONNECTIONS_PER_SERVER} requests to {} already in flight)",
+                timeout.as_millis(),
+                self.origin
+            )),
+            at_ms: now_ms(),
+        };
+        let sink = entry.sink.clone();
+        self.delivering.push(Box::pin(async move {
+            let _ = sink.send(polled).await;
+            id
+        }));
+    }
+
+    /// Start the queued checks, in order, while connection slots are free.
+    fn start_queued(&mut self) {
+        while self.running.len() < MAX_CONNECTIONS_PER_SERVER {
+            let Some(id) = self.queue.pop_front() else {
+                return;
+            };
+            let Some(entry) = self.entries.get_mut(&id) else {
+                continue;
+            };
+            let Some(mut check) = entry.check.take() else {
+                continue;
+            };
+            entry.phase = Phase::Running;
+            let http = self.http.clone();
+            let sink = entry.sink.clone();
+            let index = entry.index;
+            self.running.push(Box::pin(async move {
+                let started = std::time::Instant::now();
+                let observation = check.poll(&http).await;
+                let polled = Polled {
+                    check: index,
+                    took: started.elapsed(),
+                    observation,
+                    at_ms: now_ms(),
+                };
+                // The driver takes results in order; a full channel holds this slot (the
+                // driver is behind) rather than reordering or dropping a result.
+                let _ = sink.send(polled).await;
+                (id, check)
+            }));
+        }
+    }
+}
+
+fn registration_timeout(entries: &BTreeMap<u64, Entry>, id: u64) -> Duration {
+    entries
+        .get(&id)
+        .and_then(|e| e.check.as_ref())
+        .map(|c| c.timeout())
+        .unwrap_or(Duration::from_secs(1))
+}
