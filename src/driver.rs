@@ -223,8 +223,8 @@ impl Driver {
     fn start_pollers(
         &self,
         polling: &crate::polling::Polling,
-    ) -> (Vec<crate::polling::Watch>, mpsc::Receiver<Polled>) {
-        let (polled_tx, polled_rx) = mpsc::channel::<Polled>(16);
+    ) -> (Vec<crate::polling::Watch>, crate::polling::ResultsReceiver) {
+        let (polled_tx, polled_rx) = crate::polling::results();
         let watches = self
             .service
             .checks
@@ -316,7 +316,6 @@ impl Driver {
         polling: crate::polling::Polling,
         mut commands: mpsc::Receiver<Command>,
     ) {
-        let (polled_tx, _) = mpsc::channel::<Polled>(1);
         tracing::info!(
             service = %self.service.name,
             prefixes = ?self.prefixes_text(),
@@ -331,7 +330,6 @@ impl Driver {
                 self.service.name
             );
         }
-        drop(polled_tx);
         crate::metrics::service_state(&self.service.name, self.machine.state().name(), now_ms());
         let (mut pollers, mut polled_rx) = self.start_pollers(&polling);
         loop {
@@ -341,19 +339,19 @@ impl Driver {
                 .min_by_key(|(_, at)| **at)
                 .map(|(t, at)| (*t, *at));
             tokio::select! {
-                Some(polled) = polled_rx.recv() => {
+                polled = polled_rx.recv() => {
                     let is_edge = self.edge(&polled);
                     let input = Input::Observed {
                         check: polled.check,
                         observation: polled.observation,
                         at: Timestamp(polled.at_ms),
                     };
-                    let _ = self.step_recorded(input, is_edge).await;
+                    let _ = Box::pin(self.step_recorded(input, is_edge)).await;
                 }
                 () = wait_timer(next_timer.map(|(_, at)| at)) => {
                     if let Some((timer, _)) = next_timer {
                         self.timers.remove(&timer);
-                        let _ = self.step(Input::TimerFired { timer, at: Timestamp(now_ms()) }).await;
+                        let _ = Box::pin(self.step(Input::TimerFired { timer, at: Timestamp(now_ms()) })).await;
                     }
                 }
                 command = commands.recv() => {
@@ -361,7 +359,7 @@ impl Driver {
                         Some(Command::Shutdown(done)) => {
                             pollers.clear();
                             self.record_trailing_polls();
-                            let changed = self.step(Input::Drain { cause: DrainCause::Shutdown, at: Timestamp(now_ms()) }).await;
+                            let changed = Box::pin(self.step(Input::Drain { cause: DrainCause::Shutdown, at: Timestamp(now_ms()) })).await;
                             if !changed {
                                 // Already drained by an operator (kept across the restart):
                                 // make sure every prefix is withdrawn all the same.
@@ -373,7 +371,7 @@ impl Driver {
                         Some(Command::Drain { cause, operator, reply }) => {
                             self.journal_operator(*operator);
                             crate::metrics::count("anycastd_drains_total", &[("service", self.service.name.as_str())], 1.0);
-                            let changed = self.step(Input::Drain { cause: *cause, at: Timestamp(now_ms()) }).await;
+                            let changed = Box::pin(self.step(Input::Drain { cause: *cause, at: Timestamp(now_ms()) })).await;
                             let note = if changed { "drained: prefixes withdrawn" } else { "drain updated (it was drained already)" };
                             let _ = reply.send(note.to_owned());
                         }
@@ -387,7 +385,7 @@ impl Driver {
                         Some(Command::Remove(reply)) => {
                             pollers.clear();
                             self.record_trailing_polls();
-                            let changed = self.step(Input::Drain { cause: DrainCause::Removed, at: Timestamp(now_ms()) }).await;
+                            let changed = Box::pin(self.step(Input::Drain { cause: DrainCause::Removed, at: Timestamp(now_ms()) })).await;
                             if !changed {
                                 self.set_prefixes(false, 0);
                             }
@@ -400,7 +398,7 @@ impl Driver {
                         Some(Command::Undrain { operator, reply }) => {
                             self.journal_operator(*operator);
                             let note = if matches!(self.machine.state(), State::Draining(DrainCause::Operator { .. })) {
-                                self.step(Input::Undrain { at: Timestamp(now_ms()) }).await;
+                                Box::pin(self.step(Input::Undrain { at: Timestamp(now_ms()) })).await;
                                 format!("undrained: now {}", self.machine.state().name())
                             } else {
                                 format!("not drained (it is {}): nothing to do", self.machine.state().name())

@@ -20,34 +20,17 @@ struct Registry {
     /// (name, labels) -> value
     counters: BTreeMap<(&'static str, Labels), f64>,
     gauges: BTreeMap<(&'static str, Labels), f64>,
-    /// Counters updated through a [`Counter`] handle, without this lock: (value, unit).
-    cells: BTreeMap<(&'static str, Labels), (Arc<AtomicU64>, f64)>,
+    /// The counters of every check, updated without this lock: (service, check) -> cells.
+    checks: BTreeMap<(String, String), Arc<CheckCells>>,
 }
 
-/// A counter for a hot path (every check result): resolved once, then a lock-free add.
-#[derive(Clone, Debug)]
-pub struct Counter(Arc<AtomicU64>);
-
-impl Counter {
-    /// Add `n` units.
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-}
-
-/// The counter `name` with `labels`, counting in units of `unit` (e.g. 1e-9 for nanoseconds
-/// exposed as seconds); the same handle for the same name and labels.
-pub fn counter(name: &'static str, labels: &[(&'static str, &str)], unit: f64) -> Counter {
-    let labels: Labels = labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
-    with(|r| {
-        Counter(
-            r.cells
-                .entry((name, labels))
-                .or_insert_with(|| (Arc::new(AtomicU64::new(0)), unit))
-                .0
-                .clone(),
-        )
-    })
+/// One check's counters (a check result is counted without the registry's lock).
+#[derive(Debug, Default)]
+struct CheckCells {
+    /// Results: pass, fail, pending.
+    results: [AtomicU64; 3],
+    duration_ns: AtomicU64,
+    count: AtomicU64,
 }
 
 /// Help texts and types of every metric, in exposition order.
@@ -129,42 +112,64 @@ fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
     f(&mut registry().lock().unwrap_or_else(|p| p.into_inner()))
 }
 
-/// The counters of one check, resolved once (a check result must not take the lock).
+/// The counters of one check, resolved once (a check result must not take the lock); the
+/// same cells for the same service and check (a reload keeps them).
 #[derive(Clone, Debug)]
-pub struct CheckMeters {
-    /// `anycastd_check_results_total` for result pass, fail, pending.
-    results: [Counter; 3],
-    duration_ns: Counter,
-    count: Counter,
-}
+pub struct CheckMeters(Arc<CheckCells>);
 
 impl CheckMeters {
     /// The counters of check `check` of `service`.
     pub fn new(service: &str, check: &str) -> CheckMeters {
-        let labels = [("service", service), ("check", check)];
-        let result = |r: &str| {
-            counter(
-                "anycastd_check_results_total",
-                &[labels[0], labels[1], ("result", r)],
-                1.0,
+        with(|r| {
+            CheckMeters(
+                r.checks
+                    .entry((service.to_owned(), check.to_owned()))
+                    .or_default()
+                    .clone(),
             )
-        };
-        CheckMeters {
-            results: [result("pass"), result("fail"), result("pending")],
-            duration_ns: counter("anycastd_check_duration_seconds_sum", &labels, 1e-9),
-            count: counter("anycastd_check_duration_seconds_count", &labels, 1.0),
-        }
+        })
     }
 
     /// Count a result (0 pass, 1 fail, 2 pending) that took `took`.
     pub fn record(&self, result: usize, took: Duration) {
-        if let Some(counter) = self.results.get(result) {
-            counter.add(1);
+        if let Some(counter) = self.0.results.get(result) {
+            counter.fetch_add(1, Ordering::Relaxed);
         }
-        self.duration_ns
-            .add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
-        self.count.add(1);
+        self.0.duration_ns.fetch_add(
+            u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.0.count.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// The samples of the per-check metric `name`, in label order.
+fn check_samples(r: &Registry, name: &str) -> Vec<(Labels, f64)> {
+    let labels = |service: &str, check: &str| -> Labels {
+        vec![("service", service.to_owned()), ("check", check.to_owned())]
+    };
+    let mut samples = Vec::new();
+    for ((service, check), cells) in &r.checks {
+        let load = |cell: &AtomicU64| cell.load(Ordering::Relaxed) as f64;
+        match name {
+            "anycastd_check_results_total" => {
+                // Label order: fail < pass < pending.
+                for (result, i) in [("fail", 1), ("pass", 0), ("pending", 2)] {
+                    let mut l = labels(service, check);
+                    l.push(("result", result.to_owned()));
+                    samples.push((l, load(&cells.results[i])));
+                }
+            }
+            "anycastd_check_duration_seconds_sum" => {
+                samples.push((labels(service, check), load(&cells.duration_ns) * 1e-9));
+            }
+            "anycastd_check_duration_seconds_count" => {
+                samples.push((labels(service, check), load(&cells.count)));
+            }
+            _ => return samples,
+        }
+    }
+    samples
 }
 
 /// Add `by` to a counter.
@@ -236,19 +241,14 @@ pub fn render() -> String {
     with(|r| {
         let mut out = String::new();
         for (name, kind, help) in METRICS {
-            let cells = r
-                .cells
-                .iter()
-                .map(|(k, (v, unit))| (k, v.load(Ordering::Relaxed) as f64 * unit));
-            let samples: Vec<(&Labels, f64)> = r
+            let mut samples: Vec<(Labels, f64)> = r
                 .counters
                 .iter()
                 .chain(r.gauges.iter())
-                .map(|(k, v)| (k, *v))
-                .chain(cells)
                 .filter(|((n, _), _)| n == name)
-                .map(|((_, l), v)| (l, v))
+                .map(|((_, l), v)| (l.clone(), *v))
                 .collect();
+            samples.extend(check_samples(r, name));
             if samples.is_empty() {
                 continue;
             }

@@ -66,7 +66,7 @@ pub struct Registration {
     check: CabourotteCheck,
     interval: Duration,
     index: usize,
-    sink: mpsc::Sender<Polled>,
+    sink: Results,
 }
 
 impl Polling {
@@ -86,7 +86,7 @@ impl Polling {
         check: CabourotteCheck,
         interval: Duration,
         index: usize,
-        sink: mpsc::Sender<Polled>,
+        sink: Results,
     ) -> Watch {
         let id = self
             .next_id
@@ -151,7 +151,7 @@ struct Entry {
     check: Option<CabourotteCheck>,
     interval: Duration,
     index: usize,
-    sink: mpsc::Sender<Polled>,
+    sink: Results,
     phase: Phase,
     /// The grid point the running or last poll stood for.
     slot: Instant,
@@ -160,7 +160,6 @@ struct Entry {
 }
 
 type Running = Pin<Box<dyn Future<Output = (u64, CabourotteCheck)> + Send>>;
-type Delivering = Pin<Box<dyn Future<Output = u64> + Send>>;
 
 struct Scheduler {
     http: Http,
@@ -168,8 +167,6 @@ struct Scheduler {
     entries: BTreeMap<u64, Entry>,
     queue: VecDeque<u64>,
     running: FuturesUnordered<Running>,
-    /// Results of checks failed without a request (waited too long), being delivered.
-    delivering: FuturesUnordered<Delivering>,
     /// When something falls due next (`None`: nothing to wait for).
     wake: Option<Instant>,
 }
@@ -185,7 +182,6 @@ impl Scheduler {
             entries: BTreeMap::new(),
             queue: VecDeque::new(),
             running: FuturesUnordered::new(),
-            delivering: FuturesUnordered::new(),
             wake: None,
         }
     }
@@ -210,9 +206,6 @@ impl Scheduler {
                 },
                 Some((id, check)) = self.running.next(), if !self.running.is_empty() => {
                     self.finished(id, Some(check));
-                }
-                Some(id) = self.delivering.next(), if !self.delivering.is_empty() => {
-                    self.finished(id, None);
                 }
                 () = &mut timer, if self.wake.is_some() => self.tick(),
             }
@@ -369,11 +362,8 @@ impl Scheduler {
             )),
             at_ms: now_ms(),
         };
-        let sink = entry.sink.clone();
-        self.delivering.push(Box::pin(async move {
-            let _ = sink.send(polled).await;
-            id
-        }));
+        entry.sink.send(polled);
+        self.finished(id, None);
     }
 
     /// Start the queued checks, in order, while connection slots are free.
@@ -401,9 +391,7 @@ impl Scheduler {
                     observation,
                     at_ms: now_ms(),
                 };
-                // The driver takes results in order; a full channel holds this slot (the
-                // driver is behind) rather than reordering or dropping a result.
-                let _ = sink.send(polled).await;
+                sink.send(polled);
                 (id, check)
             }));
         }
@@ -416,4 +404,117 @@ fn registration_timeout(entries: &BTreeMap<u64, Entry>, id: u64) -> Duration {
         .and_then(|e| e.check.as_ref())
         .map(|c| c.timeout())
         .unwrap_or(Duration::from_secs(1))
+}
+
+/// The sending side of a service's results (one per service, cloned for each of its checks).
+#[derive(Clone, Debug)]
+pub struct Results(Arc<Inbox>);
+
+/// The driver's side of its results.
+#[derive(Debug)]
+pub struct ResultsReceiver(Arc<Inbox>);
+
+/// Results waiting for a driver. A queue rather than a tokio channel: a channel allocates a
+/// block of 32 slots up front (2 KiB per service for these, the largest single item of the
+/// daemon's memory at 1,000 services), while at most one result per check and grid point
+/// ever waits here unless the driver is stalled.
+#[derive(Debug, Default)]
+struct Inbox {
+    queue: Mutex<VecDeque<Polled>>,
+    ready: tokio::sync::Notify,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+/// A fresh pair: results sent to the first come out of the second, in order.
+pub fn results() -> (Results, ResultsReceiver) {
+    let inbox = Arc::new(Inbox::default());
+    (Results(inbox.clone()), ResultsReceiver(inbox))
+}
+
+impl Results {
+    /// Deliver a result; dropped if the receiver is gone (its service was reloaded or
+    /// stopped).
+    pub fn send(&self, polled: Polled) {
+        if self.0.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        self.0
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(polled);
+        self.0.ready.notify_one();
+    }
+}
+
+impl ResultsReceiver {
+    /// The next result, waiting for one.
+    pub async fn recv(&mut self) -> Polled {
+        loop {
+            if let Some(polled) = self.try_recv() {
+                return polled;
+            }
+            self.0.ready.notified().await;
+        }
+    }
+
+    /// The next result if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Polled> {
+        self.0
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+    }
+}
+
+impl Drop for ResultsReceiver {
+    fn drop(&mut self) {
+        self.0
+            .closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.0
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn polled(check: usize) -> Polled {
+        Polled {
+            check,
+            took: Duration::ZERO,
+            observation: Observation::Pass,
+            at_ms: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn results_arrive_in_order_and_are_dropped_once_the_receiver_is_gone() {
+        let (tx, mut rx) = results();
+        let waiting = tokio::spawn(async move {
+            let first = rx.recv().await;
+            (first, rx)
+        });
+        tokio::task::yield_now().await;
+        tx.send(polled(1));
+        tx.send(polled(2));
+        let (first, mut rx) = waiting.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(first.check, 1);
+        assert_eq!(rx.recv().await.check, 2);
+        assert!(rx.try_recv().is_none());
+        let inbox = rx.0.clone();
+        drop(rx);
+        tx.send(polled(3));
+        assert!(inbox
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty());
+    }
 }

@@ -20,7 +20,7 @@ const INTERVALS: u32 = 10;
 async fn requests_in_ten_intervals(generation: Generation, behaviour: Behaviour) -> (u64, usize) {
     let emulator = Emulator::start(generation).await;
     emulator.set("c", behaviour);
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let (tx, mut rx) = anycastd::polling::results();
     let check = CabourotteCheck::new(&emulator.url(), "c", Duration::from_millis(50), None);
     let polling = Polling::new(http_client().unwrap());
     let watch = polling.watch(check, INTERVAL, 0, tx);
@@ -28,7 +28,7 @@ async fn requests_in_ten_intervals(generation: Generation, behaviour: Behaviour)
     tokio::time::sleep(INTERVAL * INTERVALS - Duration::from_millis(30)).await;
     drop(watch);
     let mut observations = 0;
-    while rx.try_recv().is_ok() {
+    while rx.try_recv().is_some() {
         observations += 1;
     }
     (emulator.requests("c"), observations)
@@ -63,7 +63,7 @@ async fn at_most_n_plus_one_requests_in_n_intervals_for_every_kind_of_answer() {
 async fn every_check_of_a_server_is_polled_each_interval_over_a_bounded_pool() {
     let emulator = Emulator::start(Generation::V2).await;
     let polling = Polling::new(http_client().unwrap());
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let (tx, mut rx) = anycastd::polling::results();
     let watches: Vec<_> = (0..100)
         .map(|i| {
             let name = format!("c{i}");
@@ -74,7 +74,7 @@ async fn every_check_of_a_server_is_polled_each_interval_over_a_bounded_pool() {
         .collect();
     tokio::time::sleep(INTERVAL * INTERVALS).await;
     let mut seen = vec![0u32; 100];
-    while let Ok(polled) = rx.try_recv() {
+    while let Some(polled) = rx.try_recv() {
         assert_eq!(
             polled.observation,
             Observation::Pass,
@@ -110,7 +110,7 @@ async fn every_check_of_a_server_is_polled_each_interval_over_a_bounded_pool() {
 async fn a_check_queued_behind_a_silent_server_fails_after_its_timeout_without_a_request() {
     let emulator = Emulator::start(Generation::V2).await;
     let polling = Polling::new(http_client().unwrap());
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let (tx, mut rx) = anycastd::polling::results();
     // Every connection slot is taken by a request that will not be answered.
     let mut watches: Vec<_> = (0..MAX_CONNECTIONS_PER_SERVER)
         .map(|i| {
@@ -128,8 +128,7 @@ async fn a_check_queued_behind_a_silent_server_fails_after_its_timeout_without_a
     let polled = loop {
         let polled = tokio::time::timeout(Duration::from_secs(10), rx.recv())
             .await
-            .expect("a result within 10 s")
-            .unwrap();
+            .expect("a result within 10 s");
         if polled.check == 0 {
             break polled;
         }
