@@ -182,6 +182,58 @@ fn json_logs_are_one_object_per_line_with_structured_fields() {
     assert_eq!(repeats, 1, "{log}");
 }
 
+/// The daemon's environment as its process sees it.
+fn environ(pid: i32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .unwrap()
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+#[test]
+fn run_restarts_itself_in_place_with_the_malloc_setting_unless_the_operator_set_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let vtysh = dir.path().join("vtysh");
+    std::fs::write(&vtysh, "#!/bin/sh\necho '!'\n").unwrap();
+    std::fs::set_permissions(&vtysh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[journal]\npath = {:?}\n[control]\nsocket = {:?}\n[services.dns]\nprefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = {:?} }}]\nchecks.cabourotte = [{{ name = \"dns\", url = \"http://127.0.0.1:9\" }}]\n",
+            dir.path().join("journal").display().to_string(),
+            dir.path().join("ctl.sock").display().to_string(),
+            vtysh.display().to_string()
+        ),
+    )
+    .unwrap();
+    for (given, expected) in [(None, "65536"), (Some("131072"), "131072")] {
+        let env: Vec<(&str, &str)> = given
+            .map(|v| vec![("MALLOC_MMAP_THRESHOLD_", v)])
+            .unwrap_or_default();
+        let mut daemon = Daemon::start_with_env(&config, &dir.path().join("log"), &env);
+        daemon.wait_log("Starting service");
+        // Same process (exec, not a child): the pid a supervisor knows is the daemon's.
+        let settings: Vec<String> = environ(daemon.pid())
+            .into_iter()
+            .filter(|v| v.starts_with("MALLOC_MMAP_THRESHOLD_="))
+            .collect();
+        assert_eq!(
+            settings,
+            vec![format!("MALLOC_MMAP_THRESHOLD_={expected}")],
+            "given {given:?}"
+        );
+        daemon.signal(nix::sys::signal::Signal::SIGTERM);
+        assert_eq!(
+            daemon.wait(Duration::from_secs(30)),
+            0,
+            "{}",
+            daemon.log_text()
+        );
+    }
+}
+
 #[test]
 fn check_config_summarises_a_valid_file_and_lists_every_error_of_an_invalid_one() {
     let out = anycastd(&["check-config", "-c", "examples/config.toml"]);
