@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
-use support::daemon::Daemon;
+use support::daemon::{one_service_config, Daemon, OneService};
 
 fn anycastd(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_anycastd"))
@@ -99,21 +99,12 @@ fn an_invalid_config_exits_65_with_every_problem_and_never_runs_vtysh() {
 #[test]
 fn a_second_daemon_on_the_same_journal_exits_69_naming_the_holder() {
     let dir = tempfile::tempdir().unwrap();
-    let vtysh = dir.path().join("vtysh");
-    // A vtysh with no BGP instance at all: the first daemon runs, announces nothing.
-    std::fs::write(&vtysh, "#!/bin/sh\necho '!'\n").unwrap();
-    std::fs::set_permissions(&vtysh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[journal]\npath = {:?}\n[control]\nsocket = {:?}\n[services.dns]\nprefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = {:?} }}]\nchecks.cabourotte = [{{ name = \"dns\", url = \"http://127.0.0.1:9\" }}]\n",
-            dir.path().join("journal").display().to_string(),
-            dir.path().join("ctl.sock").display().to_string(),
-            vtysh.display().to_string()
-        ),
-    )
-    .unwrap();
+    // The first daemon runs and announces nothing.
+    let config = one_service_config(
+        dir.path(),
+        r#"[{ name = "dns", url = "http://127.0.0.1:9" }]"#,
+        OneService::default(),
+    );
     let mut first = Daemon::start(&config, &dir.path().join("log"));
     first.wait_log("Starting service");
     let out = anycastd(&["run", "-c", config.to_str().unwrap()]);
@@ -135,20 +126,11 @@ fn a_second_daemon_on_the_same_journal_exits_69_naming_the_holder() {
 #[test]
 fn json_logs_are_one_object_per_line_with_structured_fields() {
     let dir = tempfile::tempdir().unwrap();
-    let vtysh = dir.path().join("vtysh");
-    std::fs::write(&vtysh, "#!/bin/sh\necho '!'\n").unwrap();
-    std::fs::set_permissions(&vtysh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[journal]\npath = {:?}\n[control]\nsocket = {:?}\n[services.dns]\nprefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = {:?} }}]\nchecks.cabourotte = [{{ name = \"dns\", url = \"http://127.0.0.1:9\", interval = \"100ms\" }}]\n",
-            dir.path().join("journal").display().to_string(),
-            dir.path().join("ctl.sock").display().to_string(),
-            vtysh.display().to_string()
-        ),
-    )
-    .unwrap();
+    let config = one_service_config(
+        dir.path(),
+        r#"[{ name = "dns", url = "http://127.0.0.1:9", interval = "100ms" }]"#,
+        OneService::default(),
+    );
     let mut daemon = Daemon::start(&config, &dir.path().join("log"));
     daemon.wait_log("Cabourotte health check");
     daemon.signal(nix::sys::signal::Signal::SIGINT);
@@ -194,20 +176,11 @@ fn environ(pid: i32) -> Vec<String> {
 #[test]
 fn run_restarts_itself_in_place_with_the_malloc_setting_unless_the_operator_set_one() {
     let dir = tempfile::tempdir().unwrap();
-    let vtysh = dir.path().join("vtysh");
-    std::fs::write(&vtysh, "#!/bin/sh\necho '!'\n").unwrap();
-    std::fs::set_permissions(&vtysh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[journal]\npath = {:?}\n[control]\nsocket = {:?}\n[services.dns]\nprefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = {:?} }}]\nchecks.cabourotte = [{{ name = \"dns\", url = \"http://127.0.0.1:9\" }}]\n",
-            dir.path().join("journal").display().to_string(),
-            dir.path().join("ctl.sock").display().to_string(),
-            vtysh.display().to_string()
-        ),
-    )
-    .unwrap();
+    let config = one_service_config(
+        dir.path(),
+        r#"[{ name = "dns", url = "http://127.0.0.1:9" }]"#,
+        OneService::default(),
+    );
     for (given, expected) in [(None, "65536"), (Some("131072"), "131072")] {
         let env: Vec<(&str, &str)> = given
             .map(|v| vec![("MALLOC_MMAP_THRESHOLD_", v)])

@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
-use support::daemon::Daemon;
+use support::daemon::{one_service_config, Daemon, OneService};
 
 const NOBODY: u32 = 65534;
 
@@ -43,20 +43,14 @@ fn a_read_group_member_reads_but_cannot_act_and_others_are_refused() {
     let gid = group.gid.as_raw();
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let vtysh = dir.path().join("vtysh");
-    std::fs::write(&vtysh, "#!/bin/sh\necho '!'\n").unwrap();
-    std::fs::set_permissions(&vtysh, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[journal]\npath = {:?}\n[control]\nsocket = {:?}\ngroup = \"adm\"\n[services.dns]\nprefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = {:?} }}]\nchecks.cabourotte = [{{ name = \"dns\", url = \"http://127.0.0.1:9\" }}]\n",
-            dir.path().join("journal").display().to_string(),
-            dir.path().join("ctl.sock").display().to_string(),
-            vtysh.display().to_string()
-        ),
-    )
-    .unwrap();
+    let config = one_service_config(
+        dir.path(),
+        r#"[{ name = "dns", url = "http://127.0.0.1:9" }]"#,
+        OneService {
+            control: "group = \"adm\"\n",
+            ..OneService::default()
+        },
+    );
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut daemon = Daemon::start(&config, &dir.path().join("log"));
     daemon.wait_log("Starting service");

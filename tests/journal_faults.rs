@@ -12,25 +12,17 @@ use nix::sys::signal::Signal;
 use std::path::Path;
 use std::time::Duration;
 use support::cabourotte::Behaviour;
-use support::daemon::Daemon;
+use support::daemon::{one_service_config, Daemon, OneService};
 
 fn write_config(dir: &Path, journal: &Path) -> std::path::PathBuf {
-    let vtysh = dir.join("vtysh");
-    // An FRR with no BGP instance: nothing is ever announced, every withdrawal is a no-op.
-    std::fs::write(&vtysh, "#!/bin/sh\necho '!'\n").unwrap();
-    std::fs::set_permissions(&vtysh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[journal]\npath = {:?}\n[control]\nsocket = {:?}\n[services.dns]\nprefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = {:?} }}]\nchecks.cabourotte = [{{ name = \"dns\", url = \"http://127.0.0.1:9\", interval = \"100ms\" }}]\n",
-            journal.display().to_string(),
-            dir.join("ctl.sock").display().to_string(),
-            vtysh.display().to_string()
-        ),
+    one_service_config(
+        dir,
+        r#"[{ name = "dns", url = "http://127.0.0.1:9", interval = "100ms" }]"#,
+        OneService {
+            journal: Some(journal),
+            ..OneService::default()
+        },
     )
-    .unwrap();
-    config
 }
 
 #[test]
@@ -198,21 +190,18 @@ fn a_full_journal_disk_keeps_gating_health_and_records_the_gap_afterwards() {
         .unwrap();
     assert!(status.success());
     let _unmount = Tmpfs(mnt.clone());
-    let vtysh = dir.path().join("vtysh");
-    std::fs::write(&vtysh, "#!/bin/sh\necho '!'\n").unwrap();
-    std::fs::set_permissions(&vtysh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[journal]\npath = {:?}\n[control]\nsocket = {:?}\n[services.dns]\nprefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = {:?} }}]\nchecks.cabourotte = [{{ name = \"dns\", url = \"{}\", interval = \"50ms\" }}]\n",
-            mnt.join("journal").display().to_string(),
-            dir.path().join("ctl.sock").display().to_string(),
-            vtysh.display().to_string(),
+    let journal = mnt.join("journal");
+    let config = one_service_config(
+        dir.path(),
+        &format!(
+            r#"[{{ name = "dns", url = "{}", interval = "50ms" }}]"#,
             emulator.url()
         ),
-    )
-    .unwrap();
+        OneService {
+            journal: Some(&journal),
+            ..OneService::default()
+        },
+    );
     let mut daemon = Daemon::start(&config, &dir.path().join("log"));
     daemon.wait_log("Starting service");
     // Fill the disk.

@@ -10,24 +10,17 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::cabourotte::{Behaviour, Emulator, Generation};
-use support::daemon::Daemon;
+use support::daemon::{one_service_config, Daemon, OneService};
 
 fn config(dir: &Path, url: &str, listen: &str) -> std::path::PathBuf {
-    let vtysh = dir.join("vtysh");
-    std::fs::write(&vtysh, "#!/bin/sh\necho '!'\n").unwrap();
-    std::fs::set_permissions(&vtysh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let path = dir.join("config.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[journal]\npath = {:?}\n[control]\nsocket = {:?}\n[metrics]\nlisten = {listen:?}\n[services.dns]\nprefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = {:?} }}]\nchecks.cabourotte = [{{ name = \"dns\", url = \"{url}\", interval = \"100ms\" }}]\n",
-            dir.join("journal").display().to_string(),
-            dir.join("ctl.sock").display().to_string(),
-            vtysh.display().to_string(),
-        ),
+    one_service_config(
+        dir,
+        &format!(r#"[{{ name = "dns", url = "{url}", interval = "100ms" }}]"#),
+        OneService {
+            sections: &format!("[metrics]\nlisten = {listen:?}\n"),
+            ..OneService::default()
+        },
     )
-    .unwrap();
-    path
 }
 
 fn scrape(addr: &str) -> prometheus_parse::Scrape {

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 use support::cabourotte::{Behaviour, Emulator, Generation};
-use support::daemon::Daemon;
+use support::daemon::{one_service_config, Daemon, OneService};
 
 fn service_params(rise: u32, fall: u32, checks: usize) -> wire::ServiceParams {
     wire::ServiceParams {
@@ -559,21 +559,17 @@ fn the_real_daemons_journal_replays_without_divergence_across_a_crash() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let emulator = rt.block_on(Emulator::start(Generation::V2));
     let dir = tempfile::tempdir().unwrap();
-    let vtysh = dir.path().join("vtysh");
-    std::fs::write(&vtysh, "#!/bin/sh\necho '!'\n").unwrap();
-    std::fs::set_permissions(&vtysh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[journal]\npath = {:?}\n[control]\nsocket = {:?}\n[services.dns]\nrise = 2\nfall = 2\nprefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = {:?} }}]\nchecks.cabourotte = [\n {{ name = \"a\", url = \"{u}\", interval = \"20ms\" }},\n {{ name = \"b\", url = \"{u}\", interval = \"30ms\" }},\n]\n",
-            dir.path().join("journal").display().to_string(),
-            dir.path().join("ctl.sock").display().to_string(),
-            vtysh.display().to_string(),
+    let config = one_service_config(
+        dir.path(),
+        &format!(
+            "[\n {{ name = \"a\", url = \"{u}\", interval = \"20ms\" }},\n {{ name = \"b\", url = \"{u}\", interval = \"30ms\" }},\n]",
             u = emulator.url()
         ),
-    )
-    .unwrap();
+        OneService {
+            service: "rise = 2\nfall = 2\n",
+            ..OneService::default()
+        },
+    );
     let flap = |emulator: &Emulator, seed: u64| {
         let mut rng = Rng(seed);
         for _ in 0..60 {

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::cabourotte::{Behaviour, Emulator, Generation};
-use support::daemon::Daemon;
+use support::daemon::{one_service_config, Daemon, OneService};
 
 #[test]
 fn the_shipped_unit_file_verifies() {
@@ -78,21 +78,14 @@ async fn ready_comes_after_reconciliation_then_status_and_watchdog_follow_the_se
     let emulator = Emulator::start(Generation::V2).await;
     emulator.set("dns", Behaviour::Pass);
     let dir = tempfile::tempdir().unwrap();
-    let vtysh = dir.path().join("vtysh");
-    std::fs::write(&vtysh, "#!/bin/sh\necho '!'\n").unwrap();
-    std::fs::set_permissions(&vtysh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[journal]\npath = {:?}\n[control]\nsocket = {:?}\n[services.dns]\nprefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = {:?} }}]\nchecks.cabourotte = [{{ name = \"dns\", url = \"{}\", interval = \"100ms\" }}]\n",
-            dir.path().join("journal").display().to_string(),
-            dir.path().join("ctl.sock").display().to_string(),
-            vtysh.display().to_string(),
+    let config = one_service_config(
+        dir.path(),
+        &format!(
+            r#"[{{ name = "dns", url = "{}", interval = "100ms" }}]"#,
             emulator.url()
         ),
-    )
-    .unwrap();
+        OneService::default(),
+    );
     let notify_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&notify_path).unwrap();
     let mut daemon = Daemon::start_with_env(

@@ -51,6 +51,44 @@ checks.cabourotte = [
     path
 }
 
+/// What varies between the one-service configs of [`one_service_config`].
+#[derive(Default)]
+pub struct OneService<'a> {
+    /// The journal's directory; `DIR/journal` when `None`.
+    pub journal: Option<&'a Path>,
+    /// Lines added under `[control]`.
+    pub control: &'a str,
+    /// Sections added before `[services.dns]`.
+    pub sections: &'a str,
+    /// Lines added under `[services.dns]`.
+    pub service: &'a str,
+}
+
+/// `DIR/config.toml` with one service, `dns` (203.0.113.53), whose `checks.cabourotte` array
+/// holds `checks`, and `DIR/vtysh`, an FRR with no BGP instance: nothing is ever announced,
+/// every withdrawal is a no-op.
+pub fn one_service_config(dir: &Path, checks: &str, spec: OneService) -> PathBuf {
+    let vtysh = dir.join("vtysh");
+    std::fs::write(&vtysh, "#!/bin/sh\necho '!'\n").unwrap();
+    std::fs::set_permissions(&vtysh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let journal = spec
+        .journal
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.join("journal"));
+    let text = format!(
+        "[journal]\npath = {:?}\n[control]\nsocket = {:?}\n{}{}[services.dns]\n{}prefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = {:?} }}]\nchecks.cabourotte = {checks}\n",
+        journal.display().to_string(),
+        dir.join("ctl.sock").display().to_string(),
+        spec.control,
+        spec.sections,
+        spec.service,
+        vtysh.display().to_string(),
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 impl Daemon {
     /// Start `anycastd run -c CONFIG --log-format json`, output to `log`.
     pub fn start(config: &Path, log: &Path) -> Daemon {
