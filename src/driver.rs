@@ -218,7 +218,7 @@ impl Driver {
             .collect()
     }
 
-    /// One watch per check, all delivering to a fresh channel (a reload replaces both, so no
+    /// One watch per check, all delivering to a fresh queue (a reload replaces both, so no
     /// result of an old check list can arrive under a new index).
     fn start_pollers(
         &self,
@@ -346,12 +346,12 @@ impl Driver {
                         observation: polled.observation,
                         at: Timestamp(polled.at_ms),
                     };
-                    let _ = Box::pin(self.step_recorded(input, is_edge)).await;
+                    let _ = self.step_recorded(input, is_edge).await;
                 }
                 () = wait_timer(next_timer.map(|(_, at)| at)) => {
                     if let Some((timer, _)) = next_timer {
                         self.timers.remove(&timer);
-                        let _ = Box::pin(self.step(Input::TimerFired { timer, at: Timestamp(now_ms()) })).await;
+                        let _ = self.step(Input::TimerFired { timer, at: Timestamp(now_ms()) }).await;
                     }
                 }
                 command = commands.recv() => {
@@ -359,7 +359,7 @@ impl Driver {
                         Some(Command::Shutdown(done)) => {
                             pollers.clear();
                             self.record_trailing_polls();
-                            let changed = Box::pin(self.step(Input::Drain { cause: DrainCause::Shutdown, at: Timestamp(now_ms()) })).await;
+                            let changed = self.step(Input::Drain { cause: DrainCause::Shutdown, at: Timestamp(now_ms()) }).await;
                             if !changed {
                                 // Already drained by an operator (kept across the restart):
                                 // make sure every prefix is withdrawn all the same.
@@ -371,7 +371,7 @@ impl Driver {
                         Some(Command::Drain { cause, operator, reply }) => {
                             self.journal_operator(*operator);
                             crate::metrics::count("anycastd_drains_total", &[("service", self.service.name.as_str())], 1.0);
-                            let changed = Box::pin(self.step(Input::Drain { cause: *cause, at: Timestamp(now_ms()) })).await;
+                            let changed = self.step(Input::Drain { cause: *cause, at: Timestamp(now_ms()) }).await;
                             let note = if changed { "drained: prefixes withdrawn" } else { "drain updated (it was drained already)" };
                             let _ = reply.send(note.to_owned());
                         }
@@ -385,7 +385,7 @@ impl Driver {
                         Some(Command::Remove(reply)) => {
                             pollers.clear();
                             self.record_trailing_polls();
-                            let changed = Box::pin(self.step(Input::Drain { cause: DrainCause::Removed, at: Timestamp(now_ms()) })).await;
+                            let changed = self.step(Input::Drain { cause: DrainCause::Removed, at: Timestamp(now_ms()) }).await;
                             if !changed {
                                 self.set_prefixes(false, 0);
                             }
@@ -398,7 +398,7 @@ impl Driver {
                         Some(Command::Undrain { operator, reply }) => {
                             self.journal_operator(*operator);
                             let note = if matches!(self.machine.state(), State::Draining(DrainCause::Operator { .. })) {
-                                Box::pin(self.step(Input::Undrain { at: Timestamp(now_ms()) })).await;
+                                self.step(Input::Undrain { at: Timestamp(now_ms()) }).await;
                                 format!("undrained: now {}", self.machine.state().name())
                             } else {
                                 format!("not drained (it is {}): nothing to do", self.machine.state().name())
@@ -541,7 +541,19 @@ impl Driver {
     /// As [`Driver::step`], journaling the input when replay needs it: an observation that is
     /// an edge or causes a transition, and a pending timeout that formed a verdict. Every other
     /// observation is only counted (`polls_since_last_edge` of the next record).
-    async fn step_recorded(&mut self, input: Input, is_edge: bool) -> bool {
+    ///
+    /// Boxed: a step's future is the largest the driver awaits, and inline it would size every
+    /// idle driver's task (one per service) for it.
+    fn step_recorded(
+        &mut self,
+        input: Input,
+        is_edge: bool,
+    ) -> std::pin::Pin<Box<impl std::future::Future<Output = bool> + '_>> {
+        Box::pin(self.carry_out(input, is_edge))
+    }
+
+    /// The body of [`Driver::step_recorded`].
+    async fn carry_out(&mut self, input: Input, is_edge: bool) -> bool {
         let at_ms = input.at().0;
         let observed = match &input {
             Input::Observed {
