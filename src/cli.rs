@@ -276,20 +276,29 @@ pub async fn stop(config: &Config, keep_announced: bool) -> u8 {
     code
 }
 
-/// `anycastd drain` and `anycastd undrain`.
+/// `anycastd drain` and `anycastd undrain`: exit 0 when FRR shows every change (or when not
+/// waiting), 70 when some change was not confirmed within the wait.
 pub async fn drain(config: &Config, request: Request) -> u8 {
     let value = match ask_daemon(config, &request).await {
         Ok(value) => value,
         Err(code) => return code,
     };
-    for result in value["results"].as_array().into_iter().flatten() {
-        println!(
-            "{}: {}",
-            result["service"].as_str().unwrap_or("?"),
-            result["note"].as_str().unwrap_or("")
-        );
+    let results: Vec<control::DrainResult> =
+        match serde_json::from_value(value["results"].clone()) {
+            Ok(results) => results,
+            Err(e) => {
+                eprintln!("anycastd: unreadable answer from the daemon: {e}");
+                return exit::SOFTWARE;
+            }
+        };
+    let mut code = exit::OK;
+    for result in &results {
+        println!("{}: {}", result.service, result.note);
+        if result.verified == Some(false) {
+            code = exit::SOFTWARE;
+        }
     }
-    exit::OK
+    code
 }
 
 /// `anycastd reload`.
@@ -340,7 +349,7 @@ pub async fn replay(config: &Config, request: Request, json: bool) -> u8 {
                 eprintln!("anycastd: {message}");
                 return exit::USAGE;
             }
-            match crate::replay::replay_from(&journal, service, *since_ms, *until_ms, what_if) {
+            match crate::replay::replay_from(&journal, service, *since_ms, *until_ms, None, what_if) {
                 Ok(report) => report,
                 Err(e) => {
                     eprintln!("anycastd: {e}");

@@ -58,11 +58,18 @@ pub enum Request {
         reason: String,
         /// End the drain by itself after this long.
         for_ms: Option<u64>,
+        /// Answer once FRR shows the withdrawal, waiting at most this long (`None`: answer
+        /// once it is journaled and handed to the writers).
+        #[serde(default)]
+        wait_ms: Option<u64>,
     },
     /// End operator drains.
     Undrain {
         /// The service (`None`: every service).
         service: Option<String>,
+        /// As for `Drain`.
+        #[serde(default)]
+        wait_ms: Option<u64>,
     },
     /// Reload the configuration file; answered with the result.
     Reload,
@@ -125,6 +132,8 @@ pub struct StopRequest {
 /// A reload asked through the socket: answered with a summary, or (exit code, errors).
 #[derive(Debug)]
 pub struct ReloadRequest {
+    /// The caller's uid (journaled when the reload is rejected).
+    pub uid: u32,
     /// The answer.
     pub done: oneshot::Sender<Result<String, (u8, String)>>,
 }
@@ -436,8 +445,22 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
                     .await?;
                 return Ok(());
             }
+            // The service's unchanged results so far are journaled first: the re-run goes on
+            // until now.
+            let driver = lock(&context.drivers).get(&service).cloned();
+            if let Some(driver) = driver {
+                let (tx, rx) = oneshot::channel();
+                if driver
+                    .send(crate::driver::Command::FlushRuns(tx))
+                    .await
+                    .is_ok()
+                {
+                    let _ = rx.await;
+                }
+            }
+            let now = crate::journal::now_ms();
             let result = tokio::task::spawn_blocking(move || {
-                crate::replay::replay_from(&reader, &service, since_ms, until_ms, &what_if)
+                crate::replay::replay_from(&reader, &service, since_ms, until_ms, Some(now), &what_if)
             })
             .await
             .map_err(std::io::Error::other)?;
@@ -454,7 +477,10 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
             let (done_tx, done_rx) = oneshot::channel();
             if context
                 .reload
-                .send(ReloadRequest { done: done_tx })
+                .send(ReloadRequest {
+                    uid: cred.uid(),
+                    done: done_tx,
+                })
                 .await
                 .is_err()
             {
@@ -500,20 +526,39 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
     write.flush().await
 }
 
-/// Carry out a drain or undrain; returns (service, note) per service.
+/// What a drain or undrain did to one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainResult {
+    /// The service.
+    pub service: String,
+    /// What happened, in words.
+    pub note: String,
+    /// Its state after it (`healthy`, `draining (operator uid 0: ...)`, ...).
+    pub state: String,
+    /// Prefixes whose announcement or withdrawal it asked of FRR.
+    pub prefixes: usize,
+    /// `Some(true)`: FRR shows every change; `Some(false)`: not all within the wait;
+    /// `None`: not waited for, or nothing to change.
+    pub verified: Option<bool>,
+    /// The changes FRR did not show within the wait, each with FRR's last error.
+    pub unverified: Vec<String>,
+}
+
+/// Carry out a drain or undrain, then (with a wait) watch FRR confirm it.
 async fn drain(
     request: Request,
     uid: u32,
     pid: i32,
     context: &Context,
-) -> Result<Vec<serde_json::Value>, String> {
-    let (service, drain) = match request {
+) -> Result<Vec<DrainResult>, String> {
+    let (service, drain, wait_ms) = match request {
         Request::Drain {
             service,
             reason,
             for_ms,
-        } => (service, Some((reason, for_ms))),
-        Request::Undrain { service } => (service, None),
+            wait_ms,
+        } => (service, Some((reason, for_ms)), wait_ms),
+        Request::Undrain { service, wait_ms } => (service, None, wait_ms),
         _ => return Err("not a drain request".into()),
     };
     let targets: Vec<(String, mpsc::Sender<crate::driver::Command>)> = {
@@ -536,12 +581,14 @@ async fn drain(
         }
     };
     let now = crate::journal::now_ms();
-    let mut results = Vec::new();
+    let mut replies = Vec::new();
     for (name, tx) in targets {
         let (reply_tx, reply_rx) = oneshot::channel();
         let command = match &drain {
             Some((reason, for_ms)) => {
-                let expires_at_ms = for_ms.map(|ms| now.saturating_add(ms as i64));
+                let expires_at_ms = for_ms.map(|ms| {
+                    now.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX))
+                });
                 let kind = anycastd_journal::wire::OperatorKind::Drain {
                     service: name.clone(),
                     reason: reason.clone(),
@@ -567,16 +614,81 @@ async fn drain(
                 }
             }
         };
-        let note = if tx.send(command).await.is_ok() {
-            reply_rx
-                .await
-                .unwrap_or_else(|_| "the service is stopping".into())
+        let reply = if tx.send(command).await.is_ok() {
+            reply_rx.await.ok()
         } else {
-            "the service is stopping".into()
+            None
         };
-        results.push(serde_json::json!({"service": name, "note": note}));
+        replies.push((name, reply));
     }
-    Ok(results)
+    // Wait for FRR once for all of them.
+    let handed: Vec<crate::driver::Handed> = replies
+        .iter()
+        .flat_map(|(_, r)| r.iter().flat_map(|r| r.handed.iter().cloned()))
+        .collect();
+    let left = match wait_ms {
+        Some(ms) if !handed.is_empty() => {
+            crate::driver::verify(&handed, std::time::Duration::from_millis(ms)).await
+        }
+        _ => Vec::new(),
+    };
+    Ok(replies
+        .into_iter()
+        .map(|(name, reply)| {
+            let Some(reply) = reply else {
+                return DrainResult {
+                    service: name,
+                    note: "the service is stopping".into(),
+                    state: "stopping".into(),
+                    prefixes: 0,
+                    verified: None,
+                    unverified: Vec::new(),
+                };
+            };
+            let keys: Vec<&crate::frr::writer::PrefixKey> =
+                reply.handed.iter().flat_map(|h| h.keys.iter()).collect();
+            let unverified: Vec<String> = left
+                .iter()
+                .filter(|(key, _)| keys.contains(&key))
+                .map(|((vrf, prefix), error)| {
+                    let prefix = crate::driver::prefix_text(&prefix.to_string(), vrf.as_deref());
+                    match error {
+                        Some(error) => format!("{prefix}: {error}"),
+                        None => format!("{prefix}: not confirmed yet"),
+                    }
+                })
+                .collect();
+            let announced = reply.state.announces();
+            let (verb, done, noun) = if announced {
+                ("announce", "announced", "announcement")
+            } else {
+                ("withdraw", "withdrawn", "withdrawal")
+            };
+            let verified = match (wait_ms, keys.is_empty()) {
+                (_, true) | (None, _) => None,
+                (Some(_), false) => Some(unverified.is_empty()),
+            };
+            let what = match verified {
+                _ if keys.is_empty() => String::new(),
+                None => format!("; {verb} {} prefix(es) requested, not waited for", keys.len()),
+                Some(true) => format!("; FRR shows {} prefix(es) {done}", keys.len()),
+                Some(false) => format!(
+                    "; FRR has NOT confirmed the {noun} of {} of {} prefix(es) yet: {}",
+                    unverified.len(),
+                    keys.len(),
+                    unverified.join("; ")
+                ),
+            };
+            DrainResult {
+                service: name,
+                note: format!("{}{what}", reply.note),
+                state: crate::history::state_text(&(&reply.state).into()),
+                prefixes: keys.len(),
+                verified,
+                unverified,
+            }
+        })
+        .collect())
 }
 
 fn record_line(record: &Record) -> Vec<u8> {

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::control::ReloadRequest;
 use crate::control::{self, StopRequest};
 use crate::driver::{self, prefix_ref, Command, DriverHandle};
-use crate::driver::{Views, Writers};
+use crate::driver::{Shared, Start, Views, Writers};
 use crate::exit;
 use crate::frr::vtysh::Vtysh;
 use crate::frr::writer::Decision;
@@ -61,29 +61,7 @@ pub fn service_damping(config: &Config) -> Vec<wire::Event> {
 
 /// The effective parameters of every service, as journaled at start.
 pub fn service_params(config: &Config) -> Vec<wire::ServiceParams> {
-    config
-        .services
-        .iter()
-        .map(|s| wire::ServiceParams {
-            name: s.name.clone(),
-            rise: s.rise,
-            fall: s.fall,
-            checks: s
-                .checks
-                .iter()
-                .map(|c| wire::CheckParams {
-                    kind: "cabourotte".into(),
-                    url: c.url.clone(),
-                    name: c.name.clone(),
-                    interval_ms: c.interval.as_millis() as u64,
-                    timeout_ms: c.timeout.as_millis() as u64,
-                    pending_timeout_ms: c.pending_timeout.as_millis() as u64,
-                    max_age_ms: c.max_age.map(|d| d.as_millis() as u64),
-                })
-                .collect(),
-            prefixes: s.prefixes.iter().map(prefix_ref).collect(),
-        })
-        .collect()
+    config.services.iter().map(driver::wire_params).collect()
 }
 
 struct Signals {
@@ -287,6 +265,12 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
             admin_gid,
         }),
     );
+    let shared = Shared {
+        writers: writers.clone(),
+        journal: journal.clone(),
+        polling: client.clone(),
+        views: views.clone(),
+    };
     let mut drivers: Vec<DriverHandle> = config
         .services
         .iter()
@@ -298,13 +282,13 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
                 .cloned()
                 .unwrap_or(anycastd_fsm::State::Starting);
             driver::spawn(
-                service.clone(),
-                initial,
-                writers.clone(),
-                journal.clone(),
-                client.clone(),
-                views.clone(),
-                prior.damping.get(&service.name).map(|d| d.state()),
+                Start {
+                    service: service.clone(),
+                    initial,
+                    at_ms: plan.at_ms,
+                    restored_damping: prior.damping.get(&service.name).map(|d| d.state()),
+                },
+                shared.clone(),
             )
         })
         .collect();
@@ -364,11 +348,8 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
     let mut running = Running {
         config,
         path: config_path.to_path_buf(),
-        writers: writers.clone(),
         reports: reports_tx,
-        journal: journal.clone(),
-        client,
-        views: views.clone(),
+        shared,
         driver_commands: driver_commands.clone(),
         shared_config,
     };
@@ -377,12 +358,12 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
             reason = signals.next() => break (reason.to_owned(), None),
             _ = hup.recv() => {
                 tracing::info!("Received SIGHUP, reloading the configuration.");
-                if let Err((_, message)) = running.reload(&mut drivers).await {
+                if let Err((_, message)) = running.reload(&mut drivers, None).await {
                     tracing::error!("{message}");
                 }
             }
             Some(request) = reload_rx.recv() => {
-                let result = running.reload(&mut drivers).await;
+                let result = running.reload(&mut drivers, Some(request.uid)).await;
                 if let Err((_, message)) = &result {
                     tracing::error!("{message}");
                 }
@@ -519,10 +500,12 @@ fn open_or_reset(
     Ok((journal, prior))
 }
 
-/// The reconciliation plan and the sequence number of its journal record.
+/// The reconciliation plan, and the sequence number and time of its journal record.
 struct Reconciliation {
     plan: Plan,
     seq: u64,
+    /// When the services' machines start (replay starts them at this record's time too).
+    at_ms: i64,
 }
 
 impl Reconciliation {
@@ -641,7 +624,11 @@ async fn reconcile_at_start(
             item.service
         );
     }
-    Reconciliation { plan, seq }
+    Reconciliation {
+        plan,
+        seq,
+        at_ms: at,
+    }
 }
 
 /// Journal every apply outcome; log failures. A message on `flush` is answered once every
@@ -753,11 +740,8 @@ fn journal_report(report: Report, journal: &JournalHandle) {
 struct Running {
     config: Config,
     path: PathBuf,
-    writers: Writers,
     reports: mpsc::UnboundedSender<Report>,
-    journal: JournalHandle,
-    client: crate::polling::Polling,
-    views: Views,
+    shared: Shared,
     driver_commands: Arc<Mutex<BTreeMap<String, mpsc::Sender<driver::Command>>>>,
     shared_config: Arc<Mutex<Arc<Config>>>,
 }
@@ -782,8 +766,13 @@ fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
 
 impl Running {
     /// Reload the config file (DESIGN §8 identity rules). An invalid config, or one that
-    /// changes keys that cannot change live, is rejected and nothing is applied.
-    async fn reload(&mut self, drivers: &mut Vec<DriverHandle>) -> Result<String, (u8, String)> {
+    /// changes keys that cannot change live, is rejected, journaled as rejected, and nothing
+    /// is applied. `uid` is the caller's over the control socket (`None`: SIGHUP).
+    async fn reload(
+        &mut self,
+        drivers: &mut Vec<DriverHandle>,
+        uid: Option<u32>,
+    ) -> Result<String, (u8, String)> {
         let new = match crate::config::load(&self.path) {
             Ok(config) => config,
             Err(e) => {
@@ -794,6 +783,7 @@ impl Running {
                 for line in e.lines() {
                     tracing::error!(error = %line, "reload rejected");
                 }
+                self.journal_rejection(uid, e.lines()).await;
                 return Err((
                     code,
                     format!(
@@ -805,12 +795,12 @@ impl Running {
         };
         let fixed = restart_required(&self.config, &new);
         if !fixed.is_empty() {
+            let reason = format!("{} changed; restart required", fixed.join(", "));
+            tracing::error!(error = %reason, "reload rejected");
+            self.journal_rejection(uid, vec![reason.clone()]).await;
             return Err((
                 exit::DATAERR,
-                format!(
-                    "reload rejected: {} changed; restart required (the running configuration is kept)",
-                    fixed.join(", ")
-                ),
+                format!("reload rejected: {reason} (the running configuration is kept)"),
             ));
         }
         let old_names: Vec<&str> = self
@@ -848,15 +838,14 @@ impl Running {
             removed: removed.clone(),
             changed: changed.iter().map(|s| s.name.clone()).collect(),
         };
+        // A changed service's new damping goes into its driver's `Reconfigured` record; an
+        // added one's is journaled here, with the reload that starts it.
         let mut events = vec![wire::Event::Reloaded(record)];
-        events.extend(changed.iter().filter(|s| s.damping.is_none()).map(|s| {
-            wire::Event::ServiceDamping(wire::ServiceDamping {
-                service: s.name.clone(),
-                params: None,
-            })
+        events.extend(service_damping(&new).into_iter().filter(|e| {
+            matches!(e, wire::Event::ServiceDamping(d) if added.iter().any(|a| a.name == d.service))
         }));
-        events.extend(service_damping(&new));
-        let seq = match self.journal.append_durable(now_ms(), events).await {
+        let at = now_ms();
+        let seq = match self.shared.journal.append_durable(at, events).await {
             Ok(seq) => seq,
             Err(e) => {
                 tracing::error!(error = %e, "cannot journal the reload; applying it anyway");
@@ -865,7 +854,11 @@ impl Running {
         };
         // New vtysh binaries get a writer before any driver needs it.
         {
-            let mut writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
+            let mut writers = self
+                .shared
+                .writers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             for path in new.prefixes_by_vtysh().into_keys() {
                 writers.entry(path.clone()).or_insert_with(|| {
                     let vtysh = Vtysh {
@@ -913,24 +906,28 @@ impl Running {
             }
         }
         for service in &added {
-            self.views.lock().unwrap_or_else(|p| p.into_inner()).insert(
-                service.name.clone(),
-                ServiceView {
-                    name: service.name.clone(),
-                    suppressed: false,
-                    state: wire::State::Starting,
-                    since_ms: now_ms(),
-                    cause: "added by a reload".into(),
-                },
-            );
+            self.shared
+                .views
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(
+                    service.name.clone(),
+                    ServiceView {
+                        name: service.name.clone(),
+                        suppressed: false,
+                        state: wire::State::Starting,
+                        since_ms: at,
+                        cause: "added by a reload".into(),
+                    },
+                );
             let handle = driver::spawn(
-                (*service).clone(),
-                anycastd_fsm::State::Starting,
-                self.writers.clone(),
-                self.journal.clone(),
-                self.client.clone(),
-                self.views.clone(),
-                None,
+                Start {
+                    service: (*service).clone(),
+                    initial: anycastd_fsm::State::Starting,
+                    at_ms: at,
+                    restored_damping: None,
+                },
+                self.shared.clone(),
             );
             self.driver_commands
                 .lock()
@@ -956,12 +953,30 @@ impl Running {
         self.config = new;
         Ok(summary)
     }
+
+    async fn journal_rejection(&self, uid: Option<u32>, errors: Vec<String>) {
+        let record = wire::Event::ReloadRejected(wire::ReloadRejected { uid, errors });
+        if let Err(e) = self
+            .shared
+            .journal
+            .append_durable(now_ms(), vec![record])
+            .await
+        {
+            tracing::error!(error = %e, "cannot journal the rejected reload");
+        }
+    }
 }
 
 /// `stop --keep-announced`: journal the handover and exit without touching FRR; the next
 /// start restores the services (DESIGN §5 rule 1).
 async fn hand_over(reason: &str, drivers: Vec<DriverHandle>, journal: &JournalHandle) -> u8 {
+    // The results since each service's last record are journaled first, so that replay
+    // knows them (the next start restores the services where they were).
     for driver in &drivers {
+        let (tx, rx) = oneshot::channel();
+        if driver.commands.send(Command::FlushRuns(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
         driver.task.abort();
     }
     let stopped = wire::DaemonStopped {

@@ -1,21 +1,21 @@
-//! The per-service driver: one task per service that feeds the service's state machine and
-//! carries out its actions.
+//! The per-service driver: one task per service that feeds the service's [`Core`] (state
+//! machine, timers, recorder) and carries out what it returns.
 //!
 //! Inputs come from the service's checks (polled by the [`crate::polling`] scheduler of their
-//! Cabourotte server), from the machine's own timers and from the daemon (shutdown). For every step:
-//! check-result edges are journaled; a transition is journaled and **flushed** before anything
-//! is asked of FRR (write-ahead); then the one `match` over actions sets the desired state of
-//! the service's prefixes in the FRR writers and arms timers. Logs use the original anycastd's
-//! wording for the main events.
+//! Cabourotte server), from the core's own timers and from the daemon (drains, reloads,
+//! shutdown). For every input: the records the core returns are journaled — a transition's
+//! durably (flushed) before anything is asked of FRR (write-ahead) — then the service's
+//! prefixes are set in the FRR writers. Logs use the original anycastd's wording for the main
+//! events; check results are logged on their edges, with a reminder while a check keeps
+//! failing.
 
 use crate::checks::CabourotteCheck;
 use crate::config::{Prefix, Service};
-use crate::frr::writer::{Decision, WriterHandle};
+use crate::frr::writer::{Decision, PrefixKey, WriterHandle};
 use crate::journal::{now_ms, JournalHandle};
+use crate::service::{Core, Effects};
 use crate::status::ServiceView;
-use anycastd_fsm::{
-    Action, DrainCause, Input, Machine, Observation, Params, State, Timer, Timestamp,
-};
+use anycastd_fsm::{DampingState, DrainCause, Observation, State};
 use anycastd_journal::wire;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -27,26 +27,50 @@ use tokio::time::Instant;
 /// How often a check that keeps failing is logged again.
 pub const FAILING_REMINDER: Duration = Duration::from_secs(300);
 
+/// Prefixes handed to one FRR writer, and the generation that carries them: once the writer
+/// has verified that generation without these prefixes pending, FRR is as decided.
+#[derive(Clone)]
+pub struct Handed {
+    /// The writer.
+    pub writer: WriterHandle,
+    /// Its desired-set generation after the hand-over.
+    pub generation: u64,
+    /// The prefixes.
+    pub keys: Vec<PrefixKey>,
+}
+
+/// The answer to an operator's drain or undrain.
+pub struct OperatorReply {
+    /// What happened, for the operator.
+    pub note: String,
+    /// The state after it.
+    pub state: State,
+    /// What FRR must confirm (empty when nothing changed in FRR).
+    pub handed: Vec<Handed>,
+}
+
 /// What the daemon can ask of a driver.
-#[derive(Debug)]
 pub enum Command {
     /// Drain for shutdown; answer when the withdrawal is durable and handed to the writers.
     Shutdown(oneshot::Sender<()>),
+    /// Journal the unchanged results so far (a stop that hands over, a replay); answered
+    /// once they are written.
+    FlushRuns(oneshot::Sender<()>),
     /// An operator drain; answered with what happened.
     Drain {
         /// Reason, expiry and uid.
         cause: Box<DrainCause>,
         /// The operator record to journal (before the transition).
         operator: Box<wire::OperatorAction>,
-        /// The answer (a note for the operator).
-        reply: oneshot::Sender<String>,
+        /// The answer.
+        reply: oneshot::Sender<OperatorReply>,
     },
     /// An operator undrain; answered with what happened.
     Undrain {
         /// The operator record to journal (before the transition).
         operator: Box<wire::OperatorAction>,
         /// The answer.
-        reply: oneshot::Sender<String>,
+        reply: oneshot::Sender<OperatorReply>,
     },
     /// A reload changed the service's parameters, checks or prefixes: keep the state and the
     /// counters, apply the difference. Answered when done.
@@ -60,6 +84,8 @@ pub enum Command {
     },
     /// A reload removed the service: drain it (`Draining(Removed)`), withdraw, and end.
     Remove(oneshot::Sender<()>),
+    /// The service's state in detail (for `status`).
+    Snapshot(oneshot::Sender<crate::status::Snapshot>),
 }
 
 /// The FRR writers by vtysh binary, shared by the drivers (a reload may add one).
@@ -84,18 +110,8 @@ pub struct Polled {
     pub took: Duration,
     /// What it saw.
     pub observation: Observation,
-    /// When (ms since the epoch).
+    /// When its poll was due (ms since the epoch): the result's time.
     pub at_ms: i64,
-}
-
-/// The fsm parameters of a configured service.
-pub fn params_of(service: &Service) -> Params {
-    Params {
-        rise: service.rise,
-        fall: service.fall,
-        pending_timeouts: service.checks.iter().map(|c| c.pending_timeout).collect(),
-        damping: service.damping.clone(),
-    }
 }
 
 /// The journal's name for a prefix.
@@ -107,24 +123,48 @@ pub fn prefix_ref(prefix: &Prefix) -> wire::PrefixRef {
     }
 }
 
-/// Start the driver of `service` (and its check pollers).
-pub fn spawn(
-    service: Service,
-    initial: State,
-    writers: Writers,
-    journal: JournalHandle,
-    polling: crate::polling::Polling,
-    views: Views,
-    restored_damping: Option<anycastd_fsm::DampingState>,
-) -> DriverHandle {
+/// A prefix for people: `P` or `P (vrf V)`.
+pub fn prefix_text(prefix: &str, vrf: Option<&str>) -> String {
+    match vrf {
+        Some(vrf) => format!("{prefix} (vrf {vrf})"),
+        None => prefix.to_owned(),
+    }
+}
+
+/// How a driver starts.
+pub struct Start {
+    /// The service.
+    pub service: Service,
+    /// Its state (from the start-up reconciliation, or `Starting`).
+    pub initial: State,
+    /// When its machine starts: the time of the record that started it (the reconciliation,
+    /// or the reload that added it), so that replay starts it at the same moment.
+    pub at_ms: i64,
+    /// The damping state journaled before the restart.
+    pub restored_damping: Option<DampingState>,
+}
+
+/// What every driver shares.
+#[derive(Clone)]
+pub struct Shared {
+    /// The FRR writers.
+    pub writers: Writers,
+    /// The journal.
+    pub journal: JournalHandle,
+    /// The check schedulers.
+    pub polling: crate::polling::Polling,
+    /// Every service's state, for the control socket and systemd.
+    pub views: Views,
+}
+
+/// Start the driver of a service (and its check polls).
+pub fn spawn(start: Start, shared: Shared) -> DriverHandle {
     let (commands_tx, commands_rx) = mpsc::channel(4);
-    let name = service.name.clone();
+    let name = start.service.name.clone();
     let task = tokio::spawn(async move {
-        let mut driver = Driver::new(service, initial, writers, journal, views);
-        if let Some(state) = restored_damping {
-            driver.restore_damping(state);
-        }
-        driver.run(polling, commands_rx).await;
+        let mut driver = Driver::new(start, shared);
+        driver.restore_damping().await;
+        driver.run(commands_rx).await;
     });
     DriverHandle {
         name,
@@ -133,97 +173,110 @@ pub fn spawn(
     }
 }
 
+/// A check's logging and metering state.
 #[derive(Debug)]
 struct Edge {
     last: Option<Observation>,
-    /// Results since the last change (for the "still failing" reminder).
+    /// Results since the last change (for the "still failing" reminder and status).
     polls: u64,
+    /// When the current result began, and the latest result's time (ms).
+    since_ms: i64,
+    last_ms: i64,
     last_logged: Option<Instant>,
     meters: crate::metrics::CheckMeters,
 }
 
+impl Edge {
+    fn new(service: &str, check: &str) -> Edge {
+        Edge {
+            last: None,
+            polls: 0,
+            since_ms: 0,
+            last_ms: 0,
+            last_logged: None,
+            meters: crate::metrics::CheckMeters::new(service, check),
+        }
+    }
+}
+
 struct Driver {
     service: Service,
-    machine: Machine,
-    writers: Writers,
-    journal: JournalHandle,
-    timers: HashMap<Timer, Instant>,
+    core: Core,
+    shared: Shared,
     edges: Vec<Edge>,
-    check_names: Vec<String>,
-    views: Views,
-    /// Observations since the service's last observation record (see `wire::CheckEdge`).
-    unrecorded_polls: u64,
-    /// The verdict formed by the last observation or timer (`None`: none formed); a change
-    /// is journaled, so that every unjournaled observation formed the last journaled verdict.
-    last_verdict: Option<Option<bool>>,
+    restored_damping: Option<DampingState>,
+    /// Since when the service is in its state (ms).
+    since_ms: i64,
+    /// The last transition's cause, in words.
+    cause: String,
 }
 
 /// Every service's current state, shared with the control socket.
 pub type Views = std::sync::Arc<std::sync::Mutex<BTreeMap<String, ServiceView>>>;
 
-impl Driver {
-    fn new(
-        service: Service,
-        initial: State,
-        writers: Writers,
-        journal: JournalHandle,
-        views: Views,
-    ) -> Driver {
-        let (machine, actions) =
-            Machine::with_state(params_of(&service), initial, Timestamp(now_ms()));
-        let check_names = service.checks.iter().map(|c| c.name.clone()).collect();
-        let edges = service
+/// The parameters of a configured service as the journal and the core see them.
+pub fn wire_params(service: &Service) -> wire::ServiceParams {
+    wire::ServiceParams {
+        name: service.name.clone(),
+        rise: service.rise,
+        fall: service.fall,
+        checks: service
             .checks
             .iter()
-            .map(|c| Edge {
-                last: None,
-                polls: 0,
-                last_logged: None,
-                meters: crate::metrics::CheckMeters::new(&service.name, &c.name),
+            .map(|c| wire::CheckParams {
+                kind: "cabourotte".into(),
+                url: c.url.clone(),
+                name: c.name.clone(),
+                interval_ms: c.interval.as_millis() as u64,
+                timeout_ms: c.timeout.as_millis() as u64,
+                pending_timeout_ms: c.pending_timeout.as_millis() as u64,
+                max_age_ms: c.max_age.map(|d| d.as_millis() as u64),
             })
+            .collect(),
+        prefixes: service.prefixes.iter().map(prefix_ref).collect(),
+    }
+}
+
+impl Driver {
+    fn new(start: Start, shared: Shared) -> Driver {
+        let core = Core::new(
+            wire_params(&start.service),
+            start.service.damping.clone(),
+            start.initial,
+            start.at_ms,
+        );
+        let edges = start
+            .service
+            .checks
+            .iter()
+            .map(|c| Edge::new(&start.service.name, &c.name))
             .collect();
-        let mut driver = Driver {
-            service,
-            machine,
-            writers,
-            journal,
-            timers: HashMap::new(),
+        Driver {
+            service: start.service,
+            core,
+            shared,
             edges,
-            check_names,
-            views,
-            unrecorded_polls: 0,
-            last_verdict: None,
-        };
-        for action in actions {
-            driver.arm(action);
+            restored_damping: start.restored_damping,
+            since_ms: start.at_ms,
+            cause: "started".into(),
         }
-        driver
     }
 
-    fn arm(&mut self, action: Action) {
-        if let Action::ArmTimer { timer, deadline } = action {
-            let wait = Timestamp(deadline.0).since(Timestamp(now_ms()));
-            self.timers.insert(timer, Instant::now() + wait);
-        }
+    fn name(&self) -> &str {
+        &self.service.name
     }
 
     fn prefixes_text(&self) -> Vec<String> {
         self.service
             .prefixes
             .iter()
-            .map(|p| match &p.vrf {
-                Some(vrf) => format!("{} (vrf {vrf})", p.prefix),
-                None => p.prefix.to_string(),
-            })
+            .map(|p| prefix_text(&p.prefix.to_string(), p.vrf.as_deref()))
             .collect()
     }
 
     /// One watch per check, all delivering to a fresh queue (a reload replaces both, so no
     /// result of an old check list can arrive under a new index).
-    fn start_pollers(
-        &self,
-        polling: &crate::polling::Polling,
-    ) -> (Vec<crate::polling::Watch>, crate::polling::ResultsReceiver) {
+    fn start_pollers(&self) -> (Vec<crate::polling::Watch>, crate::polling::ResultsReceiver) {
         let (polled_tx, polled_rx) = crate::polling::results();
         let watches = self
             .service
@@ -233,53 +286,64 @@ impl Driver {
             .map(|(index, check)| {
                 let cabourotte =
                     CabourotteCheck::new(&check.url, &check.name, check.timeout, check.max_age);
-                polling.watch(cabourotte, check.interval, index, polled_tx.clone())
+                self.shared
+                    .polling
+                    .watch(cabourotte, check.interval, index, polled_tx.clone())
             })
             .collect();
         (watches, polled_rx)
     }
 
+    /// Take the damping state journaled before a restart (penalty and suppression survive).
+    async fn restore_damping(&mut self) {
+        let Some(state) = self.restored_damping.take() else {
+            return;
+        };
+        let now = now_ms();
+        let effects = self.core.restore_damping(state, now);
+        let suppressed = self.core.machine().suppressed();
+        self.carry_out(effects, now).await;
+        if suppressed {
+            let penalty = self.core.machine().penalty_at(anycastd_fsm::Timestamp(now));
+            tracing::warn!(
+                service = %self.service.name,
+                penalty = penalty / 1000,
+                "Service \"{}\" stays suppressed by flap damping after the restart.",
+                self.service.name
+            );
+        }
+    }
+
     /// Apply a reloaded definition: keep state and counters, keep the results of checks with
     /// the same identity (type, url, name), withdraw removed prefixes, set added ones.
-    fn reconfigure(&mut self, service: Service, decision_seq: u64) {
-        let kept: Vec<Option<usize>> = service
+    async fn reconfigure(&mut self, service: Service, decision_seq: u64) {
+        let now = now_ms();
+        let effects = self
+            .core
+            .reconfigure(wire_params(&service), service.damping.clone(), now);
+        self.carry_out(effects, now).await;
+        let old_edges = std::mem::take(&mut self.edges);
+        self.edges = service
             .checks
             .iter()
-            .map(|c| {
-                self.service
-                    .checks
-                    .iter()
-                    .position(|o| o.name == c.name && o.url == c.url)
+            .map(|check| {
+                match self.service.checks.iter().position(|o| o.name == check.name && o.url == check.url) {
+                    // The first result after a reload is always journaled and logged.
+                    Some(i) => {
+                        let old = &old_edges[i];
+                        Edge {
+                            last: None,
+                            polls: old.polls,
+                            since_ms: old.since_ms,
+                            last_ms: old.last_ms,
+                            last_logged: old.last_logged,
+                            meters: old.meters.clone(),
+                        }
+                    }
+                    None => Edge::new(&service.name, &check.name),
+                }
             })
             .collect();
-        let actions = self
-            .machine
-            .reconfigure(params_of(&service), &kept, Timestamp(now_ms()));
-        let old_edges = std::mem::take(&mut self.edges);
-        self.edges = kept
-            .iter()
-            .zip(&service.checks)
-            .map(|(k, check)| match k.and_then(|i| old_edges.get(i)) {
-                // The first result after a reload is always journaled.
-                Some(edge) => Edge {
-                    last: None,
-                    polls: edge.polls,
-                    last_logged: edge.last_logged,
-                    meters: edge.meters.clone(),
-                },
-                None => Edge {
-                    last: None,
-                    polls: 0,
-                    last_logged: None,
-                    meters: crate::metrics::CheckMeters::new(&service.name, &check.name),
-                },
-            })
-            .collect();
-        self.timers
-            .retain(|timer, _| !matches!(timer, Timer::PendingTimeout(_) | Timer::Evaluate));
-        for action in actions {
-            self.arm(action);
-        }
         let removed: Vec<Prefix> = self
             .service
             .prefixes
@@ -293,33 +357,28 @@ impl Driver {
             .filter(|p| !self.service.prefixes.contains(p))
             .cloned()
             .collect();
-        self.check_names = service.checks.iter().map(|c| c.name.clone()).collect();
         self.service = service;
         self.set_some_prefixes(&removed, false, decision_seq);
-        if !added.is_empty() && self.machine.state().announces() {
+        if !added.is_empty() && self.core.machine().state().announces() {
             self.set_some_prefixes(&added, true, decision_seq);
         }
         tracing::info!(
             service = %self.service.name,
             prefixes = ?self.prefixes_text(),
-            checks = ?self.check_names,
+            checks = ?self.core.check_names(),
             withdrawn = removed.len(),
             added = added.len(),
             "Service \"{}\" reconfigured; its state ({}) and counters are kept.",
             self.service.name,
-            self.machine.state().name()
+            self.core.machine().state().name()
         );
     }
 
-    async fn run(
-        mut self,
-        polling: crate::polling::Polling,
-        mut commands: mpsc::Receiver<Command>,
-    ) {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         tracing::info!(
             service = %self.service.name,
             prefixes = ?self.prefixes_text(),
-            checks = ?self.check_names,
+            checks = ?self.core.check_names(),
             "Starting service \"{}\".",
             self.service.name
         );
@@ -330,36 +389,40 @@ impl Driver {
                 self.service.name
             );
         }
-        crate::metrics::service_state(&self.service.name, self.machine.state().name(), now_ms());
-        let (mut pollers, mut polled_rx) = self.start_pollers(&polling);
+        crate::metrics::service_state(
+            &self.service.name,
+            self.core.machine().state().name(),
+            self.since_ms,
+        );
+        let (mut pollers, mut polled_rx) = self.start_pollers();
         loop {
-            let next_timer = self
-                .timers
-                .iter()
-                .min_by_key(|(_, at)| **at)
-                .map(|(t, at)| (*t, *at));
+            let next_timer = self.core.next_timer();
             tokio::select! {
                 polled = polled_rx.recv() => {
-                    let is_edge = self.edge(&polled);
-                    let input = Input::Observed {
-                        check: polled.check,
-                        observation: polled.observation,
-                        at: Timestamp(polled.at_ms),
-                    };
-                    let _ = self.step_recorded(input, is_edge).await;
+                    let at = self.core.result_time(polled.check, polled.at_ms);
+                    self.log_result(&polled, at);
+                    let effects = self.core.observe(polled.check, polled.observation, at);
+                    self.carry_out(effects, at).boxed_step().await;
                 }
-                () = wait_timer(next_timer.map(|(_, at)| at)) => {
-                    if let Some((timer, _)) = next_timer {
-                        self.timers.remove(&timer);
-                        let _ = self.step(Input::TimerFired { timer, at: Timestamp(now_ms()) }).await;
+                () = wait_until_ms(next_timer.map(|(_, at)| at)) => {
+                    if let Some((timer, deadline)) = next_timer {
+                        // Fed at its deadline: its effect has an exact time.
+                        let effects = self.core.fire(timer, deadline);
+                        self.carry_out(effects, deadline).boxed_step().await;
                     }
                 }
                 command = commands.recv() => {
+                    let Some(command) = command else {
+                        pollers.clear();
+                        return;
+                    };
                     match command {
-                        Some(Command::Shutdown(done)) => {
+                        Command::Shutdown(done) => {
                             pollers.clear();
-                            self.record_trailing_polls();
-                            let changed = self.step(Input::Drain { cause: DrainCause::Shutdown, at: Timestamp(now_ms()) }).await;
+                            let now = now_ms();
+                            let effects = self.core.drain(DrainCause::Shutdown, None, now);
+                            let changed = effects.transition.is_some();
+                            self.carry_out(effects, now).boxed_step().await;
                             if !changed {
                                 // Already drained by an operator (kept across the restart):
                                 // make sure every prefix is withdrawn all the same.
@@ -368,46 +431,61 @@ impl Driver {
                             let _ = done.send(());
                             return;
                         }
-                        Some(Command::Drain { cause, operator, reply }) => {
-                            self.journal_operator(*operator);
-                            crate::metrics::count("anycastd_drains_total", &[("service", self.service.name.as_str())], 1.0);
-                            let changed = self.step(Input::Drain { cause: *cause, at: Timestamp(now_ms()) }).await;
-                            let note = if changed { "drained: prefixes withdrawn" } else { "drain updated (it was drained already)" };
-                            let _ = reply.send(note.to_owned());
+                        Command::FlushRuns(done) => {
+                            if let Some(record) = self.core.take_runs() {
+                                self.shared.journal.append_visible(now_ms(), vec![record]).await;
+                            }
+                            let _ = done.send(());
                         }
-                        Some(Command::Reconfigure { service, decision_seq, reply }) => {
+                        Command::Drain { cause, operator, reply } => {
+                            crate::metrics::count("anycastd_drains_total", &[("service", self.service.name.as_str())], 1.0);
+                            let now = now_ms();
+                            let effects = self.core.drain(*cause, Some(*operator), now);
+                            let changed = effects.transition.is_some();
+                            let handed = self.carry_out(effects, now).boxed_step().await;
+                            let note = if changed { "drained" } else { "drain updated (it was drained already)" };
+                            let _ = reply.send(OperatorReply {
+                                note: note.to_owned(),
+                                state: self.core.machine().state().clone(),
+                                handed,
+                            });
+                        }
+                        Command::Undrain { operator, reply } => {
+                            let drained = matches!(self.core.machine().state(), State::Draining(DrainCause::Operator { .. }));
+                            let now = now_ms();
+                            let effects = self.core.undrain(Some(*operator), now);
+                            let handed = self.carry_out(effects, now).boxed_step().await;
+                            let state = self.core.machine().state().clone();
+                            let note = if drained {
+                                format!("undrained: now {}", state.name())
+                            } else {
+                                format!("not drained (it is {}): nothing to do", state.name())
+                            };
+                            let _ = reply.send(OperatorReply { note, state, handed });
+                        }
+                        Command::Reconfigure { service, decision_seq, reply } => {
                             pollers.clear();
-                            self.record_trailing_polls();
-                            self.reconfigure(*service, decision_seq);
-                            (pollers, polled_rx) = self.start_pollers(&polling);
+                            self.reconfigure(*service, decision_seq).await;
+                            (pollers, polled_rx) = self.start_pollers();
                             let _ = reply.send(());
                         }
-                        Some(Command::Remove(reply)) => {
+                        Command::Remove(reply) => {
                             pollers.clear();
-                            self.record_trailing_polls();
-                            let changed = self.step(Input::Drain { cause: DrainCause::Removed, at: Timestamp(now_ms()) }).await;
+                            let now = now_ms();
+                            let effects = self.core.drain(DrainCause::Removed, None, now);
+                            let changed = effects.transition.is_some();
+                            self.carry_out(effects, now).boxed_step().await;
                             if !changed {
                                 self.set_prefixes(false, 0);
                             }
-                            self.views.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.service.name);
+                            self.shared.views.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.service.name);
                             crate::metrics::forget_service(&self.service.name);
                             tracing::info!(service = %self.service.name, "Service \"{}\" removed by a reload.", self.service.name);
                             let _ = reply.send(());
                             return;
                         }
-                        Some(Command::Undrain { operator, reply }) => {
-                            self.journal_operator(*operator);
-                            let note = if matches!(self.machine.state(), State::Draining(DrainCause::Operator { .. })) {
-                                self.step(Input::Undrain { at: Timestamp(now_ms()) }).await;
-                                format!("undrained: now {}", self.machine.state().name())
-                            } else {
-                                format!("not drained (it is {}): nothing to do", self.machine.state().name())
-                            };
-                            let _ = reply.send(note);
-                        }
-                        None => {
-                            pollers.clear();
-                            return;
+                        Command::Snapshot(reply) => {
+                            let _ = reply.send(self.snapshot());
                         }
                     }
                 }
@@ -415,21 +493,75 @@ impl Driver {
         }
     }
 
-    /// Count, log and meter a check result; returns whether it is an edge (a change, or the
-    /// first result since a start or reload), which is always journaled.
-    fn edge(&mut self, polled: &Polled) -> bool {
+    /// The service in detail, for `status`.
+    fn snapshot(&self) -> crate::status::Snapshot {
+        let machine = self.core.machine();
+        let now = now_ms();
+        let damping = self.service.damping.as_ref().map(|d| {
+            let state = machine.damping();
+            crate::status::DampingView {
+                penalty: machine.penalty_at(anycastd_fsm::Timestamp(now)) / 1000,
+                suppressed: state.suppressed_since.is_some(),
+                suppressed_since_ms: state.suppressed_since.map(|t| t.0),
+                reuse_at_ms: state.suppressed_since.map(|since| {
+                    d.reuse_time(state.penalty_milli, state.at)
+                        .min(since.after(d.max_suppress))
+                        .0
+                }),
+            }
+        });
+        let counters = machine.counters();
+        crate::status::Snapshot {
+            name: self.service.name.clone(),
+            state: machine.state().into(),
+            since_ms: self.since_ms,
+            cause: self.cause.clone(),
+            desired_announced: machine.state().announces(),
+            rise: self.service.rise,
+            fall: self.service.fall,
+            healthy_streak: counters.healthy_streak,
+            unhealthy_streak: counters.unhealthy_streak,
+            checks: self
+                .service
+                .checks
+                .iter()
+                .zip(&self.edges)
+                .zip(machine.observations())
+                .map(|((check, edge), latest)| crate::status::CheckView {
+                    name: check.name.clone(),
+                    result: match latest {
+                        Observation::Pass => "pass".into(),
+                        Observation::Fail(_) => "fail".into(),
+                        Observation::Pending => "pending".into(),
+                    },
+                    reason: match latest {
+                        Observation::Fail(reason) => Some(reason.clone()),
+                        _ => None,
+                    },
+                    since_ms: (edge.since_ms > 0).then_some(edge.since_ms),
+                    last_ms: (edge.last_ms > 0).then_some(edge.last_ms),
+                    results_since_change: edge.polls,
+                    interval_ms: check.interval.as_millis() as u64,
+                })
+                .collect(),
+            damping,
+        }
+    }
+
+    /// Count, log and meter a check result (on its edges, and a reminder while failing).
+    fn log_result(&mut self, polled: &Polled, at: i64) {
         let Some(edge) = self.edges.get_mut(polled.check) else {
-            return false;
+            return;
         };
-        let name = &self.check_names[polled.check];
+        let name = self.service.checks[polled.check].name.as_str();
         let result = match polled.observation {
             Observation::Pass => 0,
             Observation::Fail(_) => 1,
             Observation::Pending => 2,
         };
         edge.meters.record(result, polled.took);
-        let changed = edge.last.as_ref() != Some(&polled.observation);
-        if !changed {
+        edge.last_ms = at;
+        if edge.last.as_ref() == Some(&polled.observation) {
             edge.polls += 1;
             if let Observation::Fail(reason) = &polled.observation {
                 if edge
@@ -446,9 +578,11 @@ impl Driver {
                     );
                 }
             }
-            return false;
+            return;
         }
+        let first = edge.last.is_none();
         edge.polls = 1;
+        edge.since_ms = at;
         edge.last = Some(polled.observation.clone());
         match &polled.observation {
             Observation::Fail(reason) => {
@@ -460,10 +594,15 @@ impl Driver {
                     "Cabourotte health check \"{name}\" failed."
                 );
             }
-            Observation::Pass => tracing::info!(
+            Observation::Pass if first => tracing::info!(
                 service = %self.service.name,
                 check = %name,
                 "Cabourotte health check \"{name}\" passed."
+            ),
+            Observation::Pass => tracing::info!(
+                service = %self.service.name,
+                check = %name,
+                "Cabourotte health check \"{name}\" passed again."
             ),
             Observation::Pending => tracing::info!(
                 service = %self.service.name,
@@ -471,182 +610,22 @@ impl Driver {
                 "Cabourotte health check \"{name}\" awaiting check result."
             ),
         }
-        true
     }
 
-    /// Journal an operator action about this service, after the results counted so far (the
-    /// verdicts they formed precede it, for replay).
-    fn journal_operator(&mut self, operator: wire::OperatorAction) {
-        let mut events = self.take_polls_record().into_iter().collect::<Vec<_>>();
-        events.push(wire::Event::Operator(operator));
-        self.journal.append(now_ms(), events);
-    }
-
-    /// The results counted since the last observation record, as a record (and reset).
-    fn take_polls_record(&mut self) -> Option<wire::Event> {
-        (self.unrecorded_polls > 0).then(|| {
-            let polls = std::mem::take(&mut self.unrecorded_polls);
-            wire::Event::Polls(wire::Polls {
-                service: self.service.name.clone(),
-                polls,
-            })
-        })
-    }
-
-    /// Take the damping state journaled before a restart (penalty and suppression survive).
-    fn restore_damping(&mut self, state: anycastd_fsm::DampingState) {
-        if self.service.damping.is_none() {
-            return;
-        }
-        let actions = self.machine.restore_damping(state);
-        for action in actions {
-            self.arm(action);
-        }
-        self.journal
-            .append(now_ms(), vec![self.damping_record(true)]);
-        if self.machine.suppressed() {
-            tracing::warn!(
-                service = %self.service.name,
-                penalty = state.penalty_milli / 1000,
-                "Service \"{}\" stays suppressed by flap damping after the restart.",
-                self.service.name
-            );
-        }
-    }
-
-    fn damping_record(&self, restored: bool) -> wire::Event {
-        let state = self.machine.damping();
-        wire::Event::Damping(wire::DampingRecord {
-            service: self.service.name.clone(),
-            penalty_milli: state.penalty_milli,
-            at_ms: state.at.0,
-            suppressed_since_ms: state.suppressed_since.map(|t| t.0),
-            restored,
-        })
-    }
-
-    /// Journal the observations counted since the last observation record (before a
-    /// shutdown or reload ends the run), so that replay sees every verdict.
-    fn record_trailing_polls(&mut self) {
-        if let Some(record) = self.take_polls_record() {
-            self.journal.append(now_ms(), vec![record]);
-        }
-    }
-
-    /// Feed one input and carry out the result; returns whether the state changed.
-    async fn step(&mut self, input: Input) -> bool {
-        self.step_recorded(input, false).await
-    }
-
-    /// As [`Driver::step`], journaling the input when replay needs it: an observation that is
-    /// an edge or causes a transition, and a pending timeout that formed a verdict. Every other
-    /// observation is only counted (`polls_since_last_edge` of the next record).
-    ///
-    /// Boxed: a step's future is the largest the driver awaits, and inline it would size every
-    /// idle driver's task (one per service) for it.
-    fn step_recorded(
-        &mut self,
-        input: Input,
-        is_edge: bool,
-    ) -> std::pin::Pin<Box<impl std::future::Future<Output = bool> + '_>> {
-        Box::pin(self.carry_out(input, is_edge))
-    }
-
-    /// The body of [`Driver::step_recorded`].
-    async fn carry_out(&mut self, input: Input, is_edge: bool) -> bool {
-        let at_ms = input.at().0;
-        let observed = match &input {
-            Input::Observed {
-                check, observation, ..
-            } => Some((*check, observation.clone())),
-            _ => None,
-        };
-        let timed_out = match &input {
-            Input::TimerFired {
-                timer: Timer::PendingTimeout(check),
-                ..
-            } => Some(*check),
-            _ => None,
-        };
-        let damping_before = self.machine.damping();
-        let step = self.machine.step(input);
-        let damping_changed = self.machine.damping() != damping_before;
-        let verdict_changed = (observed.is_some() || timed_out.is_some())
-            && self.last_verdict.is_some_and(|last| last != step.verdict);
-        if observed.is_some() || timed_out.is_some() {
-            self.last_verdict = Some(step.verdict);
-        }
-        let mut inputs: Vec<wire::Event> = Vec::new();
-        if let Some((check, observation)) = &observed {
-            let check = *check;
-            if is_edge || step.transition.is_some() || verdict_changed {
-                inputs.push(wire::Event::CheckEdge(wire::CheckEdge {
-                    service: self.service.name.clone(),
-                    check: self.check_names.get(check).cloned().unwrap_or_default(),
-                    observation: observation.into(),
-                    polls_since_last_edge: self.unrecorded_polls,
-                }));
-                self.unrecorded_polls = 0;
-            } else {
-                self.unrecorded_polls += 1;
-            }
-        }
-        if let Some(check) = timed_out {
-            if step.verdict.is_some() || verdict_changed {
-                inputs.push(wire::Event::PendingTimeout(wire::PendingTimeout {
-                    service: self.service.name.clone(),
-                    check: self.check_names.get(check).cloned().unwrap_or_default(),
-                    polls_since_last_edge: self.unrecorded_polls,
-                }));
-                self.unrecorded_polls = 0;
-            }
-        }
-        if damping_changed {
-            self.log_damping(damping_before);
-        }
-        // Any other input (a timer, a drain) that changes something is journaled after the
-        // results counted before it: their verdicts (counters) precede it.
-        if observed.is_none()
-            && timed_out.is_none()
-            && (step.transition.is_some() || damping_changed)
-        {
-            if let Some(record) = self.take_polls_record() {
-                inputs.insert(0, record);
-            }
-        }
-        if step.transition.is_none() {
-            if damping_changed {
-                inputs.push(self.damping_record(false));
-            }
-            if !inputs.is_empty() {
-                self.journal.append(at_ms, inputs);
-                inputs = Vec::new();
-            }
-        }
+    /// Journal what the core returned (durably when it holds a transition), log it, and hand
+    /// the decided state of the prefixes to the writers. Returns what was handed over.
+    async fn carry_out(&mut self, effects: Effects, at_ms: i64) -> Vec<Handed> {
+        let Effects {
+            records,
+            transition,
+            set,
+            damping,
+        } = effects;
         let mut decision_seq = 0;
-        if let Some(transition) = &step.transition {
-            let announce = transition.to.announces();
-            let record = wire::Transition {
-                service: self.service.name.clone(),
-                from: (&transition.from).into(),
-                to: (&transition.to).into(),
-                cause: wire::Cause::from_fsm(&transition.cause, &self.check_names),
-                healthy_streak: transition.counters.healthy_streak,
-                unhealthy_streak: transition.counters.unhealthy_streak,
-                change: if announce {
-                    wire::Change::Announce
-                } else {
-                    wire::Change::Withdraw
-                },
-                prefixes: self.service.prefixes.iter().map(prefix_ref).collect(),
-            };
+        if transition.is_some() {
             // Write-ahead: the decision (and the input behind it) is on disk before FRR hears
             // of it.
-            inputs.push(wire::Event::Transition(record));
-            if damping_changed {
-                inputs.push(self.damping_record(false));
-            }
-            match self.journal.append_durable(at_ms, inputs).await {
+            match self.shared.journal.append_durable(at_ms, records).await {
                 Ok(seq) => decision_seq = seq,
                 Err(e) => tracing::error!(
                     service = %self.service.name,
@@ -654,18 +633,27 @@ impl Driver {
                     "cannot journal the transition; acting on it anyway (health gating goes on)"
                 ),
             }
+        } else if !records.is_empty() {
+            self.shared.journal.append(at_ms, records);
+        }
+        if let Some((before, after)) = damping {
+            self.log_damping(before, after);
+        }
+        if let Some(transition) = &transition {
             self.log_transition(transition);
+            self.since_ms = transition.at.0;
+            self.cause = crate::history::cause_text(&wire::Cause::from_fsm(
+                &transition.cause,
+                &self.core.check_names(),
+            ));
             let view = ServiceView {
                 name: self.service.name.clone(),
                 state: (&transition.to).into(),
-                suppressed: self.machine.suppressed(),
-                since_ms: at_ms,
-                cause: crate::history::cause_text(&wire::Cause::from_fsm(
-                    &transition.cause,
-                    &self.check_names,
-                )),
+                suppressed: self.core.machine().suppressed(),
+                since_ms: transition.at.0,
+                cause: self.cause.clone(),
             };
-            crate::metrics::service_state(&self.service.name, transition.to.name(), at_ms);
+            crate::metrics::service_state(&self.service.name, transition.to.name(), transition.at.0);
             crate::metrics::count(
                 "anycastd_service_transitions_total",
                 &[
@@ -675,35 +663,20 @@ impl Driver {
                 ],
                 1.0,
             );
-            self.views
+            self.shared
+                .views
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(self.service.name.clone(), view);
-            // Every transition re-asserts the desired state of all the service's prefixes,
-            // also when the machine asks for no change (e.g. Starting -> Unhealthy), so that
-            // leftovers of an earlier run are withdrawn by the first unhealthy verdict.
-            if !step
-                .actions
-                .iter()
-                .any(|a| matches!(a, Action::Announce | Action::Withdraw))
-            {
-                self.set_prefixes(announce, decision_seq);
-            }
         }
-        let changed = step.transition.is_some();
-        for action in step.actions {
-            match action {
-                Action::Announce => self.set_prefixes(true, decision_seq),
-                Action::Withdraw => self.set_prefixes(false, decision_seq),
-                timer @ Action::ArmTimer { .. } => self.arm(timer),
-            }
+        match set {
+            Some(announce) => self.set_prefixes(announce, decision_seq),
+            None => Vec::new(),
         }
-        changed
     }
 
-    fn log_damping(&self, before: anycastd_fsm::DampingState) {
-        let after = self.machine.damping();
-        let name = &self.service.name;
+    fn log_damping(&self, before: DampingState, after: DampingState) {
+        let name = self.name();
         match (before.suppressed_since, after.suppressed_since) {
             (None, Some(_)) => {
                 let until = self.service.damping.as_ref().map(|d| {
@@ -726,29 +699,30 @@ impl Driver {
                 tracing::debug!(service = %name, penalty = after.penalty_milli / 1000, "flap damping penalty")
             }
         }
-        let mut views = self.views.lock().unwrap_or_else(|p| p.into_inner());
+        let mut views = self.shared.views.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(view) = views.get_mut(name) {
             view.suppressed = after.suppressed_since.is_some();
         }
     }
 
     fn log_transition(&self, transition: &anycastd_fsm::Transition) {
-        let name = &self.service.name;
+        let name = self.name();
         let prefixes = self.prefixes_text();
+        let checks = self.core.check_names();
         match &transition.to {
-            anycastd_fsm::State::Healthy => tracing::info!(
+            State::Healthy => tracing::info!(
                 service = %name,
                 prefixes = ?prefixes,
-                checks = ?self.check_names,
+                checks = ?checks,
                 from = transition.from.name(),
                 "Service \"{name}\" is now considered healthy, announcing related prefixes."
             ),
-            anycastd_fsm::State::Unhealthy => {
+            State::Unhealthy => {
                 let (failing, reason) = match &transition.cause {
                     anycastd_fsm::Cause::Verdict(v) => v
                         .checks
                         .iter()
-                        .zip(&self.check_names)
+                        .zip(&checks)
                         .find_map(|(o, n)| match o {
                             Observation::Fail(r) => Some((n.clone(), r.clone())),
                             _ => None,
@@ -759,29 +733,34 @@ impl Driver {
                 tracing::info!(
                     service = %name,
                     prefixes = ?prefixes,
-                    checks = ?self.check_names,
+                    checks = ?checks,
                     failing_check = %failing,
                     reason = %reason,
                     from = transition.from.name(),
                     "Service \"{name}\" is now considered unhealthy, denouncing related prefixes."
                 )
             }
-            anycastd_fsm::State::Draining(cause) => tracing::info!(
+            State::Draining(cause) => tracing::info!(
                 service = %name,
                 prefixes = ?prefixes,
-                cause = ?cause,
+                cause = %crate::history::state_text(&wire::State::Draining(cause.into())),
                 from = transition.from.name(),
                 "Service \"{name}\" is draining, denouncing related prefixes."
             ),
-            anycastd_fsm::State::Starting => {}
+            State::Starting => {}
         }
     }
 
-    fn set_prefixes(&self, announce: bool, decision_seq: u64) {
-        self.set_some_prefixes(&self.service.prefixes, announce, decision_seq);
+    fn set_prefixes(&self, announce: bool, decision_seq: u64) -> Vec<Handed> {
+        self.set_some_prefixes(&self.service.prefixes, announce, decision_seq)
     }
 
-    fn set_some_prefixes(&self, prefixes: &[Prefix], announce: bool, decision_seq: u64) {
+    fn set_some_prefixes(
+        &self,
+        prefixes: &[Prefix],
+        announce: bool,
+        decision_seq: u64,
+    ) -> Vec<Handed> {
         let mut by_vtysh: BTreeMap<&PathBuf, Vec<_>> = BTreeMap::new();
         for prefix in prefixes {
             by_vtysh.entry(&prefix.vtysh).or_default().push((
@@ -793,11 +772,18 @@ impl Driver {
                 },
             ));
         }
-        let writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
+        let writers = self.shared.writers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut handed = Vec::new();
         for (vtysh, items) in by_vtysh {
             match writers.get(vtysh) {
                 Some(writer) => {
-                    writer.set(items);
+                    let keys = items.iter().map(|(key, _)| key.clone()).collect();
+                    let generation = writer.set(items);
+                    handed.push(Handed {
+                        writer: writer.clone(),
+                        generation,
+                        keys,
+                    });
                 }
                 None => tracing::error!(
                     service = %self.service.name,
@@ -806,12 +792,56 @@ impl Driver {
                 ),
             }
         }
+        handed
     }
 }
 
-async fn wait_timer(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
+/// A step's future is the largest the driver awaits; boxed, so that an idle driver's task
+/// (one per service) is not sized for it.
+trait BoxedStep: std::future::Future + Sized {
+    fn boxed_step(self) -> std::pin::Pin<Box<Self>> {
+        Box::pin(self)
+    }
+}
+
+impl<F: std::future::Future> BoxedStep for F {}
+
+/// Sleep until the wall-clock time `at_ms` (forever when `None`).
+async fn wait_until_ms(at_ms: Option<i64>) {
+    match at_ms {
+        Some(at) => {
+            let wait = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(wait)).await
+        }
         None => std::future::pending().await,
     }
+}
+
+/// Wait until every writer has verified the prefixes handed to it, for at most `limit`.
+/// Returns the prefixes not verified, with the last error the writer had for each.
+pub async fn verify(handed: &[Handed], limit: Duration) -> Vec<(PrefixKey, Option<String>)> {
+    let deadline = Instant::now() + limit;
+    let mut left = Vec::new();
+    for h in handed {
+        let mut status = h.writer.status();
+        let done = |s: &crate::frr::writer::Status| {
+            s.generation >= h.generation && !s.pending.iter().any(|(k, _, _)| h.keys.contains(k))
+        };
+        let ok = tokio::time::timeout_at(deadline, status.wait_for(done))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if !ok {
+            let status = status.borrow().clone();
+            for key in &h.keys {
+                let error = status
+                    .pending
+                    .iter()
+                    .find(|(k, _, _)| k == key)
+                    .and_then(|(_, _, e)| e.clone())
+                    .or_else(|| status.frr_error.clone());
+                left.push((key.clone(), error));
+            }
+        }
+    }
+    left
 }

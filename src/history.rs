@@ -32,7 +32,7 @@ impl Query {
     /// Whether a record passes the time and sequence filters and the service filter.
     pub fn matches(&self, record: &Record) -> bool {
         // Counts of unchanged results are replay's bookkeeping, not events.
-        (self.bookkeeping || !matches!(record.event, Event::Polls(_)))
+        (self.bookkeeping || !matches!(record.event, Event::Polls(_) | Event::Runs(_)))
             && self.since_ms.is_none_or(|t| record.at_ms >= t)
             && self.until_ms.is_none_or(|t| record.at_ms < t)
             && self.after_seq.is_none_or(|s| record.seq > s)
@@ -236,6 +236,10 @@ pub fn kind(event: &Event) -> &'static str {
         Event::Polls(_) => "polls",
         Event::ServiceDamping(_) => "damping_parameters",
         Event::Damping(_) => "damping",
+        Event::Runs(_) => "runs",
+        Event::Reconfigured(_) => "reconfigured",
+        Event::DampingRestored(_) => "damping_restored",
+        Event::ReloadRejected(_) => "reload_rejected",
     }
 }
 
@@ -360,6 +364,38 @@ pub fn event_text(event: &Event) -> String {
                 ),
                 None => format!("flap damping: {what}penalty {penalty:.0}, not suppressed"),
             }
+        }
+        Event::Runs(r) => {
+            let results: u64 = r.segments.iter().map(|s| s.count).sum();
+            format!("{results} unchanged check result(s)")
+        }
+        Event::Reconfigured(r) => format!(
+            "reconfigured by the reload: rise {}, fall {}, {} check(s), {} prefix(es){}",
+            r.params.rise,
+            r.params.fall,
+            r.params.checks.len(),
+            r.params.prefixes.len(),
+            if r.damping.is_some() { ", flap damping on" } else { "" }
+        ),
+        Event::DampingRestored(d) => {
+            let now = d.penalty_now_milli as f64 / 1000.0;
+            match d.state.suppressed_since_ms {
+                Some(since) => format!(
+                    "flap damping restored after the restart: penalty {now:.0}, SUPPRESSED since {}",
+                    format_time(since)
+                ),
+                None => format!("flap damping restored after the restart: penalty {now:.0}, not suppressed"),
+            }
+        }
+        Event::ReloadRejected(r) => {
+            let who = match r.uid {
+                Some(uid) => format!("uid {uid}"),
+                None => "SIGHUP".to_owned(),
+            };
+            format!(
+                "reload rejected ({who}), the running configuration is kept: {}",
+                r.errors.join("; ")
+            )
         }
         Event::Reloaded(r) => format!(
             "configuration reloaded (config {}): added [{}], removed [{}], changed [{}]",

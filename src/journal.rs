@@ -80,6 +80,27 @@ impl JournalHandle {
         }
     }
 
+    /// Append without a flush, and wait until the records are written (readers see them).
+    pub async fn append_visible(&self, at_ms: i64, events: Vec<Event>) {
+        let Some(committer) = &self.committer else {
+            return;
+        };
+        crate::metrics::count("anycastd_journal_appends_total", &[], 1.0);
+        let (tx, rx) = oneshot::channel();
+        committer.submit(
+            at_ms,
+            events,
+            false,
+            Some(Box::new(move |result| {
+                if result.is_err() {
+                    crate::metrics::count("anycastd_journal_errors_total", &[], 1.0);
+                }
+                let _ = tx.send(());
+            })),
+        );
+        let _ = rx.await;
+    }
+
     /// Flush everything and stop the committer (at exit). Waits for the other handles to go.
     pub fn close(self) {
         if let Some(committer) = self.committer {

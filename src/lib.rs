@@ -28,4 +28,5 @@ pub mod notify;
 pub mod polling;
 pub mod reconcile;
 pub mod replay;
+pub mod service;
 pub mod status;

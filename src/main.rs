@@ -278,6 +278,7 @@ fn main() -> ExitCode {
                 service,
                 reason,
                 for_ms: for_duration.map(|d| d.as_millis() as u64),
+                wait_ms: None,
             };
             runtime.block_on(cli::drain(config, request))
         }),
@@ -286,7 +287,10 @@ fn main() -> ExitCode {
             all: _,
             config,
         } => with_config(&config.config, false, |config, runtime| {
-            let request = anycastd::control::Request::Undrain { service };
+            let request = anycastd::control::Request::Undrain {
+                service,
+                wait_ms: None,
+            };
             runtime.block_on(cli::drain(config, request))
         }),
         Command::Replay {

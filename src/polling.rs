@@ -21,7 +21,6 @@
 
 use crate::checks::{CabourotteCheck, Http, MAX_CONNECTIONS_PER_SERVER, SLOT_WAIT_TIMEOUTS};
 use crate::driver::Polled;
-use crate::journal::now_ms;
 use anycastd_fsm::Observation;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -124,16 +123,64 @@ impl Polling {
     }
 }
 
+/// The grid's origin: a monotonic instant and its wall-clock time (µs since the epoch), read
+/// together at the process's first use, and read again when the wall clock steps.
+struct Origin {
+    instant: Instant,
+    wall_us: std::sync::atomic::AtomicI64,
+}
+
+fn origin(now: Instant) -> &'static Origin {
+    static ORIGIN: std::sync::OnceLock<Origin> = std::sync::OnceLock::new();
+    ORIGIN.get_or_init(|| Origin {
+        instant: now,
+        wall_us: std::sync::atomic::AtomicI64::new(
+            chrono::Utc::now().timestamp_micros()
+                - micros(Instant::now().saturating_duration_since(now)),
+        ),
+    })
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
 /// The first instant after `now` on the grid of `interval` steps from the process's first
 /// call (so all checks with the same interval fall due together).
 pub fn next_grid_point(now: Instant, interval: Duration) -> Instant {
-    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let origin = *ORIGIN.get_or_init(|| now);
+    let origin = origin(now).instant;
     let step = interval.as_nanos().max(1);
     let since = now.saturating_duration_since(origin).as_nanos();
     let steps = since / step + 1;
     let offset = u64::try_from(steps.saturating_mul(step)).unwrap_or(u64::MAX);
     origin + Duration::from_nanos(offset)
+}
+
+/// A wall-clock step larger than this moves the grid's wall-clock origin.
+const CLOCK_STEP_US: i64 = 20_000;
+
+/// The wall-clock time (ms since the epoch) of a monotonic instant: the origin's wall-clock
+/// time plus the monotonic time since it, so that every check's grid points map to exact,
+/// equal milliseconds (both clocks are slewed alike by NTP; a step of the wall clock moves the
+/// origin once).
+pub fn wall_ms(at: Instant) -> i64 {
+    let now = Instant::now();
+    let origin = origin(now);
+    let mut wall_origin = origin.wall_us.load(std::sync::atomic::Ordering::Relaxed);
+    let actual_now = chrono::Utc::now().timestamp_micros();
+    let expected_now = wall_origin + micros(now.saturating_duration_since(origin.instant));
+    if (actual_now - expected_now).abs() > CLOCK_STEP_US {
+        wall_origin = actual_now - micros(now.saturating_duration_since(origin.instant));
+        origin
+            .wall_us
+            .store(wall_origin, std::sync::atomic::Ordering::Relaxed);
+    }
+    let at_us = if at >= origin.instant {
+        wall_origin.saturating_add(micros(at - origin.instant))
+    } else {
+        wall_origin.saturating_sub(micros(origin.instant - at))
+    };
+    at_us.div_euclid(1000)
 }
 
 /// Where a check is in its cycle.
@@ -360,7 +407,7 @@ impl Scheduler {
                 timeout.as_millis(),
                 self.origin
             )),
-            at_ms: now_ms(),
+            at_ms: wall_ms(entry.slot),
         };
         entry.sink.send(polled);
         self.finished(id, None);
@@ -382,6 +429,10 @@ impl Scheduler {
             let http = self.http.clone();
             let sink = entry.sink.clone();
             let index = entry.index;
+            // The result's time is when its poll was due (its grid point): the results of a
+            // steady check fall exactly an interval apart, whatever the queue and the server
+            // take, which is what lets the journal keep them as runs (service::record).
+            let due_ms = wall_ms(entry.slot);
             self.running.push(Box::pin(async move {
                 let started = std::time::Instant::now();
                 let observation = check.poll(&http).await;
@@ -389,7 +440,7 @@ impl Scheduler {
                     check: index,
                     took: started.elapsed(),
                     observation,
-                    at_ms: now_ms(),
+                    at_ms: due_ms,
                 };
                 sink.send(polled);
                 (id, check)

@@ -1,22 +1,31 @@
-//! Postmortem replay (`anycastd replay`): re-run a service's journaled inputs through the
-//! state machine, check that the re-run reproduces the recorded transitions exactly, and
-//! answer "what would other settings have done?".
+//! Postmortem replay (`anycastd replay`): re-run a service's journaled inputs through the same
+//! per-service [`Core`] the daemon runs, check that the re-run reproduces the recorded
+//! transitions exactly, and answer "what would other settings have done?".
 //!
-//! The inputs are in the journal (see `wire::CheckEdge`): every check result that changed, or
-//! that caused a transition, is a record carrying the number of the service's results since
-//! the previous record; those results all formed the same verdict as the last recorded one, so
-//! replay feeds them again as repeats. Pending timeouts, operator drains and undrains, drain
-//! expiries, shutdown and removal drains, restarts (with the state the reconciliation gave)
-//! and reloads (with their parameters) are records too. A daemon killed mid-run leaves a
-//! *gap*: whatever it did after its last record is unknown, and replay says so instead of
-//! calling it a divergence. Pure over a list of records: no clock, no IO.
+//! Inputs (journal format 2, see [`crate::service::record`]): every check result is either a
+//! record of its own or part of a [`wire::Runs`] record that gives its exact time, so each
+//! what-if transition is placed at the time of the result that caused it. Pending timeouts,
+//! drains, undrains, drain expiries, damping timers (their deadlines), reloads (the moment the
+//! service's driver applied them), restarts (with the state the reconciliation gave) and stops
+//! are records too. The re-run with the recorded settings must give every recorded transition
+//! at its recorded time; the what-if run fires its own damping timers. Format-1 journals
+//! journaled unchanged results only as counts: they are re-run at the time of the record
+//! before them, and the report lists those stretches as approximate.
+//!
+//! Figures ([`Summary`]) cover the *measured* time: inside the window, while the daemon ran
+//! and the service was configured, outside crash gaps (whatever a killed daemon did after its
+//! last record is unknown). The window ends at `--until`, or now for a running daemon, or at
+//! the last stop (the last record after a crash). An *outage* is a stretch in `unhealthy`
+//! (withdrawn because of its checks, or held by flap damping); a drain, a removal and the time
+//! before the first verdict (`starting`) are not outages. Pure over a list of records: no
+//! clock, no IO.
 
 use crate::history::{cause_text, format_time, state_text};
-use anycastd_fsm::{self as fsm, Input, Machine, Params, Timer, Timestamp};
+use crate::service::{record, Core, Effects};
+use anycastd_fsm::{self as fsm, Timer};
 use anycastd_journal::wire::{self, Event};
 use anycastd_journal::Record;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 /// Other parameters for a what-if run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,47 +45,84 @@ impl WhatIf {
     }
 }
 
-/// One transition on a timeline.
+/// One entry of a timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     /// When (ms since the epoch).
     pub at_ms: i64,
     /// RFC 3339.
     pub time: String,
+    /// `transition`, `restart` (the state the start-up reconciliation gave), `suppressed`
+    /// (flap damping holds the service withdrawn from here) or `unsuppressed`.
+    #[serde(default = "transition_kind")]
+    pub kind: String,
     /// State before.
     pub from: String,
     /// State after.
     pub to: String,
     /// Time spent in the previous state (ms), when known.
     pub dwell_ms: Option<i64>,
-    /// Why, with the failing check.
+    /// Why, with the failing check (or the damping penalty).
     pub cause: String,
 }
 
-/// Figures over a window.
+fn transition_kind() -> String {
+    "transition".into()
+}
+
+/// Figures over the measured time of a window.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
-    /// Transitions in the window.
+    /// Time measured: in the window, daemon running, service configured, not in a crash gap.
+    pub measured_ms: i64,
+    /// Of which announced (`healthy`).
+    pub announced_ms: i64,
+    /// Of which withdrawn because of health (`unhealthy`, also while held by damping).
+    pub outage_ms: i64,
+    /// Of which drained (operator, shutdown, removal).
+    pub drained_ms: i64,
+    /// Of which `starting` (before the first verdicts after a start).
+    pub starting_ms: i64,
+    /// `announced_ms / measured_ms` (0 when nothing was measured).
+    pub announced_ratio: f64,
+    /// Transitions in the window (not counting the states start-ups gave).
     pub transitions: usize,
-    /// Withdrawals caused by health (healthy -> unhealthy).
+    /// Withdrawals caused by health (healthy -> unhealthy) in the window.
     pub flaps: usize,
     /// Most flaps in any hour of the window.
     pub worst_hour_flaps: usize,
-    /// Share of the window during which the prefixes were announced.
-    pub announced_ratio: f64,
-    /// Longest time not announced (ms), between the first announcement and the window's end.
+    /// Outages in the window (stretches in `unhealthy`).
+    pub outages: usize,
+    /// The longest outage (ms, as far as it lies in the measured window).
     pub longest_outage_ms: i64,
+    /// Mean length of the outages that ended with the service announced again (ms).
+    pub mean_time_to_repair_ms: Option<i64>,
+    /// Flap damping suppressions that began in the window.
+    pub suppressions: usize,
+}
+
+/// The parameters in force over part of the window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parameters {
+    /// From (ms).
+    pub from_ms: i64,
+    /// To (ms).
+    pub to_ms: i64,
+    /// `rise 1, fall 1` and the damping parameters.
+    pub text: String,
 }
 
 /// A run: its transitions and figures.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Run {
-    /// `rise`/`fall` used (as recorded, or the what-if).
-    pub parameters: String,
-    /// Transitions in the window, oldest first.
+    /// Every parameter set in force during the window, oldest first.
+    pub parameters: Vec<Parameters>,
+    /// Transitions and damping suppressions in the window, oldest first.
     pub timeline: Vec<Step>,
     /// Figures.
     pub summary: Summary,
+    /// The state at the window's end, and why (e.g. held by flap damping until when).
+    pub end: Option<String>,
 }
 
 /// Where the re-run did not reproduce the journal.
@@ -90,12 +136,13 @@ pub struct Divergence {
     pub replayed: String,
 }
 
-/// A stretch where the daemon was killed: nothing is known after its last record.
+/// A stretch of time: a crash gap (nothing is known in it), or a stretch where format-1
+/// records left the times of unchanged results approximate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Gap {
-    /// Last record before the crash (ms).
+    /// From (ms).
     pub from_ms: i64,
-    /// The next start (ms).
+    /// To (ms).
     pub to_ms: i64,
 }
 
@@ -108,7 +155,7 @@ pub struct Report {
     pub from_ms: i64,
     /// Window end (ms).
     pub to_ms: i64,
-    /// Observations re-run (records and repeats), over the whole journal.
+    /// Check results re-run (over the whole journal).
     pub observations: u64,
     /// What really happened (the journal's transitions), in the window.
     pub recorded: Run,
@@ -116,227 +163,395 @@ pub struct Report {
     pub verified: usize,
     /// Where the re-run differs from the journal.
     pub divergences: Vec<Divergence>,
-    /// Crash gaps.
+    /// Crash gaps in the window.
     pub gaps: Vec<Gap>,
+    /// Stretches in the window journaled in format 1, where the times of unchanged results
+    /// (and so of what-if transitions they cause) are approximate.
+    #[serde(default)]
+    pub approximate: Vec<Gap>,
     /// The what-if run, when other parameters were given.
     pub what_if: Option<Run>,
+    /// Remarks for the reader (an empty window, ...).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
-/// A state machine driven by the journaled inputs.
-struct Sim {
-    machine: Option<Machine>,
-    checks: Vec<(String, String)>,
-    what_if: WhatIf,
-    /// Transitions produced and not yet matched against the journal: (at, transition).
-    produced: Vec<(i64, fsm::Transition)>,
-    /// Every transition produced (for the what-if timeline).
-    all: Vec<(i64, fsm::Transition)>,
-    drain_deadline: Option<i64>,
-    /// When the damping suppression may end (fired by the sim itself in what-if runs).
-    reuse_deadline: Option<i64>,
-    /// The damping parameters the journal gives (a what-if may replace them).
-    recorded_damping: Option<wire::DampingParams>,
-    observations: u64,
+/// What a stretch of time counts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Category {
+    Announced,
+    Outage,
+    Drained,
+    Starting,
 }
 
-fn params_of(p: &wire::ServiceParams, what_if: &WhatIf) -> Params {
-    Params {
-        rise: what_if.rise.unwrap_or(p.rise),
-        fall: what_if.fall.unwrap_or(p.fall),
-        pending_timeouts: p
-            .checks
-            .iter()
-            .map(|c| Duration::from_millis(c.pending_timeout_ms))
-            .collect(),
-        // Damping comes in its own record (`ServiceDamping`), right after.
-        damping: None,
+fn category(state: &fsm::State) -> Category {
+    match state {
+        fsm::State::Healthy => Category::Announced,
+        fsm::State::Unhealthy => Category::Outage,
+        fsm::State::Starting => Category::Starting,
+        fsm::State::Draining(_) => Category::Drained,
     }
+}
+
+/// The categories of a run over time: spans `[from, to)` with a category, `None` where
+/// nothing is measured (daemon stopped, crash gap, service not configured).
+#[derive(Debug, Default)]
+struct Tape {
+    spans: Vec<(i64, i64, Option<Category>)>,
+    current: Option<(i64, Option<Category>)>,
+}
+
+impl Tape {
+    fn set(&mut self, at: i64, category: Option<Category>) {
+        match self.current {
+            Some((since, current)) if current == category => {
+                let _ = since;
+            }
+            Some((since, current)) => {
+                self.spans.push((since, at.max(since), current));
+                self.current = Some((at.max(since), category));
+            }
+            None => self.current = Some((at, category)),
+        }
+    }
+
+    fn close(&mut self, at: i64) {
+        if let Some((since, current)) = self.current.take() {
+            self.spans.push((since, at.max(since), current));
+        }
+    }
+}
+
+/// One re-run: the recorded parameters, or a what-if.
+struct Sim {
+    what_if: WhatIf,
+    core: Option<Core>,
+    /// The damping parameters the journal gives (a what-if may replace them).
+    recorded_damping: Option<fsm::Damping>,
+    /// Transitions and damping changes produced, with their time.
+    produced: Vec<(i64, Produced)>,
+    /// Transitions produced and not yet matched against the journal.
+    unmatched: Vec<fsm::Transition>,
+    tape: Tape,
+    observations: u64,
+    /// How the previous run ended for this sim: its state then, and whether the prefixes were
+    /// left in FRR (a crash or a handover) rather than withdrawn (a clean stop).
+    ended: Option<(fsm::State, bool)>,
+    /// The damping state at the end of the previous run (a what-if carries its own over a
+    /// restart, as a daemon running with those settings would have journaled it).
+    carried_damping: Option<fsm::DampingState>,
+}
+
+#[derive(Debug, Clone)]
+enum Produced {
+    Transition(fsm::Transition, Vec<String>),
+    Suppressed {
+        penalty_milli: u64,
+        until: Option<i64>,
+    },
+    Unsuppressed {
+        penalty_milli: u64,
+    },
 }
 
 impl Sim {
     fn new(what_if: WhatIf) -> Sim {
         Sim {
-            machine: None,
-            checks: Vec::new(),
             what_if,
-            produced: Vec::new(),
-            all: Vec::new(),
-            drain_deadline: None,
-            reuse_deadline: None,
+            core: None,
             recorded_damping: None,
+            produced: Vec::new(),
+            unmatched: Vec::new(),
+            tape: Tape::default(),
             observations: 0,
+            ended: None,
+            carried_damping: None,
         }
     }
 
-    /// Apply recorded damping parameters (a what-if keeps its own).
-    fn set_damping(&mut self, recorded: Option<&wire::DampingParams>) {
-        self.recorded_damping = recorded.cloned();
-        self.apply_damping();
-    }
-
-    fn apply_damping(&mut self) {
-        let params = self
-            .what_if
+    fn damping(&self) -> Option<fsm::Damping> {
+        self.what_if
             .damping
             .as_ref()
-            .or(self.recorded_damping.as_ref())
-            .map(fsm::Damping::from);
-        if let Some(machine) = self.machine.as_mut() {
-            let actions = machine.set_damping(params);
-            self.after(actions, 0);
+            .map(fsm::Damping::from)
+            .or_else(|| self.recorded_damping.clone())
+    }
+
+    fn params(&self, params: &wire::ServiceParams) -> wire::ServiceParams {
+        let mut params = params.clone();
+        params.rise = self.what_if.rise.unwrap_or(params.rise);
+        params.fall = self.what_if.fall.unwrap_or(params.fall);
+        params
+    }
+
+    fn start(&mut self, params: &wire::ServiceParams, state: fsm::State, at: i64) {
+        self.unmatched.clear();
+        self.tape.set(at, Some(category(&state)));
+        self.core = Some(Core::new(self.params(params), self.damping(), state, at));
+        // A service without checks forms its verdict at once.
+        if let Some(deadline) = self.core.as_ref().and_then(|c| c.deadline(Timer::Evaluate)) {
+            self.fire(Timer::Evaluate, deadline);
         }
     }
 
-    /// Fire the sim's own damping timer if it is due by `at`.
-    fn fire_due_reuse(&mut self, at: i64) {
-        if let Some(deadline) = self.reuse_deadline {
-            if deadline <= at {
-                self.reuse_deadline = None;
-                self.feed(Input::TimerFired {
-                    timer: Timer::DampingReuse,
-                    at: Timestamp(deadline),
-                });
+    /// The run ends (`left_announced`: the prefixes stay in FRR, after a crash or handover).
+    fn stop(&mut self, at: i64, left_announced: bool) {
+        if let Some(core) = self.core.take() {
+            self.ended = Some((core.machine().state().clone(), left_announced));
+            self.carried_damping = Some(core.machine().damping());
+        }
+        self.unmatched.clear();
+        self.tape.set(at, None);
+    }
+
+    /// Restore the damping state this sim had when its previous run ended.
+    fn restore_carried_damping(&mut self, at: i64) {
+        if let (Some(carried), Some(core)) = (self.carried_damping, self.core.as_mut()) {
+            let _ = core.restore_damping(carried, at);
+        }
+    }
+
+    /// The state a daemon running with the what-if settings would have restored at a start:
+    /// `healthy` when its service was healthy when the previous run ended without withdrawing
+    /// (a crash or a handover: its prefixes still in FRR), the host did not reboot and the
+    /// reconciliation found nothing missing; else `starting` (an operator drain is kept).
+    fn restart_state(&self, initial: &fsm::State, rebooted: bool, missing: bool) -> fsm::State {
+        match (&self.ended, initial) {
+            (_, fsm::State::Draining(_)) => initial.clone(),
+            (Some((fsm::State::Healthy, true)), _) if !rebooted && !missing => fsm::State::Healthy,
+            _ => fsm::State::Starting,
+        }
+    }
+
+    fn state(&self) -> Option<&fsm::State> {
+        self.core.as_ref().map(|c| c.machine().state())
+    }
+
+    fn take(&mut self, effects: Effects, at: i64) {
+        let Some(core) = self.core.as_ref() else {
+            return;
+        };
+        let names = core.check_names();
+        if let Some(transition) = effects.transition {
+            self.tape.set(at, Some(category(&transition.to)));
+            self.unmatched.push(transition.clone());
+            self.produced
+                .push((at, Produced::Transition(transition, names)));
+        }
+        if let Some((before, after)) = effects.damping {
+            match (before.suppressed_since, after.suppressed_since) {
+                (None, Some(_)) => {
+                    let until = core.machine().params().damping.as_ref().map(|d| {
+                        d.reuse_time(after.penalty_milli, after.at)
+                            .min(after.at.after(d.max_suppress))
+                            .0
+                    });
+                    self.produced.push((
+                        at,
+                        Produced::Suppressed {
+                            penalty_milli: after.penalty_milli,
+                            until,
+                        },
+                    ));
+                }
+                (Some(_), None) => self.produced.push((
+                    at,
+                    Produced::Unsuppressed {
+                        penalty_milli: after.penalty_milli,
+                    },
+                )),
+                _ => {}
             }
         }
     }
 
-    fn start(&mut self, params: &wire::ServiceParams, state: fsm::State, at: i64) {
-        let (machine, actions) =
-            Machine::with_state(params_of(params, &self.what_if), state, Timestamp(at));
-        self.machine = Some(machine);
-        self.checks = params
-            .checks
-            .iter()
-            .map(|c| (c.name.clone(), c.url.clone()))
-            .collect();
-        self.reuse_deadline = None;
-        self.after(actions, at);
-        // The damping parameters outlive a restart of the sim (a start or reconciliation).
-        self.apply_damping();
-        if params.checks.is_empty() {
-            self.feed(Input::TimerFired {
-                timer: Timer::Evaluate,
-                at: Timestamp(at),
-            });
+    fn observe(&mut self, check: &str, at: i64) {
+        let Some(core) = self.core.as_mut() else {
+            return;
+        };
+        let Some(index) = core.params().checks.iter().position(|c| c.name == check) else {
+            return;
+        };
+        let Some(latest) = core.machine().observations().nth(index).cloned() else {
+            return;
+        };
+        self.observe_index(index, latest, at);
+    }
+
+    fn observe_index(&mut self, index: usize, observation: fsm::Observation, at: i64) {
+        self.fire_own_timers(at);
+        let Some(core) = self.core.as_mut() else {
+            return;
+        };
+        self.observations += 1;
+        let effects = core.observe(index, observation, at);
+        self.take(effects, at);
+    }
+
+    fn fire(&mut self, timer: Timer, at: i64) {
+        let Some(core) = self.core.as_mut() else {
+            return;
+        };
+        let effects = core.fire(timer, at);
+        self.take(effects, at);
+    }
+
+    /// A what-if run fires its own damping timers (its damping differs from the journal's);
+    /// the recorded run takes them from the journal.
+    fn fire_own_timers(&mut self, until: i64) {
+        if self.what_if.is_empty() {
+            return;
+        }
+        for _ in 0..1000 {
+            let due = self
+                .core
+                .as_ref()
+                .and_then(|c| c.deadline(Timer::DampingReuse))
+                .filter(|deadline| *deadline <= until);
+            match due {
+                Some(deadline) => self.fire(Timer::DampingReuse, deadline),
+                None => return,
+            }
+        }
+    }
+
+    fn drain(&mut self, cause: fsm::DrainCause, at: i64) {
+        self.fire_own_timers(at);
+        if let Some(core) = self.core.as_mut() {
+            let effects = core.drain(cause, None, at);
+            self.take(effects, at);
+        }
+    }
+
+    fn undrain(&mut self, at: i64) {
+        self.fire_own_timers(at);
+        if let Some(core) = self.core.as_mut() {
+            let effects = core.undrain(None, at);
+            self.take(effects, at);
         }
     }
 
     fn reconfigure(&mut self, params: &wire::ServiceParams, at: i64) {
-        let Some(machine) = self.machine.as_mut() else {
-            self.start(params, fsm::State::Starting, at);
-            return;
-        };
-        let kept: Vec<Option<usize>> = params
-            .checks
-            .iter()
-            .map(|c| {
-                self.checks
-                    .iter()
-                    .position(|(n, u)| *n == c.name && *u == c.url)
-            })
-            .collect();
-        let actions = machine.reconfigure(params_of(params, &self.what_if), &kept, Timestamp(at));
-        self.checks = params
-            .checks
-            .iter()
-            .map(|c| (c.name.clone(), c.url.clone()))
-            .collect();
-        self.after(actions, at);
-        self.apply_damping();
-    }
-
-    fn after(&mut self, actions: Vec<fsm::Action>, _at: i64) {
-        for action in actions {
-            if let fsm::Action::ArmTimer {
-                timer: Timer::DrainExpiry,
-                deadline,
-            } = action
-            {
-                self.drain_deadline = Some(deadline.0);
+        self.fire_own_timers(at);
+        let damping = self.damping();
+        let params = self.params(params);
+        match self.core.as_mut() {
+            Some(core) => {
+                let _ = core.reconfigure(params, damping, at);
             }
+            None => self.start(&params, fsm::State::Starting, at),
         }
     }
 
-    fn feed(&mut self, input: Input) {
-        let at = input.at().0;
-        let Some(machine) = self.machine.as_mut() else {
-            return;
-        };
-        let step = machine.step(input);
-        if let Some(transition) = step.transition {
-            self.produced.push((at, transition.clone()));
-            self.all.push((at, transition));
+    fn set_recorded_damping(&mut self, damping: Option<fsm::Damping>) {
+        self.recorded_damping = damping;
+        let damping = self.damping();
+        if let Some(core) = self.core.as_mut() {
+            core.set_damping(damping);
         }
-        self.after(step.actions, at);
-    }
-
-    /// `n` more results identical to the last ones, at `at` (the window's start).
-    fn repeats(&mut self, n: u64, at: i64) {
-        let Some(machine) = self.machine.as_ref() else {
-            return;
-        };
-        let Some((check, observation)) = machine
-            .observations()
-            .enumerate()
-            .next()
-            .map(|(i, o)| (i, o.clone()))
-        else {
-            return;
-        };
-        for _ in 0..n {
-            self.observations += 1;
-            self.feed(Input::Observed {
-                check,
-                observation: observation.clone(),
-                at: Timestamp(at),
-            });
-        }
-    }
-
-    fn check_index(&self, name: &str) -> Option<usize> {
-        self.checks.iter().position(|(n, _)| n == name)
-    }
-
-    fn state(&self) -> Option<&fsm::State> {
-        self.machine.as_ref().map(|m| m.state())
     }
 }
 
 fn describe(t: &fsm::Transition) -> String {
     format!(
-        "{} -> {} (healthy streak {}, unhealthy streak {})",
+        "{} -> {} at {} (healthy streak {}, unhealthy streak {})",
         t.from.name(),
         t.to.name(),
+        format_time(t.at.0),
         t.counters.healthy_streak,
         t.counters.unhealthy_streak
     )
 }
 
-fn describe_recorded(t: &wire::Transition) -> String {
+fn describe_recorded(t: &wire::Transition, at: i64) -> String {
     format!(
-        "{} -> {} (healthy streak {}, unhealthy streak {})",
+        "{} -> {} at {} (healthy streak {}, unhealthy streak {})",
         fsm::State::from(&t.from).name(),
         fsm::State::from(&t.to).name(),
+        format_time(at),
         t.healthy_streak,
         t.unhealthy_streak
     )
 }
 
-fn same(replayed: &fsm::Transition, recorded: &wire::Transition) -> bool {
+fn same(replayed: &fsm::Transition, recorded: &wire::Transition, at: i64, exact: bool) -> bool {
     wire::State::from(&replayed.from) == recorded.from
         && wire::State::from(&replayed.to) == recorded.to
         && replayed.counters.healthy_streak == recorded.healthy_streak
         && replayed.counters.unhealthy_streak == recorded.unhealthy_streak
+        && (!exact || replayed.at.0 == at)
+}
+
+fn params_text(params: &wire::ServiceParams, damping: Option<&fsm::Damping>) -> String {
+    let mut text = format!("rise {}, fall {}", params.rise, params.fall);
+    if let Some(d) = damping {
+        text.push_str(&format!(
+            ", damping half-life {}, penalty {}, suppress {}, reuse {}, max suppress {}",
+            seconds(d.half_life.as_millis() as i64),
+            d.penalty,
+            d.suppress,
+            d.reuse,
+            seconds(d.max_suppress.as_millis() as i64)
+        ));
+    }
+    text
+}
+
+/// The parameter sets in force over time, for the recorded run and the what-if.
+#[derive(Default)]
+struct ParamHistory {
+    recorded: Vec<(i64, String)>,
+    what_if: Vec<(i64, String)>,
+}
+
+impl ParamHistory {
+    fn note(&mut self, at: i64, actual: &Sim, other: &Sim, params: &wire::ServiceParams) {
+        let push = |list: &mut Vec<(i64, String)>, text: String| {
+            if list.last().map(|(_, t)| t) != Some(&text) {
+                list.push((at, text));
+            }
+        };
+        push(
+            &mut self.recorded,
+            params_text(&actual.params(params), actual.damping().as_ref()),
+        );
+        push(
+            &mut self.what_if,
+            params_text(&other.params(params), other.damping().as_ref()),
+        );
+    }
+}
+
+fn spans_in(list: &[(i64, String)], from: i64, to: i64) -> Vec<Parameters> {
+    let mut spans = Vec::new();
+    for (i, (at, text)) in list.iter().enumerate() {
+        let end = list.get(i + 1).map(|(next, _)| *next).unwrap_or(i64::MAX);
+        if end <= from && i + 1 < list.len() {
+            continue;
+        }
+        if *at > to {
+            break;
+        }
+        spans.push(Parameters {
+            from_ms: (*at).max(from),
+            to_ms: end.min(to),
+            text: text.clone(),
+        });
+    }
+    spans
 }
 
 /// Re-run `service`'s records (its own and the daemon's, in order). `since`/`until` bound the
-/// reported window; the re-run always starts from the first record, so the state entering the
-/// window is right.
+/// reported window; `now_ms` is given when the daemon is running (its last run goes on until
+/// now). The re-run always starts from the first record, so the state entering the window is
+/// right.
 pub fn replay(
     service: &str,
     records: &[Record],
     since_ms: Option<i64>,
     until_ms: Option<i64>,
+    now_ms: Option<i64>,
     what_if: &WhatIf,
 ) -> Report {
     let mut actual = Sim::new(WhatIf::default());
@@ -345,31 +560,56 @@ pub fn replay(
         service: service.to_owned(),
         ..Report::default()
     };
-    let mut recorded: Vec<(i64, wire::Transition)> = Vec::new();
+    // The recorded timeline, in the order things happened (journal order: a result whose poll
+    // was due earlier can be taken after another's).
+    let mut recorded_steps: Vec<(i64, Step, bool)> = Vec::new();
+    let mut damping_seen = 0;
+    let mut recorded_tape = Tape::default();
+    let mut history = ParamHistory::default();
+    let mut gaps: Vec<Gap> = Vec::new();
+    let mut approximate: Vec<Gap> = Vec::new();
     let mut epoch_open = false;
     let mut last_at: Option<i64> = None;
-    let mut window_start: i64 = 0;
+    let mut last_stop: Option<i64> = None;
+    // The time of the previous record of the service's inputs (format-1 repeats go there).
+    let mut previous_input_at: i64 = 0;
     let mut current_params: Option<wire::ServiceParams> = None;
     let mut last_state = wire::State::Starting;
+    // A start whose reconciliation record has not come yet: (state, time of the start).
+    let mut pending_start: Option<(fsm::State, i64)> = None;
 
     for record in records {
         let at = record.at_ms;
-        // The what-if run fires its own damping timers; the recorded run takes them from the
-        // journal (their exact times are there).
-        other.fire_due_reuse(at);
+        let exact = record.version >= 2;
+        let input = record.event.service() == Some(service)
+            && !matches!(record.event, Event::ServiceDamping(_));
+        if input {
+            // No reconciliation record (it could not be journaled): start at the start.
+            if let (Some((initial, started)), Some(params)) =
+                (pending_start.take(), current_params.clone())
+            {
+                actual.start(&params, initial.clone(), started);
+                let state = other.restart_state(&initial, false, false);
+                other.start(&params, state, started);
+                other.restore_carried_damping(started);
+            }
+        }
         match &record.event {
             Event::DaemonStarted(started) => {
                 if epoch_open {
-                    report.gaps.push(Gap {
-                        from_ms: last_at.unwrap_or(at),
-                        to_ms: at,
-                    });
                     // What the killed daemon did after its last record is unknown.
-                    actual.produced.clear();
-                    other.produced.clear();
+                    let from = last_at.unwrap_or(at);
+                    gaps.push(Gap { from_ms: from, to_ms: at });
+                    for sim in [&mut actual, &mut other] {
+                        sim.stop(from, true);
+                    }
+                    recorded_tape.set(from, None);
                 }
                 epoch_open = true;
                 current_params = started.services.iter().find(|s| s.name == service).cloned();
+                for sim in [&mut actual, &mut other] {
+                    sim.recorded_damping = None;
+                }
                 // Only an operator drain outlives a restart; reconciliation says otherwise.
                 let initial = match &last_state {
                     wire::State::Draining(cause @ wire::DrainCause::Operator { .. }) => {
@@ -377,56 +617,79 @@ pub fn replay(
                     }
                     _ => fsm::State::Starting,
                 };
+                // The machines start with the reconciliation record that follows (the
+                // drivers start then); until then the service is starting.
                 for sim in [&mut actual, &mut other] {
-                    sim.machine = None;
-                    if let Some(params) = &current_params {
-                        sim.start(params, initial.clone(), at);
-                    }
+                    sim.core = None;
+                    sim.unmatched.clear();
                 }
-                window_start = at;
+                pending_start = None;
+                if let Some(params) = current_params.clone() {
+                    for sim in [&mut actual, &mut other] {
+                        sim.tape.set(at, Some(category(&initial)));
+                    }
+                    recorded_tape.set(at, Some(category(&initial)));
+                    history.note(at, &actual, &other, &params);
+                    pending_start = Some((initial, at));
+                }
+                previous_input_at = at;
             }
-            Event::DaemonStopped(_) => {
+            Event::Reconciled(reconciled) => {
+                if let (Some((initial, _)), Some(params)) =
+                    (pending_start.take(), current_params.clone())
+                {
+                    actual.start(&params, initial.clone(), at);
+                    // The what-if restarts as a daemon with its settings would have: from its
+                    // own state and damping at the end of the previous run.
+                    let missing = reconciled.items.iter().any(|i| {
+                        i.service == service && i.decision == wire::ReconcileDecision::Missing
+                    });
+                    let state = other.restart_state(&initial, reconciled.rebooted, missing);
+                    other.start(&params, state, at);
+                    other.restore_carried_damping(at);
+                }
+                previous_input_at = at;
+            }
+            Event::DaemonStopped(stopped) => {
                 epoch_open = false;
+                let left = matches!(stopped.outcome, wire::StopOutcome::HandedOver);
+                last_stop = Some(at);
+                let leftovers: Vec<fsm::Transition> = std::mem::take(&mut actual.unmatched);
+                for t in leftovers {
+                    report.divergences.push(Divergence {
+                        seq: record.seq,
+                        recorded: "no transition".into(),
+                        replayed: describe(&t),
+                    });
+                }
+                for sim in [&mut actual, &mut other] {
+                    sim.stop(at, left);
+                }
+                recorded_tape.set(at, None);
             }
             Event::ServiceDamping(d) if d.service == service => {
-                actual.set_damping(d.params.as_ref());
-                other.set_damping(d.params.as_ref());
+                let damping = d.params.as_ref().map(fsm::Damping::from);
+                actual.set_recorded_damping(damping.clone());
+                other.set_recorded_damping(damping);
+                if let Some(params) = current_params.clone() {
+                    history.note(at, &actual, &other, &params);
+                }
             }
             Event::Damping(d) if d.service == service => {
                 if d.restored {
-                    for sim in [&mut actual, &mut other] {
-                        if let Some(machine) = sim.machine.as_mut() {
-                            let actions = machine.restore_damping(d.state());
-                            sim.after(actions, at);
-                        }
-                    }
+                    restore_recorded_damping(&mut actual, &mut other, d.state(), at);
                 } else {
                     // A suppression that ended without a transition: the timer fired here.
                     if d.suppressed_since_ms.is_none()
-                        && actual.machine.as_ref().is_some_and(|m| m.suppressed())
+                        && actual.core.as_ref().is_some_and(|c| c.machine().suppressed())
                     {
-                        actual.feed(Input::TimerFired {
-                            timer: Timer::DampingReuse,
-                            at: Timestamp(at),
-                        });
+                        actual.fire(Timer::DampingReuse, at);
                     }
-                    // Bit for bit: the re-run's damping state must be the journal's.
-                    if let Some(machine) = actual.machine.as_ref() {
-                        if machine.damping() != d.state() {
-                            report.divergences.push(Divergence {
-                                seq: record.seq,
-                                recorded: format!("damping {:?}", d.state()),
-                                replayed: format!("damping {:?}", machine.damping()),
-                            });
-                            let actions = actual
-                                .machine
-                                .as_mut()
-                                .map(|m| m.restore_damping(d.state()))
-                                .unwrap_or_default();
-                            actual.after(actions, at);
-                        }
-                    }
+                    verify_damping(&mut actual, d, record.seq, &mut report);
                 }
+            }
+            Event::DampingRestored(d) if d.state.service == service => {
+                restore_recorded_damping(&mut actual, &mut other, d.state.state(), at);
             }
             Event::Reloaded(reloaded) => {
                 let params = reloaded
@@ -434,45 +697,100 @@ pub fn replay(
                     .iter()
                     .find(|s| s.name == service)
                     .cloned();
+                let added = reloaded.added.iter().any(|s| s == service);
                 if let Some(params) = &params {
-                    if current_params.as_ref() != Some(params) {
+                    if added {
+                        for sim in [&mut actual, &mut other] {
+                            sim.recorded_damping = None;
+                            sim.start(params, fsm::State::Starting, at);
+                        }
+                        recorded_tape.set(at, Some(Category::Starting));
+                        history.note(at, &actual, &other, params);
+                    } else if !exact && current_params.as_ref() != Some(params) {
+                        // Format 1: the reload record is the moment of the change.
                         actual.reconfigure(params, at);
                         other.reconfigure(params, at);
+                        history.note(at, &actual, &other, params);
                     }
                 }
-                current_params = params;
-                window_start = at;
+                if added || !exact {
+                    current_params = params;
+                }
+                previous_input_at = at;
             }
-            Event::CheckEdge(edge) if edge.service == service => {
+            Event::Reconfigured(r) if r.service == service => {
+                let damping = r.damping.as_ref().map(fsm::Damping::from);
                 for sim in [&mut actual, &mut other] {
-                    sim.repeats(edge.polls_since_last_edge, window_start);
-                    if let Some(check) = sim.check_index(&edge.check) {
-                        sim.observations += 1;
-                        sim.feed(Input::Observed {
-                            check,
-                            observation: (&edge.observation).into(),
-                            at: Timestamp(at),
-                        });
-                    }
+                    sim.recorded_damping = damping.clone();
+                    sim.reconfigure(&r.params, at);
                 }
-                window_start = at;
+                current_params = Some(r.params.clone());
+                history.note(at, &actual, &other, &r.params);
+                previous_input_at = at;
             }
-            Event::PendingTimeout(timeout) if timeout.service == service => {
-                for sim in [&mut actual, &mut other] {
-                    sim.repeats(timeout.polls_since_last_edge, window_start);
-                    if let Some(check) = sim.check_index(&timeout.check) {
-                        sim.feed(Input::TimerFired {
-                            timer: Timer::PendingTimeout(check),
-                            at: Timestamp(at),
-                        });
-                    }
+            Event::Runs(runs) if runs.service == service => {
+                for (check, result_at) in record::expand(runs) {
+                    actual.observe(check, result_at);
+                    other.observe(check, result_at);
                 }
-                window_start = at;
             }
             Event::Polls(polls) if polls.service == service => {
-                for sim in [&mut actual, &mut other] {
-                    sim.repeats(polls.polls, window_start);
+                repeats(&mut [&mut actual, &mut other], polls.polls, previous_input_at);
+                if polls.polls > 0 {
+                    approximate.push(Gap {
+                        from_ms: previous_input_at,
+                        to_ms: at,
+                    });
                 }
+            }
+            Event::CheckEdge(edge) if edge.service == service => {
+                if edge.polls_since_last_edge > 0 {
+                    repeats(
+                        &mut [&mut actual, &mut other],
+                        edge.polls_since_last_edge,
+                        previous_input_at,
+                    );
+                    approximate.push(Gap {
+                        from_ms: previous_input_at,
+                        to_ms: at,
+                    });
+                }
+                for sim in [&mut actual, &mut other] {
+                    let index = sim
+                        .core
+                        .as_ref()
+                        .and_then(|c| c.params().checks.iter().position(|k| k.name == edge.check));
+                    if let Some(index) = index {
+                        sim.observe_index(index, (&edge.observation).into(), at);
+                    }
+                }
+                previous_input_at = at;
+            }
+            Event::PendingTimeout(timeout) if timeout.service == service => {
+                if timeout.polls_since_last_edge > 0 {
+                    repeats(
+                        &mut [&mut actual, &mut other],
+                        timeout.polls_since_last_edge,
+                        previous_input_at,
+                    );
+                    approximate.push(Gap {
+                        from_ms: previous_input_at,
+                        to_ms: at,
+                    });
+                }
+                for sim in [&mut actual, &mut other] {
+                    sim.fire_own_timers(at);
+                    let index = sim.core.as_ref().and_then(|c| {
+                        c.params()
+                            .checks
+                            .iter()
+                            .position(|k| k.name == timeout.check)
+                    });
+                    if let Some(index) = index {
+                        sim.fire(Timer::PendingTimeout(index), at);
+                    }
+                }
+                previous_input_at = at;
             }
             Event::Operator(wire::OperatorAction {
                 kind:
@@ -486,35 +804,38 @@ pub fn replay(
             }) if s == service => {
                 let cause = fsm::DrainCause::Operator {
                     reason: reason.clone(),
-                    expires_at: expires_at_ms.map(Timestamp),
+                    expires_at: expires_at_ms.map(fsm::Timestamp),
                     uid: *uid,
                 };
-                for sim in [&mut actual, &mut other] {
-                    sim.feed(Input::Drain {
-                        cause: cause.clone(),
-                        at: Timestamp(at),
-                    });
-                }
+                actual.drain(cause.clone(), at);
+                other.drain(cause, at);
+                previous_input_at = at;
             }
             Event::Operator(wire::OperatorAction {
                 kind: wire::OperatorKind::Undrain { service: s },
                 ..
             }) if s == service => {
-                for sim in [&mut actual, &mut other] {
-                    sim.feed(Input::Undrain { at: Timestamp(at) });
-                }
+                actual.undrain(at);
+                other.undrain(at);
+                previous_input_at = at;
             }
             Event::Transition(t) if t.service == service => {
                 last_state = t.to.clone();
+                recorded_tape.set(at, Some(category(&(&t.to).into())));
                 match &t.cause {
                     wire::Cause::Restored | wire::Cause::Adopted | wire::Cause::Restart => {
-                        // The reconciliation set the starting state.
-                        for sim in [&mut actual, &mut other] {
-                            if let Some(params) = &current_params {
-                                sim.start(params, (&t.to).into(), at);
+                        // The reconciliation set the starting state (the what-if decided its
+                        // own at the reconciliation record, unless the journal holds no earlier
+                        // run of the service to decide from).
+                        if let Some(params) = current_params.clone() {
+                            actual.start(&params, (&t.to).into(), at);
+                            if other.ended.is_none() {
+                                other.start(&params, (&t.to).into(), at);
                             }
                         }
-                        recorded.push((at, t.clone()));
+                        recorded_steps.push(recorded_step(at, t));
+                        previous_input_at = at;
+                        last_at = Some(at);
                         continue;
                     }
                     wire::Cause::Drain => {
@@ -522,139 +843,323 @@ pub fn replay(
                             cause @ (wire::DrainCause::Shutdown | wire::DrainCause::Removed),
                         ) = &t.to
                         {
-                            for sim in [&mut actual, &mut other] {
-                                sim.feed(Input::Drain {
-                                    cause: cause.into(),
-                                    at: Timestamp(at),
-                                });
-                            }
+                            actual.drain(cause.into(), at);
+                            other.drain(cause.into(), at);
                         }
                     }
                     wire::Cause::DrainExpired => {
                         for sim in [&mut actual, &mut other] {
-                            sim.feed(Input::TimerFired {
-                                timer: Timer::DrainExpiry,
-                                at: Timestamp(at),
-                            });
+                            sim.fire_own_timers(at);
+                            sim.fire(Timer::DrainExpiry, at);
                         }
                     }
-                    wire::Cause::Unsuppressed => {
-                        actual.feed(Input::TimerFired {
-                            timer: Timer::DampingReuse,
-                            at: Timestamp(at),
-                        });
-                    }
+                    wire::Cause::Unsuppressed => actual.fire(Timer::DampingReuse, at),
                     wire::Cause::Verdict { .. } | wire::Cause::Undrain => {}
                 }
-                recorded.push((at, t.clone()));
+                recorded_steps.push(recorded_step(at, t));
+                previous_input_at = at;
                 // Verify: the re-run must have produced exactly this transition, and nothing
                 // before it.
-                let produced = std::mem::take(&mut actual.produced);
+                let produced = std::mem::take(&mut actual.unmatched);
                 match produced.split_last() {
                     Some((last, extra)) => {
-                        for (_, extra) in extra {
+                        for extra in extra {
                             report.divergences.push(Divergence {
                                 seq: record.seq,
                                 recorded: "no transition".into(),
                                 replayed: describe(extra),
                             });
                         }
-                        if same(&last.1, t) {
+                        if same(last, t, at, exact) {
                             report.verified += 1;
                         } else {
                             report.divergences.push(Divergence {
                                 seq: record.seq,
-                                recorded: describe_recorded(t),
-                                replayed: describe(&last.1),
+                                recorded: describe_recorded(t, at),
+                                replayed: describe(last),
                             });
                         }
                     }
                     None => report.divergences.push(Divergence {
                         seq: record.seq,
-                        recorded: describe_recorded(t),
+                        recorded: describe_recorded(t, at),
                         replayed: "no transition".into(),
                     }),
                 }
+                if matches!(
+                    t.to,
+                    wire::State::Draining(wire::DrainCause::Removed)
+                ) {
+                    // Removed by a reload: nothing more is measured.
+                    for sim in [&mut actual, &mut other] {
+                        sim.tape.set(at, None);
+                    }
+                    recorded_tape.set(at, None);
+                    current_params = None;
+                }
                 // Follow the journal, so one divergence does not cascade.
                 if actual.state().map(wire::State::from).as_ref() != Some(&t.to) {
-                    if let Some(params) = &current_params {
-                        actual.start(params, (&t.to).into(), at);
+                    if let Some(params) = current_params.clone() {
+                        actual.start(&params, (&t.to).into(), at);
                     }
                 }
             }
             _ => {}
         }
+        // The re-run's suppressions belong to the recorded timeline (the damping records
+        // confirm them bit for bit), after the transition that caused them.
+        if actual.unmatched.is_empty() {
+            for (at, produced) in &actual.produced[damping_seen..] {
+                recorded_steps.extend(damping_step(*at, produced));
+            }
+            damping_seen = actual.produced.len();
+        }
         last_at = Some(at);
     }
-    // Transitions produced after the last recorded one of a cleanly stopped daemon would be
-    // divergences; after a crash they fall into the gap.
-    if !epoch_open {
-        for (_, t) in actual.produced.drain(..) {
-            report.divergences.push(Divergence {
-                seq: records.last().map(|r| r.seq).unwrap_or(0),
-                recorded: "no transition".into(),
-                replayed: describe(&t),
-            });
-        }
-    }
-    report.observations = actual.observations;
+
+    // The window.
     let first = records.first().map(|r| r.at_ms).unwrap_or(0);
-    let last = records.last().map(|r| r.at_ms).unwrap_or(first);
-    report.from_ms = since_ms
-        .unwrap_or(first)
-        .max(first.min(since_ms.unwrap_or(first)));
-    report.to_ms = until_ms
-        .map(|u| u.min(last.max(report.from_ms)))
-        .unwrap_or(last);
-    let recorded_run: Vec<(i64, String, String, String, bool)> = recorded
-        .iter()
-        .map(|(at, t)| {
-            (
-                *at,
-                state_text(&t.from),
-                state_text(&t.to),
-                cause_text(&t.cause),
-                matches!(t.cause, wire::Cause::Verdict { healthy: false, .. })
-                    && t.from == wire::State::Healthy,
-            )
-        })
-        .collect();
-    let params_text = current_params
-        .as_ref()
-        .map(|p| format!("rise {}, fall {}, as recorded", p.rise, p.fall))
-        .unwrap_or_else(|| "as recorded".into());
-    report.recorded = build_run(params_text, &recorded_run, report.from_ms, report.to_ms);
+    let last = last_at.unwrap_or(first);
+    let end = match (epoch_open, now_ms) {
+        (true, Some(now)) => now.max(last),
+        (true, None) => last,
+        (false, _) => last_stop.unwrap_or(last),
+    };
+    if epoch_open && now_ms.is_none() {
+        // Killed (or still running, unknown to this reader): nothing is known after the last
+        // record.
+        gaps.push(Gap {
+            from_ms: last,
+            to_ms: last,
+        });
+    }
+    for sim in [&mut actual, &mut other] {
+        sim.fire_own_timers(end);
+        sim.tape.close(end);
+    }
+    recorded_tape.close(end);
+    let from = since_ms.unwrap_or(first);
+    let to = until_ms.map(|u| u.min(end)).unwrap_or(end);
+    if from > to {
+        report.notes.push(format!(
+            "the window holds no time of this service's journal (it ends at {})",
+            format_time(end)
+        ));
+    }
+    let to = to.max(from);
+    report.from_ms = from;
+    report.to_ms = to;
+    report.observations = actual.observations;
+    let overlaps = |g: &Gap| g.to_ms >= from && g.from_ms <= to && !(g.from_ms == g.to_ms && g.from_ms < from);
+    report.gaps = gaps.into_iter().filter(overlaps).collect();
+    report.approximate = merge(approximate.into_iter().filter(overlaps).collect());
+
+    let end_state = actual.core.as_ref().map(|c| end_text(c, end));
+    report.recorded = build_run(
+        spans_in(&history.recorded, from, to),
+        recorded_steps,
+        &recorded_tape,
+        from,
+        to,
+        if epoch_open { end_state } else { None },
+    );
     if !what_if.is_empty() {
-        let names: Vec<String> = other.checks.iter().map(|(n, _)| n.clone()).collect();
-        let run: Vec<(i64, String, String, String, bool)> = other
-            .all
+        let texts: Vec<(i64, Step, bool)> = other
+            .produced
             .iter()
-            .map(|(at, t)| {
-                let cause = wire::Cause::from_fsm(&t.cause, &names);
-                (
-                    *at,
-                    state_text(&(&t.from).into()),
-                    state_text(&(&t.to).into()),
-                    cause_text(&cause),
-                    matches!(t.cause, fsm::Cause::Verdict(ref v) if !v.healthy)
-                        && t.from == fsm::State::Healthy,
-                )
+            .filter_map(|(at, p)| match p {
+                Produced::Transition(t, names) => {
+                    let cause = wire::Cause::from_fsm(&t.cause, names);
+                    Some((
+                        *at,
+                        Step {
+                            at_ms: *at,
+                            time: format_time(*at),
+                            kind: transition_kind(),
+                            from: state_text(&(&t.from).into()),
+                            to: state_text(&(&t.to).into()),
+                            dwell_ms: None,
+                            cause: cause_text(&cause),
+                        },
+                        matches!(t.cause, fsm::Cause::Verdict(ref v) if !v.healthy)
+                            && t.from == fsm::State::Healthy,
+                    ))
+                }
+                other => damping_step(*at, other),
             })
             .collect();
-        let text = format!(
-            "rise {}, fall {}, what-if",
-            what_if
-                .rise
-                .map(|r| r.to_string())
-                .unwrap_or_else(|| "as recorded".into()),
-            what_if
-                .fall
-                .map(|f| f.to_string())
-                .unwrap_or_else(|| "as recorded".into())
-        );
-        report.what_if = Some(build_run(text, &run, report.from_ms, report.to_ms));
+        let end_state = other.core.as_ref().map(|c| end_text(c, end));
+        report.what_if = Some(build_run(
+            spans_in(&history.what_if, from, to),
+            texts,
+            &other.tape,
+            from,
+            to,
+            if epoch_open { end_state } else { None },
+        ));
+    }
+    if report.recorded.summary.measured_ms == 0 && report.notes.is_empty() {
+        report.notes.push("the service was not measured in this window (the daemon was not running, or the service was not configured)".into());
     }
     report
+}
+
+fn verify_damping(actual: &mut Sim, d: &wire::DampingRecord, seq: u64, report: &mut Report) {
+    // Bit for bit: the re-run's damping state must be the journal's.
+    let Some(core) = actual.core.as_mut() else {
+        return;
+    };
+    if core.machine().damping() != d.state() {
+        report.divergences.push(Divergence {
+            seq,
+            recorded: format!(
+                "damping penalty {} at {}",
+                d.penalty_milli as f64 / 1000.0,
+                format_time(d.at_ms)
+            ),
+            replayed: format!(
+                "damping penalty {} at {}",
+                core.machine().damping().penalty_milli as f64 / 1000.0,
+                format_time(core.machine().damping().at.0)
+            ),
+        });
+        let _ = core.restore_damping(d.state(), d.at_ms);
+    }
+}
+
+fn recorded_step(at: i64, t: &wire::Transition) -> (i64, Step, bool) {
+    let restart = matches!(
+        t.cause,
+        wire::Cause::Restored | wire::Cause::Adopted | wire::Cause::Restart
+    );
+    (
+        at,
+        Step {
+            at_ms: at,
+            time: format_time(at),
+            kind: if restart {
+                "restart".into()
+            } else {
+                transition_kind()
+            },
+            from: state_text(&t.from),
+            to: state_text(&t.to),
+            dwell_ms: None,
+            cause: cause_text(&t.cause),
+        },
+        matches!(t.cause, wire::Cause::Verdict { healthy: false, .. })
+            && t.from == wire::State::Healthy,
+    )
+}
+
+/// A damping state journaled before a restart, restored in the recorded run; a what-if with
+/// its own damping settings keeps its own state, one with the recorded settings takes it too.
+fn restore_recorded_damping(
+    actual: &mut Sim,
+    other: &mut Sim,
+    state: fsm::DampingState,
+    at: i64,
+) {
+    if let Some(core) = actual.core.as_mut() {
+        let _ = core.restore_damping(state, at);
+    }
+    if other.what_if.damping.is_none() && other.carried_damping.is_none() {
+        if let Some(core) = other.core.as_mut() {
+            let _ = core.restore_damping(state, at);
+        }
+    }
+}
+
+/// Format 1: `n` results identical to the last ones, placed at `at` (the previous record's
+/// time: their own times were not journaled).
+fn repeats(sims: &mut [&mut Sim], n: u64, at: i64) {
+    for sim in sims.iter_mut() {
+        let Some(core) = sim.core.as_ref() else {
+            continue;
+        };
+        let Some(latest) = core.machine().observations().next().cloned() else {
+            continue;
+        };
+        for _ in 0..n {
+            sim.observe_index(0, latest.clone(), at);
+        }
+    }
+}
+
+fn merge(mut spans: Vec<Gap>) -> Vec<Gap> {
+    spans.sort_by_key(|g| g.from_ms);
+    let mut merged: Vec<Gap> = Vec::new();
+    for span in spans {
+        match merged.last_mut() {
+            Some(last) if span.from_ms <= last.to_ms => last.to_ms = last.to_ms.max(span.to_ms),
+            _ => merged.push(span),
+        }
+    }
+    merged
+}
+
+fn damping_step(at: i64, produced: &Produced) -> Option<(i64, Step, bool)> {
+    let (kind, cause) = match produced {
+        Produced::Transition(..) => return None,
+        Produced::Suppressed {
+            penalty_milli,
+            until,
+        } => (
+            "suppressed",
+            format!(
+                "flap damping: penalty {:.0} above suppress: held withdrawn{}",
+                *penalty_milli as f64 / 1000.0,
+                until
+                    .map(|u| format!(
+                        " until about {} (the penalty decays below reuse) and its checks pass",
+                        format_time(u)
+                    ))
+                    .unwrap_or_default()
+            ),
+        ),
+        Produced::Unsuppressed { penalty_milli } => (
+            "unsuppressed",
+            format!(
+                "flap damping: penalty {:.0}, no longer suppressed",
+                *penalty_milli as f64 / 1000.0
+            ),
+        ),
+    };
+    Some((
+        at,
+        Step {
+            at_ms: at,
+            time: format_time(at),
+            kind: kind.into(),
+            from: String::new(),
+            to: String::new(),
+            dwell_ms: None,
+            cause,
+        },
+        false,
+    ))
+}
+
+/// The state at the window's end, and why a withdrawn service stays so.
+fn end_text(core: &Core, at: i64) -> String {
+    let machine = core.machine();
+    let state = state_text(&machine.state().into());
+    if let (Some(d), Some(since)) = (
+        machine.params().damping.as_ref(),
+        machine.damping().suppressed_since,
+    ) {
+        let damping = machine.damping();
+        let until = d
+            .reuse_time(damping.penalty_milli, damping.at)
+            .min(since.after(d.max_suppress));
+        return format!(
+            "{state}, held withdrawn by flap damping (penalty {:.0} at {}) until about {} and its checks pass",
+            machine.penalty_at(fsm::Timestamp(at)) as f64 / 1000.0,
+            format_time(at),
+            format_time(until.0)
+        );
+    }
+    state
 }
 
 /// Read `service`'s records (and the daemon's) from the journal and replay them.
@@ -663,6 +1168,7 @@ pub fn replay_from(
     service: &str,
     since_ms: Option<i64>,
     until_ms: Option<i64>,
+    now_ms: Option<i64>,
     what_if: &WhatIf,
 ) -> Result<Report, String> {
     let query = crate::history::Query {
@@ -676,78 +1182,97 @@ pub fn replay_from(
         &selection.records,
         since_ms,
         until_ms,
+        now_ms,
         what_if,
     ))
 }
 
-/// Timeline and figures of transitions `(at, from, to, cause, health_withdrawal)` in
-/// `[from_ms, to_ms]`.
+/// The overlap of `[a, b)` with `[from, to)`.
+fn overlap(a: i64, b: i64, from: i64, to: i64) -> i64 {
+    (b.min(to) - a.max(from)).max(0)
+}
+
+/// Timeline and figures in `[from, to]`.
 fn build_run(
-    parameters: String,
-    transitions: &[(i64, String, String, String, bool)],
-    from_ms: i64,
-    to_ms: i64,
+    parameters: Vec<Parameters>,
+    steps: Vec<(i64, Step, bool)>,
+    tape: &Tape,
+    from: i64,
+    to: i64,
+    end: Option<String>,
 ) -> Run {
     let mut run = Run {
         parameters,
+        end,
         ..Run::default()
     };
     let mut previous_at: Option<i64> = None;
-    let mut announced_since: Option<i64> = None;
-    let mut announced_ms: i64 = 0;
-    let mut outage_since: Option<i64> = None;
-    let mut longest_outage: i64 = 0;
-    let mut ever_announced = false;
     let mut flap_times = Vec::new();
-    for (at, from, to, cause, withdrawal) in transitions {
-        let at = *at;
-        let announces = to == "healthy";
-        let clipped = at.clamp(from_ms, to_ms);
-        // Announced time and outages, clipped to the window.
-        if let Some(since) = announced_since.take() {
-            announced_ms += clipped - since.clamp(from_ms, to_ms);
-        }
-        if announces {
-            announced_since = Some(at);
-            ever_announced = true;
-            if let Some(since) = outage_since.take() {
-                longest_outage = longest_outage.max(clipped - since.clamp(from_ms, to_ms));
+    for (at, mut step, withdrawal) in steps {
+        let is_transition = step.kind == "transition" || step.kind == "restart";
+        if at >= from && at <= to {
+            if step.kind == "transition" {
+                step.dwell_ms = previous_at.map(|p| (at - p).max(0));
+                if withdrawal {
+                    flap_times.push(at);
+                }
+                run.summary.transitions += 1;
+            } else if step.kind == "suppressed" {
+                run.summary.suppressions += 1;
             }
-        } else if ever_announced && outage_since.is_none() {
-            outage_since = Some(at);
+            run.timeline.push(step);
         }
-        if at >= from_ms && at <= to_ms {
-            run.timeline.push(Step {
-                at_ms: at,
-                time: format_time(at),
-                from: from.clone(),
-                to: to.clone(),
-                dwell_ms: previous_at.map(|p| at - p),
-                cause: cause.clone(),
-            });
-            if *withdrawal {
-                flap_times.push(at);
+        if is_transition {
+            previous_at = Some(at);
+        }
+    }
+    let summary = &mut run.summary;
+    flap_times.sort_unstable();
+    summary.flaps = flap_times.len();
+    summary.worst_hour_flaps = worst_hour(&flap_times);
+    // Time by category, and the outages (stretches of `unhealthy`; adjacent spans of it are
+    // one outage, any other span ends it).
+    let mut outage: Option<(i64, i64)> = None;
+    let mut outages: Vec<(i64, bool)> = Vec::new();
+    let mut spans = tape.spans.clone();
+    spans.extend(tape.current.map(|(since, c)| (since, since, c)));
+    for (a, b, category) in &spans {
+        let within = overlap(*a, *b, from, to);
+        match category {
+            Some(Category::Announced) => summary.announced_ms += within,
+            Some(Category::Outage) => summary.outage_ms += within,
+            Some(Category::Drained) => summary.drained_ms += within,
+            Some(Category::Starting) => summary.starting_ms += within,
+            None => {}
+        }
+        if category.is_some() {
+            summary.measured_ms += within;
+        }
+        if *category == Some(Category::Outage) {
+            if within > 0 || (*a >= from && *a <= to) {
+                let (start, length) = outage.unwrap_or((*a, 0));
+                outage = Some((start, length + within));
             }
+        } else if let Some((_, length)) = outage.take() {
+            outages.push((length, *category == Some(Category::Announced) && *a <= to));
         }
-        previous_at = Some(at);
     }
-    if let Some(since) = announced_since {
-        announced_ms += to_ms - since.clamp(from_ms, to_ms);
+    if let Some((_, length)) = outage {
+        outages.push((length, false));
     }
-    if let Some(since) = outage_since {
-        longest_outage = longest_outage.max(to_ms - since.clamp(from_ms, to_ms));
-    }
-    let window = (to_ms - from_ms).max(0);
-    run.summary = Summary {
-        transitions: run.timeline.len(),
-        flaps: flap_times.len(),
-        worst_hour_flaps: worst_hour(&flap_times),
-        announced_ratio: if window > 0 {
-            announced_ms as f64 / window as f64
-        } else {
-            0.0
-        },
-        longest_outage_ms: longest_outage,
+    summary.outages = outages.len();
+    summary.longest_outage_ms = outages.iter().map(|(l, _)| *l).max().unwrap_or(0);
+    let repaired: Vec<i64> = outages
+        .iter()
+        .filter(|(_, repaired)| *repaired)
+        .map(|(l, _)| *l)
+        .collect();
+    summary.mean_time_to_repair_ms = (!repaired.is_empty())
+        .then(|| repaired.iter().sum::<i64>() / repaired.len() as i64);
+    summary.announced_ratio = if summary.measured_ms > 0 {
+        summary.announced_ms as f64 / summary.measured_ms as f64
+    } else {
+        0.0
     };
     run
 }
@@ -768,42 +1293,72 @@ fn seconds(ms: i64) -> String {
     format!("{:.1} s", ms as f64 / 1000.0)
 }
 
-fn render_run(out: &mut String, run: &Run) {
-    out.push_str(&format!("timeline ({}):\n", run.parameters));
+fn render_run(out: &mut String, title: &str, run: &Run) {
+    out.push_str(&format!("{title}:\n"));
+    for p in &run.parameters {
+        out.push_str(&format!(
+            "  parameters from {} to {}: {}\n",
+            format_time(p.from_ms),
+            format_time(p.to_ms),
+            p.text
+        ));
+    }
     if run.timeline.is_empty() {
         out.push_str("  (no transitions in the window)\n");
     }
     for step in &run.timeline {
-        let dwell = step
-            .dwell_ms
-            .map(|d| format!(" after {}", seconds(d)))
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "  {} {} -> {}{dwell} ({})\n",
-            step.time, step.from, step.to, step.cause
-        ));
+        if step.kind == "transition" || step.kind == "restart" {
+            let dwell = step
+                .dwell_ms
+                .map(|d| format!(" after {}", seconds(d)))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  {} {} -> {}{dwell} ({})\n",
+                step.time, step.from, step.to, step.cause
+            ));
+        } else {
+            out.push_str(&format!("  {} {}\n", step.time, step.cause));
+        }
     }
     let s = &run.summary;
+    let mttr = s
+        .mean_time_to_repair_ms
+        .map(|m| format!(", mean time to repair {}", seconds(m)))
+        .unwrap_or_default();
     out.push_str(&format!(
-        "summary: {} transition(s), {} flap(s), worst hour {} flap(s), announced {:.1} % of the time, longest outage {}\n",
+        "  summary: {} transition(s), {} flap(s) (worst hour {}), announced {:.1} % of {} measured, {} outage(s), longest {}{mttr}, drained {}{}\n",
         s.transitions,
         s.flaps,
         s.worst_hour_flaps,
         s.announced_ratio * 100.0,
-        seconds(s.longest_outage_ms)
+        seconds(s.measured_ms),
+        s.outages,
+        seconds(s.longest_outage_ms),
+        seconds(s.drained_ms),
+        if s.suppressions > 0 {
+            format!(", {} damping suppression(s)", s.suppressions)
+        } else {
+            String::new()
+        }
     ));
+    if let Some(end) = &run.end {
+        out.push_str(&format!("  at the end of the window: {end}\n"));
+    }
 }
 
 /// The human report.
 pub fn render_text(report: &Report) -> String {
     let mut out = format!(
-        "replay of {} from {} to {}: {} observation(s) re-run\n",
+        "replay of {} from {} to {}: {} check result(s) re-run\n",
         report.service,
         format_time(report.from_ms),
         format_time(report.to_ms),
         report.observations
     );
-    render_run(&mut out, &report.recorded);
+    for note in &report.notes {
+        out.push_str(&format!("note: {note}\n"));
+    }
+    render_run(&mut out, "recorded", &report.recorded);
     if report.divergences.is_empty() {
         out.push_str(&format!(
             "verification: the re-run reproduces all {} recorded transition(s) exactly\n",
@@ -822,15 +1377,29 @@ pub fn render_text(report: &Report) -> String {
         }
     }
     for gap in &report.gaps {
+        if gap.from_ms == gap.to_ms {
+            out.push_str(&format!(
+                "gap: the daemon stopped without a stop record (killed?); nothing is known after {}\n",
+                format_time(gap.from_ms)
+            ));
+        } else {
+            out.push_str(&format!(
+                "gap: the daemon was killed; nothing is known from {} to {}\n",
+                format_time(gap.from_ms),
+                format_time(gap.to_ms)
+            ));
+        }
+    }
+    for span in &report.approximate {
         out.push_str(&format!(
-            "gap: the daemon was killed; nothing is known from {} to {}\n",
-            format_time(gap.from_ms),
-            format_time(gap.to_ms)
+            "approximate: from {} to {} the journal (format 1) kept only counts of unchanged results; what-if times there are those of the record before\n",
+            format_time(span.from_ms),
+            format_time(span.to_ms)
         ));
     }
     if let Some(what_if) = &report.what_if {
         out.push('\n');
-        render_run(&mut out, what_if);
+        render_run(&mut out, "what-if", what_if);
         let (a, b) = (&report.recorded.summary, &what_if.summary);
         out.push_str(&format!(
             "compared with what happened: flaps {} -> {}, announced {:.1} % -> {:.1} %, longest outage {} -> {}\n",
@@ -853,5 +1422,23 @@ mod tests {
     fn the_worst_hour_counts_flaps_in_a_sliding_hour() {
         assert_eq!(worst_hour(&[]), 0);
         assert_eq!(worst_hour(&[0, 1_000, 3_599_999, 3_600_000, 7_300_000]), 3);
+    }
+
+    #[test]
+    fn an_outage_is_measured_only_inside_the_window_and_ends_at_a_drain() {
+        let mut tape = Tape::default();
+        tape.set(0, Some(Category::Announced));
+        tape.set(1_000, Some(Category::Outage));
+        tape.set(4_000, Some(Category::Drained));
+        tape.set(5_000, Some(Category::Outage));
+        tape.set(6_000, Some(Category::Announced));
+        tape.close(10_000);
+        let run = build_run(Vec::new(), Vec::new(), &tape, 2_000, 9_000, None);
+        let s = &run.summary;
+        assert_eq!(s.measured_ms, 7_000);
+        assert_eq!((s.announced_ms, s.outage_ms, s.drained_ms), (3_000, 3_000, 1_000));
+        assert_eq!(s.outages, 2);
+        assert_eq!(s.longest_outage_ms, 2_000);
+        assert_eq!(s.mean_time_to_repair_ms, Some(1_000));
     }
 }

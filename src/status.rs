@@ -27,6 +27,72 @@ pub struct ServiceView {
     pub cause: String,
 }
 
+/// One check as its driver sees it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct CheckView {
+    /// Check name.
+    pub name: String,
+    /// Its latest result: `pass`, `fail` or `pending`.
+    pub result: String,
+    /// Why it fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Since when it shows this result (ms), if it has shown any.
+    #[serde(default)]
+    pub since_ms: Option<i64>,
+    /// Time of its latest result (ms).
+    #[serde(default)]
+    pub last_ms: Option<i64>,
+    /// Consecutive results equal to the latest.
+    pub results_since_change: u64,
+    /// Its poll interval (ms).
+    pub interval_ms: u64,
+}
+
+/// A service's flap damping now.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct DampingView {
+    /// The penalty decayed to now.
+    pub penalty: u64,
+    /// Whether damping keeps the service withdrawn.
+    pub suppressed: bool,
+    /// Since when (ms).
+    #[serde(default)]
+    pub suppressed_since_ms: Option<i64>,
+    /// When the suppression ends at the latest (ms): the penalty decays below `reuse`, or
+    /// `max_suppress` is reached.
+    #[serde(default)]
+    pub reuse_at_ms: Option<i64>,
+}
+
+/// One service in detail, from its driver.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Service name.
+    pub name: String,
+    /// State.
+    pub state: wire::State,
+    /// Since when (ms).
+    pub since_ms: i64,
+    /// The last transition's cause, in words.
+    pub cause: String,
+    /// Whether its prefixes should be announced now.
+    pub desired_announced: bool,
+    /// Healthy verdicts needed to announce.
+    pub rise: u32,
+    /// Unhealthy verdicts needed to withdraw.
+    pub fall: u32,
+    /// Consecutive healthy verdicts.
+    pub healthy_streak: u32,
+    /// Consecutive unhealthy verdicts.
+    pub unhealthy_streak: u32,
+    /// Its checks.
+    pub checks: Vec<CheckView>,
+    /// Flap damping, when configured.
+    #[serde(default)]
+    pub damping: Option<DampingView>,
+}
+
 /// One prefix's status.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct PrefixStatus {

@@ -30,8 +30,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use wire::Event;
 
-/// The format version this build writes.
-pub const FORMAT_VERSION: u8 = 1;
+/// The format version this build writes (it reads 1 and 2; see [`wire`]).
+pub const FORMAT_VERSION: u8 = 2;
+
+/// The oldest format version this build reads.
+pub const OLDEST_FORMAT_VERSION: u8 = 1;
 
 /// Name of the lock file inside the journal directory.
 pub const LOCK_FILE: &str = "anycastd.lock";
@@ -84,6 +87,8 @@ struct Body {
 /// One journal record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
+    /// The format version it was written in.
+    pub version: u8,
     /// Global sequence number, from 1, increasing.
     pub seq: u64,
     /// UTC time, milliseconds since the epoch.
@@ -111,9 +116,11 @@ pub mod codec {
     use super::*;
     use bincode::Options;
 
-    /// Largest encoded record body accepted (format version 1).
+    /// Largest encoded record body accepted (format versions 1 and 2).
     pub const SIZE_LIMIT_V1: u64 = 1 << 20;
 
+    /// The pinned bincode configuration of format versions 1 and 2 (version 2 only appends
+    /// enum variants, so it keeps version 1's encoding).
     fn options_v1() -> impl bincode::Options {
         bincode::DefaultOptions::new()
             .with_varint_encoding()
@@ -142,12 +149,19 @@ pub mod codec {
                 seq,
                 reason: "empty record".into(),
             }),
-            Some((1, body)) => {
+            Some((version @ (1 | 2), body)) => {
                 let body: Body = options_v1().deserialize(body).map_err(|e| Error::Corrupt {
                     seq,
                     reason: e.to_string(),
                 })?;
+                if *version == 1 && body.event.is_version_2() {
+                    return Err(Error::Corrupt {
+                        seq,
+                        reason: "a format 2 record kind marked as format 1".into(),
+                    });
+                }
                 Ok(Entry::Record(Record {
+                    version: *version,
                     seq,
                     at_ms: body.at_ms,
                     event: body.event,
@@ -172,7 +186,7 @@ pub mod codec {
     /// Decode a last-state value (`None` for an unknown version).
     pub fn decode_last(bytes: &[u8]) -> Result<Option<LastState>, Error> {
         match bytes.split_first() {
-            Some((1, body)) => {
+            Some((1 | 2, body)) => {
                 options_v1()
                     .deserialize(body)
                     .map(Some)
@@ -912,6 +926,7 @@ fn commit_loop(
                 let first = last + 1 - request.events.len() as u64;
                 for (i, event) in request.events.iter().enumerate() {
                     tap(&Record {
+                        version: FORMAT_VERSION,
                         seq: first + i as u64,
                         at_ms: request.at_ms,
                         event: event.clone(),

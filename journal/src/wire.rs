@@ -1,9 +1,17 @@
-//! The frozen wire types of the journal, format version 1.
+//! The frozen wire types of the journal, format versions 1 and 2.
 //!
 //! These types are a contract with every journal ever written: enum variants and struct fields
 //! are never removed, reordered or changed. A new field or meaning needs a new format version
 //! (a new module beside this one, with its own decoder). They are separate from the fsm's
 //! types on purpose; the conversions live at the bottom of this file.
+//!
+//! Format version 2 is version 1 with variants appended to [`Event`] (from [`Event::Runs`] on)
+//! and no struct changed, so one set of types decodes both: a version-1 record never holds a
+//! version-2 variant. The version byte still changes, so that a build that knows only
+//! version 1 skips the new records (counted as unknown) instead of calling them corrupt.
+//! What version 2 changes in meaning: check results are no longer journaled as counts
+//! (`polls_since_last_edge`, [`Polls`]: always 0 / never written) but as [`Runs`], which give
+//! every unchanged result its exact time; a result's time is the time its poll was due.
 
 use anycastd_fsm as fsm;
 use serde::{Deserialize, Serialize};
@@ -172,8 +180,9 @@ pub struct CheckEdge {
     pub check: String,
     /// The new result.
     pub observation: Observation,
-    /// Observations of the service (any check) since the service's previous observation
-    /// record, this one excluded: every one of them formed the same verdict as the last.
+    /// Format 1: observations of the service (any check) since the service's previous
+    /// observation record, this one excluded: every one of them formed the same verdict as the
+    /// last (their times are not known). Always 0 in format 2, which journals [`Runs`].
     pub polls_since_last_edge: u64,
 }
 
@@ -274,6 +283,85 @@ pub enum Event {
     ServiceDamping(ServiceDamping),
     /// A service's damping penalty or suppression changed (or was restored at a start).
     Damping(DampingRecord),
+    // ---- format version 2 ----
+    /// Unchanged check results since the service's previous observation record, each with its
+    /// exact time (format 2; replaces [`Polls`] and `polls_since_last_edge`).
+    Runs(Runs),
+    /// A reload changed the service's definition: its driver applied it at this moment, after
+    /// the results before it (format 2).
+    Reconfigured(Reconfigured),
+    /// A journaled damping state restored at a start, with its penalty decayed to now (format 2).
+    DampingRestored(DampingRestored),
+    /// A reload was asked for and rejected; the running configuration was kept (format 2).
+    ReloadRejected(ReloadRejected),
+}
+
+/// A run of results of one check, all equal to the check's previous result, at
+/// `first_ms`, `first_ms + interval_ms`, ... (`count` of them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    /// Check name.
+    pub check: String,
+    /// Time of the first result (ms since the epoch): when its poll was due.
+    pub first_ms: i64,
+    /// Spacing of the results (the check's interval).
+    pub interval_ms: u64,
+    /// Number of results.
+    pub count: u64,
+}
+
+impl Segment {
+    /// The time of result `i` (from 0).
+    pub fn time_of(&self, i: u64) -> i64 {
+        let step = i64::try_from(self.interval_ms).unwrap_or(i64::MAX);
+        let i = i64::try_from(i).unwrap_or(i64::MAX);
+        self.first_ms.saturating_add(step.saturating_mul(i))
+    }
+
+    /// The time of the last result.
+    pub fn last_ms(&self) -> i64 {
+        self.time_of(self.count.saturating_sub(1))
+    }
+}
+
+/// Unchanged results of a service (format 2): journaled before any other input record of the
+/// service, before a stop or reload, when asked (a replay while running) and at least hourly,
+/// so that replay knows every result and its time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Runs {
+    /// Service name.
+    pub service: String,
+    /// The runs, per check in the order their first result arrived.
+    pub segments: Vec<Segment>,
+}
+
+/// A reload applied to one service by its driver (format 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reconfigured {
+    /// Service name.
+    pub service: String,
+    /// Its new effective parameters.
+    pub params: ServiceParams,
+    /// Its new flap damping parameters (`None`: off).
+    pub damping: Option<DampingParams>,
+}
+
+/// A damping state restored at a start (format 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DampingRestored {
+    /// The state as journaled before the restart (replay reproduces from it bit for bit).
+    pub state: DampingRecord,
+    /// The penalty × 1000 decayed to the time of this record.
+    pub penalty_now_milli: u64,
+}
+
+/// A rejected reload (format 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadRejected {
+    /// Who asked: the caller's uid over the control socket, `None` for SIGHUP.
+    pub uid: Option<u32>,
+    /// Every reason, one line each (config errors name file, line and key).
+    pub errors: Vec<String>,
 }
 
 /// Flap damping parameters.
@@ -322,7 +410,8 @@ pub struct PendingTimeout {
     pub service: String,
     /// Check name.
     pub check: String,
-    /// Observations of the service since its previous observation record.
+    /// Format 1: observations of the service since its previous observation record (always 0
+    /// in format 2, which journals [`Runs`]).
     pub polls_since_last_edge: u64,
 }
 
@@ -373,6 +462,17 @@ pub struct JournalGap {
 }
 
 impl Event {
+    /// Whether this kind of record exists only from format version 2 on.
+    pub fn is_version_2(&self) -> bool {
+        matches!(
+            self,
+            Event::Runs(_)
+                | Event::Reconfigured(_)
+                | Event::DampingRestored(_)
+                | Event::ReloadRejected(_)
+        )
+    }
+
     /// The service the record is about, if any (used for the per-service index).
     pub fn service(&self) -> Option<&str> {
         match self {
@@ -385,6 +485,9 @@ impl Event {
             Event::Polls(p) => Some(&p.service),
             Event::ServiceDamping(d) => Some(&d.service),
             Event::Damping(d) => Some(&d.service),
+            Event::Runs(r) => Some(&r.service),
+            Event::Reconfigured(r) => Some(&r.service),
+            Event::DampingRestored(d) => Some(&d.state.service),
             Event::Operator(OperatorAction {
                 kind: OperatorKind::Drain { service, .. } | OperatorKind::Undrain { service },
                 ..
@@ -393,7 +496,8 @@ impl Event {
             | Event::Reloaded(_)
             | Event::Operator(_)
             | Event::JournalReset(_)
-            | Event::JournalGap(_) => None,
+            | Event::JournalGap(_)
+            | Event::ReloadRejected(_) => None,
         }
     }
 }

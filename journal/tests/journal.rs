@@ -145,14 +145,57 @@ fn records_of_an_unknown_format_version_are_reported_not_fatal() {
 
 #[test]
 fn the_encoding_of_a_record_is_frozen() {
-    // Format version 1, varint bincode: changing this is changing the on-disk format.
+    // Format version 2 keeps version 1's varint bincode body: changing either is changing
+    // the on-disk format.
     let bytes = codec::encode(1_700_000_000_000, &edge("dns")).unwrap();
-    assert_eq!(bytes[0], 1);
+    assert_eq!(bytes[0], 2);
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(
         hex,
-        "01fd00d0ca9f170300000303646e7301630108485454502035303003"
+        "02fd00d0ca9f170300000303646e7301630108485454502035303003"
     );
+    // The same body under version 1 decodes to the same record.
+    let mut v1 = bytes.clone();
+    v1[0] = 1;
+    match codec::decode(3, &v1).unwrap() {
+        Entry::Record(r) => {
+            assert_eq!((r.version, r.event), (1, edge("dns")));
+        }
+        other => panic!("{other:?}"),
+    }
+    let runs = Event::Runs(Runs {
+        service: "dns".into(),
+        segments: vec![Segment {
+            check: "dns".into(),
+            first_ms: 1_700_000_000_000,
+            interval_ms: 1000,
+            count: 3600,
+        }],
+    });
+    let hex: String = codec::encode(1_700_000_000_000, &runs)
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    // version 2, at, variant 15 (Runs), "dns", one segment: "dns", first, 1000, 3600.
+    assert_eq!(
+        hex,
+        "02fd00d0ca9f170300000f03646e730103646e73fd00d0ca9f17030000fbe803fb100e"
+    );
+}
+
+#[test]
+fn a_format_2_record_kind_under_version_1_is_corrupt() {
+    let runs = Event::Runs(Runs {
+        service: "dns".into(),
+        segments: vec![],
+    });
+    let mut bytes = codec::encode(5, &runs).unwrap();
+    bytes[0] = 1;
+    assert!(matches!(
+        codec::decode(9, &bytes),
+        Err(Error::Corrupt { seq: 9, .. })
+    ));
 }
 
 #[test]

@@ -3,5 +3,6 @@
 
 pub mod cabourotte;
 pub mod daemon;
+pub mod live;
 pub mod monitor;
 pub mod testbed;

@@ -1,0 +1,361 @@
+//! One service's decisions, without IO: the state machine, its timers and the
+//! [`record::Recorder`], behind one input-at-a-time API that the live driver
+//! ([`crate::driver`]), the replay ([`crate::replay`]) and the tests all use, so that what is
+//! journaled and what replay re-runs cannot drift apart.
+//!
+//! Every method takes the input's time and returns [`Effects`]: the records to journal (in
+//! order; durable when there is a transition), the transition, the desired state to set for
+//! the service's prefixes once the records are durable, and a damping change to log. Timers
+//! are kept here with their deadlines; a timer is fed to the machine *at its deadline*
+//! ([`Core::fire`]), not at the moment the driver woke up, so its effect has an exact time.
+
+pub mod record;
+
+use anycastd_fsm::{
+    self as fsm, Action, DampingState, DrainCause, Input, Machine, Observation, State, Timer,
+    Timestamp,
+};
+use anycastd_journal::wire::{self, Event};
+use std::time::Duration;
+
+/// What one input asks of the driver.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Effects {
+    /// Records to journal, in this order (durably when `transition` is set).
+    pub records: Vec<Event>,
+    /// The state change, if any.
+    pub transition: Option<fsm::Transition>,
+    /// The desired state of every prefix of the service (announce or withdraw), to hand to
+    /// the routing daemon once the records are durable.
+    pub set: Option<bool>,
+    /// The damping state before and after, when the input changed it.
+    pub damping: Option<(DampingState, DampingState)>,
+}
+
+/// The fsm parameters of a service as journaled, with its damping.
+pub fn params_of(params: &wire::ServiceParams, damping: Option<fsm::Damping>) -> fsm::Params {
+    fsm::Params {
+        rise: params.rise,
+        fall: params.fall,
+        pending_timeouts: params
+            .checks
+            .iter()
+            .map(|c| Duration::from_millis(c.pending_timeout_ms))
+            .collect(),
+        damping,
+    }
+}
+
+fn recorder_checks(params: &wire::ServiceParams) -> Vec<(String, u64)> {
+    params
+        .checks
+        .iter()
+        .map(|c| (c.name.clone(), c.interval_ms))
+        .collect()
+}
+
+/// Timers in a fixed order for equal deadlines (so that two runs on the same inputs agree).
+fn timer_rank(timer: &Timer) -> (u8, usize) {
+    match timer {
+        Timer::PendingTimeout(check) => (0, *check),
+        Timer::Evaluate => (1, 0),
+        Timer::DrainExpiry => (2, 0),
+        Timer::DampingReuse => (3, 0),
+    }
+}
+
+/// One service: its machine, timers and recorder.
+#[derive(Debug, Clone)]
+pub struct Core {
+    params: wire::ServiceParams,
+    machine: Machine,
+    recorder: record::Recorder,
+    /// Armed timers and their deadlines (ms).
+    timers: Vec<(Timer, i64)>,
+}
+
+impl Core {
+    /// A service in `initial` at `at` (every check pending since then).
+    pub fn new(
+        params: wire::ServiceParams,
+        damping: Option<fsm::Damping>,
+        initial: State,
+        at: i64,
+    ) -> Core {
+        let (machine, actions) =
+            Machine::with_state(params_of(&params, damping), initial, Timestamp(at));
+        let recorder = record::Recorder::new(&params.name, &recorder_checks(&params));
+        let mut core = Core {
+            params,
+            machine,
+            recorder,
+            timers: Vec::new(),
+        };
+        core.arm(actions);
+        core
+    }
+
+    /// The service's name.
+    pub fn name(&self) -> &str {
+        &self.params.name
+    }
+
+    /// Its parameters as journaled.
+    pub fn params(&self) -> &wire::ServiceParams {
+        &self.params
+    }
+
+    /// The machine (state, counters, damping, observations).
+    pub fn machine(&self) -> &Machine {
+        &self.machine
+    }
+
+    /// The earliest armed timer and its deadline.
+    pub fn next_timer(&self) -> Option<(Timer, i64)> {
+        self.timers
+            .iter()
+            .min_by_key(|(timer, at)| (*at, timer_rank(timer)))
+            .copied()
+    }
+
+    /// The deadline of `timer`, if armed.
+    pub fn deadline(&self, timer: Timer) -> Option<i64> {
+        self.timers
+            .iter()
+            .find(|(t, _)| *t == timer)
+            .map(|(_, at)| *at)
+    }
+
+    fn arm(&mut self, actions: impl IntoIterator<Item = Action>) -> Option<bool> {
+        let mut set = None;
+        for action in actions {
+            match action {
+                Action::ArmTimer { timer, deadline } => {
+                    self.timers.retain(|(t, _)| *t != timer);
+                    self.timers.push((timer, deadline.0));
+                }
+                Action::Announce => set = Some(true),
+                Action::Withdraw => set = Some(false),
+            }
+        }
+        set
+    }
+
+    /// A journaled damping state from before a restart: it stays in force.
+    pub fn restore_damping(&mut self, state: DampingState, now: i64) -> Effects {
+        if self.machine.params().damping.is_none() {
+            return Effects::default();
+        }
+        let actions = self.machine.restore_damping(state);
+        self.arm(actions);
+        Effects {
+            records: vec![Event::DampingRestored(wire::DampingRestored {
+                state: self.damping_record(true),
+                penalty_now_milli: self.machine.penalty_at(Timestamp(now)),
+            })],
+            ..Effects::default()
+        }
+    }
+
+    fn damping_record(&self, restored: bool) -> wire::DampingRecord {
+        let state = self.machine.damping();
+        wire::DampingRecord {
+            service: self.params.name.clone(),
+            penalty_milli: state.penalty_milli,
+            at_ms: state.at.0,
+            suppressed_since_ms: state.suppressed_since.map(|t| t.0),
+            restored,
+        }
+    }
+
+    /// The time to feed for a result of `check` whose poll was due at `due_ms` (see
+    /// [`record::Recorder::result_time`]).
+    pub fn result_time(&self, check: usize, due_ms: i64) -> i64 {
+        self.recorder.result_time(check, due_ms)
+    }
+
+    /// Whether `observation` changes what `check` last showed (or is its first result).
+    pub fn is_edge(&self, check: usize, observation: &Observation) -> bool {
+        self.recorder.is_edge(check, observation)
+    }
+
+    /// A check result at `at` (from [`Core::result_time`]).
+    pub fn observe(&mut self, check: usize, observation: Observation, at: i64) -> Effects {
+        let input = Input::Observed {
+            check,
+            observation: observation.clone(),
+            at: Timestamp(at),
+        };
+        let (step, damping) = self.step(input);
+        let mut records = self.recorder.observed(check, &observation, at, &step);
+        if records.is_empty() && self.recorder.checkpoint_due(at) {
+            records.extend(self.recorder.take_runs());
+        }
+        self.finish(step, damping, records, at)
+    }
+
+    /// The earliest timer is due by `now`: feed it at its deadline. `None` when none is due.
+    pub fn fire_due(&mut self, now: i64) -> Option<Effects> {
+        let (timer, deadline) = self.next_timer().filter(|(_, at)| *at <= now)?;
+        Some(self.fire(timer, deadline))
+    }
+
+    /// Feed `timer` at `at` (its deadline) and forget it.
+    pub fn fire(&mut self, timer: Timer, at: i64) -> Effects {
+        self.timers.retain(|(t, _)| *t != timer);
+        let (step, damping) = self.step(Input::TimerFired {
+            timer,
+            at: Timestamp(at),
+        });
+        let records = match timer {
+            Timer::PendingTimeout(check) => self.recorder.timed_out(check, &step),
+            _ if step.transition.is_some() || damping.is_some() => {
+                self.recorder.take_runs().into_iter().collect()
+            }
+            _ => Vec::new(),
+        };
+        self.finish(step, damping, records, at)
+    }
+
+    /// A drain: an operator's (with its record), the shutdown's or a removal's.
+    pub fn drain(
+        &mut self,
+        cause: DrainCause,
+        operator: Option<wire::OperatorAction>,
+        at: i64,
+    ) -> Effects {
+        let mut records: Vec<Event> = self.recorder.take_runs().into_iter().collect();
+        records.extend(operator.map(Event::Operator));
+        let (step, damping) = self.step(Input::Drain {
+            cause,
+            at: Timestamp(at),
+        });
+        self.finish(step, damping, records, at)
+    }
+
+    /// An operator undrain (with its record).
+    pub fn undrain(&mut self, operator: Option<wire::OperatorAction>, at: i64) -> Effects {
+        let mut records: Vec<Event> = self.recorder.take_runs().into_iter().collect();
+        records.extend(operator.map(Event::Operator));
+        let (step, damping) = self.step(Input::Undrain { at: Timestamp(at) });
+        self.finish(step, damping, records, at)
+    }
+
+    /// A reload changed the service's definition: keep the state and counters, keep the
+    /// latest result of each check with the same identity (kind, url, name); new checks start
+    /// pending at `at`. Returns the records (the runs so far, then [`wire::Reconfigured`]).
+    pub fn reconfigure(
+        &mut self,
+        params: wire::ServiceParams,
+        damping: Option<fsm::Damping>,
+        at: i64,
+    ) -> Effects {
+        let mut records: Vec<Event> = self.recorder.take_runs().into_iter().collect();
+        let kept: Vec<Option<usize>> = params
+            .checks
+            .iter()
+            .map(|c| {
+                self.params
+                    .checks
+                    .iter()
+                    .position(|o| o.kind == c.kind && o.url == c.url && o.name == c.name)
+            })
+            .collect();
+        let actions = self
+            .machine
+            .reconfigure(params_of(&params, damping.clone()), &kept, Timestamp(at));
+        self.timers
+            .retain(|(timer, _)| !matches!(timer, Timer::PendingTimeout(_) | Timer::Evaluate));
+        self.arm(actions);
+        let reuse = self.machine.set_damping(damping.clone());
+        if self.machine.params().damping.is_none() {
+            self.timers.retain(|(timer, _)| *timer != Timer::DampingReuse);
+        }
+        self.arm(reuse);
+        self.recorder.reconfigure(&recorder_checks(&params));
+        records.push(Event::Reconfigured(wire::Reconfigured {
+            service: params.name.clone(),
+            params: params.clone(),
+            damping: damping.as_ref().map(wire::DampingParams::from),
+        }));
+        self.params = params;
+        Effects {
+            records,
+            ..Effects::default()
+        }
+    }
+
+    /// Replace the flap damping parameters only (format-1 journals journal them apart).
+    pub fn set_damping(&mut self, damping: Option<fsm::Damping>) {
+        let actions = self.machine.set_damping(damping);
+        if self.machine.params().damping.is_none() {
+            self.timers.retain(|(timer, _)| *timer != Timer::DampingReuse);
+        }
+        self.arm(actions);
+    }
+
+    /// Whether unchanged results are waiting to be journaled.
+    pub fn has_runs(&self) -> bool {
+        self.recorder.has_runs()
+    }
+
+    /// The unchanged results not yet journaled, as a record (a stop, a replay's request).
+    pub fn take_runs(&mut self) -> Option<Event> {
+        self.recorder.take_runs()
+    }
+
+    fn step(&mut self, input: Input) -> (fsm::Step, Option<(DampingState, DampingState)>) {
+        let before = self.machine.damping();
+        let step = self.machine.step(input);
+        let after = self.machine.damping();
+        (step, (before != after).then_some((before, after)))
+    }
+
+    fn finish(
+        &mut self,
+        step: fsm::Step,
+        damping: Option<(DampingState, DampingState)>,
+        mut records: Vec<Event>,
+        _at: i64,
+    ) -> Effects {
+        let set = self.arm(step.actions);
+        let mut effects = Effects {
+            damping,
+            ..Effects::default()
+        };
+        if let Some(transition) = &step.transition {
+            let announce = transition.to.announces();
+            records.push(Event::Transition(wire::Transition {
+                service: self.params.name.clone(),
+                from: (&transition.from).into(),
+                to: (&transition.to).into(),
+                cause: wire::Cause::from_fsm(&transition.cause, &self.check_names()),
+                healthy_streak: transition.counters.healthy_streak,
+                unhealthy_streak: transition.counters.unhealthy_streak,
+                change: if announce {
+                    wire::Change::Announce
+                } else {
+                    wire::Change::Withdraw
+                },
+                prefixes: self.params.prefixes.clone(),
+            }));
+            // Every transition re-asserts the desired state of all the service's prefixes,
+            // also when the machine asks for no change (e.g. Starting -> Unhealthy), so that
+            // leftovers of an earlier run are withdrawn by the first unhealthy verdict.
+            effects.set = Some(set.unwrap_or(announce));
+        } else {
+            effects.set = set;
+        }
+        if damping.is_some() {
+            records.push(Event::Damping(self.damping_record(false)));
+        }
+        effects.records = records;
+        effects.transition = step.transition;
+        effects
+    }
+
+    /// The check names, in order.
+    pub fn check_names(&self) -> Vec<String> {
+        self.params.checks.iter().map(|c| c.name.clone()).collect()
+    }
+}
