@@ -97,6 +97,7 @@ mod fake_vtysh {
                     }
                     out.push_str("exit\n!\nend\n");
                 }
+                ["show", "daemons"] => out.push_str(" zebra bgpd staticd\n"),
                 ["configure", ..] | ["address-family", ..] => {}
                 ["router", "bgp", asn] if *asn == ASN.to_string() => in_instance = true,
                 ["network", net] if in_instance => {

@@ -184,7 +184,7 @@ fn main() {
         ),
     ] {
         let t = Instant::now();
-        let report = anycastd::replay::replay("dns", &records, None, None, &what_if);
+        let report = anycastd::replay::replay("dns", &records, None, None, None, &what_if);
         let took = t.elapsed();
         assert!(report.divergences.is_empty());
         println!(
@@ -211,6 +211,7 @@ fn main() {
         "dns",
         None,
         None,
+        None,
         &anycastd::replay::WhatIf::default(),
     )
     .unwrap();
@@ -222,10 +223,12 @@ fn main() {
 }
 
 /// Replay of 1,000,000 observations of one service: 100,000 observation records, each after
-/// 9 unchanged results, alternating pass and fail (a flap every record).
+/// a run of 9 unchanged results (one runs record), alternating pass and fail (a flap every
+/// record).
 fn replay_records() -> Vec<anycastd_journal::Record> {
     use anycastd_journal::Record;
     let mut records = vec![Record {
+        version: anycastd_journal::FORMAT_VERSION,
         seq: 1,
         at_ms: 0,
         event: Event::DaemonStarted(DaemonStarted {
@@ -254,7 +257,24 @@ fn replay_records() -> Vec<anycastd_journal::Record> {
     for i in 0..100_000u64 {
         let pass = i % 2 == 0;
         let at = (i as i64 + 1) * 10_000;
+        if i > 0 {
+            records.push(Record {
+                version: anycastd_journal::FORMAT_VERSION,
+                seq: records.len() as u64 + 1,
+                at_ms: at,
+                event: Event::Runs(anycastd_journal::wire::Runs {
+                    service: "dns".into(),
+                    segments: vec![anycastd_journal::wire::Segment {
+                        check: "c".into(),
+                        first_ms: at - 9_000,
+                        interval_ms: 1_000,
+                        count: 9,
+                    }],
+                }),
+            });
+        }
         records.push(Record {
+            version: anycastd_journal::FORMAT_VERSION,
             seq: records.len() as u64 + 1,
             at_ms: at,
             event: Event::CheckEdge(CheckEdge {
@@ -265,7 +285,7 @@ fn replay_records() -> Vec<anycastd_journal::Record> {
                 } else {
                     Observation::Fail("x".into())
                 },
-                polls_since_last_edge: if i == 0 { 0 } else { 9 },
+                polls_since_last_edge: 0,
             }),
         });
         let to = if pass {
@@ -274,6 +294,7 @@ fn replay_records() -> Vec<anycastd_journal::Record> {
             State::Unhealthy
         };
         records.push(Record {
+            version: anycastd_journal::FORMAT_VERSION,
             seq: records.len() as u64 + 1,
             at_ms: at,
             event: Event::Transition(Transition {

@@ -448,11 +448,12 @@ fn parse_result(body: &[u8], max_age: Option<Duration>, now: SystemTime) -> Obse
     if success {
         Observation::Pass
     } else {
+        // Cabourotte's own message is the reason ("check dns failed: " is said around it).
         let message = value.message.as_deref().unwrap_or("").trim();
         if message.is_empty() {
-            Observation::Fail("check failed".into())
+            Observation::Fail("Cabourotte reports a failure (no message)".into())
         } else {
-            Observation::Fail(format!("check failed: {message}"))
+            Observation::Fail(message.to_owned())
         }
     }
 }
@@ -479,7 +480,7 @@ mod tests {
         let body = br#"{"success":false,"message":"dial tcp: refused"}"#;
         assert_eq!(
             classify(200, body, None, at(0)),
-            Reading::Observed(Observation::Fail("check failed: dial tcp: refused".into()))
+            Reading::Observed(Observation::Fail("dial tcp: refused".into()))
         );
     }
 
@@ -537,7 +538,7 @@ mod tests {
         }
         assert_eq!(
             classify(200, br#"{"success":false,"message":7}"#, None, at(0)),
-            Reading::Observed(Observation::Fail("check failed".into()))
+            Reading::Observed(Observation::Fail("Cabourotte reports a failure (no message)".into()))
         );
         assert_eq!(
             classify(

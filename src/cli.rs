@@ -1,29 +1,78 @@
-//! The client subcommands: `history`, `status`, `stop`. They talk to the running daemon over
-//! the control socket; `history` and `status` open the journal directly when no daemon runs.
-//! Output goes to stdout, notes and errors to stderr; the return value is the exit code.
+//! The client subcommands: `history`, `replay`, `status`, `drain`, `undrain`, `reload` and
+//! `stop`. They talk to the running daemon over the control socket and need nothing else of
+//! the config file but the socket's path: they work whenever the daemon answers, also while
+//! the file on disk does not validate (the moment after a rejected reload). `history`,
+//! `replay` and `status` open the journal (and FRR) directly when no daemon runs; that needs a
+//! valid config. Output goes to stdout, notes and errors to stderr; the return value is the
+//! exit code.
 
-use crate::config::Config;
+use crate::config::{Config, LoadError};
 use crate::control::{self, ClientError, Request};
 use crate::exit;
 use crate::history::{self, Query};
-use crate::status::{self, ServiceView};
-use anycastd_journal::Journal;
+use crate::status::{self, Snapshot};
+use anycastd_journal::{Journal, Record};
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
-fn print_record_value(record: &serde_json::Value, json: bool) {
-    let mut out = std::io::stdout().lock();
-    let _ = if json {
-        writeln!(out, "{record}")
-    } else {
-        writeln!(
-            out,
-            "{} {} {}",
-            record["time"].as_str().unwrap_or(""),
-            record["service"].as_str().unwrap_or("-"),
-            record["text"].as_str().unwrap_or("")
-        )
-    };
-    let _ = out.flush();
+/// What a client command knows: the socket, and the config when it validates.
+pub struct Client {
+    /// The config file given.
+    pub config_path: PathBuf,
+    /// The control socket: `--socket`, else the config's `[control] socket` (read leniently
+    /// from a file that does not validate), else the default.
+    pub socket: PathBuf,
+    /// The config, or why it could not be loaded.
+    pub loaded: Result<Config, LoadError>,
+}
+
+impl Client {
+    /// The client of `config_path` (or of `socket` when given).
+    pub fn new(config_path: &Path, socket: Option<PathBuf>) -> Client {
+        let loaded = crate::config::load(config_path);
+        let socket = socket.unwrap_or_else(|| match &loaded {
+            Ok(config) => config.control.socket.clone(),
+            Err(_) => crate::config::control_socket_of(config_path)
+                .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_CONTROL_SOCKET)),
+        });
+        Client {
+            config_path: config_path.to_path_buf(),
+            socket,
+            loaded,
+        }
+    }
+
+    /// The config, for work without the daemon; when it does not validate, its errors are
+    /// printed and the exit code returned.
+    fn config_for(&self, what: &str) -> Result<&Config, u8> {
+        match &self.loaded {
+            Ok(config) => Ok(config),
+            Err(e) => {
+                for line in e.lines() {
+                    eprintln!("{line}");
+                }
+                eprintln!(
+                    "anycastd: no daemon answers on {}, and {what} without it needs a valid config",
+                    self.socket.display()
+                );
+                Err(match e {
+                    LoadError::Unreadable { .. } => exit::NOINPUT,
+                    LoadError::Invalid { .. } => exit::DATAERR,
+                })
+            }
+        }
+    }
+
+    /// A note when the daemon answered while the file on disk does not validate.
+    fn note_invalid(&self) {
+        if let Err(e) = &self.loaded {
+            eprintln!(
+                "anycastd: note: {} does not validate ({} problem(s)); the daemon runs its last valid configuration (`anycastd check-config` lists the problems)",
+                self.config_path.display(),
+                e.lines().len()
+            );
+        }
+    }
 }
 
 fn open_journal(config: &Config) -> Result<Option<Journal>, u8> {
@@ -46,49 +95,111 @@ fn open_journal(config: &Config) -> Result<Option<Journal>, u8> {
     }
 }
 
-/// `anycastd history`.
-pub async fn history(config: &Config, query: Query, json: bool, follow: bool) -> u8 {
+fn print_events(records: &[Record], json: bool, verbose: bool) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        for record in records {
+            let _ = writeln!(out, "{}", history::render_json(record));
+        }
+    } else {
+        for line in history::render_events(records, verbose) {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    let _ = out.flush();
+}
+
+/// `anycastd history`: exit 0 (also for an empty window, with a note); with `--follow`, 69
+/// when the daemon stops (saying how to resume).
+pub async fn history(client: &Client, query: Query, json: bool, follow: bool) -> u8 {
+    let now = crate::journal::now_ms();
+    if follow && query.until_ms.is_some_and(|until| until <= now) {
+        eprintln!("anycastd: note: --until is in the past: showing the window, nothing to follow");
+        return Box::pin(history(client, query, json, false)).await;
+    }
     let request = Request::History {
         query: query.clone(),
         follow,
     };
-    match control::request(&config.control.socket, &request).await {
+    match control::request(&client.socket, &request).await {
         Ok(mut lines) => {
-            let mut printed = 0usize;
+            client.note_invalid();
+            let mut records: Vec<Record> = Vec::new();
+            // Following: past the stored records, each new one is printed as it comes.
+            let mut caught_up = false;
+            let mut last_seq = query.after_seq.unwrap_or(0);
+            let deadline = query.until_ms.map(|until| {
+                tokio::time::Instant::now()
+                    + std::time::Duration::from_millis(u64::try_from(until - now).unwrap_or(0))
+            });
             loop {
-                match lines.next_line().await {
-                    Ok(Some(line)) => {
-                        let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
-                            eprintln!("anycastd: unreadable answer from the daemon: {line}");
-                            return exit::SOFTWARE;
-                        };
-                        match value["type"].as_str() {
-                            Some("record") => {
-                                printed += 1;
-                                print_record_value(&value["record"], json);
+                let next = match deadline {
+                    Some(deadline) => {
+                        match tokio::time::timeout_at(deadline, lines.next_line()).await {
+                            Ok(next) => next,
+                            Err(_) => {
+                                eprintln!("anycastd: --until reached; resume with --after-seq {last_seq}");
+                                return exit::OK;
                             }
-                            Some("end") => break,
-                            Some("error") => {
-                                eprintln!(
-                                    "anycastd: {}",
-                                    value["message"].as_str().unwrap_or("error")
-                                );
-                                return value["code"]
-                                    .as_u64()
-                                    .and_then(|c| u8::try_from(c).ok())
-                                    .unwrap_or(exit::SOFTWARE);
-                            }
-                            _ => {}
                         }
+                    }
+                    None => lines.next_line().await,
+                };
+                let line = match next {
+                    Ok(Some(line)) => line,
+                    Ok(None) if follow => {
+                        if !caught_up {
+                            print_events(&records, json, query.verbose);
+                        }
+                        eprintln!(
+                            "anycastd: the daemon stopped; resume with --after-seq {last_seq}"
+                        );
+                        return exit::UNAVAILABLE;
                     }
                     Ok(None) => break,
                     Err(e) => {
                         eprintln!("anycastd: control socket: {e}");
                         return exit::SOFTWARE;
                     }
+                };
+                let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    eprintln!("anycastd: unreadable answer from the daemon: {line}");
+                    return exit::SOFTWARE;
+                };
+                match value["type"].as_str() {
+                    Some("record") => {
+                        let Some(record) = history::record_of_json(&value["record"]) else {
+                            eprintln!("anycastd: unreadable record from the daemon: {line}");
+                            return exit::SOFTWARE;
+                        };
+                        last_seq = last_seq.max(record.seq);
+                        if caught_up {
+                            // Streaming: each record as it comes.
+                            print_events(std::slice::from_ref(&record), json, true);
+                        } else {
+                            records.push(record);
+                        }
+                    }
+                    Some("caught_up") => {
+                        print_events(&records, json, query.verbose);
+                        caught_up = true;
+                    }
+                    Some("end") => {
+                        skipped_note(value["skipped_unknown"].as_u64().unwrap_or(0));
+                        break;
+                    }
+                    Some("error") => {
+                        eprintln!("anycastd: {}", value["message"].as_str().unwrap_or("error"));
+                        if follow && caught_up {
+                            eprintln!("anycastd: resume with --after-seq {last_seq}");
+                        }
+                        return code_of(&value);
+                    }
+                    _ => {}
                 }
             }
-            if printed == 0 && !follow {
+            print_events(&records, json, query.verbose);
+            if records.is_empty() {
                 eprintln!("anycastd: no events in this window");
             }
             exit::OK
@@ -98,6 +209,10 @@ pub async fn history(config: &Config, query: Query, json: bool, follow: bool) ->
                 eprintln!("anycastd: --follow needs the running daemon: {reason}");
                 return exit::UNAVAILABLE;
             }
+            let config = match client.config_for("reading the journal") {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
             let journal = match open_journal(config) {
                 Ok(Some(journal)) => journal,
                 Ok(None) => {
@@ -117,19 +232,8 @@ pub async fn history(config: &Config, query: Query, json: bool, follow: bool) ->
             }
             match history::select(&journal, &query) {
                 Ok(selection) => {
-                    for record in &selection.records {
-                        if json {
-                            print_record_value(&history::render_json(record), true);
-                        } else {
-                            println!("{}", history::render_text(record));
-                        }
-                    }
-                    if selection.skipped_unknown > 0 {
-                        eprintln!(
-                            "anycastd: {} record(s) of a newer journal format skipped",
-                            selection.skipped_unknown
-                        );
-                    }
+                    print_events(&selection.records, json, query.verbose);
+                    skipped_note(selection.skipped_unknown);
                     if selection.records.is_empty() {
                         eprintln!("anycastd: no events in this window");
                     }
@@ -141,68 +245,112 @@ pub async fn history(config: &Config, query: Query, json: bool, follow: bool) ->
                 }
             }
         }
-        Err(ClientError::Other(e)) => {
-            eprintln!("anycastd: {e}");
+        Err(e) => not_reached(e),
+    }
+}
+
+fn skipped_note(skipped: u64) {
+    if skipped > 0 {
+        eprintln!("anycastd: {skipped} record(s) of a newer journal format skipped");
+    }
+}
+
+fn not_reached(error: ClientError) -> u8 {
+    match error {
+        ClientError::Denied(reason) => {
+            eprintln!("anycastd: {reason}");
+            exit::NOPERM
+        }
+        ClientError::NoDaemon(reason) | ClientError::Other(reason) => {
+            eprintln!("anycastd: {reason}");
             exit::UNAVAILABLE
         }
     }
 }
 
-/// `anycastd status`.
-pub async fn status(config: &Config, json: bool) -> u8 {
-    match ask(config, &Request::Status).await {
+/// `anycastd status [SERVICE] [--json] [--check]`.
+pub async fn status(client: &Client, service: Option<String>, json: bool, check: bool) -> u8 {
+    let request = Request::Status {
+        service: service.clone(),
+    };
+    let (services, live) = match ask(client, &request).await {
         Asked::Answer(value) => {
-            let services: Vec<status::ServiceStatus> =
-                match serde_json::from_value(value["services"].clone()) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        eprintln!("anycastd: unreadable status from the daemon: {e}");
-                        return exit::SOFTWARE;
-                    }
-                };
-            print_status(&services, json, true);
-            exit::OK
+            client.note_invalid();
+            match serde_json::from_value::<Vec<status::ServiceStatus>>(value["services"].clone()) {
+                Ok(s) => (s, true),
+                Err(e) => {
+                    eprintln!("anycastd: unreadable status from the daemon: {e}");
+                    return exit::SOFTWARE;
+                }
+            }
         }
         Asked::NoDaemon(_) => {
+            let config = match client.config_for("status") {
+                Ok(config) => config,
+                Err(code) if check => {
+                    println!("ANYCASTD UNKNOWN - anycastd is not running and the config does not validate");
+                    let _ = code;
+                    return 3;
+                }
+                Err(code) => return code,
+            };
+            if let Some(name) = &service {
+                if let Some(message) = control::unknown_service(name, config, None) {
+                    eprintln!("anycastd: {message}");
+                    return exit::USAGE;
+                }
+            }
             let journal = match open_journal(config) {
                 Ok(journal) => journal,
                 Err(code) => return code,
             };
-            let mut views = Vec::new();
+            let mut snapshots = Vec::new();
             if let Some(journal) = &journal {
                 if let Ok(states) = journal.last_states() {
                     for (name, last) in states {
-                        views.push(ServiceView {
+                        snapshots.push(Snapshot::from_view(&status::ServiceView {
                             name,
                             suppressed: false,
                             state: last.state,
                             since_ms: last.at_ms,
                             cause: "last journaled state".into(),
-                        });
+                        }));
                     }
                 }
             }
             drop(journal);
-            let services = status::collect(config, &views).await;
-            print_status(&services, json, false);
-            exit::OK
+            let services = status::collect(
+                config,
+                &snapshots,
+                false,
+                &status::Pending::new(),
+                service.as_deref(),
+            )
+            .await;
+            (services, false)
         }
-        Asked::Exit(code) => code,
+        Asked::Exit(code) => return code,
+    };
+    if check {
+        let (code, line) = status::check(&services, live);
+        println!("{line}");
+        return code;
     }
-}
-
-fn print_status(services: &[status::ServiceStatus], json: bool, running: bool) {
     if json {
         println!(
             "{}",
-            serde_json::json!({"daemon_running": running, "services": services})
+            serde_json::json!({"daemon_running": live, "services": services})
         );
     } else {
-        if !running {
+        if !live {
             println!("anycastd is not running; states are the last journaled ones");
         }
-        print!("{}", status::render_text(services));
+        print!(
+            "{}",
+            status::render_text(&services, crate::journal::now_ms())
+        );
     }
+    exit::OK
 }
 
 /// The one answer to a request, or why there is none.
@@ -223,8 +371,8 @@ fn code_of(value: &serde_json::Value) -> u8 {
 }
 
 /// Send `request` and read its one answer line; an `error` answer is printed.
-async fn ask(config: &Config, request: &Request) -> Asked {
-    match control::request(&config.control.socket, request).await {
+async fn ask(client: &Client, request: &Request) -> Asked {
+    match control::request(&client.socket, request).await {
         Ok(mut lines) => match lines.next_line().await {
             Ok(Some(line)) => {
                 let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
@@ -241,16 +389,13 @@ async fn ask(config: &Config, request: &Request) -> Asked {
             }
         },
         Err(ClientError::NoDaemon(reason)) => Asked::NoDaemon(reason),
-        Err(ClientError::Other(reason)) => {
-            eprintln!("anycastd: {reason}");
-            Asked::Exit(exit::UNAVAILABLE)
-        }
+        Err(e) => Asked::Exit(not_reached(e)),
     }
 }
 
 /// [`ask`] for a command that needs the daemon (no daemon: exit 69).
-async fn ask_daemon(config: &Config, request: &Request) -> Result<serde_json::Value, u8> {
-    match ask(config, request).await {
+async fn ask_daemon(client: &Client, request: &Request) -> Result<serde_json::Value, u8> {
+    match ask(client, request).await {
         Asked::Answer(value) => Ok(value),
         Asked::NoDaemon(reason) => {
             eprintln!("anycastd: {reason}");
@@ -261,8 +406,8 @@ async fn ask_daemon(config: &Config, request: &Request) -> Result<serde_json::Va
 }
 
 /// `anycastd stop`.
-pub async fn stop(config: &Config, keep_announced: bool) -> u8 {
-    let value = match ask_daemon(config, &Request::Stop { keep_announced }).await {
+pub async fn stop(client: &Client, keep_announced: bool) -> u8 {
+    let value = match ask_daemon(client, &Request::Stop { keep_announced }).await {
         Ok(value) => value,
         Err(code) => return code,
     };
@@ -278,8 +423,8 @@ pub async fn stop(config: &Config, keep_announced: bool) -> u8 {
 
 /// `anycastd drain` and `anycastd undrain`: exit 0 when FRR shows every change (or when not
 /// waiting), 70 when some change was not confirmed within the wait.
-pub async fn drain(config: &Config, request: Request) -> u8 {
-    let value = match ask_daemon(config, &request).await {
+pub async fn drain(client: &Client, request: Request) -> u8 {
+    let value = match ask_daemon(client, &request).await {
         Ok(value) => value,
         Err(code) => return code,
     };
@@ -301,9 +446,9 @@ pub async fn drain(config: &Config, request: Request) -> u8 {
     code
 }
 
-/// `anycastd reload`.
-pub async fn reload(config: &Config) -> u8 {
-    match ask_daemon(config, &Request::Reload).await {
+/// `anycastd reload`: the daemon re-reads its file (and journals a rejection).
+pub async fn reload(client: &Client) -> u8 {
+    match ask_daemon(client, &Request::Reload).await {
         Ok(value) => {
             println!("anycastd {}", value["message"].as_str().unwrap_or(""));
             exit::OK
@@ -313,7 +458,7 @@ pub async fn reload(config: &Config) -> u8 {
 }
 
 /// `anycastd replay`.
-pub async fn replay(config: &Config, request: Request, json: bool) -> u8 {
+pub async fn replay(client: &Client, request: Request, json: bool) -> u8 {
     let Request::Replay {
         service,
         since_ms,
@@ -323,8 +468,9 @@ pub async fn replay(config: &Config, request: Request, json: bool) -> u8 {
     else {
         return exit::SOFTWARE;
     };
-    let report = match ask(config, &request).await {
+    let report = match ask(client, &request).await {
         Asked::Answer(value) => {
+            client.note_invalid();
             match serde_json::from_value::<crate::replay::Report>(value["report"].clone()) {
                 Ok(report) => report,
                 Err(e) => {
@@ -334,6 +480,10 @@ pub async fn replay(config: &Config, request: Request, json: bool) -> u8 {
             }
         }
         Asked::NoDaemon(_) => {
+            let config = match client.config_for("replay") {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
             let journal = match open_journal(config) {
                 Ok(Some(journal)) => journal,
                 Ok(None) => {
@@ -349,7 +499,8 @@ pub async fn replay(config: &Config, request: Request, json: bool) -> u8 {
                 eprintln!("anycastd: {message}");
                 return exit::USAGE;
             }
-            match crate::replay::replay_from(&journal, service, *since_ms, *until_ms, None, what_if) {
+            match crate::replay::replay_from(&journal, service, *since_ms, *until_ms, None, what_if)
+            {
                 Ok(report) => report,
                 Err(e) => {
                     eprintln!("anycastd: {e}");

@@ -40,7 +40,11 @@ pub const FOLLOW_BUFFER: usize = 4096;
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Request {
     /// Service states and prefix status.
-    Status,
+    Status {
+        /// Only this service.
+        #[serde(default)]
+        service: Option<String>,
+    },
     /// Journal records.
     History {
         /// Which records.
@@ -156,6 +160,8 @@ pub struct Context {
     pub drivers: Arc<Mutex<BTreeMap<String, mpsc::Sender<crate::driver::Command>>>>,
     /// The journal, for operator records.
     pub journal: crate::journal::JournalHandle,
+    /// The FRR writers (what they have not applied yet, for `status`).
+    pub writers: crate::driver::Writers,
     /// gid of `[control] group`.
     pub read_gid: Option<u32>,
     /// gid of `[control] admin_group`.
@@ -284,8 +290,8 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
     if access == Access::None {
         write
             .write_all(&error_line(
-                crate::exit::USAGE,
-                "permission denied: not in the control group",
+                crate::exit::NOPERM,
+                "permission denied: not root, not the daemon's user, not in [control] group or admin_group",
             ))
             .await?;
         return Ok(());
@@ -315,22 +321,47 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
         Request::Undrain { .. } => Some("undrain"),
         Request::Reload => Some("reload"),
         Request::Stop { .. } => Some("stop"),
-        Request::Status | Request::History { .. } | Request::Replay { .. } => None,
+        Request::Status { .. } | Request::History { .. } | Request::Replay { .. } => None,
     };
     if let Some(action) = action {
         if access < Access::Admin {
-            let message = format!("permission denied: {action} needs root or the admin group");
+            let message =
+                format!("permission denied: {action} needs root, the daemon's user or [control] admin_group");
             write
-                .write_all(&error_line(crate::exit::USAGE, &message))
+                .write_all(&error_line(crate::exit::NOPERM, &message))
                 .await?;
             return Ok(());
         }
     }
     match request {
-        Request::Status => {
-            let views: Vec<ServiceView> = lock(&context.views).values().cloned().collect();
+        Request::Status { service } => {
             let config = lock(&context.config).clone();
-            let services = status::collect(&config, &views).await;
+            if let Some(name) = &service {
+                if let Some(message) = unknown_service(name, &config, None) {
+                    write
+                        .write_all(&error_line(crate::exit::USAGE, &message))
+                        .await?;
+                    return Ok(());
+                }
+            }
+            let snapshots = snapshots(context, service.as_deref()).await;
+            let pending: status::Pending = {
+                let writers = lock(&context.writers);
+                writers
+                    .iter()
+                    .map(|(path, writer)| {
+                        let status = writer.status().borrow().clone();
+                        let list = status
+                            .pending
+                            .into_iter()
+                            .map(|(key, _, error)| (key, error.or(status.frr_error.clone())))
+                            .collect();
+                        (path.clone(), list)
+                    })
+                    .collect()
+            };
+            let services =
+                status::collect(&config, &snapshots, true, &pending, service.as_deref()).await;
             write
                 .write_all(&line(serde_json::json!({"version": PROTOCOL_VERSION, "type": "status", "services": services})))
                 .await?;
@@ -383,8 +414,12 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
                     .await?;
                 return Ok(());
             }
+            write
+                .write_all(&line(serde_json::json!({"version": PROTOCOL_VERSION, "type": "caught_up", "skipped_unknown": selection.skipped_unknown})))
+                .await?;
             let follow_query = Query {
                 limit: None,
+                tail: None,
                 since_ms: None,
                 until_ms: None,
                 ..query
@@ -524,6 +559,30 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
         }
     }
     write.flush().await
+}
+
+/// Every service's snapshot from its driver (`only`: one service).
+async fn snapshots(context: &Context, only: Option<&str>) -> Vec<status::Snapshot> {
+    let drivers: Vec<(String, mpsc::Sender<crate::driver::Command>)> = lock(&context.drivers)
+        .iter()
+        .filter(|(name, _)| only.is_none_or(|o| o == name.as_str()))
+        .map(|(name, tx)| (name.clone(), tx.clone()))
+        .collect();
+    let mut snapshots = Vec::new();
+    for (name, tx) in drivers {
+        let (reply, answer) = oneshot::channel();
+        if tx.send(crate::driver::Command::Snapshot(reply)).await.is_ok() {
+            if let Ok(snapshot) = answer.await {
+                snapshots.push(snapshot);
+                continue;
+            }
+        }
+        // A driver that is stopping: its last known state.
+        if let Some(view) = lock(&context.views).get(&name) {
+            snapshots.push(status::Snapshot::from_view(view));
+        }
+    }
+    snapshots
 }
 
 /// What a drain or undrain did to one service.
@@ -725,6 +784,8 @@ pub fn unknown_service(service: &str, config: &Config, reader: Option<&Reader>) 
 pub enum ClientError {
     /// No daemon listens on the socket (missing or refused).
     NoDaemon(String),
+    /// The socket refuses this user (its file mode).
+    Denied(String),
     /// Anything else.
     Other(String),
 }
@@ -744,6 +805,12 @@ pub async fn request(
         {
             return Err(ClientError::NoDaemon(format!(
                 "no anycastd listens on {}: {e}",
+                path.display()
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(ClientError::Denied(format!(
+                "permission denied on the control socket {}: not root, not the daemon's user, not in [control] group or admin_group",
                 path.display()
             )))
         }
@@ -774,7 +841,7 @@ mod tests {
     fn requests_parse_and_versions_are_checked() {
         assert_eq!(
             parse_request("{\"version\":1,\"command\":\"status\"}\n"),
-            Ok(Request::Status)
+            Ok(Request::Status { service: None })
         );
         assert_eq!(
             parse_request(

@@ -261,6 +261,7 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
             reload: reload_tx,
             drivers: driver_commands.clone(),
             journal: journal.clone(),
+            writers: writers.clone(),
             read_gid,
             admin_gid,
         }),
@@ -606,19 +607,28 @@ async fn reconcile_at_start(
         tracing::warn!("The host rebooted since the last start: nothing is restored, every configured prefix found in FRR is withdrawn.");
     }
     for item in &plan.record.items {
-        let what = match item.decision {
-            ReconcileDecision::Kept => "kept announced (restored after a restart)",
-            ReconcileDecision::Adopted => "adopted (configured and already in FRR)",
-            ReconcileDecision::Missing => "missing from FRR although announced before",
-            ReconcileDecision::Orphan => "withdrawn: no longer configured (orphan)",
-            ReconcileDecision::Withdrawn => "withdrawn: it was not announced before",
-            ReconcileDecision::Reboot => "withdrawn: the host rebooted",
+        let (decision, what) = match item.decision {
+            ReconcileDecision::Kept => ("kept", "is kept announced (restored after a restart)"),
+            ReconcileDecision::Adopted => ("adopted", "is adopted (configured and already in FRR)"),
+            ReconcileDecision::Missing => (
+                "missing",
+                "is missing from FRR although announced before the restart",
+            ),
+            ReconcileDecision::Orphan => (
+                "orphan",
+                "is to be withdrawn: no longer configured (orphan)",
+            ),
+            ReconcileDecision::Withdrawn => (
+                "withdrawn",
+                "is to be withdrawn: in FRR, but not announced at the last stop",
+            ),
+            ReconcileDecision::Reboot => ("reboot", "is to be withdrawn: the host rebooted"),
         };
         tracing::info!(
             service = %item.service,
             prefix = %item.prefix.prefix,
             vrf = item.prefix.vrf.as_deref().unwrap_or("default"),
-            decision = ?item.decision,
+            decision,
             "Prefix {} of service \"{}\" {what}.",
             item.prefix.prefix,
             item.service
@@ -944,9 +954,9 @@ impl Running {
             new.hash
         );
         tracing::info!(
-            added = ?added.iter().map(|s| &s.name).collect::<Vec<_>>(),
-            removed = ?removed,
-            changed = ?changed.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            added = %added.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+            removed = %removed.join(", "),
+            changed = %changed.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
             "{summary}"
         );
         *self.shared_config.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(new.clone());
@@ -1095,7 +1105,24 @@ async fn shutdown(
         tracing::error!(error = %e, "cannot journal the stop");
     }
     for name in &names {
-        tracing::info!(service = %name, "Service \"{name}\" terminated.");
+        let service_left: Vec<String> = config
+            .services
+            .iter()
+            .filter(|s| &s.name == name)
+            .flat_map(|s| s.prefixes.iter().map(prefix_ref))
+            .filter(|p| !finished || left.contains(p))
+            .map(|p| driver::prefix_text(&p.prefix, p.vrf.as_deref()))
+            .collect();
+        if service_left.is_empty() {
+            tracing::info!(service = %name, "Service \"{name}\" terminated.");
+        } else {
+            tracing::warn!(
+                service = %name,
+                prefixes = %service_left.join(", "),
+                "Service \"{name}\" stopped without a verified withdrawal; its prefixes may still be announced: {}.",
+                service_left.join(", ")
+            );
+        }
     }
     if left.is_empty() && finished {
         return exit::OK;
@@ -1108,8 +1135,8 @@ async fn shutdown(
         })
         .collect();
     tracing::error!(
-        left = ?listed,
-        reasons = ?reasons,
+        left = %listed.join(", "),
+        reasons = %reasons.join("; "),
         "Could not verify the withdrawal of every prefix before exiting; still announced or unknown: {}. Please remediate manually.",
         listed.join(", ")
     );

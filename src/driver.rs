@@ -364,8 +364,8 @@ impl Driver {
         }
         tracing::info!(
             service = %self.service.name,
-            prefixes = ?self.prefixes_text(),
-            checks = ?self.core.check_names(),
+            prefixes = %self.prefixes_text().join(", "),
+            checks = %self.core.check_names().join(", "),
             withdrawn = removed.len(),
             added = added.len(),
             "Service \"{}\" reconfigured; its state ({}) and counters are kept.",
@@ -377,8 +377,8 @@ impl Driver {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         tracing::info!(
             service = %self.service.name,
-            prefixes = ?self.prefixes_text(),
-            checks = ?self.core.check_names(),
+            prefixes = %self.prefixes_text().join(", "),
+            checks = %self.core.check_names().join(", "),
             "Starting service \"{}\".",
             self.service.name
         );
@@ -712,8 +712,8 @@ impl Driver {
         match &transition.to {
             State::Healthy => tracing::info!(
                 service = %name,
-                prefixes = ?prefixes,
-                checks = ?checks,
+                prefixes = %prefixes.join(", "),
+                checks = %checks.join(", "),
                 from = transition.from.name(),
                 "Service \"{name}\" is now considered healthy, announcing related prefixes."
             ),
@@ -732,8 +732,8 @@ impl Driver {
                 };
                 tracing::info!(
                     service = %name,
-                    prefixes = ?prefixes,
-                    checks = ?checks,
+                    prefixes = %prefixes.join(", "),
+                    checks = %checks.join(", "),
                     failing_check = %failing,
                     reason = %reason,
                     from = transition.from.name(),
@@ -742,7 +742,7 @@ impl Driver {
             }
             State::Draining(cause) => tracing::info!(
                 service = %name,
-                prefixes = ?prefixes,
+                prefixes = %prefixes.join(", "),
                 cause = %crate::history::state_text(&wire::State::Draining(cause.into())),
                 from = transition.from.name(),
                 "Service \"{name}\" is draining, denouncing related prefixes."

@@ -10,5 +10,7 @@ pub const DATAERR: u8 = 65;
 pub const NOINPUT: u8 = 66;
 /// A resource is held or missing (the journal is locked by another process).
 pub const UNAVAILABLE: u8 = 69;
+/// Permission denied on the control socket (not root, the daemon's user or in its groups).
+pub const NOPERM: u8 = 77;
 /// Runtime failure (shutdown could not withdraw everything, a second signal, start-up failure).
 pub const SOFTWARE: u8 = 70;

@@ -19,11 +19,18 @@ pub struct Query {
     pub since_ms: Option<i64>,
     /// Records before this time.
     pub until_ms: Option<i64>,
-    /// At most this many records (the oldest first).
+    /// At most this many events, the oldest first.
     pub limit: Option<usize>,
+    /// At most this many events, the newest.
+    #[serde(default)]
+    pub tail: Option<usize>,
     /// Only records with a larger sequence number (resume a `--follow`).
     pub after_seq: Option<u64>,
-    /// Include bookkeeping records (counts of unchanged results), which replay needs.
+    /// Every record an event of its own (FRR outcomes are not folded into the decision they
+    /// complete).
+    #[serde(default)]
+    pub verbose: bool,
+    /// Include bookkeeping records (unchanged results), which replay needs.
     #[serde(default)]
     pub bookkeeping: bool,
 }
@@ -31,7 +38,7 @@ pub struct Query {
 impl Query {
     /// Whether a record passes the time and sequence filters and the service filter.
     pub fn matches(&self, record: &Record) -> bool {
-        // Counts of unchanged results are replay's bookkeeping, not events.
+        // Unchanged results are replay's bookkeeping, not events.
         (self.bookkeeping || !matches!(record.event, Event::Polls(_) | Event::Runs(_)))
             && self.since_ms.is_none_or(|t| record.at_ms >= t)
             && self.until_ms.is_none_or(|t| record.at_ms < t)
@@ -52,60 +59,124 @@ pub struct Selection {
     pub skipped_unknown: u64,
 }
 
-/// Select records from `journal`.
+/// A result's time is when its poll was due, so a record can be a little older than one
+/// journaled before it (a slow poll): a search by time starts this much earlier.
+const TIME_SKEW_MS: i64 = 10 * 60 * 1000;
+
+/// Records read past the last event a `--limit` keeps, to find the FRR outcomes it folds in.
+const FOLD_LOOKAHEAD: usize = 10_000;
+
+/// Select records from `journal`: those `query` matches, then the records of its first
+/// `limit` or last `tail` events (see [`events`]).
 pub fn select(journal: &Reader, query: &Query) -> Result<Selection, anycastd_journal::Error> {
-    let limit = query.limit.unwrap_or(usize::MAX);
     let mut selection = Selection::default();
-    let take = |entry: Result<Entry, anycastd_journal::Error>,
-                selection: &mut Selection|
+    // Reading stops early for a limit (plus a lookahead for folded outcomes) or a tail.
+    let mut headlines = 0usize;
+    let mut after_limit = 0usize;
+    let mut take = |entry: Result<Entry, anycastd_journal::Error>,
+                    selection: &mut Selection|
      -> Result<bool, anycastd_journal::Error> {
         match entry? {
             Entry::Record(record) => {
-                if query.until_ms.is_some_and(|t| record.at_ms >= t) {
-                    return Ok(false);
-                }
                 if query.matches(&record) {
+                    if !matches!(record.event, Event::Apply(_) | Event::Runs(_) | Event::Polls(_)) {
+                        headlines += 1;
+                    }
                     selection.records.push(record);
                 }
             }
             Entry::UnknownVersion { .. } => selection.skipped_unknown += 1,
         }
-        Ok(selection.records.len() < limit)
-    };
-    match &query.service {
-        None => {
-            let mut from = query.after_seq.map(|s| s + 1).unwrap_or(0);
-            if let Some(since) = query.since_ms {
-                from = from.max(journal.seq_at_or_after(since)?);
+        if let Some(limit) = query.limit {
+            if headlines > limit {
+                after_limit += 1;
+                return Ok(after_limit < FOLD_LOOKAHEAD);
             }
+        }
+        if let Some(tail) = query.tail {
+            return Ok(headlines <= tail);
+        }
+        Ok(true)
+    };
+    let from = query
+        .since_ms
+        .map(|since| journal.seq_at_or_after(since.saturating_sub(TIME_SKEW_MS)))
+        .transpose()?
+        .unwrap_or(0)
+        .max(query.after_seq.map(|s| s.saturating_add(1)).unwrap_or(0));
+    match (&query.service, query.tail.is_some()) {
+        (None, false) => {
             for entry in journal.entries_from(from) {
                 if !take(entry, &mut selection)? {
                     break;
                 }
             }
         }
-        Some(service) => {
-            // Merge the service's index with the daemon's own records, by sequence number.
-            let mut own = journal.service_entries(service).peekable();
-            let mut global = journal.global_entries().peekable();
-            loop {
-                let next_own = own.peek().map(entry_seq);
-                let next_global = global.peek().map(entry_seq);
-                let entry = match (next_own, next_global) {
-                    (None, None) => break,
-                    (Some(_), None) => own.next(),
-                    (None, Some(_)) => global.next(),
-                    (Some(a), Some(b)) if a <= b => own.next(),
-                    _ => global.next(),
-                };
-                let Some(entry) = entry else { break };
+        (None, true) => {
+            for entry in journal.entries_rev() {
+                if entry_seq(&entry) < from {
+                    break;
+                }
+                if !take(entry, &mut selection)? {
+                    break;
+                }
+            }
+            selection.records.reverse();
+        }
+        (Some(service), false) => {
+            let merged = merge(
+                journal.service_entries(service),
+                journal.global_entries(),
+                |a, b| a <= b,
+            );
+            for entry in merged {
                 if !take(entry, &mut selection)? {
                     break;
                 }
             }
         }
+        (Some(service), true) => {
+            let merged = merge(
+                journal.service_entries_rev(service),
+                journal.global_entries_rev(),
+                |a, b| a >= b,
+            );
+            for entry in merged {
+                if entry_seq(&entry) < from {
+                    break;
+                }
+                if !take(entry, &mut selection)? {
+                    break;
+                }
+            }
+            selection.records.reverse();
+        }
     }
+    selection.records = trim(std::mem::take(&mut selection.records), query);
     Ok(selection)
+}
+
+type Entries<'a> = Box<dyn Iterator<Item = Result<Entry, anycastd_journal::Error>> + 'a>;
+
+/// Merge two ordered entry streams by sequence number (`first(a, b)`: take `a` first).
+fn merge<'a>(
+    own: impl Iterator<Item = Result<Entry, anycastd_journal::Error>> + 'a,
+    global: impl Iterator<Item = Result<Entry, anycastd_journal::Error>> + 'a,
+    first: fn(u64, u64) -> bool,
+) -> Entries<'a> {
+    let mut own = own.peekable();
+    let mut global = global.peekable();
+    Box::new(std::iter::from_fn(move || {
+        let next_own = own.peek().map(entry_seq);
+        let next_global = global.peek().map(entry_seq);
+        match (next_own, next_global) {
+            (None, None) => None,
+            (Some(_), None) => own.next(),
+            (None, Some(_)) => global.next(),
+            (Some(a), Some(b)) if first(a, b) => own.next(),
+            _ => global.next(),
+        }
+    }))
 }
 
 fn entry_seq(entry: &Result<Entry, anycastd_journal::Error>) -> u64 {
@@ -117,6 +188,52 @@ fn entry_seq(entry: &Result<Entry, anycastd_journal::Error>) -> u64 {
     }
 }
 
+/// The events of `records` (in order): every record is one, except that, unless `verbose`,
+/// an FRR outcome folds into the transition or start-up reconciliation whose decision it
+/// completes, when that record is among `records`.
+pub fn events(records: &[Record], verbose: bool) -> Vec<(usize, Vec<usize>)> {
+    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+    let mut by_decision: std::collections::HashMap<u64, usize> = Default::default();
+    for (i, record) in records.iter().enumerate() {
+        if !verbose {
+            if let Event::Apply(apply) = &record.event {
+                if let Some(&group) = by_decision.get(&apply.decision_seq) {
+                    groups[group].1.push(i);
+                    continue;
+                }
+            }
+            if matches!(record.event, Event::Transition(_) | Event::Reconciled(_)) {
+                by_decision.insert(record.seq, groups.len());
+            }
+        }
+        groups.push((i, Vec::new()));
+    }
+    groups
+}
+
+/// The records of the events `query` keeps (its `limit` oldest or `tail` newest).
+fn trim(records: Vec<Record>, query: &Query) -> Vec<Record> {
+    if query.limit.is_none() && query.tail.is_none() {
+        return records;
+    }
+    let groups = events(&records, query.verbose);
+    let kept: &[(usize, Vec<usize>)] = match (query.limit, query.tail) {
+        (Some(limit), _) => &groups[..limit.min(groups.len())],
+        (None, Some(tail)) => &groups[groups.len().saturating_sub(tail)..],
+        (None, None) => &groups[..],
+    };
+    let mut indexes: Vec<usize> = kept
+        .iter()
+        .flat_map(|(head, applies)| std::iter::once(*head).chain(applies.iter().copied()))
+        .collect();
+    indexes.sort_unstable();
+    let mut records: Vec<Option<Record>> = records.into_iter().map(Some).collect();
+    indexes
+        .into_iter()
+        .filter_map(|i| records.get_mut(i).and_then(Option::take))
+        .collect()
+}
+
 /// RFC 3339 UTC with milliseconds.
 pub fn format_time(at_ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(at_ms)
@@ -124,32 +241,18 @@ pub fn format_time(at_ms: i64) -> String {
         .unwrap_or_else(|| at_ms.to_string())
 }
 
-/// Parse `--since`/`--until`: RFC 3339, or a duration before `now_ms` such as `90s`, `30m`,
-/// `2h`, `1d`, `1w`.
+/// Parse `--since`/`--until`: RFC 3339, or a duration before `now_ms` in the syntax of every
+/// duration of anycastd (`90`, `90s`, `30m`, `2h`, `1d`, `1w`).
 pub fn parse_time(text: &str, now_ms: i64) -> Result<i64, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.timestamp_millis());
     }
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: i64 = number.parse().map_err(|_| {
-        format!("{text:?} is not a time: use RFC 3339 (2026-11-24T07:00:00Z) or a duration ago (90s, 30m, 2h, 1d)")
-    })?;
-    let unit_ms = match unit {
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        "w" => 7 * 86_400_000,
-        _ => {
-            return Err(format!(
-                "{text:?} is not a time: use RFC 3339 (2026-11-24T07:00:00Z) or a duration ago (90s, 30m, 2h, 1d)"
-            ))
-        }
-    };
-    Ok(now_ms.saturating_sub(number.saturating_mul(unit_ms)))
+    match crate::config::parse_duration_text(text) {
+        Ok(ago) => Ok(now_ms.saturating_sub(i64::try_from(ago.as_millis()).unwrap_or(i64::MAX))),
+        Err(e) => Err(format!(
+            "{text:?} is not a time: use RFC 3339 (2026-11-24T07:00:00Z) or a duration ago (90, 90s, 30m, 2h, 1d): {e}"
+        )),
+    }
 }
 
 fn prefix_text(p: &wire::PrefixRef) -> String {
@@ -285,43 +388,14 @@ pub fn event_text(event: &Event) -> String {
                 wire::Change::Withdraw => "withdraw",
                 wire::Change::None => "keep",
             };
-            let outcome = match &a.outcome {
-                wire::Outcome::Applied => "applied".to_owned(),
-                wire::Outcome::AlreadySo => "already so in FRR".to_owned(),
-                wire::Outcome::Failed(e) => format!("failed: {e}"),
-                wire::Outcome::Superseded => "superseded by a newer decision".to_owned(),
-            };
-            format!("FRR {verb} {}: {outcome}", prefix_text(&a.prefix))
+            format!(
+                "FRR {verb} {}: {} (decision {})",
+                prefix_text(&a.prefix),
+                outcome_text(&a.outcome),
+                a.decision_seq
+            )
         }
-        Event::Reconciled(r) => {
-            let mut parts = Vec::new();
-            if r.rebooted {
-                parts.push("host rebooted".to_owned());
-            }
-            for item in &r.items {
-                let d = match item.decision {
-                    wire::ReconcileDecision::Kept => "kept",
-                    wire::ReconcileDecision::Orphan => "withdrew orphan",
-                    wire::ReconcileDecision::Missing => "missing",
-                    wire::ReconcileDecision::Withdrawn => "withdrew",
-                    wire::ReconcileDecision::Adopted => "adopted",
-                    wire::ReconcileDecision::Reboot => "withdrew after reboot",
-                };
-                parts.push(format!(
-                    "{d} {} of {}",
-                    prefix_text(&item.prefix),
-                    item.service
-                ));
-            }
-            for (vtysh, error) in &r.unreadable {
-                parts.push(format!("could not read FRR through {vtysh}: {error}"));
-            }
-            if parts.is_empty() {
-                "start-up reconciliation: nothing to do".into()
-            } else {
-                format!("start-up reconciliation: {}", parts.join("; "))
-            }
-        }
+        Event::Reconciled(r) => reconciled_text(r, &[]),
         Event::Operator(o) => {
             let what = match &o.kind {
                 wire::OperatorKind::Handover => "stop --keep-announced".to_owned(),
@@ -428,7 +502,183 @@ pub fn event_text(event: &Event) -> String {
     }
 }
 
-/// One human line: time, service (`-` for the daemon), what happened.
+fn outcome_text(outcome: &wire::Outcome) -> String {
+    match outcome {
+        wire::Outcome::Applied => "applied".to_owned(),
+        wire::Outcome::AlreadySo => "already so in FRR".to_owned(),
+        wire::Outcome::Failed(e) => format!("FAILED: {e}"),
+        wire::Outcome::Superseded => {
+            "superseded by a newer decision before it was applied (FRR unchanged)".to_owned()
+        }
+    }
+}
+
+/// What start-up reconciliation found and decided, with the FRR outcome of each decision
+/// when `applies` (the outcomes of its decisions) are given.
+fn reconciled_text(r: &wire::Reconciled, applies: &[&Record]) -> String {
+    let mut parts = Vec::new();
+    if r.rebooted {
+        parts.push("host rebooted".to_owned());
+    }
+    for item in &r.items {
+        let p = prefix_text(&item.prefix);
+        let s = &item.service;
+        let what = match item.decision {
+            wire::ReconcileDecision::Kept => {
+                format!("keep {p} of {s} (announced before the restart, still in FRR)")
+            }
+            wire::ReconcileDecision::Orphan => {
+                format!("withdraw {p} of {s} (orphan: no longer configured)")
+            }
+            wire::ReconcileDecision::Missing => format!(
+                "{p} of {s} missing from FRR although announced before the restart"
+            ),
+            wire::ReconcileDecision::Withdrawn => {
+                format!("withdraw {p} of {s} (in FRR, but not announced at the last stop)")
+            }
+            wire::ReconcileDecision::Adopted => {
+                format!("adopt {p} of {s} (configured and already in FRR)")
+            }
+            wire::ReconcileDecision::Reboot => format!("withdraw {p} of {s} (the host rebooted)"),
+        };
+        let outcome = applies
+            .iter()
+            .rev()
+            .find_map(|record| match &record.event {
+                Event::Apply(a) if a.prefix == item.prefix => Some(outcome_text(&a.outcome)),
+                _ => None,
+            })
+            .map(|o| format!(": FRR {o}"))
+            .unwrap_or_default();
+        parts.push(format!("{what}{outcome}"));
+    }
+    for (vtysh, error) in &r.unreadable {
+        parts.push(format!(
+            "could not read FRR through {vtysh}: {error} (nothing decided there)"
+        ));
+    }
+    if parts.is_empty() {
+        "start-up reconciliation: nothing to do".into()
+    } else {
+        format!("start-up reconciliation: {}", parts.join("; "))
+    }
+}
+
+/// What FRR did with a transition's decision, from its outcome records.
+fn frr_outcome(at_ms: i64, prefixes: &[wire::PrefixRef], applies: &[&Record]) -> String {
+    // The last outcome of each prefix, its time, and the failures before it.
+    let mut last: Vec<(&wire::PrefixRef, Option<(&wire::Outcome, i64)>, usize)> =
+        prefixes.iter().map(|p| (p, None, 0)).collect();
+    for record in applies {
+        let Event::Apply(a) = &record.event else {
+            continue;
+        };
+        if let Some(entry) = last.iter_mut().find(|(p, _, _)| **p == a.prefix) {
+            if matches!(a.outcome, wire::Outcome::Failed(_)) {
+                entry.2 += 1;
+            }
+            entry.1 = Some((&a.outcome, record.at_ms));
+        }
+    }
+    let named = |list: &[&wire::PrefixRef]| {
+        list.iter()
+            .map(|p| prefix_text(p))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut applied_at = None;
+    let mut failures_before = 0;
+    let (mut already, mut superseded, mut unknown) = (0, vec![], vec![]);
+    let mut failed: Vec<String> = Vec::new();
+    for (prefix, outcome, failures) in &last {
+        match outcome {
+            Some((wire::Outcome::Applied, at)) => {
+                failures_before += failures;
+                applied_at = applied_at.max(Some(*at));
+            }
+            Some((wire::Outcome::AlreadySo, _)) => already += 1,
+            Some((wire::Outcome::Superseded, _)) => superseded.push(*prefix),
+            Some((wire::Outcome::Failed(e), _)) => {
+                failed.push(format!("{}: {e}", prefix_text(prefix)))
+            }
+            None => unknown.push(*prefix),
+        }
+    }
+    let mut parts = Vec::new();
+    if let Some(done) = applied_at {
+        let mut text = format!("FRR applied in {} ms", (done - at_ms).max(0));
+        if failures_before > 0 {
+            text.push_str(&format!(" after {failures_before} failed attempt(s)"));
+        }
+        if already > 0 {
+            text.push_str(&format!(" ({already} already so)"));
+        }
+        parts.push(text);
+    } else if already > 0 {
+        parts.push("FRR already so".to_owned());
+    }
+    if !superseded.is_empty() {
+        let whole = superseded.len() == last.len();
+        parts.push(if whole {
+            "superseded by a newer decision before FRR applied it (FRR unchanged)".to_owned()
+        } else {
+            format!(
+                "superseded for {} by a newer decision (FRR unchanged)",
+                named(&superseded)
+            )
+        });
+    }
+    if !failed.is_empty() {
+        parts.push(format!("FRR FAILED for {} (retrying)", failed.join("; ")));
+    }
+    if !unknown.is_empty() && unknown.len() < last.len() || parts.is_empty() && !unknown.is_empty()
+    {
+        parts.push(format!("no FRR outcome journaled for {}", named(&unknown)));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", parts.join("; "))
+    }
+}
+
+/// The text of an event: its record, and the FRR outcomes folded into it.
+pub fn group_text(head: &Record, applies: &[&Record]) -> String {
+    match &head.event {
+        Event::Transition(t) if t.change != wire::Change::None => format!(
+            "{}{}",
+            event_text(&head.event),
+            frr_outcome(head.at_ms, &t.prefixes, applies)
+        ),
+        Event::Reconciled(r) => reconciled_text(r, applies),
+        event => event_text(event),
+    }
+}
+
+/// The default view of `records`: one line per event (time, service or `-` for the daemon,
+/// what happened), FRR outcomes folded into their decisions unless `verbose`.
+pub fn render_events(records: &[Record], verbose: bool) -> Vec<String> {
+    events(records, verbose)
+        .into_iter()
+        .map(|(head, applies)| {
+            let head = &records[head];
+            let applies: Vec<&Record> = applies.iter().map(|&i| &records[i]).collect();
+            let text = if verbose {
+                event_text(&head.event)
+            } else {
+                group_text(head, &applies)
+            };
+            format!(
+                "{} {} {}",
+                format_time(head.at_ms),
+                head.event.service().unwrap_or("-"),
+                text
+            )
+        })
+        .collect()
+}
+
+/// One human line for one record: time, service (`-` for the daemon), what happened.
 pub fn render_text(record: &Record) -> String {
     format!(
         "{} {} {}",
@@ -443,10 +693,25 @@ pub fn render_json(record: &Record) -> serde_json::Value {
     serde_json::json!({
         "seq": record.seq,
         "time": format_time(record.at_ms),
+        "at_ms": record.at_ms,
+        "version": record.version,
         "service": record.event.service(),
         "kind": kind(&record.event),
         "text": event_text(&record.event),
         "record": &record.event,
+    })
+}
+
+/// The record a [`render_json`] object holds (as a client reads the daemon's answer).
+pub fn record_of_json(value: &serde_json::Value) -> Option<Record> {
+    Some(Record {
+        version: value["version"]
+            .as_u64()
+            .and_then(|v| u8::try_from(v).ok())
+            .unwrap_or(anycastd_journal::FORMAT_VERSION),
+        seq: value["seq"].as_u64()?,
+        at_ms: value["at_ms"].as_i64()?,
+        event: serde_json::from_value(value["record"].clone()).ok()?,
     })
 }
 
@@ -462,5 +727,150 @@ mod tests {
         assert_eq!(parse_time("1970-01-01T00:00:01Z", now), Ok(1_000));
         assert!(parse_time("yesterday", now).is_err());
         assert!(parse_time("2x", now).is_err());
+        // One duration syntax everywhere: bare seconds, weeks, and no overflow.
+        assert_eq!(parse_time("90", now), Ok(now - 90_000));
+        assert_eq!(parse_time("1w", now), Ok(now - 7 * 86_400_000));
+        assert!(parse_time("999999d", now).unwrap_err().contains("too long"));
+        assert!(parse_time("0", now).is_err());
+    }
+
+    fn record(seq: u64, at_ms: i64, event: Event) -> Record {
+        Record {
+            version: 2,
+            seq,
+            at_ms,
+            event,
+        }
+    }
+
+    fn prefix(p: &str) -> wire::PrefixRef {
+        wire::PrefixRef {
+            vtysh: "/usr/bin/vtysh".into(),
+            vrf: None,
+            prefix: p.into(),
+        }
+    }
+
+    fn apply(decision_seq: u64, p: &str, outcome: wire::Outcome) -> Event {
+        Event::Apply(wire::Apply {
+            service: "dns".into(),
+            prefix: prefix(p),
+            change: wire::Change::Withdraw,
+            outcome,
+            decision_seq,
+        })
+    }
+
+    #[test]
+    fn an_frr_outcome_folds_into_the_transition_it_completes() {
+        let records = vec![
+            record(
+                5,
+                1_000,
+                Event::Transition(wire::Transition {
+                    service: "dns".into(),
+                    from: wire::State::Healthy,
+                    to: wire::State::Unhealthy,
+                    cause: wire::Cause::Verdict {
+                        healthy: false,
+                        checks: vec![wire::CheckResult {
+                            check: "dns".into(),
+                            observation: wire::Observation::Fail("resolver down".into()),
+                        }],
+                    },
+                    healthy_streak: 0,
+                    unhealthy_streak: 1,
+                    change: wire::Change::Withdraw,
+                    prefixes: vec![prefix("203.0.113.53/32"), prefix("2001:db8::53/128")],
+                }),
+            ),
+            record(6, 1_040, apply(5, "203.0.113.53/32", wire::Outcome::Failed("x".into()))),
+            record(7, 1_085, apply(5, "203.0.113.53/32", wire::Outcome::Applied)),
+            record(8, 1_085, apply(5, "2001:db8::53/128", wire::Outcome::AlreadySo)),
+        ];
+        let lines = render_events(&records, false);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].ends_with("withdraw 203.0.113.53/32, 2001:db8::53/128 (check dns failed: resolver down); FRR applied in 85 ms after 1 failed attempt(s) (1 already so)"),
+            "{}",
+            lines[0]
+        );
+        assert_eq!(render_events(&records, true).len(), 4);
+    }
+
+    #[test]
+    fn a_superseded_reconciliation_withdrawal_says_frr_was_not_changed() {
+        let records = vec![
+            record(
+                3,
+                1_000,
+                Event::Reconciled(wire::Reconciled {
+                    rebooted: false,
+                    found: vec![prefix("203.0.113.53/32")],
+                    items: vec![wire::ReconcileItem {
+                        service: "dns".into(),
+                        prefix: prefix("203.0.113.53/32"),
+                        decision: wire::ReconcileDecision::Withdrawn,
+                    }],
+                    unreadable: vec![],
+                }),
+            ),
+            record(9, 1_300, apply(3, "203.0.113.53/32", wire::Outcome::Superseded)),
+        ];
+        let lines = render_events(&records, false);
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0].contains("withdraw 203.0.113.53/32 of dns (in FRR, but not announced at the last stop): FRR superseded by a newer decision before it was applied (FRR unchanged)"),
+            "{}",
+            lines[0]
+        );
+    }
+
+    #[test]
+    fn a_limit_and_a_tail_count_events_not_records() {
+        let records: Vec<Record> = (1..=4)
+            .map(|i| {
+                record(
+                    i * 10,
+                    i as i64,
+                    Event::Transition(wire::Transition {
+                        service: "dns".into(),
+                        from: wire::State::Starting,
+                        to: wire::State::Healthy,
+                        cause: wire::Cause::Restart,
+                        healthy_streak: 0,
+                        unhealthy_streak: 0,
+                        change: wire::Change::Announce,
+                        prefixes: vec![prefix("203.0.113.53/32")],
+                    }),
+                )
+            })
+            .flat_map(|t| {
+                let seq = t.seq;
+                [
+                    t,
+                    record(seq + 1, 0, apply(seq, "203.0.113.53/32", wire::Outcome::Applied)),
+                ]
+            })
+            .collect();
+        let kept = trim(
+            records.clone(),
+            &Query {
+                tail: Some(1),
+                ..Query::default()
+            },
+        );
+        assert_eq!(kept.iter().map(|r| r.seq).collect::<Vec<_>>(), [40, 41]);
+        let kept = trim(
+            records,
+            &Query {
+                limit: Some(2),
+                ..Query::default()
+            },
+        );
+        assert_eq!(
+            kept.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [10, 11, 20, 21]
+        );
     }
 }

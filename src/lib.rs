@@ -23,6 +23,7 @@ pub mod frr;
 pub mod history;
 pub mod journal;
 pub mod logging;
+pub mod manual;
 pub mod metrics;
 pub mod notify;
 pub mod polling;

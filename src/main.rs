@@ -39,6 +39,23 @@ struct ConfigArg {
     config: PathBuf,
 }
 
+/// Where a client command finds the daemon.
+#[derive(Debug, clap::Args)]
+struct ClientArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The daemon's control socket [default: [control] socket of the config file, read even
+    /// when the file does not validate, else /run/anycastd/anycastd.sock]
+    #[arg(long, env = "ANYCASTD_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
+}
+
+impl ClientArgs {
+    fn client(&self) -> cli::Client {
+        cli::Client::new(&self.config.config, self.socket.clone())
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the daemon: announce each service's prefixes while all its checks pass
@@ -51,33 +68,47 @@ enum Command {
         /// Only this service (and the daemon's own events)
         service: Option<String>,
         #[command(flatten)]
-        config: ConfigArg,
-        /// Events at or after this time: RFC 3339 or a duration ago (90s, 30m, 2h, 1d)
+        client: ClientArgs,
+        /// Events at or after this time: RFC 3339, or a duration ago (90, 90s, 30m, 2h, 1d, 1w)
         #[arg(long)]
         since: Option<String>,
-        /// Events before this time: RFC 3339 or a duration ago
+        /// Events before this time: RFC 3339, or a duration ago
         #[arg(long)]
         until: Option<String>,
-        /// At most this many events (the oldest first)
-        #[arg(long)]
-        limit: Option<usize>,
-        /// One JSON object per line
+        /// The oldest N events only
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "tail")]
+        limit: Option<u64>,
+        /// The newest N events only
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        tail: Option<u64>,
+        /// Every record on a line of its own (FRR outcomes are otherwise folded into the
+        /// decision they complete)
+        #[arg(long, short = 'v')]
+        verbose: bool,
+        /// One JSON object per record
         #[arg(long)]
         json: bool,
-        /// Keep printing new events as they happen (needs the running daemon)
+        /// Keep printing new events as they happen (needs the running daemon); with --until,
+        /// until then
         #[arg(long)]
         follow: bool,
         /// Only events with a sequence number above N (resume a --follow)
         #[arg(long, value_name = "N")]
         after_seq: Option<u64>,
     },
-    /// Show each service's state and whether its prefixes are configured and advertised in FRR
+    /// Show each service's state, checks, and its prefixes as wanted and as in FRR
     Status {
+        /// Only this service
+        service: Option<String>,
         #[command(flatten)]
-        config: ConfigArg,
+        client: ClientArgs,
         /// JSON output
         #[arg(long)]
         json: bool,
+        /// Monitoring-plugin output and exit code (0 OK, 1 WARNING, 2 CRITICAL when FRR differs
+        /// from what the daemon wants, 3 UNKNOWN)
+        #[arg(long, conflicts_with = "json")]
+        check: bool,
     },
     /// Drain services: withdraw their prefixes whatever the checks say, until undrained
     #[command(group(clap::ArgGroup::new("target").required(true).args(["service", "all"])))]
@@ -90,11 +121,13 @@ enum Command {
         /// Why (journaled; shown by status and history)
         #[arg(long)]
         reason: String,
-        /// End the drain by itself after this long (e.g. 30m, 2h, 90s)
+        /// End the drain by itself after this long (e.g. 30m, 2h, 90s, 90)
         #[arg(long = "for", value_name = "DURATION", value_parser = parse_for)]
         for_duration: Option<std::time::Duration>,
         #[command(flatten)]
-        config: ConfigArg,
+        wait: WaitArgs,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// End an operator drain: back to healthy at once if the checks kept passing
     #[command(group(clap::ArgGroup::new("target").required(true).args(["service", "all"])))]
@@ -105,7 +138,9 @@ enum Command {
         #[arg(long)]
         all: bool,
         #[command(flatten)]
-        config: ConfigArg,
+        wait: WaitArgs,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// Re-run a service's journal through the state machine: the timeline, a summary, a
     /// check that the re-run reproduces what was recorded, and what other settings would
@@ -114,8 +149,8 @@ enum Command {
         /// The service
         service: String,
         #[command(flatten)]
-        config: ConfigArg,
-        /// Window start: RFC 3339 or a duration ago (90s, 30m, 2h, 1d)
+        client: ClientArgs,
+        /// Window start: RFC 3339, or a duration ago (90, 90s, 30m, 2h, 1d, 1w)
         #[arg(long)]
         since: Option<String>,
         /// Window end: RFC 3339 or a duration ago
@@ -151,7 +186,7 @@ enum Command {
     /// every error when the new config is rejected; the running one is kept)
     Reload {
         #[command(flatten)]
-        config: ConfigArg,
+        client: ClientArgs,
     },
     /// Validate the configuration only: print every error, or a one-line summary
     CheckConfig {
@@ -163,17 +198,35 @@ enum Command {
         /// The shell
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff) generated from this command line
+    /// Print the manual page (roff): every subcommand, option, config key, file and exit code
     Man,
     /// Stop the running daemon (withdrawing everything, unless --keep-announced)
     Stop {
         #[command(flatten)]
-        config: ConfigArg,
+        client: ClientArgs,
         /// Exit without withdrawing, for a planned restart: the next start restores the
         /// services without a flap
         #[arg(long)]
         keep_announced: bool,
     },
+}
+
+/// How long `drain`/`undrain` wait for FRR to show the change.
+#[derive(Debug, clap::Args)]
+struct WaitArgs {
+    /// Wait at most this long for FRR's running config to show the change (exit 70 when it
+    /// does not)
+    #[arg(long, value_name = "DURATION", value_parser = parse_for, default_value = "10s")]
+    wait: std::time::Duration,
+    /// Answer once the decision is journaled and handed to FRR's writer, without waiting
+    #[arg(long, conflicts_with = "wait")]
+    no_wait: bool,
+}
+
+impl WaitArgs {
+    fn wait_ms(&self) -> Option<u64> {
+        (!self.no_wait).then(|| u64::try_from(self.wait.as_millis()).unwrap_or(u64::MAX))
+    }
 }
 
 /// The glibc malloc setting the daemon runs with: allocations of 64 KiB and more are mapped,
@@ -223,79 +276,73 @@ fn main() -> ExitCode {
         Command::Run { config } => run(config.config),
         Command::History {
             service,
-            config,
+            client,
             since,
             until,
             limit,
+            tail,
+            verbose,
             json,
             follow,
             after_seq,
-        } => with_config(&config.config, false, |config, runtime| {
-            let now = anycastd::journal::now_ms();
-            let parse = |t: &Option<String>, flag: &str| -> Result<Option<i64>, String> {
-                t.as_deref()
-                    .map(|t| {
-                        anycastd::history::parse_time(t, now).map_err(|e| format!("--{flag}: {e}"))
-                    })
-                    .transpose()
+        } => {
+            let (since_ms, until_ms) = match window(&since, &until) {
+                Ok(window) => window,
+                Err(code) => return ExitCode::from(code),
             };
-            let (since_ms, until_ms) = match (parse(&since, "since"), parse(&until, "until")) {
-                (Ok(s), Ok(u)) => (s, u),
-                (Err(e), _) | (_, Err(e)) => {
-                    eprintln!("anycastd: {e}");
-                    return exit::USAGE;
-                }
-            };
-            if let (Some(s), Some(u)) = (since_ms, until_ms) {
-                if s > u {
-                    eprintln!("anycastd: --since is after --until");
-                    return exit::USAGE;
-                }
-            }
             let query = anycastd::history::Query {
                 service,
                 since_ms,
                 until_ms,
-                limit,
+                limit: limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+                tail: tail.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
                 after_seq,
+                verbose,
                 bookkeeping: false,
             };
-            runtime.block_on(cli::history(config, query, json, follow))
-        }),
-        Command::Status { config, json } => {
-            with_config(&config.config, false, |config, runtime| {
-                runtime.block_on(cli::status(config, json))
+            with_runtime(|runtime| {
+                runtime.block_on(cli::history(&client.client(), query, json, follow))
             })
         }
+        Command::Status {
+            service,
+            client,
+            json,
+            check,
+        } => with_runtime(|runtime| {
+            runtime.block_on(cli::status(&client.client(), service, json, check))
+        }),
         Command::Drain {
             service,
             all: _,
             reason,
             for_duration,
-            config,
-        } => with_config(&config.config, false, |config, runtime| {
+            wait,
+            client,
+        } => {
             let request = anycastd::control::Request::Drain {
                 service,
                 reason,
-                for_ms: for_duration.map(|d| d.as_millis() as u64),
-                wait_ms: None,
+                for_ms: for_duration.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                wait_ms: wait.wait_ms(),
             };
-            runtime.block_on(cli::drain(config, request))
-        }),
+            with_runtime(|runtime| runtime.block_on(cli::drain(&client.client(), request)))
+        }
         Command::Undrain {
             service,
             all: _,
-            config,
-        } => with_config(&config.config, false, |config, runtime| {
+            wait,
+            client,
+        } => {
             let request = anycastd::control::Request::Undrain {
                 service,
-                wait_ms: None,
+                wait_ms: wait.wait_ms(),
             };
-            runtime.block_on(cli::drain(config, request))
-        }),
+            with_runtime(|runtime| runtime.block_on(cli::drain(&client.client(), request)))
+        }
         Command::Replay {
             service,
-            config,
+            client,
             since,
             until,
             rise,
@@ -306,41 +353,28 @@ fn main() -> ExitCode {
             damping_reuse,
             damping_max_suppress,
             json,
-        } => with_config(&config.config, false, |config, runtime| {
+        } => {
             if damping_half_life.is_some() && damping_reuse >= damping_suppress {
                 eprintln!("anycastd: --damping-reuse must be less than --damping-suppress");
-                return exit::USAGE;
+                return ExitCode::from(exit::USAGE);
             }
             let damping =
                 damping_half_life.map(|half_life| anycastd_journal::wire::DampingParams {
                     penalty: damping_penalty,
                     suppress: damping_suppress,
                     reuse: damping_reuse,
-                    half_life_ms: half_life.as_millis() as u64,
-                    max_suppress_ms: damping_max_suppress.unwrap_or(half_life * 4).as_millis()
-                        as u64,
+                    half_life_ms: u64::try_from(half_life.as_millis()).unwrap_or(u64::MAX),
+                    max_suppress_ms: u64::try_from(
+                        damping_max_suppress
+                            .unwrap_or(half_life.saturating_mul(4))
+                            .as_millis(),
+                    )
+                    .unwrap_or(u64::MAX),
                 });
-            let now = anycastd::journal::now_ms();
-            let parse = |t: &Option<String>, flag: &str| -> Result<Option<i64>, String> {
-                t.as_deref()
-                    .map(|t| {
-                        anycastd::history::parse_time(t, now).map_err(|e| format!("--{flag}: {e}"))
-                    })
-                    .transpose()
+            let (since_ms, until_ms) = match window(&since, &until) {
+                Ok(window) => window,
+                Err(code) => return ExitCode::from(code),
             };
-            let (since_ms, until_ms) = match (parse(&since, "since"), parse(&until, "until")) {
-                (Ok(s), Ok(u)) => (s, u),
-                (Err(e), _) | (_, Err(e)) => {
-                    eprintln!("anycastd: {e}");
-                    return exit::USAGE;
-                }
-            };
-            if let (Some(s), Some(u)) = (since_ms, until_ms) {
-                if s > u {
-                    eprintln!("anycastd: --since is after --until");
-                    return exit::USAGE;
-                }
-            }
             let request = anycastd::control::Request::Replay {
                 service,
                 since_ms,
@@ -351,11 +385,11 @@ fn main() -> ExitCode {
                     damping,
                 },
             };
-            runtime.block_on(cli::replay(config, request, json))
-        }),
-        Command::Reload { config } => with_config(&config.config, false, |config, runtime| {
-            runtime.block_on(cli::reload(config))
-        }),
+            with_runtime(|runtime| runtime.block_on(cli::replay(&client.client(), request, json)))
+        }
+        Command::Reload { client } => {
+            with_runtime(|runtime| runtime.block_on(cli::reload(&client.client())))
+        }
         Command::CheckConfig { config } => with_config(&config.config, false, |config, _| {
             let prefixes: usize = config.services.iter().map(|s| s.prefixes.len()).sum();
             let checks: usize = config.services.iter().map(|s| s.checks.len()).sum();
@@ -372,7 +406,7 @@ fn main() -> ExitCode {
         }
         Command::Man => {
             let command = <Cli as clap::CommandFactory>::command();
-            match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
+            match anycastd::manual::render(command, &mut std::io::stdout()) {
                 Ok(()) => exit::OK,
                 Err(e) => {
                     eprintln!("anycastd: {e}");
@@ -381,13 +415,59 @@ fn main() -> ExitCode {
             }
         }
         Command::Stop {
-            config,
+            client,
             keep_announced,
-        } => with_config(&config.config, false, |config, runtime| {
-            runtime.block_on(cli::stop(config, keep_announced))
-        }),
+        } => with_runtime(|runtime| runtime.block_on(cli::stop(&client.client(), keep_announced))),
     };
     ExitCode::from(code)
+}
+
+/// `--since`/`--until` as times (exit 2 when malformed or in the wrong order).
+fn window(since: &Option<String>, until: &Option<String>) -> Result<(Option<i64>, Option<i64>), u8> {
+    let now = anycastd::journal::now_ms();
+    let parse = |t: &Option<String>, flag: &str| -> Result<Option<i64>, String> {
+        t.as_deref()
+            .map(|t| anycastd::history::parse_time(t, now).map_err(|e| format!("--{flag}: {e}")))
+            .transpose()
+    };
+    let (since_ms, until_ms) = match (parse(since, "since"), parse(until, "until")) {
+        (Ok(s), Ok(u)) => (s, u),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("anycastd: {e}");
+            return Err(exit::USAGE);
+        }
+    };
+    if let (Some(s), Some(u)) = (since_ms, until_ms) {
+        if s > u {
+            eprintln!("anycastd: --since is after --until");
+            return Err(exit::USAGE);
+        }
+    }
+    Ok((since_ms, until_ms))
+}
+
+/// Run `f` with the client's runtime (one thread).
+fn with_runtime(f: impl FnOnce(&tokio::runtime::Runtime) -> u8) -> u8 {
+    match runtime() {
+        Ok(runtime) => f(&runtime),
+        Err(code) => code,
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, u8> {
+    // One thread runs the checks, the drivers and the control socket: their work is short
+    // and never blocks (journal reads go to the blocking pool, the journal's commits and the
+    // FRR writers have threads of their own). On two cores this costs a third less CPU than
+    // a work-stealing pool of two workers at 2,000 polls a second (BENCHMARKS.md).
+    tokio::runtime::Builder::new_current_thread()
+        // Deeply nested futures (driver -> writer -> vtysh) in blocking-pool threads too.
+        .thread_stack_size(8 * 1024 * 1024)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("anycastd: cannot start the async runtime: {e}");
+            exit::SOFTWARE
+        })
 }
 
 /// Load the config (exit 65/66 on errors) and run `f` with a runtime.
@@ -413,21 +493,9 @@ fn with_config(
             };
         }
     };
-    // One thread runs the checks, the drivers and the control socket: their work is short
-    // and never blocks (journal reads go to the blocking pool, the journal's commits and the
-    // FRR writers have threads of their own). On two cores this costs a third less CPU than
-    // a work-stealing pool of two workers at 2,000 polls a second (BENCHMARKS.md).
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        // Deeply nested futures (driver -> writer -> vtysh) in blocking-pool threads too.
-        .thread_stack_size(8 * 1024 * 1024)
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("anycastd: cannot start the async runtime: {e}");
-            return exit::SOFTWARE;
-        }
+        Err(code) => return code,
     };
     f(&config, &runtime)
 }

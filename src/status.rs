@@ -93,21 +93,68 @@ pub struct Snapshot {
     pub damping: Option<DampingView>,
 }
 
-/// One prefix's status.
+impl Snapshot {
+    /// What a state view alone tells (a service whose driver does not answer, or the last
+    /// journaled state when no daemon runs).
+    pub fn from_view(view: &ServiceView) -> Snapshot {
+        Snapshot {
+            name: view.name.clone(),
+            state: view.state.clone(),
+            since_ms: view.since_ms,
+            cause: view.cause.clone(),
+            desired_announced: anycastd_fsm::State::from(&view.state).announces()
+                && !view.suppressed,
+            rise: 0,
+            fall: 0,
+            healthy_streak: 0,
+            unhealthy_streak: 0,
+            checks: Vec::new(),
+            damping: None,
+        }
+    }
+}
+
+/// One prefix's status: what the daemon wants and what FRR has.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct PrefixStatus {
     /// The prefix.
     pub prefix: String,
     /// Its VRF (`None` = default).
     pub vrf: Option<String>,
+    /// Whether the daemon wants it announced (`None`: the daemon is not running).
+    pub desired_announced: Option<bool>,
     /// A `network` line is in FRR's running config.
     pub configured: bool,
     /// FRR has a valid best path and an established peer to send it to.
     pub advertised: bool,
     /// Established peers in the prefix's VRF and family.
     pub established_peers: usize,
+    /// FRR's running config differs from what the daemon wants.
+    pub drift: bool,
+    /// The writer's last error for this prefix (it is retrying).
+    #[serde(default)]
+    pub error: Option<String>,
     /// Explanation, or the error reading FRR.
     pub note: String,
+}
+
+/// How a service is drained, as fields.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct DrainStatus {
+    /// `operator`, `shutdown` or `removed`.
+    pub cause: String,
+    /// The operator's reason.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The operator's uid.
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// When the drain ends by itself (ms since the epoch).
+    #[serde(default)]
+    pub expires_at_ms: Option<i64>,
+    /// The same, RFC 3339.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 /// One service's status.
@@ -115,12 +162,42 @@ pub struct PrefixStatus {
 pub struct ServiceStatus {
     /// Name.
     pub name: String,
-    /// State (`healthy`, `draining (shutdown)`, ...).
+    /// State: `starting`, `healthy`, `unhealthy`, `draining` (`unknown` when neither the
+    /// daemon nor the journal knows it).
     pub state: String,
+    /// The state in words, with the drain cause (`draining (operator uid 0: maintenance)`).
+    pub state_text: String,
+    /// The drain, when draining.
+    #[serde(default)]
+    pub drain: Option<DrainStatus>,
     /// Since (RFC 3339).
     pub since: String,
+    /// Since (ms since the epoch).
+    pub since_ms: i64,
     /// Last transition cause.
     pub cause: String,
+    /// Held withdrawn by flap damping.
+    pub suppressed: bool,
+    /// Whether the daemon wants its prefixes announced (`None`: the daemon is not running).
+    pub desired_announced: Option<bool>,
+    /// Healthy verdicts needed to announce.
+    #[serde(default)]
+    pub rise: Option<u32>,
+    /// Unhealthy verdicts needed to withdraw.
+    #[serde(default)]
+    pub fall: Option<u32>,
+    /// Consecutive healthy verdicts.
+    #[serde(default)]
+    pub healthy_streak: Option<u32>,
+    /// Consecutive unhealthy verdicts.
+    #[serde(default)]
+    pub unhealthy_streak: Option<u32>,
+    /// Its checks (from the running daemon).
+    #[serde(default)]
+    pub checks: Vec<CheckView>,
+    /// Flap damping now (from the running daemon).
+    #[serde(default)]
+    pub damping: Option<DampingView>,
     /// Its prefixes.
     pub prefixes: Vec<PrefixStatus>,
 }
@@ -193,102 +270,318 @@ pub fn established_peers(text: &str) -> HashMap<(String, &'static str), usize> {
     established
 }
 
-/// Collect the status of every configured service.
-pub async fn collect(config: &Config, views: &[ServiceView]) -> Vec<ServiceStatus> {
-    let mut frr: BTreeMap<PathBuf, Result<FrrState, String>> = BTreeMap::new();
-    for path in config.prefixes_by_vtysh().into_keys() {
-        let vtysh = Vtysh {
-            path: path.clone(),
-            args: config.frrouting.vtysh_args.clone(),
-            timeout: config.frrouting.vtysh_timeout,
-        };
-        frr.insert(path, read_frr(&vtysh).await);
-    }
-    config
+/// The writers' view: per vtysh binary, the prefixes not (yet) in their desired state, with
+/// the last error for each.
+pub type Pending = HashMap<PathBuf, Vec<(crate::frr::writer::PrefixKey, Option<String>)>>;
+
+/// Collect the status of the configured services (`only`: one of them). `snapshots` come
+/// from the running daemon's drivers (`live`) or from the journal's last states.
+pub async fn collect(
+    config: &Config,
+    snapshots: &[Snapshot],
+    live: bool,
+    pending: &Pending,
+    only: Option<&str>,
+) -> Vec<ServiceStatus> {
+    let services: Vec<&crate::config::Service> = config
         .services
         .iter()
+        .filter(|s| only.is_none_or(|name| s.name == name))
+        .collect();
+    let mut frr: BTreeMap<PathBuf, Result<FrrState, String>> = BTreeMap::new();
+    for service in &services {
+        for p in &service.prefixes {
+            if frr.contains_key(&p.vtysh) {
+                continue;
+            }
+            let vtysh = Vtysh {
+                path: p.vtysh.clone(),
+                args: config.frrouting.vtysh_args.clone(),
+                timeout: config.frrouting.vtysh_timeout,
+            };
+            frr.insert(p.vtysh.clone(), read_frr(&vtysh).await);
+        }
+    }
+    services
+        .iter()
         .map(|service| {
-            let view = views.iter().find(|v| v.name == service.name);
+            let snapshot = snapshots.iter().find(|v| v.name == service.name);
+            let desired = snapshot.filter(|_| live).map(|v| v.desired_announced);
             let prefixes = service
                 .prefixes
                 .iter()
                 .map(|p| {
-                    let mut status = PrefixStatus {
-                        prefix: p.prefix.to_string(),
-                        vrf: p.vrf.clone(),
-                        configured: false,
-                        advertised: false,
-                        established_peers: 0,
-                        note: String::new(),
-                    };
-                    match frr.get(&p.vtysh) {
-                        Some(Ok(f)) => {
-                            status.configured = f
-                                .running
-                                .instances
-                                .get(&p.vrf)
-                                .is_some_and(|i| i.networks.contains(&p.prefix));
-                            let afi = if p.prefix.addr().is_ipv6() { "ipv6" } else { "ipv4" };
-                            let valid = f
-                                .valid
-                                .get(&(vrf_key(&p.vrf), p.prefix.to_string()))
-                                .copied()
-                                .unwrap_or(false);
-                            status.established_peers =
-                                f.established.get(&(vrf_key(&p.vrf), afi)).copied().unwrap_or(0);
-                            status.advertised =
-                                status.configured && valid && status.established_peers > 0;
-                            status.note = match (status.configured, valid, status.established_peers) {
-                                (false, _, _) => "not configured in FRR".into(),
-                                (true, false, _) => "configured, not advertised: no valid route (bgp network import-check?)".into(),
-                                (true, true, 0) => "configured, not advertised: no established peer".into(),
-                                (true, true, n) => format!("configured, advertised ({n} established peer(s))"),
-                            };
-                        }
-                        Some(Err(e)) => status.note = format!("FRR unreadable: {e}"),
-                        None => status.note = "FRR not read".into(),
-                    }
-                    status
+                    let error = pending.get(&p.vtysh).and_then(|list| {
+                        list.iter()
+                            .find(|(key, _)| key.0 == p.vrf && key.1 == p.prefix)
+                            .map(|(_, e)| e.clone().unwrap_or_else(|| "not applied yet".into()))
+                    });
+                    prefix_status(p, frr.get(&p.vtysh), desired, error, config)
                 })
                 .collect();
+            let (state, state_text, drain) = match snapshot {
+                Some(v) => {
+                    let text = crate::history::state_text(&v.state);
+                    (
+                        anycastd_fsm::State::from(&v.state).name().to_owned(),
+                        text,
+                        drain_status(&v.state),
+                    )
+                }
+                None => ("unknown".into(), "unknown".into(), None),
+            };
             ServiceStatus {
                 name: service.name.clone(),
-                state: view
-                    .map(|v| {
-                        let state = crate::history::state_text(&v.state);
-                        if v.suppressed {
-                            format!("{state}, suppressed by flap damping")
-                        } else {
-                            state
-                        }
-                    })
-                    .unwrap_or_else(|| "unknown".into()),
-                since: view
+                state,
+                state_text,
+                drain,
+                since: snapshot
                     .map(|v| crate::history::format_time(v.since_ms))
                     .unwrap_or_default(),
-                cause: view.map(|v| v.cause.clone()).unwrap_or_default(),
+                since_ms: snapshot.map(|v| v.since_ms).unwrap_or(0),
+                cause: snapshot.map(|v| v.cause.clone()).unwrap_or_default(),
+                suppressed: snapshot
+                    .and_then(|v| v.damping.as_ref())
+                    .is_some_and(|d| d.suppressed),
+                desired_announced: desired,
+                rise: snapshot.filter(|_| live).map(|v| v.rise),
+                fall: snapshot.filter(|_| live).map(|v| v.fall),
+                healthy_streak: snapshot.filter(|_| live).map(|v| v.healthy_streak),
+                unhealthy_streak: snapshot.filter(|_| live).map(|v| v.unhealthy_streak),
+                checks: snapshot.map(|v| v.checks.clone()).unwrap_or_default(),
+                damping: snapshot.and_then(|v| v.damping.clone()),
                 prefixes,
             }
         })
         .collect()
 }
 
+fn drain_status(state: &wire::State) -> Option<DrainStatus> {
+    let wire::State::Draining(cause) = state else {
+        return None;
+    };
+    Some(match cause {
+        wire::DrainCause::Operator {
+            reason,
+            expires_at_ms,
+            uid,
+        } => DrainStatus {
+            cause: "operator".into(),
+            reason: Some(reason.clone()),
+            uid: Some(*uid),
+            expires_at_ms: *expires_at_ms,
+            expires_at: expires_at_ms.map(crate::history::format_time),
+        },
+        wire::DrainCause::Shutdown => DrainStatus {
+            cause: "shutdown".into(),
+            reason: None,
+            uid: None,
+            expires_at_ms: None,
+            expires_at: None,
+        },
+        wire::DrainCause::Removed => DrainStatus {
+            cause: "removed".into(),
+            reason: None,
+            uid: None,
+            expires_at_ms: None,
+            expires_at: None,
+        },
+    })
+}
+
+fn prefix_status(
+    p: &crate::config::Prefix,
+    frr: Option<&Result<FrrState, String>>,
+    desired: Option<bool>,
+    error: Option<String>,
+    config: &Config,
+) -> PrefixStatus {
+    let mut status = PrefixStatus {
+        prefix: p.prefix.to_string(),
+        vrf: p.vrf.clone(),
+        desired_announced: desired,
+        configured: false,
+        advertised: false,
+        established_peers: 0,
+        drift: false,
+        error: error.clone(),
+        note: String::new(),
+    };
+    let f = match frr {
+        Some(Ok(f)) => f,
+        Some(Err(e)) => {
+            status.note = format!("FRR unreadable: {e}");
+            return status;
+        }
+        None => {
+            status.note = "FRR not read".into();
+            return status;
+        }
+    };
+    status.configured = f
+        .running
+        .instances
+        .get(&p.vrf)
+        .is_some_and(|i| i.networks.contains(&p.prefix));
+    let afi = if p.prefix.addr().is_ipv6() { "ipv6" } else { "ipv4" };
+    let valid = f
+        .valid
+        .get(&(vrf_key(&p.vrf), p.prefix.to_string()))
+        .copied()
+        .unwrap_or(false);
+    status.established_peers = f.established.get(&(vrf_key(&p.vrf), afi)).copied().unwrap_or(0);
+    status.advertised = status.configured && valid && status.established_peers > 0;
+    let actual = match (status.configured, valid, status.established_peers) {
+        (false, _, _) => "not configured in FRR".to_owned(),
+        (true, false, _) => {
+            "configured, not advertised: no valid route (bgp network import-check?)".into()
+        }
+        (true, true, 0) => "configured, not advertised: no established peer".into(),
+        (true, true, n) => format!("configured, advertised ({n} established peer(s))"),
+    };
+    status.drift = desired.is_some_and(|want| want != status.configured);
+    status.note = match (desired, status.drift, &error) {
+        (None, _, _) => actual,
+        (Some(want), false, _) => {
+            format!("wanted {}; FRR: {actual}", if want { "announced" } else { "withdrawn" })
+        }
+        (Some(want), true, Some(error)) => format!(
+            "MISMATCH: wanted {}, {} in FRR; the writer is retrying: {error}",
+            if want { "announced" } else { "withdrawn" },
+            if status.configured { "present" } else { "absent" }
+        ),
+        (Some(want), true, None) => format!(
+            "DRIFT: wanted {}, {} in FRR; repair at the next pass (at most {} s)",
+            if want { "announced" } else { "withdrawn" },
+            if status.configured { "present" } else { "absent" },
+            config.frrouting.reconcile_interval.as_secs()
+        ),
+    };
+    status
+}
+
+fn seconds_ago(now_ms: i64, at_ms: i64) -> String {
+    let s = (now_ms - at_ms).max(0) as f64 / 1000.0;
+    if s < 120.0 {
+        format!("{s:.1} s ago")
+    } else if s < 7200.0 {
+        format!("{:.0} min ago", s / 60.0)
+    } else {
+        format!("{:.1} h ago", s / 3600.0)
+    }
+}
+
 /// Human rendering.
-pub fn render_text(services: &[ServiceStatus]) -> String {
+pub fn render_text(services: &[ServiceStatus], now_ms: i64) -> String {
     let mut out = String::new();
     for s in services {
-        out.push_str(&format!("{}: {} since {}", s.name, s.state, s.since));
+        out.push_str(&format!("{}: {}", s.name, s.state_text));
+        if s.suppressed {
+            out.push_str(", suppressed by flap damping");
+        }
+        if !s.since.is_empty() {
+            out.push_str(&format!(" since {}", s.since));
+        }
         if !s.cause.is_empty() {
             out.push_str(&format!(" ({})", s.cause));
         }
         out.push('\n');
-        for p in &s.prefixes {
-            let prefix = match &p.vrf {
-                Some(vrf) => format!("{} (vrf {vrf})", p.prefix),
-                None => p.prefix.clone(),
+        if let Some(DrainStatus {
+            expires_at: Some(until),
+            ..
+        }) = &s.drain
+        {
+            out.push_str(&format!("  drain ends by itself at {until}\n"));
+        }
+        if let (Some(rise), Some(fall), Some(h), Some(u)) =
+            (s.rise, s.fall, s.healthy_streak, s.unhealthy_streak)
+        {
+            out.push_str(&format!(
+                "  rise {rise}, fall {fall}: {h} healthy verdict(s) in a row, {u} unhealthy\n"
+            ));
+        }
+        for c in &s.checks {
+            let result = match &c.reason {
+                Some(reason) => format!("{}: {reason}", c.result),
+                None => c.result.clone(),
             };
+            let since = c
+                .since_ms
+                .map(|t| format!(" since {}", crate::history::format_time(t)))
+                .unwrap_or_else(|| " (no result yet)".into());
+            let last = c
+                .last_ms
+                .map(|t| format!(", last {}", seconds_ago(now_ms, t)))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  check {}: {result}{since} ({} result(s) in a row{last}, every {:.1} s)\n",
+                c.name,
+                c.results_since_change,
+                c.interval_ms as f64 / 1000.0
+            ));
+        }
+        if let Some(d) = &s.damping {
+            let mut line = format!("  flap damping: penalty {}", d.penalty);
+            if d.suppressed {
+                line.push_str(", SUPPRESSED");
+                if let Some(since) = d.suppressed_since_ms {
+                    line.push_str(&format!(" since {}", crate::history::format_time(since)));
+                }
+                if let Some(until) = d.reuse_at_ms {
+                    line.push_str(&format!(
+                        ", until {} at the latest (then announced if its checks pass)",
+                        crate::history::format_time(until)
+                    ));
+                }
+            }
+            out.push_str(&line);
+            out.push('\n');
+        }
+        for p in &s.prefixes {
+            let prefix = crate::driver::prefix_text(&p.prefix, p.vrf.as_deref());
             out.push_str(&format!("  {prefix}: {}\n", p.note));
         }
     }
     out
+}
+
+/// A monitoring plugin's verdict (Nagios, Icinga): exit code and one summary line.
+/// OK (0): FRR is as the daemon wants it; WARNING (1): as wanted, but a wanted prefix is
+/// configured and not advertised; CRITICAL (2): FRR differs from what the daemon wants;
+/// UNKNOWN (3): the daemon is not running or FRR cannot be read.
+pub fn check(services: &[ServiceStatus], live: bool) -> (u8, String) {
+    if !live {
+        return (3, "ANYCASTD UNKNOWN - anycastd is not running".into());
+    }
+    let mut critical = Vec::new();
+    let mut warning = Vec::new();
+    let mut unknown = Vec::new();
+    for s in services {
+        for p in &s.prefixes {
+            let prefix = crate::driver::prefix_text(&p.prefix, p.vrf.as_deref());
+            if p.note.starts_with("FRR unreadable") || p.note == "FRR not read" {
+                unknown.push(format!("{} {prefix}: {}", s.name, p.note));
+            } else if p.drift {
+                critical.push(format!("{} {prefix}: {}", s.name, p.note));
+            } else if p.desired_announced == Some(true) && !p.advertised {
+                warning.push(format!("{} {prefix}: {}", s.name, p.note));
+            }
+        }
+    }
+    let prefixes: usize = services.iter().map(|s| s.prefixes.len()).sum();
+    if !critical.is_empty() {
+        (2, format!("ANYCASTD CRITICAL - {}", critical.join("; ")))
+    } else if !unknown.is_empty() {
+        (3, format!("ANYCASTD UNKNOWN - {}", unknown.join("; ")))
+    } else if !warning.is_empty() {
+        (1, format!("ANYCASTD WARNING - {}", warning.join("; ")))
+    } else {
+        (
+            0,
+            format!(
+                "ANYCASTD OK - {} service(s), {prefixes} prefix(es) as wanted in FRR",
+                services.len()
+            ),
+        )
+    }
 }

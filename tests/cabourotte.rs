@@ -62,7 +62,7 @@ async fn success_false_fails_with_cabourotte_message() {
     let client = http_client().unwrap();
     assert_eq!(
         fail_reason(check(&emulator, "dns").poll(&client).await),
-        "check failed: expected 2001:db8::15:600d"
+        "expected 2001:db8::15:600d"
     );
 }
 

@@ -243,8 +243,36 @@ fn completions_and_the_man_page_come_from_the_command_line_definition() {
     let out = anycastd(&["man"]);
     assert_eq!(out.status.code(), Some(0));
     let page = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        page.contains(".TH anycastd 1") && page.contains("check\\-config"),
-        "{page}"
-    );
+    assert!(page.starts_with(".TH ANYCASTD 1"), "{page}");
+    // One complete page: every subcommand, every config key and exit code of the README,
+    // and no reference to a page that does not exist.
+    for sub in [
+        "run", "history", "status", "drain", "undrain", "replay", "reload", "check\\-config",
+        "completions", "man", "stop",
+    ] {
+        assert!(page.contains(&format!(".SS {sub}\n")), "{sub} missing from the page");
+    }
+    for key in ["services.NAME.rise", "[journal] cache_mib", "[frrouting] reconcile_interval"] {
+        assert!(page.contains(&key.replace('-', "\\-")), "{key} missing");
+    }
+    for code in ["0", "2", "65", "66", "69", "70", "77"] {
+        assert!(page.contains(&format!(".TP\n\\fB{code}\\fR")), "exit code {code} missing");
+    }
+    assert!(!page.contains("anycastd\\-history"), "names a page that is not generated");
+    // man renders it without complaint.
+    if let Ok(mut child) = std::process::Command::new("man")
+        .args(["--warnings", "-l", "-"])
+        .env("MANWIDTH", "100")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&out.stdout).unwrap();
+        let rendered = child.wait_with_output().unwrap();
+        let warnings = String::from_utf8_lossy(&rendered.stderr);
+        assert!(warnings.trim().is_empty(), "{warnings}");
+        assert!(String::from_utf8_lossy(&rendered.stdout).contains("EXIT STATUS"));
+    }
 }

@@ -121,7 +121,7 @@ fn the_peer_gets_all_four_loses_only_dns_on_failure_and_everything_is_journaled_
             checks,
             &vec![wire::CheckResult {
                 check: "dns".into(),
-                observation: wire::Observation::Fail("check failed: resolver down".into())
+                observation: wire::Observation::Fail("resolver down".into())
             }]
         ),
         other => panic!("unhealthy transition caused by {other:?}"),
@@ -157,7 +157,7 @@ fn the_peer_gets_all_four_loses_only_dns_on_failure_and_everything_is_journaled_
         edges,
         vec![
             &wire::Observation::Pass,
-            &wire::Observation::Fail("check failed: resolver down".into()),
+            &wire::Observation::Fail("resolver down".into()),
             &wire::Observation::Pass
         ]
     );
@@ -435,12 +435,74 @@ fn status_tells_configured_from_advertised_and_follows_a_flip() {
         .as_array()
         .unwrap()
         .iter()
-        .all(|p| p["configured"] == false));
+        .all(|p| p["configured"] == false
+            && p["desired_announced"] == false
+            && p["drift"] == false));
+    assert_eq!(dns["checks"][0]["result"], "fail");
+    assert_eq!(dns["checks"][0]["reason"], "resolver down");
     assert_eq!(service(&status, "ntp")["state"], "healthy");
+    let check = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .args(args)
+            .arg("-c")
+            .arg(&config)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    // dns withdrawn as wanted, web wanted but not advertised: a warning, nothing critical.
+    let (code, out) = check(&["status", "--check"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.starts_with("ANYCASTD WARNING - web 198.51.100.80/32"), "{out}");
+
+    // A prefix removed from FRR by hand is not "withdrawn on purpose": status says so.
+    tb.vtysh(&[
+        "configure terminal",
+        "router bgp 65537 vrf 123",
+        "address-family ipv4 unicast",
+        "no network 203.0.113.123/32",
+    ]);
+    let status = status_json(&config);
+    let ntp = service(&status, "ntp");
+    let removed = ntp["prefixes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["prefix"] == "203.0.113.123/32")
+        .unwrap();
+    assert_eq!(
+        (removed["desired_announced"].as_bool(), removed["configured"].as_bool(), removed["drift"].as_bool()),
+        (Some(true), Some(false), Some(true)),
+        "{removed}"
+    );
+    assert!(
+        removed["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("DRIFT: wanted announced, absent in FRR; repair at the next pass"),
+        "{removed}"
+    );
+    let (code, out) = check(&["status", "--check"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.starts_with("ANYCASTD CRITICAL - ntp 203.0.113.123/32 (vrf 123): DRIFT"), "{out}");
+    let (code, out) = check(&["status", "ntp"]);
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("ntp: healthy since "), "{out}");
+    assert!(!out.contains("dns"), "only ntp: {out}");
+    assert!(out.contains("  check ntp_v4: pass since "), "{out}");
+    assert!(out.contains("  203.0.113.123/32 (vrf 123): DRIFT: wanted announced, absent in FRR"), "{out}");
+    assert_eq!(check(&["status", "nope"]).0, Some(2));
 
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait(EXIT), 0);
     let status = status_json(&config);
     assert_eq!(status["daemon_running"], false);
-    assert_eq!(service(&status, "ntp")["state"], "draining (shutdown)");
+    let ntp = service(&status, "ntp");
+    assert_eq!(ntp["state"], "draining");
+    assert_eq!(ntp["state_text"], "draining (shutdown)");
+    assert_eq!(ntp["drain"]["cause"], "shutdown");
+    assert_eq!(check(&["status", "--check"]).0, Some(3), "the daemon is not running");
 }

@@ -337,9 +337,46 @@ fn normalise(text: &str) -> String {
             Some((time, rest)) if time.ends_with('Z') => format!("TIME {rest}"),
             _ => l.to_owned(),
         })
+        .map(|l| match l.split_once("; FRR applied in ") {
+            Some((head, tail)) => format!(
+                "{head}; FRR applied in N ms{}",
+                tail.split_once(" ms").map(|(_, rest)| rest).unwrap_or("")
+            ),
+            None => l,
+        })
         .collect::<Vec<_>>()
         .join("\n")
         + "\n"
+}
+
+/// "FRR applied in N ms" of each transition line, checked against the records: the last
+/// outcome's time minus the transition's.
+fn check_apply_times(config: &Path) {
+    let text = String::from_utf8_lossy(&anycastd(&["history", "dns"], config).stdout).into_owned();
+    let json = String::from_utf8_lossy(&anycastd(&["history", "dns", "--json"], config).stdout)
+        .into_owned();
+    let records: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut expected = Vec::new();
+    for t in records.iter().filter(|r| r["kind"] == "transition") {
+        let applies: Vec<i64> = records
+            .iter()
+            .filter(|r| r["kind"] == "apply" && r["record"]["Apply"]["decision_seq"] == t["seq"])
+            .map(|r| r["at_ms"].as_i64().unwrap())
+            .collect();
+        if let Some(last) = applies.iter().max() {
+            expected.push(last - t["at_ms"].as_i64().unwrap());
+        }
+    }
+    let shown: Vec<i64> = text
+        .lines()
+        .filter_map(|l| l.split_once("; FRR applied in "))
+        .map(|(_, tail)| tail.split_once(" ms").unwrap().0.parse().unwrap())
+        .collect();
+    assert_eq!(shown, expected, "{text}");
+    assert_eq!(shown.len(), 4, "{text}");
 }
 
 #[test]
@@ -385,7 +422,8 @@ fn history_of_dns_after_a_flip_sequence_matches_the_flips_through_the_socket_and
         direct.starts_with(&socket),
         "socket:\n{socket}\ndirect:\n{direct}"
     );
-    assert!(socket.lines().count() >= 14, "{socket}");
+    assert!(socket.lines().count() >= 7, "{socket}");
+    check_apply_times(&config);
 
     // Filters and errors.
     let out = anycastd(&["history", "nope"], &config);
@@ -436,9 +474,17 @@ fn bgpd_stopped_while_running_is_retried_and_repaired_when_it_returns() {
     // While bgpd is away, dns fails: the decision is taken and journaled, FRR cannot be told.
     emulator.set("dns", Behaviour::Fail("down".into()));
     daemon.wait_log("Service \\\"dns\\\" is now considered unhealthy");
-    // vtysh answers for the daemons still up: FRR shows no BGP instance at all now.
-    daemon.wait_log("no BGP instance for VRF 123 in FRR");
+    // vtysh answers for the daemons still up, and its running config has no BGP at all: that
+    // is bgpd not running, never "no BGP instance".
+    daemon.wait_log("bgpd is not running");
     assert!(daemon.running());
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(["status", "dns", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("FRR unreadable: bgpd is not running"), "{text}");
     // bgpd comes back with its saved config: the writer repairs what is missing (ntp only).
     tb.start_bgpd(true);
     tb.wait_established();
@@ -446,4 +492,20 @@ fn bgpd_stopped_while_running_is_retried_and_repaired_when_it_returns() {
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait(EXIT), 0, "{}", daemon.log_text());
     tb.wait_peer(&[]);
+    let log = daemon.log_text();
+    assert!(!log.contains("no BGP instance"), "{log}");
+    let history = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(["history", "dns", "--verbose", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let history = String::from_utf8_lossy(&history.stdout);
+    assert!(history.contains("bgpd is not running"), "{history}");
+    assert!(!history.contains("no BGP instance"), "{history}");
+    // The withdrawal decided while bgpd was down failed (and was retried), it was not
+    // "already so".
+    assert!(
+        history.contains("FRR withdraw 203.0.113.53/32: FAILED: cannot read FRR's running config: bgpd is not running"),
+        "{history}"
+    );
 }

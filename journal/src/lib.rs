@@ -590,6 +590,41 @@ impl Reader {
         self.service_entries("")
     }
 
+    /// The daemon's own entries, newest first.
+    pub fn global_entries_rev(&self) -> impl Iterator<Item = Result<Entry, Error>> + '_ {
+        self.service_entries_rev("")
+    }
+
+    /// Every entry, newest first.
+    pub fn entries_rev(&self) -> impl Iterator<Item = Result<Entry, Error>> + '_ {
+        self.t().log.iter().rev().map(|item| {
+            let (key, value) = item?;
+            codec::decode(seq_of(&key), &value)
+        })
+    }
+
+    /// The entries of one service (`""`: the daemon's own), newest first.
+    pub fn service_entries_rev<'a>(
+        &'a self,
+        service: &str,
+    ) -> impl Iterator<Item = Result<Entry, Error>> + 'a {
+        let mut prefix = service.as_bytes().to_vec();
+        prefix.push(0);
+        let t = self.t();
+        let log = t.log.clone();
+        t.by_service.scan_prefix(prefix).rev().map(move |item| {
+            let (key, _) = item?;
+            let seq = seq_of(&key);
+            match log.get(seq.to_be_bytes())? {
+                Some(value) => codec::decode(seq, &value),
+                None => Err(Error::Corrupt {
+                    seq,
+                    reason: "indexed record missing from the log".into(),
+                }),
+            }
+        })
+    }
+
     /// The last damping state of every service that had one.
     pub fn damping_states(&self) -> Result<Vec<wire::DampingRecord>, Error> {
         let mut states = Vec::new();

@@ -257,6 +257,19 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
     })
 }
 
+/// The control socket a config file names, read leniently: for client commands while the
+/// file does not validate (the moment after a rejected reload), when it is still TOML with a
+/// string `[control] socket`. `None` when it cannot tell.
+pub fn control_socket_of(path: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let value: toml::Table = text.parse().ok()?;
+    value
+        .get("control")?
+        .get("socket")?
+        .as_str()
+        .map(PathBuf::from)
+}
+
 fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file".into(),
@@ -1123,13 +1136,19 @@ pub fn parse_duration_text(text: &str) -> Result<Duration, String> {
     parse_duration(&Value::String(text.to_owned()))
 }
 
-/// A duration: a number of seconds (integer or float) or a string like `500ms`, `5s`, `2m`, `1h`.
+/// The longest duration accepted anywhere (config, `--for`, `--since`).
+const MAX_DURATION_SECONDS: f64 = 1e9;
+
+/// A duration: a number of seconds (integer or float) or a string like `500ms`, `5s`, `2m`,
+/// `1h`, `90d`, `2w`.
 fn parse_duration(value: &Value) -> Result<Duration, String> {
     let positive = |seconds: f64| {
-        if seconds.is_finite() && seconds > 0.0 && seconds < 1e9 {
-            Ok(Duration::from_secs_f64(seconds))
-        } else {
+        if !(seconds.is_finite() && seconds > 0.0) {
             Err("must be greater than 0".to_owned())
+        } else if seconds >= MAX_DURATION_SECONDS {
+            Err("too long: at most 1000000000 seconds (about 31 years)".to_owned())
+        } else {
+            Ok(Duration::from_secs_f64(seconds))
         }
     };
     match value {
@@ -1157,9 +1176,10 @@ fn parse_duration(value: &Value) -> Result<Duration, String> {
                 "m" => 60.0,
                 "h" => 3600.0,
                 "d" => 86400.0,
+                "w" => 7.0 * 86400.0,
                 _ => {
                     return Err(format!(
-                        "{s:?} is not a duration (units: ms, s, m, h, d; e.g. \"5s\" or \"500ms\")"
+                        "{s:?} is not a duration (units: ms, s, m, h, d, w; e.g. \"5s\" or \"500ms\")"
                     ))
                 }
             };

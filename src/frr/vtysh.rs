@@ -44,6 +44,13 @@ pub enum VtyshError {
         /// The limit.
         timeout: Duration,
     },
+    /// vtysh answers but FRR's BGP daemon does not (`show daemons` lacks `bgpd`): the
+    /// running config then has no `router bgp` at all, which is not "no instance".
+    #[error("bgpd is not running (vtysh {path} answers, FRR's BGP daemon does not)")]
+    BgpdNotRunning {
+        /// The binary.
+        path: String,
+    },
     /// It exited non-zero.
     #[error("vtysh {path}: exit {code}: {output}")]
     Failed {
@@ -200,10 +207,29 @@ impl Vtysh {
         }
     }
 
-    /// Read and parse `show running-config bgpd`.
+    /// Read and parse `show running-config bgpd`, and `show daemons` in the same call: with
+    /// bgpd down, FRR 8.4's vtysh still prints a running config (exit 0, no `router bgp`), and
+    /// only the daemon list tells that bgpd is not running. A vtysh without `show daemons` is
+    /// asked for the running config alone.
     pub async fn running_config(&self) -> Result<RunningConfig, VtyshError> {
-        let text = self.run(&["show running-config bgpd".to_owned()]).await?;
-        Ok(RunningConfig::parse(&text))
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static NO_SHOW_DAEMONS: AtomicBool = AtomicBool::new(false);
+        let mut lines = vec!["show running-config bgpd".to_owned()];
+        if !NO_SHOW_DAEMONS.load(Ordering::Relaxed) {
+            lines.push("show daemons".to_owned());
+        }
+        let text = match self.run(&lines).await {
+            Err(e) if lines.len() == 2 && e.output().contains("show daemons") => {
+                NO_SHOW_DAEMONS.store(true, Ordering::Relaxed);
+                self.run(&lines[..1]).await?
+            }
+            other => other?,
+        };
+        let config = RunningConfig::parse(&text);
+        if config.bgpd_running == Some(false) {
+            return Err(VtyshError::BgpdNotRunning { path: self.name() });
+        }
+        Ok(config)
     }
 }
 
@@ -221,7 +247,16 @@ pub struct Instance {
 pub struct RunningConfig {
     /// Instances by VRF.
     pub instances: BTreeMap<Option<String>, Instance>,
+    /// Whether bgpd runs, from a `show daemons` line after the config (`None`: not asked).
+    pub bgpd_running: Option<bool>,
 }
+
+/// FRR's daemons, as `show daemons` names them.
+const FRR_DAEMONS: &[&str] = &[
+    "zebra", "mgmtd", "bgpd", "ripd", "ripngd", "ospfd", "ospf6d", "isisd", "babeld", "pimd",
+    "pim6d", "ldpd", "nhrpd", "eigrpd", "sharpd", "pbrd", "staticd", "bfdd", "fabricd", "vrrpd",
+    "pathd", "watchfrr",
+];
 
 impl RunningConfig {
     /// Parse the text of `show running-config` (or its `bgpd` part). Views
@@ -230,8 +265,22 @@ impl RunningConfig {
         let mut instances = BTreeMap::new();
         let mut current: Option<Option<String>> = None;
         let mut in_unicast_af = false;
+        let mut ended = false;
+        let mut bgpd_running = None;
         for line in text.lines() {
             let trimmed = line.trim();
+            if trimmed == "end" {
+                ended = true;
+                continue;
+            }
+            if ended {
+                // `show daemons` after the config: " zebra bgpd staticd".
+                let words: Vec<&str> = trimmed.split_whitespace().collect();
+                if !words.is_empty() && words.iter().all(|w| FRR_DAEMONS.contains(w)) {
+                    bgpd_running = Some(words.contains(&"bgpd"));
+                }
+                continue;
+            }
             if !line.starts_with(' ') {
                 // Top level: a new block starts (or a `!`, `exit`, `end` ends one).
                 current = None;
@@ -277,7 +326,10 @@ impl RunningConfig {
                 }
             }
         }
-        RunningConfig { instances }
+        RunningConfig {
+            instances,
+            bgpd_running,
+        }
     }
 }
 
@@ -326,6 +378,19 @@ mod tests {
         let vrf = &rc.instances[&Some("123".to_owned())];
         assert_eq!(vrf.asn, 65537);
         assert_eq!(vrf.networks.len(), 1);
+    }
+
+    #[test]
+    fn the_daemon_list_after_the_config_tells_whether_bgpd_runs() {
+        let up = format!("{SAMPLE} zebra bgpd staticd\n");
+        assert_eq!(RunningConfig::parse(&up).bgpd_running, Some(true));
+        assert_eq!(RunningConfig::parse(&up).instances.len(), 2);
+        // FRR 8.4 with bgpd stopped: exit 0, a config without BGP, and the daemon list.
+        let down = "Building configuration...\n\nCurrent configuration:\n!\nhostname vm\nservice integrated-vtysh-config\n!\nend\n zebra staticd\n";
+        let rc = RunningConfig::parse(down);
+        assert_eq!(rc.bgpd_running, Some(false));
+        assert!(rc.instances.is_empty());
+        assert_eq!(RunningConfig::parse(SAMPLE).bgpd_running, None);
     }
 
     #[test]

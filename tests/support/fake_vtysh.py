@@ -75,6 +75,8 @@ def run(state, lines):
                     print(" exit-address-family")
                 print("exit\n!")
             print("end")
+        elif line == "show daemons":
+            print(" zebra bgpd staticd")
         elif line == "configure terminal" or line.startswith("address-family"):
             pass
         elif words[:2] == ["router", "bgp"]:
