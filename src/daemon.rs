@@ -461,6 +461,28 @@ fn read_prior(journal: &Journal) -> Result<Prior, anycastd_journal::Error> {
     })
 }
 
+/// How long the daemon waits for a journal held by someone else (a client reading it while
+/// no daemon ran holds it for milliseconds; another daemon holds it for good).
+const JOURNAL_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Open the journal, waiting up to [`JOURNAL_LOCK_WAIT`] while its lock is held.
+fn open_waiting(
+    path: &Path,
+    options: &anycastd_journal::Options,
+) -> Result<Journal, anycastd_journal::Error> {
+    let deadline = std::time::Instant::now() + JOURNAL_LOCK_WAIT;
+    loop {
+        match Journal::open(path, options) {
+            Err(anycastd_journal::Error::Locked { .. })
+                if std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Open the journal and read what it says. A journal that cannot be read (other than for
 /// its lock or a filesystem error) is moved aside with a loud error and a new one started:
 /// announcements must not depend on the audit store (DESIGN §4).
@@ -470,7 +492,7 @@ fn open_or_reset(
 ) -> Result<(Journal, Prior), anycastd_journal::Error> {
     let path = config.path.as_path();
     let options = config.store_options();
-    let failure = match Journal::open(path, &options) {
+    let failure = match open_waiting(path, &options) {
         Ok(journal) => match read_prior(&journal) {
             Ok(prior) => return Ok((journal, prior)),
             Err(e) => e,
@@ -596,8 +618,10 @@ async fn reconcile_at_start(
             prefixes: service.prefixes.iter().map(prefix_ref).collect(),
         }));
     }
+    // The decisions are the reconciliation record's, the first of the batch.
+    let others = events.len().saturating_sub(1) as u64;
     let seq = match journal.append_durable(at, events).await {
-        Ok(seq) => seq,
+        Ok(seq) => seq.saturating_sub(others),
         Err(e) => {
             tracing::error!(error = %e, "cannot journal the start-up reconciliation");
             0
@@ -855,8 +879,10 @@ impl Running {
             matches!(e, wire::Event::ServiceDamping(d) if added.iter().any(|a| a.name == d.service))
         }));
         let at = now_ms();
+        // Prefix changes are decisions of the reload record, the first of the batch.
+        let others = events.len().saturating_sub(1) as u64;
         let seq = match self.shared.journal.append_durable(at, events).await {
-            Ok(seq) => seq,
+            Ok(seq) => seq.saturating_sub(others),
             Err(e) => {
                 tracing::error!(error = %e, "cannot journal the reload; applying it anyway");
                 0

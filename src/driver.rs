@@ -623,10 +623,16 @@ impl Driver {
         } = effects;
         let mut decision_seq = 0;
         if transition.is_some() {
+            // The decision is the transition record (records may follow it in the batch).
+            let after = records
+                .iter()
+                .rev()
+                .position(|r| matches!(r, wire::Event::Transition(_)))
+                .unwrap_or(0) as u64;
             // Write-ahead: the decision (and the input behind it) is on disk before FRR hears
             // of it.
             match self.shared.journal.append_durable(at_ms, records).await {
-                Ok(seq) => decision_seq = seq,
+                Ok(seq) => decision_seq = seq.saturating_sub(after),
                 Err(e) => tracing::error!(
                     service = %self.service.name,
                     error = %e,

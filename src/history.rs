@@ -189,8 +189,8 @@ fn entry_seq(entry: &Result<Entry, anycastd_journal::Error>) -> u64 {
 }
 
 /// The events of `records` (in order): every record is one, except that, unless `verbose`,
-/// an FRR outcome folds into the transition or start-up reconciliation whose decision it
-/// completes, when that record is among `records`.
+/// an FRR outcome folds into the transition, start-up reconciliation or reload whose
+/// decision it completes, when that record is among `records`.
 pub fn events(records: &[Record], verbose: bool) -> Vec<(usize, Vec<usize>)> {
     let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
     let mut by_decision: std::collections::HashMap<u64, usize> = Default::default();
@@ -202,7 +202,10 @@ pub fn events(records: &[Record], verbose: bool) -> Vec<(usize, Vec<usize>)> {
                     continue;
                 }
             }
-            if matches!(record.event, Event::Transition(_) | Event::Reconciled(_)) {
+            if matches!(
+                record.event,
+                Event::Transition(_) | Event::Reconciled(_) | Event::Reloaded(_)
+            ) {
                 by_decision.insert(record.seq, groups.len());
             }
         }
@@ -651,6 +654,25 @@ pub fn group_text(head: &Record, applies: &[&Record]) -> String {
             frr_outcome(head.at_ms, &t.prefixes, applies)
         ),
         Event::Reconciled(r) => reconciled_text(r, applies),
+        Event::Reloaded(_) if !applies.is_empty() => {
+            let outcomes: Vec<String> = applies
+                .iter()
+                .filter_map(|record| match &record.event {
+                    Event::Apply(a) => Some(format!(
+                        "{} {}: {}",
+                        if a.change == wire::Change::Announce {
+                            "announce"
+                        } else {
+                            "withdraw"
+                        },
+                        prefix_text(&a.prefix),
+                        outcome_text(&a.outcome)
+                    )),
+                    _ => None,
+                })
+                .collect();
+            format!("{}; FRR: {}", event_text(&head.event), outcomes.join("; "))
+        }
         event => event_text(event),
     }
 }

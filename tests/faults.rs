@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::cabourotte::{Behaviour, Emulator, Generation};
 use support::daemon::Daemon;
+use support::fake_frr::{fake_frr_config, fake_vtysh, networks};
 
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     let path = dir.join(name);
@@ -102,61 +103,6 @@ async fn a_huge_vtysh_output_is_cut_off_and_fails_the_call() {
         started.elapsed() < Duration::from_secs(20),
         "cut off, not waited out"
     );
-}
-
-fn fake_frr_config(dir: &Path, url: &str, vtysh: &Path, extra: &str) -> PathBuf {
-    let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[journal]
-path = {journal:?}
-[control]
-socket = {socket:?}
-[frrouting]
-vtysh_args = ["--state", {state:?}]
-{extra}
-[services.dns]
-prefixes.frrouting = [{{ prefix = "203.0.113.53", vtysh = {vtysh:?} }}, {{ prefix = "2001:db8::53", vtysh = {vtysh:?} }}]
-checks.cabourotte = [{{ name = "dns", url = "{url}", interval = "100ms" }}]
-[services.ntp]
-prefixes.frrouting = [{{ prefix = "203.0.113.123", vrf = "123", vtysh = {vtysh:?} }}]
-checks.cabourotte = [{{ name = "ntp", url = "{url}", interval = "100ms" }}]
-"#,
-            journal = dir.join("journal").display().to_string(),
-            socket = dir.join("ctl.sock").display().to_string(),
-            state = dir.join("frr.json").display().to_string(),
-            vtysh = vtysh.display().to_string(),
-        ),
-    )
-    .unwrap();
-    config
-}
-
-fn fake_vtysh() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_vtysh.py");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
-}
-
-fn networks(dir: &Path) -> Vec<String> {
-    let state: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("frr.json")).unwrap_or_else(|_| "{}".into()),
-    )
-    .unwrap();
-    let mut nets: Vec<String> = state["networks"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .flat_map(|(vrf, list)| {
-            list.as_array()
-                .unwrap()
-                .iter()
-                .map(move |n| format!("{vrf}:{}", n.as_str().unwrap()))
-        })
-        .collect();
-    nets.sort();
-    nets
 }
 
 #[test]

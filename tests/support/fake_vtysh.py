@@ -9,7 +9,9 @@ Like vtysh it stops at the first failing line (exit 1, error on stdout) and keep
 before; `no network` of an absent prefix fails with FRR's text; `router bgp` of an instance
 that does not exist fails (the real one would create it: anycastd must never send that).
 Environment: FAKE_VTYSH_DELAY (seconds to sleep before configuring), FAKE_VTYSH_LOG (a file
-to append one line per call: time, pid, the lines).
+to append one line per call: time, pid, the lines), FAKE_VTYSH_HANG (a path: while it exists,
+configuring calls hang, then fail without a change), FAKE_VTYSH_BGPD_DOWN (a path: while it exists, bgpd is "not
+running": `show daemons` lacks it, the running config has no BGP, configuring fails).
 """
 import fcntl
 import json
@@ -43,6 +45,24 @@ def main():
     delay = float(os.environ.get("FAKE_VTYSH_DELAY", "0") or 0)
     if configuring and delay > 0:
         time.sleep(delay)
+    hang = os.environ.get("FAKE_VTYSH_HANG")
+    if configuring and hang and os.path.exists(hang):
+        # Hangs while the file exists, then fails without changing anything.
+        while os.path.exists(hang):
+            time.sleep(0.05)
+        print("% fake vtysh: gave up")
+        return 1
+    down = os.environ.get("FAKE_VTYSH_BGPD_DOWN")
+    if down and os.path.exists(down):
+        if configuring:
+            print("bgpd is not running")
+            return 1
+        for line in lines:
+            if line == "show running-config bgpd":
+                print("Building configuration...\n\nCurrent configuration:\n!\nend")
+            elif line == "show daemons":
+                print(" zebra staticd")
+        return 0
     with open(state_path + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -77,6 +97,8 @@ def run(state, lines):
             print("end")
         elif line == "show daemons":
             print(" zebra bgpd staticd")
+        elif line.startswith("show bgp vrf all") and line.endswith(" json"):
+            print("{}")
         elif line == "configure terminal" or line.startswith("address-family"):
             pass
         elif words[:2] == ["router", "bgp"]:
@@ -96,7 +118,7 @@ def run(state, lines):
                 return 1
             nets.remove(words[2])
         else:
-            print("% Unknown command: %s" % line)
+            print("%% Unknown command: %s" % line)
             return 1
     return 0
 

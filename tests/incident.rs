@@ -1,0 +1,332 @@
+//! The commands an operator types during an incident, at the worst moments: while the config
+//! file on disk does not validate, while FRR does not take a change, after a double SIGTERM;
+//! and what history says afterwards. FRR is played by `tests/support/fake_vtysh.py`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use nix::sys::signal::Signal;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::cabourotte::{Behaviour, Emulator, Generation};
+use support::daemon::Daemon;
+use support::fake_frr::{fake_frr_config, fake_vtysh, networks};
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn anycastd(args: &[&str], config: &Path) -> Out {
+    let out = Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .output()
+        .unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn healthy_emulator(rt: &tokio::runtime::Runtime) -> Emulator {
+    let emulator = rt.block_on(Emulator::start(Generation::V2));
+    emulator.set("dns", Behaviour::Pass);
+    emulator.set("ntp", Behaviour::Pass);
+    emulator
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "waited in vain for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const ALL: [&str; 3] = [
+    "123:203.0.113.123/32",
+    "default:2001:db8::53/128",
+    "default:203.0.113.53/32",
+];
+
+#[test]
+fn client_commands_work_while_the_config_file_on_disk_is_invalid() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = healthy_emulator(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let config = fake_frr_config(dir.path(), &emulator.url(), &fake_vtysh(), "");
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    wait_for("everything announced", || networks(dir.path()) == ALL);
+
+    // A typo, as after a rejected reload.
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, good.replace("[services.ntp]", "[services.ntp]\nrise = \"x\"")).unwrap();
+    assert_eq!(anycastd(&["check-config"], &config).code, 65);
+
+    let out = anycastd(&["status"], &config);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.starts_with("dns: healthy since "), "{}", out.stdout);
+    assert!(out.stderr.contains("does not validate"), "{}", out.stderr);
+    let out = anycastd(&["history", "dns"], &config);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = anycastd(&["replay", "dns"], &config);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    let out = anycastd(&["drain", "dns", "--reason", "incident"], &config);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.stdout,
+        "dns: drained; FRR shows 2 prefix(es) withdrawn\n",
+        "the answer comes once FRR shows it"
+    );
+    assert_eq!(networks(dir.path()), ["123:203.0.113.123/32"]);
+    let out = anycastd(&["undrain", "dns"], &config);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "dns: undrained: now healthy; FRR shows 2 prefix(es) announced\n"
+    );
+    assert_eq!(networks(dir.path()), ALL);
+
+    // The reload reaches the daemon, which rejects it, says why and journals it.
+    let out = anycastd(&["reload"], &config);
+    assert_eq!(out.code, 65, "{}", out.stdout);
+    assert!(
+        out.stderr.contains("services.ntp.rise"),
+        "the daemon's answer names the key: {}",
+        out.stderr
+    );
+    let out = anycastd(&["history"], &config);
+    assert!(
+        out.stdout.contains("- reload rejected (uid 0), the running configuration is kept:"),
+        "{}",
+        out.stdout
+    );
+    assert!(daemon.running());
+
+    let out = anycastd(&["stop"], &config);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
+    assert_eq!(networks(dir.path()), Vec::<String>::new());
+
+    // No daemon now: what needs the config says so, with the errors.
+    let out = anycastd(&["status"], &config);
+    assert_eq!(out.code, 65);
+    assert!(out.stderr.contains("services.ntp.rise"), "{}", out.stderr);
+    assert!(out.stderr.contains("no daemon answers on"), "{}", out.stderr);
+    assert_eq!(anycastd(&["stop"], &config).code, 69);
+}
+
+#[test]
+fn a_drain_frr_does_not_confirm_says_so_and_exits_70() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = healthy_emulator(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let down = dir.path().join("bgpd-down");
+    let config = fake_frr_config(dir.path(), &emulator.url(), &fake_vtysh(), "");
+    let mut daemon = Daemon::start_with_env(
+        &config,
+        &dir.path().join("log"),
+        &[("FAKE_VTYSH_BGPD_DOWN", down.to_str().unwrap())],
+    );
+    wait_for("everything announced", || networks(dir.path()) == ALL);
+    std::fs::write(&down, "").unwrap();
+    let out = anycastd(&["drain", "dns", "--reason", "x", "--wait", "1s"], &config);
+    assert_eq!(out.code, 70, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.starts_with("dns: drained; FRR has NOT confirmed the withdrawal of 2 of 2 prefix(es) yet: "),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("bgpd is not running"), "{}", out.stdout);
+    let out = anycastd(&["undrain", "dns", "--no-wait"], &config);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("announce 2 prefix(es) requested, not waited for"),
+        "{}",
+        out.stdout
+    );
+    // A drain that waits for nothing in FRR (already drained) is not "confirmed" either way.
+    std::fs::remove_file(&down).unwrap();
+    wait_for("bgpd back", || networks(dir.path()) == ALL);
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
+}
+
+#[test]
+fn after_a_double_sigterm_the_next_start_journals_what_frr_really_did() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = healthy_emulator(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let hang = dir.path().join("hang");
+    let calls = dir.path().join("calls.log");
+    let config = fake_frr_config(dir.path(), &emulator.url(), &fake_vtysh(), "");
+    let env = [
+        ("FAKE_VTYSH_HANG", hang.to_str().unwrap()),
+        ("FAKE_VTYSH_LOG", calls.to_str().unwrap()),
+    ];
+    let mut daemon = Daemon::start_with_env(&config, &dir.path().join("log1"), &env);
+    wait_for("everything announced", || networks(dir.path()) == ALL);
+    // FRR stops taking changes; SIGTERM, then a second one: the prefixes stay.
+    std::fs::write(&hang, "").unwrap();
+    daemon.signal(Signal::SIGTERM);
+    daemon.wait_log("Received SIGTERM, terminating.");
+    std::thread::sleep(Duration::from_millis(300));
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(Duration::from_secs(30)), 70);
+    let log = daemon.log_text();
+    assert!(!log.contains("terminated."), "{log}");
+    assert!(log.contains("stopped without a verified withdrawal"), "{log}");
+    assert_eq!(networks(dir.path()), ALL);
+    std::fs::remove_file(&hang).unwrap();
+
+    // The next start: the journal says drained, FRR has them: withdrawals are decided; the
+    // checks pass at once, so the services are announced again.
+    let before = std::fs::read_to_string(&calls).unwrap_or_default().len();
+    let mut daemon = Daemon::start_with_env(&config, &dir.path().join("log2"), &env);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = anycastd(&["status", "dns"], &config);
+        if status.stdout.contains("203.0.113.53/32: wanted announced; FRR: configured") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dns not announced: {}{}\n{}",
+            status.stdout,
+            status.stderr,
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
+    // What this run sent to FRR is the oracle.
+    let sent = std::fs::read_to_string(&calls).unwrap()[before..].to_owned();
+    let history = anycastd(&["history", "dns"], &config).stdout;
+    let reconciliation = history
+        .lines()
+        .filter(|l| l.contains("start-up reconciliation"))
+        .last()
+        .unwrap();
+    let withdrawn_before_stop = sent
+        .split("no network 203.0.113.53/32")
+        .count()
+        > 2; // once at the start (if it was), once at the stop
+    if withdrawn_before_stop {
+        assert!(
+            reconciliation.contains("withdraw 203.0.113.53/32 of dns (in FRR, but not announced at the last stop): FRR applied"),
+            "FRR was sent the withdrawal: {reconciliation}\n{sent}"
+        );
+    } else {
+        assert!(
+            reconciliation.contains("withdraw 203.0.113.53/32 of dns (in FRR, but not announced at the last stop): FRR superseded by a newer decision before it was applied (FRR unchanged)"),
+            "FRR was never sent the withdrawal: {reconciliation}\n{sent}"
+        );
+        assert!(
+            history.lines().any(|l| l.contains("starting -> healthy") && l.ends_with("; FRR already so")),
+            "{history}"
+        );
+    }
+    assert!(!reconciliation.contains("withdrew"), "{reconciliation}");
+}
+
+#[test]
+fn checks_that_answer_every_poll_never_journal_a_missing_result_also_across_a_restart() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = healthy_emulator(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let config = fake_frr_config(dir.path(), &emulator.url(), &fake_vtysh(), "");
+    // A pending timeout shorter than the runs, so that its (stale) timer fires in them.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("interval = \"100ms\" }", "interval = \"100ms\", pending_timeout = \"1s\" }");
+    std::fs::write(&config, text).unwrap();
+    for run in 0..2 {
+        let mut daemon = Daemon::start(&config, &dir.path().join(format!("log{run}")));
+        wait_for("everything announced", || networks(dir.path()) == ALL);
+        std::thread::sleep(Duration::from_secs(3));
+        daemon.signal(Signal::SIGTERM);
+        assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
+    }
+    let out = anycastd(&["history", "--json"], &config);
+    assert!(!out.stdout.contains("\"kind\":\"pending_timeout\""), "{}", out.stdout);
+    let out = anycastd(&["history", "--verbose"], &config);
+    assert!(!out.stdout.contains("no result"), "{}", out.stdout);
+    // Each check's results: one "pass" per start, nothing else.
+    let passes = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" dns check dns: pass"))
+        .count();
+    assert_eq!(passes, 2, "{}", out.stdout);
+}
+
+#[test]
+fn history_and_replay_options_do_what_they_say() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = healthy_emulator(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let config = fake_frr_config(dir.path(), &emulator.url(), &fake_vtysh(), "");
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    wait_for("everything announced", || networks(dir.path()) == ALL);
+    emulator.set("dns", Behaviour::Fail("resolver down".into()));
+    wait_for("dns withdrawn", || networks(dir.path()) == ["123:203.0.113.123/32"]);
+    emulator.set("dns", Behaviour::Pass);
+    wait_for("dns back", || networks(dir.path()) == ALL);
+
+    for through in ["the daemon", "the journal"] {
+        let all = anycastd(&["history", "dns"], &config);
+        assert_eq!(all.code, 0, "{through}: {}", all.stderr);
+        let all: Vec<&str> = all.stdout.lines().collect();
+        let tail = anycastd(&["history", "dns", "--tail", "2"], &config).stdout;
+        assert_eq!(tail.lines().collect::<Vec<_>>(), all[all.len() - 2..], "{through}");
+        let limit = anycastd(&["history", "dns", "--limit", "3"], &config).stdout;
+        assert_eq!(limit.lines().collect::<Vec<_>>(), all[..3], "{through}");
+        assert_eq!(anycastd(&["history", "--limit", "0"], &config).code, 2);
+        assert_eq!(anycastd(&["history", "--tail", "0"], &config).code, 2);
+        let since = anycastd(&["history", "dns", "--since", "600"], &config);
+        assert_eq!(since.code, 0, "bare seconds: {}", since.stderr);
+        assert_eq!(since.stdout.lines().count(), all.len(), "{through}");
+        let out = anycastd(&["replay", "dns", "--since", "1h", "--fall", "2"], &config);
+        assert_eq!(out.code, 0, "{through}: {}", out.stderr);
+        let out = anycastd(&["replay", "dns", "--since", "2000-01-01T00:00:00Z", "--until", "2000-01-01T00:00:01Z"], &config);
+        assert_eq!(out.code, 0, "{through}: {}", out.stderr);
+        assert!(out.stdout.contains("note: "), "{through}: {}", out.stdout);
+        if through == "the daemon" {
+            // --follow with an --until in the past ends at once.
+            let started = Instant::now();
+            let out = anycastd(&["history", "dns", "--follow", "--until", "2000-01-01T00:00:00Z"], &config);
+            assert_eq!(out.code, 0, "{}", out.stderr);
+            assert!(out.stderr.contains("--until is in the past"), "{}", out.stderr);
+            assert!(started.elapsed() < Duration::from_secs(20));
+            // A follower is told how to resume when the daemon stops.
+            let follower = Command::new(env!("CARGO_BIN_EXE_anycastd"))
+                .args(["history", "dns", "--follow", "-c"])
+                .arg(&config)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            daemon.signal(Signal::SIGTERM);
+            assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
+            let out = follower.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(69), "{stderr}");
+            assert!(stderr.contains("the daemon stopped; resume with --after-seq "), "{stderr}");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(stdout.contains("draining (shutdown)"), "it saw the stop: {stdout}");
+        }
+    }
+    let out = anycastd(&["drain", "dns", "--reason", "x", "--for", "999999d"], &config);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("too long"), "{}", out.stderr);
+}
