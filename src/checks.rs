@@ -538,7 +538,9 @@ mod tests {
         }
         assert_eq!(
             classify(200, br#"{"success":false,"message":7}"#, None, at(0)),
-            Reading::Observed(Observation::Fail("Cabourotte reports a failure (no message)".into()))
+            Reading::Observed(Observation::Fail(
+                "Cabourotte reports a failure (no message)".into()
+            ))
         );
         assert_eq!(
             classify(

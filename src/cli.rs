@@ -138,7 +138,9 @@ pub async fn history(client: &Client, query: Query, json: bool, follow: bool) ->
                         match tokio::time::timeout_at(deadline, lines.next_line()).await {
                             Ok(next) => next,
                             Err(_) => {
-                                eprintln!("anycastd: --until reached; resume with --after-seq {last_seq}");
+                                eprintln!(
+                                    "anycastd: --until reached; resume with --after-seq {last_seq}"
+                                );
                                 return exit::OK;
                             }
                         }
@@ -428,14 +430,14 @@ pub async fn drain(client: &Client, request: Request) -> u8 {
         Ok(value) => value,
         Err(code) => return code,
     };
-    let results: Vec<control::DrainResult> =
-        match serde_json::from_value(value["results"].clone()) {
-            Ok(results) => results,
-            Err(e) => {
-                eprintln!("anycastd: unreadable answer from the daemon: {e}");
-                return exit::SOFTWARE;
-            }
-        };
+    let results: Vec<control::DrainResult> = match serde_json::from_value(value["results"].clone())
+    {
+        Ok(results) => results,
+        Err(e) => {
+            eprintln!("anycastd: unreadable answer from the daemon: {e}");
+            return exit::SOFTWARE;
+        }
+    };
     let mut code = exit::OK;
     for result in &results {
         println!("{}: {}", result.service, result.note);

@@ -495,7 +495,14 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
             }
             let now = crate::journal::now_ms();
             let result = tokio::task::spawn_blocking(move || {
-                crate::replay::replay_from(&reader, &service, since_ms, until_ms, Some(now), &what_if)
+                crate::replay::replay_from(
+                    &reader,
+                    &service,
+                    since_ms,
+                    until_ms,
+                    Some(now),
+                    &what_if,
+                )
             })
             .await
             .map_err(std::io::Error::other)?;
@@ -571,7 +578,11 @@ async fn snapshots(context: &Context, only: Option<&str>) -> Vec<status::Snapsho
     let mut snapshots = Vec::new();
     for (name, tx) in drivers {
         let (reply, answer) = oneshot::channel();
-        if tx.send(crate::driver::Command::Snapshot(reply)).await.is_ok() {
+        if tx
+            .send(crate::driver::Command::Snapshot(reply))
+            .await
+            .is_ok()
+        {
             if let Ok(snapshot) = answer.await {
                 snapshots.push(snapshot);
                 continue;
@@ -645,9 +656,8 @@ async fn drain(
         let (reply_tx, reply_rx) = oneshot::channel();
         let command = match &drain {
             Some((reason, for_ms)) => {
-                let expires_at_ms = for_ms.map(|ms| {
-                    now.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX))
-                });
+                let expires_at_ms =
+                    for_ms.map(|ms| now.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX)));
                 let kind = anycastd_journal::wire::OperatorKind::Drain {
                     service: name.clone(),
                     reason: reason.clone(),
@@ -729,7 +739,10 @@ async fn drain(
             };
             let what = match verified {
                 _ if keys.is_empty() => String::new(),
-                None => format!("; {verb} {} prefix(es) requested, not waited for", keys.len()),
+                None => format!(
+                    "; {verb} {} prefix(es) requested, not waited for",
+                    keys.len()
+                ),
                 Some(true) => format!("; FRR shows {} prefix(es) {done}", keys.len()),
                 Some(false) => format!(
                     "; FRR has NOT confirmed the {noun} of {} of {} prefix(es) yet: {}",

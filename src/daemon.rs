@@ -473,9 +473,7 @@ fn open_waiting(
     let deadline = std::time::Instant::now() + JOURNAL_LOCK_WAIT;
     loop {
         match Journal::open(path, options) {
-            Err(anycastd_journal::Error::Locked { .. })
-                if std::time::Instant::now() < deadline =>
-            {
+            Err(anycastd_journal::Error::Locked { .. }) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             other => return other,

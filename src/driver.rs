@@ -327,7 +327,12 @@ impl Driver {
             .checks
             .iter()
             .map(|check| {
-                match self.service.checks.iter().position(|o| o.name == check.name && o.url == check.url) {
+                match self
+                    .service
+                    .checks
+                    .iter()
+                    .position(|o| o.name == check.name && o.url == check.url)
+                {
                     // The first result after a reload is always journaled and logged.
                     Some(i) => {
                         let old = &old_edges[i];
@@ -659,7 +664,11 @@ impl Driver {
                 since_ms: transition.at.0,
                 cause: self.cause.clone(),
             };
-            crate::metrics::service_state(&self.service.name, transition.to.name(), transition.at.0);
+            crate::metrics::service_state(
+                &self.service.name,
+                transition.to.name(),
+                transition.at.0,
+            );
             crate::metrics::count(
                 "anycastd_service_transitions_total",
                 &[
@@ -778,7 +787,11 @@ impl Driver {
                 },
             ));
         }
-        let writers = self.shared.writers.lock().unwrap_or_else(|p| p.into_inner());
+        let writers = self
+            .shared
+            .writers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let mut handed = Vec::new();
         for (vtysh, items) in by_vtysh {
             match writers.get(vtysh) {

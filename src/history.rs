@@ -79,7 +79,10 @@ pub fn select(journal: &Reader, query: &Query) -> Result<Selection, anycastd_jou
         match entry? {
             Entry::Record(record) => {
                 if query.matches(&record) {
-                    if !matches!(record.event, Event::Apply(_) | Event::Runs(_) | Event::Polls(_)) {
+                    if !matches!(
+                        record.event,
+                        Event::Apply(_) | Event::Runs(_) | Event::Polls(_)
+                    ) {
                         headlines += 1;
                     }
                     selection.records.push(record);
@@ -533,9 +536,9 @@ fn reconciled_text(r: &wire::Reconciled, applies: &[&Record]) -> String {
             wire::ReconcileDecision::Orphan => {
                 format!("withdraw {p} of {s} (orphan: no longer configured)")
             }
-            wire::ReconcileDecision::Missing => format!(
-                "{p} of {s} missing from FRR although announced before the restart"
-            ),
+            wire::ReconcileDecision::Missing => {
+                format!("{p} of {s} missing from FRR although announced before the restart")
+            }
             wire::ReconcileDecision::Withdrawn => {
                 format!("withdraw {p} of {s} (in FRR, but not announced at the last stop)")
             }
@@ -567,11 +570,13 @@ fn reconciled_text(r: &wire::Reconciled, applies: &[&Record]) -> String {
     }
 }
 
+/// A prefix, its last outcome (with its time) and the failures journaled for it.
+type PrefixOutcome<'a> = (&'a wire::PrefixRef, Option<(&'a wire::Outcome, i64)>, usize);
+
 /// What FRR did with a transition's decision, from its outcome records.
 fn frr_outcome(at_ms: i64, prefixes: &[wire::PrefixRef], applies: &[&Record]) -> String {
     // The last outcome of each prefix, its time, and the failures before it.
-    let mut last: Vec<(&wire::PrefixRef, Option<(&wire::Outcome, i64)>, usize)> =
-        prefixes.iter().map(|p| (p, None, 0)).collect();
+    let mut last: Vec<PrefixOutcome> = prefixes.iter().map(|p| (p, None, 0)).collect();
     for record in applies {
         let Event::Apply(a) = &record.event else {
             continue;
@@ -806,9 +811,21 @@ mod tests {
                     prefixes: vec![prefix("203.0.113.53/32"), prefix("2001:db8::53/128")],
                 }),
             ),
-            record(6, 1_040, apply(5, "203.0.113.53/32", wire::Outcome::Failed("x".into()))),
-            record(7, 1_085, apply(5, "203.0.113.53/32", wire::Outcome::Applied)),
-            record(8, 1_085, apply(5, "2001:db8::53/128", wire::Outcome::AlreadySo)),
+            record(
+                6,
+                1_040,
+                apply(5, "203.0.113.53/32", wire::Outcome::Failed("x".into())),
+            ),
+            record(
+                7,
+                1_085,
+                apply(5, "203.0.113.53/32", wire::Outcome::Applied),
+            ),
+            record(
+                8,
+                1_085,
+                apply(5, "2001:db8::53/128", wire::Outcome::AlreadySo),
+            ),
         ];
         let lines = render_events(&records, false);
         assert_eq!(lines.len(), 1, "{lines:?}");
@@ -837,7 +854,11 @@ mod tests {
                     unreadable: vec![],
                 }),
             ),
-            record(9, 1_300, apply(3, "203.0.113.53/32", wire::Outcome::Superseded)),
+            record(
+                9,
+                1_300,
+                apply(3, "203.0.113.53/32", wire::Outcome::Superseded),
+            ),
         ];
         let lines = render_events(&records, false);
         assert_eq!(lines.len(), 1);
@@ -871,7 +892,11 @@ mod tests {
                 let seq = t.seq;
                 [
                     t,
-                    record(seq + 1, 0, apply(seq, "203.0.113.53/32", wire::Outcome::Applied)),
+                    record(
+                        seq + 1,
+                        0,
+                        apply(seq, "203.0.113.53/32", wire::Outcome::Applied),
+                    ),
                 ]
             })
             .collect();

@@ -423,7 +423,10 @@ fn main() -> ExitCode {
 }
 
 /// `--since`/`--until` as times (exit 2 when malformed or in the wrong order).
-fn window(since: &Option<String>, until: &Option<String>) -> Result<(Option<i64>, Option<i64>), u8> {
+fn window(
+    since: &Option<String>,
+    until: &Option<String>,
+) -> Result<(Option<i64>, Option<i64>), u8> {
     let now = anycastd::journal::now_ms();
     let parse = |t: &Option<String>, flag: &str| -> Result<Option<i64>, String> {
         t.as_deref()

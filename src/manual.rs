@@ -50,13 +50,16 @@ fn options(roff: &mut Roff, command: &clap::Command) {
         if let Some(long) = arg.get_long() {
             names.push(format!("--{long}"));
         }
-        let value = arg
-            .get_value_names()
-            .map(|v| v.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" "));
+        let value = arg.get_value_names().map(|v| {
+            v.iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
         let takes_value = arg.get_num_args().is_some_and(|n| n.takes_values())
             && !matches!(arg.get_action(), clap::ArgAction::SetTrue);
         let head = if names.is_empty() {
-            format!("{}", value.unwrap_or_else(|| arg.get_id().to_string().to_uppercase()))
+            value.unwrap_or_else(|| arg.get_id().to_string().to_uppercase())
         } else if takes_value {
             format!(
                 "{} {}",
@@ -82,7 +85,9 @@ fn options(roff: &mut Roff, command: &clap::Command) {
         if let Some(env) = arg.get_env() {
             help.push_str(&format!(" [env: {}]", env.to_string_lossy()));
         }
-        roff.control("TP", []).text([bold(head)]).text([roman(help)]);
+        roff.control("TP", [])
+            .text([bold(head)])
+            .text([roman(help)]);
     }
 }
 
@@ -161,15 +166,26 @@ pub fn render(command: clap::Command, out: &mut dyn Write) -> std::io::Result<()
             "the journal (a sled database; lock file anycastd.lock holds the daemon's pid)",
         ),
         ("/run/anycastd/anycastd.sock", "the control socket"),
-        ("/usr/bin/vtysh", "FRR's shell, run for every change and read"),
+        (
+            "/usr/bin/vtysh",
+            "FRR's shell, run for every change and read",
+        ),
     ] {
-        roff.control("TP", []).text([italic(file)]).text([roman(what)]);
+        roff.control("TP", [])
+            .text([italic(file)])
+            .text([roman(what)]);
     }
     roff.control("SH", ["ENVIRONMENT"]);
     for (name, what) in [
         ("CONFIG", "the configuration file (-c)"),
-        ("ANYCASTD_SOCKET", "the control socket of client commands (--socket)"),
-        ("LOG_FORMAT, LOG_LEVEL, NO_COLOR", "logging (--log-format, --log-level, --no-color)"),
+        (
+            "ANYCASTD_SOCKET",
+            "the control socket of client commands (--socket)",
+        ),
+        (
+            "LOG_FORMAT, LOG_LEVEL, NO_COLOR",
+            "logging (--log-format, --log-level, --no-color)",
+        ),
         (
             "NOTIFY_SOCKET, WATCHDOG_USEC",
             "set by systemd: readiness, status and watchdog notifications",
@@ -179,7 +195,9 @@ pub fn render(command: clap::Command, out: &mut dyn Write) -> std::io::Result<()
             "run restarts itself with MALLOC_MMAP_THRESHOLD_=65536 unless one of them is set",
         ),
     ] {
-        roff.control("TP", []).text([bold(name)]).text([roman(what)]);
+        roff.control("TP", [])
+            .text([bold(name)])
+            .text([roman(what)]);
     }
     roff.control("SH", ["SEE ALSO"]);
     roff.text([roman(

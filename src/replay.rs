@@ -599,7 +599,10 @@ pub fn replay(
                 if epoch_open {
                     // What the killed daemon did after its last record is unknown.
                     let from = last_at.unwrap_or(at);
-                    gaps.push(Gap { from_ms: from, to_ms: at });
+                    gaps.push(Gap {
+                        from_ms: from,
+                        to_ms: at,
+                    });
                     for sim in [&mut actual, &mut other] {
                         sim.stop(from, true);
                     }
@@ -681,7 +684,10 @@ pub fn replay(
                 } else {
                     // A suppression that ended without a transition: the timer fired here.
                     if d.suppressed_since_ms.is_none()
-                        && actual.core.as_ref().is_some_and(|c| c.machine().suppressed())
+                        && actual
+                            .core
+                            .as_ref()
+                            .is_some_and(|c| c.machine().suppressed())
                     {
                         actual.fire(Timer::DampingReuse, at);
                     }
@@ -735,7 +741,11 @@ pub fn replay(
                 }
             }
             Event::Polls(polls) if polls.service == service => {
-                repeats(&mut [&mut actual, &mut other], polls.polls, previous_input_at);
+                repeats(
+                    &mut [&mut actual, &mut other],
+                    polls.polls,
+                    previous_input_at,
+                );
                 if polls.polls > 0 {
                     approximate.push(Gap {
                         from_ms: previous_input_at,
@@ -886,10 +896,7 @@ pub fn replay(
                         replayed: "no transition".into(),
                     }),
                 }
-                if matches!(
-                    t.to,
-                    wire::State::Draining(wire::DrainCause::Removed)
-                ) {
+                if matches!(t.to, wire::State::Draining(wire::DrainCause::Removed)) {
                     // Removed by a reload: nothing more is measured.
                     for sim in [&mut actual, &mut other] {
                         sim.tape.set(at, None);
@@ -950,7 +957,8 @@ pub fn replay(
     report.from_ms = from;
     report.to_ms = to;
     report.observations = actual.observations;
-    let overlaps = |g: &Gap| g.to_ms >= from && g.from_ms <= to && !(g.from_ms == g.to_ms && g.from_ms < from);
+    let overlaps =
+        |g: &Gap| g.to_ms >= from && g.from_ms <= to && !(g.from_ms == g.to_ms && g.from_ms < from);
     report.gaps = gaps.into_iter().filter(overlaps).collect();
     report.approximate = merge(approximate.into_iter().filter(overlaps).collect());
 
@@ -1054,12 +1062,7 @@ fn recorded_step(at: i64, t: &wire::Transition) -> (i64, Step, bool) {
 
 /// A damping state journaled before a restart, restored in the recorded run; a what-if with
 /// its own damping settings keeps its own state, one with the recorded settings takes it too.
-fn restore_recorded_damping(
-    actual: &mut Sim,
-    other: &mut Sim,
-    state: fsm::DampingState,
-    at: i64,
-) {
+fn restore_recorded_damping(actual: &mut Sim, other: &mut Sim, state: fsm::DampingState, at: i64) {
     if let Some(core) = actual.core.as_mut() {
         let _ = core.restore_damping(state, at);
     }
@@ -1267,8 +1270,8 @@ fn build_run(
         .filter(|(_, repaired)| *repaired)
         .map(|(l, _)| *l)
         .collect();
-    summary.mean_time_to_repair_ms = (!repaired.is_empty())
-        .then(|| repaired.iter().sum::<i64>() / repaired.len() as i64);
+    summary.mean_time_to_repair_ms =
+        (!repaired.is_empty()).then(|| repaired.iter().sum::<i64>() / repaired.len() as i64);
     summary.announced_ratio = if summary.measured_ms > 0 {
         summary.announced_ms as f64 / summary.measured_ms as f64
     } else {
@@ -1436,7 +1439,10 @@ mod tests {
         let run = build_run(Vec::new(), Vec::new(), &tape, 2_000, 9_000, None);
         let s = &run.summary;
         assert_eq!(s.measured_ms, 7_000);
-        assert_eq!((s.announced_ms, s.outage_ms, s.drained_ms), (3_000, 3_000, 1_000));
+        assert_eq!(
+            (s.announced_ms, s.outage_ms, s.drained_ms),
+            (3_000, 3_000, 1_000)
+        );
         assert_eq!(s.outages, 2);
         assert_eq!(s.longest_outage_ms, 2_000);
         assert_eq!(s.mean_time_to_repair_ms, Some(1_000));

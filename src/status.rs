@@ -423,13 +423,21 @@ fn prefix_status(
         .instances
         .get(&p.vrf)
         .is_some_and(|i| i.networks.contains(&p.prefix));
-    let afi = if p.prefix.addr().is_ipv6() { "ipv6" } else { "ipv4" };
+    let afi = if p.prefix.addr().is_ipv6() {
+        "ipv6"
+    } else {
+        "ipv4"
+    };
     let valid = f
         .valid
         .get(&(vrf_key(&p.vrf), p.prefix.to_string()))
         .copied()
         .unwrap_or(false);
-    status.established_peers = f.established.get(&(vrf_key(&p.vrf), afi)).copied().unwrap_or(0);
+    status.established_peers = f
+        .established
+        .get(&(vrf_key(&p.vrf), afi))
+        .copied()
+        .unwrap_or(0);
     status.advertised = status.configured && valid && status.established_peers > 0;
     let actual = match (status.configured, valid, status.established_peers) {
         (false, _, _) => "not configured in FRR".to_owned(),
@@ -443,17 +451,28 @@ fn prefix_status(
     status.note = match (desired, status.drift, &error) {
         (None, _, _) => actual,
         (Some(want), false, _) => {
-            format!("wanted {}; FRR: {actual}", if want { "announced" } else { "withdrawn" })
+            format!(
+                "wanted {}; FRR: {actual}",
+                if want { "announced" } else { "withdrawn" }
+            )
         }
         (Some(want), true, Some(error)) => format!(
             "MISMATCH: wanted {}, {} in FRR; the writer is retrying: {error}",
             if want { "announced" } else { "withdrawn" },
-            if status.configured { "present" } else { "absent" }
+            if status.configured {
+                "present"
+            } else {
+                "absent"
+            }
         ),
         (Some(want), true, None) => format!(
             "DRIFT: wanted {}, {} in FRR; repair at the next pass (at most {} s)",
             if want { "announced" } else { "withdrawn" },
-            if status.configured { "present" } else { "absent" },
+            if status.configured {
+                "present"
+            } else {
+                "absent"
+            },
             config.frrouting.reconcile_interval.as_secs()
         ),
     };

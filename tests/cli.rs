@@ -247,18 +247,40 @@ fn completions_and_the_man_page_come_from_the_command_line_definition() {
     // One complete page: every subcommand, every config key and exit code of the README,
     // and no reference to a page that does not exist.
     for sub in [
-        "run", "history", "status", "drain", "undrain", "replay", "reload", "check\\-config",
-        "completions", "man", "stop",
+        "run",
+        "history",
+        "status",
+        "drain",
+        "undrain",
+        "replay",
+        "reload",
+        "check\\-config",
+        "completions",
+        "man",
+        "stop",
     ] {
-        assert!(page.contains(&format!(".SS {sub}\n")), "{sub} missing from the page");
+        assert!(
+            page.contains(&format!(".SS {sub}\n")),
+            "{sub} missing from the page"
+        );
     }
-    for key in ["services.NAME.rise", "[journal] cache_mib", "[frrouting] reconcile_interval"] {
+    for key in [
+        "services.NAME.rise",
+        "[journal] cache_mib",
+        "[frrouting] reconcile_interval",
+    ] {
         assert!(page.contains(&key.replace('-', "\\-")), "{key} missing");
     }
     for code in ["0", "2", "65", "66", "69", "70", "77"] {
-        assert!(page.contains(&format!(".TP\n\\fB{code}\\fR")), "exit code {code} missing");
+        assert!(
+            page.contains(&format!(".TP\n\\fB{code}\\fR")),
+            "exit code {code} missing"
+        );
     }
-    assert!(!page.contains("anycastd\\-history"), "names a page that is not generated");
+    assert!(
+        !page.contains("anycastd\\-history"),
+        "names a page that is not generated"
+    );
     // man renders it without complaint.
     if let Ok(mut child) = std::process::Command::new("man")
         .args(["--warnings", "-l", "-"])

@@ -96,7 +96,10 @@ fn a_read_group_member_reads_but_cannot_act_and_others_are_refused() {
     daemon.wait_log("Starting service");
     let (code, err) = as_user(&config, NOBODY, &["status"]);
     assert_eq!(code, 77, "{err}");
-    assert!(err.contains("permission denied on the control socket"), "{err}");
+    assert!(
+        err.contains("permission denied on the control socket"),
+        "{err}"
+    );
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
 }

@@ -456,7 +456,10 @@ fn status_tells_configured_from_advertised_and_follows_a_flip() {
     // dns withdrawn as wanted, web wanted but not advertised: a warning, nothing critical.
     let (code, out) = check(&["status", "--check"]);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.starts_with("ANYCASTD WARNING - web 198.51.100.80/32"), "{out}");
+    assert!(
+        out.starts_with("ANYCASTD WARNING - web 198.51.100.80/32"),
+        "{out}"
+    );
 
     // A prefix removed from FRR by hand is not "withdrawn on purpose": status says so.
     tb.vtysh(&[
@@ -474,7 +477,11 @@ fn status_tells_configured_from_advertised_and_follows_a_flip() {
         .find(|p| p["prefix"] == "203.0.113.123/32")
         .unwrap();
     assert_eq!(
-        (removed["desired_announced"].as_bool(), removed["configured"].as_bool(), removed["drift"].as_bool()),
+        (
+            removed["desired_announced"].as_bool(),
+            removed["configured"].as_bool(),
+            removed["drift"].as_bool()
+        ),
         (Some(true), Some(false), Some(true)),
         "{removed}"
     );
@@ -487,13 +494,19 @@ fn status_tells_configured_from_advertised_and_follows_a_flip() {
     );
     let (code, out) = check(&["status", "--check"]);
     assert_eq!(code, Some(2), "{out}");
-    assert!(out.starts_with("ANYCASTD CRITICAL - ntp 203.0.113.123/32 (vrf 123): DRIFT"), "{out}");
+    assert!(
+        out.starts_with("ANYCASTD CRITICAL - ntp 203.0.113.123/32 (vrf 123): DRIFT"),
+        "{out}"
+    );
     let (code, out) = check(&["status", "ntp"]);
     assert_eq!(code, Some(0));
     assert!(out.starts_with("ntp: healthy since "), "{out}");
     assert!(!out.contains("dns"), "only ntp: {out}");
     assert!(out.contains("  check ntp_v4: pass since "), "{out}");
-    assert!(out.contains("  203.0.113.123/32 (vrf 123): DRIFT: wanted announced, absent in FRR"), "{out}");
+    assert!(
+        out.contains("  203.0.113.123/32 (vrf 123): DRIFT: wanted announced, absent in FRR"),
+        "{out}"
+    );
     assert_eq!(check(&["status", "nope"]).0, Some(2));
 
     daemon.signal(Signal::SIGTERM);
@@ -504,5 +517,9 @@ fn status_tells_configured_from_advertised_and_follows_a_flip() {
     assert_eq!(ntp["state"], "draining");
     assert_eq!(ntp["state_text"], "draining (shutdown)");
     assert_eq!(ntp["drain"]["cause"], "shutdown");
-    assert_eq!(check(&["status", "--check"]).0, Some(3), "the daemon is not running");
+    assert_eq!(
+        check(&["status", "--check"]).0,
+        Some(3),
+        "the daemon is not running"
+    );
 }

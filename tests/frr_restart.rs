@@ -484,7 +484,10 @@ fn bgpd_stopped_while_running_is_retried_and_repaired_when_it_returns() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&status.stdout);
-    assert!(text.contains("FRR unreadable: bgpd is not running"), "{text}");
+    assert!(
+        text.contains("FRR unreadable: bgpd is not running"),
+        "{text}"
+    );
     // bgpd comes back with its saved config: the writer repairs what is missing (ntp only).
     tb.start_bgpd(true);
     tb.wait_established();

@@ -66,12 +66,20 @@ fn client_commands_work_while_the_config_file_on_disk_is_invalid() {
 
     // A typo, as after a rejected reload.
     let good = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, good.replace("[services.ntp]", "[services.ntp]\nrise = \"x\"")).unwrap();
+    std::fs::write(
+        &config,
+        good.replace("[services.ntp]", "[services.ntp]\nrise = \"x\""),
+    )
+    .unwrap();
     assert_eq!(anycastd(&["check-config"], &config).code, 65);
 
     let out = anycastd(&["status"], &config);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.starts_with("dns: healthy since "), "{}", out.stdout);
+    assert!(
+        out.stdout.starts_with("dns: healthy since "),
+        "{}",
+        out.stdout
+    );
     assert!(out.stderr.contains("does not validate"), "{}", out.stderr);
     let out = anycastd(&["history", "dns"], &config);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -81,8 +89,7 @@ fn client_commands_work_while_the_config_file_on_disk_is_invalid() {
     let out = anycastd(&["drain", "dns", "--reason", "incident"], &config);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert_eq!(
-        out.stdout,
-        "dns: drained; FRR shows 2 prefix(es) withdrawn\n",
+        out.stdout, "dns: drained; FRR shows 2 prefix(es) withdrawn\n",
         "the answer comes once FRR shows it"
     );
     assert_eq!(networks(dir.path()), ["123:203.0.113.123/32"]);
@@ -104,7 +111,8 @@ fn client_commands_work_while_the_config_file_on_disk_is_invalid() {
     );
     let out = anycastd(&["history"], &config);
     assert!(
-        out.stdout.contains("- reload rejected (uid 0), the running configuration is kept:"),
+        out.stdout
+            .contains("- reload rejected (uid 0), the running configuration is kept:"),
         "{}",
         out.stdout
     );
@@ -119,7 +127,11 @@ fn client_commands_work_while_the_config_file_on_disk_is_invalid() {
     let out = anycastd(&["status"], &config);
     assert_eq!(out.code, 65);
     assert!(out.stderr.contains("services.ntp.rise"), "{}", out.stderr);
-    assert!(out.stderr.contains("no daemon answers on"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no daemon answers on"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(anycastd(&["stop"], &config).code, 69);
 }
 
@@ -140,7 +152,9 @@ fn a_drain_frr_does_not_confirm_says_so_and_exits_70() {
     let out = anycastd(&["drain", "dns", "--reason", "x", "--wait", "1s"], &config);
     assert_eq!(out.code, 70, "{}{}", out.stdout, out.stderr);
     assert!(
-        out.stdout.starts_with("dns: drained; FRR has NOT confirmed the withdrawal of 2 of 2 prefix(es) yet: "),
+        out.stdout.starts_with(
+            "dns: drained; FRR has NOT confirmed the withdrawal of 2 of 2 prefix(es) yet: "
+        ),
         "{}",
         out.stdout
     );
@@ -148,7 +162,8 @@ fn a_drain_frr_does_not_confirm_says_so_and_exits_70() {
     let out = anycastd(&["undrain", "dns", "--no-wait"], &config);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
-        out.stdout.contains("announce 2 prefix(es) requested, not waited for"),
+        out.stdout
+            .contains("announce 2 prefix(es) requested, not waited for"),
         "{}",
         out.stdout
     );
@@ -182,7 +197,10 @@ fn after_a_double_sigterm_the_next_start_journals_what_frr_really_did() {
     assert_eq!(daemon.wait(Duration::from_secs(30)), 70);
     let log = daemon.log_text();
     assert!(!log.contains("terminated."), "{log}");
-    assert!(log.contains("stopped without a verified withdrawal"), "{log}");
+    assert!(
+        log.contains("stopped without a verified withdrawal"),
+        "{log}"
+    );
     assert_eq!(networks(dir.path()), ALL);
     std::fs::remove_file(&hang).unwrap();
 
@@ -193,7 +211,10 @@ fn after_a_double_sigterm_the_next_start_journals_what_frr_really_did() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let status = anycastd(&["status", "dns"], &config);
-        if status.stdout.contains("203.0.113.53/32: wanted announced; FRR: configured") {
+        if status
+            .stdout
+            .contains("203.0.113.53/32: wanted announced; FRR: configured")
+        {
             break;
         }
         assert!(
@@ -216,10 +237,7 @@ fn after_a_double_sigterm_the_next_start_journals_what_frr_really_did() {
         .filter(|l| l.contains("start-up reconciliation"))
         .last()
         .unwrap();
-    let withdrawn_before_stop = sent
-        .split("no network 203.0.113.53/32")
-        .count()
-        > 2; // once at the start (if it was), once at the stop
+    let withdrawn_before_stop = sent.split("no network 203.0.113.53/32").count() > 2; // once at the start (if it was), once at the stop
     if withdrawn_before_stop {
         assert!(
             reconciliation.contains("withdraw 203.0.113.53/32 of dns (in FRR, but not announced at the last stop): FRR applied"),
@@ -231,7 +249,9 @@ fn after_a_double_sigterm_the_next_start_journals_what_frr_really_did() {
             "FRR was never sent the withdrawal: {reconciliation}\n{sent}"
         );
         assert!(
-            history.lines().any(|l| l.contains("starting -> healthy") && l.ends_with("; FRR already so")),
+            history
+                .lines()
+                .any(|l| l.contains("starting -> healthy") && l.ends_with("; FRR already so")),
             "{history}"
         );
     }
@@ -245,9 +265,10 @@ fn checks_that_answer_every_poll_never_journal_a_missing_result_also_across_a_re
     let dir = tempfile::tempdir().unwrap();
     let config = fake_frr_config(dir.path(), &emulator.url(), &fake_vtysh(), "");
     // A pending timeout shorter than the runs, so that its (stale) timer fires in them.
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("interval = \"100ms\" }", "interval = \"100ms\", pending_timeout = \"1s\" }");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "interval = \"100ms\" }",
+        "interval = \"100ms\", pending_timeout = \"1s\" }",
+    );
     std::fs::write(&config, text).unwrap();
     for run in 0..2 {
         let mut daemon = Daemon::start(&config, &dir.path().join(format!("log{run}")));
@@ -257,7 +278,11 @@ fn checks_that_answer_every_poll_never_journal_a_missing_result_also_across_a_re
         assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
     }
     let out = anycastd(&["history", "--json"], &config);
-    assert!(!out.stdout.contains("\"kind\":\"pending_timeout\""), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("\"kind\":\"pending_timeout\""),
+        "{}",
+        out.stdout
+    );
     let out = anycastd(&["history", "--verbose"], &config);
     assert!(!out.stdout.contains("no result"), "{}", out.stdout);
     // Each check's results: one "pass" per start, nothing else.
@@ -278,7 +303,9 @@ fn history_and_replay_options_do_what_they_say() {
     let mut daemon = Daemon::start(&config, &dir.path().join("log"));
     wait_for("everything announced", || networks(dir.path()) == ALL);
     emulator.set("dns", Behaviour::Fail("resolver down".into()));
-    wait_for("dns withdrawn", || networks(dir.path()) == ["123:203.0.113.123/32"]);
+    wait_for("dns withdrawn", || {
+        networks(dir.path()) == ["123:203.0.113.123/32"]
+    });
     emulator.set("dns", Behaviour::Pass);
     wait_for("dns back", || networks(dir.path()) == ALL);
 
@@ -287,7 +314,11 @@ fn history_and_replay_options_do_what_they_say() {
         assert_eq!(all.code, 0, "{through}: {}", all.stderr);
         let all: Vec<&str> = all.stdout.lines().collect();
         let tail = anycastd(&["history", "dns", "--tail", "2"], &config).stdout;
-        assert_eq!(tail.lines().collect::<Vec<_>>(), all[all.len() - 2..], "{through}");
+        assert_eq!(
+            tail.lines().collect::<Vec<_>>(),
+            all[all.len() - 2..],
+            "{through}"
+        );
         let limit = anycastd(&["history", "dns", "--limit", "3"], &config).stdout;
         assert_eq!(limit.lines().collect::<Vec<_>>(), all[..3], "{through}");
         assert_eq!(anycastd(&["history", "--limit", "0"], &config).code, 2);
@@ -297,15 +328,38 @@ fn history_and_replay_options_do_what_they_say() {
         assert_eq!(since.stdout.lines().count(), all.len(), "{through}");
         let out = anycastd(&["replay", "dns", "--since", "1h", "--fall", "2"], &config);
         assert_eq!(out.code, 0, "{through}: {}", out.stderr);
-        let out = anycastd(&["replay", "dns", "--since", "2000-01-01T00:00:00Z", "--until", "2000-01-01T00:00:01Z"], &config);
+        let out = anycastd(
+            &[
+                "replay",
+                "dns",
+                "--since",
+                "2000-01-01T00:00:00Z",
+                "--until",
+                "2000-01-01T00:00:01Z",
+            ],
+            &config,
+        );
         assert_eq!(out.code, 0, "{through}: {}", out.stderr);
         assert!(out.stdout.contains("note: "), "{through}: {}", out.stdout);
         if through == "the daemon" {
             // --follow with an --until in the past ends at once.
             let started = Instant::now();
-            let out = anycastd(&["history", "dns", "--follow", "--until", "2000-01-01T00:00:00Z"], &config);
+            let out = anycastd(
+                &[
+                    "history",
+                    "dns",
+                    "--follow",
+                    "--until",
+                    "2000-01-01T00:00:00Z",
+                ],
+                &config,
+            );
             assert_eq!(out.code, 0, "{}", out.stderr);
-            assert!(out.stderr.contains("--until is in the past"), "{}", out.stderr);
+            assert!(
+                out.stderr.contains("--until is in the past"),
+                "{}",
+                out.stderr
+            );
             assert!(started.elapsed() < Duration::from_secs(20));
             // A follower is told how to resume when the daemon stops.
             let follower = Command::new(env!("CARGO_BIN_EXE_anycastd"))
@@ -321,12 +375,21 @@ fn history_and_replay_options_do_what_they_say() {
             let out = follower.wait_with_output().unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(69), "{stderr}");
-            assert!(stderr.contains("the daemon stopped; resume with --after-seq "), "{stderr}");
+            assert!(
+                stderr.contains("the daemon stopped; resume with --after-seq "),
+                "{stderr}"
+            );
             let stdout = String::from_utf8_lossy(&out.stdout);
-            assert!(stdout.contains("draining (shutdown)"), "it saw the stop: {stdout}");
+            assert!(
+                stdout.contains("draining (shutdown)"),
+                "it saw the stop: {stdout}"
+            );
         }
     }
-    let out = anycastd(&["drain", "dns", "--reason", "x", "--for", "999999d"], &config);
+    let out = anycastd(
+        &["drain", "dns", "--reason", "x", "--for", "999999d"],
+        &config,
+    );
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("too long"), "{}", out.stderr);
 }

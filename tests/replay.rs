@@ -142,7 +142,9 @@ fn script(rng: &mut Rng, first: &wire::ServiceParams, with_damping: bool) -> Vec
                             }
                         }
                         1 if new.checks.len() > 1 => {
-                            let gone = new.checks.remove(rng.below(new.checks.len() as u64) as usize);
+                            let gone = new
+                                .checks
+                                .remove(rng.below(new.checks.len() as u64) as usize);
                             next_due.remove(&gone.name);
                         }
                         2 => {
@@ -156,7 +158,10 @@ fn script(rng: &mut Rng, first: &wire::ServiceParams, with_damping: bool) -> Vec
                     }
                     params = new.clone();
                     let damping = (with_damping && rng.chance(80)).then(|| damping(rng));
-                    Input::Reload { params: new, damping }
+                    Input::Reload {
+                        params: new,
+                        damping,
+                    }
                 }
                 6 => {
                     running = false;
@@ -261,7 +266,12 @@ struct Covered {
 fn oracle(seed: u64, with_damping: bool) -> Covered {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let checks = (0..1 + rng.below(3))
-        .map(|i| check(&format!("c{i}"), [1_000, 1_500, 2_000][rng.below(3) as usize]))
+        .map(|i| {
+            check(
+                &format!("c{i}"),
+                [1_000, 1_500, 2_000][rng.below(3) as usize],
+            )
+        })
         .collect();
     let params = service(1 + rng.below(3) as u32, 1 + rng.below(3) as u32, checks);
     let recorded_damping = (with_damping && rng.chance(50)).then(|| damping(&mut rng));
@@ -279,7 +289,10 @@ fn oracle(seed: u64, with_damping: bool) -> Covered {
         recorded_damping,
         what_if.rise,
         what_if.fall,
-        what_if.damping.as_ref().map(|d| Some(fsm::Damping::from(d))),
+        what_if
+            .damping
+            .as_ref()
+            .map(|d| Some(fsm::Damping::from(d))),
     );
     second.forced_crashes = Some(first.crash_positions.clone());
     second.run(&script);
@@ -325,7 +338,11 @@ fn oracle(seed: u64, with_damping: bool) -> Covered {
     if first.crash_positions.is_empty() {
         // The second run's own journal gives the same figures as the what-if.
         let own = replay("dns", &second.records, None, None, None, &WhatIf::default());
-        assert!(own.divergences.is_empty(), "seed {seed}: {:#?}", own.divergences);
+        assert!(
+            own.divergences.is_empty(),
+            "seed {seed}: {:#?}",
+            own.divergences
+        );
         assert_eq!(own.from_ms, report.from_ms, "seed {seed}");
         assert_eq!(own.to_ms, report.to_ms, "seed {seed}");
         assert_eq!(own.recorded.summary, what_if_run.summary, "seed {seed}");
@@ -441,7 +458,10 @@ fn fall_3_withdraws_at_the_third_failure_and_rise_3_announces_at_the_third_pass(
     assert_eq!(s.announced_ms, at(20) - at(0) - 1_000);
     assert_eq!(s.starting_ms, at(0) - (start - 10));
     let r = &report.recorded.summary;
-    assert_eq!(r.longest_outage_ms, 3_000, "recorded: withdrawn from :44 to :47");
+    assert_eq!(
+        r.longest_outage_ms, 3_000,
+        "recorded: withdrawn from :44 to :47"
+    );
     assert_eq!(r.announced_ms, at(20) - at(0) - 3_000);
 
     let report = replay(
@@ -512,7 +532,14 @@ fn a_window_after_the_last_record_is_empty_and_never_panics() {
             let _ = anycastd::replay::render_text(&report);
         }
     }
-    let report = replay("dns", &live.records, Some(last + 3_600_000), None, None, &WhatIf::default());
+    let report = replay(
+        "dns",
+        &live.records,
+        Some(last + 3_600_000),
+        None,
+        None,
+        &WhatIf::default(),
+    );
     assert!(report.recorded.timeline.is_empty());
     assert!(!report.notes.is_empty(), "says why the window is empty");
 }
@@ -565,7 +592,9 @@ fn random_records_and_windows_never_panic() {
 }
 
 fn fixture_dir(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// The flap storm: dns (one check, rise 1, fall 1, 1 s interval) healthy, then 24 failure
@@ -816,7 +845,6 @@ fn a_format_1_flap_storm_replays_and_says_where_its_times_are_approximate() {
     assert!(text.contains("approximate: from "), "{text}");
 }
 
-
 #[test]
 #[ignore]
 fn debug_seed() {
@@ -824,7 +852,12 @@ fn debug_seed() {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let with_damping = std::env::var("DAMP").is_ok();
     let checks = (0..1 + rng.below(3))
-        .map(|i| check(&format!("c{i}"), [1_000, 1_500, 2_000][rng.below(3) as usize]))
+        .map(|i| {
+            check(
+                &format!("c{i}"),
+                [1_000, 1_500, 2_000][rng.below(3) as usize],
+            )
+        })
         .collect();
     let params = service(1 + rng.below(3) as u32, 1 + rng.below(3) as u32, checks);
     let recorded_damping = (with_damping && rng.chance(50)).then(|| damping(&mut rng));
@@ -854,15 +887,24 @@ fn debug_seed() {
         recorded_damping,
         what_if.rise,
         what_if.fall,
-        what_if.damping.as_ref().map(|d| Some(fsm::Damping::from(d))),
+        what_if
+            .damping
+            .as_ref()
+            .map(|d| Some(fsm::Damping::from(d))),
     );
     second.forced_crashes = Some(first.crash_positions.clone());
     second.run(&script);
-    println!("crashes {:?} {:?}", first.crash_positions, second.crash_positions);
+    println!(
+        "crashes {:?} {:?}",
+        first.crash_positions, second.crash_positions
+    );
     let report = replay("dns", &first.records, None, None, None, &what_if);
     for step in &report.what_if.as_ref().unwrap().timeline {
         if step.at_ms >= from && step.at_ms <= to {
-            println!("whatif {} {} {} -> {} {}", step.at_ms, step.kind, step.from, step.to, step.cause);
+            println!(
+                "whatif {} {} {} -> {} {}",
+                step.at_ms, step.kind, step.from, step.to, step.cause
+            );
         }
     }
     for t in &second.transitions {

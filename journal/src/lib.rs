@@ -98,6 +98,8 @@ pub struct Record {
 }
 
 /// What a reader finds at one position of the log.
+// Entries are read one at a time and handed on: boxing the common case buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
     /// A record this build understands.

@@ -289,7 +289,7 @@ pub enum Event {
     Runs(Runs),
     /// A reload changed the service's definition: its driver applied it at this moment, after
     /// the results before it (format 2).
-    Reconfigured(Reconfigured),
+    Reconfigured(Box<Reconfigured>),
     /// A journaled damping state restored at a start, with its penalty decayed to now (format 2).
     DampingRestored(DampingRestored),
     /// A reload was asked for and rejected; the running configuration was kept (format 2).

@@ -1179,8 +1179,8 @@ fn parse_duration(value: &Value) -> Result<Duration, String> {
                 "w" => 7.0 * 86400.0,
                 _ => {
                     return Err(format!(
-                        "{s:?} is not a duration (units: ms, s, m, h, d, w; e.g. \"5s\" or \"500ms\")"
-                    ))
+                    "{s:?} is not a duration (units: ms, s, m, h, d, w; e.g. \"5s\" or \"500ms\")"
+                ))
                 }
             };
             positive(number * scale)

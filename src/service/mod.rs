@@ -261,23 +261,24 @@ impl Core {
                     .position(|o| o.kind == c.kind && o.url == c.url && o.name == c.name)
             })
             .collect();
-        let actions = self
-            .machine
-            .reconfigure(params_of(&params, damping.clone()), &kept, Timestamp(at));
+        let actions =
+            self.machine
+                .reconfigure(params_of(&params, damping.clone()), &kept, Timestamp(at));
         self.timers
             .retain(|(timer, _)| !matches!(timer, Timer::PendingTimeout(_) | Timer::Evaluate));
         self.arm(actions);
         let reuse = self.machine.set_damping(damping.clone());
         if self.machine.params().damping.is_none() {
-            self.timers.retain(|(timer, _)| *timer != Timer::DampingReuse);
+            self.timers
+                .retain(|(timer, _)| *timer != Timer::DampingReuse);
         }
         self.arm(reuse);
         self.recorder.reconfigure(&recorder_checks(&params));
-        records.push(Event::Reconfigured(wire::Reconfigured {
+        records.push(Event::Reconfigured(Box::new(wire::Reconfigured {
             service: params.name.clone(),
             params: params.clone(),
             damping: damping.as_ref().map(wire::DampingParams::from),
-        }));
+        })));
         self.params = params;
         Effects {
             records,
@@ -289,7 +290,8 @@ impl Core {
     pub fn set_damping(&mut self, damping: Option<fsm::Damping>) {
         let actions = self.machine.set_damping(damping);
         if self.machine.params().damping.is_none() {
-            self.timers.retain(|(timer, _)| *timer != Timer::DampingReuse);
+            self.timers
+                .retain(|(timer, _)| *timer != Timer::DampingReuse);
         }
         self.arm(actions);
     }

@@ -280,7 +280,11 @@ mod tests {
         let Some(Event::Runs(runs)) = r.take_runs() else {
             panic!("no runs")
         };
-        let spans: Vec<(i64, u64)> = runs.segments.iter().map(|s| (s.first_ms, s.count)).collect();
+        let spans: Vec<(i64, u64)> = runs
+            .segments
+            .iter()
+            .map(|s| (s.first_ms, s.count))
+            .collect();
         assert_eq!(spans, [(1_000, 2), (4_000, 2)]);
         assert_eq!(
             expand(&runs),

@@ -207,8 +207,7 @@ impl Live {
                 let Some(core) = self.core.as_mut() else {
                     return;
                 };
-                let Some(index) = core.params().checks.iter().position(|c| &c.name == check)
-                else {
+                let Some(index) = core.params().checks.iter().position(|c| &c.name == check) else {
                     return;
                 };
                 let time = core.result_time(index, at + jitter);
@@ -278,7 +277,12 @@ impl Live {
                 if let Some(record) = self.core.as_mut().and_then(|c| c.take_runs()) {
                     self.push(at, record);
                 }
-                self.stop(at, true, "stop --keep-announced", wire::StopOutcome::HandedOver);
+                self.stop(
+                    at,
+                    true,
+                    "stop --keep-announced",
+                    wire::StopOutcome::HandedOver,
+                );
             }
             Input::Crash => self.crash_pending = true,
         }
@@ -295,7 +299,8 @@ impl Live {
                 self.ended = Some((core.machine().state().clone(), true));
                 self.carried_damping = Some(core.machine().damping());
             }
-            self.crashes.push(self.records.last().map(|r| r.at_ms).unwrap_or(at));
+            self.crashes
+                .push(self.records.last().map(|r| r.at_ms).unwrap_or(at));
         }
     }
 
