@@ -234,8 +234,7 @@ fn after_a_double_sigterm_the_next_start_journals_what_frr_really_did() {
     let history = anycastd(&["history", "dns"], &config).stdout;
     let reconciliation = history
         .lines()
-        .filter(|l| l.contains("start-up reconciliation"))
-        .last()
+        .rfind(|l| l.contains("start-up reconciliation"))
         .unwrap();
     let withdrawn_before_stop = sent.split("no network 203.0.113.53/32").count() > 2; // once at the start (if it was), once at the stop
     if withdrawn_before_stop {
