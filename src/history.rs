@@ -109,7 +109,8 @@ pub fn select(journal: &Reader, query: &Query) -> Result<Selection, anycastd_jou
         .max(query.after_seq.map(|s| s.saturating_add(1)).unwrap_or(0));
     match (&query.service, query.tail.is_some()) {
         (None, false) => {
-            for entry in journal.entries_from(from) {
+            let at_least = query.since_ms.unwrap_or(i64::MIN);
+            for entry in journal.entries_from_at(from, at_least) {
                 if !take(entry, &mut selection)? {
                     break;
                 }

@@ -3,12 +3,14 @@
 //!
 //! The binary (`src/main.rs`) is a thin CLI over this library so that integration tests can
 //! reach the same code. Module map: [`config`] (file -> validated types), [`checks`]
-//! (Cabourotte), [`polling`] (one scheduler per Cabourotte server), [`frr`] (vtysh and the level-triggered writer), [`driver`] (one task per
-//! service: verdicts -> fsm -> journal -> writer), [`daemon`] (start-up, reload, shutdown),
+//! (Cabourotte), [`polling`] (one scheduler per Cabourotte server), [`frr`] (vtysh and the level-triggered writer), [`service`] (one service's
+//! machine, timers and what it journals, without IO: the driver and replay both run it),
+//! [`driver`] (one task per service: results -> core -> journal -> writer), [`daemon`]
+//! (start-up, reload, shutdown),
 //! [`reconcile`] (start-up convergence with FRR), [`journal`] (async journal handle),
 //! [`control`] (the control socket), [`cli`] (its client subcommands), [`history`],
 //! [`status`], [`replay`] (postmortem re-runs and what-ifs), [`notify`] (systemd),
-//! [`metrics`] (Prometheus), [`logging`], [`exit`] (exit codes).
+//! [`metrics`] (Prometheus), [`logging`], [`manual`] (the man page), [`exit`] (exit codes).
 
 #![forbid(unsafe_code)]
 

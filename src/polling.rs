@@ -14,6 +14,11 @@
 //!   [`SLOT_WAIT_TIMEOUTS`] timeouts: queueing behind a slow but answering server is waited
 //!   for, a silent server is not.
 //!
+//! - A result carries the time its poll was due (its grid point, as wall-clock milliseconds
+//!   from one origin read at the first poll, so every check due together gets the same
+//!   millisecond), not the time its answer arrived: the journal keeps a steady check's
+//!   results as runs `interval` apart ([`crate::service::record`]).
+//!
 //! A [`Watch`] is one registered check; dropping it stops its polls (a reload replaces the
 //! watches of a service together with the channel they deliver to, so no result of an old
 //! check list arrives under a new index). One task per server instead of one per check: at

@@ -288,7 +288,8 @@ impl Sim {
     fn start(&mut self, params: &wire::ServiceParams, state: fsm::State, at: i64) {
         self.unmatched.clear();
         self.tape.set(at, Some(category(&state)));
-        self.core = Some(Core::new(self.params(params), self.damping(), state, at));
+        self.core =
+            Some(Core::new(self.params(params), self.damping(), state, at).without_recording());
         // A service without checks forms its verdict at once.
         if let Some(deadline) = self.core.as_ref().and_then(|c| c.deadline(Timer::Evaluate)) {
             self.fire(Timer::Evaluate, deadline);

@@ -176,6 +176,20 @@ pub mod codec {
         }
     }
 
+    /// The time of a record value without decoding its event (`None` when it is not a
+    /// record of a known version, or too short).
+    pub fn peek_time(bytes: &[u8]) -> Option<i64> {
+        match bytes.split_first() {
+            Some((1 | 2, body)) => bincode::DefaultOptions::new()
+                .with_varint_encoding()
+                .with_little_endian()
+                .allow_trailing_bytes()
+                .deserialize::<i64>(body)
+                .ok(),
+            _ => None,
+        }
+    }
+
     /// Encode a last-state value.
     pub fn encode_last(last: &LastState) -> Result<Vec<u8>, Error> {
         let mut bytes = vec![FORMAT_VERSION];
@@ -554,6 +568,27 @@ impl Reader {
             }
         }
         Ok(low)
+    }
+
+    /// Every entry from sequence number `from` on whose time is at least `at_least_ms`, in
+    /// order: older records are skipped without decoding their events.
+    pub fn entries_from_at(
+        &self,
+        from: u64,
+        at_least_ms: i64,
+    ) -> impl Iterator<Item = Result<Entry, Error>> + '_ {
+        self.t()
+            .log
+            .range(from.to_be_bytes()..)
+            .filter_map(move |item| match item {
+                Ok((key, value)) => {
+                    if codec::peek_time(&value).is_some_and(|at| at < at_least_ms) {
+                        return None;
+                    }
+                    Some(codec::decode(seq_of(&key), &value))
+                }
+                Err(e) => Some(Err(e.into())),
+            })
     }
 
     /// Every entry from sequence number `from` on, in order.

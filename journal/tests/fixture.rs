@@ -1,6 +1,7 @@
-//! A journal written by format version 1 is checked in (`tests/fixtures/journal-v1`); every
-//! later build must still decode it, record for record. Regenerate only when adding a new
-//! format version (never for v1): `cargo test -p anycastd-journal --test fixture -- --ignored`.
+//! Journals written by format versions 1 and 2 are checked in (`tests/fixtures/journal-v1`,
+//! `journal-v2`); every later build must still decode them, record for record. Write a
+//! fixture only when adding its format version, never again:
+//! `cargo test -p anycastd-journal --test fixture write_the_v2 -- --ignored`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,6 +11,107 @@ use std::path::{Path, PathBuf};
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/journal-v1")
+}
+
+fn fixture_v2_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/journal-v2")
+}
+
+/// Every record kind format version 2 adds, after all of version 1's.
+fn events_v2() -> Vec<Event> {
+    let mut events = events();
+    events.extend([
+        Event::Runs(Runs {
+            service: "dns".into(),
+            segments: vec![
+                Segment {
+                    check: "dns".into(),
+                    first_ms: 1_795_500_001_000,
+                    interval_ms: 1_000,
+                    count: 3_600,
+                },
+                Segment {
+                    check: "dns6".into(),
+                    first_ms: 1_795_500_001_000,
+                    interval_ms: 5_000,
+                    count: 720,
+                },
+            ],
+        }),
+        Event::Reconfigured(Box::new(Reconfigured {
+            service: "dns".into(),
+            params: ServiceParams {
+                name: "dns".into(),
+                rise: 2,
+                fall: 3,
+                checks: vec![],
+                prefixes: vec![p("203.0.113.53/32", None)],
+            },
+            damping: Some(DampingParams {
+                penalty: 1000,
+                suppress: 2000,
+                reuse: 750,
+                half_life_ms: 300_000,
+                max_suppress_ms: 1_200_000,
+            }),
+        })),
+        Event::DampingRestored(DampingRestored {
+            state: DampingRecord {
+                service: "dns".into(),
+                penalty_milli: 1_523_000,
+                at_ms: 1_795_400_000_000,
+                suppressed_since_ms: None,
+                restored: true,
+            },
+            penalty_now_milli: 412_000,
+        }),
+        Event::ReloadRejected(ReloadRejected {
+            uid: Some(0),
+            errors: vec!["/etc/anycastd/config.toml:3: services.dns.rise: must be a number".into()],
+        }),
+        Event::ReloadRejected(ReloadRejected {
+            uid: None,
+            errors: vec!["[journal] changed; restart required".into()],
+        }),
+    ]);
+    events
+}
+
+#[test]
+#[ignore = "writes the checked-in fixture"]
+fn write_the_v2_fixture() {
+    let dir = fixture_v2_dir();
+    let _ = std::fs::remove_dir_all(&dir);
+    {
+        let mut journal = Journal::open(&dir, &Options::default()).unwrap();
+        for (i, event) in events_v2().iter().enumerate() {
+            journal
+                .append(1_795_600_000_000 + i as i64, std::slice::from_ref(event))
+                .unwrap();
+        }
+        journal.flush().unwrap();
+    }
+    std::fs::remove_file(dir.join(anycastd_journal::LOCK_FILE)).unwrap();
+}
+
+#[test]
+fn the_checked_in_v2_journal_still_decodes_record_for_record() {
+    let work = tempfile::tempdir().unwrap();
+    copy_dir(&fixture_v2_dir(), work.path());
+    let journal = Journal::open(work.path(), &Options::default()).unwrap();
+    let decoded: Vec<(u8, u64, i64, Event)> = journal
+        .entries_from(0)
+        .map(|e| match e.unwrap() {
+            Entry::Record(r) => (r.version, r.seq, r.at_ms, r.event),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let expected: Vec<(u8, u64, i64, Event)> = events_v2()
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| (2, i as u64 + 1, 1_795_600_000_000 + i as i64, e))
+        .collect();
+    assert_eq!(decoded, expected);
 }
 
 fn p(prefix: &str, vrf: Option<&str>) -> PrefixRef {
@@ -263,7 +365,10 @@ fn the_checked_in_v1_journal_still_decodes_record_for_record() {
     let decoded: Vec<(u64, i64, Event)> = journal
         .entries_from(0)
         .map(|e| match e.unwrap() {
-            Entry::Record(r) => (r.seq, r.at_ms, r.event),
+            Entry::Record(r) => {
+                assert_eq!(r.version, 1, "written in format version 1");
+                (r.seq, r.at_ms, r.event)
+            }
             other => panic!("{other:?}"),
         })
         .collect();

@@ -72,6 +72,8 @@ pub struct Core {
     recorder: record::Recorder,
     /// Armed timers and their deadlines (ms).
     timers: Vec<(Timer, i64)>,
+    /// Whether inputs are recorded (off for replay's re-runs, which journal nothing).
+    recording: bool,
 }
 
 impl Core {
@@ -90,9 +92,16 @@ impl Core {
             machine,
             recorder,
             timers: Vec::new(),
+            recording: true,
         };
         core.arm(actions);
         core
+    }
+
+    /// Stop recording: the records of [`Effects`] stay empty (a re-run journals nothing).
+    pub fn without_recording(mut self) -> Core {
+        self.recording = false;
+        self
     }
 
     /// The service's name.
@@ -187,6 +196,9 @@ impl Core {
             at: Timestamp(at),
         };
         let (step, damping) = self.step(input);
+        if !self.recording {
+            return self.finish(step, damping, Vec::new(), at);
+        }
         let mut records = self.recorder.observed(check, &observation, at, &step);
         if records.is_empty() && self.recorder.checkpoint_due(at) {
             records.extend(self.recorder.take_runs());
@@ -321,6 +333,14 @@ impl Core {
         _at: i64,
     ) -> Effects {
         let set = self.arm(step.actions);
+        if !self.recording {
+            return Effects {
+                transition: step.transition,
+                set,
+                damping,
+                ..Effects::default()
+            };
+        }
         let mut effects = Effects {
             damping,
             ..Effects::default()
