@@ -128,7 +128,7 @@ pub async fn history(client: &Client, query: Query, json: bool, follow: bool) ->
             // Following: past the stored records, each new one is printed as it comes.
             let mut caught_up = false;
             let mut last_seq = query.after_seq.unwrap_or(0);
-            let deadline = query.until_ms.map(|until| {
+            let deadline = query.until_ms.filter(|_| follow).map(|until| {
                 tokio::time::Instant::now()
                     + std::time::Duration::from_millis(u64::try_from(until - now).unwrap_or(0))
             });
@@ -277,7 +277,6 @@ pub async fn status(client: &Client, service: Option<String>, json: bool, check:
     };
     let (services, live) = match ask(client, &request).await {
         Asked::Answer(value) => {
-            client.note_invalid();
             match serde_json::from_value::<Vec<status::ServiceStatus>>(value["services"].clone()) {
                 Ok(s) => (s, true),
                 Err(e) => {
@@ -377,6 +376,7 @@ async fn ask(client: &Client, request: &Request) -> Asked {
     match control::request(&client.socket, request).await {
         Ok(mut lines) => match lines.next_line().await {
             Ok(Some(line)) => {
+                client.note_invalid();
                 let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
                 if value["type"] == "error" {
                     eprintln!("anycastd: {}", value["message"].as_str().unwrap_or("error"));
@@ -472,7 +472,6 @@ pub async fn replay(client: &Client, request: Request, json: bool) -> u8 {
     };
     let report = match ask(client, &request).await {
         Asked::Answer(value) => {
-            client.note_invalid();
             match serde_json::from_value::<crate::replay::Report>(value["report"].clone()) {
                 Ok(report) => report,
                 Err(e) => {

@@ -716,17 +716,21 @@ async fn drain(
             };
             let keys: Vec<&crate::frr::writer::PrefixKey> =
                 reply.handed.iter().flat_map(|h| h.keys.iter()).collect();
-            let unverified: Vec<String> = left
+            // The prefixes FRR did not show, grouped by their error.
+            let mut by_error: Vec<(String, Vec<String>)> = Vec::new();
+            for ((vrf, prefix), error) in left.iter().filter(|(key, _)| keys.contains(&key)) {
+                let prefix = crate::driver::prefix_text(&prefix.to_string(), vrf.as_deref());
+                let error = error.clone().unwrap_or_else(|| "not confirmed yet".into());
+                match by_error.iter_mut().find(|(e, _)| *e == error) {
+                    Some((_, prefixes)) => prefixes.push(prefix),
+                    None => by_error.push((error, vec![prefix])),
+                }
+            }
+            let unverified: Vec<String> = by_error
                 .iter()
-                .filter(|(key, _)| keys.contains(&key))
-                .map(|((vrf, prefix), error)| {
-                    let prefix = crate::driver::prefix_text(&prefix.to_string(), vrf.as_deref());
-                    match error {
-                        Some(error) => format!("{prefix}: {error}"),
-                        None => format!("{prefix}: not confirmed yet"),
-                    }
-                })
+                .map(|(error, prefixes)| format!("{}: {error}", prefixes.join(", ")))
                 .collect();
+            let unverified_count: usize = by_error.iter().map(|(_, p)| p.len()).sum();
             let announced = reply.state.announces();
             let (verb, done, noun) = if announced {
                 ("announce", "announced", "announcement")
@@ -746,7 +750,7 @@ async fn drain(
                 Some(true) => format!("; FRR shows {} prefix(es) {done}", keys.len()),
                 Some(false) => format!(
                     "; FRR has NOT confirmed the {noun} of {} of {} prefix(es) yet: {}",
-                    unverified.len(),
+                    unverified_count,
                     keys.len(),
                     unverified.join("; ")
                 ),

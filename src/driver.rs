@@ -444,11 +444,11 @@ impl Driver {
                         }
                         Command::Drain { cause, operator, reply } => {
                             crate::metrics::count("anycastd_drains_total", &[("service", self.service.name.as_str())], 1.0);
+                            let was_drained = matches!(self.core.machine().state(), State::Draining(DrainCause::Operator { .. }));
                             let now = now_ms();
                             let effects = self.core.drain(*cause, Some(*operator), now);
-                            let changed = effects.transition.is_some();
                             let handed = self.carry_out(effects, now).boxed_step().await;
-                            let note = if changed { "drained" } else { "drain updated (it was drained already)" };
+                            let note = if was_drained { "drain updated (it was drained already)" } else { "drained" };
                             let _ = reply.send(OperatorReply {
                                 note: note.to_owned(),
                                 state: self.core.machine().state().clone(),

@@ -60,8 +60,10 @@ pub struct Selection {
 }
 
 /// A result's time is when its poll was due, so a record can be a little older than one
-/// journaled before it (a slow poll): a search by time starts this much earlier.
-const TIME_SKEW_MS: i64 = 10 * 60 * 1000;
+/// journaled before it (a slow poll: at most a timeout, plus up to 10 timeouts of waiting
+/// for a connection slot, under a minute with the default 5 s): a search by time starts this
+/// much earlier (records older than `--since` are then skipped without being decoded).
+const TIME_SKEW_MS: i64 = 2 * 60 * 1000;
 
 /// Records read past the last event a `--limit` keeps, to find the FRR outcomes it folds in.
 const FOLD_LOOKAHEAD: usize = 10_000;
@@ -198,19 +200,35 @@ fn entry_seq(entry: &Result<Entry, anycastd_journal::Error>) -> u64 {
 pub fn events(records: &[Record], verbose: bool) -> Vec<(usize, Vec<usize>)> {
     let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
     let mut by_decision: std::collections::HashMap<u64, usize> = Default::default();
+    // A drift found after a decision was applied: the outcomes of its repair fold into the
+    // drift record, not into the decision (whose own outcome came long before).
+    let mut by_drift: std::collections::HashMap<(&str, &wire::PrefixRef), usize> =
+        Default::default();
     for (i, record) in records.iter().enumerate() {
         if !verbose {
             if let Event::Apply(apply) = &record.event {
-                if let Some(&group) = by_decision.get(&apply.decision_seq) {
+                let decision = by_decision.get(&apply.decision_seq).copied();
+                let drift = by_drift
+                    .get(&(apply.service.as_str(), &apply.prefix))
+                    .copied()
+                    .filter(|d| decision.is_none_or(|t| *d > t));
+                if let Some(group) = drift.or(decision) {
                     groups[group].1.push(i);
                     continue;
                 }
             }
-            if matches!(
-                record.event,
-                Event::Transition(_) | Event::Reconciled(_) | Event::Reloaded(_)
-            ) {
-                by_decision.insert(record.seq, groups.len());
+            match &record.event {
+                Event::Transition(t) => {
+                    by_drift.retain(|(service, _), _| *service != t.service);
+                    by_decision.insert(record.seq, groups.len());
+                }
+                Event::Reconciled(_) | Event::Reloaded(_) => {
+                    by_decision.insert(record.seq, groups.len());
+                }
+                Event::Drift(d) => {
+                    by_drift.insert((d.service.as_str(), &d.prefix), groups.len());
+                }
+                _ => {}
             }
         }
         groups.push((i, Vec::new()));
@@ -552,7 +570,10 @@ fn reconciled_text(r: &wire::Reconciled, applies: &[&Record]) -> String {
             .iter()
             .rev()
             .find_map(|record| match &record.event {
-                Event::Apply(a) if a.prefix == item.prefix => Some(outcome_text(&a.outcome)),
+                Event::Apply(a) if a.prefix == item.prefix => Some(match &a.outcome {
+                    wire::Outcome::AlreadySo => "already so".to_owned(),
+                    other => outcome_text(other),
+                }),
                 _ => None,
             })
             .map(|o| format!(": FRR {o}"))
@@ -654,12 +675,26 @@ fn frr_outcome(at_ms: i64, prefixes: &[wire::PrefixRef], applies: &[&Record]) ->
 /// The text of an event: its record, and the FRR outcomes folded into it.
 pub fn group_text(head: &Record, applies: &[&Record]) -> String {
     match &head.event {
-        Event::Transition(t) if t.change != wire::Change::None => format!(
+        // A start-up's states: their FRR outcomes are the reconciliation's.
+        Event::Transition(t)
+            if t.change != wire::Change::None
+                && !matches!(
+                    t.cause,
+                    wire::Cause::Restored | wire::Cause::Adopted | wire::Cause::Restart
+                ) =>
+        {
+            format!(
+                "{}{}",
+                event_text(&head.event),
+                frr_outcome(head.at_ms, &t.prefixes, applies)
+            )
+        }
+        Event::Reconciled(r) => reconciled_text(r, applies),
+        Event::Drift(d) if !applies.is_empty() => format!(
             "{}{}",
             event_text(&head.event),
-            frr_outcome(head.at_ms, &t.prefixes, applies)
+            frr_outcome(head.at_ms, std::slice::from_ref(&d.prefix), applies)
         ),
-        Event::Reconciled(r) => reconciled_text(r, applies),
         Event::Reloaded(_) if !applies.is_empty() => {
             let outcomes: Vec<String> = applies
                 .iter()

@@ -948,7 +948,8 @@ pub fn replay(
     recorded_tape.close(end);
     let from = since_ms.unwrap_or(first);
     let to = until_ms.map(|u| u.min(end)).unwrap_or(end);
-    if from > to {
+    let empty = from > to;
+    if empty {
         report.notes.push(format!(
             "the window holds no time of this service's journal (it ends at {})",
             format_time(end)
@@ -965,7 +966,11 @@ pub fn replay(
 
     let end_state = actual.core.as_ref().map(|c| end_text(c, end));
     report.recorded = build_run(
-        spans_in(&history.recorded, from, to),
+        if empty {
+            Vec::new()
+        } else {
+            spans_in(&history.recorded, from, to)
+        },
         recorded_steps,
         &recorded_tape,
         from,
@@ -999,7 +1004,11 @@ pub fn replay(
             .collect();
         let end_state = other.core.as_ref().map(|c| end_text(c, end));
         report.what_if = Some(build_run(
-            spans_in(&history.what_if, from, to),
+            if empty {
+                Vec::new()
+            } else {
+                spans_in(&history.what_if, from, to)
+            },
             texts,
             &other.tape,
             from,
@@ -1365,7 +1374,7 @@ pub fn render_text(report: &Report) -> String {
     render_run(&mut out, "recorded", &report.recorded);
     if report.divergences.is_empty() {
         out.push_str(&format!(
-            "verification: the re-run reproduces all {} recorded transition(s) exactly\n",
+            "verification: the re-run of the whole journal reproduces all {} recorded transition(s) exactly\n",
             report.verified
         ));
     } else {

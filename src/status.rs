@@ -440,7 +440,7 @@ fn prefix_status(
         .unwrap_or(0);
     status.advertised = status.configured && valid && status.established_peers > 0;
     let actual = match (status.configured, valid, status.established_peers) {
-        (false, _, _) => "not configured in FRR".to_owned(),
+        (false, _, _) => "not configured".to_owned(),
         (true, false, _) => {
             "configured, not advertised: no valid route (bgp network import-check?)".into()
         }
@@ -449,7 +449,7 @@ fn prefix_status(
     };
     status.drift = desired.is_some_and(|want| want != status.configured);
     status.note = match (desired, status.drift, &error) {
-        (None, _, _) => actual,
+        (None, _, _) => format!("FRR: {actual}"),
         (Some(want), false, _) => {
             format!(
                 "wanted {}; FRR: {actual}",

@@ -325,6 +325,25 @@ fn history_and_replay_options_do_what_they_say() {
         let since = anycastd(&["history", "dns", "--since", "600"], &config);
         assert_eq!(since.code, 0, "bare seconds: {}", since.stderr);
         assert_eq!(since.stdout.lines().count(), all.len(), "{through}");
+        let until = chrono::Utc::now() + chrono::Duration::hours(1);
+        let window = anycastd(
+            &[
+                "history",
+                "dns",
+                "--since",
+                "1h",
+                "--until",
+                &until.to_rfc3339(),
+            ],
+            &config,
+        );
+        assert_eq!(window.code, 0, "{through}: {}", window.stderr);
+        assert_eq!(
+            window.stdout.lines().count(),
+            all.len(),
+            "{through}: {}",
+            window.stderr
+        );
         let out = anycastd(&["replay", "dns", "--since", "1h", "--fall", "2"], &config);
         assert_eq!(out.code, 0, "{through}: {}", out.stderr);
         let out = anycastd(
