@@ -122,6 +122,13 @@ fn client_commands_work_while_the_config_file_on_disk_is_invalid() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
     assert_eq!(networks(dir.path()), Vec::<String>::new());
+    // Logs are text for people: no program debug output (a drain cause, a list).
+    let log = daemon.log_text();
+    assert!(log.contains("draining (operator uid 0: incident)"), "{log}");
+    assert!(
+        !log.contains("Operator {") && !log.contains("[\\\""),
+        "{log}"
+    );
 
     // No daemon now: what needs the config says so, with the errors.
     let out = anycastd(&["status"], &config);

@@ -545,6 +545,42 @@ fn a_window_after_the_last_record_is_empty_and_never_panics() {
 }
 
 #[test]
+fn a_gap_before_the_window_is_not_listed_and_one_inside_is() {
+    let params = service(1, 1, vec![check("dns", 1_000)]);
+    let result = |at: i64| {
+        (
+            at,
+            Input::Result {
+                check: "dns".into(),
+                observation: Observation::Pass,
+                jitter: 0,
+            },
+        )
+    };
+    let mut script = vec![(T0, Input::Start), result(T0 + 100)];
+    script.push((T0 + 100, Input::Crash));
+    script.push((T0 + 60_000, Input::Start));
+    script.extend((1..20).map(|i| result(T0 + 60_000 + i * 1_000)));
+    script.push((T0 + 90_000, Input::Stop));
+    let mut live = Live::new(params, None);
+    live.run(&script);
+    let all = replay("dns", &live.records, None, None, None, &WhatIf::default());
+    assert_eq!(all.gaps.len(), 1, "{:?}", all.gaps);
+    assert!(all.divergences.is_empty());
+    let after = replay(
+        "dns",
+        &live.records,
+        Some(T0 + 70_000),
+        None,
+        None,
+        &WhatIf::default(),
+    );
+    assert!(after.gaps.is_empty(), "{:?}", after.gaps);
+    // The gap is not measured: 30 s of the second run, nothing of the crash gap.
+    assert_eq!(all.recorded.summary.measured_ms, 100 + 30_000);
+}
+
+#[test]
 fn random_records_and_windows_never_panic() {
     for seed in 1..=200u64 {
         let mut rng = Rng(seed | 1);
@@ -636,6 +672,25 @@ fn flap_storm() -> Vec<Record> {
 }
 
 #[test]
+#[ignore = "writes the replay fuzz target's seed"]
+fn write_the_replay_fuzz_seed() {
+    // A window (since, until, now, flags, rise, fall) and the flap storm's records.
+    let mut seed = Vec::new();
+    seed.extend_from_slice(&1_795_500_030_000i64.to_le_bytes());
+    seed.extend_from_slice(&1_795_500_300_000i64.to_le_bytes());
+    seed.extend_from_slice(&1_795_500_600_000i64.to_le_bytes());
+    seed.extend_from_slice(&[0b111, 2, 3]);
+    for r in flap_storm() {
+        let value = anycastd_journal::codec::encode(r.at_ms, &r.event).unwrap();
+        seed.extend_from_slice(&(value.len() as u16).to_le_bytes());
+        seed.extend_from_slice(&value);
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/replay");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("flap-storm"), seed).unwrap();
+}
+
+#[test]
 #[ignore = "writes the checked-in flap-storm journal"]
 fn write_the_flap_storm_fixture() {
     let dir = fixture_dir("flap-storm");
@@ -713,6 +768,51 @@ fn the_flap_storm_replays_to_its_golden_timeline_and_fall_3_shows_fewer_flaps() 
         "only the 5-result episodes reach fall 3"
     );
     assert_eq!(report["divergences"].as_array().unwrap().len(), 0);
+
+    // A damping what-if shows damping: its parameters, each suppression and its end, and
+    // why the service stays withdrawn.
+    let (code, out, err) = anycastd(
+        &[
+            "replay",
+            "dns",
+            "--damping-half-life",
+            "60s",
+            "--damping-suppress",
+            "1500",
+        ],
+        &config,
+    );
+    assert_eq!(code, 0, "{err}");
+    let what_if = &out[out.find("what-if:").unwrap()..];
+    assert!(
+        what_if.contains("rise 1, fall 1, damping half-life 60.0 s, penalty 1000, suppress 1500, reuse 750, max suppress 240.0 s"),
+        "{what_if}"
+    );
+    assert!(
+        what_if.contains("flap damping: penalty 1")
+            && what_if.contains("above suppress: held withdrawn until about "),
+        "{what_if}"
+    );
+    assert!(what_if.contains("no longer suppressed"), "{what_if}");
+    let (_, json, _) = anycastd(
+        &[
+            "replay",
+            "dns",
+            "--damping-half-life",
+            "60s",
+            "--damping-suppress",
+            "1500",
+            "--json",
+        ],
+        &config,
+    );
+    let report: Report = serde_json::from_str(&json).unwrap();
+    let what_if = report.what_if.unwrap();
+    assert!(what_if.summary.suppressions >= 1);
+    assert!(
+        what_if.summary.flaps < report.recorded.summary.flaps,
+        "suppressed, it flaps less"
+    );
 
     // Bad input.
     assert_eq!(anycastd(&["replay", "nope"], &config).0, 2);

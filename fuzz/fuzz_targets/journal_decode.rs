@@ -4,10 +4,15 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(anycastd_journal::Entry::Record(record)) = anycastd_journal::codec::decode(1, data) {
-        // What decodes re-encodes to a value that decodes to the same record.
+        // What decodes re-encodes (in the current version) to a value that decodes to the
+        // same record.
         let bytes = anycastd_journal::codec::encode(record.at_ms, &record.event).unwrap();
-        let again = anycastd_journal::codec::decode(1, &bytes).unwrap();
-        assert_eq!(again, anycastd_journal::Entry::Record(record));
+        match anycastd_journal::codec::decode(1, &bytes).unwrap() {
+            anycastd_journal::Entry::Record(again) => {
+                assert_eq!((again.at_ms, again.event), (record.at_ms, record.event));
+            }
+            other => panic!("{other:?}"),
+        }
     }
     let _ = anycastd_journal::codec::decode_last(data);
 });

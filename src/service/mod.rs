@@ -381,3 +381,67 @@ impl Core {
         self.params.checks.iter().map(|c| c.name.clone()).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> wire::ServiceParams {
+        wire::ServiceParams {
+            name: "dns".into(),
+            rise: 1,
+            fall: 1,
+            checks: vec![wire::CheckParams {
+                kind: "cabourotte".into(),
+                url: "http://127.0.0.1:9013".into(),
+                name: "dns".into(),
+                interval_ms: 1_000,
+                timeout_ms: 1_000,
+                pending_timeout_ms: 10_000,
+                max_age_ms: None,
+            }],
+            prefixes: vec![],
+        }
+    }
+
+    #[test]
+    fn a_pending_timer_that_fires_after_the_check_answered_journals_nothing() {
+        let mut core = Core::new(params(), None, State::Starting, 0);
+        let first = core.observe(0, Observation::Pass, 500);
+        assert!(first.transition.is_some());
+        // The start-up's pending timer is still armed; it fires at its deadline.
+        let (timer, deadline) = core.next_timer().unwrap();
+        assert_eq!((timer, deadline), (Timer::PendingTimeout(0), 10_000));
+        let effects = core.fire(timer, deadline);
+        assert_eq!(effects, Effects::default(), "no record, no change");
+        // And the next result is part of a run, not a "changed" record.
+        assert!(core.observe(0, Observation::Pass, 1_500).records.is_empty());
+    }
+
+    #[test]
+    fn a_restored_damping_state_is_journaled_with_its_penalty_decayed_to_now() {
+        let damping = fsm::Damping {
+            penalty: 1000,
+            suppress: 2000,
+            reuse: 750,
+            half_life: Duration::from_secs(60),
+            max_suppress: Duration::from_secs(240),
+        };
+        let mut core = Core::new(params(), Some(damping), State::Starting, 120_000);
+        let effects = core.restore_damping(
+            DampingState {
+                penalty_milli: 1_600_000,
+                at: Timestamp(0),
+                suppressed_since: None,
+            },
+            120_000,
+        );
+        match effects.records.as_slice() {
+            [Event::DampingRestored(r)] => {
+                assert_eq!(r.state.penalty_milli, 1_600_000, "kept for replay");
+                assert_eq!(r.penalty_now_milli, 400_000, "two half-lives later");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
