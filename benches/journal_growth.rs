@@ -9,6 +9,8 @@
 //! at 5 s (the default interval), so per-service records are shared by two checks as in a
 //! real config. The size on disk is the store's minus that of an empty store.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use anycastd::service::Core;
 use anycastd_fsm::{Observation, State};
 use anycastd_journal::wire;

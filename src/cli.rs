@@ -75,7 +75,7 @@ impl Client {
     }
 }
 
-fn open_journal(config: &Config) -> Result<Option<Journal>, u8> {
+fn open_journal(config: &Config, socket: &Path) -> Result<Option<Journal>, u8> {
     if !config.journal.path.exists() {
         return Ok(None);
     }
@@ -83,8 +83,9 @@ fn open_journal(config: &Config) -> Result<Option<Journal>, u8> {
         Ok(journal) => Ok(Some(journal)),
         Err(anycastd_journal::Error::Locked { pid, .. }) => {
             eprintln!(
-                "anycastd: the daemon (pid {pid}) holds the journal but its control socket {} does not answer",
-                config.control.socket.display()
+                "anycastd: process {pid} holds the journal {}, but nothing answers on the control socket {} (is it the daemon's socket? see --socket)",
+                config.journal.path.display(),
+                socket.display()
             );
             Err(exit::UNAVAILABLE)
         }
@@ -215,7 +216,7 @@ pub async fn history(client: &Client, query: Query, json: bool, follow: bool) ->
                 Ok(config) => config,
                 Err(code) => return code,
             };
-            let journal = match open_journal(config) {
+            let journal = match open_journal(config, &client.socket) {
                 Ok(Some(journal)) => journal,
                 Ok(None) => {
                     eprintln!(
@@ -270,41 +271,66 @@ fn not_reached(error: ClientError) -> u8 {
     }
 }
 
-/// `anycastd status [SERVICE] [--json] [--check]`.
+/// `anycastd status [SERVICE] [--json] [--check]`. With `--check`, whatever keeps it from an
+/// answer is UNKNOWN (3), as monitoring plugins report.
 pub async fn status(client: &Client, service: Option<String>, json: bool, check: bool) -> u8 {
+    let now = crate::journal::now_ms();
+    let collected = collect_status(client, service).await;
+    if check {
+        let (code, line) = match &collected {
+            Ok((services, live)) => status::check(services, *live),
+            Err(_) => (
+                3,
+                "ANYCASTD UNKNOWN - no status (see the error above)".to_owned(),
+            ),
+        };
+        println!("{line}");
+        return code;
+    }
+    let (services, live) = match collected {
+        Ok(collected) => collected,
+        Err(code) => return code,
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"daemon_running": live, "services": services})
+        );
+    } else {
+        if !live {
+            println!("anycastd is not running; states are the last journaled ones");
+        }
+        print!("{}", status::render_text(&services, now));
+    }
+    exit::OK
+}
+
+async fn collect_status(
+    client: &Client,
+    service: Option<String>,
+) -> Result<(Vec<status::ServiceStatus>, bool), u8> {
     let request = Request::Status {
         service: service.clone(),
     };
-    let (services, live) = match ask(client, &request).await {
+    match ask(client, &request).await {
         Asked::Answer(value) => {
             match serde_json::from_value::<Vec<status::ServiceStatus>>(value["services"].clone()) {
-                Ok(s) => (s, true),
+                Ok(s) => Ok((s, true)),
                 Err(e) => {
                     eprintln!("anycastd: unreadable status from the daemon: {e}");
-                    return exit::SOFTWARE;
+                    Err(exit::SOFTWARE)
                 }
             }
         }
         Asked::NoDaemon(_) => {
-            let config = match client.config_for("status") {
-                Ok(config) => config,
-                Err(code) if check => {
-                    println!("ANYCASTD UNKNOWN - anycastd is not running and the config does not validate");
-                    let _ = code;
-                    return 3;
-                }
-                Err(code) => return code,
-            };
+            let config = client.config_for("status")?;
             if let Some(name) = &service {
                 if let Some(message) = control::unknown_service(name, config, None) {
                     eprintln!("anycastd: {message}");
-                    return exit::USAGE;
+                    return Err(exit::USAGE);
                 }
             }
-            let journal = match open_journal(config) {
-                Ok(journal) => journal,
-                Err(code) => return code,
-            };
+            let journal = open_journal(config, &client.socket)?;
             let mut snapshots = Vec::new();
             if let Some(journal) = &journal {
                 if let Ok(states) = journal.last_states() {
@@ -328,30 +354,10 @@ pub async fn status(client: &Client, service: Option<String>, json: bool, check:
                 service.as_deref(),
             )
             .await;
-            (services, false)
+            Ok((services, false))
         }
-        Asked::Exit(code) => return code,
-    };
-    if check {
-        let (code, line) = status::check(&services, live);
-        println!("{line}");
-        return code;
+        Asked::Exit(code) => Err(code),
     }
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"daemon_running": live, "services": services})
-        );
-    } else {
-        if !live {
-            println!("anycastd is not running; states are the last journaled ones");
-        }
-        print!(
-            "{}",
-            status::render_text(&services, crate::journal::now_ms())
-        );
-    }
-    exit::OK
 }
 
 /// The one answer to a request, or why there is none.
@@ -415,6 +421,21 @@ pub async fn stop(client: &Client, keep_announced: bool) -> u8 {
     };
     let code = code_of(&value);
     let message = value["message"].as_str().unwrap_or("");
+    // Answer once the process is gone (its journal released): a start right after works.
+    if let Some(pid) = value["pid"].as_i64().and_then(|p| i32::try_from(p).ok()) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+        let alive = || {
+            // A zombie (exited, not yet reaped by its parent) is gone.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit(") ")
+                    .next()
+                    .is_some_and(|s| !s.starts_with('Z'))
+            })
+        };
+        while alive() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
     if code == exit::OK {
         println!("anycastd {message}");
     } else {
@@ -485,7 +506,7 @@ pub async fn replay(client: &Client, request: Request, json: bool) -> u8 {
                 Ok(config) => config,
                 Err(code) => return code,
             };
-            let journal = match open_journal(config) {
+            let journal = match open_journal(config, &client.socket) {
                 Ok(Some(journal)) => journal,
                 Ok(None) => {
                     eprintln!(

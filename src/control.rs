@@ -350,11 +350,20 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
                 writers
                     .iter()
                     .map(|(path, writer)| {
+                        // Not yet shown by FRR: with the writer's last error, if it failed.
                         let status = writer.status().borrow().clone();
-                        let list = status
-                            .pending
+                        let list = writer
+                            .unsettled()
                             .into_iter()
-                            .map(|(key, _, error)| (key, error.or(status.frr_error.clone())))
+                            .map(|key| {
+                                let error = status
+                                    .pending
+                                    .iter()
+                                    .find(|(k, _, _)| *k == key)
+                                    .and_then(|(_, _, e)| e.clone())
+                                    .or(status.frr_error.clone());
+                                (key, error)
+                            })
                             .collect();
                         (path.clone(), list)
                     })
@@ -560,7 +569,7 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
             }
             if let Ok((code, message)) = done_rx.await {
                 write
-                    .write_all(&line(serde_json::json!({"version": PROTOCOL_VERSION, "type": "stopped", "code": code, "message": message})))
+                    .write_all(&line(serde_json::json!({"version": PROTOCOL_VERSION, "type": "stopped", "code": code, "message": message, "pid": std::process::id()})))
                     .await?;
             }
         }
@@ -790,7 +799,7 @@ pub fn unknown_service(service: &str, config: &Config, reader: Option<&Reader>) 
     known.dedup();
     (!known.iter().any(|k| k == service)).then(|| {
         format!(
-            "unknown service {service:?}; known services: {}",
+            "unknown service {service:?}; known services: {} (the daemon knows the services of the configuration it last loaded: after adding one to the file, `anycastd reload`)",
             known.join(", ")
         )
     })

@@ -228,17 +228,12 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
                     .get(&s.name)
                     .cloned()
                     .unwrap_or(anycastd_fsm::State::Starting);
-                let cause = plan
-                    .plan
-                    .causes
-                    .get(&s.name)
-                    .map(crate::history::cause_text)
-                    .unwrap_or_else(|| "started".into());
+                let (since_ms, cause) = start_cause(&plan, &prior, &s.name);
                 let view = ServiceView {
                     suppressed: false,
                     name: s.name.clone(),
                     state: (&state).into(),
-                    since_ms: now_ms(),
+                    since_ms,
                     cause,
                 };
                 (s.name.clone(), view)
@@ -288,6 +283,7 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
                     initial,
                     at_ms: plan.at_ms,
                     restored_damping: prior.damping.get(&service.name).map(|d| d.state()),
+                    since: start_cause(&plan, &prior, &service.name),
                 },
                 shared.clone(),
             )
@@ -359,15 +355,11 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
             reason = signals.next() => break (reason.to_owned(), None),
             _ = hup.recv() => {
                 tracing::info!("Received SIGHUP, reloading the configuration.");
-                if let Err((_, message)) = running.reload(&mut drivers, None).await {
-                    tracing::error!("{message}");
-                }
+                // A rejection is logged (each reason once) and journaled by the reload.
+                let _ = running.reload(&mut drivers, None).await;
             }
             Some(request) = reload_rx.recv() => {
                 let result = running.reload(&mut drivers, Some(request.uid)).await;
-                if let Err((_, message)) = &result {
-                    tracing::error!("{message}");
-                }
                 let _ = request.done.send(result);
             }
             Some(request) = stop_rx.recv() => {
@@ -519,6 +511,21 @@ fn open_or_reset(
     let journal = Journal::open(path, &options)?;
     let prior = read_prior(&journal)?;
     Ok((journal, prior))
+}
+
+/// Since when a service is in the state it starts in, and why, in words: the
+/// reconciliation's decision, an operator drain kept from before the restart (since it
+/// began), or a plain start.
+fn start_cause(plan: &Reconciliation, prior: &Prior, service: &str) -> (i64, String) {
+    if let Some(cause) = plan.plan.causes.get(service) {
+        return (plan.at_ms, crate::history::cause_text(cause));
+    }
+    match (plan.plan.states.get(service), prior.last.get(service)) {
+        (Some(anycastd_fsm::State::Draining(_)), Some(last)) => {
+            (last.at_ms, "drained (kept across the restart)".to_owned())
+        }
+        _ => (plan.at_ms, "started".to_owned()),
+    }
 }
 
 /// The reconciliation plan, and the sequence number and time of its journal record.
@@ -682,20 +689,31 @@ async fn journal_reports(
         tokio::select! {
             biased;
             report = reports.recv() => match report {
-                Some(report) => journal_report(report, &journal),
+                Some(report) => {
+                    // Every report waiting goes into one durable append: an operator told
+                    // "FRR shows it" finds the outcome in the journal after a crash too.
+                    let mut events: Vec<wire::Event> = journal_report(report).into_iter().collect();
+                    while let Ok(report) = reports.try_recv() {
+                        events.extend(journal_report(report));
+                    }
+                    journal.append_flushed(now_ms(), events);
+                }
                 None => return,
             },
             Some(done) = flush.recv() => {
+                let mut events = Vec::new();
                 while let Ok(report) = reports.try_recv() {
-                    journal_report(report, &journal);
+                    events.extend(journal_report(report));
                 }
+                journal.append_flushed(now_ms(), events);
                 let _ = done.send(());
             }
         }
     }
 }
 
-fn journal_report(report: Report, journal: &JournalHandle) {
+/// The record of an FRR outcome (and its log line).
+fn journal_report(report: Report) -> Option<wire::Event> {
     {
         let Report {
             vtysh,
@@ -733,38 +751,31 @@ fn journal_report(report: Report, journal: &JournalHandle) {
                 if present { "configured" } else { "missing" },
                 if decision.announce { "announced" } else { "withdrawn" }
             );
-            journal.append(
-                now_ms(),
-                vec![wire::Event::Drift(wire::Drift {
-                    service: decision.service.clone(),
-                    prefix: prefix_ref,
-                    present,
-                    wanted: decision.announce,
-                })],
-            );
-            return;
+            return Some(wire::Event::Drift(wire::Drift {
+                service: decision.service.clone(),
+                prefix: prefix_ref,
+                present,
+                wanted: decision.announce,
+            }));
         }
         let outcome = match outcome {
-            Outcome::Drift { .. } => return,
+            Outcome::Drift { .. } => return None,
             Outcome::Applied => wire::Outcome::Applied,
             Outcome::AlreadySo => wire::Outcome::AlreadySo,
             Outcome::Failed(e) => wire::Outcome::Failed(e),
             Outcome::Superseded => wire::Outcome::Superseded,
         };
-        journal.append(
-            now_ms(),
-            vec![wire::Event::Apply(wire::Apply {
-                service: decision.service.clone(),
-                prefix: prefix_ref,
-                change: if decision.announce {
-                    wire::Change::Announce
-                } else {
-                    wire::Change::Withdraw
-                },
-                outcome,
-                decision_seq: decision.decision_seq,
-            })],
-        );
+        Some(wire::Event::Apply(wire::Apply {
+            service: decision.service.clone(),
+            prefix: prefix_ref,
+            change: if decision.announce {
+                wire::Change::Announce
+            } else {
+                wire::Change::Withdraw
+            },
+            outcome,
+            decision_seq: decision.decision_seq,
+        }))
     }
 }
 
@@ -960,6 +971,7 @@ impl Running {
                     initial: anycastd_fsm::State::Starting,
                     at_ms: at,
                     restored_damping: None,
+                    since: (at, "added by a reload".into()),
                 },
                 self.shared.clone(),
             );

@@ -142,6 +142,8 @@ pub struct Start {
     pub at_ms: i64,
     /// The damping state journaled before the restart.
     pub restored_damping: Option<DampingState>,
+    /// Since when it is in `initial` (ms), and why, in words (for `status`).
+    pub since: (i64, String),
 }
 
 /// What every driver shares.
@@ -257,8 +259,8 @@ impl Driver {
             shared,
             edges,
             restored_damping: start.restored_damping,
-            since_ms: start.at_ms,
-            cause: "started".into(),
+            since_ms: start.since.0,
+            cause: start.since.1,
         }
     }
 
@@ -333,11 +335,12 @@ impl Driver {
                     .iter()
                     .position(|o| o.name == check.name && o.url == check.url)
                 {
-                    // The first result after a reload is always journaled and logged.
+                    // A check that stays keeps its history (the recorder journals its first
+                    // result after the reload all the same).
                     Some(i) => {
                         let old = &old_edges[i];
                         Edge {
-                            last: None,
+                            last: old.last.clone(),
                             polls: old.polls,
                             since_ms: old.since_ms,
                             last_ms: old.last_ms,
@@ -541,6 +544,16 @@ impl Driver {
                     },
                     reason: match latest {
                         Observation::Fail(reason) => Some(reason.clone()),
+                        // Pending past its timeout: verdicts count it as failed.
+                        Observation::Pending
+                            if now.saturating_sub(edge.since_ms)
+                                >= check.pending_timeout.as_millis() as i64 =>
+                        {
+                            Some(format!(
+                                "no result within {} ms: counted as failed",
+                                check.pending_timeout.as_millis()
+                            ))
+                        }
                         _ => None,
                     },
                     since_ms: (edge.since_ms > 0).then_some(edge.since_ms),

@@ -50,6 +50,56 @@ impl Query {
     }
 }
 
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+    use anycastd_journal::{Journal, Options};
+
+    #[test]
+    fn an_outcome_just_after_until_still_folds_into_its_decision() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut journal =
+            Journal::open(dir.path(), &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+        let prefix = wire::PrefixRef {
+            vtysh: "/usr/bin/vtysh".into(),
+            vrf: None,
+            prefix: "203.0.113.53/32".into(),
+        };
+        let transition = Event::Transition(wire::Transition {
+            service: "dns".into(),
+            from: wire::State::Healthy,
+            to: wire::State::Unhealthy,
+            cause: wire::Cause::Drain,
+            healthy_streak: 0,
+            unhealthy_streak: 0,
+            change: wire::Change::Withdraw,
+            prefixes: vec![prefix.clone()],
+        });
+        let apply = Event::Apply(wire::Apply {
+            service: "dns".into(),
+            prefix,
+            change: wire::Change::Withdraw,
+            outcome: wire::Outcome::Applied,
+            decision_seq: 1,
+        });
+        let ok = |r: Result<u64, anycastd_journal::Error>| r.unwrap_or_else(|e| panic!("{e}"));
+        ok(journal.append(1_000, &[transition]));
+        ok(journal.append(1_090, &[apply]));
+        for service in [None, Some("dns".to_owned())] {
+            let query = Query {
+                service,
+                since_ms: Some(0),
+                until_ms: Some(1_050),
+                ..Query::default()
+            };
+            let selection = select(&journal, &query).unwrap_or_else(|e| panic!("{e}"));
+            let lines = render_events(&selection.records, false);
+            assert_eq!(lines.len(), 1, "{lines:?}");
+            assert!(lines[0].ends_with("; FRR applied in 90 ms"), "{lines:?}");
+        }
+    }
+}
+
 /// Records selected from a journal, and how many records of unknown versions were skipped.
 #[derive(Debug, Default)]
 pub struct Selection {
@@ -68,6 +118,9 @@ const TIME_SKEW_MS: i64 = 2 * 60 * 1000;
 /// Records read past the last event a `--limit` keeps, to find the FRR outcomes it folds in.
 const FOLD_LOOKAHEAD: usize = 10_000;
 
+/// How long after `--until` the FRR outcomes of the window's decisions are looked for.
+const FOLD_WINDOW_MS: i64 = 10 * 60 * 1000;
+
 /// Select records from `journal`: those `query` matches, then the records of its first
 /// `limit` or last `tail` events (see [`events`]).
 pub fn select(journal: &Reader, query: &Query) -> Result<Selection, anycastd_journal::Error> {
@@ -75,19 +128,38 @@ pub fn select(journal: &Reader, query: &Query) -> Result<Selection, anycastd_jou
     // Reading stops early for a limit (plus a lookahead for folded outcomes) or a tail.
     let mut headlines = 0usize;
     let mut after_limit = 0usize;
+    // Decisions in the window: their FRR outcomes are read even past `--until` (they fold
+    // into them), for a while.
+    let mut decisions: std::collections::HashSet<u64> = Default::default();
+    let until_reading = query
+        .until_ms
+        .map(|until| until.saturating_add(TIME_SKEW_MS + FOLD_WINDOW_MS));
     let mut take = |entry: Result<Entry, anycastd_journal::Error>,
                     selection: &mut Selection|
      -> Result<bool, anycastd_journal::Error> {
         match entry? {
             Entry::Record(record) => {
+                let past = until_reading.is_some_and(|end| record.at_ms >= end);
                 if query.matches(&record) {
-                    if !matches!(
-                        record.event,
-                        Event::Apply(_) | Event::Runs(_) | Event::Polls(_)
-                    ) {
-                        headlines += 1;
+                    match &record.event {
+                        Event::Apply(_) | Event::Runs(_) | Event::Polls(_) => {}
+                        Event::Transition(_) | Event::Reconciled(_) | Event::Reloaded(_) => {
+                            decisions.insert(record.seq);
+                            headlines += 1;
+                        }
+                        _ => headlines += 1,
                     }
                     selection.records.push(record);
+                } else if !query.verbose {
+                    if let Event::Apply(apply) = &record.event {
+                        let late = query.until_ms.is_some_and(|until| record.at_ms >= until);
+                        if late && decisions.contains(&apply.decision_seq) {
+                            selection.records.push(record);
+                        }
+                    }
+                }
+                if past && query.tail.is_none() {
+                    return Ok(false);
                 }
             }
             Entry::UnknownVersion { .. } => selection.skipped_unknown += 1,
@@ -595,8 +667,15 @@ fn reconciled_text(r: &wire::Reconciled, applies: &[&Record]) -> String {
 /// A prefix, its last outcome (with its time) and the failures journaled for it.
 type PrefixOutcome<'a> = (&'a wire::PrefixRef, Option<(&'a wire::Outcome, i64)>, usize);
 
-/// What FRR did with a transition's decision, from its outcome records.
-fn frr_outcome(at_ms: i64, prefixes: &[wire::PrefixRef], applies: &[&Record]) -> String {
+/// What FRR did with a decision, from its outcome records. `after_poll`: the decision's time
+/// is the time the poll that caused it was due (a check's verdict), so a timed-out poll's
+/// decision came a timeout later.
+fn frr_outcome(
+    at_ms: i64,
+    prefixes: &[wire::PrefixRef],
+    applies: &[&Record],
+    after_poll: bool,
+) -> String {
     // The last outcome of each prefix, its time, and the failures before it.
     let mut last: Vec<PrefixOutcome> = prefixes.iter().map(|p| (p, None, 0)).collect();
     for record in applies {
@@ -636,9 +715,14 @@ fn frr_outcome(at_ms: i64, prefixes: &[wire::PrefixRef], applies: &[&Record]) ->
     }
     let mut parts = Vec::new();
     if let Some(done) = applied_at {
-        let mut text = format!("FRR applied in {} ms", (done - at_ms).max(0));
+        let ms = (done - at_ms).max(0);
+        let mut text = if after_poll {
+            format!("FRR applied {ms} ms after the deciding poll")
+        } else {
+            format!("FRR applied in {ms} ms")
+        };
         if failures_before > 0 {
-            text.push_str(&format!(" after {failures_before} failed attempt(s)"));
+            text.push_str(&format!(", {failures_before} failed attempt(s) before"));
         }
         if already > 0 {
             text.push_str(&format!(" ({already} already so)"));
@@ -686,14 +770,19 @@ pub fn group_text(head: &Record, applies: &[&Record]) -> String {
             format!(
                 "{}{}",
                 event_text(&head.event),
-                frr_outcome(head.at_ms, &t.prefixes, applies)
+                frr_outcome(
+                    head.at_ms,
+                    &t.prefixes,
+                    applies,
+                    matches!(t.cause, wire::Cause::Verdict { .. })
+                )
             )
         }
         Event::Reconciled(r) => reconciled_text(r, applies),
         Event::Drift(d) if !applies.is_empty() => format!(
             "{}{}",
             event_text(&head.event),
-            frr_outcome(head.at_ms, std::slice::from_ref(&d.prefix), applies)
+            frr_outcome(head.at_ms, std::slice::from_ref(&d.prefix), applies, false)
         ),
         Event::Reloaded(_) if !applies.is_empty() => {
             let outcomes: Vec<String> = applies
@@ -866,7 +955,7 @@ mod tests {
         let lines = render_events(&records, false);
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(
-            lines[0].ends_with("withdraw 203.0.113.53/32, 2001:db8::53/128 (check dns failed: resolver down); FRR applied in 85 ms after 1 failed attempt(s) (1 already so)"),
+            lines[0].ends_with("withdraw 203.0.113.53/32, 2001:db8::53/128 (check dns failed: resolver down); FRR applied 85 ms after the deciding poll, 1 failed attempt(s) before (1 already so)"),
             "{}",
             lines[0]
         );

@@ -63,6 +63,27 @@ impl JournalHandle {
         result
     }
 
+    /// Append durably (in the next group commit) without waiting for it. Nothing to append is
+    /// nothing done.
+    pub fn append_flushed(&self, at_ms: i64, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        if let Some(committer) = &self.committer {
+            crate::metrics::count("anycastd_journal_appends_total", &[], 1.0);
+            committer.submit(
+                at_ms,
+                events,
+                true,
+                Some(Box::new(|result| {
+                    if result.is_err() {
+                        crate::metrics::count("anycastd_journal_errors_total", &[], 1.0);
+                    }
+                })),
+            );
+        }
+    }
+
     /// Append without waiting (flushed by the next group commit or sled's periodic flush).
     pub fn append(&self, at_ms: i64, events: Vec<Event>) {
         if let Some(committer) = &self.committer {

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 use anycastd::{cli, config, daemon, exit, logging};
+use clap::builder::TypedValueParser as _;
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -23,7 +24,15 @@ struct Cli {
     )]
     log_format: Option<logging::Format>,
     /// Log level: debug, info, warning (or warn), error
-    #[arg(long, global = true, env = "LOG_LEVEL", default_value = "info", value_parser = logging::parse_level)]
+    #[arg(
+        long,
+        global = true,
+        env = "LOG_LEVEL",
+        default_value = "info",
+        ignore_case = true,
+        value_parser = clap::builder::PossibleValuesParser::new(["debug", "info", "warning", "warn", "error"])
+            .map(|level| logging::parse_level(&level).unwrap_or(tracing::Level::INFO))
+    )]
     log_level: tracing::Level,
     /// No colours in human logs
     #[arg(long, global = true, env = "NO_COLOR")]
@@ -119,7 +128,7 @@ enum Command {
         #[arg(long)]
         all: bool,
         /// Why (journaled; shown by status and history)
-        #[arg(long)]
+        #[arg(long, value_parser = non_empty)]
         reason: String,
         /// End the drain by itself after this long (e.g. 30m, 2h, 90s, 90)
         #[arg(long = "for", value_name = "DURATION", value_parser = parse_for)]
@@ -166,17 +175,17 @@ enum Command {
         /// default to penalty 1000, suppress 2000, reuse 750, max-suppress 4 half-lives
         #[arg(long, value_name = "DURATION", value_parser = parse_for)]
         damping_half_life: Option<std::time::Duration>,
-        /// What-if damping: penalty per health-caused withdrawal
-        #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-        damping_penalty: u32,
-        /// What-if damping: suppress above this penalty
-        #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-        damping_suppress: u32,
-        /// What-if damping: reuse below this penalty (less than --damping-suppress)
-        #[arg(long, value_name = "N", default_value_t = 750, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-        damping_reuse: u32,
-        /// What-if damping: longest suppression
-        #[arg(long, value_name = "DURATION", value_parser = parse_for)]
+        /// What-if damping: penalty per health-caused withdrawal [default: 1000]
+        #[arg(long, value_name = "N", requires = "damping_half_life", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        damping_penalty: Option<u32>,
+        /// What-if damping: suppress above this penalty [default: 2000]
+        #[arg(long, value_name = "N", requires = "damping_half_life", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        damping_suppress: Option<u32>,
+        /// What-if damping: reuse below this penalty (less than --damping-suppress) [default: 750]
+        #[arg(long, value_name = "N", requires = "damping_half_life", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        damping_reuse: Option<u32>,
+        /// What-if damping: longest suppression [default: 4 half-lives]
+        #[arg(long, value_name = "DURATION", requires = "damping_half_life", value_parser = parse_for)]
         damping_max_suppress: Option<std::time::Duration>,
         /// JSON output
         #[arg(long)]
@@ -354,6 +363,9 @@ fn main() -> ExitCode {
             damping_max_suppress,
             json,
         } => {
+            let damping_penalty = damping_penalty.unwrap_or(1000);
+            let damping_suppress = damping_suppress.unwrap_or(2000);
+            let damping_reuse = damping_reuse.unwrap_or(750);
             if damping_half_life.is_some() && damping_reuse >= damping_suppress {
                 eprintln!("anycastd: --damping-reuse must be less than --damping-suppress");
                 return ExitCode::from(exit::USAGE);
@@ -501,6 +513,15 @@ fn with_config(
         Err(code) => return code,
     };
     f(&config, &runtime)
+}
+
+/// A text that says something.
+fn non_empty(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        Err("must not be empty: say why (it is journaled and shown by status)".into())
+    } else {
+        Ok(text.to_owned())
+    }
 }
 
 /// `--for`: a duration such as `90s`, `30m`, `2h`, `1d` (or seconds).

@@ -578,6 +578,8 @@ pub fn replay(
     let mut last_state = wire::State::Starting;
     // A start whose reconciliation record has not come yet: (state, time of the start).
     let mut pending_start: Option<(fsm::State, i64)> = None;
+    // When the service was first configured (the default window starts there).
+    let mut first_seen: Option<i64> = None;
 
     for record in records {
         let at = record.at_ms;
@@ -611,6 +613,9 @@ pub fn replay(
                 }
                 epoch_open = true;
                 current_params = started.services.iter().find(|s| s.name == service).cloned();
+                if current_params.is_some() {
+                    first_seen.get_or_insert(at);
+                }
                 for sim in [&mut actual, &mut other] {
                     sim.recorded_damping = None;
                 }
@@ -707,6 +712,7 @@ pub fn replay(
                 let added = reloaded.added.iter().any(|s| s == service);
                 if let Some(params) = &params {
                     if added {
+                        first_seen.get_or_insert(at);
                         for sim in [&mut actual, &mut other] {
                             sim.recorded_damping = None;
                             sim.start(params, fsm::State::Starting, at);
@@ -946,7 +952,7 @@ pub fn replay(
         sim.tape.close(end);
     }
     recorded_tape.close(end);
-    let from = since_ms.unwrap_or(first);
+    let from = since_ms.unwrap_or(first_seen.unwrap_or(first));
     let to = until_ms.map(|u| u.min(end)).unwrap_or(end);
     let empty = from > to;
     if empty {
@@ -964,6 +970,8 @@ pub fn replay(
     report.gaps = gaps.into_iter().filter(overlaps).collect();
     report.approximate = merge(approximate.into_iter().filter(overlaps).collect());
 
+    // The state at the window's end is known when the window ends where the journal does.
+    let at_end = epoch_open && to >= end;
     let end_state = actual.core.as_ref().map(|c| end_text(c, end));
     report.recorded = build_run(
         if empty {
@@ -975,7 +983,7 @@ pub fn replay(
         &recorded_tape,
         from,
         to,
-        if epoch_open { end_state } else { None },
+        if at_end { end_state } else { None },
     );
     if !what_if.is_empty() {
         let texts: Vec<(i64, Step, bool)> = other
@@ -1013,7 +1021,7 @@ pub fn replay(
             &other.tape,
             from,
             to,
-            if epoch_open { end_state } else { None },
+            if at_end { end_state } else { None },
         ));
     }
     if report.recorded.summary.measured_ms == 0 && report.notes.is_empty() {

@@ -129,8 +129,12 @@ pub struct PrefixStatus {
     pub advertised: bool,
     /// Established peers in the prefix's VRF and family.
     pub established_peers: usize,
-    /// FRR's running config differs from what the daemon wants.
+    /// FRR's running config differs from what the daemon wants (and the writer is not just
+    /// applying the latest decision).
     pub drift: bool,
+    /// FRR differs because the writer is applying the latest decision right now.
+    #[serde(default)]
+    pub applying: bool,
     /// The writer's last error for this prefix (it is retrying).
     #[serde(default)]
     pub error: Option<String>,
@@ -270,8 +274,8 @@ pub fn established_peers(text: &str) -> HashMap<(String, &'static str), usize> {
     established
 }
 
-/// The writers' view: per vtysh binary, the prefixes not (yet) in their desired state, with
-/// the last error for each.
+/// The writers' view: per vtysh binary, the prefixes whose latest decision FRR has not shown
+/// yet, with the writer's last error for each (`None`: being applied).
 pub type Pending = HashMap<PathBuf, Vec<(crate::frr::writer::PrefixKey, Option<String>)>>;
 
 /// Collect the status of the configured services (`only`: one of them). `snapshots` come
@@ -311,12 +315,12 @@ pub async fn collect(
                 .prefixes
                 .iter()
                 .map(|p| {
-                    let error = pending.get(&p.vtysh).and_then(|list| {
+                    let unsettled = pending.get(&p.vtysh).and_then(|list| {
                         list.iter()
                             .find(|(key, _)| key.0 == p.vrf && key.1 == p.prefix)
-                            .map(|(_, e)| e.clone().unwrap_or_else(|| "not applied yet".into()))
+                            .map(|(_, e)| e.clone())
                     });
-                    prefix_status(p, frr.get(&p.vtysh), desired, error, config)
+                    prefix_status(p, frr.get(&p.vtysh), desired, unsettled, config)
                 })
                 .collect();
             let (state, state_text, drain) = match snapshot {
@@ -389,13 +393,17 @@ fn drain_status(state: &wire::State) -> Option<DrainStatus> {
     })
 }
 
+/// `unsettled`: the writer has not shown the latest decision yet (`Some(None)`: it is being
+/// applied; `Some(Some(error))`: it failed and is retried).
 fn prefix_status(
     p: &crate::config::Prefix,
     frr: Option<&Result<FrrState, String>>,
     desired: Option<bool>,
-    error: Option<String>,
+    unsettled: Option<Option<String>>,
     config: &Config,
 ) -> PrefixStatus {
+    let error = unsettled.clone().flatten();
+    let want = |w: bool| if w { "announced" } else { "withdrawn" };
     let mut status = PrefixStatus {
         prefix: p.prefix.to_string(),
         vrf: p.vrf.clone(),
@@ -404,13 +412,17 @@ fn prefix_status(
         advertised: false,
         established_peers: 0,
         drift: false,
+        applying: false,
         error: error.clone(),
         note: String::new(),
     };
     let f = match frr {
         Some(Ok(f)) => f,
         Some(Err(e)) => {
-            status.note = format!("FRR unreadable: {e}");
+            status.note = match desired {
+                Some(w) => format!("wanted {}; FRR unreadable: {e}", want(w)),
+                None => format!("FRR unreadable: {e}"),
+            };
             return status;
         }
         None => {
@@ -447,32 +459,29 @@ fn prefix_status(
         (true, true, 0) => "configured, not advertised: no established peer".into(),
         (true, true, n) => format!("configured, advertised ({n} established peer(s))"),
     };
-    status.drift = desired.is_some_and(|want| want != status.configured);
-    status.note = match (desired, status.drift, &error) {
+    let differs = desired.is_some_and(|w| w != status.configured);
+    let there = if status.configured {
+        "present"
+    } else {
+        "absent"
+    };
+    // Differing while the writer applies the latest decision is not drift.
+    status.applying = differs && matches!(unsettled, Some(None));
+    status.drift = differs && !status.applying;
+    status.note = match (desired, differs, &unsettled) {
         (None, _, _) => format!("FRR: {actual}"),
-        (Some(want), false, _) => {
-            format!(
-                "wanted {}; FRR: {actual}",
-                if want { "announced" } else { "withdrawn" }
-            )
-        }
-        (Some(want), true, Some(error)) => format!(
-            "MISMATCH: wanted {}, {} in FRR; the writer is retrying: {error}",
-            if want { "announced" } else { "withdrawn" },
-            if status.configured {
-                "present"
-            } else {
-                "absent"
-            }
+        (Some(w), false, _) => format!("wanted {}; FRR: {actual}", want(w)),
+        (Some(w), true, Some(None)) => format!(
+            "being applied: wanted {}, still {there} in FRR; the writer is applying it",
+            want(w)
         ),
-        (Some(want), true, None) => format!(
-            "DRIFT: wanted {}, {} in FRR; repair at the next pass (at most {} s)",
-            if want { "announced" } else { "withdrawn" },
-            if status.configured {
-                "present"
-            } else {
-                "absent"
-            },
+        (Some(w), true, Some(Some(error))) => format!(
+            "MISMATCH: wanted {}, {there} in FRR; the writer is retrying: {error}",
+            want(w)
+        ),
+        (Some(w), true, None) => format!(
+            "DRIFT: wanted {}, {there} in FRR; repair at the next pass (at most {} s)",
+            want(w),
             config.frrouting.reconcile_interval.as_secs()
         ),
     };
@@ -582,7 +591,7 @@ pub fn check(services: &[ServiceStatus], live: bool) -> (u8, String) {
                 unknown.push(format!("{} {prefix}: {}", s.name, p.note));
             } else if p.drift {
                 critical.push(format!("{} {prefix}: {}", s.name, p.note));
-            } else if p.desired_announced == Some(true) && !p.advertised {
+            } else if p.desired_announced == Some(true) && !p.advertised && !p.applying {
                 warning.push(format!("{} {prefix}: {}", s.name, p.note));
             }
         }

@@ -337,11 +337,13 @@ fn normalise(text: &str) -> String {
             Some((time, rest)) if time.ends_with('Z') => format!("TIME {rest}"),
             _ => l.to_owned(),
         })
-        .map(|l| match l.split_once("; FRR applied in ") {
-            Some((head, tail)) => format!(
-                "{head}; FRR applied in N ms{}",
-                tail.split_once(" ms").map(|(_, rest)| rest).unwrap_or("")
-            ),
+        .map(|l| match l.split_once("; FRR applied ") {
+            Some((head, tail)) => {
+                let number = tail.trim_start_matches("in ");
+                let rest = number.split_once(" ms").map(|(_, rest)| rest).unwrap_or("");
+                let word = if tail.starts_with("in ") { "in " } else { "" };
+                format!("{head}; FRR applied {word}N ms{rest}")
+            }
             None => l,
         })
         .collect::<Vec<_>>()
@@ -372,8 +374,15 @@ fn check_apply_times(config: &Path) {
     }
     let shown: Vec<i64> = text
         .lines()
-        .filter_map(|l| l.split_once("; FRR applied in "))
-        .map(|(_, tail)| tail.split_once(" ms").unwrap().0.parse().unwrap())
+        .filter_map(|l| l.split_once("; FRR applied "))
+        .map(|(_, tail)| {
+            tail.trim_start_matches("in ")
+                .split_once(" ms")
+                .unwrap()
+                .0
+                .parse()
+                .unwrap()
+        })
         .collect();
     assert_eq!(shown, expected, "{text}");
     assert_eq!(shown.len(), 4, "{text}");

@@ -118,8 +118,23 @@ fn client_commands_work_while_the_config_file_on_disk_is_invalid() {
     );
     assert!(daemon.running());
 
+    // A TOML syntax error: the socket is still found.
+    std::fs::write(&config, good.replace("[services.ntp]", "[services.ntp")).unwrap();
+    let out = anycastd(&["status", "--check"], &config);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let out = anycastd(&["drain", "ntp", "--reason", "typo"], &config);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = anycastd(&["undrain", "ntp"], &config);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    std::fs::write(
+        &config,
+        good.replace("[services.ntp]", "[services.ntp]\nrise = \"x\""),
+    )
+    .unwrap();
+
     let out = anycastd(&["stop"], &config);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!daemon.running(), "stop answers once the daemon is gone");
     assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
     assert_eq!(networks(dir.path()), Vec::<String>::new());
     // Logs are text for people: no program debug output (a drain cause, a list).
@@ -177,6 +192,46 @@ fn a_drain_frr_does_not_confirm_says_so_and_exits_70() {
     // A drain that waits for nothing in FRR (already drained) is not "confirmed" either way.
     std::fs::remove_file(&down).unwrap();
     wait_for("bgpd back", || networks(dir.path()) == ALL);
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
+}
+
+#[test]
+fn a_change_being_applied_is_not_drift() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = healthy_emulator(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let config = fake_frr_config(dir.path(), &emulator.url(), &fake_vtysh(), "");
+    // Every change takes FRR 2 s.
+    let mut daemon = Daemon::start_with_env(
+        &config,
+        &dir.path().join("log"),
+        &[("FAKE_VTYSH_DELAY", "2")],
+    );
+    wait_for("everything announced", || networks(dir.path()) == ALL);
+    let out = anycastd(&["drain", "dns", "--reason", "x", "--no-wait"], &config);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let status: serde_json::Value =
+        serde_json::from_str(&anycastd(&["status", "dns", "--json"], &config).stdout).unwrap();
+    for p in status["services"][0]["prefixes"].as_array().unwrap() {
+        assert_eq!(
+            (p["applying"].as_bool(), p["drift"].as_bool()),
+            (Some(true), Some(false)),
+            "{p}"
+        );
+        assert!(
+            p["note"]
+                .as_str()
+                .unwrap()
+                .starts_with("being applied: wanted withdrawn, still present"),
+            "{p}"
+        );
+    }
+    let out = anycastd(&["status", "--check"], &config);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    wait_for("dns withdrawn", || {
+        networks(dir.path()) == ["123:203.0.113.123/32"]
+    });
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
 }

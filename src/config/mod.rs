@@ -258,16 +258,47 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
 }
 
 /// The control socket a config file names, read leniently: for client commands while the
-/// file does not validate (the moment after a rejected reload), when it is still TOML with a
-/// string `[control] socket`. `None` when it cannot tell.
+/// file does not validate (the moment after a rejected reload). A file that parses as TOML is
+/// asked for `[control] socket`; one that does not (a syntax error) is read line by line for
+/// `socket = "..."` under `[control]` (or `control.socket = "..."`). `None` when it cannot
+/// tell.
 pub fn control_socket_of(path: &Path) -> Option<PathBuf> {
     let text = std::fs::read_to_string(path).ok()?;
-    let value: toml::Table = text.parse().ok()?;
-    value
-        .get("control")?
-        .get("socket")?
-        .as_str()
-        .map(PathBuf::from)
+    if let Ok(value) = text.parse::<toml::Table>() {
+        return value
+            .get("control")?
+            .get("socket")?
+            .as_str()
+            .map(PathBuf::from);
+    }
+    let mut table = String::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.starts_with('[') {
+            table = line
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_owned();
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim().trim_matches('"');
+        let wanted = (table == "control" && key == "socket")
+            || (table.is_empty() && key == "control.socket");
+        if wanted {
+            let value = value.trim();
+            let quoted = value
+                .strip_prefix('"')
+                .and_then(|v| v.split_once('"'))
+                .or_else(|| value.strip_prefix('\'').and_then(|v| v.split_once('\'')));
+            if let Some((socket, _)) = quoted {
+                return Some(PathBuf::from(socket));
+            }
+        }
+    }
+    None
 }
 
 fn io_reason(e: &std::io::Error) -> String {
@@ -1214,5 +1245,37 @@ impl Config {
             }
         }
         map
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_control_socket_is_found_in_a_file_with_a_syntax_error() {
+        let dir = std::env::temp_dir().join(format!("acd-sock-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("config.toml");
+        for (text, expected) in [
+            (
+                "[control]\nsocket = \"/tmp/a.sock\"\n[services.dns]\nrise = 2x\n",
+                Some("/tmp/a.sock"),
+            ),
+            (
+                "control.socket = '/tmp/b.sock' # here\n[services\n",
+                Some("/tmp/b.sock"),
+            ),
+            ("[journal]\nsocket = \"/tmp/no.sock\"\nrise = =\n", None),
+            ("[control]\nsocket = \"/tmp/c.sock\"\n", Some("/tmp/c.sock")),
+        ] {
+            let _ = std::fs::write(&path, text);
+            assert_eq!(
+                control_socket_of(&path),
+                expected.map(PathBuf::from),
+                "{text}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

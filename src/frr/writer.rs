@@ -185,6 +185,16 @@ impl WriterHandle {
     pub fn status(&self) -> watch::Receiver<Status> {
         self.status.clone()
     }
+
+    /// The prefixes whose latest decision FRR has not shown yet (being applied, or failing).
+    pub fn unsettled(&self) -> Vec<PrefixKey> {
+        lock(&self.shared)
+            .desired
+            .iter()
+            .filter(|(_, entry)| !entry.reported)
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
 }
 
 fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
@@ -470,6 +480,12 @@ impl Writer {
         for (key, decision, reported) in &entries {
             let Some(instance) = config.instances.get(&key.0) else {
                 if decision.announce {
+                    if *reported {
+                        // It was applied and its instance is gone (bgpd restarted without
+                        // it): drift, not a failure of that old decision.
+                        self.report(key, decision, Outcome::Drift { present: false });
+                        self.unmark_reported(key, decision);
+                    }
                     self.fail(key, decision, missing_instance(&key.0), urgent);
                 } else {
                     // No instance, so certainly no `network` in it: withdrawn already.
@@ -595,8 +611,11 @@ impl Writer {
                 }
             }
         }
+        // Not verified: the decisions FRR has not shown yet (one it showed before stays so
+        // as far as anyone knows: it is not listed as left at a stop).
         let pending = entries
             .iter()
+            .filter(|(_, _, reported)| !reported)
             .map(|(k, d, _)| (k.clone(), d.clone(), Some(text.clone())))
             .collect();
         self.status.send_replace(Status {

@@ -97,8 +97,18 @@ def run(state, lines):
             print("end")
         elif line == "show daemons":
             print(" zebra bgpd staticd")
-        elif line.startswith("show bgp vrf all") and line.endswith(" json"):
-            print("{}")
+        elif line == "show bgp vrf all summary json":
+            # One established peer per instance and family.
+            peer = {"peers": {"192.0.2.2": {"state": "Established"}}}
+            print(json.dumps({vrf: {"ipv4Unicast": peer, "ipv6Unicast": peer}
+                              for vrf in state["instances"]}))
+        elif line.startswith("show bgp vrf all ") and line.endswith(" unicast json"):
+            # Every configured network has a valid best path (no import check here).
+            v6 = words[4] == "ipv6"
+            print(json.dumps({vrf: {"routes": {net: [{"valid": True, "bestpath": True}]
+                                               for net in state["networks"].get(vrf, [])
+                                               if (":" in net) == v6}}
+                              for vrf in state["instances"]}))
         elif line == "configure terminal" or line.startswith("address-family"):
             pass
         elif words[:2] == ["router", "bgp"]:
