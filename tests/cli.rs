@@ -34,7 +34,7 @@ fn an_unknown_subcommand_or_log_level_exits_2() {
     let out = anycastd(&["run", "--log-level", "verbose"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("unknown log level"),
+        stderr(&out).contains("[possible values: debug, info, warning, warn, error]"),
         "{}",
         stderr(&out)
     );
@@ -243,7 +243,7 @@ fn completions_and_the_man_page_come_from_the_command_line_definition() {
     let out = anycastd(&["man"]);
     assert_eq!(out.status.code(), Some(0));
     let page = String::from_utf8_lossy(&out.stdout);
-    assert!(page.starts_with(".TH ANYCASTD 1"), "{page}");
+    assert!(page.contains("\n.TH ANYCASTD 1 "), "{page}");
     // One complete page: every subcommand, every config key and exit code of the README,
     // and no reference to a page that does not exist.
     for sub in [
@@ -254,7 +254,7 @@ fn completions_and_the_man_page_come_from_the_command_line_definition() {
         "undrain",
         "replay",
         "reload",
-        "check\\-config",
+        "check-config",
         "completions",
         "man",
         "stop",
