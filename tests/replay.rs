@@ -581,6 +581,168 @@ fn a_gap_before_the_window_is_not_listed_and_one_inside_is() {
 }
 
 #[test]
+fn the_header_lists_every_parameter_set_of_the_window() {
+    let params = service(1, 1, vec![check("dns", 1_000)]);
+    let mut changed = params.clone();
+    changed.rise = 2;
+    changed.fall = 3;
+    let mut script = vec![(T0, Input::Start)];
+    script.extend((1..10).map(|i| {
+        (
+            T0 + i * 1_000,
+            Input::Result {
+                check: "dns".into(),
+                observation: Observation::Pass,
+                jitter: 0,
+            },
+        )
+    }));
+    script.push((
+        T0 + 10_500,
+        Input::Reload {
+            params: changed,
+            damping: None,
+        },
+    ));
+    script.push((T0 + 20_000, Input::Stop));
+    let mut live = Live::new(params, None);
+    live.run(&script);
+    let report = replay(
+        "dns",
+        &live.records,
+        None,
+        None,
+        None,
+        &WhatIf {
+            fall: Some(5),
+            ..WhatIf::default()
+        },
+    );
+    let texts = |run: &anycastd::replay::Run| -> Vec<(i64, i64, String)> {
+        run.parameters
+            .iter()
+            .map(|p| (p.from_ms, p.to_ms, p.text.clone()))
+            .collect()
+    };
+    assert_eq!(
+        texts(&report.recorded),
+        [
+            (T0, T0 + 10_500, "rise 1, fall 1".to_owned()),
+            (T0 + 10_500, T0 + 20_000, "rise 2, fall 3".to_owned()),
+        ]
+    );
+    assert_eq!(
+        texts(report.what_if.as_ref().unwrap()),
+        [
+            (T0, T0 + 10_500, "rise 1, fall 5".to_owned()),
+            (T0 + 10_500, T0 + 20_000, "rise 2, fall 5".to_owned()),
+        ]
+    );
+    // A window after the reload lists the later set only.
+    let later = replay(
+        "dns",
+        &live.records,
+        Some(T0 + 15_000),
+        None,
+        None,
+        &WhatIf::default(),
+    );
+    assert_eq!(
+        texts(&later.recorded),
+        [(T0 + 15_000, T0 + 20_000, "rise 2, fall 3".to_owned())]
+    );
+}
+
+#[test]
+fn a_service_added_by_a_reload_is_measured_from_then() {
+    let params = service(1, 1, vec![check("dns", 1_000)]);
+    let record = |seq: u64, at: i64, event: Event| Record {
+        version: anycastd_journal::FORMAT_VERSION,
+        seq,
+        at_ms: at,
+        event,
+    };
+    let records = vec![
+        record(
+            1,
+            T0,
+            Event::DaemonStarted(wire::DaemonStarted {
+                version: "t".into(),
+                pid: 1,
+                config_hash: "h".into(),
+                boot_id: "b".into(),
+                services: vec![],
+            }),
+        ),
+        record(2, T0 + 5, Event::Reconciled(wire::Reconciled::default())),
+        record(
+            3,
+            T0 + 30_000,
+            Event::Reloaded(wire::Reloaded {
+                config_hash: "h2".into(),
+                added: vec!["dns".into()],
+                removed: vec![],
+                changed: vec![],
+                services: vec![params.clone()],
+            }),
+        ),
+        record(
+            4,
+            T0 + 31_000,
+            Event::CheckEdge(wire::CheckEdge {
+                service: "dns".into(),
+                check: "dns".into(),
+                observation: wire::Observation::Pass,
+                polls_since_last_edge: 0,
+            }),
+        ),
+        record(
+            5,
+            T0 + 31_000,
+            Event::Transition(wire::Transition {
+                service: "dns".into(),
+                from: wire::State::Starting,
+                to: wire::State::Healthy,
+                cause: wire::Cause::Verdict {
+                    healthy: true,
+                    checks: vec![wire::CheckResult {
+                        check: "dns".into(),
+                        observation: wire::Observation::Pass,
+                    }],
+                },
+                healthy_streak: 1,
+                unhealthy_streak: 0,
+                change: wire::Change::Announce,
+                prefixes: params.prefixes.clone(),
+            }),
+        ),
+        record(
+            6,
+            T0 + 60_000,
+            Event::DaemonStopped(wire::DaemonStopped {
+                reason: "SIGTERM".into(),
+                outcome: wire::StopOutcome::HandedOver,
+            }),
+        ),
+    ];
+    let report = replay("dns", &records, None, None, None, &WhatIf::default());
+    assert!(report.divergences.is_empty(), "{:?}", report.divergences);
+    assert_eq!(
+        report.from_ms,
+        T0 + 30_000,
+        "the window starts when it was added"
+    );
+    let s = &report.recorded.summary;
+    assert_eq!(
+        (s.measured_ms, s.starting_ms, s.announced_ms),
+        (30_000, 1_000, 29_000)
+    );
+    // Asked from the start, the time before it existed is not measured either.
+    let report = replay("dns", &records, Some(T0), None, None, &WhatIf::default());
+    assert_eq!(report.recorded.summary.measured_ms, 30_000);
+}
+
+#[test]
 fn random_records_and_windows_never_panic() {
     for seed in 1..=200u64 {
         let mut rng = Rng(seed | 1);
