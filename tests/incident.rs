@@ -34,11 +34,13 @@ fn anycastd(args: &[&str], config: &Path) -> Out {
     }
 }
 
-fn healthy_emulator(rt: &tokio::runtime::Runtime) -> Emulator {
+/// A runtime for the emulator, the emulator with dns and ntp passing, a directory.
+fn setup() -> (tokio::runtime::Runtime, Emulator, tempfile::TempDir) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
     let emulator = rt.block_on(Emulator::start(Generation::V2));
     emulator.set("dns", Behaviour::Pass);
     emulator.set("ntp", Behaviour::Pass);
-    emulator
+    (rt, emulator, tempfile::tempdir().unwrap())
 }
 
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
@@ -57,9 +59,7 @@ const ALL: [&str; 3] = [
 
 #[test]
 fn client_commands_work_while_the_config_file_on_disk_is_invalid() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let emulator = healthy_emulator(&rt);
-    let dir = tempfile::tempdir().unwrap();
+    let (_rt, emulator, dir) = setup();
     let config = fake_frr_config(dir.path(), &emulator.url(), &fake_vtysh(), "");
     let mut daemon = Daemon::start(&config, &dir.path().join("log"));
     wait_for("everything announced", || networks(dir.path()) == ALL);
@@ -159,9 +159,7 @@ fn client_commands_work_while_the_config_file_on_disk_is_invalid() {
 
 #[test]
 fn a_drain_frr_does_not_confirm_says_so_and_exits_70() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let emulator = healthy_emulator(&rt);
-    let dir = tempfile::tempdir().unwrap();
+    let (_rt, emulator, dir) = setup();
     let down = dir.path().join("bgpd-down");
     let config = fake_frr_config(dir.path(), &emulator.url(), &fake_vtysh(), "");
     let mut daemon = Daemon::start_with_env(
@@ -198,9 +196,7 @@ fn a_drain_frr_does_not_confirm_says_so_and_exits_70() {
 
 #[test]
 fn a_change_being_applied_is_not_drift() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let emulator = healthy_emulator(&rt);
-    let dir = tempfile::tempdir().unwrap();
+    let (_rt, emulator, dir) = setup();
     let config = fake_frr_config(dir.path(), &emulator.url(), &fake_vtysh(), "");
     // Every change takes FRR 2 s.
     let mut daemon = Daemon::start_with_env(
@@ -238,9 +234,7 @@ fn a_change_being_applied_is_not_drift() {
 
 #[test]
 fn after_a_double_sigterm_the_next_start_journals_what_frr_really_did() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let emulator = healthy_emulator(&rt);
-    let dir = tempfile::tempdir().unwrap();
+    let (_rt, emulator, dir) = setup();
     let hang = dir.path().join("hang");
     let calls = dir.path().join("calls.log");
     let config = fake_frr_config(dir.path(), &emulator.url(), &fake_vtysh(), "");
@@ -321,9 +315,7 @@ fn after_a_double_sigterm_the_next_start_journals_what_frr_really_did() {
 
 #[test]
 fn checks_that_answer_every_poll_never_journal_a_missing_result_also_across_a_restart() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let emulator = healthy_emulator(&rt);
-    let dir = tempfile::tempdir().unwrap();
+    let (_rt, emulator, dir) = setup();
     let config = fake_frr_config(dir.path(), &emulator.url(), &fake_vtysh(), "");
     // A pending timeout shorter than the runs, so that its (stale) timer fires in them.
     let text = std::fs::read_to_string(&config).unwrap().replace(
@@ -357,9 +349,7 @@ fn checks_that_answer_every_poll_never_journal_a_missing_result_also_across_a_re
 
 #[test]
 fn history_and_replay_options_do_what_they_say() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let emulator = healthy_emulator(&rt);
-    let dir = tempfile::tempdir().unwrap();
+    let (_rt, emulator, dir) = setup();
     let config = fake_frr_config(dir.path(), &emulator.url(), &fake_vtysh(), "");
     let mut daemon = Daemon::start(&config, &dir.path().join("log"));
     wait_for("everything announced", || networks(dir.path()) == ALL);

@@ -262,8 +262,15 @@ struct Covered {
     drains: usize,
 }
 
-/// One seed of the oracle: returns what it compared.
-fn oracle(seed: u64, with_damping: bool) -> Covered {
+/// One random case of the oracle: the service, its recorded damping, a what-if and a script.
+type Case = (
+    wire::ServiceParams,
+    Option<fsm::Damping>,
+    WhatIf,
+    Vec<(i64, Input)>,
+);
+
+fn case(seed: u64, with_damping: bool) -> Case {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let checks = (0..1 + rng.below(3))
         .map(|i| {
@@ -281,6 +288,12 @@ fn oracle(seed: u64, with_damping: bool) -> Covered {
         damping: with_damping.then(|| (&damping(&mut rng)).into()),
     };
     let script = script(&mut rng, &params, with_damping);
+    (params, recorded_damping, what_if, script)
+}
+
+/// One seed of the oracle: returns what it compared.
+fn oracle(seed: u64, with_damping: bool) -> Covered {
+    let (params, recorded_damping, what_if, script) = case(seed, with_damping);
 
     let mut first = Live::new(params.clone(), recorded_damping.clone());
     first.run(&script);
@@ -1105,73 +1118,4 @@ fn a_format_1_flap_storm_replays_and_says_where_its_times_are_approximate() {
     assert!(!report.approximate.is_empty());
     let (_, text, _) = anycastd(&["replay", "dns", "--fall", "3"], &config);
     assert!(text.contains("approximate: from "), "{text}");
-}
-
-#[test]
-#[ignore]
-fn debug_seed() {
-    let seed: u64 = std::env::var("SEED").unwrap().parse().unwrap();
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let with_damping = std::env::var("DAMP").is_ok();
-    let checks = (0..1 + rng.below(3))
-        .map(|i| {
-            check(
-                &format!("c{i}"),
-                [1_000, 1_500, 2_000][rng.below(3) as usize],
-            )
-        })
-        .collect();
-    let params = service(1 + rng.below(3) as u32, 1 + rng.below(3) as u32, checks);
-    let recorded_damping = (with_damping && rng.chance(50)).then(|| damping(&mut rng));
-    let what_if = WhatIf {
-        rise: Some(1 + rng.below(4) as u32),
-        fall: Some(1 + rng.below(4) as u32),
-        damping: with_damping.then(|| (&damping(&mut rng)).into()),
-    };
-    let script = script(&mut rng, &params, with_damping);
-    let from: i64 = std::env::var("FROM").unwrap().parse().unwrap();
-    let to: i64 = std::env::var("TO").unwrap().parse().unwrap();
-    for (at, i) in &script {
-        if *at >= from && *at <= to {
-            println!("script {at} {i:?}");
-        }
-    }
-    let mut first = Live::new(params.clone(), recorded_damping.clone());
-    first.run(&script);
-    for r in &first.records {
-        if r.at_ms >= from && r.at_ms <= to {
-            println!("record {} {:?}", r.at_ms, r.event);
-        }
-    }
-    println!("what-if {what_if:?} params {params:?}");
-    let mut second = Live::what_if(
-        params.clone(),
-        recorded_damping,
-        what_if.rise,
-        what_if.fall,
-        what_if
-            .damping
-            .as_ref()
-            .map(|d| Some(fsm::Damping::from(d))),
-    );
-    second.forced_crashes = Some(first.crash_positions.clone());
-    second.run(&script);
-    println!(
-        "crashes {:?} {:?}",
-        first.crash_positions, second.crash_positions
-    );
-    let report = replay("dns", &first.records, None, None, None, &what_if);
-    for step in &report.what_if.as_ref().unwrap().timeline {
-        if step.at_ms >= from && step.at_ms <= to {
-            println!(
-                "whatif {} {} {} -> {} {}",
-                step.at_ms, step.kind, step.from, step.to, step.cause
-            );
-        }
-    }
-    for t in &second.transitions {
-        if t.at.0 >= from && t.at.0 <= to {
-            println!("lived {} {:?} -> {:?}", t.at.0, t.from, t.to);
-        }
-    }
 }

@@ -374,6 +374,19 @@ fn value_with_seq(seq: u64, at_ms: i64, event: &Event) -> Result<Vec<u8>, Error>
     Ok(value)
 }
 
+/// The log entry an index item points at.
+fn indexed(log: &sled::Tree, item: sled::Result<(sled::IVec, sled::IVec)>) -> Result<Entry, Error> {
+    let (key, _) = item?;
+    let seq = seq_of(&key);
+    match log.get(seq.to_be_bytes())? {
+        Some(value) => codec::decode(seq, &value),
+        None => Err(Error::Corrupt {
+            seq,
+            reason: "indexed record missing from the log".into(),
+        }),
+    }
+}
+
 fn seq_of(key: &[u8]) -> u64 {
     let mut bytes = [0u8; 8];
     let tail = &key[key.len().saturating_sub(8)..];
@@ -608,17 +621,9 @@ impl Reader {
         prefix.push(0);
         let t = self.t();
         let log = t.log.clone();
-        t.by_service.scan_prefix(prefix).map(move |item| {
-            let (key, _) = item?;
-            let seq = seq_of(&key);
-            match log.get(seq.to_be_bytes())? {
-                Some(value) => codec::decode(seq, &value),
-                None => Err(Error::Corrupt {
-                    seq,
-                    reason: "indexed record missing from the log".into(),
-                }),
-            }
-        })
+        t.by_service
+            .scan_prefix(prefix)
+            .map(move |item| indexed(&log, item))
     }
 
     /// The entries about no service in particular (daemon start/stop, reconciliation,
@@ -649,17 +654,10 @@ impl Reader {
         prefix.push(0);
         let t = self.t();
         let log = t.log.clone();
-        t.by_service.scan_prefix(prefix).rev().map(move |item| {
-            let (key, _) = item?;
-            let seq = seq_of(&key);
-            match log.get(seq.to_be_bytes())? {
-                Some(value) => codec::decode(seq, &value),
-                None => Err(Error::Corrupt {
-                    seq,
-                    reason: "indexed record missing from the log".into(),
-                }),
-            }
-        })
+        t.by_service
+            .scan_prefix(prefix)
+            .rev()
+            .map(move |item| indexed(&log, item))
     }
 
     /// The last damping state of every service that had one.
