@@ -742,7 +742,25 @@ pub fn replay(
                 previous_input_at = at;
             }
             Event::Runs(runs) if runs.service == service => {
-                for (check, result_at) in record::expand(runs) {
+                let (plausible, damaged): (Vec<wire::Segment>, Vec<wire::Segment>) = runs
+                    .segments
+                    .iter()
+                    .cloned()
+                    .partition(|segment| record::plausible(segment, at));
+                for segment in &damaged {
+                    report.divergences.push(Divergence {
+                        seq: record.seq,
+                        recorded: format!(
+                            "{} result(s) of {} every {} ms from {}",
+                            segment.count,
+                            segment.check,
+                            segment.interval_ms,
+                            format_time(segment.first_ms)
+                        ),
+                        replayed: "impossible before the record's time: not re-run".into(),
+                    });
+                }
+                for (check, result_at) in record::expand(&plausible) {
                     actual.observe(check, result_at);
                     other.observe(check, result_at);
                 }
@@ -752,6 +770,7 @@ pub fn replay(
                     &mut [&mut actual, &mut other],
                     polls.polls,
                     previous_input_at,
+                    at,
                 );
                 if polls.polls > 0 {
                     approximate.push(Gap {
@@ -766,6 +785,7 @@ pub fn replay(
                         &mut [&mut actual, &mut other],
                         edge.polls_since_last_edge,
                         previous_input_at,
+                        at,
                     );
                     approximate.push(Gap {
                         from_ms: previous_input_at,
@@ -789,6 +809,7 @@ pub fn replay(
                         &mut [&mut actual, &mut other],
                         timeout.polls_since_last_edge,
                         previous_input_at,
+                        at,
                     );
                     approximate.push(Gap {
                         from_ms: previous_input_at,
@@ -1092,8 +1113,13 @@ fn restore_recorded_damping(actual: &mut Sim, other: &mut Sim, state: fsm::Dampi
 }
 
 /// Format 1: `n` results identical to the last ones, placed at `at` (the previous record's
-/// time: their own times were not journaled).
-fn repeats(sims: &mut [&mut Sim], n: u64, at: i64) {
+/// time: their own times were not journaled). No more than the time since then can hold at
+/// one a millisecond (a damaged count does not make replay run for ever).
+fn repeats(sims: &mut [&mut Sim], n: u64, at: i64, until: i64) {
+    let possible = u64::try_from(until.saturating_sub(at))
+        .unwrap_or(0)
+        .saturating_add(1);
+    let n = n.min(possible);
     for sim in sims.iter_mut() {
         let Some(core) = sim.core.as_ref() else {
             continue;

@@ -210,18 +210,47 @@ impl Recorder {
     }
 }
 
+/// How far past its record a run's last result may lie (a result's time is when its poll
+/// was due, before it was journaled; the slack covers clock adjustments).
+pub const RUN_SLACK_MS: i64 = 60_000;
+
+/// Whether a segment of a runs record journaled at `record_ms` is possible: a positive
+/// interval, and results that fit before the record (so a damaged count cannot make replay
+/// run for ever).
+pub fn plausible(segment: &wire::Segment, record_ms: i64) -> bool {
+    let Ok(interval) = i64::try_from(segment.interval_ms) else {
+        return false;
+    };
+    let Ok(count) = i64::try_from(segment.count) else {
+        return false;
+    };
+    interval > 0
+        && count > 0
+        && count
+            .checked_sub(1)
+            .and_then(|n| n.checked_mul(interval))
+            .and_then(|span| segment.first_ms.checked_add(span))
+            .is_some_and(|last| last <= record_ms.saturating_add(RUN_SLACK_MS))
+}
+
 /// The results a [`wire::Runs`] record stands for, in the order replay feeds them: by time
-/// (a stable merge of the segments). Each is (check name, time).
-pub fn expand(runs: &wire::Runs) -> Vec<(&str, i64)> {
-    let mut results: Vec<(&str, i64)> = runs
-        .segments
+/// (a stable merge of the segments, computed as it goes). Each is (check name, time).
+pub fn expand<'a>(segments: &'a [wire::Segment]) -> impl Iterator<Item = (&'a str, i64)> + 'a {
+    // Next result of each segment, ordered by (time, segment), as a heap.
+    let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize, u64)>> = segments
         .iter()
-        .flat_map(|segment| {
-            (0..segment.count).map(move |i| (segment.check.as_str(), segment.time_of(i)))
-        })
+        .enumerate()
+        .filter(|(_, s)| s.count > 0)
+        .map(|(i, s)| std::cmp::Reverse((s.first_ms, i, 0)))
         .collect();
-    results.sort_by_key(|(_, at)| *at);
-    results
+    std::iter::from_fn(move || {
+        let std::cmp::Reverse((at, i, n)) = heap.pop()?;
+        let segment = &segments[i];
+        if n + 1 < segment.count {
+            heap.push(std::cmp::Reverse((segment.time_of(n + 1), i, n + 1)));
+        }
+        Some((segment.check.as_str(), at))
+    })
 }
 
 #[cfg(test)]
@@ -287,7 +316,7 @@ mod tests {
             .collect();
         assert_eq!(spans, [(1_000, 2), (4_000, 2)]);
         assert_eq!(
-            expand(&runs),
+            expand(&runs.segments).collect::<Vec<_>>(),
             [("a", 1_000), ("a", 2_000), ("a", 4_000), ("a", 5_000)]
         );
     }
@@ -328,7 +357,23 @@ mod tests {
         let Some(Event::Runs(runs)) = r.take_runs() else {
             panic!("no runs")
         };
-        let times: Vec<i64> = expand(&runs).iter().map(|(_, at)| *at).collect();
+        let times: Vec<i64> = expand(&runs.segments).map(|(_, at)| at).collect();
         assert_eq!(times, [500, 1_000, 1_000, 1_500, 2_000, 2_000]);
+    }
+
+    #[test]
+    fn a_run_that_cannot_fit_before_its_record_is_not_plausible() {
+        let run = |first_ms, interval_ms, count| wire::Segment {
+            check: "a".into(),
+            first_ms,
+            interval_ms,
+            count,
+        };
+        assert!(plausible(&run(0, 1_000, 3_600), 3_600_000));
+        assert!(!plausible(&run(0, 1_000, 3_600), 3_000_000 - RUN_SLACK_MS));
+        assert!(!plausible(&run(0, 0, 1), 10));
+        assert!(!plausible(&run(0, 1_000, 0), 10));
+        assert!(!plausible(&run(i64::MAX - 5, 1_000, u64::MAX), i64::MAX));
+        assert!(!plausible(&run(0, u64::MAX, 2), i64::MAX));
     }
 }
