@@ -412,8 +412,7 @@ fn history_and_replay_options_do_what_they_say() {
         assert_eq!(out.code, 0, "{through}: {}", out.stderr);
         assert!(out.stdout.contains("note: "), "{through}: {}", out.stdout);
         if through == "the daemon" {
-            // --follow with an --until in the past ends at once.
-            let started = Instant::now();
+            // --follow with an --until in the past ends at once (it would hang before).
             let out = anycastd(
                 &[
                     "history",
@@ -430,7 +429,6 @@ fn history_and_replay_options_do_what_they_say() {
                 "{}",
                 out.stderr
             );
-            assert!(started.elapsed() < Duration::from_secs(20));
             // A follower is told how to resume when the daemon stops.
             let follower = Command::new(env!("CARGO_BIN_EXE_anycastd"))
                 .args(["history", "dns", "--follow", "-c"])

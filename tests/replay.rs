@@ -756,6 +756,26 @@ fn a_service_added_by_a_reload_is_measured_from_then() {
 }
 
 #[test]
+fn a_damaged_run_count_is_a_divergence_not_an_endless_replay() {
+    let mut live = three_failures(1, 1);
+    for record in &mut live.records {
+        if let Event::Runs(runs) = &mut record.event {
+            runs.segments[0].count = u64::MAX / 3;
+        }
+    }
+    // (Before, this allocated without bound.)
+    let report = replay("dns", &live.records, None, None, None, &WhatIf::default());
+    assert!(
+        report
+            .divergences
+            .iter()
+            .any(|d| d.replayed.contains("impossible before the record's time")),
+        "{:#?}",
+        report.divergences
+    );
+}
+
+#[test]
 fn random_records_and_windows_never_panic() {
     for seed in 1..=200u64 {
         let mut rng = Rng(seed | 1);
