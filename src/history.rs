@@ -840,33 +840,6 @@ pub fn render_text(record: &Record) -> String {
     )
 }
 
-/// One JSON object: seq, time, service, kind, text and the record itself.
-pub fn render_json(record: &Record) -> serde_json::Value {
-    serde_json::json!({
-        "seq": record.seq,
-        "time": format_time(record.at_ms),
-        "at_ms": record.at_ms,
-        "version": record.version,
-        "service": record.event.service(),
-        "kind": kind(&record.event),
-        "text": event_text(&record.event),
-        "record": &record.event,
-    })
-}
-
-/// The record a [`render_json`] object holds (as a client reads the daemon's answer).
-pub fn record_of_json(value: &serde_json::Value) -> Option<Record> {
-    Some(Record {
-        version: value["version"]
-            .as_u64()
-            .and_then(|v| u8::try_from(v).ok())
-            .unwrap_or(anycastd_journal::FORMAT_VERSION),
-        seq: value["seq"].as_u64()?,
-        at_ms: value["at_ms"].as_i64()?,
-        event: serde_json::from_value(value["record"].clone()).ok()?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

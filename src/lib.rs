@@ -15,21 +15,18 @@
 #![forbid(unsafe_code)]
 
 pub mod checks;
-pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod control;
 pub mod daemon;
-pub mod driver;
 pub mod exit;
-pub mod frr;
 pub mod history;
 pub mod journal;
 pub mod logging;
 pub mod manual;
 pub mod metrics;
 pub mod notify;
-pub mod polling;
-pub mod reconcile;
 pub mod replay;
+pub mod routing;
 pub mod service;
 pub mod status;

@@ -3,7 +3,7 @@
 
 #![forbid(unsafe_code)]
 
-use anycastd::{cli, config, daemon, exit, logging};
+use anycastd::{cmd as cli, config, daemon, exit, logging};
 use clap::builder::TypedValueParser as _;
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -310,7 +310,7 @@ fn main() -> ExitCode {
                 bookkeeping: false,
             };
             with_runtime(|runtime| {
-                runtime.block_on(cli::history(&client.client(), query, json, follow))
+                runtime.block_on(cli::history::history(&client.client(), query, json, follow))
             })
         }
         Command::Status {
@@ -319,7 +319,7 @@ fn main() -> ExitCode {
             json,
             check,
         } => with_runtime(|runtime| {
-            runtime.block_on(cli::status(&client.client(), service, json, check))
+            runtime.block_on(cli::status::status(&client.client(), service, json, check))
         }),
         Command::Drain {
             service,
@@ -335,7 +335,7 @@ fn main() -> ExitCode {
                 for_ms: for_duration.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 wait_ms: wait.wait_ms(),
             };
-            with_runtime(|runtime| runtime.block_on(cli::drain(&client.client(), request)))
+            with_runtime(|runtime| runtime.block_on(cli::drain::drain(&client.client(), request)))
         }
         Command::Undrain {
             service,
@@ -347,7 +347,7 @@ fn main() -> ExitCode {
                 service,
                 wait_ms: wait.wait_ms(),
             };
-            with_runtime(|runtime| runtime.block_on(cli::drain(&client.client(), request)))
+            with_runtime(|runtime| runtime.block_on(cli::drain::drain(&client.client(), request)))
         }
         Command::Replay {
             service,
@@ -397,20 +397,14 @@ fn main() -> ExitCode {
                     damping,
                 },
             };
-            with_runtime(|runtime| runtime.block_on(cli::replay(&client.client(), request, json)))
+            with_runtime(|runtime| {
+                runtime.block_on(cli::replay::replay(&client.client(), request, json))
+            })
         }
         Command::Reload { client } => {
-            with_runtime(|runtime| runtime.block_on(cli::reload(&client.client())))
+            with_runtime(|runtime| runtime.block_on(cli::reload::reload(&client.client())))
         }
-        Command::CheckConfig { config } => with_config(&config.config, false, |config, _| {
-            let prefixes: usize = config.services.iter().map(|s| s.prefixes.len()).sum();
-            let checks: usize = config.services.iter().map(|s| s.checks.len()).sum();
-            println!(
-                "config ok: {} service(s), {prefixes} prefix(es), {checks} check(s)",
-                config.services.len()
-            );
-            exit::OK
-        }),
+        Command::CheckConfig { config } => cli::check_config::check_config(&config.config),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "anycastd", &mut std::io::stdout());
@@ -429,7 +423,9 @@ fn main() -> ExitCode {
         Command::Stop {
             client,
             keep_announced,
-        } => with_runtime(|runtime| runtime.block_on(cli::stop(&client.client(), keep_announced))),
+        } => with_runtime(|runtime| {
+            runtime.block_on(cli::stop::stop(&client.client(), keep_announced))
+        }),
     };
     ExitCode::from(code)
 }

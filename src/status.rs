@@ -5,7 +5,7 @@
 //! session is up; showing them apart is the point.
 
 use crate::config::Config;
-use crate::frr::vtysh::{RunningConfig, Vtysh};
+use crate::routing::frr::vtysh::{RunningConfig, Vtysh};
 use anycastd_journal::wire;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -162,7 +162,7 @@ pub struct DrainStatus {
 }
 
 /// One service's status.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct ServiceStatus {
     /// Name.
     pub name: String,
@@ -276,7 +276,7 @@ pub fn established_peers(text: &str) -> HashMap<(String, &'static str), usize> {
 
 /// The writers' view: per vtysh binary, the prefixes whose latest decision FRR has not shown
 /// yet, with the writer's last error for each (`None`: being applied).
-pub type Pending = HashMap<PathBuf, Vec<(crate::frr::writer::PrefixKey, Option<String>)>>;
+pub type Pending = HashMap<PathBuf, Vec<(crate::routing::writer::PrefixKey, Option<String>)>>;
 
 /// Collect the status of the configured services (`only`: one of them). `snapshots` come
 /// from the running daemon's drivers (`live`) or from the journal's last states.
@@ -566,7 +566,7 @@ pub fn render_text(services: &[ServiceStatus], now_ms: i64) -> String {
             out.push('\n');
         }
         for p in &s.prefixes {
-            let prefix = crate::driver::prefix_text(&p.prefix, p.vrf.as_deref());
+            let prefix = crate::service::driver::prefix_text(&p.prefix, p.vrf.as_deref());
             out.push_str(&format!("  {prefix}: {}\n", p.note));
         }
     }
@@ -586,7 +586,7 @@ pub fn check(services: &[ServiceStatus], live: bool) -> (u8, String) {
     let mut unknown = Vec::new();
     for s in services {
         for p in &s.prefixes {
-            let prefix = crate::driver::prefix_text(&p.prefix, p.vrf.as_deref());
+            let prefix = crate::service::driver::prefix_text(&p.prefix, p.vrf.as_deref());
             if p.note.starts_with("FRR unreadable") || p.note == "FRR not read" {
                 unknown.push(format!("{} {prefix}: {}", s.name, p.note));
             } else if p.drift {

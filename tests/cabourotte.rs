@@ -5,7 +5,7 @@
 
 mod support;
 
-use anycastd::checks::{http_client, ApiGeneration, CabourotteCheck};
+use anycastd::checks::cabourotte::{http_client, ApiGeneration, CabourotteCheck};
 use anycastd_fsm::Observation;
 use std::time::Duration;
 use support::cabourotte::{Behaviour, Emulator, Generation};
@@ -193,7 +193,7 @@ async fn a_slowloris_answer_fails_within_the_timeout() {
 
 #[tokio::test]
 async fn a_server_gets_at_most_the_pool_size_in_connections_and_keeps_them() {
-    use anycastd::checks::MAX_CONNECTIONS_PER_SERVER;
+    use anycastd::checks::cabourotte::MAX_CONNECTIONS_PER_SERVER;
     let emulator = Emulator::start(Generation::V2).await;
     let client = http_client().unwrap();
     let mut checks: Vec<CabourotteCheck> = (0..200)
@@ -238,7 +238,7 @@ async fn a_server_gets_at_most_the_pool_size_in_connections_and_keeps_them() {
 
 #[tokio::test]
 async fn a_poll_waiting_for_a_connection_slot_past_its_timeout_fails_and_says_why() {
-    use anycastd::checks::MAX_CONNECTIONS_PER_SERVER;
+    use anycastd::checks::cabourotte::MAX_CONNECTIONS_PER_SERVER;
     let emulator = Emulator::start(Generation::V2).await;
     let client = http_client().unwrap();
     let hanging: Vec<_> = (0..MAX_CONNECTIONS_PER_SERVER)

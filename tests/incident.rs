@@ -232,6 +232,26 @@ fn a_change_being_applied_is_not_drift() {
     assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
 }
 
+/// The pids of live fake vtysh processes logging to `calls` (found by their environment).
+fn fake_vtysh_processes(calls: &Path) -> Vec<u32> {
+    let wanted = format!("FAKE_VTYSH_LOG={}", calls.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|environ| {
+                    environ
+                        .split(|b| *b == 0)
+                        .any(|var| var == wanted.as_bytes())
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
 #[test]
 fn after_a_double_sigterm_the_next_start_journals_what_frr_really_did() {
     let (_rt, emulator, dir) = setup();
@@ -258,7 +278,22 @@ fn after_a_double_sigterm_the_next_start_journals_what_frr_really_did() {
         "{log}"
     );
     assert_eq!(networks(dir.path()), ALL);
+    // The daemon is gone, but a vtysh it started may outlive it (a slow interpreter start
+    // can put its call after the exit). Let every such call reach the hang, so that removing
+    // the file makes it fail without a change; then wait for it to end.
+    wait_for("the first daemon's vtysh calls are all logged", || {
+        let logged = std::fs::read_to_string(&calls).unwrap_or_default();
+        fake_vtysh_processes(&calls).iter().all(|pid| {
+            logged
+                .lines()
+                .any(|l| l.split(' ').nth(1) == Some(&pid.to_string()))
+        })
+    });
     std::fs::remove_file(&hang).unwrap();
+    wait_for("the first daemon's vtysh calls ended", || {
+        fake_vtysh_processes(&calls).is_empty()
+    });
+    assert_eq!(networks(dir.path()), ALL);
 
     // The next start: the journal says drained, FRR has them: withdrawals are decided; the
     // checks pass at once, so the services are announced again.

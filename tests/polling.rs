@@ -8,8 +8,8 @@
 
 mod support;
 
-use anycastd::checks::{http_client, CabourotteCheck, MAX_CONNECTIONS_PER_SERVER};
-use anycastd::polling::Polling;
+use anycastd::checks::cabourotte::{http_client, CabourotteCheck, MAX_CONNECTIONS_PER_SERVER};
+use anycastd::checks::scheduler::Polling;
 use anycastd_fsm::Observation;
 use std::time::Duration;
 use support::cabourotte::{Behaviour, Emulator, Generation};
@@ -20,7 +20,7 @@ const INTERVALS: u32 = 10;
 async fn requests_in_ten_intervals(generation: Generation, behaviour: Behaviour) -> (u64, usize) {
     let emulator = Emulator::start(generation).await;
     emulator.set("c", behaviour);
-    let (tx, mut rx) = anycastd::polling::results();
+    let (tx, mut rx) = anycastd::checks::scheduler::results();
     let check = CabourotteCheck::new(&emulator.url(), "c", Duration::from_millis(50), None);
     let polling = Polling::new(http_client().unwrap());
     let watch = polling.watch(check, INTERVAL, 0, tx);
@@ -63,7 +63,7 @@ async fn at_most_n_plus_one_requests_in_n_intervals_for_every_kind_of_answer() {
 async fn every_check_of_a_server_is_polled_each_interval_over_a_bounded_pool() {
     let emulator = Emulator::start(Generation::V2).await;
     let polling = Polling::new(http_client().unwrap());
-    let (tx, mut rx) = anycastd::polling::results();
+    let (tx, mut rx) = anycastd::checks::scheduler::results();
     let watches: Vec<_> = (0..100)
         .map(|i| {
             let name = format!("c{i}");
@@ -110,7 +110,7 @@ async fn every_check_of_a_server_is_polled_each_interval_over_a_bounded_pool() {
 async fn a_check_queued_behind_a_silent_server_fails_after_its_timeout_without_a_request() {
     let emulator = Emulator::start(Generation::V2).await;
     let polling = Polling::new(http_client().unwrap());
-    let (tx, mut rx) = anycastd::polling::results();
+    let (tx, mut rx) = anycastd::checks::scheduler::results();
     // Every connection slot is taken by a request that will not be answered.
     let mut watches: Vec<_> = (0..MAX_CONNECTIONS_PER_SERVER)
         .map(|i| {

@@ -9,5 +9,5 @@ fuzz_target!(|data: &[u8]| {
     }
     let status = 100 + u16::from(data[0]) * 2;
     let max_age = (data[1] & 1 == 1).then(|| Duration::from_secs(u64::from(data[1])));
-    let _ = anycastd::checks::classify(status, &data[2..], max_age, UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let _ = anycastd::checks::cabourotte::classify(status, &data[2..], max_age, UNIX_EPOCH + Duration::from_secs(1_800_000_000));
 });

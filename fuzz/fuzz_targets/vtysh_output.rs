@@ -4,7 +4,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let config = anycastd::frr::vtysh::RunningConfig::parse(&text);
+    let config = anycastd::routing::frr::vtysh::RunningConfig::parse(&text);
     for instance in config.instances.values() {
         assert!(instance.networks.len() <= text.len());
     }

@@ -1,6 +1,6 @@
 //! One service's decisions, without IO: the state machine, its timers and the
 //! [`record::Recorder`], behind one input-at-a-time API that the live driver
-//! ([`crate::driver`]), the replay ([`crate::replay`]) and the tests all use, so that what is
+//! ([`crate::service::driver`]), the replay ([`crate::replay`]) and the tests all use, so that what is
 //! journaled and what replay re-runs cannot drift apart.
 //!
 //! Every method takes the input's time and returns [`Effects`]: the records to journal (in
@@ -9,6 +9,7 @@
 //! are kept here with their deadlines; a timer is fed to the machine *at its deadline*
 //! ([`Core::fire`]), not at the moment the driver woke up, so its effect has an exact time.
 
+pub mod driver;
 pub mod record;
 
 use anycastd_fsm::{

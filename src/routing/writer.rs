@@ -23,7 +23,7 @@
 //! repaired as if it had happened just after a fresh read: by this pass's own read-back if it
 //! writes, else by the next periodic reconcile, which always reads afresh.
 
-use super::vtysh::{address_family_line, router_line, RunningConfig, Vtysh, VtyshError};
+use super::frr::vtysh::{address_family_line, router_line, RunningConfig, Vtysh, VtyshError};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

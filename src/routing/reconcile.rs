@@ -17,7 +17,7 @@
 //! caller reads the journal and FRR and carries out the plan.
 
 use crate::config::Config;
-use crate::frr::vtysh::RunningConfig;
+use crate::routing::frr::vtysh::RunningConfig;
 use anycastd_fsm::{DrainCause, State};
 use anycastd_journal::wire::{self, ReconcileDecision, ReconcileItem};
 use anycastd_journal::LastState;
@@ -240,7 +240,7 @@ pub fn vtysh_paths(config: &Config, last: &BTreeMap<String, LastState>) -> BTree
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frr::vtysh::Instance;
+    use crate::routing::frr::vtysh::Instance;
 
     const CONFIG: &str = r#"
 [services.dns]

@@ -1,7 +1,7 @@
 //! The per-service driver: one task per service that feeds the service's [`Core`] (state
 //! machine, timers, recorder) and carries out what it returns.
 //!
-//! Inputs come from the service's checks (polled by the [`crate::polling`] scheduler of their
+//! Inputs come from the service's checks (polled by the [`crate::checks::scheduler`] scheduler of their
 //! Cabourotte server), from the core's own timers and from the daemon (drains, reloads,
 //! shutdown). For every input: the records the core returns are journaled — a transition's
 //! durably (flushed) before anything is asked of FRR (write-ahead) — then the service's
@@ -9,10 +9,10 @@
 //! events; check results are logged on their edges, with a reminder while a check keeps
 //! failing.
 
-use crate::checks::CabourotteCheck;
+use crate::checks::cabourotte::CabourotteCheck;
 use crate::config::{Prefix, Service};
-use crate::frr::writer::{Decision, PrefixKey, WriterHandle};
 use crate::journal::{now_ms, JournalHandle};
+use crate::routing::writer::{Decision, PrefixKey, WriterHandle};
 use crate::service::{Core, Effects};
 use crate::status::ServiceView;
 use anycastd_fsm::{DampingState, DrainCause, Observation, State};
@@ -154,7 +154,7 @@ pub struct Shared {
     /// The journal.
     pub journal: JournalHandle,
     /// The check schedulers.
-    pub polling: crate::polling::Polling,
+    pub polling: crate::checks::scheduler::Polling,
     /// Every service's state, for the control socket and systemd.
     pub views: Views,
 }
@@ -278,8 +278,13 @@ impl Driver {
 
     /// One watch per check, all delivering to a fresh queue (a reload replaces both, so no
     /// result of an old check list can arrive under a new index).
-    fn start_pollers(&self) -> (Vec<crate::polling::Watch>, crate::polling::ResultsReceiver) {
-        let (polled_tx, polled_rx) = crate::polling::results();
+    fn start_pollers(
+        &self,
+    ) -> (
+        Vec<crate::checks::scheduler::Watch>,
+        crate::checks::scheduler::ResultsReceiver,
+    ) {
+        let (polled_tx, polled_rx) = crate::checks::scheduler::results();
         let watches = self
             .service
             .checks
@@ -856,7 +861,7 @@ pub async fn verify(handed: &[Handed], limit: Duration) -> Vec<(PrefixKey, Optio
     let mut left = Vec::new();
     for h in handed {
         let mut status = h.writer.status();
-        let done = |s: &crate::frr::writer::Status| {
+        let done = |s: &crate::routing::writer::Status| {
             s.generation >= h.generation && !s.pending.iter().any(|(k, _, _)| h.keys.contains(k))
         };
         let ok = tokio::time::timeout_at(deadline, status.wait_for(done))

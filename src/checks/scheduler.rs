@@ -24,8 +24,10 @@
 //! check list arrives under a new index). One task per server instead of one per check: at
 //! 2,000 checks, no per-check timer, task or connection-slot wait (BENCHMARKS.md).
 
-use crate::checks::{CabourotteCheck, Http, MAX_CONNECTIONS_PER_SERVER, SLOT_WAIT_TIMEOUTS};
-use crate::driver::Polled;
+use crate::checks::cabourotte::{
+    CabourotteCheck, Http, MAX_CONNECTIONS_PER_SERVER, SLOT_WAIT_TIMEOUTS,
+};
+use crate::service::driver::Polled;
 use anycastd_fsm::Observation;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::{BTreeMap, HashMap, VecDeque};

@@ -13,14 +13,14 @@
 use crate::config::Config;
 use crate::control::ReloadRequest;
 use crate::control::{self, StopRequest};
-use crate::driver::{self, prefix_ref, Command, DriverHandle};
-use crate::driver::{Shared, Start, Views, Writers};
 use crate::exit;
-use crate::frr::vtysh::Vtysh;
-use crate::frr::writer::Decision;
-use crate::frr::writer::{self, Outcome, Report, WriterHandle};
 use crate::journal::{now_ms, JournalHandle};
-use crate::reconcile::{self, FrrView, Plan};
+use crate::routing::frr::vtysh::Vtysh;
+use crate::routing::reconcile::{self, FrrView, Plan};
+use crate::routing::writer::Decision;
+use crate::routing::writer::{self, Outcome, Report, WriterHandle};
+use crate::service::driver::{self, prefix_ref, Command, DriverHandle};
+use crate::service::driver::{Shared, Start, Views, Writers};
 use crate::status::ServiceView;
 use anycastd_journal::wire::ReconcileDecision;
 use anycastd_journal::LastState;
@@ -179,8 +179,8 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
         env!("CARGO_PKG_VERSION")
     );
 
-    let client = match crate::checks::http_client() {
-        Ok(client) => crate::polling::Polling::new(client),
+    let client = match crate::checks::cabourotte::http_client() {
+        Ok(client) => crate::checks::scheduler::Polling::new(client),
         Err(e) => {
             eprintln!("anycastd: cannot create the HTTP client: {e}");
             return exit::SOFTWARE;

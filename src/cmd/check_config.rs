@@ -1,0 +1,29 @@
+//! `anycastd check-config`: validate only, print every error or a one-line summary.
+
+use crate::config::{self, LoadError};
+use crate::exit;
+use std::path::Path;
+
+/// Exit 0 with `config ok: ...`, 65 with every error, 66 when the file cannot be read.
+pub fn check_config(path: &Path) -> u8 {
+    match config::load(path) {
+        Ok(config) => {
+            let prefixes: usize = config.services.iter().map(|s| s.prefixes.len()).sum();
+            let checks: usize = config.services.iter().map(|s| s.checks.len()).sum();
+            println!(
+                "config ok: {} service(s), {prefixes} prefix(es), {checks} check(s)",
+                config.services.len()
+            );
+            exit::OK
+        }
+        Err(e) => {
+            for line in e.lines() {
+                eprintln!("{line}");
+            }
+            match e {
+                LoadError::Unreadable { .. } => exit::NOINPUT,
+                LoadError::Invalid { .. } => exit::DATAERR,
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! `anycastd replay SERVICE`: the re-run and what-ifs (see [`crate::replay`]), through the
+//! daemon or from the journal directly.
+
+use super::{ask, open_journal, Asked, Client};
+use crate::control::{self, Request, Response};
+use crate::exit;
+
+/// `anycastd replay`.
+pub async fn replay(client: &Client, request: Request, json: bool) -> u8 {
+    let Request::Replay {
+        service,
+        since_ms,
+        until_ms,
+        what_if,
+    } = &request
+    else {
+        return exit::SOFTWARE;
+    };
+    let report = match ask(client, &request).await {
+        Asked::Answer(Response::Replay { report }) => *report,
+        Asked::Answer(other) => return super::unexpected(&other),
+        Asked::NoDaemon(_) => {
+            let config = match client.config_for("replay") {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
+            let journal = match open_journal(config, &client.socket) {
+                Ok(Some(journal)) => journal,
+                Ok(None) => {
+                    eprintln!(
+                        "anycastd: no journal at {} yet",
+                        config.journal.path.display()
+                    );
+                    return exit::OK;
+                }
+                Err(code) => return code,
+            };
+            if let Some(message) = control::unknown_service(service, config, Some(&journal)) {
+                eprintln!("anycastd: {message}");
+                return exit::USAGE;
+            }
+            match crate::replay::replay_from(&journal, service, *since_ms, *until_ms, None, what_if)
+            {
+                Ok(report) => report,
+                Err(e) => {
+                    eprintln!("anycastd: {e}");
+                    return exit::SOFTWARE;
+                }
+            }
+        }
+        Asked::Exit(code) => return code,
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    } else {
+        print!("{}", crate::replay::render_text(&report));
+    }
+    if report.recorded.timeline.is_empty() {
+        eprintln!("anycastd: no transitions of {service} in this window");
+    }
+    exit::OK
+}

@@ -1,0 +1,93 @@
+//! The control socket: a Unix socket speaking versioned JSON lines, through which the client
+//! commands reach the running daemon: `status`, `history` (with `--follow`), `replay`,
+//! `drain`, `undrain`, `reload` and `stop`.
+//!
+//! [`protocol`]: the typed requests and answers and their lines; [`access`]: who may do what
+//! (SO_PEERCRED); [`server`]: the daemon's side (bind, accept, one handler per request);
+//! [`client`]: the commands' side.
+
+pub mod access;
+pub mod client;
+pub mod protocol;
+pub mod server;
+
+pub use client::{request, Answers, ClientError};
+pub use protocol::{parse_request, DrainResult, JournalLine, Request, Response};
+pub use server::{bind, serve};
+
+use crate::config::Config;
+use crate::status::ServiceView;
+use anycastd_journal::{Reader, Record};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// Records a `--follow` reader may fall behind before it is dropped.
+pub const FOLLOW_BUFFER: usize = 4096;
+
+/// A stop asked through the socket.
+#[derive(Debug)]
+pub struct StopRequest {
+    /// Exit without withdrawing.
+    pub keep_announced: bool,
+    /// Caller's uid.
+    pub uid: u32,
+    /// Caller's pid.
+    pub pid: i32,
+    /// Answered with (exit code, message) once the daemon has stopped.
+    pub done: oneshot::Sender<(u8, String)>,
+}
+
+/// A reload asked through the socket: answered with a summary, or (exit code, errors).
+#[derive(Debug)]
+pub struct ReloadRequest {
+    /// The caller's uid (journaled when the reload is rejected).
+    pub uid: u32,
+    /// The answer.
+    pub done: oneshot::Sender<Result<String, (u8, String)>>,
+}
+
+/// What the server needs from the daemon.
+pub struct Context {
+    /// Journal reads (`None` when the journal is unavailable).
+    pub reader: Option<Reader>,
+    /// Every record as it is committed.
+    pub tap: broadcast::Sender<Record>,
+    /// Each service's state.
+    pub views: Arc<Mutex<BTreeMap<String, ServiceView>>>,
+    /// The running config (replaced by a reload).
+    pub config: Arc<Mutex<Arc<Config>>>,
+    /// Where stops go.
+    pub stop: mpsc::Sender<StopRequest>,
+    /// Where reloads go.
+    pub reload: mpsc::Sender<ReloadRequest>,
+    /// Each service's driver.
+    pub drivers: Arc<Mutex<BTreeMap<String, mpsc::Sender<crate::service::driver::Command>>>>,
+    /// The journal, for operator records.
+    pub journal: crate::journal::JournalHandle,
+    /// The FRR writers (what they have not applied yet, for `status`).
+    pub writers: crate::service::driver::Writers,
+    /// gid of `[control] group`.
+    pub read_gid: Option<u32>,
+    /// gid of `[control] admin_group`.
+    pub admin_gid: Option<u32>,
+}
+
+/// `None` if `service` is configured or in the journal, else the error text listing the
+/// known services.
+pub fn unknown_service(service: &str, config: &Config, reader: Option<&Reader>) -> Option<String> {
+    let mut known: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
+    if let Some(reader) = reader {
+        if let Ok(states) = reader.last_states() {
+            known.extend(states.into_iter().map(|(name, _)| name));
+        }
+    }
+    known.sort();
+    known.dedup();
+    (!known.iter().any(|k| k == service)).then(|| {
+        format!(
+            "unknown service {service:?}; known services: {} (the daemon knows the services of the configuration it last loaded: after adding one to the file, `anycastd reload`)",
+            known.join(", ")
+        )
+    })
+}

@@ -1,0 +1,317 @@
+//! The control socket's protocol (version 1): one request line from the client, typed
+//! ([`Request`]), and answer lines from the daemon, typed ([`Response`]), each a JSON object
+//! with the protocol `version`. The one module that encodes and decodes both sides.
+
+use crate::history::Query;
+use crate::status::ServiceStatus;
+use anycastd_journal::{wire, Record};
+use serde::{Deserialize, Serialize};
+
+/// Protocol version spoken.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest request line accepted.
+pub const MAX_REQUEST_BYTES: u64 = 64 * 1024;
+
+/// A request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Request {
+    /// Service states and prefix status.
+    Status {
+        /// Only this service.
+        #[serde(default)]
+        service: Option<String>,
+    },
+    /// Journal records.
+    History {
+        /// Which records.
+        #[serde(flatten)]
+        query: Query,
+        /// Keep streaming new records.
+        #[serde(default)]
+        follow: bool,
+    },
+    /// Drain services: withdraw whatever the checks say.
+    Drain {
+        /// The service (`None`: every service).
+        service: Option<String>,
+        /// Why (journaled, shown in status and history).
+        reason: String,
+        /// End the drain by itself after this long.
+        for_ms: Option<u64>,
+        /// Answer once FRR shows the withdrawal, waiting at most this long (`None`: answer
+        /// once it is journaled and handed to the writers).
+        #[serde(default)]
+        wait_ms: Option<u64>,
+    },
+    /// End operator drains.
+    Undrain {
+        /// The service (`None`: every service).
+        service: Option<String>,
+        /// As for `Drain`.
+        #[serde(default)]
+        wait_ms: Option<u64>,
+    },
+    /// Reload the configuration file; answered with the result.
+    Reload,
+    /// Re-run a service's journal (postmortem replay, what-if).
+    Replay {
+        /// The service.
+        service: String,
+        /// Window start (ms).
+        since_ms: Option<i64>,
+        /// Window end (ms).
+        until_ms: Option<i64>,
+        /// Other parameters.
+        #[serde(default)]
+        what_if: crate::replay::WhatIf,
+    },
+    /// Stop the daemon.
+    Stop {
+        /// Exit without withdrawing (planned restart).
+        #[serde(default)]
+        keep_announced: bool,
+    },
+}
+
+/// A request with its protocol version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Envelope {
+    /// Must be [`PROTOCOL_VERSION`].
+    pub version: u32,
+    /// The request.
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+/// Parse a request line.
+pub fn parse_request(line: &str) -> Result<Request, String> {
+    let envelope: Envelope =
+        serde_json::from_str(line.trim()).map_err(|e| format!("malformed request: {e}"))?;
+    if envelope.version != PROTOCOL_VERSION {
+        return Err(format!(
+            "protocol version {} not supported (this daemon speaks {PROTOCOL_VERSION})",
+            envelope.version
+        ));
+    }
+    Ok(envelope.request)
+}
+
+/// The request line for `request` (with its newline).
+pub fn request_line(request: &Request) -> Result<Vec<u8>, serde_json::Error> {
+    let mut bytes = serde_json::to_vec(&Envelope {
+        version: PROTOCOL_VERSION,
+        request: request.clone(),
+    })?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// One journal record as `history --json` prints it and the socket sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalLine {
+    /// Global sequence number.
+    pub seq: u64,
+    /// RFC 3339.
+    pub time: String,
+    /// Milliseconds since the epoch.
+    pub at_ms: i64,
+    /// The format version it was written in.
+    pub version: u8,
+    /// The service, `None` for the daemon's own records.
+    pub service: Option<String>,
+    /// Its kind (`transition`, `apply`, ...).
+    pub kind: String,
+    /// What happened, in words.
+    pub text: String,
+    /// The record itself.
+    pub record: wire::Event,
+}
+
+impl JournalLine {
+    /// The line of `record`.
+    pub fn of(record: &Record) -> JournalLine {
+        JournalLine {
+            seq: record.seq,
+            time: crate::history::format_time(record.at_ms),
+            at_ms: record.at_ms,
+            version: record.version,
+            service: record.event.service().map(str::to_owned),
+            kind: crate::history::kind(&record.event).to_owned(),
+            text: crate::history::event_text(&record.event),
+            record: record.event.clone(),
+        }
+    }
+
+    /// The record it carries.
+    pub fn record(self) -> Record {
+        Record {
+            version: self.version,
+            seq: self.seq,
+            at_ms: self.at_ms,
+            event: self.record,
+        }
+    }
+}
+
+/// What a drain or undrain did to one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainResult {
+    /// The service.
+    pub service: String,
+    /// What happened, in words.
+    pub note: String,
+    /// Its state after it (`healthy`, `draining (operator uid 0: ...)`, ...).
+    pub state: String,
+    /// Prefixes whose announcement or withdrawal it asked of FRR.
+    pub prefixes: usize,
+    /// `Some(true)`: FRR shows every change; `Some(false)`: not all within the wait;
+    /// `None`: not waited for, or nothing to change.
+    pub verified: Option<bool>,
+    /// The changes FRR did not show within the wait, each with FRR's last error.
+    pub unverified: Vec<String>,
+}
+
+/// An answer line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    /// One journal record (`history`).
+    Record {
+        /// The record.
+        record: Box<JournalLine>,
+    },
+    /// The stored records of a `--follow` are all sent; new ones follow as they come.
+    CaughtUp {
+        /// Records of an unknown format version skipped.
+        skipped_unknown: u64,
+    },
+    /// The last line of a `history` without `--follow`.
+    End {
+        /// Records of an unknown format version skipped.
+        skipped_unknown: u64,
+    },
+    /// `status`.
+    Status {
+        /// Every service asked for.
+        services: Vec<ServiceStatus>,
+    },
+    /// `drain` and `undrain`.
+    Done {
+        /// Per service.
+        results: Vec<DrainResult>,
+    },
+    /// `replay`.
+    Replay {
+        /// The report.
+        report: Box<crate::replay::Report>,
+    },
+    /// `reload` applied.
+    Reloaded {
+        /// What changed.
+        message: String,
+    },
+    /// `stop`: the daemon has stopped (its process exits next).
+    Stopped {
+        /// Its exit code.
+        code: u8,
+        /// What happened.
+        message: String,
+        /// Its pid.
+        pid: u32,
+    },
+    /// The request failed.
+    Error {
+        /// The exit code for the client.
+        code: u8,
+        /// Why.
+        message: String,
+    },
+}
+
+/// An answer with its protocol version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    /// [`PROTOCOL_VERSION`].
+    pub version: u32,
+    /// The answer.
+    #[serde(flatten)]
+    pub response: Response,
+}
+
+/// The line of `response` (with its newline).
+pub fn answer_line(response: Response) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(&Answer {
+        version: PROTOCOL_VERSION,
+        response,
+    })
+    .unwrap_or_else(|e| {
+        // Not reachable with these types; say so rather than send nothing.
+        format!(
+            "{{\"version\":{PROTOCOL_VERSION},\"type\":\"error\",\"code\":70,\"message\":\"cannot encode the answer: {e}\"}}"
+        )
+        .into_bytes()
+    });
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Parse an answer line.
+pub fn parse_answer(line: &str) -> Result<Response, String> {
+    let answer: Answer = serde_json::from_str(line.trim())
+        .map_err(|e| format!("unreadable answer from the daemon: {e}"))?;
+    Ok(answer.response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse_and_versions_are_checked() {
+        assert_eq!(
+            parse_request("{\"version\":1,\"command\":\"status\"}\n"),
+            Ok(Request::Status { service: None })
+        );
+        assert_eq!(
+            parse_request(
+                "{\"version\":1,\"command\":\"history\",\"service\":\"dns\",\"limit\":5}"
+            ),
+            Ok(Request::History {
+                query: Query {
+                    service: Some("dns".into()),
+                    limit: Some(5),
+                    ..Query::default()
+                },
+                follow: false
+            })
+        );
+        assert!(parse_request("{\"version\":2,\"command\":\"status\"}")
+            .unwrap_err()
+            .contains("version 2"));
+        assert!(parse_request("garbage")
+            .unwrap_err()
+            .starts_with("malformed request"));
+        assert!(parse_request("{\"version\":1,\"command\":\"reboot\"}").is_err());
+    }
+
+    #[test]
+    fn answers_keep_their_line_format() {
+        let line = answer_line(Response::Error {
+            code: 2,
+            message: "x".into(),
+        });
+        assert_eq!(
+            String::from_utf8(line.clone()).unwrap_or_default(),
+            "{\"version\":1,\"type\":\"error\",\"code\":2,\"message\":\"x\"}\n"
+        );
+        assert_eq!(
+            parse_answer(&String::from_utf8_lossy(&line)),
+            Ok(Response::Error {
+                code: 2,
+                message: "x".into()
+            })
+        );
+        assert!(parse_answer("{\"version\":1,\"type\":\"nonsense\"}").is_err());
+    }
+}

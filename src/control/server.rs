@@ -1,0 +1,564 @@
+//! The daemon's side of the control socket: bind it safely, accept connections, check the
+//! caller ([`super::access`]), read one request and answer it with one handler per request
+//! kind. A `--follow` reader that falls more than [`super::FOLLOW_BUFFER`] records behind is
+//! told so and dropped; it never blocks the daemon.
+
+use super::access::{access, action, group_gid, Access};
+use super::protocol::{
+    answer_line, parse_request, DrainResult, JournalLine, Request, Response, MAX_REQUEST_BYTES,
+};
+use super::{unknown_service, Context, ReloadRequest, StopRequest};
+use crate::config::ControlConfig;
+use crate::exit;
+use crate::history::{self, Query};
+use crate::status;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// Create the socket safely: make the parent directory, refuse a path where a live daemon
+/// answers, replace a stale socket, set the mode. Returns the listener and the group ids.
+pub fn bind(control: &ControlConfig) -> Result<(UnixListener, Option<u32>, Option<u32>), String> {
+    let path = &control.socket;
+    let read_gid = control.group.as_deref().map(group_gid).transpose()?;
+    let admin_gid = control.admin_group.as_deref().map(group_gid).transpose()?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            format!(
+                "control socket {}: cannot create {}: {e}",
+                path.display(),
+                parent.display()
+            )
+        })?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(format!(
+                "control socket {} is in use by a running anycastd",
+                path.display()
+            ));
+        }
+        std::fs::remove_file(path).map_err(|e| {
+            format!(
+                "control socket {}: cannot remove the stale socket: {e}",
+                path.display()
+            )
+        })?;
+    }
+    let listener = UnixListener::bind(path)
+        .map_err(|e| format!("control socket {}: cannot bind: {e}", path.display()))?;
+    let mode = if read_gid.is_some() || admin_gid.is_some() {
+        0o666
+    } else {
+        0o600
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| {
+        format!(
+            "control socket {}: cannot set its mode: {e}",
+            path.display()
+        )
+    })?;
+    Ok((listener, read_gid, admin_gid))
+}
+
+/// Accept connections until the listener fails; each is served on its own task.
+pub fn serve(listener: UnixListener, context: Arc<Context>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let context = context.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = serve_client(stream, &context).await {
+                            tracing::debug!(error = %e, "control client");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "control socket accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    })
+}
+
+/// Where a handler writes its answers.
+struct Out(OwnedWriteHalf);
+
+impl Out {
+    async fn send(&mut self, response: Response) -> std::io::Result<()> {
+        self.0.write_all(&answer_line(response)).await
+    }
+
+    async fn error(&mut self, code: u8, message: impl Into<String>) -> std::io::Result<()> {
+        self.send(Response::Error {
+            code,
+            message: message.into(),
+        })
+        .await
+    }
+}
+
+/// The caller, as the kernel tells.
+struct Caller {
+    uid: u32,
+    pid: i32,
+}
+
+async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<()> {
+    let cred = stream.peer_cred()?;
+    let caller = Caller {
+        uid: cred.uid(),
+        pid: cred.pid().unwrap_or(0),
+    };
+    let (read, write) = stream.into_split();
+    let mut out = Out(write);
+    let access = access(cred.uid(), cred.gid(), context);
+    if access == Access::None {
+        return out
+            .error(
+                exit::NOPERM,
+                "permission denied: not root, not the daemon's user, not in [control] group or admin_group",
+            )
+            .await;
+    }
+    let mut line = String::new();
+    let mut reader = BufReader::new(read.take(MAX_REQUEST_BYTES));
+    reader.read_line(&mut line).await?;
+    if !line.ends_with('\n') {
+        return out
+            .error(
+                exit::USAGE,
+                "request too large or not terminated by a newline",
+            )
+            .await;
+    }
+    let request = match parse_request(&line) {
+        Ok(request) => request,
+        Err(e) => return out.error(exit::USAGE, e).await,
+    };
+    if let Some(action) = action(&request) {
+        if access < Access::Admin {
+            let message = format!(
+                "permission denied: {action} needs root, the daemon's user or [control] admin_group"
+            );
+            return out.error(exit::NOPERM, message).await;
+        }
+    }
+    match request {
+        Request::Status { service } => status_answer(&mut out, context, service).await?,
+        Request::History { query, follow } => history(&mut out, context, query, follow).await?,
+        Request::Drain { .. } | Request::Undrain { .. } => {
+            match drain(request, &caller, context).await {
+                Ok(results) => out.send(Response::Done { results }).await?,
+                Err(message) => out.error(exit::USAGE, message).await?,
+            }
+        }
+        Request::Replay {
+            service,
+            since_ms,
+            until_ms,
+            what_if,
+        } => replay(&mut out, context, service, since_ms, until_ms, what_if).await?,
+        Request::Reload => reload(&mut out, context, &caller).await?,
+        Request::Stop { keep_announced } => {
+            stop(&mut out, context, &caller, keep_announced).await?
+        }
+    }
+    out.0.flush().await
+}
+
+async fn status_answer(
+    out: &mut Out,
+    context: &Context,
+    service: Option<String>,
+) -> std::io::Result<()> {
+    let config = lock(&context.config).clone();
+    if let Some(name) = &service {
+        if let Some(message) = unknown_service(name, &config, None) {
+            return out.error(exit::USAGE, message).await;
+        }
+    }
+    let snapshots = snapshots(context, service.as_deref()).await;
+    let pending = pending(context);
+    let services = status::collect(&config, &snapshots, true, &pending, service.as_deref()).await;
+    out.send(Response::Status { services }).await
+}
+
+/// What the writers have not shown yet: with the writer's last error, if it failed.
+fn pending(context: &Context) -> status::Pending {
+    let writers = lock(&context.writers);
+    writers
+        .iter()
+        .map(|(path, writer)| {
+            let status = writer.status().borrow().clone();
+            let list = writer
+                .unsettled()
+                .into_iter()
+                .map(|key| {
+                    let error = status
+                        .pending
+                        .iter()
+                        .find(|(k, _, _)| *k == key)
+                        .and_then(|(_, _, e)| e.clone())
+                        .or(status.frr_error.clone());
+                    (key, error)
+                })
+                .collect();
+            (path.clone(), list)
+        })
+        .collect()
+}
+
+async fn history(
+    out: &mut Out,
+    context: &Context,
+    query: Query,
+    follow: bool,
+) -> std::io::Result<()> {
+    if let Some(service) = &query.service {
+        let config = lock(&context.config).clone();
+        if let Some(message) = unknown_service(service, &config, context.reader.as_ref()) {
+            return out.error(exit::USAGE, message).await;
+        }
+    }
+    let Some(reader) = context.reader.clone() else {
+        return out
+            .error(exit::SOFTWARE, "the journal is unavailable in this daemon")
+            .await;
+    };
+    // Subscribe before reading, so that nothing falls between the two.
+    let mut tap = context.tap.subscribe();
+    let selected_query = query.clone();
+    let selection = tokio::task::spawn_blocking(move || history::select(&reader, &selected_query))
+        .await
+        .map_err(std::io::Error::other)?;
+    let selection = match selection {
+        Ok(s) => s,
+        Err(e) => return out.error(exit::SOFTWARE, e.to_string()).await,
+    };
+    let mut last_seq = query.after_seq.unwrap_or(0);
+    for record in &selection.records {
+        last_seq = last_seq.max(record.seq);
+        out.send(Response::Record {
+            record: Box::new(JournalLine::of(record)),
+        })
+        .await?;
+    }
+    let skipped_unknown = selection.skipped_unknown;
+    if !follow {
+        return out.send(Response::End { skipped_unknown }).await;
+    }
+    out.send(Response::CaughtUp { skipped_unknown }).await?;
+    let follow_query = Query {
+        limit: None,
+        tail: None,
+        since_ms: None,
+        until_ms: None,
+        ..query
+    };
+    loop {
+        match tap.recv().await {
+            Ok(record) => {
+                if record.seq > last_seq && follow_query.matches(&record) {
+                    last_seq = record.seq;
+                    out.send(Response::Record {
+                        record: Box::new(JournalLine::of(&record)),
+                    })
+                    .await?;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                let message =
+                    format!("reader too slow, dropped; resume with --after-seq {last_seq}");
+                return out.error(exit::SOFTWARE, message).await;
+            }
+            Err(broadcast::error::RecvError::Closed) => return Ok(()),
+        }
+    }
+}
+
+async fn replay(
+    out: &mut Out,
+    context: &Context,
+    service: String,
+    since_ms: Option<i64>,
+    until_ms: Option<i64>,
+    what_if: crate::replay::WhatIf,
+) -> std::io::Result<()> {
+    let config = lock(&context.config).clone();
+    let Some(reader) = context.reader.clone() else {
+        return out
+            .error(exit::SOFTWARE, "the journal is unavailable in this daemon")
+            .await;
+    };
+    if let Some(message) = unknown_service(&service, &config, Some(&reader)) {
+        return out.error(exit::USAGE, message).await;
+    }
+    // The service's unchanged results so far are journaled first: the re-run goes on until
+    // now.
+    let driver = lock(&context.drivers).get(&service).cloned();
+    if let Some(driver) = driver {
+        let (tx, rx) = oneshot::channel();
+        if driver
+            .send(crate::service::driver::Command::FlushRuns(tx))
+            .await
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
+    }
+    let now = crate::journal::now_ms();
+    let result = tokio::task::spawn_blocking(move || {
+        crate::replay::replay_from(&reader, &service, since_ms, until_ms, Some(now), &what_if)
+    })
+    .await
+    .map_err(std::io::Error::other)?;
+    match result {
+        Ok(report) => {
+            out.send(Response::Replay {
+                report: Box::new(report),
+            })
+            .await
+        }
+        Err(e) => out.error(exit::SOFTWARE, e).await,
+    }
+}
+
+async fn reload(out: &mut Out, context: &Context, caller: &Caller) -> std::io::Result<()> {
+    let (done_tx, done_rx) = oneshot::channel();
+    let request = ReloadRequest {
+        uid: caller.uid,
+        done: done_tx,
+    };
+    if context.reload.send(request).await.is_err() {
+        return out.error(exit::SOFTWARE, "the daemon is stopping").await;
+    }
+    match done_rx.await {
+        Ok(Ok(message)) => out.send(Response::Reloaded { message }).await,
+        Ok(Err((code, message))) => out.error(code, message).await,
+        Err(_) => out.error(exit::SOFTWARE, "the daemon is stopping").await,
+    }
+}
+
+async fn stop(
+    out: &mut Out,
+    context: &Context,
+    caller: &Caller,
+    keep_announced: bool,
+) -> std::io::Result<()> {
+    let (done_tx, done_rx) = oneshot::channel();
+    let stop = StopRequest {
+        keep_announced,
+        uid: caller.uid,
+        pid: caller.pid,
+        done: done_tx,
+    };
+    if context.stop.send(stop).await.is_err() {
+        return out
+            .error(exit::SOFTWARE, "the daemon is already stopping")
+            .await;
+    }
+    match done_rx.await {
+        Ok((code, message)) => {
+            out.send(Response::Stopped {
+                code,
+                message,
+                pid: std::process::id(),
+            })
+            .await
+        }
+        Err(_) => Ok(()),
+    }
+}
+
+/// Every service's snapshot from its driver (`only`: one service).
+async fn snapshots(context: &Context, only: Option<&str>) -> Vec<status::Snapshot> {
+    let drivers: Vec<(String, mpsc::Sender<crate::service::driver::Command>)> =
+        lock(&context.drivers)
+            .iter()
+            .filter(|(name, _)| only.is_none_or(|o| o == name.as_str()))
+            .map(|(name, tx)| (name.clone(), tx.clone()))
+            .collect();
+    let mut snapshots = Vec::new();
+    for (name, tx) in drivers {
+        let (reply, answer) = oneshot::channel();
+        if tx
+            .send(crate::service::driver::Command::Snapshot(reply))
+            .await
+            .is_ok()
+        {
+            if let Ok(snapshot) = answer.await {
+                snapshots.push(snapshot);
+                continue;
+            }
+        }
+        // A driver that is stopping: its last known state.
+        if let Some(view) = lock(&context.views).get(&name) {
+            snapshots.push(status::Snapshot::from_view(view));
+        }
+    }
+    snapshots
+}
+
+/// Carry out a drain or undrain, then (with a wait) watch FRR confirm it.
+async fn drain(
+    request: Request,
+    caller: &Caller,
+    context: &Context,
+) -> Result<Vec<DrainResult>, String> {
+    let (uid, pid) = (caller.uid, caller.pid);
+    let (service, drain, wait_ms) = match request {
+        Request::Drain {
+            service,
+            reason,
+            for_ms,
+            wait_ms,
+        } => (service, Some((reason, for_ms)), wait_ms),
+        Request::Undrain { service, wait_ms } => (service, None, wait_ms),
+        _ => return Err("not a drain request".into()),
+    };
+    let targets: Vec<(String, mpsc::Sender<crate::service::driver::Command>)> = {
+        let drivers = lock(&context.drivers);
+        match &service {
+            Some(name) => match drivers.get(name) {
+                Some(tx) => vec![(name.clone(), tx.clone())],
+                None => {
+                    let known: Vec<&str> = drivers.keys().map(String::as_str).collect();
+                    return Err(format!(
+                        "unknown service {name:?}; known services: {}",
+                        known.join(", ")
+                    ));
+                }
+            },
+            None => drivers
+                .iter()
+                .map(|(n, tx)| (n.clone(), tx.clone()))
+                .collect(),
+        }
+    };
+    let now = crate::journal::now_ms();
+    let mut replies = Vec::new();
+    for (name, tx) in targets {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let command = match &drain {
+            Some((reason, for_ms)) => {
+                let expires_at_ms =
+                    for_ms.map(|ms| now.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX)));
+                let kind = anycastd_journal::wire::OperatorKind::Drain {
+                    service: name.clone(),
+                    reason: reason.clone(),
+                    expires_at_ms,
+                };
+                crate::service::driver::Command::Drain {
+                    cause: Box::new(anycastd_fsm::DrainCause::Operator {
+                        reason: reason.clone(),
+                        expires_at: expires_at_ms.map(anycastd_fsm::Timestamp),
+                        uid,
+                    }),
+                    operator: Box::new(anycastd_journal::wire::OperatorAction { kind, uid, pid }),
+                    reply: reply_tx,
+                }
+            }
+            None => {
+                let kind = anycastd_journal::wire::OperatorKind::Undrain {
+                    service: name.clone(),
+                };
+                crate::service::driver::Command::Undrain {
+                    operator: Box::new(anycastd_journal::wire::OperatorAction { kind, uid, pid }),
+                    reply: reply_tx,
+                }
+            }
+        };
+        let reply = if tx.send(command).await.is_ok() {
+            reply_rx.await.ok()
+        } else {
+            None
+        };
+        replies.push((name, reply));
+    }
+    // Wait for FRR once for all of them.
+    let handed: Vec<crate::service::driver::Handed> = replies
+        .iter()
+        .flat_map(|(_, r)| r.iter().flat_map(|r| r.handed.iter().cloned()))
+        .collect();
+    let left = match wait_ms {
+        Some(ms) if !handed.is_empty() => {
+            crate::service::driver::verify(&handed, std::time::Duration::from_millis(ms)).await
+        }
+        _ => Vec::new(),
+    };
+    Ok(replies
+        .into_iter()
+        .map(|(name, reply)| {
+            let Some(reply) = reply else {
+                return DrainResult {
+                    service: name,
+                    note: "the service is stopping".into(),
+                    state: "stopping".into(),
+                    prefixes: 0,
+                    verified: None,
+                    unverified: Vec::new(),
+                };
+            };
+            let keys: Vec<&crate::routing::writer::PrefixKey> =
+                reply.handed.iter().flat_map(|h| h.keys.iter()).collect();
+            // The prefixes FRR did not show, grouped by their error.
+            let mut by_error: Vec<(String, Vec<String>)> = Vec::new();
+            for ((vrf, prefix), error) in left.iter().filter(|(key, _)| keys.contains(&key)) {
+                let prefix =
+                    crate::service::driver::prefix_text(&prefix.to_string(), vrf.as_deref());
+                let error = error.clone().unwrap_or_else(|| "not confirmed yet".into());
+                match by_error.iter_mut().find(|(e, _)| *e == error) {
+                    Some((_, prefixes)) => prefixes.push(prefix),
+                    None => by_error.push((error, vec![prefix])),
+                }
+            }
+            let unverified: Vec<String> = by_error
+                .iter()
+                .map(|(error, prefixes)| format!("{}: {error}", prefixes.join(", ")))
+                .collect();
+            let unverified_count: usize = by_error.iter().map(|(_, p)| p.len()).sum();
+            let announced = reply.state.announces();
+            let (verb, done, noun) = if announced {
+                ("announce", "announced", "announcement")
+            } else {
+                ("withdraw", "withdrawn", "withdrawal")
+            };
+            let verified = match (wait_ms, keys.is_empty()) {
+                (_, true) | (None, _) => None,
+                (Some(_), false) => Some(unverified.is_empty()),
+            };
+            let what = match verified {
+                _ if keys.is_empty() => String::new(),
+                None => format!(
+                    "; {verb} {} prefix(es) requested, not waited for",
+                    keys.len()
+                ),
+                Some(true) => format!("; FRR shows {} prefix(es) {done}", keys.len()),
+                Some(false) => format!(
+                    "; FRR has NOT confirmed the {noun} of {} of {} prefix(es) yet: {}",
+                    unverified_count,
+                    keys.len(),
+                    unverified.join("; ")
+                ),
+            };
+            DrainResult {
+                service: name,
+                note: format!("{}{what}", reply.note),
+                state: crate::history::state_text(&(&reply.state).into()),
+                prefixes: keys.len(),
+                verified,
+                unverified,
+            }
+        })
+        .collect())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

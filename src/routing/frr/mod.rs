@@ -1,0 +1,3 @@
+//! FRRouting: vtysh calls and the running config ([`vtysh`]).
+
+pub mod vtysh;
