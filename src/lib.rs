@@ -30,3 +30,4 @@ pub mod replay;
 pub mod routing;
 pub mod service;
 pub mod status;
+pub mod text;

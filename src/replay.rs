@@ -20,8 +20,8 @@
 //! before the first verdict (`starting`) are not outages. Pure over a list of records: no
 //! clock, no IO.
 
-use crate::history::{cause_text, format_time, state_text};
 use crate::service::{record, Core, Effects};
+use crate::text::{cause_text, format_time, state_text};
 use anycastd_fsm::{self as fsm, Timer};
 use anycastd_journal::wire::{self, Event};
 use anycastd_journal::Record;

@@ -325,7 +325,7 @@ pub async fn collect(
                 .collect();
             let (state, state_text, drain) = match snapshot {
                 Some(v) => {
-                    let text = crate::history::state_text(&v.state);
+                    let text = crate::text::state_text(&v.state);
                     (
                         anycastd_fsm::State::from(&v.state).name().to_owned(),
                         text,
@@ -340,7 +340,7 @@ pub async fn collect(
                 state_text,
                 drain,
                 since: snapshot
-                    .map(|v| crate::history::format_time(v.since_ms))
+                    .map(|v| crate::text::format_time(v.since_ms))
                     .unwrap_or_default(),
                 since_ms: snapshot.map(|v| v.since_ms).unwrap_or(0),
                 cause: snapshot.map(|v| v.cause.clone()).unwrap_or_default(),
@@ -374,7 +374,7 @@ fn drain_status(state: &wire::State) -> Option<DrainStatus> {
             reason: Some(reason.clone()),
             uid: Some(*uid),
             expires_at_ms: *expires_at_ms,
-            expires_at: expires_at_ms.map(crate::history::format_time),
+            expires_at: expires_at_ms.map(crate::text::format_time),
         },
         wire::DrainCause::Shutdown => DrainStatus {
             cause: "shutdown".into(),
@@ -535,7 +535,7 @@ pub fn render_text(services: &[ServiceStatus], now_ms: i64) -> String {
             };
             let since = c
                 .since_ms
-                .map(|t| format!(" since {}", crate::history::format_time(t)))
+                .map(|t| format!(" since {}", crate::text::format_time(t)))
                 .unwrap_or_else(|| " (no result yet)".into());
             let last = c
                 .last_ms
@@ -553,12 +553,12 @@ pub fn render_text(services: &[ServiceStatus], now_ms: i64) -> String {
             if d.suppressed {
                 line.push_str(", SUPPRESSED");
                 if let Some(since) = d.suppressed_since_ms {
-                    line.push_str(&format!(" since {}", crate::history::format_time(since)));
+                    line.push_str(&format!(" since {}", crate::text::format_time(since)));
                 }
                 if let Some(until) = d.reuse_at_ms {
                     line.push_str(&format!(
                         ", until {} at the latest (then announced if its checks pass)",
-                        crate::history::format_time(until)
+                        crate::text::format_time(until)
                     ));
                 }
             }
@@ -566,7 +566,7 @@ pub fn render_text(services: &[ServiceStatus], now_ms: i64) -> String {
             out.push('\n');
         }
         for p in &s.prefixes {
-            let prefix = crate::service::driver::prefix_text(&p.prefix, p.vrf.as_deref());
+            let prefix = crate::text::prefix_with_vrf(&p.prefix, p.vrf.as_deref());
             out.push_str(&format!("  {prefix}: {}\n", p.note));
         }
     }
@@ -586,7 +586,7 @@ pub fn check(services: &[ServiceStatus], live: bool) -> (u8, String) {
     let mut unknown = Vec::new();
     for s in services {
         for p in &s.prefixes {
-            let prefix = crate::service::driver::prefix_text(&p.prefix, p.vrf.as_deref());
+            let prefix = crate::text::prefix_with_vrf(&p.prefix, p.vrf.as_deref());
             if p.note.starts_with("FRR unreadable") || p.note == "FRR not read" {
                 unknown.push(format!("{} {prefix}: {}", s.name, p.note));
             } else if p.drift {

@@ -14,8 +14,8 @@
 
 mod support;
 
-use anycastd::history::state_text;
 use anycastd::replay::{replay, Report, WhatIf};
+use anycastd::text::state_text;
 use anycastd_fsm::{self as fsm, Observation};
 use anycastd_journal::wire::{self, Event};
 use anycastd_journal::{Journal, Options, Record};

@@ -133,12 +133,12 @@ impl JournalLine {
     pub fn of(record: &Record) -> JournalLine {
         JournalLine {
             seq: record.seq,
-            time: crate::history::format_time(record.at_ms),
+            time: crate::text::format_time(record.at_ms),
             at_ms: record.at_ms,
             version: record.version,
             service: record.event.service().map(str::to_owned),
-            kind: crate::history::kind(&record.event).to_owned(),
-            text: crate::history::event_text(&record.event),
+            kind: crate::text::kind(&record.event).to_owned(),
+            text: crate::text::event_text(&record.event),
             record: record.event.clone(),
         }
     }

@@ -510,8 +510,7 @@ async fn drain(
             // The prefixes FRR did not show, grouped by their error.
             let mut by_error: Vec<(String, Vec<String>)> = Vec::new();
             for ((vrf, prefix), error) in left.iter().filter(|(key, _)| keys.contains(&key)) {
-                let prefix =
-                    crate::service::driver::prefix_text(&prefix.to_string(), vrf.as_deref());
+                let prefix = crate::text::prefix_with_vrf(&prefix.to_string(), vrf.as_deref());
                 let error = error.clone().unwrap_or_else(|| "not confirmed yet".into());
                 match by_error.iter_mut().find(|(e, _)| *e == error) {
                     Some((_, prefixes)) => prefixes.push(prefix),
@@ -550,7 +549,7 @@ async fn drain(
             DrainResult {
                 service: name,
                 note: format!("{}{what}", reply.note),
-                state: crate::history::state_text(&(&reply.state).into()),
+                state: crate::text::state_text(&(&reply.state).into()),
                 prefixes: keys.len(),
                 verified,
                 unverified,

@@ -518,7 +518,7 @@ fn open_or_reset(
 /// began), or a plain start.
 fn start_cause(plan: &Reconciliation, prior: &Prior, service: &str) -> (i64, String) {
     if let Some(cause) = plan.plan.causes.get(service) {
-        return (plan.at_ms, crate::history::cause_text(cause));
+        return (plan.at_ms, crate::text::cause_text(cause));
     }
     match (plan.plan.states.get(service), prior.last.get(service)) {
         (Some(anycastd_fsm::State::Draining(_)), Some(last)) => {
@@ -1147,7 +1147,7 @@ async fn shutdown(
             .filter(|s| &s.name == name)
             .flat_map(|s| s.prefixes.iter().map(prefix_ref))
             .filter(|p| !finished || left.contains(p))
-            .map(|p| driver::prefix_text(&p.prefix, p.vrf.as_deref()))
+            .map(|p| crate::text::prefix_text(&p))
             .collect();
         if service_left.is_empty() {
             tracing::info!(service = %name, "Service \"{name}\" terminated.");
@@ -1163,13 +1163,7 @@ async fn shutdown(
     if left.is_empty() && finished {
         return exit::OK;
     }
-    let listed: Vec<String> = left
-        .iter()
-        .map(|p| match &p.vrf {
-            Some(vrf) => format!("{} (vrf {vrf})", p.prefix),
-            None => p.prefix.clone(),
-        })
-        .collect();
+    let listed: Vec<String> = left.iter().map(crate::text::prefix_text).collect();
     tracing::error!(
         left = %listed.join(", "),
         reasons = %reasons.join("; "),

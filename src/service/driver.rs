@@ -123,14 +123,6 @@ pub fn prefix_ref(prefix: &Prefix) -> wire::PrefixRef {
     }
 }
 
-/// A prefix for people: `P` or `P (vrf V)`.
-pub fn prefix_text(prefix: &str, vrf: Option<&str>) -> String {
-    match vrf {
-        Some(vrf) => format!("{prefix} (vrf {vrf})"),
-        None => prefix.to_owned(),
-    }
-}
-
 /// How a driver starts.
 pub struct Start {
     /// The service.
@@ -272,7 +264,7 @@ impl Driver {
         self.service
             .prefixes
             .iter()
-            .map(|p| prefix_text(&p.prefix.to_string(), p.vrf.as_deref()))
+            .map(|p| crate::text::prefix_with_vrf(&p.prefix.to_string(), p.vrf.as_deref()))
             .collect()
     }
 
@@ -671,7 +663,7 @@ impl Driver {
         if let Some(transition) = &transition {
             self.log_transition(transition);
             self.since_ms = transition.at.0;
-            self.cause = crate::history::cause_text(&wire::Cause::from_fsm(
+            self.cause = crate::text::cause_text(&wire::Cause::from_fsm(
                 &transition.cause,
                 &self.core.check_names(),
             ));
@@ -719,7 +711,7 @@ impl Driver {
                 tracing::warn!(
                     service = %name,
                     penalty = after.penalty_milli / 1000,
-                    until = %until.map(|t| crate::history::format_time(t.0)).unwrap_or_default(),
+                    until = %until.map(|t| crate::text::format_time(t.0)).unwrap_or_default(),
                     "Service \"{name}\" is flapping: suppressed by flap damping, its prefixes stay withdrawn until the penalty decays."
                 );
             }
@@ -776,7 +768,7 @@ impl Driver {
             State::Draining(cause) => tracing::info!(
                 service = %name,
                 prefixes = %prefixes.join(", "),
-                cause = %crate::history::state_text(&wire::State::Draining(cause.into())),
+                cause = %crate::text::state_text(&wire::State::Draining(cause.into())),
                 from = transition.from.name(),
                 "Service \"{name}\" is draining, denouncing related prefixes."
             ),

@@ -1,0 +1,485 @@
+//! Journal records in words: one module renders them for `history`, `replay`, `status`, the
+//! logs and the control socket, so that every surface says the same thing the same way.
+//! Nothing here reads or decides; it only formats.
+
+use anycastd_journal::wire::{self, Event};
+use anycastd_journal::Record;
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// RFC 3339 UTC with milliseconds.
+pub fn format_time(at_ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(at_ms)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+        .unwrap_or_else(|| at_ms.to_string())
+}
+
+/// A prefix with its VRF, as every message writes it: `203.0.113.123/32 (vrf 123)`.
+pub fn prefix_with_vrf(prefix: &str, vrf: Option<&str>) -> String {
+    match vrf {
+        Some(vrf) => format!("{prefix} (vrf {vrf})"),
+        None => prefix.to_owned(),
+    }
+}
+
+/// A journaled prefix reference in words.
+pub fn prefix_text(p: &wire::PrefixRef) -> String {
+    prefix_with_vrf(&p.prefix, p.vrf.as_deref())
+}
+
+fn prefixes_text(prefixes: &[wire::PrefixRef]) -> String {
+    prefixes
+        .iter()
+        .map(prefix_text)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A state's name, with the drain cause.
+pub fn state_text(state: &wire::State) -> String {
+    match state {
+        wire::State::Starting => "starting".into(),
+        wire::State::Healthy => "healthy".into(),
+        wire::State::Unhealthy => "unhealthy".into(),
+        wire::State::Draining(wire::DrainCause::Shutdown) => "draining (shutdown)".into(),
+        wire::State::Draining(wire::DrainCause::Removed) => "draining (removed)".into(),
+        wire::State::Draining(wire::DrainCause::Operator { reason, uid, .. }) => {
+            format!("draining (operator uid {uid}: {reason})")
+        }
+    }
+}
+
+fn observation_text(o: &wire::Observation) -> String {
+    match o {
+        wire::Observation::Pass => "pass".into(),
+        wire::Observation::Fail(reason) => format!("fail: {reason}"),
+        wire::Observation::Pending => "pending (no result yet)".into(),
+    }
+}
+
+/// Why a transition happened, in words.
+pub fn cause_text(cause: &wire::Cause) -> String {
+    match cause {
+        wire::Cause::Verdict { healthy: true, .. } => "all checks pass".into(),
+        wire::Cause::Verdict {
+            healthy: false,
+            checks,
+        } => {
+            let failing: Vec<String> = checks
+                .iter()
+                .filter_map(|c| match &c.observation {
+                    wire::Observation::Fail(reason) => {
+                        Some(format!("check {} failed: {reason}", c.check))
+                    }
+                    _ => None,
+                })
+                .collect();
+            failing.join("; ")
+        }
+        wire::Cause::Drain => "drained".into(),
+        wire::Cause::Undrain => "undrained".into(),
+        wire::Cause::DrainExpired => "drain expired".into(),
+        wire::Cause::Restored => "restored after a restart, prefixes still in FRR".into(),
+        wire::Cause::Adopted => "adopted prefixes found in FRR".into(),
+        wire::Cause::Restart => "reset at start-up".into(),
+        wire::Cause::Unsuppressed => "flap damping no longer suppresses it, checks pass".into(),
+    }
+}
+
+/// The kind of a record, for JSON consumers.
+pub fn kind(event: &Event) -> &'static str {
+    match event {
+        Event::DaemonStarted(_) => "daemon_started",
+        Event::DaemonStopped(_) => "daemon_stopped",
+        Event::Transition(_) => "transition",
+        Event::CheckEdge(_) => "check",
+        Event::Apply(_) => "apply",
+        Event::Reconciled(_) => "reconciled",
+        Event::Operator(_) => "operator",
+        Event::Drift(_) => "drift",
+        Event::JournalReset(_) => "journal_reset",
+        Event::JournalGap(_) => "journal_gap",
+        Event::Reloaded(_) => "reloaded",
+        Event::PendingTimeout(_) => "pending_timeout",
+        Event::Polls(_) => "polls",
+        Event::ServiceDamping(_) => "damping_parameters",
+        Event::Damping(_) => "damping",
+        Event::Runs(_) => "runs",
+        Event::Reconfigured(_) => "reconfigured",
+        Event::DampingRestored(_) => "damping_restored",
+        Event::ReloadRejected(_) => "reload_rejected",
+    }
+}
+
+/// What happened, in one line (without time and service).
+pub fn event_text(event: &Event) -> String {
+    match event {
+        Event::DaemonStarted(s) => format!(
+            "daemon started: anycastd {}, {} service(s)",
+            s.version,
+            s.services.len()
+        ),
+        Event::DaemonStopped(s) => match &s.outcome {
+            wire::StopOutcome::WithdrawnAll => {
+                format!("daemon stopped ({}): every prefix withdrawn", s.reason)
+            }
+            wire::StopOutcome::Left(left) => format!(
+                "daemon stopped ({}): NOT verified withdrawn: {}",
+                s.reason,
+                prefixes_text(left)
+            ),
+            wire::StopOutcome::HandedOver => format!(
+                "daemon stopped ({}): handed over, prefixes left announced",
+                s.reason
+            ),
+        },
+        Event::Transition(t) => {
+            let change = match t.change {
+                wire::Change::Announce => format!("announce {}", prefixes_text(&t.prefixes)),
+                wire::Change::Withdraw => format!("withdraw {}", prefixes_text(&t.prefixes)),
+                wire::Change::None => "no change".into(),
+            };
+            format!(
+                "{} -> {}: {change} ({})",
+                state_text(&t.from),
+                state_text(&t.to),
+                cause_text(&t.cause)
+            )
+        }
+        Event::CheckEdge(e) => format!("check {}: {}", e.check, observation_text(&e.observation)),
+        Event::Apply(a) => {
+            let verb = match a.change {
+                wire::Change::Announce => "announce",
+                wire::Change::Withdraw => "withdraw",
+                wire::Change::None => "keep",
+            };
+            format!(
+                "FRR {verb} {}: {} (decision {})",
+                prefix_text(&a.prefix),
+                outcome_text(&a.outcome),
+                a.decision_seq
+            )
+        }
+        Event::Reconciled(r) => reconciled_text(r, &[]),
+        Event::Operator(o) => {
+            let what = match &o.kind {
+                wire::OperatorKind::Handover => "stop --keep-announced".to_owned(),
+                wire::OperatorKind::Stop => "stop".to_owned(),
+                wire::OperatorKind::Drain {
+                    service,
+                    reason,
+                    expires_at_ms,
+                } => match expires_at_ms {
+                    Some(at) => format!("drain {service} until {} ({reason})", format_time(*at)),
+                    None => format!("drain {service} ({reason})"),
+                },
+                wire::OperatorKind::Undrain { service } => format!("undrain {service}"),
+            };
+            format!("operator: {what} (uid {}, pid {})", o.uid, o.pid)
+        }
+        Event::PendingTimeout(t) => format!(
+            "check {}: no result within its pending timeout, counted as failed",
+            t.check
+        ),
+        Event::Polls(p) => format!("{} more check result(s) without change", p.polls),
+        Event::ServiceDamping(d) => match &d.params {
+            Some(p) => format!(
+                "flap damping: penalty {} per withdrawal, suppress above {}, reuse below {}, half-life {} s, at most {} s suppressed",
+                p.penalty,
+                p.suppress,
+                p.reuse,
+                p.half_life_ms / 1000,
+                p.max_suppress_ms / 1000
+            ),
+            None => "flap damping off".into(),
+        },
+        Event::Damping(d) => {
+            let penalty = d.penalty_milli as f64 / 1000.0;
+            let what = if d.restored { "restored: " } else { "" };
+            match d.suppressed_since_ms {
+                Some(since) => format!(
+                    "flap damping: {what}penalty {penalty:.0}, SUPPRESSED since {}",
+                    format_time(since)
+                ),
+                None => format!("flap damping: {what}penalty {penalty:.0}, not suppressed"),
+            }
+        }
+        Event::Runs(r) => {
+            let results: u64 = r.segments.iter().map(|s| s.count).sum();
+            format!("{results} unchanged check result(s)")
+        }
+        Event::Reconfigured(r) => format!(
+            "reconfigured by the reload: rise {}, fall {}, {} check(s), {} prefix(es){}",
+            r.params.rise,
+            r.params.fall,
+            r.params.checks.len(),
+            r.params.prefixes.len(),
+            if r.damping.is_some() { ", flap damping on" } else { "" }
+        ),
+        Event::DampingRestored(d) => {
+            let now = d.penalty_now_milli as f64 / 1000.0;
+            match d.state.suppressed_since_ms {
+                Some(since) => format!(
+                    "flap damping restored after the restart: penalty {now:.0}, SUPPRESSED since {}",
+                    format_time(since)
+                ),
+                None => format!("flap damping restored after the restart: penalty {now:.0}, not suppressed"),
+            }
+        }
+        Event::ReloadRejected(r) => {
+            let who = match r.uid {
+                Some(uid) => format!("uid {uid}"),
+                None => "SIGHUP".to_owned(),
+            };
+            format!(
+                "reload rejected ({who}), the running configuration is kept: {}",
+                r.errors.join("; ")
+            )
+        }
+        Event::Reloaded(r) => format!(
+            "configuration reloaded (config {}): added [{}], removed [{}], changed [{}]",
+            r.config_hash,
+            r.added.join(", "),
+            r.removed.join(", "),
+            r.changed.join(", ")
+        ),
+        Event::JournalReset(r) => format!(
+            "journal reset: the previous journal could not be read ({}) and was moved to {}",
+            r.reason, r.moved_to
+        ),
+        Event::JournalGap(g) => format!(
+            "journal gap: {} record(s) lost between {} and {} ({})",
+            g.lost_records,
+            format_time(g.from_ms),
+            format_time(g.to_ms),
+            g.error
+        ),
+        Event::Drift(d) => format!(
+            "drift: {} was {} in FRR, {} wanted; repairing",
+            prefix_text(&d.prefix),
+            if d.present { "present" } else { "absent" },
+            if d.wanted {
+                "announcement"
+            } else {
+                "withdrawal"
+            }
+        ),
+    }
+}
+
+fn outcome_text(outcome: &wire::Outcome) -> String {
+    match outcome {
+        wire::Outcome::Applied => "applied".to_owned(),
+        wire::Outcome::AlreadySo => "already so in FRR".to_owned(),
+        wire::Outcome::Failed(e) => format!("FAILED: {e}"),
+        wire::Outcome::Superseded => {
+            "superseded by a newer decision before it was applied (FRR unchanged)".to_owned()
+        }
+    }
+}
+
+/// What start-up reconciliation found and decided, with the FRR outcome of each decision
+/// when `applies` (the outcomes of its decisions) are given.
+fn reconciled_text(r: &wire::Reconciled, applies: &[&Record]) -> String {
+    let mut parts = Vec::new();
+    if r.rebooted {
+        parts.push("host rebooted".to_owned());
+    }
+    for item in &r.items {
+        let p = prefix_text(&item.prefix);
+        let s = &item.service;
+        let what = match item.decision {
+            wire::ReconcileDecision::Kept => {
+                format!("keep {p} of {s} (announced before the restart, still in FRR)")
+            }
+            wire::ReconcileDecision::Orphan => {
+                format!("withdraw {p} of {s} (orphan: no longer configured)")
+            }
+            wire::ReconcileDecision::Missing => {
+                format!("{p} of {s} missing from FRR although announced before the restart")
+            }
+            wire::ReconcileDecision::Withdrawn => {
+                format!("withdraw {p} of {s} (in FRR, but not announced at the last stop)")
+            }
+            wire::ReconcileDecision::Adopted => {
+                format!("adopt {p} of {s} (configured and already in FRR)")
+            }
+            wire::ReconcileDecision::Reboot => format!("withdraw {p} of {s} (the host rebooted)"),
+        };
+        let outcome = applies
+            .iter()
+            .rev()
+            .find_map(|record| match &record.event {
+                Event::Apply(a) if a.prefix == item.prefix => Some(match &a.outcome {
+                    wire::Outcome::AlreadySo => "already so".to_owned(),
+                    other => outcome_text(other),
+                }),
+                _ => None,
+            })
+            .map(|o| format!(": FRR {o}"))
+            .unwrap_or_default();
+        parts.push(format!("{what}{outcome}"));
+    }
+    for (vtysh, error) in &r.unreadable {
+        parts.push(format!(
+            "could not read FRR through {vtysh}: {error} (nothing decided there)"
+        ));
+    }
+    if parts.is_empty() {
+        "start-up reconciliation: nothing to do".into()
+    } else {
+        format!("start-up reconciliation: {}", parts.join("; "))
+    }
+}
+
+/// A prefix, its last outcome (with its time) and the failures journaled for it.
+type PrefixOutcome<'a> = (&'a wire::PrefixRef, Option<(&'a wire::Outcome, i64)>, usize);
+
+/// What FRR did with a decision, from its outcome records. `after_poll`: the decision's time
+/// is the time the poll that caused it was due (a check's verdict), so a timed-out poll's
+/// decision came a timeout later.
+fn frr_outcome(
+    at_ms: i64,
+    prefixes: &[wire::PrefixRef],
+    applies: &[&Record],
+    after_poll: bool,
+) -> String {
+    // The last outcome of each prefix, its time, and the failures before it.
+    let mut last: Vec<PrefixOutcome> = prefixes.iter().map(|p| (p, None, 0)).collect();
+    for record in applies {
+        let Event::Apply(a) = &record.event else {
+            continue;
+        };
+        if let Some(entry) = last.iter_mut().find(|(p, _, _)| **p == a.prefix) {
+            if matches!(a.outcome, wire::Outcome::Failed(_)) {
+                entry.2 += 1;
+            }
+            entry.1 = Some((&a.outcome, record.at_ms));
+        }
+    }
+    let named = |list: &[&wire::PrefixRef]| {
+        list.iter()
+            .map(|p| prefix_text(p))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut applied_at = None;
+    let mut failures_before = 0;
+    let (mut already, mut superseded, mut unknown) = (0, vec![], vec![]);
+    let mut failed: Vec<String> = Vec::new();
+    for (prefix, outcome, failures) in &last {
+        match outcome {
+            Some((wire::Outcome::Applied, at)) => {
+                failures_before += failures;
+                applied_at = applied_at.max(Some(*at));
+            }
+            Some((wire::Outcome::AlreadySo, _)) => already += 1,
+            Some((wire::Outcome::Superseded, _)) => superseded.push(*prefix),
+            Some((wire::Outcome::Failed(e), _)) => {
+                failed.push(format!("{}: {e}", prefix_text(prefix)))
+            }
+            None => unknown.push(*prefix),
+        }
+    }
+    let mut parts = Vec::new();
+    if let Some(done) = applied_at {
+        let ms = (done - at_ms).max(0);
+        let mut text = if after_poll {
+            format!("FRR applied {ms} ms after the deciding poll")
+        } else {
+            format!("FRR applied in {ms} ms")
+        };
+        if failures_before > 0 {
+            text.push_str(&format!(", {failures_before} failed attempt(s) before"));
+        }
+        if already > 0 {
+            text.push_str(&format!(" ({already} already so)"));
+        }
+        parts.push(text);
+    } else if already > 0 {
+        parts.push("FRR already so".to_owned());
+    }
+    if !superseded.is_empty() {
+        let whole = superseded.len() == last.len();
+        parts.push(if whole {
+            "superseded by a newer decision before FRR applied it (FRR unchanged)".to_owned()
+        } else {
+            format!(
+                "superseded for {} by a newer decision (FRR unchanged)",
+                named(&superseded)
+            )
+        });
+    }
+    if !failed.is_empty() {
+        parts.push(format!("FRR FAILED for {} (retrying)", failed.join("; ")));
+    }
+    if !unknown.is_empty() && unknown.len() < last.len() || parts.is_empty() && !unknown.is_empty()
+    {
+        parts.push(format!("no FRR outcome journaled for {}", named(&unknown)));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", parts.join("; "))
+    }
+}
+
+/// The text of an event: its record, and the FRR outcomes folded into it.
+pub fn group_text(head: &Record, applies: &[&Record]) -> String {
+    match &head.event {
+        // A start-up's states: their FRR outcomes are the reconciliation's.
+        Event::Transition(t)
+            if t.change != wire::Change::None
+                && !matches!(
+                    t.cause,
+                    wire::Cause::Restored | wire::Cause::Adopted | wire::Cause::Restart
+                ) =>
+        {
+            format!(
+                "{}{}",
+                event_text(&head.event),
+                frr_outcome(
+                    head.at_ms,
+                    &t.prefixes,
+                    applies,
+                    matches!(t.cause, wire::Cause::Verdict { .. })
+                )
+            )
+        }
+        Event::Reconciled(r) => reconciled_text(r, applies),
+        Event::Drift(d) if !applies.is_empty() => format!(
+            "{}{}",
+            event_text(&head.event),
+            frr_outcome(head.at_ms, std::slice::from_ref(&d.prefix), applies, false)
+        ),
+        Event::Reloaded(_) if !applies.is_empty() => {
+            let outcomes: Vec<String> = applies
+                .iter()
+                .filter_map(|record| match &record.event {
+                    Event::Apply(a) => Some(format!(
+                        "{} {}: {}",
+                        if a.change == wire::Change::Announce {
+                            "announce"
+                        } else {
+                            "withdraw"
+                        },
+                        prefix_text(&a.prefix),
+                        outcome_text(&a.outcome)
+                    )),
+                    _ => None,
+                })
+                .collect();
+            format!("{}; FRR: {}", event_text(&head.event), outcomes.join("; "))
+        }
+        event => event_text(event),
+    }
+}
+
+/// One human line for one record: time, service (`-` for the daemon), what happened.
+pub fn render_text(record: &Record) -> String {
+    format!(
+        "{} {} {}",
+        format_time(record.at_ms),
+        record.event.service().unwrap_or("-"),
+        event_text(&record.event)
+    )
+}
