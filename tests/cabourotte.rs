@@ -5,13 +5,19 @@
 
 mod support;
 
-use anycastd::checks::cabourotte::{http_client, ApiGeneration, CabourotteCheck};
+use anycastd::checks::cabourotte::{http_client, ApiGeneration, CabourotteCheck, Http};
 use anycastd_fsm::Observation;
 use std::time::Duration;
 use support::cabourotte::{Behaviour, Emulator, Generation};
 
-fn check(emulator: &Emulator, name: &str) -> CabourotteCheck {
-    CabourotteCheck::new(&emulator.url(), name, Duration::from_millis(500), None)
+fn check(client: &Http, emulator: &Emulator, name: &str) -> CabourotteCheck {
+    CabourotteCheck::new(
+        client,
+        &emulator.url(),
+        name,
+        Duration::from_millis(500),
+        None,
+    )
 }
 
 fn fail_reason(o: Observation) -> String {
@@ -26,9 +32,9 @@ async fn a_v2_server_is_asked_on_the_api_v1_route_only() {
     let emulator = Emulator::start(Generation::V2).await;
     emulator.set("dns", Behaviour::Pass);
     let client = http_client().unwrap();
-    let mut dns = check(&emulator, "dns");
+    let mut dns = check(&client, &emulator, "dns");
     for _ in 0..3 {
-        assert_eq!(dns.poll(&client).await, Observation::Pass);
+        assert_eq!(dns.poll().await, Observation::Pass);
     }
     assert_eq!(dns.api(), ApiGeneration::V2);
     assert_eq!(emulator.requests("dns"), 3);
@@ -44,10 +50,10 @@ async fn a_v1_server_is_detected_by_its_unknown_route_404_and_remembered() {
     let emulator = Emulator::start(Generation::V1).await;
     emulator.set("dns", Behaviour::Pass);
     let client = http_client().unwrap();
-    let mut dns = check(&emulator, "dns");
-    assert_eq!(dns.poll(&client).await, Observation::Pass);
+    let mut dns = check(&client, &emulator, "dns");
+    assert_eq!(dns.poll().await, Observation::Pass);
     assert_eq!(dns.api(), ApiGeneration::V1);
-    assert_eq!(dns.poll(&client).await, Observation::Pass);
+    assert_eq!(dns.poll().await, Observation::Pass);
     assert_eq!(
         emulator.requests("dns"),
         3,
@@ -61,7 +67,7 @@ async fn success_false_fails_with_cabourotte_message() {
     emulator.set("dns", Behaviour::Fail("expected 2001:db8::15:600d".into()));
     let client = http_client().unwrap();
     assert_eq!(
-        fail_reason(check(&emulator, "dns").poll(&client).await),
+        fail_reason(check(&client, &emulator, "dns").poll().await),
         "expected 2001:db8::15:600d"
     );
 }
@@ -72,7 +78,7 @@ async fn result_not_found_is_pending_on_both_generations() {
         let emulator = Emulator::start(generation).await;
         let client = http_client().unwrap();
         assert_eq!(
-            check(&emulator, "unknown").poll(&client).await,
+            check(&client, &emulator, "unknown").poll().await,
             Observation::Pending
         );
     }
@@ -84,7 +90,7 @@ async fn a_server_error_fails_with_its_status() {
     emulator.set("dns", Behaviour::Status(500));
     let client = http_client().unwrap();
     assert_eq!(
-        fail_reason(check(&emulator, "dns").poll(&client).await),
+        fail_reason(check(&client, &emulator, "dns").poll().await),
         "HTTP 500"
     );
 }
@@ -94,7 +100,7 @@ async fn malformed_json_fails() {
     let emulator = Emulator::start(Generation::V2).await;
     emulator.set("dns", Behaviour::Malformed);
     let client = http_client().unwrap();
-    let reason = fail_reason(check(&emulator, "dns").poll(&client).await);
+    let reason = fail_reason(check(&client, &emulator, "dns").poll().await);
     assert!(reason.starts_with("malformed result JSON"), "{reason}");
 }
 
@@ -103,7 +109,7 @@ async fn an_oversized_body_fails_without_being_read_whole() {
     let emulator = Emulator::start(Generation::V2).await;
     emulator.set("dns", Behaviour::Oversized(5 * 1024 * 1024));
     let client = http_client().unwrap();
-    let reason = fail_reason(check(&emulator, "dns").poll(&client).await);
+    let reason = fail_reason(check(&client, &emulator, "dns").poll().await);
     assert!(reason.contains("exceeds 65536"), "{reason}");
 }
 
@@ -112,11 +118,14 @@ async fn a_hang_past_the_timeout_fails_as_no_answer() {
     let emulator = Emulator::start(Generation::V2).await;
     emulator.set("dns", Behaviour::Hang);
     let client = http_client().unwrap();
-    let mut dns = CabourotteCheck::new(&emulator.url(), "dns", Duration::from_millis(200), None);
-    assert_eq!(
-        fail_reason(dns.poll(&client).await),
-        "no answer within 200 ms"
+    let mut dns = CabourotteCheck::new(
+        &client,
+        &emulator.url(),
+        "dns",
+        Duration::from_millis(200),
+        None,
     );
+    assert_eq!(fail_reason(dns.poll().await), "no answer within 200 ms");
 }
 
 #[tokio::test]
@@ -129,12 +138,13 @@ async fn a_refused_connection_fails_with_the_os_reason() {
         .port();
     let client = http_client().unwrap();
     let mut dns = CabourotteCheck::new(
+        &client,
         &format!("http://127.0.0.1:{port}"),
         "dns",
         Duration::from_millis(500),
         None,
     );
-    let reason = fail_reason(dns.poll(&client).await);
+    let reason = fail_reason(dns.poll().await);
     assert!(
         reason.starts_with("cannot connect:") && reason.contains("refused"),
         "{reason}"
@@ -147,12 +157,13 @@ async fn a_stale_result_fails_when_max_age_is_set() {
     emulator.set("dns", Behaviour::Stale(300));
     let client = http_client().unwrap();
     let mut dns = CabourotteCheck::new(
+        &client,
         &emulator.url(),
         "dns",
         Duration::from_millis(500),
         Some(Duration::from_secs(60)),
     );
-    let reason = fail_reason(dns.poll(&client).await);
+    let reason = fail_reason(dns.poll().await);
     assert!(reason.starts_with("stale result: 30"), "{reason}");
 }
 
@@ -161,12 +172,13 @@ async fn a_url_with_no_cabourotte_fails_naming_both_routes() {
     let emulator = Emulator::start(Generation::V2).await;
     let client = http_client().unwrap();
     let mut dns = CabourotteCheck::new(
+        &client,
         &format!("{}/elsewhere/x", emulator.url()),
         "dns",
         Duration::from_millis(500),
         None,
     );
-    let reason = fail_reason(dns.poll(&client).await);
+    let reason = fail_reason(dns.poll().await);
     assert!(
         reason.starts_with("HTTP 404: no Cabourotte result route at"),
         "{reason}"
@@ -178,9 +190,15 @@ async fn a_slowloris_answer_fails_within_the_timeout() {
     let emulator = Emulator::start(Generation::V2).await;
     emulator.set("dns", Behaviour::Slowloris);
     let client = http_client().unwrap();
-    let mut dns = CabourotteCheck::new(&emulator.url(), "dns", Duration::from_millis(500), None);
+    let mut dns = CabourotteCheck::new(
+        &client,
+        &emulator.url(),
+        "dns",
+        Duration::from_millis(500),
+        None,
+    );
     let started = std::time::Instant::now();
-    let reason = fail_reason(dns.poll(&client).await);
+    let reason = fail_reason(dns.poll().await);
     assert!(
         reason.contains("not complete in time") || reason.contains("no answer within"),
         "{reason}"
@@ -200,7 +218,7 @@ async fn a_server_gets_at_most_the_pool_size_in_connections_and_keeps_them() {
         .map(|i| {
             let name = format!("c{i}");
             emulator.set(&name, Behaviour::Pass);
-            check(&emulator, &name)
+            check(&client, &emulator, &name)
         })
         .collect();
     let mut after_first_round = 0;
@@ -208,9 +226,8 @@ async fn a_server_gets_at_most_the_pool_size_in_connections_and_keeps_them() {
         let tasks: Vec<_> = checks
             .drain(..)
             .map(|mut c| {
-                let client = client.clone();
                 tokio::spawn(async move {
-                    let observation = c.poll(&client).await;
+                    let observation = c.poll().await;
                     (c, observation)
                 })
             })
@@ -245,16 +262,27 @@ async fn a_poll_waiting_for_a_connection_slot_past_its_timeout_fails_and_says_wh
         .map(|i| {
             let name = format!("hang{i}");
             emulator.set(&name, Behaviour::Hang);
-            let mut c = CabourotteCheck::new(&emulator.url(), &name, Duration::from_secs(2), None);
-            let client = client.clone();
-            tokio::spawn(async move { c.poll(&client).await })
+            let mut c = CabourotteCheck::new(
+                &client,
+                &emulator.url(),
+                &name,
+                Duration::from_secs(2),
+                None,
+            );
+            tokio::spawn(async move { c.poll().await })
         })
         .collect();
     // Every slot is taken by a request that will not be answered in time.
     tokio::time::sleep(Duration::from_millis(300)).await;
     emulator.set("dns", Behaviour::Pass);
-    let mut dns = CabourotteCheck::new(&emulator.url(), "dns", Duration::from_millis(200), None);
-    let reason = fail_reason(dns.poll(&client).await);
+    let mut dns = CabourotteCheck::new(
+        &client,
+        &emulator.url(),
+        "dns",
+        Duration::from_millis(200),
+        None,
+    );
+    let reason = fail_reason(dns.poll().await);
     assert!(
         reason.contains("already in flight"),
         "unexpected reason: {reason}"

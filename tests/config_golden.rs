@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use anycastd::config::{self, Config};
+use anycastd::config::{self, CheckKind, Config};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -58,9 +58,10 @@ fn render(config: &Config) -> String {
             ));
         }
         for c in &s.checks {
+            let CheckKind::Cabourotte { url, max_age } = &c.kind;
             out.push_str(&format!(
                 "  check {} url={} interval={:?} timeout={:?} pending_timeout={:?} max_age={:?}\n",
-                c.name, c.url, c.interval, c.timeout, c.pending_timeout, c.max_age
+                c.name, url, c.interval, c.timeout, c.pending_timeout, max_age
             ));
         }
     }
@@ -122,7 +123,7 @@ fn the_seed_readme_example_loads_with_the_original_defaults() {
     assert_eq!(dns.prefixes[1].prefix.to_string(), "203.0.113.53/32");
     assert_eq!(dns.prefixes[0].vrf, None);
     assert_eq!(dns.prefixes[0].vtysh, Path::new("/usr/bin/vtysh"));
-    assert_eq!(dns.checks[0].url, "http://127.0.0.1:9013");
+    assert_eq!(dns.checks[0].kind.identity(), "http://127.0.0.1:9013");
     assert_eq!(dns.checks[0].interval, Duration::from_secs(5));
     assert_eq!((dns.rise, dns.fall), (1, 1));
     let ntp = &config.services[1];

@@ -21,9 +21,16 @@ async fn requests_in_ten_intervals(generation: Generation, behaviour: Behaviour)
     let emulator = Emulator::start(generation).await;
     emulator.set("c", behaviour);
     let (tx, mut rx) = anycastd::checks::scheduler::results();
-    let check = CabourotteCheck::new(&emulator.url(), "c", Duration::from_millis(50), None);
-    let polling = Polling::new(http_client().unwrap());
-    let watch = polling.watch(check, INTERVAL, 0, tx);
+    let client = http_client().unwrap();
+    let check = CabourotteCheck::new(
+        &client,
+        &emulator.url(),
+        "c",
+        Duration::from_millis(50),
+        None,
+    );
+    let polling = Polling::new();
+    let watch = polling.watch(Box::new(check), INTERVAL, 0, tx);
     // Just short of N intervals: ticks at 0, 1, ..., N-1 intervals.
     tokio::time::sleep(INTERVAL * INTERVALS - Duration::from_millis(30)).await;
     drop(watch);
@@ -62,14 +69,21 @@ async fn at_most_n_plus_one_requests_in_n_intervals_for_every_kind_of_answer() {
 #[tokio::test]
 async fn every_check_of_a_server_is_polled_each_interval_over_a_bounded_pool() {
     let emulator = Emulator::start(Generation::V2).await;
-    let polling = Polling::new(http_client().unwrap());
+    let client = http_client().unwrap();
+    let polling = Polling::new();
     let (tx, mut rx) = anycastd::checks::scheduler::results();
     let watches: Vec<_> = (0..100)
         .map(|i| {
             let name = format!("c{i}");
             emulator.set(&name, Behaviour::Pass);
-            let check = CabourotteCheck::new(&emulator.url(), &name, Duration::from_secs(1), None);
-            polling.watch(check, INTERVAL, i, tx.clone())
+            let check = CabourotteCheck::new(
+                &client,
+                &emulator.url(),
+                &name,
+                Duration::from_secs(1),
+                None,
+            );
+            polling.watch(Box::new(check), INTERVAL, i, tx.clone())
         })
         .collect();
     tokio::time::sleep(INTERVAL * INTERVALS).await;
@@ -109,22 +123,40 @@ async fn every_check_of_a_server_is_polled_each_interval_over_a_bounded_pool() {
 #[tokio::test]
 async fn a_check_queued_behind_a_silent_server_fails_after_its_timeout_without_a_request() {
     let emulator = Emulator::start(Generation::V2).await;
-    let polling = Polling::new(http_client().unwrap());
+    let client = http_client().unwrap();
+    let polling = Polling::new();
     let (tx, mut rx) = anycastd::checks::scheduler::results();
     // Every connection slot is taken by a request that will not be answered.
     let mut watches: Vec<_> = (0..MAX_CONNECTIONS_PER_SERVER)
         .map(|i| {
             let name = format!("hang{i}");
             emulator.set(&name, Behaviour::Hang);
-            let check = CabourotteCheck::new(&emulator.url(), &name, Duration::from_secs(3), None);
-            polling.watch(check, Duration::from_secs(10), 100 + i, tx.clone())
+            let check = CabourotteCheck::new(
+                &client,
+                &emulator.url(),
+                &name,
+                Duration::from_secs(3),
+                None,
+            );
+            polling.watch(
+                Box::new(check),
+                Duration::from_secs(10),
+                100 + i,
+                tx.clone(),
+            )
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
     emulator.set("dns", Behaviour::Pass);
-    let dns = CabourotteCheck::new(&emulator.url(), "dns", Duration::from_millis(200), None);
+    let dns = CabourotteCheck::new(
+        &client,
+        &emulator.url(),
+        "dns",
+        Duration::from_millis(200),
+        None,
+    );
     let started = std::time::Instant::now();
-    watches.push(polling.watch(dns, Duration::from_secs(10), 0, tx.clone()));
+    watches.push(polling.watch(Box::new(dns), Duration::from_secs(10), 0, tx.clone()));
     let polled = loop {
         let polled = tokio::time::timeout(Duration::from_secs(10), rx.recv())
             .await

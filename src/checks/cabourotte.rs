@@ -6,11 +6,11 @@
 //! It must not decide anything about the service: a failure is just an observation; the
 //! caller polls again at the next interval.
 
+use super::{BoxFuture, Gate, Probe, SLOT_WAIT_TIMEOUTS};
 use anycastd_fsm::Observation;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::Semaphore;
 
 /// Largest response body read; anything larger fails the check (a result is ~300 bytes).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -38,60 +38,24 @@ impl ApiGeneration {
 /// falling due together reuse them instead of opening a connection each.
 pub const MAX_CONNECTIONS_PER_SERVER: usize = 16;
 
-/// The HTTP side shared by every check: one keep-alive pool (no proxy) and a limit of
-/// [`MAX_CONNECTIONS_PER_SERVER`] requests in flight per server.
+/// The HTTP side shared by every Cabourotte check: one keep-alive pool (no proxy) and a
+/// [`Gate`] of [`MAX_CONNECTIONS_PER_SERVER`] requests in flight per server.
 #[derive(Clone)]
 pub struct Http {
     client: reqwest::Client,
-    limits: Arc<Mutex<HashMap<String, Arc<ServerLimit>>>>,
-}
-
-/// The connection slots of one Cabourotte and when it last answered.
-#[derive(Debug)]
-pub struct ServerLimit {
-    slots: Semaphore,
-    /// When a request to it last got an answer (ns since `EPOCH`; 0: never).
-    answered_ns: std::sync::atomic::AtomicU64,
-}
-
-/// Origin of [`ServerLimit::answered_ns`].
-fn epoch() -> tokio::time::Instant {
-    static EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
-    *EPOCH.get_or_init(tokio::time::Instant::now)
-}
-
-impl ServerLimit {
-    fn answered(&self) {
-        let ns = u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.answered_ns
-            .store(ns.max(1), std::sync::atomic::Ordering::Relaxed);
-    }
-
-    pub(crate) fn answered_within(&self, within: Duration) -> bool {
-        let at = self.answered_ns.load(std::sync::atomic::Ordering::Relaxed);
-        at != 0 && epoch().elapsed().saturating_sub(Duration::from_nanos(at)) < within
-    }
+    gates: Arc<Mutex<HashMap<String, Arc<Gate>>>>,
 }
 
 impl Http {
-    /// The connection slots of the server at `origin`.
-    pub(crate) fn limit(&self, origin: &str) -> Arc<ServerLimit> {
-        let mut limits = self.limits.lock().unwrap_or_else(|p| p.into_inner());
-        limits
+    /// The gate of the server at `origin`.
+    fn gate(&self, origin: &str) -> Arc<Gate> {
+        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        gates
             .entry(origin.to_owned())
-            .or_insert_with(|| {
-                Arc::new(ServerLimit {
-                    slots: Semaphore::new(MAX_CONNECTIONS_PER_SERVER),
-                    answered_ns: std::sync::atomic::AtomicU64::new(0),
-                })
-            })
+            .or_insert_with(|| Arc::new(Gate::new(MAX_CONNECTIONS_PER_SERVER)))
             .clone()
     }
 }
-
-/// A poll waits for a connection slot while the server keeps answering, up to this many
-/// timeouts; without an answer from the server for a whole timeout, the wait fails at once.
-pub const SLOT_WAIT_TIMEOUTS: u32 = 10;
 
 /// The one HTTP client shared by every check.
 pub fn http_client() -> Result<Http, reqwest::Error> {
@@ -104,7 +68,7 @@ pub fn http_client() -> Result<Http, reqwest::Error> {
         .build()?;
     Ok(Http {
         client,
-        limits: Arc::default(),
+        gates: Arc::default(),
     })
 }
 
@@ -119,7 +83,8 @@ pub struct CabourotteCheck {
     /// The result URL of each generation (V2, V1), parsed once.
     urls: [Option<reqwest::Url>; 2],
     origin: String,
-    limit: Option<Arc<ServerLimit>>,
+    client: reqwest::Client,
+    gate: Arc<Gate>,
 }
 
 /// What one response means, before the API-generation fallback.
@@ -132,30 +97,32 @@ pub enum Reading {
 }
 
 impl CabourotteCheck {
-    /// A check of `name` at base URL `base` (no trailing slash).
+    /// A check of `name` at base URL `base` (no trailing slash), polled through `http`.
     pub fn new(
+        http: &Http,
         base: &str,
         name: &str,
         timeout: Duration,
         max_age: Option<Duration>,
     ) -> CabourotteCheck {
-        let mut check = CabourotteCheck {
-            base: base.trim_end_matches('/').to_owned(),
+        let base = base.trim_end_matches('/').to_owned();
+        let urls = [ApiGeneration::V2, ApiGeneration::V1]
+            .map(|api| reqwest::Url::parse(&result_url(&base, name, api)).ok());
+        let origin = match &urls[0] {
+            Some(url) => url.origin().ascii_serialization(),
+            None => base.clone(),
+        };
+        CabourotteCheck {
+            gate: http.gate(&origin),
+            base,
             name: name.to_owned(),
             timeout,
             max_age,
             api: ApiGeneration::V2,
-            urls: [None, None],
-            origin: String::new(),
-            limit: None,
-        };
-        check.urls = [ApiGeneration::V2, ApiGeneration::V1]
-            .map(|api| reqwest::Url::parse(&check.result_url(api)).ok());
-        check.origin = match &check.urls[0] {
-            Some(url) => url.origin().ascii_serialization(),
-            None => check.base.clone(),
-        };
-        check
+            urls,
+            origin,
+            client: http.client.clone(),
+        }
     }
 
     /// The request timeout.
@@ -175,28 +142,14 @@ impl CabourotteCheck {
 
     /// The result URL for an API generation, with the check name percent-encoded.
     pub fn result_url(&self, api: ApiGeneration) -> String {
-        let route: &[&str] = match api {
-            ApiGeneration::V2 => &["api", "v1", "result"],
-            ApiGeneration::V1 => &["result"],
-        };
-        match reqwest::Url::parse(&self.base) {
-            Ok(mut url) => {
-                if let Ok(mut segments) = url.path_segments_mut() {
-                    segments.pop_if_empty().extend(route).push(&self.name);
-                }
-                url.to_string()
-            }
-            Err(_) => format!("{}/{}/{}", self.base, route.join("/"), self.name),
-        }
+        result_url(&self.base, &self.name, api)
     }
 
     /// Poll once. On a 404 for an unknown route, the other API generation is tried at once
     /// and remembered if it answers; so a server is re-probed only when it stops answering.
-    pub async fn poll(&mut self, http: &Http) -> Observation {
-        if self.limit.is_none() {
-            self.limit = Some(http.limit(&self.origin));
-        }
-        let client = &http.client;
+    pub async fn poll(&mut self) -> Observation {
+        let client = self.client.clone();
+        let client = &client;
         match self.fetch(client, self.api).await {
             Reading::Observed(observation) => observation,
             Reading::UnknownRoute => {
@@ -230,37 +183,30 @@ impl CabourotteCheck {
         // that answers slowly (a round of many checks queued on its slots) is waited for, up
         // to SLOT_WAIT_TIMEOUTS timeouts: queueing must not fail checks spuriously. A server
         // that has not answered for a whole timeout fails the waiting checks at once.
-        let _permit = match &self.limit {
-            Some(limit) => {
-                let mut waited = 0;
-                loop {
-                    match tokio::time::timeout(self.timeout, limit.slots.acquire()).await {
-                        Ok(Ok(permit)) => break Some(permit),
-                        Err(_)
-                            if waited + 1 < SLOT_WAIT_TIMEOUTS
-                                && limit.answered_within(self.timeout) =>
-                        {
-                            waited += 1;
-                        }
-                        _ => {
-                            return Reading::Observed(Observation::Fail(format!(
-                                "no answer within {} ms ({MAX_CONNECTIONS_PER_SERVER} requests to {} already in flight)",
-                                self.timeout.as_millis(),
-                                self.origin
-                            )))
-                        }
-                    }
+        let mut waited = 0;
+        let _permit = loop {
+            match tokio::time::timeout(self.timeout, self.gate.slots().acquire()).await {
+                Ok(Ok(permit)) => break permit,
+                Err(_)
+                    if waited + 1 < SLOT_WAIT_TIMEOUTS
+                        && self.gate.answered_within(self.timeout) =>
+                {
+                    waited += 1;
+                }
+                _ => {
+                    return Reading::Observed(Observation::Fail(format!(
+                        "no answer within {} ms ({MAX_CONNECTIONS_PER_SERVER} requests to {} already in flight)",
+                        self.timeout.as_millis(),
+                        self.origin
+                    )))
                 }
             }
-            None => None,
         };
         let response = match client.get(url).timeout(self.timeout).send().await {
             Ok(response) => response,
             Err(e) => return Reading::Observed(Observation::Fail(self.describe(&e))),
         };
-        if let Some(limit) = &self.limit {
-            limit.answered();
-        }
+        self.gate.answered();
         let status = response.status();
         let body = match read_limited(response, MAX_BODY_BYTES).await {
             Ok(body) => body,
@@ -290,6 +236,41 @@ impl CabourotteCheck {
             source = s.source();
         }
         text
+    }
+}
+
+/// The result URL of check `name` at `base` for an API generation, the name percent-encoded.
+fn result_url(base: &str, name: &str, api: ApiGeneration) -> String {
+    let route: &[&str] = match api {
+        ApiGeneration::V2 => &["api", "v1", "result"],
+        ApiGeneration::V1 => &["result"],
+    };
+    match reqwest::Url::parse(base) {
+        Ok(mut url) => {
+            if let Ok(mut segments) = url.path_segments_mut() {
+                segments.pop_if_empty().extend(route).push(name);
+            }
+            url.to_string()
+        }
+        Err(_) => format!("{base}/{}/{name}", route.join("/")),
+    }
+}
+
+impl Probe for CabourotteCheck {
+    fn target(&self) -> &str {
+        &self.origin
+    }
+
+    fn gate(&self) -> Arc<Gate> {
+        self.gate.clone()
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn poll(&mut self) -> BoxFuture<'_, Observation> {
+        Box::pin(CabourotteCheck::poll(self))
     }
 }
 
@@ -574,7 +555,9 @@ mod tests {
 
     #[test]
     fn the_name_is_percent_encoded_and_a_base_path_is_kept() {
+        let http = http_client().unwrap();
         let check = CabourotteCheck::new(
+            &http,
             "http://127.0.0.1:9013/",
             "a b/c",
             Duration::from_secs(1),
@@ -588,7 +571,13 @@ mod tests {
             check.result_url(ApiGeneration::V1),
             "http://127.0.0.1:9013/result/a%20b%2Fc"
         );
-        let check = CabourotteCheck::new("http://h:1/api/v1", "dns", Duration::from_secs(1), None);
+        let check = CabourotteCheck::new(
+            &http,
+            "http://h:1/api/v1",
+            "dns",
+            Duration::from_secs(1),
+            None,
+        );
         assert_eq!(
             check.result_url(ApiGeneration::V1),
             "http://h:1/api/v1/result/dns"

@@ -1,18 +1,19 @@
-//! Check polling: one scheduler task per Cabourotte server drives every check of that server.
+//! Check polling: one scheduler task per target (a Cabourotte server; any [`Probe`]'s
+//! target) drives every check of that target, whatever its kind.
 //!
 //! - The first poll of a check is at once; the next ones fall on a grid shared by every check
 //!   of the same interval (one timer wake-up serves a whole round, and a dying server shows in
 //!   every check within one round). The second poll is on the first grid point at least an
 //!   interval after the first, so N intervals never hold more than N+1 polls of a check.
-//! - At most [`MAX_CONNECTIONS_PER_SERVER`] requests are in flight per server; the checks
+//! - At most [`Gate::max_in_flight`] polls are in flight per target; the checks
 //!   falling due meanwhile wait their turn in order. A failure is an observation like any
 //!   other: the next poll is at the next grid point (no hot retry). A check that falls due
 //!   while its poll is still running is polled again as soon as that poll ends, once for the
 //!   latest grid point passed: never more than one poll per grid point.
 //! - A check waiting for a turn longer than its timeout fails at once ("... already in
 //!   flight") if the server has answered nothing for a whole timeout, and in any case after
-//!   [`SLOT_WAIT_TIMEOUTS`] timeouts: queueing behind a slow but answering server is waited
-//!   for, a silent server is not.
+//!   [`SLOT_WAIT_TIMEOUTS`] timeouts: queueing behind a slow but answering target is waited
+//!   for, a silent one is not.
 //!
 //! - A result carries the time its poll was due (its grid point, as wall-clock milliseconds
 //!   from one origin read at the first poll, so every check due together gets the same
@@ -24,11 +25,7 @@
 //! check list arrives under a new index). One task per server instead of one per check: at
 //! 2,000 checks, no per-check timer, task or connection-slot wait (BENCHMARKS.md).
 
-use crate::checks::cabourotte::{
-    CabourotteCheck, Http, MAX_CONNECTIONS_PER_SERVER, SLOT_WAIT_TIMEOUTS,
-};
-use crate::service::driver::Polled;
-use anycastd_fsm::Observation;
+use super::{Gate, Observation, Polled, Probe, SLOT_WAIT_TIMEOUTS};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -38,10 +35,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// The schedulers of every Cabourotte server the checks use (cheap to clone).
-#[derive(Clone)]
+/// The schedulers of every target the checks use (cheap to clone).
+#[derive(Clone, Default)]
 pub struct Polling {
-    http: Http,
     servers: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Message>>>>,
     next_id: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -69,27 +65,23 @@ pub enum Message {
 
 /// A check to poll and where its results go.
 pub struct Registration {
-    check: CabourotteCheck,
+    check: Box<dyn Probe>,
     interval: Duration,
     index: usize,
     sink: Results,
 }
 
 impl Polling {
-    /// Schedulers sharing `http` (its connection pool and per-server limits).
-    pub fn new(http: Http) -> Polling {
-        Polling {
-            http,
-            servers: Arc::default(),
-            next_id: Arc::new(std::sync::atomic::AtomicU64::new(1)),
-        }
+    /// No scheduler yet: the first check of a target starts that target's.
+    pub fn new() -> Polling {
+        Polling::default()
     }
 
     /// Poll `check` every `interval`, delivering what it sees to `sink` as check `index`,
     /// until the returned watch is dropped. Must be called within the runtime.
     pub fn watch(
         &self,
-        check: CabourotteCheck,
+        check: Box<dyn Probe>,
         interval: Duration,
         index: usize,
         sink: Results,
@@ -97,7 +89,8 @@ impl Polling {
         let id = self
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let origin = check.origin().to_owned();
+        let origin = check.target().to_owned();
+        let gate = check.gate();
         let mut message = Message::Add(
             id,
             Box::new(Registration {
@@ -113,7 +106,7 @@ impl Polling {
                 .entry(origin.clone())
                 .or_insert_with(|| {
                     let (tx, rx) = mpsc::unbounded_channel();
-                    tokio::spawn(Scheduler::new(self.http.clone(), origin.clone()).run(rx));
+                    tokio::spawn(Scheduler::new(gate.clone(), origin.clone()).run(rx));
                     tx
                 })
                 .clone();
@@ -202,7 +195,7 @@ enum Phase {
 
 struct Entry {
     /// `None` while running (the running poll owns it).
-    check: Option<CabourotteCheck>,
+    check: Option<Box<dyn Probe>>,
     interval: Duration,
     index: usize,
     sink: Results,
@@ -213,10 +206,10 @@ struct Entry {
     polled: bool,
 }
 
-type Running = Pin<Box<dyn Future<Output = (u64, CabourotteCheck)> + Send>>;
+type Running = Pin<Box<dyn Future<Output = (u64, Box<dyn Probe>)> + Send>>;
 
 struct Scheduler {
-    http: Http,
+    gate: Arc<Gate>,
     origin: String,
     entries: BTreeMap<u64, Entry>,
     queue: VecDeque<u64>,
@@ -229,9 +222,9 @@ struct Scheduler {
 const FAR: Duration = Duration::from_secs(86_400);
 
 impl Scheduler {
-    fn new(http: Http, origin: String) -> Scheduler {
+    fn new(gate: Arc<Gate>, origin: String) -> Scheduler {
         Scheduler {
-            http,
+            gate,
             origin,
             entries: BTreeMap::new(),
             queue: VecDeque::new(),
@@ -300,7 +293,7 @@ impl Scheduler {
     }
 
     /// A poll (or a delivery without one) ended: the check waits for its next grid point.
-    fn finished(&mut self, id: u64, check: Option<CabourotteCheck>) {
+    fn finished(&mut self, id: u64, check: Option<Box<dyn Probe>>) {
         let Some(entry) = self.entries.get_mut(&id) else {
             return;
         };
@@ -354,7 +347,7 @@ impl Scheduler {
                 }
             }
         }
-        let limit = self.http.limit(&self.origin);
+        let gate = self.gate.clone();
         let mut failed = Vec::new();
         self.queue.retain(|id| {
             let Some(entry) = self.entries.get(id) else {
@@ -366,7 +359,7 @@ impl Scheduler {
             let timeout = check.timeout();
             let waited = now.saturating_duration_since(*since);
             let give_up = waited >= timeout
-                && (!limit.answered_within(timeout) || waited >= timeout * SLOT_WAIT_TIMEOUTS);
+                && (!gate.answered_within(timeout) || waited >= timeout * SLOT_WAIT_TIMEOUTS);
             if give_up {
                 failed.push(*id);
             }
@@ -410,8 +403,9 @@ impl Scheduler {
             check: entry.index,
             took: Duration::ZERO,
             observation: Observation::Fail(format!(
-                "no answer within {} ms ({MAX_CONNECTIONS_PER_SERVER} requests to {} already in flight)",
+                "no answer within {} ms ({} requests to {} already in flight)",
                 timeout.as_millis(),
+                self.gate.max_in_flight(),
                 self.origin
             )),
             at_ms: wall_ms(entry.slot),
@@ -422,7 +416,7 @@ impl Scheduler {
 
     /// Start the queued checks, in order, while connection slots are free.
     fn start_queued(&mut self) {
-        while self.running.len() < MAX_CONNECTIONS_PER_SERVER {
+        while self.running.len() < self.gate.max_in_flight() {
             let Some(id) = self.queue.pop_front() else {
                 return;
             };
@@ -433,7 +427,6 @@ impl Scheduler {
                 continue;
             };
             entry.phase = Phase::Running;
-            let http = self.http.clone();
             let sink = entry.sink.clone();
             let index = entry.index;
             // The result's time is when its poll was due (its grid point): the results of a
@@ -442,7 +435,7 @@ impl Scheduler {
             let due_ms = wall_ms(entry.slot);
             self.running.push(Box::pin(async move {
                 let started = std::time::Instant::now();
-                let observation = check.poll(&http).await;
+                let observation = check.poll().await;
                 let polled = Polled {
                     check: index,
                     took: started.elapsed(),

@@ -159,21 +159,55 @@ pub struct Prefix {
     pub vtysh: PathBuf,
 }
 
-/// One Cabourotte check.
+/// One check: what every kind has, and the kind's own settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Check {
-    /// Check name in Cabourotte.
+    /// Its name, unique in its service (for Cabourotte, the check's name there).
     pub name: String,
-    /// Base URL, without a trailing slash.
-    pub url: String,
     /// Poll interval.
     pub interval: Duration,
-    /// Per-request timeout.
+    /// Time limit of one poll.
     pub timeout: Duration,
     /// How long it may stay pending before it counts as failed.
     pub pending_timeout: Duration,
-    /// Results older than this fail as stale.
-    pub max_age: Option<Duration>,
+    /// The kind and its settings.
+    pub kind: CheckKind,
+}
+
+/// A check's kind and the settings only that kind has.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckKind {
+    /// A result read from Cabourotte's HTTP API (`checks.cabourotte`).
+    Cabourotte {
+        /// Base URL, without a trailing slash.
+        url: String,
+        /// Results older than this fail as stale.
+        max_age: Option<Duration>,
+    },
+}
+
+impl CheckKind {
+    /// The kind's name as the config file and the journal spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CheckKind::Cabourotte { .. } => "cabourotte",
+        }
+    }
+
+    /// The kind's name in log lines (`Cabourotte health check "dns" failed.`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            CheckKind::Cabourotte { .. } => "Cabourotte",
+        }
+    }
+
+    /// What, with the kind and the check's name, identifies the check (the Cabourotte URL):
+    /// a reload keeps the state of a check whose identity is unchanged.
+    pub fn identity(&self) -> &str {
+        match self {
+            CheckKind::Cabourotte { url, .. } => url,
+        }
+    }
 }
 
 /// One problem found in a config file.
@@ -1095,11 +1129,10 @@ impl Validator {
         };
         Some(Check {
             name,
-            url: url?,
             interval,
             timeout,
             pending_timeout,
-            max_age,
+            kind: CheckKind::Cabourotte { url: url?, max_age },
         })
     }
 

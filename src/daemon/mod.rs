@@ -179,8 +179,8 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
         env!("CARGO_PKG_VERSION")
     );
 
-    let client = match crate::checks::cabourotte::http_client() {
-        Ok(client) => crate::checks::scheduler::Polling::new(client),
+    let probes = match crate::checks::Kinds::new() {
+        Ok(kinds) => kinds.factory(),
         Err(e) => {
             eprintln!("anycastd: cannot create the HTTP client: {e}");
             return exit::SOFTWARE;
@@ -264,7 +264,8 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
     let shared = Shared {
         writers: writers.clone(),
         journal: journal.clone(),
-        polling: client.clone(),
+        polling: crate::checks::scheduler::Polling::new(),
+        probes,
         views: views.clone(),
     };
     let mut drivers: Vec<DriverHandle> = config

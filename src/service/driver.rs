@@ -9,7 +9,7 @@
 //! events; check results are logged on their edges, with a reminder while a check keeps
 //! failing.
 
-use crate::checks::cabourotte::CabourotteCheck;
+use crate::checks::Polled;
 use crate::config::{Prefix, Service};
 use crate::journal::{now_ms, JournalHandle};
 use crate::routing::writer::{Decision, PrefixKey, WriterHandle};
@@ -101,19 +101,6 @@ pub struct DriverHandle {
     pub task: JoinHandle<()>,
 }
 
-/// One check observation delivered to a driver.
-#[derive(Debug)]
-pub struct Polled {
-    /// Check index.
-    pub check: usize,
-    /// How long the request took.
-    pub took: Duration,
-    /// What it saw.
-    pub observation: Observation,
-    /// When its poll was due (ms since the epoch): the result's time.
-    pub at_ms: i64,
-}
-
 /// The journal's name for a prefix.
 pub fn prefix_ref(prefix: &Prefix) -> wire::PrefixRef {
     wire::PrefixRef {
@@ -147,6 +134,8 @@ pub struct Shared {
     pub journal: JournalHandle,
     /// The check schedulers.
     pub polling: crate::checks::scheduler::Polling,
+    /// Makes a configured check pollable.
+    pub probes: crate::checks::Factory,
     /// Every service's state, for the control socket and systemd.
     pub views: Views,
 }
@@ -218,13 +207,17 @@ pub fn wire_params(service: &Service) -> wire::ServiceParams {
             .checks
             .iter()
             .map(|c| wire::CheckParams {
-                kind: "cabourotte".into(),
-                url: c.url.clone(),
+                kind: c.kind.name().into(),
+                url: c.kind.identity().to_owned(),
                 name: c.name.clone(),
                 interval_ms: c.interval.as_millis() as u64,
                 timeout_ms: c.timeout.as_millis() as u64,
                 pending_timeout_ms: c.pending_timeout.as_millis() as u64,
-                max_age_ms: c.max_age.map(|d| d.as_millis() as u64),
+                max_age_ms: match &c.kind {
+                    crate::config::CheckKind::Cabourotte { max_age, .. } => {
+                        max_age.map(|d| d.as_millis() as u64)
+                    }
+                },
             })
             .collect(),
         prefixes: service.prefixes.iter().map(prefix_ref).collect(),
@@ -283,11 +276,10 @@ impl Driver {
             .iter()
             .enumerate()
             .map(|(index, check)| {
-                let cabourotte =
-                    CabourotteCheck::new(&check.url, &check.name, check.timeout, check.max_age);
+                let probe = (self.shared.probes)(check);
                 self.shared
                     .polling
-                    .watch(cabourotte, check.interval, index, polled_tx.clone())
+                    .watch(probe, check.interval, index, polled_tx.clone())
             })
             .collect();
         (watches, polled_rx)
@@ -326,12 +318,11 @@ impl Driver {
             .checks
             .iter()
             .map(|check| {
-                match self
-                    .service
-                    .checks
-                    .iter()
-                    .position(|o| o.name == check.name && o.url == check.url)
-                {
+                match self.service.checks.iter().position(|o| {
+                    o.name == check.name
+                        && o.kind.name() == check.kind.name()
+                        && o.kind.identity() == check.kind.identity()
+                }) {
                     // A check that stays keeps its history (the recorder journals its first
                     // result after the reload all the same).
                     Some(i) => {
@@ -569,6 +560,7 @@ impl Driver {
             return;
         };
         let name = self.service.checks[polled.check].name.as_str();
+        let kind = self.service.checks[polled.check].kind.label();
         let result = match polled.observation {
             Observation::Pass => 0,
             Observation::Fail(_) => 1,
@@ -589,7 +581,7 @@ impl Driver {
                         check = %name,
                         reason = %reason,
                         polls = edge.polls,
-                        "Cabourotte health check \"{name}\" is still failing."
+                        "{kind} health check \"{name}\" is still failing."
                     );
                 }
             }
@@ -606,23 +598,23 @@ impl Driver {
                     service = %self.service.name,
                     check = %name,
                     reason = %reason,
-                    "Cabourotte health check \"{name}\" failed."
+                    "{kind} health check \"{name}\" failed."
                 );
             }
             Observation::Pass if first => tracing::info!(
                 service = %self.service.name,
                 check = %name,
-                "Cabourotte health check \"{name}\" passed."
+                "{kind} health check \"{name}\" passed."
             ),
             Observation::Pass => tracing::info!(
                 service = %self.service.name,
                 check = %name,
-                "Cabourotte health check \"{name}\" passed again."
+                "{kind} health check \"{name}\" passed again."
             ),
             Observation::Pending => tracing::info!(
                 service = %self.service.name,
                 check = %name,
-                "Cabourotte health check \"{name}\" awaiting check result."
+                "{kind} health check \"{name}\" awaiting check result."
             ),
         }
     }
