@@ -5,11 +5,10 @@
 //! session is up; showing them apart is the point.
 
 use crate::config::Config;
-use crate::routing::frr::vtysh::{RunningConfig, Vtysh};
+use crate::routing::{BackendId, PrefixKey, Shown};
 use anycastd_journal::wire;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 
 /// What the daemon (or the journal) knows of a service's state.
 #[derive(Debug, Clone, Serialize)]
@@ -206,77 +205,12 @@ pub struct ServiceStatus {
     pub prefixes: Vec<PrefixStatus>,
 }
 
-#[derive(Default)]
-struct FrrState {
-    running: RunningConfig,
-    /// (vrf name as FRR says it, prefix) -> valid best path exists.
-    valid: HashMap<(String, String), bool>,
-    /// (vrf, "ipv4"|"ipv6") -> established peers.
-    established: HashMap<(String, &'static str), usize>,
-}
+/// The writers' view: per backend, the prefixes whose latest decision it has not shown yet,
+/// with the writer's last error for each (`None`: being applied).
+pub type Pending = HashMap<BackendId, Vec<(PrefixKey, Option<String>)>>;
 
-fn vrf_key(vrf: &Option<String>) -> String {
-    vrf.clone().unwrap_or_else(|| "default".to_owned())
-}
-
-async fn read_frr(vtysh: &Vtysh) -> Result<FrrState, String> {
-    let running = vtysh.running_config().await.map_err(|e| e.to_string())?;
-    let mut state = FrrState {
-        running,
-        ..FrrState::default()
-    };
-    for afi in ["ipv4", "ipv6"] {
-        let text = vtysh
-            .run(&[format!("show bgp vrf all {afi} unicast json")])
-            .await
-            .map_err(|e| e.to_string())?;
-        state.valid.extend(valid_routes(&text));
-    }
-    let text = vtysh
-        .run(&["show bgp vrf all summary json".to_owned()])
-        .await
-        .map_err(|e| e.to_string())?;
-    state.established = established_peers(&text);
-    Ok(state)
-}
-
-/// From `show bgp vrf all ipv4|ipv6 unicast json`: (VRF, prefix) -> a valid best path exists.
-/// Anything that is not the expected JSON yields nothing.
-pub fn valid_routes(text: &str) -> HashMap<(String, String), bool> {
-    let json: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
-    let mut valid = HashMap::new();
-    for (vrf, table) in json.as_object().into_iter().flatten() {
-        for (prefix, paths) in table["routes"].as_object().into_iter().flatten() {
-            let ok = paths.as_array().into_iter().flatten().any(|p| {
-                p["valid"].as_bool() == Some(true) && p["bestpath"].as_bool() == Some(true)
-            });
-            valid.insert((vrf.clone(), prefix.clone()), ok);
-        }
-    }
-    valid
-}
-
-/// From `show bgp vrf all summary json`: (VRF, family) -> established peers.
-pub fn established_peers(text: &str) -> HashMap<(String, &'static str), usize> {
-    let json: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
-    let mut established = HashMap::new();
-    for (vrf, families) in json.as_object().into_iter().flatten() {
-        for (key, afi) in [("ipv4Unicast", "ipv4"), ("ipv6Unicast", "ipv6")] {
-            let n = families[key]["peers"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(_, p)| p["state"].as_str() == Some("Established"))
-                .count();
-            established.insert((vrf.clone(), afi), n);
-        }
-    }
-    established
-}
-
-/// The writers' view: per vtysh binary, the prefixes whose latest decision FRR has not shown
-/// yet, with the writer's last error for each (`None`: being applied).
-pub type Pending = HashMap<PathBuf, Vec<(crate::routing::writer::PrefixKey, Option<String>)>>;
+/// What one backend showed of the prefixes asked, or why it could not be read.
+type Inspected = Result<HashMap<PrefixKey, Shown>, String>;
 
 /// Collect the status of the configured services (`only`: one of them). `snapshots` come
 /// from the running daemon's drivers (`live`) or from the journal's last states.
@@ -292,19 +226,18 @@ pub async fn collect(
         .iter()
         .filter(|s| only.is_none_or(|name| s.name == name))
         .collect();
-    let mut frr: BTreeMap<PathBuf, Result<FrrState, String>> = BTreeMap::new();
+    let mut asked: BTreeMap<&BackendId, Vec<PrefixKey>> = BTreeMap::new();
     for service in &services {
         for p in &service.prefixes {
-            if frr.contains_key(&p.vtysh) {
-                continue;
-            }
-            let vtysh = Vtysh {
-                path: p.vtysh.clone(),
-                args: config.frrouting.vtysh_args.clone(),
-                timeout: config.frrouting.vtysh_timeout,
-            };
-            frr.insert(p.vtysh.clone(), read_frr(&vtysh).await);
+            asked.entry(&p.backend).or_default().push(p.key());
         }
+    }
+    let mut shown: BTreeMap<&BackendId, Inspected> = BTreeMap::new();
+    for (backend, keys) in asked {
+        let inspected = crate::routing::inspect(&config.routing(), backend, &keys)
+            .await
+            .map(|list| keys.into_iter().zip(list).collect());
+        shown.insert(backend, inspected);
     }
     services
         .iter()
@@ -315,12 +248,12 @@ pub async fn collect(
                 .prefixes
                 .iter()
                 .map(|p| {
-                    let unsettled = pending.get(&p.vtysh).and_then(|list| {
+                    let unsettled = pending.get(&p.backend).and_then(|list| {
                         list.iter()
                             .find(|(key, _)| key.0 == p.vrf && key.1 == p.prefix)
                             .map(|(_, e)| e.clone())
                     });
-                    prefix_status(p, frr.get(&p.vtysh), desired, unsettled, config)
+                    prefix_status(p, shown.get(&p.backend), desired, unsettled, config)
                 })
                 .collect();
             let (state, state_text, drain) = match snapshot {
@@ -397,7 +330,7 @@ fn drain_status(state: &wire::State) -> Option<DrainStatus> {
 /// applied; `Some(Some(error))`: it failed and is retried).
 fn prefix_status(
     p: &crate::config::Prefix,
-    frr: Option<&Result<FrrState, String>>,
+    shown: Option<&Inspected>,
     desired: Option<bool>,
     unsettled: Option<Option<String>>,
     config: &Config,
@@ -416,40 +349,24 @@ fn prefix_status(
         error: error.clone(),
         note: String::new(),
     };
-    let f = match frr {
-        Some(Ok(f)) => f,
+    let backend = p.backend.kind.label();
+    let shown = match shown {
+        Some(Ok(shown)) => shown.get(&p.key()).copied().unwrap_or_default(),
         Some(Err(e)) => {
             status.note = match desired {
-                Some(w) => format!("wanted {}; FRR unreadable: {e}", want(w)),
-                None => format!("FRR unreadable: {e}"),
+                Some(w) => format!("wanted {}; {backend} unreadable: {e}", want(w)),
+                None => format!("{backend} unreadable: {e}"),
             };
             return status;
         }
         None => {
-            status.note = "FRR not read".into();
+            status.note = format!("{backend} not read");
             return status;
         }
     };
-    status.configured = f
-        .running
-        .instances
-        .get(&p.vrf)
-        .is_some_and(|i| i.networks.contains(&p.prefix));
-    let afi = if p.prefix.addr().is_ipv6() {
-        "ipv6"
-    } else {
-        "ipv4"
-    };
-    let valid = f
-        .valid
-        .get(&(vrf_key(&p.vrf), p.prefix.to_string()))
-        .copied()
-        .unwrap_or(false);
-    status.established_peers = f
-        .established
-        .get(&(vrf_key(&p.vrf), afi))
-        .copied()
-        .unwrap_or(0);
+    status.configured = shown.configured;
+    let valid = shown.valid;
+    status.established_peers = shown.established_peers;
     status.advertised = status.configured && valid && status.established_peers > 0;
     let actual = match (status.configured, valid, status.established_peers) {
         (false, _, _) => "not configured".to_owned(),
@@ -469,18 +386,18 @@ fn prefix_status(
     status.applying = differs && matches!(unsettled, Some(None));
     status.drift = differs && !status.applying;
     status.note = match (desired, differs, &unsettled) {
-        (None, _, _) => format!("FRR: {actual}"),
-        (Some(w), false, _) => format!("wanted {}; FRR: {actual}", want(w)),
+        (None, _, _) => format!("{backend}: {actual}"),
+        (Some(w), false, _) => format!("wanted {}; {backend}: {actual}", want(w)),
         (Some(w), true, Some(None)) => format!(
-            "being applied: wanted {}, still {there} in FRR; the writer is applying it",
+            "being applied: wanted {}, still {there} in {backend}; the writer is applying it",
             want(w)
         ),
         (Some(w), true, Some(Some(error))) => format!(
-            "MISMATCH: wanted {}, {there} in FRR; the writer is retrying: {error}",
+            "MISMATCH: wanted {}, {there} in {backend}; the writer is retrying: {error}",
             want(w)
         ),
         (Some(w), true, None) => format!(
-            "DRIFT: wanted {}, {there} in FRR; repair at the next pass (at most {} s)",
+            "DRIFT: wanted {}, {there} in {backend}; repair at the next pass (at most {} s)",
             want(w),
             config.frrouting.reconcile_interval.as_secs()
         ),
@@ -587,7 +504,11 @@ pub fn check(services: &[ServiceStatus], live: bool) -> (u8, String) {
     for s in services {
         for p in &s.prefixes {
             let prefix = crate::text::prefix_with_vrf(&p.prefix, p.vrf.as_deref());
-            if p.note.starts_with("FRR unreadable") || p.note == "FRR not read" {
+            let unread = crate::routing::BackendKind::ALL.iter().any(|kind| {
+                p.note.starts_with(&format!("{} unreadable", kind.label()))
+                    || p.note == format!("{} not read", kind.label())
+            });
+            if unread {
                 unknown.push(format!("{} {prefix}: {}", s.name, p.note));
             } else if p.drift {
                 critical.push(format!("{} {prefix}: {}", s.name, p.note));

@@ -54,7 +54,7 @@ fn render(config: &Config) -> String {
                 "  prefix {} vrf={} vtysh={}\n",
                 p.prefix,
                 p.vrf.as_deref().unwrap_or("(default)"),
-                p.vtysh.display()
+                p.backend.instance
             ));
         }
         for c in &s.checks {
@@ -122,7 +122,10 @@ fn the_seed_readme_example_loads_with_the_original_defaults() {
     );
     assert_eq!(dns.prefixes[1].prefix.to_string(), "203.0.113.53/32");
     assert_eq!(dns.prefixes[0].vrf, None);
-    assert_eq!(dns.prefixes[0].vtysh, Path::new("/usr/bin/vtysh"));
+    assert_eq!(
+        dns.prefixes[0].backend,
+        anycastd::routing::BackendId::frr(Path::new("/usr/bin/vtysh"))
+    );
     assert_eq!(dns.checks[0].kind.identity(), "http://127.0.0.1:9013");
     assert_eq!(dns.checks[0].interval, Duration::from_secs(5));
     assert_eq!((dns.rise, dns.fall), (1, 1));

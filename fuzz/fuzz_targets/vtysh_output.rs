@@ -8,6 +8,6 @@ fuzz_target!(|data: &[u8]| {
     for instance in config.instances.values() {
         assert!(instance.networks.len() <= text.len());
     }
-    let _ = anycastd::status::valid_routes(&text);
-    let _ = anycastd::status::established_peers(&text);
+    let _ = anycastd::routing::frr::valid_routes(&text);
+    let _ = anycastd::routing::frr::established_peers(&text);
 });

@@ -148,16 +148,9 @@ pub struct Service {
     pub damping: Option<anycastd_fsm::Damping>,
 }
 
-/// One FRRouting prefix.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Prefix {
-    /// The network (host bits zero).
-    pub prefix: IpNet,
-    /// VRF; `None` = default VRF.
-    pub vrf: Option<String>,
-    /// vtysh binary.
-    pub vtysh: PathBuf,
-}
+/// One prefix of a service and the backend that announces it (`prefixes.frrouting`: the FRR
+/// of a vtysh binary).
+pub type Prefix = crate::routing::Route;
 
 /// One check: what every kind has, and the kind's own settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -1017,7 +1010,11 @@ impl Validator {
                 return None;
             }
         };
-        Some(Prefix { prefix, vrf, vtysh })
+        Some(Prefix {
+            prefix,
+            vrf,
+            backend: crate::routing::BackendId::frr(vtysh),
+        })
     }
 
     /// A VRF name; the empty string means the default VRF (as in the original).
@@ -1267,12 +1264,25 @@ pub fn fnv1a_hex(bytes: &[u8]) -> String {
 }
 
 impl Config {
-    /// Every prefix, grouped by vtysh binary.
-    pub fn prefixes_by_vtysh(&self) -> BTreeMap<PathBuf, Vec<(&Service, &Prefix)>> {
-        let mut map: BTreeMap<PathBuf, Vec<(&Service, &Prefix)>> = BTreeMap::new();
+    /// How to reach the backends.
+    pub fn routing(&self) -> crate::routing::Settings {
+        crate::routing::Settings {
+            frr: crate::routing::frr::Settings {
+                args: self.frrouting.vtysh_args.clone(),
+                timeout: self.frrouting.vtysh_timeout,
+            },
+        }
+    }
+
+    /// Every prefix, grouped by backend.
+    pub fn prefixes_by_backend(
+        &self,
+    ) -> BTreeMap<crate::routing::BackendId, Vec<(&Service, &Prefix)>> {
+        let mut map: BTreeMap<crate::routing::BackendId, Vec<(&Service, &Prefix)>> =
+            BTreeMap::new();
         for service in &self.services {
             for prefix in &service.prefixes {
-                map.entry(prefix.vtysh.clone())
+                map.entry(prefix.backend.clone())
                     .or_default()
                     .push((service, prefix));
             }

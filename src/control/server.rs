@@ -205,7 +205,7 @@ fn pending(context: &Context) -> status::Pending {
                         .iter()
                         .find(|(k, _, _)| *k == key)
                         .and_then(|(_, _, e)| e.clone())
-                        .or(status.frr_error.clone());
+                        .or(status.read_error.clone());
                     (key, error)
                 })
                 .collect();

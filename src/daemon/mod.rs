@@ -15,10 +15,9 @@ use crate::control::ReloadRequest;
 use crate::control::{self, StopRequest};
 use crate::exit;
 use crate::journal::{now_ms, JournalHandle};
-use crate::routing::frr::vtysh::Vtysh;
-use crate::routing::reconcile::{self, FrrView, Plan};
-use crate::routing::writer::Decision;
-use crate::routing::writer::{self, Outcome, Report, WriterHandle};
+use crate::routing::reconcile::{self, Plan};
+use crate::routing::writer::{Decision, Outcome, Report, WriterHandle};
+use crate::routing::{self, BackendId};
 use crate::service::driver::{self, prefix_ref, Command, DriverHandle};
 use crate::service::driver::{Shared, Start, Views, Writers};
 use crate::status::ServiceView;
@@ -26,8 +25,7 @@ use anycastd_journal::wire::ReconcileDecision;
 use anycastd_journal::LastState;
 use anycastd_journal::Record;
 use anycastd_journal::{wire, Committer, Journal};
-use std::collections::BTreeMap;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -193,26 +191,23 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
     let (flush_tx, flush_rx) = mpsc::channel(1);
     let reporter = tokio::spawn(journal_reports(reports_rx, flush_rx, journal.clone()));
-    let mut vtysh_paths: Vec<PathBuf> = config.prefixes_by_vtysh().into_keys().collect();
-    vtysh_paths.extend(plan.plan.withdraw.iter().map(|w| w.0.clone()));
-    vtysh_paths.sort();
-    vtysh_paths.dedup();
-    let writer_map: HashMap<PathBuf, WriterHandle> = vtysh_paths
+    let mut backends: BTreeSet<BackendId> = config.prefixes_by_backend().into_keys().collect();
+    backends.extend(
+        plan.plan
+            .withdraw
+            .iter()
+            .map(|(route, _)| route.backend.clone()),
+    );
+    let writer_map: HashMap<BackendId, WriterHandle> = backends
         .into_iter()
-        .map(|path| {
-            let vtysh = Vtysh {
-                path: path.clone(),
-                args: config.frrouting.vtysh_args.clone(),
-                timeout: config.frrouting.vtysh_timeout,
-            };
-            (
-                path,
-                writer::spawn(
-                    vtysh,
-                    config.frrouting.reconcile_interval,
-                    reports_tx.clone(),
-                ),
-            )
+        .map(|id| {
+            let writer = routing::spawn_writer(
+                &config.routing(),
+                &id,
+                config.frrouting.reconcile_interval,
+                reports_tx.clone(),
+            );
+            (id, writer)
         })
         .collect();
     plan.hand_to(&config, &writer_map);
@@ -375,7 +370,7 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
         }
     };
     let config = running.config.clone();
-    let writers: HashMap<PathBuf, WriterHandle> =
+    let writers: HashMap<BackendId, WriterHandle> =
         writers.lock().unwrap_or_else(|p| p.into_inner()).clone();
     tracing::info!("Received {reason}, terminating.");
     status_task.abort();
@@ -539,11 +534,11 @@ struct Reconciliation {
 
 impl Reconciliation {
     /// Give the writers the plan's withdrawals and the restored services' announcements.
-    fn hand_to(&self, config: &Config, writers: &HashMap<PathBuf, WriterHandle>) {
-        let mut by_vtysh: BTreeMap<&PathBuf, Vec<_>> = BTreeMap::new();
-        for (vtysh, vrf, prefix, service) in &self.plan.withdraw {
-            by_vtysh.entry(vtysh).or_default().push((
-                (vrf.clone(), *prefix),
+    fn hand_to(&self, config: &Config, writers: &HashMap<BackendId, WriterHandle>) {
+        let mut by_backend: BTreeMap<&BackendId, Vec<_>> = BTreeMap::new();
+        for (route, service) in &self.plan.withdraw {
+            by_backend.entry(&route.backend).or_default().push((
+                route.key(),
                 Decision {
                     service: service.clone(),
                     announce: false,
@@ -554,8 +549,8 @@ impl Reconciliation {
         for service in &config.services {
             if self.plan.states.get(&service.name) == Some(&anycastd_fsm::State::Healthy) {
                 for p in &service.prefixes {
-                    by_vtysh.entry(&p.vtysh).or_default().push((
-                        (p.vrf.clone(), p.prefix),
+                    by_backend.entry(&p.backend).or_default().push((
+                        p.key(),
                         Decision {
                             service: service.name.clone(),
                             announce: true,
@@ -565,8 +560,8 @@ impl Reconciliation {
                 }
             }
         }
-        for (vtysh, items) in by_vtysh {
-            if let Some(writer) = writers.get(vtysh) {
+        for (backend, items) in by_backend {
+            if let Some(writer) = writers.get(backend) {
                 writer.set(items);
             }
         }
@@ -579,20 +574,21 @@ async fn reconcile_at_start(
     rebooted: bool,
     journal: &JournalHandle,
 ) -> Reconciliation {
-    let mut frr: FrrView = HashMap::new();
-    for path in reconcile::vtysh_paths(config, &prior.last) {
-        let vtysh = Vtysh {
-            path: path.clone(),
-            args: config.frrouting.vtysh_args.clone(),
-            timeout: config.frrouting.vtysh_timeout,
-        };
-        let view = vtysh.running_config().await.map_err(|e| e.to_string());
-        if let Err(e) = &view {
-            tracing::error!(vtysh = %path.display(), error = %e, "cannot read FRR at start-up; its prefixes start afresh");
+    let mut view: reconcile::View = HashMap::new();
+    let configured = config.prefixes_by_backend();
+    for id in reconcile::backends(configured.keys(), &prior.last) {
+        let installed = routing::read(&config.routing(), &id).await;
+        if let Err(e) = &installed {
+            tracing::error!(vtysh = %id, error = %e, "cannot read {} at start-up; its prefixes start afresh", id.kind.label());
         }
-        frr.insert(path, view);
+        view.insert(id, installed);
     }
-    let plan = reconcile::plan(config, &prior.last, rebooted, &frr);
+    let services: Vec<reconcile::ServiceRoutes<'_>> = config
+        .services
+        .iter()
+        .map(|s| (s.name.as_str(), s.prefixes.as_slice()))
+        .collect();
+    let plan = reconcile::plan(&services, &prior.last, rebooted, &view);
     let at = now_ms();
     let mut events = vec![wire::Event::Reconciled(plan.record.clone())];
     for (name, cause) in &plan.causes {
@@ -717,7 +713,7 @@ async fn journal_reports(
 fn journal_report(report: Report) -> Option<wire::Event> {
     {
         let Report {
-            vtysh,
+            backend,
             key: (vrf, prefix),
             decision,
             outcome,
@@ -732,11 +728,12 @@ fn journal_report(report: Report) -> Option<wire::Event> {
                 if decision.announce { "announce" } else { "denounce" }
             );
         }
-        let prefix_ref = wire::PrefixRef {
-            vtysh: vtysh.display().to_string(),
+        let prefix_ref = crate::routing::Route {
+            prefix,
             vrf: vrf.clone(),
-            prefix: prefix.to_string(),
-        };
+            backend,
+        }
+        .journal_ref();
         if let Outcome::Drift { present } = outcome {
             crate::metrics::count(
                 "anycastd_drift_repairs_total",
@@ -898,22 +895,18 @@ impl Running {
                 0
             }
         };
-        // New vtysh binaries get a writer before any driver needs it.
+        // New backends get a writer before any driver needs it.
         {
             let mut writers = self
                 .shared
                 .writers
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            for path in new.prefixes_by_vtysh().into_keys() {
-                writers.entry(path.clone()).or_insert_with(|| {
-                    let vtysh = Vtysh {
-                        path,
-                        args: new.frrouting.vtysh_args.clone(),
-                        timeout: new.frrouting.vtysh_timeout,
-                    };
-                    writer::spawn(
-                        vtysh,
+            for id in new.prefixes_by_backend().into_keys() {
+                writers.entry(id.clone()).or_insert_with(|| {
+                    routing::spawn_writer(
+                        &new.routing(),
+                        &id,
                         new.frrouting.reconcile_interval,
                         self.reports.clone(),
                     )
@@ -1044,7 +1037,7 @@ async fn shutdown(
     config: &Config,
     reason: &str,
     drivers: Vec<DriverHandle>,
-    writers: &HashMap<PathBuf, WriterHandle>,
+    writers: &HashMap<BackendId, WriterHandle>,
     journal: &JournalHandle,
     flush_reports: &mpsc::Sender<oneshot::Sender<()>>,
     signals: &mut Signals,
@@ -1087,28 +1080,31 @@ async fn shutdown(
     }
     let mut left: Vec<wire::PrefixRef> = Vec::new();
     let mut reasons: Vec<String> = Vec::new();
-    for (path, writer) in writers {
+    for (id, writer) in writers {
         let status = writer.status().borrow().clone();
         if status.generation < writer.generation() {
             // The writer never finished a pass over the shutdown decisions: nothing of this
-            // vtysh's prefixes is verified.
-            for (_, prefix) in config.prefixes_by_vtysh().get(path).into_iter().flatten() {
-                left.push(prefix_ref(prefix));
+            // backend's prefixes is verified.
+            for (_, prefix) in config.prefixes_by_backend().get(id).into_iter().flatten() {
+                left.push(prefix.journal_ref());
             }
             reasons.push(
                 status
-                    .frr_error
+                    .read_error
                     .clone()
                     .unwrap_or_else(|| "withdrawal not verified in time".into()),
             );
             continue;
         }
         for ((vrf, prefix), _, error) in &status.pending {
-            left.push(wire::PrefixRef {
-                vtysh: path.display().to_string(),
-                vrf: vrf.clone(),
-                prefix: prefix.to_string(),
-            });
+            left.push(
+                crate::routing::Route {
+                    prefix: *prefix,
+                    vrf: vrf.clone(),
+                    backend: id.clone(),
+                }
+                .journal_ref(),
+            );
             if let Some(error) = error {
                 reasons.push(error.clone());
             }

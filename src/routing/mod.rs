@@ -1,6 +1,298 @@
-//! Routing daemons: the level-triggered [`writer`] that converges a daemon to the services'
-//! decisions, the start-up [`reconcile`]iation, and one folder per daemon (today [`frr`]).
+//! Routing daemons: the seam every backend fits ([`Backend`]), the kind-neutral
+//! level-triggered [`writer`] that converges a backend to the services' decisions, the
+//! start-up [`reconcile`]iation, and one folder per backend: [`frr`] (vtysh, the running
+//! config, the advertised view) and [`memory`] (an in-process backend for tests).
+//!
+//! A backend is identified by a [`BackendId`] (its kind and instance: the vtysh binary for
+//! FRR). It can read what is installed ([`Backend::read`]: per VRF or table, whether it exists
+//! and which prefixes it has), apply an ordered batch of changes in calls of its choosing
+//! ([`Backend::batches`], [`Backend::apply`]), and show what it advertises
+//! ([`Backend::inspect`]). The writer decides *what* to change and *when*; the backend only
+//! *how*. A backend never creates an instance or table: a prefix whose table is missing is an
+//! error for that prefix alone.
+//!
+//! Adding a backend: a folder here with a type implementing [`Backend`], a [`BackendKind`]
+//! variant, its settings in [`Settings`] (filled in from its config section in `config/`),
+//! and one arm in each of [`spawn_writer`], [`read`] and [`inspect`].
 
 pub mod frr;
+pub mod memory;
 pub mod reconcile;
 pub mod writer;
+
+use anycastd_journal::wire;
+use ipnet::IpNet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A kind of routing daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BackendKind {
+    /// FRRouting, through vtysh.
+    Frr,
+    /// In this process, for tests ([`memory`]); not reachable from a config file.
+    Memory,
+}
+
+impl BackendKind {
+    /// Every kind.
+    pub const ALL: [BackendKind; 2] = [BackendKind::Frr, BackendKind::Memory];
+
+    /// Its name in messages: `FRR`.
+    pub fn label(self) -> &'static str {
+        match self {
+            BackendKind::Frr => "FRR",
+            BackendKind::Memory => "the memory backend",
+        }
+    }
+}
+
+/// One routing daemon instance anycastd writes to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BackendId {
+    /// Its kind.
+    pub kind: BackendKind,
+    /// Which one: the vtysh binary for FRR, a name for the memory backend.
+    pub instance: String,
+}
+
+/// How the journal names a memory backend (FRR's are named by their vtysh path, as in
+/// journal formats 1 and 2).
+const MEMORY_PREFIX: &str = "memory:";
+
+impl BackendId {
+    /// The FRR reached through the vtysh binary `vtysh`.
+    pub fn frr(vtysh: impl AsRef<std::path::Path>) -> BackendId {
+        BackendId {
+            kind: BackendKind::Frr,
+            instance: vtysh.as_ref().display().to_string(),
+        }
+    }
+
+    /// The memory backend called `name`.
+    pub fn memory(name: &str) -> BackendId {
+        BackendId {
+            kind: BackendKind::Memory,
+            instance: name.to_owned(),
+        }
+    }
+
+    /// Its name in the journal's prefix references.
+    pub fn journal_name(&self) -> String {
+        match self.kind {
+            BackendKind::Frr => self.instance.clone(),
+            BackendKind::Memory => format!("{MEMORY_PREFIX}{}", self.instance),
+        }
+    }
+
+    /// The backend a journal name stands for.
+    pub fn from_journal_name(name: &str) -> BackendId {
+        match name.strip_prefix(MEMORY_PREFIX) {
+            Some(instance) => BackendId::memory(instance),
+            None => BackendId::frr(name),
+        }
+    }
+}
+
+impl std::fmt::Display for BackendId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.journal_name())
+    }
+}
+
+/// A prefix of a service, and where it is announced.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Route {
+    /// The network (host bits zero).
+    pub prefix: IpNet,
+    /// The VRF (FRR) or table; `None` = the default one.
+    pub vrf: Option<String>,
+    /// The backend that announces it.
+    pub backend: BackendId,
+}
+
+impl Route {
+    /// Its place within its backend.
+    pub fn key(&self) -> PrefixKey {
+        (self.vrf.clone(), self.prefix)
+    }
+
+    /// The journal's name for it.
+    pub fn journal_ref(&self) -> wire::PrefixRef {
+        wire::PrefixRef {
+            vtysh: self.backend.journal_name(),
+            vrf: self.vrf.clone(),
+            prefix: self.prefix.to_string(),
+        }
+    }
+
+    /// The route a journal reference names (`None` if its prefix does not parse).
+    pub fn of_journal_ref(r: &wire::PrefixRef) -> Option<Route> {
+        Some(Route {
+            prefix: r.prefix.parse().ok()?,
+            vrf: r.vrf.clone(),
+            backend: BackendId::from_journal_name(&r.vtysh),
+        })
+    }
+}
+
+/// A prefix within one backend: (VRF or table, network).
+pub type PrefixKey = (Option<String>, IpNet);
+
+/// One change the writer asks of a backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The VRF or table.
+    pub vrf: Option<String>,
+    /// The network.
+    pub prefix: IpNet,
+    /// Announce (true) or withdraw.
+    pub announce: bool,
+}
+
+/// What a backend has installed, as read in one go.
+pub trait Installed: Send + Sync + 'static {
+    /// Whether the instance or table of `vrf` exists.
+    fn has_table(&self, vrf: &Option<String>) -> bool;
+    /// Whether `prefix` is installed in `vrf`.
+    fn contains(&self, vrf: &Option<String>, prefix: &IpNet) -> bool;
+    /// A copy in the common form.
+    fn snapshot(&self) -> Snapshot;
+}
+
+/// What a backend has installed, in a form every backend shares: per existing VRF or table,
+/// its prefixes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The tables that exist, with their prefixes.
+    pub tables: BTreeMap<Option<String>, BTreeSet<IpNet>>,
+}
+
+impl Installed for Snapshot {
+    fn has_table(&self, vrf: &Option<String>) -> bool {
+        self.tables.contains_key(vrf)
+    }
+
+    fn contains(&self, vrf: &Option<String>, prefix: &IpNet) -> bool {
+        self.tables.get(vrf).is_some_and(|t| t.contains(prefix))
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        self.clone()
+    }
+}
+
+/// What a backend shows of one prefix (`status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shown {
+    /// Installed (for FRR: a `network` statement in the running config).
+    pub configured: bool,
+    /// A valid best path exists for it.
+    pub valid: bool,
+    /// Established peers in its VRF and address family.
+    pub established_peers: usize,
+}
+
+/// One routing daemon as the writer, the start-up reconciliation and `status` use it.
+pub trait Backend: Send + Sync + 'static {
+    /// What one read returns.
+    type Installed: Installed;
+    /// Why a call failed.
+    type Error: std::fmt::Display + Send + 'static;
+
+    /// Which backend this is.
+    fn id(&self) -> &BackendId;
+
+    /// Read what is installed now (no cache).
+    fn read(&self) -> impl Future<Output = Result<Self::Installed, Self::Error>> + Send;
+
+    /// Split `changes` (in the order they are to be applied) into calls of [`Backend::apply`]:
+    /// consecutive ranges covering them all.
+    fn batches(
+        &self,
+        installed: &Self::Installed,
+        changes: &[Change],
+    ) -> Vec<std::ops::Range<usize>>;
+
+    /// Apply one batch. On an error, the changes before the failing one may have been applied
+    /// and the rest not: the writer reads back to tell.
+    fn apply(
+        &self,
+        installed: &Self::Installed,
+        changes: &[Change],
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Show what it installed and advertises of `prefixes`, in their order.
+    fn inspect(
+        &self,
+        prefixes: &[PrefixKey],
+    ) -> impl Future<Output = Result<Vec<Shown>, Self::Error>> + Send;
+
+    /// The error of a prefix whose VRF or table does not exist.
+    fn missing_table(&self, vrf: &Option<String>) -> String;
+
+    /// The error of a failed read.
+    fn unreadable(&self, error: &Self::Error) -> String;
+
+    /// The error of a change that a call reported as applied but a read-back does not show.
+    fn not_applied(&self) -> String;
+}
+
+/// How to reach each kind of backend, from the config.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// FRR's.
+    pub frr: frr::Settings,
+}
+
+/// Start the writer of backend `id`. Outcomes go to `reports`.
+pub fn spawn_writer(
+    settings: &Settings,
+    id: &BackendId,
+    reconcile_interval: Duration,
+    reports: mpsc::UnboundedSender<writer::Report>,
+) -> writer::WriterHandle {
+    match id.kind {
+        BackendKind::Frr => writer::spawn(
+            frr::Frr::new(id, &settings.frr),
+            reconcile_interval,
+            reports,
+        ),
+        BackendKind::Memory => writer::spawn(
+            memory::Memory::named(&id.instance),
+            reconcile_interval,
+            reports,
+        ),
+    }
+}
+
+/// Read what backend `id` has installed.
+pub async fn read(settings: &Settings, id: &BackendId) -> Result<Snapshot, String> {
+    async fn of<B: Backend>(backend: B) -> Result<Snapshot, String> {
+        match backend.read().await {
+            Ok(installed) => Ok(installed.snapshot()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+    match id.kind {
+        BackendKind::Frr => of(frr::Frr::new(id, &settings.frr)).await,
+        BackendKind::Memory => of(memory::Memory::named(&id.instance)).await,
+    }
+}
+
+/// Show what backend `id` installed and advertises of `prefixes`.
+pub async fn inspect(
+    settings: &Settings,
+    id: &BackendId,
+    prefixes: &[PrefixKey],
+) -> Result<Vec<Shown>, String> {
+    async fn of<B: Backend>(backend: B, prefixes: &[PrefixKey]) -> Result<Vec<Shown>, String> {
+        backend.inspect(prefixes).await.map_err(|e| e.to_string())
+    }
+    match id.kind {
+        BackendKind::Frr => of(frr::Frr::new(id, &settings.frr), prefixes).await,
+        BackendKind::Memory => of(memory::Memory::named(&id.instance), prefixes).await,
+    }
+}

@@ -1,6 +1,6 @@
 //! Start-up reconciliation (DESIGN §5): from the journal's last state of each service, the
-//! boot id, and the `network` statements FRR has configured, decide each service's starting
-//! state and what to withdraw or keep, before the first check runs.
+//! boot id, and what each backend has installed (for FRR, its `network` statements), decide
+//! each service's starting state and what to withdraw or keep, before the first check runs.
 //!
 //! 1. in FRR, journal says announced, still configured -> keep; the service is restored
 //!    `Healthy` and stays so while its checks are pending (no flap on a crash-restart);
@@ -13,17 +13,14 @@
 //!
 //! Prefixes in FRR that are neither configured nor in the journal are never touched. A
 //! service restored `Healthy` whose journal-announced prefixes are only partly in FRR gets the
-//! missing ones re-announced (its desired state is "announced"). This module is pure: the
-//! caller reads the journal and FRR and carries out the plan.
+//! missing ones re-announced (its desired state is "announced"). This module is pure and
+//! backend-neutral: the caller reads the journal and the backends and carries out the plan.
 
-use crate::config::Config;
-use crate::routing::frr::vtysh::RunningConfig;
+use super::{BackendId, Installed, Route, Snapshot};
 use anycastd_fsm::{DrainCause, State};
 use anycastd_journal::wire::{self, ReconcileDecision, ReconcileItem};
 use anycastd_journal::LastState;
-use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
 
 /// What to do at start-up.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -32,55 +29,47 @@ pub struct Plan {
     pub states: BTreeMap<String, State>,
     /// The wire cause for each service whose starting state was decided here.
     pub causes: BTreeMap<String, wire::Cause>,
-    /// Prefixes to withdraw now: (vtysh, vrf, prefix, owning service).
-    pub withdraw: Vec<(PathBuf, Option<String>, IpNet, String)>,
+    /// Prefixes to withdraw now, with their owning service.
+    pub withdraw: Vec<(Route, String)>,
     /// The journal record.
     pub record: wire::Reconciled,
 }
 
-/// FRR's running config per vtysh binary, or why it could not be read.
-pub type FrrView = HashMap<PathBuf, Result<RunningConfig, String>>;
+/// What each backend has installed, or why it could not be read.
+pub type View = HashMap<BackendId, Result<Snapshot, String>>;
 
-fn present(frr: &FrrView, vtysh: &std::path::Path, vrf: &Option<String>, prefix: &IpNet) -> bool {
-    match frr.get(vtysh) {
-        Some(Ok(rc)) => rc
-            .instances
-            .get(vrf)
-            .is_some_and(|i| i.networks.contains(prefix)),
+fn present(view: &View, route: &Route) -> bool {
+    match view.get(&route.backend) {
+        Some(Ok(installed)) => installed.contains(&route.vrf, &route.prefix),
         _ => false,
     }
 }
 
-fn readable(frr: &FrrView, vtysh: &std::path::Path) -> bool {
-    matches!(frr.get(vtysh), Some(Ok(_)))
+fn readable(view: &View, backend: &BackendId) -> bool {
+    matches!(view.get(backend), Some(Ok(_)))
 }
 
-fn wire_ref(vtysh: &std::path::Path, vrf: &Option<String>, prefix: &IpNet) -> wire::PrefixRef {
-    wire::PrefixRef {
-        vtysh: vtysh.display().to_string(),
-        vrf: vrf.clone(),
-        prefix: prefix.to_string(),
-    }
-}
+/// A configured service as the reconciliation sees it: its name and prefixes.
+pub type ServiceRoutes<'a> = (&'a str, &'a [Route]);
 
 /// Decide the plan. `last` is the journal's last state per service.
 pub fn plan(
-    config: &Config,
+    services: &[ServiceRoutes<'_>],
     last: &BTreeMap<String, LastState>,
     rebooted: bool,
-    frr: &FrrView,
+    view: &View,
 ) -> Plan {
     let mut plan = Plan::default();
     plan.record.rebooted = rebooted;
-    for (vtysh, view) in frr {
-        if let Err(e) = view {
+    for (backend, installed) in view {
+        if let Err(e) = installed {
             plan.record
                 .unreadable
-                .push((vtysh.display().to_string(), e.clone()));
+                .push((backend.journal_name(), e.clone()));
         }
     }
     plan.record.unreadable.sort();
-    let mut configured: BTreeSet<(PathBuf, Option<String>, IpNet)> = BTreeSet::new();
+    let mut configured: BTreeSet<&Route> = BTreeSet::new();
     let mut found: BTreeSet<wire::PrefixRef> = BTreeSet::new();
     let item = |plan: &mut Plan, service: &str, r: wire::PrefixRef, d: ReconcileDecision| {
         plan.record.items.push(ReconcileItem {
@@ -90,23 +79,21 @@ pub fn plan(
         });
     };
 
-    for service in &config.services {
-        let last_state = last.get(&service.name);
-        let journal_announced = |vtysh: &PathBuf, vrf: &Option<String>, prefix: &IpNet| {
+    for &(name, routes) in services {
+        let last_state = last.get(name);
+        let journal_announced = |route: &Route| {
             last_state.is_some_and(|l| {
-                l.state == wire::State::Healthy
-                    && l.prefixes.contains(&wire_ref(vtysh, vrf, prefix))
+                l.state == wire::State::Healthy && l.prefixes.contains(&route.journal_ref())
             })
         };
         let mut in_frr = Vec::new();
         let mut announced_missing = Vec::new();
-        for p in &service.prefixes {
-            configured.insert((p.vtysh.clone(), p.vrf.clone(), p.prefix));
-            let is_present = present(frr, &p.vtysh, &p.vrf, &p.prefix);
-            if is_present {
-                found.insert(wire_ref(&p.vtysh, &p.vrf, &p.prefix));
+        for p in routes {
+            configured.insert(p);
+            if present(view, p) {
+                found.insert(p.journal_ref());
                 in_frr.push(p);
-            } else if journal_announced(&p.vtysh, &p.vrf, &p.prefix) && readable(frr, &p.vtysh) {
+            } else if journal_announced(p) && readable(view, &p.backend) {
                 announced_missing.push(p);
             }
         }
@@ -118,15 +105,10 @@ pub fn plan(
         };
         let withdraw_all = |plan: &mut Plan, decision: ReconcileDecision| {
             for p in &in_frr {
-                plan.withdraw.push((
-                    p.vtysh.clone(),
-                    p.vrf.clone(),
-                    p.prefix,
-                    service.name.clone(),
-                ));
+                plan.withdraw.push(((*p).clone(), name.to_owned()));
                 plan.record.items.push(ReconcileItem {
-                    service: service.name.clone(),
-                    prefix: wire_ref(&p.vtysh, &p.vrf, &p.prefix),
+                    service: name.to_owned(),
+                    prefix: p.journal_ref(),
                     decision: decision.clone(),
                 });
             }
@@ -135,17 +117,15 @@ pub fn plan(
             // Rule 6: FRR may have loaded a saved copy; nothing is trusted.
             withdraw_all(&mut plan, ReconcileDecision::Reboot);
             if last_state.is_some_and(|l| l.state != wire::State::Starting) {
-                plan.states.insert(service.name.clone(), State::Starting);
-                plan.causes
-                    .insert(service.name.clone(), wire::Cause::Restart);
+                plan.states.insert(name.to_owned(), State::Starting);
+                plan.causes.insert(name.to_owned(), wire::Cause::Restart);
             }
             continue;
         }
         if let Some(cause) = operator_drain {
             // An operator drain survives a restart: stay drained, withdraw what FRR has.
             withdraw_all(&mut plan, ReconcileDecision::Withdrawn);
-            plan.states
-                .insert(service.name.clone(), State::Draining(cause));
+            plan.states.insert(name.to_owned(), State::Draining(cause));
             continue;
         }
         let was_announced = last_state.is_some_and(|l| l.state == wire::State::Healthy);
@@ -153,50 +133,46 @@ pub fn plan(
             // Rule 1 (and rule 3 for the missing ones, re-announced as the service is healthy).
             (Some(_), false) if was_announced => {
                 for p in &in_frr {
-                    let r = wire_ref(&p.vtysh, &p.vrf, &p.prefix);
-                    let decision = if journal_announced(&p.vtysh, &p.vrf, &p.prefix) {
+                    let r = p.journal_ref();
+                    let decision = if journal_announced(p) {
                         ReconcileDecision::Kept
                     } else {
                         ReconcileDecision::Adopted
                     };
-                    item(&mut plan, &service.name, r, decision);
+                    item(&mut plan, name, r, decision);
                 }
                 for p in &announced_missing {
-                    let r = wire_ref(&p.vtysh, &p.vrf, &p.prefix);
-                    item(&mut plan, &service.name, r, ReconcileDecision::Missing);
+                    let r = p.journal_ref();
+                    item(&mut plan, name, r, ReconcileDecision::Missing);
                 }
-                plan.states.insert(service.name.clone(), State::Healthy);
-                plan.causes
-                    .insert(service.name.clone(), wire::Cause::Restored);
+                plan.states.insert(name.to_owned(), State::Healthy);
+                plan.causes.insert(name.to_owned(), wire::Cause::Restored);
             }
             // Rule 3: the journal says announced but FRR has none of it.
             (Some(_), true) if was_announced => {
                 for p in &announced_missing {
-                    let r = wire_ref(&p.vtysh, &p.vrf, &p.prefix);
-                    item(&mut plan, &service.name, r, ReconcileDecision::Missing);
+                    let r = p.journal_ref();
+                    item(&mut plan, name, r, ReconcileDecision::Missing);
                 }
-                plan.states.insert(service.name.clone(), State::Starting);
-                plan.causes
-                    .insert(service.name.clone(), wire::Cause::Restart);
+                plan.states.insert(name.to_owned(), State::Starting);
+                plan.causes.insert(name.to_owned(), wire::Cause::Restart);
             }
             // Rule 4: withdrawn, unhealthy, starting or draining in the journal.
             (Some(l), _) => {
                 withdraw_all(&mut plan, ReconcileDecision::Withdrawn);
                 if l.state != wire::State::Starting {
-                    plan.states.insert(service.name.clone(), State::Starting);
-                    plan.causes
-                        .insert(service.name.clone(), wire::Cause::Restart);
+                    plan.states.insert(name.to_owned(), State::Starting);
+                    plan.causes.insert(name.to_owned(), wire::Cause::Restart);
                 }
             }
             // Rule 5: the journal knows nothing; FRR has some of it.
             (None, false) => {
                 for p in &in_frr {
-                    let r = wire_ref(&p.vtysh, &p.vrf, &p.prefix);
-                    item(&mut plan, &service.name, r, ReconcileDecision::Adopted);
+                    let r = p.journal_ref();
+                    item(&mut plan, name, r, ReconcileDecision::Adopted);
                 }
-                plan.states.insert(service.name.clone(), State::Healthy);
-                plan.causes
-                    .insert(service.name.clone(), wire::Cause::Adopted);
+                plan.states.insert(name.to_owned(), State::Healthy);
+                plan.causes.insert(name.to_owned(), wire::Cause::Adopted);
             }
             (None, true) => {}
         }
@@ -205,17 +181,15 @@ pub fn plan(
     // Rule 2: journaled prefixes no service configures any more.
     for (service, l) in last {
         for r in &l.prefixes {
-            let vtysh = PathBuf::from(&r.vtysh);
-            let Ok(prefix) = r.prefix.parse::<IpNet>() else {
+            let Some(route) = Route::of_journal_ref(r) else {
                 continue;
             };
-            if configured.contains(&(vtysh.clone(), r.vrf.clone(), prefix)) {
+            if configured.contains(&route) {
                 continue;
             }
-            if present(frr, &vtysh, &r.vrf, &prefix) {
+            if present(view, &route) {
                 found.insert(r.clone());
-                plan.withdraw
-                    .push((vtysh, r.vrf.clone(), prefix, service.clone()));
+                plan.withdraw.push((route, service.clone()));
                 item(&mut plan, service, r.clone(), ReconcileDecision::Orphan);
             }
         }
@@ -224,61 +198,53 @@ pub fn plan(
     plan
 }
 
-/// Every vtysh binary to read: the configured ones and those in the journal.
-pub fn vtysh_paths(config: &Config, last: &BTreeMap<String, LastState>) -> BTreeSet<PathBuf> {
-    let mut paths: BTreeSet<PathBuf> = config.prefixes_by_vtysh().into_keys().collect();
+/// Every backend to read: the configured ones and those in the journal.
+pub fn backends<'a>(
+    configured: impl IntoIterator<Item = &'a BackendId>,
+    last: &BTreeMap<String, LastState>,
+) -> BTreeSet<BackendId> {
+    let mut backends: BTreeSet<BackendId> = configured.into_iter().cloned().collect();
     for l in last.values() {
         for r in &l.prefixes {
             if !r.vtysh.is_empty() {
-                paths.insert(PathBuf::from(&r.vtysh));
+                backends.insert(BackendId::from_journal_name(&r.vtysh));
             }
         }
     }
-    paths
+    backends
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routing::frr::vtysh::Instance;
 
-    const CONFIG: &str = r#"
-[services.dns]
-prefixes.frrouting = ["203.0.113.53"]
-checks.cabourotte = ["dns"]
-[services.ntp]
-prefixes.frrouting = [{ prefix = "203.0.113.123", vrf = "123" }]
-checks.cabourotte = ["ntp"]
-"#;
-
-    fn config() -> Config {
-        crate::config::parse(CONFIG).unwrap()
+    fn route(vrf: Option<&str>, prefix: &str) -> Route {
+        Route {
+            prefix: prefix.parse().unwrap(),
+            vrf: vrf.map(str::to_owned),
+            backend: BackendId::frr("/usr/bin/vtysh"),
+        }
     }
 
-    fn frr(networks: &[(Option<&str>, &str)]) -> FrrView {
-        let mut rc = RunningConfig::default();
-        rc.instances.insert(
-            None,
-            Instance {
-                asn: 65536,
-                networks: BTreeSet::new(),
-            },
-        );
-        rc.instances.insert(
-            Some("123".into()),
-            Instance {
-                asn: 65537,
-                networks: BTreeSet::new(),
-            },
-        );
+    /// dns (203.0.113.53/32) and ntp (203.0.113.123/32 in VRF 123), both in one FRR.
+    fn plan(last: &BTreeMap<String, LastState>, rebooted: bool, view: &View) -> Plan {
+        let dns = [route(None, "203.0.113.53/32")];
+        let ntp = [route(Some("123"), "203.0.113.123/32")];
+        super::plan(&[("dns", &dns), ("ntp", &ntp)], last, rebooted, view)
+    }
+
+    fn frr(networks: &[(Option<&str>, &str)]) -> View {
+        let mut installed = Snapshot::default();
+        installed.tables.insert(None, BTreeSet::new());
+        installed.tables.insert(Some("123".into()), BTreeSet::new());
         for (vrf, p) in networks {
-            rc.instances
+            installed
+                .tables
                 .get_mut(&vrf.map(str::to_owned))
                 .unwrap()
-                .networks
                 .insert(p.parse().unwrap());
         }
-        HashMap::from([(PathBuf::from("/usr/bin/vtysh"), Ok(rc))])
+        HashMap::from([(BackendId::frr("/usr/bin/vtysh"), Ok(installed))])
     }
 
     type Entry<'a> = (&'a str, wire::State, &'a [(Option<&'a str>, &'a str)]);
@@ -324,7 +290,7 @@ checks.cabourotte = ["ntp"]
     #[test]
     fn rule_1_a_crash_restart_of_a_healthy_service_keeps_it_announced() {
         let last = last(&[("dns", wire::State::Healthy, &[(None, "203.0.113.53/32")])]);
-        let plan = plan(&config(), &last, false, &frr(&[(None, "203.0.113.53/32")]));
+        let plan = plan(&last, false, &frr(&[(None, "203.0.113.53/32")]));
         assert_eq!(plan.states.get("dns"), Some(&State::Healthy));
         assert!(plan.withdraw.is_empty());
         assert_eq!(
@@ -340,9 +306,9 @@ checks.cabourotte = ["ntp"]
     #[test]
     fn rule_2_a_journaled_prefix_no_longer_configured_is_withdrawn_as_an_orphan() {
         let last = last(&[("web", wire::State::Healthy, &[(None, "198.51.100.80/32")])]);
-        let plan = plan(&config(), &last, false, &frr(&[(None, "198.51.100.80/32")]));
+        let plan = plan(&last, false, &frr(&[(None, "198.51.100.80/32")]));
         assert_eq!(plan.withdraw.len(), 1);
-        assert_eq!(plan.withdraw[0].3, "web");
+        assert_eq!(plan.withdraw[0].1, "web");
         assert_eq!(
             decisions(&plan),
             [(
@@ -356,7 +322,7 @@ checks.cabourotte = ["ntp"]
     #[test]
     fn rule_3_announced_in_the_journal_but_missing_from_frr_starts_over() {
         let last = last(&[("dns", wire::State::Healthy, &[(None, "203.0.113.53/32")])]);
-        let plan = plan(&config(), &last, false, &frr(&[]));
+        let plan = plan(&last, false, &frr(&[]));
         assert_eq!(plan.states.get("dns"), Some(&State::Starting));
         assert_eq!(
             decisions(&plan),
@@ -379,7 +345,6 @@ checks.cabourotte = ["ntp"]
             ),
         ]);
         let plan = plan(
-            &config(),
             &last,
             false,
             &frr(&[(None, "203.0.113.53/32"), (Some("123"), "203.0.113.123/32")]),
@@ -395,7 +360,6 @@ checks.cabourotte = ["ntp"]
     #[test]
     fn rule_5_configured_prefixes_unknown_to_the_journal_are_adopted() {
         let plan = plan(
-            &config(),
             &BTreeMap::new(),
             false,
             &frr(&[(Some("123"), "203.0.113.123/32")]),
@@ -410,7 +374,6 @@ checks.cabourotte = ["ntp"]
     fn rule_6_after_a_reboot_nothing_is_restored_or_adopted() {
         let last = last(&[("dns", wire::State::Healthy, &[(None, "203.0.113.53/32")])]);
         let plan = plan(
-            &config(),
             &last,
             true,
             &frr(&[(None, "203.0.113.53/32"), (Some("123"), "203.0.113.123/32")]),
@@ -426,12 +389,7 @@ checks.cabourotte = ["ntp"]
 
     #[test]
     fn prefixes_neither_configured_nor_journaled_are_never_touched() {
-        let plan = plan(
-            &config(),
-            &BTreeMap::new(),
-            false,
-            &frr(&[(None, "192.0.2.0/24")]),
-        );
+        let plan = plan(&BTreeMap::new(), false, &frr(&[(None, "192.0.2.0/24")]));
         assert!(
             plan.withdraw.is_empty()
                 && plan.record.items.is_empty()
@@ -442,9 +400,9 @@ checks.cabourotte = ["ntp"]
     #[test]
     fn an_unreadable_frr_decides_nothing_for_its_prefixes() {
         let last = last(&[("dns", wire::State::Healthy, &[(None, "203.0.113.53/32")])]);
-        let view: FrrView =
-            HashMap::from([(PathBuf::from("/usr/bin/vtysh"), Err("unreachable".into()))]);
-        let plan = plan(&config(), &last, false, &view);
+        let view: View =
+            HashMap::from([(BackendId::frr("/usr/bin/vtysh"), Err("unreachable".into()))]);
+        let plan = plan(&last, false, &view);
         assert!(plan.withdraw.is_empty());
         assert_eq!(
             plan.record.unreadable,

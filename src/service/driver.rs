@@ -13,12 +13,12 @@ use crate::checks::Polled;
 use crate::config::{Prefix, Service};
 use crate::journal::{now_ms, JournalHandle};
 use crate::routing::writer::{Decision, PrefixKey, WriterHandle};
+use crate::routing::BackendId;
 use crate::service::{Core, Effects};
 use crate::status::ServiceView;
 use anycastd_fsm::{DampingState, DrainCause, Observation, State};
 use anycastd_journal::wire;
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -88,8 +88,8 @@ pub enum Command {
     Snapshot(oneshot::Sender<crate::status::Snapshot>),
 }
 
-/// The FRR writers by vtysh binary, shared by the drivers (a reload may add one).
-pub type Writers = std::sync::Arc<std::sync::Mutex<HashMap<PathBuf, WriterHandle>>>;
+/// The writers by backend, shared by the drivers (a reload may add one).
+pub type Writers = std::sync::Arc<std::sync::Mutex<HashMap<BackendId, WriterHandle>>>;
 
 /// A running driver.
 pub struct DriverHandle {
@@ -103,11 +103,7 @@ pub struct DriverHandle {
 
 /// The journal's name for a prefix.
 pub fn prefix_ref(prefix: &Prefix) -> wire::PrefixRef {
-    wire::PrefixRef {
-        vtysh: prefix.vtysh.display().to_string(),
-        vrf: prefix.vrf.clone(),
-        prefix: prefix.prefix.to_string(),
-    }
+    prefix.journal_ref()
 }
 
 /// How a driver starts.
@@ -778,10 +774,10 @@ impl Driver {
         announce: bool,
         decision_seq: u64,
     ) -> Vec<Handed> {
-        let mut by_vtysh: BTreeMap<&PathBuf, Vec<_>> = BTreeMap::new();
+        let mut by_backend: BTreeMap<&BackendId, Vec<_>> = BTreeMap::new();
         for prefix in prefixes {
-            by_vtysh.entry(&prefix.vtysh).or_default().push((
-                (prefix.vrf.clone(), prefix.prefix),
+            by_backend.entry(&prefix.backend).or_default().push((
+                prefix.key(),
                 Decision {
                     service: self.service.name.clone(),
                     announce,
@@ -795,8 +791,8 @@ impl Driver {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let mut handed = Vec::new();
-        for (vtysh, items) in by_vtysh {
-            match writers.get(vtysh) {
+        for (backend, items) in by_backend {
+            match writers.get(backend) {
                 Some(writer) => {
                     let keys = items.iter().map(|(key, _)| key.clone()).collect();
                     let generation = writer.set(items);
@@ -808,8 +804,8 @@ impl Driver {
                 }
                 None => tracing::error!(
                     service = %self.service.name,
-                    vtysh = %vtysh.display(),
-                    "no FRR writer for this vtysh (a bug)"
+                    backend = %backend,
+                    "no writer for this backend (a bug)"
                 ),
             }
         }
@@ -859,7 +855,7 @@ pub async fn verify(handed: &[Handed], limit: Duration) -> Vec<(PrefixKey, Optio
                     .iter()
                     .find(|(k, _, _)| k == key)
                     .and_then(|(_, _, e)| e.clone())
-                    .or_else(|| status.frr_error.clone());
+                    .or_else(|| status.read_error.clone());
                 left.push((key.clone(), error));
             }
         }

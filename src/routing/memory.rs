@@ -1,0 +1,210 @@
+//! A backend in this process, for tests: it records every batch it is asked to apply, and a
+//! test can make it fail a prefix, lose a table, turn unreadable, or change behind the
+//! writer's back (drift). Backends of one name share their state, so a test and the writer
+//! the daemon starts for `BackendId::memory(name)` see the same one. Not reachable from a
+//! config file.
+
+use super::{Backend, BackendId, Change, Installed, PrefixKey, Shown, Snapshot};
+use ipnet::IpNet;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+/// One memory backend (cheap to clone; clones share the state).
+#[derive(Debug, Clone)]
+pub struct Memory {
+    id: BackendId,
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Debug)]
+struct State {
+    installed: Snapshot,
+    applied: Vec<Vec<Change>>,
+    failing: HashMap<IpNet, String>,
+    unreadable: Option<String>,
+    max_batch: usize,
+    reads: u64,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            installed: Snapshot::default(),
+            applied: Vec::new(),
+            failing: HashMap::new(),
+            unreadable: None,
+            max_batch: 500,
+            reads: 0,
+        }
+    }
+}
+
+impl Memory {
+    /// The memory backend called `name` (created empty, without tables, on first use).
+    pub fn named(name: &str) -> Memory {
+        static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<Mutex<State>>>>> = OnceLock::new();
+        let registry = REGISTRY.get_or_init(Mutex::default);
+        let state = registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.to_owned())
+            .or_default()
+            .clone();
+        Memory {
+            id: BackendId::memory(name),
+            state,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Create the table of `vrf` (empty).
+    pub fn add_table(&self, vrf: Option<&str>) {
+        self.state()
+            .installed
+            .tables
+            .entry(vrf.map(str::to_owned))
+            .or_default();
+    }
+
+    /// Remove the table of `vrf` and its prefixes (a routing daemon restarted without it).
+    pub fn remove_table(&self, vrf: Option<&str>) {
+        self.state()
+            .installed
+            .tables
+            .remove(&vrf.map(str::to_owned));
+    }
+
+    /// Install or remove a prefix behind the writer's back (a hand edit).
+    pub fn set(&self, vrf: Option<&str>, prefix: IpNet, present: bool) {
+        let mut state = self.state();
+        let table = state
+            .installed
+            .tables
+            .entry(vrf.map(str::to_owned))
+            .or_default();
+        if present {
+            table.insert(prefix);
+        } else {
+            table.remove(&prefix);
+        }
+    }
+
+    /// Fail every change of `prefix` with `error` (`None`: stop failing it).
+    pub fn fail(&self, prefix: IpNet, error: Option<&str>) {
+        let mut state = self.state();
+        match error {
+            Some(e) => state.failing.insert(prefix, e.to_owned()),
+            None => state.failing.remove(&prefix),
+        };
+    }
+
+    /// Fail every read with `error` (`None`: readable again).
+    pub fn unreadable(&self, error: Option<&str>) {
+        self.state().unreadable = error.map(str::to_owned);
+    }
+
+    /// Apply at most `n` changes per call.
+    pub fn max_batch(&self, n: usize) {
+        self.state().max_batch = n.max(1);
+    }
+
+    /// What it has installed now.
+    pub fn installed(&self) -> Snapshot {
+        self.state().installed.clone()
+    }
+
+    /// Every batch it was asked to apply, in order.
+    pub fn applied(&self) -> Vec<Vec<Change>> {
+        self.state().applied.clone()
+    }
+
+    /// How many reads it answered.
+    pub fn reads(&self) -> u64 {
+        self.state().reads
+    }
+}
+
+impl Backend for Memory {
+    type Installed = Snapshot;
+    type Error = String;
+
+    fn id(&self) -> &BackendId {
+        &self.id
+    }
+
+    async fn read(&self) -> Result<Snapshot, String> {
+        let mut state = self.state();
+        if let Some(e) = &state.unreadable {
+            return Err(e.clone());
+        }
+        state.reads += 1;
+        Ok(state.installed.clone())
+    }
+
+    fn batches(&self, _: &Snapshot, changes: &[Change]) -> Vec<std::ops::Range<usize>> {
+        let max = self.state().max_batch;
+        (0..changes.len())
+            .step_by(max)
+            .map(|start| start..(start + max).min(changes.len()))
+            .collect()
+    }
+
+    /// Applies in order and stops at the first failing change, as vtysh does.
+    async fn apply(&self, _: &Snapshot, changes: &[Change]) -> Result<(), String> {
+        let mut state = self.state();
+        state.applied.push(changes.to_vec());
+        for change in changes {
+            if let Some(e) = state.failing.get(&change.prefix) {
+                return Err(e.clone());
+            }
+            let Some(table) = state.installed.tables.get_mut(&change.vrf) else {
+                return Err(format!("no table {:?}", change.vrf));
+            };
+            if change.announce {
+                table.insert(change.prefix);
+            } else {
+                table.remove(&change.prefix);
+            }
+        }
+        Ok(())
+    }
+
+    async fn inspect(&self, prefixes: &[PrefixKey]) -> Result<Vec<Shown>, String> {
+        let installed = self.read().await?;
+        Ok(prefixes
+            .iter()
+            .map(|(vrf, prefix)| {
+                let configured = installed.contains(vrf, prefix);
+                Shown {
+                    configured,
+                    valid: configured,
+                    established_peers: 1,
+                }
+            })
+            .collect())
+    }
+
+    fn missing_table(&self, vrf: &Option<String>) -> String {
+        format!("no table {vrf:?} in the memory backend")
+    }
+
+    fn unreadable(&self, error: &String) -> String {
+        format!("cannot read the memory backend: {error}")
+    }
+
+    fn not_applied(&self) -> String {
+        "the memory backend took the change but does not show it".to_owned()
+    }
+}
+
+/// The tables of a snapshot as a map, for assertions.
+pub fn tables(snapshot: &Snapshot) -> BTreeMap<Option<String>, Vec<String>> {
+    snapshot
+        .tables
+        .iter()
+        .map(|(vrf, set)| (vrf.clone(), set.iter().map(ToString::to_string).collect()))
+        .collect()
+}
