@@ -680,6 +680,8 @@ async fn sleep_until(at: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::memory::Memory;
+    use ipnet::IpNet;
 
     #[test]
     fn backoff_doubles_up_to_its_cap() {
@@ -687,5 +689,232 @@ mod tests {
         assert_eq!(backoff(2, false), Duration::from_secs(1));
         assert_eq!(backoff(20, false), BACKOFF_MAX);
         assert_eq!(backoff(20, true), BACKOFF_MAX_URGENT);
+    }
+
+    fn net(text: &str) -> IpNet {
+        text.parse().unwrap()
+    }
+
+    fn decision(announce: bool, seq: u64) -> Decision {
+        Decision {
+            service: "dns".into(),
+            announce,
+            decision_seq: seq,
+        }
+    }
+
+    /// A memory backend with a default table and a table "blue", and its writer.
+    fn writer(
+        name: &str,
+        reconcile: Duration,
+    ) -> (Memory, WriterHandle, mpsc::UnboundedReceiver<Report>) {
+        let memory = Memory::named(name);
+        memory.add_table(None);
+        memory.add_table(Some("blue"));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handle = spawn(memory.clone(), reconcile, tx);
+        (memory, handle, rx)
+    }
+
+    async fn report(rx: &mut mpsc::UnboundedReceiver<Report>) -> Report {
+        tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("a report within 20 s")
+            .expect("the writer is running")
+    }
+
+    /// The reports until every key in `keys` has a final one (applied or already so).
+    async fn settled(rx: &mut mpsc::UnboundedReceiver<Report>, keys: &[PrefixKey]) -> Vec<Report> {
+        let mut reports = Vec::new();
+        while !keys.iter().all(|k| {
+            reports.iter().any(|r: &Report| {
+                r.key == *k && matches!(r.outcome, Outcome::Applied | Outcome::AlreadySo)
+            })
+        }) {
+            reports.push(report(rx).await);
+        }
+        reports
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[tokio::test]
+    async fn withdrawals_go_first_and_every_decision_gets_its_outcome() {
+        let (memory, handle, mut rx) = writer("writer-order", HOUR);
+        memory.set(None, net("203.0.113.1/32"), true);
+        let keys: Vec<PrefixKey> = vec![
+            (None, net("203.0.113.1/32")),
+            (Some("blue".into()), net("2001:db8::2/128")),
+            (None, net("203.0.113.3/32")),
+            (None, net("203.0.113.4/32")),
+        ];
+        handle.set(vec![
+            (keys[0].clone(), decision(false, 1)),
+            (keys[1].clone(), decision(true, 1)),
+            (keys[2].clone(), decision(true, 1)),
+            (keys[3].clone(), decision(false, 1)),
+        ]);
+        let reports = settled(&mut rx, &keys).await;
+        let outcome = |key: &PrefixKey| {
+            reports
+                .iter()
+                .find(|r| r.key == *key)
+                .map(|r| r.outcome.clone())
+        };
+        assert_eq!(outcome(&keys[0]), Some(Outcome::Applied));
+        assert_eq!(outcome(&keys[1]), Some(Outcome::Applied));
+        assert_eq!(outcome(&keys[2]), Some(Outcome::Applied));
+        assert_eq!(outcome(&keys[3]), Some(Outcome::AlreadySo), "never there");
+        let applied: Vec<Change> = memory.applied().concat();
+        assert_eq!(
+            applied,
+            [
+                Change {
+                    vrf: None,
+                    prefix: net("203.0.113.1/32"),
+                    announce: false
+                },
+                Change {
+                    vrf: None,
+                    prefix: net("203.0.113.3/32"),
+                    announce: true
+                },
+                Change {
+                    vrf: Some("blue".into()),
+                    prefix: net("2001:db8::2/128"),
+                    announce: true
+                },
+            ],
+            "withdrawals first, then by table: nothing asked twice, nothing already so asked"
+        );
+        assert!(handle.unsettled().is_empty());
+        assert_eq!(
+            crate::routing::memory::tables(&memory.installed()),
+            BTreeMap::from([
+                (None, vec!["203.0.113.3/32".to_owned()]),
+                (Some("blue".into()), vec!["2001:db8::2/128".to_owned()]),
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn batches_follow_the_backends_limit_and_a_missing_table_fails_only_its_prefix() {
+        let (memory, handle, mut rx) = writer("writer-batches", HOUR);
+        memory.max_batch(2);
+        let good: Vec<PrefixKey> = (1..=5)
+            .map(|i| (None, net(&format!("198.51.100.{i}/32"))))
+            .collect();
+        let orphan: PrefixKey = (Some("red".into()), net("192.0.2.1/32"));
+        let mut items: Vec<_> = good
+            .iter()
+            .map(|k| (k.clone(), decision(true, 7)))
+            .collect();
+        items.push((orphan.clone(), decision(true, 7)));
+        handle.set(items);
+        let reports = settled(&mut rx, &good).await;
+        let failed: Vec<&Report> = reports
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
+            .collect();
+        assert_eq!(failed.len(), 1, "{reports:?}");
+        assert_eq!(failed[0].key, orphan);
+        assert_eq!(
+            failed[0].outcome,
+            Outcome::Failed("no table Some(\"red\") in the memory backend".into())
+        );
+        assert_eq!(
+            memory.applied().iter().map(Vec::len).collect::<Vec<_>>(),
+            [2, 2, 1],
+            "five changes in calls of at most two; the orphan is never sent"
+        );
+        assert_eq!(handle.unsettled(), vec![orphan]);
+    }
+
+    #[tokio::test]
+    async fn a_call_that_fails_midway_sets_aside_its_culprit_and_retries_the_rest_at_once() {
+        let (memory, handle, mut rx) = writer("writer-culprit", HOUR);
+        let keys: Vec<PrefixKey> = (1..=3)
+            .map(|i| (None, net(&format!("203.0.113.{i}/32"))))
+            .collect();
+        memory.fail(keys[1].1, Some("% Unknown command"));
+        handle.set(
+            keys.iter()
+                .map(|k| (k.clone(), decision(true, 3)))
+                .collect(),
+        );
+        let mut reports = Vec::new();
+        while !reports
+            .iter()
+            .any(|r: &Report| r.key == keys[2] && r.outcome == Outcome::Applied)
+        {
+            reports.push(report(&mut rx).await);
+        }
+        assert!(reports.contains(&Report {
+            backend: BackendId::memory("writer-culprit"),
+            key: keys[1].clone(),
+            decision: decision(true, 3),
+            outcome: Outcome::Failed("% Unknown command".into()),
+        }));
+        assert!(
+            !reports
+                .iter()
+                .any(|r| r.key != keys[1] && matches!(r.outcome, Outcome::Failed(_))),
+            "only the line the call stopped at failed: {reports:?}"
+        );
+        // Once the backend takes it, the backoff retry applies it.
+        memory.fail(keys[1].1, None);
+        let reports = settled(&mut rx, &keys[1..2]).await;
+        assert_eq!(reports.last().map(|r| &r.outcome), Some(&Outcome::Applied));
+        assert!(memory.installed().contains(&None, &keys[1].1));
+    }
+
+    #[tokio::test]
+    async fn drift_is_reported_and_repaired_by_the_periodic_read() {
+        let (memory, handle, mut rx) = writer("writer-drift", Duration::from_millis(200));
+        let key: PrefixKey = (Some("blue".into()), net("203.0.113.9/32"));
+        handle.set(vec![(key.clone(), decision(true, 4))]);
+        settled(&mut rx, std::slice::from_ref(&key)).await;
+        // Someone removes it by hand.
+        memory.set(Some("blue"), key.1, false);
+        let drift = report(&mut rx).await;
+        assert_eq!(drift.outcome, Outcome::Drift { present: false });
+        assert_eq!(
+            drift.decision,
+            decision(true, 4),
+            "the decision it drifted from"
+        );
+        let repaired = report(&mut rx).await;
+        assert_eq!(repaired.outcome, Outcome::Applied);
+        assert!(memory.installed().contains(&key.0, &key.1));
+    }
+
+    #[tokio::test]
+    async fn a_decision_replaced_before_it_was_applied_is_superseded() {
+        let (memory, handle, mut rx) = writer("writer-superseded", HOUR);
+        memory.unreadable(Some("socket gone"));
+        let key: PrefixKey = (None, net("203.0.113.10/32"));
+        handle.set(vec![(key.clone(), decision(true, 5))]);
+        let failed = report(&mut rx).await;
+        assert_eq!(
+            failed.outcome,
+            Outcome::Failed("cannot read the memory backend: socket gone".into())
+        );
+        assert_eq!(
+            handle.status().borrow().read_error.as_deref(),
+            Some("cannot read the memory backend: socket gone")
+        );
+        handle.set(vec![(key.clone(), decision(false, 6))]);
+        let superseded = report(&mut rx).await;
+        assert_eq!(superseded.decision, decision(true, 5));
+        assert_eq!(superseded.outcome, Outcome::Superseded);
+        memory.unreadable(None);
+        handle.urgent();
+        let reports = settled(&mut rx, std::slice::from_ref(&key)).await;
+        let last = reports.last().unwrap();
+        assert_eq!(
+            (&last.decision, &last.outcome),
+            (&decision(false, 6), &Outcome::AlreadySo)
+        );
+        assert!(memory.applied().is_empty(), "nothing was ever sent");
     }
 }

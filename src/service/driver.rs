@@ -862,3 +862,246 @@ pub async fn verify(handed: &[Handed], limit: Duration) -> Vec<(PrefixKey, Optio
     }
     left
 }
+
+#[cfg(test)]
+mod tests {
+    //! The driver with a scripted check and the in-memory backend: what it journals, and
+    //! that the backend changes only after the decision is journaled.
+
+    use super::*;
+    use crate::checks::scripted::Script;
+    use crate::config::{Check, CheckKind};
+    use crate::routing::memory::Memory;
+    use crate::routing::{Installed, Route};
+    use anycastd_journal::{Committer, Entry, Journal, Reader};
+    use std::sync::{Arc, Mutex};
+
+    struct Fixture {
+        shared: Shared,
+        memory: Memory,
+        route: Route,
+        script: Script,
+        reader: Reader,
+        reports: mpsc::UnboundedReceiver<crate::routing::writer::Report>,
+        _dir: tempfile::TempDir,
+    }
+
+    /// Service "dns" (rise 2, fall 1) with one prefix in memory backend `backend` and one
+    /// scripted check polled every 50 ms, answering `first`.
+    fn fixture(backend: &str, first: Observation) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path(), &Default::default()).unwrap();
+        let reader = journal.reader_handle();
+        let memory = Memory::named(backend);
+        memory.add_table(None);
+        let (reports_tx, reports) = mpsc::unbounded_channel();
+        let id = BackendId::memory(backend);
+        let writer =
+            crate::routing::writer::spawn(memory.clone(), Duration::from_secs(3600), reports_tx);
+        let script = Script::new(first);
+        let answering = script.clone();
+        let probes: crate::checks::Factory =
+            Arc::new(move |check: &Check| Box::new(answering.probe(&check.name, check.timeout)));
+        Fixture {
+            shared: Shared {
+                writers: Arc::new(Mutex::new(HashMap::from([(id.clone(), writer)]))),
+                journal: JournalHandle::new(Committer::start(journal)),
+                polling: crate::checks::scheduler::Polling::new(),
+                probes,
+                views: Views::default(),
+            },
+            memory,
+            route: Route {
+                prefix: "203.0.113.53/32".parse().unwrap(),
+                vrf: None,
+                backend: id,
+            },
+            script,
+            reader,
+            reports,
+            _dir: dir,
+        }
+    }
+
+    fn start(f: &Fixture) -> DriverHandle {
+        let service = Service {
+            name: "dns".into(),
+            rise: 2,
+            fall: 1,
+            prefixes: vec![f.route.clone()],
+            checks: vec![Check {
+                name: "resolver".into(),
+                interval: Duration::from_millis(50),
+                timeout: Duration::from_millis(500),
+                pending_timeout: Duration::from_secs(10),
+                kind: CheckKind::Cabourotte {
+                    url: "http://127.0.0.1:9".into(),
+                    max_age: None,
+                },
+            }],
+            damping: None,
+        };
+        spawn(
+            Start {
+                service,
+                initial: State::Starting,
+                at_ms: now_ms(),
+                restored_damping: None,
+                since: (now_ms(), "started".into()),
+            },
+            f.shared.clone(),
+        )
+    }
+
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(Instant::now() < deadline, "not within 20 s: {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn transitions(reader: &Reader) -> Vec<(u64, wire::Transition)> {
+        reader
+            .entries_from(0)
+            .filter_map(|e| match e {
+                Ok(Entry::Record(r)) => match r.event {
+                    wire::Event::Transition(t) => Some((r.seq, t)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn announced(f: &Fixture) -> bool {
+        f.memory.installed().contains(&f.route.vrf, &f.route.prefix)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_passing_check_announces_after_rise_and_a_failure_withdraws_each_journaled_first() {
+        let mut f = fixture("driver-rise-fall", Observation::Pass);
+        let _driver = start(&f);
+        until("announced", || announced(&f)).await;
+        // The decision was durable before the backend was asked: the writer was handed the
+        // sequence number of its record, known only once the append returned.
+        let journaled = transitions(&f.reader);
+        let (seq, t) = journaled.last().unwrap();
+        let applied = f.reports.recv().await.unwrap();
+        assert_eq!(applied.outcome, crate::routing::writer::Outcome::Applied);
+        assert_eq!(applied.decision.decision_seq, *seq);
+        assert_eq!(
+            (&t.from, &t.to),
+            (&wire::State::Starting, &wire::State::Healthy)
+        );
+        assert_eq!(t.change, wire::Change::Announce);
+        assert_eq!(t.prefixes, vec![f.route.journal_ref()]);
+        assert_eq!(t.healthy_streak, 2, "rise 2: two passing verdicts");
+        assert!(f.script.polls() >= 2);
+
+        f.script.set(Observation::Fail("SERVFAIL".into()));
+        until("withdrawn", || !announced(&f)).await;
+        let journaled = transitions(&f.reader);
+        let (seq, t) = journaled.last().unwrap();
+        let applied = f.reports.recv().await.unwrap();
+        assert_eq!(
+            (applied.decision.announce, applied.decision.decision_seq),
+            (false, *seq)
+        );
+        assert_eq!(
+            (&t.from, &t.to),
+            (&wire::State::Healthy, &wire::State::Unhealthy)
+        );
+        assert_eq!(t.change, wire::Change::Withdraw);
+        assert_eq!(
+            crate::text::cause_text(&t.cause),
+            "check resolver failed: SERVFAIL"
+        );
+        assert_eq!(
+            f.memory.applied().len(),
+            2,
+            "one call to announce, one to withdraw"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_operator_drain_withdraws_until_undrained_and_the_reply_says_what_the_backend_showed(
+    ) {
+        let f = fixture("driver-drain", Observation::Pass);
+        let driver = start(&f);
+        until("announced", || announced(&f)).await;
+        let operator = |kind| {
+            Box::new(wire::OperatorAction {
+                kind,
+                uid: 0,
+                pid: 1,
+            })
+        };
+        let (tx, rx) = oneshot::channel();
+        let drain = Command::Drain {
+            cause: Box::new(DrainCause::Operator {
+                reason: "maintenance".into(),
+                expires_at: None,
+                uid: 0,
+            }),
+            operator: operator(wire::OperatorKind::Drain {
+                service: "dns".into(),
+                reason: "maintenance".into(),
+                expires_at_ms: None,
+            }),
+            reply: tx,
+        };
+        assert!(driver.commands.send(drain).await.is_ok());
+        let reply = rx.await.unwrap();
+        assert!(matches!(
+            reply.state,
+            State::Draining(DrainCause::Operator { .. })
+        ));
+        assert!(verify(&reply.handed, Duration::from_secs(20))
+            .await
+            .is_empty());
+        assert!(!announced(&f), "the drain's withdrawal is verified");
+        // Checks keep passing: it stays drained.
+        let polls = f.script.polls();
+        until("more polls", || f.script.polls() >= polls + 3).await;
+        assert!(!announced(&f));
+
+        let (tx, rx) = oneshot::channel();
+        let undrain = Command::Undrain {
+            operator: operator(wire::OperatorKind::Undrain {
+                service: "dns".into(),
+            }),
+            reply: tx,
+        };
+        assert!(driver.commands.send(undrain).await.is_ok());
+        let reply = rx.await.unwrap();
+        assert!(verify(&reply.handed, Duration::from_secs(20))
+            .await
+            .is_empty());
+        until("announced again", || announced(&f)).await;
+        let states: Vec<(wire::State, wire::State)> = transitions(&f.reader)
+            .into_iter()
+            .map(|(_, t)| (t.from, t.to))
+            .collect();
+        assert_eq!(states.len(), 3, "{states:?}");
+        assert!(matches!(
+            states[1],
+            (wire::State::Healthy, wire::State::Draining(_))
+        ));
+        assert!(matches!(states[2].0, wire::State::Draining(_)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shutdown_drains_and_hands_the_withdrawal_over_before_answering() {
+        let f = fixture("driver-shutdown", Observation::Pass);
+        let driver = start(&f);
+        until("announced", || announced(&f)).await;
+        let (tx, rx) = oneshot::channel();
+        assert!(driver.commands.send(Command::Shutdown(tx)).await.is_ok());
+        rx.await.unwrap();
+        let (_, t) = transitions(&f.reader).pop().unwrap();
+        assert_eq!(t.to, wire::State::Draining(wire::DrainCause::Shutdown));
+        assert_eq!(t.change, wire::Change::Withdraw);
+        until("withdrawn", || !announced(&f)).await;
+    }
+}
