@@ -1,0 +1,117 @@
+//! The journal reporter: every apply outcome of the writers becomes a record (and a log line
+//! when it failed or drifted).
+
+use super::*;
+
+/// Journal every apply outcome; log failures. A message on `flush` is answered once every
+/// report received so far is journaled (so the stop record comes after them).
+/// Have the reporter journal every outcome queued so far; waits at most `limit`.
+pub(super) async fn flush_reports(
+    reporter: &mpsc::Sender<oneshot::Sender<()>>,
+    limit: std::time::Duration,
+) {
+    let (done_tx, done_rx) = oneshot::channel();
+    if reporter.send(done_tx).await.is_ok() {
+        let _ = tokio::time::timeout(limit, done_rx).await;
+    }
+}
+
+pub(super) async fn journal_reports(
+    mut reports: mpsc::UnboundedReceiver<Report>,
+    mut flush: mpsc::Receiver<oneshot::Sender<()>>,
+    journal: JournalHandle,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            report = reports.recv() => match report {
+                Some(report) => {
+                    // Every report waiting goes into one durable append: an operator told
+                    // "FRR shows it" finds the outcome in the journal after a crash too.
+                    let mut events: Vec<wire::Event> = journal_report(report).into_iter().collect();
+                    while let Ok(report) = reports.try_recv() {
+                        events.extend(journal_report(report));
+                    }
+                    journal.append_flushed(now_ms(), events);
+                }
+                None => return,
+            },
+            Some(done) = flush.recv() => {
+                let mut events = Vec::new();
+                while let Ok(report) = reports.try_recv() {
+                    events.extend(journal_report(report));
+                }
+                journal.append_flushed(now_ms(), events);
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// The record of an FRR outcome (and its log line).
+pub(super) fn journal_report(report: Report) -> Option<wire::Event> {
+    {
+        let Report {
+            backend,
+            key: (vrf, prefix),
+            decision,
+            outcome,
+        } = report;
+        if let Outcome::Failed(error) = &outcome {
+            tracing::warn!(
+                service = %decision.service,
+                prefix = %prefix,
+                vrf = vrf.as_deref().unwrap_or("default"),
+                error = %error,
+                "Could not {} prefix {prefix}; retrying.",
+                if decision.announce { "announce" } else { "denounce" }
+            );
+        }
+        let prefix_ref = crate::routing::Route {
+            prefix,
+            vrf: vrf.clone(),
+            backend,
+        }
+        .journal_ref();
+        if let Outcome::Drift { present } = outcome {
+            crate::metrics::count(
+                "anycastd_drift_repairs_total",
+                &[("service", &decision.service)],
+                1.0,
+            );
+            tracing::warn!(
+                service = %decision.service,
+                prefix = %prefix,
+                vrf = vrf.as_deref().unwrap_or("default"),
+                present,
+                "Drift: prefix {prefix} is {} in FRR although it should be {}; repairing.",
+                if present { "configured" } else { "missing" },
+                if decision.announce { "announced" } else { "withdrawn" }
+            );
+            return Some(wire::Event::Drift(wire::Drift {
+                service: decision.service.clone(),
+                prefix: prefix_ref,
+                present,
+                wanted: decision.announce,
+            }));
+        }
+        let outcome = match outcome {
+            Outcome::Drift { .. } => return None,
+            Outcome::Applied => wire::Outcome::Applied,
+            Outcome::AlreadySo => wire::Outcome::AlreadySo,
+            Outcome::Failed(e) => wire::Outcome::Failed(e),
+            Outcome::Superseded => wire::Outcome::Superseded,
+        };
+        Some(wire::Event::Apply(wire::Apply {
+            service: decision.service.clone(),
+            prefix: prefix_ref,
+            change: if decision.announce {
+                wire::Change::Announce
+            } else {
+                wire::Change::Withdraw
+            },
+            outcome,
+            decision_seq: decision.decision_seq,
+        }))
+    }
+}

@@ -1,0 +1,171 @@
+//! Stopping: withdraw everything and verify it within `shutdown_timeout` (or hand over with
+//! `stop --keep-announced`), and journal the stop either way.
+
+use super::*;
+
+/// `stop --keep-announced`: journal the handover and exit without touching FRR; the next
+/// start restores the services (DESIGN §5 rule 1).
+pub(super) async fn hand_over(
+    reason: &str,
+    drivers: Vec<DriverHandle>,
+    journal: &JournalHandle,
+) -> u8 {
+    // The results since each service's last record are journaled first, so that replay
+    // knows them (the next start restores the services where they were).
+    for driver in &drivers {
+        let (tx, rx) = oneshot::channel();
+        if driver.commands.send(Command::FlushRuns(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+        driver.task.abort();
+    }
+    let stopped = wire::DaemonStopped {
+        reason: reason.to_owned(),
+        outcome: wire::StopOutcome::HandedOver,
+    };
+    if let Err(e) = journal
+        .append_durable(now_ms(), vec![wire::Event::DaemonStopped(stopped)])
+        .await
+    {
+        tracing::error!(error = %e, "cannot journal the handover");
+    }
+    tracing::info!("Handed over: prefixes stay announced until the next start reconciles them.");
+    exit::OK
+}
+
+pub(super) async fn shutdown(
+    config: &Config,
+    reason: &str,
+    drivers: Vec<DriverHandle>,
+    writers: &HashMap<BackendId, WriterHandle>,
+    journal: &JournalHandle,
+    flush_reports: &mpsc::Sender<oneshot::Sender<()>>,
+    signals: &mut Signals,
+) -> u8 {
+    let deadline = Instant::now() + config.daemon.shutdown_timeout;
+    let names: Vec<String> = drivers.iter().map(|d| d.name.clone()).collect();
+    let withdraw_all = async {
+        // Every driver journals its Draining(Shutdown) and hands the withdrawal to the writers.
+        let mut acks = Vec::new();
+        for driver in &drivers {
+            let (tx, rx) = oneshot::channel();
+            if driver.commands.send(Command::Shutdown(tx)).await.is_ok() {
+                acks.push(rx);
+            }
+        }
+        for ack in acks {
+            let _ = ack.await;
+        }
+        for writer in writers.values() {
+            writer.urgent();
+        }
+        // Wait until every writer verified every withdrawal.
+        for writer in writers.values() {
+            let target = writer.generation();
+            let mut status = writer.status();
+            let _ = status
+                .wait_for(|s| s.generation >= target && s.pending.is_empty())
+                .await;
+        }
+    };
+    let finished = tokio::select! {
+        _ = tokio::time::timeout_at(deadline, withdraw_all) => true,
+        second = signals.next() => {
+            tracing::error!("Received {second} again, exiting at once without verifying withdrawals.");
+            false
+        }
+    };
+    for driver in &drivers {
+        driver.task.abort();
+    }
+    let mut left: Vec<wire::PrefixRef> = Vec::new();
+    let mut reasons: Vec<String> = Vec::new();
+    for (id, writer) in writers {
+        let status = writer.status().borrow().clone();
+        if status.generation < writer.generation() {
+            // The writer never finished a pass over the shutdown decisions: nothing of this
+            // backend's prefixes is verified.
+            for (_, prefix) in config.prefixes_by_backend().get(id).into_iter().flatten() {
+                left.push(prefix.journal_ref());
+            }
+            reasons.push(
+                status
+                    .read_error
+                    .clone()
+                    .unwrap_or_else(|| "withdrawal not verified in time".into()),
+            );
+            continue;
+        }
+        for ((vrf, prefix), _, error) in &status.pending {
+            left.push(
+                crate::routing::Route {
+                    prefix: *prefix,
+                    vrf: vrf.clone(),
+                    backend: id.clone(),
+                }
+                .journal_ref(),
+            );
+            if let Some(error) = error {
+                reasons.push(error.clone());
+            }
+        }
+    }
+    left.sort();
+    left.dedup();
+    reasons.sort();
+    reasons.dedup();
+    let outcome = if left.is_empty() {
+        wire::StopOutcome::WithdrawnAll
+    } else {
+        wire::StopOutcome::Left(left.clone())
+    };
+    self::flush_reports(flush_reports, std::time::Duration::from_secs(2)).await;
+    let stop_reason = if finished {
+        reason.to_owned()
+    } else {
+        format!("{reason}, then a second signal")
+    };
+    if let Err(e) = journal
+        .append_durable(
+            now_ms(),
+            vec![wire::Event::DaemonStopped(wire::DaemonStopped {
+                reason: stop_reason,
+                outcome,
+            })],
+        )
+        .await
+    {
+        tracing::error!(error = %e, "cannot journal the stop");
+    }
+    for name in &names {
+        let service_left: Vec<String> = config
+            .services
+            .iter()
+            .filter(|s| &s.name == name)
+            .flat_map(|s| s.prefixes.iter().map(prefix_ref))
+            .filter(|p| !finished || left.contains(p))
+            .map(|p| crate::text::prefix_text(&p))
+            .collect();
+        if service_left.is_empty() {
+            tracing::info!(service = %name, "Service \"{name}\" terminated.");
+        } else {
+            tracing::warn!(
+                service = %name,
+                prefixes = %service_left.join(", "),
+                "Service \"{name}\" stopped without a verified withdrawal; its prefixes may still be announced: {}.",
+                service_left.join(", ")
+            );
+        }
+    }
+    if left.is_empty() && finished {
+        return exit::OK;
+    }
+    let listed: Vec<String> = left.iter().map(crate::text::prefix_text).collect();
+    tracing::error!(
+        left = %listed.join(", "),
+        reasons = %reasons.join("; "),
+        "Could not verify the withdrawal of every prefix before exiting; still announced or unknown: {}. Please remediate manually.",
+        listed.join(", ")
+    );
+    exit::SOFTWARE
+}

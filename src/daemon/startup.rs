@@ -1,0 +1,424 @@
+//! Start-up: open the journal (moving an unreadable one aside), read what it says, and
+//! reconcile with the backends before the first check (DESIGN §5).
+
+use super::*;
+
+/// What the journal said before this start.
+#[derive(Debug, Default)]
+pub struct Prior {
+    /// Last state of each service.
+    pub last: BTreeMap<String, LastState>,
+    /// Boot id of the previous start.
+    pub boot_id: Option<String>,
+    /// Last flap-damping state of each service.
+    pub damping: BTreeMap<String, wire::DampingRecord>,
+}
+
+pub(super) fn read_prior(journal: &Journal) -> Result<Prior, anycastd_journal::Error> {
+    let last = journal.last_states()?.into_iter().collect();
+    let boot_id = journal.last_start()?.map(|(_, s)| s.boot_id);
+    let damping = journal
+        .damping_states()?
+        .into_iter()
+        .map(|d| (d.service.clone(), d))
+        .collect();
+    // The newest record must decode too: a torn or garbled log is not trusted.
+    if let Some(entry) = journal
+        .entries_from(journal.next_seq().saturating_sub(1))
+        .next()
+    {
+        entry?;
+    }
+    Ok(Prior {
+        last,
+        boot_id,
+        damping,
+    })
+}
+
+/// How long the daemon waits for a journal held by someone else (a client reading it while
+/// no daemon ran holds it for milliseconds; another daemon holds it for good).
+pub(super) const JOURNAL_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Open the journal, waiting up to [`JOURNAL_LOCK_WAIT`] while its lock is held.
+pub(super) fn open_waiting(
+    path: &Path,
+    options: &anycastd_journal::Options,
+) -> Result<Journal, anycastd_journal::Error> {
+    let deadline = std::time::Instant::now() + JOURNAL_LOCK_WAIT;
+    loop {
+        match Journal::open(path, options) {
+            Err(anycastd_journal::Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Open the journal and read what it says. A journal that cannot be read (other than for
+/// its lock or a filesystem error) is moved aside with a loud error and a new one started:
+/// announcements must not depend on the audit store (DESIGN §4).
+pub(super) fn open_or_reset(
+    config: &crate::config::JournalConfig,
+    reset: &mut Option<wire::JournalReset>,
+) -> Result<(Journal, Prior), anycastd_journal::Error> {
+    let path = config.path.as_path();
+    let options = config.store_options();
+    let failure = match open_waiting(path, &options) {
+        Ok(journal) => match read_prior(&journal) {
+            Ok(prior) => return Ok((journal, prior)),
+            Err(e) => e,
+        },
+        Err(e @ (anycastd_journal::Error::Locked { .. } | anycastd_journal::Error::Io { .. })) => {
+            return Err(e)
+        }
+        Err(e) => e,
+    };
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let aside = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
+    if let Err(e) = std::fs::rename(path, &aside) {
+        tracing::error!(journal = %path.display(), error = %e, "the journal cannot be read and cannot be moved aside");
+        return Err(failure);
+    }
+    tracing::error!(
+        journal = %path.display(),
+        moved_to = %aside.display(),
+        error = %failure,
+        "THE JOURNAL COULD NOT BE READ: moved aside, starting a new one. The audit trail before this start is in the moved copy."
+    );
+    *reset = Some(wire::JournalReset {
+        moved_to: aside.display().to_string(),
+        reason: failure.to_string(),
+    });
+    let journal = Journal::open(path, &options)?;
+    let prior = read_prior(&journal)?;
+    Ok((journal, prior))
+}
+
+/// Since when a service is in the state it starts in, and why, in words: the
+/// reconciliation's decision, an operator drain kept from before the restart (since it
+/// began), or a plain start.
+pub(super) fn start_cause(plan: &Reconciliation, prior: &Prior, service: &str) -> (i64, String) {
+    if let Some(cause) = plan.plan.causes.get(service) {
+        return (plan.at_ms, crate::text::cause_text(cause));
+    }
+    match (plan.plan.states.get(service), prior.last.get(service)) {
+        (Some(anycastd_fsm::State::Draining(_)), Some(last)) => {
+            (last.at_ms, "drained (kept across the restart)".to_owned())
+        }
+        _ => (plan.at_ms, "started".to_owned()),
+    }
+}
+
+/// The reconciliation plan, and the sequence number and time of its journal record.
+pub(super) struct Reconciliation {
+    pub(super) plan: Plan,
+    pub(super) seq: u64,
+    /// When the services' machines start (replay starts them at this record's time too).
+    pub(super) at_ms: i64,
+}
+
+impl Reconciliation {
+    /// Give the writers the plan's withdrawals and the restored services' announcements.
+    pub(super) fn hand_to(&self, config: &Config, writers: &HashMap<BackendId, WriterHandle>) {
+        let mut by_backend: BTreeMap<&BackendId, Vec<_>> = BTreeMap::new();
+        for (route, service) in &self.plan.withdraw {
+            by_backend.entry(&route.backend).or_default().push((
+                route.key(),
+                Decision {
+                    service: service.clone(),
+                    announce: false,
+                    decision_seq: self.seq,
+                },
+            ));
+        }
+        for service in &config.services {
+            if self.plan.states.get(&service.name) == Some(&anycastd_fsm::State::Healthy) {
+                for p in &service.prefixes {
+                    by_backend.entry(&p.backend).or_default().push((
+                        p.key(),
+                        Decision {
+                            service: service.name.clone(),
+                            announce: true,
+                            decision_seq: self.seq,
+                        },
+                    ));
+                }
+            }
+        }
+        for (backend, items) in by_backend {
+            if let Some(writer) = writers.get(backend) {
+                writer.set(items);
+            }
+        }
+    }
+}
+
+pub(super) async fn reconcile_at_start(
+    config: &Config,
+    prior: &Prior,
+    rebooted: bool,
+    journal: &JournalHandle,
+) -> Reconciliation {
+    let mut view: reconcile::View = HashMap::new();
+    let configured = config.prefixes_by_backend();
+    for id in reconcile::backends(configured.keys(), &prior.last) {
+        let installed = routing::read(&config.routing(), &id).await;
+        if let Err(e) = &installed {
+            tracing::error!(vtysh = %id, error = %e, "cannot read {} at start-up; its prefixes start afresh", id.kind.label());
+        }
+        view.insert(id, installed);
+    }
+    let services: Vec<reconcile::ServiceRoutes<'_>> = config
+        .services
+        .iter()
+        .map(|s| (s.name.as_str(), s.prefixes.as_slice()))
+        .collect();
+    let plan = reconcile::plan(&services, &prior.last, rebooted, &view);
+    let at = now_ms();
+    let mut events = vec![wire::Event::Reconciled(plan.record.clone())];
+    for (name, cause) in &plan.causes {
+        let Some(service) = config.services.iter().find(|s| &s.name == name) else {
+            continue;
+        };
+        let to = plan
+            .states
+            .get(name)
+            .cloned()
+            .unwrap_or(anycastd_fsm::State::Starting);
+        let from = prior
+            .last
+            .get(name)
+            .map(|l| l.state.clone())
+            .unwrap_or(wire::State::Starting);
+        events.push(wire::Event::Transition(wire::Transition {
+            service: name.clone(),
+            from,
+            to: (&to).into(),
+            cause: cause.clone(),
+            healthy_streak: 0,
+            unhealthy_streak: 0,
+            change: if to.announces() {
+                wire::Change::Announce
+            } else {
+                wire::Change::Withdraw
+            },
+            prefixes: service.prefixes.iter().map(prefix_ref).collect(),
+        }));
+    }
+    // The decisions are the reconciliation record's, the first of the batch.
+    let others = events.len().saturating_sub(1) as u64;
+    let seq = match journal.append_durable(at, events).await {
+        Ok(seq) => seq.saturating_sub(others),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot journal the start-up reconciliation");
+            0
+        }
+    };
+    if rebooted {
+        tracing::warn!("The host rebooted since the last start: nothing is restored, every configured prefix found in FRR is withdrawn.");
+    }
+    for item in &plan.record.items {
+        let (decision, what) = match item.decision {
+            ReconcileDecision::Kept => ("kept", "is kept announced (restored after a restart)"),
+            ReconcileDecision::Adopted => ("adopted", "is adopted (configured and already in FRR)"),
+            ReconcileDecision::Missing => (
+                "missing",
+                "is missing from FRR although announced before the restart",
+            ),
+            ReconcileDecision::Orphan => (
+                "orphan",
+                "is to be withdrawn: no longer configured (orphan)",
+            ),
+            ReconcileDecision::Withdrawn => (
+                "withdrawn",
+                "is to be withdrawn: in FRR, but not announced at the last stop",
+            ),
+            ReconcileDecision::Reboot => ("reboot", "is to be withdrawn: the host rebooted"),
+        };
+        tracing::info!(
+            service = %item.service,
+            prefix = %item.prefix.prefix,
+            vrf = item.prefix.vrf.as_deref().unwrap_or("default"),
+            decision,
+            "Prefix {} of service \"{}\" {what}.",
+            item.prefix.prefix,
+            item.service
+        );
+    }
+    Reconciliation {
+        plan,
+        seq,
+        at_ms: at,
+    }
+}
+
+/// What opening the journal gives the daemon: the handle, what it said before this start,
+/// a reader for the control socket, and the reset record if it had to be moved aside.
+pub(super) type Opened = (
+    JournalHandle,
+    Prior,
+    Option<anycastd_journal::Reader>,
+    Option<wire::JournalReset>,
+);
+
+/// Open the journal and start its committer (every record also goes to `tap`, for
+/// `history --follow`). A journal held by another daemon is exit 69; one that cannot be
+/// opened at all leaves the daemon running without an audit trail (DESIGN §4).
+pub(super) fn open_journal(config: &Config, tap: &broadcast::Sender<Record>) -> Result<Opened, u8> {
+    let mut reset: Option<wire::JournalReset> = None;
+    match open_or_reset(&config.journal, &mut reset) {
+        Ok((journal, prior)) => {
+            let reader = journal.reader_handle();
+            let sender = tap.clone();
+            let retention = anycastd_journal::Retention {
+                max_age_ms: Some(config.journal.max_age.as_millis() as i64),
+                max_per_service: config.journal.max_records_per_service,
+                max_records: config.journal.max_records,
+            };
+            let committer = Committer::start_with(
+                journal,
+                Some(Box::new(move |record: &Record| {
+                    let _ = sender.send(record.clone());
+                })),
+                Some(retention),
+            );
+            Ok((JournalHandle::new(committer), prior, Some(reader), reset))
+        }
+        Err(anycastd_journal::Error::Locked { path, pid }) => {
+            eprintln!(
+                "anycastd: journal {} is held by another anycastd (pid {pid}); only one may run",
+                path.display()
+            );
+            Err(exit::UNAVAILABLE)
+        }
+        Err(e) => {
+            tracing::error!(
+                journal = %config.journal.path.display(),
+                error = %e,
+                "journal unavailable: running without an audit trail; health gating goes on"
+            );
+            Ok((JournalHandle::unavailable(), Prior::default(), None, reset))
+        }
+    }
+}
+
+/// Journal the start (after a reset record, if any) with every service's parameters and
+/// damping; returns whether the host rebooted since the previous start.
+pub(super) async fn journal_start(
+    config: &Config,
+    prior: &Prior,
+    reset: Option<wire::JournalReset>,
+    journal: &JournalHandle,
+) -> bool {
+    let boot = boot_id();
+    let rebooted = prior
+        .boot_id
+        .as_ref()
+        .is_some_and(|previous| !boot.is_empty() && *previous != boot);
+    let started = wire::DaemonStarted {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        pid: std::process::id(),
+        config_hash: config.hash.clone(),
+        boot_id: boot,
+        services: service_params(config),
+    };
+    let mut first_records = Vec::new();
+    if let Some(reset) = reset {
+        first_records.push(wire::Event::JournalReset(reset));
+    }
+    first_records.push(wire::Event::DaemonStarted(started));
+    first_records.extend(service_damping(config));
+    if let Err(e) = journal.append_durable(now_ms(), first_records).await {
+        tracing::error!(error = %e, "cannot journal the start");
+    }
+    rebooted
+}
+
+/// One writer per backend: the configured ones and those the plan withdraws from.
+pub(super) fn spawn_writers(
+    config: &Config,
+    plan: &Reconciliation,
+    reports: &mpsc::UnboundedSender<Report>,
+) -> HashMap<BackendId, WriterHandle> {
+    let mut backends: BTreeSet<BackendId> = config.prefixes_by_backend().into_keys().collect();
+    backends.extend(
+        plan.plan
+            .withdraw
+            .iter()
+            .map(|(route, _)| route.backend.clone()),
+    );
+    backends
+        .into_iter()
+        .map(|id| {
+            let writer = routing::spawn_writer(
+                &config.routing(),
+                &id,
+                config.frrouting.reconcile_interval,
+                reports.clone(),
+            );
+            (id, writer)
+        })
+        .collect()
+}
+
+/// Each service's state as the control socket shows it before its driver runs.
+pub(super) fn initial_views(
+    config: &Config,
+    plan: &Reconciliation,
+    prior: &Prior,
+) -> BTreeMap<String, ServiceView> {
+    config
+        .services
+        .iter()
+        .map(|s| {
+            let state = plan
+                .plan
+                .states
+                .get(&s.name)
+                .cloned()
+                .unwrap_or(anycastd_fsm::State::Starting);
+            let (since_ms, cause) = start_cause(plan, prior, &s.name);
+            let view = ServiceView {
+                suppressed: false,
+                name: s.name.clone(),
+                state: (&state).into(),
+                since_ms,
+                cause,
+            };
+            (s.name.clone(), view)
+        })
+        .collect()
+}
+
+/// One driver per configured service, starting in the state the reconciliation decided.
+pub(super) fn spawn_drivers(
+    config: &Config,
+    plan: &Reconciliation,
+    prior: &Prior,
+    shared: &Shared,
+) -> Vec<DriverHandle> {
+    config
+        .services
+        .iter()
+        .map(|service| {
+            let initial = plan
+                .plan
+                .states
+                .get(&service.name)
+                .cloned()
+                .unwrap_or(anycastd_fsm::State::Starting);
+            driver::spawn(
+                Start {
+                    service: service.clone(),
+                    initial,
+                    at_ms: plan.at_ms,
+                    restored_damping: prior.damping.get(&service.name).map(|d| d.state()),
+                    since: start_cause(plan, prior, &service.name),
+                },
+                shared.clone(),
+            )
+        })
+        .collect()
+}
