@@ -1,16 +1,30 @@
-//! anycastd: announces anycast service prefixes through FRRouting only while every health
-//! check of the service passes, and withdraws them otherwise.
+//! anycastd: announces anycast service prefixes through a routing daemon (FRRouting) only
+//! while every health check of the service passes, and withdraws them otherwise.
 //!
-//! The binary (`src/main.rs`) is a thin CLI over this library so that integration tests can
-//! reach the same code. Module map: [`config`] (file -> validated types), [`checks`]
-//! (Cabourotte), [`polling`] (one scheduler per Cabourotte server), [`frr`] (vtysh and the level-triggered writer), [`service`] (one service's
-//! machine, timers and what it journals, without IO: the driver and replay both run it),
-//! [`driver`] (one task per service: results -> core -> journal -> writer), [`daemon`]
-//! (start-up, reload, shutdown),
-//! [`reconcile`] (start-up convergence with FRR), [`journal`] (async journal handle),
-//! [`control`] (the control socket), [`cli`] (its client subcommands), [`history`],
-//! [`status`], [`replay`] (postmortem re-runs and what-ifs), [`notify`] (systemd),
-//! [`metrics`] (Prometheus), [`logging`], [`manual`] (the man page), [`exit`] (exit codes).
+//! The binary (`src/main.rs`: the command line and its dispatch) is a thin shell over this
+//! library, so that tests reach the same code. Module map, by concern:
+//!
+//! - [`cmd`]: one file per client subcommand (history, replay, status, drain, reload, stop,
+//!   check-config), all speaking to the daemon through [`control`];
+//! - [`daemon`]: the wiring of `anycastd run`: start-up, the journal reporter, reload,
+//!   shutdown, signals;
+//! - [`service`]: one service's machine, timers and journal records without IO ([`service::Core`],
+//!   [`service::record`]: the one module that decides which check results are journaled,
+//!   which replay decodes with), and its async [`service::driver`];
+//! - [`checks`]: the check seam ([`checks::Probe`]), the kind-neutral [`checks::scheduler`],
+//!   one module per kind ([`checks::cabourotte`], [`checks::scripted`] for tests);
+//! - [`routing`]: the backend seam ([`routing::Backend`]), the kind-neutral
+//!   [`routing::writer`] and start-up [`routing::reconcile`], one folder per backend
+//!   ([`routing::frr`], [`routing::memory`] for tests);
+//! - [`config`]: the file -> validated types;
+//! - [`control`]: the control socket: typed requests and answers, access rules, server, client;
+//! - [`journal`]: the async journal handle; [`history`], [`replay`], [`status`]: what the
+//!   clients show, rendered in words by [`text`];
+//! - [`notify`] (systemd), [`metrics`] (Prometheus), [`logging`], [`manual`] (the man
+//!   page), [`exit`] (exit codes).
+//!
+//! A new check kind goes in `checks/` (see the [`checks`] module doc); a new routing daemon
+//! in `routing/` (see [`routing`]).
 
 #![forbid(unsafe_code)]
 

@@ -1,13 +1,13 @@
 //! `anycastd run`: the wiring of the daemon (DESIGN §9). [`run`] puts the parts together;
 //! each phase has its file:
 //!
-//! - [`startup`]: take the journal (exit 69 when another process holds it; any other journal
+//! - `startup.rs`: take the journal (exit 69 when another process holds it; any other journal
 //!   problem is logged and the daemon runs without an audit trail, because announcements
 //!   must not depend on it), journal the start with every service's effective parameters,
 //!   reconcile with the backends, start one writer per backend and one driver per service;
-//! - [`reporter`]: the writers' outcomes become journal records;
-//! - [`reload`]: SIGHUP and `anycastd reload`;
-//! - [`shutdown`]: on SIGINT/SIGTERM every service goes `Draining(Shutdown)` (journaled),
+//! - `reporter.rs`: the writers' outcomes become journal records;
+//! - `reload.rs`: SIGHUP and `anycastd reload`;
+//! - `shutdown.rs`: on SIGINT/SIGTERM every service goes `Draining(Shutdown)` (journaled),
 //!   every managed prefix is withdrawn and verified by read-back, bounded by
 //!   `shutdown_timeout`. Exit 0 only when every withdrawal is verified; otherwise 70, naming
 //!   what is left. A second signal ends at once with 70. The stop is journaled either way.
