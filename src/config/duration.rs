@@ -1,0 +1,66 @@
+//! Durations: `500ms`, `5s`, `2m`, `1h`, `90d`, `2w`, or a number of seconds, the same syntax
+//! everywhere (the config file, `--for`, `--since`).
+
+use super::tree::Value;
+use std::time::Duration;
+
+/// A duration given as text on the command line: `500ms`, `5s`, `2m`, `1h`, `1d`, or seconds.
+pub fn parse_duration_text(text: &str) -> Result<Duration, String> {
+    parse_duration(&Value::String(text.to_owned()))
+}
+
+/// The longest duration accepted anywhere (config, `--for`, `--since`).
+const MAX_DURATION_SECONDS: f64 = 1e9;
+
+/// A duration: a number of seconds (integer or float) or a string like `500ms`, `5s`, `2m`,
+/// `1h`, `90d`, `2w`.
+pub(super) fn parse_duration(value: &Value) -> Result<Duration, String> {
+    let positive = |seconds: f64| {
+        if !(seconds.is_finite() && seconds > 0.0) {
+            Err("must be greater than 0".to_owned())
+        } else if seconds >= MAX_DURATION_SECONDS {
+            Err("too long: at most 1000000000 seconds (about 31 years)".to_owned())
+        } else {
+            Ok(Duration::from_secs_f64(seconds))
+        }
+    };
+    match value {
+        Value::Integer(n) => positive(*n as f64),
+        Value::Float(f) => positive(*f),
+        Value::String(s) => {
+            let s = s.trim();
+            if s.starts_with('P') || s.starts_with('p') {
+                return Err(format!(
+                    "{s:?}: ISO-8601 durations are not accepted; write seconds or a string like \"5s\" or \"500ms\""
+                ));
+            }
+            let split = s
+                .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+                .unwrap_or(s.len());
+            let (number, unit) = s.split_at(split);
+            let number: f64 = number.parse().map_err(|_| {
+                format!(
+                    "{s:?} is not a duration (write seconds or a string like \"5s\" or \"500ms\")"
+                )
+            })?;
+            let scale = match unit.trim() {
+                "ms" => 0.001,
+                "s" | "" => 1.0,
+                "m" => 60.0,
+                "h" => 3600.0,
+                "d" => 86400.0,
+                "w" => 7.0 * 86400.0,
+                _ => {
+                    return Err(format!(
+                    "{s:?} is not a duration (units: ms, s, m, h, d, w; e.g. \"5s\" or \"500ms\")"
+                ))
+                }
+            };
+            positive(number * scale)
+        }
+        other => Err(format!(
+            "must be a number of seconds or a string like \"5s\", not {}",
+            other.kind()
+        )),
+    }
+}

@@ -1,0 +1,445 @@
+//! Validation of `[services.NAME]`: rise and fall, prefixes (per backend), checks (per
+//! kind), flap damping, and the rules across services (a prefix belongs to one service).
+
+use super::tree::{Node, Value};
+use super::validate::{join, vrf_suffix, Validator};
+use super::*;
+
+impl Validator {
+    pub(super) fn services(&mut self, node: &Node) -> Option<Vec<Service>> {
+        let table = self.table(node, "services")?;
+        let mut services = Vec::new();
+        let mut ok = true;
+        for (key, node) in table.entries {
+            let path = format!("services.{}", key.name);
+            if !valid_service_name(&key.name) {
+                self.problem(
+                    key.span.start,
+                    &path,
+                    "service name must be 1-64 characters of A-Z a-z 0-9 _ . -",
+                );
+                ok = false;
+            }
+            match self.service(&key.name, node, &path) {
+                Some(service) => services.push((node.span.start, service)),
+                None => ok = false,
+            }
+        }
+        if table.entries.is_empty() {
+            self.problem(
+                node.span.start,
+                "services",
+                "must define at least one service",
+            );
+            ok = false;
+        }
+        self.duplicate_prefixes(&services);
+        ok.then(|| services.into_iter().map(|(_, s)| s).collect())
+    }
+
+    pub(super) fn duplicate_prefixes(&mut self, services: &[(usize, Service)]) {
+        let mut owner: HashMap<&Prefix, &str> = HashMap::new();
+        for (span, service) in services {
+            for prefix in &service.prefixes {
+                match owner.get(prefix) {
+                    Some(other) if *other != service.name => {
+                        let other = other.to_string();
+                        self.problem(
+                            *span,
+                            format!("services.{}.prefixes.frrouting", service.name),
+                            format!(
+                                "prefix {}{} is also in service \"{other}\"",
+                                prefix.prefix,
+                                vrf_suffix(&prefix.vrf)
+                            ),
+                        );
+                    }
+                    Some(_) => {
+                        self.problem(
+                            *span,
+                            format!("services.{}.prefixes.frrouting", service.name),
+                            format!(
+                                "prefix {}{} is listed twice",
+                                prefix.prefix,
+                                vrf_suffix(&prefix.vrf)
+                            ),
+                        );
+                    }
+                    None => {
+                        owner.insert(prefix, &service.name);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn service(&mut self, name: &str, node: &Node, path: &str) -> Option<Service> {
+        let mut table = self.table(node, path)?;
+        let rise = match self.take(&mut table, "rise") {
+            Some(n) => self.positive_u32(n, &join(path, "rise")),
+            None => Some(1),
+        };
+        let fall = match self.take(&mut table, "fall") {
+            Some(n) => self.positive_u32(n, &join(path, "fall")),
+            None => Some(1),
+        };
+        let damping = match self.take(&mut table, "damping") {
+            Some(n) => self.damping(n, &join(path, "damping")).map(Some),
+            None => Some(None),
+        };
+        let prefixes = match self.take(&mut table, "prefixes") {
+            Some(n) => self.prefixes(n, &join(path, "prefixes")),
+            None => {
+                let line_start = node.span.start;
+                self.problem(line_start, join(path, "prefixes"), "missing required key");
+                None
+            }
+        };
+        let checks = match self.take(&mut table, "checks") {
+            Some(n) => self.checks(n, &join(path, "checks")),
+            None => {
+                self.problem(
+                    node.span.start,
+                    join(path, "checks"),
+                    "missing required key",
+                );
+                None
+            }
+        };
+        self.finish(table);
+        Some(Service {
+            name: name.to_owned(),
+            rise: rise?,
+            fall: fall?,
+            prefixes: prefixes?,
+            checks: checks?,
+            damping: damping?,
+        })
+    }
+
+    pub(super) fn damping(&mut self, node: &Node, path: &str) -> Option<anycastd_fsm::Damping> {
+        let mut table = self.table(node, path)?;
+        let half_life = match self.take(&mut table, "half_life") {
+            Some(n) => self.duration(n, &join(path, "half_life")),
+            None => {
+                self.problem(
+                    node.span.start,
+                    join(path, "half_life"),
+                    "missing required key",
+                );
+                None
+            }
+        };
+        let mut number = |v: &mut Validator, key: &str, default: u32| -> Option<(u32, usize)> {
+            match v.take(&mut table, key) {
+                Some(n) => match &n.value {
+                    Value::Integer(i) if (1..=1_000_000).contains(i) => {
+                        Some((*i as u32, n.span.start))
+                    }
+                    _ => {
+                        v.problem(
+                            n.span.start,
+                            join(path, key),
+                            "must be an integer from 1 to 1000000",
+                        );
+                        None
+                    }
+                },
+                None => Some((default, node.span.start)),
+            }
+        };
+        let penalty = number(self, "penalty", 1000);
+        let suppress = number(self, "suppress", 2000);
+        let reuse = number(self, "reuse", 750);
+        let max_suppress = match self.take(&mut table, "max_suppress") {
+            Some(n) => self.duration(n, &join(path, "max_suppress")).map(Some),
+            None => Some(None),
+        };
+        self.finish(table);
+        let (half_life, (penalty, _), (suppress, _), (reuse, reuse_at), max_suppress) =
+            (half_life?, penalty?, suppress?, reuse?, max_suppress?);
+        if reuse >= suppress {
+            self.problem(
+                reuse_at,
+                join(path, "reuse"),
+                format!("must be less than suppress ({reuse} >= {suppress})"),
+            );
+            return None;
+        }
+        Some(anycastd_fsm::Damping {
+            penalty,
+            suppress,
+            reuse,
+            half_life,
+            max_suppress: max_suppress.unwrap_or(half_life * 4),
+        })
+    }
+
+    /// `prefixes` / `checks`: a table of type -> array of items, where each item is a string
+    /// (filling the one required field) or a table.
+    pub(super) fn items<'a>(
+        &mut self,
+        node: &'a Node,
+        path: &str,
+        kind: &str,
+        known: &str,
+    ) -> Option<Vec<(String, &'a Node)>> {
+        let mut table = self.table(node, path)?;
+        let mut items = Vec::new();
+        let mut ok = true;
+        for (i, (key, value)) in table.entries.iter().enumerate() {
+            let key_path = join(path, &key.name);
+            if key.name != known {
+                self.problem(
+                    key.span.start,
+                    &key_path,
+                    format!("unknown {kind} type \"{}\" (known: {known})", key.name),
+                );
+                table.used[i] = true;
+                ok = false;
+                continue;
+            }
+            table.used[i] = true;
+            match &value.value {
+                Value::Array(list) => {
+                    for (j, item) in list.iter().enumerate() {
+                        items.push((format!("{key_path}[{j}]"), item));
+                    }
+                }
+                other => {
+                    self.problem(
+                        value.span.start,
+                        &key_path,
+                        format!("must be an array, not {}", other.kind()),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        self.finish(table);
+        ok.then_some(items)
+    }
+
+    pub(super) fn prefixes(&mut self, node: &Node, path: &str) -> Option<Vec<Prefix>> {
+        let items = self.items(node, path, "prefix", "frrouting")?;
+        if items.is_empty() {
+            self.problem(
+                node.span.start,
+                path,
+                "a service needs at least one prefix (it could never announce anything)",
+            );
+            return None;
+        }
+        let mut prefixes = Vec::new();
+        let mut ok = true;
+        for (item_path, item) in items {
+            match self.prefix(item, &item_path) {
+                Some(p) => prefixes.push(p),
+                None => ok = false,
+            }
+        }
+        ok.then_some(prefixes)
+    }
+
+    pub(super) fn prefix(&mut self, node: &Node, path: &str) -> Option<Prefix> {
+        let (prefix_node, vrf, vtysh) = match &node.value {
+            Value::Table(_) => {
+                let mut table = self.table(node, path)?;
+                let prefix = self.take(&mut table, "prefix");
+                let vrf = match self.take(&mut table, "vrf") {
+                    Some(n) => self.vrf(n, &join(path, "vrf")).map(Some),
+                    None => Some(None),
+                };
+                let vtysh = match self.take(&mut table, "vtysh") {
+                    Some(n) => match self.string(n, &join(path, "vtysh")) {
+                        Some(s) if s.is_empty() => {
+                            self.problem(n.span.start, join(path, "vtysh"), "must not be empty");
+                            None
+                        }
+                        other => other.map(PathBuf::from),
+                    },
+                    None => Some(PathBuf::from(DEFAULT_VTYSH)),
+                };
+                self.finish(table);
+                let Some(prefix) = prefix else {
+                    self.problem(
+                        node.span.start,
+                        join(path, "prefix"),
+                        "missing required key",
+                    );
+                    return None;
+                };
+                (prefix, vrf?.flatten(), vtysh?)
+            }
+            _ => (node, None, PathBuf::from(DEFAULT_VTYSH)),
+        };
+        let prefix_path = if std::ptr::eq(prefix_node, node) {
+            path.to_owned()
+        } else {
+            join(path, "prefix")
+        };
+        let prefix = match &prefix_node.value {
+            Value::String(s) => match parse_prefix(s) {
+                Ok(p) => p,
+                Err(message) => {
+                    self.problem(prefix_node.span.start, prefix_path, message);
+                    return None;
+                }
+            },
+            other => {
+                self.problem(
+                    prefix_node.span.start,
+                    prefix_path,
+                    format!(
+                        "must be a string like \"203.0.113.53/32\", not {}",
+                        other.kind()
+                    ),
+                );
+                return None;
+            }
+        };
+        Some(Prefix {
+            prefix,
+            vrf,
+            backend: crate::routing::BackendId::frr(vtysh),
+        })
+    }
+
+    /// A VRF name; the empty string means the default VRF (as in the original).
+    pub(super) fn vrf(&mut self, node: &Node, path: &str) -> Option<Option<String>> {
+        let name = self.string(node, path)?;
+        if name.is_empty() {
+            return Some(None);
+        }
+        if name.len() > 36
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        {
+            self.problem(
+                node.span.start,
+                path,
+                format!(
+                    "VRF name {name:?} must be 1-36 characters of A-Z a-z 0-9 _ . - (it is pasted into vtysh commands)"
+                ),
+            );
+            return None;
+        }
+        Some(Some(name))
+    }
+
+    pub(super) fn checks(&mut self, node: &Node, path: &str) -> Option<Vec<Check>> {
+        let items = self.items(node, path, "check", "cabourotte")?;
+        let mut checks: Vec<Check> = Vec::new();
+        let mut ok = true;
+        for (item_path, item) in items {
+            match self.check(item, &item_path) {
+                Some(c) => {
+                    if checks.iter().any(|o| o.name == c.name) {
+                        self.problem(
+                            item.span.start,
+                            &item_path,
+                            format!("check \"{}\" appears twice in this service", c.name),
+                        );
+                        ok = false;
+                    }
+                    checks.push(c)
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(checks)
+    }
+
+    pub(super) fn check(&mut self, node: &Node, path: &str) -> Option<Check> {
+        let mut name = None;
+        let mut url = Some(DEFAULT_CABOUROTTE_URL.to_owned());
+        let mut interval = Some(DEFAULT_INTERVAL);
+        let mut timeout = None;
+        let mut pending_timeout = None;
+        let mut max_age = None;
+        match &node.value {
+            Value::String(s) => name = Some(s.clone()),
+            Value::Table(_) => {
+                let mut table = self.table(node, path)?;
+                match self.take(&mut table, "name") {
+                    Some(n) => name = self.string(n, &join(path, "name")),
+                    None => {
+                        self.problem(node.span.start, join(path, "name"), "missing required key");
+                    }
+                }
+                if let Some(n) = self.take(&mut table, "url") {
+                    url = self.url(n, &join(path, "url"));
+                }
+                if let Some(n) = self.take(&mut table, "interval") {
+                    interval = self.duration(n, &join(path, "interval"));
+                }
+                if let Some(n) = self.take(&mut table, "timeout") {
+                    timeout = Some(self.duration(n, &join(path, "timeout")));
+                }
+                if let Some(n) = self.take(&mut table, "pending_timeout") {
+                    pending_timeout = Some(self.duration(n, &join(path, "pending_timeout")));
+                }
+                if let Some(n) = self.take(&mut table, "max_age") {
+                    max_age = Some(self.duration(n, &join(path, "max_age")));
+                }
+                self.finish(table);
+            }
+            other => {
+                self.problem(
+                    node.span.start,
+                    path,
+                    format!("must be a check name or a table, not {}", other.kind()),
+                );
+                return None;
+            }
+        }
+        let name = name?;
+        if name.is_empty() {
+            self.problem(node.span.start, join(path, "name"), "must not be empty");
+            return None;
+        }
+        let interval = interval?;
+        let timeout = match timeout {
+            Some(t) => t?,
+            None => interval.min(Duration::from_secs(5)),
+        };
+        let pending_timeout = match pending_timeout {
+            Some(t) => t?,
+            None => (interval * 3).max(Duration::from_secs(10)),
+        };
+        let max_age = match max_age {
+            Some(t) => Some(t?),
+            None => None,
+        };
+        Some(Check {
+            name,
+            interval,
+            timeout,
+            pending_timeout,
+            kind: CheckKind::Cabourotte { url: url?, max_age },
+        })
+    }
+
+    pub(super) fn url(&mut self, node: &Node, path: &str) -> Option<String> {
+        let url = self.string(node, path)?;
+        let ok = match reqwest::Url::parse(&url) {
+            Ok(parsed) => {
+                matches!(parsed.scheme(), "http" | "https")
+                    && parsed.host_str().is_some()
+                    && parsed.query().is_none()
+                    && parsed.fragment().is_none()
+            }
+            Err(_) => false,
+        };
+        if !ok {
+            self.problem(
+                node.span.start,
+                path,
+                format!("{url:?} is not an http(s) URL like \"http://127.0.0.1:9013\""),
+            );
+            return None;
+        }
+        Some(url.trim_end_matches('/').to_owned())
+    }
+}

@@ -1,0 +1,432 @@
+//! Validation: the TOML tree ([`super::tree`]) walked against the schema, each problem named
+//! by line and key path, every problem reported at once, section by section.
+
+use super::duration::parse_duration;
+use super::tree::{Key, Node, Value};
+use super::*;
+use ipnet::IpNet;
+use std::net::IpAddr;
+
+/// Validate config text. Every problem is returned, sorted by line.
+pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+    let lines = LineIndex::new(text);
+    let root: Node = match tree::parse(text) {
+        Ok(root) => root,
+        Err(e) => {
+            let line = lines.line(e.offset);
+            let message = e.message.trim().to_lowercase().replace('\n', " ");
+            return Err(vec![Problem {
+                line,
+                path: String::new(),
+                message: format!("toml syntax error: {message}"),
+            }]);
+        }
+    };
+    let mut v = Validator {
+        lines,
+        problems: Vec::new(),
+    };
+    let config = v.root(&root, text);
+    if v.problems.is_empty() {
+        if let Some(config) = config {
+            return Ok(config);
+        }
+    }
+    let mut problems = v.problems;
+    problems.sort_by_key(|p| p.line);
+    Err(problems)
+}
+
+pub(super) struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub(super) fn new(text: &str) -> LineIndex {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    pub(super) fn line(&self, offset: usize) -> usize {
+        match self.starts.binary_search(&offset) {
+            Ok(i) => i + 1,
+            Err(i) => i,
+        }
+    }
+}
+
+pub(super) struct Validator {
+    pub(super) lines: LineIndex,
+    pub(super) problems: Vec<Problem>,
+}
+
+/// A table being validated: its entries, and which keys were consumed.
+pub(super) struct Table<'a> {
+    pub(super) entries: &'a [(Key, Node)],
+    pub(super) path: String,
+    pub(super) used: Vec<bool>,
+}
+
+pub(super) fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+impl Validator {
+    pub(super) fn problem(
+        &mut self,
+        span_start: usize,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        self.problems.push(Problem {
+            line: self.lines.line(span_start),
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    pub(super) fn table<'a>(&mut self, node: &'a Node, path: &str) -> Option<Table<'a>> {
+        match &node.value {
+            Value::Table(entries) => Some(Table {
+                entries,
+                path: path.to_owned(),
+                used: vec![false; entries.len()],
+            }),
+            other => {
+                self.problem(
+                    node.span.start,
+                    path,
+                    format!("must be a table, not {}", other.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    /// Take key `name` from `table` (marking it used).
+    pub(super) fn take<'a>(&self, table: &mut Table<'a>, name: &str) -> Option<&'a Node> {
+        let index = table.entries.iter().position(|(k, _)| k.name == name)?;
+        table.used[index] = true;
+        Some(&table.entries[index].1)
+    }
+
+    /// Report every key of `table` that was not taken.
+    pub(super) fn finish(&mut self, table: Table<'_>) {
+        for ((key, _), used) in table.entries.iter().zip(table.used) {
+            if !used {
+                self.problem(key.span.start, join(&table.path, &key.name), "unknown key");
+            }
+        }
+    }
+
+    pub(super) fn string(&mut self, node: &Node, path: &str) -> Option<String> {
+        match &node.value {
+            Value::String(s) => Some(s.clone()),
+            other => {
+                self.problem(
+                    node.span.start,
+                    path,
+                    format!("must be a string, not {}", other.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn positive_u32(&mut self, node: &Node, path: &str) -> Option<u32> {
+        match &node.value {
+            Value::Integer(n) if *n >= 1 && *n <= 1000 => u32::try_from(*n).ok(),
+            Value::Integer(_) => {
+                self.problem(node.span.start, path, "must be between 1 and 1000");
+                None
+            }
+            other => {
+                self.problem(
+                    node.span.start,
+                    path,
+                    format!("must be an integer, not {}", other.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn duration(&mut self, node: &Node, path: &str) -> Option<Duration> {
+        match parse_duration(&node.value) {
+            Ok(d) => Some(d),
+            Err(message) => {
+                self.problem(node.span.start, path, message);
+                None
+            }
+        }
+    }
+
+    pub(super) fn root(&mut self, root: &Node, text: &str) -> Option<Config> {
+        let mut top = self.table(root, "")?;
+        let journal = match self.take(&mut top, "journal") {
+            Some(node) => self.journal(node),
+            None => Some(JournalConfig::default_at(PathBuf::from(
+                DEFAULT_JOURNAL_PATH,
+            ))),
+        };
+        let frrouting = match self.take(&mut top, "frrouting") {
+            Some(node) => self.frrouting(node),
+            None => Some(FrrConfig {
+                vtysh_args: Vec::new(),
+                vtysh_timeout: DEFAULT_VTYSH_TIMEOUT,
+                reconcile_interval: DEFAULT_RECONCILE_INTERVAL,
+            }),
+        };
+        let daemon = match self.take(&mut top, "daemon") {
+            Some(node) => self.daemon(node),
+            None => Some(DaemonConfig {
+                shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            }),
+        };
+        let control = match self.take(&mut top, "control") {
+            Some(node) => self.control(node),
+            None => Some(ControlConfig {
+                socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
+                group: None,
+                admin_group: None,
+            }),
+        };
+        let metrics_listen = match self.take(&mut top, "metrics") {
+            Some(node) => self.metrics(node),
+            None => Some(None),
+        };
+        let services = match self.take(&mut top, "services") {
+            Some(node) => self.services(node),
+            None => {
+                self.problem(0, "services", "missing required table");
+                None
+            }
+        };
+        self.finish(top);
+        Some(Config {
+            services: services?,
+            journal: journal?,
+            frrouting: frrouting?,
+            daemon: daemon?,
+            control: control?,
+            metrics_listen: metrics_listen?,
+            hash: fnv1a_hex(text.as_bytes()),
+        })
+    }
+
+    pub(super) fn journal(&mut self, node: &Node) -> Option<JournalConfig> {
+        let mut table = self.table(node, "journal")?;
+        let path = match self.take(&mut table, "path") {
+            Some(n) => match self.string(n, "journal.path") {
+                Some(s) if s.is_empty() => {
+                    self.problem(n.span.start, "journal.path", "must not be empty");
+                    None
+                }
+                other => other.map(PathBuf::from),
+            },
+            None => Some(PathBuf::from(DEFAULT_JOURNAL_PATH)),
+        };
+        let mut count = |v: &mut Validator, key: &str, default: u64, max: u64| -> Option<u64> {
+            match v.take(&mut table, key) {
+                Some(n) => match &n.value {
+                    Value::Integer(i) if *i >= 1 && *i as u64 <= max => Some(*i as u64),
+                    Value::Integer(i) if *i >= 1 => {
+                        v.problem(
+                            n.span.start,
+                            format!("journal.{key}"),
+                            format!("must be at most {max}"),
+                        );
+                        None
+                    }
+                    Value::Integer(_) => {
+                        v.problem(n.span.start, format!("journal.{key}"), "must be at least 1");
+                        None
+                    }
+                    other => {
+                        v.problem(
+                            n.span.start,
+                            format!("journal.{key}"),
+                            format!("must be an integer, not {}", other.kind()),
+                        );
+                        None
+                    }
+                },
+                None => Some(default),
+            }
+        };
+        let max_records_per_service = count(
+            self,
+            "max_records_per_service",
+            DEFAULT_MAX_RECORDS_PER_SERVICE,
+            u64::MAX,
+        );
+        let max_records = count(self, "max_records", DEFAULT_MAX_RECORDS, u64::MAX);
+        let cache_mib = count(
+            self,
+            "cache_mib",
+            DEFAULT_JOURNAL_CACHE_MIB,
+            MAX_JOURNAL_CACHE_MIB,
+        );
+        let max_age = match self.take(&mut table, "max_age") {
+            Some(n) => self.duration(n, "journal.max_age"),
+            None => Some(DEFAULT_JOURNAL_MAX_AGE),
+        };
+        self.finish(table);
+        Some(JournalConfig {
+            path: path?,
+            max_age: max_age?,
+            max_records_per_service: max_records_per_service?,
+            max_records: max_records?,
+            cache_mib: cache_mib?,
+        })
+    }
+
+    pub(super) fn frrouting(&mut self, node: &Node) -> Option<FrrConfig> {
+        let mut table = self.table(node, "frrouting")?;
+        let vtysh_args = match self.take(&mut table, "vtysh_args") {
+            Some(n) => match &n.value {
+                Value::Array(items) => {
+                    let mut args = Vec::new();
+                    let mut ok = true;
+                    for (i, item) in items.iter().enumerate() {
+                        match self.string(item, &format!("frrouting.vtysh_args[{i}]")) {
+                            Some(s) => args.push(s),
+                            None => ok = false,
+                        }
+                    }
+                    ok.then_some(args)
+                }
+                other => {
+                    self.problem(
+                        n.span.start,
+                        "frrouting.vtysh_args",
+                        format!("must be an array of strings, not {}", other.kind()),
+                    );
+                    None
+                }
+            },
+            None => Some(Vec::new()),
+        };
+        let vtysh_timeout = match self.take(&mut table, "vtysh_timeout") {
+            Some(n) => self.duration(n, "frrouting.vtysh_timeout"),
+            None => Some(DEFAULT_VTYSH_TIMEOUT),
+        };
+        let reconcile_interval = match self.take(&mut table, "reconcile_interval") {
+            Some(n) => self.duration(n, "frrouting.reconcile_interval"),
+            None => Some(DEFAULT_RECONCILE_INTERVAL),
+        };
+        self.finish(table);
+        Some(FrrConfig {
+            vtysh_args: vtysh_args?,
+            vtysh_timeout: vtysh_timeout?,
+            reconcile_interval: reconcile_interval?,
+        })
+    }
+
+    pub(super) fn control(&mut self, node: &Node) -> Option<ControlConfig> {
+        let mut table = self.table(node, "control")?;
+        let socket = match self.take(&mut table, "socket") {
+            Some(n) => match self.string(n, "control.socket") {
+                Some(s) if !s.starts_with('/') => {
+                    self.problem(n.span.start, "control.socket", "must be an absolute path");
+                    None
+                }
+                other => other.map(PathBuf::from),
+            },
+            None => Some(PathBuf::from(DEFAULT_CONTROL_SOCKET)),
+        };
+        let mut group_key = |v: &mut Validator, key: &str| -> Option<Option<String>> {
+            match v.take(&mut table, key) {
+                Some(n) => match v.string(n, &format!("control.{key}")) {
+                    Some(s) if s.is_empty() => {
+                        v.problem(n.span.start, format!("control.{key}"), "must not be empty");
+                        None
+                    }
+                    other => other.map(Some),
+                },
+                None => Some(None),
+            }
+        };
+        let group = group_key(self, "group");
+        let admin_group = group_key(self, "admin_group");
+        self.finish(table);
+        Some(ControlConfig {
+            socket: socket?,
+            group: group?,
+            admin_group: admin_group?,
+        })
+    }
+
+    pub(super) fn metrics(&mut self, node: &Node) -> Option<Option<String>> {
+        let mut table = self.table(node, "metrics")?;
+        let listen = match self.take(&mut table, "listen") {
+            Some(n) => match self.string(n, "metrics.listen") {
+                Some(s) if s.parse::<std::net::SocketAddr>().is_err() => {
+                    self.problem(
+                        n.span.start,
+                        "metrics.listen",
+                        format!("{s:?} is not an address and port like \"127.0.0.1:9250\" or \"[::1]:9250\""),
+                    );
+                    None
+                }
+                other => other.map(Some),
+            },
+            None => Some(None),
+        };
+        self.finish(table);
+        listen
+    }
+
+    pub(super) fn daemon(&mut self, node: &Node) -> Option<DaemonConfig> {
+        let mut table = self.table(node, "daemon")?;
+        let shutdown_timeout = match self.take(&mut table, "shutdown_timeout") {
+            Some(n) => self.duration(n, "daemon.shutdown_timeout"),
+            None => Some(DEFAULT_SHUTDOWN_TIMEOUT),
+        };
+        self.finish(table);
+        Some(DaemonConfig {
+            shutdown_timeout: shutdown_timeout?,
+        })
+    }
+}
+
+pub(super) fn vrf_suffix(vrf: &Option<String>) -> String {
+    match vrf {
+        Some(v) => format!(" (VRF {v})"),
+        None => String::new(),
+    }
+}
+
+/// Service names are journal keys, log fields and metric labels.
+pub fn valid_service_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// `203.0.113.53` -> /32, `2001:db8::1` -> /128, `192.0.2.0/24` as is; host bits are an error.
+pub fn parse_prefix(text: &str) -> Result<IpNet, String> {
+    if text.contains('/') {
+        let net: IpNet = text
+            .parse()
+            .map_err(|_| format!("{text:?} is not an IP network"))?;
+        if net.trunc() != net {
+            return Err(format!(
+                "{text:?} has host bits set (did you mean \"{}\"?)",
+                net.trunc()
+            ));
+        }
+        Ok(net)
+    } else {
+        let addr: IpAddr = text
+            .parse()
+            .map_err(|_| format!("{text:?} is not an IP address or network"))?;
+        Ok(IpNet::from(addr))
+    }
+}
