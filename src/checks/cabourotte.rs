@@ -325,6 +325,10 @@ pub fn classify(status: u16, body: &[u8], max_age: Option<Duration>, now: System
 
 /// The fields of a result that matter, read without building the rest: a poll allocates next
 /// to nothing for a passing result. A field of an unexpected type reads as absent.
+///
+/// Read by a map visitor of its own rather than a derived `Deserialize`: a derived one fails
+/// on a key given twice (a JSON reader takes the last, and so does this) and reads an array
+/// as the struct's fields in order. The keys are a derived identifier.
 #[derive(Default)]
 struct ResultBody {
     success: Option<bool>,
@@ -333,32 +337,17 @@ struct ResultBody {
 }
 
 /// A key of a result object, recognised without allocating.
+#[derive(serde::Deserialize)]
+#[serde(field_identifier)]
 enum Field {
+    #[serde(rename = "success")]
     Success,
+    #[serde(rename = "healthcheck-timestamp")]
     Timestamp,
+    #[serde(rename = "message")]
     Message,
+    #[serde(other)]
     Other,
-}
-
-impl<'de> serde::Deserialize<'de> for Field {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Field, D::Error> {
-        struct FieldVisitor;
-        impl serde::de::Visitor<'_> for FieldVisitor {
-            type Value = Field;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Field, E> {
-                Ok(match v {
-                    "success" => Field::Success,
-                    "healthcheck-timestamp" => Field::Timestamp,
-                    "message" => Field::Message,
-                    _ => Field::Other,
-                })
-            }
-        }
-        d.deserialize_identifier(FieldVisitor)
-    }
 }
 
 impl<'de> serde::Deserialize<'de> for ResultBody {
