@@ -1012,7 +1012,7 @@ pub fn replay(
             .iter()
             .filter_map(|(at, p)| match p {
                 Produced::Transition(t, names) => {
-                    let cause = wire::Cause::from_fsm(&t.cause, names);
+                    let cause = crate::service::wire_cause(&t.cause, names);
                     Some((
                         *at,
                         Step {

@@ -34,6 +34,11 @@ fn prefixes_text(prefixes: &[wire::PrefixRef]) -> String {
         .join(", ")
 }
 
+/// The failure a check pending past its timeout counts as.
+pub fn no_result(timeout: std::time::Duration) -> String {
+    format!("no result within {} ms", timeout.as_millis())
+}
+
 /// A state's name, with the drain cause.
 pub fn state_text(state: &wire::State) -> String {
     match state {

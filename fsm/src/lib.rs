@@ -20,7 +20,10 @@
 //! check results, not intervals. A check that stays pending longer than its
 //! `pending_timeout` counts as failed ("no result").
 //!
-//! The whole transition table is the one `match` in [`Machine::step`].
+//! [`Machine::step`] takes an input in two parts: bookkeeping (the checks' latest results,
+//! the verdict counters, the damping penalty, the timers) turns it into an event, and the
+//! transition table, one exhaustive `match` on (state, event) in `Machine::next` that names
+//! every state for every event, decides where the event leads.
 
 #![forbid(unsafe_code)]
 
@@ -266,8 +269,28 @@ impl Input {
 pub struct Verdict {
     /// Healthy (all checks pass) or not.
     pub healthy: bool,
-    /// Each check's effective observation at that moment (a timed-out pending is a failure).
-    pub checks: Vec<Observation>,
+    /// Each check's result as the verdict counted it.
+    pub checks: Vec<Counted>,
+}
+
+/// A check's result as a verdict counts it: its latest observation, or, for a check pending
+/// past its timeout, a failure for want of a result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Counted {
+    /// Its latest observation (a pass, a failure, or a pending without a timeout running).
+    Seen(Observation),
+    /// No result within its pending timeout: counts as failed.
+    NoResult {
+        /// The pending timeout that expired.
+        timeout: Duration,
+    },
+}
+
+impl Counted {
+    /// Whether it counts as a pass.
+    pub fn passes(&self) -> bool {
+        matches!(self, Counted::Seen(Observation::Pass))
+    }
 }
 
 /// Why a transition happened.
@@ -323,6 +346,46 @@ pub enum Action {
         /// When it is due.
         deadline: Timestamp,
     },
+}
+
+/// What an input amounts to, for the transition table.
+#[derive(Debug)]
+enum Event {
+    /// Nothing that can change the state (a result while another check is pending, a stale
+    /// timer).
+    Nothing,
+    /// A verdict, counted.
+    Verdict(Verdict),
+    /// Withdraw on purpose.
+    Drain(DrainCause),
+    /// End an operator drain.
+    Undrain,
+    /// A drain's expiry timer fired (the table checks the deadline).
+    DrainTimer,
+    /// Flap damping stopped suppressing the service.
+    SuppressionEnded,
+}
+
+/// An input taken into the bookkeeping: its event, and timers to arm before and after the
+/// transition's own actions.
+struct Bookkept {
+    event: Event,
+    before: Vec<Action>,
+    after: Vec<Action>,
+}
+
+impl Bookkept {
+    fn nothing() -> Bookkept {
+        Bookkept::event(Event::Nothing)
+    }
+
+    fn event(event: Event) -> Bookkept {
+        Bookkept {
+            event,
+            before: Vec::new(),
+            after: Vec::new(),
+        }
+    }
 }
 
 /// What one step produced.
@@ -472,7 +535,47 @@ impl Machine {
     }
 
     /// Feed one input; returns the transition (if any) and the actions to carry out.
+    ///
+    /// In two parts: [`Machine::bookkeep`] takes the input into the checks' results, the
+    /// verdict counters, the damping penalty and the timers, and says what it amounts to (an
+    /// [`Event`]); [`Machine::next`], the transition table, decides the state that event
+    /// leads to.
     pub fn step(&mut self, input: Input) -> Step {
+        let at = input.at();
+        let Bookkept {
+            event,
+            before,
+            after,
+        } = self.bookkeep(input);
+        let verdict = match &event {
+            Event::Verdict(v) => Some(v.healthy),
+            _ => None,
+        };
+        let mut step = match self.next(event, at) {
+            None => Step::default(),
+            Some((to, cause)) => {
+                // A withdrawal by the checks adds to the flap-damping penalty.
+                let flap = self.state == State::Healthy
+                    && to == State::Unhealthy
+                    && matches!(cause, Cause::Verdict(_));
+                let mut step = self.go(to, cause, at);
+                if flap {
+                    step.actions.extend(self.penalize(at));
+                }
+                step
+            }
+        };
+        step.verdict = verdict;
+        let mut actions = before;
+        actions.append(&mut step.actions);
+        actions.extend(after);
+        step.actions = actions;
+        step
+    }
+
+    /// Take an input into the machine's bookkeeping; returns the event it amounts to, and
+    /// the timers to arm before and after the transition's own actions.
+    fn bookkeep(&mut self, input: Input) -> Bookkept {
         match input {
             Input::Observed {
                 check,
@@ -480,18 +583,14 @@ impl Machine {
                 at,
             } => {
                 let Some(slot) = self.checks.get_mut(check) else {
-                    return Step::default();
+                    return Bookkept::nothing();
                 };
-                let mut actions = Vec::new();
                 let newly_pending = match observation {
                     Observation::Pending => {
                         slot.latest = Observation::Pending;
-                        if slot.pending_since.is_none() {
-                            slot.pending_since = Some(at);
-                            true
-                        } else {
-                            false
-                        }
+                        let newly = slot.pending_since.is_none();
+                        slot.pending_since.get_or_insert(at);
+                        newly
                     }
                     other => {
                         slot.pending_since = None;
@@ -499,13 +598,11 @@ impl Machine {
                         false
                     }
                 };
+                let mut bookkept = self.count_verdict(at);
                 if newly_pending {
-                    actions.push(self.pending_timer(check, at));
+                    bookkept.before.push(self.pending_timer(check, at));
                 }
-                let mut step = self.take_verdict(at);
-                actions.append(&mut step.actions);
-                step.actions = actions;
-                step
+                bookkept
             }
             Input::TimerFired {
                 timer: Timer::PendingTimeout(check),
@@ -515,13 +612,13 @@ impl Machine {
                 Some(CheckSlot {
                     pending_since: Some(since),
                     ..
-                }) if at >= since.after(self.timeout_of(check)) => self.take_verdict(at),
-                _ => Step::default(),
+                }) if at >= since.after(self.timeout_of(check)) => self.count_verdict(at),
+                _ => Bookkept::nothing(),
             },
             Input::TimerFired {
                 timer: Timer::Evaluate,
                 at,
-            } => self.take_verdict(at),
+            } => self.count_verdict(at),
             Input::TimerFired {
                 timer: Timer::DampingReuse,
                 at,
@@ -529,14 +626,15 @@ impl Machine {
                 let (Some(d), Some(since)) =
                     (self.params.damping.clone(), self.damping.suppressed_since)
                 else {
-                    return Step::default();
+                    return Bookkept::nothing();
                 };
                 let penalty = self.penalty_at(at);
                 if penalty >= u64::from(d.reuse) * 1000 && at < since.after(d.max_suppress) {
                     // Not yet (a stale timer): arm again.
-                    return Step {
-                        actions: self.reuse_timer().into_iter().collect(),
-                        ..Step::default()
+                    return Bookkept {
+                        event: Event::Nothing,
+                        before: self.reuse_timer().into_iter().collect(),
+                        after: Vec::new(),
                     };
                 }
                 self.damping = DampingState {
@@ -544,69 +642,94 @@ impl Machine {
                     at,
                     suppressed_since: None,
                 };
-                let rise_met = self.counters.healthy_streak >= self.params.rise.max(1);
-                match self.state {
-                    State::Unhealthy | State::Starting if rise_met => {
-                        self.go(State::Healthy, Cause::Unsuppressed, at)
-                    }
-                    _ => Step::default(),
-                }
+                Bookkept::event(Event::SuppressionEnded)
             }
             Input::TimerFired {
                 timer: Timer::DrainExpiry,
-                at,
-            } => match &self.state {
-                State::Draining(DrainCause::Operator {
-                    expires_at: Some(deadline),
-                    ..
-                }) if at >= *deadline => self.leave_drain(Cause::DrainExpired, at),
-                _ => Step::default(),
-            },
-            Input::Drain { cause, at } => {
-                let mut actions = Vec::new();
+                ..
+            } => Bookkept::event(Event::DrainTimer),
+            Input::Drain { cause, .. } => {
+                let mut after = Vec::new();
                 if let DrainCause::Operator {
                     expires_at: Some(deadline),
                     ..
                 } = &cause
                 {
-                    actions.push(Action::ArmTimer {
+                    after.push(Action::ArmTimer {
                         timer: Timer::DrainExpiry,
                         deadline: *deadline,
                     });
                 }
-                // An operator drain outlives a shutdown: the service is withdrawn already and
-                // must stay drained after the restart (only a removal replaces it).
-                if matches!(
-                    (&self.state, &cause),
-                    (
-                        State::Draining(DrainCause::Operator { .. }),
-                        DrainCause::Shutdown
-                    )
-                ) {
-                    return Step {
-                        transition: None,
-                        actions,
-                        verdict: None,
-                    };
+                Bookkept {
+                    event: Event::Drain(cause),
+                    before: Vec::new(),
+                    after,
                 }
-                let to = State::Draining(cause);
-                if to == self.state {
-                    return Step {
-                        transition: None,
-                        actions,
-                        verdict: None,
-                    };
-                }
-                let mut step = self.go(to, Cause::Drain, at);
-                step.actions.append(&mut actions);
-                step
             }
-            Input::Undrain { at } => match &self.state {
-                State::Draining(DrainCause::Operator { .. }) => {
-                    self.leave_drain(Cause::Undrain, at)
-                }
-                _ => Step::default(),
-            },
+            Input::Undrain { .. } => Bookkept::event(Event::Undrain),
+        }
+    }
+
+    /// The transition table: where `event` leads from the current state (`None`: it stays).
+    /// Every state is named in every event's arms; verdicts were counted before (the streaks
+    /// include this one).
+    fn next(&self, event: Event, at: Timestamp) -> Option<(State, Cause)> {
+        use State::{Draining, Healthy, Starting, Unhealthy};
+        let rise_met = self.counters.healthy_streak >= self.params.rise.max(1);
+        let fall_met = self.counters.unhealthy_streak >= self.params.fall.max(1);
+        // Flap damping holds a suppressed service withdrawn; verdicts keep counting.
+        let suppressed = self.suppressed();
+        match (&self.state, event) {
+            (Starting | Healthy | Unhealthy | Draining(_), Event::Nothing) => None,
+
+            (Starting | Unhealthy, Event::Verdict(v)) if v.healthy && suppressed => None,
+            (Starting, Event::Verdict(v)) if v.healthy && rise_met => {
+                Some((Healthy, Cause::Verdict(v)))
+            }
+            (Starting, Event::Verdict(v)) if v.healthy => None,
+            (Starting, Event::Verdict(v)) => Some((Unhealthy, Cause::Verdict(v))),
+            (Healthy, Event::Verdict(v)) if !v.healthy && fall_met => {
+                Some((Unhealthy, Cause::Verdict(v)))
+            }
+            (Healthy, Event::Verdict(_)) => None,
+            (Unhealthy, Event::Verdict(v)) if v.healthy && rise_met => {
+                Some((Healthy, Cause::Verdict(v)))
+            }
+            (Unhealthy, Event::Verdict(_)) => None,
+            (Draining(_), Event::Verdict(_)) => None,
+
+            // An operator drain outlives a shutdown: the service is withdrawn already and must
+            // stay drained after the restart (only a removal replaces it).
+            (Draining(DrainCause::Operator { .. }), Event::Drain(DrainCause::Shutdown)) => None,
+            (Draining(current), Event::Drain(cause)) if *current == cause => None,
+            (Starting | Healthy | Unhealthy | Draining(_), Event::Drain(cause)) => {
+                Some((Draining(cause), Cause::Drain))
+            }
+
+            (Draining(DrainCause::Operator { .. }), Event::Undrain) => {
+                Some((self.after_drain(), Cause::Undrain))
+            }
+            (
+                Starting
+                | Healthy
+                | Unhealthy
+                | Draining(DrainCause::Shutdown | DrainCause::Removed),
+                Event::Undrain,
+            ) => None,
+
+            (
+                Draining(DrainCause::Operator {
+                    expires_at: Some(deadline),
+                    ..
+                }),
+                Event::DrainTimer,
+            ) if at >= *deadline => Some((self.after_drain(), Cause::DrainExpired)),
+            (Starting | Healthy | Unhealthy | Draining(_), Event::DrainTimer) => None,
+
+            (Starting | Unhealthy, Event::SuppressionEnded) if rise_met => {
+                Some((Healthy, Cause::Unsuppressed))
+            }
+            (Starting | Healthy | Unhealthy | Draining(_), Event::SuppressionEnded) => None,
         }
     }
 
@@ -681,30 +804,20 @@ impl Machine {
                     if at < since.after(timeout) {
                         return None;
                     }
-                    checks.push(Observation::Fail(format!(
-                        "no result within {} ms",
-                        timeout.as_millis()
-                    )));
+                    checks.push(Counted::NoResult { timeout });
                 }
-                (observation, _) => checks.push(observation.clone()),
+                (observation, _) => checks.push(Counted::Seen(observation.clone())),
             }
         }
-        let healthy = checks.iter().all(|o| matches!(o, Observation::Pass));
+        let healthy = checks.iter().all(Counted::passes);
         Some(Verdict { healthy, checks })
     }
 
-    /// Count a verdict (if there is one) and apply the rise/fall rules.
-    fn take_verdict(&mut self, at: Timestamp) -> Step {
+    /// Form the verdict (if no check is pending within its timeout) and count it.
+    fn count_verdict(&mut self, at: Timestamp) -> Bookkept {
         let Some(verdict) = self.verdict(at) else {
-            return Step::default();
+            return Bookkept::nothing();
         };
-        let healthy = verdict.healthy;
-        let mut step = self.count_verdict(verdict, at);
-        step.verdict = Some(healthy);
-        step
-    }
-
-    fn count_verdict(&mut self, verdict: Verdict, at: Timestamp) -> Step {
         if verdict.healthy {
             self.counters.healthy_streak = self.counters.healthy_streak.saturating_add(1);
             self.counters.unhealthy_streak = 0;
@@ -712,50 +825,34 @@ impl Machine {
             self.counters.unhealthy_streak = self.counters.unhealthy_streak.saturating_add(1);
             self.counters.healthy_streak = 0;
         }
-        let rise_met = self.counters.healthy_streak >= self.params.rise.max(1);
-        let fall_met = self.counters.unhealthy_streak >= self.params.fall.max(1);
-        let suppressed = self.suppressed();
-        let to = match (&self.state, verdict.healthy) {
-            // Flap damping holds a suppressed service withdrawn; verdicts keep counting.
-            (State::Starting | State::Unhealthy, true) if suppressed => return Step::default(),
-            (State::Starting, true) if rise_met => State::Healthy,
-            (State::Starting, true) => return Step::default(),
-            (State::Starting, false) => State::Unhealthy,
-            (State::Healthy, true) => return Step::default(),
-            (State::Healthy, false) if fall_met => State::Unhealthy,
-            (State::Healthy, false) => return Step::default(),
-            (State::Unhealthy, true) if rise_met => State::Healthy,
-            (State::Unhealthy, _) => return Step::default(),
-            (State::Draining(_), _) => return Step::default(),
-        };
-        let withdrawal = self.state == State::Healthy && to == State::Unhealthy;
-        let mut step = self.go(to, Cause::Verdict(verdict), at);
-        if withdrawal {
-            if let Some(d) = self.params.damping.clone() {
-                let penalty = self.penalty_at(at) + u64::from(d.penalty) * 1000;
-                let suppressed_since = match self.damping.suppressed_since {
-                    Some(since) => Some(since),
-                    None if penalty > u64::from(d.suppress) * 1000 => Some(at),
-                    None => None,
-                };
-                self.damping = DampingState {
-                    penalty_milli: penalty,
-                    at,
-                    suppressed_since,
-                };
-                step.actions.extend(self.reuse_timer());
-            }
-        }
-        step
+        Bookkept::event(Event::Verdict(verdict))
     }
 
-    fn leave_drain(&mut self, cause: Cause, at: Timestamp) -> Step {
-        let to = if self.counters.healthy_streak >= self.params.rise.max(1) {
+    /// A flap: add the damping penalty (suppressing past the threshold); returns the reuse
+    /// timer to arm.
+    fn penalize(&mut self, at: Timestamp) -> Option<Action> {
+        let d = self.params.damping.clone()?;
+        let penalty = self.penalty_at(at) + u64::from(d.penalty) * 1000;
+        let suppressed_since = match self.damping.suppressed_since {
+            Some(since) => Some(since),
+            None if penalty > u64::from(d.suppress) * 1000 => Some(at),
+            None => None,
+        };
+        self.damping = DampingState {
+            penalty_milli: penalty,
+            at,
+            suppressed_since,
+        };
+        self.reuse_timer()
+    }
+
+    /// Where a drain ends: healthy if the last `rise` verdicts passed.
+    fn after_drain(&self) -> State {
+        if self.counters.healthy_streak >= self.params.rise.max(1) {
             State::Healthy
         } else {
             State::Unhealthy
-        };
-        self.go(to, cause, at)
+        }
     }
 
     fn go(&mut self, to: State, cause: Cause, at: Timestamp) -> Step {

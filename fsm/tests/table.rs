@@ -129,7 +129,9 @@ fn starting_on_pending_timeout_counts_as_failure() {
     };
     assert_eq!(
         v.checks,
-        vec![Observation::Fail("no result within 10000 ms".into())]
+        vec![Counted::NoResult {
+            timeout: Duration::from_secs(10)
+        }]
     );
 }
 

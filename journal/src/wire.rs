@@ -670,33 +670,6 @@ impl From<&Observation> for fsm::Observation {
     }
 }
 
-impl Cause {
-    /// Convert an fsm cause, naming the checks by `check_names` (in check order).
-    pub fn from_fsm(cause: &fsm::Cause, check_names: &[String]) -> Cause {
-        match cause {
-            fsm::Cause::Verdict(verdict) => Cause::Verdict {
-                healthy: verdict.healthy,
-                checks: verdict
-                    .checks
-                    .iter()
-                    .enumerate()
-                    .map(|(index, observation)| CheckResult {
-                        check: check_names
-                            .get(index)
-                            .cloned()
-                            .unwrap_or_else(|| format!("#{index}")),
-                        observation: observation.into(),
-                    })
-                    .collect(),
-            },
-            fsm::Cause::Drain => Cause::Drain,
-            fsm::Cause::Undrain => Cause::Undrain,
-            fsm::Cause::DrainExpired => Cause::DrainExpired,
-            fsm::Cause::Unsuppressed => Cause::Unsuppressed,
-        }
-    }
-}
-
 impl From<&fsm::Damping> for DampingParams {
     fn from(d: &fsm::Damping) -> Self {
         DampingParams {

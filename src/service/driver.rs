@@ -651,7 +651,7 @@ impl Driver {
         if let Some(transition) = &transition {
             self.log_transition(transition);
             self.since_ms = transition.at.0;
-            self.cause = crate::text::cause_text(&wire::Cause::from_fsm(
+            self.cause = crate::text::cause_text(&crate::service::wire_cause(
                 &transition.cause,
                 &self.core.check_names(),
             ));
@@ -737,7 +737,12 @@ impl Driver {
                         .iter()
                         .zip(&checks)
                         .find_map(|(o, n)| match o {
-                            Observation::Fail(r) => Some((n.clone(), r.clone())),
+                            anycastd_fsm::Counted::Seen(Observation::Fail(r)) => {
+                                Some((n.clone(), r.clone()))
+                            }
+                            anycastd_fsm::Counted::NoResult { timeout } => {
+                                Some((n.clone(), crate::text::no_result(*timeout)))
+                            }
                             _ => None,
                         })
                         .unwrap_or_default(),

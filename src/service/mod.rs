@@ -352,7 +352,7 @@ impl Core {
                 service: self.params.name.clone(),
                 from: (&transition.from).into(),
                 to: (&transition.to).into(),
-                cause: wire::Cause::from_fsm(&transition.cause, &self.check_names()),
+                cause: wire_cause(&transition.cause, &self.check_names()),
                 healthy_streak: transition.counters.healthy_streak,
                 unhealthy_streak: transition.counters.unhealthy_streak,
                 change: if announce {
@@ -380,6 +380,38 @@ impl Core {
     /// The check names, in order.
     pub fn check_names(&self) -> Vec<String> {
         self.params.checks.iter().map(|c| c.name.clone()).collect()
+    }
+}
+
+/// The journal's form of an fsm cause, naming the checks by `check_names` (in check order);
+/// a check without a result within its pending timeout is journaled as that failure, in words.
+pub fn wire_cause(cause: &anycastd_fsm::Cause, check_names: &[String]) -> wire::Cause {
+    use anycastd_fsm::{Cause, Counted};
+    match cause {
+        Cause::Verdict(verdict) => wire::Cause::Verdict {
+            healthy: verdict.healthy,
+            checks: verdict
+                .checks
+                .iter()
+                .enumerate()
+                .map(|(index, counted)| wire::CheckResult {
+                    check: check_names
+                        .get(index)
+                        .cloned()
+                        .unwrap_or_else(|| format!("#{index}")),
+                    observation: match counted {
+                        Counted::Seen(observation) => observation.into(),
+                        Counted::NoResult { timeout } => {
+                            wire::Observation::Fail(crate::text::no_result(*timeout))
+                        }
+                    },
+                })
+                .collect(),
+        },
+        Cause::Drain => wire::Cause::Drain,
+        Cause::Undrain => wire::Cause::Undrain,
+        Cause::DrainExpired => wire::Cause::DrainExpired,
+        Cause::Unsuppressed => wire::Cause::Unsuppressed,
     }
 }
 
@@ -444,5 +476,34 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_check_without_a_result_is_journaled_as_the_failure_earlier_versions_wrote() {
+        let cause = fsm::Cause::Verdict(fsm::Verdict {
+            healthy: false,
+            checks: vec![
+                fsm::Counted::Seen(Observation::Pass),
+                fsm::Counted::NoResult {
+                    timeout: Duration::from_secs(10),
+                },
+            ],
+        });
+        assert_eq!(
+            wire_cause(&cause, &["a".into(), "b".into()]),
+            wire::Cause::Verdict {
+                healthy: false,
+                checks: vec![
+                    wire::CheckResult {
+                        check: "a".into(),
+                        observation: wire::Observation::Pass,
+                    },
+                    wire::CheckResult {
+                        check: "b".into(),
+                        observation: wire::Observation::Fail("no result within 10000 ms".into()),
+                    },
+                ],
+            }
+        );
     }
 }
