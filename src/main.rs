@@ -363,26 +363,16 @@ fn main() -> ExitCode {
             damping_max_suppress,
             json,
         } => {
-            let damping_penalty = damping_penalty.unwrap_or(1000);
-            let damping_suppress = damping_suppress.unwrap_or(2000);
-            let damping_reuse = damping_reuse.unwrap_or(750);
-            if damping_half_life.is_some() && damping_reuse >= damping_suppress {
-                eprintln!("anycastd: --damping-reuse must be less than --damping-suppress");
-                return ExitCode::from(exit::USAGE);
-            }
-            let damping =
-                damping_half_life.map(|half_life| anycastd_journal::wire::DampingParams {
-                    penalty: damping_penalty,
-                    suppress: damping_suppress,
-                    reuse: damping_reuse,
-                    half_life_ms: u64::try_from(half_life.as_millis()).unwrap_or(u64::MAX),
-                    max_suppress_ms: u64::try_from(
-                        damping_max_suppress
-                            .unwrap_or(half_life.saturating_mul(4))
-                            .as_millis(),
-                    )
-                    .unwrap_or(u64::MAX),
-                });
+            let damping = match damping_what_if(
+                damping_half_life,
+                damping_penalty,
+                damping_suppress,
+                damping_reuse,
+                damping_max_suppress,
+            ) {
+                Ok(damping) => damping,
+                Err(code) => return ExitCode::from(code),
+            };
             let (since_ms, until_ms) = match window(&since, &until) {
                 Ok(window) => window,
                 Err(code) => return ExitCode::from(code),
@@ -428,6 +418,35 @@ fn main() -> ExitCode {
         }),
     };
     ExitCode::from(code)
+}
+
+/// The what-if's flap damping (`None` without `--damping-half-life`); exit 64 when reuse is
+/// not below suppress.
+fn damping_what_if(
+    half_life: Option<std::time::Duration>,
+    penalty: Option<u32>,
+    suppress: Option<u32>,
+    reuse: Option<u32>,
+    max_suppress: Option<std::time::Duration>,
+) -> Result<Option<anycastd_journal::wire::DampingParams>, u8> {
+    let penalty = penalty.unwrap_or(1000);
+    let suppress = suppress.unwrap_or(2000);
+    let reuse = reuse.unwrap_or(750);
+    let Some(half_life) = half_life else {
+        return Ok(None);
+    };
+    if reuse >= suppress {
+        eprintln!("anycastd: --damping-reuse must be less than --damping-suppress");
+        return Err(exit::USAGE);
+    }
+    let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    Ok(Some(anycastd_journal::wire::DampingParams {
+        penalty,
+        suppress,
+        reuse,
+        half_life_ms: millis(half_life),
+        max_suppress_ms: millis(max_suppress.unwrap_or(half_life.saturating_mul(4))),
+    }))
 }
 
 /// `--since`/`--until` as times (exit 2 when malformed or in the wrong order).
