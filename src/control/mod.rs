@@ -47,6 +47,10 @@ pub struct ReloadRequest {
     pub done: oneshot::Sender<Result<String, (u8, String)>>,
 }
 
+/// How the socket reaches each service's driver, by service name.
+pub type DriverCommands =
+    Arc<Mutex<BTreeMap<String, mpsc::Sender<crate::service::driver::Command>>>>;
+
 /// What the server needs from the daemon.
 pub struct Context {
     /// Journal reads (`None` when the journal is unavailable).
@@ -62,7 +66,7 @@ pub struct Context {
     /// Where reloads go.
     pub reload: mpsc::Sender<ReloadRequest>,
     /// Each service's driver.
-    pub drivers: Arc<Mutex<BTreeMap<String, mpsc::Sender<crate::service::driver::Command>>>>,
+    pub drivers: DriverCommands,
     /// The journal, for operator records.
     pub journal: crate::journal::JournalHandle,
     /// The FRR writers (what they have not applied yet, for `status`).

@@ -163,8 +163,7 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
     let (stop_tx, mut stop_rx) = mpsc::channel::<StopRequest>(1);
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(1);
     let shared_config = Arc::new(Mutex::new(Arc::new(config.clone())));
-    let driver_commands: Arc<Mutex<BTreeMap<String, mpsc::Sender<driver::Command>>>> =
-        Arc::default();
+    let driver_commands: control::DriverCommands = Arc::default();
     let server = control::serve(
         listener,
         Arc::new(control::Context {
@@ -188,12 +187,9 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
         probes,
         views: views.clone(),
     };
-    let mut drivers = startup::spawn_drivers(&config, &plan, &prior, &shared);
-    {
-        let mut commands = driver_commands.lock().unwrap_or_else(|p| p.into_inner());
-        for driver in &drivers {
-            commands.insert(driver.name.clone(), driver.commands.clone());
-        }
+    let mut drivers = Drivers::new(driver_commands);
+    for driver in startup::spawn_drivers(&config, &plan, &prior, &shared) {
+        drivers.add(driver);
     }
 
     // systemd: ready once reconciled; then STATUS on changes and watchdog keep-alives.
@@ -205,7 +201,6 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
         path: config_path.to_path_buf(),
         reports: reports_tx,
         shared,
-        driver_commands: driver_commands.clone(),
         shared_config,
     };
     let (reason, stop_request) = running
@@ -224,12 +219,12 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
     status_task.abort();
     notifier.send("STOPPING=1\nSTATUS=stopping");
     let code = if stop_request.as_ref().is_some_and(|r| r.keep_announced) {
-        hand_over(&reason, drivers, &journal).await
+        hand_over(&reason, drivers.into_handles(), &journal).await
     } else {
         shutdown(
             &config,
             &reason,
-            drivers,
+            drivers.into_handles(),
             &writers,
             &journal,
             &flush_tx,
@@ -262,7 +257,6 @@ pub(super) struct Running {
     path: PathBuf,
     reports: mpsc::UnboundedSender<Report>,
     shared: Shared,
-    driver_commands: Arc<Mutex<BTreeMap<String, mpsc::Sender<driver::Command>>>>,
     shared_config: Arc<Mutex<Arc<Config>>>,
 }
 
@@ -331,7 +325,7 @@ impl Running {
     /// stopped and the stop request to answer, if any (journaled as an operator action).
     async fn until_stopped(
         &mut self,
-        drivers: &mut Vec<DriverHandle>,
+        drivers: &mut Drivers,
         signals: &mut Signals,
         hup: &mut Signal,
         reload_rx: &mut mpsc::Receiver<ReloadRequest>,
@@ -365,5 +359,50 @@ impl Running {
                 }
             }
         }
+    }
+}
+
+/// The running drivers and the command channels the control socket reaches them by, kept
+/// together so that the two cannot disagree.
+pub(super) struct Drivers {
+    handles: Vec<DriverHandle>,
+    commands: control::DriverCommands,
+}
+
+impl Drivers {
+    fn new(commands: control::DriverCommands) -> Drivers {
+        Drivers {
+            handles: Vec::new(),
+            commands,
+        }
+    }
+
+    /// A driver started.
+    pub(super) fn add(&mut self, handle: DriverHandle) {
+        self.commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(handle.name.clone(), handle.commands.clone());
+        self.handles.push(handle);
+    }
+
+    /// A driver leaving (its service removed): no request reaches it from now on.
+    pub(super) fn remove(&mut self, name: &str) -> Option<DriverHandle> {
+        self.commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        let index = self.handles.iter().position(|d| d.name == name)?;
+        Some(self.handles.remove(index))
+    }
+
+    /// The driver of service `name`.
+    pub(super) fn get(&self, name: &str) -> Option<&DriverHandle> {
+        self.handles.iter().find(|d| d.name == name)
+    }
+
+    /// Every driver, for the stop.
+    fn into_handles(self) -> Vec<DriverHandle> {
+        self.handles
     }
 }

@@ -27,7 +27,7 @@ impl Running {
     /// is applied. `uid` is the caller's over the control socket (`None`: SIGHUP).
     pub(super) async fn reload(
         &mut self,
-        drivers: &mut Vec<DriverHandle>,
+        drivers: &mut Drivers,
         uid: Option<u32>,
     ) -> Result<String, (u8, String)> {
         let new = match crate::config::load(&self.path) {
@@ -130,8 +130,7 @@ impl Running {
             }
         }
         for name in &removed {
-            if let Some(index) = drivers.iter().position(|d| &d.name == name) {
-                let driver = drivers.remove(index);
+            if let Some(driver) = drivers.remove(name) {
                 let (tx, rx) = oneshot::channel();
                 if driver
                     .commands
@@ -141,14 +140,10 @@ impl Running {
                 {
                     let _ = rx.await;
                 }
-                self.driver_commands
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(name);
             }
         }
         for service in &changed {
-            if let Some(driver) = drivers.iter().find(|d| d.name == service.name) {
+            if let Some(driver) = drivers.get(&service.name) {
                 let (tx, rx) = oneshot::channel();
                 let command = driver::Command::Reconfigure {
                     service: Box::new((*service).clone()),
@@ -185,11 +180,7 @@ impl Running {
                 },
                 self.shared.clone(),
             );
-            self.driver_commands
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(handle.name.clone(), handle.commands.clone());
-            drivers.push(handle);
+            drivers.add(handle);
         }
         let summary = format!(
             "reloaded: {} added, {} removed, {} changed, {} unchanged (config {})",
