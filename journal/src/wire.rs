@@ -16,10 +16,13 @@
 use anycastd_fsm as fsm;
 use serde::{Deserialize, Serialize};
 
-/// One prefix as configured: the vtysh binary, the VRF (`None` = default) and the prefix text.
+/// One prefix as configured: the backend, the VRF (`None` = default) and the prefix text.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PrefixRef {
-    /// vtysh binary that manages it.
+    /// The backend that manages it: for FRR, its vtysh binary (the only backend formats 1
+    /// and 2 were written for; the daemon's in-process test backend writes `memory:NAME`
+    /// into test journals only). A second production backend needs a format version whose
+    /// reference names the kind.
     pub vtysh: String,
     /// VRF name; `None` for the default VRF.
     pub vrf: Option<String>,
