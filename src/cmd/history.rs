@@ -1,7 +1,7 @@
 //! `anycastd history`: the journal, one line per event (see [`crate::history`]), through the
 //! daemon or, when none runs, from the journal directly; `--follow` streams new records.
 
-use super::{not_reached, open_journal, Client};
+use super::{not_reached, Client};
 use crate::control::{self, ClientError, Request, Response};
 use crate::exit;
 use crate::history::{self, Query};
@@ -132,19 +132,9 @@ async fn through_daemon(
 }
 
 fn from_journal(client: &Client, query: &Query, json: bool) -> u8 {
-    let config = match client.config_for("reading the journal") {
-        Ok(config) => config,
-        Err(code) => return code,
-    };
-    let journal = match open_journal(config, &client.socket) {
-        Ok(Some(journal)) => journal,
-        Ok(None) => {
-            eprintln!(
-                "anycastd: no journal at {} yet",
-                config.journal.path.display()
-            );
-            return exit::OK;
-        }
+    let (config, journal) = match client.journal_directly("reading the journal") {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return exit::OK,
         Err(code) => return code,
     };
     if let Some(service) = &query.service {

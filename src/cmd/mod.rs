@@ -102,6 +102,24 @@ pub(crate) fn open_journal(config: &Config, socket: &Path) -> Result<Option<Jour
     }
 }
 
+impl Client {
+    /// The config and the journal, for `what` without a daemon: `Ok(None)`, said, when there
+    /// is no journal yet; the exit code when either cannot be had.
+    fn journal_directly(&self, what: &str) -> Result<Option<(&Config, Journal)>, u8> {
+        let config = self.config_for(what)?;
+        match open_journal(config, &self.socket)? {
+            Some(journal) => Ok(Some((config, journal))),
+            None => {
+                eprintln!(
+                    "anycastd: no journal at {} yet",
+                    config.journal.path.display()
+                );
+                Ok(None)
+            }
+        }
+    }
+}
+
 /// What keeps a command from the daemon, said, as its exit code.
 pub(crate) fn not_reached(error: ClientError) -> u8 {
     eprintln!("anycastd: {error}");

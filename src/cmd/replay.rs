@@ -1,7 +1,7 @@
 //! `anycastd replay SERVICE`: the re-run and what-ifs (see [`crate::replay`]), through the
 //! daemon or from the journal directly.
 
-use super::{ask, open_journal, Asked, Client};
+use super::{ask, Asked, Client};
 use crate::control::{self, Request, Response};
 use crate::exit;
 
@@ -20,19 +20,9 @@ pub async fn replay(client: &Client, request: Request, json: bool) -> u8 {
         Asked::Answer(Response::Replay { report }) => *report,
         Asked::Answer(other) => return super::unexpected(&other),
         Asked::NoDaemon(_) => {
-            let config = match client.config_for("replay") {
-                Ok(config) => config,
-                Err(code) => return code,
-            };
-            let journal = match open_journal(config, &client.socket) {
-                Ok(Some(journal)) => journal,
-                Ok(None) => {
-                    eprintln!(
-                        "anycastd: no journal at {} yet",
-                        config.journal.path.display()
-                    );
-                    return exit::OK;
-                }
+            let (config, journal) = match client.journal_directly("replay") {
+                Ok(Some(opened)) => opened,
+                Ok(None) => return exit::OK,
                 Err(code) => return code,
             };
             if let Some(message) = control::unknown_service(service, config, Some(&journal)) {
