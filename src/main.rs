@@ -265,6 +265,9 @@ fn reexec_with_malloc_setting() -> Option<std::io::Error> {
     Some(command.args(args).env(MMAP_THRESHOLD_ENV, "65536").exec())
 }
 
+/// Parse the command line, set up logging, and hand each subcommand to its module under
+/// `cmd/`. Long only because it has an arm per subcommand, each turning clap's arguments into
+/// the module's call.
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let reexec_error = match cli.command {

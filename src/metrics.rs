@@ -199,6 +199,37 @@ pub fn service_state(service: &str, state: &str, since_ms: i64) {
     );
 }
 
+/// Counters that alerting rules take `increase()` of exist from the start, at 0: those of a
+/// service (at its driver's start) ...
+pub fn service_counters(service: &str) {
+    for name in ["anycastd_drift_repairs_total", "anycastd_drains_total"] {
+        count(name, &[("service", service)], 0.0);
+    }
+}
+
+/// ... of a vtysh binary (at its writer's start) ...
+pub fn vtysh_counters(vtysh: &str) {
+    for name in [
+        "anycastd_vtysh_calls_total",
+        "anycastd_vtysh_errors_total",
+        "anycastd_vtysh_duration_seconds_sum",
+    ] {
+        count(name, &[("vtysh", vtysh)], 0.0);
+    }
+}
+
+/// ... and of the journal (at the daemon's start).
+pub fn journal_counters() {
+    for name in [
+        "anycastd_journal_appends_total",
+        "anycastd_journal_errors_total",
+    ] {
+        count(name, &[], 0.0);
+    }
+    // Set from the committer's own count at each append.
+    set("anycastd_journal_flushes_total", &[], 0.0);
+}
+
 /// Forget a removed service's gauges.
 pub fn forget_service(service: &str) {
     with(|r| {

@@ -547,6 +547,12 @@ fn spans_in(list: &[(i64, String)], from: i64, to: i64) -> Vec<Parameters> {
 /// reported window; `now_ms` is given when the daemon is running (its last run goes on until
 /// now). The re-run always starts from the first record, so the state entering the window is
 /// right.
+///
+/// It is long: one loop over the records with an arm per record kind, all sharing the two
+/// simulations (as recorded, and the what-if), the recorded timeline and a dozen pieces of
+/// running state (the open run, pending start, parameters, gaps), then the window's summary.
+/// Splitting it into a struct with a method per record kind is the next step; the arms are
+/// in the order records come in a run (start, reconciliation, inputs, stop).
 pub fn replay(
     service: &str,
     records: &[Record],

@@ -137,6 +137,9 @@ pub struct PrefixStatus {
     /// The writer's last error for this prefix (it is retrying).
     #[serde(default)]
     pub error: Option<String>,
+    /// Its backend could not be read (or was not), so nothing above is known.
+    #[serde(default)]
+    pub unreadable: bool,
     /// Explanation, or the error reading FRR.
     pub note: String,
 }
@@ -347,12 +350,14 @@ fn prefix_status(
         drift: false,
         applying: false,
         error: error.clone(),
+        unreadable: false,
         note: String::new(),
     };
     let backend = p.backend.kind.label();
     let shown = match shown {
         Some(Ok(shown)) => shown.get(&p.key()).copied().unwrap_or_default(),
         Some(Err(e)) => {
+            status.unreadable = true;
             status.note = match desired {
                 Some(w) => format!("wanted {}; {backend} unreadable: {e}", want(w)),
                 None => format!("{backend} unreadable: {e}"),
@@ -360,6 +365,7 @@ fn prefix_status(
             return status;
         }
         None => {
+            status.unreadable = true;
             status.note = format!("{backend} not read");
             return status;
         }
@@ -399,7 +405,10 @@ fn prefix_status(
         (Some(w), true, None) => format!(
             "DRIFT: wanted {}, {there} in {backend}; repair at the next pass (at most {} s)",
             want(w),
-            config.frrouting.reconcile_interval.as_secs()
+            config
+                .routing()
+                .reconcile_interval(p.backend.kind)
+                .as_secs()
         ),
     };
     status
@@ -504,11 +513,7 @@ pub fn check(services: &[ServiceStatus], live: bool) -> (u8, String) {
     for s in services {
         for p in &s.prefixes {
             let prefix = crate::text::prefix_with_vrf(&p.prefix, p.vrf.as_deref());
-            let unread = crate::routing::BackendKind::ALL.iter().any(|kind| {
-                p.note.starts_with(&format!("{} unreadable", kind.label()))
-                    || p.note == format!("{} not read", kind.label())
-            });
-            if unread {
+            if p.unreadable {
                 unknown.push(format!("{} {prefix}: {}", s.name, p.note));
             } else if p.drift {
                 critical.push(format!("{} {prefix}: {}", s.name, p.note));

@@ -115,7 +115,8 @@ pub fn kind(event: &Event) -> &'static str {
     }
 }
 
-/// What happened, in one line (without time and service).
+/// What happened, in one line (without time and service): one arm per record kind, the one
+/// place each is put in words.
 pub fn event_text(event: &Event) -> String {
     match event {
         Event::DaemonStarted(s) => format!(

@@ -125,6 +125,15 @@ async fn the_metrics_parse_as_prometheus_text_and_follow_a_flip() {
             >= 2.0
     );
     assert!(value(&scraped, "anycastd_vtysh_calls_total", &[]).unwrap() >= 1.0);
+    // Counters that alerts take increase() of are there before anything happened.
+    for (name, labels) in [
+        ("anycastd_drift_repairs_total", &[("service", "dns")][..]),
+        ("anycastd_drains_total", &[("service", "dns")][..]),
+        ("anycastd_vtysh_errors_total", &[][..]),
+        ("anycastd_journal_errors_total", &[][..]),
+    ] {
+        assert_eq!(value(&scraped, name, labels), Some(0.0), "{name}");
+    }
     assert!(value(&scraped, "anycastd_journal_appends_total", &[]).unwrap() >= 3.0);
     assert!(
         value(

@@ -72,9 +72,10 @@ impl Client {
     fn note_invalid(&self) {
         if let Err(e) = &self.loaded {
             eprintln!(
-                "anycastd: note: {} does not validate ({} problem(s)); the daemon runs its last valid configuration (`anycastd check-config` lists the problems)",
+                "anycastd: note: {} does not validate ({} problem(s)); the daemon runs its last valid configuration (`anycastd check-config --config {}` lists the problems)",
                 self.config_path.display(),
-                e.lines().len()
+                e.lines().len(),
+                self.config_path.display()
             );
         }
     }

@@ -197,6 +197,14 @@ impl CheckKind {
         }
     }
 
+    /// The age past which a result fails as stale, for kinds that read stored results
+    /// (Cabourotte's `max_age`); journaled with the check's parameters.
+    pub fn max_age(&self) -> Option<Duration> {
+        match self {
+            CheckKind::Cabourotte { max_age, .. } => *max_age,
+        }
+    }
+
     /// What, with the kind and the check's name, identifies the check (the Cabourotte URL):
     /// a reload keeps the state of a check whose identity is unchanged.
     pub fn identity(&self) -> &str {
@@ -354,6 +362,7 @@ impl Config {
             frr: crate::routing::frr::Settings {
                 args: self.frrouting.vtysh_args.clone(),
                 timeout: self.frrouting.vtysh_timeout,
+                reconcile_interval: self.frrouting.reconcile_interval,
             },
         }
     }

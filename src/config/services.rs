@@ -2,7 +2,12 @@
 //! kind), flap damping, and the rules across services (a prefix belongs to one service).
 
 use super::tree::{Node, Value};
-use super::validate::{join, vrf_suffix, Validator};
+use super::validate::{join, vrf_suffix, Table, Validator};
+
+/// The keys under `prefixes`: one per backend kind.
+const PREFIX_TYPES: &[&str] = &["frrouting"];
+/// The keys under `checks`: one per check kind.
+const CHECK_KINDS: &[&str] = &["cabourotte"];
 use super::*;
 
 impl Validator {
@@ -176,34 +181,38 @@ impl Validator {
     }
 
     /// `prefixes` / `checks`: a table of type -> array of items, where each item is a string
-    /// (filling the one required field) or a table.
+    /// (filling the one required field) or a table. Each item comes with its type's key.
     pub(super) fn items<'a>(
         &mut self,
         node: &'a Node,
         path: &str,
         kind: &str,
-        known: &str,
-    ) -> Option<Vec<(String, &'a Node)>> {
+        known: &[&'static str],
+    ) -> Option<Vec<(&'static str, String, &'a Node)>> {
         let mut table = self.table(node, path)?;
         let mut items = Vec::new();
         let mut ok = true;
         for (i, (key, value)) in table.entries.iter().enumerate() {
             let key_path = join(path, &key.name);
-            if key.name != known {
+            let Some(&type_key) = known.iter().find(|k| **k == key.name) else {
                 self.problem(
                     key.span.start,
                     &key_path,
-                    format!("unknown {kind} type \"{}\" (known: {known})", key.name),
+                    format!(
+                        "unknown {kind} type \"{}\" (known: {})",
+                        key.name,
+                        known.join(", ")
+                    ),
                 );
                 table.used[i] = true;
                 ok = false;
                 continue;
-            }
+            };
             table.used[i] = true;
             match &value.value {
                 Value::Array(list) => {
                     for (j, item) in list.iter().enumerate() {
-                        items.push((format!("{key_path}[{j}]"), item));
+                        items.push((type_key, format!("{key_path}[{j}]"), item));
                     }
                 }
                 other => {
@@ -221,7 +230,7 @@ impl Validator {
     }
 
     pub(super) fn prefixes(&mut self, node: &Node, path: &str) -> Option<Vec<Prefix>> {
-        let items = self.items(node, path, "prefix", "frrouting")?;
+        let items = self.items(node, path, "prefix", PREFIX_TYPES)?;
         if items.is_empty() {
             self.problem(
                 node.span.start,
@@ -232,8 +241,8 @@ impl Validator {
         }
         let mut prefixes = Vec::new();
         let mut ok = true;
-        for (item_path, item) in items {
-            match self.prefix(item, &item_path) {
+        for (type_key, item_path, item) in items {
+            match self.prefix(type_key, item, &item_path) {
                 Some(p) => prefixes.push(p),
                 None => ok = false,
             }
@@ -241,8 +250,10 @@ impl Validator {
         ok.then_some(prefixes)
     }
 
-    pub(super) fn prefix(&mut self, node: &Node, path: &str) -> Option<Prefix> {
-        let (prefix_node, vrf, vtysh) = match &node.value {
+    /// One prefix of backend type `type_key`: the keys every backend has (`prefix`, `vrf`),
+    /// then the backend's own ([`Validator::backend`]).
+    pub(super) fn prefix(&mut self, type_key: &str, node: &Node, path: &str) -> Option<Prefix> {
+        let (prefix_node, vrf, backend) = match &node.value {
             Value::Table(_) => {
                 let mut table = self.table(node, path)?;
                 let prefix = self.take(&mut table, "prefix");
@@ -250,16 +261,7 @@ impl Validator {
                     Some(n) => self.vrf(n, &join(path, "vrf")).map(Some),
                     None => Some(None),
                 };
-                let vtysh = match self.take(&mut table, "vtysh") {
-                    Some(n) => match self.string(n, &join(path, "vtysh")) {
-                        Some(s) if s.is_empty() => {
-                            self.problem(n.span.start, join(path, "vtysh"), "must not be empty");
-                            None
-                        }
-                        other => other.map(PathBuf::from),
-                    },
-                    None => Some(PathBuf::from(DEFAULT_VTYSH)),
-                };
+                let backend = self.backend(type_key, Some(&mut table), path);
                 self.finish(table);
                 let Some(prefix) = prefix else {
                     self.problem(
@@ -269,9 +271,9 @@ impl Validator {
                     );
                     return None;
                 };
-                (prefix, vrf?.flatten(), vtysh?)
+                (prefix, vrf?.flatten(), backend?)
             }
-            _ => (node, None, PathBuf::from(DEFAULT_VTYSH)),
+            _ => (node, None, self.backend(type_key, None, path)?),
         };
         let prefix_path = if std::ptr::eq(prefix_node, node) {
             path.to_owned()
@@ -301,8 +303,38 @@ impl Validator {
         Some(Prefix {
             prefix,
             vrf,
-            backend: crate::routing::BackendId::frr(vtysh),
+            backend,
         })
+    }
+
+    /// The backend of a prefix of type `type_key`, from its own keys in `table` (`None`: the
+    /// prefix was given as a plain string, so every key has its default).
+    fn backend(
+        &mut self,
+        type_key: &str,
+        table: Option<&mut Table<'_>>,
+        path: &str,
+    ) -> Option<crate::routing::BackendId> {
+        match type_key {
+            // `vtysh`: the binary that reaches the FRR.
+            "frrouting" => {
+                let vtysh = match table.and_then(|t| self.take(t, "vtysh")) {
+                    Some(n) => match self.string(n, &join(path, "vtysh")) {
+                        Some(s) if s.is_empty() => {
+                            self.problem(n.span.start, join(path, "vtysh"), "must not be empty");
+                            None
+                        }
+                        other => other.map(PathBuf::from),
+                    },
+                    None => Some(PathBuf::from(DEFAULT_VTYSH)),
+                };
+                Some(crate::routing::BackendId::frr(vtysh?))
+            }
+            other => {
+                self.problem(0, path, format!("unknown prefix type \"{other}\""));
+                None
+            }
+        }
     }
 
     /// A VRF name; the empty string means the default VRF (as in the original).
@@ -329,11 +361,11 @@ impl Validator {
     }
 
     pub(super) fn checks(&mut self, node: &Node, path: &str) -> Option<Vec<Check>> {
-        let items = self.items(node, path, "check", "cabourotte")?;
+        let items = self.items(node, path, "check", CHECK_KINDS)?;
         let mut checks: Vec<Check> = Vec::new();
         let mut ok = true;
-        for (item_path, item) in items {
-            match self.check(item, &item_path) {
+        for (type_key, item_path, item) in items {
+            match self.check(type_key, item, &item_path) {
                 Some(c) => {
                     if checks.iter().any(|o| o.name == c.name) {
                         self.problem(
@@ -351,15 +383,18 @@ impl Validator {
         ok.then_some(checks)
     }
 
-    pub(super) fn check(&mut self, node: &Node, path: &str) -> Option<Check> {
+    /// One check of kind `type_key`: the keys every kind has (`name`, `interval`, `timeout`,
+    /// `pending_timeout`), then the kind's own ([`Validator::check_kind`]).
+    pub(super) fn check(&mut self, type_key: &str, node: &Node, path: &str) -> Option<Check> {
         let mut name = None;
-        let mut url = Some(DEFAULT_CABOUROTTE_URL.to_owned());
         let mut interval = Some(DEFAULT_INTERVAL);
         let mut timeout = None;
         let mut pending_timeout = None;
-        let mut max_age = None;
-        match &node.value {
-            Value::String(s) => name = Some(s.clone()),
+        let kind = match &node.value {
+            Value::String(s) => {
+                name = Some(s.clone());
+                self.check_kind(type_key, None, path)
+            }
             Value::Table(_) => {
                 let mut table = self.table(node, path)?;
                 match self.take(&mut table, "name") {
@@ -368,9 +403,7 @@ impl Validator {
                         self.problem(node.span.start, join(path, "name"), "missing required key");
                     }
                 }
-                if let Some(n) = self.take(&mut table, "url") {
-                    url = self.url(n, &join(path, "url"));
-                }
+                let kind = self.check_kind(type_key, Some(&mut table), path);
                 if let Some(n) = self.take(&mut table, "interval") {
                     interval = self.duration(n, &join(path, "interval"));
                 }
@@ -380,10 +413,8 @@ impl Validator {
                 if let Some(n) = self.take(&mut table, "pending_timeout") {
                     pending_timeout = Some(self.duration(n, &join(path, "pending_timeout")));
                 }
-                if let Some(n) = self.take(&mut table, "max_age") {
-                    max_age = Some(self.duration(n, &join(path, "max_age")));
-                }
                 self.finish(table);
+                kind
             }
             other => {
                 self.problem(
@@ -393,7 +424,7 @@ impl Validator {
                 );
                 return None;
             }
-        }
+        };
         let name = name?;
         if name.is_empty() {
             self.problem(node.span.start, join(path, "name"), "must not be empty");
@@ -408,17 +439,41 @@ impl Validator {
             Some(t) => t?,
             None => (interval * 3).max(Duration::from_secs(10)),
         };
-        let max_age = match max_age {
-            Some(t) => Some(t?),
-            None => None,
-        };
         Some(Check {
             name,
             interval,
             timeout,
             pending_timeout,
-            kind: CheckKind::Cabourotte { url: url?, max_age },
+            kind: kind?,
         })
+    }
+
+    /// The settings of a check of kind `type_key`, from its own keys in `table` (`None`: the
+    /// check was given as a plain name, so every key has its default).
+    fn check_kind(
+        &mut self,
+        type_key: &str,
+        mut table: Option<&mut Table<'_>>,
+        path: &str,
+    ) -> Option<CheckKind> {
+        match type_key {
+            // `url` of the Cabourotte, `max_age` of its results.
+            "cabourotte" => {
+                let url = match table.as_deref_mut().and_then(|t| self.take(t, "url")) {
+                    Some(n) => self.url(n, &join(path, "url")),
+                    None => Some(DEFAULT_CABOUROTTE_URL.to_owned()),
+                };
+                let max_age = match table.and_then(|t| self.take(t, "max_age")) {
+                    Some(n) => Some(self.duration(n, &join(path, "max_age"))?),
+                    None => None,
+                };
+                Some(CheckKind::Cabourotte { url: url?, max_age })
+            }
+            other => {
+                self.problem(0, path, format!("unknown check type \"{other}\""));
+                None
+            }
+        }
     }
 
     pub(super) fn url(&mut self, node: &Node, path: &str) -> Option<String> {

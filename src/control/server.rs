@@ -411,7 +411,6 @@ async fn drain(
     caller: &Caller,
     context: &Context,
 ) -> Result<Vec<DrainResult>, String> {
-    let (uid, pid) = (caller.uid, caller.pid);
     let (service, drain, wait_ms) = match request {
         Request::Drain {
             service,
@@ -422,58 +421,12 @@ async fn drain(
         Request::Undrain { service, wait_ms } => (service, None, wait_ms),
         _ => return Err("not a drain request".into()),
     };
-    let targets: Vec<(String, mpsc::Sender<crate::service::driver::Command>)> = {
-        let drivers = lock(&context.drivers);
-        match &service {
-            Some(name) => match drivers.get(name) {
-                Some(tx) => vec![(name.clone(), tx.clone())],
-                None => {
-                    let known: Vec<&str> = drivers.keys().map(String::as_str).collect();
-                    return Err(format!(
-                        "unknown service {name:?}; known services: {}",
-                        known.join(", ")
-                    ));
-                }
-            },
-            None => drivers
-                .iter()
-                .map(|(n, tx)| (n.clone(), tx.clone()))
-                .collect(),
-        }
-    };
+    let targets = drain_targets(context, service.as_deref())?;
     let now = crate::journal::now_ms();
     let mut replies = Vec::new();
     for (name, tx) in targets {
         let (reply_tx, reply_rx) = oneshot::channel();
-        let command = match &drain {
-            Some((reason, for_ms)) => {
-                let expires_at_ms =
-                    for_ms.map(|ms| now.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX)));
-                let kind = anycastd_journal::wire::OperatorKind::Drain {
-                    service: name.clone(),
-                    reason: reason.clone(),
-                    expires_at_ms,
-                };
-                crate::service::driver::Command::Drain {
-                    cause: Box::new(anycastd_fsm::DrainCause::Operator {
-                        reason: reason.clone(),
-                        expires_at: expires_at_ms.map(anycastd_fsm::Timestamp),
-                        uid,
-                    }),
-                    operator: Box::new(anycastd_journal::wire::OperatorAction { kind, uid, pid }),
-                    reply: reply_tx,
-                }
-            }
-            None => {
-                let kind = anycastd_journal::wire::OperatorKind::Undrain {
-                    service: name.clone(),
-                };
-                crate::service::driver::Command::Undrain {
-                    operator: Box::new(anycastd_journal::wire::OperatorAction { kind, uid, pid }),
-                    reply: reply_tx,
-                }
-            }
-        };
+        let command = drain_command(&name, drain.as_ref(), caller, now, reply_tx);
         let reply = if tx.send(command).await.is_ok() {
             reply_rx.await.ok()
         } else {
@@ -494,68 +447,139 @@ async fn drain(
     };
     Ok(replies
         .into_iter()
-        .map(|(name, reply)| {
-            let Some(reply) = reply else {
-                return DrainResult {
-                    service: name,
-                    note: "the service is stopping".into(),
-                    state: "stopping".into(),
-                    prefixes: 0,
-                    verified: None,
-                    unverified: Vec::new(),
-                };
-            };
-            let keys: Vec<&crate::routing::writer::PrefixKey> =
-                reply.handed.iter().flat_map(|h| h.keys.iter()).collect();
-            // The prefixes FRR did not show, grouped by their error.
-            let mut by_error: Vec<(String, Vec<String>)> = Vec::new();
-            for ((vrf, prefix), error) in left.iter().filter(|(key, _)| keys.contains(&key)) {
-                let prefix = crate::text::prefix_with_vrf(&prefix.to_string(), vrf.as_deref());
-                let error = error.clone().unwrap_or_else(|| "not confirmed yet".into());
-                match by_error.iter_mut().find(|(e, _)| *e == error) {
-                    Some((_, prefixes)) => prefixes.push(prefix),
-                    None => by_error.push((error, vec![prefix])),
-                }
-            }
-            let unverified: Vec<String> = by_error
-                .iter()
-                .map(|(error, prefixes)| format!("{}: {error}", prefixes.join(", ")))
-                .collect();
-            let unverified_count: usize = by_error.iter().map(|(_, p)| p.len()).sum();
-            let announced = reply.state.announces();
-            let (verb, done, noun) = if announced {
-                ("announce", "announced", "announcement")
-            } else {
-                ("withdraw", "withdrawn", "withdrawal")
-            };
-            let verified = match (wait_ms, keys.is_empty()) {
-                (_, true) | (None, _) => None,
-                (Some(_), false) => Some(unverified.is_empty()),
-            };
-            let what = match verified {
-                _ if keys.is_empty() => String::new(),
-                None => format!(
-                    "; {verb} {} prefix(es) requested, not waited for",
-                    keys.len()
-                ),
-                Some(true) => format!("; FRR shows {} prefix(es) {done}", keys.len()),
-                Some(false) => format!(
-                    "; FRR has NOT confirmed the {noun} of {} of {} prefix(es) yet: {}",
-                    unverified_count,
-                    keys.len(),
-                    unverified.join("; ")
-                ),
-            };
-            DrainResult {
-                service: name,
-                note: format!("{}{what}", reply.note),
-                state: crate::text::state_text(&(&reply.state).into()),
-                prefixes: keys.len(),
-                verified,
-                unverified,
-            }
-        })
+        .map(|(name, reply)| drain_result(name, reply, &left, wait_ms.is_some()))
         .collect())
+}
+
+/// The drivers a drain or undrain goes to: the one named, or every one.
+fn drain_targets(
+    context: &Context,
+    service: Option<&str>,
+) -> Result<Vec<(String, mpsc::Sender<crate::service::driver::Command>)>, String> {
+    let drivers = lock(&context.drivers);
+    match service {
+        Some(name) => match drivers.get(name) {
+            Some(tx) => Ok(vec![(name.to_owned(), tx.clone())]),
+            None => {
+                let known: Vec<&str> = drivers.keys().map(String::as_str).collect();
+                Err(format!(
+                    "unknown service {name:?}; known services: {}",
+                    known.join(", ")
+                ))
+            }
+        },
+        None => Ok(drivers
+            .iter()
+            .map(|(n, tx)| (n.clone(), tx.clone()))
+            .collect()),
+    }
+}
+
+/// The command to one driver: a drain (`drain`: its reason and duration) or an undrain, with
+/// the operator record it journals.
+fn drain_command(
+    service: &str,
+    drain: Option<&(String, Option<u64>)>,
+    caller: &Caller,
+    now: i64,
+    reply: oneshot::Sender<crate::service::driver::OperatorReply>,
+) -> crate::service::driver::Command {
+    use anycastd_journal::wire::{OperatorAction, OperatorKind};
+    let (uid, pid) = (caller.uid, caller.pid);
+    match drain {
+        Some((reason, for_ms)) => {
+            let expires_at_ms =
+                for_ms.map(|ms| now.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX)));
+            let kind = OperatorKind::Drain {
+                service: service.to_owned(),
+                reason: reason.clone(),
+                expires_at_ms,
+            };
+            crate::service::driver::Command::Drain {
+                cause: Box::new(anycastd_fsm::DrainCause::Operator {
+                    reason: reason.clone(),
+                    expires_at: expires_at_ms.map(anycastd_fsm::Timestamp),
+                    uid,
+                }),
+                operator: Box::new(OperatorAction { kind, uid, pid }),
+                reply,
+            }
+        }
+        None => {
+            let kind = OperatorKind::Undrain {
+                service: service.to_owned(),
+            };
+            crate::service::driver::Command::Undrain {
+                operator: Box::new(OperatorAction { kind, uid, pid }),
+                reply,
+            }
+        }
+    }
+}
+
+/// What a drain or undrain did to one service, and how FRR took it: `left` are the prefixes
+/// FRR did not show within the wait (`waited`), with their last errors.
+fn drain_result(
+    name: String,
+    reply: Option<crate::service::driver::OperatorReply>,
+    left: &[(crate::routing::PrefixKey, Option<String>)],
+    waited: bool,
+) -> DrainResult {
+    let Some(reply) = reply else {
+        return DrainResult {
+            service: name,
+            note: "the service is stopping".into(),
+            state: "stopping".into(),
+            prefixes: 0,
+            verified: None,
+            unverified: Vec::new(),
+        };
+    };
+    let keys: Vec<&crate::routing::PrefixKey> =
+        reply.handed.iter().flat_map(|h| h.keys.iter()).collect();
+    // The prefixes FRR did not show, grouped by their error.
+    let mut by_error: Vec<(String, Vec<String>)> = Vec::new();
+    for ((vrf, prefix), error) in left.iter().filter(|(key, _)| keys.contains(&key)) {
+        let prefix = crate::text::prefix_with_vrf(&prefix.to_string(), vrf.as_deref());
+        let error = error.clone().unwrap_or_else(|| "not confirmed yet".into());
+        match by_error.iter_mut().find(|(e, _)| *e == error) {
+            Some((_, prefixes)) => prefixes.push(prefix),
+            None => by_error.push((error, vec![prefix])),
+        }
+    }
+    let unverified: Vec<String> = by_error
+        .iter()
+        .map(|(error, prefixes)| format!("{}: {error}", prefixes.join(", ")))
+        .collect();
+    let unverified_count: usize = by_error.iter().map(|(_, p)| p.len()).sum();
+    let (verb, done, noun) = if reply.state.announces() {
+        ("announce", "announced", "announcement")
+    } else {
+        ("withdraw", "withdrawn", "withdrawal")
+    };
+    let verified = (waited && !keys.is_empty()).then_some(unverified.is_empty());
+    let what = match verified {
+        _ if keys.is_empty() => String::new(),
+        None => format!(
+            "; {verb} {} prefix(es) requested, not waited for",
+            keys.len()
+        ),
+        Some(true) => format!("; FRR shows {} prefix(es) {done}", keys.len()),
+        Some(false) => format!(
+            "; FRR has NOT confirmed the {noun} of {} of {} prefix(es) yet: {}",
+            unverified_count,
+            keys.len(),
+            unverified.join("; ")
+        ),
+    };
+    DrainResult {
+        service: name,
+        note: format!("{}{what}", reply.note),
+        state: crate::text::state_text(&(&reply.state).into()),
+        prefixes: keys.len(),
+        verified,
+        unverified,
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

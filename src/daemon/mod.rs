@@ -96,10 +96,9 @@ impl Signals {
     }
 }
 
-/// Run the daemon until a signal; returns the exit code.
-/// Run the daemon until it is stopped; returns its exit code. It stays one function because
-/// it is the list of what the daemon is made of, in start-up order, each part built by a
-/// function of its own.
+/// Run the daemon until a signal or `anycastd stop`; returns its exit code. It stays one
+/// function because it is the list of what the daemon is made of, in start-up order, each
+/// part built by a function of its own.
 pub async fn run(config: Config, config_path: &Path) -> u8 {
     // Signals first: a SIGTERM during start-up must still withdraw.
     let (mut signals, mut hup) =
@@ -133,6 +132,7 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
         },
         None => None,
     };
+    crate::metrics::journal_counters();
     let rebooted = startup::journal_start(&config, &prior, reset, &journal).await;
     tracing::info!(
         config = %config_path.display(),

@@ -24,7 +24,9 @@ pub(super) fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> 
 impl Running {
     /// Reload the config file (DESIGN §8 identity rules). An invalid config, or one that
     /// changes keys that cannot change live, is rejected, journaled as rejected, and nothing
-    /// is applied. `uid` is the caller's over the control socket (`None`: SIGHUP).
+    /// is applied. `uid` is the caller's over the control socket (`None`: SIGHUP). Long
+    /// because a reload is a sequence that must not be reordered: validate, journal the
+    /// reload record, start new writers, then remove, reconfigure and add services.
     pub(super) async fn reload(
         &mut self,
         drivers: &mut Drivers,
@@ -120,12 +122,7 @@ impl Running {
                 .unwrap_or_else(|p| p.into_inner());
             for id in new.prefixes_by_backend().into_keys() {
                 writers.entry(id.clone()).or_insert_with(|| {
-                    routing::spawn_writer(
-                        &new.routing(),
-                        &id,
-                        new.frrouting.reconcile_interval,
-                        self.reports.clone(),
-                    )
+                    routing::spawn_writer(&new.routing(), &id, self.reports.clone())
                 });
             }
         }

@@ -33,6 +33,11 @@ pub(super) async fn hand_over(
     exit::OK
 }
 
+/// SIGTERM, SIGINT or `anycastd stop`: every service drains (journaled), every writer
+/// withdraws and verifies within `shutdown_timeout` (a second signal cuts it short), then the
+/// stop is journaled with what is left and each service's end is logged. Exit 0 only when
+/// every withdrawal is verified, else 70. Long because it is those steps in order, each
+/// short; the journal record and the log lines need all of their results.
 pub(super) async fn shutdown(
     config: &Config,
     reason: &str,

@@ -352,12 +352,7 @@ pub(super) fn spawn_writers(
     backends
         .into_iter()
         .map(|id| {
-            let writer = routing::spawn_writer(
-                &config.routing(),
-                &id,
-                config.frrouting.reconcile_interval,
-                reports.clone(),
-            );
+            let writer = routing::spawn_writer(&config.routing(), &id, reports.clone());
             (id, writer)
         })
         .collect()

@@ -37,9 +37,6 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
-    /// Every kind.
-    pub const ALL: [BackendKind; 2] = [BackendKind::Frr, BackendKind::Memory];
-
     /// Its name in messages: `FRR`.
     pub fn label(self) -> &'static str {
         match self {
@@ -247,24 +244,34 @@ pub struct Settings {
     pub frr: frr::Settings,
 }
 
+/// How often the writer of a memory backend reads it afresh.
+const MEMORY_RECONCILE_INTERVAL: Duration = Duration::from_secs(30);
+
+impl Settings {
+    /// How often the writers of a kind read their backend afresh and repair drift.
+    pub fn reconcile_interval(&self, kind: BackendKind) -> Duration {
+        match kind {
+            BackendKind::Frr => self.frr.reconcile_interval,
+            BackendKind::Memory => MEMORY_RECONCILE_INTERVAL,
+        }
+    }
+}
+
 /// Start the writer of backend `id`. Outcomes go to `reports`.
 pub fn spawn_writer(
     settings: &Settings,
     id: &BackendId,
-    reconcile_interval: Duration,
     reports: mpsc::UnboundedSender<writer::Report>,
 ) -> writer::WriterHandle {
+    let interval = settings.reconcile_interval(id.kind);
     match id.kind {
-        BackendKind::Frr => writer::spawn(
-            frr::Frr::new(id, &settings.frr),
-            reconcile_interval,
-            reports,
-        ),
-        BackendKind::Memory => writer::spawn(
-            memory::Memory::named(&id.instance),
-            reconcile_interval,
-            reports,
-        ),
+        BackendKind::Frr => {
+            crate::metrics::vtysh_counters(&id.instance);
+            writer::spawn(frr::Frr::new(id, &settings.frr), interval, reports)
+        }
+        BackendKind::Memory => {
+            writer::spawn(memory::Memory::named(&id.instance), interval, reports)
+        }
     }
 }
 

@@ -52,7 +52,9 @@ fn readable(view: &View, backend: &BackendId) -> bool {
 /// A configured service as the reconciliation sees it: its name and prefixes.
 pub type ServiceRoutes<'a> = (&'a str, &'a [Route]);
 
-/// Decide the plan. `last` is the journal's last state per service.
+/// Decide the plan. `last` is the journal's last state per service. One pass over the
+/// services applying the rules in the order of the module doc, then one over the journal for
+/// rule 2; kept together so that the rules read as the table above.
 pub fn plan(
     services: &[ServiceRoutes<'_>],
     last: &BTreeMap<String, LastState>,

@@ -140,6 +140,7 @@ pub struct Shared {
 pub fn spawn(start: Start, shared: Shared) -> DriverHandle {
     let (commands_tx, commands_rx) = mpsc::channel(4);
     let name = start.service.name.clone();
+    crate::metrics::service_counters(&name);
     let task = tokio::spawn(async move {
         let mut driver = Driver::new(start, shared);
         driver.restore_damping().await;
@@ -209,11 +210,7 @@ pub fn wire_params(service: &Service) -> wire::ServiceParams {
                 interval_ms: c.interval.as_millis() as u64,
                 timeout_ms: c.timeout.as_millis() as u64,
                 pending_timeout_ms: c.pending_timeout.as_millis() as u64,
-                max_age_ms: match &c.kind {
-                    crate::config::CheckKind::Cabourotte { max_age, .. } => {
-                        max_age.map(|d| d.as_millis() as u64)
-                    }
-                },
+                max_age_ms: c.kind.max_age().map(|d| d.as_millis() as u64),
             })
             .collect(),
         prefixes: service.prefixes.iter().map(prefix_ref).collect(),

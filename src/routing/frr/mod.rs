@@ -22,6 +22,8 @@ pub struct Settings {
     pub args: Vec<String>,
     /// Time limit of one vtysh process (`vtysh_timeout`).
     pub timeout: Duration,
+    /// How often the writer reads FRR afresh and repairs drift (`reconcile_interval`).
+    pub reconcile_interval: Duration,
 }
 
 impl Default for Settings {
@@ -29,6 +31,7 @@ impl Default for Settings {
         Settings {
             args: Vec::new(),
             timeout: Duration::from_secs(10),
+            reconcile_interval: Duration::from_secs(30),
         }
     }
 }
