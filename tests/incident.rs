@@ -179,6 +179,14 @@ fn a_drain_frr_does_not_confirm_says_so_and_exits_70() {
         out.stdout
     );
     assert!(out.stdout.contains("bgpd is not running"), "{}", out.stdout);
+    // FRR cannot be read: a monitoring check says UNKNOWN, with the daemon running too.
+    let out = anycastd(&["status", "--check"], &config);
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.starts_with("ANYCASTD UNKNOWN - dns 203.0.113.53/32: wanted withdrawn; FRR unreadable: bgpd is not running"),
+        "{}",
+        out.stdout
+    );
     let out = anycastd(&["undrain", "dns", "--no-wait"], &config);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
