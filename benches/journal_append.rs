@@ -23,11 +23,7 @@ fn transition() -> Event {
         healthy_streak: 0,
         unhealthy_streak: 1,
         change: Change::Withdraw,
-        prefixes: vec![PrefixRef {
-            vtysh: "/usr/bin/vtysh".into(),
-            vrf: None,
-            prefix: "203.0.113.53/32".into(),
-        }],
+        prefixes: vec![PrefixRef::frr("/usr/bin/vtysh", None, "203.0.113.53/32")],
     })
 }
 

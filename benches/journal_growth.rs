@@ -29,7 +29,7 @@ fn params(name: &str, interval_ms: u64) -> wire::ServiceParams {
         checks: (0..CHECKS)
             .map(|i| wire::CheckParams {
                 kind: "cabourotte".into(),
-                url: "http://127.0.0.1:9013".into(),
+                identity: "http://127.0.0.1:9013".into(),
                 name: format!("{name}-check-{i}"),
                 interval_ms,
                 timeout_ms: interval_ms.min(5_000),
@@ -37,11 +37,11 @@ fn params(name: &str, interval_ms: u64) -> wire::ServiceParams {
                 max_age_ms: None,
             })
             .collect(),
-        prefixes: vec![wire::PrefixRef {
-            vtysh: "/usr/bin/vtysh".into(),
-            vrf: None,
-            prefix: "203.0.113.53/32".into(),
-        }],
+        prefixes: vec![wire::PrefixRef::frr(
+            "/usr/bin/vtysh",
+            None,
+            "203.0.113.53/32",
+        )],
     }
 }
 

@@ -83,11 +83,7 @@ fn main() {
                     healthy_streak: 0,
                     unhealthy_streak: 1,
                     change: Change::Withdraw,
-                    prefixes: vec![PrefixRef {
-                        vtysh: "/usr/bin/vtysh".into(),
-                        vrf: None,
-                        prefix: "203.0.113.53/32".into(),
-                    }],
+                    prefixes: vec![PrefixRef::frr("/usr/bin/vtysh", None, "203.0.113.53/32")],
                 })
             } else {
                 Event::CheckEdge(CheckEdge {
@@ -242,7 +238,7 @@ fn replay_records() -> Vec<anycastd_journal::Record> {
                 fall: 1,
                 checks: vec![CheckParams {
                     kind: "cabourotte".into(),
-                    url: "http://127.0.0.1:9013".into(),
+                    identity: "http://127.0.0.1:9013".into(),
                     name: "c".into(),
                     interval_ms: 1000,
                     timeout_ms: 1000,

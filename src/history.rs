@@ -61,11 +61,7 @@ mod window_tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let mut journal =
             Journal::open(dir.path(), &Options::default()).unwrap_or_else(|e| panic!("{e}"));
-        let prefix = wire::PrefixRef {
-            vtysh: "/usr/bin/vtysh".into(),
-            vrf: None,
-            prefix: "203.0.113.53/32".into(),
-        };
+        let prefix = wire::PrefixRef::frr("/usr/bin/vtysh", None, "203.0.113.53/32");
         let transition = Event::Transition(wire::Transition {
             service: "dns".into(),
             from: wire::State::Healthy,
@@ -398,11 +394,7 @@ mod tests {
     }
 
     fn prefix(p: &str) -> wire::PrefixRef {
-        wire::PrefixRef {
-            vtysh: "/usr/bin/vtysh".into(),
-            vrf: None,
-            prefix: p.into(),
-        }
+        wire::PrefixRef::frr("/usr/bin/vtysh", None, p)
     }
 
     fn apply(decision_seq: u64, p: &str, outcome: wire::Outcome) -> Event {

@@ -32,7 +32,7 @@ const T0: i64 = 1_795_500_000_000;
 fn check(name: &str, interval_ms: u64) -> wire::CheckParams {
     wire::CheckParams {
         kind: "cabourotte".into(),
-        url: "http://127.0.0.1:9013".into(),
+        identity: "http://127.0.0.1:9013".into(),
         name: name.into(),
         interval_ms,
         timeout_ms: interval_ms.min(5_000),
@@ -47,11 +47,11 @@ fn service(rise: u32, fall: u32, checks: Vec<wire::CheckParams>) -> wire::Servic
         rise,
         fall,
         checks,
-        prefixes: vec![wire::PrefixRef {
-            vtysh: "/usr/bin/vtysh".into(),
-            vrf: None,
-            prefix: "203.0.113.53/32".into(),
-        }],
+        prefixes: vec![wire::PrefixRef::frr(
+            "/usr/bin/vtysh",
+            None,
+            "203.0.113.53/32",
+        )],
     }
 }
 

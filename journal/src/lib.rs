@@ -30,8 +30,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use wire::Event;
 
-/// The format version this build writes (it reads 1 and 2; see [`wire`]).
-pub const FORMAT_VERSION: u8 = 2;
+/// The format version this build writes (it reads 1, 2 and 3; see [`wire`]).
+pub const FORMAT_VERSION: u8 = 3;
 
 /// The oldest format version this build reads.
 pub const OLDEST_FORMAT_VERSION: u8 = 1;
@@ -118,11 +118,12 @@ pub mod codec {
     use super::*;
     use bincode::Options;
 
-    /// Largest encoded record body accepted (format versions 1 and 2).
+    /// Largest encoded record body accepted (format versions 1 to 3).
     pub const SIZE_LIMIT_V1: u64 = 1 << 20;
 
-    /// The pinned bincode configuration of format versions 1 and 2 (version 2 only appends
-    /// enum variants, so it keeps version 1's encoding).
+    /// The pinned bincode configuration of format versions 1 to 3 (version 2 only appends
+    /// enum variants; version 3 changes the layout of one struct, read by version with
+    /// [`wire::with_format`]).
     fn options_v1() -> impl bincode::Options {
         bincode::DefaultOptions::new()
             .with_varint_encoding()
@@ -151,11 +152,12 @@ pub mod codec {
                 seq,
                 reason: "empty record".into(),
             }),
-            Some((version @ (1 | 2), body)) => {
-                let body: Body = options_v1().deserialize(body).map_err(|e| Error::Corrupt {
-                    seq,
-                    reason: e.to_string(),
-                })?;
+            Some((version @ (1..=3), body)) => {
+                let body: Body = wire::with_format(*version, || options_v1().deserialize(body))
+                    .map_err(|e| Error::Corrupt {
+                        seq,
+                        reason: e.to_string(),
+                    })?;
                 if *version == 1 && body.event.is_version_2() {
                     return Err(Error::Corrupt {
                         seq,
@@ -180,7 +182,7 @@ pub mod codec {
     /// record of a known version, or too short).
     pub fn peek_time(bytes: &[u8]) -> Option<i64> {
         match bytes.split_first() {
-            Some((1 | 2, body)) => bincode::DefaultOptions::new()
+            Some((1..=3, body)) => bincode::DefaultOptions::new()
                 .with_varint_encoding()
                 .with_little_endian()
                 .allow_trailing_bytes()
@@ -202,9 +204,8 @@ pub mod codec {
     /// Decode a last-state value (`None` for an unknown version).
     pub fn decode_last(bytes: &[u8]) -> Result<Option<LastState>, Error> {
         match bytes.split_first() {
-            Some((1 | 2, body)) => {
-                options_v1()
-                    .deserialize(body)
+            Some((version @ (1..=3), body)) => {
+                wire::with_format(*version, || options_v1().deserialize(body))
                     .map(Some)
                     .map_err(|e| Error::Corrupt {
                         seq: 0,

@@ -1,4 +1,4 @@
-//! The frozen wire types of the journal, format versions 1 and 2.
+//! The frozen wire types of the journal, format versions 1, 2 and 3.
 //!
 //! These types are a contract with every journal ever written: enum variants and struct fields
 //! are never removed, reordered or changed. A new field or meaning needs a new format version
@@ -12,22 +12,117 @@
 //! What version 2 changes in meaning: check results are no longer journaled as counts
 //! (`polls_since_last_edge`, [`Polls`]: always 0 / never written) but as [`Runs`], which give
 //! every unchanged result its exact time; a result's time is the time its poll was due.
+//!
+//! Format version 3 changes one struct: a [`PrefixRef`] names its backend's kind and
+//! instance (formats 1 and 2 held a vtysh binary, FRR being the only backend). Its decoder
+//! reads the old layout for records of the old versions ([`with_format`]), so one set of
+//! types still decodes every version; a build that knows only versions 1 and 2 skips the
+//! new records as unknown instead of taking another backend for a vtysh path.
 
 use anycastd_fsm as fsm;
 use serde::{Deserialize, Serialize};
 
-/// One prefix as configured: the backend, the VRF (`None` = default) and the prefix text.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// One prefix as configured: its backend (kind and instance), VRF (`None` = default) and
+/// prefix text.
+///
+/// Format 3 names the backend's kind; formats 1 and 2 held only a vtysh binary (they knew
+/// FRR alone), and decode as `backend = "frr"`, `instance =` that binary. Which layout a
+/// binary record has is told by its version byte ([`with_format`]); JSON (the control
+/// socket) takes either.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct PrefixRef {
-    /// The backend that manages it: for FRR, its vtysh binary (the only backend formats 1
-    /// and 2 were written for; the daemon's in-process test backend writes `memory:NAME`
-    /// into test journals only). A second production backend needs a format version whose
-    /// reference names the kind.
-    pub vtysh: String,
-    /// VRF name; `None` for the default VRF.
+    /// The backend's kind (`frr`).
+    pub backend: String,
+    /// Which backend of that kind: for FRR, the vtysh binary that reaches it.
+    pub instance: String,
+    /// VRF (or table) name; `None` for the default one.
     pub vrf: Option<String>,
     /// The network in CIDR form, e.g. `203.0.113.53/32`.
     pub prefix: String,
+}
+
+impl PrefixRef {
+    /// A prefix of the FRR reached through `vtysh`.
+    pub fn frr(vtysh: &str, vrf: Option<String>, prefix: &str) -> PrefixRef {
+        PrefixRef {
+            backend: "frr".to_owned(),
+            instance: vtysh.to_owned(),
+            vrf,
+            prefix: prefix.to_owned(),
+        }
+    }
+}
+
+/// [`PrefixRef`] as format 3 writes it.
+#[derive(Deserialize)]
+struct PrefixRefV3 {
+    backend: String,
+    instance: String,
+    vrf: Option<String>,
+    prefix: String,
+}
+
+/// [`PrefixRef`] as formats 1 and 2 wrote it.
+#[derive(Deserialize)]
+struct PrefixRefV1 {
+    vtysh: String,
+    vrf: Option<String>,
+    prefix: String,
+}
+
+impl From<PrefixRefV3> for PrefixRef {
+    fn from(r: PrefixRefV3) -> PrefixRef {
+        PrefixRef {
+            backend: r.backend,
+            instance: r.instance,
+            vrf: r.vrf,
+            prefix: r.prefix,
+        }
+    }
+}
+
+impl From<PrefixRefV1> for PrefixRef {
+    fn from(r: PrefixRefV1) -> PrefixRef {
+        PrefixRef::frr(&r.vtysh, r.vrf, &r.prefix)
+    }
+}
+
+impl<'de> Deserialize<'de> for PrefixRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<PrefixRef, D::Error> {
+        if d.is_human_readable() {
+            // JSON names its fields: either layout, whatever wrote it.
+            #[derive(Deserialize)]
+            #[serde(untagged)]
+            enum Either {
+                V3(PrefixRefV3),
+                V1(PrefixRefV1),
+            }
+            return Ok(match Either::deserialize(d)? {
+                Either::V3(r) => r.into(),
+                Either::V1(r) => r.into(),
+            });
+        }
+        if LEGACY_LAYOUT.with(std::cell::Cell::get) {
+            PrefixRefV1::deserialize(d).map(Into::into)
+        } else {
+            PrefixRefV3::deserialize(d).map(Into::into)
+        }
+    }
+}
+
+thread_local! {
+    /// Set while a record of format 1 or 2 is decoded (see [`with_format`]).
+    static LEGACY_LAYOUT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `decode` on a binary record body of format `version`: the types that changed layout
+/// in format 3 (only [`PrefixRef`]) read the layout of that version.
+pub fn with_format<T>(version: u8, decode: impl FnOnce() -> T) -> T {
+    let legacy = version < 3;
+    let before = LEGACY_LAYOUT.with(|l| l.replace(legacy));
+    let result = decode();
+    LEGACY_LAYOUT.with(|l| l.set(before));
+    result
 }
 
 /// The effective parameters of one check.
@@ -35,8 +130,10 @@ pub struct PrefixRef {
 pub struct CheckParams {
     /// Check kind, e.g. `cabourotte`.
     pub kind: String,
-    /// Cabourotte base URL.
-    pub url: String,
+    /// What, with the kind and the name, identifies the check (a Cabourotte's base URL).
+    /// Called `url` in JSON before format 3.
+    #[serde(alias = "url")]
+    pub identity: String,
     /// Check name.
     pub name: String,
     /// Poll interval.

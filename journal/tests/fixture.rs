@@ -1,7 +1,7 @@
-//! Journals written by format versions 1 and 2 are checked in (`tests/fixtures/journal-v1`,
-//! `journal-v2`); every later build must still decode them, record for record. Write a
-//! fixture only when adding its format version, never again:
-//! `cargo test -p anycastd-journal --test fixture write_the_v2 -- --ignored`.
+//! Journals written by format versions 1, 2 and 3 are checked in
+//! (`tests/fixtures/journal-v1`, `journal-v2`, `journal-v3`); every later build must still
+//! decode them, record for record. Write a fixture only when adding its format version, never
+//! again: `cargo test -p anycastd-journal --test fixture write_the_v3 -- --ignored`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,6 +15,72 @@ fn fixture_dir() -> PathBuf {
 
 fn fixture_v2_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/journal-v2")
+}
+
+fn fixture_v3_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/journal-v3")
+}
+
+/// Every record kind of format version 3: version 2's, then prefixes of a backend other
+/// than FRR (which only version 3 can name).
+fn events_v3() -> Vec<Event> {
+    let mut events = events_v2();
+    let bird = PrefixRef {
+        backend: "bird".into(),
+        instance: "/run/bird/bird.ctl".into(),
+        vrf: Some("blue".into()),
+        prefix: "192.0.2.0/24".into(),
+    };
+    events.extend([
+        Event::Drift(Drift {
+            service: "web".into(),
+            prefix: bird.clone(),
+            present: false,
+            wanted: true,
+        }),
+        Event::DaemonStopped(DaemonStopped {
+            reason: "SIGTERM".into(),
+            outcome: StopOutcome::Left(vec![bird, p("203.0.113.53/32", None)]),
+        }),
+    ]);
+    events
+}
+
+#[test]
+#[ignore = "writes the checked-in fixture"]
+fn write_the_v3_fixture() {
+    let dir = fixture_v3_dir();
+    let _ = std::fs::remove_dir_all(&dir);
+    {
+        let mut journal = Journal::open(&dir, &Options::default()).unwrap();
+        for (i, event) in events_v3().iter().enumerate() {
+            journal
+                .append(1_795_700_000_000 + i as i64, std::slice::from_ref(event))
+                .unwrap();
+        }
+        journal.flush().unwrap();
+    }
+    std::fs::remove_file(dir.join(anycastd_journal::LOCK_FILE)).unwrap();
+}
+
+#[test]
+fn the_checked_in_v3_journal_still_decodes_record_for_record() {
+    let work = tempfile::tempdir().unwrap();
+    copy_dir(&fixture_v3_dir(), work.path());
+    let journal = Journal::open(work.path(), &Options::default()).unwrap();
+    let decoded: Vec<(u8, u64, i64, Event)> = journal
+        .entries_from(0)
+        .map(|e| match e.unwrap() {
+            Entry::Record(r) => (r.version, r.seq, r.at_ms, r.event),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let expected: Vec<(u8, u64, i64, Event)> = events_v3()
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| (3, i as u64 + 1, 1_795_700_000_000 + i as i64, e))
+        .collect();
+    assert_eq!(decoded, expected);
 }
 
 /// Every record kind format version 2 adds, after all of version 1's.
@@ -115,11 +181,7 @@ fn the_checked_in_v2_journal_still_decodes_record_for_record() {
 }
 
 fn p(prefix: &str, vrf: Option<&str>) -> PrefixRef {
-    PrefixRef {
-        vtysh: "/usr/bin/vtysh".into(),
-        vrf: vrf.map(str::to_owned),
-        prefix: prefix.into(),
-    }
+    PrefixRef::frr("/usr/bin/vtysh", vrf.map(str::to_owned), prefix)
 }
 
 /// One record of every kind and variant that format version 1 has.
@@ -140,7 +202,7 @@ fn events() -> Vec<Event> {
                 fall: 3,
                 checks: vec![CheckParams {
                     kind: "cabourotte".into(),
-                    url: "http://127.0.0.1:9013".into(),
+                    identity: "http://127.0.0.1:9013".into(),
                     name: "dns".into(),
                     interval_ms: 5000,
                     timeout_ms: 5000,

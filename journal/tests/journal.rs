@@ -8,11 +8,7 @@ use anycastd_journal::*;
 use std::sync::mpsc;
 
 fn prefix(p: &str) -> PrefixRef {
-    PrefixRef {
-        vtysh: "/usr/bin/vtysh".into(),
-        vrf: None,
-        prefix: p.into(),
-    }
+    PrefixRef::frr("/usr/bin/vtysh", None, p)
 }
 
 fn transition(service: &str, to: State) -> Event {
@@ -145,23 +141,25 @@ fn records_of_an_unknown_format_version_are_reported_not_fatal() {
 
 #[test]
 fn the_encoding_of_a_record_is_frozen() {
-    // Format version 2 keeps version 1's varint bincode body: changing either is changing
+    // Format versions 2 and 3 keep version 1's varint bincode body: changing it is changing
     // the on-disk format.
     let bytes = codec::encode(1_700_000_000_000, &edge("dns")).unwrap();
-    assert_eq!(bytes[0], 2);
+    assert_eq!(bytes[0], 3);
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(
         hex,
-        "02fd00d0ca9f170300000303646e7301630108485454502035303003"
+        "03fd00d0ca9f170300000303646e7301630108485454502035303003"
     );
-    // The same body under version 1 decodes to the same record.
-    let mut v1 = bytes.clone();
-    v1[0] = 1;
-    match codec::decode(3, &v1).unwrap() {
-        Entry::Record(r) => {
-            assert_eq!((r.version, r.event), (1, edge("dns")));
+    // A record without a prefix reads the same under every version.
+    for version in [1, 2] {
+        let mut old = bytes.clone();
+        old[0] = version;
+        match codec::decode(3, &old).unwrap() {
+            Entry::Record(r) => {
+                assert_eq!((r.version, r.event), (version, edge("dns")));
+            }
+            other => panic!("{other:?}"),
         }
-        other => panic!("{other:?}"),
     }
     let runs = Event::Runs(Runs {
         service: "dns".into(),
@@ -177,10 +175,77 @@ fn the_encoding_of_a_record_is_frozen() {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    // version 2, at, variant 15 (Runs), "dns", one segment: "dns", first, 1000, 3600.
+    // version 3, at, variant 15 (Runs), "dns", one segment: "dns", first, 1000, 3600.
     assert_eq!(
         hex,
-        "02fd00d0ca9f170300000f03646e730103646e73fd00d0ca9f17030000fbe803fb100e"
+        "03fd00d0ca9f170300000f03646e730103646e73fd00d0ca9f17030000fbe803fb100e"
+    );
+}
+
+#[test]
+fn a_prefix_names_its_backend_in_format_3_and_a_vtysh_binary_before() {
+    let drift = |prefix: PrefixRef| {
+        Event::Drift(anycastd_journal::wire::Drift {
+            service: "dns".into(),
+            prefix,
+            present: false,
+            wanted: true,
+        })
+    };
+    let v3 = codec::encode(5, &drift(prefix("203.0.113.53/32"))).unwrap();
+    // Version 3, at 5 (zigzag varint 10), variant 7 (Drift), "dns", the prefix ("frr",
+    // "/usr/bin/vtysh", no VRF, "203.0.113.53/32"), present false, wanted true.
+    let expected_v3 = [
+        &[3u8, 10, 7, 3][..],
+        b"dns",
+        &[3],
+        b"frr",
+        &[14],
+        b"/usr/bin/vtysh",
+        &[0, 15],
+        b"203.0.113.53/32",
+        &[0, 1],
+    ]
+    .concat();
+    assert_eq!(v3, expected_v3);
+    // The same record as format 2 wrote it: the vtysh binary only.
+    let v2 = [
+        &[2u8, 10, 7, 3][..],
+        b"dns",
+        &[14],
+        b"/usr/bin/vtysh",
+        &[0, 15],
+        b"203.0.113.53/32",
+        &[0, 1],
+    ]
+    .concat();
+    match codec::decode(1, &v2).unwrap() {
+        Entry::Record(r) => assert_eq!(r.event, drift(prefix("203.0.113.53/32"))),
+        other => panic!("{other:?}"),
+    }
+    // Another backend's reference, and its JSON (both layouts are read from JSON).
+    let bird = PrefixRef {
+        backend: "bird".into(),
+        instance: "/run/bird/bird.ctl".into(),
+        vrf: Some("blue".into()),
+        prefix: "192.0.2.0/24".into(),
+    };
+    match codec::decode(2, &codec::encode(6, &drift(bird.clone())).unwrap()).unwrap() {
+        Entry::Record(r) => assert_eq!(r.event, drift(bird.clone())),
+        other => panic!("{other:?}"),
+    }
+    let json = serde_json::to_string(&bird).unwrap();
+    assert_eq!(
+        json,
+        r#"{"backend":"bird","instance":"/run/bird/bird.ctl","vrf":"blue","prefix":"192.0.2.0/24"}"#
+    );
+    assert_eq!(serde_json::from_str::<PrefixRef>(&json).unwrap(), bird);
+    assert_eq!(
+        serde_json::from_str::<PrefixRef>(
+            r#"{"vtysh":"/usr/bin/vtysh","vrf":null,"prefix":"203.0.113.53/32"}"#
+        )
+        .unwrap(),
+        prefix("203.0.113.53/32")
     );
 }
 

@@ -37,6 +37,23 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
+    /// Its name in the journal: `frr`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Frr => "frr",
+            BackendKind::Memory => "memory",
+        }
+    }
+
+    /// The kind a journal name stands for.
+    pub fn from_name(name: &str) -> Option<BackendKind> {
+        match name {
+            "frr" => Some(BackendKind::Frr),
+            "memory" => Some(BackendKind::Memory),
+            _ => None,
+        }
+    }
+
     /// Its name in messages: `FRR`.
     pub fn label(self) -> &'static str {
         match self {
@@ -55,10 +72,6 @@ pub struct BackendId {
     pub instance: String,
 }
 
-/// How the journal names a memory backend (FRR's are named by their vtysh path, as in
-/// journal formats 1 and 2).
-const MEMORY_PREFIX: &str = "memory:";
-
 impl BackendId {
     /// The FRR reached through the vtysh binary `vtysh`.
     pub fn frr(vtysh: impl AsRef<std::path::Path>) -> BackendId {
@@ -75,27 +88,16 @@ impl BackendId {
             instance: name.to_owned(),
         }
     }
-
-    /// Its name in the journal's prefix references.
-    pub fn journal_name(&self) -> String {
-        match self.kind {
-            BackendKind::Frr => self.instance.clone(),
-            BackendKind::Memory => format!("{MEMORY_PREFIX}{}", self.instance),
-        }
-    }
-
-    /// The backend a journal name stands for.
-    pub fn from_journal_name(name: &str) -> BackendId {
-        match name.strip_prefix(MEMORY_PREFIX) {
-            Some(instance) => BackendId::memory(instance),
-            None => BackendId::frr(name),
-        }
-    }
 }
 
+/// In messages: the instance (for FRR, its vtysh binary, as the logs always named it), with
+/// the kind in front for other kinds.
 impl std::fmt::Display for BackendId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.journal_name())
+        match self.kind {
+            BackendKind::Frr => f.write_str(&self.instance),
+            kind => write!(f, "{}:{}", kind.name(), self.instance),
+        }
     }
 }
 
@@ -119,18 +121,23 @@ impl Route {
     /// The journal's name for it.
     pub fn journal_ref(&self) -> wire::PrefixRef {
         wire::PrefixRef {
-            vtysh: self.backend.journal_name(),
+            backend: self.backend.kind.name().to_owned(),
+            instance: self.backend.instance.clone(),
             vrf: self.vrf.clone(),
             prefix: self.prefix.to_string(),
         }
     }
 
-    /// The route a journal reference names (`None` if its prefix does not parse).
+    /// The route a journal reference names (`None` if its backend kind is unknown to this
+    /// build or its prefix does not parse).
     pub fn of_journal_ref(r: &wire::PrefixRef) -> Option<Route> {
         Some(Route {
             prefix: r.prefix.parse().ok()?,
             vrf: r.vrf.clone(),
-            backend: BackendId::from_journal_name(&r.vtysh),
+            backend: BackendId {
+                kind: BackendKind::from_name(&r.backend)?,
+                instance: r.instance.clone(),
+            },
         })
     }
 }

@@ -67,7 +67,7 @@ pub fn plan(
         if let Err(e) = installed {
             plan.record
                 .unreadable
-                .push((backend.journal_name(), e.clone()));
+                .push((backend.to_string(), e.clone()));
         }
     }
     plan.record.unreadable.sort();
@@ -208,8 +208,9 @@ pub fn backends<'a>(
     let mut backends: BTreeSet<BackendId> = configured.into_iter().cloned().collect();
     for l in last.values() {
         for r in &l.prefixes {
-            if !r.vtysh.is_empty() {
-                backends.insert(BackendId::from_journal_name(&r.vtysh));
+            if let Some(route) = Route::of_journal_ref(r).filter(|r| !r.backend.instance.is_empty())
+            {
+                backends.insert(route.backend);
             }
         }
     }
@@ -263,10 +264,8 @@ mod tests {
                         state: state.clone(),
                         prefixes: prefixes
                             .iter()
-                            .map(|(vrf, p)| wire::PrefixRef {
-                                vtysh: "/usr/bin/vtysh".into(),
-                                vrf: vrf.map(str::to_owned),
-                                prefix: p.to_string(),
+                            .map(|(vrf, p)| {
+                                wire::PrefixRef::frr("/usr/bin/vtysh", vrf.map(str::to_owned), p)
                             })
                             .collect(),
                     },

@@ -205,7 +205,7 @@ pub fn wire_params(service: &Service) -> wire::ServiceParams {
             .iter()
             .map(|c| wire::CheckParams {
                 kind: c.kind.name().into(),
-                url: c.kind.identity().to_owned(),
+                identity: c.kind.identity().to_owned(),
                 name: c.name.clone(),
                 interval_ms: c.interval.as_millis() as u64,
                 timeout_ms: c.timeout.as_millis() as u64,

@@ -271,7 +271,7 @@ impl Core {
                 self.params
                     .checks
                     .iter()
-                    .position(|o| o.kind == c.kind && o.url == c.url && o.name == c.name)
+                    .position(|o| o.kind == c.kind && o.identity == c.identity && o.name == c.name)
             })
             .collect();
         let actions =
@@ -426,7 +426,7 @@ mod tests {
             fall: 1,
             checks: vec![wire::CheckParams {
                 kind: "cabourotte".into(),
-                url: "http://127.0.0.1:9013".into(),
+                identity: "http://127.0.0.1:9013".into(),
                 name: "dns".into(),
                 interval_ms: 1_000,
                 timeout_ms: 1_000,
