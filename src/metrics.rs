@@ -19,8 +19,9 @@ struct Registry {
     /// (name, labels) -> value
     counters: BTreeMap<(&'static str, Labels), f64>,
     gauges: BTreeMap<(&'static str, Labels), f64>,
-    /// The counters of every check, updated without this lock: (service, check) -> cells.
-    checks: BTreeMap<(String, String), Arc<CheckCells>>,
+    /// The counters of every check, updated without this lock: (service, check, kind) ->
+    /// cells.
+    checks: BTreeMap<(String, String, &'static str), Arc<CheckCells>>,
 }
 
 /// One check's counters (a check result is counted without the registry's lock).
@@ -117,12 +118,12 @@ fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
 pub struct CheckMeters(Arc<CheckCells>);
 
 impl CheckMeters {
-    /// The counters of check `check` of `service`.
-    pub fn new(service: &str, check: &str) -> CheckMeters {
+    /// The counters of check `check` (of kind `kind`) of `service`.
+    pub fn new(service: &str, check: &str, kind: &'static str) -> CheckMeters {
         with(|r| {
             CheckMeters(
                 r.checks
-                    .entry((service.to_owned(), check.to_owned()))
+                    .entry((service.to_owned(), check.to_owned(), kind))
                     .or_default()
                     .clone(),
             )
@@ -144,26 +145,30 @@ impl CheckMeters {
 
 /// The samples of the per-check metric `name`, in label order.
 fn check_samples(r: &Registry, name: &str) -> Vec<(Labels, f64)> {
-    let labels = |service: &str, check: &str| -> Labels {
-        vec![("service", service.to_owned()), ("check", check.to_owned())]
+    let labels = |service: &str, check: &str, kind: &str| -> Labels {
+        vec![
+            ("service", service.to_owned()),
+            ("check", check.to_owned()),
+            ("kind", kind.to_owned()),
+        ]
     };
     let mut samples = Vec::new();
-    for ((service, check), cells) in &r.checks {
+    for ((service, check, kind), cells) in &r.checks {
         let load = |cell: &AtomicU64| cell.load(Ordering::Relaxed) as f64;
         match name {
             "anycastd_check_results_total" => {
                 // Label order: fail < pass < pending.
                 for (result, i) in [("fail", 1), ("pass", 0), ("pending", 2)] {
-                    let mut l = labels(service, check);
+                    let mut l = labels(service, check, kind);
                     l.push(("result", result.to_owned()));
                     samples.push((l, load(&cells.results[i])));
                 }
             }
             "anycastd_check_duration_seconds_sum" => {
-                samples.push((labels(service, check), load(&cells.duration_ns) * 1e-9));
+                samples.push((labels(service, check, kind), load(&cells.duration_ns) * 1e-9));
             }
             "anycastd_check_duration_seconds_count" => {
-                samples.push((labels(service, check), load(&cells.count)));
+                samples.push((labels(service, check, kind), load(&cells.count)));
             }
             _ => return samples,
         }

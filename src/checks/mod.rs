@@ -1,6 +1,7 @@
 //! Health checks: the seam every check kind fits ([`Probe`]), the kind-neutral [`scheduler`]
 //! that polls them on a shared grid, and one module per kind: [`cabourotte`] (results read
-//! from Cabourotte's HTTP API) and [`scripted`] (observations given by a test).
+//! from Cabourotte's HTTP API), the built-in [`exec`], [`http`], [`tcp`] and [`dns`] (with its
+//! codec, [`dns_wire`]), and [`scripted`] (observations given by a test).
 //!
 //! A kind turns its validated config into a [`Probe`]: a *target* (checks of one target share
 //! one scheduler task and its [`Gate`], so a thousand Cabourotte checks of one server reuse
@@ -14,8 +15,13 @@
 //! [`probe`].
 
 pub mod cabourotte;
+pub mod dns;
+pub mod dns_wire;
+pub mod exec;
+pub mod http;
 pub mod scheduler;
 pub mod scripted;
+pub mod tcp;
 
 pub use anycastd_fsm::Observation;
 use std::future::Future;
@@ -107,11 +113,15 @@ impl Gate {
     }
 }
 
-/// What the probes of every kind share: today the HTTP client of Cabourotte checks.
+/// What the probes of every kind share: the HTTP clients and the gates of shared targets.
 #[derive(Clone)]
 pub struct Kinds {
     /// Cabourotte's HTTP side.
     pub cabourotte: cabourotte::Http,
+    /// The HTTP checks' clients and gates.
+    pub http: http::Shared,
+    /// The DNS checks' gates.
+    pub dns: dns::Shared,
 }
 
 impl Kinds {
@@ -119,32 +129,44 @@ impl Kinds {
     pub fn new() -> Result<Kinds, reqwest::Error> {
         Ok(Kinds {
             cabourotte: cabourotte::http_client()?,
+            http: http::Shared::default(),
+            dns: dns::Shared::default(),
         })
     }
 }
 
-/// Makes the probe of a configured check (the daemon's is [`Kinds::factory`]; a test's may
-/// answer from [`scripted`] checks).
-pub type Factory = Arc<dyn Fn(&crate::config::Check) -> Box<dyn Probe> + Send + Sync>;
+/// Makes the probe of a configured check of a service (the daemon's is [`Kinds::factory`]; a
+/// test's may answer from [`scripted`] checks).
+pub type Factory =
+    Arc<dyn Fn(&str, &crate::config::Check) -> Box<dyn Probe> + Send + Sync>;
 
 impl Kinds {
     /// The factory of the daemon: [`probe`] with these shared parts.
     pub fn factory(self) -> Factory {
-        Arc::new(move |check| probe(check, &self))
+        Arc::new(move |service, check| probe(service, check, &self))
     }
 }
 
-/// The probe of one configured check: the one place that maps a kind to its module.
-pub fn probe(check: &crate::config::Check, kinds: &Kinds) -> Box<dyn Probe> {
+/// The probe of check `check` of service `service`: the one place that maps a kind to its
+/// module.
+pub fn probe(service: &str, check: &crate::config::Check, kinds: &Kinds) -> Box<dyn Probe> {
+    use crate::config::CheckKind;
     match &check.kind {
-        crate::config::CheckKind::Cabourotte { url, max_age } => {
-            Box::new(cabourotte::CabourotteCheck::new(
-                &kinds.cabourotte,
-                url,
-                &check.name,
-                check.timeout,
-                *max_age,
-            ))
-        }
+        CheckKind::Cabourotte { url, max_age } => Box::new(cabourotte::CabourotteCheck::new(
+            &kinds.cabourotte,
+            url,
+            &check.name,
+            check.timeout,
+            *max_age,
+        )),
+        CheckKind::Exec(e) => Box::new(exec::ExecProbe::new(service, &check.name, e, check.timeout)),
+        CheckKind::Http(h) => Box::new(http::HttpProbe::new(&kinds.http, h, check.timeout)),
+        CheckKind::Tcp { address } => Box::new(tcp::TcpProbe::new(
+            service,
+            &check.name,
+            address,
+            check.timeout,
+        )),
+        CheckKind::Dns(d) => Box::new(dns::DnsProbe::new(&kinds.dns, d, check.timeout)),
     }
 }

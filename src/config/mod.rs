@@ -8,6 +8,7 @@
 //! The schema is the original anycastd's (`[services.NAME]`, `prefixes.frrouting`,
 //! `checks.cabourotte`, each item a string or a table) plus the keys documented in the README.
 
+mod checks;
 mod duration;
 mod services;
 mod tree;
@@ -57,6 +58,9 @@ pub struct Config {
     pub metrics_listen: Option<String>,
     /// FNV-1a 64 of the file's bytes, hex.
     pub hash: String,
+    /// The line of the first exec check, if any: such a config is a program, so its file
+    /// must be safe from other users ([`load`]).
+    pub exec_line: Option<usize>,
 }
 
 /// `[journal]`.
@@ -180,6 +184,89 @@ pub enum CheckKind {
         /// Results older than this fail as stale.
         max_age: Option<Duration>,
     },
+    /// A command run by the daemon; exit 0 passes (`checks.exec`).
+    Exec(ExecCheck),
+    /// An HTTP(S) request whose answer must match (`checks.http`).
+    Http(HttpCheck),
+    /// A TCP connection that must be accepted (`checks.tcp`).
+    Tcp {
+        /// `host:port`.
+        address: String,
+    },
+    /// A DNS query whose answer must match (`checks.dns`).
+    Dns(DnsCheck),
+}
+
+/// `checks.exec`: the command and how it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecCheck {
+    /// Absolute path of the program (no shell).
+    pub command: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Variables added to its minimal environment, in file order.
+    pub env: Vec<(String, String)>,
+    /// The user it runs as (when the daemon runs as root); `None`: the daemon's.
+    pub user: Option<String>,
+}
+
+/// `checks.http`: the request and what its answer must be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpCheck {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// `GET` or `HEAD`.
+    pub method: HttpMethod,
+    /// Status codes that pass, as inclusive ranges (default 200-299).
+    pub status: Vec<(u16, u16)>,
+    /// A substring the body must contain.
+    pub body: Option<String>,
+    /// A regular expression the body must match.
+    pub body_regex: Option<String>,
+    /// Request headers, in file order (`Host` included).
+    pub headers: Vec<(String, String)>,
+    /// A PEM file of CAs trusted instead of the system's.
+    pub ca: Option<PathBuf>,
+    /// Accept any certificate.
+    pub insecure: bool,
+    /// The TLS server name (SNI and certificate) when it differs from the URL's host.
+    pub server_name: Option<String>,
+}
+
+/// An HTTP check's method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    /// `GET`.
+    Get,
+    /// `HEAD`.
+    Head,
+}
+
+impl HttpMethod {
+    /// The method as sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+        }
+    }
+}
+
+/// `checks.dns`: the query and what its answer must be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsCheck {
+    /// The server asked.
+    pub server: std::net::SocketAddr,
+    /// The name asked for.
+    pub name: String,
+    /// The record type asked for.
+    pub rtype: crate::checks::dns_wire::RecordType,
+    /// Over TCP instead of UDP.
+    pub tcp: bool,
+    /// Addresses that must all be in the answer.
+    pub expect: Vec<std::net::IpAddr>,
+    /// The response code that passes (default NOERROR).
+    pub rcode: u8,
 }
 
 impl CheckKind {
@@ -187,6 +274,10 @@ impl CheckKind {
     pub fn name(&self) -> &'static str {
         match self {
             CheckKind::Cabourotte { .. } => "cabourotte",
+            CheckKind::Exec(_) => "exec",
+            CheckKind::Http(_) => "http",
+            CheckKind::Tcp { .. } => "tcp",
+            CheckKind::Dns(_) => "dns",
         }
     }
 
@@ -194,6 +285,10 @@ impl CheckKind {
     pub fn label(&self) -> &'static str {
         match self {
             CheckKind::Cabourotte { .. } => "Cabourotte",
+            CheckKind::Exec(_) => "Exec",
+            CheckKind::Http(_) => "HTTP",
+            CheckKind::Tcp { .. } => "TCP",
+            CheckKind::Dns(_) => "DNS",
         }
     }
 
@@ -202,16 +297,98 @@ impl CheckKind {
     pub fn max_age(&self) -> Option<Duration> {
         match self {
             CheckKind::Cabourotte { max_age, .. } => *max_age,
+            _ => None,
         }
     }
 
-    /// What, with the kind and the check's name, identifies the check (the Cabourotte URL):
-    /// a reload keeps the state of a check whose identity is unchanged.
-    pub fn identity(&self) -> &str {
+    /// What, with the kind and the check's name, identifies the check: everything that says
+    /// what is checked (the Cabourotte URL; a command and its arguments, environment and
+    /// user; a request and what its answer must be). A reload keeps the state of a check
+    /// whose identity is unchanged (a changed target is a new check); the journal records it.
+    pub fn identity(&self) -> String {
         match self {
-            CheckKind::Cabourotte { url, .. } => url,
+            CheckKind::Cabourotte { url, .. } => url.clone(),
+            CheckKind::Exec(e) => {
+                let mut s = std::iter::once(&e.command)
+                    .chain(&e.args)
+                    .map(|a| quote_word(a))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                for (k, v) in &e.env {
+                    s.push_str(&format!(" env {k}={}", quote_word(v)));
+                }
+                if let Some(user) = &e.user {
+                    s.push_str(&format!(" user {user}"));
+                }
+                s
+            }
+            CheckKind::Http(h) => {
+                let mut s = format!("{} {} status {}", h.method.as_str(), h.url, ranges(&h.status));
+                if let Some(b) = &h.body {
+                    s.push_str(&format!(" body {b:?}"));
+                }
+                if let Some(b) = &h.body_regex {
+                    s.push_str(&format!(" body_regex {b:?}"));
+                }
+                for (k, v) in &h.headers {
+                    s.push_str(&format!(" header {k}: {v:?}"));
+                }
+                if let Some(ca) = &h.ca {
+                    s.push_str(&format!(" ca {}", ca.display()));
+                }
+                if h.insecure {
+                    s.push_str(" insecure");
+                }
+                if let Some(n) = &h.server_name {
+                    s.push_str(&format!(" server_name {n}"));
+                }
+                s
+            }
+            CheckKind::Tcp { address } => address.clone(),
+            CheckKind::Dns(d) => {
+                let mut s = format!(
+                    "{} {} @{} {}",
+                    d.name,
+                    d.rtype.name(),
+                    d.server,
+                    if d.tcp { "tcp" } else { "udp" }
+                );
+                if d.rcode != 0 {
+                    s.push_str(&format!(
+                        " rcode {}",
+                        crate::checks::dns_wire::rcode_name(d.rcode)
+                    ));
+                }
+                if !d.expect.is_empty() {
+                    let list: Vec<String> = d.expect.iter().map(|a| a.to_string()).collect();
+                    s.push_str(&format!(" expect {}", list.join(",")));
+                }
+                s
+            }
         }
     }
+}
+
+/// A word as a shell would need it quoted to read it back as one word.
+fn quote_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// Status ranges as the config spells them: `200-299,301`.
+pub fn ranges(status: &[(u16, u16)]) -> String {
+    status
+        .iter()
+        .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// One problem found in a config file.
@@ -289,10 +466,54 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
             message: "not valid UTF-8".into(),
         }],
     })?;
-    parse(&text).map_err(|problems| LoadError::Invalid {
+    let config = parse(&text).map_err(|problems| LoadError::Invalid {
         path: path.to_path_buf(),
         problems,
-    })
+    })?;
+    if let Some(line) = config.exec_line {
+        if let Some(message) = unsafe_for_exec(path) {
+            return Err(LoadError::Invalid {
+                path: path.to_path_buf(),
+                problems: vec![Problem {
+                    line,
+                    path: String::new(),
+                    message,
+                }],
+            });
+        }
+    }
+    Ok(config)
+}
+
+/// Why a config file with exec checks must not be used, if it must not: exec checks make the
+/// file a program the daemon runs, so (as OpenSSH asks of its files) it must be writable by
+/// no one but its owner, and owned by root or by the user the daemon runs as. The file itself
+/// is checked (through symbolic links), not the directories above it.
+pub fn unsafe_for_exec(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => return Some(format!("exec checks: cannot check the file's owner and mode: {}", io_reason(&e))),
+    };
+    let mode = meta.mode() & 0o7777;
+    let me = nix::unistd::geteuid().as_raw();
+    let owner = meta.uid();
+    if owner != 0 && owner != me {
+        return Some(format!(
+            "exec checks make this file a program, but it is owned by uid {owner}, neither root nor the daemon's user (uid {me}): chown it"
+        ));
+    }
+    if mode & 0o022 != 0 {
+        let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+            (true, true) => "its group and others",
+            (true, false) => "its group",
+            _ => "others",
+        };
+        return Some(format!(
+            "exec checks make this file a program, but {who} can write it (mode {mode:04o}): chmod go-w it"
+        ));
+    }
+    None
 }
 
 /// The control socket a config file names, read leniently: for client commands while the

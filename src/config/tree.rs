@@ -23,7 +23,7 @@ pub enum Value {
     /// A float.
     Float(f64),
     /// A boolean.
-    Boolean,
+    Boolean(bool),
     /// A date-time, date or time (never valid in this schema).
     Datetime,
     /// An array (or array of tables).
@@ -48,7 +48,7 @@ impl Value {
             Value::String(_) => "a string",
             Value::Integer(_) => "an integer",
             Value::Float(_) => "a float",
-            Value::Boolean => "a boolean",
+            Value::Boolean(_) => "a boolean",
             Value::Datetime => "a date-time",
             Value::Array(_) => "an array",
             Value::Table(_) => "a table",
@@ -123,7 +123,7 @@ fn value(v: &toml_edit::Value, fallback: Range<usize>) -> Node {
         toml_edit::Value::String(s) => Value::String(s.value().clone()),
         toml_edit::Value::Integer(i) => Value::Integer(*i.value()),
         toml_edit::Value::Float(f) => Value::Float(*f.value()),
-        toml_edit::Value::Boolean(_) => Value::Boolean,
+        toml_edit::Value::Boolean(b) => Value::Boolean(*b.value()),
         toml_edit::Value::Datetime(_) => Value::Datetime,
         toml_edit::Value::Array(a) => {
             Value::Array(a.iter().map(|v| value(v, span.clone())).collect())

@@ -25,6 +25,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
     let mut v = Validator {
         lines,
         problems: Vec::new(),
+        exec_line: None,
     };
     let config = v.root(&root, text);
     if v.problems.is_empty() {
@@ -59,6 +60,8 @@ impl LineIndex {
 pub(super) struct Validator {
     pub(super) lines: LineIndex,
     pub(super) problems: Vec<Problem>,
+    /// The line of the first exec check seen.
+    pub(super) exec_line: Option<usize>,
 }
 
 /// A table being validated: its entries, and which keys were consumed.
@@ -216,6 +219,7 @@ impl Validator {
             control: control?,
             metrics_listen: metrics_listen?,
             hash: fnv1a_hex(text.as_bytes()),
+            exec_line: self.exec_line,
         })
     }
 

@@ -167,14 +167,14 @@ struct Edge {
 }
 
 impl Edge {
-    fn new(service: &str, check: &str) -> Edge {
+    fn new(service: &str, check: &str, kind: &'static str) -> Edge {
         Edge {
             last: None,
             polls: 0,
             since_ms: 0,
             last_ms: 0,
             last_logged: None,
-            meters: crate::metrics::CheckMeters::new(service, check),
+            meters: crate::metrics::CheckMeters::new(service, check, kind),
         }
     }
 }
@@ -229,7 +229,7 @@ impl Driver {
             .service
             .checks
             .iter()
-            .map(|c| Edge::new(&start.service.name, &c.name))
+            .map(|c| Edge::new(&start.service.name, &c.name, c.kind.name()))
             .collect();
         Driver {
             service: start.service,
@@ -269,7 +269,7 @@ impl Driver {
             .iter()
             .enumerate()
             .map(|(index, check)| {
-                let probe = (self.shared.probes)(check);
+                let probe = (self.shared.probes)(&self.service.name, check);
                 self.shared
                     .polling
                     .watch(probe, check.interval, index, polled_tx.clone())
@@ -329,7 +329,7 @@ impl Driver {
                             meters: old.meters.clone(),
                         }
                     }
-                    None => Edge::new(&service.name, &check.name),
+                    None => Edge::new(&service.name, &check.name, check.kind.name()),
                 }
             })
             .collect();
@@ -903,7 +903,9 @@ mod tests {
         let script = Script::new(first);
         let answering = script.clone();
         let probes: crate::checks::Factory =
-            Arc::new(move |check: &Check| Box::new(answering.probe(&check.name, check.timeout)));
+            Arc::new(move |_: &str, check: &Check| {
+                Box::new(answering.probe(&check.name, check.timeout))
+            });
         Fixture {
             shared: Shared {
                 writers: Arc::new(Mutex::new(HashMap::from([(id.clone(), writer)]))),

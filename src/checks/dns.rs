@@ -1,0 +1,196 @@
+//! `checks.dns`: one query per poll (no cache, no retry), sent to `server` over UDP (falling
+//! back to TCP when the answer is truncated) or TCP. It passes when the response code is
+//! `rcode` (default NOERROR) and, for NOERROR, the answer holds a record of the asked type and
+//! every address of `expect`. The query and response codec is [`super::dns_wire`].
+
+use super::dns_wire::{self, RecordType};
+use super::{BoxFuture, Gate, Observation, Probe};
+use crate::config::DnsCheck;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Queries in flight to one server at a time.
+pub const MAX_IN_FLIGHT: usize = 16;
+/// Largest UDP response read.
+const UDP_LIMIT: usize = 4096;
+
+/// The gates every DNS check shares (one per server and protocol).
+#[derive(Clone, Default)]
+pub struct Shared {
+    gates: Arc<Mutex<HashMap<String, Arc<Gate>>>>,
+}
+
+/// One DNS check.
+pub struct DnsProbe {
+    target: String,
+    gate: Arc<Gate>,
+    timeout: Duration,
+    check: DnsCheck,
+}
+
+impl DnsProbe {
+    /// The probe of a configured DNS check.
+    pub fn new(shared: &Shared, check: &DnsCheck, timeout: Duration) -> DnsProbe {
+        let target = format!("dns:{}:{}", if check.tcp { "tcp" } else { "udp" }, check.server);
+        let gate = {
+            let mut gates = shared.gates.lock().unwrap_or_else(|p| p.into_inner());
+            gates
+                .entry(target.clone())
+                .or_insert_with(|| Arc::new(Gate::new(MAX_IN_FLIGHT)))
+                .clone()
+        };
+        DnsProbe {
+            target,
+            gate,
+            timeout,
+            check: check.clone(),
+        }
+    }
+
+    async fn run(&self) -> Observation {
+        let c = &self.check;
+        let id = query_id();
+        let query = dns_wire::encode_query(id, &c.name, c.rtype);
+        let exchange = async {
+            let mut response = if c.tcp {
+                tcp_exchange(c.server, &query).await?
+            } else {
+                udp_exchange(c.server, &query, id).await?
+            };
+            let mut parsed = dns_wire::parse_response(&response, id, &c.name, c.rtype)?;
+            if parsed.truncated && !c.tcp {
+                response = tcp_exchange(c.server, &query).await?;
+                parsed = dns_wire::parse_response(&response, id, &c.name, c.rtype)?;
+            }
+            Ok::<_, String>(parsed)
+        };
+        let response = match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Observation::Fail(format!("{}: {e}", c.server)),
+            Err(_) => {
+                return Observation::Fail(format!(
+                    "no answer from {} within {} ms",
+                    c.server,
+                    self.timeout.as_millis()
+                ))
+            }
+        };
+        self.gate.answered();
+        judge(c, &response)
+    }
+}
+
+/// Whether a response passes the check, and why not.
+pub fn judge(c: &DnsCheck, r: &dns_wire::Response) -> Observation {
+    if r.rcode != c.rcode {
+        return Observation::Fail(format!(
+            "{} {}: {} (expected {})",
+            c.name,
+            c.rtype.name(),
+            dns_wire::rcode_name(r.rcode),
+            dns_wire::rcode_name(c.rcode)
+        ));
+    }
+    if c.rcode != 0 {
+        return Observation::Pass;
+    }
+    if r.answers_of_type == 0 {
+        return Observation::Fail(format!("{} {}: no answer", c.name, c.rtype.name()));
+    }
+    let missing: Vec<String> = c
+        .expect
+        .iter()
+        .filter(|a| !r.addresses.contains(a))
+        .map(IpAddr::to_string)
+        .collect();
+    if !missing.is_empty() {
+        let got: Vec<String> = r
+            .addresses
+            .iter()
+            .filter(|a| matches!((c.rtype, a), (RecordType::A, IpAddr::V4(_)) | (RecordType::Aaaa, IpAddr::V6(_))))
+            .map(IpAddr::to_string)
+            .collect();
+        return Observation::Fail(format!(
+            "{} {}: {} not in the answer ({})",
+            c.name,
+            c.rtype.name(),
+            missing.join(", "),
+            if got.is_empty() { "none".to_owned() } else { got.join(", ") }
+        ));
+    }
+    Observation::Pass
+}
+
+/// A query id no two queries in a row share.
+fn query_id() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    (nanos as u16) ^ NEXT.fetch_add(0x9e37, Ordering::Relaxed)
+}
+
+/// One query over UDP; answers of another id (a late answer to an earlier query) are skipped.
+async fn udp_exchange(server: SocketAddr, query: &[u8], id: u16) -> Result<Vec<u8>, String> {
+    let local: SocketAddr = if server.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = tokio::net::UdpSocket::bind(local).await.map_err(io_text)?;
+    socket.connect(server).await.map_err(io_text)?;
+    socket.send(query).await.map_err(io_text)?;
+    let mut buf = vec![0u8; UDP_LIMIT];
+    loop {
+        let n = socket.recv(&mut buf).await.map_err(io_text)?;
+        if n >= 2 && u16::from_be_bytes([buf[0], buf[1]]) == id {
+            buf.truncate(n);
+            return Ok(buf);
+        }
+    }
+}
+
+/// One query over TCP (length-prefixed, RFC 1035 §4.2.2).
+async fn tcp_exchange(server: SocketAddr, query: &[u8]) -> Result<Vec<u8>, String> {
+    let mut stream = tokio::net::TcpStream::connect(server).await.map_err(io_text)?;
+    let len = u16::try_from(query.len()).map_err(|_| "query too long".to_owned())?;
+    let mut framed = len.to_be_bytes().to_vec();
+    framed.extend_from_slice(query);
+    stream.write_all(&framed).await.map_err(io_text)?;
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await.map_err(io_text)?;
+    let mut response = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut response).await.map_err(io_text)?;
+    Ok(response)
+}
+
+fn io_text(e: std::io::Error) -> String {
+    let text = e.to_string().to_lowercase();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+impl Probe for DnsProbe {
+    fn target(&self) -> &str {
+        &self.target
+    }
+
+    fn gate(&self) -> Arc<Gate> {
+        self.gate.clone()
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn poll(&mut self) -> BoxFuture<'_, Observation> {
+        Box::pin(self.run())
+    }
+}

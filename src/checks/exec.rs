@@ -1,0 +1,263 @@
+//! `checks.exec`: a command run by the daemon. Exit 0 passes; any other exit fails with its
+//! code and the first line of its stderr (or stdout); a command that cannot start fails with
+//! the reason.
+//!
+//! How it runs, so that a check can never harm the daemon:
+//! - no shell, a minimal environment (`PATH`, `LANG`, `ANYCASTD_SERVICE`, `ANYCASTD_CHECK`,
+//!   then the check's `env`), stdin from /dev/null, the working directory `/`, optionally as
+//!   another user (uid and primary gid; supplementary groups dropped);
+//! - in a process group of its own. Past the timeout the whole group gets SIGTERM, then
+//!   SIGKILL after [`GRACE`] (as keepalived does), and the poll fails. A poll abandoned midway
+//!   (a reload) kills the group at once;
+//! - its output is read as it comes (a chatty command never blocks on a full pipe), and at
+//!   most [`OUTPUT_LIMIT`] bytes of each stream are kept;
+//! - the command is always waited for: no zombie. Descriptors the daemon opens are
+//!   close-on-exec, so the command inherits only its three standard streams. A process the
+//!   command leaves running in the background after it exited is not killed (as with
+//!   keepalived's MISC_CHECK); it is reparented to init, and its output is not waited for.
+
+use super::{BoxFuture, Gate, Observation, Probe};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Bytes of each output stream kept (the rest is read and dropped).
+pub const OUTPUT_LIMIT: usize = 64 * 1024;
+/// Between SIGTERM and SIGKILL of a timed-out command's process group.
+pub const GRACE: Duration = Duration::from_secs(1);
+/// After the command exited, how long its output may still take to arrive.
+const OUTPUT_LINGER: Duration = Duration::from_millis(100);
+/// The `PATH` of a command.
+pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// One exec check.
+pub struct ExecProbe {
+    target: String,
+    gate: Arc<Gate>,
+    timeout: Duration,
+    command: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    /// The user to run as: uid and gid, or why it cannot be used.
+    user: Option<Result<(u32, u32), String>>,
+}
+
+impl ExecProbe {
+    /// The probe of check `check` of service `service`.
+    pub fn new(
+        service: &str,
+        check: &str,
+        config: &crate::config::ExecCheck,
+        timeout: Duration,
+    ) -> ExecProbe {
+        let mut env = vec![
+            ("PATH".to_owned(), PATH.to_owned()),
+            ("LANG".to_owned(), "C.UTF-8".to_owned()),
+            ("ANYCASTD_SERVICE".to_owned(), service.to_owned()),
+            ("ANYCASTD_CHECK".to_owned(), check.to_owned()),
+        ];
+        env.extend(config.env.iter().cloned());
+        let user = config.user.as_ref().map(|name| {
+            match nix::unistd::User::from_name(name) {
+                Ok(Some(u)) => Ok((u.uid.as_raw(), u.gid.as_raw())),
+                Ok(None) => Err(format!("no user {name:?}")),
+                Err(e) => Err(format!("cannot look up user {name:?}: {e}")),
+            }
+        });
+        ExecProbe {
+            target: format!("exec:{service}/{check}"),
+            gate: Arc::new(Gate::new(1)),
+            timeout,
+            command: config.command.clone(),
+            args: config.args.clone(),
+            env,
+            user,
+        }
+    }
+
+    async fn run(&self) -> Observation {
+        let mut command = tokio::process::Command::new(&self.command);
+        command
+            .args(&self.args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        match &self.user {
+            Some(Ok((uid, gid))) => {
+                command.uid(*uid).gid(*gid);
+            }
+            Some(Err(e)) => return Observation::Fail(e.clone()),
+            None => {}
+        }
+        let mut child = match command.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                return Observation::Fail(format!("cannot run {}: {}", self.command, io_text(&e)))
+            }
+        };
+        let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
+            return Observation::Fail(format!("{} exited before it could be watched", self.command));
+        };
+        // From here on, leaving early (the poll dropped) kills the whole group.
+        let mut group = Group(Some(Pid::from_raw(pid)));
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let mut output = tokio::spawn(async move {
+            tokio::join!(read_bounded(stdout), read_bounded(stderr))
+        });
+        let waited = tokio::time::timeout(self.timeout, child.wait()).await;
+        let status = match waited {
+            Ok(Ok(status)) => status,
+            Ok(Err(e)) => {
+                group.kill(Signal::SIGKILL);
+                let _ = child.wait().await;
+                output.abort();
+                return Observation::Fail(format!("cannot wait for {}: {e}", self.command));
+            }
+            Err(_) => {
+                group.kill(Signal::SIGTERM);
+                if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+                    group.kill(Signal::SIGKILL);
+                    let _ = child.wait().await;
+                } else {
+                    // The leader went; anything left of its group goes too.
+                    group.kill(Signal::SIGKILL);
+                }
+                group.0 = None;
+                output.abort();
+                return Observation::Fail(format!(
+                    "timed out after {} ms (process group killed)",
+                    self.timeout.as_millis()
+                ));
+            }
+        };
+        // Exited and reaped: a background process it left is not ours to kill.
+        group.0 = None;
+        let (out, err) = match tokio::time::timeout(OUTPUT_LINGER, &mut output).await {
+            Ok(Ok(both)) => both,
+            _ => {
+                output.abort();
+                (Vec::new(), Vec::new())
+            }
+        };
+        if status.success() {
+            return Observation::Pass;
+        }
+        let line = first_line(&err).or_else(|| first_line(&out));
+        let how = match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+            (Some(code), _) => format!("exit {code}"),
+            (None, Some(signal)) => match Signal::try_from(signal) {
+                Ok(s) => format!("killed by {s}"),
+                Err(_) => format!("killed by signal {signal}"),
+            },
+            (None, None) => "failed".to_owned(),
+        };
+        Observation::Fail(match line {
+            Some(line) => format!("{how}: {line}"),
+            None => how,
+        })
+    }
+}
+
+impl Probe for ExecProbe {
+    fn target(&self) -> &str {
+        &self.target
+    }
+
+    fn gate(&self) -> Arc<Gate> {
+        self.gate.clone()
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn poll(&mut self) -> BoxFuture<'_, Observation> {
+        Box::pin(async move {
+            let observation = self.run().await;
+            // The command ran (whatever it said): the "target" answered.
+            self.gate.answered();
+            observation
+        })
+    }
+}
+
+/// A running command's process group, killed when dropped unless cleared.
+struct Group(Option<Pid>);
+
+impl Group {
+    fn kill(&self, signal: Signal) {
+        if let Some(pgid) = self.0 {
+            let _ = killpg(pgid, signal);
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill(Signal::SIGKILL);
+    }
+}
+
+/// Read a stream to its end, keeping the first [`OUTPUT_LIMIT`] bytes.
+async fn read_bounded<R: AsyncRead + Unpin>(stream: Option<R>) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let Some(mut stream) = stream else {
+        return kept;
+    };
+    let mut buf = [0u8; 8192];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return kept,
+            Ok(n) => {
+                let room = OUTPUT_LIMIT.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+}
+
+/// The first non-empty line of some output, trimmed and cut to 200 characters.
+fn first_line(output: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(output);
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let mut line: String = line.chars().filter(|c| !c.is_control()).take(200).collect();
+    if text.lines().map(str::trim).find(|l| !l.is_empty()).map(|l| l.chars().count()) > Some(200)
+    {
+        line.push_str("...");
+    }
+    Some(line)
+}
+
+/// An I/O error without Rust's "(os error N)".
+fn io_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_line_of_output_is_the_reason() {
+        assert_eq!(first_line(b"\n  \nfirst\nsecond\n"), Some("first".to_owned()));
+        assert_eq!(first_line(b""), None);
+        let long = "x".repeat(300);
+        assert_eq!(
+            first_line(long.as_bytes()),
+            Some(format!("{}...", "x".repeat(200)))
+        );
+    }
+}
