@@ -165,7 +165,10 @@ fn check_samples(r: &Registry, name: &str) -> Vec<(Labels, f64)> {
                 }
             }
             "anycastd_check_duration_seconds_sum" => {
-                samples.push((labels(service, check, kind), load(&cells.duration_ns) * 1e-9));
+                samples.push((
+                    labels(service, check, kind),
+                    load(&cells.duration_ns) * 1e-9,
+                ));
             }
             "anycastd_check_duration_seconds_count" => {
                 samples.push((labels(service, check, kind), load(&cells.count)));

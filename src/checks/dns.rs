@@ -6,10 +6,10 @@
 use super::dns_wire::{self, RecordType};
 use super::{BoxFuture, Gate, Observation, Probe};
 use crate::config::DnsCheck;
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
-use std::collections::HashMap;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -35,7 +35,11 @@ pub struct DnsProbe {
 impl DnsProbe {
     /// The probe of a configured DNS check.
     pub fn new(shared: &Shared, check: &DnsCheck, timeout: Duration) -> DnsProbe {
-        let target = format!("dns:{}:{}", if check.tcp { "tcp" } else { "udp" }, check.server);
+        let target = format!(
+            "dns:{}:{}",
+            if check.tcp { "tcp" } else { "udp" },
+            check.server
+        );
         let gate = {
             let mut gates = shared.gates.lock().unwrap_or_else(|p| p.into_inner());
             gates
@@ -111,7 +115,12 @@ pub fn judge(c: &DnsCheck, r: &dns_wire::Response) -> Observation {
         let got: Vec<String> = r
             .addresses
             .iter()
-            .filter(|a| matches!((c.rtype, a), (RecordType::A, IpAddr::V4(_)) | (RecordType::Aaaa, IpAddr::V6(_))))
+            .filter(|a| {
+                matches!(
+                    (c.rtype, a),
+                    (RecordType::A, IpAddr::V4(_)) | (RecordType::Aaaa, IpAddr::V6(_))
+                )
+            })
             .map(IpAddr::to_string)
             .collect();
         return Observation::Fail(format!(
@@ -119,7 +128,11 @@ pub fn judge(c: &DnsCheck, r: &dns_wire::Response) -> Observation {
             c.name,
             c.rtype.name(),
             missing.join(", "),
-            if got.is_empty() { "none".to_owned() } else { got.join(", ") }
+            if got.is_empty() {
+                "none".to_owned()
+            } else {
+                got.join(", ")
+            }
         ));
     }
     Observation::Pass
@@ -157,7 +170,9 @@ async fn udp_exchange(server: SocketAddr, query: &[u8], id: u16) -> Result<Vec<u
 
 /// One query over TCP (length-prefixed, RFC 1035 §4.2.2).
 async fn tcp_exchange(server: SocketAddr, query: &[u8]) -> Result<Vec<u8>, String> {
-    let mut stream = tokio::net::TcpStream::connect(server).await.map_err(io_text)?;
+    let mut stream = tokio::net::TcpStream::connect(server)
+        .await
+        .map_err(io_text)?;
     let len = u16::try_from(query.len()).map_err(|_| "query too long".to_owned())?;
     let mut framed = len.to_be_bytes().to_vec();
     framed.extend_from_slice(query);

@@ -97,6 +97,8 @@ pub fn rcode_name(code: u8) -> String {
 pub fn check_name(name: &str) -> Result<(), String> {
     if name == "." {
         return Ok(());
+    } else if name.is_empty() {
+        return Err("name is empty".to_string());
     }
     let body = name.strip_suffix('.').unwrap_or(name);
     if body.len() > 253 {
@@ -104,9 +106,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
     for label in body.split('.') {
         let bad = |c: &char| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_');
-        if name.is_empty() {
-            return Err("name is empty".to_string());
-        } else if label.is_empty() {
+        if label.is_empty() {
             return Err(format!("name {name:?} has an empty label"));
         } else if let Some(c) = label.chars().find(bad) {
             let c = c.escape_debug();
@@ -311,12 +311,9 @@ mod tests {
 
     /// An answer record owned by a pointer to `owner`, class IN, TTL 3600.
     fn record(owner: usize, rtype: u16, rdata: &[u8]) -> Vec<u8> {
-        let mut r = (0xC000 | owner as u16).to_be_bytes().to_vec();
-        r.extend_from_slice(&rtype.to_be_bytes());
-        r.extend_from_slice(&[0, 1, 0, 0, 0x0e, 0x10]);
-        r.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-        r.extend_from_slice(rdata);
-        r
+        let ([o0, o1], [t0, t1]) = ((0xC000 | owner as u16).to_be_bytes(), rtype.to_be_bytes());
+        let [l0, l1] = (rdata.len() as u16).to_be_bytes();
+        [&[o0, o1, t0, t1, 0, 1, 0, 0, 0x0e, 0x10, l0, l1], rdata].concat()
     }
 
     /// `www.example.com` A, answered by a CNAME (owner: the question, at 12) to

@@ -11,8 +11,10 @@
 //!   (a reload) kills the group at once;
 //! - its output is read as it comes (a chatty command never blocks on a full pipe), and at
 //!   most [`OUTPUT_LIMIT`] bytes of each stream are kept;
-//! - the command is always waited for: no zombie. Descriptors the daemon opens are
-//!   close-on-exec, so the command inherits only its three standard streams. A process the
+//! - the command is always waited for: no zombie. It inherits only its three standard
+//!   streams: descriptors the daemon opens are close-on-exec, and those it inherited from
+//!   whoever started it are made so before the first exec check runs
+//!   ([`close_inherited_on_exec`]). A process the
 //!   command leaves running in the background after it exited is not killed (as with
 //!   keepalived's MISC_CHECK); it is reparented to init, and its output is not waited for.
 
@@ -45,6 +47,30 @@ pub struct ExecProbe {
     user: Option<Result<(u32, u32), String>>,
 }
 
+/// Mark every descriptor above 2 close-on-exec: the daemon's own are already, but one it
+/// inherited (from a shell, a supervisor) would otherwise reach every command. Done once per
+/// process, before the first exec probe exists.
+pub fn close_inherited_on_exec() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+            return;
+        };
+        let fds: Vec<i32> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .filter(|fd| *fd > 2)
+            .collect();
+        for fd in fds {
+            use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+            if let Ok(bits) = fcntl(fd, FcntlArg::F_GETFD) {
+                let flags = FdFlag::from_bits_truncate(bits) | FdFlag::FD_CLOEXEC;
+                let _ = fcntl(fd, FcntlArg::F_SETFD(flags));
+            }
+        }
+    });
+}
+
 impl ExecProbe {
     /// The probe of check `check` of service `service`.
     pub fn new(
@@ -53,6 +79,7 @@ impl ExecProbe {
         config: &crate::config::ExecCheck,
         timeout: Duration,
     ) -> ExecProbe {
+        close_inherited_on_exec();
         let mut env = vec![
             ("PATH".to_owned(), PATH.to_owned()),
             ("LANG".to_owned(), "C.UTF-8".to_owned()),
@@ -60,13 +87,14 @@ impl ExecProbe {
             ("ANYCASTD_CHECK".to_owned(), check.to_owned()),
         ];
         env.extend(config.env.iter().cloned());
-        let user = config.user.as_ref().map(|name| {
-            match nix::unistd::User::from_name(name) {
+        let user = config
+            .user
+            .as_ref()
+            .map(|name| match nix::unistd::User::from_name(name) {
                 Ok(Some(u)) => Ok((u.uid.as_raw(), u.gid.as_raw())),
                 Ok(None) => Err(format!("no user {name:?}")),
                 Err(e) => Err(format!("cannot look up user {name:?}: {e}")),
-            }
-        });
+            });
         ExecProbe {
             target: format!("exec:{service}/{check}"),
             gate: Arc::new(Gate::new(1)),
@@ -104,15 +132,17 @@ impl ExecProbe {
             }
         };
         let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
-            return Observation::Fail(format!("{} exited before it could be watched", self.command));
+            return Observation::Fail(format!(
+                "{} exited before it could be watched",
+                self.command
+            ));
         };
         // From here on, leaving early (the poll dropped) kills the whole group.
         let mut group = Group(Some(Pid::from_raw(pid)));
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
-        let mut output = tokio::spawn(async move {
-            tokio::join!(read_bounded(stdout), read_bounded(stderr))
-        });
+        let mut output =
+            tokio::spawn(async move { tokio::join!(read_bounded(stdout), read_bounded(stderr)) });
         let waited = tokio::time::timeout(self.timeout, child.wait()).await;
         let status = match waited {
             Ok(Ok(status)) => status,
@@ -152,7 +182,10 @@ impl ExecProbe {
             return Observation::Pass;
         }
         let line = first_line(&err).or_else(|| first_line(&out));
-        let how = match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+        let how = match (
+            status.code(),
+            std::os::unix::process::ExitStatusExt::signal(&status),
+        ) {
             (Some(code), _) => format!("exit {code}"),
             (None, Some(signal)) => match Signal::try_from(signal) {
                 Ok(s) => format!("killed by {s}"),
@@ -230,7 +263,12 @@ fn first_line(output: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(output);
     let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
     let mut line: String = line.chars().filter(|c| !c.is_control()).take(200).collect();
-    if text.lines().map(str::trim).find(|l| !l.is_empty()).map(|l| l.chars().count()) > Some(200)
+    if text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(|l| l.chars().count())
+        > Some(200)
     {
         line.push_str("...");
     }
@@ -252,7 +290,10 @@ mod tests {
 
     #[test]
     fn the_first_line_of_output_is_the_reason() {
-        assert_eq!(first_line(b"\n  \nfirst\nsecond\n"), Some("first".to_owned()));
+        assert_eq!(
+            first_line(b"\n  \nfirst\nsecond\n"),
+            Some("first".to_owned())
+        );
         assert_eq!(first_line(b""), None);
         let long = "x".repeat(300);
         assert_eq!(

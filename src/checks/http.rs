@@ -48,7 +48,8 @@ impl Shared {
             .tcp_nodelay(true)
             .user_agent(concat!("anycastd/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &key.ca {
-            let pem = std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
+            let pem =
+                std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| format!("cannot use {}: {e}", ca.display()))?;
             builder = builder.tls_built_in_root_certs(false);
@@ -62,7 +63,9 @@ impl Shared {
         if let Some((name, addr)) = &key.resolve {
             builder = builder.resolve(name, *addr);
         }
-        let client = builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let client = builder
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         clients.insert(key.clone(), client.clone());
         Ok(client)
     }
@@ -216,7 +219,10 @@ impl Probe for HttpProbe {
 }
 
 /// The first `limit` bytes of a body (the rest is not read).
-async fn read_prefix(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, reqwest::Error> {
+async fn read_prefix(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, reqwest::Error> {
     let mut body = Vec::new();
     while body.len() < limit {
         match response.chunk().await? {
@@ -243,7 +249,14 @@ pub fn describe(e: &reqwest::Error, timeout: Duration) -> String {
         source = s.source();
     }
     let lower = deepest.to_lowercase();
-    let tls = ["certificate", "handshake", "tls", "peer sent", "alert", "servername"];
+    let tls = [
+        "certificate",
+        "handshake",
+        "tls",
+        "peer sent",
+        "alert",
+        "servername",
+    ];
     if tls.iter().any(|w| lower.contains(w)) {
         format!("TLS: {deepest}")
     } else if e.is_connect() {

@@ -137,8 +137,7 @@ impl Kinds {
 
 /// Makes the probe of a configured check of a service (the daemon's is [`Kinds::factory`]; a
 /// test's may answer from [`scripted`] checks).
-pub type Factory =
-    Arc<dyn Fn(&str, &crate::config::Check) -> Box<dyn Probe> + Send + Sync>;
+pub type Factory = Arc<dyn Fn(&str, &crate::config::Check) -> Box<dyn Probe> + Send + Sync>;
 
 impl Kinds {
     /// The factory of the daemon: [`probe`] with these shared parts.
@@ -159,7 +158,9 @@ pub fn probe(service: &str, check: &crate::config::Check, kinds: &Kinds) -> Box<
             check.timeout,
             *max_age,
         )),
-        CheckKind::Exec(e) => Box::new(exec::ExecProbe::new(service, &check.name, e, check.timeout)),
+        CheckKind::Exec(e) => {
+            Box::new(exec::ExecProbe::new(service, &check.name, e, check.timeout))
+        }
         CheckKind::Http(h) => Box::new(http::HttpProbe::new(&kinds.http, h, check.timeout)),
         CheckKind::Tcp { address } => Box::new(tcp::TcpProbe::new(
             service,

@@ -39,7 +39,11 @@ impl TcpProbe {
                     Some(i) => text[..i].to_owned(),
                     None => text,
                 };
-                Observation::Fail(format!("cannot connect to {}: {}", self.address, text.to_lowercase()))
+                Observation::Fail(format!(
+                    "cannot connect to {}: {}",
+                    self.address,
+                    text.to_lowercase()
+                ))
             }
             Err(_) => Observation::Fail(format!(
                 "no connection to {} within {} ms",

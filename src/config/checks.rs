@@ -190,17 +190,18 @@ impl Validator {
         let user = match item.take(self, "user") {
             Some(n) => {
                 let p = join(path, "user");
-                self.string(n, &p).and_then(|u| match nix::unistd::User::from_name(&u) {
-                    Ok(Some(_)) => Some(Some(u)),
-                    Ok(None) => {
-                        self.problem(n.span.start, &p, format!("no user {u:?} on this host"));
-                        None
-                    }
-                    Err(e) => {
-                        self.problem(n.span.start, &p, format!("cannot look up {u:?}: {e}"));
-                        None
-                    }
-                })
+                self.string(n, &p)
+                    .and_then(|u| match nix::unistd::User::from_name(&u) {
+                        Ok(Some(_)) => Some(Some(u)),
+                        Ok(None) => {
+                            self.problem(n.span.start, &p, format!("no user {u:?} on this host"));
+                            None
+                        }
+                        Err(e) => {
+                            self.problem(n.span.start, &p, format!("cannot look up {u:?}: {e}"));
+                            None
+                        }
+                    })
             }
             None => Some(None),
         };
@@ -229,11 +230,7 @@ impl Validator {
                     Some("GET") => Some(HttpMethod::Get),
                     Some("HEAD") => Some(HttpMethod::Head),
                     Some(other) => {
-                        self.problem(
-                            n.span.start,
-                            &p,
-                            format!("{other:?} is not GET or HEAD"),
-                        );
+                        self.problem(n.span.start, &p, format!("{other:?} is not GET or HEAD"));
                         None
                     }
                     None => None,
@@ -254,14 +251,21 @@ impl Validator {
         let body_regex = match regex_node {
             Some(n) => {
                 let p = join(path, "body_regex");
-                Some(self.string(n, &p).and_then(|r| match regex::Regex::new(&r) {
-                    Ok(_) => Some(r),
-                    Err(e) => {
-                        let e = e.to_string().lines().last().unwrap_or("").to_owned();
-                        self.problem(n.span.start, &p, format!("not a regular expression: {e}"));
-                        None
-                    }
-                }))
+                Some(
+                    self.string(n, &p)
+                        .and_then(|r| match regex::Regex::new(&r) {
+                            Ok(_) => Some(r),
+                            Err(e) => {
+                                let e = e.to_string().lines().last().unwrap_or("").to_owned();
+                                self.problem(
+                                    n.span.start,
+                                    &p,
+                                    format!("not a regular expression: {e}"),
+                                );
+                                None
+                            }
+                        }),
+                )
             }
             None => None,
         };
@@ -283,12 +287,12 @@ impl Validator {
             Some(n) => {
                 let p = join(path, "ca");
                 self.string(n, &p).and_then(|f| {
-                    let read = std::fs::read(&f).map_err(|e| io_reason(&e)).and_then(|pem| {
-                        match reqwest::Certificate::from_pem_bundle(&pem) {
+                    let read = std::fs::read(&f)
+                        .map_err(|e| io_reason(&e))
+                        .and_then(|pem| match reqwest::Certificate::from_pem_bundle(&pem) {
                             Ok(certs) if !certs.is_empty() => Ok(()),
                             _ => Err("no PEM certificate in it".to_owned()),
-                        }
-                    });
+                        });
                     match read {
                         Ok(()) => Some(Some(PathBuf::from(f))),
                         Err(e) => {
@@ -307,17 +311,18 @@ impl Validator {
         let server_name = match item.take(self, "server_name") {
             Some(n) => {
                 let p = join(path, "server_name");
-                self.string(n, &p).and_then(|s| match dns_wire::check_name(&s) {
-                    Ok(()) if !s.is_empty() && s != "." => Some(Some(s)),
-                    Ok(()) => {
-                        self.problem(n.span.start, &p, "must not be empty");
-                        None
-                    }
-                    Err(e) => {
-                        self.problem(n.span.start, &p, format!("{s:?}: {e}"));
-                        None
-                    }
-                })
+                self.string(n, &p)
+                    .and_then(|s| match dns_wire::check_name(&s) {
+                        Ok(()) if !s.is_empty() && s != "." => Some(Some(s)),
+                        Ok(()) => {
+                            self.problem(n.span.start, &p, "must not be empty");
+                            None
+                        }
+                        Err(e) => {
+                            self.problem(n.span.start, &p, format!("{s:?}: {e}"));
+                            None
+                        }
+                    })
             }
             None => Some(None),
         };
@@ -365,13 +370,15 @@ impl Validator {
     /// `protocol`; the answer must have `rcode` and every address of `expect`.
     fn dns(&mut self, mut item: Item<'_, '_>, path: &str) -> Parsed {
         let (node, p) = self.required(&mut item, "query", path)?;
-        let query = self.string(node, &p).and_then(|q| match dns_wire::check_name(&q) {
-            Ok(()) => Some(q),
-            Err(e) => {
-                self.problem(node.span.start, &p, format!("{q:?}: {e}"));
-                None
-            }
-        });
+        let query = self
+            .string(node, &p)
+            .and_then(|q| match dns_wire::check_name(&q) {
+                Ok(()) => Some(q),
+                Err(e) => {
+                    self.problem(node.span.start, &p, format!("{q:?}: {e}"));
+                    None
+                }
+            });
         let type_node = item.take(self, "type");
         let rtype = match type_node {
             Some(n) => {
@@ -465,7 +472,11 @@ impl Validator {
                 return None;
             }
             if rcode != 0 && !expect.is_empty() {
-                self.problem(n.span.start, &p, "an answer with rcode other than NOERROR has no addresses");
+                self.problem(
+                    n.span.start,
+                    &p,
+                    "an answer with rcode other than NOERROR has no addresses",
+                );
                 return None;
             }
         }
@@ -528,9 +539,7 @@ impl Validator {
     fn http_url(&mut self, node: &Node, path: &str) -> Option<String> {
         let url = self.string(node, path)?;
         match reqwest::Url::parse(&url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
-                Some(url)
-            }
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Some(url),
             _ => {
                 self.problem(
                     node.span.start,
@@ -602,12 +611,10 @@ impl Validator {
         let mut ok = true;
         for (key, value) in table.entries {
             let p = join(path, &key.name);
-            let valid = key
-                .name
-                .chars()
-                .enumerate()
-                .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))
-                && !key.name.is_empty();
+            let valid =
+                key.name.chars().enumerate().all(|(i, c)| {
+                    c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())
+                }) && !key.name.is_empty();
             if !valid {
                 self.problem(
                     key.span.start,

@@ -323,7 +323,12 @@ impl CheckKind {
                 s
             }
             CheckKind::Http(h) => {
-                let mut s = format!("{} {} status {}", h.method.as_str(), h.url, ranges(&h.status));
+                let mut s = format!(
+                    "{} {} status {}",
+                    h.method.as_str(),
+                    h.url,
+                    ranges(&h.status)
+                );
                 if let Some(b) = &h.body {
                     s.push_str(&format!(" body {b:?}"));
                 }
@@ -386,7 +391,13 @@ fn quote_word(word: &str) -> String {
 pub fn ranges(status: &[(u16, u16)]) -> String {
     status
         .iter()
-        .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -493,7 +504,12 @@ pub fn unsafe_for_exec(path: &Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
-        Err(e) => return Some(format!("exec checks: cannot check the file's owner and mode: {}", io_reason(&e))),
+        Err(e) => {
+            return Some(format!(
+                "exec checks: cannot check the file's owner and mode: {}",
+                io_reason(&e)
+            ))
+        }
     };
     let mode = meta.mode() & 0o7777;
     let me = nix::unistd::geteuid().as_raw();

@@ -902,10 +902,9 @@ mod tests {
             crate::routing::writer::spawn(memory.clone(), Duration::from_secs(3600), reports_tx);
         let script = Script::new(first);
         let answering = script.clone();
-        let probes: crate::checks::Factory =
-            Arc::new(move |_: &str, check: &Check| {
-                Box::new(answering.probe(&check.name, check.timeout))
-            });
+        let probes: crate::checks::Factory = Arc::new(move |_: &str, check: &Check| {
+            Box::new(answering.probe(&check.name, check.timeout))
+        });
         Fixture {
             shared: Shared {
                 writers: Arc::new(Mutex::new(HashMap::from([(id.clone(), writer)]))),
