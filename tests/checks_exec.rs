@@ -1,6 +1,8 @@
 //! The exec and TCP check kinds against real processes and real sockets: what a poll
 //! observes, and what it leaves behind (no process of its group, no zombie, no descriptor).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use anycastd::checks::{self, Kinds, Observation, Probe};
 use anycastd::config::Check;
 use std::path::Path;

@@ -298,3 +298,63 @@ fn completions_and_the_man_page_come_from_the_command_line_definition() {
         assert!(String::from_utf8_lossy(&rendered.stdout).contains("EXIT STATUS"));
     }
 }
+
+#[test]
+fn a_config_with_exec_checks_that_others_can_write_or_own_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[services.ntp]\nprefixes.frrouting = [\"203.0.113.123\"]\n\n[services.ntp.checks]\nexec = [\"/bin/true\"]\n",
+    )
+    .unwrap();
+    let file = config.display().to_string();
+    let check = || anycastd(&["check-config", "-c", &file]);
+    std::fs::set_permissions(&config, PermissionsExt::from_mode(0o644)).unwrap();
+    assert_eq!(check().status.code(), Some(0), "{}", stderr(&check()));
+    for (mode, who) in [
+        (0o664, "its group"),
+        (0o646, "others"),
+        (0o666, "its group and others"),
+    ] {
+        std::fs::set_permissions(&config, PermissionsExt::from_mode(mode)).unwrap();
+        let out = check();
+        assert_eq!(out.status.code(), Some(65));
+        assert_eq!(
+            stderr(&out),
+            format!("{file}:5: exec checks make this file a program, but {who} can write it (mode {mode:04o}): chmod go-w it\n")
+        );
+        // The daemon refuses it the same way, before anything else.
+        let out = anycastd(&["run", "-c", &file]);
+        assert_eq!(out.status.code(), Some(65));
+    }
+    // The same file without exec checks is not a program: its mode is the operator's business.
+    std::fs::write(
+        &config,
+        "[services.ntp]\nprefixes.frrouting = [\"203.0.113.123\"]\nchecks.tcp = [\"127.0.0.1:123\"]\n",
+    )
+    .unwrap();
+    assert_eq!(check().status.code(), Some(0));
+    if nix::unistd::geteuid().is_root() {
+        std::fs::write(
+            &config,
+            "[services.ntp]\nprefixes.frrouting = [\"203.0.113.123\"]\nchecks.exec = [\"/bin/true\"]\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&config, PermissionsExt::from_mode(0o644)).unwrap();
+        let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+        nix::unistd::chown(&config, Some(nobody.uid), None).unwrap();
+        let out = check();
+        assert_eq!(out.status.code(), Some(65));
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "{file}:3: exec checks make this file a program, but it is owned by uid {}, neither root nor the daemon's user (uid 0): chown it\n",
+                nobody.uid
+            )
+        );
+    } else {
+        eprintln!("SKIP the ownership half: needs root to chown");
+    }
+}

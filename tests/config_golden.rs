@@ -58,11 +58,21 @@ fn render(config: &Config) -> String {
             ));
         }
         for c in &s.checks {
-            let CheckKind::Cabourotte { url, max_age } = &c.kind;
-            out.push_str(&format!(
-                "  check {} url={} interval={:?} timeout={:?} pending_timeout={:?} max_age={:?}\n",
-                c.name, url, c.interval, c.timeout, c.pending_timeout, max_age
-            ));
+            match &c.kind {
+                CheckKind::Cabourotte { url, max_age } => out.push_str(&format!(
+                    "  check {} url={} interval={:?} timeout={:?} pending_timeout={:?} max_age={:?}\n",
+                    c.name, url, c.interval, c.timeout, c.pending_timeout, max_age
+                )),
+                other => out.push_str(&format!(
+                    "  check {} kind={} interval={:?} timeout={:?} pending_timeout={:?}\n    {:?}\n",
+                    c.name,
+                    other.name(),
+                    c.interval,
+                    c.timeout,
+                    c.pending_timeout,
+                    other
+                )),
+            }
         }
     }
     out

@@ -209,3 +209,63 @@ impl Probe for DnsProbe {
         Box::pin(self.run())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(rcode: u8, expect: &[&str]) -> DnsCheck {
+        DnsCheck {
+            server: "127.0.0.1:53".parse().unwrap(),
+            name: "check.local".into(),
+            rtype: RecordType::Aaaa,
+            tcp: false,
+            expect: expect.iter().map(|a| a.parse().unwrap()).collect(),
+            rcode,
+        }
+    }
+
+    fn response(rcode: u8, addresses: &[&str]) -> dns_wire::Response {
+        dns_wire::Response {
+            rcode,
+            truncated: false,
+            addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+            answers_of_type: addresses.len(),
+            answers: addresses.len(),
+        }
+    }
+
+    #[test]
+    fn the_rcode_decides_first_then_the_answer() {
+        let servfail = rcode_from("SERVFAIL");
+        assert_eq!(
+            judge(&check(0, &[]), &response(servfail, &[])),
+            Observation::Fail("check.local AAAA: SERVFAIL (expected NOERROR)".into())
+        );
+        assert_eq!(
+            judge(&check(servfail, &[]), &response(servfail, &[])),
+            Observation::Pass
+        );
+        assert_eq!(
+            judge(&check(0, &[]), &response(0, &[])),
+            Observation::Fail("check.local AAAA: no answer".into())
+        );
+        assert_eq!(
+            judge(
+                &check(0, &["2001:db8::1"]),
+                &response(0, &["2001:db8::1", "2001:db8::2"])
+            ),
+            Observation::Pass
+        );
+        assert_eq!(
+            judge(&check(0, &["2001:db8::3"]), &response(0, &["2001:db8::1"])),
+            Observation::Fail(
+                "check.local AAAA: 2001:db8::3 not in the answer (2001:db8::1)".into()
+            )
+        );
+    }
+
+    fn rcode_from(name: &str) -> u8 {
+        dns_wire::rcode_from_name(name).unwrap()
+    }
+}

@@ -166,8 +166,9 @@ impl Validator {
 
     /// `checks.exec`: `command` (absolute), `args`, `env`, `user`.
     fn exec(&mut self, mut item: Item<'_, '_>, path: &str) -> Parsed {
-        let (node, p) = self.required(&mut item, "command", path)?;
-        let command = self.string(node, &p).and_then(|c| {
+        let required = self.required(&mut item, "command", path);
+        let command = required.and_then(|(node, p)| {
+            let c = self.string(node, &p)?;
             if c.starts_with('/') && !c.ends_with('/') {
                 Some(c)
             } else {
@@ -221,8 +222,9 @@ impl Validator {
     /// `checks.http`: `url`, `method`, `status`, `body` or `body_regex`, `headers`, and the TLS
     /// keys `ca`, `insecure`, `server_name`.
     fn http(&mut self, mut item: Item<'_, '_>, path: &str) -> Parsed {
-        let (node, p) = self.required(&mut item, "url", path)?;
-        let url = self.http_url(node, &p);
+        let url = self
+            .required(&mut item, "url", path)
+            .and_then(|(node, p)| self.http_url(node, &p));
         let method = match item.take(self, "method") {
             Some(n) => {
                 let p = join(path, "method");
@@ -243,10 +245,7 @@ impl Validator {
             None => Some(vec![(200, 299)]),
         };
         let body_node = item.take(self, "body");
-        let body = match body_node {
-            Some(n) => Some(self.string(n, &join(path, "body"))),
-            None => None,
-        };
+        let body = body_node.map(|n| self.string(n, &join(path, "body")));
         let regex_node = item.take(self, "body_regex");
         let body_regex = match regex_node {
             Some(n) => {
@@ -256,7 +255,9 @@ impl Validator {
                         .and_then(|r| match regex::Regex::new(&r) {
                             Ok(_) => Some(r),
                             Err(e) => {
-                                let e = e.to_string().lines().last().unwrap_or("").to_owned();
+                                let e = e.to_string();
+                                let e =
+                                    e.lines().last().unwrap_or("").trim_start_matches("error: ");
                                 self.problem(
                                     n.span.start,
                                     &p,
@@ -369,16 +370,17 @@ impl Validator {
     /// `checks.dns`: `name` is the check's; the query is `query`, `type`, `server`,
     /// `protocol`; the answer must have `rcode` and every address of `expect`.
     fn dns(&mut self, mut item: Item<'_, '_>, path: &str) -> Parsed {
-        let (node, p) = self.required(&mut item, "query", path)?;
-        let query = self
-            .string(node, &p)
-            .and_then(|q| match dns_wire::check_name(&q) {
+        let required = self.required(&mut item, "query", path);
+        let query = required.and_then(|(node, p)| {
+            let q = self.string(node, &p)?;
+            match dns_wire::check_name(&q) {
                 Ok(()) => Some(q),
                 Err(e) => {
                     self.problem(node.span.start, &p, format!("{q:?}: {e}"));
                     None
                 }
-            });
+            }
+        });
         let type_node = item.take(self, "type");
         let rtype = match type_node {
             Some(n) => {
@@ -467,7 +469,7 @@ impl Validator {
                 self.problem(
                     n.span.start,
                     &p,
-                    format!("{a} cannot be in the answer to a {} query", rtype.name()),
+                    format!("{a} cannot be in the answer to {} queries", rtype.name()),
                 );
                 return None;
             }
@@ -664,7 +666,7 @@ impl Validator {
 
     /// `status`: a code, a range `"200-399"`, or an array of those.
     fn status(&mut self, node: &Node, path: &str) -> Option<Vec<(u16, u16)>> {
-        let one = |v: &mut Validator, n: &Node| -> Option<(u16, u16)> {
+        let one = |v: &mut Validator, n: &Node, path: &str| -> Option<(u16, u16)> {
             let code = |x: i64| u16::try_from(x).ok().filter(|c| (100..=599).contains(c));
             let parsed = match &n.value {
                 Value::Integer(i) => code(*i).map(|c| (c, c)),
@@ -688,10 +690,14 @@ impl Validator {
         };
         match &node.value {
             Value::Array(items) if !items.is_empty() => {
-                let all: Vec<_> = items.iter().map(|n| one(self, n)).collect();
+                let all: Vec<_> = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| one(self, n, &format!("{path}[{i}]")))
+                    .collect();
                 all.into_iter().collect()
             }
-            _ => one(self, node).map(|r| vec![r]),
+            _ => one(self, node, path).map(|r| vec![r]),
         }
     }
 

@@ -6,4 +6,5 @@ pub mod daemon;
 pub mod fake_frr;
 pub mod live;
 pub mod monitor;
+pub mod servers;
 pub mod testbed;
