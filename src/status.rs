@@ -31,6 +31,9 @@ pub struct ServiceView {
 pub struct CheckView {
     /// Check name.
     pub name: String,
+    /// Its kind (`cabourotte`, `exec`, `http`, `tcp`, `dns`).
+    #[serde(default)]
+    pub kind: String,
     /// Its latest result: `pass`, `fail` or `pending`.
     pub result: String,
     /// Why it fails.
@@ -468,8 +471,9 @@ pub fn render_text(services: &[ServiceStatus], now_ms: i64) -> String {
                 .map(|t| format!(", last {}", seconds_ago(now_ms, t)))
                 .unwrap_or_default();
             out.push_str(&format!(
-                "  check {}: {result}{since} ({} result(s) in a row{last}, every {:.1} s)\n",
+                "  check {} ({}): {result}{since} ({} result(s) in a row{last}, every {:.1} s)\n",
                 c.name,
+                c.kind,
                 c.results_since_change,
                 c.interval_ms as f64 / 1000.0
             ));

@@ -156,3 +156,41 @@ fn a_missing_file_and_a_directory_are_unreadable_not_invalid() {
         Err(config::LoadError::Unreadable { .. })
     ));
 }
+
+#[test]
+fn every_toml_block_of_the_readme_validates_and_the_examples_are_the_files() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let blocks: Vec<&str> = readme
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert!(blocks.len() >= 2, "README lost its examples");
+    for block in &blocks {
+        // A fragment of a config (a section alone) gets a service to stand in a whole file.
+        let text = if block.contains("[services.") {
+            block.to_string()
+        } else {
+            format!("{block}\n[services.x]\nprefixes.frrouting = [\"192.0.2.1\"]\nchecks.cabourotte = []\n")
+        };
+        if let Err(problems) = config::parse(&text) {
+            panic!("README block does not validate: {problems:?}\n{block}");
+        }
+    }
+    let without_comments = |path: &str| -> String {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    };
+    for example in ["examples/config.toml", "examples/builtin.toml"] {
+        let text = without_comments(example);
+        assert!(
+            blocks.iter().any(|b| *b == text),
+            "{example} is not shown as is in the README"
+        );
+    }
+}

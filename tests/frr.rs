@@ -502,7 +502,10 @@ fn status_tells_configured_from_advertised_and_follows_a_flip() {
     assert_eq!(code, Some(0));
     assert!(out.starts_with("ntp: healthy since "), "{out}");
     assert!(!out.contains("dns"), "only ntp: {out}");
-    assert!(out.contains("  check ntp_v4: pass since "), "{out}");
+    assert!(
+        out.contains("  check ntp_v4 (cabourotte): pass since "),
+        "{out}"
+    );
     assert!(
         out.contains("  203.0.113.123/32 (vrf 123): DRIFT: wanted announced, absent in FRR"),
         "{out}"

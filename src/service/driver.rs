@@ -518,6 +518,7 @@ impl Driver {
                 .zip(machine.observations())
                 .map(|((check, edge), latest)| crate::status::CheckView {
                     name: check.name.clone(),
+                    kind: check.kind.name().to_owned(),
                     result: match latest {
                         Observation::Pass => "pass".into(),
                         Observation::Fail(_) => "fail".into(),

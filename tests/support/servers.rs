@@ -240,9 +240,13 @@ pub struct Dnsmasq {
 
 impl Dnsmasq {
     pub fn start() -> Option<Dnsmasq> {
+        Dnsmasq::start_on(free_port())
+    }
+
+    /// Start on `port` (a restart on the port a stopped one used).
+    pub fn start_on(port: u16) -> Option<Dnsmasq> {
         require("/usr/sbin/dnsmasq", "dnsmasq-base")?;
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let log = dir.path().join("dnsmasq.log");
         let mut child = Command::new("/usr/sbin/dnsmasq")
             .args([
