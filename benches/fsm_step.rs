@@ -9,6 +9,8 @@ use std::time::Duration;
 
 fn steps(c: &mut Criterion) {
     let params = Params {
+        require: 0,
+        shadow: Vec::new(),
         rise: 2,
         fall: 2,
         pending_timeouts: vec![Duration::from_secs(10); 2],

@@ -23,11 +23,13 @@ const CHECKS: usize = 2;
 
 fn params(name: &str, interval_ms: u64) -> wire::ServiceParams {
     wire::ServiceParams {
+        require: 0,
         name: name.into(),
         rise: 1,
         fall: 1,
         checks: (0..CHECKS)
             .map(|i| wire::CheckParams {
+                shadow: false,
                 kind: "cabourotte".into(),
                 identity: "http://127.0.0.1:9013".into(),
                 name: format!("{name}-check-{i}"),

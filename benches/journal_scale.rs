@@ -173,6 +173,7 @@ fn main() {
         (
             "replay + what-if --fall 3",
             anycastd::replay::WhatIf {
+                with_shadow: Vec::new(),
                 rise: None,
                 fall: Some(3),
                 damping: None,
@@ -233,10 +234,12 @@ fn replay_records() -> Vec<anycastd_journal::Record> {
             config_hash: "0".into(),
             boot_id: "b".into(),
             services: vec![ServiceParams {
+                require: 0,
                 name: "dns".into(),
                 rise: 1,
                 fall: 1,
                 checks: vec![CheckParams {
+                    shadow: false,
                     kind: "cabourotte".into(),
                     identity: "http://127.0.0.1:9013".into(),
                     name: "c".into(),

@@ -171,6 +171,10 @@ enum Command {
         /// What-if: consecutive unhealthy verdicts to withdraw (1-1000)
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
         fall: Option<u32>,
+        /// What-if: this shadow check gates like the others (repeatable): what would have
+        /// happened had it decided
+        #[arg(long, value_name = "CHECK")]
+        with_shadow: Vec<String>,
         /// What-if: flap damping with this half-life (e.g. 5m); the other --damping-* options
         /// default to penalty 1000, suppress 2000, reuse 750, max-suppress 4 half-lives
         #[arg(long, value_name = "DURATION", value_parser = parse_for)]
@@ -359,6 +363,7 @@ fn main() -> ExitCode {
             until,
             rise,
             fall,
+            with_shadow,
             damping_half_life,
             damping_penalty,
             damping_suppress,
@@ -388,6 +393,7 @@ fn main() -> ExitCode {
                     rise,
                     fall,
                     damping,
+                    with_shadow,
                 },
             };
             with_runtime(|runtime| {

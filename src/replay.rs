@@ -37,11 +37,17 @@ pub struct WhatIf {
     /// Replace the flap damping parameters (damping on, with these).
     #[serde(default)]
     pub damping: Option<wire::DampingParams>,
+    /// Shadow checks that gate in the what-if ("what had this check decided?").
+    #[serde(default)]
+    pub with_shadow: Vec<String>,
 }
 
 impl WhatIf {
     fn is_empty(&self) -> bool {
-        self.rise.is_none() && self.fall.is_none() && self.damping.is_none()
+        self.rise.is_none()
+            && self.fall.is_none()
+            && self.damping.is_none()
+            && self.with_shadow.is_empty()
     }
 }
 
@@ -174,6 +180,13 @@ pub struct Report {
     /// Remarks for the reader (an empty window, ...).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Checks `--with-shadow` named that were never a shadow check of the service in the
+    /// journal (a usage error: the report is not shown).
+    #[serde(default)]
+    pub not_shadow: Vec<String>,
+    /// The shadow checks the journal knows for the service.
+    #[serde(default)]
+    pub shadow_checks: Vec<String>,
 }
 
 /// What a stretch of time counts as.
@@ -282,6 +295,11 @@ impl Sim {
         let mut params = params.clone();
         params.rise = self.what_if.rise.unwrap_or(params.rise);
         params.fall = self.what_if.fall.unwrap_or(params.fall);
+        for check in &mut params.checks {
+            if self.what_if.with_shadow.contains(&check.name) {
+                check.shadow = false;
+            }
+        }
         params
     }
 
@@ -486,6 +504,19 @@ fn same(replayed: &fsm::Transition, recorded: &wire::Transition, at: i64, exact:
 
 fn params_text(params: &wire::ServiceParams, damping: Option<&fsm::Damping>) -> String {
     let mut text = format!("rise {}, fall {}", params.rise, params.fall);
+    let gating = params.checks.iter().filter(|c| !c.shadow).count();
+    if params.require != 0 && (params.require as usize) < gating {
+        text.push_str(&format!(", require {} of {gating} checks", params.require));
+    }
+    let shadows: Vec<&str> = params
+        .checks
+        .iter()
+        .filter(|c| c.shadow)
+        .map(|c| c.name.as_str())
+        .collect();
+    if !shadows.is_empty() {
+        text.push_str(&format!(", shadow {}", shadows.join(", ")));
+    }
     if let Some(d) = damping {
         text.push_str(&format!(
             ", damping half-life {}, penalty {}, suppress {}, reuse {}, max suppress {}",
@@ -504,10 +535,19 @@ fn params_text(params: &wire::ServiceParams, damping: Option<&fsm::Damping>) -> 
 struct ParamHistory {
     recorded: Vec<(i64, String)>,
     what_if: Vec<(i64, String)>,
+    /// Every check that was a shadow check in some parameter set.
+    shadows: std::collections::BTreeSet<String>,
 }
 
 impl ParamHistory {
     fn note(&mut self, at: i64, actual: &Sim, other: &Sim, params: &wire::ServiceParams) {
+        self.shadows.extend(
+            params
+                .checks
+                .iter()
+                .filter(|c| c.shadow)
+                .map(|c| c.name.clone()),
+        );
         let push = |list: &mut Vec<(i64, String)>, text: String| {
             if list.last().map(|(_, t)| t) != Some(&text) {
                 list.push((at, text));
@@ -1051,6 +1091,13 @@ pub fn replay(
             if at_end { end_state } else { None },
         ));
     }
+    report.shadow_checks = history.shadows.iter().cloned().collect();
+    report.not_shadow = what_if
+        .with_shadow
+        .iter()
+        .filter(|c| !history.shadows.contains(*c))
+        .cloned()
+        .collect();
     if report.recorded.summary.measured_ms == 0 && report.notes.is_empty() {
         report.notes.push("the service was not measured in this window (the daemon was not running, or the service was not configured)".into());
     }

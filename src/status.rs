@@ -34,6 +34,9 @@ pub struct CheckView {
     /// Its kind (`cabourotte`, `exec`, `http`, `tcp`, `dns`).
     #[serde(default)]
     pub kind: String,
+    /// A shadow check: shown, never part of the verdict.
+    #[serde(default)]
+    pub shadow: bool,
     /// Its latest result: `pass`, `fail` or `pending`.
     pub result: String,
     /// Why it fails.
@@ -471,9 +474,10 @@ pub fn render_text(services: &[ServiceStatus], now_ms: i64) -> String {
                 .map(|t| format!(", last {}", seconds_ago(now_ms, t)))
                 .unwrap_or_default();
             out.push_str(&format!(
-                "  check {} ({}): {result}{since} ({} result(s) in a row{last}, every {:.1} s)\n",
+                "  check {} ({}{}): {result}{since} ({} result(s) in a row{last}, every {:.1} s)\n",
                 c.name,
                 c.kind,
+                if c.shadow { ", shadow" } else { "" },
                 c.results_since_change,
                 c.interval_ms as f64 / 1000.0
             ));

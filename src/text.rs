@@ -64,7 +64,31 @@ fn observation_text(o: &wire::Observation) -> String {
 /// Why a transition happened, in words.
 pub fn cause_text(cause: &wire::Cause) -> String {
     match cause {
-        wire::Cause::Verdict { healthy: true, .. } => "all checks pass".into(),
+        wire::Cause::Verdict {
+            healthy: true,
+            checks,
+        } => {
+            // With `require`, a healthy verdict may have failing checks: say which.
+            let failing: Vec<String> = checks
+                .iter()
+                .filter_map(|c| match &c.observation {
+                    wire::Observation::Fail(reason) => {
+                        Some(format!("check {} failed: {reason}", c.check))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if failing.is_empty() {
+                "all checks pass".into()
+            } else {
+                format!(
+                    "{} of {} checks pass; {}",
+                    checks.len() - failing.len(),
+                    checks.len(),
+                    failing.join("; ")
+                )
+            }
+        }
         wire::Cause::Verdict {
             healthy: false,
             checks,

@@ -31,6 +31,7 @@ const T0: i64 = 1_795_500_000_000;
 
 fn check(name: &str, interval_ms: u64) -> wire::CheckParams {
     wire::CheckParams {
+        shadow: false,
         kind: "cabourotte".into(),
         identity: "http://127.0.0.1:9013".into(),
         name: name.into(),
@@ -43,6 +44,7 @@ fn check(name: &str, interval_ms: u64) -> wire::CheckParams {
 
 fn service(rise: u32, fall: u32, checks: Vec<wire::CheckParams>) -> wire::ServiceParams {
     wire::ServiceParams {
+        require: 0,
         name: "dns".into(),
         rise,
         fall,
@@ -283,6 +285,7 @@ fn case(seed: u64, with_damping: bool) -> Case {
     let params = service(1 + rng.below(3) as u32, 1 + rng.below(3) as u32, checks);
     let recorded_damping = (with_damping && rng.chance(50)).then(|| damping(&mut rng));
     let what_if = WhatIf {
+        with_shadow: Vec::new(),
         rise: Some(1 + rng.below(4) as u32),
         fall: Some(1 + rng.below(4) as u32),
         damping: with_damping.then(|| (&damping(&mut rng)).into()),
@@ -445,6 +448,7 @@ fn fall_3_withdraws_at_the_third_failure_and_rise_3_announces_at_the_third_pass(
         None,
         None,
         &WhatIf {
+            with_shadow: Vec::new(),
             rise: None,
             fall: Some(3),
             damping: None,
@@ -484,6 +488,7 @@ fn fall_3_withdraws_at_the_third_failure_and_rise_3_announces_at_the_third_pass(
         None,
         None,
         &WhatIf {
+            with_shadow: Vec::new(),
             rise: Some(3),
             fall: None,
             damping: None,
@@ -530,6 +535,7 @@ fn a_window_after_the_last_record_is_empty_and_never_panics() {
                 until,
                 now,
                 &WhatIf {
+                    with_shadow: Vec::new(),
                     rise: Some(2),
                     fall: Some(3),
                     damping: Some(wire::DampingParams {
@@ -813,6 +819,7 @@ fn random_records_and_windows_never_panic() {
             until,
             now,
             &WhatIf {
+                with_shadow: Vec::new(),
                 rise: Some(2),
                 fall: None,
                 damping: None,

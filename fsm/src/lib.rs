@@ -16,9 +16,11 @@
 //!
 //! Verdicts: every check has a latest observation (pass, fail, pending). A verdict is formed
 //! each time an observation arrives (or a pending timeout expires) and no check is pending:
-//! healthy when all checks pass, unhealthy when any fails. `rise` and `fall` therefore count
-//! check results, not intervals. A check that stays pending longer than its
-//! `pending_timeout` counts as failed ("no result").
+//! healthy when all checks pass (or, with `require = N`, at least N), unhealthy otherwise.
+//! `rise` and `fall` therefore count check results, not intervals. A check that stays
+//! pending longer than its `pending_timeout` counts as failed ("no result"). A shadow check
+//! is observed (its latest result is kept and shown in verdicts as [`Counted::Shadow`]) but
+//! never forms or decides a verdict.
 //!
 //! [`Machine::step`] takes an input in two parts: bookkeeping (the checks' latest results,
 //! the verdict counters, the damping penalty, the timers) turns it into an event, and the
@@ -119,17 +121,36 @@ pub struct Params {
     pub pending_timeouts: Vec<Duration>,
     /// Flap damping, off when `None`.
     pub damping: Option<Damping>,
+    /// How many checks (shadow checks aside) must pass for a healthy verdict; 0: all.
+    #[serde(default)]
+    pub require: u32,
+    /// Per check (by index): a shadow check is observed but never part of a verdict (missing
+    /// entries: not a shadow).
+    #[serde(default)]
+    pub shadow: Vec<bool>,
 }
 
 impl Params {
-    /// `rise`/`fall` 1/1, the given pending timeouts, no damping.
+    /// `rise`/`fall` 1/1, the given pending timeouts, no damping, every check required.
     pub fn new(pending_timeouts: Vec<Duration>) -> Params {
         Params {
             rise: 1,
             fall: 1,
             pending_timeouts,
             damping: None,
+            require: 0,
+            shadow: Vec::new(),
         }
+    }
+
+    /// Whether check `index` is part of verdicts (not a shadow check).
+    pub fn gates(&self, index: usize) -> bool {
+        !self.shadow.get(index).copied().unwrap_or(false)
+    }
+
+    /// Whether any check is part of verdicts.
+    fn any_gating(&self) -> bool {
+        (0..self.pending_timeouts.len()).any(|i| self.gates(i))
     }
 }
 
@@ -267,7 +288,7 @@ impl Input {
 /// The verdict that caused a transition, with each check's effective result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
-    /// Healthy (all checks pass) or not.
+    /// Healthy (as many checks pass as `require` asks: all by default) or not.
     pub healthy: bool,
     /// Each check's result as the verdict counted it.
     pub checks: Vec<Counted>,
@@ -284,6 +305,8 @@ pub enum Counted {
         /// The pending timeout that expired.
         timeout: Duration,
     },
+    /// A shadow check's latest observation: shown, not counted.
+    Shadow(Observation),
 }
 
 impl Counted {
@@ -446,9 +469,10 @@ impl Machine {
             },
         };
         let mut actions: Vec<Action> = (0..machine.checks.len())
+            .filter(|check| machine.params.gates(*check))
             .map(|check| machine.pending_timer(check, at))
             .collect();
-        if machine.checks.is_empty() {
+        if !machine.params.any_gating() {
             actions.push(Action::ArmTimer {
                 timer: Timer::Evaluate,
                 deadline: at,
@@ -582,6 +606,7 @@ impl Machine {
                 observation,
                 at,
             } => {
+                let gates = self.params.gates(check);
                 let Some(slot) = self.checks.get_mut(check) else {
                     return Bookkept::nothing();
                 };
@@ -598,6 +623,10 @@ impl Machine {
                         false
                     }
                 };
+                if !gates {
+                    // A shadow check: its latest result is kept (for status), no verdict.
+                    return Bookkept::nothing();
+                }
                 let mut bookkept = self.count_verdict(at);
                 if newly_pending {
                     bookkept.before.push(self.pending_timer(check, at));
@@ -612,7 +641,9 @@ impl Machine {
                 Some(CheckSlot {
                     pending_since: Some(since),
                     ..
-                }) if at >= since.after(self.timeout_of(check)) => self.count_verdict(at),
+                }) if self.params.gates(check) && at >= since.after(self.timeout_of(check)) => {
+                    self.count_verdict(at)
+                }
                 _ => Bookkept::nothing(),
             },
             Input::TimerFired {
@@ -758,13 +789,14 @@ impl Machine {
             .collect();
         self.params = params;
         let mut actions: Vec<Action> = (0..self.checks.len())
+            .filter(|check| self.params.gates(*check))
             .filter_map(|check| {
                 self.checks[check]
                     .pending_since
                     .map(|since| self.pending_timer(check, since))
             })
             .collect();
-        if self.checks.is_empty() {
+        if !self.params.any_gating() {
             actions.push(Action::ArmTimer {
                 timer: Timer::Evaluate,
                 deadline: at,
@@ -798,6 +830,10 @@ impl Machine {
     fn verdict(&self, at: Timestamp) -> Option<Verdict> {
         let mut checks = Vec::with_capacity(self.checks.len());
         for (index, slot) in self.checks.iter().enumerate() {
+            if !self.params.gates(index) {
+                checks.push(Counted::Shadow(slot.latest.clone()));
+                continue;
+            }
             match (&slot.latest, slot.pending_since) {
                 (Observation::Pending, Some(since)) => {
                     let timeout = self.timeout_of(index);
@@ -809,7 +845,16 @@ impl Machine {
                 (observation, _) => checks.push(Counted::Seen(observation.clone())),
             }
         }
-        let healthy = checks.iter().all(Counted::passes);
+        let gating = checks
+            .iter()
+            .filter(|c| !matches!(c, Counted::Shadow(_)))
+            .count();
+        let passing = checks.iter().filter(|c| c.passes()).count();
+        let required = match usize::try_from(self.params.require) {
+            Ok(0) | Err(_) => gating,
+            Ok(n) => n.min(gating),
+        };
+        let healthy = passing >= required;
         Some(Verdict { healthy, checks })
     }
 

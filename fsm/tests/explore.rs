@@ -76,6 +76,8 @@ struct Walk {
 
 fn explore(depth: usize, rise: u32, fall: u32) -> usize {
     let params = Params {
+        require: 0,
+        shadow: Vec::new(),
         rise,
         fall,
         pending_timeouts: vec![Duration::from_millis(TIMEOUT_MS as u64); 2],

@@ -476,6 +476,8 @@ fn two_checks(rise: u32, fall: u32) -> Machine {
         rise,
         fall,
         pending_timeouts: vec![TIMEOUT, TIMEOUT],
+        require: 0,
+        shadow: Vec::new(),
         damping: None,
     };
     Machine::new(params, t(0)).0
@@ -599,6 +601,8 @@ fn set_params_keeps_the_counters() {
             rise: 2,
             fall: 3,
             pending_timeouts: vec![TIMEOUT, TIMEOUT],
+            require: 0,
+            shadow: Vec::new(),
             damping: None,
         },
         t(4),
@@ -618,6 +622,8 @@ fn reconfigure_keeps_matching_checks_and_starts_new_ones_pending() {
         rise: 1,
         fall: 1,
         pending_timeouts: vec![TIMEOUT, TIMEOUT],
+        require: 0,
+        shadow: Vec::new(),
         damping: None,
     };
     let actions = m.reconfigure(params, &[Some(1), None], t(3));
@@ -647,6 +653,8 @@ fn damped() -> Machine {
         rise: 1,
         fall: 1,
         pending_timeouts: vec![TIMEOUT],
+        require: 0,
+        shadow: Vec::new(),
         damping: Some(Damping {
             penalty: 1000,
             suppress: 2000,
@@ -785,4 +793,120 @@ fn drain_withdrawals_add_no_penalty() {
     }
     assert_eq!(m.penalty_at(t(100)), 0);
     assert!(!m.suppressed());
+}
+
+// ---- require and shadow checks ----
+
+fn three_checks(require: u32, shadow: Vec<bool>) -> (Machine, Vec<Action>) {
+    let params = Params {
+        pending_timeouts: vec![TIMEOUT, TIMEOUT, TIMEOUT],
+        require,
+        shadow,
+        ..Params::new(Vec::new())
+    };
+    Machine::new(params, t(0))
+}
+
+fn down() -> Observation {
+    Observation::Fail("down".into())
+}
+
+#[test]
+fn require_any_stays_healthy_while_one_check_passes() {
+    let (mut m, _) = three_checks(1, vec![]);
+    let _ = m.step(obs(0, Observation::Pass, 1));
+    let _ = m.step(obs(1, down(), 2));
+    assert_eq!(to_of(&m.step(obs(2, down(), 3))), Some(State::Healthy));
+    // Two fail, one passes: still healthy; the last passing check fails: unhealthy.
+    assert_eq!(m.step(obs(1, down(), 4)).transition, None);
+    let step = m.step(obs(0, down(), 5));
+    assert_eq!(to_of(&step), Some(State::Unhealthy));
+}
+
+#[test]
+fn require_two_of_three_counts_passing_checks() {
+    let (mut m, _) = three_checks(2, vec![]);
+    let _ = m.step(obs(0, Observation::Pass, 1));
+    let _ = m.step(obs(1, down(), 2));
+    // One of three pass: unhealthy from Starting.
+    assert_eq!(to_of(&m.step(obs(2, down(), 3))), Some(State::Unhealthy));
+    assert_eq!(
+        to_of(&m.step(obs(2, Observation::Pass, 4))),
+        Some(State::Healthy)
+    );
+    // The healthy verdict names the failing check (the cause carries every gating check).
+    let step = m.step(obs(2, down(), 5));
+    match step.transition.map(|t| t.cause) {
+        Some(Cause::Verdict(v)) => {
+            assert!(!v.healthy);
+            assert_eq!(
+                v.checks,
+                vec![
+                    Counted::Seen(Observation::Pass),
+                    Counted::Seen(down()),
+                    Counted::Seen(down())
+                ]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_shadow_check_never_forms_or_decides_a_verdict() {
+    let (mut m, actions) = three_checks(0, vec![false, false, true]);
+    // No pending timer for the shadow check.
+    let timers: Vec<_> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::ArmTimer {
+                timer: Timer::PendingTimeout(c),
+                ..
+            } => Some(*c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(timers, vec![0, 1]);
+    // Its results alone form no verdict, even while the others are known.
+    let _ = m.step(obs(2, down(), 1));
+    assert_eq!(m.counters(), Counters::default());
+    let _ = m.step(obs(0, Observation::Pass, 2));
+    let step = m.step(obs(1, Observation::Pass, 3));
+    assert_eq!(to_of(&step), Some(State::Healthy));
+    // Its failure is shown in the verdict, not counted.
+    match step.transition.map(|t| t.cause) {
+        Some(Cause::Verdict(v)) => {
+            assert!(v.healthy);
+            assert_eq!(v.checks[2], Counted::Shadow(down()));
+        }
+        other => panic!("{other:?}"),
+    }
+    let before = m.counters();
+    assert_eq!(m.step(obs(2, down(), 4)).transition, None);
+    assert_eq!(m.counters(), before, "a shadow result counts no verdict");
+    // Still pending, a shadow check does not hold verdicts back.
+    let (mut m, _) = three_checks(0, vec![false, false, true]);
+    let _ = m.step(obs(0, Observation::Pass, 1));
+    assert_eq!(
+        to_of(&m.step(obs(1, Observation::Pass, 2))),
+        Some(State::Healthy)
+    );
+}
+
+#[test]
+fn only_shadow_checks_is_like_no_checks() {
+    let (mut m, actions) = three_checks(0, vec![true, true, true]);
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::ArmTimer {
+            timer: Timer::Evaluate,
+            ..
+        }
+    )));
+    let step = m.step(Input::TimerFired {
+        timer: Timer::Evaluate,
+        at: t(0),
+    });
+    assert_eq!(to_of(&step), Some(State::Healthy));
+    assert_eq!(m.step(obs(0, down(), 1)).transition, None);
 }

@@ -13,11 +13,13 @@
 //! (`polls_since_last_edge`, [`Polls`]: always 0 / never written) but as [`Runs`], which give
 //! every unchanged result its exact time; a result's time is the time its poll was due.
 //!
-//! Format version 3 changes one struct: a [`PrefixRef`] names its backend's kind and
-//! instance (formats 1 and 2 held a vtysh binary, FRR being the only backend). Its decoder
-//! reads the old layout for records of the old versions ([`with_format`]), so one set of
-//! types still decodes every version; a build that knows only versions 1 and 2 skips the
-//! new records as unknown instead of taking another backend for a vtysh path.
+//! Format version 3 changes three structs: a [`PrefixRef`] names its backend's kind and
+//! instance (formats 1 and 2 held a vtysh binary, FRR being the only backend); a
+//! [`CheckParams`] names its check's identity (was `url`) and says whether it is a shadow
+//! check; a [`ServiceParams`] says how many checks must pass (`require`). Their decoders read
+//! the old layout for records of the old versions ([`with_format`]), so one set of types
+//! still decodes every version; a build that knows only versions 1 and 2 skips the new
+//! records as unknown instead of misreading them.
 
 use anycastd_fsm as fsm;
 use serde::{Deserialize, Serialize};
@@ -116,7 +118,8 @@ thread_local! {
 }
 
 /// Run `decode` on a binary record body of format `version`: the types that changed layout
-/// in format 3 (only [`PrefixRef`]) read the layout of that version.
+/// in format 3 ([`PrefixRef`], [`CheckParams`], [`ServiceParams`]) read the layout of that
+/// version.
 pub fn with_format<T>(version: u8, decode: impl FnOnce() -> T) -> T {
     let legacy = version < 3;
     let before = LEGACY_LAYOUT.with(|l| l.replace(legacy));
@@ -126,13 +129,12 @@ pub fn with_format<T>(version: u8, decode: impl FnOnce() -> T) -> T {
 }
 
 /// The effective parameters of one check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckParams {
     /// Check kind, e.g. `cabourotte`.
     pub kind: String,
     /// What, with the kind and the name, identifies the check (a Cabourotte's base URL).
     /// Called `url` in JSON before format 3.
-    #[serde(alias = "url")]
     pub identity: String,
     /// Check name.
     pub name: String,
@@ -144,10 +146,70 @@ pub struct CheckParams {
     pub pending_timeout_ms: u64,
     /// Maximum result age, if set.
     pub max_age_ms: Option<u64>,
+    /// Polled and journaled, but never part of the verdict (format 3; `false` before).
+    pub shadow: bool,
+}
+
+/// [`CheckParams`] as format 3 writes it.
+#[derive(Deserialize)]
+struct CheckParamsV3 {
+    kind: String,
+    #[serde(alias = "url")]
+    identity: String,
+    name: String,
+    interval_ms: u64,
+    timeout_ms: u64,
+    pending_timeout_ms: u64,
+    max_age_ms: Option<u64>,
+    #[serde(default)]
+    shadow: bool,
+}
+
+/// [`CheckParams`] as formats 1 and 2 wrote it.
+#[derive(Deserialize)]
+struct CheckParamsV1 {
+    kind: String,
+    url: String,
+    name: String,
+    interval_ms: u64,
+    timeout_ms: u64,
+    pending_timeout_ms: u64,
+    max_age_ms: Option<u64>,
+}
+
+impl<'de> Deserialize<'de> for CheckParams {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<CheckParams, D::Error> {
+        // JSON names its fields (`url` or `identity`; `shadow` may be absent): one layout
+        // reads both. Binary records have the layout of their version.
+        if d.is_human_readable() || !LEGACY_LAYOUT.with(std::cell::Cell::get) {
+            let c = CheckParamsV3::deserialize(d)?;
+            return Ok(CheckParams {
+                kind: c.kind,
+                identity: c.identity,
+                name: c.name,
+                interval_ms: c.interval_ms,
+                timeout_ms: c.timeout_ms,
+                pending_timeout_ms: c.pending_timeout_ms,
+                max_age_ms: c.max_age_ms,
+                shadow: c.shadow,
+            });
+        }
+        let c = CheckParamsV1::deserialize(d)?;
+        Ok(CheckParams {
+            kind: c.kind,
+            identity: c.url,
+            name: c.name,
+            interval_ms: c.interval_ms,
+            timeout_ms: c.timeout_ms,
+            pending_timeout_ms: c.pending_timeout_ms,
+            max_age_ms: c.max_age_ms,
+            shadow: false,
+        })
+    }
 }
 
 /// The effective parameters of one service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceParams {
     /// Service name.
     pub name: String,
@@ -159,6 +221,56 @@ pub struct ServiceParams {
     pub checks: Vec<CheckParams>,
     /// Its prefixes, in order.
     pub prefixes: Vec<PrefixRef>,
+    /// How many of its checks (shadow checks aside) must pass for a healthy verdict; 0: all
+    /// (format 3; all before).
+    pub require: u32,
+}
+
+/// [`ServiceParams`] as format 3 writes it.
+#[derive(Deserialize)]
+struct ServiceParamsV3 {
+    name: String,
+    rise: u32,
+    fall: u32,
+    checks: Vec<CheckParams>,
+    prefixes: Vec<PrefixRef>,
+    #[serde(default)]
+    require: u32,
+}
+
+/// [`ServiceParams`] as formats 1 and 2 wrote it.
+#[derive(Deserialize)]
+struct ServiceParamsV1 {
+    name: String,
+    rise: u32,
+    fall: u32,
+    checks: Vec<CheckParams>,
+    prefixes: Vec<PrefixRef>,
+}
+
+impl<'de> Deserialize<'de> for ServiceParams {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ServiceParams, D::Error> {
+        if d.is_human_readable() || !LEGACY_LAYOUT.with(std::cell::Cell::get) {
+            let s = ServiceParamsV3::deserialize(d)?;
+            return Ok(ServiceParams {
+                name: s.name,
+                rise: s.rise,
+                fall: s.fall,
+                checks: s.checks,
+                prefixes: s.prefixes,
+                require: s.require,
+            });
+        }
+        let s = ServiceParamsV1::deserialize(d)?;
+        Ok(ServiceParams {
+            name: s.name,
+            rise: s.rise,
+            fall: s.fall,
+            checks: s.checks,
+            prefixes: s.prefixes,
+            require: 0,
+        })
+    }
 }
 
 /// Why a service is drained.

@@ -38,6 +38,39 @@ fn events_v3() -> Vec<Event> {
             present: false,
             wanted: true,
         }),
+        Event::Reconfigured(Box::new(Reconfigured {
+            service: "web".into(),
+            params: ServiceParams {
+                name: "web".into(),
+                rise: 2,
+                fall: 3,
+                checks: vec![
+                    CheckParams {
+                        kind: "http".into(),
+                        identity: "GET http://127.0.0.1/health status 200-299".into(),
+                        name: "health".into(),
+                        interval_ms: 1000,
+                        timeout_ms: 1000,
+                        pending_timeout_ms: 10_000,
+                        max_age_ms: None,
+                        shadow: false,
+                    },
+                    CheckParams {
+                        kind: "exec".into(),
+                        identity: "/usr/local/bin/deep-check".into(),
+                        name: "deep".into(),
+                        interval_ms: 5000,
+                        timeout_ms: 3000,
+                        pending_timeout_ms: 15_000,
+                        max_age_ms: None,
+                        shadow: true,
+                    },
+                ],
+                prefixes: vec![bird.clone()],
+                require: 1,
+            },
+            damping: None,
+        })),
         Event::DaemonStopped(DaemonStopped {
             reason: "SIGTERM".into(),
             outcome: StopOutcome::Left(vec![bird, p("203.0.113.53/32", None)]),
@@ -107,6 +140,7 @@ fn events_v2() -> Vec<Event> {
         Event::Reconfigured(Box::new(Reconfigured {
             service: "dns".into(),
             params: ServiceParams {
+                require: 0,
                 name: "dns".into(),
                 rise: 2,
                 fall: 3,
@@ -197,10 +231,12 @@ fn events() -> Vec<Event> {
             config_hash: "0123456789abcdef".into(),
             boot_id: "c0ffee00-0000-4000-8000-000000000001".into(),
             services: vec![ServiceParams {
+                require: 0,
                 name: "dns".into(),
                 rise: 2,
                 fall: 3,
                 checks: vec![CheckParams {
+                    shadow: false,
                     kind: "cabourotte".into(),
                     identity: "http://127.0.0.1:9013".into(),
                     name: "dns".into(),

@@ -250,6 +250,80 @@ fn a_prefix_names_its_backend_in_format_3_and_a_vtysh_binary_before() {
 }
 
 #[test]
+fn service_and_check_parameters_gain_require_and_shadow_in_format_3() {
+    use anycastd_journal::wire::{CheckParams, Reconfigured, ServiceParams};
+    let record = |require: u32, shadow: bool| {
+        Event::Reconfigured(Box::new(Reconfigured {
+            service: "ntp".into(),
+            params: ServiceParams {
+                name: "ntp".into(),
+                rise: 2,
+                fall: 3,
+                checks: vec![CheckParams {
+                    kind: "exec".into(),
+                    identity: "/bin/true".into(),
+                    name: "t".into(),
+                    interval_ms: 200,
+                    timeout_ms: 100,
+                    pending_timeout_ms: 250,
+                    max_age_ms: None,
+                    shadow,
+                }],
+                prefixes: vec![],
+                require,
+            },
+            damping: None,
+        }))
+    };
+    // Version 3, at 5, variant 16 (Reconfigured), "ntp", the parameters: "ntp", rise 2,
+    // fall 3, one check ("exec", "/bin/true", "t", 200, 100, 250, no max age, shadow), no
+    // prefixes, require 1; no damping.
+    let expected_v3 = [
+        &[3u8, 10, 16, 3][..],
+        b"ntp",
+        &[3],
+        b"ntp",
+        &[2, 3, 1, 4],
+        b"exec",
+        &[9],
+        b"/bin/true",
+        &[1],
+        b"t",
+        &[200, 100, 250, 0, 1, 0, 1, 0],
+    ]
+    .concat();
+    assert_eq!(codec::encode(5, &record(1, true)).unwrap(), expected_v3);
+    // Format 2 wrote neither: its records read as every check required, none a shadow.
+    let v2 = [
+        &[2u8, 10, 16, 3][..],
+        b"ntp",
+        &[3],
+        b"ntp",
+        &[2, 3, 1, 4],
+        b"exec",
+        &[9],
+        b"/bin/true",
+        &[1],
+        b"t",
+        &[200, 100, 250, 0, 0, 0],
+    ]
+    .concat();
+    match codec::decode(1, &v2).unwrap() {
+        Entry::Record(r) => assert_eq!(r.event, record(0, false)),
+        other => panic!("{other:?}"),
+    }
+    // JSON from before format 3 (`url`, no `shadow`, no `require`) still reads.
+    let json = r#"{"name":"ntp","rise":2,"fall":3,"checks":[{"kind":"exec","url":"/bin/true","name":"t","interval_ms":200,"timeout_ms":100,"pending_timeout_ms":250,"max_age_ms":null}],"prefixes":[]}"#;
+    let Event::Reconfigured(r) = record(0, false) else {
+        unreachable!()
+    };
+    assert_eq!(
+        serde_json::from_str::<ServiceParams>(json).unwrap(),
+        r.params
+    );
+}
+
+#[test]
 fn a_format_2_record_kind_under_version_1_is_corrupt() {
     let runs = Event::Runs(Runs {
         service: "dns".into(),

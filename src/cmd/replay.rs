@@ -40,6 +40,18 @@ pub async fn replay(client: &Client, request: Request, json: bool) -> u8 {
         }
         Asked::Exit(code) => return code,
     };
+    if !report.not_shadow.is_empty() {
+        let known = if report.shadow_checks.is_empty() {
+            "it has none".to_owned()
+        } else {
+            format!("its shadow checks: {}", report.shadow_checks.join(", "))
+        };
+        eprintln!(
+            "anycastd: --with-shadow {}: not a shadow check of {service} in the journal ({known})",
+            report.not_shadow.join(", ")
+        );
+        return exit::USAGE;
+    }
     if json {
         println!("{}", serde_json::to_string(&report).unwrap_or_default());
     } else {

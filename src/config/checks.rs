@@ -1,6 +1,8 @@
 //! Validation of `[services.NAME] checks`: the keys every kind has (`name`, `interval`,
 //! `timeout`, `pending_timeout`), then one parser per kind ([`CHECK_KINDS`]).
 //!
+//! Every kind also has `shadow` (polled, journaled and shown, never part of the verdict).
+//!
 //! An item is a table, or a string filling the kind's one required key (Cabourotte: the
 //! check's name; exec: the command; HTTP: the URL; TCP: the address; DNS: the name asked
 //! for). A check without `name` is named after its target (`ntpdate`, `127.0.0.1:53`, ...).
@@ -58,6 +60,7 @@ impl Validator {
         let mut interval = Some(DEFAULT_INTERVAL);
         let mut timeout = None;
         let mut pending_timeout = None;
+        let mut shadow = Some(false);
         let kind = match &node.value {
             Value::String(_) => self.check_kind(type_key, Item::Plain(node), path),
             Value::Table(_) => {
@@ -79,6 +82,9 @@ impl Validator {
                 }
                 if let Some(n) = self.take(&mut table, "pending_timeout") {
                     pending_timeout = Some(self.duration(n, &join(path, "pending_timeout")));
+                }
+                if let Some(n) = self.take(&mut table, "shadow") {
+                    shadow = self.boolean(n, &join(path, "shadow"));
                 }
                 self.finish(table);
                 kind
@@ -115,6 +121,7 @@ impl Validator {
             interval,
             timeout,
             pending_timeout,
+            shadow: shadow?,
             kind,
         })
     }

@@ -153,6 +153,8 @@ pub struct Service {
     pub checks: Vec<Check>,
     /// Flap damping, off when `None`.
     pub damping: Option<anycastd_fsm::Damping>,
+    /// How many checks (shadow checks aside) must pass for a healthy verdict; 0: all.
+    pub require: u32,
 }
 
 /// One prefix of a service and the backend that announces it (`prefixes.frrouting`: the FRR
@@ -170,6 +172,8 @@ pub struct Check {
     pub timeout: Duration,
     /// How long it may stay pending before it counts as failed.
     pub pending_timeout: Duration,
+    /// Polled, journaled and shown, but never part of the verdict.
+    pub shadow: bool,
     /// The kind and its settings.
     pub kind: CheckKind,
 }

@@ -109,15 +109,48 @@ impl Validator {
                 None
             }
         };
+        let require_node = self.take(&mut table, "require");
+        let require = match require_node {
+            Some(n) => self.require(n, &join(path, "require")),
+            None => Some(0),
+        };
         self.finish(table);
+        let (checks, require) = (checks?, require?);
+        let gating = checks.iter().filter(|c| !c.shadow).count();
+        if let Some(n) = require_node.filter(|_| require as usize > gating) {
+            self.problem(
+                n.span.start,
+                join(path, "require"),
+                format!("{require} checks must pass, but the service has {gating} (shadow checks aside)"),
+            );
+            return None;
+        }
         Some(Service {
             name: name.to_owned(),
             rise: rise?,
             fall: fall?,
             prefixes: prefixes?,
-            checks: checks?,
+            checks,
             damping: damping?,
+            require,
         })
+    }
+
+    /// `require`: `"all"` (0), `"any"` (1) or a number of checks.
+    fn require(&mut self, node: &Node, path: &str) -> Option<u32> {
+        match &node.value {
+            Value::String(s) if s == "all" => Some(0),
+            Value::String(s) if s == "any" => Some(1),
+            Value::Integer(_) => self.positive_u32(node, path),
+            _ => {
+                self.problem(
+                    node.span.start,
+                    path,
+                    "must be \"all\", \"any\" or a number of checks",
+                );
+                None
+            }
+        }
     }
 
     pub(super) fn damping(&mut self, node: &Node, path: &str) -> Option<anycastd_fsm::Damping> {

@@ -200,6 +200,7 @@ pub fn wire_params(service: &Service) -> wire::ServiceParams {
         name: service.name.clone(),
         rise: service.rise,
         fall: service.fall,
+        require: service.require,
         checks: service
             .checks
             .iter()
@@ -211,6 +212,7 @@ pub fn wire_params(service: &Service) -> wire::ServiceParams {
                 timeout_ms: c.timeout.as_millis() as u64,
                 pending_timeout_ms: c.pending_timeout.as_millis() as u64,
                 max_age_ms: c.kind.max_age().map(|d| d.as_millis() as u64),
+                shadow: c.shadow,
             })
             .collect(),
         prefixes: service.prefixes.iter().map(prefix_ref).collect(),
@@ -519,6 +521,7 @@ impl Driver {
                 .map(|((check, edge), latest)| crate::status::CheckView {
                     name: check.name.clone(),
                     kind: check.kind.name().to_owned(),
+                    shadow: check.shadow,
                     result: match latest {
                         Observation::Pass => "pass".into(),
                         Observation::Fail(_) => "fail".into(),
@@ -929,11 +932,13 @@ mod tests {
 
     fn start(f: &Fixture) -> DriverHandle {
         let service = Service {
+            require: 0,
             name: "dns".into(),
             rise: 2,
             fall: 1,
             prefixes: vec![f.route.clone()],
             checks: vec![Check {
+                shadow: false,
                 name: "resolver".into(),
                 interval: Duration::from_millis(50),
                 timeout: Duration::from_millis(500),

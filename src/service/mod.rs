@@ -44,6 +44,8 @@ pub fn params_of(params: &wire::ServiceParams, damping: Option<fsm::Damping>) ->
             .map(|c| Duration::from_millis(c.pending_timeout_ms))
             .collect(),
         damping,
+        require: params.require,
+        shadow: params.checks.iter().map(|c| c.shadow).collect(),
     }
 }
 
@@ -390,10 +392,12 @@ pub fn wire_cause(cause: &anycastd_fsm::Cause, check_names: &[String]) -> wire::
     match cause {
         Cause::Verdict(verdict) => wire::Cause::Verdict {
             healthy: verdict.healthy,
+            // The checks that decided it: shadow checks are not named.
             checks: verdict
                 .checks
                 .iter()
                 .enumerate()
+                .filter(|(_, counted)| !matches!(counted, Counted::Shadow(_)))
                 .map(|(index, counted)| wire::CheckResult {
                     check: check_names
                         .get(index)
@@ -404,6 +408,7 @@ pub fn wire_cause(cause: &anycastd_fsm::Cause, check_names: &[String]) -> wire::
                         Counted::NoResult { timeout } => {
                             wire::Observation::Fail(crate::text::no_result(*timeout))
                         }
+                        Counted::Shadow(observation) => observation.into(),
                     },
                 })
                 .collect(),
@@ -421,10 +426,12 @@ mod tests {
 
     fn params() -> wire::ServiceParams {
         wire::ServiceParams {
+            require: 0,
             name: "dns".into(),
             rise: 1,
             fall: 1,
             checks: vec![wire::CheckParams {
+                shadow: false,
                 kind: "cabourotte".into(),
                 identity: "http://127.0.0.1:9013".into(),
                 name: "dns".into(),
