@@ -506,6 +506,20 @@ impl Machine {
         self.counters
     }
 
+    /// Whether a rise or a fall is being confirmed: some verdicts toward the other state are
+    /// counted, not yet enough (`rise` for Starting and Unhealthy, `fall` for Healthy). The
+    /// daemon polls faster meanwhile (`fast_interval`).
+    pub fn confirming(&self) -> bool {
+        let c = self.counters;
+        match self.state {
+            State::Starting | State::Unhealthy => {
+                c.healthy_streak > 0 && c.healthy_streak < self.params.rise
+            }
+            State::Healthy => c.unhealthy_streak > 0 && c.unhealthy_streak < self.params.fall,
+            State::Draining(_) => false,
+        }
+    }
+
     /// The damping state (penalty and suppression).
     pub fn damping(&self) -> DampingState {
         self.damping

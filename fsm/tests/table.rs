@@ -910,3 +910,35 @@ fn only_shadow_checks_is_like_no_checks() {
     assert_eq!(to_of(&step), Some(State::Healthy));
     assert_eq!(m.step(obs(0, down(), 1)).transition, None);
 }
+
+// ---- confirming (fast_interval) ----
+
+#[test]
+fn confirming_while_a_rise_or_fall_count_is_in_progress() {
+    let mut m = two_checks(2, 3);
+    assert!(!m.confirming(), "nothing counted yet");
+    let _ = m.step(obs(0, Observation::Pass, 1));
+    let _ = m.step(obs(1, Observation::Pass, 2));
+    assert!(m.confirming(), "one healthy verdict of two");
+    assert_eq!(
+        to_of(&m.step(obs(0, Observation::Pass, 3))),
+        Some(State::Healthy)
+    );
+    assert!(!m.confirming(), "healthy, nothing against it");
+    let _ = m.step(obs(0, Observation::Fail("x".into()), 4));
+    assert!(m.confirming(), "one unhealthy verdict of three");
+    let _ = m.step(obs(1, Observation::Pass, 5));
+    assert!(m.confirming(), "two of three");
+    assert_eq!(
+        to_of(&m.step(obs(1, Observation::Fail("y".into()), 6))),
+        Some(State::Unhealthy)
+    );
+    assert!(!m.confirming(), "unhealthy, no healthy verdict yet");
+    // rise 1 and fall 1 never confirm: one verdict decides.
+    let mut m = two_checks(1, 1);
+    let _ = m.step(obs(0, Observation::Pass, 1));
+    let _ = m.step(obs(1, Observation::Pass, 2));
+    assert!(!m.confirming());
+    let _ = m.step(obs(1, Observation::Fail("z".into()), 3));
+    assert!(!m.confirming());
+}

@@ -49,6 +49,14 @@ pub struct Watch {
     server: mpsc::UnboundedSender<Message>,
 }
 
+impl Watch {
+    /// Poll from now on every `interval` (a service confirming a rise or a fall polls its
+    /// checks faster): the next poll is on the new grid, one interval after the last.
+    pub fn set_interval(&self, interval: Duration) {
+        let _ = self.server.send(Message::Interval(self.id, interval));
+    }
+}
+
 impl Drop for Watch {
     fn drop(&mut self) {
         let _ = self.server.send(Message::Remove(self.id));
@@ -61,6 +69,8 @@ pub enum Message {
     Add(u64, Box<Registration>),
     /// Stop polling a check.
     Remove(u64),
+    /// Poll a check at another interval.
+    Interval(u64, Duration),
 }
 
 /// A check to poll and where its results go.
@@ -249,6 +259,7 @@ impl Scheduler {
                 message = messages.recv() => match message {
                     Some(Message::Add(id, registration)) => self.add(id, *registration),
                     Some(Message::Remove(id)) => self.remove(id),
+                    Some(Message::Interval(id, interval)) => self.set_interval(id, interval),
                     None => return,
                 },
                 Some((id, check)) = self.running.next(), if !self.running.is_empty() => {
@@ -286,6 +297,40 @@ impl Scheduler {
         }
         // A running poll of a removed check ends by itself; its result is not delivered
         // (the receiver went with the watch) and `finished` ignores it.
+    }
+
+    fn set_interval(&mut self, id: u64, interval: Duration) {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        if entry.interval == interval || interval.is_zero() {
+            return;
+        }
+        entry.interval = interval;
+        // A queued or running check takes it when its poll ends (`finished`); an idle one
+        // is next due at the first point of the new grid after its last poll (which may have
+        // passed: then at once). So the gap between two polls is at most the larger
+        // interval.
+        if let (Phase::Idle { .. }, true) = (&entry.phase, entry.polled) {
+            let due = next_grid_point(entry.slot, interval);
+            entry.phase = Phase::Idle { due };
+            self.wake = None;
+            self.wake_at(due);
+            // Other entries' wakes are recomputed at the next tick; make it no later than
+            // theirs by waking at the earliest of all.
+            let earliest = self
+                .entries
+                .values()
+                .filter_map(|e| match e.phase {
+                    Phase::Idle { due } => Some(due),
+                    Phase::Queued { since } => Some(since),
+                    Phase::Running => None,
+                })
+                .min();
+            if let Some(at) = earliest {
+                self.wake_at(at);
+            }
+        }
     }
 
     fn wake_at(&mut self, at: Instant) {

@@ -155,6 +155,8 @@ pub struct Service {
     pub damping: Option<anycastd_fsm::Damping>,
     /// How many checks (shadow checks aside) must pass for a healthy verdict; 0: all.
     pub require: u32,
+    /// The poll interval while a rise or fall is being confirmed (`None`: each check's own).
+    pub fast_interval: Option<Duration>,
 }
 
 /// One prefix of a service and the backend that announces it (`prefixes.frrouting`: the FRR

@@ -109,6 +109,10 @@ impl Validator {
                 None
             }
         };
+        let fast_interval = match self.take(&mut table, "fast_interval") {
+            Some(n) => self.duration(n, &join(path, "fast_interval")).map(Some),
+            None => Some(None),
+        };
         let require_node = self.take(&mut table, "require");
         let require = match require_node {
             Some(n) => self.require(n, &join(path, "require")),
@@ -133,6 +137,7 @@ impl Validator {
             checks,
             damping: damping?,
             require,
+            fast_interval: fast_interval?,
         })
     }
 

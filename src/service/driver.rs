@@ -189,6 +189,8 @@ struct Driver {
     since_ms: i64,
     /// The last transition's cause, in words.
     cause: String,
+    /// Whether the checks are polled at `fast_interval` (a rise or fall being confirmed).
+    fast: bool,
 }
 
 /// Every service's current state, shared with the control socket.
@@ -241,6 +243,35 @@ impl Driver {
             restored_damping: start.restored_damping,
             since_ms: start.since.0,
             cause: start.since.1,
+            fast: false,
+        }
+    }
+
+    /// Poll at `fast_interval` while a rise or fall is being confirmed, at each check's own
+    /// interval otherwise (a check already faster keeps its own).
+    fn pace(&mut self, pollers: &[crate::checks::scheduler::Watch]) {
+        let Some(fast_interval) = self.service.fast_interval else {
+            return;
+        };
+        let fast = self.core.machine().confirming();
+        if fast == self.fast {
+            return;
+        }
+        self.fast = fast;
+        tracing::debug!(
+            service = %self.service.name,
+            fast,
+            "{} polling of service \"{}\"'s checks.",
+            if fast { "Faster" } else { "Usual" },
+            self.service.name
+        );
+        for (watch, check) in pollers.iter().zip(&self.service.checks) {
+            let interval = if fast {
+                check.interval.min(fast_interval)
+            } else {
+                check.interval
+            };
+            watch.set_interval(interval);
         }
     }
 
@@ -394,12 +425,14 @@ impl Driver {
                     self.log_result(&polled, at);
                     let effects = self.core.observe(polled.check, polled.observation, at);
                     self.carry_out(effects, at).boxed_step().await;
+                    self.pace(&pollers);
                 }
                 () = wait_until_ms(next_timer.map(|(_, at)| at)) => {
                     if let Some((timer, deadline)) = next_timer {
                         // Fed at its deadline: its effect has an exact time.
                         let effects = self.core.fire(timer, deadline);
                         self.carry_out(effects, deadline).boxed_step().await;
+                        self.pace(&pollers);
                     }
                 }
                 command = commands.recv() => {
@@ -458,6 +491,8 @@ impl Driver {
                             pollers.clear();
                             self.reconfigure(*service, decision_seq).await;
                             (pollers, polled_rx) = self.start_pollers();
+                            self.fast = false;
+                            self.pace(&pollers);
                             let _ = reply.send(());
                         }
                         Command::Remove(reply) => {
@@ -932,6 +967,7 @@ mod tests {
 
     fn start(f: &Fixture) -> DriverHandle {
         let service = Service {
+            fast_interval: None,
             require: 0,
             name: "dns".into(),
             rise: 2,
