@@ -309,3 +309,19 @@ async fn tcp_passes_when_the_connection_is_accepted_and_fails_when_refused() {
         format!("cannot connect to 127.0.0.1:{port}: connection refused")
     );
 }
+
+#[tokio::test]
+async fn a_check_in_a_vrf_without_a_namespace_fails_and_says_which_vrfs_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = &checks_of(r#"tcp = [{ address = "127.0.0.1:53", vrf = "blue" }]"#)[0];
+    let mut kinds = Kinds::new().unwrap();
+    kinds.namespaces = checks::netns::Namespaces::new(dir.path());
+    let reason = fail_text(checks::probe("dns", check, &kinds).poll().await);
+    assert_eq!(
+        reason,
+        format!(
+            "VRF blue: no network namespace at {}/blue (no such file; only netns-backed VRFs are supported)",
+            dir.path().display()
+        )
+    );
+}

@@ -38,11 +38,23 @@ fn render(config: &Config) -> String {
         "daemon.shutdown_timeout = {:?}\n",
         config.daemon.shutdown_timeout
     ));
+    if config.netns_dir != std::path::Path::new("/run/netns") {
+        out.push_str(&format!(
+            "checks.netns_dir = {}\n",
+            config.netns_dir.display()
+        ));
+    }
     for s in &config.services {
         out.push_str(&format!(
             "service {} rise={} fall={}\n",
             s.name, s.rise, s.fall
         ));
+        if s.require != 0 || s.fast_interval.is_some() {
+            out.push_str(&format!(
+                "  require={} fast_interval={:?}\n",
+                s.require, s.fast_interval
+            ));
+        }
         if let Some(d) = &s.damping {
             out.push_str(&format!(
                 "  damping penalty={} suppress={} reuse={} half_life={:?} max_suppress={:?}\n",
@@ -58,6 +70,12 @@ fn render(config: &Config) -> String {
             ));
         }
         for c in &s.checks {
+            if c.shadow || c.vrf.is_some() {
+                out.push_str(&format!(
+                    "  check {} shadow={} vrf={:?}\n",
+                    c.name, c.shadow, c.vrf
+                ));
+            }
             match &c.kind {
                 CheckKind::Cabourotte { url, max_age } => out.push_str(&format!(
                     "  check {} url={} interval={:?} timeout={:?} pending_timeout={:?} max_age={:?}\n",

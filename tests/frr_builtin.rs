@@ -140,3 +140,86 @@ fn built_in_checks_announce_withdraw_exactly_the_failing_service_and_recover() {
     );
     drop(dnsmasq);
 }
+
+#[test]
+fn checks_in_vrf_123_reach_what_only_that_vrf_can_reach() {
+    let Some(tb) = Testbed::up(Peer::Gobgp) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // FRR's VRF 123 is the namespace "<name>-vrf": name it 123 in a netns_dir of our own.
+    let netns_dir = dir.path().join("netns");
+    std::fs::create_dir(&netns_dir).unwrap();
+    std::os::unix::fs::symlink(format!("/run/netns/{}-vrf", tb.name), netns_dir.join("123"))
+        .unwrap();
+    // A loopback address of the VRF's own: from the daemon's namespace the same address and
+    // port have no listener (and no packet leaves the machine either way).
+    let port = support::servers::free_port();
+    let Some(resolver) = Dnsmasq::start_in(Some(&format!("{}-vrf", tb.name)), "127.0.0.53", port)
+    else {
+        return;
+    };
+    let args: Vec<String> = tb.vtysh_args().iter().map(|a| format!("{a:?}")).collect();
+    let text = format!(
+        r#"[journal]
+path = "{journal}"
+
+[control]
+socket = "{socket}"
+
+[frrouting]
+vtysh_args = [{args}]
+vtysh_timeout = "5s"
+
+[checks]
+netns_dir = "{netns_dir}"
+
+[services.ntp]
+prefixes.frrouting = [
+    {{ prefix = "2001:db8::123:7e11:713e", vrf = "123" }},
+    {{ prefix = "203.0.113.123", vrf = "123" }},
+]
+
+[services.ntp.checks]
+dns = [{{ name = "resolver", server = "127.0.0.53:{port}", query = "check.local", type = "AAAA", expect = ["2001:db8::15:600d"], vrf = "123", interval = "200ms", timeout = "1s" }}]
+tcp = [
+    {{ name = "port", address = "127.0.0.53:{port}", vrf = "123", interval = "200ms", timeout = "1s" }},
+    {{ name = "outside", address = "127.0.0.53:{port}", shadow = true, interval = "200ms", timeout = "500ms" }},
+]
+exec = [{{ name = "lo", command = "/bin/sh", args = ["-c", "ip -o addr show dev lo | grep -q 203.0.113.123 || {{ echo 'not in VRF 123' >&2; exit 1; }}"], vrf = "123", interval = "200ms" }}]
+"#,
+        journal = dir.path().join("journal").display(),
+        socket = dir.path().join("ctl.sock").display(),
+        args = args.join(", "),
+        netns_dir = netns_dir.display(),
+    );
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    tb.wait_peer(&NTP_ONLY);
+    let status = client(&config, &["status", "ntp"]);
+    for line in [
+        "  check resolver (dns): pass since ",
+        "  check port (tcp): pass since ",
+        "  check lo (exec): pass since ",
+        // The same address from the daemon's own namespace: nothing listens there.
+        "  check outside (tcp, shadow): fail: cannot connect to 127.0.0.53:",
+    ] {
+        assert!(status.contains(line), "{line}\n{status}");
+    }
+    // The resolver inside the VRF goes: ntp is withdrawn for its DNS and TCP checks.
+    drop(resolver);
+    tb.wait_peer(&[]);
+    // Withdrawn for whichever of the two asked first.
+    let history = client(&config, &["history", "ntp"]);
+    let by_resolver = format!("(check resolver failed: 127.0.0.53:{port}: connection refused)");
+    let by_port =
+        format!("(check port failed: cannot connect to 127.0.0.53:{port}: connection refused)");
+    assert!(
+        history.lines().any(|l| l.contains("healthy -> unhealthy")
+            && (l.contains(&by_resolver) || l.contains(&by_port))),
+        "{history}"
+    );
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(EXIT), 0, "{}", daemon.log_text());
+}

@@ -25,6 +25,8 @@ struct ClientKey {
     insecure: bool,
     /// `server_name` resolved to the URL's address.
     resolve: Option<(String, std::net::SocketAddr)>,
+    /// The VRF its connections are made in (pooled connections must not cross VRFs).
+    vrf: Option<String>,
 }
 
 /// The clients and gates every HTTP check shares.
@@ -96,7 +98,12 @@ pub struct HttpProbe {
 
 impl HttpProbe {
     /// The probe of a configured HTTP check.
-    pub fn new(shared: &Shared, config: &HttpCheck, timeout: Duration) -> HttpProbe {
+    pub fn new(
+        shared: &Shared,
+        config: &HttpCheck,
+        timeout: Duration,
+        vrf: Option<&str>,
+    ) -> HttpProbe {
         let parsed = reqwest::Url::parse(&config.url).map_err(|e| format!("bad URL: {e}"));
         let origin = match &parsed {
             Ok(u) => u.origin().ascii_serialization(),
@@ -122,6 +129,7 @@ impl HttpProbe {
             ca: config.ca.clone(),
             insecure: config.insecure,
             resolve,
+            vrf: vrf.map(str::to_owned),
         };
         let mut headers = reqwest::header::HeaderMap::new();
         for (name, value) in &config.headers {

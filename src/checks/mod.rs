@@ -19,6 +19,7 @@ pub mod dns;
 pub mod dns_wire;
 pub mod exec;
 pub mod http;
+pub mod netns;
 pub mod scheduler;
 pub mod scripted;
 pub mod tcp;
@@ -122,6 +123,8 @@ pub struct Kinds {
     pub http: http::Shared,
     /// The DNS checks' gates.
     pub dns: dns::Shared,
+    /// The runtimes inside the VRFs checks run in.
+    pub namespaces: netns::Namespaces,
 }
 
 impl Kinds {
@@ -131,6 +134,7 @@ impl Kinds {
             cabourotte: cabourotte::http_client()?,
             http: http::Shared::default(),
             dns: dns::Shared::default(),
+            namespaces: netns::Namespaces::new(std::path::Path::new(netns::DEFAULT_NETNS_DIR)),
         })
     }
 }
@@ -150,7 +154,8 @@ impl Kinds {
 /// module.
 pub fn probe(service: &str, check: &crate::config::Check, kinds: &Kinds) -> Box<dyn Probe> {
     use crate::config::CheckKind;
-    match &check.kind {
+    let vrf = check.vrf.as_deref();
+    let probe: Box<dyn Probe> = match &check.kind {
         CheckKind::Cabourotte { url, max_age } => Box::new(cabourotte::CabourotteCheck::new(
             &kinds.cabourotte,
             url,
@@ -161,7 +166,7 @@ pub fn probe(service: &str, check: &crate::config::Check, kinds: &Kinds) -> Box<
         CheckKind::Exec(e) => {
             Box::new(exec::ExecProbe::new(service, &check.name, e, check.timeout))
         }
-        CheckKind::Http(h) => Box::new(http::HttpProbe::new(&kinds.http, h, check.timeout)),
+        CheckKind::Http(h) => Box::new(http::HttpProbe::new(&kinds.http, h, check.timeout, vrf)),
         CheckKind::Tcp { address } => Box::new(tcp::TcpProbe::new(
             service,
             &check.name,
@@ -169,5 +174,9 @@ pub fn probe(service: &str, check: &crate::config::Check, kinds: &Kinds) -> Box<
             check.timeout,
         )),
         CheckKind::Dns(d) => Box::new(dns::DnsProbe::new(&kinds.dns, d, check.timeout)),
+    };
+    match vrf {
+        Some(vrf) => Box::new(netns::InNetns::new(probe, vrf, &kinds.namespaces)),
+        None => probe,
     }
 }

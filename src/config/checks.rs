@@ -61,6 +61,7 @@ impl Validator {
         let mut timeout = None;
         let mut pending_timeout = None;
         let mut shadow = Some(false);
+        let mut vrf = Some(None);
         let kind = match &node.value {
             Value::String(_) => self.check_kind(type_key, Item::Plain(node), path),
             Value::Table(_) => {
@@ -85,6 +86,9 @@ impl Validator {
                 }
                 if let Some(n) = self.take(&mut table, "shadow") {
                     shadow = self.boolean(n, &join(path, "shadow"));
+                }
+                if let Some(n) = self.take(&mut table, "vrf") {
+                    vrf = self.vrf(n, &join(path, "vrf"));
                 }
                 self.finish(table);
                 kind
@@ -122,6 +126,7 @@ impl Validator {
             timeout,
             pending_timeout,
             shadow: shadow?,
+            vrf: vrf?,
             kind,
         })
     }

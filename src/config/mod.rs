@@ -56,6 +56,8 @@ pub struct Config {
     pub control: ControlConfig,
     /// `[metrics] listen`: the Prometheus endpoint's address, off when `None`.
     pub metrics_listen: Option<String>,
+    /// `[checks] netns_dir`: where the namespaces of netns-backed VRFs are.
+    pub netns_dir: PathBuf,
     /// FNV-1a 64 of the file's bytes, hex.
     pub hash: String,
     /// The line of the first exec check, if any: such a config is a program, so its file
@@ -176,6 +178,8 @@ pub struct Check {
     pub pending_timeout: Duration,
     /// Polled, journaled and shown, but never part of the verdict.
     pub shadow: bool,
+    /// The VRF it runs in (`None`: the daemon's own network namespace).
+    pub vrf: Option<String>,
     /// The kind and its settings.
     pub kind: CheckKind,
 }
@@ -582,7 +586,8 @@ pub fn control_socket_of(path: &Path) -> Option<PathBuf> {
     None
 }
 
-fn io_reason(e: &std::io::Error) -> String {
+/// An I/O error in words, without Rust's "(os error N)".
+pub fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),

@@ -199,6 +199,10 @@ impl Validator {
                 admin_group: None,
             }),
         };
+        let netns_dir = match self.take(&mut top, "checks") {
+            Some(node) => self.checks_section(node),
+            None => Some(PathBuf::from(crate::checks::netns::DEFAULT_NETNS_DIR)),
+        };
         let metrics_listen = match self.take(&mut top, "metrics") {
             Some(node) => self.metrics(node),
             None => Some(None),
@@ -218,6 +222,7 @@ impl Validator {
             daemon: daemon?,
             control: control?,
             metrics_listen: metrics_listen?,
+            netns_dir: netns_dir?,
             hash: fnv1a_hex(text.as_bytes()),
             exec_line: self.exec_line,
         })
@@ -364,6 +369,28 @@ impl Validator {
             group: group?,
             admin_group: admin_group?,
         })
+    }
+
+    /// `[checks]`: `netns_dir` (absolute).
+    pub(super) fn checks_section(&mut self, node: &Node) -> Option<PathBuf> {
+        let mut table = self.table(node, "checks")?;
+        let dir = match self.take(&mut table, "netns_dir") {
+            Some(n) => self.string(n, "checks.netns_dir").and_then(|d| {
+                if d.starts_with('/') {
+                    Some(PathBuf::from(d))
+                } else {
+                    self.problem(
+                        n.span.start,
+                        "checks.netns_dir",
+                        format!("{d:?} must be an absolute path"),
+                    );
+                    None
+                }
+            }),
+            None => Some(PathBuf::from(crate::checks::netns::DEFAULT_NETNS_DIR)),
+        };
+        self.finish(table);
+        dir
     }
 
     pub(super) fn metrics(&mut self, node: &Node) -> Option<Option<String>> {

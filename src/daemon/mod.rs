@@ -143,7 +143,10 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
     );
 
     let probes = match crate::checks::Kinds::new() {
-        Ok(kinds) => kinds.factory(),
+        Ok(mut kinds) => {
+            kinds.namespaces = crate::checks::netns::Namespaces::new(&config.netns_dir);
+            kinds.factory()
+        }
         Err(e) => {
             eprintln!("anycastd: cannot create the HTTP client: {e}");
             return exit::SOFTWARE;

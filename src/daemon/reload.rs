@@ -18,6 +18,9 @@ pub(super) fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> 
     if old.metrics_listen != new.metrics_listen {
         keys.push("[metrics]");
     }
+    if old.netns_dir != new.netns_dir {
+        keys.push("[checks]");
+    }
     keys
 }
 

@@ -974,6 +974,7 @@ mod tests {
             fall: 1,
             prefixes: vec![f.route.clone()],
             checks: vec![Check {
+                vrf: None,
                 shadow: false,
                 name: "resolver".into(),
                 interval: Duration::from_millis(50),

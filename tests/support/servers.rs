@@ -245,14 +245,28 @@ impl Dnsmasq {
 
     /// Start on `port` (a restart on the port a stopped one used).
     pub fn start_on(port: u16) -> Option<Dnsmasq> {
+        Dnsmasq::start_in(None, "127.0.0.1", port)
+    }
+
+    /// Start in network namespace `netns` (through `ip netns exec`, which execs dnsmasq in
+    /// place: the child's PID is dnsmasq's), on `address`:`port`.
+    pub fn start_in(netns: Option<&str>, address: &str, port: u16) -> Option<Dnsmasq> {
         require("/usr/sbin/dnsmasq", "dnsmasq-base")?;
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("dnsmasq.log");
-        let mut child = Command::new("/usr/sbin/dnsmasq")
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "/usr/sbin/dnsmasq"]);
+                c
+            }
+            None => Command::new("/usr/sbin/dnsmasq"),
+        };
+        let mut child = command
+            .arg(format!("--listen-address={address}"))
             .args([
                 "--keep-in-foreground",
                 "--conf-file=/dev/null",
-                "--listen-address=127.0.0.1",
                 "--bind-interfaces",
                 "--no-resolv",
                 "--no-hosts",
@@ -273,7 +287,23 @@ impl Dnsmasq {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        wait_for_tcp(port, &mut child, &log);
+        match netns {
+            None => wait_for_tcp(port, &mut child, &log),
+            Some(_) => {
+                // Not reachable from here: wait for its log line instead.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while !std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains("started")
+                {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!("dnsmasq exited ({status})");
+                    }
+                    assert!(Instant::now() < deadline, "dnsmasq did not start");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
         Some(Dnsmasq { child, dir, port })
     }
 }
