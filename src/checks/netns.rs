@@ -35,8 +35,8 @@ impl Namespaces {
         }
     }
 
-    /// The runtime inside VRF `vrf`'s namespace, or why there is none. A failure is kept
-    /// (the namespace may appear later: it is tried again after a reload).
+    /// The runtime inside VRF `vrf`'s namespace, or why there is none (asked again, it tries
+    /// again: the namespace may appear later).
     pub fn runtime(&self, vrf: &str) -> Result<tokio::runtime::Handle, String> {
         let mut runtimes = self.runtimes.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(Ok(handle)) = runtimes.get(vrf) {
@@ -95,6 +95,8 @@ pub struct InNetns {
     gate: Arc<Gate>,
     timeout: Duration,
     runtime: Result<tokio::runtime::Handle, String>,
+    vrf: String,
+    namespaces: Namespaces,
     /// The probe; away while a poll of it runs on the VRF's runtime.
     inner: Option<Box<dyn Probe>>,
 }
@@ -107,11 +109,17 @@ impl InNetns {
             gate: inner.gate(),
             timeout: inner.timeout(),
             runtime: namespaces.runtime(vrf),
+            vrf: vrf.to_owned(),
+            namespaces: namespaces.clone(),
             inner: Some(inner),
         }
     }
 
     async fn run(&mut self) -> Observation {
+        if self.runtime.is_err() {
+            // The namespace may have appeared since (FRR started after the daemon).
+            self.runtime = self.namespaces.runtime(&self.vrf);
+        }
         let runtime = match &self.runtime {
             Ok(r) => r.clone(),
             Err(e) => return Observation::Fail(e.clone()),
