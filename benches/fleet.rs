@@ -7,7 +7,13 @@
 //! ```sh
 //! cargo bench --bench fleet                     # 1,000 services × 2 checks at 1 s
 //! cargo bench --bench fleet -- --services 100 --steady-secs 10 --flap-secs 600
+//! cargo bench --bench fleet -- --kind http      # the same as built-in HTTP checks
+//! cargo bench --bench fleet -- --kind exec --services 100 --checks 1   # /bin/true
 //! ```
+//!
+//! `--kind http` polls the stand-in as built-in HTTP checks (`GET .../result/NAME`, a failing
+//! check answers 503); `--kind exec` runs `/bin/true` (no server: only the start, the
+//! steady state with the CPU of the commands and the zombies seen, and SIGTERM).
 //!
 //! Phases and what each reports:
 //! 1. start: daemon spawn → first check request → all 2N prefixes in FRR, and the vtysh
@@ -206,6 +212,8 @@ mod server {
         pub down: AtomicBool,
         pub recording: AtomicBool,
         pub periods: Vec<Mutex<Periods>>,
+        /// A failing check answers 503 (built-in HTTP checks) instead of `success: false`.
+        pub http_status: AtomicBool,
     }
 
     impl Shared {
@@ -220,6 +228,7 @@ mod server {
                 first_request_ns: AtomicU64::new(0),
                 down: AtomicBool::new(false),
                 recording: AtomicBool::new(false),
+                http_status: AtomicBool::new(false),
                 periods: (0..n).map(|_| Mutex::default()).collect(),
             })
         }
@@ -296,7 +305,12 @@ mod server {
                             "bench: flipped to failing"
                         }
                     );
-                    ("200 OK", body, Some((i, healthy)))
+                    let status = if !healthy && shared.http_status.load(Ordering::Relaxed) {
+                        "503 Service Unavailable"
+                    } else {
+                        "200 OK"
+                    };
+                    (status, body, Some((i, healthy)))
                 }
                 None => (
                     "404 Not Found",
@@ -345,6 +359,7 @@ struct Options {
     keep: bool,
     frr: bool,
     cache_mib: u64,
+    kind: String,
 }
 
 impl Options {
@@ -360,6 +375,7 @@ impl Options {
             keep: false,
             frr: false,
             cache_mib: 8,
+            kind: "cabourotte".into(),
         };
         let mut i = 0;
         while i < args.len() {
@@ -377,6 +393,15 @@ impl Options {
                 "--reactions" => o.reactions = value() as usize,
                 "--flap-secs" => o.flap_secs = value(),
                 "--journal-cache-mib" => o.cache_mib = value(),
+                "--kind" => {
+                    o.kind = args.get(i + 1).cloned().unwrap_or_default();
+                    assert!(
+                        ["cabourotte", "http", "exec"].contains(&o.kind.as_str()),
+                        "--kind cabourotte|http|exec"
+                    );
+                    i += 2;
+                    continue;
+                }
                 "--keep" => {
                     o.keep = true;
                     i += 1;
@@ -474,15 +499,24 @@ vtysh_args = {vtysh_args}
     );
     for s in 0..o.services {
         text.push_str(&format!(
-            "\n[services.s{s}]\nprefixes.frrouting = [{{ prefix = \"{}\", vtysh = \"{}\" }}, {{ prefix = \"{}\", vtysh = \"{}\" }}]\nchecks.cabourotte = [\n",
+            "\n[services.s{s}]\nprefixes.frrouting = [{{ prefix = \"{}\", vtysh = \"{}\" }}, {{ prefix = \"{}\", vtysh = \"{}\" }}]\nchecks.{} = [\n",
             v4(s),
             exe.display(),
             v6(s),
-            exe.display()
+            exe.display(),
+            o.kind
         ));
         for c in 0..o.checks {
+            let target = match o.kind.as_str() {
+                "http" => format!(
+                    "url = \"http://127.0.0.1:{http_port}/api/v1/result/{}\"",
+                    check_name(s, c)
+                ),
+                "exec" => "command = \"/bin/true\"".to_owned(),
+                _ => format!("url = \"http://127.0.0.1:{http_port}\""),
+            };
             text.push_str(&format!(
-                "    {{ name = \"{}\", url = \"http://127.0.0.1:{http_port}\", interval = \"{}ms\" }},\n",
+                "    {{ name = \"{}\", {target}, interval = \"{}ms\" }},\n",
                 check_name(s, c),
                 o.interval_ms
             ));
@@ -492,6 +526,22 @@ vtysh_args = {vtysh_args}
     let path = dir.join("anycastd.toml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// Zombie children of `pid` right now.
+fn zombies_of(pid: u32) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            fields.first() == Some(&"Z") && fields.get(1) == Some(&pid.to_string().as_str())
+        })
+        .count()
 }
 
 fn free_port() -> u16 {
@@ -762,6 +812,7 @@ fn main() {
         .flat_map(|s| (0..o.checks).map(move |c| check_name(s, c)))
         .collect();
     let shared = server::Shared::new(names);
+    shared.http_status.store(o.kind == "http", Ordering::SeqCst);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let http_port = listener.local_addr().unwrap().port();
     server::start(listener, shared.clone());
@@ -930,143 +981,168 @@ fn main() {
     );
     println!("vtysh processes in the window     {spawns_steady:8}");
 
-    // 3. Reaction.
-    let mut reactions = Vec::new();
-    let mut journaled = Vec::new();
-    for r in 0..o.reactions {
-        let s = r * n / o.reactions.max(1);
-        let check = s * o.checks;
-        shared.set_healthy(check, false);
-        let (v4, v6) = (v4(s), v6(s));
-        wait_for("a withdrawal", Duration::from_secs(30), || {
-            let set = frr.networks();
-            !set.contains(&v4) && !set.contains(&v6)
-        });
-        let served = shared.fail_served_ns[check].load(Ordering::SeqCst);
-        let first = vtysh_log(&log_path)
-            .iter()
-            .filter(|e| e.start && e.at_ns >= served)
-            .map(|e| e.at_ns)
-            .min()
-            .unwrap();
-        reactions.push((first - served) as f64 / 1e6);
-        if let Some(logged) = transition_logged_ns(&dir.join("daemon.log"), s, served) {
-            journaled.push(logged.saturating_sub(served) as f64 / 1e6);
+    if o.kind == "exec" {
+        // The commands' CPU: the children the daemon reaped, in the same window.
+        let (_, children0) = cpu_seconds(pid);
+        let zombies_seen = std::cell::Cell::new(0usize);
+        let window = Instant::now();
+        while window.elapsed() < Duration::from_secs(o.steady_secs) {
+            std::thread::sleep(Duration::from_millis(250));
+            zombies_seen.set(zombies_seen.get().max(zombies_of(pid)));
         }
-        shared.set_healthy(check, true);
-        wait_for("a re-announcement", Duration::from_secs(30), || {
-            let set = frr.networks();
-            set.contains(&v4) && set.contains(&v6)
-        });
-        // The next failure must be a lone change, not part of this re-announcement's burst.
-        std::thread::sleep(Duration::from_millis(500));
+        let elapsed = window.elapsed().as_secs_f64();
+        let (_, children1) = cpu_seconds(pid);
+        let (cpu_self, _) = cpu_seconds(pid);
+        println!("\n== exec checks ({elapsed:.0} s more)");
+        println!(
+            "CPU of the commands               {:8.2} % of one core",
+            (children1 - children0) / elapsed * 100.0
+        );
+        println!("daemon CPU so far                 {cpu_self:8.2} s");
+        println!(
+            "zombies (most seen at once, sampled every 250 ms) {}",
+            zombies_seen.get()
+        );
     }
-    let reactions = sorted(reactions);
-    println!(
-        "\n== reaction ({} services, one at a time)",
-        reactions.len()
-    );
-    println!(
-        "failing result -> first vtysh     median {:.2} ms, max {:.2} ms",
-        percentile(&reactions, 0.5),
-        reactions.last().copied().unwrap_or(f64::NAN)
-    );
-    let journaled = sorted(journaled);
-    println!(
+    if o.kind != "exec" {
+        // 3. Reaction.
+        let mut reactions = Vec::new();
+        let mut journaled = Vec::new();
+        for r in 0..o.reactions {
+            let s = r * n / o.reactions.max(1);
+            let check = s * o.checks;
+            shared.set_healthy(check, false);
+            let (v4, v6) = (v4(s), v6(s));
+            wait_for("a withdrawal", Duration::from_secs(30), || {
+                let set = frr.networks();
+                !set.contains(&v4) && !set.contains(&v6)
+            });
+            let served = shared.fail_served_ns[check].load(Ordering::SeqCst);
+            let first = vtysh_log(&log_path)
+                .iter()
+                .filter(|e| e.start && e.at_ns >= served)
+                .map(|e| e.at_ns)
+                .min()
+                .unwrap();
+            reactions.push((first - served) as f64 / 1e6);
+            if let Some(logged) = transition_logged_ns(&dir.join("daemon.log"), s, served) {
+                journaled.push(logged.saturating_sub(served) as f64 / 1e6);
+            }
+            shared.set_healthy(check, true);
+            wait_for("a re-announcement", Duration::from_secs(30), || {
+                let set = frr.networks();
+                set.contains(&v4) && set.contains(&v6)
+            });
+            // The next failure must be a lone change, not part of this re-announcement's burst.
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let reactions = sorted(reactions);
+        println!(
+            "\n== reaction ({} services, one at a time)",
+            reactions.len()
+        );
+        println!(
+            "failing result -> first vtysh     median {:.2} ms, max {:.2} ms",
+            percentile(&reactions, 0.5),
+            reactions.last().copied().unwrap_or(f64::NAN)
+        );
+        let journaled = sorted(journaled);
+        println!(
         "  of which result -> transition logged (journaled durably) median {:.2} ms, max {:.2} ms",
         percentile(&journaled, 0.5),
         journaled.last().copied().unwrap_or(f64::NAN)
     );
 
-    // 4. Mass failure.
-    std::thread::sleep(Duration::from_secs(2));
-    let flushes0 = metric(metrics_port, "anycastd_journal_flushes_total");
-    let down_ns = now_ns();
-    shared.down.store(true, Ordering::SeqCst);
-    let withdrawn_at = frr.reached(0, down_ns, "everything withdrawn");
-    let spawns = frr.spawns(down_ns, withdrawn_at);
-    std::thread::sleep(Duration::from_millis(500));
-    let flushes1 = metric(metrics_port, "anycastd_journal_flushes_total");
-    println!("\n== mass failure (the check server closes every connection)");
-    println!(
-        "server down -> all withdrawn      {:8.1} ms",
-        ms(withdrawn_at.saturating_sub(down_ns))
-    );
-    println!("vtysh processes                   {spawns:8}");
-    println!(
-        "journal flushes                   {:8}",
-        flushes1 - flushes0
-    );
-    let up_ns = now_ns();
-    shared.down.store(false, Ordering::SeqCst);
-    let back_at = frr.reached(total_prefixes, up_ns, "everything re-announced");
-    let spawns = frr.spawns(up_ns, back_at);
-    println!(
-        "server back -> all announced      {:8.1} ms, {spawns} vtysh processes",
-        ms(back_at.saturating_sub(up_ns))
-    );
-
-    // 5. Flapping.
-    if o.flap_secs > 0 {
-        println!("\n== flapping for {} s (10 flips/s)", o.flap_secs);
-        let started = Instant::now();
-        let mut samples: Vec<(u64, u64)> = Vec::new();
-        let appends0 = metric(metrics_port, "anycastd_journal_appends_total");
-        let mut next_sample = Instant::now();
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut flips = 0u64;
-        while started.elapsed() < Duration::from_secs(o.flap_secs) {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let check = (seed % shared.healthy.len() as u64) as usize;
-            let healthy = shared.healthy[check].load(Ordering::SeqCst);
-            shared.set_healthy(check, !healthy);
-            flips += 1;
-            if Instant::now() >= next_sample {
-                let (rss, _) = rss_kib(pid);
-                samples.push((started.elapsed().as_secs(), rss));
-                next_sample += Duration::from_secs(10);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let after_warmup: Vec<&(u64, u64)> = samples.iter().filter(|(t, _)| *t >= 60).collect();
-        let (first, last) = (
-            after_warmup.first().map(|s| s.1),
-            after_warmup.last().map(|s| s.1),
-        );
-        let max = after_warmup.iter().map(|s| s.1).max();
-        let appends = metric(metrics_port, "anycastd_journal_appends_total") - appends0;
-        println!("flips                             {flips:8}");
+        // 4. Mass failure.
+        std::thread::sleep(Duration::from_secs(2));
+        let flushes0 = metric(metrics_port, "anycastd_journal_flushes_total");
+        let down_ns = now_ns();
+        shared.down.store(true, Ordering::SeqCst);
+        let withdrawn_at = frr.reached(0, down_ns, "everything withdrawn");
+        let spawns = frr.spawns(down_ns, withdrawn_at);
+        std::thread::sleep(Duration::from_millis(500));
+        let flushes1 = metric(metrics_port, "anycastd_journal_flushes_total");
+        println!("\n== mass failure (the check server closes every connection)");
         println!(
-            "journal records appended          {:8} ({:.1} per flip)",
-            appends,
-            appends / flips.max(1) as f64
+            "server down -> all withdrawn      {:8.1} ms",
+            ms(withdrawn_at.saturating_sub(down_ns))
         );
-        for (t, rss) in &samples {
-            if t % 60 == 0 {
+        println!("vtysh processes                   {spawns:8}");
+        println!(
+            "journal flushes                   {:8}",
+            flushes1 - flushes0
+        );
+        let up_ns = now_ns();
+        shared.down.store(false, Ordering::SeqCst);
+        let back_at = frr.reached(total_prefixes, up_ns, "everything re-announced");
+        let spawns = frr.spawns(up_ns, back_at);
+        println!(
+            "server back -> all announced      {:8.1} ms, {spawns} vtysh processes",
+            ms(back_at.saturating_sub(up_ns))
+        );
+
+        // 5. Flapping.
+        if o.flap_secs > 0 {
+            println!("\n== flapping for {} s (10 flips/s)", o.flap_secs);
+            let started = Instant::now();
+            let mut samples: Vec<(u64, u64)> = Vec::new();
+            let appends0 = metric(metrics_port, "anycastd_journal_appends_total");
+            let mut next_sample = Instant::now();
+            let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+            let mut flips = 0u64;
+            while started.elapsed() < Duration::from_secs(o.flap_secs) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let check = (seed % shared.healthy.len() as u64) as usize;
+                let healthy = shared.healthy[check].load(Ordering::SeqCst);
+                shared.set_healthy(check, !healthy);
+                flips += 1;
+                if Instant::now() >= next_sample {
+                    let (rss, _) = rss_kib(pid);
+                    samples.push((started.elapsed().as_secs(), rss));
+                    next_sample += Duration::from_secs(10);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let after_warmup: Vec<&(u64, u64)> = samples.iter().filter(|(t, _)| *t >= 60).collect();
+            let (first, last) = (
+                after_warmup.first().map(|s| s.1),
+                after_warmup.last().map(|s| s.1),
+            );
+            let max = after_warmup.iter().map(|s| s.1).max();
+            let appends = metric(metrics_port, "anycastd_journal_appends_total") - appends0;
+            println!("flips                             {flips:8}");
+            println!(
+                "journal records appended          {:8} ({:.1} per flip)",
+                appends,
+                appends / flips.max(1) as f64
+            );
+            for (t, rss) in &samples {
+                if t % 60 == 0 {
+                    println!(
+                        "  RSS at {t:4} s                   {:8.1} MiB",
+                        *rss as f64 / 1024.0
+                    );
+                }
+            }
+            if let (Some(first), Some(last), Some(max)) = (first, last, max) {
                 println!(
-                    "  RSS at {t:4} s                   {:8.1} MiB",
-                    *rss as f64 / 1024.0
+                    "RSS 60 s -> end (max)             {:.1} -> {:.1} MiB ({:.1}), growth {:+} KiB",
+                    first as f64 / 1024.0,
+                    last as f64 / 1024.0,
+                    max as f64 / 1024.0,
+                    last as i64 - first as i64
                 );
             }
+            println!("open fds                          {:8}", open_fds(pid));
+            for check in 0..shared.healthy.len() {
+                shared.set_healthy(check, true);
+            }
+            wait_for("everything re-announced", Duration::from_secs(60), || {
+                frr.networks().len() == total_prefixes
+            });
         }
-        if let (Some(first), Some(last), Some(max)) = (first, last, max) {
-            println!(
-                "RSS 60 s -> end (max)             {:.1} -> {:.1} MiB ({:.1}), growth {:+} KiB",
-                first as f64 / 1024.0,
-                last as f64 / 1024.0,
-                max as f64 / 1024.0,
-                last as i64 - first as i64
-            );
-        }
-        println!("open fds                          {:8}", open_fds(pid));
-        for check in 0..shared.healthy.len() {
-            shared.set_healthy(check, true);
-        }
-        wait_for("everything re-announced", Duration::from_secs(60), || {
-            frr.networks().len() == total_prefixes
-        });
     }
 
     // 6. SIGTERM.
