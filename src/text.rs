@@ -513,3 +513,43 @@ pub fn render_text(record: &Record) -> String {
         event_text(&record.event)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(check: &str, observation: wire::Observation) -> wire::CheckResult {
+        wire::CheckResult {
+            check: check.into(),
+            observation,
+        }
+    }
+
+    #[test]
+    fn a_cause_names_the_checks_that_decided() {
+        let fail = |r: &str| wire::Observation::Fail(r.into());
+        let all = wire::Cause::Verdict {
+            healthy: true,
+            checks: vec![result("a", wire::Observation::Pass)],
+        };
+        assert_eq!(cause_text(&all), "all checks pass");
+        // require = 2 of 3: healthy with a failing check, which is named.
+        let some = wire::Cause::Verdict {
+            healthy: true,
+            checks: vec![
+                result("a", wire::Observation::Pass),
+                result("b", fail("timeout")),
+                result("c", wire::Observation::Pass),
+            ],
+        };
+        assert_eq!(
+            cause_text(&some),
+            "2 of 3 checks pass; check b failed: timeout"
+        );
+        let none = wire::Cause::Verdict {
+            healthy: false,
+            checks: vec![result("a", fail("x")), result("b", fail("y"))],
+        };
+        assert_eq!(cause_text(&none), "check a failed: x; check b failed: y");
+    }
+}
