@@ -67,7 +67,7 @@ impl ClientArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the daemon: announce each service's prefixes while all its checks pass
+    /// Run the daemon: announce each service's prefixes while its checks pass (all of them, or as many as `require` asks)
     Run {
         #[command(flatten)]
         config: ConfigArg,
@@ -153,7 +153,7 @@ enum Command {
     },
     /// Re-run a service's journal through the state machine: the timeline, a summary, a
     /// check that the re-run reproduces what was recorded, and what other settings would
-    /// have done (--rise, --fall)
+    /// have done (--rise, --fall, --with-shadow, --damping-*)
     Replay {
         /// The service
         service: String,
