@@ -202,7 +202,10 @@ impl Core {
         if !self.recording {
             return self.finish(step, damping, Vec::new(), at);
         }
-        let mut records = self.recorder.observed(check, &observation, at, &step);
+        let gates = self.machine.params().gates(check);
+        let mut records = self
+            .recorder
+            .observed(check, &observation, at, &step, gates);
         if records.is_empty() && self.recorder.checkpoint_due(at) {
             records.extend(self.recorder.take_runs());
         }

@@ -102,15 +102,20 @@ impl Recorder {
 
     /// A result was fed to the machine (at `at`, from [`Recorder::result_time`]) and gave
     /// `step`: the records to journal, in order (empty when the result is only part of a run).
+    /// A shadow check's results (`gates` false) never form verdicts, whatever their params
+    /// say in a replay; they are left out of the verdict comparison.
     pub fn observed(
         &mut self,
         check: usize,
         observation: &Observation,
         at: i64,
         step: &Step,
+        gates: bool,
     ) -> Vec<Event> {
-        let verdict_changed = self.last_verdict.is_some_and(|last| last != step.verdict);
-        self.last_verdict = Some(step.verdict);
+        let verdict_changed = gates && self.last_verdict.is_some_and(|last| last != step.verdict);
+        if gates {
+            self.last_verdict = Some(step.verdict);
+        }
         let Some(state) = self.checks.get_mut(check) else {
             return Vec::new();
         };
@@ -271,16 +276,22 @@ mod tests {
     #[test]
     fn a_first_result_and_a_change_are_records_and_repeats_are_runs() {
         let mut r = recorder();
-        let first = r.observed(0, &Observation::Pass, 1_000, &step(Some(true)));
+        let first = r.observed(0, &Observation::Pass, 1_000, &step(Some(true)), true);
         assert!(matches!(first.as_slice(), [Event::CheckEdge(_)]));
         for i in 1..=3 {
             let at = r.result_time(0, 1_000 + i * 1000 + 1);
             assert_eq!(at, 1_000 + i * 1000, "snapped onto the run");
             assert!(r
-                .observed(0, &Observation::Pass, at, &step(Some(true)))
+                .observed(0, &Observation::Pass, at, &step(Some(true)), true)
                 .is_empty());
         }
-        let change = r.observed(0, &Observation::Fail("x".into()), 5_000, &step(Some(false)));
+        let change = r.observed(
+            0,
+            &Observation::Fail("x".into()),
+            5_000,
+            &step(Some(false)),
+            true,
+        );
         match change.as_slice() {
             [Event::Runs(runs), Event::CheckEdge(edge)] => {
                 assert_eq!(
@@ -301,10 +312,10 @@ mod tests {
     #[test]
     fn a_skipped_grid_point_starts_a_new_run() {
         let mut r = recorder();
-        r.observed(0, &Observation::Pass, 0, &step(Some(true)));
+        r.observed(0, &Observation::Pass, 0, &step(Some(true)), true);
         for at in [1_000, 2_000, 4_000, 5_000] {
             let at = r.result_time(0, at);
-            r.observed(0, &Observation::Pass, at, &step(Some(true)));
+            r.observed(0, &Observation::Pass, at, &step(Some(true)), true);
         }
         let Some(Event::Runs(runs)) = r.take_runs() else {
             panic!("no runs")
@@ -324,32 +335,55 @@ mod tests {
     #[test]
     fn a_stale_pending_timer_is_not_journaled_and_does_not_count_as_a_verdict() {
         let mut r = recorder();
-        r.observed(0, &Observation::Pass, 0, &step(Some(true)));
+        r.observed(0, &Observation::Pass, 0, &step(Some(true)), true);
         assert!(r.timed_out(1, &step(None)).is_empty());
         // The next unchanged result still forms the same verdict as the last one journaled.
         assert!(r
-            .observed(0, &Observation::Pass, 1_000, &step(Some(true)))
+            .observed(0, &Observation::Pass, 1_000, &step(Some(true)), true)
             .is_empty());
     }
 
     #[test]
     fn a_verdict_change_without_an_edge_is_a_record() {
         let mut r = recorder();
-        r.observed(0, &Observation::Pass, 0, &step(None));
+        r.observed(0, &Observation::Pass, 0, &step(None), true);
         // Same result, but now it forms a verdict (the other check's pending timed out).
-        let records = r.observed(0, &Observation::Pass, 1_000, &step(Some(false)));
+        let records = r.observed(0, &Observation::Pass, 1_000, &step(Some(false)), true);
         assert!(matches!(records.as_slice(), [Event::CheckEdge(_)]));
+    }
+
+    #[test]
+    fn a_shadow_checks_results_forming_no_verdict_do_not_break_the_runs() {
+        let mut r = recorder();
+        assert!(!r
+            .observed(0, &Observation::Pass, 0, &step(Some(true)), true)
+            .is_empty());
+        assert!(!r
+            .observed(1, &Observation::Pass, 0, &step(None), false)
+            .is_empty());
+        // In time order: the shadow check ("b", every 500 ms) forms no verdict, the gating
+        // one ("a", every 1000 ms) the same verdict as before.
+        for i in 1..=12 {
+            assert!(r
+                .observed(1, &Observation::Pass, i * 500, &step(None), false)
+                .is_empty());
+            if i % 2 == 0 {
+                assert!(r
+                    .observed(0, &Observation::Pass, i * 500, &step(Some(true)), true)
+                    .is_empty());
+            }
+        }
     }
 
     #[test]
     fn runs_of_two_checks_expand_in_time_order() {
         let mut r = recorder();
-        r.observed(0, &Observation::Pass, 0, &step(Some(true)));
-        r.observed(1, &Observation::Pass, 0, &step(Some(true)));
+        r.observed(0, &Observation::Pass, 0, &step(Some(true)), true);
+        r.observed(1, &Observation::Pass, 0, &step(Some(true)), true);
         for i in 1..=4 {
-            r.observed(1, &Observation::Pass, i * 500, &step(Some(true)));
+            r.observed(1, &Observation::Pass, i * 500, &step(Some(true)), true);
             if i % 2 == 0 {
-                r.observed(0, &Observation::Pass, i * 500, &step(Some(true)));
+                r.observed(0, &Observation::Pass, i * 500, &step(Some(true)), true);
             }
         }
         assert!(!r.checkpoint_due(CHECKPOINT_MS));
