@@ -504,3 +504,43 @@ fn history_and_replay_options_do_what_they_say() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("too long"), "{}", out.stderr);
 }
+
+#[test]
+fn two_signals_at_once_never_journal_a_withdrawal_that_did_not_happen() {
+    // As `timeout -s INT` does (the pid, then its group, a moment apart): the second can land
+    // before the drivers have handed anything to the writers. Whatever the race gives, the
+    // stop record must say what FRR really has.
+    let mut cut_short = 0;
+    for round in 0..8 {
+        let (_rt, emulator, dir) = setup();
+        let config = fake_frr_config(dir.path(), &emulator.url(), &fake_vtysh(), "");
+        let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+        wait_for("everything announced", || networks(dir.path()) == ALL);
+        daemon.signal(Signal::SIGINT);
+        std::thread::sleep(Duration::from_micros(100 * round));
+        daemon.signal(Signal::SIGINT);
+        let code = daemon.wait(Duration::from_secs(30));
+        let left = networks(dir.path());
+        let history = anycastd(&["history"], &config).stdout;
+        let stop = history
+            .lines()
+            .rfind(|l| l.contains("daemon stopped"))
+            .unwrap()
+            .to_owned();
+        if stop.contains("every prefix withdrawn") {
+            assert_eq!(left, Vec::<String>::new(), "{stop}");
+            assert_eq!(code, 0, "{stop}");
+        } else {
+            cut_short += 1;
+            assert_eq!(code, 70, "{stop}");
+            assert!(stop.contains("NOT verified withdrawn: "), "{stop}");
+            for network in &left {
+                let prefix = network.split_once(':').unwrap().1;
+                assert!(stop.contains(prefix), "{prefix} in FRR but not in: {stop}");
+            }
+            let log = daemon.log_text();
+            assert!(!log.contains("still announced or unknown: . "), "{log}");
+        }
+    }
+    eprintln!("{cut_short} of 8 stops were cut short by the second signal");
+}

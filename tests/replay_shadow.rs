@@ -100,7 +100,11 @@ fn run(service: &str, deep: &str, what_if: &[&str]) -> (Report, Report, Vec<(i64
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let recorded = replay(&[]);
-    assert!(recorded.divergences.is_empty(), "{:?}", recorded.divergences);
+    assert!(
+        recorded.divergences.is_empty(),
+        "{:?}",
+        recorded.divergences
+    );
     // `dns` passes throughout and the verdict it forms never changes, shadow check or not:
     // its results are journaled as one edge and runs, not a record per poll.
     let history = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
@@ -113,7 +117,12 @@ fn run(service: &str, deep: &str, what_if: &[&str]) -> (Report, Report, Vec<(i64
         .filter(|l| l.contains("\"kind\":\"check\"") && l.contains("\"check\":\"dns\""))
         .count();
     if deep.contains("shadow") || service.contains("require") {
-        assert_eq!(dns_records, 1, "{}", String::from_utf8_lossy(&history.stdout));
+        assert_eq!(
+            dns_records,
+            1,
+            "{}",
+            String::from_utf8_lossy(&history.stdout)
+        );
     }
     let with_what_if = if what_if.is_empty() {
         recorded.clone()

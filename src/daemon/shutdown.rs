@@ -49,6 +49,9 @@ pub(super) async fn shutdown(
 ) -> u8 {
     let deadline = Instant::now() + config.daemon.shutdown_timeout;
     let names: Vec<String> = drivers.iter().map(|d| d.name.clone()).collect();
+    // The generation each writer must reach to have verified the shutdown's withdrawals, known
+    // once every driver handed its withdrawal over (a second signal may come before).
+    let targets: std::sync::Mutex<Option<HashMap<BackendId, u64>>> = std::sync::Mutex::new(None);
     let withdraw_all = async {
         // Every driver journals its Draining(Shutdown) and hands the withdrawal to the writers.
         let mut acks = Vec::new();
@@ -64,6 +67,12 @@ pub(super) async fn shutdown(
         for writer in writers.values() {
             writer.urgent();
         }
+        *targets.lock().unwrap_or_else(|p| p.into_inner()) = Some(
+            writers
+                .iter()
+                .map(|(id, w)| (id.clone(), w.generation()))
+                .collect(),
+        );
         // Wait until every writer verified every withdrawal.
         for writer in writers.values() {
             let target = writer.generation();
@@ -85,20 +94,25 @@ pub(super) async fn shutdown(
     }
     let mut left: Vec<wire::PrefixRef> = Vec::new();
     let mut reasons: Vec<String> = Vec::new();
+    let targets = targets.into_inner().unwrap_or_else(|p| p.into_inner());
     for (id, writer) in writers {
         let status = writer.status().borrow().clone();
-        if status.generation < writer.generation() {
+        // Cut short before the withdrawals were handed over, or before this writer's pass
+        // over them: nothing of this backend is verified.
+        let target = targets.as_ref().and_then(|t| t.get(id).copied());
+        if target.is_none_or(|target| status.generation < target) {
             // The writer never finished a pass over the shutdown decisions: nothing of this
             // backend's prefixes is verified.
             for (_, prefix) in config.prefixes_by_backend().get(id).into_iter().flatten() {
                 left.push(prefix.journal_ref());
             }
-            reasons.push(
-                status
-                    .read_error
-                    .clone()
-                    .unwrap_or_else(|| "withdrawal not verified in time".into()),
-            );
+            reasons.push(status.read_error.clone().unwrap_or_else(|| {
+                if target.is_none() {
+                    "a second signal came before the withdrawal was handed to the backend".into()
+                } else {
+                    "withdrawal not verified in time".into()
+                }
+            }));
             continue;
         }
         for ((vrf, prefix), _, error) in &status.pending {
