@@ -325,3 +325,66 @@ async fn a_check_in_a_vrf_without_a_namespace_fails_and_says_which_vrfs_work() {
         )
     );
 }
+
+/// Network namespaces made by a test, deleted when dropped.
+struct Namespaces(Vec<String>);
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for ns in &self.0 {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "delete", ns])
+                .status();
+        }
+    }
+}
+
+fn ip(args: &[&str]) {
+    let status = std::process::Command::new("ip")
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(status.success(), "ip {args:?}");
+}
+
+#[tokio::test]
+async fn a_vrf_namespace_is_looked_up_at_every_poll() {
+    if !nix::unistd::geteuid().is_root() {
+        if std::env::var_os("ANYCASTD_REQUIRE_FRR").is_some() {
+            panic!("needs root to make network namespaces");
+        }
+        eprintln!("SKIPPED: a_vrf_namespace_is_looked_up_at_every_poll: needs root");
+        return;
+    }
+    // Two namespaces, each with an address of its own on lo.
+    let tag = std::process::id();
+    let (a, b) = (format!("acdvrfa{tag}"), format!("acdvrfb{tag}"));
+    let _made = Namespaces(vec![a.clone(), b.clone()]);
+    for (ns, address) in [(&a, "10.77.0.1/32"), (&b, "10.88.0.1/32")] {
+        ip(&["netns", "add", ns]);
+        ip(&["-n", ns, "link", "set", "lo", "up"]);
+        ip(&["-n", ns, "addr", "add", address, "dev", "lo"]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("blue");
+    let check = &checks_of(
+        r#"exec = [{ command = "/bin/sh", args = ["-c", "ip -o addr show dev lo | grep -q 10.77.0.1 || { echo 'not in a' >&2; exit 1; }"], vrf = "blue" }]"#,
+    )[0];
+    let mut kinds = Kinds::new().unwrap();
+    kinds.namespaces = checks::netns::Namespaces::new(dir.path());
+    let mut probe = checks::probe("dns", check, &kinds);
+    // No namespace yet: it fails and says so.
+    assert!(fail_text(probe.poll().await).starts_with("VRF blue: no network namespace at "));
+    // It appears: the next poll runs in it.
+    std::os::unix::fs::symlink(format!("/run/netns/{a}"), &link).unwrap();
+    assert_eq!(probe.poll().await, Observation::Pass);
+    // Pointed at another namespace: the next poll runs there.
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(format!("/run/netns/{b}"), &link).unwrap();
+    assert_eq!(fail_text(probe.poll().await), "exit 1: not in a");
+    // Gone: it fails again; back: it passes.
+    std::fs::remove_file(&link).unwrap();
+    assert!(fail_text(probe.poll().await).starts_with("VRF blue: no network namespace at "));
+    std::os::unix::fs::symlink(format!("/run/netns/{a}"), &link).unwrap();
+    assert_eq!(probe.poll().await, Observation::Pass);
+}

@@ -153,9 +153,21 @@ impl Kinds {
 /// The probe of check `check` of service `service`: the one place that maps a kind to its
 /// module.
 pub fn probe(service: &str, check: &crate::config::Check, kinds: &Kinds) -> Box<dyn Probe> {
+    match &check.vrf {
+        Some(vrf) => {
+            let (service, check_, kinds_) = (service.to_owned(), check.clone(), kinds.clone());
+            let make: netns::Make = Box::new(move || kind_probe(&service, &check_, &kinds_));
+            Box::new(netns::InNetns::new(make, vrf, &kinds.namespaces))
+        }
+        None => kind_probe(service, check, kinds),
+    }
+}
+
+/// The probe of a check's kind (in the daemon's own namespace).
+fn kind_probe(service: &str, check: &crate::config::Check, kinds: &Kinds) -> Box<dyn Probe> {
     use crate::config::CheckKind;
     let vrf = check.vrf.as_deref();
-    let probe: Box<dyn Probe> = match &check.kind {
+    match &check.kind {
         CheckKind::Cabourotte { url, max_age } => Box::new(cabourotte::CabourotteCheck::new(
             &kinds.cabourotte,
             url,
@@ -174,9 +186,5 @@ pub fn probe(service: &str, check: &crate::config::Check, kinds: &Kinds) -> Box<
             check.timeout,
         )),
         CheckKind::Dns(d) => Box::new(dns::DnsProbe::new(&kinds.dns, d, check.timeout)),
-    };
-    match vrf {
-        Some(vrf) => Box::new(netns::InNetns::new(probe, vrf, &kinds.namespaces)),
-        None => probe,
     }
 }

@@ -23,7 +23,23 @@ pub const DEFAULT_NETNS_DIR: &str = "/run/netns";
 #[derive(Clone, Default)]
 pub struct Namespaces {
     dir: PathBuf,
-    runtimes: Arc<Mutex<HashMap<String, Result<tokio::runtime::Handle, String>>>>,
+    runtimes: Arc<Mutex<HashMap<String, Runtime>>>,
+}
+
+/// One VRF's runtime, and which namespace it is in.
+struct Runtime {
+    handle: tokio::runtime::Handle,
+    /// The namespace file's device and inode when the thread entered it.
+    namespace: (u64, u64),
+    /// Dropped to end the thread (its namespace went or was replaced).
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// The device and inode of the namespace file at `path` (through symbolic links).
+fn identify(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    Ok((meta.dev(), meta.ino()))
 }
 
 impl Namespaces {
@@ -35,28 +51,47 @@ impl Namespaces {
         }
     }
 
-    /// The runtime inside VRF `vrf`'s namespace, or why there is none (asked again, it tries
-    /// again: the namespace may appear later).
+    /// The runtime inside VRF `vrf`'s namespace, or why there is none. Asked at every poll:
+    /// the namespace file is looked at each time, so a namespace that appears is used, one
+    /// that goes fails the checks, and one replaced (a VRF deleted and created again, a
+    /// symbolic link pointed elsewhere) gets a new runtime inside it.
     pub fn runtime(&self, vrf: &str) -> Result<tokio::runtime::Handle, String> {
+        let path = self.dir.join(vrf);
         let mut runtimes = self.runtimes.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(Ok(handle)) = runtimes.get(vrf) {
-            return Ok(handle.clone());
+        let namespace = match identify(&path) {
+            Ok(id) => id,
+            Err(e) => {
+                runtimes.remove(vrf);
+                return Err(missing(vrf, &path, &e));
+            }
+        };
+        if let Some(r) = runtimes.get(vrf).filter(|r| r.namespace == namespace) {
+            return Ok(r.handle.clone());
         }
-        let started = start(vrf, &self.dir.join(vrf));
-        runtimes.insert(vrf.to_owned(), started.clone());
-        started
+        let runtime = start(vrf, &path)?;
+        let handle = runtime.handle.clone();
+        runtimes.insert(vrf.to_owned(), runtime);
+        Ok(handle)
     }
 }
 
-/// A thread in the namespace at `path`, running a runtime until the process ends.
-fn start(vrf: &str, path: &Path) -> Result<tokio::runtime::Handle, String> {
-    let file = std::fs::File::open(path).map_err(|e| {
-        format!(
-            "VRF {vrf}: no network namespace at {} ({}; only netns-backed VRFs are supported)",
-            path.display(),
-            crate::config::io_reason(&e)
-        )
-    })?;
+fn missing(vrf: &str, path: &Path, e: &std::io::Error) -> String {
+    format!(
+        "VRF {vrf}: no network namespace at {} ({}; only netns-backed VRFs are supported)",
+        path.display(),
+        crate::config::io_reason(e)
+    )
+}
+
+/// A thread in the namespace at `path`, running a runtime until told to stop.
+fn start(vrf: &str, path: &Path) -> Result<Runtime, String> {
+    let file = std::fs::File::open(path).map_err(|e| missing(vrf, path, &e))?;
+    let namespace = {
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata().map_err(|e| missing(vrf, path, &e))?;
+        (meta.dev(), meta.ino())
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name(format!("vrf-{vrf}"))
@@ -77,56 +112,62 @@ fn start(vrf: &str, path: &Path) -> Result<tokio::runtime::Handle, String> {
                 }
             };
             let _ = tx.send(Ok(runtime.handle().clone()));
-            runtime.block_on(std::future::pending::<()>());
+            // Until the namespace is gone or replaced (the sender dropped); the checks still
+            // running in it end with the runtime.
+            let _ = runtime.block_on(stopped);
         });
     if let Err(e) = thread {
         return Err(format!("VRF {vrf}: cannot start a thread: {e}"));
     }
     match rx.recv() {
-        Ok(Ok(handle)) => Ok(handle),
+        Ok(Ok(handle)) => Ok(Runtime {
+            handle,
+            namespace,
+            _stop: stop,
+        }),
         Ok(Err(e)) => Err(format!("VRF {vrf} ({}): {e}", path.display())),
         Err(_) => Err(format!("VRF {vrf}: its thread ended")),
     }
 }
+
+/// Makes the probe a VRF's runtime polls (again, when a runtime ended with it inside).
+pub type Make = Box<dyn Fn() -> Box<dyn Probe> + Send>;
 
 /// A probe polled inside a VRF's namespace.
 pub struct InNetns {
     target: String,
     gate: Arc<Gate>,
     timeout: Duration,
-    runtime: Result<tokio::runtime::Handle, String>,
     vrf: String,
     namespaces: Namespaces,
+    make: Make,
     /// The probe; away while a poll of it runs on the VRF's runtime.
     inner: Option<Box<dyn Probe>>,
 }
 
 impl InNetns {
-    /// `inner`, polled in `vrf`'s namespace.
-    pub fn new(inner: Box<dyn Probe>, vrf: &str, namespaces: &Namespaces) -> InNetns {
+    /// The probe `make` builds, polled in `vrf`'s namespace.
+    pub fn new(make: Make, vrf: &str, namespaces: &Namespaces) -> InNetns {
+        let inner = make();
         InNetns {
             target: format!("{}@vrf:{vrf}", inner.target()),
             gate: inner.gate(),
             timeout: inner.timeout(),
-            runtime: namespaces.runtime(vrf),
             vrf: vrf.to_owned(),
             namespaces: namespaces.clone(),
+            make,
             inner: Some(inner),
         }
     }
 
     async fn run(&mut self) -> Observation {
-        if self.runtime.is_err() {
-            // The namespace may have appeared since (FRR started after the daemon).
-            self.runtime = self.namespaces.runtime(&self.vrf);
-        }
-        let runtime = match &self.runtime {
-            Ok(r) => r.clone(),
-            Err(e) => return Observation::Fail(e.clone()),
+        // Looked up at every poll: the namespace may have appeared, gone or been replaced.
+        let runtime = match self.namespaces.runtime(&self.vrf) {
+            Ok(r) => r,
+            Err(e) => return Observation::Fail(e),
         };
-        let Some(mut probe) = self.inner.take() else {
-            return Observation::Fail("the check was lost with its VRF's runtime".into());
-        };
+        // A poll that ended with its runtime (the namespace replaced) took the probe along.
+        let mut probe = self.inner.take().unwrap_or_else(|| (self.make)());
         let task = runtime.spawn(async move {
             let observation = probe.poll().await;
             (probe, observation)
