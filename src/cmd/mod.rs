@@ -68,9 +68,10 @@ impl Client {
         }
     }
 
-    /// A note when the daemon answered while the file on disk does not validate.
+    /// A note when the daemon answered while the file on disk does not validate (a file that
+    /// does not exist is no news: the socket was given, or the daemon runs another file).
     fn note_invalid(&self) {
-        if let Err(e) = &self.loaded {
+        if let Err(e @ LoadError::Invalid { .. }) = &self.loaded {
             eprintln!(
                 "anycastd: note: {} does not validate ({} problem(s)); the daemon runs its last valid configuration (`anycastd check-config --config {}` lists the problems)",
                 self.config_path.display(),
