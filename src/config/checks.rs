@@ -30,7 +30,7 @@ impl Validator {
         let mut ok = true;
         for (type_key, item_path, item) in items {
             if type_key == "exec" && self.exec_line.is_none() {
-                self.exec_line = Some(self.lines.line(item.span.start));
+                self.exec_line = Some((self.lines.line(item.span.start), item_path.clone()));
             }
             match self.check(type_key, item, &item_path) {
                 Some(c) => {
@@ -39,7 +39,7 @@ impl Validator {
                             item.span.start,
                             &item_path,
                             format!(
-                                "check \"{}\" appears twice in this service (give one a `name`)",
+                                "check \"{}\" appears twice in this service (names must be unique; a check without `name` is named after its target)",
                                 c.name
                             ),
                         );

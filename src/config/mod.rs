@@ -60,9 +60,9 @@ pub struct Config {
     pub netns_dir: PathBuf,
     /// FNV-1a 64 of the file's bytes, hex.
     pub hash: String,
-    /// The line of the first exec check, if any: such a config is a program, so its file
-    /// must be safe from other users ([`load`]).
-    pub exec_line: Option<usize>,
+    /// The line and key of the first exec check, if any: such a config is a program, so its
+    /// file must be safe from other users ([`load`]).
+    pub exec_line: Option<(usize, String)>,
 }
 
 /// `[journal]`.
@@ -182,6 +182,17 @@ pub struct Check {
     pub vrf: Option<String>,
     /// The kind and its settings.
     pub kind: CheckKind,
+}
+
+impl Check {
+    /// What, with its kind and name, identifies the check: its kind's identity, and the VRF
+    /// it runs in (a check moved to another VRF is a new check).
+    pub fn identity(&self) -> String {
+        match &self.vrf {
+            Some(vrf) => format!("{} vrf {vrf}", self.kind.identity()),
+            None => self.kind.identity(),
+        }
+    }
 }
 
 /// A check's kind and the settings only that kind has.
@@ -491,13 +502,13 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
         path: path.to_path_buf(),
         problems,
     })?;
-    if let Some(line) = config.exec_line {
+    if let Some((line, key)) = &config.exec_line {
         if let Some(message) = unsafe_for_exec(path) {
             return Err(LoadError::Invalid {
                 path: path.to_path_buf(),
                 problems: vec![Problem {
-                    line,
-                    path: String::new(),
+                    line: *line,
+                    path: key.clone(),
                     message,
                 }],
             });

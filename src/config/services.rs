@@ -125,7 +125,7 @@ impl Validator {
             self.problem(
                 n.span.start,
                 join(path, "require"),
-                format!("{require} checks must pass, but the service has {gating} (shadow checks aside)"),
+                format!("asks for {require} passing check(s), but the service has {gating} (shadow checks aside)"),
             );
             return None;
         }
@@ -262,12 +262,16 @@ impl Validator {
             }
         }
         self.finish(table);
-        ok.then_some(items)
+        let _ = ok;
+        // Known items are validated even when others are not: every problem at once (the
+        // problems recorded make the config invalid anyway).
+        Some(items)
     }
 
     pub(super) fn prefixes(&mut self, node: &Node, path: &str) -> Option<Vec<Prefix>> {
+        let before = self.problems.len();
         let items = self.items(node, path, "prefix", PREFIX_TYPES)?;
-        if items.is_empty() {
+        if items.is_empty() && self.problems.len() == before {
             self.problem(
                 node.span.start,
                 path,

@@ -60,8 +60,8 @@ impl LineIndex {
 pub(super) struct Validator {
     pub(super) lines: LineIndex,
     pub(super) problems: Vec<Problem>,
-    /// The line of the first exec check seen.
-    pub(super) exec_line: Option<usize>,
+    /// The line and key of the first exec check seen.
+    pub(super) exec_line: Option<(usize, String)>,
 }
 
 /// A table being validated: its entries, and which keys were consumed.
@@ -224,7 +224,7 @@ impl Validator {
             metrics_listen: metrics_listen?,
             netns_dir: netns_dir?,
             hash: fnv1a_hex(text.as_bytes()),
-            exec_line: self.exec_line,
+            exec_line: self.exec_line.clone(),
         })
     }
 

@@ -208,7 +208,7 @@ pub fn wire_params(service: &Service) -> wire::ServiceParams {
             .iter()
             .map(|c| wire::CheckParams {
                 kind: c.kind.name().into(),
-                identity: c.kind.identity().to_owned(),
+                identity: c.identity(),
                 name: c.name.clone(),
                 interval_ms: c.interval.as_millis() as u64,
                 timeout_ms: c.timeout.as_millis() as u64,
@@ -347,7 +347,7 @@ impl Driver {
                 match self.service.checks.iter().position(|o| {
                     o.name == check.name
                         && o.kind.name() == check.kind.name()
-                        && o.kind.identity() == check.kind.identity()
+                        && o.identity() == check.identity()
                 }) {
                     // A check that stays keeps its history (the recorder journals its first
                     // result after the reload all the same).
@@ -408,6 +408,12 @@ impl Driver {
             tracing::warn!(
                 service = %self.service.name,
                 "service \"{}\" has no checks: it is always considered healthy",
+                self.service.name
+            );
+        } else if self.service.checks.iter().all(|c| c.shadow) {
+            tracing::warn!(
+                service = %self.service.name,
+                "service \"{}\" has only shadow checks: it is always considered healthy",
                 self.service.name
             );
         }
@@ -579,7 +585,12 @@ impl Driver {
                     since_ms: (edge.since_ms > 0).then_some(edge.since_ms),
                     last_ms: (edge.last_ms > 0).then_some(edge.last_ms),
                     results_since_change: edge.polls,
-                    interval_ms: check.interval.as_millis() as u64,
+                    // The interval polls run at now (`fast_interval` while confirming).
+                    interval_ms: match (self.fast, self.service.fast_interval) {
+                        (true, Some(fast)) => check.interval.min(fast),
+                        _ => check.interval,
+                    }
+                    .as_millis() as u64,
                 })
                 .collect(),
             damping,
@@ -591,8 +602,14 @@ impl Driver {
         let Some(edge) = self.edges.get_mut(polled.check) else {
             return;
         };
-        let name = self.service.checks[polled.check].name.as_str();
-        let kind = self.service.checks[polled.check].kind.label();
+        let check = &self.service.checks[polled.check];
+        let name = check.name.as_str();
+        // A shadow check says so: its failures decide nothing.
+        let kind = if check.shadow {
+            format!("Shadow {}", check.kind.label())
+        } else {
+            check.kind.label().to_owned()
+        };
         let result = match polled.observation {
             Observation::Pass => 0,
             Observation::Fail(_) => 1,
