@@ -15,11 +15,17 @@ pub async fn stop(client: &Client, keep_announced: bool) -> u8 {
     if let Ok(pid) = i32::try_from(pid) {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
         let alive = || {
-            // A zombie (exited, not yet reaped by its parent) is gone.
+            // A zombie (exited, not yet reaped by its parent) is gone, once its last thread
+            // is: a leader turns zombie while its other threads still exit (and hold the
+            // journal's files).
             std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                stat.rsplit(") ")
-                    .next()
-                    .is_some_and(|s| !s.starts_with('Z'))
+                let fields: Vec<&str> = stat
+                    .rsplit_once(") ")
+                    .map(|(_, rest)| rest.split_whitespace().collect())
+                    .unwrap_or_default();
+                let zombie = fields.first() == Some(&"Z");
+                let threads: u64 = fields.get(17).and_then(|t| t.parse().ok()).unwrap_or(0);
+                !zombie || threads > 1
             })
         };
         while alive() && tokio::time::Instant::now() < deadline {
