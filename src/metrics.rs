@@ -19,9 +19,9 @@ struct Registry {
     /// (name, labels) -> value
     counters: BTreeMap<(&'static str, Labels), f64>,
     gauges: BTreeMap<(&'static str, Labels), f64>,
-    /// The counters of every check, updated without this lock: (service, check, kind) ->
-    /// cells.
-    checks: BTreeMap<(String, String, &'static str), Arc<CheckCells>>,
+    /// The counters of every check, updated without this lock: (service, check, kind,
+    /// shadow) -> cells.
+    checks: BTreeMap<(String, String, &'static str, bool), Arc<CheckCells>>,
 }
 
 /// One check's counters (a check result is counted without the registry's lock).
@@ -118,12 +118,12 @@ fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
 pub struct CheckMeters(Arc<CheckCells>);
 
 impl CheckMeters {
-    /// The counters of check `check` (of kind `kind`) of `service`.
-    pub fn new(service: &str, check: &str, kind: &'static str) -> CheckMeters {
+    /// The counters of check `check` (of kind `kind`, a shadow check or not) of `service`.
+    pub fn new(service: &str, check: &str, kind: &'static str, shadow: bool) -> CheckMeters {
         with(|r| {
             CheckMeters(
                 r.checks
-                    .entry((service.to_owned(), check.to_owned(), kind))
+                    .entry((service.to_owned(), check.to_owned(), kind, shadow))
                     .or_default()
                     .clone(),
             )
@@ -145,33 +145,35 @@ impl CheckMeters {
 
 /// The samples of the per-check metric `name`, in label order.
 fn check_samples(r: &Registry, name: &str) -> Vec<(Labels, f64)> {
-    let labels = |service: &str, check: &str, kind: &str| -> Labels {
+    let labels = |service: &str, check: &str, kind: &str, shadow: bool| -> Labels {
         vec![
             ("service", service.to_owned()),
             ("check", check.to_owned()),
             ("kind", kind.to_owned()),
+            ("shadow", shadow.to_string()),
         ]
     };
     let mut samples = Vec::new();
-    for ((service, check, kind), cells) in &r.checks {
+    for ((service, check, kind, shadow), cells) in &r.checks {
+        let shadow = *shadow;
         let load = |cell: &AtomicU64| cell.load(Ordering::Relaxed) as f64;
         match name {
             "anycastd_check_results_total" => {
                 // Label order: fail < pass < pending.
                 for (result, i) in [("fail", 1), ("pass", 0), ("pending", 2)] {
-                    let mut l = labels(service, check, kind);
+                    let mut l = labels(service, check, kind, shadow);
                     l.push(("result", result.to_owned()));
                     samples.push((l, load(&cells.results[i])));
                 }
             }
             "anycastd_check_duration_seconds_sum" => {
                 samples.push((
-                    labels(service, check, kind),
+                    labels(service, check, kind, shadow),
                     load(&cells.duration_ns) * 1e-9,
                 ));
             }
             "anycastd_check_duration_seconds_count" => {
-                samples.push((labels(service, check, kind), load(&cells.count)));
+                samples.push((labels(service, check, kind, shadow), load(&cells.count)));
             }
             _ => return samples,
         }

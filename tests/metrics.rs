@@ -101,7 +101,12 @@ async fn the_metrics_parse_as_prometheus_text_and_follow_a_flip() {
         value(
             &scraped,
             "anycastd_check_results_total",
-            &[("check", "dns"), ("kind", "cabourotte"), ("result", "fail")]
+            &[
+                ("check", "dns"),
+                ("kind", "cabourotte"),
+                ("shadow", "false"),
+                ("result", "fail")
+            ]
         )
         .unwrap()
             >= 1.0

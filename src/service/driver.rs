@@ -167,14 +167,19 @@ struct Edge {
 }
 
 impl Edge {
-    fn new(service: &str, check: &str, kind: &'static str) -> Edge {
+    fn new(service: &str, check: &crate::config::Check) -> Edge {
         Edge {
             last: None,
             polls: 0,
             since_ms: 0,
             last_ms: 0,
             last_logged: None,
-            meters: crate::metrics::CheckMeters::new(service, check, kind),
+            meters: crate::metrics::CheckMeters::new(
+                service,
+                &check.name,
+                check.kind.name(),
+                check.shadow,
+            ),
         }
     }
 }
@@ -233,7 +238,7 @@ impl Driver {
             .service
             .checks
             .iter()
-            .map(|c| Edge::new(&start.service.name, &c.name, c.kind.name()))
+            .map(|c| Edge::new(&start.service.name, c))
             .collect();
         Driver {
             service: start.service,
@@ -362,7 +367,7 @@ impl Driver {
                             meters: old.meters.clone(),
                         }
                     }
-                    None => Edge::new(&service.name, &check.name, check.kind.name()),
+                    None => Edge::new(&service.name, check),
                 }
             })
             .collect();
