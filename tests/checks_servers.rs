@@ -161,6 +161,11 @@ async fn https_with_a_test_ca_server_name_and_insecure() {
         poll_one(&format!("http = [{{ url = \"{url}\", insecure = true }}]")).await,
         Observation::Pass
     );
+    // A certificate that expired yesterday, from the trusted CA.
+    let expired = format!("https://127.0.0.1:{}/health", nginx.expired_port);
+    let reason =
+        fail_text(poll_one(&format!("http = [{{ url = \"{expired}\", ca = {ca:?} }}]")).await);
+    assert_eq!(reason, "TLS: invalid peer certificate: Expired");
 }
 
 #[tokio::test]

@@ -52,11 +52,13 @@ fn run(cmd: &mut Command) {
     );
 }
 
-/// A test CA and a server certificate it signed, for `dns.example` and 127.0.0.1.
+/// A test CA and a server certificate it signed, for `dns.example` and 127.0.0.1, and the
+/// same certificate expired since yesterday.
 pub struct Pki {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    pub expired: PathBuf,
 }
 
 impl Pki {
@@ -96,23 +98,26 @@ impl Pki {
             .arg(p("server.key"))
             .arg("-out")
             .arg(p("server.csr")));
-        run(Command::new("openssl")
-            .args(["x509", "-req", "-days", "2"])
-            .arg("-in")
-            .arg(p("server.csr"))
-            .arg("-CA")
-            .arg(p("ca.pem"))
-            .arg("-CAkey")
-            .arg(p("ca.key"))
-            .arg("-CAcreateserial")
-            .arg("-extfile")
-            .arg(p("ext.cnf"))
-            .arg("-out")
-            .arg(p("server.pem")));
+        for (days, out) in [("2", "server.pem"), ("-1", "expired.pem")] {
+            run(Command::new("openssl")
+                .args(["x509", "-req", "-days", days])
+                .arg("-in")
+                .arg(p("server.csr"))
+                .arg("-CA")
+                .arg(p("ca.pem"))
+                .arg("-CAkey")
+                .arg(p("ca.key"))
+                .arg("-CAcreateserial")
+                .arg("-extfile")
+                .arg(p("ext.cnf"))
+                .arg("-out")
+                .arg(p(out)));
+        }
         Pki {
             ca: p("ca.pem"),
             cert: p("server.pem"),
             key: p("server.key"),
+            expired: p("expired.pem"),
         }
     }
 }
@@ -124,6 +129,8 @@ pub struct Nginx {
     pub dir: tempfile::TempDir,
     pub port: u16,
     pub tls_port: u16,
+    /// HTTPS with the expired certificate.
+    pub expired_port: u16,
     pub pki: Pki,
 }
 
@@ -136,7 +143,7 @@ impl Nginx {
         std::fs::create_dir(d.join("www")).unwrap();
         std::fs::create_dir(d.join("tmp")).unwrap();
         let pki = Pki::make(d);
-        let (port, tls_port) = (free_port(), free_port());
+        let (port, tls_port, expired_port) = (free_port(), free_port(), free_port());
         let conf = format!(
             r#"user root;
 worker_processes 1;
@@ -164,11 +171,18 @@ http {{
         server_name special.example;
         location / {{ return 204; }}
     }}
+    server {{
+        listen 127.0.0.1:{expired_port} ssl;
+        ssl_certificate {expired};
+        ssl_certificate_key {key};
+        root {d}/www;
+    }}
 }}
 "#,
             d = d.display(),
             cert = pki.cert.display(),
             key = pki.key.display(),
+            expired = pki.expired.display(),
         );
         std::fs::write(d.join("nginx.conf"), conf).unwrap();
         let log = d.join("error.log");
@@ -186,11 +200,13 @@ http {{
             .unwrap();
         wait_for_tcp(port, &mut child, &log);
         wait_for_tcp(tls_port, &mut child, &log);
+        wait_for_tcp(expired_port, &mut child, &log);
         Some(Nginx {
             child,
             dir,
             port,
             tls_port,
+            expired_port,
             pki,
         })
     }
