@@ -22,6 +22,12 @@ fuzz_target!(|data: &[u8]| {
         rise: (data[25] > 0).then_some(u32::from(data[25])),
         fall: (data[26] > 0).then_some(u32::from(data[26])),
         damping: None,
+        // Bit 3 of the flags: the what-if makes check "dns" (a shadow check or not) gate.
+        with_shadow: if data[24] & 8 != 0 {
+            vec!["dns".to_owned()]
+        } else {
+            Vec::new()
+        },
     };
     let mut records = Vec::new();
     let mut rest = &data[27..];
