@@ -37,6 +37,9 @@ pub struct CheckView {
     /// A shadow check: shown, never part of the verdict.
     #[serde(default)]
     pub shadow: bool,
+    /// The VRF it runs in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrf: Option<String>,
     /// Its latest result: `pass`, `fail` or `pending`.
     pub result: String,
     /// Why it fails.
@@ -87,6 +90,12 @@ pub struct Snapshot {
     pub rise: u32,
     /// Unhealthy verdicts needed to withdraw.
     pub fall: u32,
+    /// Checks that must pass (0: all).
+    #[serde(default)]
+    pub require: u32,
+    /// The interval while confirming (ms), when configured.
+    #[serde(default)]
+    pub fast_interval_ms: Option<u64>,
     /// Consecutive healthy verdicts.
     pub healthy_streak: u32,
     /// Consecutive unhealthy verdicts.
@@ -111,6 +120,8 @@ impl Snapshot {
                 && !view.suppressed,
             rise: 0,
             fall: 0,
+            require: 0,
+            fast_interval_ms: None,
             healthy_streak: 0,
             unhealthy_streak: 0,
             checks: Vec::new(),
@@ -198,6 +209,12 @@ pub struct ServiceStatus {
     /// Unhealthy verdicts needed to withdraw.
     #[serde(default)]
     pub fall: Option<u32>,
+    /// Checks that must pass (0: all).
+    #[serde(default)]
+    pub require: Option<u32>,
+    /// The interval while confirming (ms), when configured.
+    #[serde(default)]
+    pub fast_interval_ms: Option<u64>,
     /// Consecutive healthy verdicts.
     #[serde(default)]
     pub healthy_streak: Option<u32>,
@@ -292,6 +309,8 @@ pub async fn collect(
                 desired_announced: desired,
                 rise: snapshot.filter(|_| live).map(|v| v.rise),
                 fall: snapshot.filter(|_| live).map(|v| v.fall),
+                require: snapshot.filter(|_| live).map(|v| v.require),
+                fast_interval_ms: snapshot.filter(|_| live).and_then(|v| v.fast_interval_ms),
                 healthy_streak: snapshot.filter(|_| live).map(|v| v.healthy_streak),
                 unhealthy_streak: snapshot.filter(|_| live).map(|v| v.unhealthy_streak),
                 checks: snapshot.map(|v| v.checks.clone()).unwrap_or_default(),
@@ -456,8 +475,16 @@ pub fn render_text(services: &[ServiceStatus], now_ms: i64) -> String {
         if let (Some(rise), Some(fall), Some(h), Some(u)) =
             (s.rise, s.fall, s.healthy_streak, s.unhealthy_streak)
         {
+            let mut rules = format!("rise {rise}, fall {fall}");
+            let gating = s.checks.iter().filter(|c| !c.shadow).count();
+            if let Some(n) = s.require.filter(|n| *n != 0 && (*n as usize) < gating) {
+                rules.push_str(&format!(", require {n} of {gating} checks"));
+            }
+            if let Some(ms) = s.fast_interval_ms {
+                rules.push_str(&format!(", fast interval {:.1} s", ms as f64 / 1000.0));
+            }
             out.push_str(&format!(
-                "  rise {rise}, fall {fall}: {h} healthy verdict(s) in a row, {u} unhealthy\n"
+                "  {rules}: {h} healthy verdict(s) in a row, {u} unhealthy\n"
             ));
         }
         for c in &s.checks {
@@ -474,9 +501,10 @@ pub fn render_text(services: &[ServiceStatus], now_ms: i64) -> String {
                 .map(|t| format!(", last {}", seconds_ago(now_ms, t)))
                 .unwrap_or_default();
             out.push_str(&format!(
-                "  check {} ({}{}): {result}{since} ({} result(s) in a row{last}, every {:.1} s)\n",
+                "  check {} ({}{}{}): {result}{since} ({} result(s) in a row{last}, every {:.1} s)\n",
                 c.name,
                 c.kind,
+                c.vrf.as_ref().map(|v| format!(", vrf {v}")).unwrap_or_default(),
                 if c.shadow { ", shadow" } else { "" },
                 c.results_since_change,
                 c.interval_ms as f64 / 1000.0

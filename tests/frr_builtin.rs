@@ -205,9 +205,9 @@ exec = [{{ name = "lo", command = "/bin/sh", args = ["-c", "ip -o addr show dev 
         status = client(&config, &["status", "ntp"]);
     }
     for line in [
-        "  check resolver (dns): pass since ",
-        "  check port (tcp): pass since ",
-        "  check lo (exec): pass since ",
+        "  check resolver (dns, vrf 123): pass since ",
+        "  check port (tcp, vrf 123): pass since ",
+        "  check lo (exec, vrf 123): pass since ",
         // The same address from the daemon's own namespace: nothing listens there.
         "  check outside (tcp, shadow): fail: cannot connect to 127.0.0.53:",
     ] {

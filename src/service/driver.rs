@@ -556,6 +556,8 @@ impl Driver {
             desired_announced: machine.state().announces(),
             rise: self.service.rise,
             fall: self.service.fall,
+            require: self.service.require,
+            fast_interval_ms: self.service.fast_interval.map(|d| d.as_millis() as u64),
             healthy_streak: counters.healthy_streak,
             unhealthy_streak: counters.unhealthy_streak,
             checks: self
@@ -568,6 +570,7 @@ impl Driver {
                     name: check.name.clone(),
                     kind: check.kind.name().to_owned(),
                     shadow: check.shadow,
+                    vrf: check.vrf.clone(),
                     result: match latest {
                         Observation::Pass => "pass".into(),
                         Observation::Fail(_) => "fail".into(),
