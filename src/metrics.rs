@@ -240,6 +240,14 @@ pub fn journal_counters() {
     set("anycastd_journal_flushes_total", &[], 0.0);
 }
 
+/// Drop the series of a check a reload removed or changed (its kind or shadow flag).
+pub fn forget_check(service: &str, check: &str, kind: &'static str, shadow: bool) {
+    with(|r| {
+        r.checks
+            .remove(&(service.to_owned(), check.to_owned(), kind, shadow))
+    });
+}
+
 /// Forget a removed service's gauges.
 pub fn forget_service(service: &str) {
     with(|r| {

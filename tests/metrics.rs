@@ -149,6 +149,41 @@ async fn the_metrics_parse_as_prometheus_text_and_follow_a_flip() {
         .unwrap()
             > 1.7e9
     );
+    // A reload makes the check a shadow check: its series moves to shadow="true", and the
+    // old one goes.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "interval = \"100ms\" }",
+            "interval = \"100ms\", shadow = true }",
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(["reload", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fail = |shadow: &'static str| [("check", "dns"), ("shadow", shadow), ("result", "fail")];
+    let scraped = loop {
+        let s = scrape(&addr);
+        if value(&s, "anycastd_check_results_total", &fail("true")).is_some_and(|v| v >= 1.0) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "{}", daemon.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        value(&scraped, "anycastd_check_results_total", &fail("false")),
+        None
+    );
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
 }

@@ -364,13 +364,23 @@ impl Driver {
                             since_ms: old.since_ms,
                             last_ms: old.last_ms,
                             last_logged: old.last_logged,
-                            meters: old.meters.clone(),
+                            // The same cells unless its shadow flag changed.
+                            meters: Edge::new(&service.name, check).meters,
                         }
                     }
                     None => Edge::new(&service.name, check),
                 }
             })
             .collect();
+        // The series of checks that went (or changed kind or shadow flag) go too.
+        for old in &self.service.checks {
+            let stays = service.checks.iter().any(|c| {
+                c.name == old.name && c.kind.name() == old.kind.name() && c.shadow == old.shadow
+            });
+            if !stays {
+                crate::metrics::forget_check(&service.name, &old.name, old.kind.name(), old.shadow);
+            }
+        }
         let removed: Vec<Prefix> = self
             .service
             .prefixes
