@@ -222,6 +222,11 @@ fn reloads_add_change_and_remove_services_without_touching_the_others() {
     let (code, out, _) = anycastd(&["reload"], &config);
     assert_eq!(code, 0);
     assert!(out.contains("1 changed"), "{out}");
+    // The answer says what changed.
+    assert!(
+        out.contains("; dns: check dns: interval 0.2s -> 0.3s"),
+        "{out}"
+    );
     wait_polls(&emulator, "dns", 5);
 
     // An invalid config changes nothing: `reload` refuses it (exit 65, every error), and so
