@@ -392,7 +392,12 @@ impl Validator {
                 node.span.start,
                 path,
                 format!(
-                    "VRF name {name:?} must be 1-36 characters of A-Z a-z 0-9 _ . - (it is pasted into vtysh commands)"
+                    "VRF name {name:?} must be 1-36 characters of A-Z a-z 0-9 _ . - ({})",
+                    if path.contains(".checks.") {
+                        "it names a network namespace"
+                    } else {
+                        "it is pasted into vtysh commands"
+                    }
                 ),
             );
             return None;
