@@ -345,16 +345,45 @@ pub fn parse_time(text: &str, now_ms: i64) -> Result<i64, String> {
 /// The default view of `records`: one line per event (time, service or `-` for the daemon,
 /// what happened), FRR outcomes folded into their decisions unless `verbose`.
 pub fn render_events(records: &[Record], verbose: bool) -> Vec<String> {
+    // The shadow checks of each service, from the parameters journaled so far (a window
+    // that starts after them does not know them, and marks nothing).
+    let mut shadows: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let learn = |shadows: &mut std::collections::HashMap<String, Vec<String>>,
+                 params: &anycastd_journal::wire::ServiceParams| {
+        shadows.insert(
+            params.name.clone(),
+            params
+                .checks
+                .iter()
+                .filter(|c| c.shadow)
+                .map(|c| c.name.clone())
+                .collect(),
+        );
+    };
     events(records, verbose)
         .into_iter()
         .map(|(head, applies)| {
             let head = &records[head];
+            match &head.event {
+                Event::DaemonStarted(s) => s.services.iter().for_each(|p| learn(&mut shadows, p)),
+                Event::Reloaded(r) => r.services.iter().for_each(|p| learn(&mut shadows, p)),
+                Event::Reconfigured(r) => learn(&mut shadows, &r.params),
+                _ => {}
+            }
             let applies: Vec<&Record> = applies.iter().map(|&i| &records[i]).collect();
-            let text = if verbose {
+            let mut text = if verbose {
                 event_text(&head.event)
             } else {
                 group_text(head, &applies)
             };
+            if let Event::CheckEdge(e) = &head.event {
+                if shadows
+                    .get(&e.service)
+                    .is_some_and(|s| s.contains(&e.check))
+                {
+                    text.push_str(" (shadow check)");
+                }
+            }
             format!(
                 "{} {} {}",
                 format_time(head.at_ms),

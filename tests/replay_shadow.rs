@@ -124,6 +124,20 @@ fn run(service: &str, deep: &str, what_if: &[&str]) -> (Report, Report, Vec<(i64
             String::from_utf8_lossy(&history.stdout)
         );
     }
+    if deep.contains("shadow") {
+        // history marks the shadow check's results.
+        let text = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .args(["history", "dns", "-c"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(
+            text.contains("check deep: fail: deep check failed (shadow check)"),
+            "{text}"
+        );
+        assert!(!text.contains("check dns: pass (shadow check)"), "{text}");
+    }
     let with_what_if = if what_if.is_empty() {
         recorded.clone()
     } else {
