@@ -348,6 +348,8 @@ pub fn render_events(records: &[Record], verbose: bool) -> Vec<String> {
     // The shadow checks of each service, from the parameters journaled so far (a window
     // that starts after them does not know them, and marks nothing).
     let mut shadows: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let mut params: std::collections::HashMap<String, anycastd_journal::wire::ServiceParams> =
+        Default::default();
     let learn = |shadows: &mut std::collections::HashMap<String, Vec<String>>,
                  params: &anycastd_journal::wire::ServiceParams| {
         shadows.insert(
@@ -364,10 +366,28 @@ pub fn render_events(records: &[Record], verbose: bool) -> Vec<String> {
         .into_iter()
         .map(|(head, applies)| {
             let head = &records[head];
+            // What a service's reconfiguration changed, against its parameters before.
+            let mut changed = None;
             match &head.event {
-                Event::DaemonStarted(s) => s.services.iter().for_each(|p| learn(&mut shadows, p)),
-                Event::Reloaded(r) => r.services.iter().for_each(|p| learn(&mut shadows, p)),
-                Event::Reconfigured(r) => learn(&mut shadows, &r.params),
+                Event::DaemonStarted(s) => {
+                    for p in &s.services {
+                        learn(&mut shadows, p);
+                        params.insert(p.name.clone(), p.clone());
+                    }
+                }
+                Event::Reloaded(r) => {
+                    for p in &r.services {
+                        learn(&mut shadows, p);
+                        // Services the reload added start with these.
+                        params.entry(p.name.clone()).or_insert_with(|| p.clone());
+                    }
+                }
+                Event::Reconfigured(r) => {
+                    learn(&mut shadows, &r.params);
+                    if let Some(old) = params.insert(r.service.clone(), r.params.clone()) {
+                        changed = Some(crate::text::params_changes(&old, &r.params));
+                    }
+                }
                 _ => {}
             }
             let applies: Vec<&Record> = applies.iter().map(|&i| &records[i]).collect();
@@ -376,6 +396,9 @@ pub fn render_events(records: &[Record], verbose: bool) -> Vec<String> {
             } else {
                 group_text(head, &applies)
             };
+            if let Some(changes) = changed.filter(|c| !c.is_empty()) {
+                text.push_str(&format!(" ({})", changes.join(", ")));
+            }
             if let Event::CheckEdge(e) = &head.event {
                 if shadows
                     .get(&e.service)

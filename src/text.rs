@@ -514,6 +514,81 @@ pub fn render_text(record: &Record) -> String {
     )
 }
 
+/// What changed between two journaled parameter sets of a service, in words (`rise 1 -> 2`,
+/// `check web: interval 2s -> 1s`, `check deep added`, `prefix ... removed`).
+pub fn params_changes(old: &wire::ServiceParams, new: &wire::ServiceParams) -> Vec<String> {
+    let mut out = Vec::new();
+    let require = |n: u32| {
+        if n == 0 {
+            "all".to_owned()
+        } else {
+            n.to_string()
+        }
+    };
+    for (what, a, b) in [
+        ("rise", old.rise.to_string(), new.rise.to_string()),
+        ("fall", old.fall.to_string(), new.fall.to_string()),
+        ("require", require(old.require), require(new.require)),
+    ] {
+        if a != b {
+            out.push(format!("{what} {a} -> {b}"));
+        }
+    }
+    for p in &old.prefixes {
+        if !new.prefixes.contains(p) {
+            out.push(format!("prefix {} removed", prefix_text(p)));
+        }
+    }
+    for p in &new.prefixes {
+        if !old.prefixes.contains(p) {
+            out.push(format!("prefix {} added", prefix_text(p)));
+        }
+    }
+    let same = |a: &wire::CheckParams, b: &wire::CheckParams| {
+        a.name == b.name && a.kind == b.kind && a.identity == b.identity
+    };
+    for c in &old.checks {
+        if !new.checks.iter().any(|n| same(c, n)) {
+            out.push(format!("check {} removed", c.name));
+        }
+    }
+    let secs = |ms: u64| format!("{}s", ms as f64 / 1000.0);
+    for c in &new.checks {
+        let Some(o) = old.checks.iter().find(|o| same(o, c)) else {
+            out.push(format!("check {} added", c.name));
+            continue;
+        };
+        let mut what = Vec::new();
+        for (key, a, b) in [
+            ("interval", o.interval_ms, c.interval_ms),
+            ("timeout", o.timeout_ms, c.timeout_ms),
+            (
+                "pending_timeout",
+                o.pending_timeout_ms,
+                c.pending_timeout_ms,
+            ),
+        ] {
+            if a != b {
+                what.push(format!("{key} {} -> {}", secs(a), secs(b)));
+            }
+        }
+        if o.shadow != c.shadow {
+            what.push(
+                if c.shadow {
+                    "now a shadow check"
+                } else {
+                    "no longer a shadow check"
+                }
+                .into(),
+            );
+        }
+        if !what.is_empty() {
+            out.push(format!("check {}: {}", c.name, what.join(", ")));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,6 +598,48 @@ mod tests {
             check: check.into(),
             observation,
         }
+    }
+
+    #[test]
+    fn a_reconfiguration_says_what_changed() {
+        let check = |name: &str, interval_ms: u64, shadow: bool| wire::CheckParams {
+            kind: "exec".into(),
+            identity: "/bin/true".into(),
+            name: name.into(),
+            interval_ms,
+            timeout_ms: 1000,
+            pending_timeout_ms: 10_000,
+            max_age_ms: None,
+            shadow,
+        };
+        let old = wire::ServiceParams {
+            name: "web".into(),
+            rise: 1,
+            fall: 1,
+            checks: vec![check("a", 1000, false), check("gone", 1000, false)],
+            prefixes: vec![wire::PrefixRef::frr("/usr/bin/vtysh", None, "192.0.2.1/32")],
+            require: 0,
+        };
+        let new = wire::ServiceParams {
+            rise: 2,
+            checks: vec![check("a", 500, true), check("b", 1000, false)],
+            prefixes: vec![wire::PrefixRef::frr("/usr/bin/vtysh", None, "192.0.2.2/32")],
+            require: 1,
+            ..old.clone()
+        };
+        assert_eq!(
+            params_changes(&old, &new),
+            [
+                "rise 1 -> 2",
+                "require all -> 1",
+                "prefix 192.0.2.1/32 removed",
+                "prefix 192.0.2.2/32 added",
+                "check gone removed",
+                "check a: interval 1s -> 0.5s, now a shadow check",
+                "check b added",
+            ]
+        );
+        assert!(params_changes(&old, &old).is_empty());
     }
 
     #[test]

@@ -227,6 +227,16 @@ fn reloads_add_change_and_remove_services_without_touching_the_others() {
         out.contains("; dns: check dns: interval 0.2s -> 0.3s"),
         "{out}"
     );
+    // So does history, once the driver applied it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, history, _) = anycastd(&["history", "dns"], &config);
+        if history.contains("reconfigured by the reload: rise 1, fall 1, 1 check(s), 2 prefix(es) (check dns: interval 0.2s -> 0.3s, timeout 0.2s -> 0.3s)") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{history}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     wait_polls(&emulator, "dns", 5);
 
     // An invalid config changes nothing: `reload` refuses it (exit 65, every error), and so

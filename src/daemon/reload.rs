@@ -224,97 +224,31 @@ impl Running {
 }
 
 /// What a reload changed in a service, in words (`rise 1 -> 2`, `check web: interval 2s ->
-/// 1s, shadow`, `check x added`, `prefix 203.0.113.9/32 removed`).
+/// 1s, now a shadow check`, `check x added`, `prefix 203.0.113.9/32 removed`): the journaled
+/// parameters' differences, and the settings not journaled with them.
 pub(super) fn changes(old: &crate::config::Service, new: &crate::config::Service) -> Vec<String> {
-    use crate::config::Check;
-    let mut out = Vec::new();
-    let mut number = |what: &str, a: String, b: String| {
-        if a != b {
-            out.push(format!("{what} {a} -> {b}"));
-        }
-    };
+    use crate::service::driver::wire_params;
+    let mut out = crate::text::params_changes(&wire_params(old), &wire_params(new));
     let secs = |d: Option<std::time::Duration>| {
         d.map(|d| format!("{}s", d.as_secs_f64()))
             .unwrap_or_else(|| "off".into())
     };
-    let require = |n: u32| {
-        if n == 0 {
-            "all".to_owned()
-        } else {
-            n.to_string()
-        }
-    };
-    number("rise", old.rise.to_string(), new.rise.to_string());
-    number("fall", old.fall.to_string(), new.fall.to_string());
-    number("require", require(old.require), require(new.require));
-    number(
-        "fast_interval",
-        secs(old.fast_interval),
-        secs(new.fast_interval),
-    );
+    if old.fast_interval != new.fast_interval {
+        out.push(format!(
+            "fast_interval {} -> {}",
+            secs(old.fast_interval),
+            secs(new.fast_interval)
+        ));
+    }
     if old.damping != new.damping {
-        out.push(match new.damping {
-            Some(_) if old.damping.is_some() => "flap damping changed".into(),
-            Some(_) => "flap damping on".into(),
-            None => "flap damping off".into(),
+        out.push(match (&old.damping, &new.damping) {
+            (Some(_), Some(_)) => "flap damping changed".into(),
+            (None, Some(_)) => "flap damping on".into(),
+            _ => "flap damping off".into(),
         });
     }
-    for p in &old.prefixes {
-        if !new.prefixes.contains(p) {
-            out.push(format!("prefix {} removed", p.prefix));
-        }
-    }
-    for p in &new.prefixes {
-        if !old.prefixes.contains(p) {
-            out.push(format!("prefix {} added", p.prefix));
-        }
-    }
-    let same = |a: &Check, b: &Check| {
-        a.name == b.name && a.kind.name() == b.kind.name() && a.identity() == b.identity()
-    };
-    for c in &old.checks {
-        if !new.checks.iter().any(|n| same(c, n)) {
-            out.push(format!("check {} removed", c.name));
-        }
-    }
-    for c in &new.checks {
-        let Some(o) = old.checks.iter().find(|o| same(o, c)) else {
-            out.push(format!("check {} added", c.name));
-            continue;
-        };
-        let mut what = Vec::new();
-        for (key, a, b) in [
-            ("interval", o.interval, c.interval),
-            ("timeout", o.timeout, c.timeout),
-            ("pending_timeout", o.pending_timeout, c.pending_timeout),
-        ] {
-            if a != b {
-                what.push(format!(
-                    "{key} {}s -> {}s",
-                    a.as_secs_f64(),
-                    b.as_secs_f64()
-                ));
-            }
-        }
-        if o.shadow != c.shadow {
-            what.push(
-                if c.shadow {
-                    "now a shadow check"
-                } else {
-                    "no longer a shadow check"
-                }
-                .into(),
-            );
-        }
-        if o.kind != c.kind && what.is_empty() {
-            what.push("settings changed".into());
-        }
-        if !what.is_empty() {
-            out.push(format!("check {}: {}", c.name, what.join(", ")));
-        }
-    }
     if out.is_empty() {
-        out.push("order of checks or prefixes".into());
+        out.push("settings of a check".into());
     }
     out
 }
