@@ -64,11 +64,7 @@ fn observation_text(o: &wire::Observation) -> String {
 /// Why a transition happened, in words.
 pub fn cause_text(cause: &wire::Cause) -> String {
     match cause {
-        wire::Cause::Verdict {
-            healthy: true,
-            checks,
-        } => {
-            // With `require`, a healthy verdict may have failing checks: say which.
+        wire::Cause::Verdict { healthy, checks } => {
             let failing: Vec<String> = checks
                 .iter()
                 .filter_map(|c| match &c.observation {
@@ -78,31 +74,17 @@ pub fn cause_text(cause: &wire::Cause) -> String {
                     _ => None,
                 })
                 .collect();
-            if failing.is_empty() {
-                "all checks pass".into()
-            } else {
-                format!(
+            match (healthy, failing.is_empty()) {
+                (true, true) => "all checks pass".into(),
+                // With `require`, a healthy verdict may have failing checks: say which.
+                (true, false) => format!(
                     "{} of {} checks pass; {}",
                     checks.len() - failing.len(),
                     checks.len(),
                     failing.join("; ")
-                )
+                ),
+                (false, _) => failing.join("; "),
             }
-        }
-        wire::Cause::Verdict {
-            healthy: false,
-            checks,
-        } => {
-            let failing: Vec<String> = checks
-                .iter()
-                .filter_map(|c| match &c.observation {
-                    wire::Observation::Fail(reason) => {
-                        Some(format!("check {} failed: {reason}", c.check))
-                    }
-                    _ => None,
-                })
-                .collect();
-            failing.join("; ")
         }
         wire::Cause::Drain => "drained".into(),
         wire::Cause::Undrain => "undrained".into(),

@@ -9,19 +9,13 @@ mod support;
 
 use nix::sys::signal::Signal;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use support::cabourotte::{Behaviour, Emulator, Generation};
 use support::daemon::{one_service_config, Daemon, OneService};
+use support::oracle::now_ms;
 
 /// Passes for the first requests, then failures.
 const PASSES: usize = 3;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 #[test]
 fn a_fall_is_confirmed_at_the_fast_interval_then_polls_slow_down() {

@@ -13,29 +13,20 @@
 
 mod support;
 
-use anycastd::replay::{Report, Step};
+use anycastd::replay::Report;
 use nix::sys::signal::Signal;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use support::cabourotte::{Behaviour, Emulator, Generation};
 use support::daemon::{one_service_config, Daemon, OneService};
+use support::oracle::{assert_close, now_ms, verdicts, SERVE_SLACK_MS};
 
 /// The results, by request number: runs of failures of 1 to 4 between runs of passes of 1
 /// to 4; passes after it.
 const SCRIPT: &str = "PPPFPPFFPFFFPPFFFFPFFPPPFPFFFPPPPFPPFFFP";
 const INTERVAL_MS: i64 = 200;
-/// A poll's grid point and the moment the emulator serves it are this close at most (in
-/// practice 1-3 ms; generous for a loaded machine).
-const SERVE_SLACK_MS: i64 = 60;
 
 type Served = Arc<Mutex<Vec<(i64, bool)>>>;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// An emulator serving SCRIPT to check `dns`, logging (time, pass) of each answer.
 fn scripted(rt: &tokio::runtime::Runtime) -> (Emulator, Served) {
@@ -112,15 +103,6 @@ fn run(rise: u32, fall: u32, what_if: &[&str]) -> (Report, Report, Vec<(i64, boo
     (recorded, with_what_if, served)
 }
 
-/// The transitions checks caused: (time, from, to).
-fn verdicts(timeline: &[Step]) -> Vec<(i64, String, String)> {
-    timeline
-        .iter()
-        .filter(|s| s.kind == "transition" && !s.to.starts_with("draining"))
-        .map(|s| (s.at_ms, s.from.clone(), s.to.clone()))
-        .collect()
-}
-
 /// By hand: the transitions rise/fall give over the served results.
 fn by_hand(served: &[(i64, bool)], rise: u32, fall: u32) -> Vec<(i64, String, String)> {
     let mut state = "starting";
@@ -145,21 +127,6 @@ fn by_hand(served: &[(i64, bool)], rise: u32, fall: u32) -> Vec<(i64, String, St
         state = to;
     }
     out
-}
-
-fn assert_close(got: &[(i64, String, String)], expected: &[(i64, String, String)], what: &str) {
-    assert_eq!(
-        got.iter().map(|(_, f, t)| (f, t)).collect::<Vec<_>>(),
-        expected.iter().map(|(_, f, t)| (f, t)).collect::<Vec<_>>(),
-        "{what}: the same transitions"
-    );
-    for ((a, _, _), (b, _, _)) in got.iter().zip(expected) {
-        assert!(
-            (a - b).abs() <= SERVE_SLACK_MS,
-            "{what}: {a} vs {b} ({} ms apart)",
-            a - b
-        );
-    }
 }
 
 /// By hand: announced time and outages in `[from, to]` for these transitions.

@@ -10,25 +10,18 @@
 
 mod support;
 
-use anycastd::replay::{Report, Step};
+use anycastd::replay::Report;
 use nix::sys::signal::Signal;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use support::cabourotte::{Behaviour, Emulator, Generation};
 use support::daemon::{one_service_config, Daemon, OneService};
+use support::oracle::{assert_close, now_ms, verdicts};
 
 const SCRIPT: &str = "PPFPPFFPFFFPPFFFFPFFPPPFPFFFPP";
 const INTERVAL_MS: i64 = 200;
-const SERVE_SLACK_MS: i64 = 60;
 
 type Served = Arc<Mutex<Vec<(i64, bool)>>>;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 fn scripted(rt: &tokio::runtime::Runtime) -> (Emulator, Served) {
     let served: Served = Arc::default();
@@ -165,14 +158,6 @@ fn run(service: &str, deep: &str, what_if: &[&str]) -> (Report, Report, Vec<(i64
     (recorded, with_what_if, served)
 }
 
-fn verdicts(timeline: &[Step]) -> Vec<(i64, String, String)> {
-    timeline
-        .iter()
-        .filter(|s| s.kind == "transition" && !s.to.starts_with("draining"))
-        .map(|s| (s.at_ms, s.from.clone(), s.to.clone()))
-        .collect()
-}
-
 /// By hand, rise 1 and fall 1 with `dns` always passing: `deep` decides.
 fn by_hand(served: &[(i64, bool)]) -> Vec<(i64, String, String)> {
     let mut state = "starting";
@@ -191,17 +176,6 @@ fn relative(list: &[(i64, String, String)], origin: i64) -> Vec<(i64, String, St
     list.iter()
         .map(|(at, f, t)| (at - origin, f.clone(), t.clone()))
         .collect()
-}
-
-fn assert_close(got: &[(i64, String, String)], expected: &[(i64, String, String)], what: &str) {
-    assert_eq!(
-        got.iter().map(|(_, f, t)| (f, t)).collect::<Vec<_>>(),
-        expected.iter().map(|(_, f, t)| (f, t)).collect::<Vec<_>>(),
-        "{what}: the same transitions"
-    );
-    for ((a, _, _), (b, _, _)) in got.iter().zip(expected) {
-        assert!((a - b).abs() <= SERVE_SLACK_MS, "{what}: {a} vs {b}");
-    }
 }
 
 #[test]

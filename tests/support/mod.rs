@@ -6,5 +6,6 @@ pub mod daemon;
 pub mod fake_frr;
 pub mod live;
 pub mod monitor;
+pub mod oracle;
 pub mod servers;
 pub mod testbed;
