@@ -831,6 +831,13 @@ mod tests {
             [2, 2, 1],
             "five changes in calls of at most two; the orphan is never sent"
         );
+        // The writer settles a change just after reporting it: wait for the last one.
+        for _ in 0..200 {
+            if handle.unsettled() == vec![orphan.clone()] {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert_eq!(handle.unsettled(), vec![orphan]);
     }
 
