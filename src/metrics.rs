@@ -98,7 +98,12 @@ const METRICS: &[(&str, &str, &str)] = &[
     (
         "anycastd_drift_repairs_total",
         "counter",
-        "Prefixes found in the wrong state in FRR and repaired.",
+        "Prefixes found in the wrong state in the routing daemon (FRR, BIRD) and repaired.",
+    ),
+    (
+        "anycastd_routing_restarts_total",
+        "counter",
+        "Restarts of a routing daemon (bgpd, BIRD) found by watching its control socket.",
     ),
     ("anycastd_drains_total", "counter", "Operator drains."),
 ];
@@ -226,6 +231,15 @@ pub fn vtysh_counters(vtysh: &str) {
     ] {
         count(name, &[("vtysh", vtysh)], 0.0);
     }
+}
+
+/// ... of a routing backend (at its writer's start) ...
+pub fn backend_counters(kind: &str, instance: &str) {
+    count(
+        "anycastd_routing_restarts_total",
+        &[("backend", kind), ("instance", instance)],
+        0.0,
+    );
 }
 
 /// ... and of the journal (at the daemon's start).

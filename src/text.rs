@@ -21,9 +21,48 @@ pub fn prefix_with_vrf(prefix: &str, vrf: Option<&str>) -> String {
     }
 }
 
-/// A journaled prefix reference in words.
+/// A journaled prefix reference in words: an FRR prefix with its VRF
+/// (`203.0.113.123/32 (vrf 123)`), a BIRD prefix with its static protocol
+/// (`192.0.2.1/32 (BIRD protocol anycastd4)`).
 pub fn prefix_text(p: &wire::PrefixRef) -> String {
-    prefix_with_vrf(&p.prefix, p.vrf.as_deref())
+    match (p.backend.as_str(), p.vrf.as_deref()) {
+        ("bird", Some(protocol)) => format!("{} (BIRD protocol {protocol})", p.prefix),
+        (_, vrf) => prefix_with_vrf(&p.prefix, vrf),
+    }
+}
+
+/// The routing daemon of a journaled prefix in words: `FRR`, `BIRD`.
+pub fn backend_label(p: &wire::PrefixRef) -> String {
+    match crate::routing::BackendKind::from_name(&p.backend) {
+        Some(kind) => kind.label().to_owned(),
+        None => p.backend.clone(),
+    }
+}
+
+/// The routing daemons of some prefixes in words: `FRR`, `BIRD`, `FRR and BIRD`.
+pub fn backends_label<'a>(prefixes: impl IntoIterator<Item = &'a wire::PrefixRef>) -> String {
+    let mut labels: Vec<String> = Vec::new();
+    for p in prefixes {
+        let label = backend_label(p);
+        if !labels.contains(&label) {
+            labels.push(label);
+        }
+    }
+    if labels.is_empty() {
+        "the routing daemon".to_owned()
+    } else {
+        labels.join(" and ")
+    }
+}
+
+/// A backend as [`crate::routing::BackendId`]'s display writes it, in words: `FRR through
+/// /usr/bin/vtysh`, `BIRD at /run/bird/bird.ctl`.
+pub fn backend_text(shown: &str) -> String {
+    match shown.split_once(':') {
+        Some(("bird", socket)) => format!("BIRD at {socket}"),
+        Some(("memory", name)) => format!("the memory backend {name}"),
+        _ => format!("FRR through {shown}"),
+    }
 }
 
 fn prefixes_text(prefixes: &[wire::PrefixRef]) -> String {
@@ -89,8 +128,10 @@ pub fn cause_text(cause: &wire::Cause) -> String {
         wire::Cause::Drain => "drained".into(),
         wire::Cause::Undrain => "undrained".into(),
         wire::Cause::DrainExpired => "drain expired".into(),
-        wire::Cause::Restored => "restored after a restart, prefixes still in FRR".into(),
-        wire::Cause::Adopted => "adopted prefixes found in FRR".into(),
+        wire::Cause::Restored => {
+            "restored after a restart, prefixes still in the routing daemon".into()
+        }
+        wire::Cause::Adopted => "adopted prefixes found in the routing daemon".into(),
         wire::Cause::Restart => "reset at start-up".into(),
         wire::Cause::Unsuppressed => "flap damping no longer suppresses it, checks pass".into(),
     }
@@ -118,6 +159,7 @@ pub fn kind(event: &Event) -> &'static str {
         Event::Reconfigured(_) => "reconfigured",
         Event::DampingRestored(_) => "damping_restored",
         Event::ReloadRejected(_) => "reload_rejected",
+        Event::RoutingRestarted(_) => "routing_restarted",
     }
 }
 
@@ -165,9 +207,10 @@ pub fn event_text(event: &Event) -> String {
                 wire::Change::None => "keep",
             };
             format!(
-                "FRR {verb} {}: {} (decision {})",
+                "{} {verb} {}: {} (decision {})",
+                backend_label(&a.prefix),
                 prefix_text(&a.prefix),
-                outcome_text(&a.outcome),
+                outcome_text(&a.outcome, &backend_label(&a.prefix)),
                 a.decision_seq
             )
         }
@@ -265,10 +308,22 @@ pub fn event_text(event: &Event) -> String {
             format_time(g.to_ms),
             g.error
         ),
+        Event::RoutingRestarted(r) => format!(
+            "{} restarted; re-announcing {} prefix(es) of this service{} ({} in all there)",
+            r.daemon,
+            r.prefixes.len(),
+            if r.prefixes.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", prefixes_text(&r.prefixes))
+            },
+            r.total
+        ),
         Event::Drift(d) => format!(
-            "drift: {} was {} in FRR, {} wanted; repairing",
+            "drift: {} was {} in {}, {} wanted; repairing",
             prefix_text(&d.prefix),
             if d.present { "present" } else { "absent" },
+            backend_label(&d.prefix),
             if d.wanted {
                 "announcement"
             } else {
@@ -278,13 +333,14 @@ pub fn event_text(event: &Event) -> String {
     }
 }
 
-fn outcome_text(outcome: &wire::Outcome) -> String {
+/// An outcome in words; `daemon` names the routing daemon (`FRR`).
+fn outcome_text(outcome: &wire::Outcome, daemon: &str) -> String {
     match outcome {
         wire::Outcome::Applied => "applied".to_owned(),
-        wire::Outcome::AlreadySo => "already so in FRR".to_owned(),
+        wire::Outcome::AlreadySo => format!("already so in {daemon}"),
         wire::Outcome::Failed(e) => format!("FAILED: {e}"),
         wire::Outcome::Superseded => {
-            "superseded by a newer decision before it was applied (FRR unchanged)".to_owned()
+            format!("superseded by a newer decision before it was applied ({daemon} unchanged)")
         }
     }
 }
@@ -299,21 +355,22 @@ fn reconciled_text(r: &wire::Reconciled, applies: &[&Record]) -> String {
     for item in &r.items {
         let p = prefix_text(&item.prefix);
         let s = &item.service;
+        let daemon = backend_label(&item.prefix);
         let what = match item.decision {
             wire::ReconcileDecision::Kept => {
-                format!("keep {p} of {s} (announced before the restart, still in FRR)")
+                format!("keep {p} of {s} (announced before the restart, still in {daemon})")
             }
             wire::ReconcileDecision::Orphan => {
                 format!("withdraw {p} of {s} (orphan: no longer configured)")
             }
             wire::ReconcileDecision::Missing => {
-                format!("{p} of {s} missing from FRR although announced before the restart")
+                format!("{p} of {s} missing from {daemon} although announced before the restart")
             }
             wire::ReconcileDecision::Withdrawn => {
-                format!("withdraw {p} of {s} (in FRR, but not announced at the last stop)")
+                format!("withdraw {p} of {s} (in {daemon}, but not announced at the last stop)")
             }
             wire::ReconcileDecision::Adopted => {
-                format!("adopt {p} of {s} (configured and already in FRR)")
+                format!("adopt {p} of {s} (configured and already in {daemon})")
             }
             wire::ReconcileDecision::Reboot => format!("withdraw {p} of {s} (the host rebooted)"),
         };
@@ -323,17 +380,18 @@ fn reconciled_text(r: &wire::Reconciled, applies: &[&Record]) -> String {
             .find_map(|record| match &record.event {
                 Event::Apply(a) if a.prefix == item.prefix => Some(match &a.outcome {
                     wire::Outcome::AlreadySo => "already so".to_owned(),
-                    other => outcome_text(other),
+                    other => outcome_text(other, &daemon),
                 }),
                 _ => None,
             })
-            .map(|o| format!(": FRR {o}"))
+            .map(|o| format!(": {daemon} {o}"))
             .unwrap_or_default();
         parts.push(format!("{what}{outcome}"));
     }
-    for (vtysh, error) in &r.unreadable {
+    for (backend, error) in &r.unreadable {
         parts.push(format!(
-            "could not read FRR through {vtysh}: {error} (nothing decided there)"
+            "could not read {}: {error} (nothing decided there)",
+            backend_text(backend)
         ));
     }
     if parts.is_empty() {
@@ -346,7 +404,7 @@ fn reconciled_text(r: &wire::Reconciled, applies: &[&Record]) -> String {
 /// A prefix, its last outcome (with its time) and the failures journaled for it.
 type PrefixOutcome<'a> = (&'a wire::PrefixRef, Option<(&'a wire::Outcome, i64)>, usize);
 
-/// What FRR did with a decision, from its outcome records. `after_poll`: the decision's time
+/// What the routing daemon did with a decision, from its outcome records. `after_poll`: the decision's time
 /// is the time the poll that caused it was due (a check's verdict), so a timed-out poll's
 /// decision came a timeout later.
 fn frr_outcome(
@@ -374,6 +432,7 @@ fn frr_outcome(
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let daemon = backends_label(prefixes);
     let mut applied_at = None;
     let mut failures_before = 0;
     let (mut already, mut superseded, mut unknown) = (0, vec![], vec![]);
@@ -396,9 +455,9 @@ fn frr_outcome(
     if let Some(done) = applied_at {
         let ms = (done - at_ms).max(0);
         let mut text = if after_poll {
-            format!("FRR applied {ms} ms after the deciding poll")
+            format!("{daemon} applied {ms} ms after the deciding poll")
         } else {
-            format!("FRR applied in {ms} ms")
+            format!("{daemon} applied in {ms} ms")
         };
         if failures_before > 0 {
             text.push_str(&format!(", {failures_before} failed attempt(s) before"));
@@ -408,25 +467,33 @@ fn frr_outcome(
         }
         parts.push(text);
     } else if already > 0 {
-        parts.push("FRR already so".to_owned());
+        parts.push(format!("{daemon} already so"));
     }
     if !superseded.is_empty() {
         let whole = superseded.len() == last.len();
         parts.push(if whole {
-            "superseded by a newer decision before FRR applied it (FRR unchanged)".to_owned()
+            format!(
+                "superseded by a newer decision before {daemon} applied it ({daemon} unchanged)"
+            )
         } else {
             format!(
-                "superseded for {} by a newer decision (FRR unchanged)",
+                "superseded for {} by a newer decision ({daemon} unchanged)",
                 named(&superseded)
             )
         });
     }
     if !failed.is_empty() {
-        parts.push(format!("FRR FAILED for {} (retrying)", failed.join("; ")));
+        parts.push(format!(
+            "{daemon} FAILED for {} (retrying)",
+            failed.join("; ")
+        ));
     }
     if !unknown.is_empty() && unknown.len() < last.len() || parts.is_empty() && !unknown.is_empty()
     {
-        parts.push(format!("no FRR outcome journaled for {}", named(&unknown)));
+        parts.push(format!(
+            "no {daemon} outcome journaled for {}",
+            named(&unknown)
+        ));
     }
     if parts.is_empty() {
         String::new()
@@ -475,12 +542,20 @@ pub fn group_text(head: &Record, applies: &[&Record]) -> String {
                             "withdraw"
                         },
                         prefix_text(&a.prefix),
-                        outcome_text(&a.outcome)
+                        outcome_text(&a.outcome, &backend_label(&a.prefix))
                     )),
                     _ => None,
                 })
                 .collect();
-            format!("{}; FRR: {}", event_text(&head.event), outcomes.join("; "))
+            let daemon = backends_label(applies.iter().filter_map(|r| match &r.event {
+                Event::Apply(a) => Some(&a.prefix),
+                _ => None,
+            }));
+            format!(
+                "{}; {daemon}: {}",
+                event_text(&head.event),
+                outcomes.join("; ")
+            )
         }
         event => event_text(event),
     }

@@ -30,8 +30,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use wire::Event;
 
-/// The format version this build writes (it reads 1, 2 and 3; see [`wire`]).
+/// The format version this build writes its records in (it reads 1 to 4; see [`wire`]). A
+/// record of a kind added in format 4 carries 4 instead ([`wire::Event::format`]), so that a
+/// build that knows format 3 skips only those.
 pub const FORMAT_VERSION: u8 = 3;
+
+/// The newest format version this build writes and reads.
+pub const NEWEST_FORMAT_VERSION: u8 = 4;
 
 /// The oldest format version this build reads.
 pub const OLDEST_FORMAT_VERSION: u8 = 1;
@@ -138,7 +143,7 @@ pub mod codec {
             at_ms,
             event: event.clone(),
         };
-        let mut bytes = vec![FORMAT_VERSION];
+        let mut bytes = vec![event.format()];
         options_v1()
             .serialize_into(&mut bytes, &body)
             .map_err(|e| Error::Encode(e.to_string()))?;
@@ -152,16 +157,19 @@ pub mod codec {
                 seq,
                 reason: "empty record".into(),
             }),
-            Some((version @ (1..=3), body)) => {
+            Some((version @ (1..=NEWEST_FORMAT_VERSION), body)) => {
                 let body: Body = wire::with_format(*version, || options_v1().deserialize(body))
                     .map_err(|e| Error::Corrupt {
                         seq,
                         reason: e.to_string(),
                     })?;
-                if *version == 1 && body.event.is_version_2() {
+                if *version < body.event.introduced() {
                     return Err(Error::Corrupt {
                         seq,
-                        reason: "a format 2 record kind marked as format 1".into(),
+                        reason: format!(
+                            "a format {} record kind marked as format {version}",
+                            body.event.introduced()
+                        ),
                     });
                 }
                 Ok(Entry::Record(Record {
@@ -182,7 +190,7 @@ pub mod codec {
     /// record of a known version, or too short).
     pub fn peek_time(bytes: &[u8]) -> Option<i64> {
         match bytes.split_first() {
-            Some((1..=3, body)) => bincode::DefaultOptions::new()
+            Some((1..=NEWEST_FORMAT_VERSION, body)) => bincode::DefaultOptions::new()
                 .with_varint_encoding()
                 .with_little_endian()
                 .allow_trailing_bytes()
@@ -204,7 +212,7 @@ pub mod codec {
     /// Decode a last-state value (`None` for an unknown version).
     pub fn decode_last(bytes: &[u8]) -> Result<Option<LastState>, Error> {
         match bytes.split_first() {
-            Some((version @ (1..=3), body)) => {
+            Some((version @ (1..=NEWEST_FORMAT_VERSION), body)) => {
                 wire::with_format(*version, || options_v1().deserialize(body))
                     .map(Some)
                     .map_err(|e| Error::Corrupt {
@@ -997,7 +1005,7 @@ fn commit_loop(
                 let first = last + 1 - request.events.len() as u64;
                 for (i, event) in request.events.iter().enumerate() {
                     tap(&Record {
-                        version: FORMAT_VERSION,
+                        version: event.format(),
                         seq: first + i as u64,
                         at_ms: request.at_ms,
                         event: event.clone(),

@@ -506,6 +506,24 @@ pub enum Event {
     DampingRestored(DampingRestored),
     /// A reload was asked for and rejected; the running configuration was kept (format 2).
     ReloadRejected(ReloadRejected),
+    // ---- format version 4 ----
+    /// The routing daemon of some of the service's prefixes restarted; they are re-read and
+    /// re-announced (format 4).
+    RoutingRestarted(RoutingRestarted),
+}
+
+/// A routing daemon restarted (its control socket was re-created), one record per service
+/// with prefixes there (format 4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutingRestarted {
+    /// The service.
+    pub service: String,
+    /// The daemon, in words (`bgpd`, `BIRD`).
+    pub daemon: String,
+    /// The service's prefixes wanted announced at that moment, to be re-announced.
+    pub prefixes: Vec<PrefixRef>,
+    /// Prefixes of every service wanted announced there at that moment.
+    pub total: u64,
 }
 
 /// A run of results of one check, all equal to the check's previous result, at
@@ -685,6 +703,22 @@ impl Event {
         )
     }
 
+    /// The format version that introduced this kind of record.
+    pub fn introduced(&self) -> u8 {
+        match self {
+            Event::RoutingRestarted(_) => 4,
+            e if e.is_version_2() => 2,
+            _ => 1,
+        }
+    }
+
+    /// The format version a record of this kind is written in: 3, or 4 for the kinds format
+    /// 4 added (format 4 is format 3 with [`Event::RoutingRestarted`] appended; a build that
+    /// knows format 3 skips those records alone).
+    pub fn format(&self) -> u8 {
+        self.introduced().max(3)
+    }
+
     /// The service the record is about, if any (used for the per-service index).
     pub fn service(&self) -> Option<&str> {
         match self {
@@ -700,6 +734,7 @@ impl Event {
             Event::Runs(r) => Some(&r.service),
             Event::Reconfigured(r) => Some(&r.service),
             Event::DampingRestored(d) => Some(&d.state.service),
+            Event::RoutingRestarted(r) => Some(&r.service),
             Event::Operator(OperatorAction {
                 kind: OperatorKind::Drain { service, .. } | OperatorKind::Undrain { service },
                 ..

@@ -50,6 +50,8 @@ pub struct Config {
     pub journal: JournalConfig,
     /// `[frrouting]`.
     pub frrouting: FrrConfig,
+    /// `[bird]`.
+    pub bird: BirdConfig,
     /// `[daemon]`.
     pub daemon: DaemonConfig,
     /// `[control]`.
@@ -122,6 +124,28 @@ pub struct FrrConfig {
     pub reconcile_interval: Duration,
 }
 
+/// `[bird]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BirdConfig {
+    /// Where the include files of the static protocols are written.
+    pub include_dir: PathBuf,
+    /// Time limit of one conversation with BIRD.
+    pub timeout: Duration,
+    /// How often the writers re-read BIRD and repair drift.
+    pub reconcile_interval: Duration,
+}
+
+impl Default for BirdConfig {
+    fn default() -> BirdConfig {
+        let d = crate::routing::bird::Settings::default();
+        BirdConfig {
+            include_dir: d.include_dir,
+            timeout: d.timeout,
+            reconcile_interval: d.reconcile_interval,
+        }
+    }
+}
+
 /// `[control]`: the control socket.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ControlConfig {
@@ -162,7 +186,8 @@ pub struct Service {
 }
 
 /// One prefix of a service and the backend that announces it (`prefixes.frrouting`: the FRR
-/// of a vtysh binary).
+/// of a vtysh binary, in a VRF; `prefixes.bird`: the BIRD of a control socket, in a static
+/// protocol).
 pub type Prefix = crate::routing::Route;
 
 /// One check: what every kind has, and the kind's own settings.
@@ -622,6 +647,11 @@ impl Config {
                 args: self.frrouting.vtysh_args.clone(),
                 timeout: self.frrouting.vtysh_timeout,
                 reconcile_interval: self.frrouting.reconcile_interval,
+            },
+            bird: crate::routing::bird::Settings {
+                include_dir: self.bird.include_dir.clone(),
+                timeout: self.bird.timeout,
+                reconcile_interval: self.bird.reconcile_interval,
             },
         }
     }

@@ -4,8 +4,24 @@
 use super::tree::{Node, Value};
 use super::validate::{join, vrf_suffix, Table, Validator};
 
+/// Where a prefix goes, as its item says (a BIRD protocol defaults by the prefix's family).
+enum Place {
+    Frr(crate::routing::BackendId, Option<String>),
+    Bird(crate::routing::BackendId, Option<String>),
+}
+
+/// A BIRD symbol anycastd accepts as a protocol name.
+fn valid_bird_symbol(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.len() <= 64
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// The keys under `prefixes`: one per backend kind.
-const PREFIX_TYPES: &[&str] = &["frrouting"];
+const PREFIX_TYPES: &[&str] = &["frrouting", "bird"];
 use super::*;
 
 impl Validator {
@@ -37,7 +53,48 @@ impl Validator {
             ok = false;
         }
         self.duplicate_prefixes(&services);
+        self.bird_protocols(&services);
         ok.then(|| services.into_iter().map(|(_, s)| s).collect())
+    }
+
+    /// A BIRD static protocol has one channel, so one family; and its include file is named
+    /// after it alone, so two BIRDs cannot share a protocol name.
+    fn bird_protocols(&mut self, services: &[(usize, Service)]) {
+        let mut seen: HashMap<&str, (&str, bool, &str)> = HashMap::new();
+        for (span, service) in services {
+            for p in &service.prefixes {
+                if p.backend.kind != crate::routing::BackendKind::Bird {
+                    continue;
+                }
+                let Some(protocol) = p.vrf.as_deref() else {
+                    continue;
+                };
+                let v6 = p.prefix.addr().is_ipv6();
+                let path = format!("services.{}.prefixes.bird", service.name);
+                match seen.get(protocol) {
+                    Some((socket, _, other)) if *socket != p.backend.instance => {
+                        let message = format!(
+                            "BIRD protocol {protocol} is used with the sockets {socket} (service \"{other}\") and {}: its include file would be shared; name the protocols apart",
+                            p.backend.instance
+                        );
+                        self.problem(*span, path, message);
+                        return;
+                    }
+                    Some((_, family, other)) if *family != v6 => {
+                        let message = format!(
+                            "BIRD protocol {protocol} gets IPv4 and IPv6 prefixes ({} here, the other family in service \"{other}\"); a static protocol has one channel",
+                            p.prefix
+                        );
+                        self.problem(*span, path, message);
+                        return;
+                    }
+                    Some(_) => {}
+                    None => {
+                        seen.insert(protocol, (&p.backend.instance, v6, &service.name));
+                    }
+                }
+            }
+        }
     }
 
     pub(super) fn duplicate_prefixes(&mut self, services: &[(usize, Service)]) {
@@ -290,18 +347,14 @@ impl Validator {
         ok.then_some(prefixes)
     }
 
-    /// One prefix of backend type `type_key`: the keys every backend has (`prefix`, `vrf`),
-    /// then the backend's own ([`Validator::backend`]).
+    /// One prefix of backend type `type_key`: `prefix`, then the backend's own keys
+    /// ([`Validator::backend`]).
     pub(super) fn prefix(&mut self, type_key: &str, node: &Node, path: &str) -> Option<Prefix> {
-        let (prefix_node, vrf, backend) = match &node.value {
+        let (prefix_node, place) = match &node.value {
             Value::Table(_) => {
                 let mut table = self.table(node, path)?;
                 let prefix = self.take(&mut table, "prefix");
-                let vrf = match self.take(&mut table, "vrf") {
-                    Some(n) => self.vrf(n, &join(path, "vrf")).map(Some),
-                    None => Some(None),
-                };
-                let backend = self.backend(type_key, Some(&mut table), path);
+                let place = self.backend(type_key, Some(&mut table), path);
                 self.finish(table);
                 let Some(prefix) = prefix else {
                     self.problem(
@@ -311,9 +364,9 @@ impl Validator {
                     );
                     return None;
                 };
-                (prefix, vrf?.flatten(), backend?)
+                (prefix, place?)
             }
-            _ => (node, None, self.backend(type_key, None, path)?),
+            _ => (node, self.backend(type_key, None, path)?),
         };
         let prefix_path = if std::ptr::eq(prefix_node, node) {
             path.to_owned()
@@ -340,6 +393,16 @@ impl Validator {
                 return None;
             }
         };
+        let (backend, vrf) =
+            match place {
+                Place::Frr(backend, vrf) => (backend, vrf),
+                Place::Bird(backend, protocol) => (
+                    backend,
+                    Some(protocol.unwrap_or_else(|| {
+                        crate::routing::bird::default_protocol(&prefix).to_owned()
+                    })),
+                ),
+            };
         Some(Prefix {
             prefix,
             vrf,
@@ -347,18 +410,22 @@ impl Validator {
         })
     }
 
-    /// The backend of a prefix of type `type_key`, from its own keys in `table` (`None`: the
-    /// prefix was given as a plain string, so every key has its default).
+    /// The backend of a prefix of type `type_key` and its place there, from its own keys in
+    /// `table` (`None`: the prefix was given as a plain string, so every key has its default).
     fn backend(
         &mut self,
         type_key: &str,
         table: Option<&mut Table<'_>>,
         path: &str,
-    ) -> Option<crate::routing::BackendId> {
+    ) -> Option<Place> {
         match type_key {
-            // `vtysh`: the binary that reaches the FRR.
+            // `vtysh`: the binary that reaches the FRR; `vrf`: the VRF.
             "frrouting" => {
-                let vtysh = match table.and_then(|t| self.take(t, "vtysh")) {
+                let (vtysh, vrf) = match table {
+                    Some(t) => (self.take(t, "vtysh"), self.take(t, "vrf")),
+                    None => (None, None),
+                };
+                let vtysh = match vtysh {
                     Some(n) => match self.string(n, &join(path, "vtysh")) {
                         Some(s) if s.is_empty() => {
                             self.problem(n.span.start, join(path, "vtysh"), "must not be empty");
@@ -368,7 +435,53 @@ impl Validator {
                     },
                     None => Some(PathBuf::from(DEFAULT_VTYSH)),
                 };
-                Some(crate::routing::BackendId::frr(vtysh?))
+                let vrf = match vrf {
+                    Some(n) => self.vrf(n, &join(path, "vrf")),
+                    None => Some(None),
+                };
+                Some(Place::Frr(crate::routing::BackendId::frr(vtysh?), vrf?))
+            }
+            // `socket`: BIRD's control socket; `protocol`: the static protocol.
+            "bird" => {
+                let (socket, protocol) = match table {
+                    Some(t) => (self.take(t, "socket"), self.take(t, "protocol")),
+                    None => (None, None),
+                };
+                let socket = match socket {
+                    Some(n) => match self.string(n, &join(path, "socket")) {
+                        Some(s) if !s.starts_with('/') => {
+                            self.problem(
+                                n.span.start,
+                                join(path, "socket"),
+                                "must be an absolute path (BIRD's control socket)",
+                            );
+                            None
+                        }
+                        other => other.map(PathBuf::from),
+                    },
+                    None => Some(PathBuf::from(crate::routing::bird::DEFAULT_SOCKET)),
+                };
+                let protocol = match protocol {
+                    Some(n) => match self.string(n, &join(path, "protocol")) {
+                        Some(name) if !valid_bird_symbol(&name) => {
+                            self.problem(
+                                n.span.start,
+                                join(path, "protocol"),
+                                format!(
+                                    "BIRD protocol name {name:?} must be a letter or _ then \
+                                     1-63 of A-Z a-z 0-9 _ (it names a file and goes into BIRD commands)"
+                                ),
+                            );
+                            None
+                        }
+                        other => other.map(Some),
+                    },
+                    None => Some(None),
+                };
+                Some(Place::Bird(
+                    crate::routing::BackendId::bird(socket?),
+                    protocol?,
+                ))
             }
             other => {
                 self.problem(0, path, format!("unknown prefix type \"{other}\""));

@@ -185,6 +185,10 @@ impl Validator {
                 reconcile_interval: DEFAULT_RECONCILE_INTERVAL,
             }),
         };
+        let bird = match self.take(&mut top, "bird") {
+            Some(node) => self.bird(node),
+            None => Some(BirdConfig::default()),
+        };
         let daemon = match self.take(&mut top, "daemon") {
             Some(node) => self.daemon(node),
             None => Some(DaemonConfig {
@@ -219,6 +223,7 @@ impl Validator {
             services: services?,
             journal: journal?,
             frrouting: frrouting?,
+            bird: bird?,
             daemon: daemon?,
             control: control?,
             metrics_listen: metrics_listen?,
@@ -333,6 +338,47 @@ impl Validator {
         Some(FrrConfig {
             vtysh_args: vtysh_args?,
             vtysh_timeout: vtysh_timeout?,
+            reconcile_interval: reconcile_interval?,
+        })
+    }
+
+    pub(super) fn bird(&mut self, node: &Node) -> Option<BirdConfig> {
+        let mut table = self.table(node, "bird")?;
+        let defaults = BirdConfig::default();
+        let include_dir = match self.take(&mut table, "include_dir") {
+            Some(n) => match self.string(n, "bird.include_dir") {
+                Some(s) if !s.starts_with('/') || s.len() < 2 => {
+                    self.problem(
+                        n.span.start,
+                        "bird.include_dir",
+                        "must be an absolute path of a directory (not /)",
+                    );
+                    None
+                }
+                Some(s) if s.contains(['*', '?', '[', '"', ' ']) => {
+                    self.problem(
+                        n.span.start,
+                        "bird.include_dir",
+                        "must not contain * ? [ \" or spaces (it goes into BIRD's include pattern)",
+                    );
+                    None
+                }
+                other => other.map(|s| PathBuf::from(s.trim_end_matches('/'))),
+            },
+            None => Some(defaults.include_dir),
+        };
+        let timeout = match self.take(&mut table, "timeout") {
+            Some(n) => self.duration(n, "bird.timeout"),
+            None => Some(defaults.timeout),
+        };
+        let reconcile_interval = match self.take(&mut table, "reconcile_interval") {
+            Some(n) => self.duration(n, "bird.reconcile_interval"),
+            None => Some(defaults.reconcile_interval),
+        };
+        self.finish(table);
+        Some(BirdConfig {
+            include_dir: include_dir?,
+            timeout: timeout?,
             reconcile_interval: reconcile_interval?,
         })
     }

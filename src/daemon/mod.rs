@@ -25,7 +25,7 @@ use crate::control::{self, StopRequest};
 use crate::exit;
 use crate::journal::{now_ms, JournalHandle};
 use crate::routing::reconcile::{self, Plan};
-use crate::routing::writer::{Decision, Outcome, Report, WriterHandle};
+use crate::routing::writer::{Decision, Notice, Outcome, Report, Restart, WriterHandle};
 use crate::routing::{self, BackendId};
 use crate::service::driver::{self, prefix_ref, Command, DriverHandle};
 use crate::service::driver::{Shared, Start, Views, Writers};
@@ -258,7 +258,7 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
 pub(super) struct Running {
     config: Config,
     path: PathBuf,
-    reports: mpsc::UnboundedSender<Report>,
+    reports: mpsc::UnboundedSender<Notice>,
     shared: Shared,
     shared_config: Arc<Mutex<Arc<Config>>>,
 }
@@ -274,10 +274,10 @@ fn systemd_status(
         String::new()
     } else {
         format!(
-            "; FRR unreachable through {}",
+            "; unreachable: {}",
             unreadable
                 .iter()
-                .map(|(v, _)| v.as_str())
+                .map(|(v, _)| crate::text::backend_text(v))
                 .collect::<Vec<_>>()
                 .join(", ")
         )

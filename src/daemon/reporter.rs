@@ -17,7 +17,7 @@ pub(super) async fn flush_reports(
 }
 
 pub(super) async fn journal_reports(
-    mut reports: mpsc::UnboundedReceiver<Report>,
+    mut reports: mpsc::UnboundedReceiver<Notice>,
     mut flush: mpsc::Receiver<oneshot::Sender<()>>,
     journal: JournalHandle,
 ) {
@@ -28,9 +28,9 @@ pub(super) async fn journal_reports(
                 Some(report) => {
                     // Every report waiting goes into one durable append: an operator told
                     // "FRR shows it" finds the outcome in the journal after a crash too.
-                    let mut events: Vec<wire::Event> = journal_report(report).into_iter().collect();
+                    let mut events: Vec<wire::Event> = journal_notice(report);
                     while let Ok(report) = reports.try_recv() {
-                        events.extend(journal_report(report));
+                        events.extend(journal_notice(report));
                     }
                     journal.append_flushed(now_ms(), events);
                 }
@@ -39,13 +39,69 @@ pub(super) async fn journal_reports(
             Some(done) = flush.recv() => {
                 let mut events = Vec::new();
                 while let Ok(report) = reports.try_recv() {
-                    events.extend(journal_report(report));
+                    events.extend(journal_notice(report));
                 }
                 journal.append_flushed(now_ms(), events);
                 let _ = done.send(());
             }
         }
     }
+}
+
+/// The records of a writer's notice (and its log line).
+pub(super) fn journal_notice(notice: Notice) -> Vec<wire::Event> {
+    match notice {
+        Notice::Outcome(report) => journal_report(report).into_iter().collect(),
+        Notice::Restarted(restart) => journal_restart(restart),
+    }
+}
+
+/// A routing daemon restarted: one record per service with prefixes wanted announced there
+/// (and per service that has none, nothing: its prefixes stay withdrawn).
+fn journal_restart(restart: Restart) -> Vec<wire::Event> {
+    let Restart {
+        backend,
+        daemon,
+        announced,
+    } = restart;
+    crate::metrics::count(
+        "anycastd_routing_restarts_total",
+        &[
+            ("backend", backend.kind.name()),
+            ("instance", &backend.instance),
+        ],
+        1.0,
+    );
+    tracing::warn!(
+        backend = %backend,
+        prefixes = announced.len(),
+        "{daemon} restarted ({}); re-announcing {} prefix(es).",
+        crate::text::backend_text(&backend.to_string()),
+        announced.len()
+    );
+    let total = announced.len() as u64;
+    let mut by_service: BTreeMap<String, Vec<wire::PrefixRef>> = BTreeMap::new();
+    for (service, (vrf, prefix)) in announced {
+        by_service.entry(service).or_default().push(
+            crate::routing::Route {
+                prefix,
+                vrf,
+                backend: backend.clone(),
+            }
+            .journal_ref(),
+        );
+    }
+    by_service
+        .into_iter()
+        .map(|(service, prefixes)| {
+            wire::Event::RoutingRestarted(wire::RoutingRestarted {
+                service,
+                daemon: daemon.to_owned(),
+                prefixes,
+                total,
+            })
+        })
+        .collect()
 }
 
 /// The record of an FRR outcome (and its log line).
@@ -67,6 +123,7 @@ pub(super) fn journal_report(report: Report) -> Option<wire::Event> {
                 if decision.announce { "announce" } else { "denounce" }
             );
         }
+        let daemon = backend.kind.label();
         let prefix_ref = crate::routing::Route {
             prefix,
             vrf: vrf.clone(),
@@ -84,8 +141,9 @@ pub(super) fn journal_report(report: Report) -> Option<wire::Event> {
                 prefix = %prefix,
                 vrf = vrf.as_deref().unwrap_or("default"),
                 present,
-                "Drift: prefix {prefix} is {} in FRR although it should be {}; repairing.",
+                "Drift: prefix {prefix} is {} in {} although it should be {}; repairing.",
                 if present { "configured" } else { "missing" },
+                daemon,
                 if decision.announce { "announced" } else { "withdrawn" }
             );
             return Some(wire::Event::Drift(wire::Drift {

@@ -340,7 +340,7 @@ pub(super) async fn journal_start(
 pub(super) fn spawn_writers(
     config: &Config,
     plan: &Reconciliation,
-    reports: &mpsc::UnboundedSender<Report>,
+    reports: &mpsc::UnboundedSender<Notice>,
 ) -> HashMap<BackendId, WriterHandle> {
     let mut backends: BTreeSet<BackendId> = config.prefixes_by_backend().into_keys().collect();
     backends.extend(

@@ -15,6 +15,7 @@
 //! variant, its settings in [`Settings`] (filled in from its config section in `config/`),
 //! and one arm in each of [`spawn_writer`], [`read`] and [`inspect`].
 
+pub mod bird;
 pub mod frr;
 pub mod memory;
 pub mod reconcile;
@@ -32,6 +33,8 @@ use tokio::sync::mpsc;
 pub enum BackendKind {
     /// FRRouting, through vtysh.
     Frr,
+    /// BIRD 2 or 3, through its control socket.
+    Bird,
     /// In this process, for tests ([`memory`]); not reachable from a config file.
     Memory,
 }
@@ -41,6 +44,7 @@ impl BackendKind {
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Frr => "frr",
+            BackendKind::Bird => "bird",
             BackendKind::Memory => "memory",
         }
     }
@@ -49,6 +53,7 @@ impl BackendKind {
     pub fn from_name(name: &str) -> Option<BackendKind> {
         match name {
             "frr" => Some(BackendKind::Frr),
+            "bird" => Some(BackendKind::Bird),
             "memory" => Some(BackendKind::Memory),
             _ => None,
         }
@@ -58,6 +63,7 @@ impl BackendKind {
     pub fn label(self) -> &'static str {
         match self {
             BackendKind::Frr => "FRR",
+            BackendKind::Bird => "BIRD",
             BackendKind::Memory => "the memory backend",
         }
     }
@@ -68,7 +74,8 @@ impl BackendKind {
 pub struct BackendId {
     /// Its kind.
     pub kind: BackendKind,
-    /// Which one: the vtysh binary for FRR, a name for the memory backend.
+    /// Which one: the vtysh binary for FRR, the control socket for BIRD, a name for the
+    /// memory backend.
     pub instance: String,
 }
 
@@ -78,6 +85,14 @@ impl BackendId {
         BackendId {
             kind: BackendKind::Frr,
             instance: vtysh.as_ref().display().to_string(),
+        }
+    }
+
+    /// The BIRD reached through the control socket `socket`.
+    pub fn bird(socket: impl AsRef<std::path::Path>) -> BackendId {
+        BackendId {
+            kind: BackendKind::Bird,
+            instance: socket.as_ref().display().to_string(),
         }
     }
 
@@ -106,7 +121,8 @@ impl std::fmt::Display for BackendId {
 pub struct Route {
     /// The network (host bits zero).
     pub prefix: IpNet,
-    /// The VRF (FRR) or table; `None` = the default one.
+    /// Where within its backend: the VRF for FRR (`None` = the default one), the static
+    /// protocol for BIRD (always named).
     pub vrf: Option<String>,
     /// The backend that announces it.
     pub backend: BackendId,
@@ -242,6 +258,18 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The error of a change that a call reported as applied but a read-back does not show.
     fn not_applied(&self) -> String;
+
+    /// A file the daemon re-creates whenever it starts (its control socket): the writer
+    /// looks at it every [`writer::WATCH_INTERVAL`] and re-reads at once when it is a new
+    /// one. `None`: no such file; drift is found by the periodic pass alone.
+    fn runtime_file(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+
+    /// The daemon that [`Backend::runtime_file`] belongs to, in words (`bgpd`).
+    fn daemon_name(&self) -> &'static str {
+        self.id().kind.label()
+    }
 }
 
 /// How to reach each kind of backend, from the config.
@@ -249,6 +277,8 @@ pub trait Backend: Send + Sync + 'static {
 pub struct Settings {
     /// FRR's.
     pub frr: frr::Settings,
+    /// BIRD's.
+    pub bird: bird::Settings,
 }
 
 /// How often the writer of a memory backend reads it afresh.
@@ -259,6 +289,7 @@ impl Settings {
     pub fn reconcile_interval(&self, kind: BackendKind) -> Duration {
         match kind {
             BackendKind::Frr => self.frr.reconcile_interval,
+            BackendKind::Bird => self.bird.reconcile_interval,
             BackendKind::Memory => MEMORY_RECONCILE_INTERVAL,
         }
     }
@@ -268,14 +299,16 @@ impl Settings {
 pub fn spawn_writer(
     settings: &Settings,
     id: &BackendId,
-    reports: mpsc::UnboundedSender<writer::Report>,
+    reports: mpsc::UnboundedSender<writer::Notice>,
 ) -> writer::WriterHandle {
     let interval = settings.reconcile_interval(id.kind);
+    crate::metrics::backend_counters(id.kind.name(), &id.instance);
     match id.kind {
         BackendKind::Frr => {
             crate::metrics::vtysh_counters(&id.instance);
             writer::spawn(frr::Frr::new(id, &settings.frr), interval, reports)
         }
+        BackendKind::Bird => writer::spawn(bird::Bird::new(id, &settings.bird), interval, reports),
         BackendKind::Memory => {
             writer::spawn(memory::Memory::named(&id.instance), interval, reports)
         }
@@ -292,6 +325,7 @@ pub async fn read(settings: &Settings, id: &BackendId) -> Result<Snapshot, Strin
     }
     match id.kind {
         BackendKind::Frr => of(frr::Frr::new(id, &settings.frr)).await,
+        BackendKind::Bird => of(bird::Bird::new(id, &settings.bird)).await,
         BackendKind::Memory => of(memory::Memory::named(&id.instance)).await,
     }
 }
@@ -307,6 +341,7 @@ pub async fn inspect(
     }
     match id.kind {
         BackendKind::Frr => of(frr::Frr::new(id, &settings.frr), prefixes).await,
+        BackendKind::Bird => of(bird::Bird::new(id, &settings.bird), prefixes).await,
         BackendKind::Memory => of(memory::Memory::named(&id.instance), prefixes).await,
     }
 }

@@ -93,6 +93,32 @@ pub struct Report {
     pub outcome: Outcome,
 }
 
+/// A restart of the routing daemon, found by watching its runtime file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restart {
+    /// The writer's backend.
+    pub backend: BackendId,
+    /// The daemon that restarted, in words (`bgpd`, `BIRD`).
+    pub daemon: &'static str,
+    /// The prefixes wanted announced at that moment (to be re-announced), with their service.
+    pub announced: Vec<(String, PrefixKey)>,
+}
+
+/// What a writer tells the rest of the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// The outcome of a decision.
+    Outcome(Report),
+    /// The routing daemon restarted.
+    Restarted(Restart),
+}
+
+/// How often the writer looks at its daemon's runtime file ([`Backend::runtime_file`]).
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+/// After a restart, retries are as quick as at a shutdown for this long (the daemon may
+/// take a few seconds to load its configuration).
+pub const RECOVERY: Duration = Duration::from_secs(60);
+
 /// The writer's view after its last pass.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Status {
@@ -124,7 +150,7 @@ pub struct WriterHandle {
     backend: BackendId,
     shared: Arc<Mutex<Shared>>,
     notify: Arc<Notify>,
-    reports: mpsc::UnboundedSender<Report>,
+    reports: mpsc::UnboundedSender<Notice>,
     status: watch::Receiver<Status>,
 }
 
@@ -149,12 +175,12 @@ impl WriterHandle {
                             entry.reported = old.reported;
                         }
                     } else if !old.reported && old.decision.announce != decision.announce {
-                        let _ = self.reports.send(Report {
+                        let _ = self.reports.send(Notice::Outcome(Report {
                             backend: self.backend.clone(),
                             key,
                             decision: old.decision,
                             outcome: Outcome::Superseded,
-                        });
+                        }));
                     }
                 }
             }
@@ -233,7 +259,7 @@ fn writer_runtime() -> Option<tokio::runtime::Handle> {
 pub fn spawn<B: Backend>(
     backend: B,
     reconcile_interval: Duration,
-    reports: mpsc::UnboundedSender<Report>,
+    reports: mpsc::UnboundedSender<Notice>,
 ) -> WriterHandle {
     let shared: Arc<Mutex<Shared>> = Arc::default();
     let notify = Arc::new(Notify::new());
@@ -251,6 +277,8 @@ pub fn spawn<B: Backend>(
         last_read: None,
         last_write: None,
         started: Instant::now(),
+        runtime: None,
+        recovering_until: None,
     };
     let task = writer.run(notify.clone(), reconcile_interval);
     match writer_runtime() {
@@ -277,7 +305,7 @@ struct Retry {
 struct Writer<B: Backend> {
     backend: B,
     shared: Arc<Mutex<Shared>>,
-    reports: mpsc::UnboundedSender<Report>,
+    reports: mpsc::UnboundedSender<Notice>,
     status: watch::Sender<Status>,
     /// Prefixes set aside after a failure, until their retry time.
     retry: HashMap<PrefixKey, Retry>,
@@ -294,6 +322,18 @@ struct Writer<B: Backend> {
     /// When the writer started: changes in the first [`START_GATHER`] are gathered as in a
     /// burst (a start announces every healthy service within a few hundred milliseconds).
     started: Instant,
+    /// The identity of the daemon's runtime file when last looked at.
+    runtime: Option<FileId>,
+    /// Until when retries are quick after a restart.
+    recovering_until: Option<Instant>,
+}
+
+/// Which file a path is (device and inode), so that a re-created one tells a restart.
+type FileId = (u64, u64);
+
+fn file_id(path: &std::path::Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 fn backoff(failures: u32, urgent: bool) -> Duration {
@@ -311,6 +351,10 @@ impl<B: Backend> Writer<B> {
         let mut reconcile = tokio::time::interval(reconcile_interval);
         reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reconcile.tick().await;
+        let runtime_file = self.backend.runtime_file();
+        self.runtime = runtime_file.as_deref().and_then(file_id);
+        let mut watch = tokio::time::interval(WATCH_INTERVAL);
+        watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next = self.next_retry();
             let fresh_read = tokio::select! {
@@ -319,8 +363,15 @@ impl<B: Backend> Writer<B> {
                     false
                 }
                 _ = sleep_until(next) => false,
-                // Level-triggered: re-read FRR periodically and repair what drifted.
+                // Level-triggered: re-read the backend periodically and repair what drifted.
                 _ = reconcile.tick() => true,
+                // A restart of the daemon: look at once instead of at the next reconcile.
+                _ = watch.tick(), if runtime_file.is_some() => {
+                    if !self.restarted(runtime_file.as_deref()) {
+                        continue;
+                    }
+                    true
+                }
             };
             if fresh_read {
                 self.last_read = None;
@@ -332,6 +383,42 @@ impl<B: Backend> Writer<B> {
                 }
             }
         }
+    }
+
+    /// Whether the runtime file was re-created since the last look (the daemon restarted):
+    /// then retries become quick for [`RECOVERY`], and the restart is told with the prefixes
+    /// to re-announce. A file that went away is not a restart yet (the daemon is down; its
+    /// reads fail and say so); one that appears is.
+    fn restarted(&mut self, path: Option<&std::path::Path>) -> bool {
+        let now_id = path.and_then(file_id);
+        let before = std::mem::replace(&mut self.runtime, now_id);
+        let restarted = now_id.is_some() && now_id != before;
+        if restarted {
+            let now = Instant::now();
+            self.recovering_until = Some(now + RECOVERY);
+            self.read_retry_at = None;
+            self.read_failures = 0;
+            for retry in self.retry.values_mut() {
+                retry.at = now;
+            }
+            let announced = lock(&self.shared)
+                .desired
+                .iter()
+                .filter(|(_, e)| e.decision.announce)
+                .map(|(k, e)| (e.decision.service.clone(), k.clone()))
+                .collect();
+            let _ = self.reports.send(Notice::Restarted(Restart {
+                backend: self.backend.id().clone(),
+                daemon: self.backend.daemon_name(),
+                announced,
+            }));
+        }
+        restarted
+    }
+
+    /// Whether retries are quick: at a shutdown, and for a while after a restart.
+    fn hurried(&self, urgent: bool) -> bool {
+        urgent || self.recovering_until.is_some_and(|t| Instant::now() < t)
     }
 
     /// In a burst (a pass wrote moments ago), wait until the changes pause, so that the next
@@ -361,12 +448,12 @@ impl<B: Backend> Writer<B> {
     }
 
     fn report(&self, key: &PrefixKey, decision: &Decision, outcome: Outcome) {
-        let _ = self.reports.send(Report {
+        let _ = self.reports.send(Notice::Outcome(Report {
             backend: self.backend.id().clone(),
             key: key.clone(),
             decision: decision.clone(),
             outcome,
-        });
+        }));
     }
 
     fn snapshot(&self) -> (u64, bool, Vec<(PrefixKey, Decision, bool)>) {
@@ -437,6 +524,7 @@ impl<B: Backend> Writer<B> {
     /// One read-diff-write-verify pass. Returns true if another pass should follow at once.
     async fn pass(&mut self) -> bool {
         let (generation, urgent, entries) = self.snapshot();
+        let urgent = self.hurried(urgent);
         if urgent {
             let now = Instant::now();
             for retry in self.retry.values_mut() {
@@ -707,7 +795,7 @@ mod tests {
     fn writer(
         name: &str,
         reconcile: Duration,
-    ) -> (Memory, WriterHandle, mpsc::UnboundedReceiver<Report>) {
+    ) -> (Memory, WriterHandle, mpsc::UnboundedReceiver<Notice>) {
         let memory = Memory::named(name);
         memory.add_table(None);
         memory.add_table(Some("blue"));
@@ -716,15 +804,20 @@ mod tests {
         (memory, handle, rx)
     }
 
-    async fn report(rx: &mut mpsc::UnboundedReceiver<Report>) -> Report {
-        tokio::time::timeout(Duration::from_secs(20), rx.recv())
-            .await
-            .expect("a report within 20 s")
-            .expect("the writer is running")
+    async fn report(rx: &mut mpsc::UnboundedReceiver<Notice>) -> Report {
+        loop {
+            let notice = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+                .await
+                .expect("a report within 20 s")
+                .expect("the writer is running");
+            if let Notice::Outcome(report) = notice {
+                return report;
+            }
+        }
     }
 
     /// The reports until every key in `keys` has a final one (applied or already so).
-    async fn settled(rx: &mut mpsc::UnboundedReceiver<Report>, keys: &[PrefixKey]) -> Vec<Report> {
+    async fn settled(rx: &mut mpsc::UnboundedReceiver<Notice>, keys: &[PrefixKey]) -> Vec<Report> {
         let mut reports = Vec::new();
         while !keys.iter().all(|k| {
             reports.iter().any(|r: &Report| {

@@ -958,7 +958,7 @@ mod tests {
         route: Route,
         script: Script,
         reader: Reader,
-        reports: mpsc::UnboundedReceiver<crate::routing::writer::Report>,
+        reports: mpsc::UnboundedReceiver<crate::routing::writer::Notice>,
         _dir: tempfile::TempDir,
     }
 
@@ -1068,7 +1068,9 @@ mod tests {
         // sequence number of its record, known only once the append returned.
         let journaled = transitions(&f.reader);
         let (seq, t) = journaled.last().unwrap();
-        let applied = f.reports.recv().await.unwrap();
+        let Some(crate::routing::writer::Notice::Outcome(applied)) = f.reports.recv().await else {
+            panic!("an outcome");
+        };
         assert_eq!(applied.outcome, crate::routing::writer::Outcome::Applied);
         assert_eq!(applied.decision.decision_seq, *seq);
         assert_eq!(
@@ -1084,7 +1086,9 @@ mod tests {
         until("withdrawn", || !announced(&f)).await;
         let journaled = transitions(&f.reader);
         let (seq, t) = journaled.last().unwrap();
-        let applied = f.reports.recv().await.unwrap();
+        let Some(crate::routing::writer::Notice::Outcome(applied)) = f.reports.recv().await else {
+            panic!("an outcome");
+        };
         assert_eq!(
             (applied.decision.announce, applied.decision.decision_seq),
             (false, *seq)

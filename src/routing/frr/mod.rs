@@ -156,6 +156,36 @@ impl Backend for Frr {
     fn not_applied(&self) -> String {
         "vtysh exited 0 but the change is not in the running config".to_owned()
     }
+
+    fn runtime_file(&self) -> Option<std::path::PathBuf> {
+        Some(bgpd_socket(&self.vtysh.args))
+    }
+
+    fn daemon_name(&self) -> &'static str {
+        "bgpd"
+    }
+}
+
+/// Where bgpd's vty socket is, from vtysh's arguments: `--vty_socket DIR` (or the `-N NAME`
+/// path space under FRR's run directory), else `/var/run/frr`. bgpd re-creates it whenever it
+/// starts.
+pub fn bgpd_socket(args: &[String]) -> std::path::PathBuf {
+    let mut dir = std::path::PathBuf::from("/var/run/frr");
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        if let Some(value) = word.strip_prefix("--vty_socket=") {
+            dir = value.into();
+        } else if word == "--vty_socket" {
+            if let Some(value) = words.next() {
+                dir = value.into();
+            }
+        } else if word == "-N" || word == "--pathspace" {
+            if let Some(name) = words.next() {
+                dir = std::path::Path::new("/var/run/frr").join(name);
+            }
+        }
+    }
+    dir.join("bgpd.vty")
 }
 
 fn missing_instance(vrf: &Option<String>) -> String {
@@ -265,6 +295,27 @@ pub fn established_peers(text: &str) -> HashMap<(String, &'static str), usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn where_bgpd_listens() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            bgpd_socket(&[]),
+            std::path::Path::new("/var/run/frr/bgpd.vty")
+        );
+        assert_eq!(
+            bgpd_socket(&args(&["--vty_socket", "/tmp/x/run", "--config_dir", "/e"])),
+            std::path::Path::new("/tmp/x/run/bgpd.vty")
+        );
+        assert_eq!(
+            bgpd_socket(&args(&["--vty_socket=/r"])),
+            std::path::Path::new("/r/bgpd.vty")
+        );
+        assert_eq!(
+            bgpd_socket(&args(&["-N", "blue"])),
+            std::path::Path::new("/var/run/frr/blue/bgpd.vty")
+        );
+    }
     use vtysh::Instance;
 
     fn change(vrf: Option<&str>, prefix: &str, announce: bool) -> Change {
