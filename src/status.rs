@@ -135,8 +135,11 @@ impl Snapshot {
 pub struct PrefixStatus {
     /// The prefix.
     pub prefix: String,
-    /// Its VRF (`None` = default).
+    /// Its VRF (`None` = default) for FRR, its static protocol for BIRD.
     pub vrf: Option<String>,
+    /// Its routing daemon's kind (`frr`, `bird`; empty from a daemon that knew FRR alone).
+    #[serde(default)]
+    pub backend: String,
     /// Whether the daemon wants it announced (`None`: the daemon is not running).
     pub desired_announced: Option<bool>,
     /// A `network` line is in FRR's running config.
@@ -368,6 +371,7 @@ fn prefix_status(
     let mut status = PrefixStatus {
         prefix: p.prefix.to_string(),
         vrf: p.vrf.clone(),
+        backend: p.backend.kind.name().to_owned(),
         desired_announced: desired,
         configured: false,
         advertised: false,
@@ -528,7 +532,7 @@ pub fn render_text(services: &[ServiceStatus], now_ms: i64) -> String {
             out.push('\n');
         }
         for p in &s.prefixes {
-            let prefix = crate::text::prefix_with_vrf(&p.prefix, p.vrf.as_deref());
+            let prefix = crate::text::place_text(&p.prefix, p.vrf.as_deref(), &p.backend);
             out.push_str(&format!("  {prefix}: {}\n", p.note));
         }
     }
@@ -548,7 +552,7 @@ pub fn check(services: &[ServiceStatus], live: bool) -> (u8, String) {
     let mut unknown = Vec::new();
     for s in services {
         for p in &s.prefixes {
-            let prefix = crate::text::prefix_with_vrf(&p.prefix, p.vrf.as_deref());
+            let prefix = crate::text::place_text(&p.prefix, p.vrf.as_deref(), &p.backend);
             if p.unreadable {
                 unknown.push(format!("{} {prefix}: {}", s.name, p.note));
             } else if p.drift {
@@ -559,6 +563,18 @@ pub fn check(services: &[ServiceStatus], live: bool) -> (u8, String) {
         }
     }
     let prefixes: usize = services.iter().map(|s| s.prefixes.len()).sum();
+    let mut daemons: Vec<&str> = Vec::new();
+    for p in services.iter().flat_map(|s| &s.prefixes) {
+        let label = crate::routing::BackendKind::from_name(&p.backend)
+            .unwrap_or(crate::routing::BackendKind::Frr)
+            .label();
+        if !daemons.contains(&label) {
+            daemons.push(label);
+        }
+    }
+    if daemons.is_empty() {
+        daemons.push("FRR");
+    }
     if !critical.is_empty() {
         (2, format!("ANYCASTD CRITICAL - {}", critical.join("; ")))
     } else if !unknown.is_empty() {
@@ -569,8 +585,9 @@ pub fn check(services: &[ServiceStatus], live: bool) -> (u8, String) {
         (
             0,
             format!(
-                "ANYCASTD OK - {} service(s), {prefixes} prefix(es) as wanted in FRR",
-                services.len()
+                "ANYCASTD OK - {} service(s), {prefixes} prefix(es) as wanted in {}",
+                services.len(),
+                daemons.join(" and ")
             ),
         )
     }

@@ -21,14 +21,29 @@ pub fn prefix_with_vrf(prefix: &str, vrf: Option<&str>) -> String {
     }
 }
 
+/// A prefix in its place, from its parts: `kind` is the backend's journal name (`bird`
+/// puts the static protocol in words; anything else the VRF).
+pub fn place_text(prefix: &str, vrf: Option<&str>, kind: &str) -> String {
+    match (kind, vrf) {
+        ("bird", Some(protocol)) => format!("{prefix} (BIRD protocol {protocol})"),
+        (_, vrf) => prefix_with_vrf(prefix, vrf),
+    }
+}
+
+/// A configured prefix in words (as [`prefix_text`]).
+pub fn route_text(route: &crate::routing::Route) -> String {
+    place_text(
+        &route.prefix.to_string(),
+        route.vrf.as_deref(),
+        route.backend.kind.name(),
+    )
+}
+
 /// A journaled prefix reference in words: an FRR prefix with its VRF
 /// (`203.0.113.123/32 (vrf 123)`), a BIRD prefix with its static protocol
 /// (`192.0.2.1/32 (BIRD protocol anycastd4)`).
 pub fn prefix_text(p: &wire::PrefixRef) -> String {
-    match (p.backend.as_str(), p.vrf.as_deref()) {
-        ("bird", Some(protocol)) => format!("{} (BIRD protocol {protocol})", p.prefix),
-        (_, vrf) => prefix_with_vrf(&p.prefix, vrf),
-    }
+    place_text(&p.prefix, p.vrf.as_deref(), &p.backend)
 }
 
 /// The routing daemon of a journaled prefix in words: `FRR`, `BIRD`.

@@ -540,7 +540,12 @@ fn drain_result(
     // The prefixes FRR did not show, grouped by their error.
     let mut by_error: Vec<(String, Vec<String>)> = Vec::new();
     for ((vrf, prefix), error) in left.iter().filter(|(key, _)| keys.contains(&key)) {
-        let prefix = crate::text::prefix_with_vrf(&prefix.to_string(), vrf.as_deref());
+        let kind = reply
+            .handed
+            .iter()
+            .find(|h| h.keys.contains(&(vrf.clone(), *prefix)))
+            .map_or("frr", |h| h.writer.backend().kind.name());
+        let prefix = crate::text::place_text(&prefix.to_string(), vrf.as_deref(), kind);
         let error = error.clone().unwrap_or_else(|| "not confirmed yet".into());
         match by_error.iter_mut().find(|(e, _)| *e == error) {
             Some((_, prefixes)) => prefixes.push(prefix),

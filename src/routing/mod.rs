@@ -259,6 +259,18 @@ pub trait Backend: Send + Sync + 'static {
     /// The error of a change that a call reported as applied but a read-back does not show.
     fn not_applied(&self) -> String;
 
+    /// With nothing to change after a fresh read: bring whatever the backend keeps beside
+    /// the daemon in line with what the daemon has, in the tables of `tables` (BIRD: the
+    /// include files). Never changes what is announced.
+    fn tidy(
+        &self,
+        installed: &Self::Installed,
+        tables: &[Option<String>],
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (installed, tables);
+        async {}
+    }
+
     /// A file the daemon re-creates whenever it starts (its control socket): the writer
     /// looks at it every [`writer::WATCH_INTERVAL`] and re-reads at once when it is a new
     /// one. `None`: no such file; drift is found by the periodic pass alone.

@@ -543,6 +543,7 @@ impl<B: Backend> Writer<B> {
             .take()
             .filter(|(at, _)| at.elapsed() < READ_BACK_REUSE)
             .map(|(_, installed)| installed);
+        let fresh = reuse.is_none();
         let installed = match reuse {
             Some(installed) => installed,
             None => match self.backend.read().await {
@@ -558,6 +559,11 @@ impl<B: Backend> Writer<B> {
 
         let plan = self.diff(&installed, &entries, urgent, now);
         if plan.is_empty() {
+            if fresh {
+                let tables: Vec<Option<String>> =
+                    entries.iter().map(|(k, _, _)| k.0.clone()).collect();
+                self.backend.tidy(&installed, &tables).await;
+            }
             self.publish(generation, &installed, &entries);
             return false;
         }

@@ -288,7 +288,7 @@ impl Driver {
         self.service
             .prefixes
             .iter()
-            .map(|p| crate::text::prefix_with_vrf(&p.prefix.to_string(), p.vrf.as_deref()))
+            .map(crate::text::route_text)
             .collect()
     }
 

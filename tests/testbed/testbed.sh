@@ -7,13 +7,20 @@
 #              | vtysh ARGS... | peer ARGS...
 #
 # Environment: TB_NAME (namespace prefix, default acdtb), TB_DIR (state directory, default
-# /tmp/$TB_NAME), TB_PEER (gobgp|bird, default gobgp).
+# /tmp/$TB_NAME), TB_PEER (gobgp|bird, default gobgp), TB_BIRD (1: also a BIRD 2 as a local
+# speaker, for anycastd's BIRD backend; needs TB_PEER=gobgp).
+#
+#   testbed.sh restart-bird | stop-bird | start-bird | birdc ARGS...   (with TB_BIRD=1)
 #
 # Layout (addresses exist only inside the namespaces made here):
 #   $N-r1   FRR, default VRF, AS 65536: r1-peer 192.0.2.1/30, 2001:db8:ffff:1::1/64
 #   $N-vrf  the netns that FRR's netns VRF backend sees as VRF "123", AS 65537:
 #           v123-peer 192.0.2.5/30, 2001:db8:ffff:2::1/64
 #   $N-peer the peer, AS 65001: 192.0.2.2 / 2001:db8:ffff:1::2 and 192.0.2.6 / 2001:db8:ffff:2::2
+#   $N-b1   (TB_BIRD=1) BIRD 2, AS 65538: b1-peer 192.0.2.9/30, 2001:db8:ffff:3::1/64, control
+#           socket $D/bird/bird.ctl, static protocols anycastd4/anycastd6 including
+#           $D/run-anycastd*/bird-anycastd{4,6}.conf, exported to the peer (192.0.2.10 and
+#           2001:db8:ffff:3::2)
 # The README example's service addresses are put on lo of $N-r1 (dns) and $N-vrf (ntp), so
 # FRR's default `bgp network import-check` finds them.
 #
@@ -24,8 +31,10 @@ set -euo pipefail
 N=${TB_NAME:-acdtb}
 D=${TB_DIR:-/tmp/$N}
 PEER=${TB_PEER:-gobgp}
+WITH_BIRD=${TB_BIRD:-0}
 R=$D/frr
 P=$D/peer
+B=$D/bird
 
 say() { echo "[testbed $N] $*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -111,7 +120,9 @@ start_peer() {
 			printf '[global.config]\n  as = 65001\n  router-id = "192.0.2.2"\n'
 			# a sink: never pass one FRR instance's routes to the other
 			printf '[global.apply-policy.config]\n  default-import-policy = "accept-route"\n  default-export-policy = "reject-route"\n'
-			for n in "192.0.2.1 65536 ipv4" "2001:db8:ffff:1::1 65536 ipv6" "192.0.2.5 65537 ipv4" "2001:db8:ffff:2::1 65537 ipv6"; do
+			neighbors=("192.0.2.1 65536 ipv4" "2001:db8:ffff:1::1 65536 ipv6" "192.0.2.5 65537 ipv4" "2001:db8:ffff:2::1 65537 ipv6")
+			if [ "$WITH_BIRD" = 1 ]; then neighbors+=("192.0.2.9 65538 ipv4" "2001:db8:ffff:3::1 65538 ipv6"); fi
+			for n in "${neighbors[@]}"; do
 				set -- $n
 				printf '[[neighbors]]\n  [neighbors.config]\n    neighbor-address = "%s"\n    peer-as = %s\n' "$1" "$2"
 				printf '  [neighbors.timers.config]\n    connect-retry = 1\n    hold-time = 9\n    keepalive-interval = 3\n'
@@ -141,6 +152,40 @@ start_peer() {
 	fi
 }
 
+# The local BIRD that anycastd's BIRD backend drives.
+write_bird() {
+	mkdir -p "$B" "$D/run-anycastd"
+	cat > "$B/bird.conf" <<EOF
+router id 203.0.113.181;
+protocol device { }
+protocol static anycastd4 {
+  ipv4;
+include "$D/run-anycastd*/bird-anycastd4.conf";
+}
+protocol static anycastd6 {
+  ipv6;
+include "$D/run-anycastd*/bird-anycastd6.conf";
+}
+protocol bgp peer_v4 {
+  local 192.0.2.9 as 65538; neighbor 192.0.2.10 as 65001;
+  hold time 9; keepalive time 3; connect retry time 1; error wait time 1, 5;
+  ipv4 { import none; export where proto = "anycastd4"; };
+}
+protocol bgp peer_v6 {
+  local 2001:db8:ffff:3::1 as 65538; neighbor 2001:db8:ffff:3::2 as 65001;
+  hold time 9; keepalive time 3; connect retry time 1; error wait time 1, 5;
+  ipv6 { import none; export where proto = "anycastd6"; };
+}
+EOF
+}
+
+cmd_start_bird() {
+	ip netns exec "$N-b1" bird -c "$B/bird.conf" -s "$B/bird.ctl" -P "$B/bird.pid"
+	for _ in $(seq 100); do birdc -s "$B/bird.ctl" show status > /dev/null 2>&1 && return 0; sleep 0.05; done
+	die "local bird did not start"
+}
+cmd_stop_bird() { stop_pid "$B/bird.pid" bird; }
+
 established() {
 	if [ "$PEER" = gobgp ]; then
 		ip netns exec "$N-peer" gobgp neighbor 2>/dev/null | grep -c ' Establ ' || true
@@ -149,9 +194,12 @@ established() {
 	fi
 }
 
+sessions() { if [ "$WITH_BIRD" = 1 ]; then echo 6; else echo 4; fi; }
+
 cmd_wait() {
+	local want; want=$(sessions)
 	for _ in $(seq 600); do
-		[ "$(established)" -ge 4 ] && return 0
+		[ "$(established)" -ge "$want" ] && return 0
 		sleep 0.1
 	done
 	die "BGP sessions not Established after 60 s"
@@ -161,14 +209,20 @@ cmd_up() {
 	[ "$(id -u)" = 0 ] || die "needs root"
 	[ ! -e "/run/netns/$N-r1" ] || die "namespace $N-r1 exists: another testbed uses the name $N"
 	rm -rf "$D"; mkdir -p "$D"
+	[ "$WITH_BIRD" != 1 ] || [ "$PEER" = gobgp ] || die "TB_BIRD=1 needs TB_PEER=gobgp"
 	netns "$N-r1"; netns "$N-vrf"; netns "$N-peer"
 	link "$N-r1" r1-peer "$N-peer" peer-r1 192.0.2.1/30 192.0.2.2/30 2001:db8:ffff:1::1/64 2001:db8:ffff:1::2/64
 	link "$N-vrf" v123-peer "$N-peer" peer-v123 192.0.2.5/30 192.0.2.6/30 2001:db8:ffff:2::1/64 2001:db8:ffff:2::2/64
+	if [ "$WITH_BIRD" = 1 ]; then
+		netns "$N-b1"
+		link "$N-b1" b1-peer "$N-peer" peer-b1 192.0.2.9/30 192.0.2.10/30 2001:db8:ffff:3::1/64 2001:db8:ffff:3::2/64
+	fi
 	ip -n "$N-r1" addr add 203.0.113.53/32 dev lo
 	ip -n "$N-r1" addr add 2001:db8::b19:bad:53/128 dev lo nodad
 	ip -n "$N-vrf" addr add 203.0.113.123/32 dev lo
 	ip -n "$N-vrf" addr add 2001:db8::123:7e11:713e/128 dev lo nodad
 	start_peer
+	if [ "$WITH_BIRD" = 1 ]; then write_bird; cmd_start_bird; fi
 	write_frr
 	ip netns exec "$N-r1" unshare --mount --propagation private "$R/start.sh"
 	for _ in $(seq 100); do [ -S "$R/run/bgpd.vty" ] && [ -S "$R/run/staticd.vty" ] && break; sleep 0.05; done
@@ -194,7 +248,8 @@ cmd_down() {
 	stop_pid "$R/run/zebra.pid" zebra
 	stop_pid "$P/gobgpd.pid" gobgpd
 	stop_pid "$P/bird.pid" bird
-	for n in "$N-peer" "$N-vrf" "$N-r1"; do [ -e "/run/netns/$n" ] && ip netns del "$n"; done
+	stop_pid "$B/bird.pid" bird
+	for n in "$N-peer" "$N-vrf" "$N-r1" "$N-b1"; do [ -e "/run/netns/$n" ] && ip netns del "$n"; done
 	return 0
 }
 
@@ -226,6 +281,10 @@ case "${1:-}" in
 	down) cmd_down ;;
 	wait) cmd_wait ;;
 	restart-bgpd) shift; cmd_restart_bgpd "$@" ;;
+	stop-bird) cmd_stop_bird ;;
+	start-bird) cmd_start_bird ;;
+	restart-bird) cmd_stop_bird; cmd_start_bird ;;
+	birdc) shift; birdc -s "$B/bird.ctl" "$@" ;;
 	vtysh) shift; vt "$@" ;;
 	peer) shift
 		if [ "$PEER" = gobgp ]; then ip netns exec "$N-peer" gobgp "$@"; else birdc -s "$P/bird.ctl" "$@"; fi ;;

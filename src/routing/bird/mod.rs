@@ -392,6 +392,39 @@ impl Backend for Bird {
         format!("cannot read BIRD: {error}")
     }
 
+    /// An include file that differs from what BIRD has in its protocol (edited by hand, or
+    /// gone with the runtime directory at a restart of anycastd) is rewritten to what BIRD
+    /// has: nothing changes in BIRD, and its next `configure` or start loads what it runs.
+    async fn tidy(&self, installed: &BirdState, tables: &[Option<String>]) {
+        let protocols: BTreeSet<&str> = tables.iter().filter_map(|t| t.as_deref()).collect();
+        for protocol in protocols {
+            let Some((_, routes)) = installed.statics.get(protocol) else {
+                continue;
+            };
+            let path = include_file(&self.settings.include_dir, protocol);
+            let text = file_text(protocol, routes);
+            let now = std::fs::read_to_string(&path).ok();
+            if now.as_deref() == Some(text.as_str()) || now.is_none() && routes.is_empty() {
+                continue;
+            }
+            match write_atomically(&path, &text) {
+                Ok(()) => tracing::warn!(
+                    file = %path.display(),
+                    "The include file {} {}; rewritten to the {} route(s) BIRD has in protocol {protocol}.",
+                    path.display(),
+                    if now.is_some() { "differed from what BIRD runs (edited by hand?)" } else { "was missing" },
+                    routes.len()
+                ),
+                Err(e) => tracing::warn!(
+                    file = %path.display(),
+                    "Cannot rewrite the include file {}: {}.",
+                    path.display(),
+                    crate::config::io_reason(&e)
+                ),
+            }
+        }
+    }
+
     fn runtime_file(&self) -> Option<PathBuf> {
         Some(self.socket.clone())
     }
