@@ -217,25 +217,34 @@ pub(super) async fn reconcile_at_start(
         }
     };
     if rebooted {
-        tracing::warn!("The host rebooted since the last start: nothing is restored, every configured prefix found in FRR is withdrawn.");
+        tracing::warn!("The host rebooted since the last start: nothing is restored, every configured prefix found in FRR or BIRD is withdrawn.");
     }
     for item in &plan.record.items {
+        let daemon = crate::text::backend_label(&item.prefix);
         let (decision, what) = match item.decision {
-            ReconcileDecision::Kept => ("kept", "is kept announced (restored after a restart)"),
-            ReconcileDecision::Adopted => ("adopted", "is adopted (configured and already in FRR)"),
+            ReconcileDecision::Kept => (
+                "kept",
+                "is kept announced (restored after a restart)".to_owned(),
+            ),
+            ReconcileDecision::Adopted => (
+                "adopted",
+                format!("is adopted (configured and already in {daemon})"),
+            ),
             ReconcileDecision::Missing => (
                 "missing",
-                "is missing from FRR although announced before the restart",
+                format!("is missing from {daemon} although announced before the restart"),
             ),
             ReconcileDecision::Orphan => (
                 "orphan",
-                "is to be withdrawn: no longer configured (orphan)",
+                "is to be withdrawn: no longer configured (orphan)".to_owned(),
             ),
             ReconcileDecision::Withdrawn => (
                 "withdrawn",
-                "is to be withdrawn: in FRR, but not announced at the last stop",
+                format!("is to be withdrawn: in {daemon}, but not announced at the last stop"),
             ),
-            ReconcileDecision::Reboot => ("reboot", "is to be withdrawn: the host rebooted"),
+            ReconcileDecision::Reboot => {
+                ("reboot", "is to be withdrawn: the host rebooted".to_owned())
+            }
         };
         tracing::info!(
             service = %item.service,
@@ -243,7 +252,7 @@ pub(super) async fn reconcile_at_start(
             vrf = item.prefix.vrf.as_deref().unwrap_or("default"),
             decision,
             "Prefix {} of service \"{}\" {what}.",
-            item.prefix.prefix,
+            crate::text::prefix_text(&item.prefix),
             item.service
         );
     }

@@ -16,23 +16,45 @@ pub struct Monitor {
 impl Monitor {
     /// Start monitoring the peer of `tb`, writing into `dir`.
     pub fn start(tb: &Testbed, dir: &Path) -> Monitor {
+        Self::start_on(tb, dir, &["global", "rib"])
+    }
+
+    /// Every path the peer receives from any neighbor (`gobgp monitor adj-in`): a refresh
+    /// of a session shows as every route received again.
+    pub fn adj_in(tb: &Testbed, dir: &Path) -> Monitor {
+        Self::start_on(tb, dir, &["adj-in"])
+    }
+
+    /// Every path event so far: (prefix, withdrawal), in the order received per family.
+    pub fn events(&self) -> Vec<(String, bool)> {
+        let mut out = Vec::new();
+        for file in &self.files {
+            for line in std::fs::read_to_string(file).unwrap_or_default().lines() {
+                let Ok(paths) = serde_json::from_str::<serde_json::Value>(line) else {
+                    continue;
+                };
+                for p in paths.as_array().into_iter().flatten() {
+                    out.push((
+                        p["nlri"]["prefix"].as_str().unwrap_or("?").to_owned(),
+                        p["withdrawal"].as_bool() == Some(true),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    fn start_on(tb: &Testbed, dir: &Path, what: &[&str]) -> Monitor {
         let mut children = Vec::new();
         let mut files = Vec::new();
         for afi in ["ipv4", "ipv6"] {
-            let file = dir.join(format!("monitor-{afi}.jsonl"));
+            let file = dir.join(format!("monitor-{}-{afi}.jsonl", what.join("-")));
+            let peer_ns = format!("{}-peer", tb.name);
+            let mut args = vec!["netns", "exec", &peer_ns, "gobgp", "monitor"];
+            args.extend_from_slice(what);
+            args.extend_from_slice(&["-a", afi, "-j"]);
             let child = Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &format!("{}-peer", tb.name),
-                    "gobgp",
-                    "monitor",
-                    "global",
-                    "rib",
-                    "-a",
-                    afi,
-                    "-j",
-                ])
+                .args(&args)
                 .stdout(std::fs::File::create(&file).expect("monitor file"))
                 .stderr(Stdio::null())
                 .spawn()

@@ -31,6 +31,13 @@ pub const SESSIONS: [(&str, &str, &str, &str); 4] = [
     ("123", "2001:db8:ffff:2::1", "ipv6", "vrf_v6"),
 ];
 
+/// The BGP sessions of the local BIRD (with [`Testbed::up_with_bird`]): (label, BIRD's address
+/// as seen by the peer, afi).
+pub const BIRD_SESSIONS: [(&str, &str, &str); 2] = [
+    ("bird", "192.0.2.9", "ipv4"),
+    ("bird", "2001:db8:ffff:3::1", "ipv6"),
+];
+
 /// A running testbed.
 pub struct Testbed {
     /// Namespace prefix.
@@ -39,6 +46,8 @@ pub struct Testbed {
     pub dir: PathBuf,
     /// The peer.
     pub peer: Peer,
+    /// Whether a local BIRD speaker runs too.
+    pub bird: bool,
     _serial: MutexGuard<'static, ()>,
 }
 
@@ -80,7 +89,20 @@ fn which(binary: &str) -> Option<PathBuf> {
 impl Testbed {
     /// Bring a testbed up, or explain why not and return `None`.
     pub fn up(peer: Peer) -> Option<Testbed> {
-        if let Some(reason) = missing_prerequisite(peer) {
+        Self::up_with(peer, false)
+    }
+
+    /// A testbed with a local BIRD 2 speaker beside FRR (peer: gobgpd), for the BIRD backend.
+    pub fn up_with_bird() -> Option<Testbed> {
+        Self::up_with(Peer::Gobgp, true)
+    }
+
+    fn up_with(peer: Peer, bird: bool) -> Option<Testbed> {
+        let missing = missing_prerequisite(peer).or_else(|| {
+            (bird && which("bird").is_none())
+                .then(|| "packages missing: bird2 (apt-get install bird2)".to_owned())
+        });
+        if let Some(reason) = missing {
             if std::env::var_os("ANYCASTD_REQUIRE_FRR").is_some() {
                 panic!("FRR test cannot run: {reason}");
             }
@@ -94,6 +116,7 @@ impl Testbed {
             name,
             dir,
             peer,
+            bird,
             _serial: serial,
         };
         let out = testbed
@@ -111,6 +134,7 @@ impl Testbed {
 
     fn script_cmd(&self) -> Command {
         let mut cmd = Command::new(script());
+        cmd.env("TB_BIRD", if self.bird { "1" } else { "0" });
         cmd.env("TB_NAME", &self.name).env("TB_DIR", &self.dir).env(
             "TB_PEER",
             match self.peer {
@@ -216,7 +240,81 @@ impl Testbed {
             };
             routes.extend(prefixes.into_iter().map(|p| format!("{label}:{p}")));
         }
+        if self.bird {
+            for (label, neighbor, afi) in BIRD_SESSIONS {
+                routes.extend(
+                    self.adj_in(neighbor, afi)
+                        .into_iter()
+                        .map(|p| format!("{label}:{p}")),
+                );
+            }
+        }
         routes
+    }
+
+    /// The prefixes gobgpd holds from `neighbor` in `afi`.
+    fn adj_in(&self, neighbor: &str, afi: &str) -> Vec<String> {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &format!("{}-peer", self.name),
+                "gobgp",
+                "neighbor",
+                neighbor,
+                "adj-in",
+                "-a",
+                afi,
+                "-j",
+            ])
+            .output()
+            .expect("run gobgp");
+        let json: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        json.as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The local BIRD's control socket.
+    pub fn bird_socket(&self) -> PathBuf {
+        self.dir.join("bird/bird.ctl")
+    }
+
+    /// Where the local BIRD includes anycastd's files from (`[bird] include_dir`).
+    pub fn bird_include_dir(&self) -> PathBuf {
+        self.dir.join("run-anycastd")
+    }
+
+    /// Run birdc against the local BIRD; returns stdout.
+    pub fn birdc(&self, args: &[&str]) -> String {
+        let out = Command::new("birdc")
+            .arg("-s")
+            .arg(self.bird_socket())
+            .args(args)
+            .output()
+            .expect("run birdc");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The routes the local BIRD has in its static protocol `protocol`.
+    pub fn bird_routes(&self, protocol: &str) -> BTreeSet<String> {
+        self.birdc(&["show", "route", "protocol", protocol])
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|w| w.parse::<ipnet::IpNet>().is_ok())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Stop, start or restart the local BIRD (`stop-bird`, `start-bird`, `restart-bird`).
+    pub fn bird_ctl(&self, what: &str) {
+        let out = self.script_cmd().arg(what).output().expect("testbed bird");
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Wait (generously) until the peer's routes equal `expected`; panics with both on timeout.

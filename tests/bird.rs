@@ -1,0 +1,481 @@
+//! The BIRD backend end to end: a real BIRD 2 as the local speaker in a network namespace of
+//! the testbed, FRR beside it, and gobgpd as the BGP peer of both. Assertions are on what the
+//! peer receives (its adj-in per session, and streaming monitors), on what BIRD has, and on
+//! the journal.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use anycastd_journal::wire::{self, Event};
+use nix::sys::signal::Signal;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::daemon::Daemon;
+use support::monitor::Monitor;
+use support::testbed::Testbed;
+
+const EXIT: Duration = Duration::from_secs(30);
+
+/// Every route of the example at the peer: dns's FRR prefix and two BIRD prefixes, ntp's one
+/// BIRD prefix.
+const ALL: [&str; 4] = [
+    "default:203.0.113.53/32",
+    "bird:198.51.100.53/32",
+    "bird:2001:db8:b::53/128",
+    "bird:198.51.100.123/32",
+];
+const NTP_ONLY: [&str; 1] = ["bird:198.51.100.123/32"];
+
+/// An exec check `name` that fails while `DIR/NAME.down` exists.
+fn flag_check(dir: &Path, name: &str) -> String {
+    format!(
+        r#"{{ name = "{name}", command = "/bin/sh", args = ["-c", "if [ -e {dir}/{name}.down ]; then echo '{name} is down' >&2; exit 1; fi"], interval = "200ms", timeout = "3s" }}"#,
+        dir = dir.display()
+    )
+}
+
+/// A config for the testbed: `[frrouting]` and `[bird]` pointing at it, then `services`.
+fn config(dir: &Path, tb: &Testbed, extra: &str, services: &str) -> PathBuf {
+    let args: Vec<String> = tb.vtysh_args().iter().map(|a| format!("{a:?}")).collect();
+    let text = format!(
+        r#"[journal]
+path = "{journal}"
+
+[control]
+socket = "{socket}"
+
+[frrouting]
+vtysh_args = [{args}]
+vtysh_timeout = "5s"
+
+[bird]
+include_dir = "{include}"
+{extra}
+{services}"#,
+        journal = dir.join("journal").display(),
+        socket = dir.join("ctl.sock").display(),
+        args = args.join(", "),
+        include = tb.bird_include_dir().display(),
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    path
+}
+
+/// dns: one FRR prefix and two BIRD prefixes; ntp: one BIRD prefix (`ntp_prefix`).
+fn example(dir: &Path, tb: &Testbed, ntp_prefix: &str) -> String {
+    let socket = tb.bird_socket().display().to_string();
+    format!(
+        r#"[services.dns]
+prefixes.frrouting = ["203.0.113.53"]
+prefixes.bird = [
+    {{ prefix = "198.51.100.53", socket = "{socket}" }},
+    {{ prefix = "2001:db8:b::53", socket = "{socket}" }},
+]
+checks.exec = [{dns}]
+
+[services.ntp]
+prefixes.bird = [{{ prefix = "{ntp_prefix}", socket = "{socket}", protocol = "anycastd4" }}]
+checks.exec = [{ntp}]
+"#,
+        dns = flag_check(dir, "dns"),
+        ntp = flag_check(dir, "ntp"),
+    )
+}
+
+fn anycastd(config: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// The journal records of `service` (and the daemon's), through `history --json`.
+fn events(config: &Path, service: &str) -> Vec<Event> {
+    let (code, out) = anycastd(config, &["history", service, "--json"]);
+    assert_eq!(code, 0, "{out}");
+    out.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|v| serde_json::from_value(v["record"].clone()).ok())
+        .collect()
+}
+
+/// The `route` lines of an include file.
+fn file_routes(tb: &Testbed, protocol: &str) -> BTreeSet<String> {
+    std::fs::read_to_string(tb.bird_include_dir().join(format!("bird-{protocol}.conf")))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("route "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_mixed_service_flips_drains_reloads_and_sigterm_withdraws_everything() {
+    let Some(tb) = Testbed::up_with_bird() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = config(d, &tb, "", &example(d, &tb, "198.51.100.123"));
+    let mut daemon = Daemon::start(&config, &d.join("log"));
+    tb.wait_peer(&ALL);
+    // What BIRD has, and the files it loaded them from.
+    assert_eq!(
+        tb.bird_routes("anycastd4"),
+        set(&["198.51.100.53/32", "198.51.100.123/32"])
+    );
+    assert_eq!(tb.bird_routes("anycastd6"), set(&["2001:db8:b::53/128"]));
+    assert_eq!(
+        file_routes(&tb, "anycastd4"),
+        set(&["198.51.100.53/32", "198.51.100.123/32"])
+    );
+
+    // dns fails: its FRR and BIRD prefixes go, ntp's stays.
+    std::fs::write(d.join("dns.down"), "").unwrap();
+    tb.wait_peer(&NTP_ONLY);
+    let (_, history) = anycastd(&config, &["history", "dns"]);
+    assert!(
+        history.contains("healthy -> unhealthy: withdraw 203.0.113.53/32, 198.51.100.53/32 (BIRD protocol anycastd4), 2001:db8:b::53/128 (BIRD protocol anycastd6) (check dns failed: exit 1: dns is down); FRR and BIRD applied"),
+        "{history}"
+    );
+    std::fs::remove_file(d.join("dns.down")).unwrap();
+    tb.wait_peer(&ALL);
+
+    // status tells configured from advertised for BIRD prefixes, from BIRD's own view.
+    let (code, json) = anycastd(&config, &["status", "--json"]);
+    assert_eq!(code, 0, "{json}");
+    let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let ntp = status["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "ntp")
+        .unwrap();
+    let p = &ntp["prefixes"][0];
+    assert_eq!(
+        (
+            p["backend"].as_str(),
+            p["vrf"].as_str(),
+            p["configured"].as_bool(),
+            p["advertised"].as_bool(),
+            p["established_peers"].as_u64()
+        ),
+        (
+            Some("bird"),
+            Some("anycastd4"),
+            Some(true),
+            Some(true),
+            Some(1)
+        ),
+        "{p}"
+    );
+    // BIRD stops exporting it (the session to the peer is disabled): configured, not
+    // advertised.
+    tb.birdc(&["disable", "peer_v4"]);
+    let (_, text) = anycastd(&config, &["status"]);
+    assert!(
+        text.contains("198.51.100.123/32 (BIRD protocol anycastd4): wanted announced; BIRD: configured, not advertised: no established peer"),
+        "{text}"
+    );
+    tb.birdc(&["enable", "peer_v4"]);
+    tb.wait_peer(&ALL);
+
+    // An operator drain of ntp withdraws its BIRD prefix only; undrain brings it back.
+    let (code, out) = anycastd(&config, &["drain", "ntp", "--reason", "maintenance"]);
+    assert_eq!(code, 0, "{out}");
+    tb.wait_peer(&ALL[..3]);
+    let (code, out) = anycastd(&config, &["undrain", "ntp"]);
+    assert_eq!(code, 0, "{out}");
+    tb.wait_peer(&ALL);
+
+    // A reload moves ntp to another prefix: the old one is withdrawn, the new one announced.
+    let config = self::config(d, &tb, "", &example(d, &tb, "198.51.100.124"));
+    let (code, out) = anycastd(&config, &["reload"]);
+    assert_eq!(code, 0, "{out}");
+    tb.wait_peer(&[ALL[0], ALL[1], ALL[2], "bird:198.51.100.124/32"]);
+
+    // SIGTERM: everything withdrawn at the peer, BIRD's protocols and the files empty.
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(EXIT), 0, "{}", daemon.log_text());
+    tb.wait_peer(&[]);
+    assert!(tb.bird_routes("anycastd4").is_empty());
+    assert!(tb.bird_routes("anycastd6").is_empty());
+    assert!(file_routes(&tb, "anycastd4").is_empty());
+    let stopped = events(&config, "dns");
+    assert!(
+        matches!(
+            stopped.last(),
+            Some(Event::DaemonStopped(wire::DaemonStopped {
+                outcome: wire::StopOutcome::WithdrawnAll,
+                ..
+            }))
+        ),
+        "{:?}",
+        stopped.last()
+    );
+
+    // SIGINT does the same.
+    let mut daemon = Daemon::start(&config, &d.join("log2"));
+    tb.wait_peer(&[ALL[0], ALL[1], ALL[2], "bird:198.51.100.124/32"]);
+    daemon.signal(Signal::SIGINT);
+    assert_eq!(daemon.wait(EXIT), 0, "{}", daemon.log_text());
+    tb.wait_peer(&[]);
+}
+
+#[test]
+fn a_change_moves_only_its_own_prefix_and_never_refreshes_the_session() {
+    let Some(tb) = Testbed::up_with_bird() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let socket = tb.bird_socket().display().to_string();
+    let services: String = ["a", "b", "c"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            format!(
+                "[services.{name}]\nprefixes.bird = [{{ prefix = \"198.51.100.{}\", socket = \"{socket}\" }}]\nchecks.exec = [{}]\n",
+                i + 1,
+                flag_check(d, name)
+            )
+        })
+        .collect();
+    let config = config(d, &tb, "", &services);
+    let _daemon = Daemon::start(&config, &d.join("log"));
+    let all = [
+        "bird:198.51.100.1/32",
+        "bird:198.51.100.2/32",
+        "bird:198.51.100.3/32",
+    ];
+    tb.wait_peer(&all);
+
+    let monitor = Monitor::adj_in(&tb, d);
+    std::fs::write(d.join("c.down"), "").unwrap();
+    tb.wait_peer(&all[..2]);
+    std::fs::remove_file(d.join("c.down")).unwrap();
+    tb.wait_peer(&all);
+    std::thread::sleep(Duration::from_secs(1));
+    // (gobgp may report one path event in more than one message.)
+    let seen = monitor.events();
+    let prefixes: BTreeSet<&str> = seen.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        prefixes,
+        BTreeSet::from(["198.51.100.3/32"]),
+        "the peer received more than the one prefix that changed: {seen:?}"
+    );
+    assert!(seen.iter().any(|(_, withdrawal)| *withdrawal), "{seen:?}");
+    assert!(seen.iter().any(|(_, withdrawal)| !*withdrawal), "{seen:?}");
+
+    // The oracle sees a refresh when one happens: BIRD re-sends everything it exports.
+    tb.birdc(&["reload", "out", "peer_v4"]);
+    wait_until("the refresh at the monitor", || {
+        let prefixes: BTreeSet<String> = monitor.events().into_iter().map(|(p, _)| p).collect();
+        prefixes.contains("198.51.100.1/32") && prefixes.contains("198.51.100.2/32")
+    });
+}
+
+#[test]
+fn sigkill_restart_keeps_everything_a_bird_restart_is_journaled_and_a_boot_starts_empty() {
+    let Some(tb) = Testbed::up_with_bird() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let extra = format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
+    let config = config(d, &tb, &extra, &example(d, &tb, "198.51.100.123"));
+    let mut daemon = Daemon::start(&config, &d.join("log"));
+    tb.wait_peer(&ALL);
+
+    // SIGKILL and start again: the crash-restart rule keeps everything; the peer never sees
+    // a withdrawal.
+    let monitor = Monitor::start(&tb, d);
+    daemon.signal(Signal::SIGKILL);
+    daemon.wait(EXIT);
+    let mut daemon = Daemon::start(&config, &d.join("log2"));
+    daemon.wait_log("is kept announced");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(monitor.withdrawals(), Vec::<String>::new());
+    assert_eq!(tb.peer_routes(), set(&ALL));
+    drop(monitor);
+
+    // BIRD restarts: it loads the file anycastd keeps, and anycastd notices within a second.
+    tb.bird_ctl("restart-bird");
+    tb.wait_peer(&ALL);
+    wait_until("the restart record", || {
+        events(&config, "dns")
+            .iter()
+            .any(|e| matches!(e, Event::RoutingRestarted(r) if r.service == "dns"))
+    });
+    let restarts: Vec<wire::RoutingRestarted> = events(&config, "dns")
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::RoutingRestarted(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    let dns = restarts.iter().find(|r| r.service == "dns").unwrap();
+    assert_eq!(
+        (dns.daemon.as_str(), dns.prefixes.len(), dns.total),
+        ("BIRD", 2, 3)
+    );
+    let (_, history) = anycastd(&config, &["history", "ntp"]);
+    assert!(
+        history.contains("BIRD restarted; re-announcing 1 prefix(es) of this service: 198.51.100.123/32 (BIRD protocol anycastd4) (3 in all there)"),
+        "{history}"
+    );
+    let metrics = reqwest_free_get(port, "/metrics");
+    let socket = tb.bird_socket().display().to_string();
+    assert!(
+        metrics.contains(&format!(
+            "anycastd_routing_restarts_total{{backend=\"bird\",instance=\"{socket}\"}} 1"
+        )),
+        "{metrics}"
+    );
+
+    // A boot: anycastd and BIRD gone, /run cleared, dns failing. BIRD starts without the
+    // file (the include pattern allows that) and announces nothing of anycastd's; anycastd
+    // then announces only what its checks pass.
+    daemon.signal(Signal::SIGKILL);
+    daemon.wait(EXIT);
+    tb.bird_ctl("stop-bird");
+    std::fs::remove_dir_all(tb.bird_include_dir()).unwrap();
+    std::fs::write(d.join("dns.down"), "").unwrap();
+    tb.bird_ctl("start-bird");
+    assert!(tb.bird_routes("anycastd4").is_empty());
+    assert!(tb.bird_routes("anycastd6").is_empty());
+    let _daemon = Daemon::start(&config, &d.join("log3"));
+    // FRR kept dns's prefix (it did not reboot here); the first verdict withdraws it.
+    tb.wait_peer(&NTP_ONLY);
+    assert_eq!(file_routes(&tb, "anycastd4"), set(&["198.51.100.123/32"]));
+}
+
+/// GET `path` from 127.0.0.1:`port` with a bare HTTP/1.0 request.
+fn reqwest_free_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
+}
+
+#[test]
+fn drift_orphans_and_an_unreachable_bird_are_handled_per_prefix() {
+    let Some(tb) = Testbed::up_with_bird() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fast = "reconcile_interval = \"1s\"\n";
+    // One more service on a BIRD that does not exist.
+    let web = format!(
+        "[services.web]\nprefixes.bird = [{{ prefix = \"198.51.100.80\", socket = \"{}\", protocol = \"web4\" }}]\nchecks.exec = [{}]\n",
+        d.join("no-bird.ctl").display(),
+        flag_check(d, "web")
+    );
+    let services = example(d, &tb, "198.51.100.123") + &web;
+    let config = config(d, &tb, fast, &services);
+    let mut daemon = Daemon::start(&config, &d.join("log"));
+    tb.wait_peer(&ALL);
+
+    // web's BIRD cannot be reached: an error for its prefix alone.
+    let (_, status) = anycastd(&config, &["status"]);
+    assert!(
+        status.contains(&format!(
+            "198.51.100.80/32 (BIRD protocol web4): wanted announced; BIRD unreadable: BIRD is not running (control socket {}: no such file)",
+            d.join("no-bird.ctl").display()
+        )),
+        "{status}"
+    );
+
+    // A hand edit of the include file, loaded by `configure`: dns's IPv4 prefix is gone
+    // from BIRD. Found and repaired at the next pass, journaled as drift.
+    let file = tb.bird_include_dir().join("bird-anycastd4.conf");
+    std::fs::write(&file, "route 198.51.100.123/32 blackhole;\n").unwrap();
+    tb.birdc(&["configure"]);
+    wait_until("the repair", || {
+        tb.bird_routes("anycastd4") == set(&["198.51.100.53/32", "198.51.100.123/32"])
+    });
+    assert!(events(&config, "dns").iter().any(|e| matches!(
+        e,
+        Event::Drift(wire::Drift { service, present: false, wanted: true, prefix })
+            if service == "dns" && prefix.prefix == "198.51.100.53/32" && prefix.backend == "bird"
+    )));
+
+    // A `configure` of another file (without anycastd's includes): every route goes;
+    // repaired with the daemon's own configuration file.
+    let other = d.join("other.conf");
+    let main = std::fs::read_to_string(tb.dir.join("bird/bird.conf")).unwrap();
+    let without: String = main
+        .lines()
+        .filter(|l| !l.starts_with("include"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&other, without).unwrap();
+    let reply = tb.birdc(&["configure", &format!("\"{}\"", other.display())]);
+    assert!(reply.contains("Reconfigured"), "{reply}");
+    wait_until("the repair after another file", || {
+        tb.bird_routes("anycastd4") == set(&["198.51.100.53/32", "198.51.100.123/32"])
+            && tb.bird_routes("anycastd6") == set(&["2001:db8:b::53/128"])
+    });
+    tb.wait_peer(&ALL);
+
+    // A hand edit that is never loaded: the file is put back to what BIRD runs.
+    std::fs::write(&file, "route 192.0.2.99/32 blackhole;\n").unwrap();
+    wait_until("the file rewritten", || {
+        file_routes(&tb, "anycastd4") == set(&["198.51.100.53/32", "198.51.100.123/32"])
+    });
+
+    // Orphans: hand over, drop ntp from the config, start: ntp's prefix is withdrawn, dns's
+    // kept without a flap.
+    let (code, out) = anycastd(&config, &["stop", "--keep-announced"]);
+    assert_eq!(code, 0, "{out}");
+    daemon.wait(EXIT);
+    assert_eq!(tb.peer_routes(), set(&ALL));
+    let without_ntp = example(d, &tb, "198.51.100.123");
+    let dns_only = without_ntp
+        .split("[services.ntp]")
+        .next()
+        .unwrap()
+        .to_owned();
+    let config = self::config(d, &tb, fast, &dns_only);
+    let _daemon = Daemon::start(&config, &d.join("log2"));
+    tb.wait_peer(&ALL[..3]);
+    let (_, history) = anycastd(&config, &["history", "ntp"]);
+    assert!(
+        history.contains(
+            "withdraw 198.51.100.123/32 (BIRD protocol anycastd4) of ntp (orphan: no longer configured): BIRD applied"
+        ),
+        "{history}"
+    );
+}
