@@ -43,7 +43,8 @@ pub const DEFAULT_INCLUDE_DIR: &str = "/run/anycastd";
 pub const DEFAULT_PROTOCOL4: &str = "anycastd4";
 /// The static protocol of an IPv6 prefix that names none.
 pub const DEFAULT_PROTOCOL6: &str = "anycastd6";
-/// After `0004`/`0005`, how long an apply waits for BIRD to show the new routes.
+/// After `0004`/`0005`, how long an apply waits for BIRD to show the new routes (at most half
+/// the conversation's time limit); the read-back then tells what took.
 pub const SETTLE: Duration = Duration::from_secs(2);
 
 /// How every BIRD is reached (`[bird]`).
@@ -274,7 +275,8 @@ impl Bird {
                 4 | 5 => {
                     // BIRD 3 answers 0004 while the old configuration winds down; 0005 queues
                     // ours behind one in progress. Wait until the routes show.
-                    let deadline = tokio::time::Instant::now() + SETTLE;
+                    let deadline =
+                        tokio::time::Instant::now() + SETTLE.min(self.settings.timeout / 2);
                     loop {
                         let (state, _) = Self::state_in(&mut session).await?;
                         let done = files.iter().all(|(p, routes)| {
@@ -497,6 +499,218 @@ mod tests {
         let nets: Vec<String> = parse_routes(&r).iter().map(|n| n.to_string()).collect();
         assert_eq!(nets, ["192.0.2.1/32", "192.0.2.7/32"]);
         assert!(parse_routes(&reply(&["0000 "])).is_empty());
+    }
+
+    /// A BIRD played from recorded replies: `answer(request, configured)` gives the reply
+    /// lines of a request; `configured` counts the `configure` requests so far.
+    fn fake_bird(
+        dir: &Path,
+        greeting: Option<&'static str>,
+        answer: impl Fn(&str, usize) -> Vec<String> + Send + Sync + 'static,
+    ) -> (PathBuf, tokio::task::JoinHandle<()>) {
+        let socket = dir.join("bird.ctl");
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        let answer = std::sync::Arc::new(answer);
+        let configured = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let task = tokio::spawn(async move {
+            use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (answer, configured) = (answer.clone(), configured.clone());
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let Some(greeting) = greeting else {
+                        // Accepts, never answers.
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        return;
+                    };
+                    let _ = write.write_all(format!("{greeting}\n").as_bytes()).await;
+                    let mut lines = tokio::io::BufReader::new(read).lines();
+                    while let Ok(Some(request)) = lines.next_line().await {
+                        if request == "configure" {
+                            configured.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        let n = configured.load(std::sync::atomic::Ordering::SeqCst);
+                        for line in answer(&request, n) {
+                            let _ = write.write_all(format!("{line}\n").as_bytes()).await;
+                        }
+                    }
+                });
+            }
+        });
+        (socket, task)
+    }
+
+    fn bird_at(socket: &Path, include_dir: &Path) -> Bird {
+        Bird::new(
+            &BackendId::bird(socket),
+            &Settings {
+                include_dir: include_dir.to_owned(),
+                timeout: Duration::from_millis(500),
+                reconcile_interval: Duration::from_secs(30),
+            },
+        )
+    }
+
+    /// `show protocols` with the static protocol anycastd4.
+    fn protocols() -> Vec<String> {
+        [
+            "2002-Name       Proto      Table      State  Since         Info",
+            "1002-anycastd4  Static     master4    up     21:13:41.587  ",
+            "0000 ",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
+    fn announce(prefix: &str) -> Change {
+        Change {
+            vrf: Some("anycastd4".into()),
+            prefix: prefix.parse().unwrap(),
+            announce: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn bird_3_answers_in_progress_and_the_apply_waits_until_the_route_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        // BIRD 3.2.1: `configure` answers 0004; the routes show a moment (two reads) later.
+        let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = reads.clone();
+        let (socket, _server) = fake_bird(
+            dir.path(),
+            Some("0001 BIRD 3.2.1 ready."),
+            move |request, configured| match request {
+                "show protocols" => protocols(),
+                "show route protocol anycastd4" => {
+                    let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if configured > 0 && n >= 3 {
+                        vec![
+                            "1007-Table master4:".into(),
+                            " 192.0.2.1/32         blackhole [anycastd4 21:13:41.587] * (200)"
+                                .into(),
+                            "0000 ".into(),
+                        ]
+                    } else {
+                        vec!["0000 ".into()]
+                    }
+                }
+                "configure" => vec![
+                    "0002-Reading configuration from /etc/bird/bird.conf".into(),
+                    "0004 Reconfiguration in progress".into(),
+                ],
+                other => vec![format!("9001 unexpected {other}")],
+            },
+        );
+        let bird = bird_at(&socket, dir.path());
+        let installed = bird.read().await.unwrap();
+        assert!(installed.has_table(&Some("anycastd4".into())));
+        assert!(!installed.has_table(&Some("anycastd6".into())));
+        bird.apply(&installed, &[announce("192.0.2.1/32")])
+            .await
+            .unwrap();
+        // The apply returned once BIRD showed the route, not at the 0004.
+        assert!(reads.load(std::sync::atomic::Ordering::SeqCst) >= 4);
+        let after = bird.read().await.unwrap();
+        assert!(after.contains(&Some("anycastd4".into()), &"192.0.2.1/32".parse().unwrap()));
+        let text = std::fs::read_to_string(include_file(dir.path(), "anycastd4")).unwrap();
+        assert!(text.ends_with("route 192.0.2.1/32 blackhole;\n"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_config_error_an_access_denied_and_a_silent_socket_are_errors_with_birds_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let (socket, _server) = fake_bird(
+            dir.path(),
+            Some("0001 BIRD 2.0.12 ready."),
+            |request, _| {
+                match request {
+                "show protocols" => protocols(),
+                "show route protocol anycastd4" => vec!["0000 ".into()],
+                "configure" => vec![
+                    "0002-Reading configuration from /etc/bird/bird.conf".into(),
+                    "8002 /run/anycastd/bird-anycastd4.conf:1:7 syntax error, unexpected CF_SYM_UNDEFINED".into(),
+                ],
+                _ => vec!["9001 syntax error".into()],
+            }
+            },
+        );
+        let bird = bird_at(&socket, dir.path());
+        let installed = bird.read().await.unwrap();
+        let error = bird
+            .apply(&installed, &[announce("192.0.2.1/32")])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("BIRD at {}: configure: 8002 /run/anycastd/bird-anycastd4.conf:1:7 syntax error, unexpected CF_SYM_UNDEFINED", socket.display())
+        );
+
+        // A restricted socket (`birdc -r`, or `cli ... { restrict; }`) answers 8007.
+        let dir2 = tempfile::tempdir().unwrap();
+        let (socket2, _server2) =
+            fake_bird(dir2.path(), Some("0001 BIRD 2.0.12 ready."), |_, _| {
+                vec!["8007 Access denied".into()]
+            });
+        let error = bird_at(&socket2, dir2.path()).read().await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("BIRD at {}: show protocols: 8007 Access denied (the control socket is restricted; anycastd needs a full one)", socket2.display())
+        );
+
+        // A socket that accepts and never answers: the time limit.
+        let dir3 = tempfile::tempdir().unwrap();
+        let (socket3, _server3) = fake_bird(dir3.path(), None, |_, _| Vec::new());
+        let error = bird_at(&socket3, dir3.path()).read().await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("BIRD at {} did not answer within 500 ms", socket3.display())
+        );
+
+        // Nothing listening.
+        let error = bird_at(&dir3.path().join("none.ctl"), dir3.path())
+            .read()
+            .await
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("BIRD is not running (control socket "),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_queued_configuration_is_accepted_and_other_codes_are_not() {
+        for (code, ok) in [
+            ("0003 Reconfigured", true),
+            (
+                "0005 Reconfiguration already in progress, queueing new config",
+                true,
+            ),
+            ("0006 Reconfiguration ignored, shutting down", false),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (socket, _server) = fake_bird(
+                dir.path(),
+                Some("0001 BIRD 2.0.12 ready."),
+                move |request, _| match request {
+                    "show protocols" => protocols(),
+                    "show route protocol anycastd4" => vec!["0000 ".into()],
+                    "configure" => vec![
+                        "0002-Reading configuration from /etc/bird/bird.conf".into(),
+                        code.into(),
+                    ],
+                    _ => vec!["9001 syntax error".into()],
+                },
+            );
+            let bird = bird_at(&socket, dir.path());
+            let installed = bird.read().await.unwrap();
+            let result = bird.apply(&installed, &[announce("192.0.2.1/32")]).await;
+            assert_eq!(result.is_ok(), ok, "{code}: {result:?}");
+        }
     }
 
     #[test]
