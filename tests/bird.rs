@@ -479,3 +479,129 @@ fn drift_orphans_and_an_unreachable_bird_are_handled_per_prefix() {
         "{history}"
     );
 }
+
+/// Milliseconds since `t`.
+fn ms_since(t: Instant) -> u128 {
+    t.elapsed().as_millis()
+}
+
+/// Whether gobgpd's sessions with `neighbors` are all Established.
+fn established(tb: &Testbed, neighbors: &[&str]) -> bool {
+    neighbors.iter().all(|n| {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &format!("{}-peer", tb.name)])
+            .args(["gobgp", "neighbor", n, "-j"])
+            .output()
+            .unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        json["state"]["session_state"] == 6 || json["state"]["session_state"] == "established"
+    })
+}
+
+#[test]
+fn bgpd_and_bird_restarts_are_repaired_within_seconds_and_the_times_are_recorded() {
+    let Some(tb) = Testbed::up_with_bird() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let socket = tb.bird_socket().display().to_string();
+    // The README example's four FRR prefixes, and one BIRD prefix per service.
+    let services = format!(
+        r#"[services.dns]
+prefixes.frrouting = ["2001:db8::b19:bad:53", "203.0.113.53"]
+prefixes.bird = [{{ prefix = "198.51.100.53", socket = "{socket}" }}]
+checks.exec = [{dns}]
+
+[services.ntp]
+prefixes.frrouting = [
+    {{ prefix = "2001:db8::123:7e11:713e", vrf = "123" }},
+    {{ prefix = "203.0.113.123", vrf = "123" }},
+]
+prefixes.bird = [{{ prefix = "2001:db8:b::123", socket = "{socket}" }}]
+checks.exec = [{ntp}]
+"#,
+        dns = flag_check(d, "dns"),
+        ntp = flag_check(d, "ntp"),
+    );
+    let config = config(d, &tb, "", &services);
+    let _daemon = Daemon::start(&config, &d.join("log"));
+    let all = [
+        "default:203.0.113.53/32",
+        "default:2001:db8::b19:bad:53/128",
+        "123:203.0.113.123/32",
+        "123:2001:db8::123:7e11:713e/128",
+        "bird:198.51.100.53/32",
+        "bird:2001:db8:b::123/128",
+    ];
+    tb.wait_peer(&all);
+    let frr_networks = set(&[
+        "default:203.0.113.53/32",
+        "default:2001:db8::b19:bad:53/128",
+        "123:203.0.113.123/32",
+        "123:2001:db8::123:7e11:713e/128",
+    ]);
+    let frr_neighbors = [
+        "192.0.2.1",
+        "2001:db8:ffff:1::1",
+        "192.0.2.5",
+        "2001:db8:ffff:2::1",
+    ];
+
+    // bgpd dies and stays down for a while: status says why, in those words.
+    tb.stop_bgpd();
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, status) = anycastd(&config, &["status"]);
+    assert!(status.contains("bgpd is not running"), "{status}");
+    assert!(!status.contains("no BGP instance"), "{status}");
+
+    // It comes back empty and is booted as watchfrr does (`vtysh -b`).
+    tb.start_bgpd(false);
+    let accepting = Instant::now();
+    let boot = Command::new("/usr/bin/vtysh")
+        .args(tb.vtysh_args())
+        .args(["-b", "-d", "bgpd"])
+        .output()
+        .unwrap();
+    assert!(boot.status.success(), "{boot:?}");
+    wait_until("FRR configured again", || tb.networks().0 == frr_networks);
+    let frr_configured_ms = ms_since(accepting);
+    wait_until("the FRR sessions", || established(&tb, &frr_neighbors));
+    let sessions_up = Instant::now();
+    tb.wait_peer(&all);
+    let frr_peer_ms = ms_since(sessions_up);
+    wait_until("the bgpd restart record", || {
+        events(&config, "ntp").iter().any(|e| {
+            matches!(e, Event::RoutingRestarted(r) if r.daemon == "bgpd" && r.prefixes.len() == 2 && r.total == 4)
+        })
+    });
+
+    // BIRD dies and comes back: it reads the include files anycastd keeps.
+    tb.bird_ctl("stop-bird");
+    std::thread::sleep(Duration::from_secs(2));
+    tb.bird_ctl("start-bird");
+    let bird_accepting = Instant::now();
+    wait_until("BIRD configured again", || {
+        tb.bird_routes("anycastd4").len() == 1 && tb.bird_routes("anycastd6").len() == 1
+    });
+    let bird_configured_ms = ms_since(bird_accepting);
+    wait_until("the BIRD sessions", || {
+        established(&tb, &["192.0.2.9", "2001:db8:ffff:3::1"])
+    });
+    let bird_sessions_up = Instant::now();
+    tb.wait_peer(&all);
+    let bird_peer_ms = ms_since(bird_sessions_up);
+
+    let record = format!(
+        "bgpd restart: configured again {frr_configured_ms} ms after bgpd accepted commands, \
+         at the peer {frr_peer_ms} ms after its sessions were up; BIRD restart: configured \
+         again {bird_configured_ms} ms after BIRD accepted commands, at the peer \
+         {bird_peer_ms} ms after its sessions were up\n"
+    );
+    eprintln!("MEASURED: {record}");
+    let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join("restart-times.txt");
+    let mut all_records = std::fs::read_to_string(&file).unwrap_or_default();
+    all_records.push_str(&record);
+    std::fs::write(&file, all_records).unwrap();
+}

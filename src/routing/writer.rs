@@ -328,12 +328,15 @@ struct Writer<B: Backend> {
     recovering_until: Option<Instant>,
 }
 
-/// Which file a path is (device and inode), so that a re-created one tells a restart.
-type FileId = (u64, u64);
+/// Which file a path is, so that a re-created one tells a restart: device, inode and change
+/// time (a file system may give a new file the inode number of the one just removed).
+type FileId = (u64, u64, i64, i64);
 
 fn file_id(path: &std::path::Path) -> Option<FileId> {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))
 }
 
 fn backoff(failures: u32, urgent: bool) -> Duration {
