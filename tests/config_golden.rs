@@ -34,6 +34,14 @@ fn render(config: &Config) -> String {
         "frrouting.reconcile_interval = {:?}\n",
         f.reconcile_interval
     ));
+    if config.bird != anycastd::config::BirdConfig::default() {
+        out.push_str(&format!(
+            "bird.include_dir = {} timeout = {:?} reconcile_interval = {:?}\n",
+            config.bird.include_dir.display(),
+            config.bird.timeout,
+            config.bird.reconcile_interval
+        ));
+    }
     out.push_str(&format!(
         "daemon.shutdown_timeout = {:?}\n",
         config.daemon.shutdown_timeout
@@ -62,6 +70,15 @@ fn render(config: &Config) -> String {
             ));
         }
         for p in &s.prefixes {
+            if p.backend.kind == anycastd::routing::BackendKind::Bird {
+                out.push_str(&format!(
+                    "  prefix {} bird protocol={} socket={}\n",
+                    p.prefix,
+                    p.vrf.as_deref().unwrap_or("(none)"),
+                    p.backend.instance
+                ));
+                continue;
+            }
             out.push_str(&format!(
                 "  prefix {} vrf={} vtysh={}\n",
                 p.prefix,

@@ -61,6 +61,7 @@ impl Validator {
     /// after it alone, so two BIRDs cannot share a protocol name.
     fn bird_protocols(&mut self, services: &[(usize, Service)]) {
         let mut seen: HashMap<&str, (&str, bool, &str)> = HashMap::new();
+        let mut reported: Vec<&str> = Vec::new();
         for (span, service) in services {
             for p in &service.prefixes {
                 if p.backend.kind != crate::routing::BackendKind::Bird {
@@ -71,6 +72,9 @@ impl Validator {
                 };
                 let v6 = p.prefix.addr().is_ipv6();
                 let path = format!("services.{}.prefixes.bird", service.name);
+                if reported.contains(&protocol) {
+                    continue;
+                }
                 match seen.get(protocol) {
                     Some((socket, _, other)) if *socket != p.backend.instance => {
                         let message = format!(
@@ -78,7 +82,7 @@ impl Validator {
                             p.backend.instance
                         );
                         self.problem(*span, path, message);
-                        return;
+                        reported.push(protocol);
                     }
                     Some((_, family, other)) if *family != v6 => {
                         let message = format!(
@@ -86,7 +90,7 @@ impl Validator {
                             p.prefix
                         );
                         self.problem(*span, path, message);
-                        return;
+                        reported.push(protocol);
                     }
                     Some(_) => {}
                     None => {
