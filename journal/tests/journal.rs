@@ -470,3 +470,40 @@ fn a_time_maps_to_the_first_record_at_or_after_it() {
     assert_eq!(journal.seq_at_or_after(201).unwrap(), 4);
     assert_eq!(journal.seq_at_or_after(301).unwrap(), 5);
 }
+
+/// Format 4 appends one record kind; its records carry version 4, every other record still 3,
+/// so that a build knowing format 3 skips only them. Bytes written by hand from bincode's
+/// varint rules.
+#[test]
+fn a_routing_restart_is_a_format_4_record_and_the_rest_stay_format_3() {
+    let restart = Event::RoutingRestarted(RoutingRestarted {
+        service: "dns".into(),
+        daemon: "bgpd".into(),
+        prefixes: Vec::new(),
+        total: 2,
+    });
+    let bytes = codec::encode(1, &restart).unwrap();
+    // version 4; at_ms 1 (zigzag 2); variant 19; "dns"; "bgpd"; no prefixes; total 2.
+    let expected: Vec<u8> = [&[4u8, 2, 19, 3][..], b"dns", &[4], b"bgpd", &[0, 2]].concat();
+    assert_eq!(bytes, expected);
+    match codec::decode(7, &bytes).unwrap() {
+        Entry::Record(r) => assert_eq!((r.version, r.event), (4, restart.clone())),
+        other => panic!("{other:?}"),
+    }
+    // Other kinds are still written as format 3.
+    assert_eq!(codec::encode(1, &edge("dns")).unwrap()[0], 3);
+    // The new kind marked as an older version is corrupt, not misread.
+    let mut marked_3 = bytes.clone();
+    marked_3[0] = 3;
+    assert!(matches!(
+        codec::decode(8, &marked_3),
+        Err(Error::Corrupt { .. })
+    ));
+    // A build of the next format skips it as unknown.
+    let mut marked_5 = bytes;
+    marked_5[0] = 5;
+    assert!(matches!(
+        codec::decode(9, &marked_5),
+        Ok(Entry::UnknownVersion { version: 5, .. })
+    ));
+}
