@@ -107,7 +107,7 @@ pub fn render(command: clap::Command, out: &mut dyn Write) -> std::io::Result<()
         ],
     );
     roff.control("SH", ["NAME"]).text([roman(
-        "anycastd - announce anycast service prefixes through FRRouting while their health checks pass",
+        "anycastd - announce anycast service prefixes through FRRouting or BIRD while their health checks pass",
     )]);
     roff.control("SH", ["SYNOPSIS"]);
     for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
@@ -122,7 +122,7 @@ pub fn render(command: clap::Command, out: &mut dyn Write) -> std::io::Result<()
     roff.control("SH", ["DESCRIPTION"]);
     paragraph(
         &mut roff,
-        "anycastd announces the prefixes of anycast services (DNS resolvers, NTP, load balancers) over BGP through the local FRRouting, only while the health checks of the service pass (all, or as many as `require` asks; built in or read from Cabourotte), and withdraws them when they fail or the daemon stops. Every service is a state machine (starting, healthy, unhealthy, draining) whose decisions are journaled before they are acted on; the journal answers what happened (history) and what other settings would have done (replay).",
+        "anycastd announces the prefixes of anycast services (DNS resolvers, NTP, load balancers) over BGP through the local FRRouting or BIRD, only while the health checks of the service pass (all, or as many as `require` asks; built in or read from Cabourotte), and withdraws them when they fail or the daemon stops. Every service is a state machine (starting, healthy, unhealthy, draining) whose decisions are journaled before they are acted on; the journal answers what happened (history) and what other settings would have done (replay).",
     );
     paragraph(
         &mut roff,
@@ -201,7 +201,7 @@ pub fn render(command: clap::Command, out: &mut dyn Write) -> std::io::Result<()
     }
     roff.control("SH", ["SEE ALSO"]);
     roff.text([roman(
-        "vtysh(1), systemd.service(5); the README of the source distribution, which this page quotes.",
+        "vtysh(1), bird(8), birdc(8), systemd.service(5); the README of the source distribution, which this page quotes.",
     )]);
     out.write_all(roff.render().as_bytes())
 }

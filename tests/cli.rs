@@ -268,6 +268,8 @@ fn completions_and_the_man_page_come_from_the_command_line_definition() {
         "services.NAME.rise",
         "[journal] cache_mib",
         "[frrouting] reconcile_interval",
+        "[bird] include_dir",
+        "services.NAME.prefixes.bird",
     ] {
         assert!(page.contains(&key.replace('-', "\\-")), "{key} missing");
     }

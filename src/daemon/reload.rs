@@ -15,6 +15,9 @@ pub(super) fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> 
     if old.frrouting != new.frrouting {
         keys.push("[frrouting]");
     }
+    if old.bird != new.bird {
+        keys.push("[bird]");
+    }
     if old.metrics_listen != new.metrics_listen {
         keys.push("[metrics]");
     }
