@@ -70,19 +70,12 @@ impl Monitor {
     /// Prefixes the peer saw withdrawn so far, each once, sorted (gobgp may report one
     /// withdrawal in more than one message).
     pub fn withdrawals(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for file in &self.files {
-            for line in std::fs::read_to_string(file).unwrap_or_default().lines() {
-                let Ok(paths) = serde_json::from_str::<serde_json::Value>(line) else {
-                    continue;
-                };
-                for p in paths.as_array().into_iter().flatten() {
-                    if p["withdrawal"].as_bool() == Some(true) {
-                        out.push(p["nlri"]["prefix"].as_str().unwrap_or("?").to_owned());
-                    }
-                }
-            }
-        }
+        let mut out: Vec<String> = self
+            .events()
+            .into_iter()
+            .filter(|(_, withdrawal)| *withdrawal)
+            .map(|(prefix, _)| prefix)
+            .collect();
         out.sort();
         out.dedup();
         out

@@ -196,28 +196,7 @@ impl Testbed {
         let mut routes = BTreeSet::new();
         for (label, neighbor, afi, bird_name) in SESSIONS {
             let prefixes: Vec<String> = match self.peer {
-                Peer::Gobgp => {
-                    let out = Command::new("ip")
-                        .args([
-                            "netns",
-                            "exec",
-                            &format!("{}-peer", self.name),
-                            "gobgp",
-                            "neighbor",
-                            neighbor,
-                            "adj-in",
-                            "-a",
-                            afi,
-                            "-j",
-                        ])
-                        .output()
-                        .expect("run gobgp");
-                    let json: serde_json::Value =
-                        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-                    json.as_object()
-                        .map(|o| o.keys().cloned().collect())
-                        .unwrap_or_default()
-                }
+                Peer::Gobgp => self.adj_in(neighbor, afi),
                 Peer::Bird => {
                     let out = Command::new("birdc")
                         .args([
