@@ -81,6 +81,21 @@ const METRICS: &[(&str, &str, &str)] = &[
         "Total time spent in vtysh processes.",
     ),
     (
+        "anycastd_bird_conversations_total",
+        "counter",
+        "Conversations with BIRD's control socket (a read, a configure, a status view).",
+    ),
+    (
+        "anycastd_bird_errors_total",
+        "counter",
+        "Conversations with BIRD that failed (not running, refused, an error code, timeout).",
+    ),
+    (
+        "anycastd_bird_duration_seconds_sum",
+        "counter",
+        "Total time spent in conversations with BIRD.",
+    ),
+    (
         "anycastd_journal_appends_total",
         "counter",
         "Journal append requests.",
@@ -230,6 +245,34 @@ pub fn vtysh_counters(vtysh: &str) {
         "anycastd_vtysh_duration_seconds_sum",
     ] {
         count(name, &[("vtysh", vtysh)], 0.0);
+    }
+}
+
+/// ... of a BIRD control socket (at its writer's start) ...
+pub fn bird_counters(socket: &str) {
+    for name in [
+        "anycastd_bird_conversations_total",
+        "anycastd_bird_errors_total",
+        "anycastd_bird_duration_seconds_sum",
+    ] {
+        count(name, &[("socket", socket)], 0.0);
+    }
+}
+
+/// One conversation with the BIRD at `socket`.
+pub fn bird_conversation(socket: &str, took: Duration, ok: bool) {
+    count(
+        "anycastd_bird_conversations_total",
+        &[("socket", socket)],
+        1.0,
+    );
+    count(
+        "anycastd_bird_duration_seconds_sum",
+        &[("socket", socket)],
+        took.as_secs_f64(),
+    );
+    if !ok {
+        count("anycastd_bird_errors_total", &[("socket", socket)], 1.0);
     }
 }
 

@@ -361,6 +361,18 @@ fn sigkill_restart_keeps_everything_a_bird_restart_is_journaled_and_a_boot_start
         )),
         "{metrics}"
     );
+    // The conversations with BIRD are counted per socket (at least the start-up read, the
+    // first announcement and its read-back).
+    let conversations = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!(
+                "anycastd_bird_conversations_total{{socket=\"{socket}\"}} "
+            ))
+        })
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(conversations >= 3.0, "{metrics}");
 
     // A boot: anycastd and BIRD gone, /run cleared, dns failing. BIRD starts without the
     // file (the include pattern allows that) and announces nothing of anycastd's; anycastd

@@ -320,7 +320,10 @@ pub fn spawn_writer(
             crate::metrics::vtysh_counters(&id.instance);
             writer::spawn(frr::Frr::new(id, &settings.frr), interval, reports)
         }
-        BackendKind::Bird => writer::spawn(bird::Bird::new(id, &settings.bird), interval, reports),
+        BackendKind::Bird => {
+            crate::metrics::bird_counters(&id.instance);
+            writer::spawn(bird::Bird::new(id, &settings.bird), interval, reports)
+        }
         BackendKind::Memory => {
             writer::spawn(memory::Memory::named(&id.instance), interval, reports)
         }

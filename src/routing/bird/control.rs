@@ -261,19 +261,27 @@ impl Session {
     }
 }
 
-/// `run` within `timeout`, or the timeout error of `socket`.
+/// `run` (one conversation) within `timeout`, or the timeout error of `socket`; counted in
+/// the metrics.
 pub async fn within<T>(
     socket: &Path,
     timeout: Duration,
     run: impl std::future::Future<Output = Result<T, BirdError>>,
 ) -> Result<T, BirdError> {
-    match tokio::time::timeout(timeout, run).await {
+    let started = std::time::Instant::now();
+    let result = match tokio::time::timeout(timeout, run).await {
         Ok(result) => result,
         Err(_) => Err(BirdError::Timeout {
             socket: socket.display().to_string(),
             timeout,
         }),
-    }
+    };
+    crate::metrics::bird_conversation(
+        &socket.display().to_string(),
+        started.elapsed(),
+        result.is_ok(),
+    );
+    result
 }
 
 #[cfg(test)]
