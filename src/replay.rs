@@ -187,6 +187,9 @@ pub struct Report {
     /// The shadow checks the journal knows for the service.
     #[serde(default)]
     pub shadow_checks: Vec<String>,
+    /// The service's prefixes and their routing daemons, as last journaled.
+    #[serde(default)]
+    pub prefixes: Vec<String>,
 }
 
 /// What a stretch of time counts as.
@@ -537,10 +540,13 @@ struct ParamHistory {
     what_if: Vec<(i64, String)>,
     /// Every check that was a shadow check in some parameter set.
     shadows: std::collections::BTreeSet<String>,
+    /// The prefixes of the last parameter set.
+    prefixes: Vec<wire::PrefixRef>,
 }
 
 impl ParamHistory {
     fn note(&mut self, at: i64, actual: &Sim, other: &Sim, params: &wire::ServiceParams) {
+        self.prefixes = params.prefixes.clone();
         self.shadows.extend(
             params
                 .checks
@@ -1092,6 +1098,11 @@ pub fn replay(
         ));
     }
     report.shadow_checks = history.shadows.iter().cloned().collect();
+    report.prefixes = history
+        .prefixes
+        .iter()
+        .map(crate::text::prefix_with_backend)
+        .collect();
     report.not_shadow = what_if
         .with_shadow
         .iter()
@@ -1455,6 +1466,9 @@ pub fn render_text(report: &Report) -> String {
         format_time(report.to_ms),
         report.observations
     );
+    if !report.prefixes.is_empty() {
+        out.push_str(&format!("prefixes: {}\n", report.prefixes.join(", ")));
+    }
     for note in &report.notes {
         out.push_str(&format!("note: {note}\n"));
     }

@@ -46,6 +46,17 @@ pub fn prefix_text(p: &wire::PrefixRef) -> String {
     place_text(&p.prefix, p.vrf.as_deref(), &p.backend)
 }
 
+/// A journaled prefix with its routing daemon: `203.0.113.123/32 (FRR, vrf 123)`,
+/// `198.51.100.53/32 (BIRD, protocol anycastd4)`.
+pub fn prefix_with_backend(p: &wire::PrefixRef) -> String {
+    let daemon = backend_label(p);
+    match (p.backend.as_str(), p.vrf.as_deref()) {
+        ("bird", Some(protocol)) => format!("{} ({daemon}, protocol {protocol})", p.prefix),
+        (_, Some(vrf)) => format!("{} ({daemon}, vrf {vrf})", p.prefix),
+        (_, None) => format!("{} ({daemon})", p.prefix),
+    }
+}
+
 /// The routing daemon of a journaled prefix in words: `FRR`, `BIRD`.
 pub fn backend_label(p: &wire::PrefixRef) -> String {
     match crate::routing::BackendKind::from_name(&p.backend) {
