@@ -374,6 +374,20 @@ fn sigkill_restart_keeps_everything_a_bird_restart_is_journaled_and_a_boot_start
         .unwrap_or(0.0);
     assert!(conversations >= 3.0, "{metrics}");
 
+    // BIRD is down when dns fails: the withdrawal goes into the include files, so the BIRD
+    // that starts again loads nothing of dns's.
+    tb.bird_ctl("stop-bird");
+    std::fs::write(d.join("dns.down"), "").unwrap();
+    wait_until("dns's withdrawal in the files", || {
+        file_routes(&tb, "anycastd4") == set(&["198.51.100.123/32"])
+            && file_routes(&tb, "anycastd6").is_empty()
+    });
+    tb.bird_ctl("start-bird");
+    assert_eq!(tb.bird_routes("anycastd4"), set(&["198.51.100.123/32"]));
+    assert!(tb.bird_routes("anycastd6").is_empty());
+    std::fs::remove_file(d.join("dns.down")).unwrap();
+    tb.wait_peer(&ALL);
+
     // A boot: anycastd and BIRD gone, /run cleared, dns failing. BIRD starts without the
     // file (the include pattern allows that) and announces nothing of anycastd's; anycastd
     // then announces only what its checks pass.
@@ -415,7 +429,13 @@ fn drift_orphans_and_an_unreachable_bird_are_handled_per_prefix() {
         d.join("no-bird.ctl").display(),
         flag_check(d, "web")
     );
-    let services = example(d, &tb, "198.51.100.123") + &web;
+    // And one whose IPv6 prefix names an IPv4 static protocol.
+    let wrong = format!(
+        "[services.wrong]\nprefixes.bird = [{{ prefix = \"2001:db8:66::1\", socket = \"{}\", protocol = \"spare4\" }}]\nchecks.exec = [{}]\n",
+        tb.bird_socket().display(),
+        flag_check(d, "wrong")
+    );
+    let services = example(d, &tb, "198.51.100.123") + &web + &wrong;
     let config = config(d, &tb, fast, &services);
     let mut daemon = Daemon::start(&config, &d.join("log"));
     tb.wait_peer(&ALL);
@@ -429,6 +449,29 @@ fn drift_orphans_and_an_unreachable_bird_are_handled_per_prefix() {
         )),
         "{status}"
     );
+
+    // The wrong family is an error for that prefix alone, found before anything is written:
+    // dns's changes in the same BIRD never fail for it.
+    assert!(
+        status.contains("2001:db8:66::1/128 (BIRD protocol spare4): MISMATCH: wanted announced, absent in BIRD; the writer is retrying: 2001:db8:66::1/128 cannot go into BIRD protocol spare4: its channel is of the other family"),
+        "{status}"
+    );
+    assert!(!tb.bird_include_dir().join("bird-spare4.conf").exists());
+    std::fs::write(d.join("dns.down"), "").unwrap();
+    tb.wait_peer(&["bird:198.51.100.123/32"]);
+    std::fs::remove_file(d.join("dns.down")).unwrap();
+    tb.wait_peer(&ALL);
+    let dns_failures: Vec<String> = events(&config, "dns")
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Apply(a) => match a.outcome {
+                wire::Outcome::Failed(error) => Some(error),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dns_failures, Vec::<String>::new());
 
     // A hand edit of the include file, loaded by `configure`: dns's IPv4 prefix is gone
     // from BIRD. Found and repaired at the next pass, journaled as drift.

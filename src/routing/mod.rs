@@ -271,6 +271,15 @@ pub trait Backend: Send + Sync + 'static {
         async {}
     }
 
+    /// The backend could not be read: record `wanted` (each prefix and whether it is to be
+    /// announced) wherever the daemon will read it when it returns (BIRD: the include files,
+    /// loaded when BIRD starts), so that it does not come back with what health withdrew
+    /// meanwhile. Never changes a running daemon.
+    fn offline(&self, wanted: &[(PrefixKey, bool)]) -> impl Future<Output = ()> + Send {
+        let _ = wanted;
+        async {}
+    }
+
     /// A file the daemon re-creates whenever it starts (its control socket): the writer
     /// looks at it every [`writer::WATCH_INTERVAL`] and re-reads at once when it is a new
     /// one. `None`: no such file; drift is found by the periodic pass alone.

@@ -552,6 +552,11 @@ impl<B: Backend> Writer<B> {
             None => match self.backend.read().await {
                 Ok(installed) => installed,
                 Err(e) => {
+                    let wanted: Vec<(PrefixKey, bool)> = entries
+                        .iter()
+                        .map(|(k, d, _)| (k.clone(), d.announce))
+                        .collect();
+                    self.backend.offline(&wanted).await;
                     self.unreadable(generation, urgent, &entries, e);
                     return false;
                 }

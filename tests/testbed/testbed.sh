@@ -20,7 +20,7 @@
 #   $N-b1   (TB_BIRD=1) BIRD 2, AS 65538: b1-peer 192.0.2.9/30, 2001:db8:ffff:3::1/64, control
 #           socket $D/bird/bird.ctl, static protocols anycastd4/anycastd6 including
 #           $D/run-anycastd*/bird-anycastd{4,6}.conf, exported to the peer (192.0.2.10 and
-#           2001:db8:ffff:3::2)
+#           2001:db8:ffff:3::2), and spare4 (IPv4, exported to no one)
 # The README example's service addresses are put on lo of $N-r1 (dns) and $N-vrf (ntp), so
 # FRR's default `bgp network import-check` finds them.
 #
@@ -165,6 +165,10 @@ include "$D/run-anycastd*/bird-anycastd4.conf";
 protocol static anycastd6 {
   ipv6;
 include "$D/run-anycastd*/bird-anycastd6.conf";
+}
+protocol static spare4 {
+  ipv4;
+include "$D/run-anycastd*/bird-spare4.conf";
 }
 protocol bgp peer_v4 {
   local 192.0.2.9 as 65538; neighbor 192.0.2.10 as 65001;

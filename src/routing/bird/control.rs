@@ -61,6 +61,14 @@ pub enum BirdError {
         /// What was wrong.
         reason: String,
     },
+    /// A prefix of the other family than its static protocol's channel.
+    #[error("{prefix} cannot go into BIRD protocol {protocol}: its channel is of the other family (give it a protocol of its own family)")]
+    Family {
+        /// The protocol.
+        protocol: String,
+        /// The prefix.
+        prefix: String,
+    },
     /// The include file could not be written.
     #[error("cannot write {path}: {reason}")]
     File {

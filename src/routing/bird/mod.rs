@@ -132,6 +132,18 @@ pub fn parse_protocols(reply: &Reply) -> Vec<Protocol> {
         .collect()
 }
 
+/// Whether a protocol's channel is IPv6, from `show protocols all NAME` (its `Channel ipv4`
+/// or `Channel ipv6` line); `None` when it names neither.
+pub fn channel_of(reply: &Reply) -> Option<bool> {
+    reply.lines.iter().find_map(
+        |(_, line)| match line.trim().strip_prefix("Channel ")?.trim() {
+            "ipv4" => Some(false),
+            "ipv6" => Some(true),
+            _ => None,
+        },
+    )
+}
+
 /// The networks of a `show route` reply (its `1007` lines; an alternative route of the
 /// same network is a line without one).
 pub fn parse_routes(reply: &Reply) -> BTreeSet<IpNet> {
@@ -173,13 +185,21 @@ impl Installed for BirdState {
 /// The text of an include file holding `routes`.
 pub fn file_text(protocol: &str, routes: &BTreeSet<IpNet>) -> String {
     let mut text = format!(
-        "# Written by anycastd for BIRD's protocol static {protocol}: the prefixes whose\n\
-         # services are healthy. Do not edit; anycastd rewrites it.\n"
+        "# Written by anycastd for BIRD's protocol static {protocol}: the routes BIRD runs\n\
+         # there, with anycastd's changes. Do not edit; anycastd rewrites it.\n"
     );
     for route in routes {
         text.push_str(&format!("route {route} blackhole;\n"));
     }
     text
+}
+
+/// The routes of an include file's text (its `route P ...;` lines).
+pub fn file_routes(text: &str) -> BTreeSet<IpNet> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("route "))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
 }
 
 /// Write `text` to `path` atomically: a temporary file beside it, fsynced, renamed over it,
@@ -239,6 +259,9 @@ impl Bird {
     }
 
     /// Write the include files of the protocols `changes` touch and ask BIRD to load them.
+    /// A change whose family is not its protocol's channel fails before anything is written;
+    /// when BIRD refuses the configuration, the files are put back as they were, so that one
+    /// bad change cannot fail the next `configure` of anyone else.
     async fn configure(&self, installed: &BirdState, changes: &[Change]) -> Result<(), BirdError> {
         let mut files: BTreeMap<&str, BTreeSet<IpNet>> = BTreeMap::new();
         for change in changes {
@@ -260,43 +283,81 @@ impl Bird {
                 routes.remove(&change.prefix);
             }
         }
-        for (protocol, routes) in &files {
-            let path = include_file(&self.settings.include_dir, protocol);
-            write_atomically(&path, &file_text(protocol, routes)).map_err(|e| BirdError::File {
-                path: path.display().to_string(),
-                reason: crate::config::io_reason(&e),
-            })?;
-        }
         within(&self.socket, self.settings.timeout, async {
             let (mut session, _) = Session::open(&self.socket).await?;
-            let reply = session.command("configure").await?;
-            match reply.code() {
-                3 => Ok(()),
-                4 | 5 => {
-                    // BIRD 3 answers 0004 while the old configuration winds down; 0005 queues
-                    // ours behind one in progress. Wait until the routes show.
-                    let deadline =
-                        tokio::time::Instant::now() + SETTLE.min(self.settings.timeout / 2);
-                    loop {
-                        let (state, _) = Self::state_in(&mut session).await?;
-                        let done = files.iter().all(|(p, routes)| {
-                            state.statics.get(*p).is_some_and(|(_, now)| now == routes)
-                        });
-                        if done || tokio::time::Instant::now() >= deadline {
-                            return Ok(());
-                        }
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+            for protocol in files.keys() {
+                let reply = session
+                    .command(&format!("show protocols all {protocol}"))
+                    .await?;
+                let channel = channel_of(&reply);
+                if let Some(change) = changes.iter().find(|c| {
+                    c.announce
+                        && c.vrf.as_deref() == Some(*protocol)
+                        && channel.is_some_and(|v6| v6 != c.prefix.addr().is_ipv6())
+                }) {
+                    return Err(BirdError::Family {
+                        protocol: (*protocol).to_owned(),
+                        prefix: change.prefix.to_string(),
+                    });
+                }
+            }
+            for (protocol, routes) in &files {
+                self.write_file(protocol, routes)?;
+            }
+            let result =
+                Self::load(&mut session, &self.socket, &files, self.settings.timeout).await;
+            if result.is_err() {
+                for protocol in files.keys() {
+                    if let Some((_, before)) = installed.statics.get(*protocol) {
+                        let _ = self.write_file(protocol, before);
                     }
                 }
-                code => Err(BirdError::Refused {
-                    socket: self.socket.display().to_string(),
-                    command: "configure".into(),
-                    code,
-                    message: reply.message().to_owned(),
-                }),
             }
+            result
         })
         .await
+    }
+
+    fn write_file(&self, protocol: &str, routes: &BTreeSet<IpNet>) -> Result<(), BirdError> {
+        let path = include_file(&self.settings.include_dir, protocol);
+        write_atomically(&path, &file_text(protocol, routes)).map_err(|e| BirdError::File {
+            path: path.display().to_string(),
+            reason: crate::config::io_reason(&e),
+        })
+    }
+
+    /// `configure`, and after `0004`/`0005` wait until BIRD shows the routes of `files`.
+    async fn load(
+        session: &mut Session,
+        socket: &Path,
+        files: &BTreeMap<&str, BTreeSet<IpNet>>,
+        timeout: Duration,
+    ) -> Result<(), BirdError> {
+        let reply = session.command("configure").await?;
+        match reply.code() {
+            3 => Ok(()),
+            4 | 5 => {
+                // BIRD 3 answers 0004 while the old configuration winds down; 0005 queues
+                // ours behind one in progress. Wait until the routes show.
+                let deadline = tokio::time::Instant::now() + SETTLE.min(timeout / 2);
+                loop {
+                    let (state, _) = Self::state_in(session).await?;
+                    let done = files.iter().all(|(p, routes)| {
+                        state.statics.get(*p).is_some_and(|(_, now)| now == routes)
+                    });
+                    if done || tokio::time::Instant::now() >= deadline {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            code => Err(BirdError::Refused {
+                socket: socket.display().to_string(),
+                command: "configure".into(),
+                code,
+                message: reply.message().to_owned(),
+            }),
+        }
     }
 
     fn missing(&self, vrf: &Option<String>) -> BirdError {
@@ -326,12 +387,17 @@ impl Backend for Bird {
     }
 
     fn batches(&self, _: &BirdState, changes: &[Change]) -> Vec<std::ops::Range<usize>> {
-        // One `configure` carries any number of changes.
-        if changes.is_empty() {
-            Vec::new()
-        } else {
-            std::iter::once(0..changes.len()).collect()
+        // One `configure` per run of changes to one protocol: it carries any number of
+        // changes, and a protocol BIRD refuses fails only its own.
+        let mut batches = Vec::new();
+        let mut start = 0;
+        for i in 1..=changes.len() {
+            if i == changes.len() || changes[i].vrf != changes[start].vrf {
+                batches.push(start..i);
+                start = i;
+            }
         }
+        batches
     }
 
     async fn apply(&self, installed: &BirdState, changes: &[Change]) -> Result<(), BirdError> {
@@ -423,6 +489,43 @@ impl Backend for Bird {
                     path.display(),
                     crate::config::io_reason(&e)
                 ),
+            }
+        }
+    }
+
+    /// BIRD cannot be read (stopped, restarting): each include file gets the wanted routes
+    /// (what it holds, with the announcements and withdrawals wanted now), so that a BIRD
+    /// that starts loads no route health withdrew meanwhile. A running BIRD is not asked to
+    /// load anything.
+    async fn offline(&self, wanted: &[(PrefixKey, bool)]) {
+        let mut by_protocol: BTreeMap<&str, Vec<(IpNet, bool)>> = BTreeMap::new();
+        for ((protocol, prefix), announce) in wanted {
+            if let Some(protocol) = protocol.as_deref() {
+                by_protocol
+                    .entry(protocol)
+                    .or_default()
+                    .push((*prefix, *announce));
+            }
+        }
+        for (protocol, wanted) in by_protocol {
+            let path = include_file(&self.settings.include_dir, protocol);
+            let now = std::fs::read_to_string(&path).ok();
+            let mut routes: BTreeSet<IpNet> = now.as_deref().map(file_routes).unwrap_or_default();
+            for (prefix, announce) in wanted {
+                if announce {
+                    routes.insert(prefix);
+                } else {
+                    routes.remove(&prefix);
+                }
+            }
+            let text = file_text(protocol, &routes);
+            if now.as_deref() == Some(text.as_str()) || now.is_none() && routes.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.write_file(protocol, &routes) {
+                tracing::warn!(
+                    "{e} (BIRD is unreachable; the file is to say what it loads when it returns)"
+                );
             }
         }
     }
@@ -565,6 +668,21 @@ mod tests {
         .to_vec()
     }
 
+    /// `show protocols all anycastd4`, recorded from BIRD 2.0.12 (shortened).
+    fn protocol_all() -> Vec<String> {
+        [
+            "2002-Name       Proto      Table      State  Since         Info",
+            "1002-anycastd4  Static     master4    up     21:14:52.127  ",
+            "1006-  Channel ipv4",
+            "     State:          UP",
+            "     Table:          master4",
+            " ",
+            "0000 ",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
     fn announce(prefix: &str) -> Change {
         Change {
             vrf: Some("anycastd4".into()),
@@ -584,6 +702,7 @@ mod tests {
             Some("0001 BIRD 3.2.1 ready."),
             move |request, configured| match request {
                 "show protocols" => protocols(),
+                "show protocols all anycastd4" => protocol_all(),
                 "show route protocol anycastd4" => {
                     let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     if configured > 0 && n >= 3 {
@@ -628,6 +747,7 @@ mod tests {
             |request, _| {
                 match request {
                 "show protocols" => protocols(),
+                "show protocols all anycastd4" => protocol_all(),
                 "show route protocol anycastd4" => vec!["0000 ".into()],
                 "configure" => vec![
                     "0002-Reading configuration from /etc/bird/bird.conf".into(),
@@ -647,6 +767,23 @@ mod tests {
             error.to_string(),
             format!("BIRD at {}: configure: 8002 /run/anycastd/bird-anycastd4.conf:1:7 syntax error, unexpected CF_SYM_UNDEFINED", socket.display())
         );
+
+        // The refused file was put back as it was, so the next `configure` (anyone's) is not
+        // refused for it.
+        let text = std::fs::read_to_string(include_file(dir.path(), "anycastd4")).unwrap();
+        assert_eq!(text, file_text("anycastd4", &BTreeSet::new()));
+        // A prefix of the other family than the protocol's channel fails before anything is
+        // written or loaded.
+        std::fs::remove_file(include_file(dir.path(), "anycastd4")).unwrap();
+        let error = bird
+            .apply(&installed, &[announce("2001:db8::1/128")])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "2001:db8::1/128 cannot go into BIRD protocol anycastd4: its channel is of the other family (give it a protocol of its own family)"
+        );
+        assert!(!include_file(dir.path(), "anycastd4").exists());
 
         // A restricted socket (`birdc -r`, or `cli ... { restrict; }`) answers 8007.
         let dir2 = tempfile::tempdir().unwrap();
@@ -698,6 +835,7 @@ mod tests {
                 Some("0001 BIRD 2.0.12 ready."),
                 move |request, _| match request {
                     "show protocols" => protocols(),
+                    "show protocols all anycastd4" => protocol_all(),
                     "show route protocol anycastd4" => vec!["0000 ".into()],
                     "configure" => vec![
                         "0002-Reading configuration from /etc/bird/bird.conf".into(),
@@ -711,6 +849,27 @@ mod tests {
             let result = bird.apply(&installed, &[announce("192.0.2.1/32")]).await;
             assert_eq!(result.is_ok(), ok, "{code}: {result:?}");
         }
+    }
+
+    #[test]
+    fn one_batch_per_run_of_changes_to_one_protocol() {
+        let bird = bird_at(Path::new("/run/bird/bird.ctl"), Path::new("/run/anycastd"));
+        let change = |protocol: &str, prefix: &str, announce: bool| Change {
+            vrf: Some(protocol.into()),
+            prefix: prefix.parse().unwrap(),
+            announce,
+        };
+        let changes = [
+            change("a4", "192.0.2.1/32", false),
+            change("a4", "192.0.2.2/32", false),
+            change("b4", "192.0.2.3/32", false),
+            change("a4", "192.0.2.4/32", true),
+        ];
+        assert_eq!(
+            bird.batches(&BirdState::default(), &changes),
+            vec![0..2, 2..3, 3..4]
+        );
+        assert!(bird.batches(&BirdState::default(), &[]).is_empty());
     }
 
     #[test]
