@@ -105,7 +105,7 @@ enum Command {
         #[arg(long, value_name = "N")]
         after_seq: Option<u64>,
     },
-    /// Show each service's state, checks, and its prefixes as wanted and as in FRR
+    /// Show each service's state, checks, and its prefixes as wanted and as in FRR or BIRD
     Status {
         /// Only this service
         service: Option<String>,
@@ -114,7 +114,7 @@ enum Command {
         /// JSON output
         #[arg(long)]
         json: bool,
-        /// Monitoring-plugin output and exit code (0 OK, 1 WARNING, 2 CRITICAL when FRR differs
+        /// Monitoring-plugin output and exit code (0 OK, 1 WARNING, 2 CRITICAL when FRR or BIRD differs
         /// from what the daemon wants, 3 UNKNOWN)
         #[arg(long, conflicts_with = "json")]
         check: bool,
@@ -224,14 +224,14 @@ enum Command {
     },
 }
 
-/// How long `drain`/`undrain` wait for FRR to show the change.
+/// How long `drain`/`undrain` wait for the routing daemon to show the change.
 #[derive(Debug, clap::Args)]
 struct WaitArgs {
-    /// Wait at most this long for FRR's running config to show the change (exit 70 when it
+    /// Wait at most this long for FRR's running config (or BIRD) to show the change (exit 70 when it
     /// does not)
     #[arg(long, value_name = "DURATION", value_parser = parse_for, default_value = "10s")]
     wait: std::time::Duration,
-    /// Answer once the decision is journaled and handed to FRR's writer, without waiting
+    /// Answer once the decision is journaled and handed to the routing daemon's writer, without waiting
     #[arg(long, conflicts_with = "wait")]
     no_wait: bool,
 }
@@ -261,7 +261,13 @@ fn reexec_with_malloc_setting() -> Option<std::io::Error> {
     }
     use std::os::unix::process::CommandExt;
     let mut args = std::env::args_os();
-    let mut command = std::process::Command::new("/proc/self/exe");
+    // The binary by its own path, so that the process keeps its name (`ps`, `pgrep`,
+    // journald's _COMM); exec'ing /proc/self/exe would name it "exe".
+    let binary = std::env::current_exe()
+        .ok()
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| "/proc/self/exe".into());
+    let mut command = std::process::Command::new(binary);
     if let Some(arg0) = args.next() {
         command.arg0(arg0);
     }

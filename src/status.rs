@@ -140,6 +140,9 @@ pub struct PrefixStatus {
     /// Its routing daemon's kind (`frr`, `bird`; empty from a daemon that knew FRR alone).
     #[serde(default)]
     pub backend: String,
+    /// Which one: the vtysh binary (FRR), the control socket (BIRD).
+    #[serde(default)]
+    pub instance: String,
     /// Whether the daemon wants it announced (`None`: the daemon is not running).
     pub desired_announced: Option<bool>,
     /// A `network` line is in FRR's running config.
@@ -372,6 +375,7 @@ fn prefix_status(
         prefix: p.prefix.to_string(),
         vrf: p.vrf.clone(),
         backend: p.backend.kind.name().to_owned(),
+        instance: p.backend.instance.clone(),
         desired_announced: desired,
         configured: false,
         advertised: false,
@@ -407,6 +411,9 @@ fn prefix_status(
         (false, _, _) => "not configured".to_owned(),
         (true, false, _) => {
             "configured, not advertised: no valid route (bgp network import-check?)".into()
+        }
+        (true, true, 0) if p.backend.kind == crate::routing::BackendKind::Bird => {
+            "configured, not advertised: no established BGP protocol exports it".into()
         }
         (true, true, 0) => "configured, not advertised: no established peer".into(),
         (true, true, n) => format!("configured, advertised ({n} established peer(s))"),

@@ -198,7 +198,7 @@ fn a_mixed_service_flips_drains_reloads_and_sigterm_withdraws_everything() {
     tb.birdc(&["disable", "peer_v4"]);
     let (_, text) = anycastd(&config, &["status"]);
     assert!(
-        text.contains("198.51.100.123/32 (BIRD protocol anycastd4): wanted announced; BIRD: configured, not advertised: no established peer"),
+        text.contains("198.51.100.123/32 (BIRD protocol anycastd4): wanted announced; BIRD: configured, not advertised: no established BGP protocol exports it"),
         "{text}"
     );
     tb.birdc(&["enable", "peer_v4"]);

@@ -105,28 +105,28 @@ impl Validator {
         let mut owner: HashMap<&Prefix, &str> = HashMap::new();
         for (span, service) in services {
             for prefix in &service.prefixes {
+                let key = match prefix.backend.kind {
+                    crate::routing::BackendKind::Bird => "bird",
+                    _ => "frrouting",
+                };
+                let shown = match prefix.backend.kind {
+                    crate::routing::BackendKind::Bird => crate::text::route_text(prefix),
+                    _ => format!("{}{}", prefix.prefix, vrf_suffix(&prefix.vrf)),
+                };
                 match owner.get(prefix) {
                     Some(other) if *other != service.name => {
                         let other = other.to_string();
                         self.problem(
                             *span,
-                            format!("services.{}.prefixes.frrouting", service.name),
-                            format!(
-                                "prefix {}{} is also in service \"{other}\"",
-                                prefix.prefix,
-                                vrf_suffix(&prefix.vrf)
-                            ),
+                            format!("services.{}.prefixes.{key}", service.name),
+                            format!("prefix {shown} is also in service \"{other}\""),
                         );
                     }
                     Some(_) => {
                         self.problem(
                             *span,
-                            format!("services.{}.prefixes.frrouting", service.name),
-                            format!(
-                                "prefix {}{} is listed twice",
-                                prefix.prefix,
-                                vrf_suffix(&prefix.vrf)
-                            ),
+                            format!("services.{}.prefixes.{key}", service.name),
+                            format!("prefix {shown} is listed twice"),
                         );
                     }
                     None => {
@@ -472,8 +472,8 @@ impl Validator {
                                 n.span.start,
                                 join(path, "protocol"),
                                 format!(
-                                    "BIRD protocol name {name:?} must be a letter or _ then \
-                                     1-63 of A-Z a-z 0-9 _ (it names a file and goes into BIRD commands)"
+                                    "BIRD protocol name {name:?} must be a letter or _ then up \
+                                     to 63 of A-Z a-z 0-9 _ (it names a file and goes into BIRD commands)"
                                 ),
                             );
                             None

@@ -563,15 +563,23 @@ fn drain_result(
         ("withdraw", "withdrawn", "withdrawal")
     };
     let verified = (waited && !keys.is_empty()).then_some(unverified.is_empty());
+    let mut daemons: Vec<&str> = Vec::new();
+    for h in &reply.handed {
+        let label = h.writer.backend().kind.label();
+        if !h.keys.is_empty() && !daemons.contains(&label) {
+            daemons.push(label);
+        }
+    }
+    let daemon = daemons.join(" and ");
     let what = match verified {
         _ if keys.is_empty() => String::new(),
         None => format!(
             "; {verb} {} prefix(es) requested, not waited for",
             keys.len()
         ),
-        Some(true) => format!("; FRR shows {} prefix(es) {done}", keys.len()),
+        Some(true) => format!("; {daemon} shows {} prefix(es) {done}", keys.len()),
         Some(false) => format!(
-            "; FRR has NOT confirmed the {noun} of {} of {} prefix(es) yet: {}",
+            "; {daemon} has NOT confirmed the {noun} of {} of {} prefix(es) yet: {}",
             unverified_count,
             keys.len(),
             unverified.join("; ")
