@@ -570,6 +570,7 @@ fn drain_result(
             daemons.push(label);
         }
     }
+    let shows = if daemons.len() > 1 { "show" } else { "shows" };
     let daemon = daemons.join(" and ");
     let what = match verified {
         _ if keys.is_empty() => String::new(),
@@ -577,7 +578,7 @@ fn drain_result(
             "; {verb} {} prefix(es) requested, not waited for",
             keys.len()
         ),
-        Some(true) => format!("; {daemon} shows {} prefix(es) {done}", keys.len()),
+        Some(true) => format!("; {daemon} {shows} {} prefix(es) {done}", keys.len()),
         Some(false) => format!(
             "; {daemon} has NOT confirmed the {noun} of {} of {} prefix(es) yet: {}",
             unverified_count,
