@@ -1,5 +1,5 @@
-//! Prometheus metrics: a small process-wide registry and an HTTP endpoint serving the text
-//! exposition format (version 0.0.4), off unless `[metrics] listen` is set.
+//! Prometheus metrics: a small process-wide registry rendered in the text exposition format
+//! (version 0.0.4), served by [`crate::http`] when `[metrics] listen` is set.
 //!
 //! Names follow Prometheus conventions: `anycastd_` prefix, base units (seconds), `_total`
 //! for counters. Service, check and vtysh names are labels (service names are restricted to
@@ -10,7 +10,6 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use tokio::net::TcpListener;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -376,131 +375,9 @@ pub fn render() -> String {
     })
 }
 
-/// Bind the metrics endpoint (fatal at start if the address cannot be bound).
-pub async fn bind(listen: &str) -> Result<TcpListener, String> {
-    TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("metrics: cannot listen on {listen}: {e}"))
-}
-
-/// Serve `GET /metrics` (and `HEAD`) until the task is aborted: 404 for any other path,
-/// 405 for any other method. One request per connection (a scrape every few seconds needs no
-/// keep-alive), each bounded by [`REQUEST_TIMEOUT`].
-pub fn serve(listener: TcpListener) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            };
-            tokio::spawn(async move {
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(false)
-                    .serve_connection(
-                        hyper_util::rt::TokioIo::new(stream),
-                        hyper::service::service_fn(|request| async move {
-                            Ok::<_, std::convert::Infallible>(answer(&request))
-                        }),
-                    );
-                let _ = tokio::time::timeout(REQUEST_TIMEOUT, connection).await;
-            });
-        }
-    })
-}
-
-/// How long one connection may take, from accept to the end of the answer.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-
-type Body = http_body_util::Full<hyper::body::Bytes>;
-
-/// The answer to one request.
-fn answer<B>(request: &hyper::Request<B>) -> hyper::Response<Body> {
-    use hyper::{header, Method, Response, StatusCode};
-    let reply = |status: StatusCode, body: String| {
-        let mut response = Response::new(Body::from(body));
-        *response.status_mut() = status;
-        response
-    };
-    if request.uri().path() != "/metrics" {
-        return reply(StatusCode::NOT_FOUND, "not found: try /metrics\n".into());
-    }
-    if request.method() != Method::GET && request.method() != Method::HEAD {
-        let mut response = reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed: GET or HEAD\n".into(),
-        );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
-        return response;
-    }
-    let mut response = reply(StatusCode::OK, render());
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn request(method: &str, path: &str) -> hyper::Request<()> {
-        hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .body(())
-            .unwrap()
-    }
-
-    #[test]
-    fn only_get_and_head_of_metrics_are_answered() {
-        let ok = answer(&request("GET", "/metrics"));
-        assert_eq!(ok.status(), 200);
-        assert_eq!(
-            ok.headers()["content-type"],
-            "text/plain; version=0.0.4; charset=utf-8"
-        );
-        assert_eq!(answer(&request("HEAD", "/metrics")).status(), 200);
-        assert_eq!(answer(&request("GET", "/")).status(), 404);
-        assert_eq!(answer(&request("GET", "/metrics/x")).status(), 404);
-        let post = answer(&request("POST", "/metrics"));
-        assert_eq!(post.status(), 405);
-        assert_eq!(post.headers()["allow"], "GET, HEAD");
-    }
-
-    #[tokio::test]
-    async fn a_served_scrape_is_the_rendered_registry_and_the_connection_closes() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        count(
-            "anycastd_drift_repairs_total",
-            &[("service", "served")],
-            2.0,
-        );
-        let listener = bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = serve(listener);
-        for (request, status) in [
-            ("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200"),
-            ("PUT /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405"),
-            ("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404"),
-        ] {
-            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-            stream.write_all(request.as_bytes()).await.unwrap();
-            let mut text = String::new();
-            // Read to the end: the server closes after one answer.
-            stream.read_to_string(&mut text).await.unwrap();
-            assert!(text.starts_with(status), "{text}");
-            if status.ends_with("200") {
-                assert!(
-                    text.contains("anycastd_drift_repairs_total{service=\"served\"} 2"),
-                    "{text}"
-                );
-            }
-        }
-        server.abort();
-    }
 
     #[test]
     fn label_values_are_escaped_and_integers_printed_plainly() {

@@ -210,3 +210,79 @@ fn a_metrics_address_in_use_is_fatal_with_exit_70() {
         "the control socket is removed again"
     );
 }
+
+/// One request to the endpoint: (status code, body).
+fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_healthz_and_readyz_are_served_beside_the_metrics() {
+    let emulator = Emulator::start(Generation::V2).await;
+    emulator.set("dns", Behaviour::Pass);
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_port();
+    let config = config(dir.path(), &emulator.url(), &addr);
+    let _daemon = Daemon::start(&config, &dir.path().join("log"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Ok((200, body)) = std::panic::catch_unwind(|| http(&addr, "GET", "/status")) {
+            let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if json["services"][0]["state"] == "healthy" {
+                break json;
+            }
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The same document as `status --json` (what changes between the two reads aside).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(["status", "--json", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["daemon_running"], cli["daemon_running"]);
+    for field in ["name", "state", "since_ms", "rise", "fall"] {
+        assert_eq!(
+            status["services"][0][field], cli["services"][0][field],
+            "{field}"
+        );
+    }
+    assert_eq!(
+        status["services"][0]["prefixes"],
+        cli["services"][0]["prefixes"]
+    );
+    assert_eq!(http(&addr, "GET", "/healthz"), (200, "ok\n".to_owned()));
+    assert_eq!(http(&addr, "GET", "/readyz"), (200, "ready\n".to_owned()));
+    assert_eq!(http(&addr, "HEAD", "/status"), (200, String::new()));
+    assert_eq!(http(&addr, "POST", "/readyz").0, 405);
+    assert_eq!(http(&addr, "DELETE", "/status").0, 405);
+    assert_eq!(http(&addr, "GET", "/statusx").0, 404);
+    assert_eq!(http(&addr, "GET", "/").0, 404);
+
+    // FRR cannot be read any more: not ready, saying why; the process still answers.
+    let vtysh = dir.path().join("vtysh");
+    std::fs::write(&vtysh, "#!/bin/sh\necho '% vty broken'\nexit 1\n").unwrap();
+    let (code, body) = http(&addr, "GET", "/readyz");
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.starts_with(&format!(
+            "not ready: FRR through {}: vtysh {}: exit 1: % vty broken",
+            vtysh.display(),
+            vtysh.display()
+        )),
+        "{body}"
+    );
+    assert_eq!(http(&addr, "GET", "/healthz").0, 200);
+}

@@ -183,10 +183,35 @@ async fn status_answer(
             return out.error(exit::USAGE, message).await;
         }
     }
-    let snapshots = snapshots(context, service.as_deref()).await;
-    let pending = pending(context);
-    let services = status::collect(&config, &snapshots, true, &pending, service.as_deref()).await;
+    let services = status_of(context, service.as_deref()).await;
     out.send(Response::Status { services }).await
+}
+
+/// Every service's status (or `service`'s), as `status` shows it: the daemon's states next
+/// to what the routing daemons have and advertise.
+pub async fn status_of(context: &Context, service: Option<&str>) -> Vec<status::ServiceStatus> {
+    let config = lock(&context.config).clone();
+    let snapshots = snapshots(context, service).await;
+    let pending = pending(context);
+    status::collect(&config, &snapshots, true, &pending, service).await
+}
+
+/// The routing backends that cannot be read now (each read afresh), with why; empty when
+/// every one answers.
+pub async fn unreachable(context: &Context) -> Vec<String> {
+    let config = lock(&context.config).clone();
+    let ids: Vec<crate::routing::BackendId> = lock(&context.writers).keys().cloned().collect();
+    let settings = config.routing();
+    let mut problems = Vec::new();
+    for id in ids {
+        if let Err(e) = crate::routing::read(&settings, &id).await {
+            problems.push(format!(
+                "{}: {e}",
+                crate::text::backend_text(&id.to_string())
+            ));
+        }
+    }
+    problems
 }
 
 /// What the writers have not shown yet: with the writer's last error, if it failed.

@@ -121,9 +121,10 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
             return exit::SOFTWARE;
         }
     };
+    let site = Arc::new(crate::http::Site::default());
     let metrics_server = match &config.metrics_listen {
-        Some(listen) => match crate::metrics::bind(listen).await {
-            Ok(listener) => Some(crate::metrics::serve(listener)),
+        Some(listen) => match crate::http::bind(listen).await {
+            Ok(listener) => Some(crate::http::serve(listener, site.clone())),
             Err(e) => {
                 eprintln!("anycastd: {e}");
                 let _ = std::fs::remove_file(&config.control.socket);
@@ -167,22 +168,21 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(1);
     let shared_config = Arc::new(Mutex::new(Arc::new(config.clone())));
     let driver_commands: control::DriverCommands = Arc::default();
-    let server = control::serve(
-        listener,
-        Arc::new(control::Context {
-            reader,
-            tap: tap.clone(),
-            views: views.clone(),
-            config: shared_config.clone(),
-            stop: stop_tx,
-            reload: reload_tx,
-            drivers: driver_commands.clone(),
-            journal: journal.clone(),
-            writers: writers.clone(),
-            read_gid,
-            admin_gid,
-        }),
-    );
+    let context = Arc::new(control::Context {
+        reader,
+        tap: tap.clone(),
+        views: views.clone(),
+        config: shared_config.clone(),
+        stop: stop_tx,
+        reload: reload_tx,
+        drivers: driver_commands.clone(),
+        journal: journal.clone(),
+        writers: writers.clone(),
+        read_gid,
+        admin_gid,
+    });
+    let server = control::serve(listener, context.clone());
+    site.ready(context);
     let shared = Shared {
         writers: writers.clone(),
         journal: journal.clone(),

@@ -1,0 +1,210 @@
+//! The HTTP endpoint on `[metrics] listen`, served by hyper: `GET /metrics` (Prometheus),
+//! `GET /status` (the JSON of `status --json`), `GET /healthz` (the process answers) and
+//! `GET /readyz` (start-up reconciliation done and every routing backend readable now).
+//! `HEAD` is answered like `GET` without the body; any other path is 404, any other method
+//! 405 with `Allow`. Read-only. One request per connection, each bounded by
+//! [`REQUEST_TIMEOUT`].
+
+use crate::control::Context;
+use hyper::{header, Method, Response, StatusCode};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// How long one connection may take, from accept to the end of the answer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The paths served.
+pub const PATHS: [&str; 4] = ["/metrics", "/status", "/healthz", "/readyz"];
+
+type Body = http_body_util::Full<hyper::body::Bytes>;
+
+/// What the endpoint answers from: the daemon's context, once the start-up reconciliation
+/// is done (before that, `/status` and `/readyz` answer 503).
+#[derive(Default)]
+pub struct Site {
+    context: OnceLock<Arc<Context>>,
+}
+
+impl Site {
+    /// The start-up reconciliation is done: answer from `context` from now on.
+    pub fn ready(&self, context: Arc<Context>) {
+        let _ = self.context.set(context);
+    }
+}
+
+/// Bind `listen` (at start, so that an address in use is fatal before anything happens).
+pub async fn bind(listen: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("metrics: cannot listen on {listen}: {e}"))
+}
+
+/// Serve until the task is aborted.
+pub fn serve(listener: TcpListener, site: Arc<Site>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let site = site.clone();
+            tokio::spawn(async move {
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(false)
+                    .serve_connection(
+                        hyper_util::rt::TokioIo::new(stream),
+                        hyper::service::service_fn(move |request| {
+                            let site = site.clone();
+                            async move {
+                                Ok::<_, std::convert::Infallible>(answer(&request, &site).await)
+                            }
+                        }),
+                    );
+                let _ = tokio::time::timeout(REQUEST_TIMEOUT, connection).await;
+            });
+        }
+    })
+}
+
+fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+/// The answer to one request.
+pub async fn answer<B>(request: &hyper::Request<B>, site: &Site) -> Response<Body> {
+    let path = request.uri().path();
+    if !PATHS.contains(&path) {
+        return reply(
+            StatusCode::NOT_FOUND,
+            TEXT,
+            format!("not found: try {}\n", PATHS.join(", ")),
+        );
+    }
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut response = reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            TEXT,
+            "method not allowed: GET or HEAD\n".into(),
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    let mut response = match path {
+        "/metrics" => reply(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            crate::metrics::render(),
+        ),
+        "/healthz" => reply(StatusCode::OK, TEXT, "ok\n".into()),
+        _ => match site.context.get() {
+            None => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                TEXT,
+                "starting: the start-up reconciliation is not done\n".into(),
+            ),
+            Some(context) if path == "/status" => {
+                let services = crate::control::server::status_of(context, None).await;
+                let body = serde_json::json!({"daemon_running": true, "services": services});
+                reply(StatusCode::OK, "application/json", format!("{body}\n"))
+            }
+            Some(context) => {
+                let problems = crate::control::server::unreachable(context).await;
+                if problems.is_empty() {
+                    reply(StatusCode::OK, TEXT, "ready\n".into())
+                } else {
+                    reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        TEXT,
+                        format!("not ready: {}\n", problems.join("; ")),
+                    )
+                }
+            }
+        },
+    };
+    if request.method() == Method::HEAD {
+        *response.body_mut() = Body::default();
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str, path: &str) -> hyper::Request<()> {
+        hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_served_scrape_is_the_rendered_registry_and_the_connection_closes() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        crate::metrics::count(
+            "anycastd_drift_repairs_total",
+            &[("service", "served")],
+            2.0,
+        );
+        let listener = bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = serve(listener, Arc::default());
+        for (request, status) in [
+            ("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200"),
+            ("PUT /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405"),
+            ("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404"),
+            ("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200"),
+        ] {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut text = String::new();
+            // Read to the end: the server closes after one answer.
+            stream.read_to_string(&mut text).await.unwrap();
+            assert!(text.starts_with(status), "{text}");
+            if request.starts_with("GET /metrics") {
+                assert!(
+                    text.contains("anycastd_drift_repairs_total{service=\"served\"} 2"),
+                    "{text}"
+                );
+            }
+        }
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn routes_methods_and_a_site_not_ready_yet() {
+        let site = Site::default();
+        let status = |r: Response<Body>| r.status().as_u16();
+        assert_eq!(
+            status(answer(&request("GET", "/metrics"), &site).await),
+            200
+        );
+        assert_eq!(
+            status(answer(&request("HEAD", "/healthz"), &site).await),
+            200
+        );
+        assert_eq!(status(answer(&request("GET", "/"), &site).await), 404);
+        assert_eq!(
+            status(answer(&request("GET", "/metrics/x"), &site).await),
+            404
+        );
+        let post = answer(&request("POST", "/status"), &site).await;
+        assert_eq!(post.status(), 405);
+        assert_eq!(post.headers()[header::ALLOW], "GET, HEAD");
+        // Before the start-up reconciliation: not ready, no status.
+        assert_eq!(status(answer(&request("GET", "/readyz"), &site).await), 503);
+        assert_eq!(status(answer(&request("GET", "/status"), &site).await), 503);
+    }
+}
