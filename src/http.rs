@@ -101,11 +101,18 @@ pub async fn answer<B>(request: &hyper::Request<B>, site: &Site) -> Response<Bod
         return response;
     }
     let mut response = match path {
-        "/metrics" => reply(
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            crate::metrics::render(),
-        ),
+        "/metrics" => {
+            let mut text = crate::metrics::render();
+            if let Some(context) = site.context.get() {
+                let services = crate::control::server::status_of(context, None).await;
+                text.push_str(&status_gauges(&services));
+            }
+            reply(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                text,
+            )
+        }
         "/healthz" => reply(StatusCode::OK, TEXT, "ok\n".into()),
         _ => match site.context.get() {
             None => reply(
@@ -136,6 +143,110 @@ pub async fn answer<B>(request: &hyper::Request<B>, site: &Site) -> Response<Bod
         *response.body_mut() = Body::default();
     }
     response
+}
+
+/// The gauges read from the routing daemons at each scrape, as `status` computes them: per
+/// prefix whether it is wanted, configured and advertised; per backend whether it could be
+/// read; per service its damping penalty and suppression.
+pub fn status_gauges(services: &[crate::status::ServiceStatus]) -> String {
+    use std::fmt::Write as _;
+    let escape = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let mut out = String::new();
+    let mut reachable: std::collections::BTreeMap<(String, String), bool> = Default::default();
+    let prefix_gauges: [(&str, &str, fn(&crate::status::PrefixStatus) -> bool); 3] = [
+        (
+            "anycastd_prefix_wanted_announced",
+            "1 while the daemon wants the prefix announced.",
+            |p| p.desired_announced == Some(true),
+        ),
+        (
+            "anycastd_prefix_configured",
+            "1 while the routing daemon has the prefix (FRR: a network line; BIRD: a route of the static protocol).",
+            |p| p.configured,
+        ),
+        (
+            "anycastd_prefix_advertised",
+            "1 while the routing daemon advertises the prefix to at least one established peer.",
+            |p| p.advertised,
+        ),
+    ];
+    for (name, help, value) in prefix_gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for s in services {
+            for p in s.prefixes.iter().filter(|p| !p.unreadable) {
+                let backend = if p.backend.is_empty() {
+                    "frr"
+                } else {
+                    &p.backend
+                };
+                let _ = writeln!(
+                    out,
+                    "{name}{{service=\"{}\",prefix=\"{}\",table=\"{}\",backend=\"{}\",instance=\"{}\"}} {}",
+                    escape(&s.name),
+                    escape(&p.prefix),
+                    escape(p.vrf.as_deref().unwrap_or("")),
+                    escape(backend),
+                    escape(&p.instance),
+                    u8::from(value(p))
+                );
+            }
+        }
+    }
+    for s in services {
+        for p in &s.prefixes {
+            let backend = if p.backend.is_empty() {
+                "frr"
+            } else {
+                &p.backend
+            };
+            let ok = reachable
+                .entry((backend.to_owned(), p.instance.clone()))
+                .or_insert(true);
+            *ok &= !p.unreadable;
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP anycastd_routing_reachable 1 when the routing daemon could be read at this scrape.\n# TYPE anycastd_routing_reachable gauge"
+    );
+    for ((backend, instance), ok) in &reachable {
+        let _ = writeln!(
+            out,
+            "anycastd_routing_reachable{{backend=\"{}\",instance=\"{}\"}} {}",
+            escape(backend),
+            escape(instance),
+            u8::from(*ok)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP anycastd_service_damping_penalty The service's flap damping penalty, decayed to now (0 without damping).\n# TYPE anycastd_service_damping_penalty gauge"
+    );
+    for s in services {
+        let penalty = s.damping.as_ref().map_or(0, |d| d.penalty);
+        let _ = writeln!(
+            out,
+            "anycastd_service_damping_penalty{{service=\"{}\"}} {penalty}",
+            escape(&s.name)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP anycastd_service_suppressed 1 while flap damping holds the service withdrawn.\n# TYPE anycastd_service_suppressed gauge"
+    );
+    for s in services {
+        let _ = writeln!(
+            out,
+            "anycastd_service_suppressed{{service=\"{}\"}} {}",
+            escape(&s.name),
+            u8::from(s.suppressed)
+        );
+    }
+    out
 }
 
 #[cfg(test)]

@@ -120,6 +120,16 @@ const METRICS: &[(&str, &str, &str)] = &[
         "Restarts of a routing daemon (bgpd, BIRD) found by watching its control socket.",
     ),
     ("anycastd_drains_total", "counter", "Operator drains."),
+    (
+        "anycastd_routing_last_reconcile_timestamp_seconds",
+        "gauge",
+        "Unix time a writer last read its routing daemon and found it converged or converged it.",
+    ),
+    (
+        "anycastd_build_info",
+        "gauge",
+        "Always 1; the version of this anycastd in a label.",
+    ),
 ];
 
 fn registry() -> &'static Mutex<Registry> {
@@ -234,6 +244,14 @@ pub fn service_counters(service: &str) {
     for name in ["anycastd_drift_repairs_total", "anycastd_drains_total"] {
         count(name, &[("service", service)], 0.0);
     }
+    // The flaps alerts count: both directions exist from the start.
+    for (from, to) in [("healthy", "unhealthy"), ("unhealthy", "healthy")] {
+        count(
+            "anycastd_service_transitions_total",
+            &[("service", service), ("from", from), ("to", to)],
+            0.0,
+        );
+    }
 }
 
 /// ... of a vtysh binary (at its writer's start) ...
@@ -281,6 +299,15 @@ pub fn backend_counters(kind: &str, instance: &str) {
         "anycastd_routing_restarts_total",
         &[("backend", kind), ("instance", instance)],
         0.0,
+    );
+}
+
+/// ... the build (at the daemon's start) ...
+pub fn build_info() {
+    set(
+        "anycastd_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1.0,
     );
 }
 

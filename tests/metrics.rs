@@ -136,9 +136,74 @@ async fn the_metrics_parse_as_prometheus_text_and_follow_a_flip() {
         ("anycastd_drains_total", &[("service", "dns")][..]),
         ("anycastd_vtysh_errors_total", &[][..]),
         ("anycastd_journal_errors_total", &[][..]),
+        (
+            "anycastd_service_transitions_total",
+            &[("service", "dns"), ("from", "unhealthy"), ("to", "healthy")][..],
+        ),
+        ("anycastd_routing_restarts_total", &[("backend", "frr")][..]),
     ] {
         assert_eq!(value(&scraped, name, labels), Some(0.0), "{name}");
     }
+    assert_eq!(
+        value(
+            &scraped,
+            "anycastd_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        Some(1.0)
+    );
+    // Read from FRR at the scrape: wanted withdrawn now, not configured (this FRR has no
+    // BGP instance), FRR readable; no damping.
+    let dns = [
+        ("service", "dns"),
+        ("prefix", "203.0.113.53/32"),
+        ("backend", "frr"),
+    ];
+    assert_eq!(
+        value(&scraped, "anycastd_prefix_wanted_announced", &dns),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&scraped, "anycastd_prefix_configured", &dns),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&scraped, "anycastd_prefix_advertised", &dns),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &scraped,
+            "anycastd_routing_reachable",
+            &[("backend", "frr")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &scraped,
+            "anycastd_service_suppressed",
+            &[("service", "dns")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &scraped,
+            "anycastd_service_damping_penalty",
+            &[("service", "dns")]
+        ),
+        Some(0.0)
+    );
+    assert!(
+        value(
+            &scraped,
+            "anycastd_routing_last_reconcile_timestamp_seconds",
+            &[("backend", "frr")]
+        )
+        .unwrap()
+            > 1.7e9
+    );
     assert!(value(&scraped, "anycastd_journal_appends_total", &[]).unwrap() >= 3.0);
     assert!(
         value(
@@ -285,4 +350,15 @@ async fn status_healthz_and_readyz_are_served_beside_the_metrics() {
         "{body}"
     );
     assert_eq!(http(&addr, "GET", "/healthz").0, 200);
+    // The scrape says so too, and drops the prefix gauges it cannot know.
+    let scraped = scrape(&addr);
+    assert_eq!(
+        value(
+            &scraped,
+            "anycastd_routing_reachable",
+            &[("backend", "frr")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(value(&scraped, "anycastd_prefix_configured", &[]), None);
 }

@@ -134,6 +134,7 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
         None => None,
     };
     crate::metrics::journal_counters();
+    crate::metrics::build_info();
     let rebooted = startup::journal_start(&config, &prior, reset, &journal).await;
     tracing::info!(
         config = %config_path.display(),

@@ -756,6 +756,12 @@ impl<B: Backend> Writer<B> {
         installed: &B::Installed,
         entries: &[(PrefixKey, Decision, bool)],
     ) {
+        let id = self.backend.id();
+        crate::metrics::set(
+            "anycastd_routing_last_reconcile_timestamp_seconds",
+            &[("backend", id.kind.name()), ("instance", &id.instance)],
+            crate::journal::now_ms() as f64 / 1000.0,
+        );
         let pending = entries
             .iter()
             .filter(|(key, decision, _)| installed.contains(&key.0, &key.1) != decision.announce)
