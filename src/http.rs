@@ -145,6 +145,9 @@ pub async fn answer<B>(request: &hyper::Request<B>, site: &Site) -> Response<Bod
     response
 }
 
+/// A per-prefix gauge: name, help, value.
+type PrefixGauge = (&'static str, &'static str, fn(&crate::status::PrefixStatus) -> bool);
+
 /// The gauges read from the routing daemons at each scrape, as `status` computes them: per
 /// prefix whether it is wanted, configured and advertised; per backend whether it could be
 /// read; per service its damping penalty and suppression.
@@ -157,7 +160,7 @@ pub fn status_gauges(services: &[crate::status::ServiceStatus]) -> String {
     };
     let mut out = String::new();
     let mut reachable: std::collections::BTreeMap<(String, String), bool> = Default::default();
-    let prefix_gauges: [(&str, &str, fn(&crate::status::PrefixStatus) -> bool); 3] = [
+    let prefix_gauges: [PrefixGauge; 3] = [
         (
             "anycastd_prefix_wanted_announced",
             "1 while the daemon wants the prefix announced.",
