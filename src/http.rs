@@ -146,7 +146,11 @@ pub async fn answer<B>(request: &hyper::Request<B>, site: &Site) -> Response<Bod
 }
 
 /// A per-prefix gauge: name, help, value.
-type PrefixGauge = (&'static str, &'static str, fn(&crate::status::PrefixStatus) -> bool);
+type PrefixGauge = (
+    &'static str,
+    &'static str,
+    fn(&crate::status::PrefixStatus) -> bool,
+);
 
 /// The gauges read from the routing daemons at each scrape, as `status` computes them: per
 /// prefix whether it is wanted, configured and advertised; per backend whether it could be
@@ -188,7 +192,7 @@ pub fn status_gauges(services: &[crate::status::ServiceStatus]) -> String {
                 };
                 let _ = writeln!(
                     out,
-                    "{name}{{service=\"{}\",prefix=\"{}\",table=\"{}\",backend=\"{}\",instance=\"{}\"}} {}",
+                    "{name}{{service=\"{}\",prefix=\"{}\",table=\"{}\",backend=\"{}\",endpoint=\"{}\"}} {}",
                     escape(&s.name),
                     escape(&p.prefix),
                     escape(p.vrf.as_deref().unwrap_or("")),
@@ -219,7 +223,7 @@ pub fn status_gauges(services: &[crate::status::ServiceStatus]) -> String {
     for ((backend, instance), ok) in &reachable {
         let _ = writeln!(
             out,
-            "anycastd_routing_reachable{{backend=\"{}\",instance=\"{}\"}} {}",
+            "anycastd_routing_reachable{{backend=\"{}\",endpoint=\"{}\"}} {}",
             escape(backend),
             escape(instance),
             u8::from(*ok)

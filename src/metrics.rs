@@ -297,7 +297,7 @@ pub fn bird_conversation(socket: &str, took: Duration, ok: bool) {
 pub fn backend_counters(kind: &str, instance: &str) {
     count(
         "anycastd_routing_restarts_total",
-        &[("backend", kind), ("instance", instance)],
+        &[("backend", kind), ("endpoint", instance)],
         0.0,
     );
 }

@@ -357,7 +357,7 @@ fn sigkill_restart_keeps_everything_a_bird_restart_is_journaled_and_a_boot_start
     let socket = tb.bird_socket().display().to_string();
     assert!(
         metrics.contains(&format!(
-            "anycastd_routing_restarts_total{{backend=\"bird\",instance=\"{socket}\"}} 1"
+            "anycastd_routing_restarts_total{{backend=\"bird\",endpoint=\"{socket}\"}} 1"
         )),
         "{metrics}"
     );

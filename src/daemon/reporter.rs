@@ -68,7 +68,7 @@ fn journal_restart(restart: Restart) -> Vec<wire::Event> {
         "anycastd_routing_restarts_total",
         &[
             ("backend", backend.kind.name()),
-            ("instance", &backend.instance),
+            ("endpoint", &backend.instance),
         ],
         1.0,
     );

@@ -759,7 +759,7 @@ impl<B: Backend> Writer<B> {
         let id = self.backend.id();
         crate::metrics::set(
             "anycastd_routing_last_reconcile_timestamp_seconds",
-            &[("backend", id.kind.name()), ("instance", &id.instance)],
+            &[("backend", id.kind.name()), ("endpoint", &id.instance)],
             crate::journal::now_ms() as f64 / 1000.0,
         );
         let pending = entries
