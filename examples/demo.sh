@@ -98,3 +98,9 @@ echo "anycastd exited with $code"
 wait_count 0; show
 echo "== anycastd's log:"
 cat "$D/anycastd.log"
+echo
+echo "== what the journal says happened to dns (anycastd history dns):"
+"$BIN/anycastd" history dns -c "$D/config.toml"
+echo
+echo "== and what fall = 3 would have done with the same check results (anycastd replay dns --fall 3):"
+"$BIN/anycastd" replay dns --fall 3 -c "$D/config.toml"
