@@ -42,6 +42,7 @@ pub mod manual;
 pub mod metrics;
 pub mod notify;
 pub mod replay;
+pub mod report;
 pub mod routing;
 pub mod service;
 pub mod status;

@@ -151,6 +151,25 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Per-service figures over a window: share of time announced, withdrawals by health,
+    /// mean time to repair, longest outage, time drained, damping suppressions (the recorded
+    /// run of `replay`, for every service)
+    Report {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Window start: RFC 3339, or a duration ago (90, 90s, 30m, 2h, 1d, 1w)
+        #[arg(long)]
+        since: Option<String>,
+        /// Window end: RFC 3339 or a duration ago
+        #[arg(long)]
+        until: Option<String>,
+        /// JSON output
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// CSV output (a header line, one line per service)
+        #[arg(long)]
+        csv: bool,
+    },
     /// Re-run a service's journal through the state machine: the timeline, a summary, a
     /// check that the re-run reproduces what was recorded, and what other settings would
     /// have done (--rise, --fall, --with-shadow, --damping-*)
@@ -404,6 +423,33 @@ fn main() -> ExitCode {
             };
             with_runtime(|runtime| {
                 runtime.block_on(cli::replay::replay(&client.client(), request, json))
+            })
+        }
+        Command::Report {
+            client,
+            since,
+            until,
+            json,
+            csv,
+        } => {
+            let (since_ms, until_ms) = match window(&since, &until) {
+                Ok(window) => window,
+                Err(code) => return ExitCode::from(code),
+            };
+            let format = if json {
+                cli::report::Format::Json
+            } else if csv {
+                cli::report::Format::Csv
+            } else {
+                cli::report::Format::Text
+            };
+            with_runtime(|runtime| {
+                runtime.block_on(cli::report::report(
+                    &client.client(),
+                    since_ms,
+                    until_ms,
+                    format,
+                ))
             })
         }
         Command::Reload { client } => {

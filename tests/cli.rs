@@ -253,6 +253,7 @@ fn completions_and_the_man_page_come_from_the_command_line_definition() {
         "drain",
         "undrain",
         "replay",
+        "report",
         "reload",
         "check-config",
         "completions",

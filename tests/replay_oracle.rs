@@ -54,7 +54,11 @@ fn scripted(rt: &tokio::runtime::Runtime) -> (Emulator, Served) {
 
 /// One run of the daemon over the whole script; returns the journal's replay (through the
 /// daemon while it runs, with `what_if` options) and what was served.
-fn run(rise: u32, fall: u32, what_if: &[&str]) -> (Report, Report, Vec<(i64, bool)>) {
+fn run(
+    rise: u32,
+    fall: u32,
+    what_if: &[&str],
+) -> (Report, Report, Vec<(i64, bool)>, anycastd::report::Report) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (emulator, served) = scripted(&rt);
     let dir = tempfile::tempdir().unwrap();
@@ -100,7 +104,14 @@ fn run(rise: u32, fall: u32, what_if: &[&str]) -> (Report, Report, Vec<(i64, boo
     let recorded = replay(&[]);
     let with_what_if = replay(what_if);
     let served = served.lock().unwrap().clone();
-    (recorded, with_what_if, served)
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(["report", "--json", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let report = serde_json::from_slice(&out.stdout).unwrap();
+    (recorded, with_what_if, served, report)
 }
 
 /// By hand: the transitions rise/fall give over the served results.
@@ -184,8 +195,9 @@ fn assert_figures(
 
 #[test]
 fn a_what_if_of_the_real_daemons_journal_equals_a_live_run_with_those_settings() {
-    let (first, first_what_if, served_first) = run(1, 1, &["--rise", "2", "--fall", "3"]);
-    let (second, _, served_second) = run(2, 3, &[]);
+    let (first, first_what_if, served_first, first_report) =
+        run(1, 1, &["--rise", "2", "--fall", "3"]);
+    let (second, _, served_second, second_report) = run(2, 3, &[]);
     for report in [&first, &first_what_if, &second] {
         assert!(report.divergences.is_empty(), "{:#?}", report.divergences);
         assert!(report.gaps.is_empty());
@@ -243,6 +255,31 @@ fn a_what_if_of_the_real_daemons_journal_equals_a_live_run_with_those_settings()
         &by_hand(&served_second, 2, 3),
         "run 2 figures",
     );
+
+    // `report` over the same journals: the same window and figures as replay's recorded
+    // runs, and so the by-hand figures over what was served.
+    for (report, replayed, served, rise, fall) in [
+        (&first_report, &first, &served_first, 1, 1),
+        (&second_report, &second, &served_second, 2, 3),
+    ] {
+        assert_eq!(report.rows.len(), 1);
+        assert_eq!(report.rows[0].service, "dns");
+        assert_eq!(
+            (report.from_ms, report.to_ms),
+            (replayed.from_ms, replayed.to_ms)
+        );
+        assert_eq!(report.rows[0].summary, replayed.recorded.summary);
+        let run = anycastd::replay::Run {
+            summary: report.rows[0].summary.clone(),
+            ..anycastd::replay::Run::default()
+        };
+        assert_figures(
+            replayed,
+            &run,
+            &by_hand(served, rise, fall),
+            "report figures",
+        );
+    }
 }
 
 #[test]

@@ -11,6 +11,7 @@ pub mod drain;
 pub mod history;
 pub mod reload;
 pub mod replay;
+pub mod report;
 pub mod status;
 pub mod stop;
 

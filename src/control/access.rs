@@ -56,6 +56,9 @@ pub fn action(request: &Request) -> Option<&'static str> {
         Request::Undrain { .. } => Some("undrain"),
         Request::Reload => Some("reload"),
         Request::Stop { .. } => Some("stop"),
-        Request::Status { .. } | Request::History { .. } | Request::Replay { .. } => None,
+        Request::Status { .. }
+        | Request::History { .. }
+        | Request::Replay { .. }
+        | Request::Report { .. } => None,
     }
 }

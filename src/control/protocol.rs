@@ -66,6 +66,13 @@ pub enum Request {
         #[serde(default)]
         what_if: crate::replay::WhatIf,
     },
+    /// Per-service figures over a window (`report`).
+    Report {
+        /// Window start (ms).
+        since_ms: Option<i64>,
+        /// Window end (ms).
+        until_ms: Option<i64>,
+    },
     /// Stop the daemon.
     Stop {
         /// Exit without withdrawing (planned restart).
@@ -205,6 +212,11 @@ pub enum Response {
     Replay {
         /// The report.
         report: Box<crate::replay::Report>,
+    },
+    /// `report`.
+    Report {
+        /// The report.
+        report: Box<crate::report::Report>,
     },
     /// `reload` applied.
     Reloaded {

@@ -164,6 +164,9 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
             until_ms,
             what_if,
         } => replay(&mut out, context, service, since_ms, until_ms, what_if).await?,
+        Request::Report { since_ms, until_ms } => {
+            report(&mut out, context, since_ms, until_ms).await?
+        }
         Request::Reload => reload(&mut out, context, &caller).await?,
         Request::Stop { keep_announced } => {
             stop(&mut out, context, &caller, keep_announced).await?
@@ -304,6 +307,49 @@ async fn history(
             }
             Err(broadcast::error::RecvError::Closed) => return Ok(()),
         }
+    }
+}
+
+async fn report(
+    out: &mut Out,
+    context: &Context,
+    since_ms: Option<i64>,
+    until_ms: Option<i64>,
+) -> std::io::Result<()> {
+    let config = lock(&context.config).clone();
+    let Some(reader) = context.reader.clone() else {
+        return out
+            .error(exit::SOFTWARE, "the journal is unavailable in this daemon")
+            .await;
+    };
+    // Every service's unchanged results so far are journaled first.
+    let drivers: Vec<_> = lock(&context.drivers).values().cloned().collect();
+    for driver in drivers {
+        let (tx, rx) = oneshot::channel();
+        if driver
+            .send(crate::service::driver::Command::FlushRuns(tx))
+            .await
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
+    }
+    let now = crate::journal::now_ms();
+    let configured: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
+    let result = tokio::task::spawn_blocking(move || {
+        let services = crate::report::services(&reader, &configured)?;
+        crate::report::report(&reader, &services, since_ms, until_ms, Some(now))
+    })
+    .await
+    .map_err(std::io::Error::other)?;
+    match result {
+        Ok(report) => {
+            out.send(Response::Report {
+                report: Box::new(report),
+            })
+            .await
+        }
+        Err(e) => out.error(exit::SOFTWARE, e).await,
     }
 }
 

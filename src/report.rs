@@ -1,0 +1,162 @@
+//! `anycastd report`: one row per service over a window — share of time announced, health
+//! withdrawals, mean time to repair, longest outage, time drained, damping suppressions —
+//! each taken from the recorded run of [`crate::replay`] over the same window, so `report` and
+//! `replay`'s summary never disagree.
+
+use crate::replay::{Summary, WhatIf};
+use serde::{Deserialize, Serialize};
+
+/// One service's figures over the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// The service.
+    pub service: String,
+    /// The recorded run's summary (as `replay` computes it).
+    pub summary: Summary,
+}
+
+/// The report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Window start (ms; the first record when not asked).
+    pub from_ms: i64,
+    /// Window end (ms).
+    pub to_ms: i64,
+    /// One row per service, by name.
+    pub rows: Vec<Row>,
+}
+
+/// The services `reader` knows (with a last state), and those of `configured`, by name.
+pub fn services(
+    reader: &anycastd_journal::Reader,
+    configured: &[String],
+) -> Result<Vec<String>, String> {
+    let mut names: std::collections::BTreeSet<String> = configured.iter().cloned().collect();
+    names.extend(
+        reader
+            .last_states()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(name, _)| name),
+    );
+    Ok(names.into_iter().collect())
+}
+
+/// The report of `services` from the journal of `reader`.
+pub fn report(
+    reader: &anycastd_journal::Reader,
+    services: &[String],
+    since_ms: Option<i64>,
+    until_ms: Option<i64>,
+    now_ms: Option<i64>,
+) -> Result<Report, String> {
+    let mut rows = Vec::new();
+    let (mut from_ms, mut to_ms) = (i64::MAX, i64::MIN);
+    for service in services {
+        let replayed = crate::replay::replay_from(
+            reader,
+            service,
+            since_ms,
+            until_ms,
+            now_ms,
+            &WhatIf::default(),
+        )?;
+        from_ms = from_ms.min(replayed.from_ms);
+        to_ms = to_ms.max(replayed.to_ms);
+        rows.push(Row {
+            service: service.clone(),
+            summary: replayed.recorded.summary,
+        });
+    }
+    if rows.is_empty() {
+        (from_ms, to_ms) = (since_ms.unwrap_or(0), until_ms.or(now_ms).unwrap_or(0));
+    }
+    Ok(Report {
+        from_ms,
+        to_ms,
+        rows,
+    })
+}
+
+fn seconds(ms: i64) -> String {
+    format!("{:.1}", ms as f64 / 1000.0)
+}
+
+fn percent(summary: &Summary) -> String {
+    if summary.measured_ms == 0 {
+        "-".into()
+    } else {
+        format!("{:.1}", summary.announced_ratio * 100.0)
+    }
+}
+
+/// The columns, in order, and their values for a row.
+const COLUMNS: [&str; 9] = [
+    "service",
+    "announced_%",
+    "measured_s",
+    "withdrawals",
+    "outages",
+    "mttr_s",
+    "longest_outage_s",
+    "drained_s",
+    "suppressions",
+];
+
+fn cells(row: &Row) -> [String; 9] {
+    let s = &row.summary;
+    [
+        row.service.clone(),
+        percent(s),
+        seconds(s.measured_ms),
+        s.flaps.to_string(),
+        s.outages.to_string(),
+        s.mean_time_to_repair_ms.map_or("-".into(), seconds),
+        seconds(s.longest_outage_ms),
+        seconds(s.drained_ms),
+        s.suppressions.to_string(),
+    ]
+}
+
+/// A text table (aligned columns) under a line naming the window.
+pub fn render_text(report: &Report) -> String {
+    let mut lines: Vec<[String; 9]> = vec![COLUMNS.map(str::to_owned)];
+    lines.extend(report.rows.iter().map(cells));
+    let widths: Vec<usize> = (0..9)
+        .map(|i| lines.iter().map(|l| l[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = format!(
+        "report from {} to {}\n",
+        crate::text::format_time(report.from_ms),
+        crate::text::format_time(report.to_ms)
+    );
+    for line in &lines {
+        let row: Vec<String> = line
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| {
+                if i == 0 {
+                    format!("{cell:<w$}", w = widths[i])
+                } else {
+                    format!("{cell:>w$}", w = widths[i])
+                }
+            })
+            .collect();
+        out.push_str(row.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// CSV with a header line (RFC 4180; service names need no quoting); a figure that does
+/// not exist (no outage ended, nothing measured) is an empty field.
+pub fn render_csv(report: &Report) -> String {
+    let mut out = COLUMNS.join(",");
+    out.push('\n');
+    for row in &report.rows {
+        let cells = cells(row).map(|c| if c == "-" { String::new() } else { c });
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
