@@ -35,6 +35,7 @@ pub mod control;
 pub mod daemon;
 pub mod exit;
 pub mod history;
+pub mod hooks;
 pub mod http;
 pub mod journal;
 pub mod logging;

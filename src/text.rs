@@ -186,6 +186,7 @@ pub fn kind(event: &Event) -> &'static str {
         Event::DampingRestored(_) => "damping_restored",
         Event::ReloadRejected(_) => "reload_rejected",
         Event::RoutingRestarted(_) => "routing_restarted",
+        Event::HookRan(_) => "hook",
     }
 }
 
@@ -334,6 +335,16 @@ pub fn event_text(event: &Event) -> String {
             format_time(g.to_ms),
             g.error
         ),
+        Event::HookRan(h) => match &h.failure {
+            None => format!(
+                "hook {} for record {}: exit 0 after {} ms",
+                h.hook, h.transition_seq, h.duration_ms
+            ),
+            Some(why) => format!(
+                "hook {} for record {}: FAILED after {} ms: {why}",
+                h.hook, h.transition_seq, h.duration_ms
+            ),
+        },
         Event::RoutingRestarted(r) => format!(
             "{} restarted; re-announcing {} prefix(es) of this service{} ({} in all there)",
             r.daemon,

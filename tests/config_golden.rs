@@ -42,6 +42,12 @@ fn render(config: &Config) -> String {
             config.bird.reconcile_interval
         ));
     }
+    for hook in &config.hooks {
+        out.push_str(&format!(
+            "hooks.on_transition {} {:?} timeout = {:?}\n",
+            hook.command, hook.args, hook.timeout
+        ));
+    }
     out.push_str(&format!(
         "daemon.shutdown_timeout = {:?}\n",
         config.daemon.shutdown_timeout

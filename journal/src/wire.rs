@@ -510,6 +510,24 @@ pub enum Event {
     /// The routing daemon of some of the service's prefixes restarted; they are re-read and
     /// re-announced (format 4).
     RoutingRestarted(RoutingRestarted),
+    /// A hook ran for one of the service's transitions (format 4).
+    HookRan(HookRan),
+}
+
+/// One run of a `[hooks] on_transition` program (format 4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookRan {
+    /// The service whose transition it was run for.
+    pub service: String,
+    /// The program.
+    pub hook: String,
+    /// Sequence number of the transition record.
+    pub transition_seq: u64,
+    /// `None`: exit 0; else why it failed (exit code and first line of output, timed out,
+    /// could not start, or skipped because its queue was full).
+    pub failure: Option<String>,
+    /// How long it ran (ms).
+    pub duration_ms: u64,
 }
 
 /// A routing daemon restarted (its control socket was re-created), one record per service
@@ -706,7 +724,7 @@ impl Event {
     /// The format version that introduced this kind of record.
     pub fn introduced(&self) -> u8 {
         match self {
-            Event::RoutingRestarted(_) => 4,
+            Event::RoutingRestarted(_) | Event::HookRan(_) => 4,
             e if e.is_version_2() => 2,
             _ => 1,
         }
@@ -735,6 +753,7 @@ impl Event {
             Event::Reconfigured(r) => Some(&r.service),
             Event::DampingRestored(d) => Some(&d.state.service),
             Event::RoutingRestarted(r) => Some(&r.service),
+            Event::HookRan(h) => Some(&h.service),
             Event::Operator(OperatorAction {
                 kind: OperatorKind::Drain { service, .. } | OperatorKind::Undrain { service },
                 ..

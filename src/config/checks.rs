@@ -594,7 +594,7 @@ impl Validator {
     }
 
     /// A string or an array of strings.
-    fn strings(&mut self, node: &Node, path: &str) -> Option<Vec<String>> {
+    pub(super) fn strings(&mut self, node: &Node, path: &str) -> Option<Vec<String>> {
         match &node.value {
             Value::Array(items) => {
                 let mut out = Vec::new();

@@ -52,6 +52,8 @@ pub struct Config {
     pub frrouting: FrrConfig,
     /// `[bird]`.
     pub bird: BirdConfig,
+    /// `[hooks] on_transition`: programs run on every state transition.
+    pub hooks: Vec<Hook>,
     /// `[daemon]`.
     pub daemon: DaemonConfig,
     /// `[control]`.
@@ -145,6 +147,20 @@ impl Default for BirdConfig {
         }
     }
 }
+
+/// A program run on every state transition (`[hooks] on_transition`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hook {
+    /// Absolute path of the program (no shell).
+    pub command: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// A run longer than this is killed (its whole process group).
+    pub timeout: Duration,
+}
+
+/// Default time limit of one hook run.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `[control]`: the control socket.
 #[derive(Debug, Clone, PartialEq)]

@@ -189,6 +189,10 @@ impl Validator {
             Some(node) => self.bird(node),
             None => Some(BirdConfig::default()),
         };
+        let hooks = match self.take(&mut top, "hooks") {
+            Some(node) => self.hooks(node),
+            None => Some(Vec::new()),
+        };
         let daemon = match self.take(&mut top, "daemon") {
             Some(node) => self.daemon(node),
             None => Some(DaemonConfig {
@@ -224,6 +228,7 @@ impl Validator {
             journal: journal?,
             frrouting: frrouting?,
             bird: bird?,
+            hooks: hooks?,
             daemon: daemon?,
             control: control?,
             metrics_listen: metrics_listen?,
@@ -340,6 +345,92 @@ impl Validator {
             vtysh_timeout: vtysh_timeout?,
             reconcile_interval: reconcile_interval?,
         })
+    }
+
+    /// `[hooks] on_transition`: items are a program's absolute path, or tables with
+    /// `command`, `args` and `timeout`. A config with hooks is a program the daemon runs: the
+    /// file rule of exec checks applies (the first hook's line is noted).
+    pub(super) fn hooks(&mut self, node: &Node) -> Option<Vec<Hook>> {
+        let mut table = self.table(node, "hooks")?;
+        let list = self.take(&mut table, "on_transition");
+        self.finish(table);
+        let Some(list) = list else {
+            return Some(Vec::new());
+        };
+        let Value::Array(items) = &list.value else {
+            self.problem(
+                list.span.start,
+                "hooks.on_transition",
+                format!(
+                    "must be an array of programs (absolute paths or tables), not {}",
+                    list.value.kind()
+                ),
+            );
+            return None;
+        };
+        let mut hooks = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("hooks.on_transition[{i}]");
+            if self.exec_line.is_none() {
+                self.exec_line = Some((self.lines.line(item.span.start), path.clone()));
+            }
+            let (command_node, command_path, args, timeout) = match &item.value {
+                Value::Table(_) => {
+                    let Some(mut t) = self.table(item, &path) else {
+                        ok = false;
+                        continue;
+                    };
+                    let command = self.take(&mut t, "command");
+                    let args = match self.take(&mut t, "args") {
+                        Some(n) => self.strings(n, &join(&path, "args")),
+                        None => Some(Vec::new()),
+                    };
+                    let timeout = match self.take(&mut t, "timeout") {
+                        Some(n) => self.duration(n, &join(&path, "timeout")),
+                        None => Some(DEFAULT_HOOK_TIMEOUT),
+                    };
+                    self.finish(t);
+                    let Some(command) = command else {
+                        self.problem(
+                            item.span.start,
+                            join(&path, "command"),
+                            "missing required key",
+                        );
+                        ok = false;
+                        continue;
+                    };
+                    (command, join(&path, "command"), args, timeout)
+                }
+                _ => (
+                    item,
+                    path.clone(),
+                    Some(Vec::new()),
+                    Some(DEFAULT_HOOK_TIMEOUT),
+                ),
+            };
+            let command = self.string(command_node, &command_path).and_then(|c| {
+                if c.starts_with('/') && !c.ends_with('/') {
+                    Some(c)
+                } else {
+                    self.problem(
+                        command_node.span.start,
+                        &command_path,
+                        format!("{c:?} must be an absolute path of a program (no shell: write \"/bin/sh\", \"-c\", ... in args for one)"),
+                    );
+                    None
+                }
+            });
+            match (command, args, timeout) {
+                (Some(command), Some(args), Some(timeout)) => hooks.push(Hook {
+                    command,
+                    args,
+                    timeout,
+                }),
+                _ => ok = false,
+            }
+        }
+        ok.then_some(hooks)
     }
 
     pub(super) fn bird(&mut self, node: &Node) -> Option<BirdConfig> {

@@ -114,6 +114,8 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
         Ok(opened) => opened,
         Err(code) => return code,
     };
+    // Hooks see every transition from the first (the start-up's) on.
+    let hooks = crate::hooks::spawn(config.hooks.clone(), tap.subscribe(), journal.clone());
     let (listener, read_gid, admin_gid) = match control::bind(&config.control) {
         Ok(bound) => bound,
         Err(e) => {
@@ -239,6 +241,9 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
     server.abort();
     if let Some(metrics) = metrics_server {
         metrics.abort();
+    }
+    if let Some(hooks) = hooks {
+        hooks.abort();
     }
     let _ = std::fs::remove_file(&config.control.socket);
     if let Some(request) = stop_request {

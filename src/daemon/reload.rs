@@ -18,6 +18,9 @@ pub(super) fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> 
     if old.bird != new.bird {
         keys.push("[bird]");
     }
+    if old.hooks != new.hooks {
+        keys.push("[hooks]");
+    }
     if old.metrics_listen != new.metrics_listen {
         keys.push("[metrics]");
     }

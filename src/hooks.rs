@@ -1,0 +1,183 @@
+//! `[hooks] on_transition`: programs run on every state transition (keepalived's notify
+//! scripts, ExaBGP's `--execute`).
+//!
+//! They never delay a decision or a routing change: the hook runner reads the transitions from
+//! the journal's tap (each record as it is committed, so after the decision is durable) and
+//! hands each to a queue per (hook, service). One worker per queue runs the program for one
+//! transition at a time, in order: never two runs of one hook for one service at once. A
+//! queue holds at most [`QUEUE`] transitions; one arriving at a full queue is not run, and
+//! that is journaled. A run is an exec check's run (no shell, a minimal environment, its own
+//! process group killed past its timeout, always reaped: [`crate::checks::exec`]), with the
+//! transition in its environment:
+//!
+//! `ANYCASTD_SERVICE`, `ANYCASTD_FROM`, `ANYCASTD_TO` (starting, healthy, unhealthy,
+//! draining), `ANYCASTD_CAUSE` (as history words it), `ANYCASTD_PREFIXES` (the service's
+//! prefixes announced or withdrawn by it, space-separated; empty when none moved),
+//! `ANYCASTD_ANNOUNCE` (`1` announce, `0` withdraw, empty: no change), `ANYCASTD_SEQ` (the
+//! transition's journal sequence number) and `ANYCASTD_TIME` (RFC 3339).
+//!
+//! Each run's outcome is journaled ([`wire::HookRan`]). A run still going when the daemon
+//! exits is killed with its process group.
+
+use crate::checks::exec::ExecProbe;
+use crate::checks::{Observation, Probe};
+use crate::config::{ExecCheck, Hook};
+use crate::journal::JournalHandle;
+use anycastd_journal::wire::{self, Event};
+use anycastd_journal::Record;
+use std::collections::HashMap;
+use tokio::sync::{broadcast, mpsc};
+
+/// Transitions waiting per (hook, service), at most.
+pub const QUEUE: usize = 64;
+
+/// One transition for a hook.
+#[derive(Debug, Clone)]
+struct Job {
+    seq: u64,
+    at_ms: i64,
+    transition: wire::Transition,
+}
+
+/// Start the runner: from now on every transition committed to the journal runs every hook.
+pub fn spawn(
+    hooks: Vec<Hook>,
+    mut tap: broadcast::Receiver<Record>,
+    journal: JournalHandle,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if hooks.is_empty() {
+        return None;
+    }
+    crate::checks::exec::close_inherited_on_exec();
+    Some(tokio::spawn(async move {
+        let mut queues: HashMap<(usize, String), mpsc::Sender<Job>> = HashMap::new();
+        loop {
+            let record = match tap.recv().await {
+                Ok(record) => record,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(
+                        missed,
+                        "The hook runner missed {missed} journal record(s); their transitions run no hook."
+                    );
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            let Event::Transition(transition) = record.event else {
+                continue;
+            };
+            if transition.from == transition.to {
+                continue;
+            }
+            for (i, hook) in hooks.iter().enumerate() {
+                let key = (i, transition.service.clone());
+                let queue = queues.entry(key).or_insert_with(|| {
+                    let (tx, rx) = mpsc::channel(QUEUE);
+                    tokio::spawn(worker(
+                        hook.clone(),
+                        transition.service.clone(),
+                        rx,
+                        journal.clone(),
+                    ));
+                    tx
+                });
+                let job = Job {
+                    seq: record.seq,
+                    at_ms: record.at_ms,
+                    transition: transition.clone(),
+                };
+                if let Err(mpsc::error::TrySendError::Full(job)) = queue.try_send(job) {
+                    let failure = format!(
+                        "not run: {QUEUE} earlier transitions of {} still wait for this hook",
+                        transition.service
+                    );
+                    tracing::warn!(hook = %hook.command, service = %transition.service, "Hook {}: {failure}.", hook.command);
+                    journal.append(
+                        crate::journal::now_ms(),
+                        vec![Event::HookRan(wire::HookRan {
+                            service: transition.service.clone(),
+                            hook: hook.command.clone(),
+                            transition_seq: job.seq,
+                            failure: Some(failure),
+                            duration_ms: 0,
+                        })],
+                    );
+                }
+            }
+        }
+    }))
+}
+
+/// Run `hook` for `service`'s transitions, one at a time, in order.
+async fn worker(
+    hook: Hook,
+    service: String,
+    mut jobs: mpsc::Receiver<Job>,
+    journal: JournalHandle,
+) {
+    while let Some(job) = jobs.recv().await {
+        let started = std::time::Instant::now();
+        let mut probe = ExecProbe::new(
+            &service,
+            "hook",
+            &ExecCheck {
+                command: hook.command.clone(),
+                args: hook.args.clone(),
+                env: environment(&job),
+                user: None,
+            },
+            hook.timeout,
+        );
+        let failure = match probe.poll().await {
+            Observation::Pass => None,
+            Observation::Fail(why) => Some(why),
+            Observation::Pending => Some("no result".into()),
+        };
+        let duration_ms = started.elapsed().as_millis() as u64;
+        if let Some(why) = &failure {
+            tracing::warn!(hook = %hook.command, service = %service, seq = job.seq, "Hook {} failed for the transition of {service}: {why}.", hook.command);
+        }
+        journal.append(
+            crate::journal::now_ms(),
+            vec![Event::HookRan(wire::HookRan {
+                service: service.clone(),
+                hook: hook.command.clone(),
+                transition_seq: job.seq,
+                failure,
+                duration_ms,
+            })],
+        );
+    }
+}
+
+/// The transition in a hook's environment.
+fn environment(job: &Job) -> Vec<(String, String)> {
+    let t = &job.transition;
+    let (announce, prefixes) = match t.change {
+        wire::Change::Announce => ("1", &t.prefixes[..]),
+        wire::Change::Withdraw => ("0", &t.prefixes[..]),
+        wire::Change::None => ("", &[][..]),
+    };
+    let state = |s: &wire::State| match s {
+        wire::State::Starting => "starting",
+        wire::State::Healthy => "healthy",
+        wire::State::Unhealthy => "unhealthy",
+        wire::State::Draining(_) => "draining",
+    };
+    vec![
+        ("ANYCASTD_FROM".into(), state(&t.from).into()),
+        ("ANYCASTD_TO".into(), state(&t.to).into()),
+        ("ANYCASTD_CAUSE".into(), crate::text::cause_text(&t.cause)),
+        (
+            "ANYCASTD_PREFIXES".into(),
+            prefixes
+                .iter()
+                .map(|p| p.prefix.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        ("ANYCASTD_ANNOUNCE".into(), announce.into()),
+        ("ANYCASTD_SEQ".into(), job.seq.to_string()),
+        ("ANYCASTD_TIME".into(), crate::text::format_time(job.at_ms)),
+    ]
+}
