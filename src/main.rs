@@ -282,12 +282,17 @@ fn reexec_with_malloc_setting() -> Option<std::io::Error> {
     let mut args = std::env::args_os();
     // The binary by its own path, so that the process keeps its name (`ps`, `pgrep`,
     // journald's _COMM); exec'ing /proc/self/exe would name it "exe".
-    let binary = std::env::current_exe()
-        .ok()
-        .filter(|p| p.exists())
+    // The path it was started by when it names a file (a symlink keeps its own name), else
+    // the binary itself.
+    let arg0 = args.next();
+    let binary = arg0
+        .as_ref()
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.components().count() > 1 && p.exists())
+        .or_else(|| std::env::current_exe().ok().filter(|p| p.exists()))
         .unwrap_or_else(|| "/proc/self/exe".into());
     let mut command = std::process::Command::new(binary);
-    if let Some(arg0) = args.next() {
+    if let Some(arg0) = arg0 {
         command.arg0(arg0);
     }
     // `exec` returns only on failure.

@@ -472,6 +472,13 @@ fn drift_orphans_and_an_unreachable_bird_are_handled_per_prefix() {
         })
         .collect();
     assert_eq!(dns_failures, Vec::<String>::new());
+    // While BIRD is down, nothing is added to the files (a wrong-family route there would keep
+    // BIRD from starting); it starts again and loads what it had.
+    tb.bird_ctl("stop-bird");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!tb.bird_include_dir().join("bird-spare4.conf").exists());
+    tb.bird_ctl("start-bird");
+    tb.wait_peer(&ALL);
 
     // A hand edit of the include file, loaded by `configure`: dns's IPv4 prefix is gone
     // from BIRD. Found and repaired at the next pass, journaled as drift.

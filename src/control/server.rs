@@ -643,6 +643,30 @@ fn drain_result(
     }
     let shows = if daemons.len() > 1 { "show" } else { "shows" };
     let daemon = daemons.join(" and ");
+    // Those that have not confirmed: the daemons of the prefixes left.
+    let mut pending_daemons: Vec<&str> = Vec::new();
+    for ((vrf, prefix), _) in left.iter().filter(|(key, _)| keys.contains(&key)) {
+        if let Some(h) = reply
+            .handed
+            .iter()
+            .find(|h| h.keys.contains(&(vrf.clone(), *prefix)))
+        {
+            let label = h.writer.backend().kind.label();
+            if !pending_daemons.contains(&label) {
+                pending_daemons.push(label);
+            }
+        }
+    }
+    let have = if pending_daemons.len() > 1 {
+        "have"
+    } else {
+        "has"
+    };
+    let pending_daemon = if pending_daemons.is_empty() {
+        daemon.clone()
+    } else {
+        pending_daemons.join(" and ")
+    };
     let what = match verified {
         _ if keys.is_empty() => String::new(),
         None => format!(
@@ -651,7 +675,7 @@ fn drain_result(
         ),
         Some(true) => format!("; {daemon} {shows} {} prefix(es) {done}", keys.len()),
         Some(false) => format!(
-            "; {daemon} has NOT confirmed the {noun} of {} of {} prefix(es) yet: {}",
+            "; {pending_daemon} {have} NOT confirmed the {noun} of {} of {} prefix(es) yet: {}",
             unverified_count,
             keys.len(),
             unverified.join("; ")

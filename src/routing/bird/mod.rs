@@ -493,9 +493,11 @@ impl Backend for Bird {
         }
     }
 
-    /// BIRD cannot be read (stopped, restarting): each include file gets the wanted routes
-    /// (what it holds, with the announcements and withdrawals wanted now), so that a BIRD
-    /// that starts loads no route health withdrew meanwhile. A running BIRD is not asked to
+    /// BIRD cannot be read (stopped, restarting): the withdrawals wanted now are taken out of
+    /// the include files that exist, so that a BIRD that starts loads no route health
+    /// withdrew meanwhile. Nothing is added (an announcement waits until BIRD answers and can
+    /// say whether the route fits its protocol: a wrong-family route in a file would keep
+    /// BIRD from starting at all), no file is created, and a running BIRD is not asked to
     /// load anything.
     async fn offline(&self, wanted: &[(PrefixKey, bool)]) {
         let mut by_protocol: BTreeMap<&str, Vec<(IpNet, bool)>> = BTreeMap::new();
@@ -509,17 +511,17 @@ impl Backend for Bird {
         }
         for (protocol, wanted) in by_protocol {
             let path = include_file(&self.settings.include_dir, protocol);
-            let now = std::fs::read_to_string(&path).ok();
-            let mut routes: BTreeSet<IpNet> = now.as_deref().map(file_routes).unwrap_or_default();
+            let Ok(now) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let mut routes = file_routes(&now);
+            let before = routes.len();
             for (prefix, announce) in wanted {
-                if announce {
-                    routes.insert(prefix);
-                } else {
+                if !announce {
                     routes.remove(&prefix);
                 }
             }
-            let text = file_text(protocol, &routes);
-            if now.as_deref() == Some(text.as_str()) || now.is_none() && routes.is_empty() {
+            if routes.len() == before {
                 continue;
             }
             if let Err(e) = self.write_file(protocol, &routes) {
