@@ -113,15 +113,25 @@ pub(super) fn journal_report(report: Report) -> Option<wire::Event> {
             decision,
             outcome,
         } = report;
+        // Where it is, as a log field: FRR's VRF (`vrf`), BIRD's static protocol (`protocol`).
+        let bird = backend.kind == crate::routing::BackendKind::Bird;
+        let place = vrf.clone().unwrap_or_else(|| "default".into());
+        let shown =
+            crate::text::place_text(&prefix.to_string(), vrf.as_deref(), backend.kind.name());
         if let Outcome::Failed(error) = &outcome {
-            tracing::warn!(
-                service = %decision.service,
-                prefix = %prefix,
-                vrf = vrf.as_deref().unwrap_or("default"),
-                error = %error,
-                "Could not {} prefix {prefix}; retrying.",
-                if decision.announce { "announce" } else { "denounce" }
-            );
+            let verb = if decision.announce {
+                "announce"
+            } else {
+                "withdraw"
+            };
+            let daemon = backend.kind.label();
+            if bird {
+                tracing::warn!(service = %decision.service, prefix = %prefix, protocol = %place, error = %error,
+                    "Could not {verb} prefix {shown} in {daemon}; retrying.");
+            } else {
+                tracing::warn!(service = %decision.service, prefix = %prefix, vrf = %place, error = %error,
+                    "Could not {verb} prefix {shown} in {daemon}; retrying.");
+            }
         }
         let daemon = backend.kind.label();
         let prefix_ref = crate::routing::Route {
@@ -136,16 +146,19 @@ pub(super) fn journal_report(report: Report) -> Option<wire::Event> {
                 &[("service", &decision.service)],
                 1.0,
             );
-            tracing::warn!(
-                service = %decision.service,
-                prefix = %prefix,
-                vrf = vrf.as_deref().unwrap_or("default"),
-                present,
-                "Drift: prefix {prefix} is {} in {} although it should be {}; repairing.",
-                if present { "configured" } else { "missing" },
-                daemon,
-                if decision.announce { "announced" } else { "withdrawn" }
-            );
+            let is = if present { "configured" } else { "missing" };
+            let should = if decision.announce {
+                "announced"
+            } else {
+                "withdrawn"
+            };
+            if bird {
+                tracing::warn!(service = %decision.service, prefix = %prefix, protocol = %place, present,
+                    "Drift: prefix {shown} is {is} in {daemon} although it should be {should}; repairing.");
+            } else {
+                tracing::warn!(service = %decision.service, prefix = %prefix, vrf = %place, present,
+                    "Drift: prefix {shown} is {is} in {daemon} although it should be {should}; repairing.");
+            }
             return Some(wire::Event::Drift(wire::Drift {
                 service: decision.service.clone(),
                 prefix: prefix_ref,

@@ -279,6 +279,7 @@ pub fn spawn<B: Backend>(
         started: Instant::now(),
         runtime: None,
         recovering_until: None,
+        restart_pending: false,
     };
     let task = writer.run(notify.clone(), reconcile_interval);
     match writer_runtime() {
@@ -326,6 +327,9 @@ struct Writer<B: Backend> {
     runtime: Option<FileId>,
     /// Until when retries are quick after a restart.
     recovering_until: Option<Instant>,
+    /// A restart was seen and is told once the daemon answers a read (a start that failed
+    /// at once is not one).
+    restart_pending: bool,
 }
 
 /// Which file a path is, so that a re-created one tells a restart: device, inode and change
@@ -390,8 +394,8 @@ impl<B: Backend> Writer<B> {
 
     /// Whether the runtime file was re-created since the last look (the daemon restarted):
     /// then retries become quick for [`RECOVERY`], and the restart is told with the prefixes
-    /// to re-announce. A file that went away is not a restart yet (the daemon is down; its
-    /// reads fail and say so); one that appears is.
+    /// to re-announce once the daemon answers a read. A file that went away is not a restart
+    /// yet (the daemon is down; its reads fail and say so); one that appears is.
     fn restarted(&mut self, path: Option<&std::path::Path>) -> bool {
         let now_id = path.and_then(file_id);
         let before = std::mem::replace(&mut self.runtime, now_id);
@@ -404,19 +408,27 @@ impl<B: Backend> Writer<B> {
             for retry in self.retry.values_mut() {
                 retry.at = now;
             }
-            let announced = lock(&self.shared)
-                .desired
-                .iter()
-                .filter(|(_, e)| e.decision.announce)
-                .map(|(k, e)| (e.decision.service.clone(), k.clone()))
-                .collect();
-            let _ = self.reports.send(Notice::Restarted(Restart {
-                backend: self.backend.id().clone(),
-                daemon: self.backend.daemon_name(),
-                announced,
-            }));
+            self.restart_pending = true;
         }
         restarted
+    }
+
+    /// The daemon answered a read after a restart: tell it, with the prefixes to re-announce.
+    fn tell_restart(&mut self) {
+        if !std::mem::take(&mut self.restart_pending) {
+            return;
+        }
+        let announced = lock(&self.shared)
+            .desired
+            .iter()
+            .filter(|(_, e)| e.decision.announce)
+            .map(|(k, e)| (e.decision.service.clone(), k.clone()))
+            .collect();
+        let _ = self.reports.send(Notice::Restarted(Restart {
+            backend: self.backend.id().clone(),
+            daemon: self.backend.daemon_name(),
+            announced,
+        }));
     }
 
     /// Whether retries are quick: at a shutdown, and for a while after a restart.
@@ -564,6 +576,7 @@ impl<B: Backend> Writer<B> {
         };
         self.read_failures = 0;
         self.read_retry_at = None;
+        self.tell_restart();
 
         let plan = self.diff(&installed, &entries, urgent, now);
         if plan.is_empty() {
