@@ -63,15 +63,15 @@ impl Validator {
         let mut seen: HashMap<&str, (&str, bool, &str)> = HashMap::new();
         let mut reported: Vec<&str> = Vec::new();
         for (span, service) in services {
-            for p in &service.prefixes {
+            for (index, p) in service.prefixes.iter().enumerate() {
                 if p.backend.kind != crate::routing::BackendKind::Bird {
                     continue;
                 }
+                let (path, at) = self.prefix_item(&service.name, index, *span, "bird");
                 let Some(protocol) = p.vrf.as_deref() else {
                     continue;
                 };
                 let v6 = p.prefix.addr().is_ipv6();
-                let path = format!("services.{}.prefixes.bird", service.name);
                 if reported.contains(&protocol) {
                     continue;
                 }
@@ -81,7 +81,7 @@ impl Validator {
                             "BIRD protocol {protocol} is used with the sockets {socket} (service \"{other}\") and {}: its include file would be shared; name the protocols apart",
                             p.backend.instance
                         );
-                        self.problem(*span, path, message);
+                        self.problem(at, path, message);
                         reported.push(protocol);
                     }
                     Some((_, family, other)) if *family != v6 => {
@@ -89,7 +89,7 @@ impl Validator {
                             "BIRD protocol {protocol} gets IPv4 and IPv6 prefixes ({} here, the other family in service \"{other}\"); a static protocol has one channel",
                             p.prefix
                         );
-                        self.problem(*span, path, message);
+                        self.problem(at, path, message);
                         reported.push(protocol);
                     }
                     Some(_) => {}
@@ -101,14 +101,24 @@ impl Validator {
         }
     }
 
+    /// The key path and offset of service `service`'s `index`-th prefix (the service's
+    /// `prefixes.KEY` at `span` if it is not known).
+    fn prefix_item(&self, service: &str, index: usize, span: usize, key: &str) -> (String, usize) {
+        self.prefix_items
+            .get(&(format!("services.{service}.prefixes"), index))
+            .cloned()
+            .unwrap_or_else(|| (format!("services.{service}.prefixes.{key}"), span))
+    }
+
     pub(super) fn duplicate_prefixes(&mut self, services: &[(usize, Service)]) {
         let mut owner: HashMap<&Prefix, &str> = HashMap::new();
         for (span, service) in services {
-            for prefix in &service.prefixes {
+            for (index, prefix) in service.prefixes.iter().enumerate() {
                 let key = match prefix.backend.kind {
                     crate::routing::BackendKind::Bird => "bird",
                     _ => "frrouting",
                 };
+                let (key_path, at) = self.prefix_item(&service.name, index, *span, key);
                 let shown = match prefix.backend.kind {
                     crate::routing::BackendKind::Bird => crate::text::route_text(prefix),
                     _ => format!("{}{}", prefix.prefix, vrf_suffix(&prefix.vrf)),
@@ -117,17 +127,13 @@ impl Validator {
                     Some(other) if *other != service.name => {
                         let other = other.to_string();
                         self.problem(
-                            *span,
-                            format!("services.{}.prefixes.{key}", service.name),
+                            at,
+                            key_path,
                             format!("prefix {shown} is also in service \"{other}\""),
                         );
                     }
                     Some(_) => {
-                        self.problem(
-                            *span,
-                            format!("services.{}.prefixes.{key}", service.name),
-                            format!("prefix {shown} is listed twice"),
-                        );
+                        self.problem(at, key_path, format!("prefix {shown} is listed twice"));
                     }
                     None => {
                         owner.insert(prefix, &service.name);
@@ -344,7 +350,13 @@ impl Validator {
         let mut ok = true;
         for (type_key, item_path, item) in items {
             match self.prefix(type_key, item, &item_path) {
-                Some(p) => prefixes.push(p),
+                Some(p) => {
+                    self.prefix_items.insert(
+                        (path.to_owned(), prefixes.len()),
+                        (item_path.clone(), item.span.start),
+                    );
+                    prefixes.push(p);
+                }
                 None => ok = false,
             }
         }

@@ -26,6 +26,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
         lines,
         problems: Vec::new(),
         exec_line: None,
+        prefix_items: Default::default(),
     };
     let config = v.root(&root, text);
     if v.problems.is_empty() {
@@ -62,6 +63,10 @@ pub(super) struct Validator {
     pub(super) problems: Vec<Problem>,
     /// The line and key of the first exec check seen.
     pub(super) exec_line: Option<(usize, String)>,
+    /// Where each parsed prefix item is, by (the service's `prefixes` path, index among its
+    /// parsed prefixes): its key path and offset (so that rules across services name the
+    /// item, not the service).
+    pub(super) prefix_items: std::collections::HashMap<(String, usize), (String, usize)>,
 }
 
 /// A table being validated: its entries, and which keys were consumed.
