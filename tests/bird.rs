@@ -667,3 +667,37 @@ checks.exec = [{ntp}]
     all_records.push_str(&record);
     std::fs::write(&file, all_records).unwrap();
 }
+
+#[test]
+fn a_reload_to_another_bird_leaves_no_writer_fighting_over_the_file_and_stops_cleanly() {
+    let Some(tb) = Testbed::up_with_bird() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ntp = |socket: &Path| {
+        format!(
+            "[services.ntp]\nprefixes.bird = [{{ prefix = \"198.51.100.123\", socket = \"{}\" }}]\nchecks.exec = [{}]\n",
+            socket.display(),
+            flag_check(d, "ntp")
+        )
+    };
+    // First on a BIRD that does not run, then moved to the real one by a reload.
+    let config = config(d, &tb, "", &ntp(&d.join("no-bird.ctl")));
+    let mut daemon = Daemon::start(&config, &d.join("log"));
+    daemon.wait_log("BIRD is not running");
+    let config = self::config(d, &tb, "", &ntp(&tb.bird_socket()));
+    let (code, out) = anycastd(&config, &["reload"]);
+    assert_eq!(code, 0, "{out}");
+    tb.wait_peer(&NTP_ONLY);
+    // The writer of the BIRD that does not run leaves the file the live one keeps alone.
+    for _ in 0..30 {
+        assert_eq!(file_routes(&tb, "anycastd4"), set(&["198.51.100.123/32"]));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A stop withdraws at the live BIRD, and the other needs no answer: it runs nothing.
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(EXIT), 0, "{}", daemon.log_text());
+    tb.wait_peer(&[]);
+    assert!(file_routes(&tb, "anycastd4").is_empty());
+}

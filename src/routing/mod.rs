@@ -280,6 +280,15 @@ pub trait Backend: Send + Sync + 'static {
         async {}
     }
 
+    /// The backend could not be read with `error`: whether the withdrawal of `key` holds
+    /// anyway (the daemon is certainly not running, and will not announce it when it starts).
+    /// Such a withdrawal is settled instead of failing (a stop then needs no answer from a
+    /// daemon that is gone).
+    fn withdrawn_while_down(&self, error: &Self::Error, key: &PrefixKey) -> bool {
+        let _ = (error, key);
+        false
+    }
+
     /// A file the daemon re-creates whenever it starts (its control socket): the writer
     /// looks at it every [`writer::WATCH_INTERVAL`] and re-reads at once when it is a new
     /// one. `None`: no such file; drift is found by the periodic pass alone.

@@ -729,7 +729,13 @@ impl<B: Backend> Writer<B> {
         self.read_failures += 1;
         self.read_retry_at = Some(Instant::now() + backoff(self.read_failures, urgent));
         let text = self.backend.unreadable(&error);
+        let mut settled = Vec::new();
         for (key, decision, reported) in entries {
+            if !decision.announce && self.backend.withdrawn_while_down(&error, key) {
+                self.settle(key, decision, *reported);
+                settled.push(key.clone());
+                continue;
+            }
             if !reported {
                 let changed = self
                     .retry
@@ -753,7 +759,7 @@ impl<B: Backend> Writer<B> {
         // stays so as far as anyone knows: it is not listed as left at a stop).
         let pending = entries
             .iter()
-            .filter(|(_, _, reported)| !reported)
+            .filter(|(k, _, reported)| !reported && !settled.contains(k))
             .map(|(k, d, _)| (k.clone(), d.clone(), Some(text.clone())))
             .collect();
         self.status.send_replace(Status {

@@ -182,11 +182,18 @@ impl Installed for BirdState {
     }
 }
 
-/// The text of an include file holding `routes`.
-pub fn file_text(protocol: &str, routes: &BTreeSet<IpNet>) -> String {
+/// The control socket an include file was written for (its `# socket` line), if any.
+pub fn file_socket(text: &str) -> Option<&str> {
+    text.lines().find_map(|l| l.strip_prefix("# socket "))
+}
+
+/// The text of an include file holding `routes`, written for the BIRD of `socket`.
+pub fn file_text(protocol: &str, socket: &Path, routes: &BTreeSet<IpNet>) -> String {
     let mut text = format!(
         "# Written by anycastd for BIRD's protocol static {protocol}: the routes BIRD runs\n\
-         # there, with anycastd's changes. Do not edit; anycastd rewrites it.\n"
+         # there, with anycastd's changes. Do not edit; anycastd rewrites it.\n\
+         # socket {}\n",
+        socket.display()
     );
     for route in routes {
         text.push_str(&format!("route {route} blackhole;\n"));
@@ -320,9 +327,11 @@ impl Bird {
 
     fn write_file(&self, protocol: &str, routes: &BTreeSet<IpNet>) -> Result<(), BirdError> {
         let path = include_file(&self.settings.include_dir, protocol);
-        write_atomically(&path, &file_text(protocol, routes)).map_err(|e| BirdError::File {
-            path: path.display().to_string(),
-            reason: crate::config::io_reason(&e),
+        write_atomically(&path, &file_text(protocol, &self.socket, routes)).map_err(|e| {
+            BirdError::File {
+                path: path.display().to_string(),
+                reason: crate::config::io_reason(&e),
+            }
         })
     }
 
@@ -470,7 +479,7 @@ impl Backend for Bird {
                 continue;
             };
             let path = include_file(&self.settings.include_dir, protocol);
-            let text = file_text(protocol, routes);
+            let text = file_text(protocol, &self.socket, routes);
             let now = std::fs::read_to_string(&path).ok();
             if now.as_deref() == Some(text.as_str()) || now.is_none() && routes.is_empty() {
                 continue;
@@ -514,6 +523,10 @@ impl Backend for Bird {
             let Ok(now) = std::fs::read_to_string(&path) else {
                 continue;
             };
+            // A file another BIRD's writer owns (a reload moved the protocol) is not ours.
+            if file_socket(&now).is_some_and(|s| Path::new(s) != self.socket) {
+                continue;
+            }
             let mut routes = file_routes(&now);
             let before = routes.len();
             for (prefix, announce) in wanted {
@@ -528,6 +541,25 @@ impl Backend for Bird {
                 tracing::warn!(
                     "{e} (BIRD is unreachable; the file is to say what it loads when it returns)"
                 );
+            }
+        }
+    }
+
+    /// BIRD is not running (no socket, or nothing listens on it): it announces nothing now,
+    /// and it loads its include file when it starts; a withdrawal holds if that file (ours)
+    /// does not hold the route.
+    fn withdrawn_while_down(&self, error: &BirdError, key: &PrefixKey) -> bool {
+        let (Some(protocol), prefix) = (key.0.as_deref(), key.1) else {
+            return false;
+        };
+        if !matches!(error, BirdError::NotRunning { .. }) {
+            return false;
+        }
+        match std::fs::read_to_string(include_file(&self.settings.include_dir, protocol)) {
+            Err(_) => true,
+            Ok(text) => {
+                file_socket(&text).is_some_and(|s| Path::new(s) != self.socket)
+                    || !file_routes(&text).contains(&prefix)
             }
         }
     }
@@ -773,7 +805,7 @@ mod tests {
         // The refused file was put back as it was, so the next `configure` (anyone's) is not
         // refused for it.
         let text = std::fs::read_to_string(include_file(dir.path(), "anycastd4")).unwrap();
-        assert_eq!(text, file_text("anycastd4", &BTreeSet::new()));
+        assert_eq!(text, file_text("anycastd4", &socket, &BTreeSet::new()));
         // A prefix of the other family than the protocol's channel fails before anything is
         // written or loaded.
         std::fs::remove_file(include_file(dir.path(), "anycastd4")).unwrap();
@@ -881,7 +913,7 @@ mod tests {
             "203.0.113.5/32".parse().unwrap(),
         ]
         .into();
-        let text = file_text("anycastd4", &routes);
+        let text = file_text("anycastd4", Path::new("/run/bird/bird.ctl"), &routes);
         let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(
             lines,
