@@ -326,7 +326,7 @@ fn a_config_with_exec_checks_that_others_can_write_or_own_is_refused() {
         assert_eq!(out.status.code(), Some(65));
         assert_eq!(
             stderr(&out),
-            format!("{file}:5: services.ntp.checks.exec[0]: exec checks make this file a program, but {who} can write it (mode {mode:04o}): chmod go-w it\n")
+            format!("{file}:5: services.ntp.checks.exec[0]: exec checks and hooks make this file a program, but {who} can write it (mode {mode:04o}): chmod go-w it\n")
         );
         // The daemon refuses it the same way, before anything else.
         let out = anycastd(&["run", "-c", &file]);
@@ -353,7 +353,7 @@ fn a_config_with_exec_checks_that_others_can_write_or_own_is_refused() {
         assert_eq!(
             stderr(&out),
             format!(
-                "{file}:3: services.ntp.checks.exec[0]: exec checks make this file a program, but it is owned by uid {}, neither root nor the daemon's user (uid 0): chown it\n",
+                "{file}:3: services.ntp.checks.exec[0]: exec checks and hooks make this file a program, but it is owned by uid {}, neither root nor the daemon's user (uid 0): chown it\n",
                 nobody.uid
             )
         );

@@ -578,7 +578,7 @@ pub fn unsafe_for_exec(path: &Path) -> Option<String> {
     let owner = meta.uid();
     if owner != 0 && owner != me {
         return Some(format!(
-            "exec checks make this file a program, but it is owned by uid {owner}, neither root nor the daemon's user (uid {me}): chown it"
+            "exec checks and hooks make this file a program, but it is owned by uid {owner}, neither root nor the daemon's user (uid {me}): chown it"
         ));
     }
     if mode & 0o022 != 0 {
@@ -588,7 +588,7 @@ pub fn unsafe_for_exec(path: &Path) -> Option<String> {
             _ => "others",
         };
         return Some(format!(
-            "exec checks make this file a program, but {who} can write it (mode {mode:04o}): chmod go-w it"
+            "exec checks and hooks make this file a program, but {who} can write it (mode {mode:04o}): chmod go-w it"
         ));
     }
     None

@@ -166,7 +166,7 @@ pub(super) async fn reconcile_at_start(
     for id in reconcile::backends(configured.keys(), &prior.last) {
         let installed = routing::read(&config.routing(), &id).await;
         if let Err(e) = &installed {
-            tracing::error!(vtysh = %id, error = %e, "cannot read {} at start-up; its prefixes start afresh", id.kind.label());
+            tracing::error!(backend = %id, error = %e, "cannot read {} at start-up; its prefixes start afresh", crate::text::backend_text(&id.to_string()));
         }
         view.insert(id, installed);
     }
