@@ -310,6 +310,26 @@ async fn history(
     }
 }
 
+/// Have the drivers (of `only`, or all) journal their unchanged results so far, so that a
+/// re-run reaches until now.
+async fn flush_runs(context: &Context, only: Option<&str>) {
+    let drivers: Vec<_> = lock(&context.drivers)
+        .iter()
+        .filter(|(name, _)| only.is_none_or(|o| o == name.as_str()))
+        .map(|(_, driver)| driver.clone())
+        .collect();
+    for driver in drivers {
+        let (tx, rx) = oneshot::channel();
+        if driver
+            .send(crate::service::driver::Command::FlushRuns(tx))
+            .await
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
+    }
+}
+
 async fn report(
     out: &mut Out,
     context: &Context,
@@ -323,17 +343,7 @@ async fn report(
             .await;
     };
     // Every service's unchanged results so far are journaled first.
-    let drivers: Vec<_> = lock(&context.drivers).values().cloned().collect();
-    for driver in drivers {
-        let (tx, rx) = oneshot::channel();
-        if driver
-            .send(crate::service::driver::Command::FlushRuns(tx))
-            .await
-            .is_ok()
-        {
-            let _ = rx.await;
-        }
-    }
+    flush_runs(context, None).await;
     let now = crate::journal::now_ms();
     let configured: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
     let result = tokio::task::spawn_blocking(move || {
@@ -372,17 +382,7 @@ async fn replay(
     }
     // The service's unchanged results so far are journaled first: the re-run goes on until
     // now.
-    let driver = lock(&context.drivers).get(&service).cloned();
-    if let Some(driver) = driver {
-        let (tx, rx) = oneshot::channel();
-        if driver
-            .send(crate::service::driver::Command::FlushRuns(tx))
-            .await
-            .is_ok()
-        {
-            let _ = rx.await;
-        }
-    }
+    flush_runs(context, Some(&service)).await;
     let now = crate::journal::now_ms();
     let result = tokio::task::spawn_blocking(move || {
         crate::replay::replay_from(&reader, &service, since_ms, until_ms, Some(now), &what_if)
