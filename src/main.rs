@@ -232,6 +232,8 @@ enum Command {
     },
     /// Print the manual page (roff): every subcommand, option, config key, file and exit code
     Man,
+    /// Print a JSON Schema of the config file (for an editor's TOML support)
+    Schema,
     /// Stop the running daemon (withdrawing everything, unless --keep-announced)
     Stop {
         #[command(flatten)]
@@ -464,6 +466,10 @@ fn main() -> ExitCode {
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "anycastd", &mut std::io::stdout());
+            exit::OK
+        }
+        Command::Schema => {
+            println!("{}", anycastd::config::schema::json());
             exit::OK
         }
         Command::Man => {

@@ -257,6 +257,7 @@ fn completions_and_the_man_page_come_from_the_command_line_definition() {
         "reload",
         "check-config",
         "completions",
+        "schema",
         "man",
         "stop",
     ] {

@@ -10,6 +10,7 @@
 
 mod checks;
 mod duration;
+pub mod schema;
 mod services;
 mod tree;
 mod validate;

@@ -1,0 +1,304 @@
+//! `anycastd schema`: a JSON Schema of the config file, generated (schemars) from the types
+//! below, which describe the file as it is written: every section and key, a plain item or a
+//! table wherever both are accepted, durations as seconds or strings. Editors' TOML support
+//! (Taplo, "Even Better TOML") completes and checks with it. The validator in this module's
+//! parent stays the authority (it also checks what a schema cannot: prefixes, a protocol's
+//! family, a check's target); tests check that every example and valid golden config
+//! validates against the schema, that configs with unknown keys do not, and that every key
+//! of the README's table is in it.
+#![allow(dead_code)]
+
+use schemars::JsonSchema;
+use std::collections::BTreeMap;
+
+/// A duration: seconds (`5`, `0.5`) or a number with a unit (`"500ms"`, `"5s"`, `"2m"`,
+/// `"1h"`, `"90d"`, `"2w"`).
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum Duration {
+    Seconds(f64),
+    Text(#[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h|d|w)?$"))] String),
+}
+
+/// An anycastd configuration file.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct File {
+    journal: Option<Journal>,
+    control: Option<Control>,
+    frrouting: Option<Frrouting>,
+    bird: Option<Bird>,
+    hooks: Option<Hooks>,
+    daemon: Option<Daemon>,
+    metrics: Option<Metrics>,
+    checks: Option<ChecksSection>,
+    /// The services, by name (1-64 characters of A-Z a-z 0-9 _ . -).
+    services: BTreeMap<String, Service>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Journal {
+    /// Journal directory.
+    path: Option<String>,
+    /// Records older than this are deleted.
+    max_age: Option<Duration>,
+    max_records_per_service: Option<u64>,
+    max_records: Option<u64>,
+    /// The journal's page cache in MiB (1-1024).
+    #[schemars(range(min = 1, max = 1024))]
+    cache_mib: Option<u64>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Control {
+    /// The control socket (absolute path).
+    socket: Option<String>,
+    /// Members may read: status, history, replay, report.
+    group: Option<String>,
+    /// Members may also act: stop, drain, undrain, reload.
+    admin_group: Option<String>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Frrouting {
+    /// Arguments put before the commands of every vtysh call.
+    vtysh_args: Option<Vec<String>>,
+    vtysh_timeout: Option<Duration>,
+    reconcile_interval: Option<Duration>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Bird {
+    /// Where the include files bird-PROTOCOL.conf are written.
+    include_dir: Option<String>,
+    timeout: Option<Duration>,
+    reconcile_interval: Option<Duration>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Hooks {
+    /// Programs run on every state transition.
+    on_transition: Option<Vec<Item<HookTable>>>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct HookTable {
+    command: String,
+    args: Option<Vec<String>>,
+    timeout: Option<Duration>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Daemon {
+    shutdown_timeout: Option<Duration>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Metrics {
+    /// Address of the HTTP endpoint, e.g. "127.0.0.1:9250".
+    listen: Option<String>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ChecksSection {
+    /// Where the network namespaces of netns-backed VRFs are.
+    netns_dir: Option<String>,
+}
+
+/// A plain item (a string: the item's one required key) or a table.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum Item<T> {
+    Plain(String),
+    Table(T),
+}
+
+/// How many checks must pass: "all", "any" or a number.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum Require {
+    Word(RequireWord),
+    Count(#[schemars(range(min = 1))] u32),
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum RequireWord {
+    All,
+    Any,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Service {
+    #[schemars(range(min = 1, max = 1000))]
+    rise: Option<u32>,
+    #[schemars(range(min = 1, max = 1000))]
+    fall: Option<u32>,
+    require: Option<Require>,
+    fast_interval: Option<Duration>,
+    damping: Option<Damping>,
+    prefixes: Prefixes,
+    checks: Checks,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Damping {
+    half_life: Duration,
+    penalty: Option<u32>,
+    suppress: Option<u32>,
+    reuse: Option<u32>,
+    max_suppress: Option<Duration>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Prefixes {
+    frrouting: Option<Vec<Item<FrrPrefix>>>,
+    bird: Option<Vec<Item<BirdPrefix>>>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct FrrPrefix {
+    prefix: String,
+    vrf: Option<String>,
+    vtysh: Option<String>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct BirdPrefix {
+    prefix: String,
+    socket: Option<String>,
+    protocol: Option<String>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Checks {
+    cabourotte: Option<Vec<Item<Cabourotte>>>,
+    exec: Option<Vec<Item<Exec>>>,
+    http: Option<Vec<Item<Http>>>,
+    tcp: Option<Vec<Item<Tcp>>>,
+    dns: Option<Vec<Item<Dns>>>,
+}
+
+/// The keys every check kind has, then the kind's own.
+macro_rules! check_kind {
+    ($name:ident { $($field:ident : $ty:ty),* $(,)? }) => {
+        #[derive(JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        struct $name {
+            name: Option<String>,
+            interval: Option<Duration>,
+            timeout: Option<Duration>,
+            pending_timeout: Option<Duration>,
+            shadow: Option<bool>,
+            vrf: Option<String>,
+            $($field: $ty),*
+        }
+    };
+}
+
+check_kind!(Cabourotte {
+    url: Option<String>,
+    max_age: Option<Duration>,
+});
+check_kind!(Exec {
+    command: String,
+    args: Option<Vec<String>>,
+    env: Option<BTreeMap<String, String>>,
+    user: Option<String>,
+});
+check_kind!(Http {
+    url: String,
+    method: Option<HttpMethod>,
+    status: Option<Status>,
+    body: Option<String>,
+    body_regex: Option<String>,
+    headers: Option<BTreeMap<String, String>>,
+    ca: Option<String>,
+    insecure: Option<bool>,
+    server_name: Option<String>,
+});
+check_kind!(Tcp { address: String });
+check_kind!(Dns {
+    query: String,
+    r#type: Option<DnsType>,
+    server: Option<String>,
+    protocol: Option<DnsProtocol>,
+    expect: Option<Vec<String>>,
+    rcode: Option<Rcode>,
+});
+
+#[derive(JsonSchema)]
+enum HttpMethod {
+    #[serde(rename = "GET")]
+    Get,
+    #[serde(rename = "HEAD")]
+    Head,
+}
+
+/// Statuses that pass: a code, a range "200-399", or an array of those.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum Status {
+    Code(#[schemars(range(min = 100, max = 599))] u16),
+    Range(#[schemars(regex(pattern = r"^[1-5][0-9][0-9](-[1-5][0-9][0-9])?$"))] String),
+    List(Vec<StatusItem>),
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum StatusItem {
+    Code(#[schemars(range(min = 100, max = 599))] u16),
+    Range(#[schemars(regex(pattern = r"^[1-5][0-9][0-9](-[1-5][0-9][0-9])?$"))] String),
+}
+
+/// A record type, in any case: A, AAAA, CNAME, MX, NS, PTR, SOA, SRV, TXT, CAA.
+#[derive(JsonSchema)]
+struct DnsType(
+    #[schemars(regex(
+        pattern = r"^([Aa]|[Aa][Aa][Aa][Aa]|[Cc][Nn][Aa][Mm][Ee]|[Mm][Xx]|[Nn][Ss]|[Pp][Tt][Rr]|[Ss][Oo][Aa]|[Ss][Rr][Vv]|[Tt][Xx][Tt]|[Cc][Aa][Aa])$"
+    ))]
+    String,
+);
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum DnsProtocol {
+    Udp,
+    Tcp,
+}
+
+/// A response code, in any case: NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED.
+#[derive(JsonSchema)]
+struct Rcode(
+    #[schemars(regex(
+        pattern = r"^([Nn][Oo][Ee][Rr][Rr][Oo][Rr]|[Ff][Oo][Rr][Mm][Ee][Rr][Rr]|[Ss][Ee][Rr][Vv][Ff][Aa][Ii][Ll]|[Nn][Xx][Dd][Oo][Mm][Aa][Ii][Nn]|[Nn][Oo][Tt][Ii][Mm][Pp]|[Rr][Ee][Ff][Uu][Ss][Ee][Dd])$"
+    ))]
+    String,
+);
+
+/// The schema, as JSON text.
+pub fn json() -> String {
+    let mut schema = serde_json::to_value(schemars::schema_for!(File)).unwrap_or_default();
+    if let Some(object) = schema.as_object_mut() {
+        object.insert(
+            "title".into(),
+            serde_json::Value::String("anycastd configuration".into()),
+        );
+    }
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
+}

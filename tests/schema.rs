@@ -1,0 +1,141 @@
+//! `anycastd schema`: every example and valid golden config validates against it (checked by
+//! Python's `jsonschema`, an independent implementation), configs with unknown keys or kinds
+//! do not, and every key of the README's table is in it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const VALIDATE: &str = r#"
+import json, sys, tomllib, jsonschema
+schema = json.load(open(sys.argv[1]))
+data = tomllib.load(open(sys.argv[2], "rb"))
+errors = list(jsonschema.Draft7Validator(schema).iter_errors(data))
+print("ok" if not errors else errors[0].message)
+"#;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Whether Python's jsonschema is here (a failure where CI requires everything).
+fn validator() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import jsonschema, tomllib"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        let reason = "python3-jsonschema missing (apt-get install python3-jsonschema)";
+        if std::env::var_os("ANYCASTD_REQUIRE_FRR").is_some() {
+            panic!("{reason}");
+        }
+        eprintln!("SKIPPED: {reason}");
+    }
+    ok
+}
+
+fn validate(schema: &Path, config: &Path) -> String {
+    let out = Command::new("python3")
+        .args(["-c", VALIDATE])
+        .arg(schema)
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Every property name anywhere in the schema.
+fn properties(value: &serde_json::Value, out: &mut BTreeSet<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Object(props)) = map.get("properties") {
+                out.extend(props.keys().cloned());
+            }
+            for v in map.values() {
+                properties(v, out);
+            }
+        }
+        serde_json::Value::Array(list) => list.iter().for_each(|v| properties(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_example_and_valid_golden_validates_and_unknown_keys_do_not() {
+    let out = Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .arg("schema")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    // Every key of the README's table (its last name) is a property of the schema.
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let table = readme
+        .split("### Every key")
+        .nth(1)
+        .unwrap()
+        .split("\n\n")
+        .nth(1)
+        .unwrap();
+    let mut names = BTreeSet::new();
+    properties(&schema, &mut names);
+    let mut keys = 0;
+    for row in table.lines().skip(2) {
+        let key = row.split('|').nth(1).unwrap().trim().trim_matches('`');
+        let last = key
+            .rsplit(['.', ' ', ']', '['])
+            .find(|w| !w.is_empty())
+            .unwrap();
+        if last == "NAME" {
+            continue;
+        }
+        assert!(
+            names.contains(last),
+            "README key {key:?} ({last}) is not in the schema"
+        );
+        keys += 1;
+    }
+    assert!(keys > 60, "{keys} keys read from the README");
+
+    if !validator() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let schema_file = dir.path().join("schema.json");
+    std::fs::write(&schema_file, &out.stdout).unwrap();
+    let mut valid: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    valid.extend(
+        std::fs::read_dir(root().join("tests/golden/config"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy();
+                name.starts_with("ok_") && name.ends_with(".toml")
+            }),
+    );
+    assert!(valid.len() >= 7, "{valid:?}");
+    for config in &valid {
+        assert_eq!(validate(&schema_file, config), "ok", "{}", config.display());
+    }
+    for (bad, expected) in [
+        ("bad_unknown_keys.toml", "'colour' was unexpected"),
+        ("bad_unknown_types.toml", "'icmp' was unexpected"),
+        ("bad_rise_fall.toml", "is not of type"),
+        ("bad_missing_keys.toml", "is a required property"),
+    ] {
+        let message = validate(&schema_file, &root().join("tests/golden/config").join(bad));
+        assert!(message.contains(expected), "{bad}: {message}");
+    }
+}
