@@ -13,9 +13,12 @@ target/release/anycastd man | gzip -9n > "$A/anycastd.1.gz"
 target/release/anycastd completions bash > "$A/anycastd.bash"
 target/release/anycastd completions zsh > "$A/_anycastd"
 target/release/anycastd completions fish > "$A/anycastd.fish"
+target/release/anycastd schema > "$A/config.schema.json"
 sed -e 's#/usr/local/bin/anycastd#/usr/bin/anycastd#g' \
     -e 's/^#User=anycastd/User=anycastd/' -e 's/^#Group=anycastd/Group=anycastd/' \
     -e 's/^#SupplementaryGroups=/SupplementaryGroups=/' \
+    -e 's/^# needs no capability of its own as root. To run as a non-root user instead, put it in FRR.s$/# runs as the system user anycastd, in FRR'"'"'s/' \
+    -e 's/^# "frrvty" group (vtysh needs it) and, for BIRD, in group "bird", and uncomment:$/# "frrvty" group (vtysh needs it) and BIRD'"'"'s "bird" group (its control socket):/' \
     -e '/^# anycastd under systemd/,/^#   systemctl daemon-reload/d' \
     dist/anycastd.service > "$A/anycastd.service"
 cargo deb --no-build --strip "$@"

@@ -30,12 +30,15 @@ pub struct Client {
     pub socket: PathBuf,
     /// The config, or why it could not be loaded.
     pub loaded: Result<Config, LoadError>,
+    /// The socket was given (`--socket`): the daemon there may run another file.
+    socket_given: bool,
 }
 
 impl Client {
     /// The client of `config_path` (or of `socket` when given).
     pub fn new(config_path: &Path, socket: Option<PathBuf>) -> Client {
         let loaded = crate::config::load(config_path);
+        let socket_given = socket.is_some();
         let socket = socket.unwrap_or_else(|| match &loaded {
             Ok(config) => config.control.socket.clone(),
             Err(_) => crate::config::control_socket_of(config_path)
@@ -45,6 +48,7 @@ impl Client {
             config_path: config_path.to_path_buf(),
             socket,
             loaded,
+            socket_given,
         }
     }
 
@@ -70,8 +74,12 @@ impl Client {
     }
 
     /// A note when the daemon answered while the file on disk does not validate (a file that
-    /// does not exist is no news: the socket was given, or the daemon runs another file).
+    /// does not exist is no news, nor is a file when the socket was given: the daemon there
+    /// may run another file).
     fn note_invalid(&self) {
+        if self.socket_given {
+            return;
+        }
         if let Err(e @ LoadError::Invalid { .. }) = &self.loaded {
             eprintln!(
                 "anycastd: note: {} does not validate ({} problem(s)); the daemon runs its last valid configuration (`anycastd check-config --config {}` lists the problems)",

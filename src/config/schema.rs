@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 #[derive(JsonSchema)]
 #[serde(untagged)]
 enum Duration {
-    Seconds(f64),
+    Seconds(#[schemars(range(min = 0.001, max = 1_000_000_000.0))] f64),
     Text(#[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h|d|w)?$"))] String),
 }
 
