@@ -342,23 +342,33 @@ async fn report(
             .error(exit::SOFTWARE, "the journal is unavailable in this daemon")
             .await;
     };
-    // Every service's unchanged results so far are journaled first.
-    flush_runs(context, None).await;
-    let now = crate::journal::now_ms();
     let configured: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
-    let result = tokio::task::spawn_blocking(move || {
-        let services = crate::report::services(&reader, &configured)?;
-        crate::report::report(&reader, &services, since_ms, until_ms, Some(now))
+    rerun(out, context, None, reader, move |reader, now| {
+        let services = crate::report::services(reader, &configured)?;
+        let report = crate::report::report(reader, &services, since_ms, until_ms, Some(now))?;
+        Ok(Response::Report {
+            report: Box::new(report),
+        })
     })
     .await
-    .map_err(std::io::Error::other)?;
+}
+
+/// Re-run journaled inputs until now (`replay`, `report`): the drivers (of `only`, or all)
+/// journal their unchanged results first, then `work` reads the journal off the runtime.
+async fn rerun(
+    out: &mut Out,
+    context: &Context,
+    only: Option<&str>,
+    reader: anycastd_journal::Reader,
+    work: impl FnOnce(&anycastd_journal::Reader, i64) -> Result<Response, String> + Send + 'static,
+) -> std::io::Result<()> {
+    flush_runs(context, only).await;
+    let now = crate::journal::now_ms();
+    let result = tokio::task::spawn_blocking(move || work(&reader, now))
+        .await
+        .map_err(std::io::Error::other)?;
     match result {
-        Ok(report) => {
-            out.send(Response::Report {
-                report: Box::new(report),
-            })
-            .await
-        }
+        Ok(response) => out.send(response).await,
         Err(e) => out.error(exit::SOFTWARE, e).await,
     }
 }
@@ -382,22 +392,15 @@ async fn replay(
     }
     // The service's unchanged results so far are journaled first: the re-run goes on until
     // now.
-    flush_runs(context, Some(&service)).await;
-    let now = crate::journal::now_ms();
-    let result = tokio::task::spawn_blocking(move || {
-        crate::replay::replay_from(&reader, &service, since_ms, until_ms, Some(now), &what_if)
+    let only = service.clone();
+    rerun(out, context, Some(&only), reader, move |reader, now| {
+        let report =
+            crate::replay::replay_from(reader, &service, since_ms, until_ms, Some(now), &what_if)?;
+        Ok(Response::Replay {
+            report: Box::new(report),
+        })
     })
     .await
-    .map_err(std::io::Error::other)?;
-    match result {
-        Ok(report) => {
-            out.send(Response::Replay {
-                report: Box::new(report),
-            })
-            .await
-        }
-        Err(e) => out.error(exit::SOFTWARE, e).await,
-    }
 }
 
 async fn reload(out: &mut Out, context: &Context, caller: &Caller) -> std::io::Result<()> {
