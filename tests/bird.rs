@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::daemon::Daemon;
+use support::daemon::{testbed_sections, Daemon};
 use support::monitor::Monitor;
 use support::testbed::Testbed;
 
@@ -39,25 +39,13 @@ fn flag_check(dir: &Path, name: &str) -> String {
 
 /// A config for the testbed: `[frrouting]` and `[bird]` pointing at it, then `services`.
 fn config(dir: &Path, tb: &Testbed, extra: &str, services: &str) -> PathBuf {
-    let args: Vec<String> = tb.vtysh_args().iter().map(|a| format!("{a:?}")).collect();
     let text = format!(
-        r#"[journal]
-path = "{journal}"
-
-[control]
-socket = "{socket}"
-
-[frrouting]
-vtysh_args = [{args}]
-vtysh_timeout = "5s"
-
+        r#"{sections}
 [bird]
 include_dir = "{include}"
 {extra}
 {services}"#,
-        journal = dir.join("journal").display(),
-        socket = dir.join("ctl.sock").display(),
-        args = args.join(", "),
+        sections = testbed_sections(dir, &tb.vtysh_args()),
         include = tb.bird_include_dir().display(),
     );
     let path = dir.join("config.toml");

@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use support::daemon::Daemon;
+use support::daemon::{testbed_sections, Daemon};
 use support::servers::Dnsmasq;
 use support::testbed::{Peer, Testbed, ALL_FOUR, NTP_ONLY};
 
@@ -24,7 +24,6 @@ const DNS_ONLY: [&str; 2] = [
 /// The README's built-in example, with the testbed's vtysh, dnsmasq's port, and exec checks
 /// that fail while `DIR/ntp_vN.down` exists (standing in for `ntpdate -q`).
 fn config(dir: &Path, vtysh_args: &[String], dns_port: u16) -> std::path::PathBuf {
-    let args: Vec<String> = vtysh_args.iter().map(|a| format!("{a:?}")).collect();
     let ntp = |v: &str| {
         format!(
             r#"{{ name = "ntp_{v}", command = "/bin/sh", args = ["-c", "if [ -e {dir}/ntp_{v}.down ]; then echo 'no server suitable for synchronization found' >&2; exit 1; fi"], interval = "200ms", timeout = "3s" }}"#,
@@ -32,16 +31,7 @@ fn config(dir: &Path, vtysh_args: &[String], dns_port: u16) -> std::path::PathBu
         )
     };
     let text = format!(
-        r#"[journal]
-path = "{journal}"
-
-[control]
-socket = "{socket}"
-
-[frrouting]
-vtysh_args = [{args}]
-vtysh_timeout = "5s"
-
+        r#"{sections}
 [services.dns]
 prefixes.frrouting = ["2001:db8::b19:bad:53", "203.0.113.53"]
 checks.dns = [
@@ -58,9 +48,7 @@ checks.exec = [
     {v4},
 ]
 "#,
-        journal = dir.join("journal").display(),
-        socket = dir.join("ctl.sock").display(),
-        args = args.join(", "),
+        sections = testbed_sections(dir, vtysh_args),
         v6 = ntp("v6"),
         v4 = ntp("v4"),
     );
@@ -159,18 +147,8 @@ fn checks_in_vrf_123_reach_what_only_that_vrf_can_reach() {
     else {
         return;
     };
-    let args: Vec<String> = tb.vtysh_args().iter().map(|a| format!("{a:?}")).collect();
     let text = format!(
-        r#"[journal]
-path = "{journal}"
-
-[control]
-socket = "{socket}"
-
-[frrouting]
-vtysh_args = [{args}]
-vtysh_timeout = "5s"
-
+        r#"{sections}
 [checks]
 netns_dir = "{netns_dir}"
 
@@ -188,9 +166,7 @@ tcp = [
 ]
 exec = [{{ name = "lo", command = "/bin/sh", args = ["-c", "ip -o addr show dev lo | grep -q 203.0.113.123 || {{ echo 'not in VRF 123' >&2; exit 1; }}"], vrf = "123", interval = "200ms" }}]
 "#,
-        journal = dir.path().join("journal").display(),
-        socket = dir.path().join("ctl.sock").display(),
-        args = args.join(", "),
+        sections = testbed_sections(dir.path(), &tb.vtysh_args()),
         netns_dir = netns_dir.display(),
     );
     let config = dir.path().join("config.toml");

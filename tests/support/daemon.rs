@@ -13,21 +13,23 @@ pub struct Daemon {
     pub log: PathBuf,
 }
 
+/// The sections every testbed config starts with: the journal and control socket in `dir`,
+/// and vtysh pointed at the testbed (`vtysh_args`).
+pub fn testbed_sections(dir: &Path, vtysh_args: &[String]) -> String {
+    let args: Vec<String> = vtysh_args.iter().map(|a| format!("{a:?}")).collect();
+    format!(
+        "[journal]\npath = {:?}\n\n[control]\nsocket = {:?}\n\n[frrouting]\nvtysh_args = [{}]\nvtysh_timeout = \"5s\"\n",
+        dir.join("journal").display().to_string(),
+        dir.join("ctl.sock").display().to_string(),
+        args.join(", ")
+    )
+}
+
 /// The README example as a config for a testbed: dns in the default VRF, ntp in VRF 123, checks
 /// at `url` every 200 ms, journal in `dir`.
 pub fn example_config(dir: &Path, url: &str, vtysh_args: &[String], extra: &str) -> PathBuf {
-    let args: Vec<String> = vtysh_args.iter().map(|a| format!("{a:?}")).collect();
     let text = format!(
-        r#"[journal]
-path = "{journal}"
-
-[control]
-socket = "{socket}"
-
-[frrouting]
-vtysh_args = [{args}]
-vtysh_timeout = "5s"
-
+        r#"{sections}
 [services.dns]
 prefixes.frrouting = ["2001:db8::b19:bad:53", "203.0.113.53"]
 checks.cabourotte = [{{ name = "dns", url = "{url}", interval = "200ms" }}]
@@ -42,9 +44,7 @@ checks.cabourotte = [
     {{ name = "ntp_v4", url = "{url}", interval = "200ms" }},
 ]
 {extra}"#,
-        journal = dir.join("journal").display(),
-        socket = dir.join("ctl.sock").display(),
-        args = args.join(", "),
+        sections = testbed_sections(dir, vtysh_args),
     );
     let path = dir.join("config.toml");
     std::fs::write(&path, text).unwrap();
