@@ -152,6 +152,13 @@ fn a_mixed_service_flips_drains_reloads_and_sigterm_withdraws_everything() {
     );
     std::fs::remove_file(d.join("dns.down")).unwrap();
     tb.wait_peer(&ALL);
+    // replay names each prefix's routing daemon.
+    let (code, replay) = anycastd(&config, &["replay", "dns"]);
+    assert_eq!(code, 0, "{replay}");
+    assert!(
+        replay.contains("prefixes: 203.0.113.53/32 (FRR), 198.51.100.53/32 (BIRD, protocol anycastd4), 2001:db8:b::53/128 (BIRD, protocol anycastd6)"),
+        "{replay}"
+    );
 
     // status tells configured from advertised for BIRD prefixes, from BIRD's own view.
     let (code, json) = anycastd(&config, &["status", "--json"]);
