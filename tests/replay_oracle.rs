@@ -52,13 +52,19 @@ fn scripted(rt: &tokio::runtime::Runtime) -> (Emulator, Served) {
     (emulator, served)
 }
 
-/// One run of the daemon over the whole script; returns the journal's replay (through the
-/// daemon while it runs, with `what_if` options) and what was served.
-fn run(
-    rise: u32,
-    fall: u32,
-    what_if: &[&str],
-) -> (Report, Report, Vec<(i64, bool)>, anycastd::report::Report) {
+/// What one run gives: the journal's replay as recorded and with the what-if options, what
+/// was served, `report` over the journal, and when the test sent SIGTERM.
+struct Ran {
+    recorded: Report,
+    what_if: Report,
+    served: Vec<(i64, bool)>,
+    report: anycastd::report::Report,
+    stopped_at: i64,
+}
+
+/// One run of the daemon over the whole script, stopped with SIGTERM (which withdraws: the
+/// time after it is drained, not announced).
+fn run(rise: u32, fall: u32, what_if: &[&str]) -> Ran {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (emulator, served) = scripted(&rt);
     let dir = tempfile::tempdir().unwrap();
@@ -83,6 +89,7 @@ fn run(
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    let stopped_at = now_ms();
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
     let replay = |args: &[&str]| -> Report {
@@ -111,7 +118,13 @@ fn run(
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let report = serde_json::from_slice(&out.stdout).unwrap();
-    (recorded, with_what_if, served, report)
+    Ran {
+        recorded,
+        what_if: with_what_if,
+        served,
+        report,
+        stopped_at,
+    }
 }
 
 /// By hand: the transitions rise/fall give over the served results.
@@ -140,16 +153,23 @@ fn by_hand(served: &[(i64, bool)], rise: u32, fall: u32) -> Vec<(i64, String, St
     out
 }
 
-/// By hand: announced time and outages in `[from, to]` for these transitions.
-fn figures(transitions: &[(i64, String, String)], from: i64, to: i64) -> (i64, usize, i64, usize) {
+/// By hand: announced time and outages in `[from, to]` for these transitions, when the
+/// daemon was told to stop at `stopped_at` (the shutdown withdraws: nothing is announced
+/// from then on).
+fn figures(
+    transitions: &[(i64, String, String)],
+    from: i64,
+    to: i64,
+    stopped_at: i64,
+) -> (i64, usize, i64, usize) {
     let mut announced = 0;
     let mut outages = Vec::new();
     let mut state = ("starting".to_owned(), from);
-    for (at, _, next) in
-        transitions
-            .iter()
-            .chain(std::iter::once(&(to, String::new(), "end".into())))
-    {
+    for (at, _, next) in transitions.iter().chain(std::iter::once(&(
+        stopped_at.min(to),
+        String::new(),
+        "stopped".into(),
+    ))) {
         match state.0.as_str() {
             "healthy" => announced += at - state.1,
             "unhealthy" => outages.push(at - state.1),
@@ -173,9 +193,11 @@ fn assert_figures(
     report: &Report,
     run: &anycastd::replay::Run,
     expected: &[(i64, String, String)],
+    stopped_at: i64,
     what: &str,
 ) {
-    let (announced, outages, longest, flaps) = figures(expected, report.from_ms, report.to_ms);
+    let (announced, outages, longest, flaps) =
+        figures(expected, report.from_ms, report.to_ms, stopped_at);
     let s = &run.summary;
     let slack = SERVE_SLACK_MS * (expected.len() as i64 + 1);
     assert_eq!(s.measured_ms, report.to_ms - report.from_ms, "{what}");
@@ -195,10 +217,10 @@ fn assert_figures(
 
 #[test]
 fn a_what_if_of_the_real_daemons_journal_equals_a_live_run_with_those_settings() {
-    let (first, first_what_if, served_first, first_report) =
-        run(1, 1, &["--rise", "2", "--fall", "3"]);
-    let (second, _, served_second, second_report) = run(2, 3, &[]);
-    for report in [&first, &first_what_if, &second] {
+    let one = run(1, 1, &["--rise", "2", "--fall", "3"]);
+    let two = run(2, 3, &[]);
+    let (first, first_what_if, second) = (&one.recorded, &one.what_if, &two.recorded);
+    for report in [first, first_what_if, second] {
         assert!(report.divergences.is_empty(), "{:#?}", report.divergences);
         assert!(report.gaps.is_empty());
     }
@@ -207,13 +229,13 @@ fn a_what_if_of_the_real_daemons_journal_equals_a_live_run_with_those_settings()
     let first_recorded = verdicts(&first.recorded.timeline);
     assert_close(
         &first_recorded,
-        &by_hand(&served_first, 1, 1),
+        &by_hand(&one.served, 1, 1),
         "run 1 (rise 1, fall 1)",
     );
     let second_recorded = verdicts(&second.recorded.timeline);
     assert_close(
         &second_recorded,
-        &by_hand(&served_second, 2, 3),
+        &by_hand(&two.served, 2, 3),
         "run 2 (rise 2, fall 3)",
     );
 
@@ -226,8 +248,8 @@ fn a_what_if_of_the_real_daemons_journal_equals_a_live_run_with_those_settings()
             .collect()
     };
     assert_close(
-        &shift(&what_if_verdicts, served_first[0].0),
-        &shift(&second_recorded, served_second[0].0),
+        &shift(&what_if_verdicts, one.served[0].0),
+        &shift(&second_recorded, two.served[0].0),
         "what-if of run 1 vs run 2",
     );
     assert!(
@@ -240,28 +262,34 @@ fn a_what_if_of_the_real_daemons_journal_equals_a_live_run_with_those_settings()
     );
 
     // And it is what rise 2 / fall 3 give over run 1's results, figures included.
-    let expected = by_hand(&served_first, 2, 3);
+    let expected = by_hand(&one.served, 2, 3);
     assert_close(&what_if_verdicts, &expected, "what-if of run 1 by hand");
-    assert_figures(&first_what_if, what_if, &expected, "what-if figures");
     assert_figures(
-        &first,
+        first_what_if,
+        what_if,
+        &expected,
+        one.stopped_at,
+        "what-if figures",
+    );
+    assert_figures(
+        first,
         &first.recorded,
-        &by_hand(&served_first, 1, 1),
+        &by_hand(&one.served, 1, 1),
+        one.stopped_at,
         "run 1 figures",
     );
     assert_figures(
-        &second,
+        second,
         &second.recorded,
-        &by_hand(&served_second, 2, 3),
+        &by_hand(&two.served, 2, 3),
+        two.stopped_at,
         "run 2 figures",
     );
 
     // `report` over the same journals: the same window and figures as replay's recorded
     // runs, and so the by-hand figures over what was served.
-    for (report, replayed, served, rise, fall) in [
-        (&first_report, &first, &served_first, 1, 1),
-        (&second_report, &second, &served_second, 2, 3),
-    ] {
+    for (ran, rise, fall) in [(&one, 1, 1), (&two, 2, 3)] {
+        let (report, replayed) = (&ran.report, &ran.recorded);
         assert_eq!(report.rows.len(), 1);
         assert_eq!(report.rows[0].service, "dns");
         assert_eq!(
@@ -276,7 +304,8 @@ fn a_what_if_of_the_real_daemons_journal_equals_a_live_run_with_those_settings()
         assert_figures(
             replayed,
             &run,
-            &by_hand(served, rise, fall),
+            &by_hand(&ran.served, rise, fall),
+            ran.stopped_at,
             "report figures",
         );
     }
