@@ -55,14 +55,9 @@ const METRICS: &[(&str, &str, &str)] = &[
         "Check results, by result (pass, fail, pending).",
     ),
     (
-        "anycastd_check_duration_seconds_sum",
-        "counter",
-        "Total time spent in check requests.",
-    ),
-    (
-        "anycastd_check_duration_seconds_count",
-        "counter",
-        "Check requests timed.",
+        "anycastd_check_duration_seconds",
+        "summary",
+        "Time spent in check requests (_sum) and requests timed (_count).",
     ),
     (
         "anycastd_vtysh_calls_total",
@@ -75,9 +70,9 @@ const METRICS: &[(&str, &str, &str)] = &[
         "vtysh processes that failed (exit code, timeout, not runnable).",
     ),
     (
-        "anycastd_vtysh_duration_seconds_sum",
-        "counter",
-        "Total time spent in vtysh processes.",
+        "anycastd_vtysh_duration_seconds",
+        "summary",
+        "Time spent in vtysh processes (_sum) and processes timed (_count).",
     ),
     (
         "anycastd_bird_conversations_total",
@@ -90,9 +85,9 @@ const METRICS: &[(&str, &str, &str)] = &[
         "Conversations with BIRD that failed (not running, refused, an error code, timeout).",
     ),
     (
-        "anycastd_bird_duration_seconds_sum",
-        "counter",
-        "Total time spent in conversations with BIRD.",
+        "anycastd_bird_duration_seconds",
+        "summary",
+        "Time spent in conversations with BIRD (_sum) and conversations timed (_count).",
     ),
     (
         "anycastd_journal_appends_total",
@@ -260,6 +255,7 @@ pub fn vtysh_counters(vtysh: &str) {
         "anycastd_vtysh_calls_total",
         "anycastd_vtysh_errors_total",
         "anycastd_vtysh_duration_seconds_sum",
+        "anycastd_vtysh_duration_seconds_count",
     ] {
         count(name, &[("vtysh", vtysh)], 0.0);
     }
@@ -271,6 +267,7 @@ pub fn bird_counters(socket: &str) {
         "anycastd_bird_conversations_total",
         "anycastd_bird_errors_total",
         "anycastd_bird_duration_seconds_sum",
+        "anycastd_bird_duration_seconds_count",
     ] {
         count(name, &[("socket", socket)], 0.0);
     }
@@ -287,6 +284,11 @@ pub fn bird_conversation(socket: &str, took: Duration, ok: bool) {
         "anycastd_bird_duration_seconds_sum",
         &[("socket", socket)],
         took.as_secs_f64(),
+    );
+    count(
+        "anycastd_bird_duration_seconds_count",
+        &[("socket", socket)],
+        1.0,
     );
     if !ok {
         count("anycastd_bird_errors_total", &[("socket", socket)], 1.0);
@@ -347,6 +349,11 @@ pub fn vtysh_call(vtysh: &str, took: Duration, ok: bool) {
         &[("vtysh", vtysh)],
         took.as_secs_f64(),
     );
+    count(
+        "anycastd_vtysh_duration_seconds_count",
+        &[("vtysh", vtysh)],
+        1.0,
+    );
     if !ok {
         count("anycastd_vtysh_errors_total", &[("vtysh", vtysh)], 1.0);
     }
@@ -367,34 +374,53 @@ fn number(v: f64) -> String {
     }
 }
 
-/// The whole registry in the text exposition format.
+/// The samples of one sample name (`name`, or a summary's `name_sum`/`name_count`).
+fn samples(r: &Registry, name: &str) -> Vec<(Labels, f64)> {
+    let mut samples: Vec<(Labels, f64)> = r
+        .counters
+        .iter()
+        .chain(r.gauges.iter())
+        .filter(|((n, _), _)| *n == name)
+        .map(|((_, l), v)| (l.clone(), *v))
+        .collect();
+    samples.extend(check_samples(r, name));
+    samples
+}
+
+/// The whole registry in the text exposition format. A `summary` family is a `_sum` and a
+/// `_count` sample per label set, without quantiles.
 pub fn render() -> String {
     with(|r| {
         let mut out = String::new();
         for (name, kind, help) in METRICS {
-            let mut samples: Vec<(Labels, f64)> = r
-                .counters
-                .iter()
-                .chain(r.gauges.iter())
-                .filter(|((n, _), _)| n == name)
-                .map(|((_, l), v)| (l.clone(), *v))
-                .collect();
-            samples.extend(check_samples(r, name));
-            if samples.is_empty() {
+            let lines: Vec<(String, Vec<(Labels, f64)>)> = if *kind == "summary" {
+                ["_sum", "_count"]
+                    .iter()
+                    .map(|suffix| {
+                        let sample = format!("{name}{suffix}");
+                        let values = samples(r, &sample);
+                        (sample, values)
+                    })
+                    .collect()
+            } else {
+                vec![((*name).to_owned(), samples(r, name))]
+            };
+            if lines.iter().all(|(_, values)| values.is_empty()) {
                 continue;
             }
-            // A `_sum`/`_count` pair is exposed as counters of their own: simple and valid.
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} {kind}");
-            for (labels, value) in samples {
-                let labels: Vec<String> = labels
-                    .iter()
-                    .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-                    .collect();
-                if labels.is_empty() {
-                    let _ = writeln!(out, "{name} {}", number(value));
-                } else {
-                    let _ = writeln!(out, "{name}{{{}}} {}", labels.join(","), number(value));
+            for (sample, values) in lines {
+                for (labels, value) in values {
+                    let labels: Vec<String> = labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+                        .collect();
+                    if labels.is_empty() {
+                        let _ = writeln!(out, "{sample} {}", number(value));
+                    } else {
+                        let _ = writeln!(out, "{sample}{{{}}} {}", labels.join(","), number(value));
+                    }
                 }
             }
         }

@@ -129,7 +129,7 @@ async fn every_metric_the_rules_and_the_dashboard_use_is_exported() {
     );
     let _daemon = Daemon::start(&config, &dir.path().join("log"));
     let deadline = Instant::now() + Duration::from_secs(30);
-    let exported = loop {
+    let (exported, scraped) = loop {
         let text = std::panic::catch_unwind(|| {
             let mut stream = std::net::TcpStream::connect(&addr).unwrap();
             stream
@@ -149,7 +149,7 @@ async fn every_metric_the_rules_and_the_dashboard_use_is_exported() {
         if samples.contains("anycastd_service_transitions_total")
             && samples.contains("anycastd_prefix_configured")
         {
-            break samples;
+            break (samples, text);
         }
         assert!(Instant::now() < deadline, "{text}");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -159,4 +159,32 @@ async fn every_metric_the_rules_and_the_dashboard_use_is_exported() {
         missing.is_empty(),
         "used by the rules or the dashboard but not exported: {missing:?}"
     );
+
+    // And what is exported passes Prometheus' own linter (names, types, suffixes).
+    if let Some(promtool) = promtool() {
+        let body = scraped
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+        let mut child = Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool check metrics: {}{}\n{body}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
