@@ -68,12 +68,16 @@ pub fn serve(listener: TcpListener, site: Arc<Site>) -> tokio::task::JoinHandle<
 }
 
 fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    // Said explicitly, so that a HEAD answer (its body dropped) still tells the length.
+    let length = header::HeaderValue::from(body.len());
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static(content_type),
     );
+    headers.insert(header::CONTENT_LENGTH, length);
     response
 }
 
@@ -284,6 +288,7 @@ mod tests {
             ("PUT /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405"),
             ("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404"),
             ("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200"),
+            ("HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200"),
         ] {
             let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
             stream.write_all(request.as_bytes()).await.unwrap();
@@ -291,6 +296,17 @@ mod tests {
             // Read to the end: the server closes after one answer.
             stream.read_to_string(&mut text).await.unwrap();
             assert!(text.starts_with(status), "{text}");
+            if request.contains("/healthz") {
+                // "ok\n" for GET; for HEAD the same length and no body.
+                assert!(text.contains("content-length: 3\r\n"), "{text}");
+                let body = text.split_once("\r\n\r\n").map(|(_, b)| b);
+                let expected = if request.starts_with("HEAD") {
+                    ""
+                } else {
+                    "ok\n"
+                };
+                assert_eq!(body, Some(expected), "{text}");
+            }
             if request.starts_with("GET /metrics") {
                 assert!(
                     text.contains("anycastd_drift_repairs_total{service=\"served\"} 2"),
