@@ -199,7 +199,7 @@ pub fn status_gauges(services: &[crate::status::ServiceStatus]) -> String {
                     "{name}{{service=\"{}\",prefix=\"{}\",table=\"{}\",backend=\"{}\",endpoint=\"{}\"}} {}",
                     escape(&s.name),
                     escape(&p.prefix),
-                    escape(p.vrf.as_deref().unwrap_or("")),
+                    escape(p.place().unwrap_or("")),
                     escape(backend),
                     escape(&p.instance),
                     u8::from(value(p))

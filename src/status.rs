@@ -130,13 +130,23 @@ impl Snapshot {
     }
 }
 
+impl PrefixStatus {
+    /// Where it goes in its routing daemon: the BIRD static protocol, else the FRR VRF.
+    pub fn place(&self) -> Option<&str> {
+        self.protocol.as_deref().or(self.vrf.as_deref())
+    }
+}
+
 /// One prefix's status: what the daemon wants and what FRR has.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct PrefixStatus {
     /// The prefix.
     pub prefix: String,
-    /// Its VRF (`None` = default) for FRR, its static protocol for BIRD.
+    /// Its VRF for FRR (`None` = default; always `None` for BIRD).
     pub vrf: Option<String>,
+    /// Its static protocol for BIRD (`None` for FRR).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
     /// Its routing daemon's kind (`frr`, `bird`; empty from a daemon that knew FRR alone).
     #[serde(default)]
     pub backend: String,
@@ -371,9 +381,11 @@ fn prefix_status(
 ) -> PrefixStatus {
     let error = unsettled.clone().flatten();
     let want = |w: bool| if w { "announced" } else { "withdrawn" };
+    let bird = p.backend.kind == crate::routing::BackendKind::Bird;
     let mut status = PrefixStatus {
         prefix: p.prefix.to_string(),
-        vrf: p.vrf.clone(),
+        vrf: p.vrf.clone().filter(|_| !bird),
+        protocol: p.vrf.clone().filter(|_| bird),
         backend: p.backend.kind.name().to_owned(),
         instance: p.backend.instance.clone(),
         desired_announced: desired,
@@ -539,7 +551,7 @@ pub fn render_text(services: &[ServiceStatus], now_ms: i64) -> String {
             out.push('\n');
         }
         for p in &s.prefixes {
-            let prefix = crate::text::place_text(&p.prefix, p.vrf.as_deref(), &p.backend);
+            let prefix = crate::text::place_text(&p.prefix, p.place(), &p.backend);
             out.push_str(&format!("  {prefix}: {}\n", p.note));
         }
     }
@@ -559,7 +571,7 @@ pub fn check(services: &[ServiceStatus], live: bool) -> (u8, String) {
     let mut unknown = Vec::new();
     for s in services {
         for p in &s.prefixes {
-            let prefix = crate::text::place_text(&p.prefix, p.vrf.as_deref(), &p.backend);
+            let prefix = crate::text::place_text(&p.prefix, p.place(), &p.backend);
             if p.unreadable {
                 unknown.push(format!("{} {prefix}: {}", s.name, p.note));
             } else if p.drift {

@@ -174,7 +174,7 @@ fn a_mixed_service_flips_drains_reloads_and_sigterm_withdraws_everything() {
     assert_eq!(
         (
             p["backend"].as_str(),
-            p["vrf"].as_str(),
+            p["protocol"].as_str(),
             p["configured"].as_bool(),
             p["advertised"].as_bool(),
             p["established_peers"].as_u64()
