@@ -467,6 +467,51 @@ fn drift_orphans_and_an_unreachable_bird_are_handled_per_prefix() {
         })
         .collect();
     assert_eq!(dns_failures, Vec::<String>::new());
+
+    // (Before any BIRD restart here: after one, retries are quick for a minute anyway.)
+    // A syntax error in BIRD's own configuration: every `configure` is refused (8002), ntp's
+    // withdrawal waits with BIRD's message, and the include file is put back as BIRD runs
+    // it. The operator fixes it and reconfigures: the withdrawal is retried at that moment,
+    // not at the end of its backoff (by then seconds).
+    let main_conf = tb.dir.join("bird/bird.conf");
+    let good = std::fs::read_to_string(&main_conf).unwrap();
+    std::fs::write(&main_conf, format!("{good}this is not bird;\n")).unwrap();
+    std::fs::write(d.join("ntp.down"), "").unwrap();
+    let refused = format!(
+        "198.51.100.123/32 (BIRD protocol anycastd4): MISMATCH: wanted withdrawn, present in BIRD; the writer is retrying: BIRD at {}: configure: 8002 {}:",
+        tb.bird_socket().display(),
+        main_conf.display()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, status) = anycastd(&config, &["status"]);
+        if status.contains(&refused) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        file_routes(&tb, "anycastd4"),
+        set(&["198.51.100.53/32", "198.51.100.123/32"]),
+        "the refused file is put back"
+    );
+    // Attempts at 0, 0.5, 1.5 and 3.5 s: the next would be 4 s after the last.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(tb.peer_routes(), set(&ALL), "nothing changed at the peer");
+    let retries = "BIRD loaded a new configuration: retrying the changes set aside";
+    let before = daemon.log_text().matches(retries).count();
+    std::fs::write(&main_conf, &good).unwrap();
+    assert!(tb.birdc(&["configure"]).contains("Reconfigured"));
+    tb.wait_peer(&ALL[..3]);
+    assert!(
+        daemon.log_text().matches(retries).count() > before,
+        "{}",
+        daemon.log_text()
+    );
+    std::fs::remove_file(d.join("ntp.down")).unwrap();
+    tb.wait_peer(&ALL);
+
     // While BIRD is down, nothing is added to the files (a wrong-family route there would keep
     // BIRD from starting); it starts again and loads what it had.
     tb.bird_ctl("stop-bird");

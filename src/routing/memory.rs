@@ -24,6 +24,11 @@ struct State {
     unreadable: Option<String>,
     max_batch: usize,
     reads: u64,
+    /// The reconfiguration mark ([`Backend::reconfigured`]), if it has one.
+    mark: Option<String>,
+    /// The calls that matter for the order of retries: `mark M` for each look at the mark,
+    /// `apply` for each batch.
+    calls: Vec<String>,
 }
 
 impl Default for State {
@@ -35,6 +40,8 @@ impl Default for State {
             unreadable: None,
             max_batch: 500,
             reads: 0,
+            mark: None,
+            calls: Vec::new(),
         }
     }
 }
@@ -121,6 +128,16 @@ impl Memory {
         self.state().applied.clone()
     }
 
+    /// Load "a new configuration": the reconfiguration mark becomes `mark`.
+    pub fn reconfigure(&self, mark: &str) {
+        self.state().mark = Some(mark.to_owned());
+    }
+
+    /// The looks at the mark and the batches, in order (`mark M`, `apply`).
+    pub fn calls(&self) -> Vec<String> {
+        self.state().calls.clone()
+    }
+
     /// How many reads it answered.
     pub fn reads(&self) -> u64 {
         self.state().reads
@@ -156,6 +173,7 @@ impl Backend for Memory {
     async fn apply(&self, _: &Snapshot, changes: &[Change]) -> Result<(), String> {
         let mut state = self.state();
         state.applied.push(changes.to_vec());
+        state.calls.push("apply".into());
         for change in changes {
             if let Some(e) = state.failing.get(&change.prefix) {
                 return Err(e.clone());
@@ -185,6 +203,13 @@ impl Backend for Memory {
                 }
             })
             .collect())
+    }
+
+    async fn reconfigured(&self) -> Option<String> {
+        let mut state = self.state();
+        let mark = state.mark.clone()?;
+        state.calls.push(format!("mark {mark}"));
+        Some(mark)
     }
 
     fn missing_table(&self, vrf: &Option<String>) -> String {

@@ -289,6 +289,16 @@ pub trait Backend: Send + Sync + 'static {
         false
     }
 
+    /// A mark that changes whenever the daemon loads a new configuration, whoever asked
+    /// for it (BIRD: the time `show status` gives as its last reconfiguration). While
+    /// changes are set aside after a failure, the writer looks at it every
+    /// [`writer::WATCH_INTERVAL`] and retries them at once when it changes: whatever made
+    /// them fail (a syntax error in the daemon's own configuration) may have been fixed.
+    /// `None`: no such mark, or the daemon did not answer; retries keep their backoff.
+    fn reconfigured(&self) -> impl Future<Output = Option<String>> + Send {
+        async { None }
+    }
+
     /// A file the daemon re-creates whenever it starts (its control socket): the writer
     /// looks at it every [`writer::WATCH_INTERVAL`] and re-reads at once when it is a new
     /// one. `None`: no such file; drift is found by the periodic pass alone.

@@ -280,6 +280,7 @@ pub fn spawn<B: Backend>(
         runtime: None,
         recovering_until: None,
         restart_pending: false,
+        reconfigured: None,
     };
     let task = writer.run(notify.clone(), reconcile_interval);
     match writer_runtime() {
@@ -330,6 +331,9 @@ struct Writer<B: Backend> {
     /// A restart was seen and is told once the daemon answers a read (a start that failed
     /// at once is not one).
     restart_pending: bool,
+    /// While changes are set aside: the daemon's reconfiguration mark at the last look
+    /// ([`Backend::reconfigured`]).
+    reconfigured: Option<String>,
 }
 
 /// Which file a path is, so that a re-created one tells a restart: device, inode and change
@@ -373,11 +377,15 @@ impl<B: Backend> Writer<B> {
                 // Level-triggered: re-read the backend periodically and repair what drifted.
                 _ = reconcile.tick() => true,
                 // A restart of the daemon: look at once instead of at the next reconcile.
-                _ = watch.tick(), if runtime_file.is_some() => {
-                    if !self.restarted(runtime_file.as_deref()) {
+                // A new configuration loaded by another hand: retry what is set aside.
+                _ = watch.tick() => {
+                    if self.restarted(runtime_file.as_deref()) {
+                        true
+                    } else if self.reconfigured_elsewhere().await {
+                        false
+                    } else {
                         continue;
                     }
-                    true
                 }
             };
             if fresh_read {
@@ -411,6 +419,34 @@ impl<B: Backend> Writer<B> {
             self.restart_pending = true;
         }
         restarted
+    }
+
+    /// While changes are set aside: whether the daemon loaded a new configuration since the
+    /// last look (its mark changed); then their retries are due now instead of after their
+    /// backoff. Costs nothing while nothing is set aside.
+    async fn reconfigured_elsewhere(&mut self) -> bool {
+        if self.retry.is_empty() {
+            self.reconfigured = None;
+            return false;
+        }
+        let Some(mark) = self.backend.reconfigured().await else {
+            return false;
+        };
+        let changed = self.reconfigured.as_ref().is_some_and(|seen| *seen != mark);
+        self.reconfigured = Some(mark);
+        if changed {
+            tracing::info!(
+                backend = %self.backend.id(),
+                set_aside = self.retry.len(),
+                "{} loaded a new configuration: retrying the changes set aside after a failure now",
+                self.backend.daemon_name()
+            );
+            let now = Instant::now();
+            for retry in self.retry.values_mut() {
+                retry.at = now;
+            }
+        }
+        changed
     }
 
     /// The daemon answered a read after a restart: tell it, with the prefixes to re-announce.
@@ -599,7 +635,9 @@ impl<B: Backend> Writer<B> {
 
         // Write, batch by batch.
         let mut failed: Vec<(std::ops::Range<usize>, String)> = Vec::new();
-        for batch in self.backend.batches(&installed, &changes) {
+        let batches = self.backend.batches(&installed, &changes);
+        let written = batches.len();
+        for batch in batches {
             for (key, decision) in &plan[batch.clone()] {
                 self.sent.insert(key.clone(), decision.clone());
             }
@@ -610,6 +648,12 @@ impl<B: Backend> Writer<B> {
             {
                 failed.push((batch, e.to_string()));
             }
+        }
+
+        // A write the daemon took loads a new configuration too (a refused one does not):
+        // take the mark afresh at the next look.
+        if failed.len() < written {
+            self.reconfigured = None;
         }
 
         // Verify.
@@ -1029,6 +1073,50 @@ mod tests {
         let repaired = report(&mut rx).await;
         assert_eq!(repaired.outcome, Outcome::Applied);
         assert!(memory.installed().contains(&key.0, &key.1));
+    }
+
+    #[tokio::test]
+    async fn a_new_configuration_loaded_elsewhere_retries_what_is_set_aside_at_once() {
+        let (memory, handle, mut rx) = writer("writer-reconfigured", HOUR);
+        let key: PrefixKey = (None, net("203.0.113.20/32"));
+        memory.fail(key.1, Some("8002 bird.conf:25:1 syntax error"));
+        memory.reconfigure("00:07:30.569");
+        handle.set(vec![(key.clone(), decision(true, 1))]);
+        assert!(matches!(report(&mut rx).await.outcome, Outcome::Failed(_)));
+        // Four attempts (at 0, 0.5, 1.5 and 3.5 s): the next is 4 s after the fourth.
+        let attempts = || memory.calls().iter().filter(|c| *c == "apply").count();
+        while attempts() < 4 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The operator fixes the cause; while the mark stays, a look at it retries nothing.
+        memory.fail(key.1, None);
+        let looks = |mark: &str| {
+            memory
+                .calls()
+                .iter()
+                .skip_while(|c| *c != "apply")
+                .filter(|c| c.as_str() == format!("mark {mark}"))
+                .count()
+        };
+        let before = looks("00:07:30.569");
+        while looks("00:07:30.569") == before {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(attempts(), 4, "an unchanged mark retries nothing early");
+        // ... and loads the new configuration: the next look at the mark retries at once.
+        memory.reconfigure("00:09:12.004");
+        assert_eq!(settled(&mut rx, std::slice::from_ref(&key)).await.len(), 1);
+        let calls = memory.calls();
+        let first_look = calls
+            .iter()
+            .position(|c| c == "mark 00:09:12.004")
+            .expect("the new mark was looked at");
+        assert_eq!(
+            calls[first_look + 1..],
+            ["apply".to_owned()],
+            "the look that saw the new mark was followed by the retry, before any other look"
+        );
+        assert!(memory.installed().contains(&None, &key.1));
     }
 
     #[tokio::test]

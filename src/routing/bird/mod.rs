@@ -568,6 +568,18 @@ impl Backend for Bird {
         Some(self.socket.clone())
     }
 
+    async fn reconfigured(&self) -> Option<String> {
+        // A look every second while something is set aside: never long.
+        let limit = self.settings.timeout.min(Duration::from_secs(2));
+        let status = within(&self.socket, limit, async {
+            let (mut session, _) = Session::open(&self.socket).await?;
+            session.command("show status").await
+        })
+        .await
+        .ok()?;
+        last_reconfiguration(&status)
+    }
+
     fn daemon_name(&self) -> &'static str {
         "BIRD"
     }
@@ -580,6 +592,16 @@ impl Backend for Bird {
             self.settings.include_dir.display()
         )
     }
+}
+
+/// The time of BIRD's last reconfiguration in a `show status` reply (BIRD 2 and 3:
+/// "Last reconfiguration on 2026-11-28 00:07:30.569", a continuation of the 1011 line).
+fn last_reconfiguration(status: &Reply) -> Option<String> {
+    status
+        .lines
+        .iter()
+        .find_map(|(_, text)| text.trim().strip_prefix("Last reconfiguration on "))
+        .map(str::to_owned)
 }
 
 /// The include line's pattern for protocol `protocol`: a wildcard in the directory's last
@@ -622,6 +644,28 @@ mod tests {
         assert_eq!(p[2].info, "Established");
         assert_eq!(p[3].state, "down");
         assert_eq!(p[3].info, "Error: Invalid next hop");
+    }
+
+    #[test]
+    fn the_last_reconfiguration_of_show_status() {
+        // Recorded from BIRD 2.0.12 (`show status`, the socket's own lines).
+        let r = reply(&[
+            "1000-BIRD 2.0.12",
+            "1011-Router ID is 203.0.113.181",
+            " Hostname is vm",
+            " Current server time is 2026-11-28 00:07:32.015",
+            " Last reboot on 2026-11-28 00:07:25.950",
+            " Last reconfiguration on 2026-11-28 00:07:30.569",
+            "0013 Daemon is up and running",
+        ]);
+        assert_eq!(
+            last_reconfiguration(&r).as_deref(),
+            Some("2026-11-28 00:07:30.569")
+        );
+        assert_eq!(
+            last_reconfiguration(&reply(&["0013 Daemon is up and running"])),
+            None
+        );
     }
 
     #[test]
