@@ -7,7 +7,7 @@
 
 mod support;
 
-use anycastd::routing::frr::vtysh::{Vtysh, VtyshError};
+use anycastd::routing::frr::control::{Vtysh, VtyshError};
 use nix::sys::signal::Signal;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use anycastd::routing::frr::vtysh::{Vtysh, VtyshError};
+use anycastd::routing::frr::control::{Vtysh, VtyshError};
 use std::path::Path;
 use std::time::Duration;
 

@@ -1,16 +1,16 @@
 //! FRRouting as a [`Backend`]: `network` statements under `router bgp ASN [vrf V]`, written
-//! through vtysh ([`vtysh`]: processes, the running-config parser) in calls of at most
+//! through vtysh ([`control`]: vtysh processes, the running-config parser) in calls of at most
 //! [`MAX_LINES`] lines, read back from `show running-config bgpd`, and shown by `show bgp ...
 //! json` (advertised when a valid best path exists and a peer of its VRF and family is
 //! established).
 
-pub mod vtysh;
+pub mod control;
 
 use super::{Backend, BackendId, Change, Installed, PrefixKey, Shown, Snapshot};
+use control::{address_family_line, router_line, RunningConfig, Vtysh, VtyshError};
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::time::Duration;
-use vtysh::{address_family_line, router_line, RunningConfig, Vtysh, VtyshError};
 
 /// At most this many lines go into one vtysh call (~190 ms for 1,000 lines on FRR 8.4).
 pub const MAX_LINES: usize = 500;
@@ -316,7 +316,7 @@ mod tests {
             std::path::Path::new("/var/run/frr/blue/bgpd.vty")
         );
     }
-    use vtysh::Instance;
+    use control::Instance;
 
     fn change(vrf: Option<&str>, prefix: &str, announce: bool) -> Change {
         Change {

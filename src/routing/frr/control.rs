@@ -1,4 +1,4 @@
-//! Running vtysh and reading FRR's running config.
+//! FRR's control interface, vtysh: running it and reading FRR's running config.
 //!
 //! vtysh is executed directly (no shell), one `-c` argument per line, in its own process
 //! group so that a timeout kills it and anything it started. Facts relied on (FRR 8.4):
