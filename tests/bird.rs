@@ -469,48 +469,68 @@ fn drift_orphans_and_an_unreachable_bird_are_handled_per_prefix() {
     assert_eq!(dns_failures, Vec::<String>::new());
 
     // (Before any BIRD restart here: after one, retries are quick for a minute anyway.)
-    // A syntax error in BIRD's own configuration: every `configure` is refused (8002), ntp's
-    // withdrawal waits with BIRD's message, and the include file is put back as BIRD runs
-    // it. The operator fixes it and reconfigures: the withdrawal is retried at that moment,
-    // not at the end of its backoff (by then seconds).
+    // A syntax error in BIRD's own configuration: every `configure` is refused (8002) and
+    // ntp's changes wait with BIRD's message.
     let main_conf = tb.dir.join("bird/bird.conf");
     let good = std::fs::read_to_string(&main_conf).unwrap();
+    let refused = |wanted: &str| {
+        let text = format!(
+            "198.51.100.123/32 (BIRD protocol anycastd4): MISMATCH: {wanted}; the writer is retrying: BIRD at {}: configure: 8002 {}:",
+            tb.bird_socket().display(),
+            main_conf.display()
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, status) = anycastd(&config, &["status"]);
+            if status.contains(&text) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{status}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let (dns_only, with_ntp) = (
+        set(&["198.51.100.53/32"]),
+        set(&["198.51.100.53/32", "198.51.100.123/32"]),
+    );
     std::fs::write(&main_conf, format!("{good}this is not bird;\n")).unwrap();
     std::fs::write(d.join("ntp.down"), "").unwrap();
-    let refused = format!(
-        "198.51.100.123/32 (BIRD protocol anycastd4): MISMATCH: wanted withdrawn, present in BIRD; the writer is retrying: BIRD at {}: configure: 8002 {}:",
-        tb.bird_socket().display(),
-        main_conf.display()
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, status) = anycastd(&config, &["status"]);
-        if status.contains(&refused) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{status}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(
-        file_routes(&tb, "anycastd4"),
-        set(&["198.51.100.53/32", "198.51.100.123/32"]),
-        "the refused file is put back"
-    );
-    // Attempts at 0, 0.5, 1.5 and 3.5 s: the next would be 4 s after the last.
+    refused("wanted withdrawn, present in BIRD");
+    // A refused withdrawal stays in the file (BIRD still has the route): the operator's own
+    // configure, once bird.conf is fixed, withdraws it. Attempts at 0, 0.5, 1.5 and 3.5 s;
+    // idle passes meanwhile keep the withdrawal in the file.
+    assert_eq!(file_routes(&tb, "anycastd4"), dns_only);
+    assert_eq!(tb.bird_routes("anycastd4"), with_ntp);
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(tb.peer_routes(), set(&ALL), "nothing changed at the peer");
+    assert_eq!(file_routes(&tb, "anycastd4"), dns_only);
+    std::fs::write(&main_conf, &good).unwrap();
+    assert!(tb.birdc(&["configure"]).contains("Reconfigured"));
+    tb.wait_peer(&ALL[..3]);
+    // A refused announcement is not kept (the file is put back as BIRD runs it): once the
+    // operator fixes bird.conf and reconfigures, anycastd sees BIRD's new configuration and
+    // retries at once, not at the end of its backoff (by then 4 s).
+    std::fs::write(&main_conf, format!("{good}this is not bird;\n")).unwrap();
+    std::fs::remove_file(d.join("ntp.down")).unwrap();
+    refused("wanted announced, absent in BIRD");
+    assert_eq!(file_routes(&tb, "anycastd4"), dns_only);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        tb.peer_routes(),
+        set(&ALL[..3]),
+        "nothing changed at the peer"
+    );
     let retries = "BIRD loaded a new configuration: retrying the changes set aside";
     let before = daemon.log_text().matches(retries).count();
     std::fs::write(&main_conf, &good).unwrap();
     assert!(tb.birdc(&["configure"]).contains("Reconfigured"));
-    tb.wait_peer(&ALL[..3]);
+    tb.wait_peer(&ALL);
     assert!(
         daemon.log_text().matches(retries).count() > before,
         "{}",
         daemon.log_text()
     );
-    std::fs::remove_file(d.join("ntp.down")).unwrap();
-    tb.wait_peer(&ALL);
+    assert_eq!(file_routes(&tb, "anycastd4"), with_ntp);
 
     // While BIRD is down, nothing is added to the files (a wrong-family route there would keep
     // BIRD from starting); it starts again and loads what it had.
@@ -571,7 +591,7 @@ fn drift_orphans_and_an_unreachable_bird_are_handled_per_prefix() {
         .unwrap()
         .to_owned();
     let config = self::config(d, &tb, fast, &dns_only);
-    let _daemon = Daemon::start(&config, &d.join("log2"));
+    let mut second = Daemon::start(&config, &d.join("log2"));
     tb.wait_peer(&ALL[..3]);
     let (_, history) = anycastd(&config, &["history", "ntp"]);
     assert!(
@@ -580,6 +600,21 @@ fn drift_orphans_and_an_unreachable_bird_are_handled_per_prefix() {
         ),
         "{history}"
     );
+
+    // A stop while BIRD refuses every configure (bird.conf broken): FRR's prefix is
+    // withdrawn, BIRD's cannot be, and the stop says so (exit 70). The include files already
+    // withdraw them: the operator's fix and `birdc configure` take them away with anycastd
+    // gone.
+    std::fs::write(&main_conf, format!("{good}this is not bird;\n")).unwrap();
+    let (code, out) = anycastd(&config, &["stop"]);
+    assert_eq!(code, 70, "{out}");
+    second.wait(EXIT);
+    tb.wait_peer(&["bird:198.51.100.53/32", "bird:2001:db8:b::53/128"]);
+    assert_eq!(file_routes(&tb, "anycastd4"), set(&[]));
+    assert_eq!(file_routes(&tb, "anycastd6"), set(&[]));
+    std::fs::write(&main_conf, &good).unwrap();
+    assert!(tb.birdc(&["configure"]).contains("Reconfigured"));
+    tb.wait_peer(&[]);
 }
 
 /// Milliseconds since `t`.

@@ -220,7 +220,7 @@ impl Backend for Memory {
         format!("cannot read the memory backend: {error}")
     }
 
-    fn not_applied(&self) -> String {
+    fn not_applied(&self, _: bool) -> String {
         "the memory backend took the change but does not show it".to_owned()
     }
 }

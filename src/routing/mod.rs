@@ -256,18 +256,21 @@ pub trait Backend: Send + Sync + 'static {
     /// The error of a failed read.
     fn unreadable(&self, error: &Self::Error) -> String;
 
-    /// The error of a change that a call reported as applied but a read-back does not show.
-    fn not_applied(&self) -> String;
+    /// The error of a change that a call reported as applied but a read-back does not show:
+    /// an announcement (`announce`) that is missing, or a withdrawal still there.
+    fn not_applied(&self, announce: bool) -> String;
 
     /// With nothing to change after a fresh read: bring whatever the backend keeps beside
-    /// the daemon in line with what the daemon has, in the tables of `tables` (BIRD: the
-    /// include files). Never changes what is announced.
+    /// the daemon in line with what the daemon has, in the tables of `wanted` (each prefix
+    /// and whether it is to be announced), less the withdrawals wanted that the daemon has
+    /// not taken yet (BIRD: the include files, which then withdraw them at the daemon's next
+    /// configure or start). Never changes what is announced.
     fn tidy(
         &self,
         installed: &Self::Installed,
-        tables: &[Option<String>],
+        wanted: &[(PrefixKey, bool)],
     ) -> impl Future<Output = ()> + Send {
-        let _ = (installed, tables);
+        let _ = (installed, wanted);
         async {}
     }
 

@@ -617,9 +617,11 @@ impl<B: Backend> Writer<B> {
         let plan = self.diff(&installed, &entries, urgent, now);
         if plan.is_empty() {
             if fresh {
-                let tables: Vec<Option<String>> =
-                    entries.iter().map(|(k, _, _)| k.0.clone()).collect();
-                self.backend.tidy(&installed, &tables).await;
+                let wanted: Vec<(PrefixKey, bool)> = entries
+                    .iter()
+                    .map(|(k, d, _)| (k.clone(), d.announce))
+                    .collect();
+                self.backend.tidy(&installed, &wanted).await;
             }
             self.publish(generation, &installed, &entries);
             return false;
@@ -753,7 +755,7 @@ impl<B: Backend> Writer<B> {
                 }
                 Some(_) => again = true,
                 None => {
-                    let error = self.backend.not_applied();
+                    let error = self.backend.not_applied(decision.announce);
                     self.fail(key, decision, error, urgent);
                 }
             }

@@ -314,9 +314,21 @@ impl Bird {
             let result =
                 Self::load(&mut session, &self.socket, &files, self.settings.timeout).await;
             if result.is_err() {
+                // Put back what BIRD runs, less this run's withdrawals: no announcement of
+                // it can fail anyone's next configure, and whoever gets a configure through
+                // (the operator, after fixing what BIRD refused) or starts BIRD withdraws
+                // them, also with anycastd stopped.
                 for protocol in files.keys() {
                     if let Some((_, before)) = installed.statics.get(*protocol) {
-                        let _ = self.write_file(protocol, before);
+                        let withdrawn: BTreeSet<IpNet> = changes
+                            .iter()
+                            .filter(|c| !c.announce && c.vrf.as_deref() == Some(*protocol))
+                            .map(|c| c.prefix)
+                            .collect();
+                        let _ = self.write_file(
+                            protocol,
+                            &before.difference(&withdrawn).copied().collect(),
+                        );
                     }
                 }
             }
@@ -344,10 +356,10 @@ impl Bird {
     ) -> Result<(), BirdError> {
         let reply = session.command("configure").await?;
         match reply.code() {
-            3 => Ok(()),
-            4 | 5 => {
+            3..=5 => {
                 // BIRD 3 answers 0004 while the old configuration winds down; 0005 queues
-                // ours behind one in progress. Wait until the routes show.
+                // ours behind one in progress; even after BIRD 2's 0003 a removed route may
+                // still show for a moment. Wait until the routes show as written.
                 let deadline = tokio::time::Instant::now() + SETTLE.min(timeout / 2);
                 loop {
                     let (state, _) = Self::state_in(session).await?;
@@ -472,25 +484,34 @@ impl Backend for Bird {
     /// An include file that differs from what BIRD has in its protocol (edited by hand, or
     /// gone with the runtime directory at a restart of anycastd) is rewritten to what BIRD
     /// has: nothing changes in BIRD, and its next `configure` or start loads what it runs.
-    async fn tidy(&self, installed: &BirdState, tables: &[Option<String>]) {
-        let protocols: BTreeSet<&str> = tables.iter().filter_map(|t| t.as_deref()).collect();
+    async fn tidy(&self, installed: &BirdState, wanted: &[(PrefixKey, bool)]) {
+        let protocols: BTreeSet<&str> = wanted
+            .iter()
+            .filter_map(|((t, _), _)| t.as_deref())
+            .collect();
         for protocol in protocols {
-            let Some((_, routes)) = installed.statics.get(protocol) else {
+            let Some((_, has)) = installed.statics.get(protocol) else {
                 continue;
             };
+            // What BIRD has, less the withdrawals it has not taken yet (a refused configure):
+            // the file withdraws them at the next configure, whoever runs it, or start.
+            let withdrawn = withdrawals(wanted, protocol);
+            let routes: BTreeSet<IpNet> = has.difference(&withdrawn).copied().collect();
             let path = include_file(&self.settings.include_dir, protocol);
-            let text = file_text(protocol, &self.socket, routes);
+            let text = file_text(protocol, &self.socket, &routes);
             let now = std::fs::read_to_string(&path).ok();
             if now.as_deref() == Some(text.as_str()) || now.is_none() && routes.is_empty() {
                 continue;
             }
+            let pending = has.len() - routes.len();
             match write_atomically(&path, &text) {
                 Ok(()) => tracing::warn!(
                     file = %path.display(),
-                    "The include file {} {}; rewritten to the {} route(s) BIRD has in protocol {protocol}.",
+                    "The include file {} {}; rewritten to the {} route(s) BIRD has in protocol {protocol}{}.",
                     path.display(),
                     if now.is_some() { "differed from what BIRD runs (edited by hand?)" } else { "was missing" },
-                    routes.len()
+                    has.len(),
+                    if pending > 0 { format!(", less {pending} withdrawal(s) BIRD has not taken yet") } else { String::new() }
                 ),
                 Err(e) => tracing::warn!(
                     file = %path.display(),
@@ -584,14 +605,32 @@ impl Backend for Bird {
         "BIRD"
     }
 
-    fn not_applied(&self) -> String {
-        format!(
-            "BIRD at {} accepted the configuration but does not show the route (is its static \
-             protocol disabled, or does it include another file than {}?)",
-            self.socket.display(),
-            self.settings.include_dir.display()
-        )
+    fn not_applied(&self, announce: bool) -> String {
+        if announce {
+            format!(
+                "BIRD at {} accepted the configuration but does not show the route (is its \
+                 static protocol disabled, or does it include another file than {}?)",
+                self.socket.display(),
+                self.settings.include_dir.display()
+            )
+        } else {
+            format!(
+                "BIRD at {} accepted the configuration but still shows the route (does its \
+                 static protocol include another file than {}, or the route twice?)",
+                self.socket.display(),
+                self.settings.include_dir.display()
+            )
+        }
     }
+}
+
+/// The prefixes of `protocol` that `wanted` withdraws.
+fn withdrawals(wanted: &[(PrefixKey, bool)], protocol: &str) -> BTreeSet<IpNet> {
+    wanted
+        .iter()
+        .filter(|((t, _), announce)| !announce && t.as_deref() == Some(protocol))
+        .map(|((_, prefix), _)| *prefix)
+        .collect()
 }
 
 /// The time of BIRD's last reconfiguration in a `show status` reply (BIRD 2 and 3:

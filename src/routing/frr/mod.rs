@@ -153,8 +153,12 @@ impl Backend for Frr {
         format!("cannot read FRR's running config: {error}")
     }
 
-    fn not_applied(&self) -> String {
-        "vtysh exited 0 but the change is not in the running config".to_owned()
+    fn not_applied(&self, announce: bool) -> String {
+        if announce {
+            "vtysh exited 0 but the network line is not in the running config".to_owned()
+        } else {
+            "vtysh exited 0 but the network line is still in the running config".to_owned()
+        }
     }
 
     fn runtime_file(&self) -> Option<std::path::PathBuf> {
