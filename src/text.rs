@@ -469,21 +469,26 @@ fn frr_outcome(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let daemon = backends_label(prefixes);
+    // Each part names the daemons of its own prefixes: in a mixed service FRR may apply
+    // what BIRD refuses.
+    let daemon = |list: &[&wire::PrefixRef]| backends_label(list.iter().copied());
     let mut applied_at = None;
     let mut failures_before = 0;
-    let (mut already, mut superseded, mut unknown) = (0, vec![], vec![]);
-    let mut failed: Vec<String> = Vec::new();
-    for (prefix, outcome, failures) in &last {
+    let (mut applied, mut already, mut superseded, mut unknown) = (vec![], vec![], vec![], vec![]);
+    let mut failed: Vec<&wire::PrefixRef> = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
+    for (prefix, outcome, failed_before) in &last {
         match outcome {
             Some((wire::Outcome::Applied, at)) => {
-                failures_before += failures;
+                failures_before += failed_before;
                 applied_at = applied_at.max(Some(*at));
+                applied.push(*prefix);
             }
-            Some((wire::Outcome::AlreadySo, _)) => already += 1,
+            Some((wire::Outcome::AlreadySo, _)) => already.push(*prefix),
             Some((wire::Outcome::Superseded, _)) => superseded.push(*prefix),
             Some((wire::Outcome::Failed(e), _)) => {
-                failed.push(format!("{}: {e}", prefix_text(prefix)))
+                failed.push(*prefix);
+                failures.push(format!("{}: {e}", prefix_text(prefix)));
             }
             None => unknown.push(*prefix),
         }
@@ -491,44 +496,46 @@ fn frr_outcome(
     let mut parts = Vec::new();
     if let Some(done) = applied_at {
         let ms = (done - at_ms).max(0);
+        let by = daemon(&applied);
         let mut text = if after_poll {
-            format!("{daemon} applied {ms} ms after the deciding poll")
+            format!("{by} applied {ms} ms after the deciding poll")
         } else {
-            format!("{daemon} applied in {ms} ms")
+            format!("{by} applied in {ms} ms")
         };
         if failures_before > 0 {
             text.push_str(&format!(", {failures_before} failed attempt(s) before"));
         }
-        if already > 0 {
-            text.push_str(&format!(" ({already} already so)"));
+        if !already.is_empty() {
+            text.push_str(&format!(" ({} already so)", already.len()));
         }
         parts.push(text);
-    } else if already > 0 {
-        parts.push(format!("{daemon} already so"));
+    } else if !already.is_empty() {
+        parts.push(format!("{} already so", daemon(&already)));
     }
     if !superseded.is_empty() {
         let whole = superseded.len() == last.len();
+        let by = daemon(&superseded);
         parts.push(if whole {
-            format!(
-                "superseded by a newer decision before {daemon} applied it ({daemon} unchanged)"
-            )
+            format!("superseded by a newer decision before {by} applied it ({by} unchanged)")
         } else {
             format!(
-                "superseded for {} by a newer decision ({daemon} unchanged)",
+                "superseded for {} by a newer decision ({by} unchanged)",
                 named(&superseded)
             )
         });
     }
     if !failed.is_empty() {
         parts.push(format!(
-            "{daemon} FAILED for {} (retrying)",
-            failed.join("; ")
+            "{} FAILED for {} (retrying)",
+            daemon(&failed),
+            failures.join("; ")
         ));
     }
     if !unknown.is_empty() && unknown.len() < last.len() || parts.is_empty() && !unknown.is_empty()
     {
         parts.push(format!(
-            "no {daemon} outcome journaled for {}",
+            "no {} outcome journaled for {}",
+            daemon(&unknown),
             named(&unknown)
         ));
     }
@@ -692,6 +699,52 @@ mod tests {
             check: check.into(),
             observation,
         }
+    }
+
+    #[test]
+    fn a_mixed_decision_names_the_daemon_of_each_outcome() {
+        let prefix = |backend: &str, vrf: Option<&str>, prefix: &str| wire::PrefixRef {
+            backend: backend.into(),
+            instance: "x".into(),
+            vrf: vrf.map(str::to_owned),
+            prefix: prefix.into(),
+        };
+        let frr = prefix("frr", None, "203.0.113.53/32");
+        let bird = prefix("bird", Some("anycastd4"), "198.51.100.53/32");
+        let apply = |p: &wire::PrefixRef, outcome: wire::Outcome, at_ms: i64| Record {
+            version: 3,
+            seq: 0,
+            at_ms,
+            event: Event::Apply(wire::Apply {
+                service: "dns".into(),
+                prefix: p.clone(),
+                change: wire::Change::Withdraw,
+                outcome,
+                decision_seq: 1,
+            }),
+        };
+        let applied = apply(&frr, wire::Outcome::Applied, 1_115);
+        let failed = apply(
+            &bird,
+            wire::Outcome::Failed("8002 bird.conf:25:1".into()),
+            1_020,
+        );
+        let text = frr_outcome(
+            1_000,
+            &[frr.clone(), bird.clone()],
+            &[&applied, &failed],
+            true,
+        );
+        assert_eq!(
+            text,
+            "; FRR applied 115 ms after the deciding poll; BIRD FAILED for 198.51.100.53/32 \
+             (BIRD protocol anycastd4): 8002 bird.conf:25:1 (retrying)"
+        );
+        let both = apply(&bird, wire::Outcome::Applied, 1_100);
+        assert_eq!(
+            frr_outcome(1_000, &[frr, bird], &[&applied, &both], false),
+            "; FRR and BIRD applied in 115 ms"
+        );
     }
 
     #[test]
