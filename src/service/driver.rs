@@ -484,13 +484,20 @@ impl Driver {
                         }
                         Command::Drain { cause, operator, reply } => {
                             crate::metrics::count("anycastd_drains_total", &[("service", self.service.name.as_str())], 1.0);
-                            let was_drained = matches!(self.core.machine().state(), State::Draining(DrainCause::Operator { .. }));
+                            let before = match self.core.machine().state() {
+                                State::Draining(DrainCause::Operator { expires_at, .. }) => Some(*expires_at),
+                                _ => None,
+                            };
                             let now = now_ms();
                             let effects = self.core.drain(*cause, Some(*operator), now);
                             let handed = self.carry_out(effects, now).boxed_step().await;
-                            let note = if was_drained { "drain updated (it was drained already)" } else { "drained" };
+                            let after = match self.core.machine().state() {
+                                State::Draining(DrainCause::Operator { expires_at, .. }) => *expires_at,
+                                _ => None,
+                            };
+                            let note = redrain_note(before, after);
                             let _ = reply.send(OperatorReply {
-                                note: note.to_owned(),
+                                note,
                                 state: self.core.machine().state().clone(),
                                 handed,
                             });
@@ -939,6 +946,35 @@ pub async fn verify(handed: &[Handed], limit: Duration) -> Vec<(PrefixKey, Optio
     left
 }
 
+/// The answer to a drain: `before` is `Some(its expiry)` when the service was drained by an
+/// operator already. A drain again replaces the earlier one, its expiry included: say so
+/// when that changes when it ends.
+fn redrain_note(
+    before: Option<Option<anycastd_fsm::Timestamp>>,
+    after: Option<anycastd_fsm::Timestamp>,
+) -> String {
+    let ends = |t: anycastd_fsm::Timestamp| crate::text::format_time(t.0);
+    match before {
+        None => "drained".to_owned(),
+        Some(earlier) if earlier == after => "drain updated (it was drained already)".to_owned(),
+        Some(Some(earlier)) => match after {
+            None => format!(
+                "drain updated (it was drained already): it no longer ends by itself (it was to end at {})",
+                ends(earlier)
+            ),
+            Some(now) => format!(
+                "drain updated (it was drained already): it now ends at {} (it was to end at {})",
+                ends(now),
+                ends(earlier)
+            ),
+        },
+        Some(None) => format!(
+            "drain updated (it was drained already): it now ends at {}",
+            after.map(ends).unwrap_or_default()
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The driver with a scripted check and the in-memory backend: what it journals, and
@@ -951,6 +987,29 @@ mod tests {
     use crate::routing::{Installed, Route};
     use anycastd_journal::{Committer, Entry, Journal, Reader};
     use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn a_drain_again_says_when_it_changes_when_the_drain_ends() {
+        use anycastd_fsm::Timestamp;
+        let (t1, t2) = (Timestamp(1_764_288_000_000), Timestamp(1_764_291_600_000));
+        assert_eq!(redrain_note(None, Some(t1)), "drained");
+        assert_eq!(
+            redrain_note(Some(None), None),
+            "drain updated (it was drained already)"
+        );
+        assert_eq!(
+            redrain_note(Some(Some(t1)), None),
+            "drain updated (it was drained already): it no longer ends by itself (it was to end at 2025-11-28T00:00:00.000Z)"
+        );
+        assert_eq!(
+            redrain_note(Some(Some(t1)), Some(t2)),
+            "drain updated (it was drained already): it now ends at 2025-11-28T01:00:00.000Z (it was to end at 2025-11-28T00:00:00.000Z)"
+        );
+        assert_eq!(
+            redrain_note(Some(None), Some(t2)),
+            "drain updated (it was drained already): it now ends at 2025-11-28T01:00:00.000Z"
+        );
+    }
 
     struct Fixture {
         shared: Shared,
