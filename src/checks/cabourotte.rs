@@ -227,7 +227,7 @@ impl CabourotteCheck {
                 deepest = s.to_string();
                 source = s.source();
             }
-            return format!("cannot connect: {deepest}");
+            return format!("cannot connect: {}", super::os_error_text(&deepest));
         }
         let mut text = e.to_string();
         let mut source = std::error::Error::source(e);

@@ -185,11 +185,7 @@ async fn tcp_exchange(server: SocketAddr, query: &[u8]) -> Result<Vec<u8>, Strin
 }
 
 fn io_text(e: std::io::Error) -> String {
-    let text = e.to_string().to_lowercase();
-    match text.find(" (os error") {
-        Some(i) => text[..i].to_owned(),
-        None => text,
-    }
+    super::os_error_text(&e.to_string()).to_lowercase()
 }
 
 impl Probe for DnsProbe {

@@ -277,11 +277,7 @@ fn first_line(output: &[u8]) -> Option<String> {
 
 /// An I/O error without Rust's "(os error N)".
 fn io_text(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error") {
-        Some(i) => text[..i].to_owned(),
-        None => text,
-    }
+    super::os_error_text(&e.to_string()).to_owned()
 }
 
 #[cfg(test)]

@@ -268,7 +268,7 @@ pub fn describe(e: &reqwest::Error, timeout: Duration) -> String {
     if tls.iter().any(|w| lower.contains(w)) {
         format!("TLS: {deepest}")
     } else if e.is_connect() {
-        format!("cannot connect: {deepest}")
+        format!("cannot connect: {}", super::os_error_text(&deepest))
     } else {
         deepest
     }

@@ -188,3 +188,11 @@ fn kind_probe(service: &str, check: &crate::config::Check, kinds: &Kinds) -> Box
         CheckKind::Dns(d) => Box::new(dns::DnsProbe::new(&kinds.dns, d, check.timeout)),
     }
 }
+
+/// An OS error's text without Rust's `(os error N)` suffix: `Connection refused`.
+pub fn os_error_text(text: &str) -> &str {
+    match text.find(" (os error ") {
+        Some(i) if text.ends_with(')') => &text[..i],
+        _ => text,
+    }
+}

@@ -34,15 +34,10 @@ impl TcpProbe {
             }
             Ok(Err(e)) => {
                 self.gate.answered();
-                let text = e.to_string();
-                let text = match text.find(" (os error") {
-                    Some(i) => text[..i].to_owned(),
-                    None => text,
-                };
                 Observation::Fail(format!(
                     "cannot connect to {}: {}",
                     self.address,
-                    text.to_lowercase()
+                    super::os_error_text(&e.to_string()).to_lowercase()
                 ))
             }
             Err(_) => Observation::Fail(format!(
