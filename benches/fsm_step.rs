@@ -11,6 +11,7 @@ fn steps(c: &mut Criterion) {
     let params = Params {
         require: 0,
         shadow: Vec::new(),
+        fail_early: true,
         rise: 2,
         fall: 2,
         pending_timeouts: vec![Duration::from_secs(10); 2],

@@ -257,6 +257,8 @@ struct Sim {
     /// The damping state at the end of the previous run (a what-if carries its own over a
     /// restart, as a daemon running with those settings would have journaled it).
     carried_damping: Option<fsm::DampingState>,
+    /// The verdict rule of the run (its [`Event::VerdictRule`]; none: the rule before it).
+    fail_early: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -283,6 +285,7 @@ impl Sim {
             observations: 0,
             ended: None,
             carried_damping: None,
+            fail_early: false,
         }
     }
 
@@ -309,8 +312,16 @@ impl Sim {
     fn start(&mut self, params: &wire::ServiceParams, state: fsm::State, at: i64) {
         self.unmatched.clear();
         self.tape.set(at, Some(category(&state)));
-        self.core =
-            Some(Core::new(self.params(params), self.damping(), state, at).without_recording());
+        self.core = Some(
+            Core::with_rule(
+                self.params(params),
+                self.damping(),
+                state,
+                at,
+                self.fail_early,
+            )
+            .without_recording(),
+        );
         // A service without checks forms its verdict at once.
         if let Some(deadline) = self.core.as_ref().and_then(|c| c.deadline(Timer::Evaluate)) {
             self.fire(Timer::Evaluate, deadline);
@@ -670,6 +681,8 @@ pub fn replay(
                 }
                 for sim in [&mut actual, &mut other] {
                     sim.recorded_damping = None;
+                    // Until its verdict rule record says otherwise: the rule before format 5.
+                    sim.fail_early = false;
                 }
                 // Only an operator drain outlives a restart; reconciliation says otherwise.
                 let initial = match &last_state {
@@ -694,6 +707,11 @@ pub fn replay(
                     pending_start = Some((initial, at));
                 }
                 previous_input_at = at;
+            }
+            Event::VerdictRule(rule) => {
+                for sim in [&mut actual, &mut other] {
+                    sim.fail_early = rule.fail_early;
+                }
             }
             Event::Reconciled(reconciled) => {
                 if let (Some((initial, _)), Some(params)) =

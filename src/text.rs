@@ -187,6 +187,7 @@ pub fn kind(event: &Event) -> &'static str {
         Event::ReloadRejected(_) => "reload_rejected",
         Event::RoutingRestarted(_) => "routing_restarted",
         Event::HookRan(_) => "hook",
+        Event::VerdictRule(_) => "verdict_rule",
     }
 }
 
@@ -335,6 +336,12 @@ pub fn event_text(event: &Event) -> String {
             format_time(g.to_ms),
             g.error
         ),
+        Event::VerdictRule(r) => if r.fail_early {
+            "verdicts: a failure that pending checks cannot outweigh decides at once"
+        } else {
+            "verdicts: every verdict waits for the pending checks"
+        }
+        .into(),
         Event::HookRan(h) => match &h.failure {
             None => format!(
                 "hook {} for record {}: exit 0 after {} ms",

@@ -295,10 +295,11 @@ fn case(seed: u64, with_damping: bool) -> Case {
 }
 
 /// One seed of the oracle: returns what it compared.
-fn oracle(seed: u64, with_damping: bool) -> Covered {
+fn oracle(seed: u64, with_damping: bool, old_rule: bool) -> Covered {
     let (params, recorded_damping, what_if, script) = case(seed, with_damping);
 
     let mut first = Live::new(params.clone(), recorded_damping.clone());
+    first.old_rule = old_rule;
     first.run(&script);
     let mut second = Live::what_if(
         params.clone(),
@@ -311,6 +312,7 @@ fn oracle(seed: u64, with_damping: bool) -> Covered {
             .map(|d| Some(fsm::Damping::from(d))),
     );
     second.forced_crashes = Some(first.crash_positions.clone());
+    second.old_rule = old_rule;
     second.run(&script);
 
     let report = replay("dns", &first.records, None, None, None, &what_if);
@@ -378,10 +380,10 @@ fn oracle(seed: u64, with_damping: bool) -> Covered {
     }
 }
 
-fn covered(with_damping: bool) -> Covered {
+fn covered(with_damping: bool, old_rule: bool) -> Covered {
     let mut all = Covered::default();
     for seed in 1..=200u64 {
-        let c = oracle(seed, with_damping);
+        let c = oracle(seed, with_damping, old_rule);
         all.transitions += c.transitions;
         all.suppressions += c.suppressions;
         all.crashes += c.crashes;
@@ -394,7 +396,7 @@ fn covered(with_damping: bool) -> Covered {
 #[test]
 fn a_what_if_equals_a_live_run_with_those_settings_transition_for_transition_and_to_the_millisecond(
 ) {
-    let c = covered(false);
+    let c = covered(false, false);
     // The scripts do go through flaps, crashes, reloads and drains.
     assert!(
         c.transitions > 2_000 && c.crashes > 50 && c.reloads > 100 && c.drains > 100,
@@ -404,8 +406,16 @@ fn a_what_if_equals_a_live_run_with_those_settings_transition_for_transition_and
 
 #[test]
 fn a_damping_what_if_equals_a_live_run_with_that_damping() {
-    let c = covered(true);
+    let c = covered(true, false);
     assert!(c.transitions > 2_000 && c.suppressions > 40, "{c:?}");
+}
+
+#[test]
+fn a_journal_from_before_the_verdict_rule_replays_by_its_own_rule() {
+    // Daemons that journaled no verdict rule waited for every pending check: their runs
+    // replay (and what-if) by that rule, without a divergence, whatever this build does.
+    let c = covered(false, true);
+    assert!(c.transitions > 2_000 && c.crashes > 50, "{c:?}");
 }
 
 /// The reproduction: results every second from 14:36:40.182 (interval 1 s), passing,

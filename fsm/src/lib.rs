@@ -17,6 +17,12 @@
 //! Verdicts: every check has a latest observation (pass, fail, pending). A verdict is formed
 //! each time an observation arrives (or a pending timeout expires) and no check is pending:
 //! healthy when all checks pass (or, with `require = N`, at least N), unhealthy otherwise.
+//! With [`Params::fail_early`] (the daemon's rule; journals from before it replay without
+//! it) an unhealthy verdict does not wait for pending checks that could not change it: with
+//! `require = all` one failing check decides while another has no result yet. This departs
+//! from the first design, where a verdict always waited for every check: a check that is
+//! pending (Cabourotte restarting, "result not found") kept a definitely failed service
+//! announced for up to its `pending_timeout`. A healthy verdict still waits for them all.
 //! `rise` and `fall` therefore count check results, not intervals. A check that stays
 //! pending longer than its `pending_timeout` counts as failed ("no result"). A shadow check
 //! is observed (its latest result is kept and shown in verdicts as [`Counted::Shadow`]) but
@@ -128,6 +134,11 @@ pub struct Params {
     /// entries: not a shadow).
     #[serde(default)]
     pub shadow: Vec<bool>,
+    /// Form an unhealthy verdict while checks are still pending when they could not make it
+    /// healthy any more (with `require = all`: any check failed), instead of waiting for
+    /// them. Journals written before this rule replay without it.
+    #[serde(default)]
+    pub fail_early: bool,
 }
 
 impl Params {
@@ -140,6 +151,7 @@ impl Params {
             damping: None,
             require: 0,
             shadow: Vec::new(),
+            fail_early: true,
         }
     }
 
@@ -840,9 +852,11 @@ impl Machine {
         }
     }
 
-    /// The verdict at `at`, or `None` while a check is pending within its timeout.
+    /// The verdict at `at`, or `None` while a check is pending within its timeout (and, with
+    /// [`Params::fail_early`], the pending checks could still make it healthy).
     fn verdict(&self, at: Timestamp) -> Option<Verdict> {
         let mut checks = Vec::with_capacity(self.checks.len());
+        let mut waiting = 0;
         for (index, slot) in self.checks.iter().enumerate() {
             if !self.params.gates(index) {
                 checks.push(Counted::Shadow(slot.latest.clone()));
@@ -851,10 +865,14 @@ impl Machine {
             match (&slot.latest, slot.pending_since) {
                 (Observation::Pending, Some(since)) => {
                     let timeout = self.timeout_of(index);
-                    if at < since.after(timeout) {
+                    if at >= since.after(timeout) {
+                        checks.push(Counted::NoResult { timeout });
+                    } else if self.params.fail_early {
+                        waiting += 1;
+                        checks.push(Counted::Seen(Observation::Pending));
+                    } else {
                         return None;
                     }
-                    checks.push(Counted::NoResult { timeout });
                 }
                 (observation, _) => checks.push(Counted::Seen(observation.clone())),
             }
@@ -868,6 +886,13 @@ impl Machine {
             Ok(0) | Err(_) => gating,
             Ok(n) => n.min(gating),
         };
+        if waiting > 0 {
+            // Only a verdict the pending checks cannot change: too few can still pass.
+            return (passing + waiting < required).then_some(Verdict {
+                healthy: false,
+                checks,
+            });
+        }
         let healthy = passing >= required;
         Some(Verdict { healthy, checks })
     }

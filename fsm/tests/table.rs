@@ -478,6 +478,7 @@ fn two_checks(rise: u32, fall: u32) -> Machine {
         pending_timeouts: vec![TIMEOUT, TIMEOUT],
         require: 0,
         shadow: Vec::new(),
+        fail_early: true,
         damping: None,
     };
     Machine::new(params, t(0)).0
@@ -603,6 +604,7 @@ fn set_params_keeps_the_counters() {
             pending_timeouts: vec![TIMEOUT, TIMEOUT],
             require: 0,
             shadow: Vec::new(),
+            fail_early: true,
             damping: None,
         },
         t(4),
@@ -624,6 +626,7 @@ fn reconfigure_keeps_matching_checks_and_starts_new_ones_pending() {
         pending_timeouts: vec![TIMEOUT, TIMEOUT],
         require: 0,
         shadow: Vec::new(),
+        fail_early: true,
         damping: None,
     };
     let actions = m.reconfigure(params, &[Some(1), None], t(3));
@@ -639,10 +642,81 @@ fn reconfigure_keeps_matching_checks_and_starts_new_ones_pending() {
         vec![Observation::Pass, Observation::Pending]
     );
     assert_eq!(m.state(), &State::Healthy, "a reload does not flap");
-    // The new check must report before a verdict.
+    // A pass forms no verdict while the new check has not reported ...
+    let before = m.counters();
+    assert_eq!(m.step(obs(0, Observation::Pass, 4)).transition, None);
+    assert_eq!(m.counters(), before);
+    // ... a failure does: nothing the new check reports can make it healthy.
+    let step = m.step(obs(0, Observation::Fail("x".into()), 5));
+    assert_eq!(to_of(&step), Some(State::Unhealthy));
+}
+
+#[test]
+fn a_failure_decides_while_another_check_is_pending_and_a_pass_waits_for_it() {
+    let (mut m, _) = Machine::new(
+        Params {
+            pending_timeouts: vec![TIMEOUT, TIMEOUT],
+            ..Params::new(Vec::new())
+        },
+        t(0),
+    );
+    assert_eq!(m.step(obs(0, Observation::Pass, 1)).transition, None);
+    // Healthy needs both; check 1 has not reported. Check 0 fails: unhealthy at once, the
+    // pending check shown as pending.
+    let step = m.step(obs(0, Observation::Fail("down".into()), 2));
+    assert_eq!(to_of(&step), Some(State::Unhealthy));
+    let Some(Transition {
+        cause: Cause::Verdict(verdict),
+        ..
+    }) = step.transition
+    else {
+        panic!("a verdict")
+    };
     assert_eq!(
-        m.step(obs(0, Observation::Fail("x".into()), 4)).transition,
+        verdict.checks,
+        vec![
+            Counted::Seen(Observation::Fail("down".into())),
+            Counted::Seen(Observation::Pending)
+        ]
+    );
+    // With require = 1 of 2, one failure leaves the pending check able to pass: it waits.
+    let (mut m, _) = Machine::new(
+        Params {
+            pending_timeouts: vec![TIMEOUT, TIMEOUT],
+            require: 1,
+            ..Params::new(Vec::new())
+        },
+        t(0),
+    );
+    assert_eq!(
+        m.step(obs(0, Observation::Fail("down".into()), 1))
+            .transition,
         None
+    );
+    assert_eq!(
+        to_of(&m.step(obs(1, Observation::Pass, 2))),
+        Some(State::Healthy)
+    );
+}
+
+#[test]
+fn without_fail_early_a_failure_waits_for_the_pending_checks_as_journals_before_it_were_written() {
+    let (mut m, _) = Machine::new(
+        Params {
+            pending_timeouts: vec![TIMEOUT, TIMEOUT],
+            fail_early: false,
+            ..Params::new(Vec::new())
+        },
+        t(0),
+    );
+    assert_eq!(
+        m.step(obs(0, Observation::Fail("down".into()), 1))
+            .transition,
+        None
+    );
+    assert_eq!(
+        to_of(&m.step(obs(1, Observation::Pass, 2))),
+        Some(State::Unhealthy)
     );
 }
 
@@ -655,6 +729,7 @@ fn damped() -> Machine {
         pending_timeouts: vec![TIMEOUT],
         require: 0,
         shadow: Vec::new(),
+        fail_early: true,
         damping: Some(Damping {
             penalty: 1000,
             suppress: 2000,

@@ -1,4 +1,4 @@
-//! The frozen wire types of the journal, format versions 1, 2 and 3.
+//! The frozen wire types of the journal, format versions 1 to 5.
 //!
 //! These types are a contract with every journal ever written: enum variants and struct fields
 //! are never removed, reordered or changed. A new field or meaning needs a new format version
@@ -20,6 +20,10 @@
 //! the old layout for records of the old versions ([`with_format`]), so one set of types
 //! still decodes every version; a build that knows only versions 1 and 2 skips the new
 //! records as unknown instead of misreading them.
+//!
+//! Formats 4 and 5 change no struct: they append record kinds ([`Event::RoutingRestarted`]
+//! and [`Event::HookRan`]; [`Event::VerdictRule`]), and only records of those kinds carry the
+//! new version byte.
 
 use anycastd_fsm as fsm;
 use serde::{Deserialize, Serialize};
@@ -512,6 +516,19 @@ pub enum Event {
     RoutingRestarted(RoutingRestarted),
     /// A hook ran for one of the service's transitions (format 4).
     HookRan(HookRan),
+    // ---- format version 5 ----
+    /// How the daemon that just started forms verdicts; written right after its
+    /// [`Event::DaemonStarted`] (format 5). A start without one used the rule of format 4 and
+    /// before: every verdict waited for the pending checks.
+    VerdictRule(VerdictRule),
+}
+
+/// How a daemon run forms verdicts (format 5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerdictRule {
+    /// An unhealthy verdict is formed while checks are pending when they could not make it
+    /// healthy (the fsm's `Params::fail_early`).
+    pub fail_early: bool,
 }
 
 /// One run of a `[hooks] on_transition` program (format 4).
@@ -724,15 +741,17 @@ impl Event {
     /// The format version that introduced this kind of record.
     pub fn introduced(&self) -> u8 {
         match self {
+            Event::VerdictRule(_) => 5,
             Event::RoutingRestarted(_) | Event::HookRan(_) => 4,
             e if e.is_version_2() => 2,
             _ => 1,
         }
     }
 
-    /// The format version a record of this kind is written in: 3, or 4 for the kinds format
-    /// 4 added (format 4 is format 3 with [`Event::RoutingRestarted`] appended; a build that
-    /// knows format 3 skips those records alone).
+    /// The format version a record of this kind is written in: 3, or the format that added
+    /// the kind (format 4 is format 3 with [`Event::RoutingRestarted`] and [`Event::HookRan`]
+    /// appended, format 5 format 4 with [`Event::VerdictRule`]; a build that knows an older
+    /// format skips those records alone).
     pub fn format(&self) -> u8 {
         self.introduced().max(3)
     }
@@ -740,7 +759,7 @@ impl Event {
     /// The service the record is about, if any (used for the per-service index).
     pub fn service(&self) -> Option<&str> {
         match self {
-            Event::DaemonStarted(_) | Event::DaemonStopped(_) => None,
+            Event::DaemonStarted(_) | Event::DaemonStopped(_) | Event::VerdictRule(_) => None,
             Event::Transition(t) => Some(&t.service),
             Event::CheckEdge(e) => Some(&e.service),
             Event::Apply(a) => Some(&a.service),

@@ -499,11 +499,32 @@ fn a_routing_restart_is_a_format_4_record_and_the_rest_stay_format_3() {
         codec::decode(8, &marked_3),
         Err(Error::Corrupt { .. })
     ));
-    // A build of the next format skips it as unknown.
-    let mut marked_5 = bytes;
-    marked_5[0] = 5;
+    // A build of a later format skips it as unknown.
+    let mut marked_6 = bytes;
+    marked_6[0] = 6;
     assert!(matches!(
-        codec::decode(9, &marked_5),
-        Ok(Entry::UnknownVersion { version: 5, .. })
+        codec::decode(9, &marked_6),
+        Ok(Entry::UnknownVersion { version: 6, .. })
     ));
+}
+
+#[test]
+fn the_verdict_rule_is_a_format_5_record() {
+    let rule = Event::VerdictRule(VerdictRule { fail_early: true });
+    let bytes = codec::encode(1, &rule).unwrap();
+    // version 5; at_ms 1 (zigzag 2); variant 21 (after RoutingRestarted 19, HookRan 20); true.
+    assert_eq!(bytes, vec![5u8, 2, 21, 1]);
+    match codec::decode(7, &bytes).unwrap() {
+        Entry::Record(r) => assert_eq!((r.version, r.event), (5, rule)),
+        other => panic!("{other:?}"),
+    }
+    // Marked as format 4 it is corrupt, not misread; a build that knows format 4 (which
+    // stops at version 4) skips it as unknown, as this one skips version 6.
+    let mut marked_4 = bytes.clone();
+    marked_4[0] = 4;
+    assert!(matches!(
+        codec::decode(8, &marked_4),
+        Err(Error::Corrupt { .. })
+    ));
+    assert_eq!(codec::encode(1, &edge("dns")).unwrap()[0], 3);
 }

@@ -338,6 +338,9 @@ pub(super) async fn journal_start(
         first_records.push(wire::Event::JournalReset(reset));
     }
     first_records.push(wire::Event::DaemonStarted(started));
+    // How this run forms verdicts, so that replay re-runs it by the same rule (format 5).
+    // After the start: retention, oldest first, never keeps it without its start.
+    first_records.push(wire::Event::VerdictRule(crate::service::VERDICT_RULE));
     first_records.extend(service_damping(config));
     if let Err(e) = journal.append_durable(now_ms(), first_records).await {
         tracing::error!(error = %e, "cannot journal the start");

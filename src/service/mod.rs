@@ -33,8 +33,13 @@ pub struct Effects {
     pub damping: Option<(DampingState, DampingState)>,
 }
 
-/// The fsm parameters of a service as journaled, with its damping.
-pub fn params_of(params: &wire::ServiceParams, damping: Option<fsm::Damping>) -> fsm::Params {
+/// The fsm parameters of a service as journaled, with its damping and the daemon's verdict
+/// rule (`fail_early`: the rule of this build; `false` for a run journaled before it).
+pub fn params_of(
+    params: &wire::ServiceParams,
+    damping: Option<fsm::Damping>,
+    fail_early: bool,
+) -> fsm::Params {
     fsm::Params {
         rise: params.rise,
         fall: params.fall,
@@ -46,6 +51,7 @@ pub fn params_of(params: &wire::ServiceParams, damping: Option<fsm::Damping>) ->
         damping,
         require: params.require,
         shadow: params.checks.iter().map(|c| c.shadow).collect(),
+        fail_early,
     }
 }
 
@@ -67,6 +73,10 @@ fn timer_rank(timer: &Timer) -> (u8, usize) {
     }
 }
 
+/// The verdict rule of this build, journaled before each start (format 5): a failure that
+/// pending checks cannot outweigh decides at once.
+pub const VERDICT_RULE: wire::VerdictRule = wire::VerdictRule { fail_early: true };
+
 /// One service: its machine, timers and recorder.
 #[derive(Debug, Clone)]
 pub struct Core {
@@ -77,18 +87,36 @@ pub struct Core {
     timers: Vec<(Timer, i64)>,
     /// Whether inputs are recorded (off for replay's re-runs, which journal nothing).
     recording: bool,
+    /// The verdict rule ([`fsm::Params::fail_early`]).
+    fail_early: bool,
 }
 
 impl Core {
-    /// A service in `initial` at `at` (every check pending since then).
+    /// A service in `initial` at `at` (every check pending since then), forming verdicts by
+    /// this build's rule ([`VERDICT_RULE`]).
     pub fn new(
         params: wire::ServiceParams,
         damping: Option<fsm::Damping>,
         initial: State,
         at: i64,
     ) -> Core {
-        let (machine, actions) =
-            Machine::with_state(params_of(&params, damping), initial, Timestamp(at));
+        Core::with_rule(params, damping, initial, at, VERDICT_RULE.fail_early)
+    }
+
+    /// A service as [`Core::new`], forming verdicts by the rule `fail_early` (replay: the
+    /// rule of the run it re-runs).
+    pub fn with_rule(
+        params: wire::ServiceParams,
+        damping: Option<fsm::Damping>,
+        initial: State,
+        at: i64,
+        fail_early: bool,
+    ) -> Core {
+        let (machine, actions) = Machine::with_state(
+            params_of(&params, damping, fail_early),
+            initial,
+            Timestamp(at),
+        );
         let recorder = record::Recorder::new(&params.name, &recorder_checks(&params));
         let mut core = Core {
             params,
@@ -96,6 +124,7 @@ impl Core {
             recorder,
             timers: Vec::new(),
             recording: true,
+            fail_early,
         };
         core.arm(actions);
         core
@@ -279,9 +308,11 @@ impl Core {
                     .position(|o| o.kind == c.kind && o.identity == c.identity && o.name == c.name)
             })
             .collect();
-        let actions =
-            self.machine
-                .reconfigure(params_of(&params, damping.clone()), &kept, Timestamp(at));
+        let actions = self.machine.reconfigure(
+            params_of(&params, damping.clone(), self.fail_early),
+            &kept,
+            Timestamp(at),
+        );
         self.timers
             .retain(|(timer, _)| !matches!(timer, Timer::PendingTimeout(_) | Timer::Evaluate));
         self.arm(actions);

@@ -72,6 +72,9 @@ pub struct Live {
     /// Crash exactly at these script positions instead (a second life that must see the same
     /// inputs as the first).
     pub forced_crashes: Option<Vec<usize>>,
+    /// A daemon from before the verdict rule was journaled (format 4 and older): every
+    /// verdict waits for the pending checks, and no rule record is written.
+    pub old_rule: bool,
     position: usize,
 }
 
@@ -93,6 +96,7 @@ impl Live {
             crashes: Vec::new(),
             crash_positions: Vec::new(),
             forced_crashes: None,
+            old_rule: false,
             position: 0,
         }
     }
@@ -180,6 +184,9 @@ impl Live {
                 services: vec![params],
             }),
         );
+        if !self.old_rule {
+            self.push(at, Event::VerdictRule(anycastd::service::VERDICT_RULE));
+        }
         if let Some(d) = &damping {
             self.push(
                 at,
@@ -369,7 +376,13 @@ impl Live {
             );
         }
         let (params, damping) = self.effective();
-        let mut core = Core::new(params, damping, state, reconciled_at);
+        let mut core = Core::with_rule(
+            params,
+            damping,
+            state,
+            reconciled_at,
+            !self.old_rule && anycastd::service::VERDICT_RULE.fail_early,
+        );
         let restored = self
             .carried_damping
             .map(|d| core.restore_damping(d, reconciled_at));
