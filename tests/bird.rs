@@ -504,8 +504,30 @@ fn drift_orphans_and_an_unreachable_bird_are_handled_per_prefix() {
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(tb.peer_routes(), set(&ALL), "nothing changed at the peer");
     assert_eq!(file_routes(&tb, "anycastd4"), dns_only);
+    // dns goes down too: its withdrawals are refused in a run of their own, and the file
+    // put back after it still leaves ntp's out (every withdrawal wanted, not only the run's).
+    std::fs::write(d.join("dns.down"), "").unwrap();
+    tb.wait_peer(&[
+        "bird:198.51.100.53/32",
+        "bird:2001:db8:b::53/128",
+        "bird:198.51.100.123/32",
+    ]);
+    wait_until("dns's withdrawal refused", || {
+        anycastd(&config, &["status"]).1.contains(
+            "198.51.100.53/32 (BIRD protocol anycastd4): MISMATCH: wanted withdrawn, present in BIRD",
+        )
+    });
+    // Through dns's retries and the idle passes between them, neither comes back.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        assert_eq!(file_routes(&tb, "anycastd4"), set(&[]));
+        assert_eq!(file_routes(&tb, "anycastd6"), set(&[]));
+        std::thread::sleep(Duration::from_millis(20));
+    }
     std::fs::write(&main_conf, &good).unwrap();
     assert!(tb.birdc(&["configure"]).contains("Reconfigured"));
+    tb.wait_peer(&[]);
+    std::fs::remove_file(d.join("dns.down")).unwrap();
     tb.wait_peer(&ALL[..3]);
     // A refused announcement is not kept (the file is put back as BIRD runs it): once the
     // operator fixes bird.conf and reconfigures, anycastd sees BIRD's new configuration and

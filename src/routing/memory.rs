@@ -170,7 +170,7 @@ impl Backend for Memory {
     }
 
     /// Applies in order and stops at the first failing change, as vtysh does.
-    async fn apply(&self, _: &Snapshot, changes: &[Change]) -> Result<(), String> {
+    async fn apply(&self, _: &Snapshot, changes: &[Change], _: &[PrefixKey]) -> Result<(), String> {
         let mut state = self.state();
         state.applied.push(changes.to_vec());
         state.calls.push("apply".into());

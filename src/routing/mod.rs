@@ -237,11 +237,14 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Vec<std::ops::Range<usize>>;
 
     /// Apply one batch. On an error, the changes before the failing one may have been applied
-    /// and the rest not: the writer reads back to tell.
+    /// and the rest not: the writer reads back to tell. `withdrawing`: every prefix the
+    /// writer wants withdrawn now, in this batch or waiting for a retry (BIRD keeps them out
+    /// of the include files it writes, whatever the batch).
     fn apply(
         &self,
         installed: &Self::Installed,
         changes: &[Change],
+        withdrawing: &[PrefixKey],
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Show what it installed and advertises of `prefixes`, in their order.

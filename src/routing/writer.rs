@@ -636,6 +636,11 @@ impl<B: Backend> Writer<B> {
             .collect();
 
         // Write, batch by batch.
+        let withdrawing: Vec<PrefixKey> = entries
+            .iter()
+            .filter(|(_, d, _)| !d.announce)
+            .map(|(k, _, _)| k.clone())
+            .collect();
         let mut failed: Vec<(std::ops::Range<usize>, String)> = Vec::new();
         let batches = self.backend.batches(&installed, &changes);
         let written = batches.len();
@@ -645,7 +650,7 @@ impl<B: Backend> Writer<B> {
             }
             if let Err(e) = self
                 .backend
-                .apply(&installed, &changes[batch.clone()])
+                .apply(&installed, &changes[batch.clone()], &withdrawing)
                 .await
             {
                 failed.push((batch, e.to_string()));

@@ -265,11 +265,25 @@ impl Bird {
         Ok((state, protocols))
     }
 
-    /// Write the include files of the protocols `changes` touch and ask BIRD to load them.
-    /// A change whose family is not its protocol's channel fails before anything is written;
-    /// when BIRD refuses the configuration, the files are put back as they were, so that one
-    /// bad change cannot fail the next `configure` of anyone else.
-    async fn configure(&self, installed: &BirdState, changes: &[Change]) -> Result<(), BirdError> {
+    /// Write the include files of the protocols `changes` touch and ask BIRD to load them:
+    /// each file is what BIRD runs, less every withdrawal wanted (`withdrawing`: of this
+    /// batch or waiting for a retry; taking a route out cannot make a file BIRD refuses),
+    /// plus this batch's announcements. A change whose family is not its protocol's channel
+    /// fails before anything is written; when BIRD refuses the configuration, the files are
+    /// put back without this batch's announcements, so that one bad announcement cannot
+    /// fail anyone's next `configure`, while the withdrawals stay in them for the next
+    /// `configure` that goes through, or BIRD's next start.
+    async fn configure(
+        &self,
+        installed: &BirdState,
+        changes: &[Change],
+        withdrawing: &[PrefixKey],
+    ) -> Result<(), BirdError> {
+        let wanted_out: Vec<(PrefixKey, bool)> =
+            withdrawing.iter().map(|k| (k.clone(), false)).collect();
+        // Per protocol: what BIRD runs less the withdrawals wanted (the file put back after
+        // a refusal), and that with this batch's changes (the file to load).
+        let mut kept: BTreeMap<&str, BTreeSet<IpNet>> = BTreeMap::new();
         let mut files: BTreeMap<&str, BTreeSet<IpNet>> = BTreeMap::new();
         for change in changes {
             let Some(protocol) = change.vrf.as_deref() else {
@@ -281,7 +295,10 @@ impl Bird {
                     let Some((_, now)) = installed.statics.get(protocol) else {
                         return Err(self.missing(&change.vrf));
                     };
-                    files.entry(protocol).or_insert_with(|| now.clone())
+                    let out = withdrawals(&wanted_out, protocol);
+                    let base: BTreeSet<IpNet> = now.difference(&out).copied().collect();
+                    kept.insert(protocol, base.clone());
+                    files.entry(protocol).or_insert(base)
                 }
             };
             if change.announce {
@@ -314,22 +331,13 @@ impl Bird {
             let result =
                 Self::load(&mut session, &self.socket, &files, self.settings.timeout).await;
             if result.is_err() {
-                // Put back what BIRD runs, less this run's withdrawals: no announcement of
-                // it can fail anyone's next configure, and whoever gets a configure through
-                // (the operator, after fixing what BIRD refused) or starts BIRD withdraws
-                // them, also with anycastd stopped.
-                for protocol in files.keys() {
-                    if let Some((_, before)) = installed.statics.get(*protocol) {
-                        let withdrawn: BTreeSet<IpNet> = changes
-                            .iter()
-                            .filter(|c| !c.announce && c.vrf.as_deref() == Some(*protocol))
-                            .map(|c| c.prefix)
-                            .collect();
-                        let _ = self.write_file(
-                            protocol,
-                            &before.difference(&withdrawn).copied().collect(),
-                        );
-                    }
+                // Put back what BIRD runs less every withdrawal wanted (as an idle pass
+                // writes it): no announcement of this run can fail anyone's next
+                // configure, and whoever gets a configure through (the operator, after
+                // fixing what BIRD refused) or starts BIRD withdraws them, also with
+                // anycastd stopped.
+                for (protocol, routes) in &kept {
+                    let _ = self.write_file(protocol, routes);
                 }
             }
             result
@@ -421,8 +429,13 @@ impl Backend for Bird {
         batches
     }
 
-    async fn apply(&self, installed: &BirdState, changes: &[Change]) -> Result<(), BirdError> {
-        self.configure(installed, changes).await
+    async fn apply(
+        &self,
+        installed: &BirdState,
+        changes: &[Change],
+        withdrawing: &[PrefixKey],
+    ) -> Result<(), BirdError> {
+        self.configure(installed, changes, withdrawing).await
     }
 
     async fn inspect(&self, prefixes: &[PrefixKey]) -> Result<Vec<Shown>, BirdError> {
@@ -844,7 +857,7 @@ mod tests {
         let installed = bird.read().await.unwrap();
         assert!(installed.has_table(&Some("anycastd4".into())));
         assert!(!installed.has_table(&Some("anycastd6".into())));
-        bird.apply(&installed, &[announce("192.0.2.1/32")])
+        bird.apply(&installed, &[announce("192.0.2.1/32")], &[])
             .await
             .unwrap();
         // The apply returned once BIRD showed the route, not at the 0004.
@@ -877,7 +890,7 @@ mod tests {
         let bird = bird_at(&socket, dir.path());
         let installed = bird.read().await.unwrap();
         let error = bird
-            .apply(&installed, &[announce("192.0.2.1/32")])
+            .apply(&installed, &[announce("192.0.2.1/32")], &[])
             .await
             .unwrap_err();
         assert_eq!(
@@ -893,7 +906,7 @@ mod tests {
         // written or loaded.
         std::fs::remove_file(include_file(dir.path(), "anycastd4")).unwrap();
         let error = bird
-            .apply(&installed, &[announce("2001:db8::1/128")])
+            .apply(&installed, &[announce("2001:db8::1/128")], &[])
             .await
             .unwrap_err();
         assert_eq!(
@@ -963,7 +976,9 @@ mod tests {
             );
             let bird = bird_at(&socket, dir.path());
             let installed = bird.read().await.unwrap();
-            let result = bird.apply(&installed, &[announce("192.0.2.1/32")]).await;
+            let result = bird
+                .apply(&installed, &[announce("192.0.2.1/32")], &[])
+                .await;
             assert_eq!(result.is_ok(), ok, "{code}: {result:?}");
         }
     }

@@ -100,7 +100,12 @@ impl Backend for Frr {
         batches(changes)
     }
 
-    async fn apply(&self, installed: &RunningConfig, changes: &[Change]) -> Result<(), VtyshError> {
+    async fn apply(
+        &self,
+        installed: &RunningConfig,
+        changes: &[Change],
+        _: &[PrefixKey],
+    ) -> Result<(), VtyshError> {
         let lines = command_lines(installed, changes).map_err(|vrf| VtyshError::Failed {
             path: self.vtysh.name(),
             code: -1,
