@@ -470,32 +470,58 @@ fn frr_outcome(
             entry.1 = Some((&a.outcome, record.at_ms));
         }
     }
+    // One account per routing daemon (in a mixed service FRR may apply at once what BIRD
+    // refuses and takes later), in the order of the decision's prefixes.
+    let mut labels: Vec<String> = Vec::new();
+    for (prefix, _, _) in &last {
+        let label = backend_label(prefix);
+        if !labels.contains(&label) {
+            labels.push(label);
+        }
+    }
+    let mut parts = Vec::new();
+    for label in &labels {
+        let group: Vec<PrefixOutcome> = last
+            .iter()
+            .filter(|(p, _, _)| backend_label(p) == *label)
+            .cloned()
+            .collect();
+        parts.extend(daemon_outcome(label, &group, at_ms, after_poll));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", parts.join("; "))
+    }
+}
+
+/// What one routing daemon (`daemon`, its label) did with its prefixes of a decision.
+fn daemon_outcome(
+    daemon: &str,
+    last: &[PrefixOutcome],
+    at_ms: i64,
+    after_poll: bool,
+) -> Vec<String> {
     let named = |list: &[&wire::PrefixRef]| {
         list.iter()
             .map(|p| prefix_text(p))
             .collect::<Vec<_>>()
             .join(", ")
     };
-    // Each part names the daemons of its own prefixes: in a mixed service FRR may apply
-    // what BIRD refuses.
-    let daemon = |list: &[&wire::PrefixRef]| backends_label(list.iter().copied());
     let mut applied_at = None;
     let mut failures_before = 0;
-    let (mut applied, mut already, mut superseded, mut unknown) = (vec![], vec![], vec![], vec![]);
-    let mut failed: Vec<&wire::PrefixRef> = Vec::new();
-    let mut failures: Vec<String> = Vec::new();
-    for (prefix, outcome, failed_before) in &last {
+    let (mut already, mut superseded, mut unknown) = (0, vec![], vec![]);
+    let mut failed: Vec<String> = Vec::new();
+    for (prefix, outcome, failures) in last {
         match outcome {
             Some((wire::Outcome::Applied, at)) => {
-                failures_before += failed_before;
+                failures_before += failures;
                 applied_at = applied_at.max(Some(*at));
-                applied.push(*prefix);
             }
-            Some((wire::Outcome::AlreadySo, _)) => already.push(*prefix),
+            Some((wire::Outcome::AlreadySo, _)) => already += 1,
             Some((wire::Outcome::Superseded, _)) => superseded.push(*prefix),
             Some((wire::Outcome::Failed(e), _)) => {
-                failed.push(*prefix);
-                failures.push(format!("{}: {e}", prefix_text(prefix)));
+                failed.push(format!("{}: {e}", prefix_text(prefix)))
             }
             None => unknown.push(*prefix),
         }
@@ -503,54 +529,48 @@ fn frr_outcome(
     let mut parts = Vec::new();
     if let Some(done) = applied_at {
         let ms = (done - at_ms).max(0);
-        let by = daemon(&applied);
         let mut text = if after_poll {
-            format!("{by} applied {ms} ms after the deciding poll")
+            format!("{daemon} applied {ms} ms after the deciding poll")
         } else {
-            format!("{by} applied in {ms} ms")
+            format!("{daemon} applied in {ms} ms")
         };
         if failures_before > 0 {
             text.push_str(&format!(", {failures_before} failed attempt(s) before"));
         }
-        if !already.is_empty() {
-            text.push_str(&format!(" ({} already so)", already.len()));
+        if already > 0 {
+            text.push_str(&format!(" ({already} already so)"));
         }
         parts.push(text);
-    } else if !already.is_empty() {
-        parts.push(format!("{} already so", daemon(&already)));
+    } else if already > 0 {
+        parts.push(format!("{daemon} already so"));
     }
     if !superseded.is_empty() {
         let whole = superseded.len() == last.len();
-        let by = daemon(&superseded);
         parts.push(if whole {
-            format!("superseded by a newer decision before {by} applied it ({by} unchanged)")
+            format!(
+                "superseded by a newer decision before {daemon} applied it ({daemon} unchanged)"
+            )
         } else {
             format!(
-                "superseded for {} by a newer decision ({by} unchanged)",
+                "superseded for {} by a newer decision ({daemon} unchanged)",
                 named(&superseded)
             )
         });
     }
     if !failed.is_empty() {
         parts.push(format!(
-            "{} FAILED for {} (retrying)",
-            daemon(&failed),
-            failures.join("; ")
+            "{daemon} FAILED for {} (retrying)",
+            failed.join("; ")
         ));
     }
     if !unknown.is_empty() && unknown.len() < last.len() || parts.is_empty() && !unknown.is_empty()
     {
         parts.push(format!(
-            "no {} outcome journaled for {}",
-            daemon(&unknown),
+            "no {daemon} outcome journaled for {}",
             named(&unknown)
         ));
     }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("; {}", parts.join("; "))
-    }
+    parts
 }
 
 /// The text of an event: its record, and the FRR outcomes folded into it.
@@ -749,8 +769,8 @@ mod tests {
         );
         let both = apply(&bird, wire::Outcome::Applied, 1_100);
         assert_eq!(
-            frr_outcome(1_000, &[frr, bird], &[&applied, &both], false),
-            "; FRR and BIRD applied in 115 ms"
+            frr_outcome(1_000, &[frr, bird], &[&applied, &failed, &both], false),
+            "; FRR applied in 115 ms; BIRD applied in 100 ms, 1 failed attempt(s) before"
         );
     }
 
