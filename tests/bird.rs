@@ -631,6 +631,13 @@ fn drift_orphans_and_an_unreachable_bird_are_handled_per_prefix() {
     let (code, out) = anycastd(&config, &["stop"]);
     assert_eq!(code, 70, "{out}");
     second.wait(EXIT);
+    assert!(
+        second
+            .log_text()
+            .contains("For BIRD, anycastd's include files already leave them out: fix what BIRD refused and run `birdc configure`."),
+        "{}",
+        second.log_text()
+    );
     tb.wait_peer(&["bird:198.51.100.53/32", "bird:2001:db8:b::53/128"]);
     assert_eq!(file_routes(&tb, "anycastd4"), set(&[]));
     assert_eq!(file_routes(&tb, "anycastd6"), set(&[]));

@@ -180,10 +180,20 @@ pub(super) async fn shutdown(
         return exit::OK;
     }
     let listed: Vec<String> = left.iter().map(crate::text::prefix_text).collect();
+    // BIRD's include files already leave out every withdrawal wanted: what is left needs
+    // only a configure that goes through (or BIRD's next start).
+    let bird = if left
+        .iter()
+        .any(|p| p.backend == crate::routing::BackendKind::Bird.name())
+    {
+        " For BIRD, anycastd's include files already leave them out: fix what BIRD refused and run `birdc configure`."
+    } else {
+        ""
+    };
     tracing::error!(
         left = %listed.join(", "),
         reasons = %reasons.join("; "),
-        "Could not verify the withdrawal of every prefix before exiting; still announced or unknown: {}. Please remediate manually.",
+        "Could not verify the withdrawal of every prefix before exiting; still announced or unknown: {}. Please remediate manually.{bird}",
         listed.join(", ")
     );
     exit::SOFTWARE
