@@ -271,6 +271,11 @@ enum Produced {
     Unsuppressed {
         penalty_milli: u64,
     },
+    /// A new run of the daemon took the service from where the previous run left it.
+    Restart {
+        from: fsm::State,
+        to: fsm::State,
+    },
 }
 
 impl Sim {
@@ -312,6 +317,17 @@ impl Sim {
     fn start(&mut self, params: &wire::ServiceParams, state: fsm::State, at: i64) {
         self.unmatched.clear();
         self.tape.set(at, Some(category(&state)));
+        if let Some((before, _)) = &self.ended {
+            if *before != state {
+                self.produced.push((
+                    at,
+                    Produced::Restart {
+                        from: before.clone(),
+                        to: state.clone(),
+                    },
+                ));
+            }
+        }
         self.core = Some(
             Core::with_rule(
                 self.params(params),
@@ -1098,6 +1114,24 @@ pub fn replay(
                             && t.from == fsm::State::Healthy,
                     ))
                 }
+                // The run's own start-up line, as the recorded timeline has the journal's.
+                Produced::Restart { from, to } => Some((
+                    *at,
+                    Step {
+                        at_ms: *at,
+                        time: format_time(*at),
+                        kind: "restart".into(),
+                        from: state_text(&from.into()),
+                        to: state_text(&to.into()),
+                        dwell_ms: None,
+                        cause: cause_text(if *to == fsm::State::Starting {
+                            &wire::Cause::Restart
+                        } else {
+                            &wire::Cause::Restored
+                        }),
+                    },
+                    false,
+                )),
                 other => damping_step(*at, other),
             })
             .collect();
@@ -1229,7 +1263,7 @@ fn merge(mut spans: Vec<Gap>) -> Vec<Gap> {
 
 fn damping_step(at: i64, produced: &Produced) -> Option<(i64, Step, bool)> {
     let (kind, cause) = match produced {
-        Produced::Transition(..) => return None,
+        Produced::Transition(..) | Produced::Restart { .. } => return None,
         Produced::Suppressed {
             penalty_milli,
             until,

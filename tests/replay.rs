@@ -339,6 +339,22 @@ fn oracle(seed: u64, with_damping: bool, old_rule: bool) -> Covered {
         );
     }
     let what_if_run = report.what_if.as_ref().unwrap();
+    // Both timelines chain: each state change starts where the one before it ended, across
+    // restarts too (a run's start-up line is in the what-if as in the recorded timeline).
+    for (name, run) in [("recorded", &report.recorded), ("what-if", what_if_run)] {
+        let steps: Vec<&anycastd::replay::Step> = run
+            .timeline
+            .iter()
+            .filter(|s| s.kind == "transition" || s.kind == "restart")
+            .collect();
+        for pair in steps.windows(2) {
+            assert_eq!(
+                pair[1].from, pair[0].to,
+                "seed {seed}: the {name} timeline does not chain at {}",
+                pair[1].time
+            );
+        }
+    }
     let expected = lived(&second.transitions);
     let got = replayed(what_if_run);
     if got != expected {
