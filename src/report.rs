@@ -145,6 +145,12 @@ pub fn render_text(report: &Report) -> String {
         out.push_str(row.join("  ").trim_end());
         out.push('\n');
     }
+    if report.rows.iter().all(|r| r.summary.measured_ms == 0) {
+        out.push_str(
+            "note: nothing was measured in this window (the daemon was not running, or no \
+             service was configured)\n",
+        );
+    }
     out
 }
 
@@ -159,4 +165,30 @@ pub fn render_csv(report: &Report) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(measured_ms: i64) -> Report {
+        Report {
+            from_ms: 1_764_288_000_000,
+            to_ms: 1_764_288_060_000,
+            rows: vec![Row {
+                service: "dns".into(),
+                summary: Summary {
+                    measured_ms,
+                    ..Summary::default()
+                },
+            }],
+        }
+    }
+
+    #[test]
+    fn a_window_where_nothing_was_measured_says_so() {
+        let note = "note: nothing was measured in this window";
+        assert!(render_text(&report(0)).contains(note));
+        assert!(!render_text(&report(60_000)).contains(note));
+    }
 }
