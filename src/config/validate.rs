@@ -74,6 +74,45 @@ pub(super) struct Table<'a> {
     pub(super) entries: &'a [(Key, Node)],
     pub(super) path: String,
     pub(super) used: Vec<bool>,
+    /// The keys asked for (present or not): what an unknown key may have meant.
+    pub(super) asked: Vec<String>,
+}
+
+/// The edit distance of `a` and `b` (insertions, deletions, substitutions, and swaps of
+/// two neighbours: `rsie` is one step from `rise`).
+fn distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// The asked-for key `key` most likely meant (at most two edits away, and closer than
+/// half its length), if any.
+fn meant<'k>(key: &str, asked: &'k [String]) -> Option<&'k str> {
+    asked
+        .iter()
+        .map(|k| (distance(key, k), k.as_str()))
+        .filter(|(d, k)| *d > 0 && *d <= 2 && *d * 2 < k.chars().count())
+        .min()
+        .map(|(_, k)| k)
 }
 
 pub(super) fn join(path: &str, key: &str) -> String {
@@ -104,6 +143,7 @@ impl Validator {
                 entries,
                 path: path.to_owned(),
                 used: vec![false; entries.len()],
+                asked: Vec::new(),
             }),
             other => {
                 self.problem(
@@ -118,6 +158,7 @@ impl Validator {
 
     /// Take key `name` from `table` (marking it used).
     pub(super) fn take<'a>(&self, table: &mut Table<'a>, name: &str) -> Option<&'a Node> {
+        table.asked.push(name.to_owned());
         let index = table.entries.iter().position(|(k, _)| k.name == name)?;
         table.used[index] = true;
         Some(&table.entries[index].1)
@@ -127,7 +168,11 @@ impl Validator {
     pub(super) fn finish(&mut self, table: Table<'_>) {
         for ((key, _), used) in table.entries.iter().zip(table.used) {
             if !used {
-                self.problem(key.span.start, join(&table.path, &key.name), "unknown key");
+                let message = match meant(&key.name, &table.asked) {
+                    Some(k) => format!("unknown key (did you mean {k}?)"),
+                    None => "unknown key".to_owned(),
+                };
+                self.problem(key.span.start, join(&table.path, &key.name), message);
             }
         }
     }
@@ -601,5 +646,32 @@ pub fn parse_prefix(text: &str) -> Result<IpNet, String> {
             .parse()
             .map_err(|_| format!("{text:?} is not an IP address or network"))?;
         Ok(IpNet::from(addr))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_key_suggests_the_asked_key_it_most_likely_meant() {
+        let asked: Vec<String> = ["rise", "fall", "interval", "control", "vrf", "checks"]
+            .map(str::to_owned)
+            .to_vec();
+        assert_eq!(meant("rsie", &asked), Some("rise"), "a swap is one edit");
+        assert_eq!(meant("intervall", &asked), Some("interval"));
+        assert_eq!(meant("contrl", &asked), Some("control"));
+        assert_eq!(meant("vfr", &asked), Some("vrf"));
+        assert_eq!(meant("colour", &asked), None, "nothing close");
+        assert_eq!(
+            meant("fa", &asked),
+            None,
+            "two edits of a four-letter key is a guess"
+        );
+        assert_eq!(
+            meant("rise", &asked),
+            None,
+            "the key itself is not a suggestion"
+        );
     }
 }
