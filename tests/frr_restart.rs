@@ -312,6 +312,10 @@ fn a_bgpd_restart_that_drops_the_runtime_config_is_repaired_after_a_journaled_dr
     std::fs::write(&config, text).unwrap();
     let mut daemon = Daemon::start(&config, &dir.path().join("log"));
     tb.wait_peer(&ALL_FOUR);
+    // Applied and verified (not only at the peer): a restart during the writer's read-back
+    // would make it a failed announcement retried, not a drift.
+    wait_applied(&config, "dns", 2);
+    wait_applied(&config, "ntp", 2);
     // bgpd dies and comes back with the saved config only, as under watchfrr.
     tb.restart_bgpd(true);
     tb.wait_established();
