@@ -263,8 +263,8 @@ pub trait Backend: Send + Sync + 'static {
     /// an announcement (`announce`) that is missing, or a withdrawal still there.
     fn not_applied(&self, announce: bool) -> String;
 
-    /// With nothing to change after a fresh read: bring whatever the backend keeps beside
-    /// the daemon in line with what the daemon has, in the tables of `wanted` (each prefix
+    /// After a fresh read, for the tables with nothing to change: bring whatever the backend
+    /// keeps beside the daemon in line with what the daemon has, in the tables of `wanted` (each prefix
     /// and whether it is to be announced), less the withdrawals wanted that the daemon has
     /// not taken yet (BIRD: the include files, which then withdraw them at the daemon's next
     /// configure or start). Never changes what is announced.

@@ -615,14 +615,21 @@ impl<B: Backend> Writer<B> {
         self.tell_restart();
 
         let plan = self.diff(&installed, &entries, urgent, now);
-        if plan.is_empty() {
-            if fresh {
-                let wanted: Vec<(PrefixKey, bool)> = entries
-                    .iter()
-                    .map(|(k, d, _)| (k.clone(), d.announce))
-                    .collect();
+        if fresh {
+            // The tables this pass changes nothing in are tidied now, also while another
+            // table's change keeps failing and being retried (which could otherwise starve
+            // it, with quick retries after a restart).
+            let busy: Vec<&Option<String>> = plan.iter().map(|((table, _), _)| table).collect();
+            let wanted: Vec<(PrefixKey, bool)> = entries
+                .iter()
+                .filter(|(k, _, _)| !busy.contains(&&k.0))
+                .map(|(k, d, _)| (k.clone(), d.announce))
+                .collect();
+            if !wanted.is_empty() {
                 self.backend.tidy(&installed, &wanted).await;
             }
+        }
+        if plan.is_empty() {
             self.publish(generation, &installed, &entries);
             return false;
         }
