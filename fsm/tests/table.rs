@@ -484,6 +484,17 @@ fn two_checks(rise: u32, fall: u32) -> Machine {
     Machine::new(params, t(0)).0
 }
 
+/// Two checks, rise and fall 1, with `require` and the verdict rule `fail_early`.
+fn two_checks_ruled(require: u32, fail_early: bool) -> Machine {
+    let params = Params {
+        pending_timeouts: vec![TIMEOUT, TIMEOUT],
+        require,
+        fail_early,
+        ..Params::new(Vec::new())
+    };
+    Machine::new(params, t(0)).0
+}
+
 fn obs(check: usize, observation: Observation, at: i64) -> Input {
     Input::Observed {
         check,
@@ -653,13 +664,7 @@ fn reconfigure_keeps_matching_checks_and_starts_new_ones_pending() {
 
 #[test]
 fn a_failure_decides_while_another_check_is_pending_and_a_pass_waits_for_it() {
-    let (mut m, _) = Machine::new(
-        Params {
-            pending_timeouts: vec![TIMEOUT, TIMEOUT],
-            ..Params::new(Vec::new())
-        },
-        t(0),
-    );
+    let mut m = two_checks_ruled(0, true);
     assert_eq!(m.step(obs(0, Observation::Pass, 1)).transition, None);
     // Healthy needs both; check 1 has not reported. Check 0 fails: unhealthy at once, the
     // pending check shown as pending.
@@ -680,14 +685,7 @@ fn a_failure_decides_while_another_check_is_pending_and_a_pass_waits_for_it() {
         ]
     );
     // With require = 1 of 2, one failure leaves the pending check able to pass: it waits.
-    let (mut m, _) = Machine::new(
-        Params {
-            pending_timeouts: vec![TIMEOUT, TIMEOUT],
-            require: 1,
-            ..Params::new(Vec::new())
-        },
-        t(0),
-    );
+    let mut m = two_checks_ruled(1, true);
     assert_eq!(
         m.step(obs(0, Observation::Fail("down".into()), 1))
             .transition,
@@ -701,14 +699,7 @@ fn a_failure_decides_while_another_check_is_pending_and_a_pass_waits_for_it() {
 
 #[test]
 fn without_fail_early_a_failure_waits_for_the_pending_checks_as_journals_before_it_were_written() {
-    let (mut m, _) = Machine::new(
-        Params {
-            pending_timeouts: vec![TIMEOUT, TIMEOUT],
-            fail_early: false,
-            ..Params::new(Vec::new())
-        },
-        t(0),
-    );
+    let mut m = two_checks_ruled(0, false);
     assert_eq!(
         m.step(obs(0, Observation::Fail("down".into()), 1))
             .transition,
