@@ -279,8 +279,6 @@ impl Bird {
         changes: &[Change],
         withdrawing: &[PrefixKey],
     ) -> Result<(), BirdError> {
-        let wanted_out: Vec<(PrefixKey, bool)> =
-            withdrawing.iter().map(|k| (k.clone(), false)).collect();
         // Per protocol: what BIRD runs less the withdrawals wanted (the file put back after
         // a refusal), and that with this batch's changes (the file to load).
         let mut kept: BTreeMap<&str, BTreeSet<IpNet>> = BTreeMap::new();
@@ -295,7 +293,7 @@ impl Bird {
                     let Some((_, now)) = installed.statics.get(protocol) else {
                         return Err(self.missing(&change.vrf));
                     };
-                    let out = withdrawals(&wanted_out, protocol);
+                    let out = in_protocol(withdrawing, protocol);
                     let base: BTreeSet<IpNet> = now.difference(&out).copied().collect();
                     kept.insert(protocol, base.clone());
                     files.entry(protocol).or_insert(base)
@@ -508,7 +506,8 @@ impl Backend for Bird {
             };
             // What BIRD has, less the withdrawals it has not taken yet (a refused configure):
             // the file withdraws them at the next configure, whoever runs it, or start.
-            let withdrawn = withdrawals(wanted, protocol);
+            let withdrawn =
+                in_protocol(wanted.iter().filter(|(_, a)| !a).map(|(k, _)| k), protocol);
             let routes: BTreeSet<IpNet> = has.difference(&withdrawn).copied().collect();
             let path = include_file(&self.settings.include_dir, protocol);
             let text = file_text(protocol, &self.socket, &routes);
@@ -637,12 +636,14 @@ impl Backend for Bird {
     }
 }
 
-/// The prefixes of `protocol` that `wanted` withdraws.
-fn withdrawals(wanted: &[(PrefixKey, bool)], protocol: &str) -> BTreeSet<IpNet> {
-    wanted
-        .iter()
-        .filter(|((t, _), announce)| !announce && t.as_deref() == Some(protocol))
-        .map(|((_, prefix), _)| *prefix)
+/// The prefixes of `keys` in `protocol`.
+fn in_protocol<'a>(
+    keys: impl IntoIterator<Item = &'a PrefixKey>,
+    protocol: &str,
+) -> BTreeSet<IpNet> {
+    keys.into_iter()
+        .filter(|(table, _)| table.as_deref() == Some(protocol))
+        .map(|(_, prefix)| *prefix)
         .collect()
 }
 
