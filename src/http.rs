@@ -126,7 +126,8 @@ pub async fn answer<B>(request: &hyper::Request<B>, site: &Site) -> Response<Bod
             ),
             Some(context) if path == "/status" => {
                 let services = crate::control::server::status_of(context, None).await;
-                let body = serde_json::json!({"daemon_running": true, "services": services});
+                let notes = crate::control::server::notes(context);
+                let body = serde_json::json!({"daemon_running": true, "services": services, "notes": notes});
                 reply(StatusCode::OK, "application/json", format!("{body}\n"))
             }
             Some(context) => {

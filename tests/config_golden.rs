@@ -34,6 +34,9 @@ fn render(config: &Config) -> String {
         "frrouting.reconcile_interval = {:?}\n",
         f.reconcile_interval
     ));
+    if !f.vty_sockets.is_empty() {
+        out.push_str(&format!("frrouting.vty_sockets = {:?}\n", f.vty_sockets));
+    }
     if config.bird != anycastd::config::BirdConfig::default() {
         out.push_str(&format!(
             "bird.include_dir = {} timeout = {:?} reconcile_interval = {:?}\n",

@@ -525,3 +525,148 @@ fn bgpd_stopped_while_running_is_retried_and_repaired_when_it_returns() {
         "{history}"
     );
 }
+
+/// The README example's four prefixes, each naming `vtysh` (a wrapper script), with exec
+/// checks that pass, and `[frrouting]` holding `frrouting`.
+fn wrapper_config(dir: &Path, vtysh: &Path, frrouting: &str) -> std::path::PathBuf {
+    let w = vtysh.display();
+    let check = "checks.exec = [{ name = \"ok\", command = \"/bin/true\", interval = \"200ms\" }]";
+    let text = format!(
+        "[journal]\npath = {journal:?}\n[control]\nsocket = {socket:?}\n[frrouting]\nvtysh_timeout = \"5s\"\n{frrouting}\n\
+         [services.dns]\nprefixes.frrouting = [{{ prefix = \"2001:db8::b19:bad:53\", vtysh = \"{w}\" }}, {{ prefix = \"203.0.113.53\", vtysh = \"{w}\" }}]\n{check}\n\
+         [services.ntp]\nprefixes.frrouting = [{{ prefix = \"2001:db8::123:7e11:713e\", vrf = \"123\", vtysh = \"{w}\" }}, {{ prefix = \"203.0.113.123\", vrf = \"123\", vtysh = \"{w}\" }}]\n{check}\n",
+        journal = dir.join("journal"),
+        socket = dir.join("ctl.sock"),
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    path
+}
+
+fn write_script(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+/// bgpd restarted (its runtime config lost, frr.conf booted as watchfrr does) while the
+/// daemon runs with `config`: the four prefixes are back at the peer; returns how long after
+/// the BGP sessions were up again (0 when they were there first), and checks the restart
+/// was journaled.
+fn restart_bgpd_and_time_the_repair(tb: &Testbed, config: &Path) -> Duration {
+    tb.restart_bgpd(true);
+    tb.wait_established();
+    let sessions_up = Instant::now();
+    tb.wait_peer(&ALL_FOUR);
+    let repaired = sessions_up.elapsed();
+    let history = anycastd(&["history", "dns", "--json"], config);
+    let history = String::from_utf8_lossy(&history.stdout);
+    assert!(
+        history.contains("\"routing_restarted\""),
+        "the bgpd restart was not journaled:\n{history}"
+    );
+    repaired
+}
+
+/// The configured `vtysh` is a wrapper script, the usual way to reach an FRR in a namespace or
+/// a second instance: a script whose `--vty_socket` is a variable cannot be read, so restart
+/// detection is off, said in the log at start and in `status`; `[frrouting] vty_sockets`
+/// names the directory and a bgpd restart is repaired within seconds, not at the 30 s
+/// periodic pass; a script that passes a literal `--vty_socket` needs no key.
+#[test]
+fn a_bgpd_restart_behind_a_vtysh_wrapper_is_repaired_within_seconds() {
+    let Some(tb) = Testbed::up(Peer::Bird) else {
+        return;
+    };
+    let run = tb.dir.join("frr/run");
+    let etc = tb.dir.join("frr/etc");
+    let tmp = tempfile::tempdir().unwrap();
+    let variable = tmp.path().join("vtysh-variable");
+    write_script(
+        &variable,
+        &format!(
+            "#!/bin/sh\nD={}\nexec /usr/bin/vtysh --vty_socket \"$D\" --config_dir {} \"$@\"\n",
+            run.display(),
+            etc.display()
+        ),
+    );
+    let literal = tmp.path().join("vtysh-literal");
+    write_script(
+        &literal,
+        &format!(
+            "#!/bin/sh\nexec /usr/bin/vtysh --vty_socket {} --config_dir {} \"$@\"\n",
+            run.display(),
+            etc.display()
+        ),
+    );
+    let mut measured = Vec::new();
+
+    // 1. A variable: off, and said so at start and in status (text and JSON).
+    let dir = tempfile::tempdir().unwrap();
+    let config = wrapper_config(dir.path(), &variable, "");
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    tb.wait_peer(&ALL_FOUR);
+    daemon.wait_log("restart detection off for FRR through");
+    let off = format!(
+        "note: restart detection off for FRR through {}: {} is a script that names its vty socket through a variable ($D); set [frrouting] vty_sockets",
+        variable.display(),
+        variable.display()
+    );
+    let status = anycastd(&["status"], &config);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains(&off), "{text}");
+    assert!(
+        text.contains("a bgpd restart is repaired within reconcile_interval (30s)"),
+        "{text}"
+    );
+    let json = anycastd(&["status", "--json"], &config);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["notes"].as_array().map(Vec::len), Some(1), "{json}");
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(EXIT), 0);
+    tb.wait_peer(&[]);
+
+    // 2. The same wrapper with `vty_sockets`: on, and a restart is repaired at once.
+    let dir = tempfile::tempdir().unwrap();
+    let key = format!(
+        "vty_sockets = {{ {:?} = {:?} }}",
+        variable.display().to_string(),
+        run.display().to_string()
+    );
+    let config = wrapper_config(dir.path(), &variable, &key);
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    tb.wait_peer(&ALL_FOUR);
+    wait_applied(&config, "dns", 2);
+    wait_applied(&config, "ntp", 2);
+    daemon.wait_log(&format!("is re-created (where: [frrouting] vty_sockets)"));
+    let status = anycastd(&["status"], &config);
+    assert!(!String::from_utf8_lossy(&status.stdout).contains("note:"));
+    measured.push(restart_bgpd_and_time_the_repair(&tb, &config));
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(EXIT), 0);
+    tb.wait_peer(&[]);
+
+    // 3. A literal `--vty_socket` in the script: read from it.
+    let dir = tempfile::tempdir().unwrap();
+    let config = wrapper_config(dir.path(), &literal, "");
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    tb.wait_peer(&ALL_FOUR);
+    wait_applied(&config, "dns", 2);
+    wait_applied(&config, "ntp", 2);
+    daemon.wait_log(&format!(
+        "noticed when {}/bgpd.vty is re-created (where: the wrapper script's --vty_socket or -N)",
+        run.display()
+    ));
+    measured.push(restart_bgpd_and_time_the_repair(&tb, &config));
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(EXIT), 0);
+
+    eprintln!("MEASURED: back at the peer {measured:?} after the sessions were up");
+    // The periodic pass comes every 30 s: anything near that is the pass, not detection.
+    for repaired in measured {
+        assert!(
+            repaired < Duration::from_secs(3),
+            "repaired {repaired:?} after the sessions were up"
+        );
+    }
+}

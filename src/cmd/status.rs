@@ -13,7 +13,7 @@ pub async fn status(client: &Client, service: Option<String>, json: bool, check:
     let collected = collect_status(client, service).await;
     if check {
         let (code, line) = match &collected {
-            Ok((services, live)) => status::check(services, *live),
+            Ok((services, live, _)) => status::check(services, *live),
             Err(_) => (
                 3,
                 "ANYCASTD UNKNOWN - no status (see the error above)".to_owned(),
@@ -22,20 +22,23 @@ pub async fn status(client: &Client, service: Option<String>, json: bool, check:
         println!("{line}");
         return code;
     }
-    let (services, live) = match collected {
+    let (services, live, notes) = match collected {
         Ok(collected) => collected,
         Err(code) => return code,
     };
     if json {
         println!(
             "{}",
-            serde_json::json!({"daemon_running": live, "services": services})
+            serde_json::json!({"daemon_running": live, "services": services, "notes": notes})
         );
     } else {
         if !live {
             println!("anycastd is not running; states are the last journaled ones");
         }
         print!("{}", status::render_text(&services, now));
+        for note in &notes {
+            println!("note: {note}");
+        }
     }
     exit::OK
 }
@@ -43,12 +46,12 @@ pub async fn status(client: &Client, service: Option<String>, json: bool, check:
 async fn collect_status(
     client: &Client,
     service: Option<String>,
-) -> Result<(Vec<status::ServiceStatus>, bool), u8> {
+) -> Result<(Vec<status::ServiceStatus>, bool, Vec<String>), u8> {
     let request = Request::Status {
         service: service.clone(),
     };
     match ask(client, &request).await {
-        Asked::Answer(Response::Status { services }) => Ok((services, true)),
+        Asked::Answer(Response::Status { services, notes }) => Ok((services, true, notes)),
         Asked::Answer(other) => Err(super::unexpected(&other)),
         Asked::NoDaemon(_) => {
             let config = client.config_for("status")?;
@@ -82,7 +85,7 @@ async fn collect_status(
                 service.as_deref(),
             )
             .await;
-            Ok((services, false))
+            Ok((services, false, Vec::new()))
         }
         Asked::Exit(code) => Err(code),
     }

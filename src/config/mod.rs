@@ -125,6 +125,8 @@ pub struct FrrConfig {
     pub vtysh_timeout: Duration,
     /// How often the writers re-read FRR and repair drift.
     pub reconcile_interval: Duration,
+    /// The vty socket directory of a vtysh that hides it (`vty_sockets`).
+    pub vty_sockets: BTreeMap<PathBuf, PathBuf>,
 }
 
 /// `[bird]`.
@@ -664,6 +666,7 @@ impl Config {
                 args: self.frrouting.vtysh_args.clone(),
                 timeout: self.frrouting.vtysh_timeout,
                 reconcile_interval: self.frrouting.reconcile_interval,
+                vty_sockets: self.frrouting.vty_sockets.clone(),
             },
             bird: crate::routing::bird::Settings {
                 include_dir: self.bird.include_dir.clone(),

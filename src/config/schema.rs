@@ -68,6 +68,9 @@ struct Frrouting {
     vtysh_args: Option<Vec<String>>,
     vtysh_timeout: Option<Duration>,
     reconcile_interval: Option<Duration>,
+    /// The directory of bgpd's vty socket (what --vty_socket names) of a vtysh that hides
+    /// it, keyed by the vtysh's absolute path.
+    vty_sockets: Option<BTreeMap<String, String>>,
 }
 
 #[derive(JsonSchema)]

@@ -233,6 +233,7 @@ impl Validator {
                 vtysh_args: Vec::new(),
                 vtysh_timeout: DEFAULT_VTYSH_TIMEOUT,
                 reconcile_interval: DEFAULT_RECONCILE_INTERVAL,
+                vty_sockets: BTreeMap::new(),
             }),
         };
         let bird = match self.take(&mut top, "bird") {
@@ -389,12 +390,63 @@ impl Validator {
             Some(n) => self.duration(n, "frrouting.reconcile_interval"),
             None => Some(DEFAULT_RECONCILE_INTERVAL),
         };
+        let vty_sockets = match self.take(&mut table, "vty_sockets") {
+            Some(n) => self.vty_sockets(n),
+            None => Some(BTreeMap::new()),
+        };
         self.finish(table);
         Some(FrrConfig {
             vtysh_args: vtysh_args?,
             vtysh_timeout: vtysh_timeout?,
             reconcile_interval: reconcile_interval?,
+            vty_sockets: vty_sockets?,
         })
+    }
+
+    /// `[frrouting] vty_sockets`: a table from a vtysh binary (an absolute path, as the
+    /// prefixes name it) to the directory of its bgpd's vty socket (what FRR's
+    /// `--vty_socket` takes), for a vtysh that hides it (a wrapper script).
+    fn vty_sockets(&mut self, node: &Node) -> Option<BTreeMap<PathBuf, PathBuf>> {
+        let Value::Table(entries) = &node.value else {
+            self.problem(
+                node.span.start,
+                "frrouting.vty_sockets",
+                format!(
+                    "must be a table of vtysh path = vty socket directory, not {}",
+                    node.value.kind()
+                ),
+            );
+            return None;
+        };
+        let mut map = BTreeMap::new();
+        let mut ok = true;
+        for (key, value) in entries {
+            let path = format!("frrouting.vty_sockets.{:?}", key.name);
+            if !key.name.starts_with('/') {
+                self.problem(
+                    key.span.start,
+                    &path,
+                    "the key must be the absolute path of a vtysh, as the prefixes' vtysh key names it",
+                );
+                ok = false;
+                continue;
+            }
+            match self.string(value, &path) {
+                Some(dir) if dir.starts_with('/') => {
+                    map.insert(PathBuf::from(&key.name), PathBuf::from(dir));
+                }
+                Some(_) => {
+                    self.problem(
+                        value.span.start,
+                        &path,
+                        "must be the absolute path of the directory of bgpd.vty (what --vty_socket takes)",
+                    );
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(map)
     }
 
     /// `[hooks] on_transition`: items are a program's absolute path, or tables with

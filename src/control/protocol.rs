@@ -202,6 +202,9 @@ pub enum Response {
     Status {
         /// Every service asked for.
         services: Vec<ServiceStatus>,
+        /// What the daemon cannot do now, one line each (restart detection off).
+        #[serde(default)]
+        notes: Vec<String>,
     },
     /// `drain` and `undrain`.
     Done {

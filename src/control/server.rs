@@ -187,7 +187,17 @@ async fn status_answer(
         }
     }
     let services = status_of(context, service.as_deref()).await;
-    out.send(Response::Status { services }).await
+    let notes = notes(context);
+    out.send(Response::Status { services, notes }).await
+}
+
+/// What the daemon cannot do now, one line each: the writers whose routing daemon's
+/// restarts are noticed only by the periodic pass.
+pub fn notes(context: &Context) -> Vec<String> {
+    lock(&context.writers)
+        .values()
+        .filter_map(|writer| writer.status().borrow().restart_detection_off.clone())
+        .collect()
 }
 
 /// Every service's status (or `service`'s), as `status` shows it: the daemon's states next

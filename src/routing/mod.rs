@@ -307,15 +307,29 @@ pub trait Backend: Send + Sync + 'static {
 
     /// A file the daemon re-creates whenever it starts (its control socket): the writer
     /// looks at it every [`writer::WATCH_INTERVAL`] and re-reads at once when it is a new
-    /// one. `None`: no such file; drift is found by the periodic pass alone.
-    fn runtime_file(&self) -> Option<std::path::PathBuf> {
-        None
+    /// one. `Ok(None)`: the backend has no such file; `Err`: it cannot be known where it is
+    /// (why, and what the operator can do). Either way drift is found by the periodic pass
+    /// alone, and an `Err` is said at start and in `status`.
+    fn runtime_file(&self) -> Result<Option<RuntimeFile>, String> {
+        Ok(None)
     }
 
     /// The daemon that [`Backend::runtime_file`] belongs to, in words (`bgpd`).
     fn daemon_name(&self) -> &'static str {
         self.id().kind.label()
     }
+}
+
+/// The file whose re-creation tells that the routing daemon restarted
+/// ([`Backend::runtime_file`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeFile {
+    /// Where it is.
+    pub path: std::path::PathBuf,
+    /// How that was found out, in words (`vtysh_args`, `FRR's default`).
+    pub origin: &'static str,
+    /// What the operator can do when it is not there while the daemon answers.
+    pub hint: String,
 }
 
 /// How to reach each kind of backend, from the config.

@@ -24,7 +24,7 @@
 //! writes, else by the next periodic reconcile, which always reads afresh.
 
 pub use super::PrefixKey;
-use super::{Backend, BackendId, Change, Installed};
+use super::{Backend, BackendId, Change, Installed, RuntimeFile};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -128,6 +128,9 @@ pub struct Status {
     pub pending: Vec<(PrefixKey, Decision, Option<String>)>,
     /// The last error reading the backend, if the last read failed.
     pub read_error: Option<String>,
+    /// Why a restart of the routing daemon is not noticed at once, when it is not
+    /// ([`Backend::runtime_file`]).
+    pub restart_detection_off: Option<String>,
 }
 
 #[derive(Debug)]
@@ -281,6 +284,9 @@ pub fn spawn<B: Backend>(
         recovering_until: None,
         restart_pending: false,
         reconfigured: None,
+        runtime_file: None,
+        restart_detection_off: None,
+        reconcile_interval,
     };
     let task = writer.run(notify.clone(), reconcile_interval);
     match writer_runtime() {
@@ -326,6 +332,12 @@ struct Writer<B: Backend> {
     started: Instant,
     /// The identity of the daemon's runtime file when last looked at.
     runtime: Option<FileId>,
+    /// The daemon's runtime file, when it is known where it is.
+    runtime_file: Option<RuntimeFile>,
+    /// Why restarts are not noticed at once ([`Status::restart_detection_off`]).
+    restart_detection_off: Option<String>,
+    /// The periodic pass's interval (restarts are repaired by it at the latest).
+    reconcile_interval: Duration,
     /// Until when retries are quick after a restart.
     recovering_until: Option<Instant>,
     /// A restart was seen and is told once the daemon answers a read (a start that failed
@@ -362,7 +374,8 @@ impl<B: Backend> Writer<B> {
         let mut reconcile = tokio::time::interval(reconcile_interval);
         reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reconcile.tick().await;
-        let runtime_file = self.backend.runtime_file();
+        self.watch_runtime_file();
+        let runtime_file = self.runtime_file.as_ref().map(|f| f.path.clone());
         self.runtime = runtime_file.as_deref().and_then(file_id);
         let mut watch = tokio::time::interval(WATCH_INTERVAL);
         watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -447,6 +460,68 @@ impl<B: Backend> Writer<B> {
             }
         }
         changed
+    }
+
+    /// At start: where the daemon's runtime file is, said in the log (a warning when it
+    /// cannot be known, also kept for `status`).
+    fn watch_runtime_file(&mut self) {
+        let id = self.backend.id().clone();
+        let daemon = self.backend.daemon_name();
+        match self.backend.runtime_file() {
+            Ok(Some(file)) => {
+                tracing::info!(
+                    backend = %id,
+                    file = %file.path.display(),
+                    "restart detection: a restart of {daemon} is noticed when {} is re-created (where: {})",
+                    file.path.display(),
+                    file.origin
+                );
+                self.runtime_file = Some(file);
+            }
+            Ok(None) => {}
+            Err(why) => self.detection_off(why),
+        }
+    }
+
+    fn detection_off(&mut self, why: String) {
+        let text = format!(
+            "restart detection off for {}: {why}; a {} restart is repaired within reconcile_interval ({})",
+            crate::text::backend_text(&self.backend.id().to_string()),
+            self.backend.daemon_name(),
+            seconds(self.reconcile_interval),
+        );
+        tracing::warn!(backend = %self.backend.id(), "{text}");
+        self.restart_detection_off = Some(text);
+    }
+
+    /// After a read the daemon answered: its runtime file must be there, or the writer
+    /// watches another daemon's (a wrapper that reaches a bgpd elsewhere).
+    fn check_runtime_file(&mut self) {
+        let Some(file) = &self.runtime_file else {
+            return;
+        };
+        let there = file.path.exists();
+        match (there, self.restart_detection_off.is_some()) {
+            (false, false) => {
+                let why = format!(
+                    "{} ({}) does not exist although {} answers; {}",
+                    file.path.display(),
+                    file.origin,
+                    self.backend.daemon_name(),
+                    file.hint
+                );
+                self.detection_off(why);
+            }
+            (true, true) => {
+                tracing::info!(
+                    backend = %self.backend.id(),
+                    "restart detection on again: {} exists",
+                    file.path.display()
+                );
+                self.restart_detection_off = None;
+            }
+            _ => {}
+        }
     }
 
     /// The daemon answered a read after a restart: tell it, with the prefixes to re-announce.
@@ -613,6 +688,9 @@ impl<B: Backend> Writer<B> {
         self.read_failures = 0;
         self.read_retry_at = None;
         self.tell_restart();
+        if fresh {
+            self.check_runtime_file();
+        }
 
         let plan = self.diff(&installed, &entries, urgent, now);
         if fresh {
@@ -824,6 +902,7 @@ impl<B: Backend> Writer<B> {
             generation,
             pending,
             read_error: Some(text),
+            restart_detection_off: self.restart_detection_off.clone(),
         });
     }
 
@@ -851,8 +930,14 @@ impl<B: Backend> Writer<B> {
             generation,
             pending,
             read_error: None,
+            restart_detection_off: self.restart_detection_off.clone(),
         });
     }
+}
+
+/// A duration as the config writes it (`30s`, `1.5s`).
+fn seconds(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -1144,8 +1229,19 @@ mod tests {
             failed.outcome,
             Outcome::Failed("cannot read the memory backend: socket gone".into())
         );
+        // The status is published right after the outcomes of the pass.
+        let mut status = handle.status();
+        let shown = tokio::time::timeout(
+            Duration::from_secs(5),
+            status.wait_for(|s| s.read_error.is_some()),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .read_error
+        .clone();
         assert_eq!(
-            handle.status().borrow().read_error.as_deref(),
+            shown.as_deref(),
             Some("cannot read the memory backend: socket gone")
         );
         handle.set(vec![(key.clone(), decision(false, 6))]);

@@ -597,8 +597,12 @@ impl Backend for Bird {
         }
     }
 
-    fn runtime_file(&self) -> Option<PathBuf> {
-        Some(self.socket.clone())
+    fn runtime_file(&self) -> Result<Option<super::RuntimeFile>, String> {
+        Ok(Some(super::RuntimeFile {
+            path: self.socket.clone(),
+            origin: "the prefix's socket",
+            hint: "the socket is the one BIRD listens on (bird -s)".to_owned(),
+        }))
     }
 
     async fn reconfigured(&self) -> Option<String> {
@@ -777,12 +781,17 @@ mod tests {
         (socket, task)
     }
 
+    /// A BIRD with a time limit long enough for a loaded machine.
     fn bird_at(socket: &Path, include_dir: &Path) -> Bird {
+        bird_within(socket, include_dir, Duration::from_secs(5))
+    }
+
+    fn bird_within(socket: &Path, include_dir: &Path, timeout: Duration) -> Bird {
         Bird::new(
             &BackendId::bird(socket),
             &Settings {
                 include_dir: include_dir.to_owned(),
-                timeout: Duration::from_millis(500),
+                timeout,
                 reconcile_interval: Duration::from_secs(30),
             },
         )
@@ -931,7 +940,10 @@ mod tests {
         // A socket that accepts and never answers: the time limit.
         let dir3 = tempfile::tempdir().unwrap();
         let (socket3, _server3) = fake_bird(dir3.path(), None, |_, _| Vec::new());
-        let error = bird_at(&socket3, dir3.path()).read().await.unwrap_err();
+        let error = bird_within(&socket3, dir3.path(), Duration::from_millis(500))
+            .read()
+            .await
+            .unwrap_err();
         assert_eq!(
             error.to_string(),
             format!("BIRD at {} did not answer within 500 ms", socket3.display())

@@ -6,7 +6,7 @@
 
 pub mod control;
 
-use super::{Backend, BackendId, Change, Installed, PrefixKey, Shown, Snapshot};
+use super::{Backend, BackendId, Change, Installed, PrefixKey, RuntimeFile, Shown, Snapshot};
 use control::{address_family_line, router_line, RunningConfig, Vtysh, VtyshError};
 use ipnet::IpNet;
 use std::collections::HashMap;
@@ -24,6 +24,8 @@ pub struct Settings {
     pub timeout: Duration,
     /// How often the writer reads FRR afresh and repairs drift (`reconcile_interval`).
     pub reconcile_interval: Duration,
+    /// The vty socket directory of a vtysh that hides it (`vty_sockets`).
+    pub vty_sockets: std::collections::BTreeMap<std::path::PathBuf, std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -32,6 +34,7 @@ impl Default for Settings {
             args: Vec::new(),
             timeout: Duration::from_secs(10),
             reconcile_interval: Duration::from_secs(30),
+            vty_sockets: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -41,6 +44,8 @@ impl Default for Settings {
 pub struct Frr {
     id: BackendId,
     vtysh: Vtysh,
+    /// The vty socket directory `[frrouting] vty_sockets` gives this vtysh.
+    vty_socket: Option<std::path::PathBuf>,
 }
 
 impl Frr {
@@ -53,6 +58,10 @@ impl Frr {
                 args: settings.args.clone(),
                 timeout: settings.timeout,
             },
+            vty_socket: settings
+                .vty_sockets
+                .get(std::path::Path::new(&id.instance))
+                .cloned(),
         }
     }
 
@@ -166,8 +175,23 @@ impl Backend for Frr {
         }
     }
 
-    fn runtime_file(&self) -> Option<std::path::PathBuf> {
-        Some(bgpd_socket(&self.vtysh.args))
+    fn runtime_file(&self) -> Result<Option<RuntimeFile>, String> {
+        let hint = format!(
+            "set [frrouting] vty_sockets = {{ {:?} = \"DIR\" }}, DIR being the --vty_socket of its bgpd",
+            self.vtysh.path.display().to_string()
+        );
+        match vty_socket(
+            &self.vtysh.path,
+            &self.vtysh.args,
+            self.vty_socket.as_deref(),
+        ) {
+            Ok((dir, origin)) => Ok(Some(RuntimeFile {
+                path: dir.join("bgpd.vty"),
+                origin,
+                hint,
+            })),
+            Err(e) => Err(format!("{e}; {hint}")),
+        }
     }
 
     fn daemon_name(&self) -> &'static str {
@@ -175,26 +199,104 @@ impl Backend for Frr {
     }
 }
 
-/// Where bgpd's vty socket is, from vtysh's arguments: `--vty_socket DIR` (or the `-N NAME`
-/// path space under FRR's run directory), else `/var/run/frr`. bgpd re-creates it whenever it
-/// starts.
-pub fn bgpd_socket(args: &[String]) -> std::path::PathBuf {
-    let mut dir = std::path::PathBuf::from("/var/run/frr");
-    let mut words = args.iter();
-    while let Some(word) = words.next() {
-        if let Some(value) = word.strip_prefix("--vty_socket=") {
-            dir = value.into();
-        } else if word == "--vty_socket" {
-            if let Some(value) = words.next() {
-                dir = value.into();
+/// Where the bgpd that `vtysh` (run with `args`) reaches has its vty socket directory, and
+/// how that was found out: `configured` (`[frrouting] vty_sockets`), else vtysh's
+/// arguments (`--vty_socket`, `-N`), else, when `vtysh` is a script (a wrapper), the
+/// literal `--vty_socket DIR` or `-N NAME` it passes on, else FRR's default. A script that
+/// names it in a way that cannot be read (a variable, two different ones) is an error: the
+/// default would watch another bgpd (the host's own, beside the wrapper's).
+pub fn vty_socket(
+    vtysh: &std::path::Path,
+    args: &[String],
+    configured: Option<&std::path::Path>,
+) -> Result<(std::path::PathBuf, &'static str), String> {
+    if let Some(dir) = configured {
+        return Ok((dir.to_owned(), "[frrouting] vty_sockets"));
+    }
+    if let Some(dir) = socket_dir_option(args.iter().map(String::as_str)) {
+        return Ok((dir, "vtysh_args"));
+    }
+    match script_words(vtysh) {
+        Some(words) => {
+            let mut found: Vec<std::path::PathBuf> = Vec::new();
+            let mut words = words.iter().map(String::as_str).peekable();
+            while words.peek().is_some() {
+                let Some(dir) = socket_dir_option(&mut words) else {
+                    break;
+                };
+                let text = dir.display().to_string();
+                if text.contains(['$', '`']) {
+                    return Err(format!(
+                        "{} is a script that names its vty socket through a variable ({text})",
+                        vtysh.display()
+                    ));
+                }
+                if !found.contains(&dir) {
+                    found.push(dir);
+                }
             }
-        } else if word == "-N" || word == "--pathspace" {
-            if let Some(name) = words.next() {
-                dir = std::path::Path::new("/var/run/frr").join(name);
+            match found.as_slice() {
+                [] => Ok((
+                    default_dir(),
+                    "FRR's default (the script names no --vty_socket or -N)",
+                )),
+                [dir] => Ok((dir.clone(), "the wrapper script's --vty_socket or -N")),
+                _ => Err(format!(
+                    "{} is a script that names more than one vty socket directory",
+                    vtysh.display()
+                )),
             }
         }
+        None => Ok((default_dir(), "FRR's default")),
     }
-    dir.join("bgpd.vty")
+}
+
+fn default_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from("/var/run/frr")
+}
+
+/// The words of `path` when it is a script (`#!`, at most 64 KiB), comments left out and
+/// quotes taken off; `None` for a binary or a file that cannot be read.
+fn script_words(path: &std::path::Path) -> Option<Vec<String>> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(64 * 1024)
+        .read_to_end(&mut text)
+        .ok()?;
+    if !text.starts_with(b"#!") {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&text);
+    Some(
+        text.lines()
+            .skip(1)
+            .map(|line| line.trim_start())
+            .filter(|line| !line.starts_with('#'))
+            .flat_map(|line| line.split_whitespace())
+            .map(|word| word.trim_matches(|c| c == '\'' || c == '"').to_owned())
+            .collect(),
+    )
+}
+
+/// The vty socket directory the first `--vty_socket`/`-N` option among `words` gives (the
+/// words up to it and its value are consumed).
+fn socket_dir_option<'a>(mut words: impl Iterator<Item = &'a str>) -> Option<std::path::PathBuf> {
+    while let Some(word) = words.next() {
+        if let Some(value) = word.strip_prefix("--vty_socket=") {
+            return Some(value.into());
+        } else if word == "--vty_socket" {
+            return words.next().map(Into::into);
+        } else if let Some(name) = word.strip_prefix("--pathspace=") {
+            return Some(default_dir().join(name));
+        } else if word == "-N" || word == "--pathspace" {
+            return words.next().map(|name| default_dir().join(name));
+        } else if let Some(name) = word.strip_prefix("-N").filter(|n| !n.is_empty()) {
+            return Some(default_dir().join(name));
+        }
+    }
+    None
 }
 
 fn missing_instance(vrf: &Option<String>) -> String {
@@ -304,25 +406,81 @@ pub fn established_peers(text: &str) -> HashMap<(String, &'static str), usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::{Path, PathBuf};
 
     #[test]
     fn where_bgpd_listens() {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let binary = Path::new("/nonexistent/vtysh");
+        let dir = |args: &[String], configured: Option<&Path>| {
+            vty_socket(binary, args, configured).map(|(d, _)| d)
+        };
+        assert_eq!(dir(&[], None), Ok(PathBuf::from("/var/run/frr")));
         assert_eq!(
-            bgpd_socket(&[]),
-            std::path::Path::new("/var/run/frr/bgpd.vty")
+            dir(
+                &args(&["--vty_socket", "/tmp/x/run", "--config_dir", "/e"]),
+                None
+            ),
+            Ok(PathBuf::from("/tmp/x/run"))
         );
         assert_eq!(
-            bgpd_socket(&args(&["--vty_socket", "/tmp/x/run", "--config_dir", "/e"])),
-            std::path::Path::new("/tmp/x/run/bgpd.vty")
+            dir(&args(&["--vty_socket=/r"]), None),
+            Ok(PathBuf::from("/r"))
         );
         assert_eq!(
-            bgpd_socket(&args(&["--vty_socket=/r"])),
-            std::path::Path::new("/r/bgpd.vty")
+            dir(&args(&["-N", "blue"]), None),
+            Ok(PathBuf::from("/var/run/frr/blue"))
         );
         assert_eq!(
-            bgpd_socket(&args(&["-N", "blue"])),
-            std::path::Path::new("/var/run/frr/blue/bgpd.vty")
+            dir(&args(&["-N", "blue"]), Some(Path::new("/c"))),
+            Ok(PathBuf::from("/c"))
+        );
+    }
+
+    /// A wrapper script's own `--vty_socket`/`-N`, literal, is read from it; one through a
+    /// variable, or two different ones, cannot be known; one naming none reaches FRR's
+    /// default.
+    #[test]
+    fn where_a_wrapper_scripts_bgpd_listens() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let found = |path: &Path| vty_socket(path, &[], None).map(|(d, _)| d);
+        let plain = script(
+            "plain",
+            "#!/bin/sh\n# a comment --vty_socket /nowhere\nexec /usr/bin/vtysh --vty_socket '/run/frr/ns1' \"$@\"\n",
+        );
+        assert_eq!(found(&plain), Ok(PathBuf::from("/run/frr/ns1")));
+        let equals = script(
+            "equals",
+            "#!/bin/bash\nexec vtysh --vty_socket=/run/x \"$@\"\n",
+        );
+        assert_eq!(found(&equals), Ok(PathBuf::from("/run/x")));
+        let pathspace = script(
+            "pathspace",
+            "#!/bin/sh\nexec ip netns exec blue /usr/bin/vtysh -N blue \"$@\"\n",
+        );
+        assert_eq!(found(&pathspace), Ok(PathBuf::from("/var/run/frr/blue")));
+        let netns = script("netns", "#!/bin/sh\nexec ip netns exec blue vtysh \"$@\"\n");
+        assert_eq!(found(&netns), Ok(PathBuf::from("/var/run/frr")));
+        let variable = script(
+            "variable",
+            "#!/bin/sh\nD=/run/frr/ns1\nexec vtysh --vty_socket \"$D\" \"$@\"\n",
+        );
+        let error = found(&variable).unwrap_err();
+        assert!(error.contains("through a variable ($D)"), "{error}");
+        let two = script(
+            "two",
+            "#!/bin/sh\nif [ -n \"$A\" ]; then exec vtysh -N a \"$@\"; fi\nexec vtysh -N b \"$@\"\n",
+        );
+        assert!(found(&two).unwrap_err().contains("more than one"));
+        // The configured directory wins over the script's.
+        assert_eq!(
+            vty_socket(&variable, &[], Some(Path::new("/run/frr/ns1"))).map(|(d, _)| d),
+            Ok(PathBuf::from("/run/frr/ns1"))
         );
     }
     use control::Instance;
