@@ -638,7 +638,7 @@ fn a_bgpd_restart_behind_a_vtysh_wrapper_is_repaired_within_seconds() {
     tb.wait_peer(&ALL_FOUR);
     wait_applied(&config, "dns", 2);
     wait_applied(&config, "ntp", 2);
-    daemon.wait_log(&format!("is re-created (where: [frrouting] vty_sockets)"));
+    daemon.wait_log("is re-created (where: [frrouting] vty_sockets)");
     let status = anycastd(&["status"], &config);
     assert!(!String::from_utf8_lossy(&status.stdout).contains("note:"));
     measured.push(restart_bgpd_and_time_the_repair(&tb, &config));
