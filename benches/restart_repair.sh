@@ -3,25 +3,36 @@
 # watchfrr does) until FRR has the README example's four networks again, with the anycastd
 # binary given (default target/release/anycastd). Needs root, frr and gobgpd; uses its own
 # testbed (tests/testbed/testbed.sh, namespaces acdms-*). BENCHMARKS.md has the figures.
-#   benches/restart_repair.sh [ANYCASTD_BINARY]
+# With WRAPPER=1 each prefix names a vtysh wrapper script (`exec vtysh --vty_socket DIR ...`)
+# instead of `vtysh_args`, as the seed's per-prefix `vtysh` key allows.
+#   [WRAPPER=1] benches/restart_repair.sh [ANYCASTD_BINARY]
 set -e
 BIN=${1:-$(dirname "$0")/../target/release/anycastd}
 export TB_NAME=acdms TB_DIR=/tmp/acdms TB_BIRD=0
 T=$(cd "$(dirname "$0")/.." && pwd)/tests/testbed/testbed.sh
 $T up >/dev/null 2>&1
 W=/tmp/acdms-w; rm -rf $W; mkdir -p $W
+if [ "${WRAPPER:-0}" = 1 ]; then
+	printf '#!/bin/sh\nexec /usr/bin/vtysh --vty_socket /tmp/acdms/frr/run --config_dir /tmp/acdms/frr/etc "$@"\n' > $W/vtysh
+	chmod 755 $W/vtysh
+	ARGS=
+	V=", vtysh = \"$W/vtysh\""
+else
+	ARGS='vtysh_args = ["--vty_socket", "/tmp/acdms/frr/run", "--config_dir", "/tmp/acdms/frr/etc"]'
+	V=
+fi
 cat > $W/config.toml <<EOT
 [journal]
 path = "$W/journal"
 [control]
 socket = "$W/ctl.sock"
 [frrouting]
-vtysh_args = ["--vty_socket", "/tmp/acdms/frr/run", "--config_dir", "/tmp/acdms/frr/etc"]
+$ARGS
 [services.dns]
-prefixes.frrouting = ["2001:db8::b19:bad:53", "203.0.113.53"]
+prefixes.frrouting = [{ prefix = "2001:db8::b19:bad:53"$V }, { prefix = "203.0.113.53"$V }]
 checks.exec = [{ name = "ok", command = "/bin/true", interval = "200ms" }]
 [services.ntp]
-prefixes.frrouting = [{ prefix = "2001:db8::123:7e11:713e", vrf = "123" }, { prefix = "203.0.113.123", vrf = "123" }]
+prefixes.frrouting = [{ prefix = "2001:db8::123:7e11:713e", vrf = "123"$V }, { prefix = "203.0.113.123", vrf = "123"$V }]
 checks.exec = [{ name = "ok", command = "/bin/true", interval = "200ms" }]
 EOT
 chmod 600 $W/config.toml

@@ -27,6 +27,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
         problems: Vec::new(),
         exec_line: None,
         prefix_items: Default::default(),
+        vty_socket_keys: Vec::new(),
     };
     let config = v.root(&root, text);
     if v.problems.is_empty() {
@@ -67,6 +68,9 @@ pub(super) struct Validator {
     /// parsed prefixes): its key path and offset (so that rules across services name the
     /// item, not the service).
     pub(super) prefix_items: std::collections::HashMap<(String, usize), (String, usize)>,
+    /// The vtysh paths `[frrouting] vty_sockets` names, with their offsets (each must be
+    /// the vtysh of some prefix).
+    pub(super) vty_socket_keys: Vec<(usize, String)>,
 }
 
 /// A table being validated: its entries, and which keys were consumed.
@@ -274,6 +278,9 @@ impl Validator {
             }
         };
         self.finish(top);
+        if let Some(services) = &services {
+            self.unused_vty_sockets(services);
+        }
         Some(Config {
             services: services?,
             journal: journal?,
@@ -403,6 +410,28 @@ impl Validator {
         })
     }
 
+    /// A `vty_sockets` key that no prefix's `vtysh` is: a typo, which would leave restart
+    /// detection as it was.
+    fn unused_vty_sockets(&mut self, services: &[Service]) {
+        let used: std::collections::BTreeSet<&str> = services
+            .iter()
+            .flat_map(|s| &s.prefixes)
+            .filter(|p| p.backend.kind == crate::routing::BackendKind::Frr)
+            .map(|p| p.backend.instance.as_str())
+            .collect();
+        for (offset, name) in std::mem::take(&mut self.vty_socket_keys) {
+            if !used.contains(name.as_str()) {
+                self.problem(
+                    offset,
+                    format!("frrouting.vty_sockets.{name:?}"),
+                    format!(
+                        "no prefix reaches FRR through this vtysh (prefixes.frrouting items name theirs with vtysh; the default is {DEFAULT_VTYSH})"
+                    ),
+                );
+            }
+        }
+    }
+
     /// `[frrouting] vty_sockets`: a table from a vtysh binary (an absolute path, as the
     /// prefixes name it) to the directory of its bgpd's vty socket (what FRR's
     /// `--vty_socket` takes), for a vtysh that hides it (a wrapper script).
@@ -433,6 +462,8 @@ impl Validator {
             }
             match self.string(value, &path) {
                 Some(dir) if dir.starts_with('/') => {
+                    self.vty_socket_keys
+                        .push((key.span.start, key.name.clone()));
                     map.insert(PathBuf::from(&key.name), PathBuf::from(dir));
                 }
                 Some(_) => {
