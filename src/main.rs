@@ -340,7 +340,7 @@ struct WaitArgs {
 
 impl WaitArgs {
     fn wait_ms(&self) -> Option<u64> {
-        (!self.no_wait).then(|| u64::try_from(self.wait.as_millis()).unwrap_or(u64::MAX))
+        (!self.no_wait).then(|| request_ms(self.wait))
     }
 }
 
@@ -459,7 +459,7 @@ fn main() -> ExitCode {
             let request = anycastd::control::Request::Drain {
                 service,
                 reason,
-                for_ms: for_duration.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                for_ms: for_duration.map(request_ms),
                 wait_ms: wait.wait_ms(),
             };
             with_runtime(|runtime| runtime.block_on(cli::drain::drain(&client.client(), request)))
@@ -599,13 +599,16 @@ fn damping_what_if(
         eprintln!("anycastd: --damping-reuse must be less than --damping-suppress");
         return Err(exit::USAGE);
     }
-    let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    // Four half-lives by default, but no longer than any duration may be.
+    let longest = std::time::Duration::from_secs(999_999_999);
     Ok(Some(anycastd_journal::wire::DampingParams {
         penalty,
         suppress,
         reuse,
-        half_life_ms: millis(half_life),
-        max_suppress_ms: millis(max_suppress.unwrap_or(half_life.saturating_mul(4))),
+        half_life_ms: request_ms(half_life),
+        max_suppress_ms: request_ms(
+            max_suppress.unwrap_or_else(|| half_life.saturating_mul(4).min(longest)),
+        ),
     }))
 }
 
@@ -692,11 +695,15 @@ fn with_config(
 
 /// A text that says something.
 fn non_empty(text: &str) -> Result<String, String> {
-    if text.trim().is_empty() {
-        Err("must not be empty: say why (it is journaled and shown by status)".into())
-    } else {
-        Ok(text.to_owned())
-    }
+    anycastd::control::protocol::check_reason(text).map(|()| text.to_owned())
+}
+
+/// A duration as the socket's milliseconds: at least 1 (a `--for 0.0001` is 1 ms, not the 0
+/// the daemon refuses as it refuses `--for 0`).
+fn request_ms(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 /// `--for`: a duration such as `90s`, `30m`, `2h`, `1d` (or seconds).
