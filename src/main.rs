@@ -14,38 +14,113 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "anycastd", version, arg_required_else_help = true)]
 struct Cli {
-    /// Log format: human, json or logfmt [default: human on a terminal, json otherwise]
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        env = "LOG_FORMAT",
-        ignore_case = true
-    )]
+    /// Log format: human, json or logfmt [env: LOG_FORMAT] [default: human on a terminal,
+    /// json otherwise]
+    #[arg(long, global = true, value_enum, ignore_case = true)]
     log_format: Option<logging::Format>,
-    /// Log level: debug, info, warning (or warn), error
+    /// Log level: debug, info, warning (or warn), error [env: LOG_LEVEL] [default: info]
     #[arg(
         long,
         global = true,
-        env = "LOG_LEVEL",
-        default_value = "info",
         ignore_case = true,
-        value_parser = clap::builder::PossibleValuesParser::new(["debug", "info", "warning", "warn", "error"])
+        value_parser = clap::builder::PossibleValuesParser::new(LOG_LEVELS)
             .map(|level| logging::parse_level(&level).unwrap_or(tracing::Level::INFO))
     )]
-    log_level: tracing::Level,
-    /// No colours in human logs
-    #[arg(long, global = true, env = "NO_COLOR")]
+    log_level: Option<tracing::Level>,
+    /// No colours in human logs [env: NO_COLOR, any value but an empty one]
+    #[arg(long, global = true)]
     no_color: bool,
     #[command(subcommand)]
     command: Command,
 }
 
+/// The values `--log-level` and `LOG_LEVEL` take (any case).
+const LOG_LEVELS: [&str; 5] = ["debug", "info", "warning", "warn", "error"];
+
+/// The value of an environment variable the command line reads, if it has one: an empty value
+/// is no value, as if unset (the no-color.org convention for `NO_COLOR`, and what a unit's
+/// `Environment=NAME=` or a shell's `NAME=` mean). Clap's own `env` took an empty value as a
+/// missing one and refused to start.
+fn env_value(name: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(name).filter(|value| !value.is_empty())
+}
+
+/// A setting from environment variable `name`, parsed by `parse`; an invalid value is a
+/// usage error naming the variable (clap's message for an option's value named the option,
+/// which the operator had not given).
+fn env_setting<T>(
+    name: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    possible: &[&str],
+) -> Result<Option<T>, String> {
+    let Some(value) = env_value(name) else {
+        return Ok(None);
+    };
+    let text = value.to_string_lossy();
+    match parse(&text) {
+        Some(parsed) => Ok(Some(parsed)),
+        None => Err(format!(
+            "invalid value '{}' for environment variable {name} [possible values: {}]",
+            text.escape_debug(),
+            possible.join(", ")
+        )),
+    }
+}
+
+/// How the command logs: options first, then `LOG_FORMAT`, `LOG_LEVEL` and `NO_COLOR`, then
+/// the defaults (README, "Command line").
+struct LogSettings {
+    format: Option<logging::Format>,
+    level: tracing::Level,
+    no_color: bool,
+}
+
+impl LogSettings {
+    fn resolve(cli: &Cli) -> Result<LogSettings, String> {
+        use clap::ValueEnum as _;
+        let format = match cli.log_format {
+            Some(format) => Some(format),
+            None => env_setting(
+                "LOG_FORMAT",
+                |text| logging::Format::from_str(text, true).ok(),
+                &["human", "json", "logfmt"],
+            )?,
+        };
+        let level = match cli.log_level {
+            Some(level) => level,
+            None => env_setting("LOG_LEVEL", |t| logging::parse_level(t).ok(), &LOG_LEVELS)?
+                .unwrap_or(tracing::Level::INFO),
+        };
+        // no-color.org: any value but an empty one turns colours off, whatever it says.
+        let no_color = cli.no_color || env_value("NO_COLOR").is_some();
+        Ok(LogSettings {
+            format,
+            level,
+            no_color,
+        })
+    }
+}
+
 #[derive(Debug, clap::Args)]
 struct ConfigArg {
-    /// Configuration file
-    #[arg(short = 'c', long = "config", visible_alias = "configuration", env = "CONFIG", default_value = config::DEFAULT_PATH)]
-    config: PathBuf,
+    /// Configuration file [env: CONFIG] [default: /etc/anycastd/config.toml]
+    #[arg(
+        short = 'c',
+        long = "config",
+        visible_alias = "configuration",
+        value_name = "CONFIG"
+    )]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    /// The file: the option, else `CONFIG`, else the default path.
+    fn path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .or_else(|| env_value("CONFIG").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH))
+    }
 }
 
 /// Where a client command finds the daemon.
@@ -53,15 +128,20 @@ struct ConfigArg {
 struct ClientArgs {
     #[command(flatten)]
     config: ConfigArg,
-    /// The daemon's control socket [default: [control] socket of the config file, read even
-    /// when the file does not validate, else /run/anycastd/anycastd.sock]
-    #[arg(long, env = "ANYCASTD_SOCKET", value_name = "PATH")]
+    /// The daemon's control socket [env: ANYCASTD_SOCKET] [default: [control] socket of the
+    /// config file, read even when the file does not validate, else
+    /// /run/anycastd/anycastd.sock]
+    #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
 }
 
 impl ClientArgs {
     fn client(&self) -> cli::Client {
-        cli::Client::new(&self.config.config, self.socket.clone())
+        let socket = self
+            .socket
+            .clone()
+            .or_else(|| env_value("ANYCASTD_SOCKET").map(PathBuf::from));
+        cli::Client::new(&self.config.path(), socket)
     }
 }
 
@@ -114,7 +194,8 @@ enum Command {
         /// JSON output
         #[arg(long)]
         json: bool,
-        /// Monitoring-plugin output and exit code (0 OK, 1 WARNING, 2 CRITICAL when FRR or BIRD differs
+        /// Monitoring-plugin output and exit code (0 OK, 1 WARNING when a wanted prefix is not
+        /// advertised or a service announces nothing, 2 CRITICAL when FRR or BIRD differs
         /// from what the daemon wants, 3 UNKNOWN)
         #[arg(long, conflicts_with = "json")]
         check: bool,
@@ -259,7 +340,7 @@ struct WaitArgs {
 
 impl WaitArgs {
     fn wait_ms(&self) -> Option<u64> {
-        (!self.no_wait).then(|| u64::try_from(self.wait.as_millis()).unwrap_or(u64::MAX))
+        (!self.no_wait).then(|| request_ms(self.wait))
     }
 }
 
@@ -306,22 +387,29 @@ fn reexec_with_malloc_setting() -> Option<std::io::Error> {
 /// the module's call.
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let log = match LogSettings::resolve(&cli) {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
     let reexec_error = match cli.command {
         Command::Run { .. } => reexec_with_malloc_setting(),
         _ => None,
     };
     let stdout_is_tty = std::io::stdout().is_terminal();
-    let format = cli.log_format.unwrap_or(if stdout_is_tty {
+    let format = log.format.unwrap_or(if stdout_is_tty {
         logging::Format::Human
     } else {
         logging::Format::Json
     });
-    logging::init(format, cli.log_level, stdout_is_tty && !cli.no_color);
+    logging::init(format, log.level, stdout_is_tty && !log.no_color);
     if let Some(e) = reexec_error {
         tracing::warn!(error = %e, "cannot restart with {MMAP_THRESHOLD_ENV}=65536; running with glibc's malloc defaults");
     }
     let code = match cli.command {
-        Command::Run { config } => run(config.config),
+        Command::Run { config } => run(config.path()),
         Command::History {
             service,
             client,
@@ -371,7 +459,7 @@ fn main() -> ExitCode {
             let request = anycastd::control::Request::Drain {
                 service,
                 reason,
-                for_ms: for_duration.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                for_ms: for_duration.map(request_ms),
                 wait_ms: wait.wait_ms(),
             };
             with_runtime(|runtime| runtime.block_on(cli::drain::drain(&client.client(), request)))
@@ -462,7 +550,7 @@ fn main() -> ExitCode {
         Command::Reload { client } => {
             with_runtime(|runtime| runtime.block_on(cli::reload::reload(&client.client())))
         }
-        Command::CheckConfig { config } => cli::check_config::check_config(&config.config),
+        Command::CheckConfig { config } => cli::check_config::check_config(&config.path()),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "anycastd", &mut std::io::stdout());
@@ -511,13 +599,16 @@ fn damping_what_if(
         eprintln!("anycastd: --damping-reuse must be less than --damping-suppress");
         return Err(exit::USAGE);
     }
-    let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    // Four half-lives by default, but no longer than any duration may be.
+    let longest = std::time::Duration::from_secs(999_999_999);
     Ok(Some(anycastd_journal::wire::DampingParams {
         penalty,
         suppress,
         reuse,
-        half_life_ms: millis(half_life),
-        max_suppress_ms: millis(max_suppress.unwrap_or(half_life.saturating_mul(4))),
+        half_life_ms: request_ms(half_life),
+        max_suppress_ms: request_ms(
+            max_suppress.unwrap_or_else(|| half_life.saturating_mul(4).min(longest)),
+        ),
     }))
 }
 
@@ -604,11 +695,15 @@ fn with_config(
 
 /// A text that says something.
 fn non_empty(text: &str) -> Result<String, String> {
-    if text.trim().is_empty() {
-        Err("must not be empty: say why (it is journaled and shown by status)".into())
-    } else {
-        Ok(text.to_owned())
-    }
+    anycastd::control::protocol::check_reason(text).map(|()| text.to_owned())
+}
+
+/// A duration as the socket's milliseconds: at least 1 (a `--for 0.0001` is 1 ms, not the 0
+/// the daemon refuses as it refuses `--for 0`).
+fn request_ms(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 /// `--for`: a duration such as `90s`, `30m`, `2h`, `1d` (or seconds).

@@ -558,10 +558,27 @@ pub fn render_text(services: &[ServiceStatus], now_ms: i64) -> String {
     out
 }
 
+/// Why a service announces nothing, for `status --check`: `dns: nothing announced
+/// (unhealthy: check dns failed: resolver down)`.
+fn silent_service_text(s: &ServiceStatus) -> String {
+    let mut why = s.state_text.clone();
+    if s.suppressed {
+        why.push_str(", suppressed by flap damping");
+    }
+    // A drain's text says it all (its cause is only "drained").
+    if s.drain.is_none() && !s.cause.is_empty() && !why.contains(&s.cause) {
+        why.push_str(": ");
+        why.push_str(&s.cause);
+    }
+    format!("{}: nothing announced ({why})", s.name)
+}
+
 /// A monitoring plugin's verdict (Nagios, Icinga): exit code and one summary line.
-/// OK (0): FRR is as the daemon wants it; WARNING (1): as wanted, but a wanted prefix is
-/// configured and not advertised; CRITICAL (2): FRR differs from what the daemon wants;
-/// UNKNOWN (3): the daemon is not running or FRR cannot be read.
+/// OK (0): FRR and BIRD are as the daemon wants them and every service announces something;
+/// WARNING (1): as wanted, but a wanted prefix is configured and not advertised, or a service
+/// announces nothing (its checks fail, it is starting, suppressed or drained: an OK while
+/// nothing of a service is announced misled); CRITICAL (2): FRR or BIRD differs from what
+/// the daemon wants; UNKNOWN (3): the daemon is not running or FRR or BIRD cannot be read.
 pub fn check(services: &[ServiceStatus], live: bool) -> (u8, String) {
     if !live {
         return (3, "ANYCASTD UNKNOWN - anycastd is not running".into());
@@ -579,6 +596,13 @@ pub fn check(services: &[ServiceStatus], live: bool) -> (u8, String) {
             } else if p.desired_announced == Some(true) && !p.advertised && !p.applying {
                 warning.push(format!("{} {prefix}: {}", s.name, p.note));
             }
+        }
+    }
+    // After the prefixes' warnings: a wanted prefix not advertised is the surprise, a
+    // service withdrawn by its checks or an operator is what the daemon is for.
+    for s in services {
+        if s.desired_announced == Some(false) && !s.prefixes.is_empty() {
+            warning.push(silent_service_text(s));
         }
     }
     let prefixes: usize = services.iter().map(|s| s.prefixes.len()).sum();
@@ -609,5 +633,89 @@ pub fn check(services: &[ServiceStatus], live: bool) -> (u8, String) {
                 daemons.join(" and ")
             ),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A running daemon's status of a service with one FRR prefix, as FRR shows it.
+    fn service(name: &str, state_text: &str, cause: &str, announced: bool) -> ServiceStatus {
+        let drain = state_text
+            .starts_with("draining")
+            .then(|| serde_json::json!({"cause": "operator", "reason": "maintenance"}));
+        serde_json::from_value(serde_json::json!({
+            "name": name,
+            "state": state_text.split(' ').next(),
+            "state_text": state_text,
+            "drain": drain,
+            "since": "",
+            "since_ms": 0,
+            "cause": cause,
+            "suppressed": cause.contains("damping"),
+            "desired_announced": announced,
+            "prefixes": [{
+                "prefix": "203.0.113.53/32",
+                "vrf": null,
+                "backend": "frr",
+                "desired_announced": announced,
+                "configured": announced,
+                "advertised": announced,
+                "established_peers": 1,
+                "drift": false,
+                "note": if announced { "wanted announced; FRR: advertised" } else { "wanted withdrawn; FRR: absent" },
+            }],
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_service_announcing_nothing_is_a_warning_naming_it_and_why() {
+        let healthy = service("ntp", "healthy", "2 healthy verdicts", true);
+        assert_eq!(
+            check(std::slice::from_ref(&healthy), true),
+            (
+                0,
+                "ANYCASTD OK - 1 service(s), 1 prefix(es) as wanted in FRR".to_owned()
+            )
+        );
+        for (state_text, cause, why) in [
+            (
+                "unhealthy",
+                "check dns failed: resolver down",
+                "(unhealthy: check dns failed: resolver down)",
+            ),
+            ("starting", "started", "(starting: started)"),
+            (
+                "unhealthy",
+                "held withdrawn by flap damping",
+                "(unhealthy, suppressed by flap damping: held withdrawn by flap damping)",
+            ),
+            (
+                "draining (operator uid 0: maintenance)",
+                "drained",
+                "(draining (operator uid 0: maintenance))",
+            ),
+        ] {
+            let down = service("dns", state_text, cause, false);
+            assert_eq!(
+                check(&[down.clone(), healthy.clone()], true),
+                (
+                    1,
+                    format!("ANYCASTD WARNING - dns: nothing announced {why}")
+                ),
+                "{state_text}"
+            );
+            // Every service down: still a warning, naming each.
+            let (code, line) = check(&[down, service("ntp", "starting", "started", false)], true);
+            assert_eq!(code, 1, "{line}");
+            assert!(
+                line.ends_with("; ntp: nothing announced (starting: started)"),
+                "{line}"
+            );
+        }
+        // The daemon not running stays UNKNOWN: nothing is wanted then.
+        assert_eq!(check(&[healthy], false).0, 3);
     }
 }

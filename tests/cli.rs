@@ -362,3 +362,194 @@ fn a_config_with_exec_checks_that_others_can_write_or_own_is_refused() {
         eprintln!("SKIP the ownership half: needs root to chown");
     }
 }
+
+/// The environment variables the command line reads, removed from the test's own environment
+/// so that only the values a case sets count.
+const CLI_ENVIRONMENT: [&str; 5] = [
+    "CONFIG",
+    "ANYCASTD_SOCKET",
+    "LOG_FORMAT",
+    "LOG_LEVEL",
+    "NO_COLOR",
+];
+
+/// `anycastd ARGS` in `dir` with only `env` of the command line's variables set.
+fn anycastd_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_anycastd"));
+    for name in CLI_ENVIRONMENT {
+        command.env_remove(name);
+    }
+    command
+        .current_dir(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// What `anycastd ARGS` prints on a terminal (util-linux `script` gives it one), and its exit
+/// code.
+fn on_a_terminal(dir: &Path, args: &str, env: &[(&str, &str)]) -> (String, Option<i32>) {
+    let mut command = Command::new("script");
+    for name in CLI_ENVIRONMENT {
+        command.env_remove(name);
+    }
+    let out = command
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .arg("-qec")
+        .arg(format!("{} {args}", env!("CARGO_BIN_EXE_anycastd")))
+        .arg("/dev/null")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code(),
+    )
+}
+
+#[test]
+fn every_environment_variable_takes_odd_values_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let missing = "run -c nope.toml --log-format human";
+
+    // NO_COLOR (no-color.org): any value but an empty one turns colours off; an empty one is
+    // ignored. Never a usage error.
+    let (colours, code) = on_a_terminal(d, missing, &[]);
+    assert_eq!(code, Some(66), "{colours}");
+    assert!(
+        colours.contains("\x1b["),
+        "colours on a terminal: {colours:?}"
+    );
+    for value in ["", "1", "yes", "0", "false", "garbage"] {
+        let (text, code) = on_a_terminal(d, missing, &[("NO_COLOR", value)]);
+        assert_eq!(code, Some(66), "NO_COLOR={value:?}: {text}");
+        assert!(text.contains("Reading configuration"), "{text}");
+        assert_eq!(
+            text.contains("\x1b["),
+            value.is_empty(),
+            "NO_COLOR={value:?}: {text:?}"
+        );
+    }
+    let out = anycastd_with_env(
+        d,
+        &["check-config", "-c", "nope.toml"],
+        &[("NO_COLOR", "1")],
+    );
+    assert_eq!(
+        (out.status.code(), stderr(&out).as_str()),
+        (Some(66), "nope.toml: cannot read config: no such file\n")
+    );
+
+    // LOG_FORMAT and LOG_LEVEL: empty is unset (the defaults: JSON off a terminal, info); a
+    // valid value in any case is taken; another is a usage error naming the variable.
+    let run_missing = ["run", "-c", "nope.toml"];
+    for (env, first) in [
+        (vec![("LOG_FORMAT", "")], "{"),
+        (vec![("LOG_FORMAT", "JSON")], "{"),
+        (vec![("LOG_FORMAT", "logfmt")], "timestamp="),
+        (vec![("LOG_FORMAT", "Human"), ("LOG_LEVEL", "")], "20"),
+        (vec![("LOG_LEVEL", "DEBUG")], "{"),
+    ] {
+        let out = anycastd_with_env(d, &run_missing, &env);
+        assert_eq!(out.status.code(), Some(66), "{env:?}: {}", stderr(&out));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
+        assert!(text.starts_with(first), "{env:?}: {text}");
+        assert!(text.contains("Reading configuration"), "{env:?}: {text}");
+    }
+    for level in ["warn", "WARNING", "error"] {
+        let out = anycastd_with_env(d, &run_missing, &[("LOG_LEVEL", level)]);
+        assert_eq!(out.status.code(), Some(66));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
+        assert!(
+            !text.contains("Reading configuration"),
+            "LOG_LEVEL={level}: {text}"
+        );
+    }
+    for (name, value, possible) in [
+        ("LOG_FORMAT", "1", "human, json, logfmt"),
+        ("LOG_FORMAT", "garbage", "human, json, logfmt"),
+        ("LOG_LEVEL", "1", "debug, info, warning, warn, error"),
+        ("LOG_LEVEL", "yes", "debug, info, warning, warn, error"),
+        ("LOG_LEVEL", "trace", "debug, info, warning, warn, error"),
+    ] {
+        let out = anycastd_with_env(d, &["check-config", "-c", "nope.toml"], &[(name, value)]);
+        assert_eq!(out.status.code(), Some(2), "{name}={value}");
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "error: invalid value '{value}' for environment variable {name} [possible values: {possible}]\n"
+            )
+        );
+    }
+    // An option wins over its variable, even an invalid one.
+    let out = anycastd_with_env(
+        d,
+        &["check-config", "-c", "nope.toml", "--log-level", "info"],
+        &[("LOG_LEVEL", "trace")],
+    );
+    assert_eq!(out.status.code(), Some(66), "{}", stderr(&out));
+
+    // CONFIG: empty is unset (the default path); another value is the file's path.
+    let out = anycastd_with_env(d, &["check-config"], &[("CONFIG", "")]);
+    if !Path::new("/etc/anycastd/config.toml").exists() {
+        assert_eq!(
+            (out.status.code(), stderr(&out).as_str()),
+            (
+                Some(66),
+                "/etc/anycastd/config.toml: cannot read config: no such file\n"
+            )
+        );
+    }
+    for value in ["1", "yes", "garbage"] {
+        let out = anycastd_with_env(d, &["check-config"], &[("CONFIG", value)]);
+        assert_eq!(
+            (out.status.code(), stderr(&out)),
+            (
+                Some(66),
+                format!("{value}: cannot read config: no such file\n")
+            )
+        );
+    }
+    let config = one_service_config(
+        d,
+        r#"[{ name = "dns", url = "http://127.0.0.1:9" }]"#,
+        OneService::default(),
+    );
+    let out = anycastd_with_env(d, &["check-config"], &[("CONFIG", "config.toml")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // ANYCASTD_SOCKET: empty is unset (the config's socket); another value is the socket.
+    let mut daemon = Daemon::start(&config, &d.join("log"));
+    daemon.wait_log("Starting service");
+    let status = |env: &[(&str, &str)]| anycastd_with_env(d, &["status", "-c", "config.toml"], env);
+    for env in [vec![], vec![("ANYCASTD_SOCKET", "")]] {
+        let out = status(&env);
+        assert_eq!(out.status.code(), Some(0), "{env:?}: {}", stderr(&out));
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("not running"),
+            "{env:?}: the daemon answered"
+        );
+    }
+    for value in ["1", "garbage"] {
+        let out = status(&[("ANYCASTD_SOCKET", value)]);
+        assert_ne!(out.status.code(), Some(0), "ANYCASTD_SOCKET={value}");
+        assert!(
+            stderr(&out).contains(&format!("control socket {value} ")),
+            "ANYCASTD_SOCKET={value}: {}",
+            stderr(&out)
+        );
+    }
+    let socket = d.join("ctl.sock");
+    let out = anycastd_with_env(
+        d,
+        &["status", "-c", "nope.toml"],
+        &[("ANYCASTD_SOCKET", socket.to_str().unwrap())],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("dns"));
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(daemon.wait(Duration::from_secs(20)), 0);
+}

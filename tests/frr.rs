@@ -453,11 +453,16 @@ fn status_tells_configured_from_advertised_and_follows_a_flip() {
             String::from_utf8_lossy(&out.stdout).into_owned(),
         )
     };
-    // dns withdrawn as wanted, web wanted but not advertised: a warning, nothing critical.
+    // web wanted but not advertised: a warning, nothing critical; dns withdrawn as wanted is
+    // one too, after the prefix's: it announces nothing.
     let (code, out) = check(&["status", "--check"]);
     assert_eq!(code, Some(1), "{out}");
     assert!(
         out.starts_with("ANYCASTD WARNING - web 198.51.100.80/32"),
+        "{out}"
+    );
+    assert!(
+        out.contains("; dns: nothing announced (unhealthy: "),
         "{out}"
     );
 

@@ -231,8 +231,15 @@ fn a_change_being_applied_is_not_drift() {
             "{p}"
         );
     }
+    // Not drift (CRITICAL): the drained service's own warning only.
     let out = anycastd(&["status", "--check"], &config);
-    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .starts_with("ANYCASTD WARNING - dns: nothing announced (draining (operator"),
+        "{}",
+        out.stdout
+    );
     wait_for("dns withdrawn", || {
         networks(dir.path()) == ["123:203.0.113.123/32"]
     });
@@ -543,4 +550,68 @@ fn two_signals_at_once_never_journal_a_withdrawal_that_did_not_happen() {
         }
     }
     eprintln!("{cut_short} of 8 stops were cut short by the second signal");
+}
+
+#[test]
+fn status_check_warns_while_a_service_announces_nothing_and_names_why() {
+    let (_rt, emulator, dir) = setup();
+    let config = fake_frr_config(dir.path(), &emulator.url(), &fake_vtysh(), "");
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    wait_for("everything announced", || networks(dir.path()) == ALL);
+    let check = |args: &[&str]| {
+        let out = anycastd(args, &config);
+        (out.code, out.stdout)
+    };
+    assert_eq!(
+        check(&["status", "--check"]),
+        (
+            0,
+            "ANYCASTD OK - 2 service(s), 3 prefix(es) as wanted in FRR\n".to_owned()
+        )
+    );
+
+    // A failing check withdraws dns: FRR is as wanted, but dns announces nothing.
+    emulator.set("dns", Behaviour::Fail("resolver down".into()));
+    wait_for("dns withdrawn", || {
+        networks(dir.path()) == ["123:203.0.113.123/32"]
+    });
+    let (code, out) = check(&["status", "--check"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.starts_with("ANYCASTD WARNING - dns: nothing announced (unhealthy: "),
+        "{out}"
+    );
+    assert!(out.contains("resolver down"), "{out}");
+    assert!(!out.contains("ntp"), "{out}");
+    assert_eq!(check(&["status", "ntp", "--check"]).0, 0);
+
+    // Drained, ntp announces nothing either: both are named, each with why.
+    let out = anycastd(&["drain", "ntp", "--reason", "maintenance"], &config);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (code, out) = check(&["status", "--check"]);
+    assert_eq!(code, 1, "{out}");
+    let parts: Vec<&str> = out
+        .trim_end()
+        .trim_start_matches("ANYCASTD WARNING - ")
+        .split("; ")
+        .collect();
+    assert_eq!(parts.len(), 2, "{out}");
+    assert!(
+        parts[0].starts_with("dns: nothing announced (unhealthy: "),
+        "{out}"
+    );
+    assert!(
+        parts[1].starts_with("ntp: nothing announced (draining (operator"),
+        "{out}"
+    );
+    assert!(parts[1].contains("maintenance"), "{out}");
+
+    // Back to OK once both announce again.
+    emulator.set("dns", Behaviour::Pass);
+    let out = anycastd(&["undrain", "ntp"], &config);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    wait_for("everything announced again", || networks(dir.path()) == ALL);
+    assert_eq!(check(&["status", "--check"]).0, 0);
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
 }

@@ -1,8 +1,9 @@
 //! The poll loop asks Cabourotte at most N+1 times per check in N intervals, whatever the
 //! answers are: a failure waits for the next interval (no hot retry loop). The first poll is
 //! immediate and the next ones fall on a grid shared by every check of that interval, the
-//! first of them at least an interval later, so N intervals hold at most N polls; the API
-//! generation probe costs one extra request once.
+//! first of them on the first grid point after it, so no gap between polls exceeds the
+//! interval, whatever the check's place in the file, after every start; the API generation
+//! probe costs one extra request once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,8 +12,11 @@ mod support;
 use anycastd::checks::cabourotte::{http_client, CabourotteCheck, MAX_CONNECTIONS_PER_SERVER};
 use anycastd::checks::scheduler::Polling;
 use anycastd_fsm::Observation;
-use std::time::Duration;
+use nix::sys::signal::Signal;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use support::cabourotte::{Behaviour, Emulator, Generation};
+use support::daemon::Daemon;
 
 const INTERVAL: Duration = Duration::from_millis(100);
 const INTERVALS: u32 = 10;
@@ -55,12 +59,14 @@ async fn at_most_n_plus_one_requests_in_n_intervals_for_every_kind_of_answer() {
     for (generation, behaviour) in cases {
         let (requests, observations) =
             requests_in_ten_intervals(generation, behaviour.clone()).await;
+        // The 1.x route is found by a first request to the 2.x one.
+        let probe = u64::from(generation == Generation::V1);
         assert!(
-            requests <= u64::from(INTERVALS) + 1,
+            requests <= u64::from(INTERVALS) + 1 + probe,
             "{generation:?} {behaviour:?}: {requests} requests in {INTERVALS} intervals"
         );
         assert!(
-            observations >= 1 && observations <= INTERVALS as usize,
+            observations >= 1 && observations <= INTERVALS as usize + 1,
             "{behaviour:?}: {observations} observations"
         );
     }
@@ -178,4 +184,147 @@ async fn a_check_queued_behind_a_silent_server_fails_after_its_timeout_without_a
         started.elapsed()
     );
     assert_eq!(emulator.requests("dns"), 0, "it never reached the server");
+}
+
+/// Where the TCP listener of [`every_check_is_polled_every_interval_from_its_first_poll_after_every_start`]
+/// keeps the time of each connection.
+fn accept_times(listener: std::net::TcpListener) -> Arc<Mutex<Vec<SystemTime>>> {
+    let times: Arc<Mutex<Vec<SystemTime>>> = Arc::default();
+    let keep = times.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            keep.lock().unwrap().push(SystemTime::now());
+            drop(stream);
+        }
+    });
+    times
+}
+
+fn exec_times(path: &std::path::Path) -> Vec<SystemTime> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.trim().parse::<u64>().ok())
+        .map(|ns| UNIX_EPOCH + Duration::from_nanos(ns))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_check_is_polled_every_interval_from_its_first_poll_after_every_start() {
+    // Given a daemon with six services of every kind of check but DNS, some with two checks
+    // and one on another interval, each check's server keeping the time of each poll.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let emulator = Emulator::start(Generation::V2).await;
+    let url = emulator.url();
+    for name in ["c0", "c4a", "c4b", "h1", "h4"] {
+        emulator.set(name, Behaviour::Pass);
+    }
+    let tcp2 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp5 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (tcp2_addr, tcp5_addr) = (tcp2.local_addr().unwrap(), tcp5.local_addr().unwrap());
+    let (tcp2_times, tcp5_times) = (accept_times(tcp2), accept_times(tcp5));
+    let (exec3, exec5) = (d.join("exec3"), d.join("exec5"));
+    let exec = |file: &std::path::Path, interval: &str| {
+        format!(
+            "{{ command = \"/bin/sh\", args = [\"-c\", \"date +%s%N >> {}\"], interval = \"{interval}\" }}",
+            file.display()
+        )
+    };
+    let vtysh = d.join("vtysh");
+    std::fs::write(&vtysh, "#!/bin/sh\necho '!'\n").unwrap();
+    std::fs::set_permissions(&vtysh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let services = [
+        format!("checks.cabourotte = [{{ name = \"c0\", url = \"{url}\", interval = \"1s\" }}]"),
+        format!("checks.http = [{{ url = \"{url}/api/v1/result/h1\", interval = \"1s\" }}]"),
+        format!("checks.tcp = [{{ address = \"{tcp2_addr}\", interval = \"1s\" }}]"),
+        format!("checks.exec = [{}]", exec(&exec3, "1s")),
+        format!(
+            "checks.cabourotte = [{{ name = \"c4a\", url = \"{url}\", interval = \"600ms\" }}, \
+             {{ name = \"c4b\", url = \"{url}\", interval = \"600ms\" }}]\n\
+             checks.http = [{{ url = \"{url}/api/v1/result/h4\", interval = \"600ms\" }}]"
+        ),
+        format!(
+            "checks.tcp = [{{ address = \"{tcp5_addr}\", interval = \"1s\" }}]\nchecks.exec = [{}]",
+            exec(&exec5, "1s")
+        ),
+    ];
+    let mut config = format!(
+        "[journal]\npath = {:?}\n[control]\nsocket = {:?}\n",
+        d.join("journal").display().to_string(),
+        d.join("ctl.sock").display().to_string()
+    );
+    for (i, checks) in services.iter().enumerate() {
+        config.push_str(&format!(
+            "\n[services.s{i}]\nprefixes.frrouting = [{{ prefix = \"203.0.113.{i}\", vtysh = {:?} }}]\n{checks}\n",
+            vtysh.display().to_string()
+        ));
+    }
+    let config_path = d.join("config.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let one_s = Duration::from_secs(1);
+    let fast = Duration::from_millis(600);
+
+    // When it is started three times, the second start after a crash (SIGKILL), each run
+    // lasting several intervals.
+    let mut runs = Vec::new();
+    for (start, stop) in [Signal::SIGTERM, Signal::SIGKILL, Signal::SIGTERM]
+        .into_iter()
+        .enumerate()
+    {
+        let log = d.join(format!("daemon{start}.log"));
+        let begin = SystemTime::now();
+        let mut daemon = Daemon::start(&config_path, &log);
+        tokio::time::sleep(Duration::from_millis(4_500)).await;
+        let end = SystemTime::now();
+        daemon.signal(stop);
+        let code = tokio::task::spawn_blocking(move || {
+            let code = daemon.wait(Duration::from_secs(20));
+            (code, daemon.log_text())
+        })
+        .await
+        .unwrap();
+        runs.push((begin, end, code));
+    }
+
+    // Then in every run every check's polls are never more than its interval apart (with
+    // half an interval of slack for a loaded machine), from its first poll on.
+    let checks: Vec<(&str, Duration, Vec<SystemTime>)> = vec![
+        ("s0 cabourotte c0", one_s, emulator.request_times("c0")),
+        ("s1 http h1", one_s, emulator.request_times("h1")),
+        ("s2 tcp", one_s, tcp2_times.lock().unwrap().clone()),
+        ("s3 exec", one_s, exec_times(&exec3)),
+        ("s4 cabourotte c4a", fast, emulator.request_times("c4a")),
+        ("s4 cabourotte c4b", fast, emulator.request_times("c4b")),
+        ("s4 http h4", fast, emulator.request_times("h4")),
+        ("s5 tcp", one_s, tcp5_times.lock().unwrap().clone()),
+        ("s5 exec", one_s, exec_times(&exec5)),
+    ];
+    for (run, (begin, end, (code, log))) in runs.iter().enumerate() {
+        if run != 1 {
+            assert_eq!(*code, 0, "run {run} exit code; log:\n{log}");
+        }
+        for (check, interval, times) in &checks {
+            let mut polls: Vec<Duration> = times
+                .iter()
+                .filter(|t| *t >= begin && *t <= end)
+                .map(|t| t.duration_since(*begin).unwrap())
+                .collect();
+            polls.sort();
+            let expected =
+                (Duration::from_millis(4_500).as_millis() / interval.as_millis()) as usize;
+            assert!(
+                polls.len() >= expected.saturating_sub(1),
+                "run {run}, {check}: {} polls in 4.5 s at {interval:?}: {polls:?}",
+                polls.len()
+            );
+            for pair in polls.windows(2) {
+                assert!(
+                    pair[1] - pair[0] <= *interval + *interval / 2,
+                    "run {run}, {check}: polled at {polls:?} after the start, a gap of {:?} at {interval:?}",
+                    pair[1] - pair[0]
+                );
+            }
+        }
+    }
 }

@@ -3,8 +3,9 @@
 //!
 //! - The first poll of a check is at once; the next ones fall on a grid shared by every check
 //!   of the same interval (one timer wake-up serves a whole round, and a dying server shows in
-//!   every check within one round). The second poll is on the first grid point at least an
-//!   interval after the first, so N intervals never hold more than N+1 polls of a check.
+//!   every check within one round). The second poll is on the first grid point after the
+//!   first, wherever the check was added between two points: no gap between polls exceeds the
+//!   interval, and N intervals never hold more than N+1 polls of a check.
 //! - At most [`Gate::max_in_flight`] polls are in flight per target; the checks
 //!   falling due meanwhile wait their turn in order. A failure is an observation like any
 //!   other: the next poll is at the next grid point (no hot retry). A check that falls due
@@ -158,12 +159,35 @@ fn micros(d: Duration) -> i64 {
 /// The first instant after `now` on the grid of `interval` steps from the process's first
 /// call (so all checks with the same interval fall due together).
 pub fn next_grid_point(now: Instant, interval: Duration) -> Instant {
-    let origin = origin(now).instant;
+    grid_point_after(origin(now).instant, now, interval)
+}
+
+/// The first instant strictly after `now` on the grid of `interval` steps through `origin`
+/// (the grid runs both ways: `now` may be before the origin).
+fn grid_point_after(origin: Instant, now: Instant, interval: Duration) -> Instant {
     let step = interval.as_nanos().max(1);
-    let since = now.saturating_duration_since(origin).as_nanos();
-    let steps = since / step + 1;
-    let offset = u64::try_from(steps.saturating_mul(step)).unwrap_or(u64::MAX);
-    origin + Duration::from_nanos(offset)
+    let nanos = |n: u128| Duration::from_nanos(u64::try_from(n).unwrap_or(u64::MAX));
+    if now >= origin {
+        let steps = (now - origin).as_nanos() / step + 1;
+        origin + nanos(steps.saturating_mul(step))
+    } else {
+        // The latest point before the origin that is still after `now`.
+        let steps = ((origin - now).as_nanos() - 1) / step;
+        origin - nanos(steps * step)
+    }
+}
+
+/// When a check falls due after the poll that stood for `slot`. After its first poll (at
+/// once, wherever between two grid points the check was added), the first grid point after
+/// it: the gap is never longer than an interval (the first point *at least* an interval
+/// later left every check added after the grid's origin blind for up to two intervals after
+/// each start). After that, one interval after its grid point.
+fn next_due(origin: Instant, slot: Instant, interval: Duration, first: bool) -> Instant {
+    if first {
+        grid_point_after(origin, slot, interval)
+    } else {
+        slot + interval
+    }
 }
 
 /// A wall-clock step larger than this moves the grid's wall-clock origin.
@@ -346,16 +370,12 @@ impl Scheduler {
             entry.check = Some(check);
         }
         let now = Instant::now();
-        let mut due = if entry.polled {
-            entry.slot + entry.interval
-        } else {
-            // After the first poll: the first grid point at least an interval later.
-            let mut point = next_grid_point(entry.slot, entry.interval);
-            if point - entry.slot < entry.interval {
-                point += entry.interval;
-            }
-            point
-        };
+        let mut due = next_due(
+            origin(entry.slot).instant,
+            entry.slot,
+            entry.interval,
+            !entry.polled,
+        );
         entry.polled = true;
         if due <= now {
             // It fell due while running (a long queue, a slow answer): poll again at once
@@ -580,6 +600,36 @@ impl Drop for ResultsReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_check_added_anywhere_between_two_grid_points_is_next_due_within_an_interval() {
+        // The origin is set well in the future so that points before it stay valid instants.
+        let origin = Instant::now() + Duration::from_secs(10);
+        let interval = Duration::from_secs(1);
+        let ms = Duration::from_millis;
+        let slots = [0, 1, 30, 500, 999, 1_000, 1_001, 2_500]
+            .map(|m| origin + ms(m))
+            .into_iter()
+            .chain([1, 500, 1_000, 1_500].map(|m| origin - ms(m)));
+        for first in slots {
+            let second = next_due(origin, first, interval, true);
+            let offset = |at: Instant| at.max(origin) - at.min(origin);
+            assert!(
+                second > first && second - first <= interval,
+                "first poll {:?} {} the origin: second {:?} later",
+                offset(first),
+                if first < origin { "before" } else { "after" },
+                second - first
+            );
+            assert_eq!(
+                offset(second).as_nanos() % interval.as_nanos(),
+                0,
+                "on the grid"
+            );
+            let third = next_due(origin, second, interval, false);
+            assert_eq!(third - second, interval);
+        }
+    }
 
     fn polled(check: usize) -> Polled {
         Polled {

@@ -12,18 +12,22 @@ pub fn parse_duration_text(text: &str) -> Result<Duration, String> {
 /// The longest duration accepted anywhere (config, `--for`, `--since`).
 const MAX_DURATION_SECONDS: f64 = 1e9;
 
+/// A duration of `seconds`, if it is one accepted anywhere (config, command line, control
+/// socket): more than 0 and less than [`MAX_DURATION_SECONDS`], with the words of the rule.
+pub fn duration_of_seconds(seconds: f64) -> Result<Duration, String> {
+    if !(seconds.is_finite() && seconds > 0.0) {
+        Err("must be greater than 0".to_owned())
+    } else if seconds >= MAX_DURATION_SECONDS {
+        Err("too long: at most 1000000000 seconds (about 31 years)".to_owned())
+    } else {
+        Ok(Duration::from_secs_f64(seconds))
+    }
+}
+
 /// A duration: a number of seconds (integer or float) or a string like `500ms`, `5s`, `2m`,
 /// `1h`, `90d`, `2w`.
 pub(super) fn parse_duration(value: &Value) -> Result<Duration, String> {
-    let positive = |seconds: f64| {
-        if !(seconds.is_finite() && seconds > 0.0) {
-            Err("must be greater than 0".to_owned())
-        } else if seconds >= MAX_DURATION_SECONDS {
-            Err("too long: at most 1000000000 seconds (about 31 years)".to_owned())
-        } else {
-            Ok(Duration::from_secs_f64(seconds))
-        }
-    };
+    let positive = duration_of_seconds;
     match value {
         Value::Integer(n) => positive(*n as f64),
         Value::Float(f) => positive(*f),

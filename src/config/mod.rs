@@ -15,7 +15,7 @@ mod services;
 mod tree;
 mod validate;
 
-pub use duration::parse_duration_text;
+pub use duration::{duration_of_seconds, parse_duration_text};
 pub use validate::{parse, parse_prefix, valid_service_name};
 
 use std::collections::{BTreeMap, HashMap};

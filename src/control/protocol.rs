@@ -91,7 +91,8 @@ pub struct Envelope {
     pub request: Request,
 }
 
-/// Parse a request line.
+/// Parse a request line and check its values as the command line checks its options
+/// ([`Request::validate`]): the socket takes nothing the command line refuses.
 pub fn parse_request(line: &str) -> Result<Request, String> {
     let envelope: Envelope =
         serde_json::from_str(line.trim()).map_err(|e| format!("malformed request: {e}"))?;
@@ -101,7 +102,117 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
             envelope.version
         ));
     }
+    envelope
+        .request
+        .validate()
+        .map_err(|e| format!("invalid request: {e}"))?;
     Ok(envelope.request)
+}
+
+/// The rule of a drain's reason, on the command line (`--reason`) and on the socket.
+pub fn check_reason(reason: &str) -> Result<(), String> {
+    if reason.trim().is_empty() {
+        Err("must not be empty: say why (it is journaled and shown by status)".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// A duration field in milliseconds: the rule of every duration ([`crate::config::duration_of_seconds`]).
+fn duration_ms(field: &str, ms: Option<u64>) -> Result<(), String> {
+    match ms {
+        // Exact for every value up to the limit (1e12 ms is below 2^53).
+        Some(ms) => crate::config::duration_of_seconds(ms as f64 / 1000.0)
+            .map(|_| ())
+            .map_err(|e| format!("{field} {ms}: {e}")),
+        None => Ok(()),
+    }
+}
+
+/// A count in `range`, in clap's words for the option it stands for.
+fn in_range(
+    field: &str,
+    value: Option<u32>,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<(), String> {
+    match value {
+        Some(v) if !range.contains(&v) => Err(format!(
+            "{field}: {v} is not in {}..={}",
+            range.start(),
+            range.end()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A window's ends: times (as `--since`/`--until` give), not after one another.
+fn window(since_ms: Option<i64>, until_ms: Option<i64>) -> Result<(), String> {
+    for (field, ms) in [("since_ms", since_ms), ("until_ms", until_ms)] {
+        if let Some(ms) = ms {
+            if chrono::DateTime::from_timestamp_millis(ms).is_none() {
+                return Err(format!("{field} {ms}: not a time"));
+            }
+        }
+    }
+    match (since_ms, until_ms) {
+        (Some(since), Some(until)) if since > until => Err("since_ms is after until_ms".to_owned()),
+        _ => Ok(()),
+    }
+}
+
+impl Request {
+    /// Whether its values are ones the command line could have sent: the same rules, in the
+    /// same words (a drain's reason and duration, `--wait`, history's `--limit`/`--tail`,
+    /// replay's `--rise`/`--fall`/`--damping-*`, the order of `--since` and `--until`).
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Request::Status { .. } | Request::Reload | Request::Stop { .. } => Ok(()),
+            Request::History { query, .. } => {
+                for (field, value) in [("limit", query.limit), ("tail", query.tail)] {
+                    if value == Some(0) {
+                        return Err(format!("{field}: 0 is not in 1.."));
+                    }
+                }
+                if query.limit.is_some() && query.tail.is_some() {
+                    return Err("limit cannot be used with tail".into());
+                }
+                window(query.since_ms, query.until_ms)
+            }
+            Request::Drain {
+                reason,
+                for_ms,
+                wait_ms,
+                ..
+            } => {
+                check_reason(reason).map_err(|e| format!("reason: {e}"))?;
+                duration_ms("for_ms", *for_ms)?;
+                duration_ms("wait_ms", *wait_ms)
+            }
+            Request::Undrain { wait_ms, .. } => duration_ms("wait_ms", *wait_ms),
+            Request::Replay {
+                since_ms,
+                until_ms,
+                what_if,
+                ..
+            } => {
+                window(*since_ms, *until_ms)?;
+                in_range("rise", what_if.rise, 1..=1000)?;
+                in_range("fall", what_if.fall, 1..=1000)?;
+                if let Some(d) = &what_if.damping {
+                    in_range("damping penalty", Some(d.penalty), 1..=1_000_000)?;
+                    in_range("damping suppress", Some(d.suppress), 1..=1_000_000)?;
+                    in_range("damping reuse", Some(d.reuse), 1..=1_000_000)?;
+                    if d.reuse >= d.suppress {
+                        return Err("damping reuse must be less than damping suppress".into());
+                    }
+                    duration_ms("damping half_life_ms", Some(d.half_life_ms))?;
+                    duration_ms("damping max_suppress_ms", Some(d.max_suppress_ms))?;
+                }
+                Ok(())
+            }
+            Request::Report { since_ms, until_ms } => window(*since_ms, *until_ms),
+        }
+    }
 }
 
 /// The request line for `request` (with its newline).
@@ -308,6 +419,85 @@ mod tests {
             .unwrap_err()
             .starts_with("malformed request"));
         assert!(parse_request("{\"version\":1,\"command\":\"reboot\"}").is_err());
+    }
+
+    #[test]
+    fn a_request_the_command_line_would_refuse_is_refused_in_its_words() {
+        let request = |fields: &str| parse_request(&format!("{{\"version\":1,{fields}}}"));
+        let drain = |for_ms: &str| {
+            request(&format!(
+                "\"command\":\"drain\",\"service\":\"dns\",\"reason\":\"x\",\"for_ms\":{for_ms}"
+            ))
+        };
+        assert_eq!(
+            drain("18446744073709551615"),
+            Err("invalid request: for_ms 18446744073709551615: too long: at most 1000000000 seconds (about 31 years)".into())
+        );
+        assert_eq!(
+            drain("0"),
+            Err("invalid request: for_ms 0: must be greater than 0".into())
+        );
+        assert!(drain("999999999999").is_ok());
+        assert!(drain("1000000000000").is_err());
+        assert!(drain("null").is_ok());
+        assert_eq!(
+            request("\"command\":\"drain\",\"service\":null,\"reason\":\" \",\"for_ms\":null"),
+            Err("invalid request: reason: must not be empty: say why (it is journaled and shown by status)".into())
+        );
+        assert_eq!(
+            request("\"command\":\"undrain\",\"service\":\"dns\",\"wait_ms\":0"),
+            Err("invalid request: wait_ms 0: must be greater than 0".into())
+        );
+        for (fields, error) in [
+            ("\"limit\":0", "limit: 0 is not in 1.."),
+            ("\"tail\":0", "tail: 0 is not in 1.."),
+            ("\"limit\":1,\"tail\":1", "limit cannot be used with tail"),
+            (
+                "\"since_ms\":2,\"until_ms\":1",
+                "since_ms is after until_ms",
+            ),
+            (
+                "\"since_ms\":9223372036854775807",
+                "since_ms 9223372036854775807: not a time",
+            ),
+        ] {
+            assert_eq!(
+                request(&format!("\"command\":\"history\",{fields}")),
+                Err(format!("invalid request: {error}")),
+                "{fields}"
+            );
+        }
+        let replay = |what_if: &str| {
+            request(&format!(
+                "\"command\":\"replay\",\"service\":\"dns\",\"since_ms\":null,\"until_ms\":null,\"what_if\":{what_if}"
+            ))
+        };
+        assert_eq!(
+            replay("{\"rise\":0,\"fall\":null}"),
+            Err("invalid request: rise: 0 is not in 1..=1000".into())
+        );
+        assert_eq!(
+            replay("{\"rise\":null,\"fall\":1001}"),
+            Err("invalid request: fall: 1001 is not in 1..=1000".into())
+        );
+        let damping = |reuse: u32, half_life_ms: u64| {
+            replay(&format!(
+                "{{\"rise\":null,\"fall\":null,\"damping\":{{\"penalty\":1000,\"suppress\":2000,\"reuse\":{reuse},\"half_life_ms\":{half_life_ms},\"max_suppress_ms\":60000}}}}"
+            ))
+        };
+        assert!(damping(750, 60_000).is_ok());
+        assert_eq!(
+            damping(2000, 60_000),
+            Err("invalid request: damping reuse must be less than damping suppress".into())
+        );
+        assert_eq!(
+            damping(750, 0),
+            Err("invalid request: damping half_life_ms 0: must be greater than 0".into())
+        );
+        assert_eq!(
+            request("\"command\":\"report\",\"since_ms\":5,\"until_ms\":4"),
+            Err("invalid request: since_ms is after until_ms".into())
+        );
     }
 
     #[test]

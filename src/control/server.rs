@@ -126,10 +126,12 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
             )
             .await;
     }
-    let mut line = String::new();
+    // Bytes first: a line that is not UTF-8 is answered like any other malformed line
+    // (read_line failed on it, and the connection closed without a word).
+    let mut bytes = Vec::new();
     let mut reader = BufReader::new(read.take(MAX_REQUEST_BYTES));
-    reader.read_line(&mut line).await?;
-    if !line.ends_with('\n') {
+    reader.read_until(b'\n', &mut bytes).await?;
+    if !bytes.ends_with(b"\n") {
         return out
             .error(
                 exit::USAGE,
@@ -137,6 +139,16 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
             )
             .await;
     }
+    let line = match String::from_utf8(bytes) {
+        Ok(line) => line,
+        Err(e) => {
+            let message = format!(
+                "malformed request: not UTF-8 (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            );
+            return out.error(exit::USAGE, message).await;
+        }
+    };
     let request = match parse_request(&line) {
         Ok(request) => request,
         Err(e) => return out.error(exit::USAGE, e).await,

@@ -6,7 +6,7 @@
 //! 404 `{"message":"Not Found"}` for an unknown route. HTTP/1.1 keep-alive. Each check's
 //! behaviour is looked up per request, so a test flips it at any time; faults (500, malformed
 //! JSON, oversized body, hang) are behaviours too. It counts requests per check and
-//! connections.
+//! connections, and keeps the time of each request.
 
 #![allow(dead_code)]
 
@@ -58,7 +58,7 @@ pub struct Emulator {
     /// Its address on 127.0.0.1.
     pub addr: SocketAddr,
     behaviours: Arc<Mutex<HashMap<String, Behaviour>>>,
-    requests: Arc<Mutex<HashMap<String, u64>>>,
+    requests: Arc<Mutex<HashMap<String, Vec<SystemTime>>>>,
     connections: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -82,7 +82,7 @@ impl Emulator {
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
         let behaviours: Arc<Mutex<HashMap<String, Behaviour>>> = Arc::default();
-        let requests: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+        let requests: Arc<Mutex<HashMap<String, Vec<SystemTime>>>> = Arc::default();
         let connections = Arc::new(AtomicU64::new(0));
         let lookup: Lookup = match lookup {
             Some(lookup) => lookup,
@@ -132,7 +132,14 @@ impl Emulator {
 
     /// Requests seen for check `name` (on any route).
     pub fn requests(&self, name: &str) -> u64 {
-        lock(&self.requests).get(name).copied().unwrap_or(0)
+        lock(&self.requests)
+            .get(name)
+            .map_or(0, |times| times.len() as u64)
+    }
+
+    /// When each request for check `name` (on any route) arrived, in order.
+    pub fn request_times(&self, name: &str) -> Vec<SystemTime> {
+        lock(&self.requests).get(name).cloned().unwrap_or_default()
     }
 
     /// TCP connections accepted so far.
@@ -151,7 +158,7 @@ async fn serve_connection(
     stream: TcpStream,
     generation: Generation,
     lookup: Lookup,
-    requests: Arc<Mutex<HashMap<String, u64>>>,
+    requests: Arc<Mutex<HashMap<String, Vec<SystemTime>>>>,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
@@ -184,7 +191,10 @@ async fn serve_connection(
             .next()
             .map(percent_decode)
             .unwrap_or_default();
-        *lock(&requests).entry(name.clone()).or_default() += 1;
+        lock(&requests)
+            .entry(name.clone())
+            .or_default()
+            .push(SystemTime::now());
         let (status, body) = match path.strip_prefix(route) {
             Some(encoded) if !encoded.contains('/') => match lookup(&name) {
                 Behaviour::Hang => {
