@@ -234,12 +234,16 @@ pub fn event_text(event: &Event) -> String {
                 wire::Change::Withdraw => "withdraw",
                 wire::Change::None => "keep",
             };
+            // Records start at 1: 0 says no record decided it (its journal write failed).
+            let decision = match a.decision_seq {
+                0 => "no deciding record".to_owned(),
+                seq => format!("decision {seq}"),
+            };
             format!(
-                "{} {verb} {}: {} (decision {})",
+                "{} {verb} {}: {} ({decision})",
                 backend_label(&a.prefix),
                 prefix_text(&a.prefix),
-                outcome_text(&a.outcome, &backend_label(&a.prefix)),
-                a.decision_seq
+                outcome_text(&a.outcome, &backend_label(&a.prefix))
             )
         }
         Event::Reconciled(r) => reconciled_text(r, &[]),
@@ -771,6 +775,27 @@ mod tests {
         assert_eq!(
             frr_outcome(1_000, &[frr, bird], &[&applied, &failed, &both], false),
             "; FRR applied in 115 ms; BIRD applied in 100 ms, 1 failed attempt(s) before"
+        );
+    }
+
+    #[test]
+    fn an_outcome_names_its_deciding_record_or_none() {
+        let apply = |decision_seq| {
+            Event::Apply(wire::Apply {
+                service: "dns".into(),
+                prefix: wire::PrefixRef::frr("/usr/bin/vtysh", None, "203.0.113.53/32"),
+                change: wire::Change::Withdraw,
+                outcome: wire::Outcome::Applied,
+                decision_seq,
+            })
+        };
+        assert_eq!(
+            event_text(&apply(12)),
+            "FRR withdraw 203.0.113.53/32: applied (decision 12)"
+        );
+        assert_eq!(
+            event_text(&apply(0)),
+            "FRR withdraw 203.0.113.53/32: applied (no deciding record)"
         );
     }
 
