@@ -146,8 +146,10 @@ fn a_mixed_service_flips_drains_reloads_and_sigterm_withdraws_everything() {
     std::fs::write(d.join("dns.down"), "").unwrap();
     tb.wait_peer(&NTP_ONLY);
     let (_, history) = anycastd(&config, &["history", "dns"]);
+    // (The testbed's BIRD is not at the default socket: labels name it.)
+    let socket = tb.bird_socket().display().to_string();
     assert!(
-        history.contains("healthy -> unhealthy: withdraw 203.0.113.53/32, 198.51.100.53/32 (BIRD protocol anycastd4), 2001:db8:b::53/128 (BIRD protocol anycastd6) (check dns failed: exit 1: dns is down); FRR applied ") && history.contains("; BIRD applied "),
+        history.contains(&format!("healthy -> unhealthy: withdraw 203.0.113.53/32, 198.51.100.53/32 (BIRD protocol anycastd4 at {socket}), 2001:db8:b::53/128 (BIRD protocol anycastd6 at {socket}) (check dns failed: exit 1: dns is down); FRR applied ")) && history.contains("; BIRD applied "),
         "{history}"
     );
     std::fs::remove_file(d.join("dns.down")).unwrap();
@@ -156,7 +158,7 @@ fn a_mixed_service_flips_drains_reloads_and_sigterm_withdraws_everything() {
     let (code, replay) = anycastd(&config, &["replay", "dns"]);
     assert_eq!(code, 0, "{replay}");
     assert!(
-        replay.contains("prefixes: 203.0.113.53/32 (FRR), 198.51.100.53/32 (BIRD, protocol anycastd4), 2001:db8:b::53/128 (BIRD, protocol anycastd6)"),
+        replay.contains(&format!("prefixes: 203.0.113.53/32 (FRR), 198.51.100.53/32 (BIRD at {socket}, protocol anycastd4), 2001:db8:b::53/128 (BIRD at {socket}, protocol anycastd6)")),
         "{replay}"
     );
 
@@ -345,7 +347,7 @@ fn sigkill_restart_keeps_everything_a_bird_restart_is_journaled_and_a_boot_start
     );
     let (_, history) = anycastd(&config, &["history", "ntp"]);
     assert!(
-        history.contains("BIRD restarted; re-announcing 1 prefix(es) of this service: 198.51.100.123/32 (BIRD protocol anycastd4) (3 in all there)"),
+        history.contains(&format!("BIRD restarted; re-announcing 1 prefix(es) of this service: 198.51.100.123/32 (BIRD protocol anycastd4 at {}) (3 in all there)", tb.bird_socket().display())),
         "{history}"
     );
     let metrics = reqwest_free_get(port, "/metrics");
@@ -625,9 +627,10 @@ fn drift_orphans_and_an_unreachable_bird_are_handled_per_prefix() {
     tb.wait_peer(&ALL[..3]);
     let (_, history) = anycastd(&config, &["history", "ntp"]);
     assert!(
-        history.contains(
-            "withdraw 198.51.100.123/32 (BIRD protocol anycastd4) of ntp (orphan: no longer configured): BIRD applied"
-        ),
+        history.contains(&format!(
+            "withdraw 198.51.100.123/32 (BIRD protocol anycastd4 at {}) of ntp (orphan: no longer configured there): BIRD applied",
+            tb.bird_socket().display()
+        )),
         "{history}"
     );
 
@@ -801,6 +804,15 @@ fn a_reload_to_another_bird_leaves_no_writer_fighting_over_the_file_and_stops_cl
     let config = self::config(d, &tb, "", &ntp(&tb.bird_socket()));
     let (code, out) = anycastd(&config, &["reload"]);
     assert_eq!(code, 0, "{out}");
+    // The answer names both sockets and says what the peer sees of the move.
+    let (old, new) = (d.join("no-bird.ctl"), tb.bird_socket());
+    assert!(
+        out.contains(&format!(
+            "prefix 198.51.100.123/32 (BIRD protocol anycastd4 at {}) removed, prefix 198.51.100.123/32 (BIRD protocol anycastd4 at {}) added, 198.51.100.123/32 moves from BIRD protocol anycastd4 at {} to BIRD protocol anycastd4 at {}: withdrawn from the old place now and announced at the new one if the service is healthy, so BGP peers see it withdrawn and announced again (a flap)",
+            old.display(), new.display(), old.display(), new.display()
+        )),
+        "{out}"
+    );
     tb.wait_peer(&NTP_ONLY);
     // The writer of the BIRD that does not run leaves the file the live one keeps alone.
     for _ in 0..30 {
