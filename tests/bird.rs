@@ -819,9 +819,83 @@ fn a_reload_to_another_bird_leaves_no_writer_fighting_over_the_file_and_stops_cl
         assert_eq!(file_routes(&tb, "anycastd4"), set(&["198.51.100.123/32"]));
         std::thread::sleep(Duration::from_millis(100));
     }
-    // A stop withdraws at the live BIRD, and the other needs no answer: it runs nothing.
+    // A stop withdraws at the live BIRD. The other could never be read: its withdrawal is
+    // not verified, and the stop says so (exit 70) with what is known.
     daemon.signal(Signal::SIGTERM);
-    assert_eq!(daemon.wait(EXIT), 0, "{}", daemon.log_text());
+    assert_eq!(daemon.wait(EXIT), 70, "{}", daemon.log_text());
     tb.wait_peer(&[]);
     assert!(file_routes(&tb, "anycastd4").is_empty());
+    assert!(
+        daemon.log_text().contains(&format!(
+            "still announced or unknown: 198.51.100.123/32 (BIRD protocol anycastd4 at {})",
+            old.display()
+        )),
+        "{}",
+        daemon.log_text()
+    );
+}
+
+#[test]
+fn decisions_and_a_stop_while_bird_is_stopped_say_they_were_not_applied() {
+    let Some(tb) = Testbed::up_with_bird() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let socket = tb.bird_socket();
+    let services = format!(
+        "[services.ntp]\nprefixes.bird = [{{ prefix = \"198.51.100.123\", socket = \"{}\" }}]\nchecks.exec = [{}]\n",
+        socket.display(),
+        flag_check(d, "ntp")
+    );
+    let config = config(d, &tb, "", &services);
+    let mut daemon = Daemon::start(&config, &d.join("log"));
+    tb.wait_peer(&NTP_ONLY);
+
+    // BIRD stops, then ntp fails: the withdrawal cannot be applied or read back. The
+    // include file leaves the route out (BIRD loads it when it starts), and the journal says
+    // so: not "already so".
+    tb.bird_ctl("stop-bird");
+    std::fs::write(d.join("ntp.down"), "").unwrap();
+    let file = tb.bird_include_dir().join("bird-anycastd4.conf");
+    let not_applied = format!(
+        "BIRD FAILED for 198.51.100.123/32 (BIRD protocol anycastd4 at {s}): cannot read BIRD: BIRD is not running (control socket {s}: ",
+        s = socket.display()
+    );
+    let known = format!(
+        "not applied; the include file {} leaves it out, so a BIRD that starts does not announce it (retrying)",
+        file.display()
+    );
+    wait_until("the withdrawal journaled as not applied", || {
+        let (_, history) = anycastd(&config, &["history", "ntp"]);
+        history.contains(&not_applied) && history.contains(&known)
+    });
+    let (_, history) = anycastd(&config, &["history", "ntp"]);
+    assert!(!history.contains("already so"), "{history}");
+    assert!(file_routes(&tb, "anycastd4").is_empty());
+
+    // A stop in that state: nothing verified at BIRD, so not "every prefix withdrawn".
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(EXIT), 70, "{}", daemon.log_text());
+    assert!(
+        daemon
+            .log_text()
+            .contains("a BIRD that is not running does not announce them when it starts"),
+        "{}",
+        daemon.log_text()
+    );
+    let stopped = events(&config, "ntp");
+    match stopped.last() {
+        Some(Event::DaemonStopped(wire::DaemonStopped {
+            outcome: wire::StopOutcome::Left(left),
+            ..
+        })) => assert_eq!(
+            left.iter().map(|p| p.prefix.as_str()).collect::<Vec<_>>(),
+            ["198.51.100.123/32"]
+        ),
+        other => panic!("{other:?}"),
+    }
+    // What the file said holds: BIRD starts without the route.
+    tb.bird_ctl("start-bird");
+    assert!(tb.bird_routes("anycastd4").is_empty());
 }
