@@ -899,3 +899,108 @@ fn decisions_and_a_stop_while_bird_is_stopped_say_they_were_not_applied() {
     tb.bird_ctl("start-bird");
     assert!(tb.bird_routes("anycastd4").is_empty());
 }
+
+/// The `bird.conf` the README gives: the first ```` ```conf ```` block after its marker.
+fn readme_bird_conf() -> String {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let marker =
+        "<!-- bird.conf: tests/bird.rs extracts the next conf block and runs BIRD with it -->";
+    let after =
+        &readme[readme.find(marker).expect("the README's bird.conf marker") + marker.len()..];
+    let block = &after[after
+        .find("```conf\n")
+        .expect("a conf block after the marker")
+        + 8..];
+    block[..block.find("\n```").expect("the block's end") + 1].to_owned()
+}
+
+#[test]
+fn the_readmes_bird_conf_parses_starts_and_brings_anycastds_routes_to_the_peer() {
+    let Some(tb) = Testbed::up_with_bird() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // As written, but for the include directory (the testbed's, not /run/anycastd): its
+    // addresses are the testbed's.
+    let text = readme_bird_conf();
+    assert_eq!(text.matches("/run/anycastd*/").count(), 2, "{text}");
+    let include = format!("{}*/", tb.bird_include_dir().display());
+    let conf = d.join("bird.conf");
+    std::fs::write(&conf, text.replace("/run/anycastd*/", &include)).unwrap();
+    let parse = Command::new("bird")
+        .arg("-p")
+        .arg("-c")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(
+        parse.status.success(),
+        "bird -p: {}{}",
+        String::from_utf8_lossy(&parse.stdout),
+        String::from_utf8_lossy(&parse.stderr)
+    );
+
+    // The testbed's BIRD makes way for one running the README's file, with BGP's default
+    // timers.
+    tb.bird_ctl("stop-bird");
+    let started = Instant::now();
+    tb.start_bird_with(&conf);
+    let socket = tb.bird_socket().display().to_string();
+    let services = format!(
+        "[services.ntp]\nprefixes.bird = [\n    {{ prefix = \"198.51.100.123\", socket = \"{socket}\" }},\n    {{ prefix = \"2001:db8:b::123\", socket = \"{socket}\" }},\n]\nchecks.exec = [{}]\n",
+        flag_check(d, "ntp")
+    );
+    let config = config(d, &tb, "", &services);
+    let mut daemon = Daemon::start(&config, &d.join("log"));
+    wait_until("anycastd's routes in BIRD", || {
+        tb.bird_routes("anycastd4") == set(&["198.51.100.123/32"])
+            && tb.bird_routes("anycastd6") == set(&["2001:db8:b::123/128"])
+    });
+    let in_bird_ms = started.elapsed().as_millis();
+    let mut peer_ms = [None, None];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while peer_ms.iter().any(Option::is_none) {
+        let routes = tb.peer_routes();
+        for (i, route) in ["bird:198.51.100.123/32", "bird:2001:db8:b::123/128"]
+            .iter()
+            .enumerate()
+        {
+            if peer_ms[i].is_none() && routes.contains(*route) {
+                peer_ms[i] = Some(started.elapsed().as_millis());
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the peer has {routes:?} after 60 s; BIRD: {}",
+            tb.birdc(&["show", "protocols"])
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "MEASURED: the README's bird.conf, BIRD started: anycastd's routes in BIRD after {in_bird_ms} ms, at the peer after {:?} ms (IPv4, IPv6)",
+        peer_ms
+    );
+
+    // A restart of that BIRD: the routes are in BIRD at once, at the peer when the sessions
+    // are up again.
+    tb.bird_ctl("stop-bird");
+    let restarted = Instant::now();
+    tb.start_bird_with(&conf);
+    let in_bird_ms = restarted.elapsed().as_millis();
+    assert_eq!(tb.bird_routes("anycastd4"), set(&["198.51.100.123/32"]));
+    assert_eq!(tb.bird_routes("anycastd6"), set(&["2001:db8:b::123/128"]));
+    wait_until("the peer after the restart", || {
+        tb.peer_routes().contains("bird:198.51.100.123/32")
+    });
+    let v4_ms = restarted.elapsed().as_millis();
+    tb.wait_peer(&["bird:198.51.100.123/32", "bird:2001:db8:b::123/128"]);
+    eprintln!(
+        "MEASURED: the README's bird.conf, BIRD restarted: in BIRD when it answered ({in_bird_ms} ms), at the peer after {v4_ms} ms (IPv4), {} ms (both)",
+        restarted.elapsed().as_millis()
+    );
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(EXIT), 0, "{}", daemon.log_text());
+    tb.wait_peer(&[]);
+}
