@@ -433,7 +433,13 @@ fn drift_orphans_and_an_unreachable_bird_are_handled_per_prefix() {
         flag_check(d, "wrong")
     );
     let services = example(d, &tb, "198.51.100.123") + &web + &wrong;
-    let config = config(d, &tb, fast, &services);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let fast = format!("{fast}[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
+    let config = config(d, &tb, &fast, &services);
     let mut daemon = Daemon::start(&config, &d.join("log"));
     tb.wait_peer(&ALL);
 
@@ -498,6 +504,27 @@ fn drift_orphans_and_an_unreachable_bird_are_handled_per_prefix() {
     std::fs::write(&main_conf, format!("{good}this is not bird;\n")).unwrap();
     std::fs::write(d.join("ntp.down"), "").unwrap();
     refused("wanted withdrawn, present in BIRD");
+    // What the metrics say in this state is what AnycastdWithdrawalNotApplied fires on
+    // (its promtool unit test in dist/prometheus feeds these two series).
+    let metrics = reqwest_free_get(port, "/metrics");
+    let sample = |name: &str| {
+        let labels = format!(
+            "{name}{{service=\"ntp\",prefix=\"198.51.100.123/32\",table=\"anycastd4\",backend=\"bird\",endpoint=\"{}\"}} ",
+            tb.bird_socket().display()
+        );
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&labels))
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        (
+            sample("anycastd_prefix_wanted_announced").as_deref(),
+            sample("anycastd_prefix_configured").as_deref()
+        ),
+        (Some("0"), Some("1")),
+        "{metrics}"
+    );
     // A refused withdrawal stays in the file (BIRD still has the route): the operator's own
     // configure, once bird.conf is fixed, withdraws it. Attempts at 0, 0.5, 1.5 and 3.5 s;
     // idle passes meanwhile keep the withdrawal in the file.
@@ -622,7 +649,7 @@ fn drift_orphans_and_an_unreachable_bird_are_handled_per_prefix() {
         .next()
         .unwrap()
         .to_owned();
-    let config = self::config(d, &tb, fast, &dns_only);
+    let config = self::config(d, &tb, &fast, &dns_only);
     let mut second = Daemon::start(&config, &d.join("log2"));
     tb.wait_peer(&ALL[..3]);
     let (_, history) = anycastd(&config, &["history", "ntp"]);
@@ -645,7 +672,7 @@ fn drift_orphans_and_an_unreachable_bird_are_handled_per_prefix() {
     assert!(
         second
             .log_text()
-            .contains("For BIRD, anycastd's include files already leave them out: fix what BIRD refused and run `birdc configure`."),
+            .contains("For BIRD, anycastd's include files already leave them out: fix what BIRD refused and run `birdc configure`; a BIRD that is not running does not announce them when it starts."),
         "{}",
         second.log_text()
     );
