@@ -788,6 +788,7 @@ impl<B: Backend> Writer<B> {
         self.read_retry_at = Some(Instant::now() + backoff(self.read_failures, urgent));
         let text = self.backend.unreadable(&error);
         let mut pending = Vec::new();
+        let mut failed = Vec::new();
         for (key, decision, reported) in entries {
             if *reported {
                 // The backend showed it before: it stays so as far as anyone knows (it is
@@ -805,7 +806,7 @@ impl<B: Backend> Writer<B> {
                 .get(key)
                 .is_none_or(|r| r.decision != *decision || r.error != error);
             if changed {
-                self.report(key, decision, Outcome::Failed(error.clone()));
+                failed.push((key, decision, error.clone()));
                 self.retry.insert(
                     key.clone(),
                     Retry {
@@ -823,6 +824,10 @@ impl<B: Backend> Writer<B> {
             pending,
             read_error: Some(text),
         });
+        // Told after the status, so that whoever sees the failure sees the status say it.
+        for (key, decision, error) in failed {
+            self.report(key, decision, Outcome::Failed(error));
+        }
     }
 
     fn publish(
