@@ -811,7 +811,8 @@ checks.exec = [{ntp}]
 }
 
 #[test]
-fn a_reload_to_another_bird_leaves_no_writer_fighting_over_the_file_and_stops_cleanly() {
+fn a_reload_to_another_bird_leaves_no_writer_fighting_over_the_file_and_the_stop_names_the_old_place(
+) {
     let Some(tb) = Testbed::up_with_bird() else {
         return;
     };
