@@ -30,27 +30,62 @@ pub fn place_text(prefix: &str, vrf: Option<&str>, kind: &str) -> String {
     }
 }
 
+/// A prefix in its place with its backend's instance: a BIRD prefix names its control
+/// socket when it is not BIRD's default (`192.0.2.1/32 (BIRD protocol anycastd4 at
+/// /run/bird/b.ctl)`), so that the same protocol and prefix at two sockets (before and after
+/// a reload, or a restart onto another socket) never read the same; within one
+/// configuration a protocol has one socket.
+pub fn place_text_at(prefix: &str, vrf: Option<&str>, kind: &str, instance: &str) -> String {
+    match (kind, vrf) {
+        ("bird", Some(protocol)) if instance != crate::routing::bird::DEFAULT_SOCKET => {
+            format!("{prefix} (BIRD protocol {protocol} at {instance})")
+        }
+        _ => place_text(prefix, vrf, kind),
+    }
+}
+
 /// A configured prefix in words (as [`prefix_text`]).
 pub fn route_text(route: &crate::routing::Route) -> String {
-    place_text(
+    place_text_at(
         &route.prefix.to_string(),
         route.vrf.as_deref(),
         route.backend.kind.name(),
+        &route.backend.instance,
     )
 }
 
 /// A journaled prefix reference in words: an FRR prefix with its VRF
 /// (`203.0.113.123/32 (vrf 123)`), a BIRD prefix with its static protocol
-/// (`192.0.2.1/32 (BIRD protocol anycastd4)`).
+/// (`192.0.2.1/32 (BIRD protocol anycastd4)`) and its socket when not the default
+/// ([`place_text_at`]).
 pub fn prefix_text(p: &wire::PrefixRef) -> String {
-    place_text(&p.prefix, p.vrf.as_deref(), &p.backend)
+    place_text_at(&p.prefix, p.vrf.as_deref(), &p.backend, &p.instance)
+}
+
+/// A journaled prefix with its backend's instance whatever it is: BIRD's socket
+/// (`192.0.2.1/32 (BIRD protocol anycastd4 at /run/bird/bird.ctl)`), FRR's vtysh
+/// (`203.0.113.1/32 through /usr/bin/vtysh`). For a prefix that is not where the
+/// configuration has one that reads the same (an orphan, a reload's old place).
+pub fn prefix_text_with_instance(p: &wire::PrefixRef) -> String {
+    match (p.backend.as_str(), p.vrf.as_deref()) {
+        ("bird", Some(protocol)) => {
+            format!("{} (BIRD protocol {protocol} at {})", p.prefix, p.instance)
+        }
+        _ => format!("{} through {}", prefix_text(p), p.instance),
+    }
 }
 
 /// A journaled prefix with its routing daemon: `203.0.113.123/32 (FRR, vrf 123)`,
-/// `198.51.100.53/32 (BIRD, protocol anycastd4)`.
+/// `198.51.100.53/32 (BIRD, protocol anycastd4)` (`BIRD at SOCKET` when not the default).
 pub fn prefix_with_backend(p: &wire::PrefixRef) -> String {
     let daemon = backend_label(p);
     match (p.backend.as_str(), p.vrf.as_deref()) {
+        ("bird", Some(protocol)) if p.instance != crate::routing::bird::DEFAULT_SOCKET => {
+            format!(
+                "{} ({daemon} at {}, protocol {protocol})",
+                p.prefix, p.instance
+            )
+        }
         ("bird", Some(protocol)) => format!("{} ({daemon}, protocol {protocol})", p.prefix),
         (_, Some(vrf)) => format!("{} ({daemon}, vrf {vrf})", p.prefix),
         (_, None) => format!("{} ({daemon})", p.prefix),
@@ -234,12 +269,16 @@ pub fn event_text(event: &Event) -> String {
                 wire::Change::Withdraw => "withdraw",
                 wire::Change::None => "keep",
             };
+            // Records start at 1: 0 says no record decided it (its journal write failed).
+            let decision = match a.decision_seq {
+                0 => "no deciding record".to_owned(),
+                seq => format!("decision {seq}"),
+            };
             format!(
-                "{} {verb} {}: {} (decision {})",
+                "{} {verb} {}: {} ({decision})",
                 backend_label(&a.prefix),
                 prefix_text(&a.prefix),
-                outcome_text(&a.outcome, &backend_label(&a.prefix)),
-                a.decision_seq
+                outcome_text(&a.outcome, &backend_label(&a.prefix))
             )
         }
         Event::Reconciled(r) => reconciled_text(r, &[]),
@@ -405,7 +444,9 @@ fn reconciled_text(r: &wire::Reconciled, applies: &[&Record]) -> String {
                 format!("keep {p} of {s} (announced before the restart, still in {daemon})")
             }
             wire::ReconcileDecision::Orphan => {
-                format!("withdraw {p} of {s} (orphan: no longer configured)")
+                // Its instance named, as the configuration may have it elsewhere now.
+                let p = prefix_text_with_instance(&item.prefix);
+                format!("withdraw {p} of {s} (orphan: no longer configured there)")
             }
             wire::ReconcileDecision::Missing => {
                 format!("{p} of {s} missing from {daemon} although announced before the restart")
@@ -642,6 +683,33 @@ pub fn render_text(record: &Record) -> String {
     )
 }
 
+/// Where a prefix is, in words, for a move (`BIRD protocol anycastd4 at /run/bird/bird.ctl`,
+/// `FRR vrf 123`): with its instance when it is not the default BIRD socket, or when
+/// `others` has a place that differs only in the instance.
+fn place_of(p: &wire::PrefixRef, others: &[&wire::PrefixRef]) -> String {
+    let instance_differs = others
+        .iter()
+        .any(|o| o.backend == p.backend && o.vrf == p.vrf && o.instance != p.instance);
+    match (p.backend.as_str(), p.vrf.as_deref()) {
+        ("bird", Some(protocol))
+            if instance_differs || p.instance != crate::routing::bird::DEFAULT_SOCKET =>
+        {
+            format!("BIRD protocol {protocol} at {}", p.instance)
+        }
+        ("bird", Some(protocol)) => format!("BIRD protocol {protocol}"),
+        (_, vrf) => {
+            let mut text = backend_label(p);
+            if let Some(vrf) = vrf {
+                text.push_str(&format!(" vrf {vrf}"));
+            }
+            if instance_differs {
+                text.push_str(&format!(" through {}", p.instance));
+            }
+            text
+        }
+    }
+}
+
 /// What changed between two journaled parameter sets of a service, in words (`rise 1 -> 2`,
 /// `check web: interval 2s -> 1s`, `check deep added`, `prefix ... removed`).
 pub fn params_changes(old: &wire::ServiceParams, new: &wire::ServiceParams) -> Vec<String> {
@@ -662,14 +730,44 @@ pub fn params_changes(old: &wire::ServiceParams, new: &wire::ServiceParams) -> V
             out.push(format!("{what} {a} -> {b}"));
         }
     }
-    for p in &old.prefixes {
-        if !new.prefixes.contains(p) {
-            out.push(format!("prefix {} removed", prefix_text(p)));
+    let removed: Vec<&wire::PrefixRef> = old
+        .prefixes
+        .iter()
+        .filter(|p| !new.prefixes.contains(p))
+        .collect();
+    let added: Vec<&wire::PrefixRef> = new
+        .prefixes
+        .iter()
+        .filter(|p| !old.prefixes.contains(p))
+        .collect();
+    // A prefix removed and added that would read the same (its routing daemon's instance
+    // changed: another BIRD socket, another vtysh) is named with the instance.
+    let named = |p: &wire::PrefixRef, others: &[&wire::PrefixRef]| {
+        if others.iter().any(|o| prefix_text(o) == prefix_text(p)) {
+            prefix_text_with_instance(p)
+        } else {
+            prefix_text(p)
         }
+    };
+    for p in &removed {
+        out.push(format!("prefix {} removed", named(p, &added)));
     }
-    for p in &new.prefixes {
-        if !old.prefixes.contains(p) {
-            out.push(format!("prefix {} added", prefix_text(p)));
+    for p in &added {
+        out.push(format!("prefix {} added", named(p, &removed)));
+    }
+    // The same network leaving one place for another is a withdrawal there and an
+    // announcement here: BGP peers see it go and come back (or stay away, if the new place
+    // does not take it).
+    for p in &removed {
+        if let Some(to) = added.iter().find(|a| a.prefix == p.prefix) {
+            out.push(format!(
+                "{} moves from {} to {}: withdrawn from the old place now and announced at the \
+                 new one if the service is healthy, so BGP peers see it withdrawn and announced \
+                 again (a flap)",
+                p.prefix,
+                place_of(p, &added),
+                place_of(to, &removed)
+            ));
         }
     }
     let same = |a: &wire::CheckParams, b: &wire::CheckParams| {
@@ -732,7 +830,10 @@ mod tests {
     fn a_mixed_decision_names_the_daemon_of_each_outcome() {
         let prefix = |backend: &str, vrf: Option<&str>, prefix: &str| wire::PrefixRef {
             backend: backend.into(),
-            instance: "x".into(),
+            instance: match backend {
+                "bird" => crate::routing::bird::DEFAULT_SOCKET.into(),
+                _ => "/usr/bin/vtysh".into(),
+            },
             vrf: vrf.map(str::to_owned),
             prefix: prefix.into(),
         };
@@ -771,6 +872,112 @@ mod tests {
         assert_eq!(
             frr_outcome(1_000, &[frr, bird], &[&applied, &failed, &both], false),
             "; FRR applied in 115 ms; BIRD applied in 100 ms, 1 failed attempt(s) before"
+        );
+    }
+
+    #[test]
+    fn an_outcome_names_its_deciding_record_or_none() {
+        let apply = |decision_seq| {
+            Event::Apply(wire::Apply {
+                service: "dns".into(),
+                prefix: wire::PrefixRef::frr("/usr/bin/vtysh", None, "203.0.113.53/32"),
+                change: wire::Change::Withdraw,
+                outcome: wire::Outcome::Applied,
+                decision_seq,
+            })
+        };
+        assert_eq!(
+            event_text(&apply(12)),
+            "FRR withdraw 203.0.113.53/32: applied (decision 12)"
+        );
+        assert_eq!(
+            event_text(&apply(0)),
+            "FRR withdraw 203.0.113.53/32: applied (no deciding record)"
+        );
+    }
+
+    fn bird(socket: &str, prefix: &str) -> wire::PrefixRef {
+        wire::PrefixRef {
+            backend: "bird".into(),
+            instance: socket.into(),
+            vrf: Some("anycastd4".into()),
+            prefix: prefix.into(),
+        }
+    }
+
+    #[test]
+    fn a_bird_prefix_names_its_socket_when_it_is_not_the_default() {
+        assert_eq!(
+            prefix_text(&bird("/run/bird/bird.ctl", "203.0.113.1/32")),
+            "203.0.113.1/32 (BIRD protocol anycastd4)"
+        );
+        assert_eq!(
+            prefix_text(&bird("/run/bird/bird.cttl", "203.0.113.1/32")),
+            "203.0.113.1/32 (BIRD protocol anycastd4 at /run/bird/bird.cttl)"
+        );
+        assert_eq!(
+            prefix_with_backend(&bird("/run/bird/b.ctl", "203.0.113.1/32")),
+            "203.0.113.1/32 (BIRD at /run/bird/b.ctl, protocol anycastd4)"
+        );
+    }
+
+    #[test]
+    fn a_reload_to_another_socket_names_both_and_says_the_peer_sees_a_flap() {
+        let params = |prefixes| wire::ServiceParams {
+            name: "a".into(),
+            rise: 1,
+            fall: 1,
+            checks: vec![],
+            prefixes,
+            require: 0,
+        };
+        let typo = params(vec![bird("/run/bird/bird.cttl", "203.0.113.1/32")]);
+        let fixed = params(vec![bird("/run/bird/bird.ctl", "203.0.113.1/32")]);
+        assert_eq!(
+            params_changes(&typo, &fixed),
+            [
+                "prefix 203.0.113.1/32 (BIRD protocol anycastd4 at /run/bird/bird.cttl) removed",
+                "prefix 203.0.113.1/32 (BIRD protocol anycastd4) added",
+                "203.0.113.1/32 moves from BIRD protocol anycastd4 at /run/bird/bird.cttl to \
+                 BIRD protocol anycastd4 at /run/bird/bird.ctl: withdrawn from the old place now \
+                 and announced at the new one if the service is healthy, so BGP peers see it \
+                 withdrawn and announced again (a flap)",
+            ]
+        );
+        // Another vtysh: FRR's words alone would read the same.
+        let frr = |vtysh: &str| params(vec![wire::PrefixRef::frr(vtysh, None, "192.0.2.1/32")]);
+        let changes = params_changes(&frr("/usr/bin/vtysh"), &frr("/usr/local/bin/vtysh"));
+        assert_eq!(
+            changes[..2],
+            [
+                "prefix 192.0.2.1/32 through /usr/bin/vtysh removed",
+                "prefix 192.0.2.1/32 through /usr/local/bin/vtysh added",
+            ]
+        );
+        assert!(
+            changes[2].starts_with(
+                "192.0.2.1/32 moves from FRR through /usr/bin/vtysh to FRR through /usr/local/bin/vtysh:"
+            ),
+            "{changes:?}"
+        );
+    }
+
+    #[test]
+    fn an_orphan_names_its_socket_as_the_configuration_may_have_it_at_another() {
+        let record = wire::Reconciled {
+            rebooted: false,
+            found: vec![],
+            items: vec![wire::ReconcileItem {
+                service: "a".into(),
+                prefix: bird("/run/bird/bird.ctl", "203.0.113.1/32"),
+                decision: wire::ReconcileDecision::Orphan,
+            }],
+            unreadable: vec![],
+        };
+        assert_eq!(
+            reconciled_text(&record, &[]),
+            "start-up reconciliation: withdraw 203.0.113.1/32 (BIRD protocol anycastd4 at \
+             /run/bird/bird.ctl) of a (orphan: no longer configured there)"
         );
     }
 

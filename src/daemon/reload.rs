@@ -183,6 +183,7 @@ impl Running {
                     at_ms: at,
                     restored_damping: None,
                     since: (at, "added by a reload".into()),
+                    decided_seq: 0,
                 },
                 self.shared.clone(),
             );

@@ -116,8 +116,12 @@ pub(super) fn journal_report(report: Report) -> Option<wire::Event> {
         // Where it is, as a log field: FRR's VRF (`vrf`), BIRD's static protocol (`protocol`).
         let bird = backend.kind == crate::routing::BackendKind::Bird;
         let place = vrf.clone().unwrap_or_else(|| "default".into());
-        let shown =
-            crate::text::place_text(&prefix.to_string(), vrf.as_deref(), backend.kind.name());
+        let shown = crate::text::place_text_at(
+            &prefix.to_string(),
+            vrf.as_deref(),
+            backend.kind.name(),
+            &backend.instance,
+        );
         if let Outcome::Failed(error) = &outcome {
             let verb = if decision.announce {
                 "announce"

@@ -186,7 +186,7 @@ pub(super) async fn shutdown(
         .iter()
         .any(|p| p.backend == crate::routing::BackendKind::Bird.name())
     {
-        " For BIRD, anycastd's include files already leave them out: fix what BIRD refused and run `birdc configure`."
+        " For BIRD, anycastd's include files already leave them out: fix what BIRD refused and run `birdc configure`; a BIRD that is not running does not announce them when it starts."
     } else {
         ""
     };

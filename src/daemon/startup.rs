@@ -111,6 +111,16 @@ pub(super) fn start_cause(plan: &Reconciliation, prior: &Prior, service: &str) -
     }
 }
 
+/// The journal record that decided the state a service starts in: the reconciliation's when
+/// it set one, else the last transition before the restart (a kept drain's); 0: none (a
+/// service new to the journal starts with nothing decided).
+pub(super) fn decided_seq(plan: &Reconciliation, prior: &Prior, service: &str) -> u64 {
+    if plan.plan.causes.contains_key(service) {
+        return plan.seq;
+    }
+    prior.last.get(service).map_or(0, |last| last.seq)
+}
+
 /// The reconciliation plan, and the sequence number and time of its journal record.
 pub(super) struct Reconciliation {
     pub(super) plan: Plan,
@@ -423,6 +433,7 @@ pub(super) fn spawn_drivers(
                     at_ms: plan.at_ms,
                     restored_damping: prior.damping.get(&service.name).map(|d| d.state()),
                     since: start_cause(plan, prior, &service.name),
+                    decided_seq: decided_seq(plan, prior, &service.name),
                 },
                 shared.clone(),
             )

@@ -286,13 +286,14 @@ pub trait Backend: Send + Sync + 'static {
         async {}
     }
 
-    /// The backend could not be read with `error`: whether the withdrawal of `key` holds
-    /// anyway (the daemon is certainly not running, and will not announce it when it starts).
-    /// Such a withdrawal is settled instead of failing (a stop then needs no answer from a
-    /// daemon that is gone).
-    fn withdrawn_while_down(&self, error: &Self::Error, key: &PrefixKey) -> bool {
+    /// The backend could not be read with `error`: what is known of the withdrawal of `key`
+    /// all the same, in words, to follow the error (BIRD not running: whether the include
+    /// file it loads when it starts leaves the route out). The withdrawal still fails, as
+    /// any change the daemon could not be asked for and read back: it is retried, and
+    /// verified once the daemon answers. `None`: nothing more is known.
+    fn known_while_down(&self, error: &Self::Error, key: &PrefixKey) -> Option<String> {
         let _ = (error, key);
-        false
+        None
     }
 
     /// A mark that changes whenever the daemon loads a new configuration, whoever asked

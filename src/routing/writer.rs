@@ -865,45 +865,48 @@ impl<B: Backend> Writer<B> {
         self.read_failures += 1;
         self.read_retry_at = Some(Instant::now() + backoff(self.read_failures, urgent));
         let text = self.backend.unreadable(&error);
-        let mut settled = Vec::new();
+        let mut pending = Vec::new();
+        let mut failed = Vec::new();
         for (key, decision, reported) in entries {
-            if !decision.announce && self.backend.withdrawn_while_down(&error, key) {
-                self.settle(key, decision, *reported);
-                settled.push(key.clone());
+            if *reported {
+                // The backend showed it before: it stays so as far as anyone knows (it is
+                // not listed as left at a stop).
                 continue;
             }
-            if !reported {
-                let changed = self
-                    .retry
-                    .get(key)
-                    .is_none_or(|r| r.decision != *decision || r.error != text);
-                if changed {
-                    self.report(key, decision, Outcome::Failed(text.clone()));
-                    self.retry.insert(
-                        key.clone(),
-                        Retry {
-                            decision: decision.clone(),
-                            failures: self.read_failures,
-                            at: Instant::now() + backoff(self.read_failures, urgent),
-                            error: text.clone(),
-                        },
-                    );
-                }
+            // Not applied, not verified: a failure like any other, with what is known of a
+            // withdrawal all the same (never "already so": nothing was read).
+            let error = match self.backend.known_while_down(&error, key) {
+                Some(known) if !decision.announce => format!("{text}; {known}"),
+                _ => text.clone(),
+            };
+            let changed = self
+                .retry
+                .get(key)
+                .is_none_or(|r| r.decision != *decision || r.error != error);
+            if changed {
+                failed.push((key, decision, error.clone()));
+                self.retry.insert(
+                    key.clone(),
+                    Retry {
+                        decision: decision.clone(),
+                        failures: self.read_failures,
+                        at: Instant::now() + backoff(self.read_failures, urgent),
+                        error: error.clone(),
+                    },
+                );
             }
+            pending.push((key.clone(), decision.clone(), Some(error)));
         }
-        // Not verified: the decisions the backend has not shown yet (one it showed before
-        // stays so as far as anyone knows: it is not listed as left at a stop).
-        let pending = entries
-            .iter()
-            .filter(|(k, _, reported)| !reported && !settled.contains(k))
-            .map(|(k, d, _)| (k.clone(), d.clone(), Some(text.clone())))
-            .collect();
         self.status.send_replace(Status {
             generation,
             pending,
             read_error: Some(text),
             restart_detection_off: self.restart_detection_off.clone(),
         });
+        // Told after the status, so that whoever sees the failure sees the status say it.
+        for (key, decision, error) in failed {
+            self.report(key, decision, Outcome::Failed(error));
+        }
     }
 
     fn publish(

@@ -119,6 +119,9 @@ pub struct Start {
     pub restored_damping: Option<DampingState>,
     /// Since when it is in `initial` (ms), and why, in words (for `status`).
     pub since: (i64, String),
+    /// The journal record that decided `initial` (the start-up reconciliation's, or the
+    /// transition before the restart that a kept drain comes from); 0: none.
+    pub decided_seq: u64,
 }
 
 /// What every driver shares.
@@ -196,6 +199,9 @@ struct Driver {
     cause: String,
     /// Whether the checks are polled at `fast_interval` (a rise or fall being confirmed).
     fast: bool,
+    /// The journal record of the decision the service is in now (its last transition); 0:
+    /// none. A withdrawal that restates it (a shutdown of a drained service) names it.
+    decided_seq: u64,
 }
 
 /// Every service's current state, shared with the control socket.
@@ -249,6 +255,7 @@ impl Driver {
             since_ms: start.since.0,
             cause: start.since.1,
             fast: false,
+            decided_seq: start.decided_seq,
         }
     }
 
@@ -470,8 +477,9 @@ impl Driver {
                             self.carry_out(effects, now).boxed_step().await;
                             if !changed {
                                 // Already drained by an operator (kept across the restart):
-                                // make sure every prefix is withdrawn all the same.
-                                self.set_prefixes(false, 0);
+                                // make sure every prefix is withdrawn all the same, as the
+                                // drain decided (its record, not a new one).
+                                self.set_prefixes(false, self.decided_seq);
                             }
                             let _ = done.send(());
                             return;
@@ -530,7 +538,8 @@ impl Driver {
                             let changed = effects.transition.is_some();
                             self.carry_out(effects, now).boxed_step().await;
                             if !changed {
-                                self.set_prefixes(false, 0);
+                                // Drained already: the withdrawal restates the drain's.
+                                self.set_prefixes(false, self.decided_seq);
                             }
                             self.shared.views.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.service.name);
                             crate::metrics::forget_service(&self.service.name);
@@ -713,7 +722,10 @@ impl Driver {
             // Write-ahead: the decision (and the input behind it) is on disk before FRR hears
             // of it.
             match self.shared.journal.append_durable(at_ms, records).await {
-                Ok(seq) => decision_seq = seq.saturating_sub(after),
+                Ok(seq) => {
+                    decision_seq = seq.saturating_sub(after);
+                    self.decided_seq = decision_seq;
+                }
                 Err(e) => tracing::error!(
                     service = %self.service.name,
                     error = %e,
@@ -1088,6 +1100,7 @@ mod tests {
                 at_ms: now_ms(),
                 restored_damping: None,
                 since: (now_ms(), "started".into()),
+                decided_seq: 0,
             },
             f.shared.clone(),
         )
@@ -1233,6 +1246,57 @@ mod tests {
             (wire::State::Healthy, wire::State::Draining(_))
         ));
         assert!(matches!(states[2].0, wire::State::Draining(_)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shutdown_of_a_drained_service_names_the_drain_as_its_decision() {
+        let mut f = fixture("driver-shutdown-drained", Observation::Pass);
+        let driver = start(&f);
+        until("announced", || announced(&f)).await;
+        let (tx, rx) = oneshot::channel();
+        let drain = Command::Drain {
+            cause: Box::new(DrainCause::Operator {
+                reason: "maintenance".into(),
+                expires_at: None,
+                uid: 0,
+            }),
+            operator: Box::new(wire::OperatorAction {
+                kind: wire::OperatorKind::Drain {
+                    service: "dns".into(),
+                    reason: "maintenance".into(),
+                    expires_at_ms: None,
+                },
+                uid: 0,
+                pid: 1,
+            }),
+            reply: tx,
+        };
+        assert!(driver.commands.send(drain).await.is_ok());
+        let reply = rx.await.unwrap();
+        assert!(verify(&reply.handed, Duration::from_secs(20))
+            .await
+            .is_empty());
+        let (drain_seq, t) = transitions(&f.reader).pop().unwrap();
+        assert!(matches!(t.to, wire::State::Draining(_)));
+        while f.reports.try_recv().is_ok() {}
+
+        // The shutdown changes no state (no new record): its withdrawal restates the drain's.
+        let (tx, rx) = oneshot::channel();
+        assert!(driver.commands.send(Command::Shutdown(tx)).await.is_ok());
+        rx.await.unwrap();
+        assert_eq!(transitions(&f.reader).pop().unwrap().0, drain_seq);
+        let writer = f.shared.writers.lock().unwrap().values().next().cloned();
+        let writer = writer.unwrap();
+        until("settled", || writer.unsettled().is_empty()).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut seqs = Vec::new();
+        while let Ok(crate::routing::writer::Notice::Outcome(report)) = f.reports.try_recv() {
+            seqs.push(report.decision.decision_seq);
+        }
+        assert!(
+            seqs.iter().all(|seq| *seq == drain_seq),
+            "outcomes after the shutdown name decisions {seqs:?}, the drain is {drain_seq}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

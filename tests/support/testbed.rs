@@ -296,6 +296,23 @@ impl Testbed {
         );
     }
 
+    /// Start the local BIRD (stopped before) with the configuration file `conf` instead of
+    /// the testbed's, in its namespace and at its control socket.
+    pub fn start_bird_with(&self, conf: &Path) {
+        let out = self
+            .script_cmd()
+            .arg("start-bird")
+            .arg(conf)
+            .output()
+            .expect("testbed bird");
+        assert!(
+            out.status.success(),
+            "start-bird {}: {}",
+            conf.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Wait (generously) until the peer's routes equal `expected`; panics with both on timeout.
     pub fn wait_peer(&self, expected: &[&str]) {
         let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();

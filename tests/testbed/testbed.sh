@@ -10,7 +10,7 @@
 # /tmp/$TB_NAME), TB_PEER (gobgp|bird, default gobgp), TB_BIRD (1: also a BIRD 2 as a local
 # speaker, for anycastd's BIRD backend; needs TB_PEER=gobgp).
 #
-#   testbed.sh restart-bird | stop-bird | start-bird | birdc ARGS...   (with TB_BIRD=1)
+#   testbed.sh restart-bird | stop-bird | start-bird [CONF] | birdc ARGS...   (with TB_BIRD=1)
 #
 # Layout (addresses exist only inside the namespaces made here):
 #   $N-r1   FRR, default VRF, AS 65536: r1-peer 192.0.2.1/30, 2001:db8:ffff:1::1/64
@@ -183,8 +183,8 @@ protocol bgp peer_v6 {
 EOF
 }
 
-cmd_start_bird() {
-	ip netns exec "$N-b1" bird -c "$B/bird.conf" -s "$B/bird.ctl" -P "$B/bird.pid"
+cmd_start_bird() { # [CONF] (default: the testbed's own bird.conf)
+	ip netns exec "$N-b1" bird -c "${1:-$B/bird.conf}" -s "$B/bird.ctl" -P "$B/bird.pid"
 	for _ in $(seq 100); do birdc -s "$B/bird.ctl" show status > /dev/null 2>&1 && return 0; sleep 0.05; done
 	die "local bird did not start"
 }
@@ -286,7 +286,7 @@ case "${1:-}" in
 	wait) cmd_wait ;;
 	restart-bgpd) shift; cmd_restart_bgpd "$@" ;;
 	stop-bird) cmd_stop_bird ;;
-	start-bird) cmd_start_bird ;;
+	start-bird) shift; cmd_start_bird "$@" ;;
 	restart-bird) cmd_stop_bird; cmd_start_bird ;;
 	birdc) shift; birdc -s "$B/bird.ctl" "$@" ;;
 	vtysh) shift; vt "$@" ;;

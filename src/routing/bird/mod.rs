@@ -578,23 +578,40 @@ impl Backend for Bird {
         }
     }
 
-    /// BIRD is not running (no socket, or nothing listens on it): it announces nothing now,
-    /// and it loads its include file when it starts; a withdrawal holds if that file (ours)
-    /// does not hold the route.
-    fn withdrawn_while_down(&self, error: &BirdError, key: &PrefixKey) -> bool {
+    /// BIRD is not running (no socket, or nothing listens on it): it loads its include file
+    /// when it starts, so say whether that file leaves the route out. Not proof that nothing
+    /// announces it: another BIRD may run at another socket (a mistyped one in the config).
+    fn known_while_down(&self, error: &BirdError, key: &PrefixKey) -> Option<String> {
         let (Some(protocol), prefix) = (key.0.as_deref(), key.1) else {
-            return false;
+            return None;
         };
         if !matches!(error, BirdError::NotRunning { .. }) {
-            return false;
+            return None;
         }
-        match std::fs::read_to_string(include_file(&self.settings.include_dir, protocol)) {
-            Err(_) => true,
-            Ok(text) => {
-                file_socket(&text).is_some_and(|s| Path::new(s) != self.socket)
-                    || !file_routes(&text).contains(&prefix)
-            }
-        }
+        let path = include_file(&self.settings.include_dir, protocol);
+        let known = match std::fs::read_to_string(&path) {
+            Err(_) => format!(
+                "not applied; there is no include file {}, so a BIRD that starts loads no route \
+                 of anycastd's into protocol {protocol}",
+                path.display()
+            ),
+            Ok(text) => match file_socket(&text) {
+                Some(other) if Path::new(other) != self.socket => format!(
+                    "not applied; the include file {} is written for the BIRD at {other}",
+                    path.display()
+                ),
+                _ if file_routes(&text).contains(&prefix) => format!(
+                    "not applied; the include file {} still holds it",
+                    path.display()
+                ),
+                _ => format!(
+                    "not applied; the include file {} leaves it out, so a BIRD that starts \
+                     does not announce it",
+                    path.display()
+                ),
+            },
+        };
+        Some(known)
     }
 
     fn runtime_file(&self) -> Result<Option<super::RuntimeFile>, String> {
@@ -994,6 +1011,68 @@ mod tests {
                 .await;
             assert_eq!(result.is_ok(), ok, "{code}: {result:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_withdrawal_while_bird_is_not_running_is_not_applied_and_says_what_the_file_holds() {
+        use crate::routing::writer::{self, Decision, Notice, Outcome};
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("bird.ctl");
+        // The file BIRD loaded before it stopped: two routes.
+        let routes: BTreeSet<IpNet> = ["192.0.2.1/32", "192.0.2.2/32"]
+            .iter()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        let file = include_file(dir.path(), "anycastd4");
+        std::fs::write(&file, file_text("anycastd4", &socket, &routes)).unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let handle = writer::spawn(bird_at(&socket, dir.path()), Duration::from_secs(3600), tx);
+        let key: PrefixKey = (Some("anycastd4".into()), "192.0.2.1/32".parse().unwrap());
+        handle.set(vec![(
+            key.clone(),
+            Decision {
+                service: "dns".into(),
+                announce: false,
+                decision_seq: 7,
+            },
+        )]);
+        let report = loop {
+            match tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
+                Ok(Some(Notice::Outcome(report))) => break report,
+                Ok(Some(_)) => continue,
+                other => panic!("no outcome: {other:?}"),
+            }
+        };
+        // Not "already so": BIRD was not read. What is known follows the error.
+        assert_eq!(
+            report.outcome,
+            Outcome::Failed(format!(
+                "cannot read BIRD: BIRD is not running (control socket {}: no such file); not \
+                 applied; the include file {} leaves it out, so a BIRD that starts does not \
+                 announce it",
+                socket.display(),
+                file.display()
+            ))
+        );
+        // The file was rewritten without it, and the withdrawal is not verified (a stop
+        // lists it).
+        assert_eq!(
+            file_routes(&std::fs::read_to_string(&file).unwrap()).len(),
+            1
+        );
+        let mut watch = handle.status();
+        let status = tokio::time::timeout(
+            Duration::from_secs(20),
+            watch.wait_for(|s| s.read_error.is_some()),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .clone();
+        assert_eq!(
+            status.pending.iter().map(|p| &p.0).collect::<Vec<_>>(),
+            [&key]
+        );
     }
 
     #[test]
