@@ -359,6 +359,6 @@ fn a_config_with_exec_checks_that_others_can_write_or_own_is_refused() {
             )
         );
     } else {
-        eprintln!("SKIP the ownership half: needs root to chown");
+        support::skip::skip("the ownership half: needs root to chown");
     }
 }
