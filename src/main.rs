@@ -1,5 +1,5 @@
 //! The `anycastd` command line. Subcommands are thin: they parse arguments, load the config
-//! and hand over to the library; every failure ends with a documented exit code (README).
+//! and hand over to the library; every failure ends with a documented exit code (docs/operating.md).
 
 #![forbid(unsafe_code)]
 

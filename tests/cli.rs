@@ -244,7 +244,7 @@ fn completions_and_the_man_page_come_from_the_command_line_definition() {
     assert_eq!(out.status.code(), Some(0));
     let page = String::from_utf8_lossy(&out.stdout);
     assert!(page.contains("\n.TH ANYCASTD 1 "), "{page}");
-    // One complete page: every subcommand, every config key and exit code of the README,
+    // One complete page: every subcommand, every config key and exit code of the documentation,
     // and no reference to a page that does not exist.
     for sub in [
         "run",

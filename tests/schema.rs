@@ -1,6 +1,6 @@
 //! `anycastd schema`: every example and valid golden config validates against it (checked by
 //! Python's `jsonschema`, an independent implementation), configs with unknown keys or kinds
-//! do not, and every key of the README's table is in it.
+//! do not, and every key of the table in docs/configuration.md is in it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -74,9 +74,9 @@ fn every_example_and_valid_golden_validates_and_unknown_keys_do_not() {
     assert_eq!(out.status.code(), Some(0));
     let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
 
-    // Every key of the README's table (its last name) is a property of the schema.
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let table = readme
+    // Every key of the documented table (its last name) is a property of the schema.
+    let doc = std::fs::read_to_string(root().join("docs/configuration.md")).unwrap();
+    let table = doc
         .split("### Every key")
         .nth(1)
         .unwrap()
@@ -97,11 +97,11 @@ fn every_example_and_valid_golden_validates_and_unknown_keys_do_not() {
         }
         assert!(
             names.contains(last),
-            "README key {key:?} ({last}) is not in the schema"
+            "documented key {key:?} ({last}) is not in the schema"
         );
         keys += 1;
     }
-    assert!(keys > 60, "{keys} keys read from the README");
+    assert!(keys > 60, "{keys} keys read from docs/configuration.md");
 
     if !validator() {
         return;
