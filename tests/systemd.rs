@@ -270,41 +270,75 @@ checks.exec = [
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 
     // When the daemon runs as the unit runs it, every check passes.
-    let log = std::fs::File::create(dir.path().join("log")).unwrap();
-    let mut daemon = as_unit_user(&bounding, &ambient, &["run"], &config)
+    let (dns, log) = run_until(
+        &as_unit_user(&bounding, &ambient, &["run"], &config),
+        &config,
+        |dns| dns["state"] == "healthy",
+    );
+    let checks = dns["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 3, "{dns}");
+    assert!(checks.iter().all(|c| c["result"] == "pass"), "{dns}");
+    assert!(!log.contains("which this process lacks"), "{log}");
+
+    // Without the ambient set (the unit as it was), the VRF check fails as the issue saw it,
+    // and the daemon said at start which checks would.
+    let (dns, log) = run_until(
+        &as_unit_user(&bounding, "", &["run"], &config),
+        &config,
+        |dns| dns["checks"][0]["result"] == "fail",
+    );
+    let reason = dns["checks"][0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("cannot enter the namespace: EPERM"),
+        "{dns}"
+    );
+    assert!(
+        log.contains(&format!("service \\\"dns\\\": check \\\"in-vrf\\\" runs in VRF {ns}: entering its network namespace needs CAP_SYS_ADMIN, which this process lacks")),
+        "{log}"
+    );
+}
+
+/// Start `daemon` (a `run` of `config`), wait until its first service satisfies `done` (within
+/// 30 s), stop it with SIGTERM, and return that service's status and the daemon's log.
+fn run_until(
+    daemon: &Command,
+    config: &Path,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> (serde_json::Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    let log = std::fs::File::create(&path).unwrap();
+    let mut child = Command::new(daemon.get_program())
+        .args(daemon.get_args())
         .env("LOG_FORMAT", "json")
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
         .unwrap();
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(daemon.id()).unwrap());
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut last = String::new();
-    let healthy = loop {
+    let mut last = serde_json::Value::Null;
+    let reached = loop {
         let out = Command::new(env!("CARGO_BIN_EXE_anycastd"))
             .args(["status", "--json", "-c"])
-            .arg(&config)
+            .arg(config)
             .output()
             .unwrap();
         if let Ok(status) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
-            let dns = &status["services"][0];
-            if dns["state"] == "healthy" {
-                break Some(dns.clone());
+            last = status["services"][0].clone();
+            if done(&last) {
+                break true;
             }
-            last = dns.to_string();
         }
-        if Instant::now() > deadline || daemon.try_wait().unwrap().is_some() {
-            break None;
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            break false;
         }
         std::thread::sleep(Duration::from_millis(100));
     };
     let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
-    let stopped = daemon.wait().unwrap();
-    let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
-    let dns = healthy.unwrap_or_else(|| panic!("dns never healthy: {last}\n{log}"));
-    let checks = dns["checks"].as_array().unwrap();
-    assert_eq!(checks.len(), 3, "{dns}");
-    assert!(checks.iter().all(|c| c["result"] == "pass"), "{dns}");
-    assert!(!log.contains("which this process lacks"), "{log}");
+    let stopped = child.wait().unwrap();
+    let log = std::fs::read_to_string(&path).unwrap();
+    assert!(reached, "not reached: {last}\n{log}");
     assert_eq!(stopped.code(), Some(0), "{log}");
+    (last, log)
 }
