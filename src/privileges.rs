@@ -3,8 +3,9 @@
 //! `CAP_SYS_ADMIN`); an exec check with `user` switches to that user (`CAP_SETUID`,
 //! `CAP_SETGID`). Root has them unless its unit's `CapabilityBoundingSet=` removes them; the
 //! packaged unit's user `anycastd` has them only through `AmbientCapabilities=`. A process
-//! without them would fail those checks and withdraw a healthy service, so `run` logs and
-//! `check-config` prints one line per such check, naming the unit settings to change.
+//! without them would fail those checks and withdraw a healthy service, so `run` (at start
+//! and at each reload) logs and `check-config` prints one line per such check, naming the unit
+//! settings to change.
 //!
 //! Ambient capabilities pass to every program a process runs (vtysh, exec checks, hooks):
 //! [`keep_from_children`] clears the ambient set at start, which leaves the daemon's own

@@ -292,10 +292,37 @@ checks.exec = [
         reason.contains("cannot enter the namespace: EPERM"),
         "{dns}"
     );
-    assert!(
-        log.contains(&format!("service \\\"dns\\\": check \\\"in-vrf\\\" runs in VRF {ns}: entering its network namespace needs CAP_SYS_ADMIN, which this process lacks")),
-        "{log}"
+    let warning = format!("service \\\"dns\\\": check \\\"in-vrf\\\" runs in VRF {ns}: entering its network namespace needs CAP_SYS_ADMIN, which this process lacks");
+    assert!(log.contains(&warning), "{log}");
+
+    // A reload that adds the check says so too.
+    let full = std::fs::read_to_string(&config).unwrap();
+    let without_vrf: String = full
+        .lines()
+        .filter(|l| !l.contains("\"in-vrf\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&config, &without_vrf).unwrap();
+    let reload = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .args(["reload", "-c"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+    };
+    let (_, log) = run_until(
+        &as_unit_user(&bounding, "", &["run"], &config),
+        &config,
+        |dns| {
+            if dns["checks"].as_array().is_some_and(|c| c.len() == 2) {
+                std::fs::write(&config, &full).unwrap();
+                reload();
+            }
+            dns["checks"].as_array().is_some_and(|c| c.len() == 3)
+        },
     );
+    assert_eq!(log.matches(&warning).count(), 1, "{log}");
 }
 
 /// Start `daemon` (a `run` of `config`), wait until its first service satisfies `done` (within
