@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# See anycastd work, on this machine, in about a minute: a private FRR and a BGP peer in network
-# namespaces (tests/testbed/testbed.sh), a Cabourotte emulator on 127.0.0.1:19013, and
-# anycastd running the README example (dns in the default VRF, ntp in VRF 123). The demo shows
-# what the peer receives while the dns check passes, fails and recovers, and after SIGTERM.
+# See anycastd work, on this machine, in about a minute once built (the first build compiles
+# every dependency, a few minutes, with cargo's progress shown): a private FRR and a BGP peer
+# in network namespaces (tests/testbed/testbed.sh), a Cabourotte emulator on 127.0.0.1:19013,
+# and anycastd running the documented example (docs/configuration.md: dns in the default VRF,
+# ntp in VRF 123). The demo shows what the peer receives while the dns check passes, fails
+# and recovers, and after SIGTERM.
 # Needs root (namespaces); installs frr and gobgpd with apt if they are missing. Touches
 # nothing outside its namespaces, /tmp/acddemo and the processes it starts.
 set -euo pipefail
@@ -17,8 +19,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
 fi
-echo "== building"
-cargo build --quiet --bin anycastd --example cabourotte_emulator
+if [ -x target/debug/anycastd ] && [ -x target/debug/examples/cabourotte_emulator ]; then
+	echo "== building (up to date in seconds, or what changed)"
+else
+	echo "== building (the first build compiles every dependency: a few minutes)"
+fi
+cargo build --bin anycastd --example cabourotte_emulator
 BIN=target/debug
 
 export TB_NAME=acddemo TB_DIR=/tmp/acddemo TB_PEER=gobgp
@@ -75,7 +81,13 @@ wait_count() {
 	for _ in $(seq 100); do [ "$(routes | wc -l)" = "$1" ] && return 0; sleep 0.1; done
 	echo "demo: expected $1 routes at the peer" >&2; return 1
 }
-show() { echo "== the BGP peer now receives:"; routes; echo; }
+show() {
+	echo "== the BGP peer now receives:"
+	local now
+	now=$(routes)
+	if [ -n "$now" ]; then echo "$now"; else echo "    (nothing)"; fi
+	echo
+}
 
 echo "== anycastd run -c $D/config.toml   (log: $D/anycastd.log)"
 "$BIN/anycastd" run -c "$D/config.toml" --log-format human --no-color > "$D/anycastd.log" 2>&1 &

@@ -1,4 +1,4 @@
-//! Exit codes (BSD sysexits, as the original anycastd), documented in the README.
+//! Exit codes (BSD sysexits, as the original anycastd), documented in docs/operating.md.
 
 /// Success.
 pub const OK: u8 = 0;

@@ -42,6 +42,7 @@ pub mod logging;
 pub mod manual;
 pub mod metrics;
 pub mod notify;
+pub mod privileges;
 pub mod replay;
 pub mod report;
 pub mod routing;

@@ -1,5 +1,5 @@
 //! The `anycastd` command line. Subcommands are thin: they parse arguments, load the config
-//! and hand over to the library; every failure ends with a documented exit code (README).
+//! and hand over to the library; every failure ends with a documented exit code (docs/operating.md).
 
 #![forbid(unsafe_code)]
 
@@ -713,7 +713,14 @@ fn parse_for(text: &str) -> Result<std::time::Duration, String> {
 
 fn run(path: PathBuf) -> u8 {
     let absolute = std::path::absolute(&path).unwrap_or(path.clone());
+    // Before the runtime's threads start: they and the programs they run inherit it.
+    if let Err(e) = anycastd::privileges::keep_from_children() {
+        tracing::warn!("{e}");
+    }
     with_config(&path, true, |config, runtime| {
+        for line in anycastd::privileges::missing_here(config) {
+            tracing::warn!("{line}");
+        }
         runtime.block_on(daemon::run(config.clone(), &absolute))
     })
 }

@@ -1,18 +1,28 @@
 //! `anycastd man`: one complete manual page — every subcommand with its options (from the
 //! command-line definition), every config key with its default and every exit code (from the
-//! README's tables, compiled in, so the page and the README cannot disagree), files and
+//! tables of docs/configuration.md and docs/operating.md, compiled in, so the page and the
+//! documentation cannot disagree), files and
 //! environment. It names no other anycastd page: there is only this one.
 
 use clap_mangen::roff::{bold, italic, roman, Roff};
 use std::io::Write;
 
-/// The README, whose tables the page quotes.
-const README: &str = include_str!("../README.md");
+/// The documents whose tables the page quotes: every config key, and the exit codes.
+const DOCS: [&str; 2] = [
+    include_str!("../docs/configuration.md"),
+    include_str!("../docs/operating.md"),
+];
 
-/// The rows of the Markdown table that follows `heading` in the README (cells, trimmed, without
-/// backticks), header and separator excluded.
-pub fn readme_table(heading: &str) -> Vec<Vec<String>> {
-    let mut lines = README.lines().skip_while(|l| l.trim() != heading).skip(1);
+/// The rows of the Markdown table that follows `heading` in the documentation (cells, trimmed,
+/// without backticks), header and separator excluded.
+pub fn docs_table(heading: &str) -> Vec<Vec<String>> {
+    let Some(doc) = DOCS
+        .iter()
+        .find(|doc| doc.lines().any(|l| l.trim() == heading))
+    else {
+        return Vec::new();
+    };
+    let mut lines = doc.lines().skip_while(|l| l.trim() != heading).skip(1);
     let mut rows = Vec::new();
     let mut in_table = false;
     for line in lines.by_ref() {
@@ -143,7 +153,7 @@ pub fn render(command: clap::Command, out: &mut dyn Write) -> std::io::Result<()
         &mut roff,
         "TOML; default /etc/anycastd/config.toml. Durations are a number of seconds or a string with a unit (500ms, 5s, 2m, 1h, 90d, 2w). Unknown keys are errors. Every key, with its default:",
     );
-    for row in readme_table("### Every key") {
+    for row in docs_table("### Every key") {
         if let [key, default, meaning] = row.as_slice() {
             roff.control("TP", [])
                 .text([bold(key.trim().to_owned())])
@@ -151,7 +161,7 @@ pub fn render(command: clap::Command, out: &mut dyn Write) -> std::io::Result<()
         }
     }
     roff.control("SH", ["EXIT STATUS"]);
-    for row in readme_table("### Exit codes") {
+    for row in docs_table("### Exit codes") {
         if let [code, meaning] = row.as_slice() {
             roff.control("TP", [])
                 .text([bold(code.clone())])
@@ -201,7 +211,7 @@ pub fn render(command: clap::Command, out: &mut dyn Write) -> std::io::Result<()
     }
     roff.control("SH", ["SEE ALSO"]);
     roff.text([roman(
-        "vtysh(1), bird(8), birdc(8), systemd.service(5); the README of the source distribution, which this page quotes.",
+        "vtysh(1), bird(8), birdc(8), systemd.service(5); docs/configuration.md and docs/operating.md of the source distribution (/usr/share/doc/anycastd/docs/ in the Debian package), which this page quotes.",
     )]);
     out.write_all(roff.render().as_bytes())
 }
@@ -211,11 +221,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_readme_tables_are_found() {
-        let keys = readme_table("### Every key");
+    fn the_documented_tables_are_found() {
+        let keys = docs_table("### Every key");
         assert!(keys.len() > 30, "{keys:?}");
         assert!(keys.iter().all(|row| row.len() == 3), "{keys:?}");
-        let codes = readme_table("### Exit codes");
+        let codes = docs_table("### Exit codes");
         assert!(codes.iter().any(|row| row[0] == "77"), "{codes:?}");
     }
 }

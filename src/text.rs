@@ -376,9 +376,9 @@ pub fn event_text(event: &Event) -> String {
             g.error
         ),
         Event::VerdictRule(r) => if r.fail_early {
-            "verdicts: a failure that pending checks cannot outweigh decides at once"
+            "verdict rule: unhealthy as soon as the checks that answered decide it, healthy only once every check has answered"
         } else {
-            "verdicts: every verdict waits for the pending checks"
+            "verdict rule: every verdict waits until no check is pending"
         }
         .into(),
         Event::HookRan(h) => match &h.failure {

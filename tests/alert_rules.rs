@@ -26,11 +26,7 @@ fn promtool() -> Option<&'static str> {
     if Command::new("promtool").arg("--version").output().is_ok() {
         return Some("promtool");
     }
-    let reason = "promtool missing (apt-get install prometheus)";
-    if std::env::var_os("ANYCASTD_REQUIRE_FRR").is_some() {
-        panic!("{reason}");
-    }
-    eprintln!("SKIPPED: {reason}");
+    support::skip::skip("promtool missing (apt-get install prometheus)");
     None
 }
 

@@ -928,14 +928,18 @@ fn decisions_and_a_stop_while_bird_is_stopped_say_they_were_not_applied() {
     assert!(tb.bird_routes("anycastd4").is_empty());
 }
 
-/// The `bird.conf` the README gives: the first ```` ```conf ```` block after its marker.
+/// The `bird.conf` the documentation gives (docs/backends.md, "What BIRD needs", linked from
+/// the README): the first ```` ```conf ```` block after its marker.
 fn readme_bird_conf() -> String {
     let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/backends.md"))
+            .unwrap();
     let marker =
         "<!-- bird.conf: tests/bird.rs extracts the next conf block and runs BIRD with it -->";
-    let after =
-        &readme[readme.find(marker).expect("the README's bird.conf marker") + marker.len()..];
+    let after = &readme[readme
+        .find(marker)
+        .expect("the bird.conf marker in docs/backends.md")
+        + marker.len()..];
     let block = &after[after
         .find("```conf\n")
         .expect("a conf block after the marker")

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use anycastd::checks::{self, Kinds, Observation, Probe};
 use anycastd::config::Check;
 use std::path::Path;
@@ -276,7 +278,7 @@ async fn an_abandoned_poll_kills_its_process_group() {
 #[tokio::test]
 async fn user_runs_the_command_as_that_user() {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP user_runs_the_command_as_that_user: needs root");
+        support::skip::skip("needs root to run a command as another user");
         return;
     }
     let reason = fail_text(
@@ -350,10 +352,7 @@ fn ip(args: &[&str]) {
 #[tokio::test]
 async fn a_vrf_namespace_is_looked_up_at_every_poll() {
     if !nix::unistd::geteuid().is_root() {
-        if std::env::var_os("ANYCASTD_REQUIRE_FRR").is_some() {
-            panic!("needs root to make network namespaces");
-        }
-        eprintln!("SKIPPED: a_vrf_namespace_is_looked_up_at_every_poll: needs root");
+        support::skip::skip("needs root to make network namespaces");
         return;
     }
     // Two namespaces, each with an address of its own on lo.

@@ -172,7 +172,7 @@ async fn https_with_a_test_ca_server_name_and_insecure() {
 async fn http_to_a_closed_port_cannot_connect() {
     let port = support::servers::free_port();
     let reason = fail_text(poll_one(&format!("http = [\"http://127.0.0.1:{port}/\"]")).await);
-    // As the README shows it: the OS's words, without Rust's "(os error 111)".
+    // As docs/operating.md shows it: the OS's words, without Rust's "(os error 111)".
     assert_eq!(reason, "cannot connect: Connection refused");
 }
 

@@ -202,14 +202,20 @@ fn a_missing_file_and_a_directory_are_unreadable_not_invalid() {
 }
 
 #[test]
-fn every_toml_block_of_the_readme_validates_and_the_examples_are_the_files() {
-    let readme = std::fs::read_to_string("README.md").unwrap();
-    let blocks: Vec<&str> = readme
+fn every_toml_block_of_the_documentation_validates_and_the_examples_are_the_files() {
+    let mut docs = std::fs::read_to_string("README.md").unwrap();
+    for entry in std::fs::read_dir("docs").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            docs += &std::fs::read_to_string(path).unwrap();
+        }
+    }
+    let blocks: Vec<&str> = docs
         .split("```toml\n")
         .skip(1)
         .map(|b| b.split("```").next().unwrap())
         .collect();
-    assert!(blocks.len() >= 2, "README lost its examples");
+    assert!(blocks.len() >= 2, "the documentation lost its examples");
     for block in &blocks {
         // A fragment of a config (a section alone) gets a service to stand in a whole file.
         let text = if block.contains("[services.") {
@@ -218,7 +224,7 @@ fn every_toml_block_of_the_readme_validates_and_the_examples_are_the_files() {
             format!("{block}\n[services.x]\nprefixes.frrouting = [\"192.0.2.1\"]\nchecks.cabourotte = []\n")
         };
         if let Err(problems) = config::parse(&text) {
-            panic!("README block does not validate: {problems:?}\n{block}");
+            panic!("documented block does not validate: {problems:?}\n{block}");
         }
     }
     let without_comments = |path: &str| -> String {
@@ -234,7 +240,7 @@ fn every_toml_block_of_the_readme_validates_and_the_examples_are_the_files() {
         let text = without_comments(example);
         assert!(
             blocks.iter().any(|b| *b == text),
-            "{example} is not shown as is in the README"
+            "{example} is not shown as is in the documentation"
         );
     }
 }

@@ -39,11 +39,11 @@ fn as_user(config: &std::path::Path, gid: u32, args: &[&str]) -> (i32, String) {
 #[test]
 fn a_read_group_member_reads_but_cannot_act_and_others_are_refused() {
     if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("SKIPPED: needs root to run a client as another user");
+        support::skip::skip("needs root to run a client as another user");
         return;
     }
     let Ok(Some(group)) = nix::unistd::Group::from_name("adm") else {
-        eprintln!("SKIPPED: no group adm on this machine");
+        support::skip::skip("no group adm on this machine");
         return;
     };
     let gid = group.gid.as_raw();

@@ -1,7 +1,7 @@
-//! The README's "Without Cabourotte" example end to end: a real FRR and a real BGP peer in
-//! network namespaces, dns checked by a built-in DNS check against a real dnsmasq, ntp by two
-//! exec checks. Assertions are on what the peer receives, and on history and status naming
-//! the check that decided.
+//! The "Without Cabourotte" example of docs/configuration.md end to end: a real FRR and a real
+//! BGP peer in network namespaces, dns checked by a built-in DNS check against a real
+//! dnsmasq, ntp by two exec checks. Assertions are on what the peer receives, and on history
+//! and status naming the check that decided.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -21,7 +21,7 @@ const DNS_ONLY: [&str; 2] = [
     "default:2001:db8::b19:bad:53/128",
 ];
 
-/// The README's built-in example, with the testbed's vtysh, dnsmasq's port, and exec checks
+/// The documented built-in example, with the testbed's vtysh, dnsmasq's port, and exec checks
 /// that fail while `DIR/ntp_vN.down` exists (standing in for `ntpdate -q`).
 fn config(dir: &Path, vtysh_args: &[String], dns_port: u16) -> std::path::PathBuf {
     let ntp = |v: &str| {

@@ -167,7 +167,7 @@ impl Drop for Tmpfs {
 #[test]
 fn a_full_journal_disk_keeps_gating_health_and_records_the_gap_afterwards() {
     if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("SKIPPED: needs root to mount a small tmpfs");
+        support::skip::skip("needs root to mount a small tmpfs");
         return;
     }
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -4,7 +4,8 @@ use crate::config::{self, LoadError};
 use crate::exit;
 use std::path::Path;
 
-/// Exit 0 with `config ok: ...`, 65 with every error, 66 when the file cannot be read.
+/// Exit 0 with `config ok: ...` (and a `warning:` line per check this process lacks the
+/// capabilities for), 65 with every error, 66 when the file cannot be read.
 pub fn check_config(path: &Path) -> u8 {
     match config::load(path) {
         Ok(config) => {
@@ -14,6 +15,9 @@ pub fn check_config(path: &Path) -> u8 {
                 "config ok: {} service(s), {prefixes} prefix(es), {checks} check(s)",
                 config.services.len()
             );
+            for line in crate::privileges::missing_here(&config) {
+                eprintln!("warning: {line}");
+            }
             exit::OK
         }
         Err(e) => {

@@ -6,7 +6,7 @@
 //! ever sees an unvalidated value. It must not touch FRR, the network or the journal.
 //!
 //! The schema is the original anycastd's (`[services.NAME]`, `prefixes.frrouting`,
-//! `checks.cabourotte`, each item a string or a table) plus the keys documented in the README.
+//! `checks.cabourotte`, each item a string or a table) plus the keys documented in docs/configuration.md.
 
 mod checks;
 mod duration;

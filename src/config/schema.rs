@@ -5,7 +5,7 @@
 //! parent stays the authority (it also checks what a schema cannot: prefixes, a protocol's
 //! family, a check's target); tests check that every example and valid golden config
 //! validates against the schema, that configs with unknown keys do not, and that every key
-//! of the README's table is in it.
+//! of the table in docs/configuration.md is in it.
 #![allow(dead_code)]
 
 use schemars::JsonSchema;

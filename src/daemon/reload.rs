@@ -71,6 +71,10 @@ impl Running {
                 format!("reload rejected: {reason} (the running configuration is kept)"),
             ));
         }
+        // As at start: a check this process lacks the capabilities for would fail.
+        for line in crate::privileges::missing_here(&new) {
+            tracing::warn!("{line}");
+        }
         let old_names: Vec<&str> = self
             .config
             .services

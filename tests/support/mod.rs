@@ -8,4 +8,5 @@ pub mod live;
 pub mod monitor;
 pub mod oracle;
 pub mod servers;
+pub mod skip;
 pub mod testbed;

@@ -1,8 +1,9 @@
 //! Real servers on 127.0.0.1 for the built-in checks: nginx (HTTP and HTTPS, with a test CA
 //! made by openssl) and dnsmasq (DNS over UDP and TCP). Each runs in the foreground from a
 //! temporary directory and is killed by its PID when dropped. Tests that need one get `None`
-//! (after printing why) when the binary is missing, unless `ANYCASTD_REQUIRE_FRR=1` (set by
-//! `.ci/run`), which makes a missing server a failure.
+//! (after recording why, see `support::skip`) when the binary is missing, unless
+//! `ANYCASTD_TEST_REQUIRE_ALL=1` (set by `scripts/test --all` and `.ci/run`), which makes a
+//! missing server a failure.
 
 #![allow(dead_code)]
 
@@ -16,10 +17,7 @@ fn require(binary: &str, what: &str) -> Option<()> {
         return Some(());
     }
     let reason = format!("{binary} is missing (Debian package {what})");
-    if std::env::var_os("ANYCASTD_REQUIRE_FRR").is_some() {
-        panic!("server test cannot run: {reason}");
-    }
-    eprintln!("SKIPPED: server test: {reason}");
+    super::skip::skip(&format!("server test: {reason}"));
     None
 }
 

@@ -2,8 +2,9 @@
 //! on drop, plus queries of what FRR has configured and what the BGP peer received.
 //!
 //! Tests that need it call [`Testbed::up`], which returns `None` (after printing why) when the
-//! machine lacks root or the packages, so `cargo test` as a normal user still passes. With
-//! `ANYCASTD_REQUIRE_FRR=1` (set by `.ci/run`) a missing prerequisite is a failure instead.
+//! machine lacks root or the packages, so `cargo test` as a normal user still passes; the skip
+//! is recorded (see `support::skip`), and with `ANYCASTD_TEST_REQUIRE_ALL=1` (set by
+//! `scripts/test --all` and `.ci/run`) a missing prerequisite is a failure instead.
 //! Testbeds in one test binary are serialised by a lock (FRR tests run one at a time).
 
 use std::collections::BTreeSet;
@@ -103,10 +104,7 @@ impl Testbed {
                 .then(|| "packages missing: bird2 (apt-get install bird2)".to_owned())
         });
         if let Some(reason) = missing {
-            if std::env::var_os("ANYCASTD_REQUIRE_FRR").is_some() {
-                panic!("FRR test cannot run: {reason}");
-            }
-            eprintln!("SKIPPED: real-FRR test: {reason}");
+            super::skip::skip(&format!("real-FRR test: {reason}"));
             return None;
         }
         let serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());

@@ -12,7 +12,7 @@
 //! changes, so a change does not re-feed any session.
 //!
 //! Why the file is under `/run`: BIRD reads it whenever it starts or reconfigures. Under
-//! `/run` (a tmpfs) it is gone after a reboot, and the include pattern the README gives
+//! `/run` (a tmpfs) it is gone after a reboot, and the include pattern docs/backends.md gives
 //! (`include "/run/anycastd*/bird-P.conf";`, a wildcard in the directory part) lets BIRD
 //! start without it; the shipped unit's `RuntimeDirectory=` removes it when the daemon
 //! stops or dies. So BIRD never announces from a file no running anycastd stands behind,
