@@ -957,10 +957,15 @@ fn the_readmes_bird_conf_parses_starts_and_brings_anycastds_routes_to_the_peer()
     // As written, but for the include directory (the testbed's, not /run/anycastd): its
     // addresses are the testbed's.
     let text = readme_bird_conf();
-    assert_eq!(text.matches("/run/anycastd*/").count(), 2, "{text}");
-    let include = format!("{}*/", tb.bird_include_dir().display());
+    assert_eq!(text.matches("/run/anycast[d]/").count(), 2, "{text}");
+    let include = tb.bird_include_dir().display().to_string();
+    let include = format!(
+        "{}[{}]/",
+        &include[..include.len() - 1],
+        &include[include.len() - 1..]
+    );
     let conf = d.join("bird.conf");
-    std::fs::write(&conf, text.replace("/run/anycastd*/", &include)).unwrap();
+    std::fs::write(&conf, text.replace("/run/anycast[d]/", &include)).unwrap();
     let parse = Command::new("bird")
         .arg("-p")
         .arg("-c")
@@ -973,6 +978,17 @@ fn the_readmes_bird_conf_parses_starts_and_brings_anycastds_routes_to_the_peer()
         String::from_utf8_lossy(&parse.stdout),
         String::from_utf8_lossy(&parse.stderr)
     );
+
+    // A directory beside the include directory, whose name starts the same (a leftover, or
+    // another instance's): the documented include line must not load it (`[d]`, where a `*`
+    // would; the exact route sets below would then hold 198.51.100.7 too).
+    let stray = tb.dir.join("run-anycastd-old");
+    std::fs::create_dir_all(&stray).unwrap();
+    std::fs::write(
+        stray.join("bird-anycastd4.conf"),
+        "route 198.51.100.7/32 blackhole;\n",
+    )
+    .unwrap();
 
     // The testbed's BIRD makes way for one running the README's file, with BGP's default
     // timers.

@@ -13,8 +13,8 @@
 //!
 //! Why the file is under `/run`: BIRD reads it whenever it starts or reconfigures. Under
 //! `/run` (a tmpfs) it is gone after a reboot, and the include pattern docs/backends.md gives
-//! (`include "/run/anycastd*/bird-P.conf";`, a wildcard in the directory part) lets BIRD
-//! start without it; the shipped unit's `RuntimeDirectory=` removes it when the daemon
+//! (`include "/run/anycast[d]/bird-P.conf";`, a wildcard in the directory part that matches
+//! only that directory) lets BIRD start without it; the shipped unit's `RuntimeDirectory=` removes it when the daemon
 //! stops or dies. So BIRD never announces from a file no running anycastd stands behind,
 //! and the start-up reconciliation applies to what BIRD has as it does to FRR's running
 //! config.
@@ -682,7 +682,12 @@ fn last_reconfiguration(status: &Reply) -> Option<String> {
 /// component, so that BIRD starts when the directory does not exist (BIRD 2.0.12 fails on a
 /// missing directory before a wildcard, and accepts a wildcard that matches nothing).
 pub fn include_pattern(dir: &Path, protocol: &str) -> String {
-    format!("{}*/bird-{protocol}.conf", dir.display())
+    let dir = dir.display().to_string();
+    let mut chars = dir.chars();
+    match chars.next_back() {
+        Some(last) => format!("{}[{last}]/bird-{protocol}.conf", chars.as_str()),
+        None => format!("bird-{protocol}.conf"),
+    }
 }
 
 #[cfg(test)]
@@ -1114,7 +1119,7 @@ mod tests {
         );
         assert_eq!(
             include_pattern(Path::new("/run/anycastd"), "anycastd4"),
-            "/run/anycastd*/bird-anycastd4.conf"
+            "/run/anycast[d]/bird-anycastd4.conf"
         );
     }
 }
