@@ -114,5 +114,6 @@ echo
 echo "== what the journal says happened to dns (anycastd history dns):"
 "$BIN/anycastd" history dns -c "$D/config.toml"
 echo
-echo "== and what fall = 3 would have done with the same check results (anycastd replay dns --fall 3):"
-"$BIN/anycastd" replay dns --fall 3 -c "$D/config.toml"
+echo "== and what fall = 5 would have done with the same check results (anycastd replay dns --fall 5):"
+echo "   (the failure lasted until the peer saw the withdrawal, a few polls: fewer than 5 in a row)"
+"$BIN/anycastd" replay dns --fall 5 -c "$D/config.toml"
