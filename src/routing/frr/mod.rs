@@ -272,9 +272,8 @@ fn script_words(path: &std::path::Path) -> Option<Vec<String>> {
     Some(
         text.lines()
             .skip(1)
-            .map(|line| line.trim_start())
-            .filter(|line| !line.starts_with('#'))
-            .flat_map(|line| line.split_whitespace())
+            // A word that starts with `#` starts a comment, to the end of its line.
+            .flat_map(|line| line.split_whitespace().take_while(|w| !w.starts_with('#')))
             .map(|word| word.trim_matches(|c| c == '\'' || c == '"').to_owned())
             .collect(),
     )
@@ -451,7 +450,7 @@ mod tests {
         let found = |path: &Path| vty_socket(path, &[], None).map(|(d, _)| d);
         let plain = script(
             "plain",
-            "#!/bin/sh\n# a comment --vty_socket /nowhere\nexec /usr/bin/vtysh --vty_socket '/run/frr/ns1' \"$@\"\n",
+            "#!/bin/sh\n# a comment --vty_socket /nowhere\nexec /usr/bin/vtysh --vty_socket '/run/frr/ns1' \"$@\" # not -N x\n",
         );
         assert_eq!(found(&plain), Ok(PathBuf::from("/run/frr/ns1")));
         let equals = script(
