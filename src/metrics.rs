@@ -114,6 +114,11 @@ const METRICS: &[(&str, &str, &str)] = &[
         "counter",
         "Restarts of a routing daemon (bgpd, BIRD) found by watching its control socket.",
     ),
+    (
+        "anycastd_routing_restart_detection",
+        "gauge",
+        "1 while a writer knows its routing daemon's control socket and notices a restart within a second, 0 while it cannot (then the periodic pass repairs a restart).",
+    ),
     ("anycastd_drains_total", "counter", "Operator drains."),
     (
         "anycastd_routing_last_reconcile_timestamp_seconds",

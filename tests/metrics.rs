@@ -144,6 +144,17 @@ async fn the_metrics_parse_as_prometheus_text_and_follow_a_flip() {
     ] {
         assert_eq!(value(&scraped, name, labels), Some(0.0), "{name}");
     }
+    // The fake vtysh is a script that names no vty socket: restart detection watches FRR's
+    // default one, and is off while that is not there although the fake answers.
+    let default_socket = std::path::Path::new("/var/run/frr/bgpd.vty").exists();
+    assert_eq!(
+        value(
+            &scraped,
+            "anycastd_routing_restart_detection",
+            &[("backend", "frr")]
+        ),
+        Some(if default_socket { 1.0 } else { 0.0 })
+    );
     assert_eq!(
         value(
             &scraped,

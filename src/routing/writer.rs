@@ -477,10 +477,20 @@ impl<B: Backend> Writer<B> {
                     file.origin
                 );
                 self.runtime_file = Some(file);
+                self.detection_gauge(true);
             }
             Ok(None) => {}
             Err(why) => self.detection_off(why),
         }
+    }
+
+    fn detection_gauge(&self, on: bool) {
+        let id = self.backend.id();
+        crate::metrics::set(
+            "anycastd_routing_restart_detection",
+            &[("backend", id.kind.name()), ("endpoint", &id.instance)],
+            if on { 1.0 } else { 0.0 },
+        );
     }
 
     fn detection_off(&mut self, why: String) {
@@ -492,6 +502,7 @@ impl<B: Backend> Writer<B> {
         );
         tracing::warn!(backend = %self.backend.id(), "{text}");
         self.restart_detection_off = Some(text);
+        self.detection_gauge(false);
     }
 
     /// After a read the daemon answered: its runtime file must be there, or the writer
@@ -519,6 +530,7 @@ impl<B: Backend> Writer<B> {
                     file.path.display()
                 );
                 self.restart_detection_off = None;
+                self.detection_gauge(true);
             }
             _ => {}
         }
