@@ -558,3 +558,52 @@ fn every_environment_variable_takes_odd_values_as_documented() {
     daemon.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(daemon.wait(Duration::from_secs(20)), 0);
 }
+
+/// A vtysh wrapper script that names its vty socket through a variable: check-config says
+/// restart detection will be off for it (exit 0, the file is valid) and which key to set; a
+/// literal one, or the key, needs no warning.
+#[test]
+fn check_config_warns_of_a_vtysh_wrapper_whose_vty_socket_cannot_be_known() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let variable = script(
+        "vtysh-variable",
+        "#!/bin/sh\nD=/run/frr/blue\nexec vtysh --vty_socket \"$D\" \"$@\"\n",
+    );
+    let literal = script(
+        "vtysh-literal",
+        "#!/bin/sh\nexec vtysh --vty_socket /run/frr/blue \"$@\" # not --vty_socket /x\n",
+    );
+    let config = |frrouting: &str, vtysh: &str| {
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[frrouting]\n{frrouting}\n[services.dns]\nprefixes.frrouting = [{{ prefix = \"203.0.113.53\", vtysh = \"{vtysh}\" }}]\nchecks.tcp = [\"127.0.0.1:53\"]\n"
+            ),
+        )
+        .unwrap();
+        anycastd(&["check-config", "-c", path.to_str().unwrap()])
+    };
+    let out = config("", &variable);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let warning = format!(
+        "warning: restart detection off for vtysh {variable}: {variable} is a script that names its vty socket through a variable ($D); set [frrouting] vty_sockets = {{ \"{variable}\" = \"DIR\" }}, DIR being the --vty_socket of its bgpd; a bgpd restart would be repaired only within reconcile_interval (30s)\n"
+    );
+    assert_eq!(stderr(&out), warning);
+    for (frrouting, vtysh) in [
+        (
+            format!("vty_sockets = {{ \"{variable}\" = \"/run/frr/blue\" }}"),
+            &variable,
+        ),
+        (String::new(), &literal),
+    ] {
+        let out = config(&frrouting, vtysh);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{vtysh}");
+    }
+}

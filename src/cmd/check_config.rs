@@ -5,7 +5,8 @@ use crate::exit;
 use std::path::Path;
 
 /// Exit 0 with `config ok: ...` (and a `warning:` line per check this process lacks the
-/// capabilities for), 65 with every error, 66 when the file cannot be read.
+/// capabilities for, and per vtysh whose bgpd restarts cannot be noticed at once), 65 with
+/// every error, 66 when the file cannot be read.
 pub fn check_config(path: &Path) -> u8 {
     match config::load(path) {
         Ok(config) => {
@@ -16,6 +17,9 @@ pub fn check_config(path: &Path) -> u8 {
                 config.services.len()
             );
             for line in crate::privileges::missing_here(&config) {
+                eprintln!("warning: {line}");
+            }
+            for line in crate::routing::frr::restart_detection_off(&config.routing().frr, &config) {
                 eprintln!("warning: {line}");
             }
             exit::OK

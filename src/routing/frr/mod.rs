@@ -251,6 +251,26 @@ pub fn vty_socket(
     }
 }
 
+/// One line per vtysh of `config`'s prefixes whose bgpd's vty socket cannot be known from the
+/// configuration and the vtysh itself (restart detection will be off), for `check-config`.
+pub fn restart_detection_off(settings: &Settings, config: &crate::config::Config) -> Vec<String> {
+    config
+        .prefixes_by_backend()
+        .keys()
+        .filter(|id| id.kind == super::BackendKind::Frr)
+        .filter_map(|id| {
+            use super::Backend;
+            Frr::new(id, settings).runtime_file().err().map(|why| {
+                format!(
+                    "restart detection off for vtysh {}: {why}; a bgpd restart would be repaired only within reconcile_interval ({}s)",
+                    id.instance,
+                    settings.reconcile_interval.as_secs_f64()
+                )
+            })
+        })
+        .collect()
+}
+
 fn default_dir() -> std::path::PathBuf {
     std::path::PathBuf::from("/var/run/frr")
 }
