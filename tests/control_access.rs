@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
+use support::rng::Rng;
 
 use anycastd::control::protocol::parse_answer;
 use anycastd::control::Response;
@@ -108,30 +109,6 @@ fn a_read_group_member_reads_but_cannot_act_and_others_are_refused() {
     );
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
-}
-
-/// xorshift64*: the same requests for the same seed, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())].clone()
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
 }
 
 /// The longest duration any option takes, in ms (1,000,000,000 s, exclusive).
@@ -410,13 +387,13 @@ fn the_socket_refuses_what_the_command_line_refuses_with_an_error_line_and_never
         match rng.below(20) {
             // Mangled: a byte that is not UTF-8, cut short, no newline.
             0 => {
-                let at = rng.below(line.len());
+                let at = rng.below(line.len() as u64) as usize;
                 line.insert(at, 0xC3);
                 line.insert(at + 1, b'(');
                 ok = false;
             }
             1 => {
-                line.truncate(rng.below(line.len()));
+                line.truncate(rng.below(line.len() as u64) as usize);
                 ok = false;
             }
             2 => {

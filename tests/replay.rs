@@ -13,6 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
+use support::rng::Rng;
 
 use anycastd::replay::{replay, Report, WhatIf};
 use anycastd::text::state_text;
@@ -54,26 +55,6 @@ fn service(rise: u32, fall: u32, checks: Vec<wire::CheckParams>) -> wire::Servic
             None,
             "203.0.113.53/32",
         )],
-    }
-}
-
-/// xorshift64*: a small deterministic generator, so a failure names its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
     }
 }
 

@@ -7,6 +7,7 @@ pub mod fake_frr;
 pub mod live;
 pub mod monitor;
 pub mod oracle;
+pub mod rng;
 pub mod servers;
 pub mod skip;
 pub mod testbed;
