@@ -221,6 +221,7 @@ fn random_request(rng: &mut Rng) -> (Value, bool) {
         json!(""),
         json!("   "),
         json!("\u{0}"),
+        json!("two\nlines"),
         json!("é".repeat(300)),
         json!(null),
         json!(7),
@@ -274,7 +275,9 @@ fn random_request(rng: &mut Rng) -> (Value, bool) {
             let for_ms = set(&mut object, rng, "for_ms", &durations);
             let wait_ms = set(&mut object, rng, "wait_ms", &waits);
             ok &= service.is_null() || service.is_string();
-            ok &= reason.as_str().is_some_and(|r| !r.trim().is_empty());
+            ok &= reason
+                .as_str()
+                .is_some_and(|r| !r.trim().is_empty() && !r.chars().any(char::is_control));
             ok &= duration_ok(&for_ms) && duration_ok(&wait_ms);
         }
         "undrain" => {

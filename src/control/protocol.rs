@@ -109,10 +109,18 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
     Ok(envelope.request)
 }
 
-/// The rule of a drain's reason, on the command line (`--reason`) and on the socket.
+/// The rule of a drain's reason, on the command line (`--reason`) and on the socket: some
+/// text, and no control character, as `history`, `status` and the logs print it as it is
+/// (a newline would split an event over two lines, an escape sequence reach a terminal).
 pub fn check_reason(reason: &str) -> Result<(), String> {
     if reason.trim().is_empty() {
         Err("must not be empty: say why (it is journaled and shown by status)".into())
+    } else if let Some(c) = reason.chars().find(|c| c.is_control()) {
+        Err(format!(
+            "must not contain control characters (it has {:?}): one line of text, as history \
+             and status print it",
+            c
+        ))
     } else {
         Ok(())
     }
@@ -444,6 +452,23 @@ mod tests {
             request("\"command\":\"drain\",\"service\":null,\"reason\":\" \",\"for_ms\":null"),
             Err("invalid request: reason: must not be empty: say why (it is journaled and shown by status)".into())
         );
+        for (reason, shown) in [
+            ("a\\nb", "'\\n'"),
+            ("bell\\u0007", "'\\u{7}'"),
+            ("\\u009b", "'\\u{9b}'"),
+        ] {
+            assert_eq!(
+                request(&format!(
+                    "\"command\":\"drain\",\"service\":null,\"reason\":\"{reason}\",\"for_ms\":null"
+                )),
+                Err(format!(
+                    "invalid request: reason: must not contain control characters (it has \
+                     {shown}): one line of text, as history and status print it"
+                )),
+                "{reason}"
+            );
+        }
+        assert!(request("\"command\":\"drain\",\"service\":null,\"reason\":\"kernel upgrade, ticket #42 – ünïcode\",\"for_ms\":null").is_ok());
         assert_eq!(
             request("\"command\":\"undrain\",\"service\":\"dns\",\"wait_ms\":0"),
             Err("invalid request: wait_ms 0: must be greater than 0".into())
