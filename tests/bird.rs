@@ -669,6 +669,28 @@ fn drift_orphans_and_an_unreachable_bird_are_handled_per_prefix() {
     let (code, out) = anycastd(&config, &["stop"]);
     assert_eq!(code, 70, "{out}");
     second.wait(EXIT);
+    // The client names what is left, one line each with its daemon and BIRD's error; FRR's
+    // prefix, withdrawn, is not among them.
+    let left: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("anycastd: not verified withdrawn: "))
+        .collect();
+    let socket = tb.bird_socket();
+    for (prefix, protocol) in [
+        ("198.51.100.53/32", "anycastd4"),
+        ("2001:db8:b::53/128", "anycastd6"),
+    ] {
+        let named = format!(
+            "anycastd: not verified withdrawn: {prefix} (BIRD at {}, protocol {protocol}): ",
+            socket.display()
+        );
+        assert!(
+            left.iter()
+                .any(|l| l.starts_with(&named) && l.len() > named.len()),
+            "{out}"
+        );
+    }
+    assert_eq!(left.len(), 2, "{out}");
     assert!(
         second
             .log_text()

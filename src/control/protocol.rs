@@ -298,6 +298,15 @@ pub struct DrainResult {
     pub unverified: Vec<String>,
 }
 
+/// A prefix a stop could not verify withdrawn, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftPrefix {
+    /// The prefix and the routing daemon it is in.
+    pub prefix: wire::PrefixRef,
+    /// The routing daemon's last error for it, or why it was not verified.
+    pub error: String,
+}
+
 /// An answer line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -353,6 +362,10 @@ pub enum Response {
         message: String,
         /// Its pid.
         pid: u32,
+        /// The prefixes it could not verify withdrawn (exit 70), each with why; empty from a
+        /// daemon that predates the list.
+        #[serde(default)]
+        left: Vec<LeftPrefix>,
     },
     /// The request failed.
     Error {
@@ -523,6 +536,22 @@ mod tests {
         assert_eq!(
             request("\"command\":\"report\",\"since_ms\":5,\"until_ms\":4"),
             Err("invalid request: since_ms is after until_ms".into())
+        );
+    }
+
+    #[test]
+    fn a_stop_answer_without_the_left_list_reads_as_none_left() {
+        // An older daemon's answer has no `left`.
+        assert_eq!(
+            parse_answer(
+                "{\"version\":1,\"type\":\"stopped\",\"code\":70,\"message\":\"m\",\"pid\":7}"
+            ),
+            Ok(Response::Stopped {
+                code: 70,
+                message: "m".into(),
+                pid: 7,
+                left: vec![]
+            })
         );
     }
 
