@@ -501,7 +501,7 @@ mod tests {
         let lines = render_events(&records, false);
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(
-            lines[0].ends_with("withdraw 203.0.113.53/32, 2001:db8::53/128 (check dns failed: resolver down); FRR applied 85 ms after the deciding poll, 1 failed attempt(s) before (1 already so)"),
+            lines[0].ends_with("withdraw 203.0.113.53/32, 2001:db8::53/128 (check dns failed: resolver down); FRR applied 85 ms after the deciding poll (1 already so), 1 failed attempt(s) before (the last: x)"),
             "{}",
             lines[0]
         );

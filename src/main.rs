@@ -209,7 +209,7 @@ enum Command {
         #[arg(long)]
         all: bool,
         /// Why (journaled; shown by status and history)
-        #[arg(long, value_parser = non_empty)]
+        #[arg(long, value_parser = ReasonParser)]
         reason: String,
         /// End the drain by itself after this long (e.g. 30m, 2h, 90s, 90)
         #[arg(long = "for", value_name = "DURATION", value_parser = parse_for)]
@@ -693,9 +693,36 @@ fn with_config(
     f(&config, &runtime)
 }
 
-/// A text that says something.
-fn non_empty(text: &str) -> Result<String, String> {
-    anycastd::control::protocol::check_reason(text).map(|()| text.to_owned())
+/// A drain's reason: the socket's rule ([`anycastd::control::protocol::check_reason`]). Its
+/// own parser, not a function's, so that the error shows the value escaped: clap's would
+/// print a refused newline or escape sequence as it is.
+#[derive(Clone)]
+struct ReasonParser;
+
+impl clap::builder::TypedValueParser for ReasonParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let name = arg.map_or_else(|| "--reason".to_owned(), ToString::to_string);
+        let refuse = |why: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("invalid value {value:?} for '{name}': {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| refuse("not UTF-8".to_owned()))?;
+        anycastd::control::protocol::check_reason(text)
+            .map(|()| text.to_owned())
+            .map_err(refuse)
+    }
 }
 
 /// A duration as the socket's milliseconds: at least 1 (a `--for 0.0001` is 1 ms, not the 0

@@ -486,8 +486,14 @@ fn reconciled_text(r: &wire::Reconciled, applies: &[&Record]) -> String {
     }
 }
 
-/// A prefix, its last outcome (with its time) and the failures journaled for it.
-type PrefixOutcome<'a> = (&'a wire::PrefixRef, Option<(&'a wire::Outcome, i64)>, usize);
+/// A prefix, its last outcome (with its time), the failures journaled for it and the last
+/// failure's error (with its time).
+type PrefixOutcome<'a> = (
+    &'a wire::PrefixRef,
+    Option<(&'a wire::Outcome, i64)>,
+    usize,
+    Option<(&'a str, i64)>,
+);
 
 /// What the routing daemon did with a decision, from its outcome records. `after_poll`: the decision's time
 /// is the time the poll that caused it was due (a check's verdict), so a timed-out poll's
@@ -499,14 +505,15 @@ fn frr_outcome(
     after_poll: bool,
 ) -> String {
     // The last outcome of each prefix, its time, and the failures before it.
-    let mut last: Vec<PrefixOutcome> = prefixes.iter().map(|p| (p, None, 0)).collect();
+    let mut last: Vec<PrefixOutcome> = prefixes.iter().map(|p| (p, None, 0, None)).collect();
     for record in applies {
         let Event::Apply(a) = &record.event else {
             continue;
         };
-        if let Some(entry) = last.iter_mut().find(|(p, _, _)| **p == a.prefix) {
-            if matches!(a.outcome, wire::Outcome::Failed(_)) {
+        if let Some(entry) = last.iter_mut().find(|(p, _, _, _)| **p == a.prefix) {
+            if let wire::Outcome::Failed(e) = &a.outcome {
                 entry.2 += 1;
+                entry.3 = Some((e.as_str(), record.at_ms));
             }
             entry.1 = Some((&a.outcome, record.at_ms));
         }
@@ -514,7 +521,7 @@ fn frr_outcome(
     // One account per routing daemon (in a mixed service FRR may apply at once what BIRD
     // refuses and takes later), in the order of the decision's prefixes.
     let mut labels: Vec<String> = Vec::new();
-    for (prefix, _, _) in &last {
+    for (prefix, _, _, _) in &last {
         let label = backend_label(prefix);
         if !labels.contains(&label) {
             labels.push(label);
@@ -524,7 +531,7 @@ fn frr_outcome(
     for label in &labels {
         let group: Vec<PrefixOutcome> = last
             .iter()
-            .filter(|(p, _, _)| backend_label(p) == *label)
+            .filter(|(p, _, _, _)| backend_label(p) == *label)
             .cloned()
             .collect();
         parts.extend(daemon_outcome(label, &group, at_ms, after_poll));
@@ -549,39 +556,71 @@ fn daemon_outcome(
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // The final outcomes (applied, already so): when the last came, and the failed attempts
+    // before them, so an outcome that took retries does not read as instant.
     let mut applied_at = None;
+    let mut already_at = None;
     let mut failures_before = 0;
+    let mut last_failure: Option<(i64, &str)> = None;
     let (mut already, mut superseded, mut unknown) = (0, vec![], vec![]);
     let mut failed: Vec<String> = Vec::new();
-    for (prefix, outcome, failures) in last {
-        match outcome {
+    for (prefix, outcome, failures, last_error) in last {
+        let final_at = match outcome {
             Some((wire::Outcome::Applied, at)) => {
-                failures_before += failures;
                 applied_at = applied_at.max(Some(*at));
+                Some(*at)
             }
-            Some((wire::Outcome::AlreadySo, _)) => already += 1,
-            Some((wire::Outcome::Superseded, _)) => superseded.push(*prefix),
+            Some((wire::Outcome::AlreadySo, at)) => {
+                already += 1;
+                already_at = already_at.max(Some(*at));
+                Some(*at)
+            }
+            Some((wire::Outcome::Superseded, _)) => {
+                superseded.push(*prefix);
+                None
+            }
             Some((wire::Outcome::Failed(e), _)) => {
-                failed.push(format!("{}: {e}", prefix_text(prefix)))
+                failed.push(format!("{}: {e}", prefix_text(prefix)));
+                None
             }
-            None => unknown.push(*prefix),
+            None => {
+                unknown.push(*prefix);
+                None
+            }
+        };
+        if let (Some(_), Some((error, at))) = (final_at, last_error) {
+            failures_before += failures;
+            if last_failure.is_none_or(|(latest, _)| *at >= latest) {
+                last_failure = Some((*at, *error));
+            }
         }
     }
+    let timed = |verb: &str, done: i64| {
+        let ms = (done - at_ms).max(0);
+        if after_poll {
+            format!("{daemon} {verb} {ms} ms after the deciding poll")
+        } else {
+            format!("{daemon} {verb} in {ms} ms")
+        }
+    };
+    let failures_text = match last_failure {
+        Some((_, error)) if failures_before > 0 => {
+            format!(", {failures_before} failed attempt(s) before (the last: {error})")
+        }
+        _ => String::new(),
+    };
     let mut parts = Vec::new();
     if let Some(done) = applied_at {
-        let ms = (done - at_ms).max(0);
-        let mut text = if after_poll {
-            format!("{daemon} applied {ms} ms after the deciding poll")
-        } else {
-            format!("{daemon} applied in {ms} ms")
-        };
-        if failures_before > 0 {
-            text.push_str(&format!(", {failures_before} failed attempt(s) before"));
-        }
+        let mut text = timed("applied", done);
         if already > 0 {
             text.push_str(&format!(" ({already} already so)"));
         }
+        text.push_str(&failures_text);
         parts.push(text);
+    } else if let Some(done) = already_at.filter(|_| failures_before > 0) {
+        // It failed first (BIRD not running, say) and was found so only later: how long and
+        // why, not a bare "already so" that reads as an instant no-op.
+        parts.push(format!("{}{failures_text}", timed("already so", done)));
     } else if already > 0 {
         parts.push(format!("{daemon} already so"));
     }
@@ -871,7 +910,56 @@ mod tests {
         let both = apply(&bird, wire::Outcome::Applied, 1_100);
         assert_eq!(
             frr_outcome(1_000, &[frr, bird], &[&applied, &failed, &both], false),
-            "; FRR applied in 115 ms; BIRD applied in 100 ms, 1 failed attempt(s) before"
+            "; FRR applied in 115 ms; BIRD applied in 100 ms, 1 failed attempt(s) before (the \
+             last: 8002 bird.conf:25:1)"
+        );
+    }
+
+    #[test]
+    fn an_already_so_after_failed_attempts_says_how_long_and_why() {
+        // Given a drain's withdrawal that BIRD, not running, could not take twice, and that
+        // was found withdrawn once BIRD answered again 5 s later,
+        let bird = wire::PrefixRef {
+            backend: "bird".into(),
+            instance: crate::routing::bird::DEFAULT_SOCKET.into(),
+            vrf: Some("anycastd4".into()),
+            prefix: "198.51.100.53/32".into(),
+        };
+        let apply = |outcome: wire::Outcome, at_ms: i64| Record {
+            version: 3,
+            seq: 0,
+            at_ms,
+            event: Event::Apply(wire::Apply {
+                service: "dns".into(),
+                prefix: bird.clone(),
+                change: wire::Change::Withdraw,
+                outcome,
+                decision_seq: 1,
+            }),
+        };
+        let down = "cannot read BIRD: BIRD is not running (control socket /run/bird/bird.ctl: \
+                    no such file); not applied";
+        let first = apply(wire::Outcome::Failed(down.into()), 1_010);
+        let second = apply(wire::Outcome::Failed(down.into()), 3_010);
+        let already = apply(wire::Outcome::AlreadySo, 6_000);
+        // when its outcome is told, then the account says it failed first, how often, for
+        // how long and why, not a bare "already so";
+        let prefixes = std::slice::from_ref(&bird);
+        assert_eq!(
+            frr_outcome(1_000, prefixes, &[&first, &second, &already], false),
+            format!("; BIRD already so in 5000 ms, 2 failed attempt(s) before (the last: {down})")
+        );
+        assert_eq!(
+            frr_outcome(1_000, prefixes, &[&first, &second, &already], true),
+            format!(
+                "; BIRD already so 5000 ms after the deciding poll, 2 failed attempt(s) before \
+                 (the last: {down})"
+            )
+        );
+        // and one found so at once still reads as before.
+        assert_eq!(
+            frr_outcome(1_000, prefixes, &[&already], false),
+            "; BIRD already so"
         );
     }
 

@@ -669,6 +669,28 @@ fn drift_orphans_and_an_unreachable_bird_are_handled_per_prefix() {
     let (code, out) = anycastd(&config, &["stop"]);
     assert_eq!(code, 70, "{out}");
     second.wait(EXIT);
+    // The client names what is left, one line each with its daemon and BIRD's error; FRR's
+    // prefix, withdrawn, is not among them.
+    let left: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("anycastd: not verified withdrawn: "))
+        .collect();
+    let socket = tb.bird_socket();
+    for (prefix, protocol) in [
+        ("198.51.100.53/32", "anycastd4"),
+        ("2001:db8:b::53/128", "anycastd6"),
+    ] {
+        let named = format!(
+            "anycastd: not verified withdrawn: {prefix} (BIRD at {}, protocol {protocol}): ",
+            socket.display()
+        );
+        assert!(
+            left.iter()
+                .any(|l| l.starts_with(&named) && l.len() > named.len()),
+            "{out}"
+        );
+    }
+    assert_eq!(left.len(), 2, "{out}");
     assert!(
         second
             .log_text()
@@ -926,6 +948,96 @@ fn decisions_and_a_stop_while_bird_is_stopped_say_they_were_not_applied() {
     // What the file said holds: BIRD starts without the route.
     tb.bird_ctl("start-bird");
     assert!(tb.bird_routes("anycastd4").is_empty());
+}
+
+#[test]
+fn a_withdrawal_bird_confirms_only_once_it_runs_again_reads_as_retried_in_plain_history() {
+    let Some(tb) = Testbed::up_with_bird() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let socket = tb.bird_socket();
+    let services = format!(
+        "[services.ntp]\nprefixes.bird = [{{ prefix = \"198.51.100.123\", socket = \"{}\" }}]\nchecks.exec = [{}]\n",
+        socket.display(),
+        flag_check(d, "ntp")
+    );
+    let config = config(d, &tb, "", &services);
+    let mut daemon = Daemon::start(&config, &d.join("log"));
+    tb.wait_peer(&NTP_ONLY);
+    let not_running = format!(
+        "failed attempt(s) before (the last: cannot read BIRD: BIRD is not running (control \
+         socket {}: ",
+        socket.display()
+    );
+    // The plain history line of the latest event whose text contains `event`, once it
+    // contains `outcome`.
+    // (Up to a minute: a retry's backoff reaches 30 s while BIRD is stopped.)
+    let line_of = |event: &str, outcome: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, history) = anycastd(&config, &["history", "ntp"]);
+            let found = history
+                .lines()
+                .rfind(|l| l.contains(event))
+                .unwrap_or_default()
+                .to_owned();
+            if found.contains(outcome) {
+                return found;
+            }
+            if Instant::now() > deadline {
+                let (_, verbose) = anycastd(&config, &["history", "-v", "ntp"]);
+                panic!("no {outcome:?} for {event}: {found}\n{verbose}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    // While BIRD is stopped, a withdrawal is taken out of the include file and fails, retried
+    // (a pass that read BIRD just before it stopped may fail once saying the file still
+    // holds the route; the retry takes it out).
+    let left_out = "leaves it out, so a BIRD that starts does not announce it (retrying)";
+
+    // Given BIRD stopped, a failing check's withdrawal fails until BIRD runs again, and then
+    // reads back as already so or is applied (as the first pass finds BIRD): either way,
+    // plain history says it failed first, how often and why.
+    let retried = "failed attempt(s) before (the last: ";
+    let final_outcome =
+        |line: &str| line.contains("; BIRD already so ") || line.contains("; BIRD applied ");
+    tb.bird_ctl("stop-bird");
+    std::fs::write(d.join("ntp.down"), "").unwrap();
+    let failing = "healthy -> unhealthy: withdraw 198.51.100.123/32";
+    line_of(failing, left_out);
+    tb.bird_ctl("start-bird");
+    let line = line_of(failing, retried);
+    assert!(
+        final_outcome(&line)
+            && line.contains(" ms after the deciding poll, ")
+            && line.contains(&not_running),
+        "{line}"
+    );
+
+    // The same for a drain while BIRD is stopped, which exits 70 as nothing confirms it.
+    std::fs::remove_file(d.join("ntp.down")).unwrap();
+    tb.wait_peer(&NTP_ONLY);
+    tb.bird_ctl("stop-bird");
+    let (code, out) = anycastd(
+        &config,
+        &["drain", "ntp", "--reason", "walk", "--wait", "2s"],
+    );
+    assert_eq!(code, 70, "{out}");
+    let drained = ": walk): withdraw 198.51.100.123/32";
+    line_of(drained, left_out);
+    tb.bird_ctl("start-bird");
+    let line = line_of(drained, retried);
+    assert!(
+        (line.contains("; BIRD already so in ") || line.contains("; BIRD applied in "))
+            && line.contains(&not_running),
+        "{line}"
+    );
+
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(EXIT), 0, "{}", daemon.log_text());
 }
 
 /// The `bird.conf` the documentation gives (docs/backends.md, "What BIRD needs", linked from

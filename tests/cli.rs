@@ -41,6 +41,42 @@ fn an_unknown_subcommand_or_log_level_exits_2() {
 }
 
 #[test]
+fn a_drain_reason_with_a_control_character_is_a_usage_error_that_shows_it_escaped() {
+    for (reason, escaped, shown) in [
+        ("two\nlines", "\"two\\nlines\"", "'\\n'"),
+        ("bell\u{7}", "\"bell\\u{7}\"", "'\\u{7}'"),
+        ("\u{1b}[2J", "\"\\u{1b}[2J\"", "'\\u{1b}'"),
+    ] {
+        let out = anycastd(&["drain", "dns", "--reason", reason]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        // The socket's words, and the value escaped: nothing raw reaches the terminal.
+        let first = stderr(&out).lines().next().unwrap_or_default().to_owned();
+        assert_eq!(
+            first,
+            format!(
+                "error: invalid value {escaped} for '--reason <REASON>': must not contain control \
+                 characters (it has {shown}): one line of text, as history and status print it"
+            )
+        );
+        assert!(
+            !stderr(&out).chars().any(|c| c.is_control() && c != '\n'),
+            "{:?}",
+            stderr(&out)
+        );
+    }
+    // A reason that is text is not refused by the parser (no daemon answers here: 69).
+    let out = anycastd(&[
+        "drain",
+        "dns",
+        "--reason",
+        "kernel upgrade – ticket #42",
+        "--socket",
+        "/nonexistent/anycastd.sock",
+    ]);
+    assert_ne!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
 fn a_missing_config_or_a_directory_exits_66_naming_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.toml");

@@ -281,15 +281,22 @@ checks.exec = [
     assert!(!log.contains("which this process lacks"), "{log}");
 
     // Without the ambient set (the unit as it was), the VRF check fails as the issue saw it,
-    // and the daemon said at start which checks would.
+    // the check as another user says it is the user switch that failed, not /bin/sh, and the
+    // daemon said at start which checks would.
     let (dns, log) = run_until(
         &as_unit_user(&bounding, "", &["run"], &config),
         &config,
-        |dns| dns["checks"][0]["result"] == "fail",
+        |dns| dns["checks"][0]["result"] == "fail" && dns["checks"][1]["result"] == "fail",
     );
     let reason = dns["checks"][0]["reason"].as_str().unwrap_or_default();
     assert!(
         reason.contains("cannot enter the namespace: EPERM"),
+        "{dns}"
+    );
+    assert_eq!(
+        dns["checks"][1]["reason"],
+        "cannot run /bin/sh as user daemon: Operation not permitted (switching user needs \
+         CAP_SETUID and CAP_SETGID)",
         "{dns}"
     );
     let warning = format!("service \\\"dns\\\": check \\\"in-vrf\\\" runs in VRF {ns}: entering its network namespace needs CAP_SYS_ADMIN, which this process lacks");

@@ -43,9 +43,12 @@ pub struct ExecProbe {
     command: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
-    /// The user to run as: uid and gid, or why it cannot be used.
-    user: Option<Result<(u32, u32), String>>,
+    /// The user to run as: its name, and its uid and gid or why it cannot be used.
+    user: Option<(String, UserIds)>,
 }
+
+/// A user's uid and primary gid, or why they cannot be used (no such user).
+type UserIds = Result<(u32, u32), String>;
 
 /// Mark every descriptor above 2 close-on-exec: the daemon's own are already, but one it
 /// inherited (from a shell, a supervisor) would otherwise reach every command. Done once per
@@ -87,14 +90,14 @@ impl ExecProbe {
             ("ANYCASTD_CHECK".to_owned(), check.to_owned()),
         ];
         env.extend(config.env.iter().cloned());
-        let user = config
-            .user
-            .as_ref()
-            .map(|name| match nix::unistd::User::from_name(name) {
+        let user = config.user.as_ref().map(|name| {
+            let ids = match nix::unistd::User::from_name(name) {
                 Ok(Some(u)) => Ok((u.uid.as_raw(), u.gid.as_raw())),
                 Ok(None) => Err(format!("no user {name:?}")),
                 Err(e) => Err(format!("cannot look up user {name:?}: {e}")),
-            });
+            };
+            (name.clone(), ids)
+        });
         ExecProbe {
             target: format!("exec:{service}/{check}"),
             gate: Arc::new(Gate::new(1)),
@@ -119,16 +122,17 @@ impl ExecProbe {
             .process_group(0)
             .kill_on_drop(true);
         match &self.user {
-            Some(Ok((uid, gid))) => {
+            Some((_, Ok((uid, gid)))) => {
                 command.uid(*uid).gid(*gid);
             }
-            Some(Err(e)) => return Observation::Fail(e.clone()),
+            Some((_, Err(e))) => return Observation::Fail(e.clone()),
             None => {}
         }
         let mut child = match command.spawn() {
             Ok(c) => c,
             Err(e) => {
-                return Observation::Fail(format!("cannot run {}: {}", self.command, io_text(&e)))
+                let user = self.user.as_ref().map(|(name, _)| name.as_str());
+                return Observation::Fail(spawn_error_text(&self.command, user, &e));
             }
         };
         let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
@@ -275,6 +279,20 @@ fn first_line(output: &[u8]) -> Option<String> {
     Some(line)
 }
 
+/// Why `command` did not start, in words; `user`: the user it was to run as. Switching to it
+/// (setgid(2), setuid(2) in the child, before the exec) without CAP_SETGID and CAP_SETUID
+/// fails the spawn with EPERM, which would otherwise read as a problem of the command.
+fn spawn_error_text(command: &str, user: Option<&str>, e: &std::io::Error) -> String {
+    match user {
+        Some(user) if e.raw_os_error() == Some(nix::errno::Errno::EPERM as i32) => format!(
+            "cannot run {command} as user {user}: {} (switching user needs CAP_SETUID and \
+             CAP_SETGID)",
+            io_text(e)
+        ),
+        _ => format!("cannot run {command}: {}", io_text(e)),
+    }
+}
+
 /// An I/O error without Rust's "(os error N)".
 fn io_text(e: &std::io::Error) -> String {
     super::os_error_text(&e.to_string()).to_owned()
@@ -283,6 +301,26 @@ fn io_text(e: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spawn_refused_with_eperm_for_a_user_names_the_user_switch() {
+        let eperm = std::io::Error::from_raw_os_error(nix::errno::Errno::EPERM as i32);
+        assert_eq!(
+            spawn_error_text("/bin/sh", Some("nobody"), &eperm),
+            "cannot run /bin/sh as user nobody: Operation not permitted (switching user needs \
+             CAP_SETUID and CAP_SETGID)"
+        );
+        // Without a user, EPERM is the exec's own; other errors keep their words.
+        assert_eq!(
+            spawn_error_text("/bin/sh", None, &eperm),
+            "cannot run /bin/sh: Operation not permitted"
+        );
+        let enoent = std::io::Error::from_raw_os_error(nix::errno::Errno::ENOENT as i32);
+        assert_eq!(
+            spawn_error_text("/x", Some("nobody"), &enoent),
+            "cannot run /x: No such file or directory"
+        );
+    }
 
     #[test]
     fn the_first_line_of_output_is_the_reason() {

@@ -1,13 +1,19 @@
 //! `anycastd stop [--keep-announced]`: stop the running daemon and say how it ended.
 
 use super::{ask_daemon, Client};
-use crate::control::{Request, Response};
+use crate::control::{LeftPrefix, Request, Response};
 use crate::exit;
 
 /// `anycastd stop`.
 pub async fn stop(client: &Client, keep_announced: bool) -> u8 {
-    let (code, message, pid) = match ask_daemon(client, &Request::Stop { keep_announced }).await {
-        Ok(Response::Stopped { code, message, pid }) => (code, message, pid),
+    let request = Request::Stop { keep_announced };
+    let (code, message, pid, left) = match ask_daemon(client, &request).await {
+        Ok(Response::Stopped {
+            code,
+            message,
+            pid,
+            left,
+        }) => (code, message, pid, left),
         Ok(other) => return super::unexpected(&other),
         Err(code) => return code,
     };
@@ -36,6 +42,55 @@ pub async fn stop(client: &Client, keep_announced: bool) -> u8 {
         println!("anycastd {message}");
     } else {
         eprintln!("anycastd: {message}");
+        for line in left_lines(&left) {
+            eprintln!("anycastd: {line}");
+        }
     }
     code
+}
+
+/// One line per prefix a stop left unverified: the prefix, its routing daemon and why.
+fn left_lines(left: &[LeftPrefix]) -> Vec<String> {
+    left.iter()
+        .map(|l| {
+            format!(
+                "not verified withdrawn: {}: {}",
+                crate::text::prefix_with_backend(&l.prefix),
+                l.error
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anycastd_journal::wire;
+
+    #[test]
+    fn each_prefix_left_is_a_line_with_its_daemon_and_error() {
+        let left = [
+            LeftPrefix {
+                prefix: wire::PrefixRef {
+                    backend: "bird".into(),
+                    instance: crate::routing::bird::DEFAULT_SOCKET.into(),
+                    vrf: Some("anycastd4".into()),
+                    prefix: "198.51.100.53/32".into(),
+                },
+                error: "8002 bird.conf:25:1 syntax error".into(),
+            },
+            LeftPrefix {
+                prefix: wire::PrefixRef::frr("/usr/bin/vtysh", None, "203.0.113.53/32"),
+                error: "withdrawal not verified in time".into(),
+            },
+        ];
+        assert_eq!(
+            left_lines(&left),
+            [
+                "not verified withdrawn: 198.51.100.53/32 (BIRD, protocol anycastd4): 8002 \
+                 bird.conf:25:1 syntax error",
+                "not verified withdrawn: 203.0.113.53/32 (FRR): withdrawal not verified in time",
+            ]
+        );
+    }
 }

@@ -9,15 +9,16 @@ pub fn parse_duration_text(text: &str) -> Result<Duration, String> {
     parse_duration(&Value::String(text.to_owned()))
 }
 
-/// The longest duration accepted anywhere (config, `--for`, `--since`).
+/// The longest duration accepted anywhere (config, `--for`, `--since`), itself included, as
+/// the error, the documentation and the schema's `maximum` say.
 const MAX_DURATION_SECONDS: f64 = 1e9;
 
 /// A duration of `seconds`, if it is one accepted anywhere (config, command line, control
-/// socket): more than 0 and less than [`MAX_DURATION_SECONDS`], with the words of the rule.
+/// socket): more than 0 and at most [`MAX_DURATION_SECONDS`], with the words of the rule.
 pub fn duration_of_seconds(seconds: f64) -> Result<Duration, String> {
     if !(seconds.is_finite() && seconds > 0.0) {
         Err("must be greater than 0".to_owned())
-    } else if seconds >= MAX_DURATION_SECONDS {
+    } else if seconds > MAX_DURATION_SECONDS {
         Err("too long: at most 1000000000 seconds (about 31 years)".to_owned())
     } else {
         Ok(Duration::from_secs_f64(seconds))
@@ -66,5 +67,32 @@ pub(super) fn parse_duration(value: &Value) -> Result<Duration, String> {
             "must be a number of seconds or a string like \"5s\", not {}",
             other.kind()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_duration_is_accepted_and_anything_longer_refused() {
+        let too_long = Err("too long: at most 1000000000 seconds (about 31 years)".to_owned());
+        assert_eq!(
+            duration_of_seconds(1e9),
+            Ok(Duration::from_secs(1_000_000_000))
+        );
+        assert_eq!(
+            parse_duration_text("1000000000s"),
+            Ok(Duration::from_secs(1_000_000_000))
+        );
+        assert_eq!(parse_duration_text("1000000001"), too_long);
+        assert_eq!(
+            duration_of_seconds(f64::INFINITY).map(|_| ()),
+            Err("must be greater than 0".to_owned())
+        );
+        assert_eq!(
+            duration_of_seconds(0.0),
+            Err("must be greater than 0".to_owned())
+        );
     }
 }

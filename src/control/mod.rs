@@ -12,7 +12,7 @@ pub mod protocol;
 pub mod server;
 
 pub use client::{request, Answers, ClientError};
-pub use protocol::{parse_request, DrainResult, JournalLine, Request, Response};
+pub use protocol::{parse_request, DrainResult, JournalLine, LeftPrefix, Request, Response};
 pub use server::{bind, serve};
 
 use crate::config::Config;
@@ -34,8 +34,9 @@ pub struct StopRequest {
     pub uid: u32,
     /// Caller's pid.
     pub pid: i32,
-    /// Answered with (exit code, message) once the daemon has stopped.
-    pub done: oneshot::Sender<(u8, String)>,
+    /// Answered with (exit code, message, the prefixes left unverified) once the daemon has
+    /// stopped.
+    pub done: oneshot::Sender<(u8, String, Vec<LeftPrefix>)>,
 }
 
 /// A reload asked through the socket: answered with a summary, or (exit code, errors).

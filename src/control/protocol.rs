@@ -109,10 +109,18 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
     Ok(envelope.request)
 }
 
-/// The rule of a drain's reason, on the command line (`--reason`) and on the socket.
+/// The rule of a drain's reason, on the command line (`--reason`) and on the socket: some
+/// text, and no control character, as `history`, `status` and the logs print it as it is
+/// (a newline would split an event over two lines, an escape sequence reach a terminal).
 pub fn check_reason(reason: &str) -> Result<(), String> {
     if reason.trim().is_empty() {
         Err("must not be empty: say why (it is journaled and shown by status)".into())
+    } else if let Some(c) = reason.chars().find(|c| c.is_control()) {
+        Err(format!(
+            "must not contain control characters (it has {:?}): one line of text, as history \
+             and status print it",
+            c
+        ))
     } else {
         Ok(())
     }
@@ -290,6 +298,15 @@ pub struct DrainResult {
     pub unverified: Vec<String>,
 }
 
+/// A prefix a stop could not verify withdrawn, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftPrefix {
+    /// The prefix and the routing daemon it is in.
+    pub prefix: wire::PrefixRef,
+    /// The routing daemon's last error for it, or why it was not verified.
+    pub error: String,
+}
+
 /// An answer line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -345,6 +362,10 @@ pub enum Response {
         message: String,
         /// Its pid.
         pid: u32,
+        /// The prefixes it could not verify withdrawn (exit 70), each with why; empty from a
+        /// daemon that predates the list.
+        #[serde(default)]
+        left: Vec<LeftPrefix>,
     },
     /// The request failed.
     Error {
@@ -437,13 +458,31 @@ mod tests {
             drain("0"),
             Err("invalid request: for_ms 0: must be greater than 0".into())
         );
-        assert!(drain("999999999999").is_ok());
-        assert!(drain("1000000000000").is_err());
+        // At most 1,000,000,000 s, that included, as the error says.
+        assert!(drain("1000000000000").is_ok());
+        assert!(drain("1000000000001").is_err());
         assert!(drain("null").is_ok());
         assert_eq!(
             request("\"command\":\"drain\",\"service\":null,\"reason\":\" \",\"for_ms\":null"),
             Err("invalid request: reason: must not be empty: say why (it is journaled and shown by status)".into())
         );
+        for (reason, shown) in [
+            ("a\\nb", "'\\n'"),
+            ("bell\\u0007", "'\\u{7}'"),
+            ("\\u009b", "'\\u{9b}'"),
+        ] {
+            assert_eq!(
+                request(&format!(
+                    "\"command\":\"drain\",\"service\":null,\"reason\":\"{reason}\",\"for_ms\":null"
+                )),
+                Err(format!(
+                    "invalid request: reason: must not contain control characters (it has \
+                     {shown}): one line of text, as history and status print it"
+                )),
+                "{reason}"
+            );
+        }
+        assert!(request("\"command\":\"drain\",\"service\":null,\"reason\":\"kernel upgrade, ticket #42 – ünïcode\",\"for_ms\":null").is_ok());
         assert_eq!(
             request("\"command\":\"undrain\",\"service\":\"dns\",\"wait_ms\":0"),
             Err("invalid request: wait_ms 0: must be greater than 0".into())
@@ -497,6 +536,22 @@ mod tests {
         assert_eq!(
             request("\"command\":\"report\",\"since_ms\":5,\"until_ms\":4"),
             Err("invalid request: since_ms is after until_ms".into())
+        );
+    }
+
+    #[test]
+    fn a_stop_answer_without_the_left_list_reads_as_none_left() {
+        // An older daemon's answer has no `left`.
+        assert_eq!(
+            parse_answer(
+                "{\"version\":1,\"type\":\"stopped\",\"code\":70,\"message\":\"m\",\"pid\":7}"
+            ),
+            Ok(Response::Stopped {
+                code: 70,
+                message: "m".into(),
+                pid: 7,
+                left: vec![]
+            })
         );
     }
 

@@ -460,11 +460,12 @@ async fn stop(
             .await;
     }
     match done_rx.await {
-        Ok((code, message)) => {
+        Ok((code, message, left)) => {
             out.send(Response::Stopped {
                 code,
                 message,
                 pid: std::process::id(),
+                left,
             })
             .await
         }

@@ -224,8 +224,11 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
     tracing::info!("Received {reason}, terminating.");
     status_task.abort();
     notifier.send("STOPPING=1\nSTATUS=stopping");
-    let code = if stop_request.as_ref().is_some_and(|r| r.keep_announced) {
-        hand_over(&reason, drivers.into_handles(), &journal).await
+    let (code, left) = if stop_request.as_ref().is_some_and(|r| r.keep_announced) {
+        (
+            hand_over(&reason, drivers.into_handles(), &journal).await,
+            Vec::new(),
+        )
     } else {
         shutdown(
             &config,
@@ -249,7 +252,7 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
     if let Some(request) = stop_request {
         let _ = request
             .done
-            .send((code, stop_message(code, request.keep_announced)));
+            .send((code, stop_message(code, request.keep_announced), left));
     }
     drop(writers);
     // The writer tasks outlive their handles, so the reporter's channel never closes: ask it

@@ -36,8 +36,9 @@ pub(super) async fn hand_over(
 /// SIGTERM, SIGINT or `anycastd stop`: every service drains (journaled), every writer
 /// withdraws and verifies within `shutdown_timeout` (a second signal cuts it short), then the
 /// stop is journaled with what is left and each service's end is logged. Exit 0 only when
-/// every withdrawal is verified, else 70. Long because it is those steps in order, each
-/// short; the journal record and the log lines need all of their results.
+/// every withdrawal is verified, else 70, with the prefixes left and why (for `anycastd
+/// stop` to print). Long because it is those steps in order, each short; the journal record,
+/// the log lines and the answer need all of their results.
 pub(super) async fn shutdown(
     config: &Config,
     reason: &str,
@@ -46,7 +47,7 @@ pub(super) async fn shutdown(
     journal: &JournalHandle,
     flush_reports: &mpsc::Sender<oneshot::Sender<()>>,
     signals: &mut Signals,
-) -> u8 {
+) -> (u8, Vec<control::LeftPrefix>) {
     let deadline = Instant::now() + config.daemon.shutdown_timeout;
     let names: Vec<String> = drivers.iter().map(|d| d.name.clone()).collect();
     // The generation each writer must reach to have verified the shutdown's withdrawals, known
@@ -92,8 +93,8 @@ pub(super) async fn shutdown(
     for driver in &drivers {
         driver.task.abort();
     }
-    let mut left: Vec<wire::PrefixRef> = Vec::new();
-    let mut reasons: Vec<String> = Vec::new();
+    // Each prefix left with why: the writer's last error for it, else what is known.
+    let mut left_why: Vec<(wire::PrefixRef, String)> = Vec::new();
     let targets = targets.into_inner().unwrap_or_else(|p| p.into_inner());
     for (id, writer) in writers {
         let status = writer.status().borrow().clone();
@@ -103,34 +104,32 @@ pub(super) async fn shutdown(
         if target.is_none_or(|target| status.generation < target) {
             // The writer never finished a pass over the shutdown decisions: nothing of this
             // backend's prefixes is verified.
-            for (_, prefix) in config.prefixes_by_backend().get(id).into_iter().flatten() {
-                left.push(prefix.journal_ref());
-            }
-            reasons.push(status.read_error.clone().unwrap_or_else(|| {
+            let why = status.read_error.clone().unwrap_or_else(|| {
                 if target.is_none() {
                     "a second signal came before the withdrawal was handed to the backend".into()
                 } else {
-                    "withdrawal not verified in time".into()
+                    NOT_IN_TIME.into()
                 }
-            }));
+            });
+            for (_, prefix) in config.prefixes_by_backend().get(id).into_iter().flatten() {
+                left_why.push((prefix.journal_ref(), why.clone()));
+            }
             continue;
         }
         for ((vrf, prefix), _, error) in &status.pending {
-            left.push(
-                crate::routing::Route {
-                    prefix: *prefix,
-                    vrf: vrf.clone(),
-                    backend: id.clone(),
-                }
-                .journal_ref(),
-            );
-            if let Some(error) = error {
-                reasons.push(error.clone());
+            let prefix = crate::routing::Route {
+                prefix: *prefix,
+                vrf: vrf.clone(),
+                backend: id.clone(),
             }
+            .journal_ref();
+            left_why.push((prefix, error.clone().unwrap_or_else(|| NOT_IN_TIME.into())));
         }
     }
-    left.sort();
-    left.dedup();
+    left_why.sort();
+    left_why.dedup_by(|a, b| a.0 == b.0);
+    let left: Vec<wire::PrefixRef> = left_why.iter().map(|(p, _)| p.clone()).collect();
+    let mut reasons: Vec<String> = left_why.iter().map(|(_, why)| why.clone()).collect();
     reasons.sort();
     reasons.dedup();
     let outcome = if left.is_empty() {
@@ -177,7 +176,7 @@ pub(super) async fn shutdown(
         }
     }
     if left.is_empty() && finished {
-        return exit::OK;
+        return (exit::OK, Vec::new());
     }
     let listed: Vec<String> = left.iter().map(crate::text::prefix_text).collect();
     // BIRD's include files already leave out every withdrawal wanted: what is left needs
@@ -196,5 +195,12 @@ pub(super) async fn shutdown(
         "Could not verify the withdrawal of every prefix before exiting; still announced or unknown: {}. Please remediate manually.{bird}",
         listed.join(", ")
     );
-    exit::SOFTWARE
+    let left = left_why
+        .into_iter()
+        .map(|(prefix, error)| control::LeftPrefix { prefix, error })
+        .collect();
+    (exit::SOFTWARE, left)
 }
+
+/// Why a prefix left at a stop was not verified when the writer gave no error for it.
+const NOT_IN_TIME: &str = "withdrawal not verified in time";
