@@ -27,8 +27,11 @@ struct State {
     /// The reconfiguration mark ([`Backend::reconfigured`]), if it has one.
     mark: Option<String>,
     /// The calls that matter for the order of retries: `mark M` for each look at the mark,
-    /// `apply` for each batch.
+    /// `apply` for each batch, `offline P+ P-` for each [`Backend::offline`].
     calls: Vec<String>,
+    /// The next apply fails with this error and leaves the backend unreadable with it (the
+    /// daemon went away between the pass's read and its write).
+    vanish_on_apply: Option<String>,
 }
 
 impl Default for State {
@@ -42,6 +45,7 @@ impl Default for State {
             reads: 0,
             mark: None,
             calls: Vec::new(),
+            vanish_on_apply: None,
         }
     }
 }
@@ -65,6 +69,11 @@ impl Memory {
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next apply fails with `error` and leaves the backend unreadable with it.
+    pub fn vanish_on_apply(&self, error: &str) {
+        self.state().vanish_on_apply = Some(error.to_owned());
     }
 
     /// Create the table of `vrf` (empty).
@@ -174,6 +183,10 @@ impl Backend for Memory {
         let mut state = self.state();
         state.applied.push(changes.to_vec());
         state.calls.push("apply".into());
+        if let Some(e) = state.vanish_on_apply.take() {
+            state.unreadable = Some(e.clone());
+            return Err(e);
+        }
         for change in changes {
             if let Some(e) = state.failing.get(&change.prefix) {
                 return Err(e.clone());
@@ -188,6 +201,16 @@ impl Backend for Memory {
             }
         }
         Ok(())
+    }
+
+    async fn offline(&self, wanted: &[(PrefixKey, bool)]) {
+        let list: Vec<String> = wanted
+            .iter()
+            .map(|((_, prefix), announce)| format!("{prefix}{}", if *announce { "+" } else { "-" }))
+            .collect();
+        self.state()
+            .calls
+            .push(format!("offline {}", list.join(" ")));
     }
 
     async fn inspect(&self, prefixes: &[PrefixKey]) -> Result<Vec<Shown>, String> {

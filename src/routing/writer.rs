@@ -687,12 +687,7 @@ impl<B: Backend> Writer<B> {
             None => match self.backend.read().await {
                 Ok(installed) => installed,
                 Err(e) => {
-                    let wanted: Vec<(PrefixKey, bool)> = entries
-                        .iter()
-                        .map(|(k, d, _)| (k.clone(), d.announce))
-                        .collect();
-                    self.backend.offline(&wanted).await;
-                    self.unreadable(generation, urgent, &entries, e);
+                    self.gone(generation, urgent, &entries, e).await;
                     return false;
                 }
             },
@@ -760,11 +755,13 @@ impl<B: Backend> Writer<B> {
             self.reconfigured = None;
         }
 
-        // Verify.
+        // Verify. A daemon that went away since the first read (BIRD stopped meanwhile) is
+        // told what is wanted as before that read, so that a change this pass could not
+        // verify does not come back with it.
         let after = match self.backend.read().await {
             Ok(installed) => installed,
             Err(e) => {
-                self.unreadable(generation, urgent, &entries, e);
+                self.gone(generation, urgent, &entries, e).await;
                 return false;
             }
         };
@@ -774,6 +771,23 @@ impl<B: Backend> Writer<B> {
         self.last_read = Some((now, after));
         self.last_write = Some(now);
         again
+    }
+
+    /// The backend could not be read: record what is wanted wherever it reads it when it
+    /// returns ([`Backend::offline`]), then fail the pass's decisions with the error.
+    async fn gone(
+        &mut self,
+        generation: u64,
+        urgent: bool,
+        entries: &[(PrefixKey, Decision, bool)],
+        error: B::Error,
+    ) {
+        let wanted: Vec<(PrefixKey, bool)> = entries
+            .iter()
+            .map(|(k, d, _)| (k.clone(), d.announce))
+            .collect();
+        self.backend.offline(&wanted).await;
+        self.unreadable(generation, urgent, entries, error);
     }
 
     /// Settle what is as decided, report drift, set aside what has no table, and return the
@@ -1231,6 +1245,28 @@ mod tests {
             "the look that saw the new mark was followed by the retry, before any other look"
         );
         assert!(memory.installed().contains(&None, &key.1));
+    }
+
+    /// The daemon goes away between a pass's read and its write (BIRD stopped meanwhile):
+    /// the verifying read fails, and the backend is told what is wanted (BIRD: its include
+    /// files leave the withdrawal out), as when the first read fails, so that a daemon that
+    /// starts before the retry does not come back with what health withdrew.
+    #[tokio::test]
+    async fn a_daemon_gone_between_read_and_write_is_told_what_is_wanted() {
+        let (memory, handle, mut rx) = writer("writer-gone-midway", HOUR);
+        let key: PrefixKey = (None, net("203.0.113.20/32"));
+        memory.set(None, key.1, true);
+        memory.vanish_on_apply("socket gone");
+        handle.set(vec![(key.clone(), decision(false, 7))]);
+        let failed = report(&mut rx).await;
+        assert_eq!(
+            failed.outcome,
+            Outcome::Failed("cannot read the memory backend: socket gone".into())
+        );
+        assert_eq!(
+            memory.calls(),
+            ["apply".to_owned(), "offline 203.0.113.20/32-".to_owned()]
+        );
     }
 
     #[tokio::test]
