@@ -32,6 +32,8 @@ struct State {
     /// The next apply fails with this error and leaves the backend unreadable with it (the
     /// daemon went away between the pass's read and its write).
     vanish_on_apply: Option<String>,
+    /// The file whose re-creation stands for a restart ([`Backend::runtime_file`]).
+    runtime_file: Option<std::path::PathBuf>,
 }
 
 impl Default for State {
@@ -46,6 +48,7 @@ impl Default for State {
             mark: None,
             calls: Vec::new(),
             vanish_on_apply: None,
+            runtime_file: None,
         }
     }
 }
@@ -69,6 +72,11 @@ impl Memory {
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Watch `path` for restarts (set before the writer starts).
+    pub fn runtime_file(&self, path: &std::path::Path) {
+        self.state().runtime_file = Some(path.to_owned());
     }
 
     /// The next apply fails with `error` and leaves the backend unreadable with it.
@@ -201,6 +209,18 @@ impl Backend for Memory {
             }
         }
         Ok(())
+    }
+
+    fn runtime_file(&self) -> Result<Option<super::RuntimeFile>, String> {
+        Ok(self
+            .state()
+            .runtime_file
+            .clone()
+            .map(|path| super::RuntimeFile {
+                path,
+                origin: "the test",
+                hint: String::new(),
+            }))
     }
 
     async fn offline(&self, wanted: &[(PrefixKey, bool)]) {

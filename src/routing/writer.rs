@@ -118,6 +118,9 @@ pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// After a restart, retries are as quick as at a shutdown for this long (the daemon may
 /// take a few seconds to load its configuration).
 pub const RECOVERY: Duration = Duration::from_secs(60);
+/// For this long after a restart, a missing table is taken for the daemon still loading its
+/// configuration: retried, not reported.
+pub const LOADING: Duration = Duration::from_secs(5);
 
 /// The writer's view after its last pass.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -644,6 +647,35 @@ impl<B: Backend> Writer<B> {
         );
     }
 
+    /// Whether the daemon restarted less than [`LOADING`] ago: its own configuration may
+    /// still be loading (watchfrr's `vtysh -b` after bgpd starts), so a missing table is not
+    /// a failure yet.
+    fn loading(&self, now: Instant) -> bool {
+        self.recovering_until
+            .is_some_and(|until| now + RECOVERY < until + LOADING)
+    }
+
+    /// A table missing while the daemon loads its configuration after a restart: retried as
+    /// quickly as during the recovery, reported only if it is still missing afterwards.
+    fn wait_for_loading(&mut self, key: &PrefixKey, decision: &Decision, error: String) {
+        let failures = match self.retry.get(key) {
+            Some(r) if r.decision == *decision => r.failures,
+            _ => 0,
+        };
+        self.retry.insert(
+            key.clone(),
+            Retry {
+                decision: decision.clone(),
+                failures,
+                at: Instant::now() + BACKOFF_MAX_URGENT,
+                error: format!(
+                    "{} restarted moments ago and may still be loading its configuration: {error}",
+                    self.backend.daemon_name()
+                ),
+            },
+        );
+    }
+
     /// A prefix is in its desired state: report it once per decision.
     fn settle(&mut self, key: &PrefixKey, decision: &Decision, reported: bool) {
         self.retry.remove(key);
@@ -811,7 +843,11 @@ impl<B: Backend> Writer<B> {
                         self.unmark_reported(key, decision);
                     }
                     let error = self.backend.missing_table(&key.0);
-                    self.fail(key, decision, error, urgent);
+                    if self.loading(now) {
+                        self.wait_for_loading(key, decision, error);
+                    } else {
+                        self.fail(key, decision, error, urgent);
+                    }
                 } else {
                     // No table, so certainly not in it: withdrawn already.
                     self.settle(key, decision, *reported);
@@ -1245,6 +1281,44 @@ mod tests {
             "the look that saw the new mark was followed by the retry, before any other look"
         );
         assert!(memory.installed().contains(&None, &key.1));
+    }
+
+    /// Right after a restart the daemon may still be loading its own configuration
+    /// (watchfrr's `vtysh -b`): a table missing then is retried quickly without a failure
+    /// reported ("no BGP instance" was logged and journaled for a table that came 0.2 s
+    /// later), and the announcement is applied once the table is there.
+    #[tokio::test]
+    async fn a_table_missing_while_the_daemon_loads_after_a_restart_is_not_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("bgpd.vty");
+        std::fs::write(&socket, "1").unwrap();
+        let memory = Memory::named("writer-loading");
+        memory.add_table(None);
+        memory.runtime_file(&socket);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let handle = spawn(memory.clone(), HOUR, tx);
+        let first: PrefixKey = (None, net("203.0.113.29/32"));
+        handle.set(vec![(first.clone(), decision(true, 8))]);
+        assert_eq!(report(&mut rx).await.outcome, Outcome::Applied);
+        let key: PrefixKey = (Some("blue".into()), net("203.0.113.30/32"));
+        // Restarted: the socket is new, and the table comes a moment after the first read.
+        std::fs::remove_file(&socket).unwrap();
+        std::fs::write(&socket, "2").unwrap();
+        let restarted = match tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
+            Ok(Some(Notice::Restarted(r))) => r,
+            other => panic!("no restart noticed: {other:?}"),
+        };
+        assert_eq!(restarted.announced, [("dns".to_owned(), first.clone())]);
+        handle.set(vec![
+            (first, decision(true, 8)),
+            (key.clone(), decision(true, 9)),
+        ]);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert!(rx.try_recv().is_err(), "nothing reported while loading");
+        memory.add_table(Some("blue"));
+        let applied = report(&mut rx).await;
+        assert_eq!(applied.outcome, Outcome::Applied);
+        assert!(memory.installed().contains(&key.0, &key.1));
     }
 
     /// The daemon goes away between a pass's read and its write (BIRD stopped meanwhile):
