@@ -885,6 +885,20 @@ fn a_reload_to_another_bird_leaves_no_writer_fighting_over_the_file_and_the_stop
     );
 }
 
+/// ntp alone, one prefix on the testbed's BIRD and a flag-file check, running and announced
+/// at the peer: its config and daemon.
+fn ntp_on_bird(tb: &Testbed, d: &Path) -> (PathBuf, Daemon) {
+    let services = format!(
+        "[services.ntp]\nprefixes.bird = [{{ prefix = \"198.51.100.123\", socket = \"{}\" }}]\nchecks.exec = [{}]\n",
+        tb.bird_socket().display(),
+        flag_check(d, "ntp")
+    );
+    let config = config(d, tb, "", &services);
+    let daemon = Daemon::start(&config, &d.join("log"));
+    tb.wait_peer(&NTP_ONLY);
+    (config, daemon)
+}
+
 #[test]
 fn decisions_and_a_stop_while_bird_is_stopped_say_they_were_not_applied() {
     let Some(tb) = Testbed::up_with_bird() else {
@@ -893,14 +907,7 @@ fn decisions_and_a_stop_while_bird_is_stopped_say_they_were_not_applied() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let socket = tb.bird_socket();
-    let services = format!(
-        "[services.ntp]\nprefixes.bird = [{{ prefix = \"198.51.100.123\", socket = \"{}\" }}]\nchecks.exec = [{}]\n",
-        socket.display(),
-        flag_check(d, "ntp")
-    );
-    let config = config(d, &tb, "", &services);
-    let mut daemon = Daemon::start(&config, &d.join("log"));
-    tb.wait_peer(&NTP_ONLY);
+    let (config, mut daemon) = ntp_on_bird(&tb, d);
 
     // BIRD stops, then ntp fails: the withdrawal cannot be applied or read back. The
     // include file leaves the route out (BIRD loads it when it starts), and the journal says
@@ -958,14 +965,7 @@ fn a_withdrawal_bird_confirms_only_once_it_runs_again_reads_as_retried_in_plain_
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let socket = tb.bird_socket();
-    let services = format!(
-        "[services.ntp]\nprefixes.bird = [{{ prefix = \"198.51.100.123\", socket = \"{}\" }}]\nchecks.exec = [{}]\n",
-        socket.display(),
-        flag_check(d, "ntp")
-    );
-    let config = config(d, &tb, "", &services);
-    let mut daemon = Daemon::start(&config, &d.join("log"));
-    tb.wait_peer(&NTP_ONLY);
+    let (config, mut daemon) = ntp_on_bird(&tb, d);
     let not_running = format!(
         "failed attempt(s) before (the last: cannot read BIRD: BIRD is not running (control \
          socket {}: ",
