@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use anycastd::history::{select, Query};
+use anycastd::audit::history::{select, Query};
 use anycastd_journal::wire::*;
 use anycastd_journal::{Journal, Options};
 use std::time::Instant;
@@ -169,10 +169,10 @@ fn main() {
 
     let records = replay_records();
     for (label, what_if) in [
-        ("replay", anycastd::replay::WhatIf::default()),
+        ("replay", anycastd::audit::replay::WhatIf::default()),
         (
             "replay + what-if --fall 3",
-            anycastd::replay::WhatIf {
+            anycastd::audit::replay::WhatIf {
                 with_shadow: Vec::new(),
                 rise: None,
                 fall: Some(3),
@@ -181,7 +181,7 @@ fn main() {
         ),
     ] {
         let t = Instant::now();
-        let report = anycastd::replay::replay("dns", &records, None, None, None, &what_if);
+        let report = anycastd::audit::replay::replay("dns", &records, None, None, None, &what_if);
         let took = t.elapsed();
         assert!(report.divergences.is_empty());
         println!(
@@ -203,13 +203,13 @@ fn main() {
     }
     let journal = Journal::open(dir.path(), &Options::default()).unwrap();
     let t = Instant::now();
-    let report = anycastd::replay::replay_from(
+    let report = anycastd::audit::replay::replay_from(
         &journal,
         "dns",
         None,
         None,
         None,
-        &anycastd::replay::WhatIf::default(),
+        &anycastd::audit::replay::WhatIf::default(),
     )
     .unwrap();
     println!(

@@ -22,7 +22,7 @@
 use crate::checks::exec::ExecProbe;
 use crate::checks::{Observation, Probe};
 use crate::config::{ExecCheck, Hook};
-use crate::journal::JournalHandle;
+use crate::journal_handle::JournalHandle;
 use anycastd_journal::wire::{self, Event};
 use anycastd_journal::Record;
 use std::collections::HashMap;
@@ -93,7 +93,7 @@ pub fn spawn(
                     );
                     tracing::warn!(hook = %hook.command, service = %transition.service, "Hook {}: {failure}.", hook.command);
                     journal.append(
-                        crate::journal::now_ms(),
+                        crate::journal_handle::now_ms(),
                         vec![Event::HookRan(wire::HookRan {
                             service: transition.service.clone(),
                             hook: hook.command.clone(),
@@ -138,7 +138,7 @@ async fn worker(
             tracing::warn!(hook = %hook.command, service = %service, seq = job.seq, "Hook {} failed for the transition of {service}: {why}.", hook.command);
         }
         journal.append(
-            crate::journal::now_ms(),
+            crate::journal_handle::now_ms(),
             vec![Event::HookRan(wire::HookRan {
                 service: service.clone(),
                 hook: hook.command.clone(),
@@ -167,7 +167,10 @@ fn environment(job: &Job) -> Vec<(String, String)> {
     vec![
         ("ANYCASTD_FROM".into(), state(&t.from).into()),
         ("ANYCASTD_TO".into(), state(&t.to).into()),
-        ("ANYCASTD_CAUSE".into(), crate::text::cause_text(&t.cause)),
+        (
+            "ANYCASTD_CAUSE".into(),
+            crate::audit::text::cause_text(&t.cause),
+        ),
         (
             "ANYCASTD_PREFIXES".into(),
             prefixes
@@ -178,6 +181,9 @@ fn environment(job: &Job) -> Vec<(String, String)> {
         ),
         ("ANYCASTD_ANNOUNCE".into(), announce.into()),
         ("ANYCASTD_SEQ".into(), job.seq.to_string()),
-        ("ANYCASTD_TIME".into(), crate::text::format_time(job.at_ms)),
+        (
+            "ANYCASTD_TIME".into(),
+            crate::audit::text::format_time(job.at_ms),
+        ),
     ]
 }

@@ -18,9 +18,12 @@
 //!   ([`routing::frr`], [`routing::memory`] for tests);
 //! - [`config`]: the file -> validated types;
 //! - [`control`]: the control socket: typed requests and answers, access rules, server, client;
-//! - [`journal`]: the async journal handle; [`history`], [`replay`], [`status`]: what the
-//!   clients show, rendered in words by [`text`];
-//! - [`notify`] (systemd), [`metrics`] (Prometheus), [`logging`], [`manual`] (the man
+//! - [`journal_handle`]: the async journal handle;
+//! - [`audit`]: what the journal says happened ([`audit::history`], [`audit::replay`],
+//!   [`audit::report`]), in the words of [`audit::text`];
+//! - [`observe`]: what the running daemon shows ([`observe::status`], [`observe::metrics`],
+//!   the HTTP [`observe::endpoint`]);
+//! - [`notify`] (systemd), [`logging`], [`manual`] (the man
 //!   page), [`exit`] (exit codes).
 //!
 //! A new check kind goes in `checks/` (see the [`checks`] module doc); a new routing daemon
@@ -28,24 +31,19 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod checks;
 pub mod cmd;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod exit;
-pub mod history;
 pub mod hooks;
-pub mod http;
-pub mod journal;
+pub mod journal_handle;
 pub mod logging;
 pub mod manual;
-pub mod metrics;
 pub mod notify;
+pub mod observe;
 pub mod privileges;
-pub mod replay;
-pub mod report;
 pub mod routing;
 pub mod service;
-pub mod status;
-pub mod text;

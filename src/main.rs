@@ -426,7 +426,7 @@ fn main() -> ExitCode {
                 Ok(window) => window,
                 Err(code) => return ExitCode::from(code),
             };
-            let query = anycastd::history::Query {
+            let query = anycastd::audit::history::Query {
                 service,
                 since_ms,
                 until_ms,
@@ -509,7 +509,7 @@ fn main() -> ExitCode {
                 service,
                 since_ms,
                 until_ms,
-                what_if: anycastd::replay::WhatIf {
+                what_if: anycastd::audit::replay::WhatIf {
                     rise,
                     fall,
                     damping,
@@ -617,10 +617,12 @@ fn window(
     since: &Option<String>,
     until: &Option<String>,
 ) -> Result<(Option<i64>, Option<i64>), u8> {
-    let now = anycastd::journal::now_ms();
+    let now = anycastd::journal_handle::now_ms();
     let parse = |t: &Option<String>, flag: &str| -> Result<Option<i64>, String> {
         t.as_deref()
-            .map(|t| anycastd::history::parse_time(t, now).map_err(|e| format!("--{flag}: {e}")))
+            .map(|t| {
+                anycastd::audit::history::parse_time(t, now).map_err(|e| format!("--{flag}: {e}"))
+            })
             .transpose()
     };
     let (since_ms, until_ms) = match (parse(since, "since"), parse(until, "until")) {

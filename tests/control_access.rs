@@ -450,7 +450,7 @@ fn the_socket_refuses_what_the_command_line_refuses_with_an_error_line_and_never
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let now = anycastd::journal::now_ms();
+    let now = anycastd::journal_handle::now_ms();
     if let Some(expires) = status["services"][0]["drain"]["expires_at_ms"].as_i64() {
         assert!(expires <= now + LONGEST_MS as i64, "{status}");
     }

@@ -91,7 +91,7 @@ fn a_fall_is_confirmed_at_the_fast_interval_then_polls_slow_down() {
         .arg(&config)
         .output()
         .unwrap();
-    let report: anycastd::replay::Report = serde_json::from_slice(&out.stdout).unwrap();
+    let report: anycastd::audit::replay::Report = serde_json::from_slice(&out.stdout).unwrap();
     let withdrawal = report
         .recorded
         .timeline

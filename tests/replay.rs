@@ -15,8 +15,8 @@
 mod support;
 use support::rng::Rng;
 
-use anycastd::replay::{replay, Report, WhatIf};
-use anycastd::text::state_text;
+use anycastd::audit::replay::{replay, Report, WhatIf};
+use anycastd::audit::text::state_text;
 use anycastd_fsm::{self as fsm, Observation};
 use anycastd_journal::wire::{self, Event};
 use anycastd_journal::{Journal, Options, Record};
@@ -213,11 +213,14 @@ fn lived(transitions: &[fsm::Transition]) -> Vec<(i64, String, String)> {
         .collect()
 }
 
-fn replayed(run: &anycastd::replay::Run) -> Vec<(i64, String, String)> {
+fn replayed(run: &anycastd::audit::replay::Run) -> Vec<(i64, String, String)> {
     replayed_kinds(run, &["transition"])
 }
 
-fn replayed_kinds(run: &anycastd::replay::Run, kinds: &[&str]) -> Vec<(i64, String, String)> {
+fn replayed_kinds(
+    run: &anycastd::audit::replay::Run,
+    kinds: &[&str],
+) -> Vec<(i64, String, String)> {
     run.timeline
         .iter()
         .filter(|s| kinds.contains(&s.kind.as_str()))
@@ -323,7 +326,7 @@ fn oracle(seed: u64, with_damping: bool, old_rule: bool) -> Covered {
     // Both timelines chain: each state change starts where the one before it ended, across
     // restarts too (a run's start-up line is in the what-if as in the recorded timeline).
     for (name, run) in [("recorded", &report.recorded), ("what-if", what_if_run)] {
-        let steps: Vec<&anycastd::replay::Step> = run
+        let steps: Vec<&anycastd::audit::replay::Step> = run
             .timeline
             .iter()
             .filter(|s| s.kind == "transition" || s.kind == "restart")
@@ -555,7 +558,7 @@ fn a_window_after_the_last_record_is_empty_and_never_panics() {
                 },
             );
             assert!(report.from_ms <= report.to_ms);
-            let _ = anycastd::replay::render_text(&report);
+            let _ = anycastd::audit::replay::render_text(&report);
         }
     }
     let report = replay(
@@ -644,7 +647,7 @@ fn the_header_lists_every_parameter_set_of_the_window() {
             ..WhatIf::default()
         },
     );
-    let texts = |run: &anycastd::replay::Run| -> Vec<(i64, i64, String)> {
+    let texts = |run: &anycastd::audit::replay::Run| -> Vec<(i64, i64, String)> {
         run.parameters
             .iter()
             .map(|p| (p.from_ms, p.to_ms, p.text.clone()))
@@ -832,7 +835,7 @@ fn random_records_and_windows_never_panic() {
                 damping: None,
             },
         );
-        let _ = anycastd::replay::render_text(&report);
+        let _ = anycastd::audit::replay::render_text(&report);
     }
 }
 

@@ -13,7 +13,7 @@
 
 mod support;
 
-use anycastd::replay::Report;
+use anycastd::audit::replay::Report;
 use nix::sys::signal::Signal;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -58,7 +58,7 @@ struct Ran {
     recorded: Report,
     what_if: Report,
     served: Vec<(i64, bool)>,
-    report: anycastd::report::Report,
+    report: anycastd::audit::report::Report,
     stopped_at: i64,
 }
 
@@ -191,7 +191,7 @@ fn figures(
 
 fn assert_figures(
     report: &Report,
-    run: &anycastd::replay::Run,
+    run: &anycastd::audit::replay::Run,
     expected: &[(i64, String, String)],
     stopped_at: i64,
     what: &str,
@@ -297,9 +297,9 @@ fn a_what_if_of_the_real_daemons_journal_equals_a_live_run_with_those_settings()
             (replayed.from_ms, replayed.to_ms)
         );
         assert_eq!(report.rows[0].summary, replayed.recorded.summary);
-        let run = anycastd::replay::Run {
+        let run = anycastd::audit::replay::Run {
             summary: report.rows[0].summary.clone(),
-            ..anycastd::replay::Run::default()
+            ..anycastd::audit::replay::Run::default()
         };
         assert_figures(
             replayed,

@@ -10,7 +10,7 @@
 
 mod support;
 
-use anycastd::replay::Report;
+use anycastd::audit::replay::Report;
 use nix::sys::signal::Signal;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let since = option(data[24], i64_at(data, 0));
     let until = option(data[24] >> 1, i64_at(data, 8));
     let now = option(data[24] >> 2, i64_at(data, 16));
-    let what_if = anycastd::replay::WhatIf {
+    let what_if = anycastd::audit::replay::WhatIf {
         rise: (data[25] > 0).then_some(u32::from(data[25])),
         fall: (data[26] > 0).then_some(u32::from(data[26])),
         damping: None,
@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
         rest = &rest[2 + len..];
     }
     for service in ["dns", "ntp"] {
-        let report = anycastd::replay::replay(service, &records, since, until, now, &what_if);
-        let _ = anycastd::replay::render_text(&report);
+        let report = anycastd::audit::replay::replay(service, &records, since, until, now, &what_if);
+        let _ = anycastd::audit::replay::render_text(&report);
     }
 });

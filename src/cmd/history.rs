@@ -1,10 +1,10 @@
-//! `anycastd history`: the journal, one line per event (see [`crate::history`]), through the
+//! `anycastd history`: the journal, one line per event (see [`crate::audit::history`]), through the
 //! daemon or, when none runs, from the journal directly; `--follow` streams new records.
 
 use super::{not_reached, Client};
+use crate::audit::history::{self, Query};
 use crate::control::{self, ClientError, Request, Response};
 use crate::exit;
-use crate::history::{self, Query};
 use anycastd_journal::Record;
 use std::io::Write;
 
@@ -32,7 +32,7 @@ fn skipped_note(skipped: u64) {
 /// `anycastd history`: exit 0 (also for an empty window, with a note); with `--follow`, 69
 /// when the daemon stops (saying how to resume).
 pub async fn history(client: &Client, query: Query, json: bool, follow: bool) -> u8 {
-    let now = crate::journal::now_ms();
+    let now = crate::journal_handle::now_ms();
     if follow && query.until_ms.is_some_and(|until| until <= now) {
         eprintln!("anycastd: note: --until is in the past: showing the window, nothing to follow");
         return Box::pin(history(client, query, json, false)).await;

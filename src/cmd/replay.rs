@@ -1,4 +1,4 @@
-//! `anycastd replay SERVICE`: the re-run and what-ifs (see [`crate::replay`]), through the
+//! `anycastd replay SERVICE`: the re-run and what-ifs (see [`crate::audit::replay`]), through the
 //! daemon or from the journal directly.
 
 use super::{ask, Asked, Client};
@@ -29,8 +29,9 @@ pub async fn replay(client: &Client, request: Request, json: bool) -> u8 {
                 eprintln!("anycastd: {message}");
                 return exit::USAGE;
             }
-            match crate::replay::replay_from(&journal, service, *since_ms, *until_ms, None, what_if)
-            {
+            match crate::audit::replay::replay_from(
+                &journal, service, *since_ms, *until_ms, None, what_if,
+            ) {
                 Ok(report) => report,
                 Err(e) => {
                     eprintln!("anycastd: {e}");
@@ -55,7 +56,7 @@ pub async fn replay(client: &Client, request: Request, json: bool) -> u8 {
     if json {
         println!("{}", serde_json::to_string(&report).unwrap_or_default());
     } else {
-        print!("{}", crate::replay::render_text(&report));
+        print!("{}", crate::audit::replay::render_text(&report));
     }
     if report.recorded.timeline.is_empty() {
         eprintln!("anycastd: no transitions of {service} in this window");

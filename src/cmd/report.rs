@@ -1,4 +1,4 @@
-//! `anycastd report`: per-service figures over a window (see [`crate::report`]), through the
+//! `anycastd report`: per-service figures over a window (see [`crate::audit::report`]), through the
 //! daemon or from the journal directly.
 
 use super::{ask, Asked, Client};
@@ -34,8 +34,8 @@ pub async fn report(
                 Err(code) => return code,
             };
             let configured: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
-            let made = crate::report::services(&journal, &configured).and_then(|services| {
-                crate::report::report(&journal, &services, since_ms, until_ms, None)
+            let made = crate::audit::report::services(&journal, &configured).and_then(|services| {
+                crate::audit::report::report(&journal, &services, since_ms, until_ms, None)
             });
             match made {
                 Ok(report) => report,
@@ -48,9 +48,9 @@ pub async fn report(
         Asked::Exit(code) => return code,
     };
     match format {
-        Format::Text => print!("{}", crate::report::render_text(&report)),
+        Format::Text => print!("{}", crate::audit::report::render_text(&report)),
         Format::Json => println!("{}", serde_json::to_string(&report).unwrap_or_default()),
-        Format::Csv => print!("{}", crate::report::render_csv(&report)),
+        Format::Csv => print!("{}", crate::audit::report::render_csv(&report)),
     }
     exit::OK
 }

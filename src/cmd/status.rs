@@ -1,15 +1,15 @@
-//! `anycastd status`: each service's state, checks and prefixes (see [`crate::status`]),
+//! `anycastd status`: each service's state, checks and prefixes (see [`crate::observe::status`]),
 //! through the daemon or from the journal's last states; `--check` for monitoring.
 
 use super::{ask, open_journal, Asked, Client};
 use crate::control::{self, Request, Response};
 use crate::exit;
-use crate::status::{self, Snapshot};
+use crate::observe::status::{self, Snapshot};
 
 /// `anycastd status [SERVICE] [--json] [--check]`. With `--check`, whatever keeps it from an
 /// answer is UNKNOWN (3), as monitoring plugins report.
 pub async fn status(client: &Client, service: Option<String>, json: bool, check: bool) -> u8 {
-    let now = crate::journal::now_ms();
+    let now = crate::journal_handle::now_ms();
     let collected = collect_status(client, service).await;
     if check {
         let (code, line) = match &collected {

@@ -55,7 +55,7 @@ fn left_lines(left: &[LeftPrefix]) -> Vec<String> {
         .map(|l| {
             format!(
                 "not verified withdrawn: {}: {}",
-                crate::text::prefix_with_backend(&l.prefix),
+                crate::audit::text::prefix_with_backend(&l.prefix),
                 l.error
             )
         })

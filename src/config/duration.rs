@@ -14,7 +14,7 @@ pub fn parse_duration_text(text: &str) -> Result<Duration, String> {
 const MAX_DURATION_SECONDS: f64 = 1e9;
 
 /// A duration of `seconds`, if it is one accepted anywhere (config, command line, control
-/// socket): more than 0 and at most [`MAX_DURATION_SECONDS`], with the words of the rule.
+/// socket): more than 0 and at most `MAX_DURATION_SECONDS`, with the words of the rule.
 pub fn duration_of_seconds(seconds: f64) -> Result<Duration, String> {
     if !(seconds.is_finite() && seconds > 0.0) {
         Err("must be greater than 0".to_owned())

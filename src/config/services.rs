@@ -120,7 +120,7 @@ impl Validator {
                 };
                 let (key_path, at) = self.prefix_item(&service.name, index, *span, key);
                 let shown = match prefix.backend.kind {
-                    crate::routing::BackendKind::Bird => crate::text::route_text(prefix),
+                    crate::routing::BackendKind::Bird => crate::audit::text::route_text(prefix),
                     _ => format!("{}{}", prefix.prefix, vrf_suffix(&prefix.vrf)),
                 };
                 match owner.get(prefix) {

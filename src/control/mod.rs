@@ -16,7 +16,7 @@ pub use protocol::{parse_request, DrainResult, JournalLine, LeftPrefix, Request,
 pub use server::{bind, serve};
 
 use crate::config::Config;
-use crate::status::ServiceView;
+use crate::observe::status::ServiceView;
 use anycastd_journal::{Reader, Record};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -69,7 +69,7 @@ pub struct Context {
     /// Each service's driver.
     pub drivers: DriverCommands,
     /// The journal, for operator records.
-    pub journal: crate::journal::JournalHandle,
+    pub journal: crate::journal_handle::JournalHandle,
     /// The FRR writers (what they have not applied yet, for `status`).
     pub writers: crate::service::driver::Writers,
     /// gid of `[control] group`.

@@ -2,8 +2,8 @@
 //! ([`Request`]), and answer lines from the daemon, typed ([`Response`]), each a JSON object
 //! with the protocol `version`. The one module that encodes and decodes both sides.
 
-use crate::history::Query;
-use crate::status::ServiceStatus;
+use crate::audit::history::Query;
+use crate::observe::status::ServiceStatus;
 use anycastd_journal::{wire, Record};
 use serde::{Deserialize, Serialize};
 
@@ -64,7 +64,7 @@ pub enum Request {
         until_ms: Option<i64>,
         /// Other parameters.
         #[serde(default)]
-        what_if: crate::replay::WhatIf,
+        what_if: crate::audit::replay::WhatIf,
     },
     /// Per-service figures over a window (`report`).
     Report {
@@ -259,12 +259,12 @@ impl JournalLine {
     pub fn of(record: &Record) -> JournalLine {
         JournalLine {
             seq: record.seq,
-            time: crate::text::format_time(record.at_ms),
+            time: crate::audit::text::format_time(record.at_ms),
             at_ms: record.at_ms,
             version: record.version,
             service: record.event.service().map(str::to_owned),
-            kind: crate::text::kind(&record.event).to_owned(),
-            text: crate::text::event_text(&record.event),
+            kind: crate::audit::text::kind(&record.event).to_owned(),
+            text: crate::audit::text::event_text(&record.event),
             record: record.event.clone(),
         }
     }
@@ -342,12 +342,12 @@ pub enum Response {
     /// `replay`.
     Replay {
         /// The report.
-        report: Box<crate::replay::Report>,
+        report: Box<crate::audit::replay::Report>,
     },
     /// `report`.
     Report {
         /// The report.
-        report: Box<crate::report::Report>,
+        report: Box<crate::audit::report::Report>,
     },
     /// `reload` applied.
     Reloaded {

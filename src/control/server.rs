@@ -8,10 +8,10 @@ use super::protocol::{
     answer_line, parse_request, DrainResult, JournalLine, Request, Response, MAX_REQUEST_BYTES,
 };
 use super::{unknown_service, Context, ReloadRequest, StopRequest};
+use crate::audit::history::{self, Query};
 use crate::config::ControlConfig;
 use crate::exit;
-use crate::history::{self, Query};
-use crate::status;
+use crate::observe::status;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -232,7 +232,7 @@ pub async fn unreachable(context: &Context) -> Vec<String> {
         if let Err(e) = crate::routing::read(&settings, &id).await {
             problems.push(format!(
                 "{}: {e}",
-                crate::text::backend_text(&id.to_string())
+                crate::audit::text::backend_text(&id.to_string())
             ));
         }
     }
@@ -366,8 +366,9 @@ async fn report(
     };
     let configured: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
     rerun(out, context, None, reader, move |reader, now| {
-        let services = crate::report::services(reader, &configured)?;
-        let report = crate::report::report(reader, &services, since_ms, until_ms, Some(now))?;
+        let services = crate::audit::report::services(reader, &configured)?;
+        let report =
+            crate::audit::report::report(reader, &services, since_ms, until_ms, Some(now))?;
         Ok(Response::Report {
             report: Box::new(report),
         })
@@ -385,7 +386,7 @@ async fn rerun(
     work: impl FnOnce(&anycastd_journal::Reader, i64) -> Result<Response, String> + Send + 'static,
 ) -> std::io::Result<()> {
     flush_runs(context, only).await;
-    let now = crate::journal::now_ms();
+    let now = crate::journal_handle::now_ms();
     let result = tokio::task::spawn_blocking(move || work(&reader, now))
         .await
         .map_err(std::io::Error::other)?;
@@ -401,7 +402,7 @@ async fn replay(
     service: String,
     since_ms: Option<i64>,
     until_ms: Option<i64>,
-    what_if: crate::replay::WhatIf,
+    what_if: crate::audit::replay::WhatIf,
 ) -> std::io::Result<()> {
     let config = lock(&context.config).clone();
     let Some(reader) = context.reader.clone() else {
@@ -416,8 +417,14 @@ async fn replay(
     // now.
     let only = service.clone();
     rerun(out, context, Some(&only), reader, move |reader, now| {
-        let report =
-            crate::replay::replay_from(reader, &service, since_ms, until_ms, Some(now), &what_if)?;
+        let report = crate::audit::replay::replay_from(
+            reader,
+            &service,
+            since_ms,
+            until_ms,
+            Some(now),
+            &what_if,
+        )?;
         Ok(Response::Replay {
             report: Box::new(report),
         })
@@ -519,7 +526,7 @@ async fn drain(
         _ => return Err("not a drain request".into()),
     };
     let targets = drain_targets(context, service.as_deref())?;
-    let now = crate::journal::now_ms();
+    let now = crate::journal_handle::now_ms();
     let mut replies = Vec::new();
     for (name, tx) in targets {
         let (reply_tx, reply_rx) = oneshot::channel();
@@ -642,7 +649,7 @@ fn drain_result(
             .iter()
             .find(|h| h.keys.contains(&(vrf.clone(), *prefix)))
             .map_or("frr", |h| h.writer.backend().kind.name());
-        let prefix = crate::text::place_text(&prefix.to_string(), vrf.as_deref(), kind);
+        let prefix = crate::audit::text::place_text(&prefix.to_string(), vrf.as_deref(), kind);
         let error = error.clone().unwrap_or_else(|| "not confirmed yet".into());
         match by_error.iter_mut().find(|(e, _)| *e == error) {
             Some((_, prefixes)) => prefixes.push(prefix),
@@ -710,7 +717,7 @@ fn drain_result(
     DrainResult {
         service: name,
         note: format!("{}{what}", reply.note),
-        state: crate::text::state_text(&(&reply.state).into()),
+        state: crate::audit::text::state_text(&(&reply.state).into()),
         prefixes: keys.len(),
         verified,
         unverified,

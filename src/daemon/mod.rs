@@ -23,13 +23,13 @@ use crate::config::Config;
 use crate::control::ReloadRequest;
 use crate::control::{self, StopRequest};
 use crate::exit;
-use crate::journal::{now_ms, JournalHandle};
+use crate::journal_handle::{now_ms, JournalHandle};
+use crate::observe::status::ServiceView;
 use crate::routing::reconcile::{self, Plan};
 use crate::routing::writer::{Decision, Notice, Outcome, Report, Restart, WriterHandle};
 use crate::routing::{self, BackendId};
 use crate::service::driver::{self, prefix_ref, Command, DriverHandle};
 use crate::service::driver::{Shared, Start, Views, Writers};
-use crate::status::ServiceView;
 use anycastd_journal::wire::ReconcileDecision;
 use anycastd_journal::LastState;
 use anycastd_journal::Record;
@@ -123,10 +123,10 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
             return exit::SOFTWARE;
         }
     };
-    let site = Arc::new(crate::http::Site::default());
+    let site = Arc::new(crate::observe::endpoint::Site::default());
     let metrics_server = match &config.metrics_listen {
-        Some(listen) => match crate::http::bind(listen).await {
-            Ok(listener) => Some(crate::http::serve(listener, site.clone())),
+        Some(listen) => match crate::observe::endpoint::bind(listen).await {
+            Ok(listener) => Some(crate::observe::endpoint::serve(listener, site.clone())),
             Err(e) => {
                 eprintln!("anycastd: {e}");
                 let _ = std::fs::remove_file(&config.control.socket);
@@ -135,8 +135,8 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
         },
         None => None,
     };
-    crate::metrics::journal_counters();
-    crate::metrics::build_info();
+    crate::observe::metrics::journal_counters();
+    crate::observe::metrics::build_info();
     let rebooted = startup::journal_start(&config, &prior, reset, &journal).await;
     tracing::info!(
         config = %config_path.display(),
@@ -286,7 +286,7 @@ fn systemd_status(
             "; unreachable: {}",
             unreadable
                 .iter()
-                .map(|(v, _)| crate::text::backend_text(v))
+                .map(|(v, _)| crate::audit::text::backend_text(v))
                 .collect::<Vec<_>>()
                 .join(", ")
         )

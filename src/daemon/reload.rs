@@ -239,7 +239,7 @@ impl Running {
 /// parameters' differences, and the settings not journaled with them.
 pub(super) fn changes(old: &crate::config::Service, new: &crate::config::Service) -> Vec<String> {
     use crate::service::driver::wire_params;
-    let mut out = crate::text::params_changes(&wire_params(old), &wire_params(new));
+    let mut out = crate::audit::text::params_changes(&wire_params(old), &wire_params(new));
     let secs = |d: Option<std::time::Duration>| {
         d.map(|d| format!("{}s", d.as_secs_f64()))
             .unwrap_or_else(|| "off".into())

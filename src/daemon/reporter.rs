@@ -64,7 +64,7 @@ fn journal_restart(restart: Restart) -> Vec<wire::Event> {
         daemon,
         announced,
     } = restart;
-    crate::metrics::count(
+    crate::observe::metrics::count(
         "anycastd_routing_restarts_total",
         &[
             ("backend", backend.kind.name()),
@@ -76,7 +76,7 @@ fn journal_restart(restart: Restart) -> Vec<wire::Event> {
         backend = %backend,
         prefixes = announced.len(),
         "{daemon} restarted ({}); re-announcing {} prefix(es).",
-        crate::text::backend_text(&backend.to_string()),
+        crate::audit::text::backend_text(&backend.to_string()),
         announced.len()
     );
     let total = announced.len() as u64;
@@ -116,7 +116,7 @@ pub(super) fn journal_report(report: Report) -> Option<wire::Event> {
         // Where it is, as a log field: FRR's VRF (`vrf`), BIRD's static protocol (`protocol`).
         let bird = backend.kind == crate::routing::BackendKind::Bird;
         let place = vrf.clone().unwrap_or_else(|| "default".into());
-        let shown = crate::text::place_text_at(
+        let shown = crate::audit::text::place_text_at(
             &prefix.to_string(),
             vrf.as_deref(),
             backend.kind.name(),
@@ -145,7 +145,7 @@ pub(super) fn journal_report(report: Report) -> Option<wire::Event> {
         }
         .journal_ref();
         if let Outcome::Drift { present } = outcome {
-            crate::metrics::count(
+            crate::observe::metrics::count(
                 "anycastd_drift_repairs_total",
                 &[("service", &decision.service)],
                 1.0,

@@ -162,7 +162,7 @@ pub(super) async fn shutdown(
             .filter(|s| &s.name == name)
             .flat_map(|s| s.prefixes.iter().map(prefix_ref))
             .filter(|p| !finished || left.contains(p))
-            .map(|p| crate::text::prefix_text(&p))
+            .map(|p| crate::audit::text::prefix_text(&p))
             .collect();
         if service_left.is_empty() {
             tracing::info!(service = %name, "Service \"{name}\" terminated.");
@@ -178,7 +178,7 @@ pub(super) async fn shutdown(
     if left.is_empty() && finished {
         return (exit::OK, Vec::new());
     }
-    let listed: Vec<String> = left.iter().map(crate::text::prefix_text).collect();
+    let listed: Vec<String> = left.iter().map(crate::audit::text::prefix_text).collect();
     // BIRD's include files already leave out every withdrawal wanted: what is left needs
     // only a configure that goes through (or BIRD's next start).
     let bird = if left

@@ -101,7 +101,7 @@ pub(super) fn open_or_reset(
 /// began), or a plain start.
 pub(super) fn start_cause(plan: &Reconciliation, prior: &Prior, service: &str) -> (i64, String) {
     if let Some(cause) = plan.plan.causes.get(service) {
-        return (plan.at_ms, crate::text::cause_text(cause));
+        return (plan.at_ms, crate::audit::text::cause_text(cause));
     }
     match (plan.plan.states.get(service), prior.last.get(service)) {
         (Some(anycastd_fsm::State::Draining(_)), Some(last)) => {
@@ -176,7 +176,7 @@ pub(super) async fn reconcile_at_start(
     for id in reconcile::backends(configured.keys(), &prior.last) {
         let installed = routing::read(&config.routing(), &id).await;
         if let Err(e) = &installed {
-            tracing::error!(backend = %id, error = %e, "cannot read {} at start-up; its prefixes start afresh", crate::text::backend_text(&id.to_string()));
+            tracing::error!(backend = %id, error = %e, "cannot read {} at start-up; its prefixes start afresh", crate::audit::text::backend_text(&id.to_string()));
         }
         view.insert(id, installed);
     }
@@ -230,7 +230,7 @@ pub(super) async fn reconcile_at_start(
         tracing::warn!("The host rebooted since the last start: nothing is restored, every configured prefix found in FRR or BIRD is withdrawn.");
     }
     for item in &plan.record.items {
-        let daemon = crate::text::backend_label(&item.prefix);
+        let daemon = crate::audit::text::backend_label(&item.prefix);
         let (decision, what) = match item.decision {
             ReconcileDecision::Kept => (
                 "kept",
@@ -262,7 +262,7 @@ pub(super) async fn reconcile_at_start(
             vrf = item.prefix.vrf.as_deref().unwrap_or("default"),
             decision,
             "Prefix {} of service \"{}\" {what}.",
-            crate::text::prefix_text(&item.prefix),
+            crate::audit::text::prefix_text(&item.prefix),
             item.service
         );
     }

@@ -363,14 +363,14 @@ pub fn spawn_writer(
     reports: mpsc::UnboundedSender<writer::Notice>,
 ) -> writer::WriterHandle {
     let interval = settings.reconcile_interval(id.kind);
-    crate::metrics::backend_counters(id.kind.name(), &id.instance);
+    crate::observe::metrics::backend_counters(id.kind.name(), &id.instance);
     match id.kind {
         BackendKind::Frr => {
-            crate::metrics::vtysh_counters(&id.instance);
+            crate::observe::metrics::vtysh_counters(&id.instance);
             writer::spawn(frr::Frr::new(id, &settings.frr), interval, reports)
         }
         BackendKind::Bird => {
-            crate::metrics::bird_counters(&id.instance);
+            crate::observe::metrics::bird_counters(&id.instance);
             writer::spawn(bird::Bird::new(id, &settings.bird), interval, reports)
         }
         BackendKind::Memory => {

@@ -489,7 +489,7 @@ impl<B: Backend> Writer<B> {
 
     fn detection_gauge(&self, on: bool) {
         let id = self.backend.id();
-        crate::metrics::set(
+        crate::observe::metrics::set(
             "anycastd_routing_restart_detection",
             &[("backend", id.kind.name()), ("endpoint", &id.instance)],
             if on { 1.0 } else { 0.0 },
@@ -499,7 +499,7 @@ impl<B: Backend> Writer<B> {
     fn detection_off(&mut self, why: String) {
         let text = format!(
             "restart detection off for {}: {why}; a {} restart is repaired within reconcile_interval ({})",
-            crate::text::backend_text(&self.backend.id().to_string()),
+            crate::audit::text::backend_text(&self.backend.id().to_string()),
             self.backend.daemon_name(),
             seconds(self.reconcile_interval),
         );
@@ -978,10 +978,10 @@ impl<B: Backend> Writer<B> {
         entries: &[(PrefixKey, Decision, bool)],
     ) {
         let id = self.backend.id();
-        crate::metrics::set(
+        crate::observe::metrics::set(
             "anycastd_routing_last_reconcile_timestamp_seconds",
             &[("backend", id.kind.name()), ("endpoint", &id.instance)],
-            crate::journal::now_ms() as f64 / 1000.0,
+            crate::journal_handle::now_ms() as f64 / 1000.0,
         );
         let pending = entries
             .iter()

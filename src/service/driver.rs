@@ -11,11 +11,11 @@
 
 use crate::checks::Polled;
 use crate::config::{Prefix, Service};
-use crate::journal::{now_ms, JournalHandle};
+use crate::journal_handle::{now_ms, JournalHandle};
+use crate::observe::status::ServiceView;
 use crate::routing::writer::{Decision, PrefixKey, WriterHandle};
 use crate::routing::BackendId;
 use crate::service::{Core, Effects};
-use crate::status::ServiceView;
 use anycastd_fsm::{DampingState, DrainCause, Observation, State};
 use anycastd_journal::wire;
 use std::collections::{BTreeMap, HashMap};
@@ -85,7 +85,7 @@ pub enum Command {
     /// A reload removed the service: drain it (`Draining(Removed)`), withdraw, and end.
     Remove(oneshot::Sender<()>),
     /// The service's state in detail (for `status`).
-    Snapshot(oneshot::Sender<crate::status::Snapshot>),
+    Snapshot(oneshot::Sender<crate::observe::status::Snapshot>),
 }
 
 /// The writers by backend, shared by the drivers (a reload may add one).
@@ -143,7 +143,7 @@ pub struct Shared {
 pub fn spawn(start: Start, shared: Shared) -> DriverHandle {
     let (commands_tx, commands_rx) = mpsc::channel(4);
     let name = start.service.name.clone();
-    crate::metrics::service_counters(&name);
+    crate::observe::metrics::service_counters(&name);
     let task = tokio::spawn(async move {
         let mut driver = Driver::new(start, shared);
         driver.restore_damping().await;
@@ -166,7 +166,7 @@ struct Edge {
     since_ms: i64,
     last_ms: i64,
     last_logged: Option<Instant>,
-    meters: crate::metrics::CheckMeters,
+    meters: crate::observe::metrics::CheckMeters,
 }
 
 impl Edge {
@@ -177,7 +177,7 @@ impl Edge {
             since_ms: 0,
             last_ms: 0,
             last_logged: None,
-            meters: crate::metrics::CheckMeters::new(
+            meters: crate::observe::metrics::CheckMeters::new(
                 service,
                 &check.name,
                 check.kind.name(),
@@ -295,7 +295,7 @@ impl Driver {
         self.service
             .prefixes
             .iter()
-            .map(crate::text::route_text)
+            .map(crate::audit::text::route_text)
             .collect()
     }
 
@@ -385,7 +385,12 @@ impl Driver {
                 c.name == old.name && c.kind.name() == old.kind.name() && c.shadow == old.shadow
             });
             if !stays {
-                crate::metrics::forget_check(&service.name, &old.name, old.kind.name(), old.shadow);
+                crate::observe::metrics::forget_check(
+                    &service.name,
+                    &old.name,
+                    old.kind.name(),
+                    old.shadow,
+                );
             }
         }
         let removed: Vec<Prefix> = self
@@ -439,7 +444,7 @@ impl Driver {
                 self.service.name
             );
         }
-        crate::metrics::service_state(
+        crate::observe::metrics::service_state(
             &self.service.name,
             self.core.machine().state().name(),
             self.since_ms,
@@ -491,7 +496,7 @@ impl Driver {
                             let _ = done.send(());
                         }
                         Command::Drain { cause, operator, reply } => {
-                            crate::metrics::count("anycastd_drains_total", &[("service", self.service.name.as_str())], 1.0);
+                            crate::observe::metrics::count("anycastd_drains_total", &[("service", self.service.name.as_str())], 1.0);
                             let before = match self.core.machine().state() {
                                 State::Draining(DrainCause::Operator { expires_at, .. }) => Some(*expires_at),
                                 _ => None,
@@ -542,7 +547,7 @@ impl Driver {
                                 self.set_prefixes(false, self.decided_seq);
                             }
                             self.shared.views.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.service.name);
-                            crate::metrics::forget_service(&self.service.name);
+                            crate::observe::metrics::forget_service(&self.service.name);
                             tracing::info!(service = %self.service.name, "Service \"{}\" removed by a reload.", self.service.name);
                             let _ = reply.send(());
                             return;
@@ -557,12 +562,12 @@ impl Driver {
     }
 
     /// The service in detail, for `status`.
-    fn snapshot(&self) -> crate::status::Snapshot {
+    fn snapshot(&self) -> crate::observe::status::Snapshot {
         let machine = self.core.machine();
         let now = now_ms();
         let damping = self.service.damping.as_ref().map(|d| {
             let state = machine.damping();
-            crate::status::DampingView {
+            crate::observe::status::DampingView {
                 penalty: machine.penalty_at(anycastd_fsm::Timestamp(now)) / 1000,
                 suppressed: state.suppressed_since.is_some(),
                 suppressed_since_ms: state.suppressed_since.map(|t| t.0),
@@ -574,7 +579,7 @@ impl Driver {
             }
         });
         let counters = machine.counters();
-        crate::status::Snapshot {
+        crate::observe::status::Snapshot {
             name: self.service.name.clone(),
             state: machine.state().into(),
             since_ms: self.since_ms,
@@ -592,40 +597,42 @@ impl Driver {
                 .iter()
                 .zip(&self.edges)
                 .zip(machine.observations())
-                .map(|((check, edge), latest)| crate::status::CheckView {
-                    name: check.name.clone(),
-                    kind: check.kind.name().to_owned(),
-                    shadow: check.shadow,
-                    vrf: check.vrf.clone(),
-                    result: match latest {
-                        Observation::Pass => "pass".into(),
-                        Observation::Fail(_) => "fail".into(),
-                        Observation::Pending => "pending".into(),
-                    },
-                    reason: match latest {
-                        Observation::Fail(reason) => Some(reason.clone()),
-                        // Pending past its timeout: verdicts count it as failed.
-                        Observation::Pending
-                            if now.saturating_sub(edge.since_ms)
-                                >= check.pending_timeout.as_millis() as i64 =>
-                        {
-                            Some(format!(
-                                "no result within {} ms: counted as failed",
-                                check.pending_timeout.as_millis()
-                            ))
+                .map(
+                    |((check, edge), latest)| crate::observe::status::CheckView {
+                        name: check.name.clone(),
+                        kind: check.kind.name().to_owned(),
+                        shadow: check.shadow,
+                        vrf: check.vrf.clone(),
+                        result: match latest {
+                            Observation::Pass => "pass".into(),
+                            Observation::Fail(_) => "fail".into(),
+                            Observation::Pending => "pending".into(),
+                        },
+                        reason: match latest {
+                            Observation::Fail(reason) => Some(reason.clone()),
+                            // Pending past its timeout: verdicts count it as failed.
+                            Observation::Pending
+                                if now.saturating_sub(edge.since_ms)
+                                    >= check.pending_timeout.as_millis() as i64 =>
+                            {
+                                Some(format!(
+                                    "no result within {} ms: counted as failed",
+                                    check.pending_timeout.as_millis()
+                                ))
+                            }
+                            _ => None,
+                        },
+                        since_ms: (edge.since_ms > 0).then_some(edge.since_ms),
+                        last_ms: (edge.last_ms > 0).then_some(edge.last_ms),
+                        results_since_change: edge.polls,
+                        // The interval polls run at now (`fast_interval` while confirming).
+                        interval_ms: match (self.fast, self.service.fast_interval) {
+                            (true, Some(fast)) => check.interval.min(fast),
+                            _ => check.interval,
                         }
-                        _ => None,
+                        .as_millis() as u64,
                     },
-                    since_ms: (edge.since_ms > 0).then_some(edge.since_ms),
-                    last_ms: (edge.last_ms > 0).then_some(edge.last_ms),
-                    results_since_change: edge.polls,
-                    // The interval polls run at now (`fast_interval` while confirming).
-                    interval_ms: match (self.fast, self.service.fast_interval) {
-                        (true, Some(fast)) => check.interval.min(fast),
-                        _ => check.interval,
-                    }
-                    .as_millis() as u64,
-                })
+                )
                 .collect(),
             damping,
         }
@@ -741,7 +748,7 @@ impl Driver {
         if let Some(transition) = &transition {
             self.log_transition(transition);
             self.since_ms = transition.at.0;
-            self.cause = crate::text::cause_text(&crate::service::wire_cause(
+            self.cause = crate::audit::text::cause_text(&crate::service::wire_cause(
                 &transition.cause,
                 &self.core.check_names(),
             ));
@@ -752,12 +759,12 @@ impl Driver {
                 since_ms: transition.at.0,
                 cause: self.cause.clone(),
             };
-            crate::metrics::service_state(
+            crate::observe::metrics::service_state(
                 &self.service.name,
                 transition.to.name(),
                 transition.at.0,
             );
-            crate::metrics::count(
+            crate::observe::metrics::count(
                 "anycastd_service_transitions_total",
                 &[
                     ("service", self.service.name.as_str()),
@@ -789,7 +796,7 @@ impl Driver {
                 tracing::warn!(
                     service = %name,
                     penalty = after.penalty_milli / 1000,
-                    until = %until.map(|t| crate::text::format_time(t.0)).unwrap_or_default(),
+                    until = %until.map(|t| crate::audit::text::format_time(t.0)).unwrap_or_default(),
                     "Service \"{name}\" is flapping: suppressed by flap damping, its prefixes stay withdrawn until the penalty decays."
                 );
             }
@@ -831,7 +838,7 @@ impl Driver {
                                 Some((n.clone(), r.clone()))
                             }
                             anycastd_fsm::Counted::NoResult { timeout } => {
-                                Some((n.clone(), crate::text::no_result(*timeout)))
+                                Some((n.clone(), crate::audit::text::no_result(*timeout)))
                             }
                             _ => None,
                         })
@@ -851,7 +858,7 @@ impl Driver {
             State::Draining(cause) => tracing::info!(
                 service = %name,
                 prefixes = %prefixes.join(", "),
-                cause = %crate::text::state_text(&wire::State::Draining(cause.into())),
+                cause = %crate::audit::text::state_text(&wire::State::Draining(cause.into())),
                 from = transition.from.name(),
                 "Service \"{name}\" is draining, denouncing related prefixes."
             ),
@@ -965,7 +972,7 @@ fn redrain_note(
     before: Option<Option<anycastd_fsm::Timestamp>>,
     after: Option<anycastd_fsm::Timestamp>,
 ) -> String {
-    let ends = |t: anycastd_fsm::Timestamp| crate::text::format_time(t.0);
+    let ends = |t: anycastd_fsm::Timestamp| crate::audit::text::format_time(t.0);
     match before {
         None => "drained".to_owned(),
         Some(earlier) if earlier == after => "drain updated (it was drained already)".to_owned(),
@@ -1171,7 +1178,7 @@ mod tests {
         );
         assert_eq!(t.change, wire::Change::Withdraw);
         assert_eq!(
-            crate::text::cause_text(&t.cause),
+            crate::audit::text::cause_text(&t.cause),
             "check resolver failed: SERVFAIL"
         );
         assert_eq!(

@@ -1,6 +1,6 @@
 //! One service's decisions, without IO: the state machine, its timers and the
 //! [`record::Recorder`], behind one input-at-a-time API that the live driver
-//! ([`crate::service::driver`]), the replay ([`crate::replay`]) and the tests all use, so that what is
+//! ([`crate::service::driver`]), the replay ([`crate::audit::replay`]) and the tests all use, so that what is
 //! journaled and what replay re-runs cannot drift apart.
 //!
 //! Every method takes the input's time and returns [`Effects`]: the records to journal (in
@@ -440,7 +440,7 @@ pub fn wire_cause(cause: &anycastd_fsm::Cause, check_names: &[String]) -> wire::
                     observation: match counted {
                         Counted::Seen(observation) => observation.into(),
                         Counted::NoResult { timeout } => {
-                            wire::Observation::Fail(crate::text::no_result(*timeout))
+                            wire::Observation::Fail(crate::audit::text::no_result(*timeout))
                         }
                         Counted::Shadow(observation) => observation.into(),
                     },

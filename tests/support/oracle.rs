@@ -2,7 +2,7 @@
 //! checks caused in a replay timeline, and their comparison within the slack between a
 //! poll's grid point and the moment it was served.
 
-use anycastd::replay::Step;
+use anycastd::audit::replay::Step;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A poll's grid point and the moment the emulator serves it are this close at most (in

@@ -284,7 +284,7 @@ pub async fn within<T>(
             timeout,
         }),
     };
-    crate::metrics::bird_conversation(
+    crate::observe::metrics::bird_conversation(
         &socket.display().to_string(),
         started.elapsed(),
         result.is_ok(),

@@ -130,7 +130,7 @@ impl Vtysh {
     pub async fn run(&self, lines: &[String]) -> Result<String, VtyshError> {
         let started = std::time::Instant::now();
         let result = self.run_unmetered(lines).await;
-        crate::metrics::vtysh_call(&self.name(), started.elapsed(), result.is_ok());
+        crate::observe::metrics::vtysh_call(&self.name(), started.elapsed(), result.is_ok());
         result
     }
 

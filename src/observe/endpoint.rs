@@ -106,7 +106,7 @@ pub async fn answer<B>(request: &hyper::Request<B>, site: &Site) -> Response<Bod
     }
     let mut response = match path {
         "/metrics" => {
-            let mut text = crate::metrics::render();
+            let mut text = crate::observe::metrics::render();
             if let Some(context) = site.context.get() {
                 let services = crate::control::server::status_of(context, None).await;
                 text.push_str(&status_gauges(&services));
@@ -154,13 +154,13 @@ pub async fn answer<B>(request: &hyper::Request<B>, site: &Site) -> Response<Bod
 type PrefixGauge = (
     &'static str,
     &'static str,
-    fn(&crate::status::PrefixStatus) -> bool,
+    fn(&crate::observe::status::PrefixStatus) -> bool,
 );
 
 /// The gauges read from the routing daemons at each scrape, as `status` computes them: per
 /// prefix whether it is wanted, configured and advertised; per backend whether it could be
 /// read; per service its damping penalty and suppression.
-pub fn status_gauges(services: &[crate::status::ServiceStatus]) -> String {
+pub fn status_gauges(services: &[crate::observe::status::ServiceStatus]) -> String {
     use std::fmt::Write as _;
     let escape = |v: &str| {
         v.replace('\\', "\\\\")
@@ -276,7 +276,7 @@ mod tests {
     #[tokio::test]
     async fn a_served_scrape_is_the_rendered_registry_and_the_connection_closes() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        crate::metrics::count(
+        crate::observe::metrics::count(
             "anycastd_drift_repairs_total",
             &[("service", "served")],
             2.0,

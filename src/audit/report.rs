@@ -1,9 +1,9 @@
 //! `anycastd report`: one row per service over a window — share of time announced, health
 //! withdrawals, mean time to repair, longest outage, time drained, damping suppressions —
-//! each taken from the recorded run of [`crate::replay`] over the same window, so `report` and
+//! each taken from the recorded run of [`crate::audit::replay`] over the same window, so `report` and
 //! `replay`'s summary never disagree.
 
-use crate::replay::{Summary, WhatIf};
+use crate::audit::replay::{Summary, WhatIf};
 use serde::{Deserialize, Serialize};
 
 /// One service's figures over the window.
@@ -53,7 +53,7 @@ pub fn report(
     let mut rows = Vec::new();
     let (mut from_ms, mut to_ms) = (i64::MAX, i64::MIN);
     for service in services {
-        let replayed = crate::replay::replay_from(
+        let replayed = crate::audit::replay::replay_from(
             reader,
             service,
             since_ms,
@@ -127,8 +127,8 @@ pub fn render_text(report: &Report) -> String {
         .collect();
     let mut out = format!(
         "report from {} to {}\n",
-        crate::text::format_time(report.from_ms),
-        crate::text::format_time(report.to_ms)
+        crate::audit::text::format_time(report.from_ms),
+        crate::audit::text::format_time(report.to_ms)
     );
     for line in &lines {
         let row: Vec<String> = line

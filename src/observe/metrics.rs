@@ -1,5 +1,5 @@
 //! Prometheus metrics: a small process-wide registry rendered in the text exposition format
-//! (version 0.0.4), served by [`crate::http`] when `[metrics] listen` is set.
+//! (version 0.0.4), served by [`crate::observe::endpoint`] when `[metrics] listen` is set.
 //!
 //! Names follow Prometheus conventions: `anycastd_` prefix, base units (seconds), `_total`
 //! for counters. Service, check and vtysh names are labels (service names are restricted to

@@ -6,7 +6,7 @@
 //! records (start, stop, reconciliation, operator actions), which give it context. Reads go
 //! through the per-service index and a binary search on time, never a scan of the whole log.
 
-use crate::text::{event_text, format_time, group_text};
+use crate::audit::text::{event_text, format_time, group_text};
 use anycastd_journal::wire::{self, Event};
 use anycastd_journal::{Entry, Reader, Record};
 use chrono::DateTime;
@@ -385,7 +385,7 @@ pub fn render_events(records: &[Record], verbose: bool) -> Vec<String> {
                 Event::Reconfigured(r) => {
                     learn(&mut shadows, &r.params);
                     if let Some(old) = params.insert(r.service.clone(), r.params.clone()) {
-                        changed = Some(crate::text::params_changes(&old, &r.params));
+                        changed = Some(crate::audit::text::params_changes(&old, &r.params));
                     }
                 }
                 _ => {}

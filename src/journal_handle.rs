@@ -39,7 +39,7 @@ impl JournalHandle {
         let Some(committer) = &self.committer else {
             return Err("journal unavailable".into());
         };
-        crate::metrics::count("anycastd_journal_appends_total", &[], 1.0);
+        crate::observe::metrics::count("anycastd_journal_appends_total", &[], 1.0);
         let (tx, rx) = oneshot::channel();
         committer.submit(
             at_ms,
@@ -53,9 +53,9 @@ impl JournalHandle {
             .await
             .unwrap_or_else(|_| Err("journal committer stopped".into()));
         if result.is_err() {
-            crate::metrics::count("anycastd_journal_errors_total", &[], 1.0);
+            crate::observe::metrics::count("anycastd_journal_errors_total", &[], 1.0);
         }
-        crate::metrics::set(
+        crate::observe::metrics::set(
             "anycastd_journal_flushes_total",
             &[],
             committer.flushes() as f64,
@@ -70,14 +70,14 @@ impl JournalHandle {
             return;
         }
         if let Some(committer) = &self.committer {
-            crate::metrics::count("anycastd_journal_appends_total", &[], 1.0);
+            crate::observe::metrics::count("anycastd_journal_appends_total", &[], 1.0);
             committer.submit(
                 at_ms,
                 events,
                 true,
                 Some(Box::new(|result| {
                     if result.is_err() {
-                        crate::metrics::count("anycastd_journal_errors_total", &[], 1.0);
+                        crate::observe::metrics::count("anycastd_journal_errors_total", &[], 1.0);
                     }
                 })),
             );
@@ -87,14 +87,14 @@ impl JournalHandle {
     /// Append without waiting (flushed by the next group commit or sled's periodic flush).
     pub fn append(&self, at_ms: i64, events: Vec<Event>) {
         if let Some(committer) = &self.committer {
-            crate::metrics::count("anycastd_journal_appends_total", &[], 1.0);
+            crate::observe::metrics::count("anycastd_journal_appends_total", &[], 1.0);
             committer.submit(
                 at_ms,
                 events,
                 false,
                 Some(Box::new(|result| {
                     if result.is_err() {
-                        crate::metrics::count("anycastd_journal_errors_total", &[], 1.0);
+                        crate::observe::metrics::count("anycastd_journal_errors_total", &[], 1.0);
                     }
                 })),
             );
@@ -106,7 +106,7 @@ impl JournalHandle {
         let Some(committer) = &self.committer else {
             return;
         };
-        crate::metrics::count("anycastd_journal_appends_total", &[], 1.0);
+        crate::observe::metrics::count("anycastd_journal_appends_total", &[], 1.0);
         let (tx, rx) = oneshot::channel();
         committer.submit(
             at_ms,
@@ -114,7 +114,7 @@ impl JournalHandle {
             false,
             Some(Box::new(move |result| {
                 if result.is_err() {
-                    crate::metrics::count("anycastd_journal_errors_total", &[], 1.0);
+                    crate::observe::metrics::count("anycastd_journal_errors_total", &[], 1.0);
                 }
                 let _ = tx.send(());
             })),

@@ -300,7 +300,7 @@ pub async fn collect(
                 .collect();
             let (state, state_text, drain) = match snapshot {
                 Some(v) => {
-                    let text = crate::text::state_text(&v.state);
+                    let text = crate::audit::text::state_text(&v.state);
                     (
                         anycastd_fsm::State::from(&v.state).name().to_owned(),
                         text,
@@ -315,7 +315,7 @@ pub async fn collect(
                 state_text,
                 drain,
                 since: snapshot
-                    .map(|v| crate::text::format_time(v.since_ms))
+                    .map(|v| crate::audit::text::format_time(v.since_ms))
                     .unwrap_or_default(),
                 since_ms: snapshot.map(|v| v.since_ms).unwrap_or(0),
                 cause: snapshot.map(|v| v.cause.clone()).unwrap_or_default(),
@@ -351,7 +351,7 @@ fn drain_status(state: &wire::State) -> Option<DrainStatus> {
             reason: Some(reason.clone()),
             uid: Some(*uid),
             expires_at_ms: *expires_at_ms,
-            expires_at: expires_at_ms.map(crate::text::format_time),
+            expires_at: expires_at_ms.map(crate::audit::text::format_time),
         },
         wire::DrainCause::Shutdown => DrainStatus {
             cause: "shutdown".into(),
@@ -517,7 +517,7 @@ pub fn render_text(services: &[ServiceStatus], now_ms: i64) -> String {
             };
             let since = c
                 .since_ms
-                .map(|t| format!(" since {}", crate::text::format_time(t)))
+                .map(|t| format!(" since {}", crate::audit::text::format_time(t)))
                 .unwrap_or_else(|| " (no result yet)".into());
             let last = c
                 .last_ms
@@ -538,12 +538,15 @@ pub fn render_text(services: &[ServiceStatus], now_ms: i64) -> String {
             if d.suppressed {
                 line.push_str(", SUPPRESSED");
                 if let Some(since) = d.suppressed_since_ms {
-                    line.push_str(&format!(" since {}", crate::text::format_time(since)));
+                    line.push_str(&format!(
+                        " since {}",
+                        crate::audit::text::format_time(since)
+                    ));
                 }
                 if let Some(until) = d.reuse_at_ms {
                     line.push_str(&format!(
                         ", until {} at the latest (then announced if its checks pass)",
-                        crate::text::format_time(until)
+                        crate::audit::text::format_time(until)
                     ));
                 }
             }
@@ -551,7 +554,7 @@ pub fn render_text(services: &[ServiceStatus], now_ms: i64) -> String {
             out.push('\n');
         }
         for p in &s.prefixes {
-            let prefix = crate::text::place_text(&p.prefix, p.place(), &p.backend);
+            let prefix = crate::audit::text::place_text(&p.prefix, p.place(), &p.backend);
             out.push_str(&format!("  {prefix}: {}\n", p.note));
         }
     }
@@ -588,7 +591,7 @@ pub fn check(services: &[ServiceStatus], live: bool) -> (u8, String) {
     let mut unknown = Vec::new();
     for s in services {
         for p in &s.prefixes {
-            let prefix = crate::text::place_text(&p.prefix, p.place(), &p.backend);
+            let prefix = crate::audit::text::place_text(&p.prefix, p.place(), &p.backend);
             if p.unreadable {
                 unknown.push(format!("{} {prefix}: {}", s.name, p.note));
             } else if p.drift {

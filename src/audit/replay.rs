@@ -20,8 +20,8 @@
 //! before the first verdict (`starting`) are not outages. Pure over a list of records: no
 //! clock, no IO.
 
+use crate::audit::text::{cause_text, format_time, state_text};
 use crate::service::{record, Core, Effects};
-use crate::text::{cause_text, format_time, state_text};
 use anycastd_fsm::{self as fsm, Timer};
 use anycastd_journal::wire::{self, Event};
 use anycastd_journal::Record;
@@ -1153,7 +1153,7 @@ pub fn replay(
     report.prefixes = history
         .prefixes
         .iter()
-        .map(crate::text::prefix_with_backend)
+        .map(crate::audit::text::prefix_with_backend)
         .collect();
     report.not_shadow = what_if
         .with_shadow
@@ -1334,12 +1334,12 @@ pub fn replay_from(
     now_ms: Option<i64>,
     what_if: &WhatIf,
 ) -> Result<Report, String> {
-    let query = crate::history::Query {
+    let query = crate::audit::history::Query {
         service: Some(service.to_owned()),
         bookkeeping: true,
-        ..crate::history::Query::default()
+        ..crate::audit::history::Query::default()
     };
-    let selection = crate::history::select(reader, &query).map_err(|e| e.to_string())?;
+    let selection = crate::audit::history::select(reader, &query).map_err(|e| e.to_string())?;
     Ok(replay(
         service,
         &selection.records,
