@@ -6,11 +6,78 @@
 //! It must not decide anything about the service: a failure is just an observation; the
 //! caller polls again at the next interval.
 
-use super::{BoxFuture, Gate, Probe, SLOT_WAIT_TIMEOUTS};
+use super::{BoxFuture, Gate, Kind, Kinds, Probe, SLOT_WAIT_TIMEOUTS};
+use crate::config::{Check, KindItem};
 use anycastd_fsm::Observation;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Default Cabourotte base URL.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:9013";
+
+/// `checks.cabourotte`: a result read from Cabourotte's HTTP API. The check's `name` is its
+/// name there (required; a plain item is that name).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cabourotte {
+    /// Base URL, without a trailing slash.
+    pub url: String,
+    /// Results older than this fail as stale.
+    pub max_age: Option<Duration>,
+}
+
+/// The kind's table as it is written, for `anycastd schema` (described, never built).
+mod schema {
+    #![allow(dead_code)]
+    use crate::config::schema::Duration;
+    crate::config::schema::check_table!(Cabourotte {
+        url: Option<String>,
+        max_age: Option<Duration>,
+    });
+}
+
+impl Kind for Cabourotte {
+    const NAME: &'static str = "cabourotte";
+    const LABEL: &'static str = "Cabourotte";
+    const NAME_REQUIRED: bool = true;
+    type Schema = schema::Cabourotte;
+
+    /// `url` of the Cabourotte, `max_age` of its results; a plain item is the check's name
+    /// there.
+    fn parse(item: &mut KindItem<'_, '_, '_>) -> Option<(Cabourotte, String)> {
+        let plain = match item.plain() {
+            Some(node) => Some(item.string(node, &item.key_path("name"))?),
+            None => None,
+        };
+        let url = match item.take("url") {
+            Some(n) => item.base_url(n, &item.key_path("url")),
+            None => Some(DEFAULT_URL.to_owned()),
+        };
+        let max_age = match item.take("max_age") {
+            Some(n) => Some(item.duration(n, &item.key_path("max_age"))?),
+            None => None,
+        };
+        Some((Cabourotte { url: url?, max_age }, plain.unwrap_or_default()))
+    }
+
+    fn identity(&self) -> String {
+        self.url.clone()
+    }
+
+    fn max_age(&self) -> Option<Duration> {
+        self.max_age
+    }
+
+    fn probe(&self, _: &str, check: &Check, shared: &Kinds) -> Box<dyn Probe> {
+        Box::new(CabourotteCheck::new(
+            &shared.cabourotte,
+            &self.url,
+            &check.name,
+            check.timeout,
+            self.max_age,
+        ))
+    }
+}
 
 /// Largest response body read; anything larger fails the check (a result is ~300 bytes).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

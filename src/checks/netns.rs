@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Where the namespaces of netns-backed VRFs are (iproute2's and FRR's).
-pub const DEFAULT_NETNS_DIR: &str = "/run/netns";
+/// Where the namespaces of netns-backed VRFs are (iproute2's and FRR's): the default of
+/// `[checks] netns_dir`.
+pub use crate::config::DEFAULT_NETNS_DIR;
 
 /// The runtimes of the VRFs in use, one per namespace, started on first use.
 #[derive(Clone, Default)]
