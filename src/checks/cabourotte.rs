@@ -277,7 +277,7 @@ impl CabourotteCheck {
         let status = response.status();
         let body = match read_limited(response, MAX_BODY_BYTES).await {
             Ok(body) => body,
-            Err(reason) => return Reading::Observed(Observation::Fail(reason)),
+            Err(reason) => return Reading::Observed(Observation::Fail(reason.to_string())),
         };
         classify(status.as_u16(), &body, self.max_age, SystemTime::now())
     }
@@ -341,10 +341,27 @@ impl Probe for CabourotteCheck {
     }
 }
 
-async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+/// Why a response body was not read whole.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    /// Its announced length is over the limit.
+    #[error("response body of {length} bytes exceeds {limit}")]
+    Announced { length: u64, limit: usize },
+    /// It grew over the limit while read.
+    #[error("response body exceeds {limit} bytes")]
+    Exceeds { limit: usize },
+    /// The timeout came first.
+    #[error("response body not complete in time")]
+    Late,
+    /// The connection failed.
+    #[error("reading the response: {0}")]
+    Read(reqwest::Error),
+}
+
+async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
     if let Some(length) = response.content_length() {
         if length > limit as u64 {
-            return Err(format!("response body of {length} bytes exceeds {limit}"));
+            return Err(BodyError::Announced { length, limit });
         }
     }
     let mut body = Vec::new();
@@ -352,13 +369,13 @@ async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<V
         match response.chunk().await {
             Ok(Some(chunk)) => {
                 if body.len() + chunk.len() > limit {
-                    return Err(format!("response body exceeds {limit} bytes"));
+                    return Err(BodyError::Exceeds { limit });
                 }
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(body),
-            Err(e) if e.is_timeout() => return Err("response body not complete in time".into()),
-            Err(e) => return Err(format!("reading the response: {e}")),
+            Err(e) if e.is_timeout() => return Err(BodyError::Late),
+            Err(e) => return Err(BodyError::Read(e)),
         }
     }
 }

@@ -320,7 +320,7 @@ impl DnsProbe {
                 response = tcp_exchange(c.server, &query).await?;
                 parsed = dns_wire::parse_response(&response, id, &c.name, c.rtype)?;
             }
-            Ok::<_, String>(parsed)
+            Ok::<_, ExchangeError>(parsed)
         };
         let response = match tokio::time::timeout(self.timeout, exchange).await {
             Ok(Ok(r)) => r,
@@ -399,7 +399,7 @@ fn query_id() -> u16 {
 }
 
 /// One query over UDP; answers of another id (a late answer to an earlier query) are skipped.
-async fn udp_exchange(server: SocketAddr, query: &[u8], id: u16) -> Result<Vec<u8>, String> {
+async fn udp_exchange(server: SocketAddr, query: &[u8], id: u16) -> Result<Vec<u8>, ExchangeError> {
     let local: SocketAddr = if server.is_ipv4() {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
@@ -419,11 +419,11 @@ async fn udp_exchange(server: SocketAddr, query: &[u8], id: u16) -> Result<Vec<u
 }
 
 /// One query over TCP (length-prefixed, RFC 1035 §4.2.2).
-async fn tcp_exchange(server: SocketAddr, query: &[u8]) -> Result<Vec<u8>, String> {
+async fn tcp_exchange(server: SocketAddr, query: &[u8]) -> Result<Vec<u8>, ExchangeError> {
     let mut stream = tokio::net::TcpStream::connect(server)
         .await
         .map_err(io_text)?;
-    let len = u16::try_from(query.len()).map_err(|_| "query too long".to_owned())?;
+    let len = u16::try_from(query.len()).map_err(|_| ExchangeError::QueryTooLong)?;
     let mut framed = len.to_be_bytes().to_vec();
     framed.extend_from_slice(query);
     stream.write_all(&framed).await.map_err(io_text)?;
@@ -434,8 +434,22 @@ async fn tcp_exchange(server: SocketAddr, query: &[u8]) -> Result<Vec<u8>, Strin
     Ok(response)
 }
 
-fn io_text(e: std::io::Error) -> String {
-    super::os_error_text(&e.to_string()).to_lowercase()
+fn io_text(e: std::io::Error) -> ExchangeError {
+    ExchangeError::Io(e)
+}
+
+/// Why a query got no usable response.
+#[derive(Debug, thiserror::Error)]
+enum ExchangeError {
+    /// Sending or receiving failed (`connection refused`).
+    #[error("{}", super::os_error_text(&.0.to_string()).to_lowercase())]
+    Io(std::io::Error),
+    /// Longer than a TCP length prefix can say.
+    #[error("query too long")]
+    QueryTooLong,
+    /// The response is not the answer to the query.
+    #[error(transparent)]
+    Wire(#[from] dns_wire::WireError),
 }
 
 impl Probe for DnsProbe {

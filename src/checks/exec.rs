@@ -214,7 +214,18 @@ pub struct ExecProbe {
 }
 
 /// A user's uid and primary gid, or why they cannot be used (no such user).
-type UserIds = Result<(u32, u32), String>;
+type UserIds = Result<(u32, u32), UserError>;
+
+/// Why a check's `user` cannot be used.
+#[derive(Debug, thiserror::Error)]
+enum UserError {
+    /// No such user on this host (any more).
+    #[error("no user {0:?}")]
+    Missing(String),
+    /// The user database could not be read.
+    #[error("cannot look up user {name:?}: {source}")]
+    Lookup { name: String, source: nix::Error },
+}
 
 /// Mark every descriptor above 2 close-on-exec: the daemon's own are already, but one it
 /// inherited (from a shell, a supervisor) would otherwise reach every command. Done once per
@@ -254,8 +265,11 @@ impl ExecProbe {
         let user = config.user.as_ref().map(|name| {
             let ids = match nix::unistd::User::from_name(name) {
                 Ok(Some(u)) => Ok((u.uid.as_raw(), u.gid.as_raw())),
-                Ok(None) => Err(format!("no user {name:?}")),
-                Err(e) => Err(format!("cannot look up user {name:?}: {e}")),
+                Ok(None) => Err(UserError::Missing(name.clone())),
+                Err(source) => Err(UserError::Lookup {
+                    name: name.clone(),
+                    source,
+                }),
             };
             (name.clone(), ids)
         });
@@ -286,7 +300,7 @@ impl ExecProbe {
             Some((_, Ok((uid, gid)))) => {
                 command.uid(*uid).gid(*gid);
             }
-            Some((_, Err(e))) => return Observation::Fail(e.clone()),
+            Some((_, Err(e))) => return Observation::Fail(e.to_string()),
             None => {}
         }
         let mut child = match command.spawn() {

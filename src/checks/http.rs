@@ -412,7 +412,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn client(&self, key: &ClientKey) -> Result<reqwest::Client, String> {
+    fn client(&self, key: &ClientKey) -> Result<reqwest::Client, SetupError> {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = clients.get(key) {
             return Ok(c.clone());
@@ -425,10 +425,16 @@ impl Shared {
             .tcp_nodelay(true)
             .user_agent(concat!("anycastd/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &key.ca {
-            let pem =
-                std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("cannot use {}: {e}", ca.display()))?;
+            let pem = std::fs::read(ca).map_err(|source| SetupError::UnreadableCa {
+                path: ca.clone(),
+                source,
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+                SetupError::UnusableCa {
+                    path: ca.clone(),
+                    source,
+                }
+            })?;
             builder = builder.tls_built_in_root_certs(false);
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
@@ -440,9 +446,7 @@ impl Shared {
         if let Some((name, addr)) = &key.resolve {
             builder = builder.resolve(name, *addr);
         }
-        let client = builder
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let client = builder.build().map_err(SetupError::Client)?;
         clients.insert(key.clone(), client.clone());
         Ok(client)
     }
@@ -462,13 +466,45 @@ pub struct HttpProbe {
     gate: Arc<Gate>,
     timeout: Duration,
     /// The request's URL (with `server_name` as its host), or why there is none.
-    url: Result<reqwest::Url, String>,
+    url: Result<reqwest::Url, SetupError>,
     method: HttpMethod,
     status: Vec<(u16, u16)>,
     body: Option<String>,
     body_regex: Option<regex::Regex>,
     headers: reqwest::header::HeaderMap,
-    client: Result<reqwest::Client, String>,
+    client: Result<reqwest::Client, SetupError>,
+}
+
+/// A URL's parse error (the `url` crate's, which reqwest uses).
+type UrlError = <reqwest::Url as std::str::FromStr>::Err;
+
+/// Why an HTTP check cannot send its request (each of its polls fails with this).
+#[derive(Debug, thiserror::Error)]
+enum SetupError {
+    /// The URL does not parse.
+    #[error("bad URL: {0}")]
+    Url(UrlError),
+    /// `server_name` with a URL whose host is a name.
+    #[error("server_name needs an IP address as the URL's host")]
+    HostNotAddress,
+    /// `server_name` cannot be a URL's host.
+    #[error("bad server_name: {0}")]
+    ServerName(UrlError),
+    /// `ca` cannot be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    UnreadableCa {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// `ca` holds no usable certificate.
+    #[error("cannot use {}: {source}", .path.display())]
+    UnusableCa {
+        path: std::path::PathBuf,
+        source: reqwest::Error,
+    },
+    /// The client cannot be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(reqwest::Error),
 }
 
 impl HttpProbe {
@@ -479,7 +515,7 @@ impl HttpProbe {
         timeout: Duration,
         vrf: Option<&str>,
     ) -> HttpProbe {
-        let parsed = reqwest::Url::parse(&config.url).map_err(|e| format!("bad URL: {e}"));
+        let parsed = reqwest::Url::parse(&config.url).map_err(SetupError::Url);
         let origin = match &parsed {
             Ok(u) => u.origin().ascii_serialization(),
             Err(_) => config.url.clone(),
@@ -492,10 +528,9 @@ impl HttpProbe {
                 let ip: std::net::IpAddr = host
                     .trim_matches(|c| c == '[' || c == ']')
                     .parse()
-                    .map_err(|_| "server_name needs an IP address as the URL's host".to_owned())?;
+                    .map_err(|_| SetupError::HostNotAddress)?;
                 let port = url.port_or_known_default().unwrap_or(443);
-                url.set_host(Some(name))
-                    .map_err(|e| format!("bad server_name: {e}"))?;
+                url.set_host(Some(name)).map_err(SetupError::ServerName)?;
                 resolve = Some((name.clone(), std::net::SocketAddr::new(ip, port)));
             }
             Ok(url)
@@ -535,7 +570,7 @@ impl HttpProbe {
     async fn run(&self) -> Observation {
         let (url, client) = match (&self.url, &self.client) {
             (Ok(u), Ok(c)) => (u.clone(), c),
-            (Err(e), _) | (_, Err(e)) => return Observation::Fail(e.clone()),
+            (Err(e), _) | (_, Err(e)) => return Observation::Fail(e.to_string()),
         };
         let method = match self.method {
             HttpMethod::Get => reqwest::Method::GET,
