@@ -1,7 +1,8 @@
 //! `anycastd schema`: every example and valid golden config validates against it (checked by
 //! Python's `jsonschema`, an independent implementation), configs with unknown keys or kinds
 //! do not, and every key of the table in docs/configuration.md is in it; every registered
-//! check kind (`checks::REGISTRY`) has its table in the schema and its keys in that table.
+//! check kind (`checks::REGISTRY`) has its table in the schema and its keys in that table
+//! and in docs/configuration.md, and is among the metric label values of docs/operating.md.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -208,6 +209,18 @@ fn every_registered_check_kind_has_its_keys_in_the_schema_and_the_documentation(
     assert_eq!(
         listed, kinds,
         "the kinds of docs/configuration.md's `checks` row"
+    );
+    let operating = std::fs::read_to_string(root().join("docs/operating.md")).unwrap();
+    let labels = operating
+        .lines()
+        .find(|row| row.starts_with("| `anycastd_check_results_total` "))
+        .and_then(|row| row.split("`kind` (").nth(1))
+        .and_then(|rest| rest.split(')').next())
+        .unwrap();
+    let labels: Vec<&str> = labels.split(", ").collect();
+    assert_eq!(
+        labels, kinds,
+        "the `kind` label values of docs/operating.md"
     );
 
     for kind in &kinds {
