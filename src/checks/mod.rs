@@ -313,3 +313,73 @@ pub fn os_error_text(text: &str) -> &str {
         _ => text,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Settings of a kind that is not in [`KINDS`].
+    #[derive(Debug, PartialEq)]
+    struct Unknown;
+
+    mod schema {
+        #![allow(dead_code)]
+        crate::config::schema::check_table!(Unknown {});
+    }
+
+    impl Kind for Unknown {
+        const NAME: &'static str = "unknown";
+        const LABEL: &'static str = "Unknown";
+        type Schema = schema::Unknown;
+
+        fn parse(_: &mut KindItem<'_, '_, '_>) -> Option<(Unknown, String)> {
+            Some((Unknown, "unknown".into()))
+        }
+
+        fn identity(&self) -> String {
+            String::new()
+        }
+
+        fn probe(&self, _: &str, _: &Check, _: &Kinds) -> Box<dyn Probe> {
+            Box::new(Unregistered("never built: not registered"))
+        }
+    }
+
+    #[test]
+    fn a_check_of_an_unregistered_kind_fails_every_poll_saying_so() {
+        let check = Check {
+            name: "x".into(),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            pending_timeout: Duration::from_secs(3),
+            shadow: false,
+            vrf: None,
+            kind: Arc::new(Unknown),
+        };
+        let kinds = Kinds::new().unwrap();
+        let mut probe = probe("s", &check, &kinds);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(
+            runtime.block_on(probe.poll()),
+            Observation::Fail("no check kind \"unknown\" is registered".into())
+        );
+    }
+
+    #[test]
+    fn settings_are_equal_only_to_settings_of_the_same_kind_and_values() {
+        let a: Arc<dyn KindSettings> = Arc::new(tcp::Tcp {
+            address: "127.0.0.1:1".into(),
+        });
+        let b: Arc<dyn KindSettings> = Arc::new(tcp::Tcp {
+            address: "127.0.0.1:1".into(),
+        });
+        let c: Arc<dyn KindSettings> = Arc::new(tcp::Tcp {
+            address: "127.0.0.1:2".into(),
+        });
+        assert!(*a == *b);
+        assert!(*a != *c);
+        assert!(*a != *(Arc::new(Unknown) as Arc<dyn KindSettings>));
+    }
+}
