@@ -12,7 +12,7 @@
 //!
 //! A kind is one file here: a type holding a check's settings of that kind implements
 //! [`Kind`] (its keys read with `config/`'s walker, its identity, label and schema, and the
-//! probe it builds), and one line of [`KINDS`] registers it. `config/` knows no kind: the
+//! probe it builds), and one line of `KINDS` registers it. `config/` knows no kind: the
 //! daemon hands it [`REGISTRY`] (see `config::kind` for why the dependency points this way).
 
 pub mod cabourotte;
@@ -157,7 +157,7 @@ impl Kinds {
 
 /// A check kind: the type of a check's settings of that kind, in the kind's own file. It
 /// reads its keys, names its identity and label, declares its schema and builds its probe;
-/// one line of [`KINDS`] registers it.
+/// one line of `KINDS` registers it.
 pub trait Kind: fmt::Debug + PartialEq + Send + Sync + Sized + 'static {
     /// The key under `checks.` (`tcp`), also journaled.
     const NAME: &'static str;

@@ -1,9 +1,11 @@
 //! The configuration file: parsing and validation.
 //!
-//! Two stages (STYLE 6): the TOML text becomes a spanned tree (`tree`), then the validator
-//! walks it and builds the typed [`Config`], collecting every problem as a [`Problem`] with the
-//! line and key path, so that an operator sees all errors at once. Nothing outside this module
-//! ever sees an unvalidated value. It must not touch FRR, the network or the journal.
+//! Two stages: the TOML text becomes a spanned tree (`tree`), then the validator walks it and
+//! builds the typed [`Config`], collecting every problem as a [`Problem`] with the line and
+//! key path, so that an operator sees all errors at once. Nothing outside this module ever
+//! sees an unvalidated value, but a check kind's parser, which reads its own keys through
+//! [`KindItem`]. The kinds are not known here: they come as a [`Registry`] (see [`kind`]).
+//! It must not touch FRR, the network or the journal.
 //!
 //! The schema is the original anycastd's (`[services.NAME]`, `prefixes.frrouting`,
 //! `checks.cabourotte`, each item a string or a table) plus the keys documented in docs/configuration.md.

@@ -1,7 +1,7 @@
 //! `anycastd schema`: a JSON Schema of the config file, generated (schemars) from the types
 //! below, which describe the file as it is written: every section and key, a plain item or a
 //! table wherever both are accepted, durations as seconds or strings. Each check kind gives
-//! its own table (declared in its file with [`check_table!`]: the keys every check has, then
+//! its own table (declared in its file with `check_table!`: the keys every check has, then
 //! its own), gathered from the registry under `Checks`. Editors' TOML support
 //! (Taplo, "Even Better TOML") completes and checks with it. The validator in this module's
 //! parent stays the authority (it also checks what a schema cannot: prefixes, a protocol's
