@@ -24,9 +24,9 @@ fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("anycastd.toml");
     std::fs::write(&path, config_text(1000)).unwrap();
-    anycastd::config::load(&path).unwrap();
+    anycastd::config::load(&path, &anycastd::checks::REGISTRY).unwrap();
     c.bench_function("config load, 1,000 services", |b| {
-        b.iter(|| anycastd::config::load(&path).unwrap())
+        b.iter(|| anycastd::config::load(&path, &anycastd::checks::REGISTRY).unwrap())
     });
 }
 

@@ -19,9 +19,10 @@
 //! Each run's outcome is journaled ([`wire::HookRan`]). A run still going when the daemon
 //! exits is killed with its process group.
 
+use crate::checks::exec::ExecCheck;
 use crate::checks::exec::ExecProbe;
 use crate::checks::{Observation, Probe};
-use crate::config::{ExecCheck, Hook};
+use crate::config::Hook;
 use crate::journal_handle::JournalHandle;
 use anycastd_journal::wire::{self, Event};
 use anycastd_journal::Record;

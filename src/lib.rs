@@ -12,11 +12,13 @@
 //!   [`service::record`]: the one module that decides which check results are journaled,
 //!   which replay decodes with), and its async [`service::driver`];
 //! - [`checks`]: the check seam ([`checks::Probe`]), the kind-neutral [`checks::scheduler`],
-//!   one module per kind ([`checks::cabourotte`], [`checks::scripted`] for tests);
+//!   one module per kind, each implementing [`checks::Kind`] ([`checks::cabourotte`], ...)
+//!   and registered in [`checks::REGISTRY`], and [`checks::scripted`] for tests;
 //! - [`routing`]: the backend seam ([`routing::Backend`]), the kind-neutral
 //!   [`routing::writer`] and start-up [`routing::reconcile`], one folder per backend
 //!   ([`routing::frr`], [`routing::memory`] for tests);
-//! - [`config`]: the file -> validated types;
+//! - [`config`]: the file -> validated types (the check kinds given as a
+//!   [`config::Registry`]: `config` imports nothing from `checks`);
 //! - [`control`]: the control socket: typed requests and answers, access rules, server, client;
 //! - [`journal_handle`]: the async journal handle;
 //! - [`audit`]: what the journal says happened ([`audit::history`], [`audit::replay`],

@@ -557,7 +557,10 @@ fn main() -> ExitCode {
             exit::OK
         }
         Command::Schema => {
-            println!("{}", anycastd::config::schema::json());
+            println!(
+                "{}",
+                anycastd::config::schema::json(&anycastd::checks::REGISTRY)
+            );
             exit::OK
         }
         Command::Man => {
@@ -676,7 +679,7 @@ fn with_config(
         tracing::info!(config = %absolute.display(), "Reading configuration from {}.", absolute.display());
     }
     // Errors name the file as the operator gave it.
-    let config = match config::load(path) {
+    let config = match config::load(path, &anycastd::checks::REGISTRY) {
         Ok(config) => config,
         Err(e) => {
             for line in e.lines() {

@@ -11,7 +11,8 @@
 //! [`keep_from_children`] clears the ambient set at start, which leaves the daemon's own
 //! effective set as it is. It must not decide anything: it reads the process and the config.
 
-use crate::config::{CheckKind, Config};
+use crate::checks::exec::Exec;
+use crate::config::Config;
 use caps::{CapSet, Capability};
 
 /// Where a unit grants `caps`, for the lines that say they are missing.
@@ -38,7 +39,7 @@ pub fn missing_lines(
                     ));
                 }
             }
-            let CheckKind::Exec(exec) = &check.kind else {
+            let Some(Exec(exec)) = check.settings::<Exec>() else {
                 continue;
             };
             let Some(name) = &exec.user else {
@@ -103,7 +104,7 @@ mod tests {
 
     fn config(checks: &str) -> Config {
         let text = format!("[services.ntp]\nprefixes.frrouting = [\"203.0.113.123\"]\n{checks}\n");
-        match crate::config::parse(&text) {
+        match crate::config::parse(&text, &crate::checks::REGISTRY) {
             Ok(config) => config,
             Err(problems) => panic!("{problems:?}"),
         }

@@ -14,7 +14,7 @@ fn checks_of(checks: &str) -> Vec<Check> {
     let text = format!(
         "[services.dns]\nprefixes.frrouting = [\"203.0.113.53/32\"]\n[services.dns.checks]\n{checks}\n"
     );
-    match anycastd::config::parse(&text) {
+    match anycastd::config::parse(&text, &anycastd::checks::REGISTRY) {
         Ok(config) => config.services[0].checks.clone(),
         Err(problems) => panic!("{text}\n{problems:?}"),
     }

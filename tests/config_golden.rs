@@ -4,7 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use anycastd::config::{self, CheckKind, Config};
+use anycastd::checks::cabourotte::Cabourotte;
+use anycastd::config::{self, Config};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -102,12 +103,12 @@ fn render(config: &Config) -> String {
                     c.name, c.shadow, c.vrf
                 ));
             }
-            match &c.kind {
-                CheckKind::Cabourotte { url, max_age } => out.push_str(&format!(
+            match (c.settings::<Cabourotte>(), &c.kind) {
+                (Some(Cabourotte { url, max_age }), _) => out.push_str(&format!(
                     "  check {} url={} interval={:?} timeout={:?} pending_timeout={:?} max_age={:?}\n",
                     c.name, url, c.interval, c.timeout, c.pending_timeout, max_age
                 )),
-                other => out.push_str(&format!(
+                (None, other) => out.push_str(&format!(
                     "  check {} kind={} interval={:?} timeout={:?} pending_timeout={:?}\n    {:?}\n",
                     c.name,
                     other.name(),
@@ -139,7 +140,7 @@ fn every_config_fixture_matches_its_golden_output() {
     let mut mismatches = Vec::new();
     for file in files {
         let name = file.file_stem().unwrap().to_string_lossy().into_owned();
-        let (ext, actual) = match config::load(&file) {
+        let (ext, actual) = match config::load(&file, &anycastd::checks::REGISTRY) {
             Ok(config) => ("out", render(&config)),
             Err(e) => ("err", e.lines().join("\n") + "\n"),
         };
@@ -166,7 +167,11 @@ fn every_config_fixture_matches_its_golden_output() {
 
 #[test]
 fn the_seed_readme_example_loads_with_the_original_defaults() {
-    let config = config::load(&golden_dir().join("ok_seed_example.toml")).unwrap();
+    let config = config::load(
+        &golden_dir().join("ok_seed_example.toml"),
+        &anycastd::checks::REGISTRY,
+    )
+    .unwrap();
     let names: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["dns", "ntp"]);
     let dns = &config.services[0];
@@ -192,11 +197,14 @@ fn the_seed_readme_example_loads_with_the_original_defaults() {
 #[test]
 fn a_missing_file_and_a_directory_are_unreadable_not_invalid() {
     assert!(matches!(
-        config::load(Path::new("tests/golden/config/does-not-exist.toml")),
+        config::load(
+            Path::new("tests/golden/config/does-not-exist.toml"),
+            &anycastd::checks::REGISTRY
+        ),
         Err(config::LoadError::Unreadable { .. })
     ));
     assert!(matches!(
-        config::load(&golden_dir()),
+        config::load(&golden_dir(), &anycastd::checks::REGISTRY),
         Err(config::LoadError::Unreadable { .. })
     ));
 }
@@ -223,7 +231,7 @@ fn every_toml_block_of_the_documentation_validates_and_the_examples_are_the_file
         } else {
             format!("{block}\n[services.x]\nprefixes.frrouting = [\"192.0.2.1\"]\nchecks.cabourotte = []\n")
         };
-        if let Err(problems) = config::parse(&text) {
+        if let Err(problems) = config::parse(&text, &anycastd::checks::REGISTRY) {
             panic!("documented block does not validate: {problems:?}\n{block}");
         }
     }

@@ -1,6 +1,8 @@
 //! `anycastd schema`: every example and valid golden config validates against it (checked by
 //! Python's `jsonschema`, an independent implementation), configs with unknown keys or kinds
-//! do not, and every key of the table in docs/configuration.md is in it.
+//! do not, and every key of the table in docs/configuration.md is in it; every registered
+//! check kind (`checks::REGISTRY`) has its table in the schema and its keys in that table
+//! and in docs/configuration.md, and is among the metric label values of docs/operating.md.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -135,5 +137,123 @@ fn every_example_and_valid_golden_validates_and_unknown_keys_do_not() {
     ] {
         let message = validate(&schema_file, &root().join("tests/golden/config").join(bad));
         assert!(message.contains(expected), "{bad}: {message}");
+    }
+}
+
+/// The keys every check has (read by `config/`, not by the kind).
+const CHECK_KEYS: [&str; 6] = [
+    "name",
+    "interval",
+    "timeout",
+    "pending_timeout",
+    "shadow",
+    "vrf",
+];
+
+/// The properties of a schema, following `$ref`s and `anyOf`s.
+fn own_properties(schema: &serde_json::Value, at: &serde_json::Value, out: &mut BTreeSet<String>) {
+    if let Some(r) = at.get("$ref").and_then(|r| r.as_str()) {
+        let name = r.trim_start_matches("#/definitions/");
+        own_properties(schema, &schema["definitions"][name], out);
+    }
+    if let Some(items) = at.get("items") {
+        own_properties(schema, items, out);
+    }
+    for alternative in at
+        .get("anyOf")
+        .and_then(|a| a.as_array())
+        .into_iter()
+        .flatten()
+    {
+        own_properties(schema, alternative, out);
+    }
+    if let Some(props) = at.get("properties").and_then(|p| p.as_object()) {
+        out.extend(props.keys().cloned());
+    }
+}
+
+#[test]
+fn every_registered_check_kind_has_its_keys_in_the_schema_and_the_documentation() {
+    use anycastd::config::Registry;
+    let kinds: Vec<&str> = anycastd::checks::REGISTRY
+        .kinds()
+        .iter()
+        .map(|k| k.name())
+        .collect();
+    assert!(kinds.len() >= 5, "{kinds:?}");
+    let schema: serde_json::Value =
+        serde_json::from_str(&anycastd::config::schema::json(&anycastd::checks::REGISTRY)).unwrap();
+    let checks = &schema["definitions"]["Checks"]["properties"];
+    let documented = std::fs::read_to_string(root().join("docs/configuration.md")).unwrap();
+    let table = documented
+        .split("### Every key")
+        .nth(1)
+        .unwrap()
+        .split("\n\n")
+        .nth(1)
+        .unwrap();
+    let rows: Vec<&str> = table
+        .lines()
+        .filter_map(|row| row.split('|').nth(1))
+        .map(|key| key.trim().trim_matches('`'))
+        .collect();
+
+    // The kinds the documentation lists are the registry's, in its order.
+    let listed = table
+        .lines()
+        .find(|row| row.starts_with("| `services.NAME.checks` "))
+        .and_then(|row| row.split("one array per kind: ").nth(1))
+        .and_then(|rest| rest.split(" (").next())
+        .unwrap();
+    let listed: Vec<&str> = listed.split(", ").map(|k| k.trim_matches('`')).collect();
+    assert_eq!(
+        listed, kinds,
+        "the kinds of docs/configuration.md's `checks` row"
+    );
+    let operating = std::fs::read_to_string(root().join("docs/operating.md")).unwrap();
+    let labels = operating
+        .lines()
+        .find(|row| row.starts_with("| `anycastd_check_results_total` "))
+        .and_then(|row| row.split("`kind` (").nth(1))
+        .and_then(|rest| rest.split(')').next())
+        .unwrap();
+    let labels: Vec<&str> = labels.split(", ").collect();
+    assert_eq!(
+        labels, kinds,
+        "the `kind` label values of docs/operating.md"
+    );
+
+    for kind in &kinds {
+        let mut keys = BTreeSet::new();
+        own_properties(&schema, &checks[kind], &mut keys);
+        for key in CHECK_KEYS {
+            assert!(
+                keys.remove(key),
+                "checks.{kind}: {key} missing from its schema table"
+            );
+        }
+        for key in &keys {
+            let row = format!("checks.{kind}[].{key}");
+            assert!(
+                rows.contains(&row.as_str()),
+                "{row} is not in docs/configuration.md"
+            );
+        }
+        // And every documented key of the kind is in its schema table.
+        let prefix = format!("checks.{kind}[].");
+        for row in rows.iter().filter_map(|r| r.strip_prefix(&prefix)) {
+            assert!(
+                keys.contains(row),
+                "documented {prefix}{row} is not in the schema"
+            );
+        }
+    }
+    // No documented kind that is not registered.
+    for row in rows.iter().filter_map(|r| r.strip_prefix("checks.")) {
+        let kind = row.split('[').next().unwrap();
+        assert!(
+            kinds.contains(&kind),
+            "documented kind {kind} is not registered"
+        );
     }
 }

@@ -1,16 +1,83 @@
 //! Cabourotte health checks: one HTTP GET per poll, turned into an [`Observation`].
 //!
-//! Owns the Cabourotte API knowledge (DESIGN §7): the result route of both API generations
+//! Owns the Cabourotte API knowledge: the result route of both API generations
 //! (`/api/v1/result/NAME` since Cabourotte 2.0, `/result/NAME` before), the "result not found"
 //! body that means *pending*, the result JSON, and the size and time limits of a response.
 //! It must not decide anything about the service: a failure is just an observation; the
 //! caller polls again at the next interval.
 
-use super::{BoxFuture, Gate, Probe, SLOT_WAIT_TIMEOUTS};
+use super::{BoxFuture, Gate, Kind, Kinds, Probe, SLOT_WAIT_TIMEOUTS};
+use crate::config::{Check, KindItem};
 use anycastd_fsm::Observation;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Default Cabourotte base URL.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:9013";
+
+/// `checks.cabourotte`: a result read from Cabourotte's HTTP API. The check's `name` is its
+/// name there (required; a plain item is that name).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cabourotte {
+    /// Base URL, without a trailing slash.
+    pub url: String,
+    /// Results older than this fail as stale.
+    pub max_age: Option<Duration>,
+}
+
+/// The kind's table as it is written, for `anycastd schema` (described, never built).
+mod schema {
+    #![allow(dead_code)]
+    use crate::config::schema::Duration;
+    crate::config::schema::check_table!(Cabourotte {
+        url: Option<String>,
+        max_age: Option<Duration>,
+    });
+}
+
+impl Kind for Cabourotte {
+    const NAME: &'static str = "cabourotte";
+    const LABEL: &'static str = "Cabourotte";
+    const NAME_REQUIRED: bool = true;
+    type Schema = schema::Cabourotte;
+
+    /// `url` of the Cabourotte, `max_age` of its results; a plain item is the check's name
+    /// there.
+    fn parse(item: &mut KindItem<'_, '_, '_>) -> Option<(Cabourotte, String)> {
+        let plain = match item.plain() {
+            Some(node) => Some(item.string(node, &item.key_path("name"))?),
+            None => None,
+        };
+        let url = match item.take("url") {
+            Some(n) => item.base_url(n, &item.key_path("url")),
+            None => Some(DEFAULT_URL.to_owned()),
+        };
+        let max_age = match item.take("max_age") {
+            Some(n) => Some(item.duration(n, &item.key_path("max_age"))?),
+            None => None,
+        };
+        Some((Cabourotte { url: url?, max_age }, plain.unwrap_or_default()))
+    }
+
+    fn identity(&self) -> String {
+        self.url.clone()
+    }
+
+    fn max_age(&self) -> Option<Duration> {
+        self.max_age
+    }
+
+    fn probe(&self, _: &str, check: &Check, shared: &Kinds) -> Box<dyn Probe> {
+        Box::new(CabourotteCheck::new(
+            &shared.cabourotte,
+            &self.url,
+            &check.name,
+            check.timeout,
+            self.max_age,
+        ))
+    }
+}
 
 /// Largest response body read; anything larger fails the check (a result is ~300 bytes).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -210,7 +277,7 @@ impl CabourotteCheck {
         let status = response.status();
         let body = match read_limited(response, MAX_BODY_BYTES).await {
             Ok(body) => body,
-            Err(reason) => return Reading::Observed(Observation::Fail(reason)),
+            Err(reason) => return Reading::Observed(Observation::Fail(reason.to_string())),
         };
         classify(status.as_u16(), &body, self.max_age, SystemTime::now())
     }
@@ -274,10 +341,27 @@ impl Probe for CabourotteCheck {
     }
 }
 
-async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+/// Why a response body was not read whole.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    /// Its announced length is over the limit.
+    #[error("response body of {length} bytes exceeds {limit}")]
+    Announced { length: u64, limit: usize },
+    /// It grew over the limit while read.
+    #[error("response body exceeds {limit} bytes")]
+    Exceeds { limit: usize },
+    /// The timeout came first.
+    #[error("response body not complete in time")]
+    Late,
+    /// The connection failed.
+    #[error("reading the response: {0}")]
+    Read(reqwest::Error),
+}
+
+async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
     if let Some(length) = response.content_length() {
         if length > limit as u64 {
-            return Err(format!("response body of {length} bytes exceeds {limit}"));
+            return Err(BodyError::Announced { length, limit });
         }
     }
     let mut body = Vec::new();
@@ -285,13 +369,13 @@ async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<V
         match response.chunk().await {
             Ok(Some(chunk)) => {
                 if body.len() + chunk.len() > limit {
-                    return Err(format!("response body exceeds {limit} bytes"));
+                    return Err(BodyError::Exceeds { limit });
                 }
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(body),
-            Err(e) if e.is_timeout() => return Err("response body not complete in time".into()),
-            Err(e) => return Err(format!("reading the response: {e}")),
+            Err(e) if e.is_timeout() => return Err(BodyError::Late),
+            Err(e) => return Err(BodyError::Read(e)),
         }
     }
 }

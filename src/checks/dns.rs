@@ -4,14 +4,264 @@
 //! every address of `expect`. The query and response codec is [`super::dns_wire`].
 
 use super::dns_wire::{self, RecordType};
-use super::{BoxFuture, Gate, Observation, Probe};
-use crate::config::DnsCheck;
+use super::{BoxFuture, Gate, Kind, Kinds, Observation, Probe};
+use crate::config::{Check, KindItem, Node};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The default DNS server of a `checks.dns`.
+pub const DEFAULT_DNS_SERVER: &str = "127.0.0.1:53";
+
+/// `checks.dns`: the query and what its answer must be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsCheck {
+    /// The server asked.
+    pub server: std::net::SocketAddr,
+    /// The name asked for.
+    pub name: String,
+    /// The record type asked for.
+    pub rtype: RecordType,
+    /// Over TCP instead of UDP.
+    pub tcp: bool,
+    /// Addresses that must all be in the answer.
+    pub expect: Vec<std::net::IpAddr>,
+    /// The response code that passes (default NOERROR).
+    pub rcode: u8,
+}
+
+/// The DNS check kind: a DNS query whose answer must match. A plain item is the name asked
+/// for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dns(pub DnsCheck);
+
+/// The kind's table as it is written, for `anycastd schema` (described, never built).
+mod schema {
+    #![allow(dead_code)]
+    use crate::config::schema::check_table;
+    use schemars::JsonSchema;
+
+    check_table!(Dns {
+        query: String,
+        r#type: Option<DnsType>,
+        server: Option<String>,
+        protocol: Option<DnsProtocol>,
+        expect: Option<Vec<String>>,
+        rcode: Option<Rcode>,
+    });
+
+    /// A record type, in any case: A, AAAA, CNAME, MX, NS, PTR, SOA, SRV, TXT, CAA.
+    #[derive(JsonSchema)]
+    pub struct DnsType(
+        #[schemars(regex(
+            pattern = r"^([Aa]|[Aa][Aa][Aa][Aa]|[Cc][Nn][Aa][Mm][Ee]|[Mm][Xx]|[Nn][Ss]|[Pp][Tt][Rr]|[Ss][Oo][Aa]|[Ss][Rr][Vv]|[Tt][Xx][Tt]|[Cc][Aa][Aa])$"
+        ))]
+        String,
+    );
+
+    #[derive(JsonSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum DnsProtocol {
+        Udp,
+        Tcp,
+    }
+
+    /// A response code, in any case: NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED.
+    #[derive(JsonSchema)]
+    pub struct Rcode(
+        #[schemars(regex(
+            pattern = r"^([Nn][Oo][Ee][Rr][Rr][Oo][Rr]|[Ff][Oo][Rr][Mm][Ee][Rr][Rr]|[Ss][Ee][Rr][Vv][Ff][Aa][Ii][Ll]|[Nn][Xx][Dd][Oo][Mm][Aa][Ii][Nn]|[Nn][Oo][Tt][Ii][Mm][Pp]|[Rr][Ee][Ff][Uu][Ss][Ee][Dd])$"
+        ))]
+        String,
+    );
+}
+
+impl Kind for Dns {
+    const NAME: &'static str = "dns";
+    const LABEL: &'static str = "DNS";
+    type Schema = schema::Dns;
+
+    /// `name` is the check's; the query is `query`, `type`, `server`, `protocol`; the answer
+    /// must have `rcode` and every address of `expect`.
+    fn parse(item: &mut KindItem<'_, '_, '_>) -> Option<(Dns, String)> {
+        let path = item.path().to_owned();
+        let key = |k: &str| format!("{path}.{k}");
+        let required = item.required("query");
+        let query = required.and_then(|(node, p)| {
+            let q = item.string(node, &p)?;
+            match dns_wire::check_name(&q) {
+                Ok(()) => Some(q),
+                Err(e) => {
+                    item.problem(node, &p, format!("{q:?}: {e}"));
+                    None
+                }
+            }
+        });
+        let type_node = item.take("type");
+        let rtype = match type_node {
+            Some(n) => {
+                let p = key("type");
+                item.string(n, &p).and_then(|t| match RecordType::from_name(&t) {
+                    Some(r) => Some(r),
+                    None => {
+                        item.problem(n,
+                            &p,
+                            format!("unknown record type {t:?} (known: A, AAAA, CNAME, MX, NS, PTR, SOA, SRV, TXT, CAA)"),
+                        );
+                        None
+                    }
+                })
+            }
+            None => Some(RecordType::A),
+        };
+        let server = match item.take("server") {
+            Some(n) => {
+                let p = key("server");
+                item.string(n, &p).and_then(|s| match socket_addr(&s, 53) {
+                    Some(a) => Some(a),
+                    None => {
+                        item.problem(n,
+                            &p,
+                            format!("{s:?} is not an IP address with an optional port, like \"127.0.0.1:53\" or \"[::1]:53\""),
+                        );
+                        None
+                    }
+                })
+            }
+            None => socket_addr(DEFAULT_DNS_SERVER, 53),
+        };
+        let tcp = match item.take("protocol") {
+            Some(n) => {
+                let p = key("protocol");
+                match item.string(n, &p).as_deref() {
+                    Some("udp") => Some(false),
+                    Some("tcp") => Some(true),
+                    Some(other) => {
+                        item.problem(n, &p, format!("{other:?} is not udp or tcp"));
+                        None
+                    }
+                    None => None,
+                }
+            }
+            None => Some(false),
+        };
+        let rcode = match item.take("rcode") {
+            Some(n) => {
+                let p = key("rcode");
+                item.string(n, &p).and_then(|r| match dns_wire::rcode_from_name(&r) {
+                    Some(c) => Some(c),
+                    None => {
+                        item.problem(n,
+                            &p,
+                            format!("{r:?} is not one of NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED"),
+                        );
+                        None
+                    }
+                })
+            }
+            None => Some(0),
+        };
+        let expect_node = item.take("expect");
+        let expect = match expect_node {
+            Some(n) => addresses(item, n, &key("expect")),
+            None => Some(Vec::new()),
+        };
+        let (query, rtype, expect, rcode) = (query?, rtype?, expect?, rcode?);
+        if let Some(n) = expect_node {
+            let p = key("expect");
+            let family_ok = |a: &IpAddr| match rtype {
+                RecordType::A => a.is_ipv4(),
+                RecordType::Aaaa => a.is_ipv6(),
+                _ => false,
+            };
+            if !matches!(rtype, RecordType::A | RecordType::Aaaa) {
+                item.problem(n, &p, "applies to type A or AAAA only");
+                return None;
+            }
+            if let Some(a) = expect.iter().find(|a| !family_ok(a)) {
+                item.problem(
+                    n,
+                    &p,
+                    format!("{a} cannot be in the answer to {} queries", rtype.name()),
+                );
+                return None;
+            }
+            if rcode != 0 && !expect.is_empty() {
+                item.problem(
+                    n,
+                    &p,
+                    "an answer with rcode other than NOERROR has no addresses",
+                );
+                return None;
+            }
+        }
+        let derived = format!("{query} {}", rtype.name());
+        Some((
+            Dns(DnsCheck {
+                server: server?,
+                name: query,
+                rtype,
+                tcp: tcp?,
+                expect,
+                rcode,
+            }),
+            derived,
+        ))
+    }
+
+    /// The query, and what the answer must be.
+    fn identity(&self) -> String {
+        let d = &self.0;
+        let mut s = format!(
+            "{} {} @{} {}",
+            d.name,
+            d.rtype.name(),
+            d.server,
+            if d.tcp { "tcp" } else { "udp" }
+        );
+        if d.rcode != 0 {
+            s.push_str(&format!(" rcode {}", dns_wire::rcode_name(d.rcode)));
+        }
+        if !d.expect.is_empty() {
+            let list: Vec<String> = d.expect.iter().map(|a| a.to_string()).collect();
+            s.push_str(&format!(" expect {}", list.join(",")));
+        }
+        s
+    }
+
+    fn probe(&self, _: &str, check: &Check, shared: &Kinds) -> Box<dyn Probe> {
+        Box::new(DnsProbe::new(&shared.dns, &self.0, check.timeout))
+    }
+}
+
+/// An array of IP addresses.
+fn addresses(item: &mut KindItem<'_, '_, '_>, node: &Node, path: &str) -> Option<Vec<IpAddr>> {
+    let list = item.strings(node, path)?;
+    let mut out = Vec::new();
+    for a in list {
+        match a.parse::<IpAddr>() {
+            Ok(ip) => out.push(ip),
+            Err(_) => {
+                item.problem(node, path, format!("{a:?} is not an IP address"));
+                return None;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// An IP address with an optional port (`127.0.0.1`, `127.0.0.1:5353`, `::1`, `[::1]:53`).
+fn socket_addr(text: &str, default_port: u16) -> Option<SocketAddr> {
+    if let Ok(a) = text.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    text.parse::<IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, default_port))
+}
 
 /// Queries in flight to one server at a time.
 pub const MAX_IN_FLIGHT: usize = 16;
@@ -70,7 +320,7 @@ impl DnsProbe {
                 response = tcp_exchange(c.server, &query).await?;
                 parsed = dns_wire::parse_response(&response, id, &c.name, c.rtype)?;
             }
-            Ok::<_, String>(parsed)
+            Ok::<_, ExchangeError>(parsed)
         };
         let response = match tokio::time::timeout(self.timeout, exchange).await {
             Ok(Ok(r)) => r,
@@ -149,7 +399,7 @@ fn query_id() -> u16 {
 }
 
 /// One query over UDP; answers of another id (a late answer to an earlier query) are skipped.
-async fn udp_exchange(server: SocketAddr, query: &[u8], id: u16) -> Result<Vec<u8>, String> {
+async fn udp_exchange(server: SocketAddr, query: &[u8], id: u16) -> Result<Vec<u8>, ExchangeError> {
     let local: SocketAddr = if server.is_ipv4() {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
@@ -169,11 +419,11 @@ async fn udp_exchange(server: SocketAddr, query: &[u8], id: u16) -> Result<Vec<u
 }
 
 /// One query over TCP (length-prefixed, RFC 1035 §4.2.2).
-async fn tcp_exchange(server: SocketAddr, query: &[u8]) -> Result<Vec<u8>, String> {
+async fn tcp_exchange(server: SocketAddr, query: &[u8]) -> Result<Vec<u8>, ExchangeError> {
     let mut stream = tokio::net::TcpStream::connect(server)
         .await
         .map_err(io_text)?;
-    let len = u16::try_from(query.len()).map_err(|_| "query too long".to_owned())?;
+    let len = u16::try_from(query.len()).map_err(|_| ExchangeError::QueryTooLong)?;
     let mut framed = len.to_be_bytes().to_vec();
     framed.extend_from_slice(query);
     stream.write_all(&framed).await.map_err(io_text)?;
@@ -184,8 +434,22 @@ async fn tcp_exchange(server: SocketAddr, query: &[u8]) -> Result<Vec<u8>, Strin
     Ok(response)
 }
 
-fn io_text(e: std::io::Error) -> String {
-    super::os_error_text(&e.to_string()).to_lowercase()
+fn io_text(e: std::io::Error) -> ExchangeError {
+    ExchangeError::Io(e)
+}
+
+/// Why a query got no usable response.
+#[derive(Debug, thiserror::Error)]
+enum ExchangeError {
+    /// Sending or receiving failed (`connection refused`).
+    #[error("{}", super::os_error_text(&.0.to_string()).to_lowercase())]
+    Io(std::io::Error),
+    /// Longer than a TCP length prefix can say.
+    #[error("query too long")]
+    QueryTooLong,
+    /// The response is not the answer to the query.
+    #[error(transparent)]
+    Wire(#[from] dns_wire::WireError),
 }
 
 impl Probe for DnsProbe {

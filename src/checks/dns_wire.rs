@@ -12,7 +12,32 @@ const MAX_POINTER_HOPS: usize = 128;
 /// The longest name in wire form, length bytes and root label included (RFC 1035 §3.1).
 const MAX_WIRE_NAME: usize = 255;
 const MALFORMED: &str = "malformed answer record";
-const BAD_QUESTION: &str = "malformed question";
+
+/// Why a response was not accepted as the answer to a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Shorter than a header.
+    #[error("response too short")]
+    TooShort,
+    /// Another query's id.
+    #[error("id mismatch")]
+    IdMismatch,
+    /// QR is 0.
+    #[error("not a response")]
+    NotResponse,
+    /// An opcode other than QUERY.
+    #[error("unexpected opcode")]
+    UnexpectedOpcode,
+    /// The question section cannot be read.
+    #[error("malformed question")]
+    BadQuestion,
+    /// The question is not the one asked (or missing from a NOERROR response).
+    #[error("question does not match")]
+    QuestionMismatch,
+    /// An answer record cannot be read, or an address record has the wrong length.
+    #[error("{}", MALFORMED)]
+    Malformed,
+}
 const RCODE_NAMES: [&str; 6] = [
     "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED",
 ];
@@ -219,9 +244,9 @@ fn read_record(msg: &[u8], pos: usize) -> Option<(u16, u16, &[u8], usize)> {
     Some((rtype, class, rdata, at.checked_add(10 + rdlength)?))
 }
 
-/// Returns `Err(message)` unless `ok`.
-fn ensure(ok: bool, message: &'static str) -> Result<(), &'static str> {
-    ok.then_some(()).ok_or(message)
+/// Returns `Err(error)` unless `ok`.
+fn ensure(ok: bool, error: WireError) -> Result<(), WireError> {
+    ok.then_some(()).ok_or(error)
 }
 
 /// Parses a response to the query `encode_query(id, name, rtype)`.
@@ -230,36 +255,36 @@ fn ensure(ok: bool, message: &'static str) -> Result<(), &'static str> {
 /// type and class; then walks every answer record. Authority and additional sections are
 /// not read. A response with no question is accepted only with a non-zero rcode (some
 /// servers omit it in FORMERR, NOTIMP or REFUSED). When TC is set the answer section may
-/// end early: records after the last complete one are ignored. Err is a short lowercase
-/// message such as "id mismatch" or "malformed answer record".
+/// end early: records after the last complete one are ignored. Err says why, in a short
+/// lowercase message such as "id mismatch" or "malformed answer record".
 pub fn parse_response(
     bytes: &[u8],
     id: u16,
     name: &str,
     rtype: RecordType,
-) -> Result<Response, String> {
+) -> Result<Response, WireError> {
     let header: Option<[u8; 12]> = bytes.get(..HEADER_LEN).and_then(|h| h.try_into().ok());
-    let [i0, i1, f0, f1, q0, q1, a0, a1, ..] = header.ok_or("response too short")?;
-    ensure(u16::from_be_bytes([i0, i1]) == id, "id mismatch")?;
-    ensure(f0 & 0x80 != 0, "not a response")?;
-    ensure(f0 & 0x78 == 0, "unexpected opcode")?;
+    let [i0, i1, f0, f1, q0, q1, a0, a1, ..] = header.ok_or(WireError::TooShort)?;
+    ensure(u16::from_be_bytes([i0, i1]) == id, WireError::IdMismatch)?;
+    ensure(f0 & 0x80 != 0, WireError::NotResponse)?;
+    ensure(f0 & 0x78 == 0, WireError::UnexpectedOpcode)?;
     let (rcode, truncated) = (f1 & 0x0F, f0 & 0x02 != 0);
 
     let mut pos = HEADER_LEN;
     match u16::from_be_bytes([q0, q1]) {
         1 => {
-            let (mut question, at) = read_name(bytes, pos).ok_or(BAD_QUESTION)?;
-            question.extend_from_slice(slice(bytes, at, 4).ok_or(BAD_QUESTION)?);
+            let (mut question, at) = read_name(bytes, pos).ok_or(WireError::BadQuestion)?;
+            question.extend_from_slice(slice(bytes, at, 4).ok_or(WireError::BadQuestion)?);
             let mut expected = Vec::new();
             encode_name(name, &mut expected);
             expected.make_ascii_lowercase();
             expected.extend_from_slice(&rtype.code().to_be_bytes());
             expected.extend_from_slice(&CLASS_IN.to_be_bytes());
-            ensure(question == expected, "question does not match")?;
-            pos = at.checked_add(4).ok_or(BAD_QUESTION)?;
+            ensure(question == expected, WireError::QuestionMismatch)?;
+            pos = at.checked_add(4).ok_or(WireError::BadQuestion)?;
         }
         0 if rcode != 0 => {}
-        _ => return Err("question does not match".to_string()),
+        _ => return Err(WireError::QuestionMismatch),
     }
 
     let mut response = Response {
@@ -271,14 +296,14 @@ pub fn parse_response(
     };
     for _ in 0..u16::from_be_bytes([a0, a1]) {
         let Some((rt, class, rdata, next)) = read_record(bytes, pos) else {
-            ensure(truncated, MALFORMED)?;
+            ensure(truncated, WireError::Malformed)?;
             break;
         };
         if class == CLASS_IN {
             let address = match (rt, <[u8; 4]>::try_from(rdata), <[u8; 16]>::try_from(rdata)) {
                 (1, Ok(v4), _) => Some(IpAddr::from(v4)),
                 (28, _, Ok(v6)) => Some(IpAddr::from(v6)),
-                (1 | 28, _, _) => return Err(MALFORMED.to_string()),
+                (1 | 28, _, _) => return Err(WireError::Malformed),
                 _ => None,
             };
             response.addresses.extend(address);
@@ -325,12 +350,12 @@ mod tests {
         reply(WWW, A, flags, 2, &answers)
     }
 
-    fn www(m: &[u8]) -> Result<Response, String> {
+    fn www(m: &[u8]) -> Result<Response, WireError> {
         parse_response(m, ID, WWW, A)
     }
 
     fn err(m: &[u8]) -> String {
-        www(m).unwrap_err()
+        www(m).unwrap_err().to_string()
     }
 
     #[test]
@@ -414,6 +439,7 @@ mod tests {
         let counts = (r.rcode, r.truncated, r.answers_of_type, r.answers);
         assert_eq!(counts, (0, false, 1, 2));
         let r = parse_response(&cname_then_a(OK), ID, WWW, RecordType::Cname);
+        let r = r.map_err(|e| e.to_string());
         assert_eq!(r, Err("question does not match".to_string()));
     }
 
@@ -439,11 +465,11 @@ mod tests {
     #[test]
     fn header_and_record_errors() {
         let m = cname_then_a(OK);
-        let wrong_id = parse_response(&m, ID + 1, WWW, A);
+        let wrong_id = parse_response(&m, ID + 1, WWW, A).map_err(|e| e.to_string());
         assert_eq!(wrong_id, Err("id mismatch".to_string()));
         assert_eq!(err(&m[..11]), "response too short");
         for other in ["www.example.org", "example.com", "www.example.com.x"] {
-            let r = parse_response(&m, ID, other, A);
+            let r = parse_response(&m, ID, other, A).map_err(|e| e.to_string());
             assert_eq!(r, Err("question does not match".to_string()));
         }
         assert_eq!(err(&encode_query(ID, WWW, A)), "not a response");

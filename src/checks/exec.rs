@@ -18,7 +18,8 @@
 //!   command leaves running in the background after it exited is not killed (as with
 //!   keepalived's MISC_CHECK); it is reparented to init, and its output is not waited for.
 
-use super::{BoxFuture, Gate, Observation, Probe};
+use super::{BoxFuture, Gate, Kind, Kinds, Observation, Probe};
+use crate::config::{Check, KindItem, Node};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::process::Stdio;
@@ -35,6 +36,171 @@ const OUTPUT_LINGER: Duration = Duration::from_millis(100);
 /// The `PATH` of a command.
 pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// `checks.exec`: the command and how it runs (also what a hook runs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecCheck {
+    /// Absolute path of the program (no shell).
+    pub command: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Variables added to its minimal environment, in file order.
+    pub env: Vec<(String, String)>,
+    /// The user it runs as (when the daemon runs as root); `None`: the daemon's.
+    pub user: Option<String>,
+}
+
+/// The exec check kind: a command run by the daemon; exit 0 passes. A plain item is the
+/// command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exec(pub ExecCheck);
+
+/// The kind's table as it is written, for `anycastd schema` (described, never built).
+mod schema {
+    #![allow(dead_code)]
+    use std::collections::BTreeMap;
+    crate::config::schema::check_table!(Exec {
+        command: String,
+        args: Option<Vec<String>>,
+        env: Option<BTreeMap<String, String>>,
+        user: Option<String>,
+    });
+}
+
+impl Kind for Exec {
+    const NAME: &'static str = "exec";
+    const LABEL: &'static str = "Exec";
+    const RUNS_PROGRAMS: bool = true;
+    type Schema = schema::Exec;
+
+    /// `command` (absolute), `args`, `env`, `user`.
+    fn parse(item: &mut KindItem<'_, '_, '_>) -> Option<(Exec, String)> {
+        let required = item.required("command");
+        let command = required.and_then(|(node, p)| {
+            let c = item.string(node, &p)?;
+            if c.starts_with('/') && !c.ends_with('/') {
+                Some(c)
+            } else {
+                item.problem(
+                    node,
+                    &p,
+                    format!("{c:?} must be an absolute path (no shell: write \"/bin/sh\", \"-c\", ... in args for one)"),
+                );
+                None
+            }
+        });
+        let args = match item.take("args") {
+            Some(n) => item.strings(n, &item.key_path("args")),
+            None => Some(Vec::new()),
+        };
+        let env = match item.take("env") {
+            Some(n) => environment(item, n, &item.key_path("env")),
+            None => Some(Vec::new()),
+        };
+        let user = match item.take("user") {
+            Some(n) => {
+                let p = item.key_path("user");
+                item.string(n, &p)
+                    .and_then(|u| match nix::unistd::User::from_name(&u) {
+                        Ok(Some(_)) => Some(Some(u)),
+                        Ok(None) => {
+                            item.problem(n, &p, format!("no user {u:?} on this host"));
+                            None
+                        }
+                        Err(e) => {
+                            item.problem(n, &p, format!("cannot look up {u:?}: {e}"));
+                            None
+                        }
+                    })
+            }
+            None => Some(None),
+        };
+        let command = command?;
+        let derived = command.rsplit('/').next().unwrap_or(&command).to_owned();
+        Some((
+            Exec(ExecCheck {
+                command,
+                args: args?,
+                env: env?,
+                user: user?,
+            }),
+            derived,
+        ))
+    }
+
+    /// The command and its arguments (quoted as a shell would need them), environment and
+    /// user.
+    fn identity(&self) -> String {
+        let e = &self.0;
+        let mut s = std::iter::once(&e.command)
+            .chain(&e.args)
+            .map(|a| quote_word(a))
+            .collect::<Vec<_>>()
+            .join(" ");
+        for (k, v) in &e.env {
+            s.push_str(&format!(" env {k}={}", quote_word(v)));
+        }
+        if let Some(user) = &e.user {
+            s.push_str(&format!(" user {user}"));
+        }
+        s
+    }
+
+    fn probe(&self, service: &str, check: &Check, _: &Kinds) -> Box<dyn Probe> {
+        Box::new(ExecProbe::new(service, &check.name, &self.0, check.timeout))
+    }
+}
+
+/// `env`: a table of variable name to string.
+fn environment<'a>(
+    item: &mut KindItem<'_, 'a, '_>,
+    node: &'a Node,
+    path: &str,
+) -> Option<Vec<(String, String)>> {
+    let entries = item.entries(node, path)?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (key, value) in entries {
+        let p = format!("{path}.{}", key.name);
+        let valid = key
+            .name
+            .chars()
+            .enumerate()
+            .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))
+            && !key.name.is_empty();
+        if !valid {
+            item.key_problem(
+                key,
+                &p,
+                "variable names are letters, digits and _, not starting with a digit",
+            );
+            ok = false;
+            continue;
+        }
+        match item.string(value, &p) {
+            Some(v) if !v.contains('\0') => out.push((key.name.clone(), v)),
+            Some(_) => {
+                item.problem(value, &p, "must not contain a NUL byte");
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// A word as a shell would need it quoted to read it back as one word.
+fn quote_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
 /// One exec check.
 pub struct ExecProbe {
     target: String,
@@ -48,7 +214,18 @@ pub struct ExecProbe {
 }
 
 /// A user's uid and primary gid, or why they cannot be used (no such user).
-type UserIds = Result<(u32, u32), String>;
+type UserIds = Result<(u32, u32), UserError>;
+
+/// Why a check's `user` cannot be used.
+#[derive(Debug, thiserror::Error)]
+enum UserError {
+    /// No such user on this host (any more).
+    #[error("no user {0:?}")]
+    Missing(String),
+    /// The user database could not be read.
+    #[error("cannot look up user {name:?}: {source}")]
+    Lookup { name: String, source: nix::Error },
+}
 
 /// Mark every descriptor above 2 close-on-exec: the daemon's own are already, but one it
 /// inherited (from a shell, a supervisor) would otherwise reach every command. Done once per
@@ -76,12 +253,7 @@ pub fn close_inherited_on_exec() {
 
 impl ExecProbe {
     /// The probe of check `check` of service `service`.
-    pub fn new(
-        service: &str,
-        check: &str,
-        config: &crate::config::ExecCheck,
-        timeout: Duration,
-    ) -> ExecProbe {
+    pub fn new(service: &str, check: &str, config: &ExecCheck, timeout: Duration) -> ExecProbe {
         close_inherited_on_exec();
         let mut env = vec![
             ("PATH".to_owned(), PATH.to_owned()),
@@ -93,8 +265,11 @@ impl ExecProbe {
         let user = config.user.as_ref().map(|name| {
             let ids = match nix::unistd::User::from_name(name) {
                 Ok(Some(u)) => Ok((u.uid.as_raw(), u.gid.as_raw())),
-                Ok(None) => Err(format!("no user {name:?}")),
-                Err(e) => Err(format!("cannot look up user {name:?}: {e}")),
+                Ok(None) => Err(UserError::Missing(name.clone())),
+                Err(source) => Err(UserError::Lookup {
+                    name: name.clone(),
+                    source,
+                }),
             };
             (name.clone(), ids)
         });
@@ -125,7 +300,7 @@ impl ExecProbe {
             Some((_, Ok((uid, gid)))) => {
                 command.uid(*uid).gid(*gid);
             }
-            Some((_, Err(e))) => return Observation::Fail(e.clone()),
+            Some((_, Err(e))) => return Observation::Fail(e.to_string()),
             None => {}
         }
         let mut child = match command.spawn() {

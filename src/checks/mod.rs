@@ -10,9 +10,10 @@
 //! decides anything about the service and never retries: a failure is an observation like
 //! any other, and the next poll is at the next grid point.
 //!
-//! Adding a kind: a module here with a type implementing [`Probe`], a variant of
-//! [`crate::config::CheckKind`] with its keys (parsed in `config/`), and one arm in
-//! [`probe`].
+//! A kind is one file here: a type holding a check's settings of that kind implements
+//! [`Kind`] (its keys read with `config/`'s walker, its identity, label and schema, and the
+//! probe it builds), and one line of `KINDS` registers it. `config/` knows no kind: the
+//! daemon hands it [`REGISTRY`] (see `config::kind` for why the dependency points this way).
 
 pub mod cabourotte;
 pub mod dns;
@@ -24,8 +25,12 @@ pub mod scheduler;
 pub mod scripted;
 pub mod tcp;
 
+use crate::config::{Check, KindItem, KindLoader, KindSettings};
 pub use anycastd_fsm::Observation;
+use std::any::Any;
+use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -141,7 +146,7 @@ impl Kinds {
 
 /// Makes the probe of a configured check of a service (the daemon's is [`Kinds::factory`]; a
 /// test's may answer from [`scripted`] checks).
-pub type Factory = Arc<dyn Fn(&str, &crate::config::Check) -> Box<dyn Probe> + Send + Sync>;
+pub type Factory = Arc<dyn Fn(&str, &Check) -> Box<dyn Probe> + Send + Sync>;
 
 impl Kinds {
     /// The factory of the daemon: [`probe`] with these shared parts.
@@ -150,9 +155,119 @@ impl Kinds {
     }
 }
 
-/// The probe of check `check` of service `service`: the one place that maps a kind to its
-/// module.
-pub fn probe(service: &str, check: &crate::config::Check, kinds: &Kinds) -> Box<dyn Probe> {
+/// A check kind: the type of a check's settings of that kind, in the kind's own file. It
+/// reads its keys, names its identity and label, declares its schema and builds its probe;
+/// one line of `KINDS` registers it.
+pub trait Kind: fmt::Debug + PartialEq + Send + Sync + Sized + 'static {
+    /// The key under `checks.` (`tcp`), also journaled.
+    const NAME: &'static str;
+    /// Its name in log lines (`TCP health check "ntp" failed.`).
+    const LABEL: &'static str;
+    /// Whether a table item must have `name` (for Cabourotte, the check's name there).
+    const NAME_REQUIRED: bool = false;
+    /// Whether its checks run programs (a config with any must be safe from other users).
+    const RUNS_PROGRAMS: bool = false;
+    /// A table item as it is written: the keys every check has and the kind's own
+    /// (declared with `config::schema::check_table!`), for `anycastd schema`.
+    type Schema: schemars::JsonSchema;
+
+    /// Read the kind's own keys from `item` (a plain item fills its one required key): the
+    /// settings, and the name derived from the target (for a check without `name`). Problems
+    /// are reported through `item`, and then `None`.
+    fn parse(item: &mut KindItem<'_, '_, '_>) -> Option<(Self, String)>;
+
+    /// Everything that says what is checked (see [`KindSettings::identity`]).
+    fn identity(&self) -> String;
+
+    /// The age past which a stored result fails as stale (kinds reading stored results).
+    fn max_age(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The probe of `check` (whose settings are `self`) of service `service`.
+    fn probe(&self, service: &str, check: &Check, shared: &Kinds) -> Box<dyn Probe>;
+}
+
+impl<K: Kind> KindSettings for K {
+    fn name(&self) -> &'static str {
+        K::NAME
+    }
+    fn label(&self) -> &'static str {
+        K::LABEL
+    }
+    fn identity(&self) -> String {
+        Kind::identity(self)
+    }
+    fn max_age(&self) -> Option<Duration> {
+        Kind::max_age(self)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn same(&self, other: &dyn KindSettings) -> bool {
+        other.as_any().downcast_ref::<K>() == Some(self)
+    }
+}
+
+/// A registered kind: what the loader needs of it, and its probe.
+pub trait Registered: KindLoader {
+    /// The probe of `check`, if its settings are of this kind.
+    fn probe(&self, service: &str, check: &Check, shared: &Kinds) -> Option<Box<dyn Probe>>;
+}
+
+/// The registration of kind `K`.
+struct Entry<K>(PhantomData<fn() -> K>);
+
+impl<K: Kind> KindLoader for Entry<K> {
+    fn name(&self) -> &'static str {
+        K::NAME
+    }
+    fn name_required(&self) -> bool {
+        K::NAME_REQUIRED
+    }
+    fn runs_programs(&self) -> bool {
+        K::RUNS_PROGRAMS
+    }
+    fn parse(&self, item: &mut KindItem<'_, '_, '_>) -> Option<(Arc<dyn KindSettings>, String)> {
+        let (settings, derived) = K::parse(item)?;
+        Some((Arc::new(settings), derived))
+    }
+    fn schema(&self, generator: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        generator.subschema_for::<Option<Vec<crate::config::schema::Item<K::Schema>>>>()
+    }
+}
+
+impl<K: Kind> Registered for Entry<K> {
+    fn probe(&self, service: &str, check: &Check, shared: &Kinds) -> Option<Box<dyn Probe>> {
+        let settings = check.settings::<K>()?;
+        Some(settings.probe(service, check, shared))
+    }
+}
+
+/// Every check kind, one line each, in the order the schema and the error messages list
+/// them.
+const KINDS: &[&dyn Registered] = &[
+    &Entry::<cabourotte::Cabourotte>(PhantomData),
+    &Entry::<exec::Exec>(PhantomData),
+    &Entry::<http::Http>(PhantomData),
+    &Entry::<tcp::Tcp>(PhantomData),
+    &Entry::<dns::Dns>(PhantomData),
+];
+
+/// The check kinds, as the config loader asks for them ([`REGISTRY`]).
+pub struct Registry;
+
+/// The registry of every check kind: what the daemon gives `config::load`.
+pub static REGISTRY: Registry = Registry;
+
+impl crate::config::Registry for Registry {
+    fn kinds(&self) -> Vec<&dyn KindLoader> {
+        KINDS.iter().map(|k| *k as &dyn KindLoader).collect()
+    }
+}
+
+/// The probe of check `check` of service `service`: in its VRF's namespace if it has one.
+pub fn probe(service: &str, check: &Check, kinds: &Kinds) -> Box<dyn Probe> {
     match &check.vrf {
         Some(vrf) => {
             let (service, check_, kinds_) = (service.to_owned(), check.clone(), kinds.clone());
@@ -163,29 +278,31 @@ pub fn probe(service: &str, check: &crate::config::Check, kinds: &Kinds) -> Box<
     }
 }
 
-/// The probe of a check's kind (in the daemon's own namespace).
-fn kind_probe(service: &str, check: &crate::config::Check, kinds: &Kinds) -> Box<dyn Probe> {
-    use crate::config::CheckKind;
-    let vrf = check.vrf.as_deref();
-    match &check.kind {
-        CheckKind::Cabourotte { url, max_age } => Box::new(cabourotte::CabourotteCheck::new(
-            &kinds.cabourotte,
-            url,
-            &check.name,
-            check.timeout,
-            *max_age,
-        )),
-        CheckKind::Exec(e) => {
-            Box::new(exec::ExecProbe::new(service, &check.name, e, check.timeout))
-        }
-        CheckKind::Http(h) => Box::new(http::HttpProbe::new(&kinds.http, h, check.timeout, vrf)),
-        CheckKind::Tcp { address } => Box::new(tcp::TcpProbe::new(
-            service,
-            &check.name,
-            address,
-            check.timeout,
-        )),
-        CheckKind::Dns(d) => Box::new(dns::DnsProbe::new(&kinds.dns, d, check.timeout)),
+/// The probe of a check's kind (in the daemon's own namespace), built by its kind.
+fn kind_probe(service: &str, check: &Check, kinds: &Kinds) -> Box<dyn Probe> {
+    KINDS
+        .iter()
+        .find_map(|k| k.probe(service, check, kinds))
+        .unwrap_or_else(|| Box::new(Unregistered(check.kind.name())))
+}
+
+/// The probe of a check whose kind is not in [`KINDS`] (settings made outside the loader):
+/// every poll fails, saying so.
+struct Unregistered(&'static str);
+
+impl Probe for Unregistered {
+    fn target(&self) -> &str {
+        self.0
+    }
+    fn gate(&self) -> Arc<Gate> {
+        Arc::new(Gate::new(1))
+    }
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn poll(&mut self) -> BoxFuture<'_, Observation> {
+        let kind = self.0;
+        Box::pin(async move { Observation::Fail(format!("no check kind {kind:?} is registered")) })
     }
 }
 
@@ -194,5 +311,75 @@ pub fn os_error_text(text: &str) -> &str {
     match text.find(" (os error ") {
         Some(i) if text.ends_with(')') => &text[..i],
         _ => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Settings of a kind that is not in [`KINDS`].
+    #[derive(Debug, PartialEq)]
+    struct Unknown;
+
+    mod schema {
+        #![allow(dead_code)]
+        crate::config::schema::check_table!(Unknown {});
+    }
+
+    impl Kind for Unknown {
+        const NAME: &'static str = "unknown";
+        const LABEL: &'static str = "Unknown";
+        type Schema = schema::Unknown;
+
+        fn parse(_: &mut KindItem<'_, '_, '_>) -> Option<(Unknown, String)> {
+            Some((Unknown, "unknown".into()))
+        }
+
+        fn identity(&self) -> String {
+            String::new()
+        }
+
+        fn probe(&self, _: &str, _: &Check, _: &Kinds) -> Box<dyn Probe> {
+            Box::new(Unregistered("never built: not registered"))
+        }
+    }
+
+    #[test]
+    fn a_check_of_an_unregistered_kind_fails_every_poll_saying_so() {
+        let check = Check {
+            name: "x".into(),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            pending_timeout: Duration::from_secs(3),
+            shadow: false,
+            vrf: None,
+            kind: Arc::new(Unknown),
+        };
+        let kinds = Kinds::new().unwrap();
+        let mut probe = probe("s", &check, &kinds);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(
+            runtime.block_on(probe.poll()),
+            Observation::Fail("no check kind \"unknown\" is registered".into())
+        );
+    }
+
+    #[test]
+    fn settings_are_equal_only_to_settings_of_the_same_kind_and_values() {
+        let a: Arc<dyn KindSettings> = Arc::new(tcp::Tcp {
+            address: "127.0.0.1:1".into(),
+        });
+        let b: Arc<dyn KindSettings> = Arc::new(tcp::Tcp {
+            address: "127.0.0.1:1".into(),
+        });
+        let c: Arc<dyn KindSettings> = Arc::new(tcp::Tcp {
+            address: "127.0.0.1:2".into(),
+        });
+        assert!(*a == *b);
+        assert!(*a != *c);
+        assert!(*a != *(Arc::new(Unknown) as Arc<dyn KindSettings>));
     }
 }

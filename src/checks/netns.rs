@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Where the namespaces of netns-backed VRFs are (iproute2's and FRR's).
-pub const DEFAULT_NETNS_DIR: &str = "/run/netns";
+/// Where the namespaces of netns-backed VRFs are (iproute2's and FRR's): the default of
+/// `[checks] netns_dir`.
+pub use crate::config::DEFAULT_NETNS_DIR;
 
 /// The runtimes of the VRFs in use, one per namespace, started on first use.
 #[derive(Clone, Default)]
@@ -55,14 +56,14 @@ impl Namespaces {
     /// the namespace file is looked at each time, so a namespace that appears is used, one
     /// that goes fails the checks, and one replaced (a VRF deleted and created again, a
     /// symbolic link pointed elsewhere) gets a new runtime inside it.
-    pub fn runtime(&self, vrf: &str) -> Result<tokio::runtime::Handle, String> {
+    pub fn runtime(&self, vrf: &str) -> Result<tokio::runtime::Handle, NetnsError> {
         let path = self.dir.join(vrf);
         let mut runtimes = self.runtimes.lock().unwrap_or_else(|p| p.into_inner());
         let namespace = match identify(&path) {
             Ok(id) => id,
             Err(e) => {
                 runtimes.remove(vrf);
-                return Err(missing(vrf, &path, &e));
+                return Err(missing(vrf, &path, e));
             }
         };
         if let Some(r) = runtimes.get(vrf).filter(|r| r.namespace == namespace) {
@@ -75,20 +76,70 @@ impl Namespaces {
     }
 }
 
-fn missing(vrf: &str, path: &Path, e: &std::io::Error) -> String {
-    format!(
-        "VRF {vrf}: no network namespace at {} ({}; only netns-backed VRFs are supported)",
-        path.display(),
-        crate::config::io_reason(e)
-    )
+/// Why a VRF's checks cannot run in its namespace.
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    /// No namespace file (or an unreadable one).
+    #[error("VRF {vrf}: no network namespace at {} ({}; only netns-backed VRFs are supported)", .path.display(), crate::config::io_reason(.source))]
+    Missing {
+        /// The VRF.
+        vrf: String,
+        /// Where its namespace was looked for.
+        path: PathBuf,
+        /// Why it could not be opened.
+        source: std::io::Error,
+    },
+    /// The thread entering it could not be started.
+    #[error("VRF {vrf}: cannot start a thread: {source}")]
+    Thread {
+        /// The VRF.
+        vrf: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The thread could not enter it or start its runtime.
+    #[error("VRF {vrf} ({}): {reason}", .path.display())]
+    Inside {
+        /// The VRF.
+        vrf: String,
+        /// Its namespace.
+        path: PathBuf,
+        /// What failed inside the thread.
+        reason: InsideError,
+    },
+    /// The thread ended before it answered.
+    #[error("VRF {vrf}: its thread ended")]
+    Ended {
+        /// The VRF.
+        vrf: String,
+    },
+}
+
+/// What failed in the thread of a VRF.
+#[derive(Debug, thiserror::Error)]
+pub enum InsideError {
+    /// `setns` failed.
+    #[error("cannot enter the namespace: {0}")]
+    Enter(nix::Error),
+    /// The runtime could not be built.
+    #[error("cannot start a runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+fn missing(vrf: &str, path: &Path, source: std::io::Error) -> NetnsError {
+    NetnsError::Missing {
+        vrf: vrf.to_owned(),
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// A thread in the namespace at `path`, running a runtime until told to stop.
-fn start(vrf: &str, path: &Path) -> Result<Runtime, String> {
-    let file = std::fs::File::open(path).map_err(|e| missing(vrf, path, &e))?;
+fn start(vrf: &str, path: &Path) -> Result<Runtime, NetnsError> {
+    let file = std::fs::File::open(path).map_err(|e| missing(vrf, path, e))?;
     let namespace = {
         use std::os::unix::fs::MetadataExt;
-        let meta = file.metadata().map_err(|e| missing(vrf, path, &e))?;
+        let meta = file.metadata().map_err(|e| missing(vrf, path, e))?;
         (meta.dev(), meta.ino())
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -97,7 +148,7 @@ fn start(vrf: &str, path: &Path) -> Result<Runtime, String> {
         .name(format!("vrf-{vrf}"))
         .spawn(move || {
             if let Err(e) = nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET) {
-                let _ = tx.send(Err(format!("cannot enter the namespace: {e}")));
+                let _ = tx.send(Err(InsideError::Enter(e)));
                 return;
             }
             drop(file);
@@ -107,7 +158,7 @@ fn start(vrf: &str, path: &Path) -> Result<Runtime, String> {
             {
                 Ok(r) => r,
                 Err(e) => {
-                    let _ = tx.send(Err(format!("cannot start a runtime: {e}")));
+                    let _ = tx.send(Err(InsideError::Runtime(e)));
                     return;
                 }
             };
@@ -116,8 +167,11 @@ fn start(vrf: &str, path: &Path) -> Result<Runtime, String> {
             // running in it end with the runtime.
             let _ = runtime.block_on(stopped);
         });
-    if let Err(e) = thread {
-        return Err(format!("VRF {vrf}: cannot start a thread: {e}"));
+    if let Err(source) = thread {
+        return Err(NetnsError::Thread {
+            vrf: vrf.to_owned(),
+            source,
+        });
     }
     match rx.recv() {
         Ok(Ok(handle)) => Ok(Runtime {
@@ -125,8 +179,14 @@ fn start(vrf: &str, path: &Path) -> Result<Runtime, String> {
             namespace,
             _stop: stop,
         }),
-        Ok(Err(e)) => Err(format!("VRF {vrf} ({}): {e}", path.display())),
-        Err(_) => Err(format!("VRF {vrf}: its thread ended")),
+        Ok(Err(reason)) => Err(NetnsError::Inside {
+            vrf: vrf.to_owned(),
+            path: path.to_path_buf(),
+            reason,
+        }),
+        Err(_) => Err(NetnsError::Ended {
+            vrf: vrf.to_owned(),
+        }),
     }
 }
 
@@ -164,7 +224,7 @@ impl InNetns {
         // Looked up at every poll: the namespace may have appeared, gone or been replaced.
         let runtime = match self.namespaces.runtime(&self.vrf) {
             Ok(r) => r,
-            Err(e) => return Observation::Fail(e),
+            Err(e) => return Observation::Fail(e.to_string()),
         };
         // A poll that ended with its runtime (the namespace replaced) took the probe along.
         let mut probe = self.inner.take().unwrap_or_else(|| (self.make)());

@@ -8,7 +8,7 @@ use std::path::Path;
 /// capabilities for, and per vtysh whose bgpd restarts cannot be noticed at once), 65 with
 /// every error, 66 when the file cannot be read.
 pub fn check_config(path: &Path) -> u8 {
-    match config::load(path) {
+    match config::load(path, &crate::checks::REGISTRY) {
         Ok(config) => {
             let prefixes: usize = config.services.iter().map(|s| s.prefixes.len()).sum();
             let checks: usize = config.services.iter().map(|s| s.checks.len()).sum();

@@ -37,7 +37,7 @@ pub struct Client {
 impl Client {
     /// The client of `config_path` (or of `socket` when given).
     pub fn new(config_path: &Path, socket: Option<PathBuf>) -> Client {
-        let loaded = crate::config::load(config_path);
+        let loaded = crate::config::load(config_path, &crate::checks::REGISTRY);
         let socket_given = socket.is_some();
         let socket = socket.unwrap_or_else(|| match &loaded {
             Ok(config) => config.control.socket.clone(),

@@ -1,34 +1,41 @@
 //! The configuration file: parsing and validation.
 //!
-//! Two stages (STYLE 6): the TOML text becomes a spanned tree (`tree`), then the validator
-//! walks it and builds the typed [`Config`], collecting every problem as a [`Problem`] with the
-//! line and key path, so that an operator sees all errors at once. Nothing outside this module
-//! ever sees an unvalidated value. It must not touch FRR, the network or the journal.
+//! Two stages: the TOML text becomes a spanned tree (`tree`), then the validator walks it and
+//! builds the typed [`Config`], collecting every problem as a [`Problem`] with the line and
+//! key path, so that an operator sees all errors at once. Nothing outside this module ever
+//! sees an unvalidated value, but a check kind's parser, which reads its own keys through
+//! [`KindItem`]. The kinds are not known here: they come as a [`Registry`] (see [`kind`]).
+//! It must not touch FRR, the network or the journal.
 //!
 //! The schema is the original anycastd's (`[services.NAME]`, `prefixes.frrouting`,
 //! `checks.cabourotte`, each item a string or a table) plus the keys documented in docs/configuration.md.
 
 mod checks;
 mod duration;
+pub mod kind;
 pub mod schema;
 mod services;
-mod tree;
+pub mod tree;
 mod validate;
 
 pub use duration::{duration_of_seconds, parse_duration_text};
+pub use kind::{KindItem, KindLoader, KindSettings, Registry};
+pub use tree::{Key, Node, Value};
 pub use validate::{parse, parse_prefix, valid_service_name};
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default config path of `run`.
 pub const DEFAULT_PATH: &str = "/etc/anycastd/config.toml";
 /// Default vtysh binary.
 pub const DEFAULT_VTYSH: &str = "/usr/bin/vtysh";
-/// Default Cabourotte base URL.
-pub const DEFAULT_CABOUROTTE_URL: &str = "http://127.0.0.1:9013";
+/// Default `[checks] netns_dir`: where the namespaces of netns-backed VRFs are (iproute2's
+/// and FRR's).
+pub const DEFAULT_NETNS_DIR: &str = "/run/netns";
 /// Default journal directory.
 pub const DEFAULT_JOURNAL_PATH: &str = "/var/lib/anycastd/journal";
 /// Default check interval.
@@ -210,7 +217,7 @@ pub struct Service {
 pub type Prefix = crate::routing::Route;
 
 /// One check: what every kind has, and the kind's own settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Check {
     /// Its name, unique in its service (for Cabourotte, the check's name there).
     pub name: String,
@@ -224,8 +231,21 @@ pub struct Check {
     pub shadow: bool,
     /// The VRF it runs in (`None`: the daemon's own network namespace).
     pub vrf: Option<String>,
-    /// The kind and its settings.
-    pub kind: CheckKind,
+    /// The kind and its settings (a type of the kind's module in `checks/`).
+    pub kind: Arc<dyn KindSettings>,
+}
+
+impl PartialEq for Check {
+    fn eq(&self, other: &Check) -> bool {
+        // Written out: a derived `==` cannot compare the `dyn` settings.
+        self.name == other.name
+            && self.interval == other.interval
+            && self.timeout == other.timeout
+            && self.pending_timeout == other.pending_timeout
+            && self.shadow == other.shadow
+            && self.vrf == other.vrf
+            && self.kind.same(other.kind.as_ref())
+    }
 }
 
 impl Check {
@@ -237,234 +257,11 @@ impl Check {
             None => self.kind.identity(),
         }
     }
-}
 
-/// A check's kind and the settings only that kind has.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CheckKind {
-    /// A result read from Cabourotte's HTTP API (`checks.cabourotte`).
-    Cabourotte {
-        /// Base URL, without a trailing slash.
-        url: String,
-        /// Results older than this fail as stale.
-        max_age: Option<Duration>,
-    },
-    /// A command run by the daemon; exit 0 passes (`checks.exec`).
-    Exec(ExecCheck),
-    /// An HTTP(S) request whose answer must match (`checks.http`).
-    Http(HttpCheck),
-    /// A TCP connection that must be accepted (`checks.tcp`).
-    Tcp {
-        /// `host:port`.
-        address: String,
-    },
-    /// A DNS query whose answer must match (`checks.dns`).
-    Dns(DnsCheck),
-}
-
-/// `checks.exec`: the command and how it runs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExecCheck {
-    /// Absolute path of the program (no shell).
-    pub command: String,
-    /// Its arguments.
-    pub args: Vec<String>,
-    /// Variables added to its minimal environment, in file order.
-    pub env: Vec<(String, String)>,
-    /// The user it runs as (when the daemon runs as root); `None`: the daemon's.
-    pub user: Option<String>,
-}
-
-/// `checks.http`: the request and what its answer must be.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HttpCheck {
-    /// `http://` or `https://` URL.
-    pub url: String,
-    /// `GET` or `HEAD`.
-    pub method: HttpMethod,
-    /// Status codes that pass, as inclusive ranges (default 200-299).
-    pub status: Vec<(u16, u16)>,
-    /// A substring the body must contain.
-    pub body: Option<String>,
-    /// A regular expression the body must match.
-    pub body_regex: Option<String>,
-    /// Request headers, in file order (`Host` included).
-    pub headers: Vec<(String, String)>,
-    /// A PEM file of CAs trusted instead of the system's.
-    pub ca: Option<PathBuf>,
-    /// Accept any certificate.
-    pub insecure: bool,
-    /// The TLS server name (SNI and certificate) when it differs from the URL's host.
-    pub server_name: Option<String>,
-}
-
-/// An HTTP check's method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HttpMethod {
-    /// `GET`.
-    Get,
-    /// `HEAD`.
-    Head,
-}
-
-impl HttpMethod {
-    /// The method as sent.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HttpMethod::Get => "GET",
-            HttpMethod::Head => "HEAD",
-        }
+    /// The kind's settings as their own type, when the check is of that kind.
+    pub fn settings<K: KindSettings>(&self) -> Option<&K> {
+        self.kind.as_any().downcast_ref::<K>()
     }
-}
-
-/// `checks.dns`: the query and what its answer must be.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DnsCheck {
-    /// The server asked.
-    pub server: std::net::SocketAddr,
-    /// The name asked for.
-    pub name: String,
-    /// The record type asked for.
-    pub rtype: crate::checks::dns_wire::RecordType,
-    /// Over TCP instead of UDP.
-    pub tcp: bool,
-    /// Addresses that must all be in the answer.
-    pub expect: Vec<std::net::IpAddr>,
-    /// The response code that passes (default NOERROR).
-    pub rcode: u8,
-}
-
-impl CheckKind {
-    /// The kind's name as the config file and the journal spell it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            CheckKind::Cabourotte { .. } => "cabourotte",
-            CheckKind::Exec(_) => "exec",
-            CheckKind::Http(_) => "http",
-            CheckKind::Tcp { .. } => "tcp",
-            CheckKind::Dns(_) => "dns",
-        }
-    }
-
-    /// The kind's name in log lines (`Cabourotte health check "dns" failed.`).
-    pub fn label(&self) -> &'static str {
-        match self {
-            CheckKind::Cabourotte { .. } => "Cabourotte",
-            CheckKind::Exec(_) => "Exec",
-            CheckKind::Http(_) => "HTTP",
-            CheckKind::Tcp { .. } => "TCP",
-            CheckKind::Dns(_) => "DNS",
-        }
-    }
-
-    /// The age past which a result fails as stale, for kinds that read stored results
-    /// (Cabourotte's `max_age`); journaled with the check's parameters.
-    pub fn max_age(&self) -> Option<Duration> {
-        match self {
-            CheckKind::Cabourotte { max_age, .. } => *max_age,
-            _ => None,
-        }
-    }
-
-    /// What, with the kind and the check's name, identifies the check: everything that says
-    /// what is checked (the Cabourotte URL; a command and its arguments, environment and
-    /// user; a request and what its answer must be). A reload keeps the state of a check
-    /// whose identity is unchanged (a changed target is a new check); the journal records it.
-    pub fn identity(&self) -> String {
-        match self {
-            CheckKind::Cabourotte { url, .. } => url.clone(),
-            CheckKind::Exec(e) => {
-                let mut s = std::iter::once(&e.command)
-                    .chain(&e.args)
-                    .map(|a| quote_word(a))
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                for (k, v) in &e.env {
-                    s.push_str(&format!(" env {k}={}", quote_word(v)));
-                }
-                if let Some(user) = &e.user {
-                    s.push_str(&format!(" user {user}"));
-                }
-                s
-            }
-            CheckKind::Http(h) => {
-                let mut s = format!(
-                    "{} {} status {}",
-                    h.method.as_str(),
-                    h.url,
-                    ranges(&h.status)
-                );
-                if let Some(b) = &h.body {
-                    s.push_str(&format!(" body {b:?}"));
-                }
-                if let Some(b) = &h.body_regex {
-                    s.push_str(&format!(" body_regex {b:?}"));
-                }
-                for (k, v) in &h.headers {
-                    s.push_str(&format!(" header {k}: {v:?}"));
-                }
-                if let Some(ca) = &h.ca {
-                    s.push_str(&format!(" ca {}", ca.display()));
-                }
-                if h.insecure {
-                    s.push_str(" insecure");
-                }
-                if let Some(n) = &h.server_name {
-                    s.push_str(&format!(" server_name {n}"));
-                }
-                s
-            }
-            CheckKind::Tcp { address } => address.clone(),
-            CheckKind::Dns(d) => {
-                let mut s = format!(
-                    "{} {} @{} {}",
-                    d.name,
-                    d.rtype.name(),
-                    d.server,
-                    if d.tcp { "tcp" } else { "udp" }
-                );
-                if d.rcode != 0 {
-                    s.push_str(&format!(
-                        " rcode {}",
-                        crate::checks::dns_wire::rcode_name(d.rcode)
-                    ));
-                }
-                if !d.expect.is_empty() {
-                    let list: Vec<String> = d.expect.iter().map(|a| a.to_string()).collect();
-                    s.push_str(&format!(" expect {}", list.join(",")));
-                }
-                s
-            }
-        }
-    }
-}
-
-/// A word as a shell would need it quoted to read it back as one word.
-fn quote_word(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
-    if plain {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
-    }
-}
-
-/// Status ranges as the config spells them: `200-299,301`.
-pub fn ranges(status: &[(u16, u16)]) -> String {
-    status
-        .iter()
-        .map(|(a, b)| {
-            if a == b {
-                a.to_string()
-            } else {
-                format!("{a}-{b}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// One problem found in a config file.
@@ -524,8 +321,8 @@ impl fmt::Display for LoadError {
     }
 }
 
-/// Read and validate the config file at `path`.
-pub fn load(path: &Path) -> Result<Config, LoadError> {
+/// Read and validate the config file at `path`, its checks being of the kinds of `kinds`.
+pub fn load(path: &Path, kinds: &'static dyn Registry) -> Result<Config, LoadError> {
     let unreadable = |reason: String| LoadError::Unreadable {
         path: path.to_path_buf(),
         reason,
@@ -542,7 +339,7 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
             message: "not valid UTF-8".into(),
         }],
     })?;
-    let config = parse(&text).map_err(|problems| LoadError::Invalid {
+    let config = parse(&text, kinds).map_err(|problems| LoadError::Invalid {
         path: path.to_path_buf(),
         problems,
     })?;

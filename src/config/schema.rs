@@ -1,6 +1,8 @@
 //! `anycastd schema`: a JSON Schema of the config file, generated (schemars) from the types
 //! below, which describe the file as it is written: every section and key, a plain item or a
-//! table wherever both are accepted, durations as seconds or strings. Editors' TOML support
+//! table wherever both are accepted, durations as seconds or strings. Each check kind gives
+//! its own table (declared in its file with `check_table!`: the keys every check has, then
+//! its own), gathered from the registry under `Checks`. Editors' TOML support
 //! (Taplo, "Even Better TOML") completes and checks with it. The validator in this module's
 //! parent stays the authority (it also checks what a schema cannot: prefixes, a protocol's
 //! family, a check's target); tests check that every example and valid golden config
@@ -8,6 +10,7 @@
 //! of the table in docs/configuration.md is in it.
 #![allow(dead_code)]
 
+use super::kind::Registry;
 use schemars::JsonSchema;
 use std::collections::BTreeMap;
 
@@ -15,7 +18,7 @@ use std::collections::BTreeMap;
 /// `"1h"`, `"90d"`, `"2w"`).
 #[derive(JsonSchema)]
 #[serde(untagged)]
-enum Duration {
+pub enum Duration {
     Seconds(#[schemars(range(min = 0.001, max = 1_000_000_000.0))] f64),
     Text(#[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h|d|w)?$"))] String),
 }
@@ -120,7 +123,7 @@ struct ChecksSection {
 /// A plain item (a string: the item's one required key) or a table.
 #[derive(JsonSchema)]
 #[serde(untagged)]
-enum Item<T> {
+pub enum Item<T> {
     Plain(String),
     Table(T),
 }
@@ -187,116 +190,62 @@ struct BirdPrefix {
     protocol: Option<String>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct Checks {
-    cabourotte: Option<Vec<Item<Cabourotte>>>,
-    exec: Option<Vec<Item<Exec>>>,
-    http: Option<Vec<Item<Http>>>,
-    tcp: Option<Vec<Item<Tcp>>>,
-    dns: Option<Vec<Item<Dns>>>,
+/// `checks`: one key per kind, each an array of the kind's items (filled from the registry
+/// in [`json`]).
+struct Checks;
+
+impl JsonSchema for Checks {
+    fn schema_name() -> String {
+        "Checks".into()
+    }
+
+    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        // Never asked for: [`json`] puts the definition in before the file's schema is made.
+        schemars::schema::Schema::Bool(true)
+    }
 }
 
-/// The keys every check kind has, then the kind's own.
-macro_rules! check_kind {
+/// The table of a check kind: the keys every check has, then the kind's own, as
+/// `check_table!(Tcp { address: String });`.
+macro_rules! check_table {
     ($name:ident { $($field:ident : $ty:ty),* $(,)? }) => {
-        #[derive(JsonSchema)]
+        #[derive(schemars::JsonSchema)]
         #[serde(deny_unknown_fields)]
-        struct $name {
+        #[allow(dead_code)]
+        pub struct $name {
             name: Option<String>,
-            interval: Option<Duration>,
-            timeout: Option<Duration>,
-            pending_timeout: Option<Duration>,
+            interval: Option<$crate::config::schema::Duration>,
+            timeout: Option<$crate::config::schema::Duration>,
+            pending_timeout: Option<$crate::config::schema::Duration>,
             shadow: Option<bool>,
             vrf: Option<String>,
             $($field: $ty),*
         }
     };
 }
+pub(crate) use check_table;
 
-check_kind!(Cabourotte {
-    url: Option<String>,
-    max_age: Option<Duration>,
-});
-check_kind!(Exec {
-    command: String,
-    args: Option<Vec<String>>,
-    env: Option<BTreeMap<String, String>>,
-    user: Option<String>,
-});
-check_kind!(Http {
-    url: String,
-    method: Option<HttpMethod>,
-    status: Option<Status>,
-    body: Option<String>,
-    body_regex: Option<String>,
-    headers: Option<BTreeMap<String, String>>,
-    ca: Option<String>,
-    insecure: Option<bool>,
-    server_name: Option<String>,
-});
-check_kind!(Tcp { address: String });
-check_kind!(Dns {
-    query: String,
-    r#type: Option<DnsType>,
-    server: Option<String>,
-    protocol: Option<DnsProtocol>,
-    expect: Option<Vec<String>>,
-    rcode: Option<Rcode>,
-});
-
-#[derive(JsonSchema)]
-enum HttpMethod {
-    #[serde(rename = "GET")]
-    Get,
-    #[serde(rename = "HEAD")]
-    Head,
-}
-
-/// Statuses that pass: a code, a range "200-399", or an array of those.
-#[derive(JsonSchema)]
-#[serde(untagged)]
-enum Status {
-    Code(#[schemars(range(min = 100, max = 599))] u16),
-    Range(#[schemars(regex(pattern = r"^[1-5][0-9][0-9](-[1-5][0-9][0-9])?$"))] String),
-    List(Vec<StatusItem>),
-}
-
-#[derive(JsonSchema)]
-#[serde(untagged)]
-enum StatusItem {
-    Code(#[schemars(range(min = 100, max = 599))] u16),
-    Range(#[schemars(regex(pattern = r"^[1-5][0-9][0-9](-[1-5][0-9][0-9])?$"))] String),
-}
-
-/// A record type, in any case: A, AAAA, CNAME, MX, NS, PTR, SOA, SRV, TXT, CAA.
-#[derive(JsonSchema)]
-struct DnsType(
-    #[schemars(regex(
-        pattern = r"^([Aa]|[Aa][Aa][Aa][Aa]|[Cc][Nn][Aa][Mm][Ee]|[Mm][Xx]|[Nn][Ss]|[Pp][Tt][Rr]|[Ss][Oo][Aa]|[Ss][Rr][Vv]|[Tt][Xx][Tt]|[Cc][Aa][Aa])$"
-    ))]
-    String,
-);
-
-#[derive(JsonSchema)]
-#[serde(rename_all = "lowercase")]
-enum DnsProtocol {
-    Udp,
-    Tcp,
-}
-
-/// A response code, in any case: NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED.
-#[derive(JsonSchema)]
-struct Rcode(
-    #[schemars(regex(
-        pattern = r"^([Nn][Oo][Ee][Rr][Rr][Oo][Rr]|[Ff][Oo][Rr][Mm][Ee][Rr][Rr]|[Ss][Ee][Rr][Vv][Ff][Aa][Ii][Ll]|[Nn][Xx][Dd][Oo][Mm][Aa][Ii][Nn]|[Nn][Oo][Tt][Ii][Mm][Pp]|[Rr][Ee][Ff][Uu][Ss][Ee][Dd])$"
-    ))]
-    String,
-);
-
-/// The schema, as JSON text.
-pub fn json() -> String {
-    let mut schema = serde_json::to_value(schemars::schema_for!(File)).unwrap_or_default();
+/// The schema of a config file whose checks are of the kinds of `kinds`, as JSON text.
+pub fn json(kinds: &dyn Registry) -> String {
+    use schemars::schema::{InstanceType, Schema, SchemaObject};
+    let mut generator = schemars::gen::SchemaSettings::default().into_generator();
+    let mut checks = SchemaObject {
+        instance_type: Some(InstanceType::Object.into()),
+        ..SchemaObject::default()
+    };
+    for kind in kinds.kinds() {
+        let items = kind.schema(&mut generator);
+        checks
+            .object()
+            .properties
+            .insert(kind.name().to_owned(), items);
+    }
+    checks.object().additional_properties = Some(Box::new(Schema::Bool(false)));
+    generator
+        .definitions_mut()
+        .insert("Checks".to_owned(), Schema::Object(checks));
+    let root = generator.into_root_schema_for::<File>();
+    let mut schema = serde_json::to_value(root).unwrap_or_default();
     if let Some(object) = schema.as_object_mut() {
         object.insert(
             "title".into(),

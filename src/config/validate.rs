@@ -7,8 +7,9 @@ use super::*;
 use ipnet::IpNet;
 use std::net::IpAddr;
 
-/// Validate config text. Every problem is returned, sorted by line.
-pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+/// Validate config text, its checks being of the kinds of `kinds`. Every problem is returned,
+/// sorted by line.
+pub fn parse(text: &str, kinds: &'static dyn Registry) -> Result<Config, Vec<Problem>> {
     let lines = LineIndex::new(text);
     let root: Node = match tree::parse(text) {
         Ok(root) => root,
@@ -28,6 +29,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
         exec_line: None,
         prefix_items: Default::default(),
         vty_socket_keys: Vec::new(),
+        kinds: kinds.kinds(),
     };
     let config = v.root(&root, text);
     if v.problems.is_empty() {
@@ -71,6 +73,8 @@ pub(super) struct Validator {
     /// The vtysh paths `[frrouting] vty_sockets` names, with their offsets (each must be
     /// the vtysh of some prefix).
     pub(super) vty_socket_keys: Vec<(usize, String)>,
+    /// The check kinds (`checks.KIND`).
+    pub(super) kinds: Vec<&'static dyn KindLoader>,
 }
 
 /// A table being validated: its entries, and which keys were consumed.
@@ -264,7 +268,7 @@ impl Validator {
         };
         let netns_dir = match self.take(&mut top, "checks") {
             Some(node) => self.checks_section(node),
-            None => Some(PathBuf::from(crate::checks::netns::DEFAULT_NETNS_DIR)),
+            None => Some(PathBuf::from(DEFAULT_NETNS_DIR)),
         };
         let metrics_listen = match self.take(&mut top, "metrics") {
             Some(node) => self.metrics(node),
@@ -657,7 +661,7 @@ impl Validator {
                     None
                 }
             }),
-            None => Some(PathBuf::from(crate::checks::netns::DEFAULT_NETNS_DIR)),
+            None => Some(PathBuf::from(DEFAULT_NETNS_DIR)),
         };
         self.finish(table);
         dir

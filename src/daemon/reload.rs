@@ -41,7 +41,7 @@ impl Running {
         drivers: &mut Drivers,
         uid: Option<u32>,
     ) -> Result<String, (u8, String)> {
-        let new = match crate::config::load(&self.path) {
+        let new = match crate::config::load(&self.path, &crate::checks::REGISTRY) {
             Ok(config) => config,
             Err(e) => {
                 let code = match e {

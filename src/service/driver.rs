@@ -1000,8 +1000,9 @@ mod tests {
     //! that the backend changes only after the decision is journaled.
 
     use super::*;
+    use crate::checks::cabourotte::Cabourotte;
     use crate::checks::scripted::Script;
-    use crate::config::{Check, CheckKind};
+    use crate::config::Check;
     use crate::routing::memory::Memory;
     use crate::routing::{Installed, Route};
     use anycastd_journal::{Committer, Entry, Journal, Reader};
@@ -1093,10 +1094,10 @@ mod tests {
                 interval: Duration::from_millis(50),
                 timeout: Duration::from_millis(500),
                 pending_timeout: Duration::from_secs(10),
-                kind: CheckKind::Cabourotte {
+                kind: Arc::new(Cabourotte {
                     url: "http://127.0.0.1:9".into(),
                     max_age: None,
-                },
+                }),
             }],
             damping: None,
         };
