@@ -285,7 +285,10 @@ pub(super) type Opened = (
 /// Open the journal and start its committer (every record also goes to `tap`, for
 /// `history --follow`). A journal held by another daemon is exit 69; one that cannot be
 /// opened at all leaves the daemon running without an audit trail (DESIGN §4).
-pub(super) fn open_journal(config: &Config, tap: &broadcast::Sender<Record>) -> Result<Opened, u8> {
+pub(super) fn open_journal(
+    config: &Config,
+    tap: &broadcast::Sender<Record>,
+) -> Result<Opened, super::StartError> {
     let mut reset: Option<wire::JournalReset> = None;
     match open_or_reset(&config.journal, &mut reset) {
         Ok((journal, prior)) => {
@@ -306,11 +309,7 @@ pub(super) fn open_journal(config: &Config, tap: &broadcast::Sender<Record>) -> 
             Ok((JournalHandle::new(committer), prior, Some(reader), reset))
         }
         Err(anycastd_journal::Error::Locked { path, pid }) => {
-            eprintln!(
-                "anycastd: journal {} is held by another anycastd (pid {pid}); only one may run",
-                path.display()
-            );
-            Err(exit::UNAVAILABLE)
+            Err(super::StartError::JournalLocked { path, pid })
         }
         Err(e) => {
             tracing::error!(
