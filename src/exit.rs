@@ -16,7 +16,7 @@ pub const NOPERM: u8 = 77;
 pub const SOFTWARE: u8 = 70;
 
 use crate::cmd::Error as CommandError;
-use crate::control::ClientError;
+use crate::control::{ClientError, ReloadError};
 use crate::daemon::StartError;
 
 /// Whatever ends a command with an error, by layer. [`Failure::code`] is the one place an
@@ -29,6 +29,9 @@ pub enum Failure {
     /// The daemon could not start.
     #[error(transparent)]
     Start(#[from] StartError),
+    /// The daemon rejected a reload (sent to `anycastd reload` with its code).
+    #[error(transparent)]
+    Reload(#[from] ReloadError),
 }
 
 impl Failure {
@@ -67,6 +70,12 @@ impl Failure {
                 | StartError::Metrics(_)
                 | StartError::HttpClient(_) => SOFTWARE,
             },
+            Failure::Reload(error) => match error {
+                ReloadError::Config {
+                    unreadable: true, ..
+                } => NOINPUT,
+                ReloadError::Config { .. } | ReloadError::RestartRequired(_) => DATAERR,
+            },
         }
     }
 
@@ -75,6 +84,7 @@ impl Failure {
         match self {
             Failure::Command(error) => error.print(),
             Failure::Start(error) => eprintln!("anycastd: {error}"),
+            Failure::Reload(error) => eprintln!("anycastd: {error}"),
         }
     }
 }

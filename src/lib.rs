@@ -30,6 +30,8 @@
 //! in `routing/` (see [`routing`]).
 
 #![forbid(unsafe_code)]
+// No function in src/ over 150 lines (clippy.toml); test code may be longer.
+#![warn(clippy::too_many_lines)]
 
 pub mod audit;
 pub mod checks;

@@ -45,7 +45,24 @@ pub struct ReloadRequest {
     /// The caller's uid (journaled when the reload is rejected).
     pub uid: u32,
     /// The answer.
-    pub done: oneshot::Sender<Result<String, (u8, String)>>,
+    pub done: oneshot::Sender<Result<String, ReloadError>>,
+}
+
+/// Why a reload was rejected (the running configuration is kept); its exit code:
+/// [`crate::exit::Failure::code`].
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file does not load: its lines, and whether it could not be read at all.
+    #[error("reload rejected, the running configuration is kept:\n{}", lines.join("\n"))]
+    Config {
+        /// One line per problem.
+        lines: Vec<String>,
+        /// The file could not be read (exit 66), else it is invalid (exit 65).
+        unreadable: bool,
+    },
+    /// It changes keys that cannot change live (exit 65).
+    #[error("reload rejected: {0} (the running configuration is kept)")]
+    RestartRequired(String),
 }
 
 /// How the socket reaches each service's driver, by service name.

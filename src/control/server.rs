@@ -443,7 +443,10 @@ async fn reload(out: &mut Out, context: &Context, caller: &Caller) -> std::io::R
     }
     match done_rx.await {
         Ok(Ok(message)) => out.send(Response::Reloaded { message }).await,
-        Ok(Err((code, message))) => out.error(code, message).await,
+        Ok(Err(rejected)) => {
+            let failure = exit::Failure::from(rejected);
+            out.error(failure.code(), failure.to_string()).await
+        }
         Err(_) => out.error(exit::SOFTWARE, "the daemon is stopping").await,
     }
 }
