@@ -1,5 +1,5 @@
-//! `anycastd run`: the wiring of the daemon (DESIGN §9). [`run`] puts the parts together;
-//! each phase has its file:
+//! `anycastd run`: the wiring of the daemon (docs/ARCHITECTURE.md, "Start-up and
+//! shutdown"). [`run`] puts the parts together, step by step; each phase has its file:
 //!
 //! - `startup.rs`: take the journal (exit 69 when another process holds it; any other journal
 //!   problem is logged and the daemon runs without an audit trail, because announcements
@@ -123,9 +123,9 @@ pub enum StartError {
 
 /// Run the daemon until a signal or `anycastd stop`; returns its exit code (0, or 70 when a
 /// withdrawal was not verified), or why it could not start. The steps, in start-up order:
-/// signals, the journal and the endpoints ([`Endpoints::open`]), the start journaled, the
-/// reconciliation, writers and drivers ([`Daemon::start`]), then serving until stopped and
-/// the stop ([`Daemon::stop`]).
+/// signals, the journal and the endpoints (`Endpoints::open`), the start journaled, the
+/// reconciliation, writers and drivers (`Daemon::start`), then serving until stopped and
+/// the stop (`Daemon::stop`).
 pub async fn run(config: Config, config_path: &Path) -> Result<u8, StartError> {
     // Signals first: a SIGTERM during start-up must still withdraw.
     let (mut signals, mut hup) = Signals::install()

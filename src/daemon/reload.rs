@@ -1,5 +1,5 @@
 //! `reload` and SIGHUP: load the file, reject what cannot change live, and apply the rest
-//! service by service (DESIGN §8).
+//! service by service (docs/ARCHITECTURE.md, "Reload").
 
 use super::*;
 use crate::control::ReloadError;
