@@ -16,7 +16,7 @@ pub const NOPERM: u8 = 77;
 pub const SOFTWARE: u8 = 70;
 
 use crate::cmd::Error as CommandError;
-use crate::control::{ClientError, ReloadError};
+use crate::control::{ClientError, DrainError, ReloadError};
 use crate::daemon::StartError;
 
 /// Whatever ends a command with an error, by layer. [`Failure::code`] is the one place an
@@ -32,6 +32,9 @@ pub enum Failure {
     /// The daemon rejected a reload (sent to `anycastd reload` with its code).
     #[error(transparent)]
     Reload(#[from] ReloadError),
+    /// The daemon refused a drain or undrain (sent to the client with its code).
+    #[error(transparent)]
+    Drain(#[from] DrainError),
 }
 
 impl Failure {
@@ -61,6 +64,7 @@ impl Failure {
                 CommandError::Closed
                 | CommandError::Unexpected(_)
                 | CommandError::Runtime(_)
+                | CommandError::Journal(_)
                 | CommandError::Failed(_) => SOFTWARE,
             },
             Failure::Start(error) => match error {
@@ -76,6 +80,7 @@ impl Failure {
                 } => NOINPUT,
                 ReloadError::Config { .. } | ReloadError::RestartRequired(_) => DATAERR,
             },
+            Failure::Drain(DrainError::NotADrain | DrainError::UnknownService { .. }) => USAGE,
         }
     }
 
@@ -85,6 +90,7 @@ impl Failure {
             Failure::Command(error) => error.print(),
             Failure::Start(error) => eprintln!("anycastd: {error}"),
             Failure::Reload(error) => eprintln!("anycastd: {error}"),
+            Failure::Drain(error) => eprintln!("anycastd: {error}"),
         }
     }
 }

@@ -1475,13 +1475,13 @@ pub fn replay_from(
     until_ms: Option<i64>,
     now_ms: Option<i64>,
     what_if: &WhatIf,
-) -> Result<Report, String> {
+) -> Result<Report, anycastd_journal::Error> {
     let query = crate::audit::history::Query {
         service: Some(service.to_owned()),
         bookkeeping: true,
         ..crate::audit::history::Query::default()
     };
-    let selection = crate::audit::history::select(reader, &query).map_err(|e| e.to_string())?;
+    let selection = crate::audit::history::select(reader, &query)?;
     Ok(replay(
         service,
         &selection.records,

@@ -76,8 +76,10 @@ pub enum Error {
     /// The async runtime could not start (exit 70).
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
-    /// Reading the answers or the journal failed, the manual page could not be written
-    /// (exit 70).
+    /// The journal could not be read (exit 70).
+    #[error(transparent)]
+    Journal(#[from] anycastd_journal::Error),
+    /// Reading the answers failed, the manual page could not be written (exit 70).
     #[error("{0}")]
     Failed(String),
 }

@@ -190,7 +190,7 @@ fn from_journal(client: &Client, query: &Query, json: bool) -> Result<u8, Error>
             return Err(Error::Usage(message));
         }
     }
-    let selection = history::select(&journal, query).map_err(|e| Error::Failed(e.to_string()))?;
+    let selection = history::select(&journal, query)?;
     print_events(&selection.records, json, query.verbose);
     skipped_note(selection.skipped_unknown);
     if selection.records.is_empty() {

@@ -99,7 +99,7 @@ pub(crate) fn open_journal(config: &Config, socket: &Path) -> Result<Option<Jour
             journal: config.journal.path.clone(),
             socket: socket.to_path_buf(),
         }),
-        Err(e) => Err(Error::Failed(e.to_string())),
+        Err(e) => Err(Error::Journal(e)),
     }
 }
 

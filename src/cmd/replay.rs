@@ -129,8 +129,7 @@ pub async fn replay(client: &Client, request: Request, json: bool) -> Result<u8,
             }
             crate::audit::replay::replay_from(
                 &journal, service, *since_ms, *until_ms, None, what_if,
-            )
-            .map_err(Error::Failed)?
+            )?
         }
     };
     if !report.not_shadow.is_empty() {

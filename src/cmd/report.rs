@@ -67,7 +67,7 @@ pub async fn report(
             let made = crate::audit::report::services(&journal, &configured).and_then(|services| {
                 crate::audit::report::report(&journal, &services, since_ms, until_ms, None)
             });
-            made.map_err(Error::Failed)?
+            made?
         }
     };
     match format {

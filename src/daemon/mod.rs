@@ -111,11 +111,11 @@ pub enum StartError {
         pid: u32,
     },
     /// The control socket could not be bound.
-    #[error("{0}")]
-    Control(String),
+    #[error(transparent)]
+    Control(control::BindError),
     /// The metrics endpoint could not be bound.
-    #[error("{0}")]
-    Metrics(String),
+    #[error(transparent)]
+    Metrics(crate::observe::endpoint::BindError),
     /// The checks' HTTP client could not be made.
     #[error("cannot create the HTTP client: {0}")]
     HttpClient(String),
