@@ -35,9 +35,9 @@ impl JournalHandle {
     }
 
     /// Append and wait until the records are flushed; returns the last record's sequence.
-    pub async fn append_durable(&self, at_ms: i64, events: Vec<Event>) -> Result<u64, String> {
+    pub async fn append_durable(&self, at_ms: i64, events: Vec<Event>) -> Result<u64, AppendError> {
         let Some(committer) = &self.committer else {
-            return Err("journal unavailable".into());
+            return Err(AppendError::Unavailable);
         };
         crate::observe::metrics::count("anycastd_journal_appends_total", &[], 1.0);
         let (tx, rx) = oneshot::channel();
@@ -51,7 +51,8 @@ impl JournalHandle {
         );
         let result = rx
             .await
-            .unwrap_or_else(|_| Err("journal committer stopped".into()));
+            .map_err(|_| AppendError::Stopped)
+            .and_then(|result| result.map_err(AppendError::Commit));
         if result.is_err() {
             crate::observe::metrics::count("anycastd_journal_errors_total", &[], 1.0);
         }
@@ -130,4 +131,18 @@ impl JournalHandle {
             }
         }
     }
+}
+
+/// Why a durable append failed (the caller logs it; health gating goes on).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    /// The journal could not be opened at start: the daemon runs without an audit trail.
+    #[error("journal unavailable")]
+    Unavailable,
+    /// The committer thread is gone.
+    #[error("journal committer stopped")]
+    Stopped,
+    /// The commit failed (a full disk, an I/O error), in the journal's words.
+    #[error("{0}")]
+    Commit(String),
 }

@@ -89,13 +89,23 @@ pub fn missing_here(config: &Config) -> Vec<String> {
 /// starts run do not inherit what a unit's `AmbientCapabilities=` granted the daemon. Call
 /// before any other thread starts (capability sets are per thread). Its own effective and
 /// permitted sets stay.
-pub fn keep_from_children() -> Result<(), String> {
+pub fn keep_from_children() -> Result<(), AmbientError> {
     match caps::read(None, CapSet::Ambient) {
         Ok(ambient) if ambient.is_empty() => Ok(()),
-        Ok(_) => caps::clear(None, CapSet::Ambient)
-            .map_err(|e| format!("cannot clear the ambient capabilities: {e}")),
-        Err(e) => Err(format!("cannot read the ambient capabilities: {e}")),
+        Ok(_) => caps::clear(None, CapSet::Ambient).map_err(AmbientError::Clear),
+        Err(e) => Err(AmbientError::Read(e)),
     }
+}
+
+/// Why the ambient capabilities could not be cleared (logged; the daemon runs on).
+#[derive(Debug, thiserror::Error)]
+pub enum AmbientError {
+    /// They could not be read.
+    #[error("cannot read the ambient capabilities: {0}")]
+    Read(caps::errors::CapsError),
+    /// They could not be cleared.
+    #[error("cannot clear the ambient capabilities: {0}")]
+    Clear(caps::errors::CapsError),
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! a [`Step`]: the [`Transition`] to record (if the state changed) and the [`Action`]s the
 //! driver must carry out, in order.
 //!
-//! States (DESIGN §3):
+//! States (docs/ARCHITECTURE.md, "The service state machine"):
 //! - `Starting`: nothing announced; `rise` consecutive healthy verdicts -> `Healthy`, the first
 //!   unhealthy verdict -> `Unhealthy`.
 //! - `Healthy`: prefixes announced; `fall` consecutive unhealthy verdicts -> `Unhealthy`.
@@ -166,7 +166,8 @@ impl Params {
     }
 }
 
-/// Flap damping (DESIGN §10): every withdrawal caused by health adds `penalty`; the penalty
+/// Flap damping (docs/ARCHITECTURE.md, "Flap damping"): every withdrawal caused by health
+/// adds `penalty`; the penalty
 /// halves every `half_life`; above `suppress` the service stays withdrawn until the penalty
 /// is below `reuse` (or `max_suppress` has passed) and its checks pass. Integer arithmetic
 /// only, so a replay reproduces it bit for bit.

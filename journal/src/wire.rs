@@ -787,7 +787,8 @@ impl Event {
     }
 }
 
-/// What start-up reconciliation decided for one prefix (DESIGN §5).
+/// What start-up reconciliation decided for one prefix (docs/ARCHITECTURE.md,
+/// "Start-up reconciliation").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReconcileDecision {
     /// Rule 1: in FRR, journal says announced, still configured: kept, service restored.

@@ -620,12 +620,6 @@ fn spans_in(list: &[(i64, String)], from: i64, to: i64) -> Vec<Parameters> {
 /// reported window; `now_ms` is given when the daemon is running (its last run goes on until
 /// now). The re-run always starts from the first record, so the state entering the window is
 /// right.
-///
-/// It is long: one loop over the records with an arm per record kind, all sharing the two
-/// simulations (as recorded, and the what-if), the recorded timeline and a dozen pieces of
-/// running state (the open run, pending start, parameters, gaps), then the window's summary.
-/// Splitting it into a struct with a method per record kind is the next step; the arms are
-/// in the order records come in a run (start, reconciliation, inputs, stop).
 pub fn replay(
     service: &str,
     records: &[Record],
@@ -634,537 +628,685 @@ pub fn replay(
     now_ms: Option<i64>,
     what_if: &WhatIf,
 ) -> Report {
-    let mut actual = Sim::new(WhatIf::default());
-    let mut other = Sim::new(what_if.clone());
-    let mut report = Report {
-        service: service.to_owned(),
-        ..Report::default()
-    };
-    // The recorded timeline, in the order things happened (journal order: a result whose poll
-    // was due earlier can be taken after another's).
-    let mut recorded_steps: Vec<(i64, Step, bool)> = Vec::new();
-    let mut damping_seen = 0;
-    let mut recorded_tape = Tape::default();
-    let mut history = ParamHistory::default();
-    let mut gaps: Vec<Gap> = Vec::new();
-    let mut approximate: Vec<Gap> = Vec::new();
-    let mut epoch_open = false;
-    let mut last_at: Option<i64> = None;
-    let mut last_stop: Option<i64> = None;
-    // The time of the previous record of the service's inputs (format-1 repeats go there).
-    let mut previous_input_at: i64 = 0;
-    let mut current_params: Option<wire::ServiceParams> = None;
-    let mut last_state = wire::State::Starting;
-    // A start whose reconciliation record has not come yet: (state, time of the start).
-    let mut pending_start: Option<(fsm::State, i64)> = None;
-    // When the service was first configured (the default window starts there).
-    let mut first_seen: Option<i64> = None;
-
+    let mut replayer = Replayer::new(service, what_if);
     for record in records {
+        replayer.record(record);
+    }
+    let first = records.first().map(|r| r.at_ms).unwrap_or(0);
+    replayer.finish(first, since_ms, until_ms, now_ms)
+}
+
+/// Whether the re-run's damping changes join the recorded timeline after a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Then {
+    /// They follow the record (they confirm or follow its transition).
+    CollectDamping,
+    /// Not now: a restart's state is set, the damping it restores is no change.
+    Skip,
+}
+
+/// One replay: the two re-runs (as recorded, and the what-if), the recorded timeline and the
+/// running state records leave for the ones after them. One method per record kind; records
+/// of other services than the one replayed do not reach them.
+struct Replayer<'a> {
+    service: &'a str,
+    what_if: WhatIf,
+    /// The re-run with the recorded settings.
+    actual: Sim,
+    /// The re-run with the what-if settings.
+    other: Sim,
+    report: Report,
+    /// The recorded timeline, in the order things happened (journal order: a result whose
+    /// poll was due earlier can be taken after another's).
+    recorded_steps: Vec<(i64, Step, bool)>,
+    /// How many of the recorded re-run's damping changes are in `recorded_steps`.
+    damping_seen: usize,
+    recorded_tape: Tape,
+    history: ParamHistory,
+    gaps: Vec<Gap>,
+    approximate: Vec<Gap>,
+    /// A daemon run is open (started, not stopped).
+    epoch_open: bool,
+    last_at: Option<i64>,
+    last_stop: Option<i64>,
+    /// The time of the previous record of the service's inputs (format-1 repeats go there).
+    previous_input_at: i64,
+    current_params: Option<wire::ServiceParams>,
+    last_state: wire::State,
+    /// A start whose reconciliation record has not come yet: (state, time of the start).
+    pending_start: Option<(fsm::State, i64)>,
+    /// When the service was first configured (the default window starts there).
+    first_seen: Option<i64>,
+}
+
+impl<'a> Replayer<'a> {
+    fn new(service: &'a str, what_if: &WhatIf) -> Replayer<'a> {
+        Replayer {
+            service,
+            what_if: what_if.clone(),
+            actual: Sim::new(WhatIf::default()),
+            other: Sim::new(what_if.clone()),
+            report: Report {
+                service: service.to_owned(),
+                ..Report::default()
+            },
+            recorded_steps: Vec::new(),
+            damping_seen: 0,
+            recorded_tape: Tape::default(),
+            history: ParamHistory::default(),
+            gaps: Vec::new(),
+            approximate: Vec::new(),
+            epoch_open: false,
+            last_at: None,
+            last_stop: None,
+            previous_input_at: 0,
+            current_params: None,
+            last_state: wire::State::Starting,
+            pending_start: None,
+            first_seen: None,
+        }
+    }
+
+    fn sims(&mut self) -> [&mut Sim; 2] {
+        [&mut self.actual, &mut self.other]
+    }
+
+    /// Take one record.
+    fn record(&mut self, record: &Record) {
+        let at = record.at_ms;
+        let mine = record.event.service() == Some(self.service);
+        if mine && !matches!(record.event, Event::ServiceDamping(_)) {
+            self.start_pending();
+        }
+        if self.dispatch(record, mine) == Then::CollectDamping {
+            self.collect_damping_steps();
+        }
+        self.last_at = Some(at);
+    }
+
+    /// The method for the record's kind. No arm catches "any other kind": a new kind of record
+    /// does not compile until it says what replay does with it.
+    fn dispatch(&mut self, record: &Record, mine: bool) -> Then {
         let at = record.at_ms;
         let exact = record.version >= 2;
-        let input = record.event.service() == Some(service)
-            && !matches!(record.event, Event::ServiceDamping(_));
-        if input {
-            // No reconciliation record (it could not be journaled): start at the start.
-            if let (Some((initial, started)), Some(params)) =
-                (pending_start.take(), current_params.clone())
-            {
-                actual.start(&params, initial.clone(), started);
-                let state = other.restart_state(&initial, false, false);
-                other.start(&params, state, started);
-                other.restore_carried_damping(started);
+        match &record.event {
+            // Another service's records (operator actions other than a drain or undrain of
+            // this service have no service).
+            Event::Transition(_)
+            | Event::CheckEdge(_)
+            | Event::PendingTimeout(_)
+            | Event::Polls(_)
+            | Event::Runs(_)
+            | Event::ServiceDamping(_)
+            | Event::Damping(_)
+            | Event::DampingRestored(_)
+            | Event::Reconfigured(_)
+            | Event::Operator(_)
+                if !mine => {}
+            Event::DaemonStarted(started) => self.on_daemon_started(started, at),
+            Event::VerdictRule(rule) => self.on_verdict_rule(rule),
+            Event::Reconciled(reconciled) => self.on_reconciled(reconciled, at),
+            Event::DaemonStopped(stopped) => self.on_daemon_stopped(stopped, record.seq, at),
+            Event::ServiceDamping(d) => self.on_service_damping(d, at),
+            Event::Damping(d) => self.on_damping(d, record.seq, at),
+            Event::DampingRestored(d) => self.on_damping_restored(d, at),
+            Event::Reloaded(reloaded) => self.on_reloaded(reloaded, at, exact),
+            Event::Reconfigured(r) => self.on_reconfigured(r, at),
+            Event::Runs(runs) => self.on_runs(runs, record.seq, at),
+            Event::Polls(polls) => self.on_polls(polls, at),
+            Event::CheckEdge(edge) => self.on_check_edge(edge, at),
+            Event::PendingTimeout(timeout) => self.on_pending_timeout(timeout, at),
+            Event::Operator(action) => self.on_operator(action, at),
+            Event::Transition(t) => return self.on_transition(t, record.seq, at, exact),
+            // Not inputs of the service's machine: what the writer did, the journal's own
+            // bookkeeping, a rejected reload (nothing changed), hooks.
+            Event::Apply(_)
+            | Event::Drift(_)
+            | Event::JournalReset(_)
+            | Event::JournalGap(_)
+            | Event::ReloadRejected(_)
+            | Event::RoutingRestarted(_)
+            | Event::HookRan(_) => {}
+        }
+        Then::CollectDamping
+    }
+
+    /// No reconciliation record came (it could not be journaled): the machines start at the
+    /// start, before the service's first input.
+    fn start_pending(&mut self) {
+        if let (Some((initial, started)), Some(params)) =
+            (self.pending_start.take(), self.current_params.clone())
+        {
+            self.actual.start(&params, initial.clone(), started);
+            let state = self.other.restart_state(&initial, false, false);
+            self.other.start(&params, state, started);
+            self.other.restore_carried_damping(started);
+        }
+    }
+
+    /// The re-run's suppressions belong to the recorded timeline (the damping records confirm
+    /// them bit for bit), after the transition that caused them.
+    fn collect_damping_steps(&mut self) {
+        if self.actual.unmatched.is_empty() {
+            for (at, produced) in &self.actual.produced[self.damping_seen..] {
+                self.recorded_steps.extend(damping_step(*at, produced));
+            }
+            self.damping_seen = self.actual.produced.len();
+        }
+    }
+
+    fn on_daemon_started(&mut self, started: &wire::DaemonStarted, at: i64) {
+        if self.epoch_open {
+            // What the killed daemon did after its last record is unknown.
+            let from = self.last_at.unwrap_or(at);
+            self.gaps.push(Gap {
+                from_ms: from,
+                to_ms: at,
+            });
+            for sim in self.sims() {
+                sim.stop(from, true);
+            }
+            self.recorded_tape.set(from, None);
+        }
+        self.epoch_open = true;
+        self.current_params = started
+            .services
+            .iter()
+            .find(|s| s.name == self.service)
+            .cloned();
+        if self.current_params.is_some() {
+            self.first_seen.get_or_insert(at);
+        }
+        for sim in self.sims() {
+            sim.recorded_damping = None;
+            // Until its verdict rule record says otherwise: the rule before format 5.
+            sim.fail_early = false;
+        }
+        // Only an operator drain outlives a restart; reconciliation says otherwise.
+        let initial = match &self.last_state {
+            wire::State::Draining(cause @ wire::DrainCause::Operator { .. }) => {
+                fsm::State::Draining(cause.into())
+            }
+            _ => fsm::State::Starting,
+        };
+        // The machines start with the reconciliation record that follows (the drivers start
+        // then); until then the service is starting.
+        for sim in self.sims() {
+            sim.core = None;
+            sim.unmatched.clear();
+        }
+        self.pending_start = None;
+        if let Some(params) = self.current_params.clone() {
+            for sim in self.sims() {
+                sim.tape.set(at, Some(category(&initial)));
+            }
+            self.recorded_tape.set(at, Some(category(&initial)));
+            self.history.note(at, &self.actual, &self.other, &params);
+            self.pending_start = Some((initial, at));
+        }
+        self.previous_input_at = at;
+    }
+
+    fn on_verdict_rule(&mut self, rule: &wire::VerdictRule) {
+        for sim in self.sims() {
+            sim.fail_early = rule.fail_early;
+        }
+    }
+
+    fn on_reconciled(&mut self, reconciled: &wire::Reconciled, at: i64) {
+        if let (Some((initial, _)), Some(params)) =
+            (self.pending_start.take(), self.current_params.clone())
+        {
+            self.actual.start(&params, initial.clone(), at);
+            // The what-if restarts as a daemon with its settings would have: from its own
+            // state and damping at the end of the previous run.
+            let missing = reconciled.items.iter().any(|i| {
+                i.service == self.service && i.decision == wire::ReconcileDecision::Missing
+            });
+            let state = self
+                .other
+                .restart_state(&initial, reconciled.rebooted, missing);
+            self.other.start(&params, state, at);
+            self.other.restore_carried_damping(at);
+        }
+        self.previous_input_at = at;
+    }
+
+    fn on_daemon_stopped(&mut self, stopped: &wire::DaemonStopped, seq: u64, at: i64) {
+        self.epoch_open = false;
+        let left = matches!(stopped.outcome, wire::StopOutcome::HandedOver);
+        self.last_stop = Some(at);
+        let leftovers: Vec<fsm::Transition> = std::mem::take(&mut self.actual.unmatched);
+        for t in leftovers {
+            self.report.divergences.push(Divergence {
+                seq,
+                recorded: "no transition".into(),
+                replayed: describe(&t),
+            });
+        }
+        for sim in self.sims() {
+            sim.stop(at, left);
+        }
+        self.recorded_tape.set(at, None);
+    }
+
+    fn on_service_damping(&mut self, d: &wire::ServiceDamping, at: i64) {
+        let damping = d.params.as_ref().map(fsm::Damping::from);
+        self.actual.set_recorded_damping(damping.clone());
+        self.other.set_recorded_damping(damping);
+        if let Some(params) = self.current_params.clone() {
+            self.history.note(at, &self.actual, &self.other, &params);
+        }
+    }
+
+    fn on_damping(&mut self, d: &wire::DampingRecord, seq: u64, at: i64) {
+        if d.restored {
+            restore_recorded_damping(&mut self.actual, &mut self.other, d.state(), at);
+            return;
+        }
+        // A suppression that ended without a transition: the timer fired here.
+        if d.suppressed_since_ms.is_none()
+            && self
+                .actual
+                .core
+                .as_ref()
+                .is_some_and(|c| c.machine().suppressed())
+        {
+            self.actual.fire(Timer::DampingReuse, at);
+        }
+        verify_damping(&mut self.actual, d, seq, &mut self.report);
+    }
+
+    fn on_damping_restored(&mut self, d: &wire::DampingRestored, at: i64) {
+        restore_recorded_damping(&mut self.actual, &mut self.other, d.state.state(), at);
+    }
+
+    fn on_reloaded(&mut self, reloaded: &wire::Reloaded, at: i64, exact: bool) {
+        let params = reloaded
+            .services
+            .iter()
+            .find(|s| s.name == self.service)
+            .cloned();
+        let added = reloaded.added.iter().any(|s| s == self.service);
+        if let Some(params) = &params {
+            if added {
+                self.first_seen.get_or_insert(at);
+                for sim in self.sims() {
+                    sim.recorded_damping = None;
+                    sim.start(params, fsm::State::Starting, at);
+                }
+                self.recorded_tape.set(at, Some(Category::Starting));
+                self.history.note(at, &self.actual, &self.other, params);
+            } else if !exact && self.current_params.as_ref() != Some(params) {
+                // Format 1: the reload record is the moment of the change.
+                self.actual.reconfigure(params, at);
+                self.other.reconfigure(params, at);
+                self.history.note(at, &self.actual, &self.other, params);
             }
         }
-        match &record.event {
-            Event::DaemonStarted(started) => {
-                if epoch_open {
-                    // What the killed daemon did after its last record is unknown.
-                    let from = last_at.unwrap_or(at);
-                    gaps.push(Gap {
-                        from_ms: from,
-                        to_ms: at,
-                    });
-                    for sim in [&mut actual, &mut other] {
-                        sim.stop(from, true);
-                    }
-                    recorded_tape.set(from, None);
-                }
-                epoch_open = true;
-                current_params = started.services.iter().find(|s| s.name == service).cloned();
-                if current_params.is_some() {
-                    first_seen.get_or_insert(at);
-                }
-                for sim in [&mut actual, &mut other] {
-                    sim.recorded_damping = None;
-                    // Until its verdict rule record says otherwise: the rule before format 5.
-                    sim.fail_early = false;
-                }
-                // Only an operator drain outlives a restart; reconciliation says otherwise.
-                let initial = match &last_state {
-                    wire::State::Draining(cause @ wire::DrainCause::Operator { .. }) => {
-                        fsm::State::Draining(cause.into())
-                    }
-                    _ => fsm::State::Starting,
-                };
-                // The machines start with the reconciliation record that follows (the
-                // drivers start then); until then the service is starting.
-                for sim in [&mut actual, &mut other] {
-                    sim.core = None;
-                    sim.unmatched.clear();
-                }
-                pending_start = None;
-                if let Some(params) = current_params.clone() {
-                    for sim in [&mut actual, &mut other] {
-                        sim.tape.set(at, Some(category(&initial)));
-                    }
-                    recorded_tape.set(at, Some(category(&initial)));
-                    history.note(at, &actual, &other, &params);
-                    pending_start = Some((initial, at));
-                }
-                previous_input_at = at;
+        if added || !exact {
+            self.current_params = params;
+        }
+        self.previous_input_at = at;
+    }
+
+    fn on_reconfigured(&mut self, r: &wire::Reconfigured, at: i64) {
+        let damping = r.damping.as_ref().map(fsm::Damping::from);
+        for sim in self.sims() {
+            sim.recorded_damping = damping.clone();
+            sim.reconfigure(&r.params, at);
+        }
+        self.current_params = Some(r.params.clone());
+        self.history.note(at, &self.actual, &self.other, &r.params);
+        self.previous_input_at = at;
+    }
+
+    fn on_runs(&mut self, runs: &wire::Runs, seq: u64, at: i64) {
+        let (plausible, damaged): (Vec<wire::Segment>, Vec<wire::Segment>) = runs
+            .segments
+            .iter()
+            .cloned()
+            .partition(|segment| record::plausible(segment, at));
+        for segment in &damaged {
+            self.report.divergences.push(Divergence {
+                seq,
+                recorded: format!(
+                    "{} result(s) of {} every {} ms from {}",
+                    segment.count,
+                    segment.check,
+                    segment.interval_ms,
+                    format_time(segment.first_ms)
+                ),
+                replayed: "impossible before the record's time: not re-run".into(),
+            });
+        }
+        for (check, result_at) in record::expand(&plausible) {
+            self.actual.observe(check, result_at);
+            self.other.observe(check, result_at);
+        }
+    }
+
+    fn on_polls(&mut self, polls: &wire::Polls, at: i64) {
+        let previous = self.previous_input_at;
+        repeats(&mut self.sims(), polls.polls, previous, at);
+        if polls.polls > 0 {
+            self.approximate.push(Gap {
+                from_ms: previous,
+                to_ms: at,
+            });
+        }
+    }
+
+    /// Format 1: the unchanged results journaled as a count with an edge or a timeout.
+    fn repeats_before(&mut self, polls_since_last_edge: u64, at: i64) {
+        if polls_since_last_edge > 0 {
+            let previous = self.previous_input_at;
+            repeats(&mut self.sims(), polls_since_last_edge, previous, at);
+            self.approximate.push(Gap {
+                from_ms: previous,
+                to_ms: at,
+            });
+        }
+    }
+
+    fn on_check_edge(&mut self, edge: &wire::CheckEdge, at: i64) {
+        self.repeats_before(edge.polls_since_last_edge, at);
+        for sim in self.sims() {
+            let index = sim
+                .core
+                .as_ref()
+                .and_then(|c| c.params().checks.iter().position(|k| k.name == edge.check));
+            if let Some(index) = index {
+                sim.observe_index(index, (&edge.observation).into(), at);
             }
-            Event::VerdictRule(rule) => {
-                for sim in [&mut actual, &mut other] {
-                    sim.fail_early = rule.fail_early;
-                }
-            }
-            Event::Reconciled(reconciled) => {
-                if let (Some((initial, _)), Some(params)) =
-                    (pending_start.take(), current_params.clone())
-                {
-                    actual.start(&params, initial.clone(), at);
-                    // The what-if restarts as a daemon with its settings would have: from its
-                    // own state and damping at the end of the previous run.
-                    let missing = reconciled.items.iter().any(|i| {
-                        i.service == service && i.decision == wire::ReconcileDecision::Missing
-                    });
-                    let state = other.restart_state(&initial, reconciled.rebooted, missing);
-                    other.start(&params, state, at);
-                    other.restore_carried_damping(at);
-                }
-                previous_input_at = at;
-            }
-            Event::DaemonStopped(stopped) => {
-                epoch_open = false;
-                let left = matches!(stopped.outcome, wire::StopOutcome::HandedOver);
-                last_stop = Some(at);
-                let leftovers: Vec<fsm::Transition> = std::mem::take(&mut actual.unmatched);
-                for t in leftovers {
-                    report.divergences.push(Divergence {
-                        seq: record.seq,
-                        recorded: "no transition".into(),
-                        replayed: describe(&t),
-                    });
-                }
-                for sim in [&mut actual, &mut other] {
-                    sim.stop(at, left);
-                }
-                recorded_tape.set(at, None);
-            }
-            Event::ServiceDamping(d) if d.service == service => {
-                let damping = d.params.as_ref().map(fsm::Damping::from);
-                actual.set_recorded_damping(damping.clone());
-                other.set_recorded_damping(damping);
-                if let Some(params) = current_params.clone() {
-                    history.note(at, &actual, &other, &params);
-                }
-            }
-            Event::Damping(d) if d.service == service => {
-                if d.restored {
-                    restore_recorded_damping(&mut actual, &mut other, d.state(), at);
-                } else {
-                    // A suppression that ended without a transition: the timer fired here.
-                    if d.suppressed_since_ms.is_none()
-                        && actual
-                            .core
-                            .as_ref()
-                            .is_some_and(|c| c.machine().suppressed())
-                    {
-                        actual.fire(Timer::DampingReuse, at);
-                    }
-                    verify_damping(&mut actual, d, record.seq, &mut report);
-                }
-            }
-            Event::DampingRestored(d) if d.state.service == service => {
-                restore_recorded_damping(&mut actual, &mut other, d.state.state(), at);
-            }
-            Event::Reloaded(reloaded) => {
-                let params = reloaded
-                    .services
+        }
+        self.previous_input_at = at;
+    }
+
+    fn on_pending_timeout(&mut self, timeout: &wire::PendingTimeout, at: i64) {
+        self.repeats_before(timeout.polls_since_last_edge, at);
+        for sim in self.sims() {
+            sim.fire_own_timers(at);
+            let index = sim.core.as_ref().and_then(|c| {
+                c.params()
+                    .checks
                     .iter()
-                    .find(|s| s.name == service)
-                    .cloned();
-                let added = reloaded.added.iter().any(|s| s == service);
-                if let Some(params) = &params {
-                    if added {
-                        first_seen.get_or_insert(at);
-                        for sim in [&mut actual, &mut other] {
-                            sim.recorded_damping = None;
-                            sim.start(params, fsm::State::Starting, at);
-                        }
-                        recorded_tape.set(at, Some(Category::Starting));
-                        history.note(at, &actual, &other, params);
-                    } else if !exact && current_params.as_ref() != Some(params) {
-                        // Format 1: the reload record is the moment of the change.
-                        actual.reconfigure(params, at);
-                        other.reconfigure(params, at);
-                        history.note(at, &actual, &other, params);
-                    }
-                }
-                if added || !exact {
-                    current_params = params;
-                }
-                previous_input_at = at;
+                    .position(|k| k.name == timeout.check)
+            });
+            if let Some(index) = index {
+                sim.fire(Timer::PendingTimeout(index), at);
             }
-            Event::Reconfigured(r) if r.service == service => {
-                let damping = r.damping.as_ref().map(fsm::Damping::from);
-                for sim in [&mut actual, &mut other] {
-                    sim.recorded_damping = damping.clone();
-                    sim.reconfigure(&r.params, at);
-                }
-                current_params = Some(r.params.clone());
-                history.note(at, &actual, &other, &r.params);
-                previous_input_at = at;
-            }
-            Event::Runs(runs) if runs.service == service => {
-                let (plausible, damaged): (Vec<wire::Segment>, Vec<wire::Segment>) = runs
-                    .segments
-                    .iter()
-                    .cloned()
-                    .partition(|segment| record::plausible(segment, at));
-                for segment in &damaged {
-                    report.divergences.push(Divergence {
-                        seq: record.seq,
-                        recorded: format!(
-                            "{} result(s) of {} every {} ms from {}",
-                            segment.count,
-                            segment.check,
-                            segment.interval_ms,
-                            format_time(segment.first_ms)
-                        ),
-                        replayed: "impossible before the record's time: not re-run".into(),
-                    });
-                }
-                for (check, result_at) in record::expand(&plausible) {
-                    actual.observe(check, result_at);
-                    other.observe(check, result_at);
-                }
-            }
-            Event::Polls(polls) if polls.service == service => {
-                repeats(
-                    &mut [&mut actual, &mut other],
-                    polls.polls,
-                    previous_input_at,
-                    at,
-                );
-                if polls.polls > 0 {
-                    approximate.push(Gap {
-                        from_ms: previous_input_at,
-                        to_ms: at,
-                    });
-                }
-            }
-            Event::CheckEdge(edge) if edge.service == service => {
-                if edge.polls_since_last_edge > 0 {
-                    repeats(
-                        &mut [&mut actual, &mut other],
-                        edge.polls_since_last_edge,
-                        previous_input_at,
-                        at,
-                    );
-                    approximate.push(Gap {
-                        from_ms: previous_input_at,
-                        to_ms: at,
-                    });
-                }
-                for sim in [&mut actual, &mut other] {
-                    let index = sim
-                        .core
-                        .as_ref()
-                        .and_then(|c| c.params().checks.iter().position(|k| k.name == edge.check));
-                    if let Some(index) = index {
-                        sim.observe_index(index, (&edge.observation).into(), at);
-                    }
-                }
-                previous_input_at = at;
-            }
-            Event::PendingTimeout(timeout) if timeout.service == service => {
-                if timeout.polls_since_last_edge > 0 {
-                    repeats(
-                        &mut [&mut actual, &mut other],
-                        timeout.polls_since_last_edge,
-                        previous_input_at,
-                        at,
-                    );
-                    approximate.push(Gap {
-                        from_ms: previous_input_at,
-                        to_ms: at,
-                    });
-                }
-                for sim in [&mut actual, &mut other] {
-                    sim.fire_own_timers(at);
-                    let index = sim.core.as_ref().and_then(|c| {
-                        c.params()
-                            .checks
-                            .iter()
-                            .position(|k| k.name == timeout.check)
-                    });
-                    if let Some(index) = index {
-                        sim.fire(Timer::PendingTimeout(index), at);
-                    }
-                }
-                previous_input_at = at;
-            }
-            Event::Operator(wire::OperatorAction {
-                kind:
-                    wire::OperatorKind::Drain {
-                        service: s,
-                        reason,
-                        expires_at_ms,
-                    },
-                uid,
-                ..
-            }) if s == service => {
+        }
+        self.previous_input_at = at;
+    }
+
+    fn on_operator(&mut self, action: &wire::OperatorAction, at: i64) {
+        match &action.kind {
+            wire::OperatorKind::Drain {
+                service: _,
+                reason,
+                expires_at_ms,
+            } => {
                 let cause = fsm::DrainCause::Operator {
                     reason: reason.clone(),
                     expires_at: expires_at_ms.map(fsm::Timestamp),
-                    uid: *uid,
+                    uid: action.uid,
                 };
-                actual.drain(cause.clone(), at);
-                other.drain(cause, at);
-                previous_input_at = at;
+                self.actual.drain(cause.clone(), at);
+                self.other.drain(cause, at);
+                self.previous_input_at = at;
             }
-            Event::Operator(wire::OperatorAction {
-                kind: wire::OperatorKind::Undrain { service: s },
-                ..
-            }) if s == service => {
-                actual.undrain(at);
-                other.undrain(at);
-                previous_input_at = at;
+            wire::OperatorKind::Undrain { service: _ } => {
+                self.actual.undrain(at);
+                self.other.undrain(at);
+                self.previous_input_at = at;
             }
-            Event::Transition(t) if t.service == service => {
-                last_state = t.to.clone();
-                recorded_tape.set(at, Some(category(&(&t.to).into())));
-                match &t.cause {
-                    wire::Cause::Restored | wire::Cause::Adopted | wire::Cause::Restart => {
-                        // The reconciliation set the starting state (the what-if decided its
-                        // own at the reconciliation record, unless the journal holds no earlier
-                        // run of the service to decide from).
-                        if let Some(params) = current_params.clone() {
-                            actual.start(&params, (&t.to).into(), at);
-                            if other.ended.is_none() {
-                                other.start(&params, (&t.to).into(), at);
-                            }
-                        }
-                        recorded_steps.push(recorded_step(at, t));
-                        previous_input_at = at;
-                        last_at = Some(at);
-                        continue;
+            // The daemon's own stop: its stop record follows.
+            wire::OperatorKind::Handover | wire::OperatorKind::Stop => {}
+        }
+    }
+
+    fn on_transition(&mut self, t: &wire::Transition, seq: u64, at: i64, exact: bool) -> Then {
+        self.last_state = t.to.clone();
+        self.recorded_tape.set(at, Some(category(&(&t.to).into())));
+        match &t.cause {
+            wire::Cause::Restored | wire::Cause::Adopted | wire::Cause::Restart => {
+                // The reconciliation set the starting state (the what-if decided its own at
+                // the reconciliation record, unless the journal holds no earlier run of the
+                // service to decide from).
+                if let Some(params) = self.current_params.clone() {
+                    self.actual.start(&params, (&t.to).into(), at);
+                    if self.other.ended.is_none() {
+                        self.other.start(&params, (&t.to).into(), at);
                     }
-                    wire::Cause::Drain => {
-                        if let wire::State::Draining(
-                            cause @ (wire::DrainCause::Shutdown | wire::DrainCause::Removed),
-                        ) = &t.to
-                        {
-                            actual.drain(cause.into(), at);
-                            other.drain(cause.into(), at);
-                        }
-                    }
-                    wire::Cause::DrainExpired => {
-                        for sim in [&mut actual, &mut other] {
-                            sim.fire_own_timers(at);
-                            sim.fire(Timer::DrainExpiry, at);
-                        }
-                    }
-                    wire::Cause::Unsuppressed => actual.fire(Timer::DampingReuse, at),
-                    wire::Cause::Verdict { .. } | wire::Cause::Undrain => {}
                 }
-                recorded_steps.push(recorded_step(at, t));
-                previous_input_at = at;
-                // Verify: the re-run must have produced exactly this transition, and nothing
-                // before it.
-                let produced = std::mem::take(&mut actual.unmatched);
-                match produced.split_last() {
-                    Some((last, extra)) => {
-                        for extra in extra {
-                            report.divergences.push(Divergence {
-                                seq: record.seq,
-                                recorded: "no transition".into(),
-                                replayed: describe(extra),
-                            });
-                        }
-                        if same(last, t, at, exact) {
-                            report.verified += 1;
-                        } else {
-                            report.divergences.push(Divergence {
-                                seq: record.seq,
-                                recorded: describe_recorded(t, at),
-                                replayed: describe(last),
-                            });
-                        }
-                    }
-                    None => report.divergences.push(Divergence {
-                        seq: record.seq,
+                self.recorded_steps.push(recorded_step(at, t));
+                self.previous_input_at = at;
+                return Then::Skip;
+            }
+            wire::Cause::Drain => {
+                if let wire::State::Draining(
+                    cause @ (wire::DrainCause::Shutdown | wire::DrainCause::Removed),
+                ) = &t.to
+                {
+                    self.actual.drain(cause.into(), at);
+                    self.other.drain(cause.into(), at);
+                }
+            }
+            wire::Cause::DrainExpired => {
+                for sim in self.sims() {
+                    sim.fire_own_timers(at);
+                    sim.fire(Timer::DrainExpiry, at);
+                }
+            }
+            wire::Cause::Unsuppressed => self.actual.fire(Timer::DampingReuse, at),
+            wire::Cause::Verdict { .. } | wire::Cause::Undrain => {}
+        }
+        self.recorded_steps.push(recorded_step(at, t));
+        self.previous_input_at = at;
+        self.verify_transition(t, seq, at, exact);
+        if matches!(t.to, wire::State::Draining(wire::DrainCause::Removed)) {
+            // Removed by a reload: nothing more is measured.
+            for sim in self.sims() {
+                sim.tape.set(at, None);
+            }
+            self.recorded_tape.set(at, None);
+            self.current_params = None;
+        }
+        // Follow the journal, so one divergence does not cascade.
+        if self.actual.state().map(wire::State::from).as_ref() != Some(&t.to) {
+            if let Some(params) = self.current_params.clone() {
+                self.actual.start(&params, (&t.to).into(), at);
+            }
+        }
+        Then::CollectDamping
+    }
+
+    /// The re-run must have produced exactly this transition, and nothing before it.
+    fn verify_transition(&mut self, t: &wire::Transition, seq: u64, at: i64, exact: bool) {
+        let produced = std::mem::take(&mut self.actual.unmatched);
+        let divergences = &mut self.report.divergences;
+        match produced.split_last() {
+            Some((last, extra)) => {
+                for extra in extra {
+                    divergences.push(Divergence {
+                        seq,
+                        recorded: "no transition".into(),
+                        replayed: describe(extra),
+                    });
+                }
+                if same(last, t, at, exact) {
+                    self.report.verified += 1;
+                } else {
+                    divergences.push(Divergence {
+                        seq,
                         recorded: describe_recorded(t, at),
-                        replayed: "no transition".into(),
-                    }),
-                }
-                if matches!(t.to, wire::State::Draining(wire::DrainCause::Removed)) {
-                    // Removed by a reload: nothing more is measured.
-                    for sim in [&mut actual, &mut other] {
-                        sim.tape.set(at, None);
-                    }
-                    recorded_tape.set(at, None);
-                    current_params = None;
-                }
-                // Follow the journal, so one divergence does not cascade.
-                if actual.state().map(wire::State::from).as_ref() != Some(&t.to) {
-                    if let Some(params) = current_params.clone() {
-                        actual.start(&params, (&t.to).into(), at);
-                    }
+                        replayed: describe(last),
+                    });
                 }
             }
-            _ => {}
+            None => divergences.push(Divergence {
+                seq,
+                recorded: describe_recorded(t, at),
+                replayed: "no transition".into(),
+            }),
         }
-        // The re-run's suppressions belong to the recorded timeline (the damping records
-        // confirm them bit for bit), after the transition that caused them.
-        if actual.unmatched.is_empty() {
-            for (at, produced) in &actual.produced[damping_seen..] {
-                recorded_steps.extend(damping_step(*at, produced));
-            }
-            damping_seen = actual.produced.len();
-        }
-        last_at = Some(at);
     }
 
-    // The window.
-    let first = records.first().map(|r| r.at_ms).unwrap_or(0);
-    let last = last_at.unwrap_or(first);
-    let end = match (epoch_open, now_ms) {
-        (true, Some(now)) => now.max(last),
-        (true, None) => last,
-        (false, _) => last_stop.unwrap_or(last),
-    };
-    if epoch_open && now_ms.is_none() {
-        // Killed (or still running, unknown to this reader): nothing is known after the last
-        // record.
-        gaps.push(Gap {
-            from_ms: last,
-            to_ms: last,
-        });
-    }
-    for sim in [&mut actual, &mut other] {
-        sim.fire_own_timers(end);
-        sim.tape.close(end);
-    }
-    recorded_tape.close(end);
-    let from = since_ms.unwrap_or(first_seen.unwrap_or(first));
-    let to = until_ms.map(|u| u.min(end)).unwrap_or(end);
-    let empty = from > to;
-    if empty {
-        report.notes.push(format!(
-            "the window holds no time of this service's journal (it ends at {})",
-            format_time(end)
-        ));
-    }
-    let to = to.max(from);
-    report.from_ms = from;
-    report.to_ms = to;
-    report.observations = actual.observations;
-    let overlaps =
-        |g: &Gap| g.to_ms >= from && g.from_ms <= to && !(g.from_ms == g.to_ms && g.from_ms < from);
-    report.gaps = gaps.into_iter().filter(overlaps).collect();
-    report.approximate = merge(approximate.into_iter().filter(overlaps).collect());
-
-    // The state at the window's end is known when the window ends where the journal does.
-    let at_end = epoch_open && to >= end;
-    let end_state = actual.core.as_ref().map(|c| end_text(c, end));
-    report.recorded = build_run(
+    /// The window and its figures, after the last record (`first`: the first record's time).
+    fn finish(
+        mut self,
+        first: i64,
+        since_ms: Option<i64>,
+        until_ms: Option<i64>,
+        now_ms: Option<i64>,
+    ) -> Report {
+        let last = self.last_at.unwrap_or(first);
+        let end = match (self.epoch_open, now_ms) {
+            (true, Some(now)) => now.max(last),
+            (true, None) => last,
+            (false, _) => self.last_stop.unwrap_or(last),
+        };
+        if self.epoch_open && now_ms.is_none() {
+            // Killed (or still running, unknown to this reader): nothing is known after the
+            // last record.
+            self.gaps.push(Gap {
+                from_ms: last,
+                to_ms: last,
+            });
+        }
+        for sim in self.sims() {
+            sim.fire_own_timers(end);
+            sim.tape.close(end);
+        }
+        self.recorded_tape.close(end);
+        let from = since_ms.unwrap_or(self.first_seen.unwrap_or(first));
+        let to = until_ms.map(|u| u.min(end)).unwrap_or(end);
+        let empty = from > to;
+        let mut report = std::mem::take(&mut self.report);
         if empty {
-            Vec::new()
-        } else {
-            spans_in(&history.recorded, from, to)
-        },
-        recorded_steps,
-        &recorded_tape,
-        from,
-        to,
-        if at_end { end_state } else { None },
-    );
-    if !what_if.is_empty() {
-        let texts: Vec<(i64, Step, bool)> = other
-            .produced
+            report.notes.push(format!(
+                "the window holds no time of this service's journal (it ends at {})",
+                format_time(end)
+            ));
+        }
+        let to = to.max(from);
+        report.from_ms = from;
+        report.to_ms = to;
+        report.observations = self.actual.observations;
+        let overlaps = |g: &Gap| {
+            g.to_ms >= from && g.from_ms <= to && !(g.from_ms == g.to_ms && g.from_ms < from)
+        };
+        report.gaps = std::mem::take(&mut self.gaps)
+            .into_iter()
+            .filter(overlaps)
+            .collect();
+        report.approximate = merge(
+            std::mem::take(&mut self.approximate)
+                .into_iter()
+                .filter(overlaps)
+                .collect(),
+        );
+        // The state at the window's end is known when the window ends where the journal does.
+        let at_end = self.epoch_open && to >= end;
+        let parameters = |list: &[(i64, String)]| {
+            if empty {
+                Vec::new()
+            } else {
+                spans_in(list, from, to)
+            }
+        };
+        let end_state = self.actual.core.as_ref().map(|c| end_text(c, end));
+        report.recorded = build_run(
+            parameters(&self.history.recorded),
+            std::mem::take(&mut self.recorded_steps),
+            &self.recorded_tape,
+            from,
+            to,
+            end_state.filter(|_| at_end),
+        );
+        if !self.what_if.is_empty() {
+            let end_state = self.other.core.as_ref().map(|c| end_text(c, end));
+            report.what_if = Some(build_run(
+                parameters(&self.history.what_if),
+                what_if_steps(&self.other),
+                &self.other.tape,
+                from,
+                to,
+                end_state.filter(|_| at_end),
+            ));
+        }
+        self.describe_service(&mut report);
+        report
+    }
+
+    /// The service's shadow checks and prefixes, the `--with-shadow` names that were never a
+    /// shadow check, and a note when nothing was measured.
+    fn describe_service(&self, report: &mut Report) {
+        let history = &self.history;
+        report.shadow_checks = history.shadows.iter().cloned().collect();
+        report.prefixes = history
+            .prefixes
             .iter()
-            .filter_map(|(at, p)| match p {
-                Produced::Transition(t, names) => {
-                    let cause = crate::service::wire_cause(&t.cause, names);
-                    Some((
-                        *at,
-                        Step {
-                            at_ms: *at,
-                            time: format_time(*at),
-                            kind: transition_kind(),
-                            from: state_text(&(&t.from).into()),
-                            to: state_text(&(&t.to).into()),
-                            dwell_ms: None,
-                            cause: cause_text(&cause),
-                        },
-                        matches!(t.cause, fsm::Cause::Verdict(ref v) if !v.healthy)
-                            && t.from == fsm::State::Healthy,
-                    ))
-                }
-                // The run's own start-up line, as the recorded timeline has the journal's.
-                Produced::Restart { from, to } => Some((
+            .map(crate::audit::text::prefix_with_backend)
+            .collect();
+        report.not_shadow = self
+            .what_if
+            .with_shadow
+            .iter()
+            .filter(|c| !history.shadows.contains(*c))
+            .cloned()
+            .collect();
+        if report.recorded.summary.measured_ms == 0 && report.notes.is_empty() {
+            report.notes.push("the service was not measured in this window (the daemon was not running, or the service was not configured)".into());
+        }
+    }
+}
+
+/// The what-if run's timeline: its transitions, its own start-up lines (as the recorded
+/// timeline has the journal's) and its damping changes.
+fn what_if_steps(other: &Sim) -> Vec<(i64, Step, bool)> {
+    other
+        .produced
+        .iter()
+        .filter_map(|(at, p)| match p {
+            Produced::Transition(t, names) => {
+                let cause = crate::service::wire_cause(&t.cause, names);
+                Some((
                     *at,
                     Step {
                         at_ms: *at,
                         time: format_time(*at),
-                        kind: "restart".into(),
-                        from: state_text(&from.into()),
-                        to: state_text(&to.into()),
+                        kind: transition_kind(),
+                        from: state_text(&(&t.from).into()),
+                        to: state_text(&(&t.to).into()),
                         dwell_ms: None,
-                        cause: cause_text(if *to == fsm::State::Starting {
-                            &wire::Cause::Restart
-                        } else {
-                            &wire::Cause::Restored
-                        }),
+                        cause: cause_text(&cause),
                     },
-                    false,
-                )),
-                other => damping_step(*at, other),
-            })
-            .collect();
-        let end_state = other.core.as_ref().map(|c| end_text(c, end));
-        report.what_if = Some(build_run(
-            if empty {
-                Vec::new()
-            } else {
-                spans_in(&history.what_if, from, to)
-            },
-            texts,
-            &other.tape,
-            from,
-            to,
-            if at_end { end_state } else { None },
-        ));
-    }
-    report.shadow_checks = history.shadows.iter().cloned().collect();
-    report.prefixes = history
-        .prefixes
-        .iter()
-        .map(crate::audit::text::prefix_with_backend)
-        .collect();
-    report.not_shadow = what_if
-        .with_shadow
-        .iter()
-        .filter(|c| !history.shadows.contains(*c))
-        .cloned()
-        .collect();
-    if report.recorded.summary.measured_ms == 0 && report.notes.is_empty() {
-        report.notes.push("the service was not measured in this window (the daemon was not running, or the service was not configured)".into());
-    }
-    report
+                    matches!(t.cause, fsm::Cause::Verdict(ref v) if !v.healthy)
+                        && t.from == fsm::State::Healthy,
+                ))
+            }
+            Produced::Restart { from, to } => Some((
+                *at,
+                Step {
+                    at_ms: *at,
+                    time: format_time(*at),
+                    kind: "restart".into(),
+                    from: state_text(&from.into()),
+                    to: state_text(&to.into()),
+                    dwell_ms: None,
+                    cause: cause_text(if *to == fsm::State::Starting {
+                        &wire::Cause::Restart
+                    } else {
+                        &wire::Cause::Restored
+                    }),
+                },
+                false,
+            )),
+            other => damping_step(*at, other),
+        })
+        .collect()
 }
 
 fn verify_damping(actual: &mut Sim, d: &wire::DampingRecord, seq: u64, report: &mut Report) {
@@ -1333,13 +1475,13 @@ pub fn replay_from(
     until_ms: Option<i64>,
     now_ms: Option<i64>,
     what_if: &WhatIf,
-) -> Result<Report, String> {
+) -> Result<Report, anycastd_journal::Error> {
     let query = crate::audit::history::Query {
         service: Some(service.to_owned()),
         bookkeeping: true,
         ..crate::audit::history::Query::default()
     };
-    let selection = crate::audit::history::select(reader, &query).map_err(|e| e.to_string())?;
+    let selection = crate::audit::history::select(reader, &query)?;
     Ok(replay(
         service,
         &selection.records,

@@ -30,15 +30,9 @@ pub struct Report {
 pub fn services(
     reader: &anycastd_journal::Reader,
     configured: &[String],
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, anycastd_journal::Error> {
     let mut names: std::collections::BTreeSet<String> = configured.iter().cloned().collect();
-    names.extend(
-        reader
-            .last_states()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|(name, _)| name),
-    );
+    names.extend(reader.last_states()?.into_iter().map(|(name, _)| name));
     Ok(names.into_iter().collect())
 }
 
@@ -49,7 +43,7 @@ pub fn report(
     since_ms: Option<i64>,
     until_ms: Option<i64>,
     now_ms: Option<i64>,
-) -> Result<Report, String> {
+) -> Result<Report, anycastd_journal::Error> {
     let mut rows = Vec::new();
     let (mut from_ms, mut to_ms) = (i64::MAX, i64::MIN);
     for service in services {

@@ -227,136 +227,20 @@ pub fn kind(event: &Event) -> &'static str {
 }
 
 /// What happened, in one line (without time and service): one arm per record kind, the one
-/// place each is put in words.
+/// place each is put in words. The longer texts have a function each, by group: the daemon's
+/// own records, a service's, flap damping's, the routing daemons'.
 pub fn event_text(event: &Event) -> String {
     match event {
+        // The daemon's own records.
         Event::DaemonStarted(s) => format!(
             "daemon started: anycastd {}, {} service(s)",
             s.version,
             s.services.len()
         ),
-        Event::DaemonStopped(s) => match &s.outcome {
-            wire::StopOutcome::WithdrawnAll => {
-                format!("daemon stopped ({}): every prefix withdrawn", s.reason)
-            }
-            wire::StopOutcome::Left(left) => format!(
-                "daemon stopped ({}): NOT verified withdrawn: {}",
-                s.reason,
-                prefixes_text(left)
-            ),
-            wire::StopOutcome::HandedOver => format!(
-                "daemon stopped ({}): handed over, prefixes left announced",
-                s.reason
-            ),
-        },
-        Event::Transition(t) => {
-            let change = match t.change {
-                wire::Change::Announce => format!("announce {}", prefixes_text(&t.prefixes)),
-                wire::Change::Withdraw => format!("withdraw {}", prefixes_text(&t.prefixes)),
-                wire::Change::None => "no change".into(),
-            };
-            format!(
-                "{} -> {}: {change} ({})",
-                state_text(&t.from),
-                state_text(&t.to),
-                cause_text(&t.cause)
-            )
-        }
-        Event::CheckEdge(e) => format!("check {}: {}", e.check, observation_text(&e.observation)),
-        Event::Apply(a) => {
-            let verb = match a.change {
-                wire::Change::Announce => "announce",
-                wire::Change::Withdraw => "withdraw",
-                wire::Change::None => "keep",
-            };
-            // Records start at 1: 0 says no record decided it (its journal write failed).
-            let decision = match a.decision_seq {
-                0 => "no deciding record".to_owned(),
-                seq => format!("decision {seq}"),
-            };
-            format!(
-                "{} {verb} {}: {} ({decision})",
-                backend_label(&a.prefix),
-                prefix_text(&a.prefix),
-                outcome_text(&a.outcome, &backend_label(&a.prefix))
-            )
-        }
+        Event::DaemonStopped(s) => stopped_text(s),
         Event::Reconciled(r) => reconciled_text(r, &[]),
-        Event::Operator(o) => {
-            let what = match &o.kind {
-                wire::OperatorKind::Handover => "stop --keep-announced".to_owned(),
-                wire::OperatorKind::Stop => "stop".to_owned(),
-                wire::OperatorKind::Drain {
-                    service,
-                    reason,
-                    expires_at_ms,
-                } => match expires_at_ms {
-                    Some(at) => format!("drain {service} until {} ({reason})", format_time(*at)),
-                    None => format!("drain {service} ({reason})"),
-                },
-                wire::OperatorKind::Undrain { service } => format!("undrain {service}"),
-            };
-            format!("operator: {what} (uid {}, pid {})", o.uid, o.pid)
-        }
-        Event::PendingTimeout(t) => format!(
-            "check {}: no result within its pending timeout, counted as failed",
-            t.check
-        ),
-        Event::Polls(p) => format!("{} more check result(s) without change", p.polls),
-        Event::ServiceDamping(d) => match &d.params {
-            Some(p) => format!(
-                "flap damping: penalty {} per withdrawal, suppress above {}, reuse below {}, half-life {} s, at most {} s suppressed",
-                p.penalty,
-                p.suppress,
-                p.reuse,
-                p.half_life_ms / 1000,
-                p.max_suppress_ms / 1000
-            ),
-            None => "flap damping off".into(),
-        },
-        Event::Damping(d) => {
-            let penalty = d.penalty_milli as f64 / 1000.0;
-            let what = if d.restored { "restored: " } else { "" };
-            match d.suppressed_since_ms {
-                Some(since) => format!(
-                    "flap damping: {what}penalty {penalty:.0}, SUPPRESSED since {}",
-                    format_time(since)
-                ),
-                None => format!("flap damping: {what}penalty {penalty:.0}, not suppressed"),
-            }
-        }
-        Event::Runs(r) => {
-            let results: u64 = r.segments.iter().map(|s| s.count).sum();
-            format!("{results} unchanged check result(s)")
-        }
-        Event::Reconfigured(r) => format!(
-            "reconfigured by the reload: rise {}, fall {}, {} check(s), {} prefix(es){}",
-            r.params.rise,
-            r.params.fall,
-            r.params.checks.len(),
-            r.params.prefixes.len(),
-            if r.damping.is_some() { ", flap damping on" } else { "" }
-        ),
-        Event::DampingRestored(d) => {
-            let now = d.penalty_now_milli as f64 / 1000.0;
-            match d.state.suppressed_since_ms {
-                Some(since) => format!(
-                    "flap damping restored after the restart: penalty {now:.0}, SUPPRESSED since {}",
-                    format_time(since)
-                ),
-                None => format!("flap damping restored after the restart: penalty {now:.0}, not suppressed"),
-            }
-        }
-        Event::ReloadRejected(r) => {
-            let who = match r.uid {
-                Some(uid) => format!("uid {uid}"),
-                None => "SIGHUP".to_owned(),
-            };
-            format!(
-                "reload rejected ({who}), the running configuration is kept: {}",
-                r.errors.join("; ")
-            )
-        }
+        Event::Operator(o) => operator_text(o),
+        Event::ReloadRejected(r) => reload_rejected_text(r),
         Event::Reloaded(r) => format!(
             "configuration reloaded (config {}): added [{}], removed [{}], changed [{}]",
             r.config_hash,
@@ -375,45 +259,207 @@ pub fn event_text(event: &Event) -> String {
             format_time(g.to_ms),
             g.error
         ),
-        Event::VerdictRule(r) => if r.fail_early {
-            "verdict rule: unhealthy as soon as the checks that answered decide it, healthy only once every check has answered"
-        } else {
-            "verdict rule: every verdict waits until no check is pending"
-        }
-        .into(),
-        Event::HookRan(h) => match &h.failure {
-            None => format!(
-                "hook {} for record {}: exit 0 after {} ms",
-                h.hook, h.transition_seq, h.duration_ms
-            ),
-            Some(why) => format!(
-                "hook {} for record {}: FAILED after {} ms: {why}",
-                h.hook, h.transition_seq, h.duration_ms
-            ),
-        },
-        Event::RoutingRestarted(r) => format!(
-            "{} restarted; re-announcing {} prefix(es) of this service{} ({} in all there)",
-            r.daemon,
-            r.prefixes.len(),
-            if r.prefixes.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", prefixes_text(&r.prefixes))
-            },
-            r.total
+        Event::VerdictRule(r) => verdict_rule_text(r).into(),
+        // A service's inputs and transitions.
+        Event::Transition(t) => transition_text(t),
+        Event::CheckEdge(e) => format!("check {}: {}", e.check, observation_text(&e.observation)),
+        Event::PendingTimeout(t) => format!(
+            "check {}: no result within its pending timeout, counted as failed",
+            t.check
         ),
-        Event::Drift(d) => format!(
-            "drift: {} was {} in {}, {} wanted; repairing",
-            prefix_text(&d.prefix),
-            if d.present { "present" } else { "absent" },
-            backend_label(&d.prefix),
-            if d.wanted {
-                "announcement"
+        Event::Polls(p) => format!("{} more check result(s) without change", p.polls),
+        Event::Runs(r) => {
+            let results: u64 = r.segments.iter().map(|s| s.count).sum();
+            format!("{results} unchanged check result(s)")
+        }
+        Event::Reconfigured(r) => format!(
+            "reconfigured by the reload: rise {}, fall {}, {} check(s), {} prefix(es){}",
+            r.params.rise,
+            r.params.fall,
+            r.params.checks.len(),
+            r.params.prefixes.len(),
+            if r.damping.is_some() {
+                ", flap damping on"
             } else {
-                "withdrawal"
+                ""
             }
         ),
+        Event::HookRan(h) => hook_text(h),
+        // Flap damping.
+        Event::ServiceDamping(d) => damping_params_text(d),
+        Event::Damping(d) => damping_text(d),
+        Event::DampingRestored(d) => damping_restored_text(d),
+        // The routing daemons.
+        Event::Apply(a) => apply_text(a),
+        Event::RoutingRestarted(r) => routing_restarted_text(r),
+        Event::Drift(d) => drift_text(d),
     }
+}
+
+fn stopped_text(s: &wire::DaemonStopped) -> String {
+    match &s.outcome {
+        wire::StopOutcome::WithdrawnAll => {
+            format!("daemon stopped ({}): every prefix withdrawn", s.reason)
+        }
+        wire::StopOutcome::Left(left) => format!(
+            "daemon stopped ({}): NOT verified withdrawn: {}",
+            s.reason,
+            prefixes_text(left)
+        ),
+        wire::StopOutcome::HandedOver => format!(
+            "daemon stopped ({}): handed over, prefixes left announced",
+            s.reason
+        ),
+    }
+}
+
+fn operator_text(o: &wire::OperatorAction) -> String {
+    let what = match &o.kind {
+        wire::OperatorKind::Handover => "stop --keep-announced".to_owned(),
+        wire::OperatorKind::Stop => "stop".to_owned(),
+        wire::OperatorKind::Drain {
+            service,
+            reason,
+            expires_at_ms,
+        } => match expires_at_ms {
+            Some(at) => format!("drain {service} until {} ({reason})", format_time(*at)),
+            None => format!("drain {service} ({reason})"),
+        },
+        wire::OperatorKind::Undrain { service } => format!("undrain {service}"),
+    };
+    format!("operator: {what} (uid {}, pid {})", o.uid, o.pid)
+}
+
+fn reload_rejected_text(r: &wire::ReloadRejected) -> String {
+    let who = match r.uid {
+        Some(uid) => format!("uid {uid}"),
+        None => "SIGHUP".to_owned(),
+    };
+    format!(
+        "reload rejected ({who}), the running configuration is kept: {}",
+        r.errors.join("; ")
+    )
+}
+
+fn verdict_rule_text(r: &wire::VerdictRule) -> &'static str {
+    if r.fail_early {
+        "verdict rule: unhealthy as soon as the checks that answered decide it, healthy only once every check has answered"
+    } else {
+        "verdict rule: every verdict waits until no check is pending"
+    }
+}
+
+fn transition_text(t: &wire::Transition) -> String {
+    let change = match t.change {
+        wire::Change::Announce => format!("announce {}", prefixes_text(&t.prefixes)),
+        wire::Change::Withdraw => format!("withdraw {}", prefixes_text(&t.prefixes)),
+        wire::Change::None => "no change".into(),
+    };
+    format!(
+        "{} -> {}: {change} ({})",
+        state_text(&t.from),
+        state_text(&t.to),
+        cause_text(&t.cause)
+    )
+}
+
+fn hook_text(h: &wire::HookRan) -> String {
+    match &h.failure {
+        None => format!(
+            "hook {} for record {}: exit 0 after {} ms",
+            h.hook, h.transition_seq, h.duration_ms
+        ),
+        Some(why) => format!(
+            "hook {} for record {}: FAILED after {} ms: {why}",
+            h.hook, h.transition_seq, h.duration_ms
+        ),
+    }
+}
+
+fn damping_params_text(d: &wire::ServiceDamping) -> String {
+    match &d.params {
+        Some(p) => format!(
+            "flap damping: penalty {} per withdrawal, suppress above {}, reuse below {}, half-life {} s, at most {} s suppressed",
+            p.penalty,
+            p.suppress,
+            p.reuse,
+            p.half_life_ms / 1000,
+            p.max_suppress_ms / 1000
+        ),
+        None => "flap damping off".into(),
+    }
+}
+
+fn damping_text(d: &wire::DampingRecord) -> String {
+    let penalty = d.penalty_milli as f64 / 1000.0;
+    let what = if d.restored { "restored: " } else { "" };
+    match d.suppressed_since_ms {
+        Some(since) => format!(
+            "flap damping: {what}penalty {penalty:.0}, SUPPRESSED since {}",
+            format_time(since)
+        ),
+        None => format!("flap damping: {what}penalty {penalty:.0}, not suppressed"),
+    }
+}
+
+fn damping_restored_text(d: &wire::DampingRestored) -> String {
+    let now = d.penalty_now_milli as f64 / 1000.0;
+    match d.state.suppressed_since_ms {
+        Some(since) => format!(
+            "flap damping restored after the restart: penalty {now:.0}, SUPPRESSED since {}",
+            format_time(since)
+        ),
+        None => {
+            format!("flap damping restored after the restart: penalty {now:.0}, not suppressed")
+        }
+    }
+}
+
+fn apply_text(a: &wire::Apply) -> String {
+    let verb = match a.change {
+        wire::Change::Announce => "announce",
+        wire::Change::Withdraw => "withdraw",
+        wire::Change::None => "keep",
+    };
+    // Records start at 1: 0 says no record decided it (its journal write failed).
+    let decision = match a.decision_seq {
+        0 => "no deciding record".to_owned(),
+        seq => format!("decision {seq}"),
+    };
+    format!(
+        "{} {verb} {}: {} ({decision})",
+        backend_label(&a.prefix),
+        prefix_text(&a.prefix),
+        outcome_text(&a.outcome, &backend_label(&a.prefix))
+    )
+}
+
+fn routing_restarted_text(r: &wire::RoutingRestarted) -> String {
+    format!(
+        "{} restarted; re-announcing {} prefix(es) of this service{} ({} in all there)",
+        r.daemon,
+        r.prefixes.len(),
+        if r.prefixes.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", prefixes_text(&r.prefixes))
+        },
+        r.total
+    )
+}
+
+fn drift_text(d: &wire::Drift) -> String {
+    format!(
+        "drift: {} was {} in {}, {} wanted; repairing",
+        prefix_text(&d.prefix),
+        if d.present { "present" } else { "absent" },
+        backend_label(&d.prefix),
+        if d.wanted {
+            "announcement"
+        } else {
+            "withdrawal"
+        }
+    )
 }
 
 /// An outcome in words; `daemon` names the routing daemon (`FRR`).

@@ -1,6 +1,7 @@
 //! Cabourotte health checks: one HTTP GET per poll, turned into an [`Observation`].
 //!
-//! Owns the Cabourotte API knowledge: the result route of both API generations
+//! Owns the Cabourotte API knowledge (docs/ARCHITECTURE.md, "Checks"): the result route of
+//! both API generations
 //! (`/api/v1/result/NAME` since Cabourotte 2.0, `/result/NAME` before), the "result not found"
 //! body that means *pending*, the result JSON, and the size and time limits of a response.
 //! It must not decide anything about the service: a failure is just an observation; the

@@ -1,13 +1,29 @@
 //! `anycastd check-config`: validate only, print every error or a one-line summary.
 
-use crate::config::{self, LoadError};
+use super::args::ConfigArg;
+use super::Error;
+use crate::config;
 use crate::exit;
 use std::path::Path;
+
+/// `anycastd check-config`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct CheckConfigArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+}
+
+impl CheckConfigArgs {
+    /// Run it.
+    pub fn run(self) -> Result<u8, Error> {
+        check_config(&self.config.path())
+    }
+}
 
 /// Exit 0 with `config ok: ...` (and a `warning:` line per check this process lacks the
 /// capabilities for, and per vtysh whose bgpd restarts cannot be noticed at once), 65 with
 /// every error, 66 when the file cannot be read.
-pub fn check_config(path: &Path) -> u8 {
+pub fn check_config(path: &Path) -> Result<u8, Error> {
     match config::load(path, &crate::checks::REGISTRY) {
         Ok(config) => {
             let prefixes: usize = config.services.iter().map(|s| s.prefixes.len()).sum();
@@ -22,16 +38,8 @@ pub fn check_config(path: &Path) -> u8 {
             for line in crate::routing::frr::restart_detection_off(&config.routing().frr, &config) {
                 eprintln!("warning: {line}");
             }
-            exit::OK
+            Ok(exit::OK)
         }
-        Err(e) => {
-            for line in e.lines() {
-                eprintln!("{line}");
-            }
-            match e {
-                LoadError::Unreadable { .. } => exit::NOINPUT,
-                LoadError::Invalid { .. } => exit::DATAERR,
-            }
-        }
+        Err(e) => Err(Error::config(&e)),
     }
 }

@@ -1,16 +1,77 @@
 //! `anycastd drain` and `anycastd undrain`: the operator's withdrawal, and how FRR took it.
 
-use super::{ask_daemon, Client};
+use super::args::{parse_for, request_ms, ClientArgs, ReasonParser, WaitArgs};
+use super::{ask_daemon, Client, Error};
 use crate::control::{Request, Response};
 use crate::exit;
 
+/// `anycastd drain`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct DrainArgs {
+    /// The service
+    service: Option<String>,
+    /// Every service
+    #[arg(long)]
+    all: bool,
+    /// Why (journaled; shown by status and history)
+    #[arg(long, value_parser = ReasonParser)]
+    reason: String,
+    /// End the drain by itself after this long (e.g. 30m, 2h, 90s, 90)
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_for)]
+    for_duration: Option<std::time::Duration>,
+    #[command(flatten)]
+    wait: WaitArgs,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+impl DrainArgs {
+    /// Run it.
+    pub fn run(self) -> Result<u8, Error> {
+        let request = Request::Drain {
+            // `--all` is no service (the group takes one of them).
+            service: self.service.filter(|_| !self.all),
+            reason: self.reason,
+            for_ms: self.for_duration.map(request_ms),
+            wait_ms: self.wait.wait_ms(),
+        };
+        let client = self.client.client();
+        super::with_runtime(|runtime| runtime.block_on(drain(&client, request)))
+    }
+}
+
+/// `anycastd undrain`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct UndrainArgs {
+    /// The service
+    service: Option<String>,
+    /// Every service
+    #[arg(long)]
+    all: bool,
+    #[command(flatten)]
+    wait: WaitArgs,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+impl UndrainArgs {
+    /// Run it.
+    pub fn run(self) -> Result<u8, Error> {
+        let request = Request::Undrain {
+            service: self.service.filter(|_| !self.all),
+            wait_ms: self.wait.wait_ms(),
+        };
+        let client = self.client.client();
+        super::with_runtime(|runtime| runtime.block_on(drain(&client, request)))
+    }
+}
+
 /// `anycastd drain` and `anycastd undrain`: exit 0 when FRR shows every change (or when not
 /// waiting), 70 when some change was not confirmed within the wait.
-pub async fn drain(client: &Client, request: Request) -> u8 {
-    let results = match ask_daemon(client, &request).await {
-        Ok(Response::Done { results }) => results,
-        Ok(other) => return super::unexpected(&other),
-        Err(code) => return code,
+pub async fn drain(client: &Client, request: Request) -> Result<u8, Error> {
+    let results = match ask_daemon(client, &request).await? {
+        Response::Done { results } => results,
+        other => return Err(super::unexpected(&other)),
     };
     let mut code = exit::OK;
     for result in &results {
@@ -19,5 +80,5 @@ pub async fn drain(client: &Client, request: Request) -> u8 {
             code = exit::SOFTWARE;
         }
     }
-    code
+    Ok(code)
 }

@@ -1,9 +1,41 @@
 //! `anycastd report`: per-service figures over a window (see [`crate::audit::report`]), through the
 //! daemon or from the journal directly.
 
-use super::{ask, Asked, Client};
+use super::args::{ClientArgs, WindowArgs};
+use super::{ask, Asked, Client, Error};
 use crate::control::{Request, Response};
 use crate::exit;
+
+/// `anycastd report`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(flatten)]
+    window: WindowArgs,
+    /// JSON output
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// CSV output (a header line, one line per service)
+    #[arg(long)]
+    csv: bool,
+}
+
+impl ReportArgs {
+    /// Run it.
+    pub fn run(self) -> Result<u8, Error> {
+        let (since_ms, until_ms) = self.window.window()?;
+        let format = if self.json {
+            Format::Json
+        } else if self.csv {
+            Format::Csv
+        } else {
+            Format::Text
+        };
+        let client = self.client.client();
+        super::with_runtime(|runtime| runtime.block_on(report(&client, since_ms, until_ms, format)))
+    }
+}
 
 /// How `report` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,35 +54,26 @@ pub async fn report(
     since_ms: Option<i64>,
     until_ms: Option<i64>,
     format: Format,
-) -> u8 {
+) -> Result<u8, Error> {
     let request = Request::Report { since_ms, until_ms };
-    let report = match ask(client, &request).await {
+    let report = match ask(client, &request).await? {
         Asked::Answer(Response::Report { report }) => *report,
-        Asked::Answer(other) => return super::unexpected(&other),
+        Asked::Answer(other) => return Err(super::unexpected(&other)),
         Asked::NoDaemon(_) => {
-            let (config, journal) = match client.journal_directly("report") {
-                Ok(Some(opened)) => opened,
-                Ok(None) => return exit::OK,
-                Err(code) => return code,
+            let Some((config, journal)) = client.journal_directly("report")? else {
+                return Ok(exit::OK);
             };
             let configured: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
             let made = crate::audit::report::services(&journal, &configured).and_then(|services| {
                 crate::audit::report::report(&journal, &services, since_ms, until_ms, None)
             });
-            match made {
-                Ok(report) => report,
-                Err(e) => {
-                    eprintln!("anycastd: {e}");
-                    return exit::SOFTWARE;
-                }
-            }
+            made?
         }
-        Asked::Exit(code) => return code,
     };
     match format {
         Format::Text => print!("{}", crate::audit::report::render_text(&report)),
         Format::Json => println!("{}", serde_json::to_string(&report).unwrap_or_default()),
         Format::Csv => print!("{}", crate::audit::report::render_csv(&report)),
     }
-    exit::OK
+    Ok(exit::OK)
 }

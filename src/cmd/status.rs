@@ -1,31 +1,64 @@
 //! `anycastd status`: each service's state, checks and prefixes (see [`crate::observe::status`]),
 //! through the daemon or from the journal's last states; `--check` for monitoring.
 
-use super::{ask, open_journal, Asked, Client};
+use super::args::ClientArgs;
+use super::{ask, open_journal, Asked, Client, Error};
 use crate::control::{self, Request, Response};
 use crate::exit;
 use crate::observe::status::{self, Snapshot};
 
+/// `anycastd status`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Only this service
+    service: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+    /// JSON output
+    #[arg(long)]
+    json: bool,
+    /// Monitoring-plugin output and exit code (0 OK, 1 WARNING when a wanted prefix is not
+    /// advertised or a service announces nothing, 2 CRITICAL when FRR or BIRD differs
+    /// from what the daemon wants, 3 UNKNOWN)
+    #[arg(long, conflicts_with = "json")]
+    check: bool,
+}
+
+impl StatusArgs {
+    /// Run it.
+    pub fn run(self) -> Result<u8, Error> {
+        let client = self.client.client();
+        super::with_runtime(|runtime| {
+            runtime.block_on(status(&client, self.service, self.json, self.check))
+        })
+    }
+}
+
 /// `anycastd status [SERVICE] [--json] [--check]`. With `--check`, whatever keeps it from an
-/// answer is UNKNOWN (3), as monitoring plugins report.
-pub async fn status(client: &Client, service: Option<String>, json: bool, check: bool) -> u8 {
+/// answer is UNKNOWN (3), as monitoring plugins report (after the error, printed).
+pub async fn status(
+    client: &Client,
+    service: Option<String>,
+    json: bool,
+    check: bool,
+) -> Result<u8, Error> {
     let now = crate::journal_handle::now_ms();
     let collected = collect_status(client, service).await;
     if check {
         let (code, line) = match &collected {
             Ok((services, live, _)) => status::check(services, *live),
-            Err(_) => (
-                3,
-                "ANYCASTD UNKNOWN - no status (see the error above)".to_owned(),
-            ),
+            Err(e) => {
+                e.print();
+                (
+                    3,
+                    "ANYCASTD UNKNOWN - no status (see the error above)".to_owned(),
+                )
+            }
         };
         println!("{line}");
-        return code;
+        return Ok(code);
     }
-    let (services, live, notes) = match collected {
-        Ok(collected) => collected,
-        Err(code) => return code,
-    };
+    let (services, live, notes) = collected?;
     if json {
         println!(
             "{}",
@@ -40,25 +73,24 @@ pub async fn status(client: &Client, service: Option<String>, json: bool, check:
             println!("note: {note}");
         }
     }
-    exit::OK
+    Ok(exit::OK)
 }
 
 async fn collect_status(
     client: &Client,
     service: Option<String>,
-) -> Result<(Vec<status::ServiceStatus>, bool, Vec<String>), u8> {
+) -> Result<(Vec<status::ServiceStatus>, bool, Vec<String>), Error> {
     let request = Request::Status {
         service: service.clone(),
     };
-    match ask(client, &request).await {
+    match ask(client, &request).await? {
         Asked::Answer(Response::Status { services, notes }) => Ok((services, true, notes)),
         Asked::Answer(other) => Err(super::unexpected(&other)),
         Asked::NoDaemon(_) => {
             let config = client.config_for("status")?;
             if let Some(name) = &service {
                 if let Some(message) = control::unknown_service(name, config, None) {
-                    eprintln!("anycastd: {message}");
-                    return Err(exit::USAGE);
+                    return Err(Error::Usage(message));
                 }
             }
             let journal = open_journal(config, &client.socket)?;
@@ -87,6 +119,5 @@ async fn collect_status(
             .await;
             Ok((services, false, Vec::new()))
         }
-        Asked::Exit(code) => Err(code),
     }
 }

@@ -1,21 +1,40 @@
 //! `anycastd stop [--keep-announced]`: stop the running daemon and say how it ended.
 
-use super::{ask_daemon, Client};
+use super::args::ClientArgs;
+use super::{ask_daemon, Client, Error};
 use crate::control::{LeftPrefix, Request, Response};
 use crate::exit;
 
-/// `anycastd stop`.
-pub async fn stop(client: &Client, keep_announced: bool) -> u8 {
+/// `anycastd stop`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct StopArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Exit without withdrawing, for a planned restart: the next start restores the
+    /// services without a flap
+    #[arg(long)]
+    keep_announced: bool,
+}
+
+impl StopArgs {
+    /// Run it.
+    pub fn run(self) -> Result<u8, Error> {
+        let client = self.client.client();
+        super::with_runtime(|runtime| runtime.block_on(stop(&client, self.keep_announced)))
+    }
+}
+
+/// `anycastd stop`: the daemon's exit code (0, or 70 when it left prefixes unverified).
+pub async fn stop(client: &Client, keep_announced: bool) -> Result<u8, Error> {
     let request = Request::Stop { keep_announced };
-    let (code, message, pid, left) = match ask_daemon(client, &request).await {
-        Ok(Response::Stopped {
+    let (code, message, pid, left) = match ask_daemon(client, &request).await? {
+        Response::Stopped {
             code,
             message,
             pid,
             left,
-        }) => (code, message, pid, left),
-        Ok(other) => return super::unexpected(&other),
-        Err(code) => return code,
+        } => (code, message, pid, left),
+        other => return Err(super::unexpected(&other)),
     };
     // Answer once the process is gone (its journal released): a start right after works.
     if let Ok(pid) = i32::try_from(pid) {
@@ -46,7 +65,7 @@ pub async fn stop(client: &Client, keep_announced: bool) -> u8 {
             eprintln!("anycastd: {line}");
         }
     }
-    code
+    Ok(code)
 }
 
 /// One line per prefix a stop left unverified: the prefix, its routing daemon and why.

@@ -5,7 +5,7 @@
 //! others), else 0666 with these checks.
 
 use super::protocol::Request;
-use super::Context;
+use super::{BindError, Context};
 
 /// What a caller may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -19,11 +19,11 @@ pub enum Access {
 }
 
 /// The group id of a group name (`[control] group`, `admin_group`).
-pub fn group_gid(name: &str) -> Result<u32, String> {
+pub fn group_gid(name: &str) -> Result<u32, BindError> {
     match nix::unistd::Group::from_name(name) {
         Ok(Some(group)) => Ok(group.gid.as_raw()),
-        Ok(None) => Err(format!("control group {name:?} does not exist")),
-        Err(e) => Err(format!("control group {name:?}: {e}")),
+        Ok(None) => Err(BindError::NoGroup(name.to_owned())),
+        Err(e) => Err(BindError::Group(name.to_owned(), e)),
     }
 }
 

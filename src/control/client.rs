@@ -29,7 +29,7 @@ impl Answers {
     /// The next answer; `Ok(None)` when the daemon closed the connection.
     pub async fn next(&mut self) -> Result<Option<Response>, ClientError> {
         match self.lines.next_line().await {
-            Ok(Some(line)) => parse_answer(&line).map(Some).map_err(ClientError::Other),
+            Ok(Some(line)) => parse_answer(&line).map(Some),
             Ok(None) => Ok(None),
             Err(e) => Err(ClientError::Other(format!("control socket: {e}"))),
         }

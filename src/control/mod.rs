@@ -45,7 +45,88 @@ pub struct ReloadRequest {
     /// The caller's uid (journaled when the reload is rejected).
     pub uid: u32,
     /// The answer.
-    pub done: oneshot::Sender<Result<String, (u8, String)>>,
+    pub done: oneshot::Sender<Result<String, ReloadError>>,
+}
+
+/// Why the control socket could not be set up (a fatal start-up error, exit 70).
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// `[control] group` or `admin_group` names no group.
+    #[error("control group {0:?} does not exist")]
+    NoGroup(String),
+    /// The group could not be looked up.
+    #[error("control group {0:?}: {1}")]
+    Group(String, nix::Error),
+    /// The socket's directory could not be made.
+    #[error("control socket {}: cannot create {}: {error}", path.display(), parent.display())]
+    CreateDir {
+        /// The socket.
+        path: std::path::PathBuf,
+        /// Its directory.
+        parent: std::path::PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A running anycastd answers on it.
+    #[error("control socket {} is in use by a running anycastd", .0.display())]
+    InUse(std::path::PathBuf),
+    /// A stale socket could not be removed.
+    #[error("control socket {}: cannot remove the stale socket: {error}", path.display())]
+    RemoveStale {
+        /// The socket.
+        path: std::path::PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// It could not be bound.
+    #[error("control socket {}: cannot bind: {error}", path.display())]
+    Bind {
+        /// The socket.
+        path: std::path::PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// Its mode could not be set.
+    #[error("control socket {}: cannot set its mode: {error}", path.display())]
+    Mode {
+        /// The socket.
+        path: std::path::PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+}
+
+/// Why a drain or undrain request was refused (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    /// The request was not a drain or undrain.
+    #[error("not a drain request")]
+    NotADrain,
+    /// No such service runs.
+    #[error("unknown service {name:?}; known services: {}", known.join(", "))]
+    UnknownService {
+        /// The name asked for.
+        name: String,
+        /// The services that run.
+        known: Vec<String>,
+    },
+}
+
+/// Why a reload was rejected (the running configuration is kept); its exit code:
+/// [`crate::exit::Failure::code`].
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file does not load: its lines, and whether it could not be read at all.
+    #[error("reload rejected, the running configuration is kept:\n{}", lines.join("\n"))]
+    Config {
+        /// One line per problem.
+        lines: Vec<String>,
+        /// The file could not be read (exit 66), else it is invalid (exit 65).
+        unreadable: bool,
+    },
+    /// It changes keys that cannot change live (exit 65).
+    #[error("reload rejected: {0} (the running configuration is kept)")]
+    RestartRequired(String),
 }
 
 /// How the socket reaches each service's driver, by service name.

@@ -126,44 +126,100 @@ pub fn check_reason(reason: &str) -> Result<(), String> {
     }
 }
 
+/// A request the command line could not have sent, in the command line's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidRequest {
+    /// A drain's reason breaks [`check_reason`]'s rule.
+    #[error("reason: {0}")]
+    Reason(String),
+    /// A duration field breaks the rule of every duration.
+    #[error("{field} {ms}: {why}")]
+    Duration {
+        /// The field.
+        field: &'static str,
+        /// Its value (ms).
+        ms: u64,
+        /// The rule broken.
+        why: String,
+    },
+    /// A count outside its option's range.
+    #[error("{field}: {value} is not in {}", range_text(*.low, *.high))]
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+        /// The range's ends (`None`: unbounded).
+        low: u64,
+        /// The range's end, if any.
+        high: Option<u64>,
+    },
+    /// `limit` and `tail` together.
+    #[error("limit cannot be used with tail")]
+    LimitWithTail,
+    /// A window end that is no time.
+    #[error("{field} {ms}: not a time")]
+    NotATime {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        ms: i64,
+    },
+    /// The window's ends in the wrong order.
+    #[error("since_ms is after until_ms")]
+    SinceAfterUntil,
+    /// A what-if's damping reuse not below its suppress.
+    #[error("damping reuse must be less than damping suppress")]
+    ReuseNotBelowSuppress,
+}
+
+/// A range in clap's words: `1..` or `1..=1000`.
+fn range_text(low: u64, high: Option<u64>) -> String {
+    match high {
+        Some(high) => format!("{low}..={high}"),
+        None => format!("{low}.."),
+    }
+}
+
 /// A duration field in milliseconds: the rule of every duration ([`crate::config::duration_of_seconds`]).
-fn duration_ms(field: &str, ms: Option<u64>) -> Result<(), String> {
+fn duration_ms(field: &'static str, ms: Option<u64>) -> Result<(), InvalidRequest> {
     match ms {
         // Exact for every value up to the limit (1e12 ms is below 2^53).
         Some(ms) => crate::config::duration_of_seconds(ms as f64 / 1000.0)
             .map(|_| ())
-            .map_err(|e| format!("{field} {ms}: {e}")),
+            .map_err(|why| InvalidRequest::Duration { field, ms, why }),
         None => Ok(()),
     }
 }
 
 /// A count in `range`, in clap's words for the option it stands for.
 fn in_range(
-    field: &str,
+    field: &'static str,
     value: Option<u32>,
     range: std::ops::RangeInclusive<u32>,
-) -> Result<(), String> {
+) -> Result<(), InvalidRequest> {
     match value {
-        Some(v) if !range.contains(&v) => Err(format!(
-            "{field}: {v} is not in {}..={}",
-            range.start(),
-            range.end()
-        )),
+        Some(v) if !range.contains(&v) => Err(InvalidRequest::OutOfRange {
+            field,
+            value: v.into(),
+            low: (*range.start()).into(),
+            high: Some((*range.end()).into()),
+        }),
         _ => Ok(()),
     }
 }
 
 /// A window's ends: times (as `--since`/`--until` give), not after one another.
-fn window(since_ms: Option<i64>, until_ms: Option<i64>) -> Result<(), String> {
+fn window(since_ms: Option<i64>, until_ms: Option<i64>) -> Result<(), InvalidRequest> {
     for (field, ms) in [("since_ms", since_ms), ("until_ms", until_ms)] {
         if let Some(ms) = ms {
             if chrono::DateTime::from_timestamp_millis(ms).is_none() {
-                return Err(format!("{field} {ms}: not a time"));
+                return Err(InvalidRequest::NotATime { field, ms });
             }
         }
     }
     match (since_ms, until_ms) {
-        (Some(since), Some(until)) if since > until => Err("since_ms is after until_ms".to_owned()),
+        (Some(since), Some(until)) if since > until => Err(InvalidRequest::SinceAfterUntil),
         _ => Ok(()),
     }
 }
@@ -172,17 +228,22 @@ impl Request {
     /// Whether its values are ones the command line could have sent: the same rules, in the
     /// same words (a drain's reason and duration, `--wait`, history's `--limit`/`--tail`,
     /// replay's `--rise`/`--fall`/`--damping-*`, the order of `--since` and `--until`).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidRequest> {
         match self {
             Request::Status { .. } | Request::Reload | Request::Stop { .. } => Ok(()),
             Request::History { query, .. } => {
                 for (field, value) in [("limit", query.limit), ("tail", query.tail)] {
                     if value == Some(0) {
-                        return Err(format!("{field}: 0 is not in 1.."));
+                        return Err(InvalidRequest::OutOfRange {
+                            field,
+                            value: 0,
+                            low: 1,
+                            high: None,
+                        });
                     }
                 }
                 if query.limit.is_some() && query.tail.is_some() {
-                    return Err("limit cannot be used with tail".into());
+                    return Err(InvalidRequest::LimitWithTail);
                 }
                 window(query.since_ms, query.until_ms)
             }
@@ -192,7 +253,7 @@ impl Request {
                 wait_ms,
                 ..
             } => {
-                check_reason(reason).map_err(|e| format!("reason: {e}"))?;
+                check_reason(reason).map_err(InvalidRequest::Reason)?;
                 duration_ms("for_ms", *for_ms)?;
                 duration_ms("wait_ms", *wait_ms)
             }
@@ -211,7 +272,7 @@ impl Request {
                     in_range("damping suppress", Some(d.suppress), 1..=1_000_000)?;
                     in_range("damping reuse", Some(d.reuse), 1..=1_000_000)?;
                     if d.reuse >= d.suppress {
-                        return Err("damping reuse must be less than damping suppress".into());
+                        return Err(InvalidRequest::ReuseNotBelowSuppress);
                     }
                     duration_ms("damping half_life_ms", Some(d.half_life_ms))?;
                     duration_ms("damping max_suppress_ms", Some(d.max_suppress_ms))?;
@@ -404,9 +465,10 @@ pub fn answer_line(response: Response) -> Vec<u8> {
 }
 
 /// Parse an answer line.
-pub fn parse_answer(line: &str) -> Result<Response, String> {
-    let answer: Answer = serde_json::from_str(line.trim())
-        .map_err(|e| format!("unreadable answer from the daemon: {e}"))?;
+pub fn parse_answer(line: &str) -> Result<Response, super::ClientError> {
+    let answer: Answer = serde_json::from_str(line.trim()).map_err(|e| {
+        super::ClientError::Other(format!("unreadable answer from the daemon: {e}"))
+    })?;
     Ok(answer.response)
 }
 

@@ -7,7 +7,7 @@ use super::access::{access, action, group_gid, Access};
 use super::protocol::{
     answer_line, parse_request, DrainResult, JournalLine, Request, Response, MAX_REQUEST_BYTES,
 };
-use super::{unknown_service, Context, ReloadRequest, StopRequest};
+use super::{unknown_service, BindError, Context, DrainError, ReloadRequest, StopRequest};
 use crate::audit::history::{self, Query};
 use crate::config::ControlConfig;
 use crate::exit;
@@ -21,45 +21,42 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// Create the socket safely: make the parent directory, refuse a path where a live daemon
 /// answers, replace a stale socket, set the mode. Returns the listener and the group ids.
-pub fn bind(control: &ControlConfig) -> Result<(UnixListener, Option<u32>, Option<u32>), String> {
+pub fn bind(
+    control: &ControlConfig,
+) -> Result<(UnixListener, Option<u32>, Option<u32>), BindError> {
     let path = &control.socket;
     let read_gid = control.group.as_deref().map(group_gid).transpose()?;
     let admin_gid = control.admin_group.as_deref().map(group_gid).transpose()?;
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            format!(
-                "control socket {}: cannot create {}: {e}",
-                path.display(),
-                parent.display()
-            )
+        std::fs::create_dir_all(parent).map_err(|error| BindError::CreateDir {
+            path: path.clone(),
+            parent: parent.to_path_buf(),
+            error,
         })?;
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(format!(
-                "control socket {} is in use by a running anycastd",
-                path.display()
-            ));
+            return Err(BindError::InUse(path.clone()));
         }
-        std::fs::remove_file(path).map_err(|e| {
-            format!(
-                "control socket {}: cannot remove the stale socket: {e}",
-                path.display()
-            )
+        std::fs::remove_file(path).map_err(|error| BindError::RemoveStale {
+            path: path.clone(),
+            error,
         })?;
     }
-    let listener = UnixListener::bind(path)
-        .map_err(|e| format!("control socket {}: cannot bind: {e}", path.display()))?;
+    let listener = UnixListener::bind(path).map_err(|error| BindError::Bind {
+        path: path.clone(),
+        error,
+    })?;
     let mode = if read_gid.is_some() || admin_gid.is_some() {
         0o666
     } else {
         0o600
     };
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| {
-        format!(
-            "control socket {}: cannot set its mode: {e}",
-            path.display()
-        )
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|error| {
+        BindError::Mode {
+            path: path.clone(),
+            error,
+        }
     })?;
     Ok((listener, read_gid, admin_gid))
 }
@@ -167,7 +164,10 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
         Request::Drain { .. } | Request::Undrain { .. } => {
             match drain(request, &caller, context).await {
                 Ok(results) => out.send(Response::Done { results }).await?,
-                Err(message) => out.error(exit::USAGE, message).await?,
+                Err(refused) => {
+                    let failure = exit::Failure::from(refused);
+                    out.error(failure.code(), failure.to_string()).await?
+                }
             }
         }
         Request::Replay {
@@ -383,7 +383,9 @@ async fn rerun(
     context: &Context,
     only: Option<&str>,
     reader: anycastd_journal::Reader,
-    work: impl FnOnce(&anycastd_journal::Reader, i64) -> Result<Response, String> + Send + 'static,
+    work: impl FnOnce(&anycastd_journal::Reader, i64) -> Result<Response, anycastd_journal::Error>
+        + Send
+        + 'static,
 ) -> std::io::Result<()> {
     flush_runs(context, only).await;
     let now = crate::journal_handle::now_ms();
@@ -392,7 +394,7 @@ async fn rerun(
         .map_err(std::io::Error::other)?;
     match result {
         Ok(response) => out.send(response).await,
-        Err(e) => out.error(exit::SOFTWARE, e).await,
+        Err(e) => out.error(exit::SOFTWARE, e.to_string()).await,
     }
 }
 
@@ -443,7 +445,10 @@ async fn reload(out: &mut Out, context: &Context, caller: &Caller) -> std::io::R
     }
     match done_rx.await {
         Ok(Ok(message)) => out.send(Response::Reloaded { message }).await,
-        Ok(Err((code, message))) => out.error(code, message).await,
+        Ok(Err(rejected)) => {
+            let failure = exit::Failure::from(rejected);
+            out.error(failure.code(), failure.to_string()).await
+        }
         Err(_) => out.error(exit::SOFTWARE, "the daemon is stopping").await,
     }
 }
@@ -514,7 +519,7 @@ async fn drain(
     request: Request,
     caller: &Caller,
     context: &Context,
-) -> Result<Vec<DrainResult>, String> {
+) -> Result<Vec<DrainResult>, DrainError> {
     let (service, drain, wait_ms) = match request {
         Request::Drain {
             service,
@@ -523,7 +528,7 @@ async fn drain(
             wait_ms,
         } => (service, Some((reason, for_ms)), wait_ms),
         Request::Undrain { service, wait_ms } => (service, None, wait_ms),
-        _ => return Err("not a drain request".into()),
+        _ => return Err(DrainError::NotADrain),
     };
     let targets = drain_targets(context, service.as_deref())?;
     let now = crate::journal_handle::now_ms();
@@ -559,17 +564,17 @@ async fn drain(
 fn drain_targets(
     context: &Context,
     service: Option<&str>,
-) -> Result<Vec<(String, mpsc::Sender<crate::service::driver::Command>)>, String> {
+) -> Result<Vec<(String, mpsc::Sender<crate::service::driver::Command>)>, DrainError> {
     let drivers = lock(&context.drivers);
     match service {
         Some(name) => match drivers.get(name) {
             Some(tx) => Ok(vec![(name.to_owned(), tx.clone())]),
             None => {
-                let known: Vec<&str> = drivers.keys().map(String::as_str).collect();
-                Err(format!(
-                    "unknown service {name:?}; known services: {}",
-                    known.join(", ")
-                ))
+                let known: Vec<String> = drivers.keys().cloned().collect();
+                Err(DrainError::UnknownService {
+                    name: name.to_owned(),
+                    known,
+                })
             }
         },
         None => Ok(drivers

@@ -1,5 +1,5 @@
-//! `anycastd run`: the wiring of the daemon (DESIGN §9). [`run`] puts the parts together;
-//! each phase has its file:
+//! `anycastd run`: the wiring of the daemon (docs/ARCHITECTURE.md, "Start-up and
+//! shutdown"). [`run`] puts the parts together, step by step; each phase has its file:
 //!
 //! - `startup.rs`: take the journal (exit 69 when another process holds it; any other journal
 //!   problem is logged and the daemon runs without an audit trail, because announcements
@@ -96,48 +96,48 @@ impl Signals {
     }
 }
 
-/// Run the daemon until a signal or `anycastd stop`; returns its exit code. It stays one
-/// function because it is the list of what the daemon is made of, in start-up order, each
-/// part built by a function of its own.
-pub async fn run(config: Config, config_path: &Path) -> u8 {
+/// Why the daemon could not start (its exit code: [`crate::exit::Failure::code`]).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    /// Another daemon holds the journal (exit 69).
+    #[error("journal {} is held by another anycastd (pid {pid}); only one may run", path.display())]
+    JournalLocked {
+        /// The journal.
+        path: PathBuf,
+        /// The holder.
+        pid: u32,
+    },
+    /// The control socket could not be bound.
+    #[error(transparent)]
+    Control(control::BindError),
+    /// The metrics endpoint could not be bound.
+    #[error(transparent)]
+    Metrics(crate::observe::endpoint::BindError),
+    /// The checks' HTTP client could not be made.
+    #[error("cannot create the HTTP client: {0}")]
+    HttpClient(String),
+}
+
+/// Run the daemon until a signal or `anycastd stop`; returns its exit code (0, or 70 when a
+/// withdrawal was not verified), or why it could not start. The steps, in start-up order:
+/// signals, the journal and the endpoints (`Endpoints::open`), the start journaled, the
+/// reconciliation, writers and drivers (`Daemon::start`), then serving until stopped and
+/// the stop (`Daemon::stop`).
+pub async fn run(config: Config, config_path: &Path) -> Result<u8, StartError> {
     // Signals first: a SIGTERM during start-up must still withdraw.
-    let (mut signals, mut hup) =
-        match Signals::install().and_then(|s| Ok((s, signal(SignalKind::hangup())?))) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("anycastd: cannot install signal handlers: {e}");
-                return exit::SOFTWARE;
-            }
-        };
+    let (mut signals, mut hup) = Signals::install()
+        .and_then(|s| Ok((s, signal(SignalKind::hangup())?)))
+        .map_err(StartError::Signals)?;
     let (tap, _) = broadcast::channel::<Record>(control::FOLLOW_BUFFER);
-    let (journal, prior, reader, reset) = match startup::open_journal(&config, &tap) {
-        Ok(opened) => opened,
-        Err(code) => return code,
-    };
-    // Hooks see every transition from the first (the start-up's) on.
-    let hooks = crate::hooks::spawn(config.hooks.clone(), tap.subscribe(), journal.clone());
-    let (listener, read_gid, admin_gid) = match control::bind(&config.control) {
-        Ok(bound) => bound,
-        Err(e) => {
-            eprintln!("anycastd: {e}");
-            return exit::SOFTWARE;
-        }
-    };
-    let site = Arc::new(crate::observe::endpoint::Site::default());
-    let metrics_server = match &config.metrics_listen {
-        Some(listen) => match crate::observe::endpoint::bind(listen).await {
-            Ok(listener) => Some(crate::observe::endpoint::serve(listener, site.clone())),
-            Err(e) => {
-                eprintln!("anycastd: {e}");
-                let _ = std::fs::remove_file(&config.control.socket);
-                return exit::SOFTWARE;
-            }
-        },
-        None => None,
-    };
+    let mut endpoints = Endpoints::open(&config, &tap).await?;
     crate::observe::metrics::journal_counters();
     crate::observe::metrics::build_info();
-    let rebooted = startup::journal_start(&config, &prior, reset, &journal).await;
+    let reset = endpoints.reset.take();
+    let rebooted =
+        startup::journal_start(&config, &endpoints.prior, reset, &endpoints.journal).await;
     tracing::info!(
         config = %config_path.display(),
         services = config.services.len(),
@@ -145,122 +145,242 @@ pub async fn run(config: Config, config_path: &Path) -> u8 {
         "anycastd {} started.",
         env!("CARGO_PKG_VERSION")
     );
-
     let probes = match crate::checks::Kinds::new() {
         Ok(mut kinds) => {
             kinds.namespaces = crate::checks::netns::Namespaces::new(&config.netns_dir);
             kinds.factory()
         }
-        Err(e) => {
-            eprintln!("anycastd: cannot create the HTTP client: {e}");
-            return exit::SOFTWARE;
-        }
+        Err(e) => return Err(StartError::HttpClient(e.to_string())),
     };
-
-    // Reconcile before the first check (DESIGN §5).
-    let plan = reconcile_at_start(&config, &prior, rebooted, &journal).await;
-
-    let (reports_tx, reports_rx) = mpsc::unbounded_channel();
-    let (flush_tx, flush_rx) = mpsc::channel(1);
-    let reporter = tokio::spawn(journal_reports(reports_rx, flush_rx, journal.clone()));
-    let writer_map = startup::spawn_writers(&config, &plan, &reports_tx);
-    plan.hand_to(&config, &writer_map);
-    let writers: Writers = Arc::new(Mutex::new(writer_map));
-    let views: Views = Arc::new(Mutex::new(startup::initial_views(&config, &plan, &prior)));
-    let (stop_tx, mut stop_rx) = mpsc::channel::<StopRequest>(1);
-    let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(1);
-    let shared_config = Arc::new(Mutex::new(Arc::new(config.clone())));
-    let driver_commands: control::DriverCommands = Arc::default();
-    let context = Arc::new(control::Context {
-        reader,
-        tap: tap.clone(),
-        views: views.clone(),
-        config: shared_config.clone(),
-        stop: stop_tx,
-        reload: reload_tx,
-        drivers: driver_commands.clone(),
-        journal: journal.clone(),
-        writers: writers.clone(),
-        read_gid,
-        admin_gid,
-    });
-    let server = control::serve(listener, context.clone());
-    site.ready(context);
-    let shared = Shared {
-        writers: writers.clone(),
-        journal: journal.clone(),
-        polling: crate::checks::scheduler::Polling::new(),
-        probes,
-        views: views.clone(),
-    };
-    let mut drivers = Drivers::new(driver_commands);
-    for driver in startup::spawn_drivers(&config, &plan, &prior, &shared) {
-        drivers.add(driver);
-    }
-
-    // systemd: ready once reconciled; then STATUS on changes and watchdog keep-alives.
-    let notifier = Arc::new(crate::notify::Notifier::from_env());
-    let status_task = systemd_status(&notifier, &views, &plan.plan.record.unreadable);
-
-    let mut running = Running {
-        config,
-        path: config_path.to_path_buf(),
-        reports: reports_tx,
-        shared,
-        shared_config,
-    };
-    let (reason, stop_request) = running
+    let mut daemon = Daemon::start(config, config_path, endpoints, &tap, probes, rebooted).await;
+    let (reason, stop_request) = daemon
+        .running
         .until_stopped(
-            &mut drivers,
+            &mut daemon.drivers,
             &mut signals,
             &mut hup,
-            &mut reload_rx,
-            &mut stop_rx,
+            &mut daemon.reload_rx,
+            &mut daemon.stop_rx,
         )
         .await;
-    let config = running.config.clone();
-    let writers: HashMap<BackendId, WriterHandle> =
-        writers.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    tracing::info!("Received {reason}, terminating.");
-    status_task.abort();
-    notifier.send("STOPPING=1\nSTATUS=stopping");
-    let (code, left) = if stop_request.as_ref().is_some_and(|r| r.keep_announced) {
-        (
-            hand_over(&reason, drivers.into_handles(), &journal).await,
-            Vec::new(),
-        )
-    } else {
-        shutdown(
-            &config,
-            &reason,
-            drivers.into_handles(),
-            &writers,
-            &journal,
-            &flush_tx,
-            &mut signals,
-        )
-        .await
-    };
-    server.abort();
-    if let Some(metrics) = metrics_server {
-        metrics.abort();
+    Ok(daemon.stop(&reason, stop_request, &mut signals).await)
+}
+
+/// What the daemon opens before anything runs: the journal (and what it said before this
+/// start), the hook runner, the control socket and the metrics endpoint.
+struct Endpoints {
+    journal: JournalHandle,
+    prior: Prior,
+    reader: Option<anycastd_journal::Reader>,
+    reset: Option<wire::JournalReset>,
+    hooks: Option<tokio::task::JoinHandle<()>>,
+    listener: tokio::net::UnixListener,
+    read_gid: Option<u32>,
+    admin_gid: Option<u32>,
+    site: Arc<crate::observe::endpoint::Site>,
+    metrics_server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Endpoints {
+    /// Take the journal (another daemon's: an error), start the hooks, bind the control
+    /// socket and the metrics endpoint (its failure removes the socket again).
+    async fn open(
+        config: &Config,
+        tap: &broadcast::Sender<Record>,
+    ) -> Result<Endpoints, StartError> {
+        let (journal, prior, reader, reset) = startup::open_journal(config, tap)?;
+        // Hooks see every transition from the first (the start-up's) on.
+        let hooks = crate::hooks::spawn(config.hooks.clone(), tap.subscribe(), journal.clone());
+        let (listener, read_gid, admin_gid) =
+            control::bind(&config.control).map_err(StartError::Control)?;
+        let site = Arc::new(crate::observe::endpoint::Site::default());
+        let metrics_server = match &config.metrics_listen {
+            Some(listen) => match crate::observe::endpoint::bind(listen).await {
+                Ok(listener) => Some(crate::observe::endpoint::serve(listener, site.clone())),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&config.control.socket);
+                    return Err(StartError::Metrics(e));
+                }
+            },
+            None => None,
+        };
+        Ok(Endpoints {
+            journal,
+            prior,
+            reader,
+            reset,
+            hooks,
+            listener,
+            read_gid,
+            admin_gid,
+            site,
+            metrics_server,
+        })
     }
-    if let Some(hooks) = hooks {
-        hooks.abort();
+}
+
+/// The running daemon: its parts, kept for the stop.
+struct Daemon {
+    running: Running,
+    drivers: Drivers,
+    writers: Writers,
+    journal: JournalHandle,
+    reporter: tokio::task::JoinHandle<()>,
+    flush_tx: mpsc::Sender<oneshot::Sender<()>>,
+    reload_rx: mpsc::Receiver<ReloadRequest>,
+    stop_rx: mpsc::Receiver<StopRequest>,
+    server: tokio::task::JoinHandle<()>,
+    metrics_server: Option<tokio::task::JoinHandle<()>>,
+    hooks: Option<tokio::task::JoinHandle<()>>,
+    status_task: tokio::task::JoinHandle<()>,
+    notifier: Arc<crate::notify::Notifier>,
+}
+
+impl Daemon {
+    /// Reconcile before the first check (docs/ARCHITECTURE.md, "Start-up reconciliation"),
+    /// then start the journal reporter, one writer per backend, the control socket's server
+    /// and one driver per service, and tell systemd.
+    async fn start(
+        config: Config,
+        config_path: &Path,
+        endpoints: Endpoints,
+        tap: &broadcast::Sender<Record>,
+        probes: crate::checks::Factory,
+        rebooted: bool,
+    ) -> Daemon {
+        let Endpoints {
+            journal,
+            prior,
+            reader,
+            hooks,
+            listener,
+            read_gid,
+            admin_gid,
+            site,
+            metrics_server,
+            ..
+        } = endpoints;
+        let plan = reconcile_at_start(&config, &prior, rebooted, &journal).await;
+        let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+        let (flush_tx, flush_rx) = mpsc::channel(1);
+        let reporter = tokio::spawn(journal_reports(reports_rx, flush_rx, journal.clone()));
+        let writer_map = startup::spawn_writers(&config, &plan, &reports_tx);
+        plan.hand_to(&config, &writer_map);
+        let writers: Writers = Arc::new(Mutex::new(writer_map));
+        let views: Views = Arc::new(Mutex::new(startup::initial_views(&config, &plan, &prior)));
+        let (stop_tx, stop_rx) = mpsc::channel::<StopRequest>(1);
+        let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(1);
+        let shared_config = Arc::new(Mutex::new(Arc::new(config.clone())));
+        let driver_commands: control::DriverCommands = Arc::default();
+        let context = Arc::new(control::Context {
+            reader,
+            tap: tap.clone(),
+            views: views.clone(),
+            config: shared_config.clone(),
+            stop: stop_tx,
+            reload: reload_tx,
+            drivers: driver_commands.clone(),
+            journal: journal.clone(),
+            writers: writers.clone(),
+            read_gid,
+            admin_gid,
+        });
+        let server = control::serve(listener, context.clone());
+        site.ready(context);
+        let shared = Shared {
+            writers: writers.clone(),
+            journal: journal.clone(),
+            polling: crate::checks::scheduler::Polling::new(),
+            probes,
+            views: views.clone(),
+        };
+        let mut drivers = Drivers::new(driver_commands);
+        for driver in startup::spawn_drivers(&config, &plan, &prior, &shared) {
+            drivers.add(driver);
+        }
+        // systemd: ready once reconciled; then STATUS on changes and watchdog keep-alives.
+        let notifier = Arc::new(crate::notify::Notifier::from_env());
+        let status_task = systemd_status(&notifier, &views, &plan.plan.record.unreadable);
+        Daemon {
+            running: Running {
+                config,
+                path: config_path.to_path_buf(),
+                reports: reports_tx,
+                shared,
+                shared_config,
+            },
+            drivers,
+            writers,
+            journal,
+            reporter,
+            flush_tx,
+            reload_rx,
+            stop_rx,
+            server,
+            metrics_server,
+            hooks,
+            status_task,
+            notifier,
+        }
     }
-    let _ = std::fs::remove_file(&config.control.socket);
-    if let Some(request) = stop_request {
-        let _ = request
-            .done
-            .send((code, stop_message(code, request.keep_announced), left));
+
+    /// Stop for `reason`: hand over (`stop --keep-announced`) or shut down (withdraw and
+    /// verify), stop the servers, answer the stop request, journal what is queued and close
+    /// the journal. Returns the exit code.
+    async fn stop(
+        self,
+        reason: &str,
+        stop_request: Option<StopRequest>,
+        signals: &mut Signals,
+    ) -> u8 {
+        let config = self.running.config.clone();
+        let writers: HashMap<BackendId, WriterHandle> = self
+            .writers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        tracing::info!("Received {reason}, terminating.");
+        self.status_task.abort();
+        self.notifier.send("STOPPING=1\nSTATUS=stopping");
+        let journal = &self.journal;
+        let (code, left) = if stop_request.as_ref().is_some_and(|r| r.keep_announced) {
+            (
+                hand_over(reason, self.drivers.into_handles(), journal).await,
+                Vec::new(),
+            )
+        } else {
+            shutdown(
+                &config,
+                reason,
+                self.drivers.into_handles(),
+                &writers,
+                journal,
+                &self.flush_tx,
+                signals,
+            )
+            .await
+        };
+        self.server.abort();
+        if let Some(metrics) = self.metrics_server {
+            metrics.abort();
+        }
+        if let Some(hooks) = self.hooks {
+            hooks.abort();
+        }
+        let _ = std::fs::remove_file(&config.control.socket);
+        if let Some(request) = stop_request {
+            let _ = request
+                .done
+                .send((code, stop_message(code, request.keep_announced), left));
+        }
+        drop(writers);
+        // The writer tasks outlive their handles, so the reporter's channel never closes: ask
+        // it to journal what is queued, then stop it.
+        flush_reports(&self.flush_tx, std::time::Duration::from_secs(1)).await;
+        self.reporter.abort();
+        self.journal.close();
+        code
     }
-    drop(writers);
-    // The writer tasks outlive their handles, so the reporter's channel never closes: ask it
-    // to journal what is queued, then stop it.
-    flush_reports(&flush_tx, std::time::Duration::from_secs(1)).await;
-    reporter.abort();
-    journal.close();
-    code
 }
 
 /// What a reload needs of the running daemon.

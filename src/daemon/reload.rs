@@ -1,7 +1,8 @@
 //! `reload` and SIGHUP: load the file, reject what cannot change live, and apply the rest
-//! service by service (DESIGN §8).
+//! service by service (docs/ARCHITECTURE.md, "Reload").
 
 use super::*;
+use crate::control::ReloadError;
 
 /// Keys whose change needs a restart, with their names.
 pub(super) fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
@@ -30,35 +31,81 @@ pub(super) fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> 
     keys
 }
 
+/// What a reload changes: the services added, removed (by name) and changed.
+struct Changes<'a> {
+    added: Vec<&'a crate::config::Service>,
+    removed: Vec<String>,
+    changed: Vec<&'a crate::config::Service>,
+}
+
+impl<'a> Changes<'a> {
+    fn between(old: &Config, new: &'a Config) -> Changes<'a> {
+        let old_names: Vec<&str> = old.services.iter().map(|s| s.name.as_str()).collect();
+        let added = new
+            .services
+            .iter()
+            .filter(|s| !old_names.contains(&s.name.as_str()))
+            .collect();
+        let removed = old
+            .services
+            .iter()
+            .filter(|s| !new.services.iter().any(|n| n.name == s.name))
+            .map(|s| s.name.clone())
+            .collect();
+        let changed = new
+            .services
+            .iter()
+            .filter(|s| old.services.iter().any(|o| o.name == s.name && o != *s))
+            .collect();
+        Changes {
+            added,
+            removed,
+            changed,
+        }
+    }
+}
+
 impl Running {
-    /// Reload the config file (DESIGN §8 identity rules). An invalid config, or one that
-    /// changes keys that cannot change live, is rejected, journaled as rejected, and nothing
-    /// is applied. `uid` is the caller's over the control socket (`None`: SIGHUP). Long
-    /// because a reload is a sequence that must not be reordered: validate, journal the
-    /// reload record, start new writers, then remove, reconfigure and add services.
+    /// Reload the config file (docs/ARCHITECTURE.md, "Reload"). An invalid config, or one
+    /// that changes keys that cannot change live, is rejected, journaled as rejected, and
+    /// nothing is applied. `uid` is the caller's over the control socket (`None`: SIGHUP).
+    /// The steps must not be reordered: validate, journal the reload record, start new
+    /// writers, then remove, reconfigure and add services.
     pub(super) async fn reload(
         &mut self,
         drivers: &mut Drivers,
         uid: Option<u32>,
-    ) -> Result<String, (u8, String)> {
+    ) -> Result<String, ReloadError> {
+        let new = self.validate(uid).await?;
+        // As at start: a check this process lacks the capabilities for would fail.
+        for line in crate::privileges::missing_here(&new) {
+            tracing::warn!("{line}");
+        }
+        let changes = Changes::between(&self.config, &new);
+        let (seq, at) = self.journal_reload(&new, &changes).await;
+        self.start_new_writers(&new);
+        self.remove_services(drivers, &changes.removed).await;
+        reconfigure_services(drivers, &changes.changed, seq).await;
+        self.add_services(drivers, &changes.added, at);
+        let summary = self.summary(&new, &changes);
+        *self.shared_config.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(new.clone());
+        self.config = new;
+        Ok(summary)
+    }
+
+    /// The new config, or why it is rejected (logged and journaled).
+    async fn validate(&self, uid: Option<u32>) -> Result<Config, ReloadError> {
         let new = match crate::config::load(&self.path, &crate::checks::REGISTRY) {
             Ok(config) => config,
             Err(e) => {
-                let code = match e {
-                    crate::config::LoadError::Unreadable { .. } => exit::NOINPUT,
-                    crate::config::LoadError::Invalid { .. } => exit::DATAERR,
-                };
                 for line in e.lines() {
                     tracing::error!(error = %line, "reload rejected");
                 }
                 self.journal_rejection(uid, e.lines()).await;
-                return Err((
-                    code,
-                    format!(
-                        "reload rejected, the running configuration is kept:\n{}",
-                        e.lines().join("\n")
-                    ),
-                ));
+                return Err(ReloadError::Config {
+                    lines: e.lines(),
+                    unreadable: matches!(e, crate::config::LoadError::Unreadable { .. }),
+                });
             }
         };
         let fixed = restart_required(&self.config, &new);
@@ -66,55 +113,26 @@ impl Running {
             let reason = format!("{} changed; restart required", fixed.join(", "));
             tracing::error!(error = %reason, "reload rejected");
             self.journal_rejection(uid, vec![reason.clone()]).await;
-            return Err((
-                exit::DATAERR,
-                format!("reload rejected: {reason} (the running configuration is kept)"),
-            ));
+            return Err(ReloadError::RestartRequired(reason));
         }
-        // As at start: a check this process lacks the capabilities for would fail.
-        for line in crate::privileges::missing_here(&new) {
-            tracing::warn!("{line}");
-        }
-        let old_names: Vec<&str> = self
-            .config
-            .services
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect();
-        let added: Vec<&crate::config::Service> = new
-            .services
-            .iter()
-            .filter(|s| !old_names.contains(&s.name.as_str()))
-            .collect();
-        let removed: Vec<String> = self
-            .config
-            .services
-            .iter()
-            .filter(|s| !new.services.iter().any(|n| n.name == s.name))
-            .map(|s| s.name.clone())
-            .collect();
-        let changed: Vec<&crate::config::Service> = new
-            .services
-            .iter()
-            .filter(|s| {
-                self.config
-                    .services
-                    .iter()
-                    .any(|o| o.name == s.name && o != *s)
-            })
-            .collect();
+        Ok(new)
+    }
+
+    /// Journal the reload record (and the damping of added services); returns the sequence
+    /// number that decides the prefix changes (0 when it could not be journaled) and when.
+    async fn journal_reload(&self, new: &Config, changes: &Changes<'_>) -> (u64, i64) {
         let record = wire::Reloaded {
-            services: service_params(&new),
+            services: service_params(new),
             config_hash: new.hash.clone(),
-            added: added.iter().map(|s| s.name.clone()).collect(),
-            removed: removed.clone(),
-            changed: changed.iter().map(|s| s.name.clone()).collect(),
+            added: changes.added.iter().map(|s| s.name.clone()).collect(),
+            removed: changes.removed.clone(),
+            changed: changes.changed.iter().map(|s| s.name.clone()).collect(),
         };
         // A changed service's new damping goes into its driver's `Reconfigured` record; an
         // added one's is journaled here, with the reload that starts it.
         let mut events = vec![wire::Event::Reloaded(record)];
-        events.extend(service_damping(&new).into_iter().filter(|e| {
-            matches!(e, wire::Event::ServiceDamping(d) if added.iter().any(|a| a.name == d.service))
+        events.extend(service_damping(new).into_iter().filter(|e| {
+            matches!(e, wire::Event::ServiceDamping(d) if changes.added.iter().any(|a| a.name == d.service))
         }));
         let at = now_ms();
         // Prefix changes are decisions of the reload record, the first of the batch.
@@ -126,20 +144,25 @@ impl Running {
                 0
             }
         };
-        // New backends get a writer before any driver needs it.
-        {
-            let mut writers = self
-                .shared
-                .writers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            for id in new.prefixes_by_backend().into_keys() {
-                writers.entry(id.clone()).or_insert_with(|| {
-                    routing::spawn_writer(&new.routing(), &id, self.reports.clone())
-                });
-            }
+        (seq, at)
+    }
+
+    /// New backends get a writer before any driver needs it.
+    fn start_new_writers(&self, new: &Config) {
+        let mut writers = self
+            .shared
+            .writers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for id in new.prefixes_by_backend().into_keys() {
+            writers.entry(id.clone()).or_insert_with(|| {
+                routing::spawn_writer(&new.routing(), &id, self.reports.clone())
+            });
         }
-        for name in &removed {
+    }
+
+    async fn remove_services(&self, drivers: &mut Drivers, removed: &[String]) {
+        for name in removed {
             if let Some(driver) = drivers.remove(name) {
                 let (tx, rx) = oneshot::channel();
                 if driver
@@ -152,20 +175,10 @@ impl Running {
                 }
             }
         }
-        for service in &changed {
-            if let Some(driver) = drivers.get(&service.name) {
-                let (tx, rx) = oneshot::channel();
-                let command = driver::Command::Reconfigure {
-                    service: Box::new((*service).clone()),
-                    decision_seq: seq,
-                    reply: tx,
-                };
-                if driver.commands.send(command).await.is_ok() {
-                    let _ = rx.await;
-                }
-            }
-        }
-        for service in &added {
+    }
+
+    fn add_services(&self, drivers: &mut Drivers, added: &[&crate::config::Service], at: i64) {
+        for service in added {
             self.shared
                 .views
                 .lock()
@@ -193,6 +206,15 @@ impl Running {
             );
             drivers.add(handle);
         }
+    }
+
+    /// The reload's summary (logged, and the answer to `anycastd reload`).
+    fn summary(&self, new: &Config, changes: &Changes<'_>) -> String {
+        let Changes {
+            added,
+            removed,
+            changed,
+        } = changes;
         let mut summary = format!(
             "reloaded: {} added, {} removed, {} changed, {} unchanged (config {})",
             added.len(),
@@ -201,12 +223,12 @@ impl Running {
             new.services.len() - added.len() - changed.len(),
             new.hash
         );
-        for service in &changed {
+        for service in changed {
             if let Some(old) = self.config.services.iter().find(|o| o.name == service.name) {
                 summary.push_str(&format!(
                     "; {}: {}",
                     service.name,
-                    changes(old, service).join(", ")
+                    changes_of(old, service).join(", ")
                 ));
             }
         }
@@ -216,9 +238,7 @@ impl Running {
             changed = %changed.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
             "{summary}"
         );
-        *self.shared_config.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(new.clone());
-        self.config = new;
-        Ok(summary)
+        summary
     }
 
     pub(super) async fn journal_rejection(&self, uid: Option<u32>, errors: Vec<String>) {
@@ -237,7 +257,10 @@ impl Running {
 /// What a reload changed in a service, in words (`rise 1 -> 2`, `check web: interval 2s ->
 /// 1s, now a shadow check`, `check x added`, `prefix 203.0.113.9/32 removed`): the journaled
 /// parameters' differences, and the settings not journaled with them.
-pub(super) fn changes(old: &crate::config::Service, new: &crate::config::Service) -> Vec<String> {
+pub(super) fn changes_of(
+    old: &crate::config::Service,
+    new: &crate::config::Service,
+) -> Vec<String> {
     use crate::service::driver::wire_params;
     let mut out = crate::audit::text::params_changes(&wire_params(old), &wire_params(new));
     let secs = |d: Option<std::time::Duration>| {
@@ -262,4 +285,21 @@ pub(super) fn changes(old: &crate::config::Service, new: &crate::config::Service
         out.push("settings of a check".into());
     }
     out
+}
+
+/// Hand each changed service's new definition to its driver (decided by record `seq`).
+async fn reconfigure_services(drivers: &Drivers, changed: &[&crate::config::Service], seq: u64) {
+    for service in changed {
+        if let Some(driver) = drivers.get(&service.name) {
+            let (tx, rx) = oneshot::channel();
+            let command = driver::Command::Reconfigure {
+                service: Box::new((*service).clone()),
+                decision_seq: seq,
+                reply: tx,
+            };
+            if driver.commands.send(command).await.is_ok() {
+                let _ = rx.await;
+            }
+        }
+    }
 }

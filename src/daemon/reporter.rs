@@ -1,5 +1,5 @@
-//! The journal reporter: every apply outcome of the writers becomes a record (and a log line
-//! when it failed or drifted).
+//! The journal reporter: every apply outcome of the writers, whatever their backend (FRR,
+//! BIRD), becomes a record (and a log line when it failed or drifted).
 
 use super::*;
 
@@ -104,7 +104,7 @@ fn journal_restart(restart: Restart) -> Vec<wire::Event> {
         .collect()
 }
 
-/// The record of an FRR outcome (and its log line).
+/// The record of a writer's outcome (and its log line).
 pub(super) fn journal_report(report: Report) -> Option<wire::Event> {
     {
         let Report {

@@ -4,7 +4,7 @@
 use super::*;
 
 /// `stop --keep-announced`: journal the handover and exit without touching FRR; the next
-/// start restores the services (DESIGN §5 rule 1).
+/// start restores the services (docs/ARCHITECTURE.md, "Start-up reconciliation", rule 1).
 pub(super) async fn hand_over(
     reason: &str,
     drivers: Vec<DriverHandle>,

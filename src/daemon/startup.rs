@@ -1,5 +1,6 @@
 //! Start-up: open the journal (moving an unreadable one aside), read what it says, and
-//! reconcile with the backends before the first check (DESIGN §5).
+//! reconcile with the backends before the first check (docs/ARCHITECTURE.md, "Start-up
+//! reconciliation").
 
 use super::*;
 
@@ -58,7 +59,7 @@ pub(super) fn open_waiting(
 
 /// Open the journal and read what it says. A journal that cannot be read (other than for
 /// its lock or a filesystem error) is moved aside with a loud error and a new one started:
-/// announcements must not depend on the audit store (DESIGN §4).
+/// announcements must not depend on the audit store (docs/ARCHITECTURE.md, "The journal").
 pub(super) fn open_or_reset(
     config: &crate::config::JournalConfig,
     reset: &mut Option<wire::JournalReset>,
@@ -284,8 +285,12 @@ pub(super) type Opened = (
 
 /// Open the journal and start its committer (every record also goes to `tap`, for
 /// `history --follow`). A journal held by another daemon is exit 69; one that cannot be
-/// opened at all leaves the daemon running without an audit trail (DESIGN §4).
-pub(super) fn open_journal(config: &Config, tap: &broadcast::Sender<Record>) -> Result<Opened, u8> {
+/// opened at all leaves the daemon running without an audit trail (docs/ARCHITECTURE.md,
+/// "The journal").
+pub(super) fn open_journal(
+    config: &Config,
+    tap: &broadcast::Sender<Record>,
+) -> Result<Opened, super::StartError> {
     let mut reset: Option<wire::JournalReset> = None;
     match open_or_reset(&config.journal, &mut reset) {
         Ok((journal, prior)) => {
@@ -306,11 +311,7 @@ pub(super) fn open_journal(config: &Config, tap: &broadcast::Sender<Record>) -> 
             Ok((JournalHandle::new(committer), prior, Some(reader), reset))
         }
         Err(anycastd_journal::Error::Locked { path, pid }) => {
-            eprintln!(
-                "anycastd: journal {} is held by another anycastd (pid {pid}); only one may run",
-                path.display()
-            );
-            Err(exit::UNAVAILABLE)
+            Err(super::StartError::JournalLocked { path, pid })
         }
         Err(e) => {
             tracing::error!(

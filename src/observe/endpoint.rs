@@ -34,10 +34,21 @@ impl Site {
 }
 
 /// Bind `listen` (at start, so that an address in use is fatal before anything happens).
-pub async fn bind(listen: &str) -> Result<TcpListener, String> {
-    TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("metrics: cannot listen on {listen}: {e}"))
+pub async fn bind(listen: &str) -> Result<TcpListener, BindError> {
+    TcpListener::bind(listen).await.map_err(|error| BindError {
+        listen: listen.to_owned(),
+        error,
+    })
+}
+
+/// The metrics address could not be listened on (a fatal start-up error, exit 70).
+#[derive(Debug, thiserror::Error)]
+#[error("metrics: cannot listen on {listen}: {error}")]
+pub struct BindError {
+    /// The address.
+    pub listen: String,
+    /// Why.
+    pub error: std::io::Error,
 }
 
 /// Serve until the task is aborted.

@@ -1,8 +1,10 @@
-//! `anycastd status`: each service's state and, per prefix, whether FRR has it *configured*
-//! (a `network` line in the running config) and whether it is *advertised* (a valid best path
-//! in FRR's BGP table and at least one established peer in its VRF and address family).
-//! The two differ when FRR's `bgp network import-check` finds no route for the prefix or no
-//! session is up; showing them apart is the point.
+//! `anycastd status`: each service's state and, per prefix, whether its routing daemon has it
+//! *configured* (FRR: a `network` line in the running config; BIRD: a route of anycastd's
+//! static protocol) and whether it is *advertised* (FRR: a valid best path in its BGP table and
+//! at least one established peer in its VRF and address family; BIRD: exported to at least
+//! one established BGP protocol). The two differ when FRR's `bgp network import-check` finds
+//! no route for the prefix, an export filter refuses it or no session is up; showing them
+//! apart is the point. What each backend reads is its own (its `inspect`).
 
 use crate::config::Config;
 use crate::routing::{BackendId, PrefixKey, Shown};

@@ -1,4 +1,5 @@
-//! Start-up reconciliation (DESIGN §5): from the journal's last state of each service, the
+//! Start-up reconciliation (docs/ARCHITECTURE.md, "Start-up reconciliation"): from the
+//! journal's last state of each service, the
 //! boot id, and what each backend has installed (for FRR, its `network` statements), decide
 //! each service's starting state and what to withdraw or keep, before the first check runs.
 //!

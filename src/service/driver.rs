@@ -1,11 +1,12 @@
 //! The per-service driver: one task per service that feeds the service's [`Core`] (state
 //! machine, timers, recorder) and carries out what it returns.
 //!
-//! Inputs come from the service's checks (polled by the [`crate::checks::scheduler`] scheduler of their
-//! Cabourotte server), from the core's own timers and from the daemon (drains, reloads,
-//! shutdown). For every input: the records the core returns are journaled — a transition's
-//! durably (flushed) before anything is asked of FRR (write-ahead) — then the service's
-//! prefixes are set in the FRR writers. Logs use the original anycastd's wording for the main
+//! Inputs come from the service's checks (polled by the [`crate::checks::scheduler`] task of
+//! their target, whatever their kind), from the core's own timers and from the daemon (drains,
+//! reloads, shutdown). For every input: the records the core returns are journaled — a
+//! transition's durably (flushed) before anything is asked of a routing daemon (write-ahead,
+//! docs/ARCHITECTURE.md, "The journal") — then the service's prefixes are set in the writers
+//! of their backends (FRR, BIRD). Logs use the original anycastd's wording for the main
 //! events; check results are logged on their edges, with a reminder while a check keeps
 //! failing.
 

@@ -1,4 +1,5 @@
-//! Which of a service's inputs are journaled, and how replay reads them back (DESIGN §4).
+//! Which of a service's inputs are journaled, and how replay reads them back
+//! (docs/ARCHITECTURE.md, "The journal").
 //!
 //! The rule (journal format 2): a check result is journaled as a record of its own when it
 //! differs from the check's previous result (or is the first since a start or reload), when
