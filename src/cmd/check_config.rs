@@ -19,7 +19,8 @@ pub fn check_config(path: &Path) -> u8 {
             for line in crate::privileges::missing_here(&config) {
                 eprintln!("warning: {line}");
             }
-            for line in crate::routing::frr::restart_detection_off(&config.routing().frr, &config) {
+            let ids = config.prefixes_by_backend();
+            for line in crate::routing::restart_detection_off(&config.routing(), ids.keys()) {
                 eprintln!("warning: {line}");
             }
             exit::OK

@@ -643,13 +643,13 @@ fn drain_result(
         reply.handed.iter().flat_map(|h| h.keys.iter()).collect();
     // The prefixes FRR did not show, grouped by their error.
     let mut by_error: Vec<(String, Vec<String>)> = Vec::new();
-    for ((vrf, prefix), error) in left.iter().filter(|(key, _)| keys.contains(&key)) {
+    for ((place, prefix), error) in left.iter().filter(|(key, _)| keys.contains(&key)) {
         let kind = reply
             .handed
             .iter()
-            .find(|h| h.keys.contains(&(vrf.clone(), *prefix)))
-            .map_or("frr", |h| h.writer.backend().kind.name());
-        let prefix = crate::audit::text::place_text(&prefix.to_string(), vrf.as_deref(), kind);
+            .find(|h| h.keys.contains(&(place.clone(), *prefix)))
+            .map_or(crate::routing::KINDS[0], |h| h.writer.backend().kind);
+        let prefix = kind.place_text(&prefix.to_string(), place.name());
         let error = error.clone().unwrap_or_else(|| "not confirmed yet".into());
         match by_error.iter_mut().find(|(e, _)| *e == error) {
             Some((_, prefixes)) => prefixes.push(prefix),

@@ -3,7 +3,7 @@
 
 use super::*;
 
-/// `stop --keep-announced`: journal the handover and exit without touching FRR; the next
+/// `stop --keep-announced`: journal the handover and exit without touching the routing daemons; the next
 /// start restores the services (DESIGN §5 rule 1).
 pub(super) async fn hand_over(
     reason: &str,
@@ -116,10 +116,10 @@ pub(super) async fn shutdown(
             }
             continue;
         }
-        for ((vrf, prefix), _, error) in &status.pending {
+        for ((place, prefix), _, error) in &status.pending {
             let prefix = crate::routing::Route {
                 prefix: *prefix,
-                vrf: vrf.clone(),
+                place: place.clone(),
                 backend: id.clone(),
             }
             .journal_ref();
@@ -179,20 +179,19 @@ pub(super) async fn shutdown(
         return (exit::OK, Vec::new());
     }
     let listed: Vec<String> = left.iter().map(crate::audit::text::prefix_text).collect();
-    // BIRD's include files already leave out every withdrawal wanted: what is left needs
-    // only a configure that goes through (or BIRD's next start).
-    let bird = if left
-        .iter()
-        .any(|p| p.backend == crate::routing::BackendKind::Bird.name())
-    {
-        " For BIRD, anycastd's include files already leave them out: fix what BIRD refused and run `birdc configure`; a BIRD that is not running does not announce them when it starts."
-    } else {
-        ""
-    };
+    // What the routing daemons of the prefixes left say the operator can do, once each.
+    let mut hints = String::new();
+    for kind in crate::routing::KINDS {
+        let hint = kind.left_announced_hint();
+        if let Some(hint) = hint.filter(|_| left.iter().any(|p| p.backend == kind.name())) {
+            hints.push(' ');
+            hints.push_str(hint);
+        }
+    }
     tracing::error!(
         left = %listed.join(", "),
         reasons = %reasons.join("; "),
-        "Could not verify the withdrawal of every prefix before exiting; still announced or unknown: {}. Please remediate manually.{bird}",
+        "Could not verify the withdrawal of every prefix before exiting; still announced or unknown: {}. Please remediate manually.{hints}",
         listed.join(", ")
     );
     let left = left_why

@@ -278,7 +278,8 @@ pub async fn collect(
     for (backend, keys) in asked {
         let inspected = crate::routing::inspect(&config.routing(), backend, &keys)
             .await
-            .map(|list| keys.into_iter().zip(list).collect());
+            .map(|list| keys.into_iter().zip(list).collect())
+            .map_err(|e| e.to_string());
         shown.insert(backend, inspected);
     }
     services
@@ -292,7 +293,7 @@ pub async fn collect(
                 .map(|p| {
                     let unsettled = pending.get(&p.backend).and_then(|list| {
                         list.iter()
-                            .find(|(key, _)| key.0 == p.vrf && key.1 == p.prefix)
+                            .find(|(key, _)| key.0 == p.place && key.1 == p.prefix)
                             .map(|(_, e)| e.clone())
                     });
                     prefix_status(p, shown.get(&p.backend), desired, unsettled, config)
@@ -381,11 +382,13 @@ fn prefix_status(
 ) -> PrefixStatus {
     let error = unsettled.clone().flatten();
     let want = |w: bool| if w { "announced" } else { "withdrawn" };
-    let bird = p.backend.kind == crate::routing::BackendKind::Bird;
+    // Its place under the key its kind names a place by (`vrf`, `protocol`).
+    let place = p.place.name().map(str::to_owned);
+    let noun = p.backend.kind.place_noun();
     let mut status = PrefixStatus {
         prefix: p.prefix.to_string(),
-        vrf: p.vrf.clone().filter(|_| !bird),
-        protocol: p.vrf.clone().filter(|_| bird),
+        vrf: place.clone().filter(|_| noun != "protocol"),
+        protocol: place.filter(|_| noun == "protocol"),
         backend: p.backend.kind.name().to_owned(),
         instance: p.backend.instance.clone(),
         desired_announced: desired,
@@ -424,10 +427,10 @@ fn prefix_status(
         (true, false, _) => {
             "configured, not advertised: no valid route (bgp network import-check?)".into()
         }
-        (true, true, 0) if p.backend.kind == crate::routing::BackendKind::Bird => {
-            "configured, not advertised: no established BGP protocol exports it".into()
-        }
-        (true, true, 0) => "configured, not advertised: no established peer".into(),
+        (true, true, 0) => format!(
+            "configured, not advertised: {}",
+            p.backend.kind.no_peer_text()
+        ),
         (true, true, n) => format!("configured, advertised ({n} established peer(s))"),
     };
     let differs = desired.is_some_and(|w| w != status.configured);
@@ -611,15 +614,16 @@ pub fn check(services: &[ServiceStatus], live: bool) -> (u8, String) {
     let prefixes: usize = services.iter().map(|s| s.prefixes.len()).sum();
     let mut daemons: Vec<&str> = Vec::new();
     for p in services.iter().flat_map(|s| &s.prefixes) {
+        // A daemon that knew one kind alone wrote no kind: the first.
         let label = crate::routing::BackendKind::from_name(&p.backend)
-            .unwrap_or(crate::routing::BackendKind::Frr)
+            .unwrap_or(crate::routing::KINDS[0])
             .label();
         if !daemons.contains(&label) {
             daemons.push(label);
         }
     }
     if daemons.is_empty() {
-        daemons.push("FRR");
+        daemons.push(crate::routing::KINDS[0].label());
     }
     if !critical.is_empty() {
         (2, format!("ANYCASTD CRITICAL - {}", critical.join("; ")))

@@ -1068,7 +1068,7 @@ mod tests {
             memory,
             route: Route {
                 prefix: "203.0.113.53/32".parse().unwrap(),
-                vrf: None,
+                place: crate::routing::Place::default(),
                 backend: id,
             },
             script,
@@ -1135,7 +1135,9 @@ mod tests {
     }
 
     fn announced(f: &Fixture) -> bool {
-        f.memory.installed().contains(&f.route.vrf, &f.route.prefix)
+        f.memory
+            .installed()
+            .contains(&f.route.place, &f.route.prefix)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
