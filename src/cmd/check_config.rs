@@ -5,7 +5,7 @@ use crate::exit;
 use std::path::Path;
 
 /// Exit 0 with `config ok: ...` (and a `warning:` line per check this process lacks the
-/// capabilities for, and per vtysh whose bgpd restarts cannot be noticed at once), 65 with
+/// capabilities for, and per routing daemon whose restarts cannot be noticed at once), 65 with
 /// every error, 66 when the file cannot be read.
 pub fn check_config(path: &Path) -> u8 {
     match config::load(path) {

@@ -676,6 +676,18 @@ impl Config {
         settings
     }
 
+    /// The sections of the routing daemons that differ in `new` (a change needs a restart).
+    pub fn routing_sections_changed(&self, new: &Config) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.frrouting != new.frrouting {
+            keys.push("[frrouting]");
+        }
+        if self.bird != new.bird {
+            keys.push("[bird]");
+        }
+        keys
+    }
+
     /// Every prefix, grouped by backend.
     pub fn prefixes_by_backend(
         &self,

@@ -509,7 +509,7 @@ async fn snapshots(context: &Context, only: Option<&str>) -> Vec<status::Snapsho
     snapshots
 }
 
-/// Carry out a drain or undrain, then (with a wait) watch FRR confirm it.
+/// Carry out a drain or undrain, then (with a wait) watch the routing daemons confirm it.
 async fn drain(
     request: Request,
     caller: &Caller,
@@ -538,7 +538,7 @@ async fn drain(
         };
         replies.push((name, reply));
     }
-    // Wait for FRR once for all of them.
+    // Wait for the routing daemons once for all of them.
     let handed: Vec<crate::service::driver::Handed> = replies
         .iter()
         .flat_map(|(_, r)| r.iter().flat_map(|r| r.handed.iter().cloned()))
@@ -621,8 +621,8 @@ fn drain_command(
     }
 }
 
-/// What a drain or undrain did to one service, and how FRR took it: `left` are the prefixes
-/// FRR did not show within the wait (`waited`), with their last errors.
+/// What a drain or undrain did to one service, and how its routing daemons took it: `left`
+/// are the prefixes they did not show within the wait (`waited`), with their last errors.
 fn drain_result(
     name: String,
     reply: Option<crate::service::driver::OperatorReply>,
@@ -641,7 +641,7 @@ fn drain_result(
     };
     let keys: Vec<&crate::routing::PrefixKey> =
         reply.handed.iter().flat_map(|h| h.keys.iter()).collect();
-    // The prefixes FRR did not show, grouped by their error.
+    // The prefixes the daemons did not show, grouped by their error.
     let mut by_error: Vec<(String, Vec<String>)> = Vec::new();
     for ((place, prefix), error) in left.iter().filter(|(key, _)| keys.contains(&key)) {
         let kind = reply

@@ -27,7 +27,7 @@ pub(super) async fn journal_reports(
             report = reports.recv() => match report {
                 Some(report) => {
                     // Every report waiting goes into one durable append: an operator told
-                    // "FRR shows it" finds the outcome in the journal after a crash too.
+                    // "the daemon shows it" finds the outcome in the journal after a crash too.
                     let mut events: Vec<wire::Event> = journal_notice(report);
                     while let Ok(report) = reports.try_recv() {
                         events.extend(journal_notice(report));

@@ -1,8 +1,9 @@
-//! `anycastd status`: each service's state and, per prefix, whether FRR has it *configured*
-//! (a `network` line in the running config) and whether it is *advertised* (a valid best path
-//! in FRR's BGP table and at least one established peer in its VRF and address family).
-//! The two differ when FRR's `bgp network import-check` finds no route for the prefix or no
-//! session is up; showing them apart is the point.
+//! `anycastd status`: each service's state and, per prefix, whether its routing daemon has
+//! it *configured* (for example a `network` line in FRR's running config) and whether it is
+//! *advertised* (a valid best path and at least one established peer it goes to). The two
+//! differ when the daemon finds no route for the prefix (FRR's `bgp network import-check`)
+//! or no session is up; showing them apart is the point. The words of a place, and of a
+//! prefix without peers, are its backend kind's ([`crate::routing::Kind`]).
 
 use crate::config::Config;
 use crate::routing::{BackendId, PrefixKey, Shown};
@@ -131,40 +132,40 @@ impl Snapshot {
 }
 
 impl PrefixStatus {
-    /// Where it goes in its routing daemon: the BIRD static protocol, else the FRR VRF.
+    /// Where it goes in its routing daemon (whichever of `protocol` and `vrf` is set).
     pub fn place(&self) -> Option<&str> {
         self.protocol.as_deref().or(self.vrf.as_deref())
     }
 }
 
-/// One prefix's status: what the daemon wants and what FRR has.
+/// One prefix's status: what the daemon wants and what its routing daemon has.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct PrefixStatus {
     /// The prefix.
     pub prefix: String,
-    /// Its VRF for FRR (`None` = default; always `None` for BIRD).
+    /// Its place, for a kind that calls a place a VRF (`None` = the default one).
     pub vrf: Option<String>,
-    /// Its static protocol for BIRD (`None` for FRR).
+    /// Its place, for a kind that calls a place a protocol.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
-    /// Its routing daemon's kind (`frr`, `bird`; empty from a daemon that knew FRR alone).
+    /// Its routing daemon's kind (`frr`; empty from a daemon that knew the first kind alone).
     #[serde(default)]
     pub backend: String,
-    /// Which one: the vtysh binary (FRR), the control socket (BIRD).
+    /// Which one, as its kind names it (a binary, a control socket).
     #[serde(default)]
     pub instance: String,
     /// Whether the daemon wants it announced (`None`: the daemon is not running).
     pub desired_announced: Option<bool>,
-    /// A `network` line is in FRR's running config.
+    /// Its routing daemon has it installed.
     pub configured: bool,
-    /// FRR has a valid best path and an established peer to send it to.
+    /// Its routing daemon has a valid best path and an established peer to send it to.
     pub advertised: bool,
     /// Established peers in the prefix's VRF and family.
     pub established_peers: usize,
-    /// FRR's running config differs from what the daemon wants (and the writer is not just
+    /// Its routing daemon differs from what the daemon wants (and the writer is not just
     /// applying the latest decision).
     pub drift: bool,
-    /// FRR differs because the writer is applying the latest decision right now.
+    /// Its routing daemon differs because the writer is applying the latest decision now.
     #[serde(default)]
     pub applying: bool,
     /// The writer's last error for this prefix (it is retrying).
@@ -173,7 +174,7 @@ pub struct PrefixStatus {
     /// Its backend could not be read (or was not), so nothing above is known.
     #[serde(default)]
     pub unreadable: bool,
-    /// Explanation, or the error reading FRR.
+    /// Explanation, or the error reading its routing daemon.
     pub note: String,
 }
 
@@ -580,11 +581,11 @@ fn silent_service_text(s: &ServiceStatus) -> String {
 }
 
 /// A monitoring plugin's verdict (Nagios, Icinga): exit code and one summary line.
-/// OK (0): FRR and BIRD are as the daemon wants them and every service announces something;
+/// OK (0): the routing daemons are as wanted and every service announces something;
 /// WARNING (1): as wanted, but a wanted prefix is configured and not advertised, or a service
 /// announces nothing (its checks fail, it is starting, suppressed or drained: an OK while
-/// nothing of a service is announced misled); CRITICAL (2): FRR or BIRD differs from what
-/// the daemon wants; UNKNOWN (3): the daemon is not running or FRR or BIRD cannot be read.
+/// nothing of a service is announced misled); CRITICAL (2): a routing daemon differs from
+/// what is wanted; UNKNOWN (3): the daemon is not running or a routing daemon cannot be read.
 pub fn check(services: &[ServiceStatus], live: bool) -> (u8, String) {
     if !live {
         return (3, "ANYCASTD UNKNOWN - anycastd is not running".into());

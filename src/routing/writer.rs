@@ -3,12 +3,12 @@
 //!
 //! The services' drivers say what they want per prefix ([`WriterHandle::set`]) after their
 //! decision is durable in the journal. The writer then, in one pass: reads what the backend
-//! installed ([`Backend::read`]: for FRR, `show running-config bgpd`; no cache), diffs, hands
+//! installed ([`Backend::read`]: no cache), diffs, hands
 //! every change of every service to the backend in as few calls as it allows (withdrawals
 //! first, then by table, family and prefix; [`Backend::batches`]), reads back to verify, and
 //! reports an outcome per decision. It never creates an instance or table: a prefix whose
 //! table is missing is an error for that prefix alone. A call stops at the first failing
-//! change and keeps what came before (vtysh does); the read-back tells what was applied, the
+//! change and keeps what came before (as a daemon's shell does); the read-back tells what was applied, the
 //! first change of a failed call that was not is set aside with its error and retried with
 //! capped exponential backoff, the rest are retried at once. Nothing here can stop the daemon, and one prefix's error never blocks
 //! another's change.
@@ -98,7 +98,7 @@ pub struct Report {
 pub struct Restart {
     /// The writer's backend.
     pub backend: BackendId,
-    /// The daemon that restarted, in words (`bgpd`, `BIRD`).
+    /// The daemon that restarted, in words ([`super::Kind::daemon`]).
     pub daemon: &'static str,
     /// The prefixes wanted announced at that moment (to be re-announced), with their service.
     pub announced: Vec<(String, PrefixKey)>,
@@ -651,7 +651,7 @@ impl<B: Backend> Writer<B> {
     }
 
     /// Whether the daemon restarted less than [`LOADING`] ago: its own configuration may
-    /// still be loading (watchfrr's `vtysh -b` after bgpd starts), so a missing table is not
+    /// still be loading (a daemon fed its configuration after it starts), so a missing table is not
     /// a failure yet.
     fn loading(&self, now: Instant) -> bool {
         self.recovering_until
@@ -790,7 +790,7 @@ impl<B: Backend> Writer<B> {
             self.reconfigured = None;
         }
 
-        // Verify. A daemon that went away since the first read (BIRD stopped meanwhile) is
+        // Verify. A daemon that went away since the first read (stopped meanwhile) is
         // told what is wanted as before that read, so that a change this pass could not
         // verify does not come back with it.
         let after = match self.backend.read().await {

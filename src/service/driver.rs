@@ -4,8 +4,8 @@
 //! Inputs come from the service's checks (polled by the [`crate::checks::scheduler`] scheduler of their
 //! Cabourotte server), from the core's own timers and from the daemon (drains, reloads,
 //! shutdown). For every input: the records the core returns are journaled — a transition's
-//! durably (flushed) before anything is asked of FRR (write-ahead) — then the service's
-//! prefixes are set in the FRR writers. Logs use the original anycastd's wording for the main
+//! durably (flushed) before anything is asked of a routing daemon (write-ahead) — then the service's
+//! prefixes are set in the routing writers. Logs use the original anycastd's wording for the main
 //! events; check results are logged on their edges, with a reminder while a check keeps
 //! failing.
 
@@ -27,8 +27,8 @@ use tokio::time::Instant;
 /// How often a check that keeps failing is logged again.
 pub const FAILING_REMINDER: Duration = Duration::from_secs(300);
 
-/// Prefixes handed to one FRR writer, and the generation that carries them: once the writer
-/// has verified that generation without these prefixes pending, FRR is as decided.
+/// Prefixes handed to one routing writer, and the generation that carries them: once the
+/// writer has verified that generation without these prefixes pending, its daemon is as decided.
 #[derive(Clone)]
 pub struct Handed {
     /// The writer.
@@ -45,7 +45,7 @@ pub struct OperatorReply {
     pub note: String,
     /// The state after it.
     pub state: State,
-    /// What FRR must confirm (empty when nothing changed in FRR).
+    /// What the daemons must confirm (empty when nothing changed in them).
     pub handed: Vec<Handed>,
 }
 
@@ -127,7 +127,7 @@ pub struct Start {
 /// What every driver shares.
 #[derive(Clone)]
 pub struct Shared {
-    /// The FRR writers.
+    /// The routing writers.
     pub writers: Writers,
     /// The journal.
     pub journal: JournalHandle,
@@ -726,7 +726,7 @@ impl Driver {
                 .rev()
                 .position(|r| matches!(r, wire::Event::Transition(_)))
                 .unwrap_or(0) as u64;
-            // Write-ahead: the decision (and the input behind it) is on disk before FRR hears
+            // Write-ahead: the decision (and the input behind it) is on disk before a daemon hears
             // of it.
             match self.shared.journal.append_durable(at_ms, records).await {
                 Ok(seq) => {
