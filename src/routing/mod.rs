@@ -483,3 +483,65 @@ pub fn restart_detection_off<'a>(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_name_of_its_own_that_finds_it() {
+        for kind in KINDS {
+            assert_eq!(BackendKind::from_name(kind.name()), Some(*kind));
+            let same: Vec<_> = KINDS.iter().filter(|k| k.name() == kind.name()).collect();
+            assert_eq!(same.len(), 1, "{kind:?} twice");
+        }
+        assert_eq!(BackendKind::from_name("gone"), None);
+    }
+
+    #[test]
+    fn backends_order_by_their_kinds_place_in_the_registry_then_instance() {
+        // As the enum ordered them: maps of backends list FRR before BIRD before memory.
+        let ids = [
+            BackendId::memory("a"),
+            BackendId::bird("/run/bird/bird.ctl"),
+            BackendId::frr("/usr/bin/vtysh"),
+            BackendId::frr("/usr/bin/a"),
+        ];
+        let sorted: Vec<String> = ids
+            .iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            sorted,
+            [
+                "/usr/bin/a",
+                "/usr/bin/vtysh",
+                "bird:/run/bird/bird.ctl",
+                "memory:a"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_place_goes_to_the_journals_vrf_field_and_comes_back_the_same() {
+        for (backend, place) in [
+            (BackendId::frr("/usr/bin/vtysh"), Place::default()),
+            (BackendId::frr("/usr/bin/vtysh"), Place::named("123")),
+            (
+                BackendId::bird("/run/bird/bird.ctl"),
+                Place::named("anycastd4"),
+            ),
+        ] {
+            let route = Route {
+                prefix: "192.0.2.1/32".parse().unwrap(),
+                place: place.clone(),
+                backend,
+            };
+            let r = route.journal_ref();
+            assert_eq!(r.vrf.as_deref(), place.name());
+            assert_eq!(Route::of_journal_ref(&r), Some(route));
+        }
+    }
+}
