@@ -688,8 +688,10 @@ impl<B: Backend> Writer<B> {
             } else {
                 Outcome::AlreadySo
             };
-            self.report(key, decision, outcome);
+            // Marked before it is told, so that whoever sees the outcome sees the handle
+            // call it settled ([`WriterHandle::unsettled`]).
             self.mark_reported(key, decision);
+            self.report(key, decision, outcome);
         }
         self.sent.remove(key);
     }
