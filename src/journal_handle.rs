@@ -1,7 +1,7 @@
 //! The daemon's async face of the journal: group-committed appends that a task can await.
 //!
 //! Wraps [`anycastd_journal::Committer`] (a thread). A durable append resolves only after the
-//! flush that covers it, so a driver acts on FRR only after its decision is on disk
+//! flush that covers it, so a driver acts on a routing daemon only after its decision is on disk
 //! (write-ahead). When the journal is unavailable the daemon keeps gating health: appends
 //! then resolve at once with an error that the caller logs.
 

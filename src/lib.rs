@@ -46,6 +46,7 @@ pub mod control;
 pub mod daemon;
 pub mod exit;
 pub mod hooks;
+pub mod io_text;
 pub mod journal_handle;
 pub mod logging;
 pub mod manual;

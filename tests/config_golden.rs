@@ -80,11 +80,11 @@ fn render(config: &Config) -> String {
             ));
         }
         for p in &s.prefixes {
-            if p.backend.kind == anycastd::routing::BackendKind::Bird {
+            if p.backend.kind == anycastd::routing::bird::KIND {
                 out.push_str(&format!(
                     "  prefix {} bird protocol={} socket={}\n",
                     p.prefix,
-                    p.vrf.as_deref().unwrap_or("(none)"),
+                    p.place.name().unwrap_or("(none)"),
                     p.backend.instance
                 ));
                 continue;
@@ -92,7 +92,7 @@ fn render(config: &Config) -> String {
             out.push_str(&format!(
                 "  prefix {} vrf={} vtysh={}\n",
                 p.prefix,
-                p.vrf.as_deref().unwrap_or("(default)"),
+                p.place.name().unwrap_or("(default)"),
                 p.backend.instance
             ));
         }
@@ -180,7 +180,7 @@ fn the_seed_readme_example_loads_with_the_original_defaults() {
         "2001:db8::b19:bad:53/128"
     );
     assert_eq!(dns.prefixes[1].prefix.to_string(), "203.0.113.53/32");
-    assert_eq!(dns.prefixes[0].vrf, None);
+    assert_eq!(dns.prefixes[0].place.name(), None);
     assert_eq!(
         dns.prefixes[0].backend,
         anycastd::routing::BackendId::frr(Path::new("/usr/bin/vtysh"))
@@ -189,7 +189,7 @@ fn the_seed_readme_example_loads_with_the_original_defaults() {
     assert_eq!(dns.checks[0].interval, Duration::from_secs(5));
     assert_eq!((dns.rise, dns.fall), (1, 1));
     let ntp = &config.services[1];
-    assert_eq!(ntp.prefixes[0].vrf.as_deref(), Some("123"));
+    assert_eq!(ntp.prefixes[0].place.name(), Some("123"));
     assert_eq!(ntp.checks[1].interval, Duration::from_secs(1));
     assert_eq!(ntp.checks[1].pending_timeout, Duration::from_secs(10));
 }

@@ -21,78 +21,56 @@ pub fn prefix_with_vrf(prefix: &str, vrf: Option<&str>) -> String {
     }
 }
 
-/// A prefix in its place, from its parts: `kind` is the backend's journal name (`bird`
-/// puts the static protocol in words; anything else the VRF).
-pub fn place_text(prefix: &str, vrf: Option<&str>, kind: &str) -> String {
-    match (kind, vrf) {
-        ("bird", Some(protocol)) => format!("{prefix} (BIRD protocol {protocol})"),
-        (_, vrf) => prefix_with_vrf(prefix, vrf),
-    }
+/// The words of the backend kind journaled as `kind` (the first kind's for a name this
+/// build does not know: what it journals can only be put in generic words).
+fn words(kind: &str) -> &'static dyn crate::routing::Kind {
+    crate::routing::BackendKind::from_name(kind)
+        .unwrap_or(crate::routing::KINDS[0])
+        .words()
 }
 
-/// A prefix in its place with its backend's instance: a BIRD prefix names its control
-/// socket when it is not BIRD's default (`192.0.2.1/32 (BIRD protocol anycastd4 at
-/// /run/bird/b.ctl)`), so that the same protocol and prefix at two sockets (before and after
-/// a reload, or a restart onto another socket) never read the same; within one
-/// configuration a protocol has one socket.
-pub fn place_text_at(prefix: &str, vrf: Option<&str>, kind: &str, instance: &str) -> String {
-    match (kind, vrf) {
-        ("bird", Some(protocol)) if instance != crate::routing::bird::DEFAULT_SOCKET => {
-            format!("{prefix} (BIRD protocol {protocol} at {instance})")
-        }
-        _ => place_text(prefix, vrf, kind),
-    }
+/// A prefix in its place, from its parts, as the backend kind journaled as `kind` writes
+/// it ([`crate::routing::Kind::place_text`]).
+pub fn place_text(prefix: &str, place: Option<&str>, kind: &str) -> String {
+    words(kind).place_text(prefix, place)
+}
+
+/// A prefix in its place with its backend's instance when the place alone could mislead
+/// (the same place and prefix at two instances, before and after a reload, must never read
+/// the same; within one configuration a place has one instance).
+pub fn place_text_at(prefix: &str, place: Option<&str>, kind: &str, instance: &str) -> String {
+    words(kind).place_text_at(prefix, place, instance)
 }
 
 /// A configured prefix in words (as [`prefix_text`]).
 pub fn route_text(route: &crate::routing::Route) -> String {
-    place_text_at(
-        &route.prefix.to_string(),
-        route.vrf.as_deref(),
-        route.backend.kind.name(),
-        &route.backend.instance,
-    )
+    route.text()
 }
 
-/// A journaled prefix reference in words: an FRR prefix with its VRF
-/// (`203.0.113.123/32 (vrf 123)`), a BIRD prefix with its static protocol
-/// (`192.0.2.1/32 (BIRD protocol anycastd4)`) and its socket when not the default
-/// ([`place_text_at`]).
+/// A journaled prefix reference in words: `203.0.113.123/32 (vrf 123)` ([`place_text_at`]).
 pub fn prefix_text(p: &wire::PrefixRef) -> String {
     place_text_at(&p.prefix, p.vrf.as_deref(), &p.backend, &p.instance)
 }
 
-/// A journaled prefix with its backend's instance whatever it is: BIRD's socket
-/// (`192.0.2.1/32 (BIRD protocol anycastd4 at /run/bird/bird.ctl)`), FRR's vtysh
-/// (`203.0.113.1/32 through /usr/bin/vtysh`). For a prefix that is not where the
-/// configuration has one that reads the same (an orphan, a reload's old place).
+/// A journaled prefix with its backend's instance whatever it is (`203.0.113.1/32 through
+/// /usr/bin/vtysh`), for a prefix that is not where the configuration has one that reads
+/// the same (an orphan, a reload's old place).
 pub fn prefix_text_with_instance(p: &wire::PrefixRef) -> String {
-    match (p.backend.as_str(), p.vrf.as_deref()) {
-        ("bird", Some(protocol)) => {
-            format!("{} (BIRD protocol {protocol} at {})", p.prefix, p.instance)
-        }
-        _ => format!("{} through {}", prefix_text(p), p.instance),
-    }
+    words(&p.backend).place_text_with_instance(&p.prefix, p.vrf.as_deref(), &p.instance)
 }
 
-/// A journaled prefix with its routing daemon: `203.0.113.123/32 (FRR, vrf 123)`,
-/// `198.51.100.53/32 (BIRD, protocol anycastd4)` (`BIRD at SOCKET` when not the default).
+/// A journaled prefix with its routing daemon: `203.0.113.123/32 (FRR, vrf 123)`.
 pub fn prefix_with_backend(p: &wire::PrefixRef) -> String {
-    let daemon = backend_label(p);
-    match (p.backend.as_str(), p.vrf.as_deref()) {
-        ("bird", Some(protocol)) if p.instance != crate::routing::bird::DEFAULT_SOCKET => {
-            format!(
-                "{} ({daemon} at {}, protocol {protocol})",
-                p.prefix, p.instance
-            )
-        }
-        ("bird", Some(protocol)) => format!("{} ({daemon}, protocol {protocol})", p.prefix),
-        (_, Some(vrf)) => format!("{} ({daemon}, vrf {vrf})", p.prefix),
-        (_, None) => format!("{} ({daemon})", p.prefix),
-    }
+    words(&p.backend).prefix_with_backend(
+        &backend_label(p),
+        &p.prefix,
+        p.vrf.as_deref(),
+        &p.instance,
+    )
 }
 
-/// The routing daemon of a journaled prefix in words: `FRR`, `BIRD`.
+/// The routing daemon of a journaled prefix in words: `FRR` (the journaled name for a kind
+/// this build does not know).
 pub fn backend_label(p: &wire::PrefixRef) -> String {
     match crate::routing::BackendKind::from_name(&p.backend) {
         Some(kind) => kind.label().to_owned(),
@@ -100,7 +78,7 @@ pub fn backend_label(p: &wire::PrefixRef) -> String {
     }
 }
 
-/// The routing daemons of some prefixes in words: `FRR`, `BIRD`, `FRR and BIRD`.
+/// The routing daemons of some prefixes in words: `FRR`, `FRR and BIRD`.
 pub fn backends_label<'a>(prefixes: impl IntoIterator<Item = &'a wire::PrefixRef>) -> String {
     let mut labels: Vec<String> = Vec::new();
     for p in prefixes {
@@ -117,13 +95,15 @@ pub fn backends_label<'a>(prefixes: impl IntoIterator<Item = &'a wire::PrefixRef
 }
 
 /// A backend as [`crate::routing::BackendId`]'s display writes it, in words: `FRR through
-/// /usr/bin/vtysh`, `BIRD at /run/bird/bird.ctl`.
+/// /usr/bin/vtysh` (a display without a kind's name in front is the first kind's).
 pub fn backend_text(shown: &str) -> String {
-    match shown.split_once(':') {
-        Some(("bird", socket)) => format!("BIRD at {socket}"),
-        Some(("memory", name)) => format!("the memory backend {name}"),
-        _ => format!("FRR through {shown}"),
-    }
+    let (kind, instance) = shown
+        .split_once(':')
+        .and_then(|(kind, instance)| {
+            Some((crate::routing::BackendKind::from_name(kind)?, instance))
+        })
+        .unwrap_or((crate::routing::KINDS[0], shown));
+    kind.instance_text(instance)
 }
 
 fn prefixes_text(prefixes: &[wire::PrefixRef]) -> String {
@@ -768,31 +748,19 @@ pub fn render_text(record: &Record) -> String {
     )
 }
 
-/// Where a prefix is, in words, for a move (`BIRD protocol anycastd4 at /run/bird/bird.ctl`,
-/// `FRR vrf 123`): with its instance when it is not the default BIRD socket, or when
-/// `others` has a place that differs only in the instance.
+/// Where a prefix is, in words, for a move (`FRR vrf 123`), as its kind writes it: with its
+/// instance when `others` has a place that differs only in the instance (or when its kind
+/// always names it).
 fn place_of(p: &wire::PrefixRef, others: &[&wire::PrefixRef]) -> String {
     let instance_differs = others
         .iter()
         .any(|o| o.backend == p.backend && o.vrf == p.vrf && o.instance != p.instance);
-    match (p.backend.as_str(), p.vrf.as_deref()) {
-        ("bird", Some(protocol))
-            if instance_differs || p.instance != crate::routing::bird::DEFAULT_SOCKET =>
-        {
-            format!("BIRD protocol {protocol} at {}", p.instance)
-        }
-        ("bird", Some(protocol)) => format!("BIRD protocol {protocol}"),
-        (_, vrf) => {
-            let mut text = backend_label(p);
-            if let Some(vrf) = vrf {
-                text.push_str(&format!(" vrf {vrf}"));
-            }
-            if instance_differs {
-                text.push_str(&format!(" through {}", p.instance));
-            }
-            text
-        }
-    }
+    words(&p.backend).place_of(
+        &backend_label(p),
+        p.vrf.as_deref(),
+        &p.instance,
+        instance_differs,
+    )
 }
 
 /// What changed between two journaled parameter sets of a service, in words (`rise 1 -> 2`,

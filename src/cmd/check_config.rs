@@ -21,7 +21,7 @@ impl CheckConfigArgs {
 }
 
 /// Exit 0 with `config ok: ...` (and a `warning:` line per check this process lacks the
-/// capabilities for, and per vtysh whose bgpd restarts cannot be noticed at once), 65 with
+/// capabilities for, and per routing daemon whose restarts cannot be noticed at once), 65 with
 /// every error, 66 when the file cannot be read.
 pub fn check_config(path: &Path) -> Result<u8, Error> {
     match config::load(path, &crate::checks::REGISTRY) {
@@ -35,7 +35,8 @@ pub fn check_config(path: &Path) -> Result<u8, Error> {
             for line in crate::privileges::missing_here(&config) {
                 eprintln!("warning: {line}");
             }
-            for line in crate::routing::frr::restart_detection_off(&config.routing().frr, &config) {
+            let ids = config.prefixes_by_backend();
+            for line in crate::routing::restart_detection_off(&config.routing(), ids.keys()) {
                 eprintln!("warning: {line}");
             }
             Ok(exit::OK)

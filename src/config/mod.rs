@@ -438,14 +438,8 @@ pub fn control_socket_of(path: &Path) -> Option<PathBuf> {
     None
 }
 
-/// An I/O error in words, without Rust's "(os error N)".
-pub fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string().to_lowercase(),
-    }
-}
+/// An I/O error in words (it lives in [`crate::io_text`], which the routing backends use too).
+pub use crate::io_text::io_reason;
 
 /// A stable fingerprint of the config bytes: FNV-1a, 64 bit, as 16 hex digits.
 pub fn fnv1a_hex(bytes: &[u8]) -> String {
@@ -458,19 +452,37 @@ pub fn fnv1a_hex(bytes: &[u8]) -> String {
 impl Config {
     /// How to reach the backends.
     pub fn routing(&self) -> crate::routing::Settings {
-        crate::routing::Settings {
-            frr: crate::routing::frr::Settings {
+        let mut settings = crate::routing::Settings::default();
+        settings.set(
+            crate::routing::frr::KIND,
+            crate::routing::frr::Settings {
                 args: self.frrouting.vtysh_args.clone(),
                 timeout: self.frrouting.vtysh_timeout,
                 reconcile_interval: self.frrouting.reconcile_interval,
                 vty_sockets: self.frrouting.vty_sockets.clone(),
             },
-            bird: crate::routing::bird::Settings {
+        );
+        settings.set(
+            crate::routing::bird::KIND,
+            crate::routing::bird::Settings {
                 include_dir: self.bird.include_dir.clone(),
                 timeout: self.bird.timeout,
                 reconcile_interval: self.bird.reconcile_interval,
             },
+        );
+        settings
+    }
+
+    /// The sections of the routing daemons that differ in `new` (a change needs a restart).
+    pub fn routing_sections_changed(&self, new: &Config) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.frrouting != new.frrouting {
+            keys.push("[frrouting]");
         }
+        if self.bird != new.bird {
+            keys.push("[bird]");
+        }
+        keys
     }
 
     /// Every prefix, grouped by backend.

@@ -64,11 +64,11 @@ impl Validator {
         let mut reported: Vec<&str> = Vec::new();
         for (span, service) in services {
             for (index, p) in service.prefixes.iter().enumerate() {
-                if p.backend.kind != crate::routing::BackendKind::Bird {
+                if p.backend.kind != crate::routing::bird::KIND {
                     continue;
                 }
                 let (path, at) = self.prefix_item(&service.name, index, *span, "bird");
-                let Some(protocol) = p.vrf.as_deref() else {
+                let Some(protocol) = p.place.name() else {
                     continue;
                 };
                 let v6 = p.prefix.addr().is_ipv6();
@@ -114,14 +114,13 @@ impl Validator {
         let mut owner: HashMap<&Prefix, &str> = HashMap::new();
         for (span, service) in services {
             for (index, prefix) in service.prefixes.iter().enumerate() {
-                let key = match prefix.backend.kind {
-                    crate::routing::BackendKind::Bird => "bird",
-                    _ => "frrouting",
-                };
+                let bird = prefix.backend.kind == crate::routing::bird::KIND;
+                let key = if bird { "bird" } else { "frrouting" };
                 let (key_path, at) = self.prefix_item(&service.name, index, *span, key);
-                let shown = match prefix.backend.kind {
-                    crate::routing::BackendKind::Bird => crate::audit::text::route_text(prefix),
-                    _ => format!("{}{}", prefix.prefix, vrf_suffix(&prefix.vrf)),
+                let shown = if bird {
+                    prefix.text()
+                } else {
+                    format!("{}{}", prefix.prefix, vrf_suffix(prefix.place.name()))
                 };
                 match owner.get(prefix) {
                     Some(other) if *other != service.name => {
@@ -421,7 +420,7 @@ impl Validator {
             };
         Some(Prefix {
             prefix,
-            vrf,
+            place: crate::routing::Place::of(vrf),
             backend,
         })
     }

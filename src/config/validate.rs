@@ -420,7 +420,7 @@ impl Validator {
         let used: std::collections::BTreeSet<&str> = services
             .iter()
             .flat_map(|s| &s.prefixes)
-            .filter(|p| p.backend.kind == crate::routing::BackendKind::Frr)
+            .filter(|p| p.backend.kind == crate::routing::frr::KIND)
             .map(|p| p.backend.instance.as_str())
             .collect();
         for (offset, name) in std::mem::take(&mut self.vty_socket_keys) {
@@ -700,7 +700,7 @@ impl Validator {
     }
 }
 
-pub(super) fn vrf_suffix(vrf: &Option<String>) -> String {
+pub(super) fn vrf_suffix(vrf: Option<&str>) -> String {
     match vrf {
         Some(v) => format!(" (VRF {v})"),
         None => String::new(),

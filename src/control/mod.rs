@@ -151,7 +151,7 @@ pub struct Context {
     pub drivers: DriverCommands,
     /// The journal, for operator records.
     pub journal: crate::journal_handle::JournalHandle,
-    /// The FRR writers (what they have not applied yet, for `status`).
+    /// The routing writers (what they have not applied yet, for `status`).
     pub writers: crate::service::driver::Writers,
     /// gid of `[control] group`.
     pub read_gid: Option<u32>,

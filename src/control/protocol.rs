@@ -39,7 +39,7 @@ pub enum Request {
         reason: String,
         /// End the drain by itself after this long.
         for_ms: Option<u64>,
-        /// Answer once FRR shows the withdrawal, waiting at most this long (`None`: answer
+        /// Answer once the routing daemon shows the withdrawal, waiting at most this long (`None`: answer
         /// once it is journaled and handed to the writers).
         #[serde(default)]
         wait_ms: Option<u64>,
@@ -350,12 +350,12 @@ pub struct DrainResult {
     pub note: String,
     /// Its state after it (`healthy`, `draining (operator uid 0: ...)`, ...).
     pub state: String,
-    /// Prefixes whose announcement or withdrawal it asked of FRR.
+    /// Prefixes whose announcement or withdrawal it asked of the routing daemons.
     pub prefixes: usize,
-    /// `Some(true)`: FRR shows every change; `Some(false)`: not all within the wait;
+    /// `Some(true)`: the daemons show every change; `Some(false)`: not all within the wait;
     /// `None`: not waited for, or nothing to change.
     pub verified: Option<bool>,
-    /// The changes FRR did not show within the wait, each with FRR's last error.
+    /// The changes not shown within the wait, each with its daemon's last error.
     pub unverified: Vec<String>,
 }
 

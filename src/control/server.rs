@@ -514,7 +514,7 @@ async fn snapshots(context: &Context, only: Option<&str>) -> Vec<status::Snapsho
     snapshots
 }
 
-/// Carry out a drain or undrain, then (with a wait) watch FRR confirm it.
+/// Carry out a drain or undrain, then (with a wait) watch the routing daemons confirm it.
 async fn drain(
     request: Request,
     caller: &Caller,
@@ -543,7 +543,7 @@ async fn drain(
         };
         replies.push((name, reply));
     }
-    // Wait for FRR once for all of them.
+    // Wait for the routing daemons once for all of them.
     let handed: Vec<crate::service::driver::Handed> = replies
         .iter()
         .flat_map(|(_, r)| r.iter().flat_map(|r| r.handed.iter().cloned()))
@@ -626,8 +626,8 @@ fn drain_command(
     }
 }
 
-/// What a drain or undrain did to one service, and how FRR took it: `left` are the prefixes
-/// FRR did not show within the wait (`waited`), with their last errors.
+/// What a drain or undrain did to one service, and how its routing daemons took it: `left`
+/// are the prefixes they did not show within the wait (`waited`), with their last errors.
 fn drain_result(
     name: String,
     reply: Option<crate::service::driver::OperatorReply>,
@@ -646,15 +646,15 @@ fn drain_result(
     };
     let keys: Vec<&crate::routing::PrefixKey> =
         reply.handed.iter().flat_map(|h| h.keys.iter()).collect();
-    // The prefixes FRR did not show, grouped by their error.
+    // The prefixes the daemons did not show, grouped by their error.
     let mut by_error: Vec<(String, Vec<String>)> = Vec::new();
-    for ((vrf, prefix), error) in left.iter().filter(|(key, _)| keys.contains(&key)) {
+    for ((place, prefix), error) in left.iter().filter(|(key, _)| keys.contains(&key)) {
         let kind = reply
             .handed
             .iter()
-            .find(|h| h.keys.contains(&(vrf.clone(), *prefix)))
-            .map_or("frr", |h| h.writer.backend().kind.name());
-        let prefix = crate::audit::text::place_text(&prefix.to_string(), vrf.as_deref(), kind);
+            .find(|h| h.keys.contains(&(place.clone(), *prefix)))
+            .map_or(crate::routing::KINDS[0], |h| h.writer.backend().kind);
+        let prefix = kind.place_text(&prefix.to_string(), place.name());
         let error = error.clone().unwrap_or_else(|| "not confirmed yet".into());
         match by_error.iter_mut().find(|(e, _)| *e == error) {
             Some((_, prefixes)) => prefixes.push(prefix),

@@ -399,7 +399,7 @@ fn systemd_status(
     views: &Views,
     unreadable: &[(String, String)],
 ) -> tokio::task::JoinHandle<()> {
-    let frr_note = if unreadable.is_empty() {
+    let unreachable_note = if unreadable.is_empty() {
         String::new()
     } else {
         format!(
@@ -415,7 +415,7 @@ fn systemd_status(
         let views = views.lock().unwrap_or_else(|p| p.into_inner());
         crate::notify::status_line(views.values().map(|v| &v.state))
     };
-    notifier.send(&format!("READY=1\nSTATUS={first_status}{frr_note}"));
+    notifier.send(&format!("READY=1\nSTATUS={first_status}{unreachable_note}"));
     let (notifier, views) = (notifier.clone(), views.clone());
     let watchdog = crate::notify::watchdog_interval();
     tokio::spawn(async move {

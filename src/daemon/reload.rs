@@ -13,12 +13,7 @@ pub(super) fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> 
     if old.control != new.control {
         keys.push("[control]");
     }
-    if old.frrouting != new.frrouting {
-        keys.push("[frrouting]");
-    }
-    if old.bird != new.bird {
-        keys.push("[bird]");
-    }
+    keys.extend(old.routing_sections_changed(new));
     if old.hooks != new.hooks {
         keys.push("[hooks]");
     }

@@ -27,7 +27,7 @@ pub(super) async fn journal_reports(
             report = reports.recv() => match report {
                 Some(report) => {
                     // Every report waiting goes into one durable append: an operator told
-                    // "FRR shows it" finds the outcome in the journal after a crash too.
+                    // "the daemon shows it" finds the outcome in the journal after a crash too.
                     let mut events: Vec<wire::Event> = journal_notice(report);
                     while let Ok(report) = reports.try_recv() {
                         events.extend(journal_notice(report));
@@ -76,16 +76,16 @@ fn journal_restart(restart: Restart) -> Vec<wire::Event> {
         backend = %backend,
         prefixes = announced.len(),
         "{daemon} restarted ({}); re-announcing {} prefix(es).",
-        crate::audit::text::backend_text(&backend.to_string()),
+        backend.kind.instance_text(&backend.instance),
         announced.len()
     );
     let total = announced.len() as u64;
     let mut by_service: BTreeMap<String, Vec<wire::PrefixRef>> = BTreeMap::new();
-    for (service, (vrf, prefix)) in announced {
+    for (service, (place, prefix)) in announced {
         by_service.entry(service).or_default().push(
             crate::routing::Route {
                 prefix,
-                vrf,
+                place,
                 backend: backend.clone(),
             }
             .journal_ref(),
@@ -104,24 +104,25 @@ fn journal_restart(restart: Restart) -> Vec<wire::Event> {
         .collect()
 }
 
-/// The record of a writer's outcome (and its log line).
+/// The record of a routing daemon's outcome (and its log line).
 pub(super) fn journal_report(report: Report) -> Option<wire::Event> {
     {
         let Report {
             backend,
-            key: (vrf, prefix),
+            key: (place, prefix),
             decision,
             outcome,
         } = report;
-        // Where it is, as a log field: FRR's VRF (`vrf`), BIRD's static protocol (`protocol`).
-        let bird = backend.kind == crate::routing::BackendKind::Bird;
-        let place = vrf.clone().unwrap_or_else(|| "default".into());
-        let shown = crate::audit::text::place_text_at(
-            &prefix.to_string(),
-            vrf.as_deref(),
-            backend.kind.name(),
-            &backend.instance,
-        );
+        // Where it is, as a log field named as its kind names a place (`vrf`, `protocol`).
+        let place_name = place.name().unwrap_or("default").to_owned();
+        let (vrf, protocol) = match backend.kind.place_noun() {
+            "protocol" => (None, Some(tracing::field::display(&place_name))),
+            _ => (Some(tracing::field::display(&place_name)), None),
+        };
+        let shown =
+            backend
+                .kind
+                .place_text_at(&prefix.to_string(), place.name(), &backend.instance);
         if let Outcome::Failed(error) = &outcome {
             let verb = if decision.announce {
                 "announce"
@@ -129,18 +130,13 @@ pub(super) fn journal_report(report: Report) -> Option<wire::Event> {
                 "withdraw"
             };
             let daemon = backend.kind.label();
-            if bird {
-                tracing::warn!(service = %decision.service, prefix = %prefix, protocol = %place, error = %error,
-                    "Could not {verb} prefix {shown} in {daemon}; retrying.");
-            } else {
-                tracing::warn!(service = %decision.service, prefix = %prefix, vrf = %place, error = %error,
-                    "Could not {verb} prefix {shown} in {daemon}; retrying.");
-            }
+            tracing::warn!(service = %decision.service, prefix = %prefix, vrf, protocol, error = %error,
+                "Could not {verb} prefix {shown} in {daemon}; retrying.");
         }
         let daemon = backend.kind.label();
         let prefix_ref = crate::routing::Route {
             prefix,
-            vrf: vrf.clone(),
+            place: place.clone(),
             backend,
         }
         .journal_ref();
@@ -156,13 +152,8 @@ pub(super) fn journal_report(report: Report) -> Option<wire::Event> {
             } else {
                 "withdrawn"
             };
-            if bird {
-                tracing::warn!(service = %decision.service, prefix = %prefix, protocol = %place, present,
-                    "Drift: prefix {shown} is {is} in {daemon} although it should be {should}; repairing.");
-            } else {
-                tracing::warn!(service = %decision.service, prefix = %prefix, vrf = %place, present,
-                    "Drift: prefix {shown} is {is} in {daemon} although it should be {should}; repairing.");
-            }
+            tracing::warn!(service = %decision.service, prefix = %prefix, vrf, protocol, present,
+                "Drift: prefix {shown} is {is} in {daemon} although it should be {should}; repairing.");
             return Some(wire::Event::Drift(wire::Drift {
                 service: decision.service.clone(),
                 prefix: prefix_ref,

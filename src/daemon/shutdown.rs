@@ -3,8 +3,9 @@
 
 use super::*;
 
-/// `stop --keep-announced`: journal the handover and exit without touching FRR; the next
-/// start restores the services (docs/ARCHITECTURE.md, "Start-up reconciliation", rule 1).
+/// `stop --keep-announced`: journal the handover and exit without touching the routing
+/// daemons; the next start restores the services (docs/ARCHITECTURE.md, "Start-up
+/// reconciliation", rule 1).
 pub(super) async fn hand_over(
     reason: &str,
     drivers: Vec<DriverHandle>,
@@ -93,39 +94,8 @@ pub(super) async fn shutdown(
     for driver in &drivers {
         driver.task.abort();
     }
-    // Each prefix left with why: the writer's last error for it, else what is known.
-    let mut left_why: Vec<(wire::PrefixRef, String)> = Vec::new();
     let targets = targets.into_inner().unwrap_or_else(|p| p.into_inner());
-    for (id, writer) in writers {
-        let status = writer.status().borrow().clone();
-        // Cut short before the withdrawals were handed over, or before this writer's pass
-        // over them: nothing of this backend is verified.
-        let target = targets.as_ref().and_then(|t| t.get(id).copied());
-        if target.is_none_or(|target| status.generation < target) {
-            // The writer never finished a pass over the shutdown decisions: nothing of this
-            // backend's prefixes is verified.
-            let why = status.read_error.clone().unwrap_or_else(|| {
-                if target.is_none() {
-                    "a second signal came before the withdrawal was handed to the backend".into()
-                } else {
-                    NOT_IN_TIME.into()
-                }
-            });
-            for (_, prefix) in config.prefixes_by_backend().get(id).into_iter().flatten() {
-                left_why.push((prefix.journal_ref(), why.clone()));
-            }
-            continue;
-        }
-        for ((vrf, prefix), _, error) in &status.pending {
-            let prefix = crate::routing::Route {
-                prefix: *prefix,
-                vrf: vrf.clone(),
-                backend: id.clone(),
-            }
-            .journal_ref();
-            left_why.push((prefix, error.clone().unwrap_or_else(|| NOT_IN_TIME.into())));
-        }
-    }
+    let mut left_why = left_prefixes(config, writers, targets.as_ref());
     left_why.sort();
     left_why.dedup_by(|a, b| a.0 == b.0);
     let left: Vec<wire::PrefixRef> = left_why.iter().map(|(p, _)| p.clone()).collect();
@@ -179,20 +149,19 @@ pub(super) async fn shutdown(
         return (exit::OK, Vec::new());
     }
     let listed: Vec<String> = left.iter().map(crate::audit::text::prefix_text).collect();
-    // BIRD's include files already leave out every withdrawal wanted: what is left needs
-    // only a configure that goes through (or BIRD's next start).
-    let bird = if left
-        .iter()
-        .any(|p| p.backend == crate::routing::BackendKind::Bird.name())
-    {
-        " For BIRD, anycastd's include files already leave them out: fix what BIRD refused and run `birdc configure`; a BIRD that is not running does not announce them when it starts."
-    } else {
-        ""
-    };
+    // What the routing daemons of the prefixes left say the operator can do, once each.
+    let mut hints = String::new();
+    for kind in crate::routing::KINDS {
+        let hint = kind.left_announced_hint();
+        if let Some(hint) = hint.filter(|_| left.iter().any(|p| p.backend == kind.name())) {
+            hints.push(' ');
+            hints.push_str(hint);
+        }
+    }
     tracing::error!(
         left = %listed.join(", "),
         reasons = %reasons.join("; "),
-        "Could not verify the withdrawal of every prefix before exiting; still announced or unknown: {}. Please remediate manually.{bird}",
+        "Could not verify the withdrawal of every prefix before exiting; still announced or unknown: {}. Please remediate manually.{hints}",
         listed.join(", ")
     );
     let left = left_why
@@ -200,6 +169,48 @@ pub(super) async fn shutdown(
         .map(|(prefix, error)| control::LeftPrefix { prefix, error })
         .collect();
     (exit::SOFTWARE, left)
+}
+
+/// Each prefix left unverified with why: its writer's last error for it, else what is known.
+/// `targets`: the generation each writer must reach (`None`: the withdrawals were never all
+/// handed over).
+fn left_prefixes(
+    config: &Config,
+    writers: &HashMap<BackendId, WriterHandle>,
+    targets: Option<&HashMap<BackendId, u64>>,
+) -> Vec<(wire::PrefixRef, String)> {
+    let mut left_why: Vec<(wire::PrefixRef, String)> = Vec::new();
+    for (id, writer) in writers {
+        let status = writer.status().borrow().clone();
+        // Cut short before the withdrawals were handed over, or before this writer's pass
+        // over them: nothing of this backend is verified.
+        let target = targets.and_then(|t| t.get(id).copied());
+        if target.is_none_or(|target| status.generation < target) {
+            // The writer never finished a pass over the shutdown decisions: nothing of this
+            // backend's prefixes is verified.
+            let why = status.read_error.clone().unwrap_or_else(|| {
+                if target.is_none() {
+                    "a second signal came before the withdrawal was handed to the backend".into()
+                } else {
+                    NOT_IN_TIME.into()
+                }
+            });
+            for (_, prefix) in config.prefixes_by_backend().get(id).into_iter().flatten() {
+                left_why.push((prefix.journal_ref(), why.clone()));
+            }
+            continue;
+        }
+        for ((place, prefix), _, error) in &status.pending {
+            let prefix = crate::routing::Route {
+                prefix: *prefix,
+                place: place.clone(),
+                backend: id.clone(),
+            }
+            .journal_ref();
+            left_why.push((prefix, error.clone().unwrap_or_else(|| NOT_IN_TIME.into())));
+        }
+    }
+    left_why
 }
 
 /// Why a prefix left at a stop was not verified when the writer gave no error for it.

@@ -201,8 +201,9 @@ pub fn status_gauges(services: &[crate::observe::status::ServiceStatus]) -> Stri
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
         for s in services {
             for p in s.prefixes.iter().filter(|p| !p.unreadable) {
+                // A daemon that knew one kind alone wrote none: the first.
                 let backend = if p.backend.is_empty() {
-                    "frr"
+                    crate::routing::KINDS[0].name()
                 } else {
                     &p.backend
                 };
@@ -222,7 +223,7 @@ pub fn status_gauges(services: &[crate::observe::status::ServiceStatus]) -> Stri
     for s in services {
         for p in &s.prefixes {
             let backend = if p.backend.is_empty() {
-                "frr"
+                crate::routing::KINDS[0].name()
             } else {
                 &p.backend
             };

@@ -2,7 +2,7 @@
 //! (version 0.0.4), served by [`crate::observe::endpoint`] when `[metrics] listen` is set.
 //!
 //! Names follow Prometheus conventions: `anycastd_` prefix, base units (seconds), `_total`
-//! for counters. Service, check and vtysh names are labels (service names are restricted to
+//! for counters. Service, check and routing daemon instance names are labels (service names are restricted to
 //! `[A-Za-z0-9_.-]`; other label values are escaped).
 
 use std::collections::BTreeMap;
@@ -21,7 +21,16 @@ struct Registry {
     /// The counters of every check, updated without this lock: (service, check, kind,
     /// shadow) -> cells.
     checks: BTreeMap<(String, String, &'static str, bool), Arc<CheckCells>>,
+    /// The metric families of the routing backends whose writers started, by the order of
+    /// their kinds ([`describe`]).
+    backend_families: BTreeMap<usize, Families>,
 }
+
+/// Metric families: name, type and help text of each.
+pub type Families = &'static [(&'static str, &'static str, &'static str)];
+
+/// Where [`METRICS`] places the backends' families.
+const BACKEND_FAMILIES: &str = "";
 
 /// One check's counters (a check result is counted without the registry's lock).
 #[derive(Debug, Default)]
@@ -59,36 +68,8 @@ const METRICS: &[(&str, &str, &str)] = &[
         "summary",
         "Time spent in check requests (_sum) and requests timed (_count).",
     ),
-    (
-        "anycastd_vtysh_calls_total",
-        "counter",
-        "vtysh processes run.",
-    ),
-    (
-        "anycastd_vtysh_errors_total",
-        "counter",
-        "vtysh processes that failed (exit code, timeout, not runnable).",
-    ),
-    (
-        "anycastd_vtysh_duration_seconds",
-        "summary",
-        "Time spent in vtysh processes (_sum) and processes timed (_count).",
-    ),
-    (
-        "anycastd_bird_conversations_total",
-        "counter",
-        "Conversations with BIRD's control socket (a read, a configure, a status view).",
-    ),
-    (
-        "anycastd_bird_errors_total",
-        "counter",
-        "Conversations with BIRD that failed (not running, refused, an error code, timeout).",
-    ),
-    (
-        "anycastd_bird_duration_seconds",
-        "summary",
-        "Time spent in conversations with BIRD (_sum) and conversations timed (_count).",
-    ),
+    // Here: the families of the routing backends whose writers started ([`describe`]).
+    (BACKEND_FAMILIES, "", ""),
     (
         "anycastd_journal_appends_total",
         "counter",
@@ -254,49 +235,11 @@ pub fn service_counters(service: &str) {
     }
 }
 
-/// ... of a vtysh binary (at its writer's start) ...
-pub fn vtysh_counters(vtysh: &str) {
-    for name in [
-        "anycastd_vtysh_calls_total",
-        "anycastd_vtysh_errors_total",
-        "anycastd_vtysh_duration_seconds_sum",
-        "anycastd_vtysh_duration_seconds_count",
-    ] {
-        count(name, &[("vtysh", vtysh)], 0.0);
-    }
-}
-
-/// ... of a BIRD control socket (at its writer's start) ...
-pub fn bird_counters(socket: &str) {
-    for name in [
-        "anycastd_bird_conversations_total",
-        "anycastd_bird_errors_total",
-        "anycastd_bird_duration_seconds_sum",
-        "anycastd_bird_duration_seconds_count",
-    ] {
-        count(name, &[("socket", socket)], 0.0);
-    }
-}
-
-/// One conversation with the BIRD at `socket`.
-pub fn bird_conversation(socket: &str, took: Duration, ok: bool) {
-    count(
-        "anycastd_bird_conversations_total",
-        &[("socket", socket)],
-        1.0,
-    );
-    count(
-        "anycastd_bird_duration_seconds_sum",
-        &[("socket", socket)],
-        took.as_secs_f64(),
-    );
-    count(
-        "anycastd_bird_duration_seconds_count",
-        &[("socket", socket)],
-        1.0,
-    );
-    if !ok {
-        count("anycastd_bird_errors_total", &[("socket", socket)], 1.0);
+/// Show the metric families of a routing backend kind (at its writer's start), among those
+/// of the other kinds by `order`.
+pub fn describe(order: usize, families: Families) {
+    if !families.is_empty() {
+        with(|r| r.backend_families.insert(order, families));
     }
 }
 
@@ -346,24 +289,6 @@ pub fn forget_service(service: &str) {
     });
 }
 
-/// A vtysh call finished.
-pub fn vtysh_call(vtysh: &str, took: Duration, ok: bool) {
-    count("anycastd_vtysh_calls_total", &[("vtysh", vtysh)], 1.0);
-    count(
-        "anycastd_vtysh_duration_seconds_sum",
-        &[("vtysh", vtysh)],
-        took.as_secs_f64(),
-    );
-    count(
-        "anycastd_vtysh_duration_seconds_count",
-        &[("vtysh", vtysh)],
-        1.0,
-    );
-    if !ok {
-        count("anycastd_vtysh_errors_total", &[("vtysh", vtysh)], 1.0);
-    }
-}
-
 fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
@@ -397,7 +322,15 @@ fn samples(r: &Registry, name: &str) -> Vec<(Labels, f64)> {
 pub fn render() -> String {
     with(|r| {
         let mut out = String::new();
-        for (name, kind, help) in METRICS {
+        let families = METRICS.iter().flat_map(|family| {
+            if family.0 == BACKEND_FAMILIES {
+                r.backend_families.values().flat_map(|f| f.iter()).collect()
+            } else {
+                vec![family]
+            }
+        });
+        let families: Vec<_> = families.collect();
+        for (name, kind, help) in families {
             let lines: Vec<(String, Vec<(Labels, f64)>)> = if *kind == "summary" {
                 ["_sum", "_count"]
                     .iter()

@@ -1,10 +1,9 @@
-//! `anycastd status`: each service's state and, per prefix, whether its routing daemon has it
-//! *configured* (FRR: a `network` line in the running config; BIRD: a route of anycastd's
-//! static protocol) and whether it is *advertised* (FRR: a valid best path in its BGP table and
-//! at least one established peer in its VRF and address family; BIRD: exported to at least
-//! one established BGP protocol). The two differ when FRR's `bgp network import-check` finds
-//! no route for the prefix, an export filter refuses it or no session is up; showing them
-//! apart is the point. What each backend reads is its own (its `inspect`).
+//! `anycastd status`: each service's state and, per prefix, whether its routing daemon has
+//! it *configured* (for example a `network` line in FRR's running config) and whether it is
+//! *advertised* (a valid best path and at least one established peer it goes to). The two
+//! differ when the daemon finds no route for the prefix (FRR's `bgp network import-check`)
+//! or no session is up; showing them apart is the point. The words of a place, and of a
+//! prefix without peers, are its backend kind's ([`crate::routing::Kind`]).
 
 use crate::config::Config;
 use crate::routing::{BackendId, PrefixKey, Shown};
@@ -133,40 +132,40 @@ impl Snapshot {
 }
 
 impl PrefixStatus {
-    /// Where it goes in its routing daemon: the BIRD static protocol, else the FRR VRF.
+    /// Where it goes in its routing daemon (whichever of `protocol` and `vrf` is set).
     pub fn place(&self) -> Option<&str> {
         self.protocol.as_deref().or(self.vrf.as_deref())
     }
 }
 
-/// One prefix's status: what the daemon wants and what FRR has.
+/// One prefix's status: what the daemon wants and what its routing daemon has.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct PrefixStatus {
     /// The prefix.
     pub prefix: String,
-    /// Its VRF for FRR (`None` = default; always `None` for BIRD).
+    /// Its place, for a kind that calls a place a VRF (`None` = the default one).
     pub vrf: Option<String>,
-    /// Its static protocol for BIRD (`None` for FRR).
+    /// Its place, for a kind that calls a place a protocol.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
-    /// Its routing daemon's kind (`frr`, `bird`; empty from a daemon that knew FRR alone).
+    /// Its routing daemon's kind (`frr`; empty from a daemon that knew the first kind alone).
     #[serde(default)]
     pub backend: String,
-    /// Which one: the vtysh binary (FRR), the control socket (BIRD).
+    /// Which one, as its kind names it (a binary, a control socket).
     #[serde(default)]
     pub instance: String,
     /// Whether the daemon wants it announced (`None`: the daemon is not running).
     pub desired_announced: Option<bool>,
-    /// A `network` line is in FRR's running config.
+    /// Its routing daemon has it installed.
     pub configured: bool,
-    /// FRR has a valid best path and an established peer to send it to.
+    /// Its routing daemon has a valid best path and an established peer to send it to.
     pub advertised: bool,
     /// Established peers in the prefix's VRF and family.
     pub established_peers: usize,
-    /// FRR's running config differs from what the daemon wants (and the writer is not just
+    /// Its routing daemon differs from what the daemon wants (and the writer is not just
     /// applying the latest decision).
     pub drift: bool,
-    /// FRR differs because the writer is applying the latest decision right now.
+    /// Its routing daemon differs because the writer is applying the latest decision now.
     #[serde(default)]
     pub applying: bool,
     /// The writer's last error for this prefix (it is retrying).
@@ -175,7 +174,7 @@ pub struct PrefixStatus {
     /// Its backend could not be read (or was not), so nothing above is known.
     #[serde(default)]
     pub unreadable: bool,
-    /// Explanation, or the error reading FRR.
+    /// Explanation, or the error reading its routing daemon.
     pub note: String,
 }
 
@@ -280,7 +279,8 @@ pub async fn collect(
     for (backend, keys) in asked {
         let inspected = crate::routing::inspect(&config.routing(), backend, &keys)
             .await
-            .map(|list| keys.into_iter().zip(list).collect());
+            .map(|list| keys.into_iter().zip(list).collect())
+            .map_err(|e| e.to_string());
         shown.insert(backend, inspected);
     }
     services
@@ -294,7 +294,7 @@ pub async fn collect(
                 .map(|p| {
                     let unsettled = pending.get(&p.backend).and_then(|list| {
                         list.iter()
-                            .find(|(key, _)| key.0 == p.vrf && key.1 == p.prefix)
+                            .find(|(key, _)| key.0 == p.place && key.1 == p.prefix)
                             .map(|(_, e)| e.clone())
                     });
                     prefix_status(p, shown.get(&p.backend), desired, unsettled, config)
@@ -383,11 +383,13 @@ fn prefix_status(
 ) -> PrefixStatus {
     let error = unsettled.clone().flatten();
     let want = |w: bool| if w { "announced" } else { "withdrawn" };
-    let bird = p.backend.kind == crate::routing::BackendKind::Bird;
+    // Its place under the key its kind names a place by (`vrf`, `protocol`).
+    let place = p.place.name().map(str::to_owned);
+    let noun = p.backend.kind.place_noun();
     let mut status = PrefixStatus {
         prefix: p.prefix.to_string(),
-        vrf: p.vrf.clone().filter(|_| !bird),
-        protocol: p.vrf.clone().filter(|_| bird),
+        vrf: place.clone().filter(|_| noun != "protocol"),
+        protocol: place.filter(|_| noun == "protocol"),
         backend: p.backend.kind.name().to_owned(),
         instance: p.backend.instance.clone(),
         desired_announced: desired,
@@ -426,10 +428,10 @@ fn prefix_status(
         (true, false, _) => {
             "configured, not advertised: no valid route (bgp network import-check?)".into()
         }
-        (true, true, 0) if p.backend.kind == crate::routing::BackendKind::Bird => {
-            "configured, not advertised: no established BGP protocol exports it".into()
-        }
-        (true, true, 0) => "configured, not advertised: no established peer".into(),
+        (true, true, 0) => format!(
+            "configured, not advertised: {}",
+            p.backend.kind.no_peer_text()
+        ),
         (true, true, n) => format!("configured, advertised ({n} established peer(s))"),
     };
     let differs = desired.is_some_and(|w| w != status.configured);
@@ -579,11 +581,11 @@ fn silent_service_text(s: &ServiceStatus) -> String {
 }
 
 /// A monitoring plugin's verdict (Nagios, Icinga): exit code and one summary line.
-/// OK (0): FRR and BIRD are as the daemon wants them and every service announces something;
+/// OK (0): the routing daemons are as wanted and every service announces something;
 /// WARNING (1): as wanted, but a wanted prefix is configured and not advertised, or a service
 /// announces nothing (its checks fail, it is starting, suppressed or drained: an OK while
-/// nothing of a service is announced misled); CRITICAL (2): FRR or BIRD differs from what
-/// the daemon wants; UNKNOWN (3): the daemon is not running or FRR or BIRD cannot be read.
+/// nothing of a service is announced misled); CRITICAL (2): a routing daemon differs from
+/// what is wanted; UNKNOWN (3): the daemon is not running or a routing daemon cannot be read.
 pub fn check(services: &[ServiceStatus], live: bool) -> (u8, String) {
     if !live {
         return (3, "ANYCASTD UNKNOWN - anycastd is not running".into());
@@ -613,15 +615,16 @@ pub fn check(services: &[ServiceStatus], live: bool) -> (u8, String) {
     let prefixes: usize = services.iter().map(|s| s.prefixes.len()).sum();
     let mut daemons: Vec<&str> = Vec::new();
     for p in services.iter().flat_map(|s| &s.prefixes) {
+        // A daemon that knew one kind alone wrote no kind: the first.
         let label = crate::routing::BackendKind::from_name(&p.backend)
-            .unwrap_or(crate::routing::BackendKind::Frr)
+            .unwrap_or(crate::routing::KINDS[0])
             .label();
         if !daemons.contains(&label) {
             daemons.push(label);
         }
     }
     if daemons.is_empty() {
-        daemons.push("FRR");
+        daemons.push(crate::routing::KINDS[0].label());
     }
     if !critical.is_empty() {
         (2, format!("ANYCASTD CRITICAL - {}", critical.join("; ")))

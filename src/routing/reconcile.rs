@@ -1,23 +1,23 @@
 //! Start-up reconciliation (docs/ARCHITECTURE.md, "Start-up reconciliation"): from the
-//! journal's last state of each service, the
-//! boot id, and what each backend has installed (for FRR, its `network` statements), decide
+//! journal's last state of each service, the boot id, and what each backend has installed
+//! (its configured prefixes), decide
 //! each service's starting state and what to withdraw or keep, before the first check runs.
 //!
-//! 1. in FRR, journal says announced, still configured -> keep; the service is restored
+//! 1. in the daemon, journal says announced, still configured -> keep; the service is restored
 //!    `Healthy` and stays so while its checks are pending (no flap on a crash-restart);
-//! 2. in FRR, journal says announced, no longer configured -> withdraw (orphan);
-//! 3. journal says announced, FRR lacks it -> the service starts over in `Starting`;
-//! 4. journal says withdrawn or draining, FRR has it -> withdraw;
-//! 5. in FRR, configured, unknown to the journal -> adopt it as in rule 1;
+//! 2. in the daemon, journal says announced, no longer configured -> withdraw (orphan);
+//! 3. journal says announced, the daemon lacks it -> the service starts over in `Starting`;
+//! 4. journal says withdrawn or draining, the daemon has it -> withdraw;
+//! 5. in the daemon, configured, unknown to the journal -> adopt it as in rule 1;
 //! 6. after a reboot (boot id changed) rules 1 and 5 do not apply: every configured prefix
-//!    found in FRR is withdrawn and services start in `Starting`.
+//!    found in the daemon is withdrawn and services start in `Starting`.
 //!
-//! Prefixes in FRR that are neither configured nor in the journal are never touched. A
-//! service restored `Healthy` whose journal-announced prefixes are only partly in FRR gets the
+//! Prefixes in the daemon that are neither configured nor in the journal are never touched. A
+//! service restored `Healthy` whose journal-announced prefixes are only partly in the daemon gets the
 //! missing ones re-announced (its desired state is "announced"). This module is pure and
 //! backend-neutral: the caller reads the journal and the backends and carries out the plan.
 
-use super::{BackendId, Installed, Route, Snapshot};
+use super::{BackendError, BackendId, Installed, Route, Snapshot};
 use anycastd_fsm::{DrainCause, State};
 use anycastd_journal::wire::{self, ReconcileDecision, ReconcileItem};
 use anycastd_journal::LastState;
@@ -37,11 +37,11 @@ pub struct Plan {
 }
 
 /// What each backend has installed, or why it could not be read.
-pub type View = HashMap<BackendId, Result<Snapshot, String>>;
+pub type View = HashMap<BackendId, Result<Snapshot, BackendError>>;
 
 fn present(view: &View, route: &Route) -> bool {
     match view.get(&route.backend) {
-        Some(Ok(installed)) => installed.contains(&route.vrf, &route.prefix),
+        Some(Ok(installed)) => installed.contains(&route.place, &route.prefix),
         _ => false,
     }
 }
@@ -68,7 +68,7 @@ pub fn plan(
         if let Err(e) = installed {
             plan.record
                 .unreadable
-                .push((backend.to_string(), e.clone()));
+                .push((backend.to_string(), e.to_string()));
         }
     }
     plan.record.unreadable.sort();
@@ -89,13 +89,13 @@ pub fn plan(
                 l.state == wire::State::Healthy && l.prefixes.contains(&route.journal_ref())
             })
         };
-        let mut in_frr = Vec::new();
+        let mut installed = Vec::new();
         let mut announced_missing = Vec::new();
         for p in routes {
             configured.insert(p);
             if present(view, p) {
                 found.insert(p.journal_ref());
-                in_frr.push(p);
+                installed.push(p);
             } else if journal_announced(p) && readable(view, &p.backend) {
                 announced_missing.push(p);
             }
@@ -107,7 +107,7 @@ pub fn plan(
             _ => None,
         };
         let withdraw_all = |plan: &mut Plan, decision: ReconcileDecision| {
-            for p in &in_frr {
+            for p in &installed {
                 plan.withdraw.push(((*p).clone(), name.to_owned()));
                 plan.record.items.push(ReconcileItem {
                     service: name.to_owned(),
@@ -117,7 +117,7 @@ pub fn plan(
             }
         };
         if rebooted {
-            // Rule 6: FRR may have loaded a saved copy; nothing is trusted.
+            // Rule 6: the daemon may have loaded a saved copy; nothing is trusted.
             withdraw_all(&mut plan, ReconcileDecision::Reboot);
             if last_state.is_some_and(|l| l.state != wire::State::Starting) {
                 plan.states.insert(name.to_owned(), State::Starting);
@@ -126,16 +126,16 @@ pub fn plan(
             continue;
         }
         if let Some(cause) = operator_drain {
-            // An operator drain survives a restart: stay drained, withdraw what FRR has.
+            // An operator drain survives a restart: stay drained, withdraw what the daemon has.
             withdraw_all(&mut plan, ReconcileDecision::Withdrawn);
             plan.states.insert(name.to_owned(), State::Draining(cause));
             continue;
         }
         let was_announced = last_state.is_some_and(|l| l.state == wire::State::Healthy);
-        match (last_state, in_frr.is_empty()) {
+        match (last_state, installed.is_empty()) {
             // Rule 1 (and rule 3 for the missing ones, re-announced as the service is healthy).
             (Some(_), false) if was_announced => {
-                for p in &in_frr {
+                for p in &installed {
                     let r = p.journal_ref();
                     let decision = if journal_announced(p) {
                         ReconcileDecision::Kept
@@ -151,7 +151,7 @@ pub fn plan(
                 plan.states.insert(name.to_owned(), State::Healthy);
                 plan.causes.insert(name.to_owned(), wire::Cause::Restored);
             }
-            // Rule 3: the journal says announced but FRR has none of it.
+            // Rule 3: the journal says announced but the daemon has none of it.
             (Some(_), true) if was_announced => {
                 for p in &announced_missing {
                     let r = p.journal_ref();
@@ -168,9 +168,9 @@ pub fn plan(
                     plan.causes.insert(name.to_owned(), wire::Cause::Restart);
                 }
             }
-            // Rule 5: the journal knows nothing; FRR has some of it.
+            // Rule 5: the journal knows nothing; the daemon has some of it.
             (None, false) => {
-                for p in &in_frr {
+                for p in &installed {
                     let r = p.journal_ref();
                     item(&mut plan, name, r, ReconcileDecision::Adopted);
                 }
@@ -221,11 +221,12 @@ pub fn backends<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::Place;
 
     fn route(vrf: Option<&str>, prefix: &str) -> Route {
         Route {
             prefix: prefix.parse().unwrap(),
-            vrf: vrf.map(str::to_owned),
+            place: vrf.into(),
             backend: BackendId::frr("/usr/bin/vtysh"),
         }
     }
@@ -239,12 +240,14 @@ mod tests {
 
     fn frr(networks: &[(Option<&str>, &str)]) -> View {
         let mut installed = Snapshot::default();
-        installed.tables.insert(None, BTreeSet::new());
-        installed.tables.insert(Some("123".into()), BTreeSet::new());
+        installed.tables.insert(Place::default(), BTreeSet::new());
+        installed
+            .tables
+            .insert(Place::named("123"), BTreeSet::new());
         for (vrf, p) in networks {
             installed
                 .tables
-                .get_mut(&vrf.map(str::to_owned))
+                .get_mut(&Place::from(*vrf))
                 .unwrap()
                 .insert(p.parse().unwrap());
         }

@@ -3,12 +3,12 @@
 //!
 //! The services' drivers say what they want per prefix ([`WriterHandle::set`]) after their
 //! decision is durable in the journal. The writer then, in one pass: reads what the backend
-//! installed ([`Backend::read`]: for FRR, `show running-config bgpd`; no cache), diffs, hands
+//! installed ([`Backend::read`]: no cache), diffs, hands
 //! every change of every service to the backend in as few calls as it allows (withdrawals
 //! first, then by table, family and prefix; [`Backend::batches`]), reads back to verify, and
 //! reports an outcome per decision. It never creates an instance or table: a prefix whose
 //! table is missing is an error for that prefix alone. A call stops at the first failing
-//! change and keeps what came before (vtysh does); the read-back tells what was applied, the
+//! change and keeps what came before (as a daemon's shell does); the read-back tells what was applied, the
 //! first change of a failed call that was not is set aside with its error and retried with
 //! capped exponential backoff, the rest are retried at once. Nothing here can stop the daemon, and one prefix's error never blocks
 //! another's change.
@@ -24,7 +24,7 @@
 //! writes, else by the next periodic reconcile, which always reads afresh.
 
 pub use super::PrefixKey;
-use super::{Backend, BackendId, Change, Installed, RuntimeFile};
+use super::{Backend, BackendId, Change, Installed, Place, RuntimeFile};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -98,7 +98,7 @@ pub struct Report {
 pub struct Restart {
     /// The writer's backend.
     pub backend: BackendId,
-    /// The daemon that restarted, in words (`bgpd`, `BIRD`).
+    /// The daemon that restarted, in words ([`super::Kind::daemon`]).
     pub daemon: &'static str,
     /// The prefixes wanted announced at that moment (to be re-announced), with their service.
     pub announced: Vec<(String, PrefixKey)>,
@@ -347,7 +347,7 @@ struct Writer<B: Backend> {
     /// at once is not one).
     restart_pending: bool,
     /// While changes are set aside: the daemon's reconfiguration mark at the last look
-    /// ([`Backend::reconfigured`]).
+    /// ([`super::Reconfigurations::mark`]).
     reconfigured: Option<String>,
 }
 
@@ -445,7 +445,10 @@ impl<B: Backend> Writer<B> {
             self.reconfigured = None;
             return false;
         }
-        let Some(mark) = self.backend.reconfigured().await else {
+        let Some(reconfigurations) = self.backend.reconfigurations() else {
+            return false;
+        };
+        let Some(mark) = reconfigurations.mark().await else {
             return false;
         };
         let changed = self.reconfigured.as_ref().is_some_and(|seen| *seen != mark);
@@ -455,7 +458,7 @@ impl<B: Backend> Writer<B> {
                 backend = %self.backend.id(),
                 set_aside = self.retry.len(),
                 "{} loaded a new configuration: retrying the changes set aside after a failure now",
-                self.backend.daemon_name()
+                self.backend.id().kind.daemon()
             );
             let now = Instant::now();
             for retry in self.retry.values_mut() {
@@ -469,7 +472,7 @@ impl<B: Backend> Writer<B> {
     /// cannot be known, also kept for `status`).
     fn watch_runtime_file(&mut self) {
         let id = self.backend.id().clone();
-        let daemon = self.backend.daemon_name();
+        let daemon = self.backend.id().kind.daemon();
         match self.backend.runtime_file() {
             Ok(Some(file)) => {
                 tracing::info!(
@@ -483,7 +486,7 @@ impl<B: Backend> Writer<B> {
                 self.detection_gauge(true);
             }
             Ok(None) => {}
-            Err(why) => self.detection_off(why),
+            Err(why) => self.detection_off(why.to_string()),
         }
     }
 
@@ -499,8 +502,8 @@ impl<B: Backend> Writer<B> {
     fn detection_off(&mut self, why: String) {
         let text = format!(
             "restart detection off for {}: {why}; a {} restart is repaired within reconcile_interval ({})",
-            crate::audit::text::backend_text(&self.backend.id().to_string()),
-            self.backend.daemon_name(),
+            self.backend.id().kind.instance_text(&self.backend.id().instance),
+            self.backend.id().kind.daemon(),
             seconds(self.reconcile_interval),
         );
         tracing::warn!(backend = %self.backend.id(), "{text}");
@@ -521,7 +524,7 @@ impl<B: Backend> Writer<B> {
                     "{} ({}) does not exist although {} answers; {}",
                     file.path.display(),
                     file.origin,
-                    self.backend.daemon_name(),
+                    self.backend.id().kind.daemon(),
                     file.hint
                 );
                 self.detection_off(why);
@@ -552,7 +555,7 @@ impl<B: Backend> Writer<B> {
             .collect();
         let _ = self.reports.send(Notice::Restarted(Restart {
             backend: self.backend.id().clone(),
-            daemon: self.backend.daemon_name(),
+            daemon: self.backend.id().kind.daemon(),
             announced,
         }));
     }
@@ -648,7 +651,7 @@ impl<B: Backend> Writer<B> {
     }
 
     /// Whether the daemon restarted less than [`LOADING`] ago: its own configuration may
-    /// still be loading (watchfrr's `vtysh -b` after bgpd starts), so a missing table is not
+    /// still be loading (a daemon fed its configuration after it starts), so a missing table is not
     /// a failure yet.
     fn loading(&self, now: Instant) -> bool {
         self.recovering_until
@@ -670,7 +673,7 @@ impl<B: Backend> Writer<B> {
                 at: Instant::now() + BACKOFF_MAX_URGENT,
                 error: format!(
                     "{} restarted moments ago and may still be loading its configuration: {error}",
-                    self.backend.daemon_name()
+                    self.backend.id().kind.daemon()
                 ),
             },
         );
@@ -685,8 +688,10 @@ impl<B: Backend> Writer<B> {
             } else {
                 Outcome::AlreadySo
             };
-            self.report(key, decision, outcome);
+            // Marked before it is told, so that whoever sees the outcome sees the handle
+            // call it settled ([`WriterHandle::unsettled`]).
             self.mark_reported(key, decision);
+            self.report(key, decision, outcome);
         }
         self.sent.remove(key);
     }
@@ -736,14 +741,14 @@ impl<B: Backend> Writer<B> {
             // The tables this pass changes nothing in are tidied now, also while another
             // table's change keeps failing and being retried (which could otherwise starve
             // it, with quick retries after a restart).
-            let busy: Vec<&Option<String>> = plan.iter().map(|((table, _), _)| table).collect();
+            let busy: Vec<&Place> = plan.iter().map(|((place, _), _)| place).collect();
             let wanted: Vec<(PrefixKey, bool)> = entries
                 .iter()
                 .filter(|(k, _, _)| !busy.contains(&&k.0))
                 .map(|(k, d, _)| (k.clone(), d.announce))
                 .collect();
-            if !wanted.is_empty() {
-                self.backend.tidy(&installed, &wanted).await;
+            if let Some(kept) = self.backend.kept_beside().filter(|_| !wanted.is_empty()) {
+                kept.tidy(&installed, &wanted).await;
             }
         }
         if plan.is_empty() {
@@ -752,8 +757,8 @@ impl<B: Backend> Writer<B> {
         }
         let changes: Vec<Change> = plan
             .iter()
-            .map(|((vrf, prefix), decision)| Change {
-                vrf: vrf.clone(),
+            .map(|((place, prefix), decision)| Change {
+                place: place.clone(),
                 prefix: *prefix,
                 announce: decision.announce,
             })
@@ -787,7 +792,7 @@ impl<B: Backend> Writer<B> {
             self.reconfigured = None;
         }
 
-        // Verify. A daemon that went away since the first read (BIRD stopped meanwhile) is
+        // Verify. A daemon that went away since the first read (stopped meanwhile) is
         // told what is wanted as before that read, so that a change this pass could not
         // verify does not come back with it.
         let after = match self.backend.read().await {
@@ -806,7 +811,7 @@ impl<B: Backend> Writer<B> {
     }
 
     /// The backend could not be read: record what is wanted wherever it reads it when it
-    /// returns ([`Backend::offline`]), then fail the pass's decisions with the error.
+    /// returns ([`super::KeptBeside::offline`]), then fail the pass's decisions with the error.
     async fn gone(
         &mut self,
         generation: u64,
@@ -818,7 +823,9 @@ impl<B: Backend> Writer<B> {
             .iter()
             .map(|(k, d, _)| (k.clone(), d.announce))
             .collect();
-        self.backend.offline(&wanted).await;
+        if let Some(kept) = self.backend.kept_beside() {
+            kept.offline(&wanted).await;
+        }
         self.unreadable(generation, urgent, entries, error);
     }
 
@@ -842,7 +849,7 @@ impl<B: Backend> Writer<B> {
                         self.report(key, decision, Outcome::Drift { present: false });
                         self.unmark_reported(key, decision);
                     }
-                    let error = self.backend.missing_table(&key.0);
+                    let error = self.backend.missing_table(&key.0).to_string();
                     if self.loading(now) {
                         self.wait_for_loading(key, decision, error);
                     } else {
@@ -907,7 +914,7 @@ impl<B: Backend> Writer<B> {
                 }
                 Some(_) => again = true,
                 None => {
-                    let error = self.backend.not_applied(decision.announce);
+                    let error = self.backend.not_applied(decision.announce).to_string();
                     self.fail(key, decision, error, urgent);
                 }
             }
@@ -926,7 +933,10 @@ impl<B: Backend> Writer<B> {
     ) {
         self.read_failures += 1;
         self.read_retry_at = Some(Instant::now() + backoff(self.read_failures, urgent));
-        let text = self.backend.unreadable(&error);
+        let text = format!(
+            "cannot read {}: {error}",
+            self.backend.id().kind.read_source()
+        );
         let mut pending = Vec::new();
         let mut failed = Vec::new();
         for (key, decision, reported) in entries {
@@ -937,7 +947,8 @@ impl<B: Backend> Writer<B> {
             }
             // Not applied, not verified: a failure like any other, with what is known of a
             // withdrawal all the same (never "already so": nothing was read).
-            let error = match self.backend.known_while_down(&error, key) {
+            let known = self.backend.kept_beside();
+            let error = match known.and_then(|k| k.known_while_down(&error, key)) {
                 Some(known) if !decision.announce => format!("{text}; {known}"),
                 _ => text.clone(),
             };
@@ -1083,10 +1094,10 @@ mod tests {
         let (memory, handle, mut rx) = writer("writer-order", HOUR);
         memory.set(None, net("203.0.113.1/32"), true);
         let keys: Vec<PrefixKey> = vec![
-            (None, net("203.0.113.1/32")),
-            (Some("blue".into()), net("2001:db8::2/128")),
-            (None, net("203.0.113.3/32")),
-            (None, net("203.0.113.4/32")),
+            (Place::default(), net("203.0.113.1/32")),
+            (Place::named("blue"), net("2001:db8::2/128")),
+            (Place::default(), net("203.0.113.3/32")),
+            (Place::default(), net("203.0.113.4/32")),
         ];
         handle.set(vec![
             (keys[0].clone(), decision(false, 1)),
@@ -1110,17 +1121,17 @@ mod tests {
             applied,
             [
                 Change {
-                    vrf: None,
+                    place: Place::default(),
                     prefix: net("203.0.113.1/32"),
                     announce: false
                 },
                 Change {
-                    vrf: None,
+                    place: Place::default(),
                     prefix: net("203.0.113.3/32"),
                     announce: true
                 },
                 Change {
-                    vrf: Some("blue".into()),
+                    place: Place::named("blue"),
                     prefix: net("2001:db8::2/128"),
                     announce: true
                 },
@@ -1142,9 +1153,9 @@ mod tests {
         let (memory, handle, mut rx) = writer("writer-batches", HOUR);
         memory.max_batch(2);
         let good: Vec<PrefixKey> = (1..=5)
-            .map(|i| (None, net(&format!("198.51.100.{i}/32"))))
+            .map(|i| (Place::default(), net(&format!("198.51.100.{i}/32"))))
             .collect();
-        let orphan: PrefixKey = (Some("red".into()), net("192.0.2.1/32"));
+        let orphan: PrefixKey = (Place::named("red"), net("192.0.2.1/32"));
         let mut items: Vec<_> = good
             .iter()
             .map(|k| (k.clone(), decision(true, 7)))
@@ -1185,7 +1196,7 @@ mod tests {
     async fn a_call_that_fails_midway_sets_aside_its_culprit_and_retries_the_rest_at_once() {
         let (memory, handle, mut rx) = writer("writer-culprit", HOUR);
         let keys: Vec<PrefixKey> = (1..=3)
-            .map(|i| (None, net(&format!("203.0.113.{i}/32"))))
+            .map(|i| (Place::default(), net(&format!("203.0.113.{i}/32"))))
             .collect();
         memory.fail(keys[1].1, Some("% Unknown command"));
         handle.set(
@@ -1216,13 +1227,13 @@ mod tests {
         memory.fail(keys[1].1, None);
         let reports = settled(&mut rx, &keys[1..2]).await;
         assert_eq!(reports.last().map(|r| &r.outcome), Some(&Outcome::Applied));
-        assert!(memory.installed().contains(&None, &keys[1].1));
+        assert!(memory.installed().contains(&Place::default(), &keys[1].1));
     }
 
     #[tokio::test]
     async fn drift_is_reported_and_repaired_by_the_periodic_read() {
         let (memory, handle, mut rx) = writer("writer-drift", Duration::from_millis(200));
-        let key: PrefixKey = (Some("blue".into()), net("203.0.113.9/32"));
+        let key: PrefixKey = (Place::named("blue"), net("203.0.113.9/32"));
         handle.set(vec![(key.clone(), decision(true, 4))]);
         settled(&mut rx, std::slice::from_ref(&key)).await;
         // Someone removes it by hand.
@@ -1242,7 +1253,7 @@ mod tests {
     #[tokio::test]
     async fn a_new_configuration_loaded_elsewhere_retries_what_is_set_aside_at_once() {
         let (memory, handle, mut rx) = writer("writer-reconfigured", HOUR);
-        let key: PrefixKey = (None, net("203.0.113.20/32"));
+        let key: PrefixKey = (Place::default(), net("203.0.113.20/32"));
         memory.fail(key.1, Some("8002 bird.conf:25:1 syntax error"));
         memory.reconfigure("00:07:30.569");
         handle.set(vec![(key.clone(), decision(true, 1))]);
@@ -1280,7 +1291,7 @@ mod tests {
             ["apply".to_owned()],
             "the look that saw the new mark was followed by the retry, before any other look"
         );
-        assert!(memory.installed().contains(&None, &key.1));
+        assert!(memory.installed().contains(&Place::default(), &key.1));
     }
 
     /// Right after a restart the daemon may still be loading its own configuration
@@ -1297,10 +1308,10 @@ mod tests {
         memory.runtime_file(&socket);
         let (tx, mut rx) = mpsc::unbounded_channel();
         let handle = spawn(memory.clone(), HOUR, tx);
-        let first: PrefixKey = (None, net("203.0.113.29/32"));
+        let first: PrefixKey = (Place::default(), net("203.0.113.29/32"));
         handle.set(vec![(first.clone(), decision(true, 8))]);
         assert_eq!(report(&mut rx).await.outcome, Outcome::Applied);
-        let key: PrefixKey = (Some("blue".into()), net("203.0.113.30/32"));
+        let key: PrefixKey = (Place::named("blue"), net("203.0.113.30/32"));
         // Restarted: the socket is new, and the table comes a moment after the first read.
         std::fs::remove_file(&socket).unwrap();
         std::fs::write(&socket, "2").unwrap();
@@ -1328,7 +1339,7 @@ mod tests {
     #[tokio::test]
     async fn a_daemon_gone_between_read_and_write_is_told_what_is_wanted() {
         let (memory, handle, mut rx) = writer("writer-gone-midway", HOUR);
-        let key: PrefixKey = (None, net("203.0.113.20/32"));
+        let key: PrefixKey = (Place::default(), net("203.0.113.20/32"));
         memory.set(None, key.1, true);
         memory.vanish_on_apply("socket gone");
         handle.set(vec![(key.clone(), decision(false, 7))]);
@@ -1347,7 +1358,7 @@ mod tests {
     async fn a_decision_replaced_before_it_was_applied_is_superseded() {
         let (memory, handle, mut rx) = writer("writer-superseded", HOUR);
         memory.unreadable(Some("socket gone"));
-        let key: PrefixKey = (None, net("203.0.113.10/32"));
+        let key: PrefixKey = (Place::default(), net("203.0.113.10/32"));
         handle.set(vec![(key.clone(), decision(true, 5))]);
         let failed = report(&mut rx).await;
         assert_eq!(

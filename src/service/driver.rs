@@ -6,7 +6,7 @@
 //! reloads, shutdown). For every input: the records the core returns are journaled — a
 //! transition's durably (flushed) before anything is asked of a routing daemon (write-ahead,
 //! docs/ARCHITECTURE.md, "The journal") — then the service's prefixes are set in the writers
-//! of their backends (FRR, BIRD). Logs use the original anycastd's wording for the main
+//! of their routing backends. Logs use the original anycastd's wording for the main
 //! events; check results are logged on their edges, with a reminder while a check keeps
 //! failing.
 
@@ -28,8 +28,8 @@ use tokio::time::Instant;
 /// How often a check that keeps failing is logged again.
 pub const FAILING_REMINDER: Duration = Duration::from_secs(300);
 
-/// Prefixes handed to one FRR writer, and the generation that carries them: once the writer
-/// has verified that generation without these prefixes pending, FRR is as decided.
+/// Prefixes handed to one routing writer, and the generation that carries them: once the
+/// writer has verified that generation without these prefixes pending, its daemon is as decided.
 #[derive(Clone)]
 pub struct Handed {
     /// The writer.
@@ -46,7 +46,7 @@ pub struct OperatorReply {
     pub note: String,
     /// The state after it.
     pub state: State,
-    /// What FRR must confirm (empty when nothing changed in FRR).
+    /// What the daemons must confirm (empty when nothing changed in them).
     pub handed: Vec<Handed>,
 }
 
@@ -128,7 +128,7 @@ pub struct Start {
 /// What every driver shares.
 #[derive(Clone)]
 pub struct Shared {
-    /// The FRR writers.
+    /// The routing writers.
     pub writers: Writers,
     /// The journal.
     pub journal: JournalHandle,
@@ -727,7 +727,7 @@ impl Driver {
                 .rev()
                 .position(|r| matches!(r, wire::Event::Transition(_)))
                 .unwrap_or(0) as u64;
-            // Write-ahead: the decision (and the input behind it) is on disk before FRR hears
+            // Write-ahead: the decision (and the input behind it) is on disk before a daemon hears
             // of it.
             match self.shared.journal.append_durable(at_ms, records).await {
                 Ok(seq) => {
@@ -1070,7 +1070,7 @@ mod tests {
             memory,
             route: Route {
                 prefix: "203.0.113.53/32".parse().unwrap(),
-                vrf: None,
+                place: crate::routing::Place::default(),
                 backend: id,
             },
             script,
@@ -1137,7 +1137,9 @@ mod tests {
     }
 
     fn announced(f: &Fixture) -> bool {
-        f.memory.installed().contains(&f.route.vrf, &f.route.prefix)
+        f.memory
+            .installed()
+            .contains(&f.route.place, &f.route.prefix)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

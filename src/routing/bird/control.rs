@@ -77,6 +77,30 @@ pub enum BirdError {
         /// Why.
         reason: String,
     },
+    /// A prefix's static protocol is not in BIRD (anycastd never creates one).
+    #[error("no static protocol {protocol} in BIRD at {socket} (declare protocol static {protocol} with the line include \"{include}\"); anycastd does not create one")]
+    NoProtocol {
+        /// The socket.
+        socket: String,
+        /// The protocol.
+        protocol: String,
+        /// The include line's pattern for it.
+        include: String,
+    },
+    /// BIRD took a configuration that does not show the change.
+    #[error("BIRD at {socket} accepted the configuration but {}", if *announce {
+        format!("does not show the route (is its static protocol disabled, or does it include another file than {include_dir}?)")
+    } else {
+        format!("still shows the route (does its static protocol include another file than {include_dir}, or the route twice?)")
+    })]
+    NotApplied {
+        /// The socket.
+        socket: String,
+        /// Where the include files are.
+        include_dir: String,
+        /// An announcement (missing) or a withdrawal (still there).
+        announce: bool,
+    },
 }
 
 impl BirdError {
@@ -193,7 +217,7 @@ impl Session {
                     }
                     _ => BirdError::NotRunning {
                         socket: shown,
-                        reason: crate::config::io_reason(&e),
+                        reason: crate::io_text::io_reason(&e),
                     },
                 });
             }
@@ -226,10 +250,9 @@ impl Session {
         let mut line = String::new();
         loop {
             line.clear();
-            let n =
-                self.stream.read_line(&mut line).await.map_err(|e| {
-                    self.protocol(format!("reading: {}", crate::config::io_reason(&e)))
-                })?;
+            let n = self.stream.read_line(&mut line).await.map_err(|e| {
+                self.protocol(format!("reading: {}", crate::io_text::io_reason(&e)))
+            })?;
             if n == 0 {
                 return Err(self.protocol("the connection was closed mid-reply".into()));
             }
@@ -255,7 +278,7 @@ impl Session {
             .get_mut()
             .write_all(&bytes)
             .await
-            .map_err(|e| self.protocol(format!("writing: {}", crate::config::io_reason(&e))))?;
+            .map_err(|e| self.protocol(format!("writing: {}", crate::io_text::io_reason(&e))))?;
         let reply = self.reply().await?;
         if reply.is_error() {
             return Err(BirdError::refused(
@@ -284,12 +307,66 @@ pub async fn within<T>(
             timeout,
         }),
     };
-    crate::observe::metrics::bird_conversation(
+    conversation(
         &socket.display().to_string(),
         started.elapsed(),
         result.is_ok(),
     );
     result
+}
+
+/// BIRD's metric families, shown once a BIRD writer started.
+pub const METRIC_FAMILIES: crate::observe::metrics::Families = &[
+    (
+        "anycastd_bird_conversations_total",
+        "counter",
+        "Conversations with BIRD's control socket (a read, a configure, a status view).",
+    ),
+    (
+        "anycastd_bird_errors_total",
+        "counter",
+        "Conversations with BIRD that failed (not running, refused, an error code, timeout).",
+    ),
+    (
+        "anycastd_bird_duration_seconds",
+        "summary",
+        "Time spent in conversations with BIRD (_sum) and conversations timed (_count).",
+    ),
+];
+
+/// The counters of a BIRD control socket, at 0 (at its writer's start).
+pub fn zero_counters(socket: &str) {
+    for name in [
+        "anycastd_bird_conversations_total",
+        "anycastd_bird_errors_total",
+        "anycastd_bird_duration_seconds_sum",
+        "anycastd_bird_duration_seconds_count",
+    ] {
+        crate::observe::metrics::count(name, &[("socket", socket)], 0.0);
+    }
+}
+
+/// One conversation with the BIRD at `socket`, in the metrics.
+fn conversation(socket: &str, took: Duration, ok: bool) {
+    use crate::observe::metrics::count;
+    count(
+        "anycastd_bird_conversations_total",
+        &[("socket", socket)],
+        1.0,
+    );
+    count(
+        "anycastd_bird_duration_seconds_sum",
+        &[("socket", socket)],
+        took.as_secs_f64(),
+    );
+    count(
+        "anycastd_bird_duration_seconds_count",
+        &[("socket", socket)],
+        1.0,
+    );
+    if !ok {
+        count("anycastd_bird_errors_total", &[("socket", socket)], 1.0);
+    }
 }
 
 #[cfg(test)]

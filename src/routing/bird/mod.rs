@@ -3,8 +3,8 @@
 //! over the control socket ([`control`]), read back with `show route protocol NAME`, and shown
 //! with `show route export BGP table T` for every established BGP protocol.
 //!
-//! The backend's instance is the control socket; a prefix's "table" (the VRF of an FRR
-//! prefix) is the name of the static protocol it goes into. The file of protocol `P` is
+//! The backend's instance is the control socket; a prefix's place is the name of the static
+//! protocol it goes into ([`kind`] puts it in words: `BIRD protocol anycastd4`). The file of protocol `P` is
 //! `DIR/bird-P.conf` (`[bird] include_dir`, default `/run/anycastd`). It is written whole:
 //! what BIRD has in `P` now (read just before), with the batch's changes; to a temporary file,
 //! fsynced, renamed over the old one, and the directory fsynced. BIRD's static protocol then
@@ -27,7 +27,14 @@
 
 pub mod control;
 
-use super::{Backend, BackendId, Change, Installed, PrefixKey, Shown, Snapshot};
+pub mod kind;
+
+pub use kind::KIND;
+
+use super::{
+    Backend, BackendId, BoxFuture, Change, Installed, KeptBeside, Place, PrefixKey,
+    Reconfigurations, RuntimeFileUnknown, Shown, Snapshot,
+};
 use control::{within, BirdError, Reply, Session};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
@@ -161,12 +168,13 @@ pub struct BirdState {
 }
 
 impl Installed for BirdState {
-    fn has_table(&self, vrf: &Option<String>) -> bool {
-        vrf.as_ref().is_some_and(|p| self.statics.contains_key(p))
+    fn has_table(&self, place: &Place) -> bool {
+        place.name().is_some_and(|p| self.statics.contains_key(p))
     }
 
-    fn contains(&self, vrf: &Option<String>, prefix: &IpNet) -> bool {
-        vrf.as_ref()
+    fn contains(&self, place: &Place, prefix: &IpNet) -> bool {
+        place
+            .name()
             .and_then(|p| self.statics.get(p))
             .is_some_and(|(_, routes)| routes.contains(prefix))
     }
@@ -176,7 +184,7 @@ impl Installed for BirdState {
             tables: self
                 .statics
                 .iter()
-                .map(|(name, (_, routes))| (Some(name.clone()), routes.clone()))
+                .map(|(name, (_, routes))| (Place::named(name.clone()), routes.clone()))
                 .collect(),
         }
     }
@@ -284,14 +292,14 @@ impl Bird {
         let mut kept: BTreeMap<&str, BTreeSet<IpNet>> = BTreeMap::new();
         let mut files: BTreeMap<&str, BTreeSet<IpNet>> = BTreeMap::new();
         for change in changes {
-            let Some(protocol) = change.vrf.as_deref() else {
-                return Err(self.missing(&None));
+            let Some(protocol) = change.place.name() else {
+                return Err(self.missing(&change.place));
             };
             let routes = match files.get_mut(protocol) {
                 Some(routes) => routes,
                 None => {
                     let Some((_, now)) = installed.statics.get(protocol) else {
-                        return Err(self.missing(&change.vrf));
+                        return Err(self.missing(&change.place));
                     };
                     let out = in_protocol(withdrawing, protocol);
                     let base: BTreeSet<IpNet> = now.difference(&out).copied().collect();
@@ -314,7 +322,7 @@ impl Bird {
                 let channel = channel_of(&reply);
                 if let Some(change) = changes.iter().find(|c| {
                     c.announce
-                        && c.vrf.as_deref() == Some(*protocol)
+                        && c.place.name() == Some(*protocol)
                         && channel.is_some_and(|v6| v6 != c.prefix.addr().is_ipv6())
                 }) {
                     return Err(BirdError::Family {
@@ -348,7 +356,7 @@ impl Bird {
         write_atomically(&path, &file_text(protocol, &self.socket, routes)).map_err(|e| {
             BirdError::File {
                 path: path.display().to_string(),
-                reason: crate::config::io_reason(&e),
+                reason: crate::io_text::io_reason(&e),
             }
         })
     }
@@ -387,12 +395,12 @@ impl Bird {
         }
     }
 
-    fn missing(&self, vrf: &Option<String>) -> BirdError {
+    fn missing(&self, place: &Place) -> BirdError {
         BirdError::Refused {
             socket: self.socket.display().to_string(),
             command: "configure".into(),
             code: 0,
-            message: self.missing_table(vrf),
+            message: self.missing_table(place).to_string(),
         }
     }
 }
@@ -419,7 +427,7 @@ impl Backend for Bird {
         let mut batches = Vec::new();
         let mut start = 0;
         for i in 1..=changes.len() {
-            if i == changes.len() || changes[i].vrf != changes[start].vrf {
+            if i == changes.len() || changes[i].place != changes[start].place {
                 batches.push(start..i);
                 start = i;
             }
@@ -443,7 +451,7 @@ impl Backend for Bird {
             // Per established BGP protocol and table: what it exports.
             let tables: BTreeSet<&str> = prefixes
                 .iter()
-                .filter_map(|(p, _)| state.statics.get(p.as_deref()?))
+                .filter_map(|(p, _)| state.statics.get(p.name()?))
                 .map(|(table, _)| table.as_str())
                 .collect();
             let mut exported: Vec<BTreeSet<IpNet>> = Vec::new();
@@ -478,28 +486,71 @@ impl Backend for Bird {
         .await
     }
 
-    fn missing_table(&self, vrf: &Option<String>) -> String {
-        let protocol = vrf.as_deref().unwrap_or("(none)");
-        format!(
-            "no static protocol {protocol} in BIRD at {} (declare protocol static {protocol} \
-             with the line include \"{}\"); anycastd does not create one",
-            self.socket.display(),
-            include_pattern(&self.settings.include_dir, protocol)
-        )
+    fn missing_table(&self, place: &Place) -> BirdError {
+        BirdError::NoProtocol {
+            socket: self.socket.display().to_string(),
+            protocol: place.name().unwrap_or("(none)").to_owned(),
+            include: include_pattern(&self.settings.include_dir, place.name().unwrap_or("(none)")),
+        }
     }
 
-    fn unreadable(&self, error: &BirdError) -> String {
-        format!("cannot read BIRD: {error}")
+    fn not_applied(&self, announce: bool) -> BirdError {
+        BirdError::NotApplied {
+            socket: self.socket.display().to_string(),
+            include_dir: self.settings.include_dir.display().to_string(),
+            announce,
+        }
     }
 
+    fn runtime_file(&self) -> Result<Option<super::RuntimeFile>, RuntimeFileUnknown> {
+        Ok(Some(super::RuntimeFile {
+            path: self.socket.clone(),
+            origin: "the prefix's socket",
+            hint: "the socket is the one BIRD listens on (bird -s)".to_owned(),
+        }))
+    }
+
+    fn kept_beside(&self) -> Option<&dyn KeptBeside<BirdState, BirdError>> {
+        Some(self)
+    }
+
+    fn reconfigurations(&self) -> Option<&dyn Reconfigurations> {
+        Some(self)
+    }
+}
+
+/// BIRD's include files, kept beside it: BIRD loads them at its next `configure` or start.
+impl KeptBeside<BirdState, BirdError> for Bird {
+    fn tidy<'a>(
+        &'a self,
+        installed: &'a BirdState,
+        wanted: &'a [(PrefixKey, bool)],
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(self.tidy_files(installed, wanted))
+    }
+
+    fn offline<'a>(&'a self, wanted: &'a [(PrefixKey, bool)]) -> BoxFuture<'a, ()> {
+        Box::pin(self.files_offline(wanted))
+    }
+
+    fn known_while_down(&self, error: &BirdError, key: &PrefixKey) -> Option<String> {
+        self.file_holds(error, key)
+    }
+}
+
+/// The time of BIRD's last reconfiguration (`show status`).
+impl Reconfigurations for Bird {
+    fn mark(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(self.last_reconfigured())
+    }
+}
+
+impl Bird {
     /// An include file that differs from what BIRD has in its protocol (edited by hand, or
     /// gone with the runtime directory at a restart of anycastd) is rewritten to what BIRD
     /// has: nothing changes in BIRD, and its next `configure` or start loads what it runs.
-    async fn tidy(&self, installed: &BirdState, wanted: &[(PrefixKey, bool)]) {
-        let protocols: BTreeSet<&str> = wanted
-            .iter()
-            .filter_map(|((t, _), _)| t.as_deref())
-            .collect();
+    async fn tidy_files(&self, installed: &BirdState, wanted: &[(PrefixKey, bool)]) {
+        let protocols: BTreeSet<&str> = wanted.iter().filter_map(|((t, _), _)| t.name()).collect();
         for protocol in protocols {
             let Some((_, has)) = installed.statics.get(protocol) else {
                 continue;
@@ -529,7 +580,7 @@ impl Backend for Bird {
                     file = %path.display(),
                     "Cannot rewrite the include file {}: {}.",
                     path.display(),
-                    crate::config::io_reason(&e)
+                    crate::io_text::io_reason(&e)
                 ),
             }
         }
@@ -541,10 +592,10 @@ impl Backend for Bird {
     /// say whether the route fits its protocol: a wrong-family route in a file would keep
     /// BIRD from starting at all), no file is created, and a running BIRD is not asked to
     /// load anything.
-    async fn offline(&self, wanted: &[(PrefixKey, bool)]) {
+    async fn files_offline(&self, wanted: &[(PrefixKey, bool)]) {
         let mut by_protocol: BTreeMap<&str, Vec<(IpNet, bool)>> = BTreeMap::new();
         for ((protocol, prefix), announce) in wanted {
-            if let Some(protocol) = protocol.as_deref() {
+            if let Some(protocol) = protocol.name() {
                 by_protocol
                     .entry(protocol)
                     .or_default()
@@ -581,8 +632,8 @@ impl Backend for Bird {
     /// BIRD is not running (no socket, or nothing listens on it): it loads its include file
     /// when it starts, so say whether that file leaves the route out. Not proof that nothing
     /// announces it: another BIRD may run at another socket (a mistyped one in the config).
-    fn known_while_down(&self, error: &BirdError, key: &PrefixKey) -> Option<String> {
-        let (Some(protocol), prefix) = (key.0.as_deref(), key.1) else {
+    fn file_holds(&self, error: &BirdError, key: &PrefixKey) -> Option<String> {
+        let (Some(protocol), prefix) = (key.0.name(), key.1) else {
             return None;
         };
         if !matches!(error, BirdError::NotRunning { .. }) {
@@ -614,15 +665,7 @@ impl Backend for Bird {
         Some(known)
     }
 
-    fn runtime_file(&self) -> Result<Option<super::RuntimeFile>, String> {
-        Ok(Some(super::RuntimeFile {
-            path: self.socket.clone(),
-            origin: "the prefix's socket",
-            hint: "the socket is the one BIRD listens on (bird -s)".to_owned(),
-        }))
-    }
-
-    async fn reconfigured(&self) -> Option<String> {
+    async fn last_reconfigured(&self) -> Option<String> {
         // A look every second while something is set aside: never long.
         let limit = self.settings.timeout.min(Duration::from_secs(2));
         let status = within(&self.socket, limit, async {
@@ -633,28 +676,6 @@ impl Backend for Bird {
         .ok()?;
         last_reconfiguration(&status)
     }
-
-    fn daemon_name(&self) -> &'static str {
-        "BIRD"
-    }
-
-    fn not_applied(&self, announce: bool) -> String {
-        if announce {
-            format!(
-                "BIRD at {} accepted the configuration but does not show the route (is its \
-                 static protocol disabled, or does it include another file than {}?)",
-                self.socket.display(),
-                self.settings.include_dir.display()
-            )
-        } else {
-            format!(
-                "BIRD at {} accepted the configuration but still shows the route (does its \
-                 static protocol include another file than {}, or the route twice?)",
-                self.socket.display(),
-                self.settings.include_dir.display()
-            )
-        }
-    }
 }
 
 /// The prefixes of `keys` in `protocol`.
@@ -663,7 +684,7 @@ fn in_protocol<'a>(
     protocol: &str,
 ) -> BTreeSet<IpNet> {
     keys.into_iter()
-        .filter(|(table, _)| table.as_deref() == Some(protocol))
+        .filter(|(table, _)| table.name() == Some(protocol))
         .map(|(_, prefix)| *prefix)
         .collect()
 }
@@ -847,7 +868,7 @@ mod tests {
 
     fn announce(prefix: &str) -> Change {
         Change {
-            vrf: Some("anycastd4".into()),
+            place: Place::named("anycastd4"),
             prefix: prefix.parse().unwrap(),
             announce: true,
         }
@@ -887,15 +908,15 @@ mod tests {
         );
         let bird = bird_at(&socket, dir.path());
         let installed = bird.read().await.unwrap();
-        assert!(installed.has_table(&Some("anycastd4".into())));
-        assert!(!installed.has_table(&Some("anycastd6".into())));
+        assert!(installed.has_table(&Place::named("anycastd4")));
+        assert!(!installed.has_table(&Place::named("anycastd6")));
         bird.apply(&installed, &[announce("192.0.2.1/32")], &[])
             .await
             .unwrap();
         // The apply returned once BIRD showed the route, not at the 0004.
         assert!(reads.load(std::sync::atomic::Ordering::SeqCst) >= 4);
         let after = bird.read().await.unwrap();
-        assert!(after.contains(&Some("anycastd4".into()), &"192.0.2.1/32".parse().unwrap()));
+        assert!(after.contains(&Place::named("anycastd4"), &"192.0.2.1/32".parse().unwrap()));
         let text = std::fs::read_to_string(include_file(dir.path(), "anycastd4")).unwrap();
         assert!(text.ends_with("route 192.0.2.1/32 blackhole;\n"), "{text}");
     }
@@ -1032,7 +1053,7 @@ mod tests {
         std::fs::write(&file, file_text("anycastd4", &socket, &routes)).unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let handle = writer::spawn(bird_at(&socket, dir.path()), Duration::from_secs(3600), tx);
-        let key: PrefixKey = (Some("anycastd4".into()), "192.0.2.1/32".parse().unwrap());
+        let key: PrefixKey = (Place::named("anycastd4"), "192.0.2.1/32".parse().unwrap());
         handle.set(vec![(
             key.clone(),
             Decision {
@@ -1084,7 +1105,7 @@ mod tests {
     fn one_batch_per_run_of_changes_to_one_protocol() {
         let bird = bird_at(Path::new("/run/bird/bird.ctl"), Path::new("/run/anycastd"));
         let change = |protocol: &str, prefix: &str, announce: bool| Change {
-            vrf: Some(protocol.into()),
+            place: Place::named(protocol),
             prefix: prefix.parse().unwrap(),
             announce,
         };

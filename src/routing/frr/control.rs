@@ -61,6 +61,18 @@ pub enum VtyshError {
         /// stdout and stderr, trimmed, on one line.
         output: String,
     },
+    /// A VRF has no BGP instance (anycastd never creates one).
+    #[error("{}", super::missing_instance(vrf.as_deref()))]
+    NoInstance {
+        /// The VRF (`None`: the default one).
+        vrf: Option<String>,
+    },
+    /// vtysh took a change that the running config does not show.
+    #[error("vtysh exited 0 but the network line {} in the running config", if *announce { "is not" } else { "is still" })]
+    NotApplied {
+        /// An announcement (missing) or a withdrawal (still there).
+        announce: bool,
+    },
 }
 
 impl VtyshError {
@@ -120,6 +132,56 @@ fn one_line(text: &str) -> String {
     line
 }
 
+/// vtysh's metric families, shown once an FRR writer started.
+pub const METRIC_FAMILIES: crate::observe::metrics::Families = &[
+    (
+        "anycastd_vtysh_calls_total",
+        "counter",
+        "vtysh processes run.",
+    ),
+    (
+        "anycastd_vtysh_errors_total",
+        "counter",
+        "vtysh processes that failed (exit code, timeout, not runnable).",
+    ),
+    (
+        "anycastd_vtysh_duration_seconds",
+        "summary",
+        "Time spent in vtysh processes (_sum) and processes timed (_count).",
+    ),
+];
+
+/// The counters of a vtysh binary, at 0 (at its writer's start).
+pub fn zero_counters(vtysh: &str) {
+    for name in [
+        "anycastd_vtysh_calls_total",
+        "anycastd_vtysh_errors_total",
+        "anycastd_vtysh_duration_seconds_sum",
+        "anycastd_vtysh_duration_seconds_count",
+    ] {
+        crate::observe::metrics::count(name, &[("vtysh", vtysh)], 0.0);
+    }
+}
+
+/// A vtysh call finished, in the metrics.
+fn vtysh_call(vtysh: &str, took: std::time::Duration, ok: bool) {
+    use crate::observe::metrics::count;
+    count("anycastd_vtysh_calls_total", &[("vtysh", vtysh)], 1.0);
+    count(
+        "anycastd_vtysh_duration_seconds_sum",
+        &[("vtysh", vtysh)],
+        took.as_secs_f64(),
+    );
+    count(
+        "anycastd_vtysh_duration_seconds_count",
+        &[("vtysh", vtysh)],
+        1.0,
+    );
+    if !ok {
+        count("anycastd_vtysh_errors_total", &[("vtysh", vtysh)], 1.0);
+    }
+}
+
 impl Vtysh {
     /// Display name of the binary.
     pub fn name(&self) -> String {
@@ -130,7 +192,7 @@ impl Vtysh {
     pub async fn run(&self, lines: &[String]) -> Result<String, VtyshError> {
         let started = std::time::Instant::now();
         let result = self.run_unmetered(lines).await;
-        crate::observe::metrics::vtysh_call(&self.name(), started.elapsed(), result.is_ok());
+        vtysh_call(&self.name(), started.elapsed(), result.is_ok());
         result
     }
 

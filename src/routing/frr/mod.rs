@@ -5,8 +5,14 @@
 //! established).
 
 pub mod control;
+pub mod kind;
 
-use super::{Backend, BackendId, Change, Installed, PrefixKey, RuntimeFile, Shown, Snapshot};
+pub use kind::KIND;
+
+use super::{
+    Backend, BackendId, Change, Installed, Place, PrefixKey, RuntimeFile, RuntimeFileUnknown,
+    Shown, Snapshot,
+};
 use control::{address_family_line, router_line, RunningConfig, Vtysh, VtyshError};
 use ipnet::IpNet;
 use std::collections::HashMap;
@@ -72,13 +78,13 @@ impl Frr {
 }
 
 impl Installed for RunningConfig {
-    fn has_table(&self, vrf: &Option<String>) -> bool {
-        self.instances.contains_key(vrf)
+    fn has_table(&self, place: &Place) -> bool {
+        self.instances.contains_key(&place.clone().into_name())
     }
 
-    fn contains(&self, vrf: &Option<String>, prefix: &IpNet) -> bool {
+    fn contains(&self, place: &Place, prefix: &IpNet) -> bool {
         self.instances
-            .get(vrf)
+            .get(&place.clone().into_name())
             .is_some_and(|i| i.networks.contains(prefix))
     }
 
@@ -87,7 +93,7 @@ impl Installed for RunningConfig {
             tables: self
                 .instances
                 .iter()
-                .map(|(vrf, instance)| (vrf.clone(), instance.networks.clone()))
+                .map(|(vrf, instance)| (Place::of(vrf.clone()), instance.networks.clone()))
                 .collect(),
         }
     }
@@ -118,7 +124,7 @@ impl Backend for Frr {
         let lines = command_lines(installed, changes).map_err(|vrf| VtyshError::Failed {
             path: self.vtysh.name(),
             code: -1,
-            output: missing_instance(&vrf),
+            output: missing_instance(vrf.as_deref()),
         })?;
         self.vtysh.run(&lines).await.map(drop)
     }
@@ -141,7 +147,7 @@ impl Backend for Frr {
         Ok(prefixes
             .iter()
             .map(|(vrf, prefix)| {
-                let vrf_name = vrf.clone().unwrap_or_else(|| "default".to_owned());
+                let vrf_name = vrf.name().unwrap_or("default").to_owned();
                 let afi = if prefix.addr().is_ipv6() {
                     "ipv6"
                 } else {
@@ -159,23 +165,17 @@ impl Backend for Frr {
             .collect())
     }
 
-    fn missing_table(&self, vrf: &Option<String>) -> String {
-        missing_instance(vrf)
-    }
-
-    fn unreadable(&self, error: &VtyshError) -> String {
-        format!("cannot read FRR's running config: {error}")
-    }
-
-    fn not_applied(&self, announce: bool) -> String {
-        if announce {
-            "vtysh exited 0 but the network line is not in the running config".to_owned()
-        } else {
-            "vtysh exited 0 but the network line is still in the running config".to_owned()
+    fn missing_table(&self, place: &Place) -> VtyshError {
+        VtyshError::NoInstance {
+            vrf: place.name().map(str::to_owned),
         }
     }
 
-    fn runtime_file(&self) -> Result<Option<RuntimeFile>, String> {
+    fn not_applied(&self, announce: bool) -> VtyshError {
+        VtyshError::NotApplied { announce }
+    }
+
+    fn runtime_file(&self) -> Result<Option<RuntimeFile>, RuntimeFileUnknown> {
         let hint = format!(
             "set [frrouting] vty_sockets = {{ {:?} = \"DIR\" }}, DIR being the --vty_socket of its bgpd",
             self.vtysh.path.display().to_string()
@@ -190,12 +190,8 @@ impl Backend for Frr {
                 origin,
                 hint,
             })),
-            Err(e) => Err(format!("{e}; {hint}")),
+            Err(reason) => Err(RuntimeFileUnknown { reason, hint }),
         }
-    }
-
-    fn daemon_name(&self) -> &'static str {
-        "bgpd"
     }
 }
 
@@ -251,26 +247,6 @@ pub fn vty_socket(
     }
 }
 
-/// One line per vtysh of `config`'s prefixes whose bgpd's vty socket cannot be known from the
-/// configuration and the vtysh itself (restart detection will be off), for `check-config`.
-pub fn restart_detection_off(settings: &Settings, config: &crate::config::Config) -> Vec<String> {
-    config
-        .prefixes_by_backend()
-        .keys()
-        .filter(|id| id.kind == super::BackendKind::Frr)
-        .filter_map(|id| {
-            use super::Backend;
-            Frr::new(id, settings).runtime_file().err().map(|why| {
-                format!(
-                    "restart detection off for vtysh {}: {why}; a bgpd restart would be repaired only within reconcile_interval ({}s)",
-                    id.instance,
-                    settings.reconcile_interval.as_secs_f64()
-                )
-            })
-        })
-        .collect()
-}
-
 fn default_dir() -> std::path::PathBuf {
     std::path::PathBuf::from("/var/run/frr")
 }
@@ -318,7 +294,8 @@ fn socket_dir_option<'a>(mut words: impl Iterator<Item = &'a str>) -> Option<std
     None
 }
 
-fn missing_instance(vrf: &Option<String>) -> String {
+/// The words of a VRF without a BGP instance.
+pub fn missing_instance(vrf: Option<&str>) -> String {
     match vrf {
         Some(vrf) => format!(
             "no BGP instance for VRF {vrf} in FRR (router bgp ASN vrf {vrf}); anycastd does not create one"
@@ -329,8 +306,8 @@ fn missing_instance(vrf: &Option<String>) -> String {
 }
 
 /// The context of a change: its instance and address family.
-fn context(change: &Change) -> (&Option<String>, bool) {
-    (&change.vrf, change.prefix.addr().is_ipv6())
+fn context(change: &Change) -> (&Place, bool) {
+    (&change.place, change.prefix.addr().is_ipv6())
 }
 
 /// Split changes into calls of at most [`MAX_LINES`] lines (context lines included).
@@ -366,16 +343,17 @@ fn command_lines(
     changes: &[Change],
 ) -> Result<Vec<String>, Option<String>> {
     let mut lines = vec!["configure terminal".to_owned()];
-    let mut current: Option<(&Option<String>, bool)> = None;
+    let mut current: Option<(&Place, bool)> = None;
     for change in changes {
         let here = context(change);
         if current != Some(here) {
+            let vrf = change.place.clone().into_name();
             let asn = installed
                 .instances
-                .get(&change.vrf)
-                .ok_or_else(|| change.vrf.clone())?
+                .get(&vrf)
+                .ok_or_else(|| vrf.clone())?
                 .asn;
-            lines.push(router_line(asn, &change.vrf));
+            lines.push(router_line(asn, &vrf));
             lines.push(address_family_line(&change.prefix).to_owned());
             current = Some(here);
         }
@@ -506,7 +484,7 @@ mod tests {
 
     fn change(vrf: Option<&str>, prefix: &str, announce: bool) -> Change {
         Change {
-            vrf: vrf.map(str::to_owned),
+            place: vrf.into(),
             prefix: prefix.parse().unwrap(),
             announce,
         }

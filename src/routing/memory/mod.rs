@@ -4,7 +4,14 @@
 //! the daemon starts for `BackendId::memory(name)` see the same one. Not reachable from a
 //! config file.
 
-use super::{Backend, BackendId, Change, Installed, PrefixKey, Shown, Snapshot};
+pub mod kind;
+
+pub use kind::KIND;
+
+use super::{
+    Backend, BackendId, BoxFuture, Change, Installed, KeptBeside, Place, PrefixKey,
+    Reconfigurations, RuntimeFileUnknown, Shown, Snapshot,
+};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -24,10 +31,10 @@ struct State {
     unreadable: Option<String>,
     max_batch: usize,
     reads: u64,
-    /// The reconfiguration mark ([`Backend::reconfigured`]), if it has one.
+    /// The reconfiguration mark ([`Reconfigurations::mark`]), if it has one.
     mark: Option<String>,
     /// The calls that matter for the order of retries: `mark M` for each look at the mark,
-    /// `apply` for each batch, `offline P+ P-` for each [`Backend::offline`].
+    /// `apply` for each batch, `offline P+ P-` for each [`KeptBeside::offline`].
     calls: Vec<String>,
     /// The next apply fails with this error and leaves the backend unreadable with it (the
     /// daemon went away between the pass's read and its write).
@@ -86,29 +93,18 @@ impl Memory {
 
     /// Create the table of `vrf` (empty).
     pub fn add_table(&self, vrf: Option<&str>) {
-        self.state()
-            .installed
-            .tables
-            .entry(vrf.map(str::to_owned))
-            .or_default();
+        self.state().installed.tables.entry(vrf.into()).or_default();
     }
 
     /// Remove the table of `vrf` and its prefixes (a routing daemon restarted without it).
     pub fn remove_table(&self, vrf: Option<&str>) {
-        self.state()
-            .installed
-            .tables
-            .remove(&vrf.map(str::to_owned));
+        self.state().installed.tables.remove(&vrf.into());
     }
 
     /// Install or remove a prefix behind the writer's back (a hand edit).
     pub fn set(&self, vrf: Option<&str>, prefix: IpNet, present: bool) {
         let mut state = self.state();
-        let table = state
-            .installed
-            .tables
-            .entry(vrf.map(str::to_owned))
-            .or_default();
+        let table = state.installed.tables.entry(vrf.into()).or_default();
         if present {
             table.insert(prefix);
         } else {
@@ -161,18 +157,35 @@ impl Memory {
     }
 }
 
+/// Why the memory backend failed a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemoryError {
+    /// The error a test set ([`Memory::fail`], [`Memory::unreadable`]).
+    #[error("{0}")]
+    Set(String),
+    /// A change to a place it has no table for.
+    #[error("no table {0:?}")]
+    NoTable(Option<String>),
+    /// A prefix's place has no table ([`Backend::missing_table`]).
+    #[error("no table {0:?} in the memory backend")]
+    Missing(Option<String>),
+    /// A change it took but does not show ([`Backend::not_applied`]).
+    #[error("the memory backend took the change but does not show it")]
+    NotApplied,
+}
+
 impl Backend for Memory {
     type Installed = Snapshot;
-    type Error = String;
+    type Error = MemoryError;
 
     fn id(&self) -> &BackendId {
         &self.id
     }
 
-    async fn read(&self) -> Result<Snapshot, String> {
+    async fn read(&self) -> Result<Snapshot, MemoryError> {
         let mut state = self.state();
         if let Some(e) = &state.unreadable {
-            return Err(e.clone());
+            return Err(MemoryError::Set(e.clone()));
         }
         state.reads += 1;
         Ok(state.installed.clone())
@@ -186,21 +199,26 @@ impl Backend for Memory {
             .collect()
     }
 
-    /// Applies in order and stops at the first failing change, as vtysh does.
-    async fn apply(&self, _: &Snapshot, changes: &[Change], _: &[PrefixKey]) -> Result<(), String> {
+    /// Applies in order and stops at the first failing change (as a daemon's shell does).
+    async fn apply(
+        &self,
+        _: &Snapshot,
+        changes: &[Change],
+        _: &[PrefixKey],
+    ) -> Result<(), MemoryError> {
         let mut state = self.state();
         state.applied.push(changes.to_vec());
         state.calls.push("apply".into());
         if let Some(e) = state.vanish_on_apply.take() {
             state.unreadable = Some(e.clone());
-            return Err(e);
+            return Err(MemoryError::Set(e));
         }
         for change in changes {
             if let Some(e) = state.failing.get(&change.prefix) {
-                return Err(e.clone());
+                return Err(MemoryError::Set(e.clone()));
             }
-            let Some(table) = state.installed.tables.get_mut(&change.vrf) else {
-                return Err(format!("no table {:?}", change.vrf));
+            let Some(table) = state.installed.tables.get_mut(&change.place) else {
+                return Err(MemoryError::NoTable(change.place.name().map(str::to_owned)));
             };
             if change.announce {
                 table.insert(change.prefix);
@@ -211,7 +229,30 @@ impl Backend for Memory {
         Ok(())
     }
 
-    fn runtime_file(&self) -> Result<Option<super::RuntimeFile>, String> {
+    async fn inspect(&self, prefixes: &[PrefixKey]) -> Result<Vec<Shown>, MemoryError> {
+        let installed = self.read().await?;
+        Ok(prefixes
+            .iter()
+            .map(|(place, prefix)| {
+                let configured = installed.contains(place, prefix);
+                Shown {
+                    configured,
+                    valid: configured,
+                    established_peers: 1,
+                }
+            })
+            .collect())
+    }
+
+    fn missing_table(&self, place: &Place) -> MemoryError {
+        MemoryError::Missing(place.name().map(str::to_owned))
+    }
+
+    fn not_applied(&self, _: bool) -> MemoryError {
+        MemoryError::NotApplied
+    }
+
+    fn runtime_file(&self) -> Result<Option<super::RuntimeFile>, RuntimeFileUnknown> {
         Ok(self
             .state()
             .runtime_file
@@ -223,7 +264,22 @@ impl Backend for Memory {
             }))
     }
 
-    async fn offline(&self, wanted: &[(PrefixKey, bool)]) {
+    fn kept_beside(&self) -> Option<&dyn KeptBeside<Snapshot, MemoryError>> {
+        Some(self)
+    }
+
+    fn reconfigurations(&self) -> Option<&dyn Reconfigurations> {
+        Some(self)
+    }
+}
+
+/// Keeps nothing beside: it records each [`KeptBeside::offline`] among its calls.
+impl KeptBeside<Snapshot, MemoryError> for Memory {
+    fn tidy<'a>(&'a self, _: &'a Snapshot, _: &'a [(PrefixKey, bool)]) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+
+    fn offline<'a>(&'a self, wanted: &'a [(PrefixKey, bool)]) -> BoxFuture<'a, ()> {
         let list: Vec<String> = wanted
             .iter()
             .map(|((_, prefix), announce)| format!("{prefix}{}", if *announce { "+" } else { "-" }))
@@ -231,40 +287,25 @@ impl Backend for Memory {
         self.state()
             .calls
             .push(format!("offline {}", list.join(" ")));
+        Box::pin(async {})
     }
 
-    async fn inspect(&self, prefixes: &[PrefixKey]) -> Result<Vec<Shown>, String> {
-        let installed = self.read().await?;
-        Ok(prefixes
-            .iter()
-            .map(|(vrf, prefix)| {
-                let configured = installed.contains(vrf, prefix);
-                Shown {
-                    configured,
-                    valid: configured,
-                    established_peers: 1,
-                }
-            })
-            .collect())
+    fn known_while_down(&self, _: &MemoryError, _: &PrefixKey) -> Option<String> {
+        None
     }
+}
 
-    async fn reconfigured(&self) -> Option<String> {
-        let mut state = self.state();
-        let mark = state.mark.clone()?;
-        state.calls.push(format!("mark {mark}"));
-        Some(mark)
-    }
-
-    fn missing_table(&self, vrf: &Option<String>) -> String {
-        format!("no table {vrf:?} in the memory backend")
-    }
-
-    fn unreadable(&self, error: &String) -> String {
-        format!("cannot read the memory backend: {error}")
-    }
-
-    fn not_applied(&self, _: bool) -> String {
-        "the memory backend took the change but does not show it".to_owned()
+/// The mark a test set with [`Memory::reconfigure`], each look recorded among its calls.
+impl Reconfigurations for Memory {
+    fn mark(&self) -> BoxFuture<'_, Option<String>> {
+        let mark = {
+            let mut state = self.state();
+            state
+                .mark
+                .clone()
+                .inspect(|mark| state.calls.push(format!("mark {mark}")))
+        };
+        Box::pin(async move { mark })
     }
 }
 
@@ -273,6 +314,11 @@ pub fn tables(snapshot: &Snapshot) -> BTreeMap<Option<String>, Vec<String>> {
     snapshot
         .tables
         .iter()
-        .map(|(vrf, set)| (vrf.clone(), set.iter().map(ToString::to_string).collect()))
+        .map(|(place, set)| {
+            (
+                place.name().map(str::to_owned),
+                set.iter().map(ToString::to_string).collect(),
+            )
+        })
         .collect()
 }
