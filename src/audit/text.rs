@@ -117,10 +117,11 @@ pub fn backends_label<'a>(prefixes: impl IntoIterator<Item = &'a wire::PrefixRef
 }
 
 /// A backend as [`crate::routing::BackendId`]'s display writes it, in words: `FRR through
-/// /usr/bin/vtysh`, `BIRD at /run/bird/bird.ctl`.
+/// /usr/bin/vtysh`, `BIRD at /run/bird/bird.ctl`, `GoBGP at 127.0.0.1:50051`.
 pub fn backend_text(shown: &str) -> String {
     match shown.split_once(':') {
         Some(("bird", socket)) => format!("BIRD at {socket}"),
+        Some(("gobgp", api)) => format!("GoBGP at {api}"),
         Some(("memory", name)) => format!("the memory backend {name}"),
         _ => format!("FRR through {shown}"),
     }

@@ -53,6 +53,8 @@ pub struct Config {
     pub frrouting: FrrConfig,
     /// `[bird]`.
     pub bird: BirdConfig,
+    /// `[gobgp]`.
+    pub gobgp: crate::routing::gobgp::Settings,
     /// `[hooks] on_transition`: programs run on every state transition.
     pub hooks: Vec<Hook>,
     /// `[daemon]`.
@@ -206,7 +208,7 @@ pub struct Service {
 
 /// One prefix of a service and the backend that announces it (`prefixes.frrouting`: the FRR
 /// of a vtysh binary, in a VRF; `prefixes.bird`: the BIRD of a control socket, in a static
-/// protocol).
+/// protocol; `prefixes.gobgp`: the gobgpd of an API address, in its global RIB).
 pub type Prefix = crate::routing::Route;
 
 /// One check: what every kind has, and the kind's own settings.
@@ -673,6 +675,7 @@ impl Config {
                 timeout: self.bird.timeout,
                 reconcile_interval: self.bird.reconcile_interval,
             },
+            gobgp: self.gobgp.clone(),
         }
     }
 

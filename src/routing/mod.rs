@@ -17,6 +17,7 @@
 
 pub mod bird;
 pub mod frr;
+pub mod gobgp;
 pub mod memory;
 pub mod reconcile;
 pub mod writer;
@@ -35,6 +36,8 @@ pub enum BackendKind {
     Frr,
     /// BIRD 2 or 3, through its control socket.
     Bird,
+    /// GoBGP (gobgpd 3.x), through its gRPC API.
+    Gobgp,
     /// In this process, for tests ([`memory`]); not reachable from a config file.
     Memory,
 }
@@ -45,6 +48,7 @@ impl BackendKind {
         match self {
             BackendKind::Frr => "frr",
             BackendKind::Bird => "bird",
+            BackendKind::Gobgp => "gobgp",
             BackendKind::Memory => "memory",
         }
     }
@@ -54,6 +58,7 @@ impl BackendKind {
         match name {
             "frr" => Some(BackendKind::Frr),
             "bird" => Some(BackendKind::Bird),
+            "gobgp" => Some(BackendKind::Gobgp),
             "memory" => Some(BackendKind::Memory),
             _ => None,
         }
@@ -64,6 +69,7 @@ impl BackendKind {
         match self {
             BackendKind::Frr => "FRR",
             BackendKind::Bird => "BIRD",
+            BackendKind::Gobgp => "GoBGP",
             BackendKind::Memory => "the memory backend",
         }
     }
@@ -74,8 +80,8 @@ impl BackendKind {
 pub struct BackendId {
     /// Its kind.
     pub kind: BackendKind,
-    /// Which one: the vtysh binary for FRR, the control socket for BIRD, a name for the
-    /// memory backend.
+    /// Which one: the vtysh binary for FRR, the control socket for BIRD, the API address
+    /// for GoBGP, a name for the memory backend.
     pub instance: String,
 }
 
@@ -93,6 +99,14 @@ impl BackendId {
         BackendId {
             kind: BackendKind::Bird,
             instance: socket.as_ref().display().to_string(),
+        }
+    }
+
+    /// The gobgpd whose gRPC API is at `api` (`HOST:PORT`).
+    pub fn gobgp(api: &str) -> BackendId {
+        BackendId {
+            kind: BackendKind::Gobgp,
+            instance: api.to_owned(),
         }
     }
 
@@ -315,6 +329,15 @@ pub trait Backend: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// For a daemon without a runtime file: a number that changes whenever a new process of
+    /// the daemon answers (GoBGP: how many times its API's event stream opened), `None`
+    /// while none answers. The writer looks at it every [`writer::WATCH_INTERVAL`], as at
+    /// the runtime file, and takes a new number for a restart. The first look may wait for
+    /// the daemon (within its time limit). `None` always: no such mark.
+    fn incarnation(&self) -> impl Future<Output = Option<u64>> + Send {
+        async { None }
+    }
+
     /// The daemon that [`Backend::runtime_file`] belongs to, in words (`bgpd`).
     fn daemon_name(&self) -> &'static str {
         self.id().kind.label()
@@ -340,6 +363,8 @@ pub struct Settings {
     pub frr: frr::Settings,
     /// BIRD's.
     pub bird: bird::Settings,
+    /// GoBGP's.
+    pub gobgp: gobgp::Settings,
 }
 
 /// How often the writer of a memory backend reads it afresh.
@@ -351,6 +376,7 @@ impl Settings {
         match kind {
             BackendKind::Frr => self.frr.reconcile_interval,
             BackendKind::Bird => self.bird.reconcile_interval,
+            BackendKind::Gobgp => self.gobgp.reconcile_interval,
             BackendKind::Memory => MEMORY_RECONCILE_INTERVAL,
         }
     }
@@ -373,6 +399,9 @@ pub fn spawn_writer(
             crate::observe::metrics::bird_counters(&id.instance);
             writer::spawn(bird::Bird::new(id, &settings.bird), interval, reports)
         }
+        BackendKind::Gobgp => {
+            writer::spawn(gobgp::Gobgp::new(id, &settings.gobgp), interval, reports)
+        }
         BackendKind::Memory => {
             writer::spawn(memory::Memory::named(&id.instance), interval, reports)
         }
@@ -390,6 +419,7 @@ pub async fn read(settings: &Settings, id: &BackendId) -> Result<Snapshot, Strin
     match id.kind {
         BackendKind::Frr => of(frr::Frr::new(id, &settings.frr)).await,
         BackendKind::Bird => of(bird::Bird::new(id, &settings.bird)).await,
+        BackendKind::Gobgp => of(gobgp::Gobgp::new(id, &settings.gobgp)).await,
         BackendKind::Memory => of(memory::Memory::named(&id.instance)).await,
     }
 }
@@ -406,6 +436,7 @@ pub async fn inspect(
     match id.kind {
         BackendKind::Frr => of(frr::Frr::new(id, &settings.frr), prefixes).await,
         BackendKind::Bird => of(bird::Bird::new(id, &settings.bird), prefixes).await,
+        BackendKind::Gobgp => of(gobgp::Gobgp::new(id, &settings.gobgp), prefixes).await,
         BackendKind::Memory => of(memory::Memory::named(&id.instance), prefixes).await,
     }
 }
