@@ -45,6 +45,12 @@ fn render(config: &Config) -> String {
             config.bird.reconcile_interval
         ));
     }
+    if config.gobgp != anycastd::routing::gobgp::Settings::default() {
+        out.push_str(&format!(
+            "gobgp.timeout = {:?} reconcile_interval = {:?}\n",
+            config.gobgp.timeout, config.gobgp.reconcile_interval
+        ));
+    }
     for hook in &config.hooks {
         out.push_str(&format!(
             "hooks.on_transition {} {:?} timeout = {:?}\n",
@@ -85,6 +91,13 @@ fn render(config: &Config) -> String {
                     p.prefix,
                     p.vrf.as_deref().unwrap_or("(none)"),
                     p.backend.instance
+                ));
+                continue;
+            }
+            if p.backend.kind == anycastd::routing::BackendKind::Gobgp {
+                out.push_str(&format!(
+                    "  prefix {} gobgp api={}\n",
+                    p.prefix, p.backend.instance
                 ));
                 continue;
             }

@@ -74,6 +74,24 @@ pub fn valid_api(text: &str) -> bool {
 pub struct GobgpState {
     /// Their prefixes.
     pub own: BTreeSet<IpNet>,
+    /// The unicast families (false: IPv4, true: IPv6) whose table gobgpd's global RIB does
+    /// not have (`[[global.afi-safis]]` lists others only): gobgpd accepts an `AddPath` of
+    /// such a prefix and keeps nothing, so anycastd refuses it itself, for that prefix alone.
+    pub missing_families: Vec<bool>,
+}
+
+/// Whether gobgpd refused a call because its global RIB has no table of the family.
+fn family_missing(error: &ApiError) -> bool {
+    matches!(error, ApiError::Refused { message, .. }
+        if message.contains("address family") && message.contains("not supported"))
+}
+
+fn family_name(v6: bool) -> &'static str {
+    if v6 {
+        "ipv6-unicast"
+    } else {
+        "ipv4-unicast"
+    }
 }
 
 impl Installed for GobgpState {
@@ -144,8 +162,17 @@ impl Gobgp {
             if prefixes.is_some_and(|ps| !ps.iter().any(|p| p.addr().is_ipv6() == v6)) {
                 continue;
             }
-            let family = family(v6);
-            let destinations = client.list_path(api::TABLE_GLOBAL, "", family, &[]).await?;
+            let destinations = match client
+                .list_path(api::TABLE_GLOBAL, "", family(v6), &[])
+                .await
+            {
+                Ok(d) => d,
+                Err(e) if family_missing(&e) => {
+                    state.missing_families.push(v6);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             for path in destinations.into_iter().flat_map(|d| d.paths) {
                 if path.identifier != OWN_IDENTIFIER || path.is_withdraw {
                     continue;
@@ -161,6 +188,17 @@ impl Gobgp {
     /// Apply one change.
     async fn change(&self, installed: &GobgpState, change: &Change) -> Result<(), ApiError> {
         let client = self.client()?;
+        let v6 = change.prefix.addr().is_ipv6();
+        if change.announce && installed.missing_families.contains(&v6) {
+            return Err(ApiError::Refused {
+                what: "AddPath",
+                message: format!(
+                    "its global RIB has no {} table (address family: {} not supported); add it to [[global.afi-safis]] in gobgpd's configuration",
+                    family_name(v6),
+                    family_name(v6)
+                ),
+            });
+        }
         if change.announce {
             client
                 .add_path(api::local_path(&change.prefix, OWN_IDENTIFIER))
@@ -288,10 +326,15 @@ impl Backend for Gobgp {
             if wanted.is_empty() {
                 continue;
             }
-            for d in client
+            let destinations = match client
                 .list_path(api::TABLE_GLOBAL, "", family(v6), &wanted)
-                .await?
+                .await
             {
+                Ok(d) => d,
+                Err(e) if family_missing(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            for d in destinations {
                 for path in d.paths {
                     let Some(prefix) = api::prefix_of(&path) else {
                         continue;
