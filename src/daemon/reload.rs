@@ -18,6 +18,9 @@ pub(super) fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> 
     if old.bird != new.bird {
         keys.push("[bird]");
     }
+    if old.gobgp != new.gobgp {
+        keys.push("[gobgp]");
+    }
     if old.hooks != new.hooks {
         keys.push("[hooks]");
     }
