@@ -265,7 +265,12 @@ fn a_sigkill_restart_does_not_flap_and_a_gobgpd_restart_is_repaired_and_journale
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // A long reconcile interval: only restart detection brings the paths back in time.
-    let config = config(d, &tb, "[gobgp]\nreconcile_interval = \"5m\"\n");
+    // The metrics endpoint is in the namespace too (its own loopback).
+    let config = config(
+        d,
+        &tb,
+        "[gobgp]\nreconcile_interval = \"5m\"\n\n[metrics]\nlisten = \"127.0.0.1:9250\"\n",
+    );
     let mut daemon = Daemon::start_in_netns(&tb.gobgp_netns(), &config, &d.join("log"));
     wait_peer(&tb, &with(&ALL, &[]));
 
@@ -327,6 +332,18 @@ fn a_sigkill_restart_does_not_flap_and_a_gobgpd_restart_is_repaired_and_journale
         "{}",
         daemon.log_text()
     );
+    let metrics = Command::new("ip")
+        .args(["netns", "exec", &tb.gobgp_netns()])
+        .args(["curl", "-s", "http://127.0.0.1:9250/metrics"])
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    for line in [
+        "anycastd_routing_restarts_total{backend=\"gobgp\",endpoint=\"127.0.0.1:50051\"} 1",
+        "anycastd_routing_restart_detection{backend=\"gobgp\",endpoint=\"127.0.0.1:50051\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in:\n{metrics}");
+    }
 }
 
 #[test]
@@ -338,7 +355,7 @@ fn an_api_unreachable_at_start_is_said_and_a_family_gobgpd_has_no_table_for_fail
     let d = dir.path();
     let config = config(d, &tb, "");
     tb.gobgp_ctl("stop-gobgp", None);
-    let daemon = Daemon::start_in_netns(&tb.gobgp_netns(), &config, &d.join("log"));
+    let mut daemon = Daemon::start_in_netns(&tb.gobgp_netns(), &config, &d.join("log"));
     // The daemon runs, and says in its log and its status that gobgpd does not answer.
     daemon.wait_log("cannot reach gobgpd's API at 127.0.0.1:50051");
     wait_until("status naming the unreachable API", || {
@@ -368,4 +385,15 @@ fn an_api_unreachable_at_start_is_said_and_a_family_gobgpd_has_no_table_for_fail
     tb.gobgp_ctl("stop-gobgp", None);
     tb.gobgp_ctl("start-gobgp", None);
     wait_peer(&tb, &with(&ALL, &[]));
+
+    // gobgpd stops, then dns fails: its withdrawal cannot be applied, and says what is known;
+    // the stop cannot verify it and exits 70.
+    tb.gobgp_ctl("stop-gobgp", None);
+    std::fs::write(d.join("dns.down"), "").unwrap();
+    wait_until("the withdrawal journaled as not applied", || {
+        let (_, history) = anycastd(&config, &["history", "dns"]);
+        history.contains("a gobgpd that is not running does not announce it when it starts")
+    });
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(EXIT), 70, "{}", daemon.log_text());
 }

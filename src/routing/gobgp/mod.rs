@@ -33,7 +33,7 @@ use api::{ApiError, Client, Family};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 /// The API address used when a prefix names none (gobgpd's `--api-hosts` default is
@@ -213,15 +213,32 @@ impl Gobgp {
         Ok(())
     }
 
-    /// Keep the event stream open; count each time it opens anew.
+    /// Keep the event stream open; count each time it opens anew. Ends (closing the
+    /// stream) once the backend it serves is gone (its writer stopped at a reload).
     async fn watch(
         client: Client,
-        incarnation: Arc<Incarnation>,
+        incarnation: Weak<Incarnation>,
         mut stream: Option<tonic::Streaming<api::Empty>>,
     ) {
         loop {
             if let Some(mut open) = stream.take() {
-                while let Ok(Some(_)) = open.message().await {}
+                let mut alive = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tokio::select! {
+                        message = open.message() => match message {
+                            Ok(Some(_)) => {}
+                            _ => break,
+                        },
+                        _ = alive.tick() => {
+                            if incarnation.strong_count() == 0 {
+                                return;
+                            }
+                        }
+                    }
+                }
+                let Some(incarnation) = incarnation.upgrade() else {
+                    return;
+                };
                 incarnation.up.store(false, Ordering::SeqCst);
                 tracing::info!(
                     endpoint = client.endpoint(),
@@ -230,6 +247,9 @@ impl Gobgp {
                 );
             }
             tokio::time::sleep(REOPEN).await;
+            let Some(incarnation) = incarnation.upgrade() else {
+                return;
+            };
             if let Ok(open) = client.watch().await {
                 incarnation.count.fetch_add(1, Ordering::SeqCst);
                 incarnation.up.store(true, Ordering::SeqCst);
@@ -314,8 +334,10 @@ impl Backend for Gobgp {
     async fn inspect(&self, prefixes: &[PrefixKey]) -> Result<Vec<Shown>, ApiError> {
         let nets: Vec<IpNet> = prefixes.iter().map(|(_, p)| *p).collect();
         let client = self.client()?;
-        // anycastd's paths, and whether each is gobgpd's best.
-        let mut best: BTreeSet<IpNet> = BTreeSet::new();
+        // anycastd's paths, and whether gobgpd takes each for valid (a next hop it can use;
+        // not necessarily its best: a path added by hand may win, and is then what the
+        // neighbours get).
+        let mut valid: BTreeSet<IpNet> = BTreeSet::new();
         let mut own: BTreeSet<IpNet> = BTreeSet::new();
         for v6 in [false, true] {
             let wanted: Vec<IpNet> = nets
@@ -341,8 +363,8 @@ impl Backend for Gobgp {
                     };
                     if path.identifier == OWN_IDENTIFIER && !path.is_withdraw {
                         own.insert(prefix);
-                        if path.best && !path.is_nexthop_invalid {
-                            best.insert(prefix);
+                        if !path.is_nexthop_invalid {
+                            valid.insert(prefix);
                         }
                     }
                 }
@@ -377,7 +399,7 @@ impl Backend for Gobgp {
             .iter()
             .map(|p| Shown {
                 configured: own.contains(p),
-                valid: best.contains(p),
+                valid: valid.contains(p),
                 established_peers: sent.get(p).copied().unwrap_or(0),
             })
             .collect())
@@ -437,7 +459,11 @@ impl Backend for Gobgp {
                 ],
                 1.0,
             );
-            tokio::spawn(Self::watch(client.clone(), self.incarnation.clone(), first));
+            tokio::spawn(Self::watch(
+                client.clone(),
+                Arc::downgrade(&self.incarnation),
+                first,
+            ));
         }
         self.incarnation
             .up
