@@ -10,7 +10,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Announce anycast service prefixes through FRRouting or BIRD while their health checks pass.
+/// Announce anycast service prefixes through FRRouting, BIRD or GoBGP while their health checks pass.
 #[derive(Debug, Parser)]
 #[command(name = "anycastd", version, arg_required_else_help = true)]
 struct Cli {
