@@ -153,6 +153,24 @@ fn status_of<'a>(status: &'a serde_json::Value, service: &str) -> &'a serde_json
         .unwrap()
 }
 
+/// The gobgpd.toml of docs/backends.md (its addresses and AS numbers are the testbed's).
+fn documented_gobgpd_toml() -> String {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/backends.md"))
+            .unwrap();
+    let marker =
+        "<!-- gobgpd.toml: tests/gobgp.rs extracts the next conf block and runs gobgpd with it -->";
+    let after = &doc[doc
+        .find(marker)
+        .expect("the gobgpd.toml marker in docs/backends.md")
+        + marker.len()..];
+    let block = &after[after
+        .find("```conf\n")
+        .expect("a conf block after the marker")
+        + 8..];
+    block[..block.find("\n```").expect("the block's end") + 1].to_owned()
+}
+
 #[test]
 fn flips_drains_and_sigterm_withdraw_at_the_peer_and_a_path_added_by_hand_is_left_alone() {
     let Some(tb) = Testbed::up_with_gobgp() else {
@@ -381,9 +399,12 @@ fn an_api_unreachable_at_start_is_said_and_a_family_gobgpd_has_no_table_for_fail
         "{text}"
     );
 
-    // gobgpd with both families: the IPv6 prefix follows.
+    // gobgpd with both families, as docs/backends.md configures it: the IPv6 prefix
+    // follows.
     tb.gobgp_ctl("stop-gobgp", None);
-    tb.gobgp_ctl("start-gobgp", None);
+    let documented = d.join("gobgpd-documented.toml");
+    std::fs::write(&documented, documented_gobgpd_toml()).unwrap();
+    tb.gobgp_ctl("start-gobgp", Some(&documented));
     wait_peer(&tb, &with(&ALL, &[]));
 
     // gobgpd stops, then dns fails: its withdrawal cannot be applied, and says what is known;
