@@ -180,7 +180,7 @@ fn flips_drains_and_sigterm_withdraw_at_the_peer_and_a_path_added_by_hand_is_lef
     let d = dir.path();
     // A path of no service, added by hand before anycastd starts.
     tb.gobgp(&["global", "rib", "add", "198.51.100.99/32"]);
-    let config = config(d, &tb, "");
+    let config = config(d, &tb, "[gobgp]\nreconcile_interval = \"1s\"\n");
     let mut daemon = Daemon::start_in_netns(&tb.gobgp_netns(), &config, &d.join("log"));
     wait_peer(&tb, &with(&ALL, &[HAND]));
     assert_eq!(
@@ -236,6 +236,25 @@ fn flips_drains_and_sigterm_withdraw_at_the_peer_and_a_path_added_by_hand_is_lef
     wait_peer(&tb, &with(&ALL[2..], &[HAND]));
     let (code, out) = anycastd(&config, &["undrain", "dns"]);
     assert_eq!(code, 0, "{out}");
+    wait_peer(&tb, &with(&ALL, &[HAND]));
+
+    // anycastd's path deleted by hand (naming its identifier): drift, repaired by the
+    // periodic pass and journaled.
+    tb.gobgp(&[
+        "global",
+        "rib",
+        "del",
+        "198.51.100.123/32",
+        "identifier",
+        "1095653699",
+    ]);
+    wait_until("the drift record", || {
+        let (_, history) = anycastd(&config, &["history", "ntp"]);
+        history.contains(
+            "drift: 198.51.100.123/32 was absent in GoBGP, announcement wanted; repairing",
+        )
+    });
+    wait_until("the path back", || paths_for(&tb, "198.51.100.123/32") == 1);
     wait_peer(&tb, &with(&ALL, &[HAND]));
 
     // A second path for dns's IPv4 prefix, added by hand: gobgpd keeps it beside anycastd's.
