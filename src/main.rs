@@ -15,7 +15,7 @@ use clap::{CommandFactory as _, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-/// Announce anycast service prefixes through FRRouting or BIRD while their health checks pass.
+/// Announce anycast service prefixes through FRRouting, BIRD or GoBGP while their health checks pass.
 #[derive(Debug, Parser)]
 #[command(name = "anycastd", version, arg_required_else_help = true)]
 struct Cli {

@@ -117,7 +117,7 @@ pub fn render(command: clap::Command, out: &mut dyn Write) -> std::io::Result<()
         ],
     );
     roff.control("SH", ["NAME"]).text([roman(
-        "anycastd - announce anycast service prefixes through FRRouting or BIRD while their health checks pass",
+        "anycastd - announce anycast service prefixes through FRRouting, BIRD or GoBGP while their health checks pass",
     )]);
     roff.control("SH", ["SYNOPSIS"]);
     for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
@@ -132,7 +132,7 @@ pub fn render(command: clap::Command, out: &mut dyn Write) -> std::io::Result<()
     roff.control("SH", ["DESCRIPTION"]);
     paragraph(
         &mut roff,
-        "anycastd announces the prefixes of anycast services (DNS resolvers, NTP, load balancers) over BGP through the local FRRouting or BIRD, only while the health checks of the service pass (all, or as many as `require` asks; built in or read from Cabourotte), and withdraws them when they fail or the daemon stops. Every service is a state machine (starting, healthy, unhealthy, draining) whose decisions are journaled before they are acted on; the journal answers what happened (history) and what other settings would have done (replay).",
+        "anycastd announces the prefixes of anycast services (DNS resolvers, NTP, load balancers) over BGP through the local FRRouting, BIRD or GoBGP, only while the health checks of the service pass (all, or as many as `require` asks; built in or read from Cabourotte), and withdraws them when they fail or the daemon stops. Every service is a state machine (starting, healthy, unhealthy, draining) whose decisions are journaled before they are acted on; the journal answers what happened (history) and what other settings would have done (replay).",
     );
     paragraph(
         &mut roff,

@@ -46,6 +46,12 @@ fn render(config: &Config) -> String {
             config.bird.reconcile_interval
         ));
     }
+    if config.gobgp != anycastd::routing::gobgp::Settings::default() {
+        out.push_str(&format!(
+            "gobgp.timeout = {:?} reconcile_interval = {:?}\n",
+            config.gobgp.timeout, config.gobgp.reconcile_interval
+        ));
+    }
     for hook in &config.hooks {
         out.push_str(&format!(
             "hooks.on_transition {} {:?} timeout = {:?}\n",
@@ -86,6 +92,13 @@ fn render(config: &Config) -> String {
                     p.prefix,
                     p.place.name().unwrap_or("(none)"),
                     p.backend.instance
+                ));
+                continue;
+            }
+            if p.backend.kind == anycastd::routing::gobgp::KIND {
+                out.push_str(&format!(
+                    "  prefix {} gobgp api={}\n",
+                    p.prefix, p.backend.instance
                 ));
                 continue;
             }

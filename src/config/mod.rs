@@ -60,6 +60,8 @@ pub struct Config {
     pub frrouting: FrrConfig,
     /// `[bird]`.
     pub bird: BirdConfig,
+    /// `[gobgp]`.
+    pub gobgp: crate::routing::gobgp::Settings,
     /// `[hooks] on_transition`: programs run on every state transition.
     pub hooks: Vec<Hook>,
     /// `[daemon]`.
@@ -213,7 +215,7 @@ pub struct Service {
 
 /// One prefix of a service and the backend that announces it (`prefixes.frrouting`: the FRR
 /// of a vtysh binary, in a VRF; `prefixes.bird`: the BIRD of a control socket, in a static
-/// protocol).
+/// protocol; `prefixes.gobgp`: the gobgpd of an API address, in its global RIB).
 pub type Prefix = crate::routing::Route;
 
 /// One check: what every kind has, and the kind's own settings.
@@ -470,6 +472,7 @@ impl Config {
                 reconcile_interval: self.bird.reconcile_interval,
             },
         );
+        settings.set(crate::routing::gobgp::KIND, self.gobgp.clone());
         settings
     }
 
@@ -478,6 +481,9 @@ impl Config {
         let mut keys = Vec::new();
         if self.frrouting != new.frrouting {
             keys.push("[frrouting]");
+        }
+        if self.gobgp != new.gobgp {
+            keys.push("[gobgp]");
         }
         if self.bird != new.bird {
             keys.push("[bird]");

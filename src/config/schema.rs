@@ -31,6 +31,7 @@ struct File {
     control: Option<Control>,
     frrouting: Option<Frrouting>,
     bird: Option<Bird>,
+    gobgp: Option<Gobgp>,
     hooks: Option<Hooks>,
     daemon: Option<Daemon>,
     metrics: Option<Metrics>,
@@ -81,6 +82,14 @@ struct Frrouting {
 struct Bird {
     /// Where the include files bird-PROTOCOL.conf are written.
     include_dir: Option<String>,
+    timeout: Option<Duration>,
+    reconcile_interval: Option<Duration>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Gobgp {
+    /// Time limit of one call to gobgpd's gRPC API.
     timeout: Option<Duration>,
     reconcile_interval: Option<Duration>,
 }
@@ -172,6 +181,7 @@ struct Damping {
 struct Prefixes {
     frrouting: Option<Vec<Item<FrrPrefix>>>,
     bird: Option<Vec<Item<BirdPrefix>>>,
+    gobgp: Option<Vec<Item<GobgpPrefix>>>,
 }
 
 #[derive(JsonSchema)]
@@ -188,6 +198,14 @@ struct BirdPrefix {
     prefix: String,
     socket: Option<String>,
     protocol: Option<String>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct GobgpPrefix {
+    prefix: String,
+    /// gobgpd's gRPC API, IP:PORT (gobgpd's --api-hosts), e.g. "127.0.0.1:50051".
+    api: Option<String>,
 }
 
 /// `checks`: one key per kind, each an array of the kind's items (filled from the registry

@@ -8,6 +8,7 @@ use super::validate::{join, vrf_suffix, Table, Validator};
 enum Place {
     Frr(crate::routing::BackendId, Option<String>),
     Bird(crate::routing::BackendId, Option<String>),
+    Gobgp(crate::routing::BackendId),
 }
 
 /// A BIRD symbol anycastd accepts as a protocol name.
@@ -21,7 +22,7 @@ fn valid_bird_symbol(name: &str) -> bool {
 }
 
 /// The keys under `prefixes`: one per backend kind.
-const PREFIX_TYPES: &[&str] = &["frrouting", "bird"];
+const PREFIX_TYPES: &[&str] = &["frrouting", "bird", "gobgp"];
 use super::*;
 
 impl Validator {
@@ -115,9 +116,16 @@ impl Validator {
         for (span, service) in services {
             for (index, prefix) in service.prefixes.iter().enumerate() {
                 let bird = prefix.backend.kind == crate::routing::bird::KIND;
-                let key = if bird { "bird" } else { "frrouting" };
+                let gobgp = prefix.backend.kind == crate::routing::gobgp::KIND;
+                let key = if bird {
+                    "bird"
+                } else if gobgp {
+                    "gobgp"
+                } else {
+                    "frrouting"
+                };
                 let (key_path, at) = self.prefix_item(&service.name, index, *span, key);
-                let shown = if bird {
+                let shown = if bird || gobgp {
                     prefix.text()
                 } else {
                     format!("{}{}", prefix.prefix, vrf_suffix(prefix.place.name()))
@@ -411,6 +419,7 @@ impl Validator {
         let (backend, vrf) =
             match place {
                 Place::Frr(backend, vrf) => (backend, vrf),
+                Place::Gobgp(backend) => (backend, None),
                 Place::Bird(backend, protocol) => (
                     backend,
                     Some(protocol.unwrap_or_else(|| {
@@ -497,6 +506,30 @@ impl Validator {
                     crate::routing::BackendId::bird(socket?),
                     protocol?,
                 ))
+            }
+            // `api`: gobgpd's gRPC API (`--api-hosts`).
+            "gobgp" => {
+                let api = match table {
+                    Some(t) => self.take(t, "api"),
+                    None => None,
+                };
+                let api = match api {
+                    Some(n) => match self.string(n, &join(path, "api")) {
+                        Some(s) if !crate::routing::gobgp::valid_api(&s) => {
+                            self.problem(
+                                n.span.start,
+                                join(path, "api"),
+                                format!(
+                                    "{s:?} is not an address and port like \"127.0.0.1:50051\" or \"[::1]:50051\" (gobgpd's --api-hosts; a host name or unix socket is not supported)"
+                                ),
+                            );
+                            None
+                        }
+                        other => other,
+                    },
+                    None => Some(crate::routing::gobgp::DEFAULT_API.to_owned()),
+                };
+                Some(Place::Gobgp(crate::routing::BackendId::gobgp(&api?)))
             }
             other => {
                 self.problem(0, path, format!("unknown prefix type \"{other}\""));

@@ -248,6 +248,10 @@ impl Validator {
             Some(node) => self.bird(node),
             None => Some(BirdConfig::default()),
         };
+        let gobgp = match self.take(&mut top, "gobgp") {
+            Some(node) => self.gobgp(node),
+            None => Some(crate::routing::gobgp::Settings::default()),
+        };
         let hooks = match self.take(&mut top, "hooks") {
             Some(node) => self.hooks(node),
             None => Some(Vec::new()),
@@ -290,6 +294,7 @@ impl Validator {
             journal: journal?,
             frrouting: frrouting?,
             bird: bird?,
+            gobgp: gobgp?,
             hooks: hooks?,
             daemon: daemon?,
             control: control?,
@@ -606,6 +611,24 @@ impl Validator {
         self.finish(table);
         Some(BirdConfig {
             include_dir: include_dir?,
+            timeout: timeout?,
+            reconcile_interval: reconcile_interval?,
+        })
+    }
+
+    pub(super) fn gobgp(&mut self, node: &Node) -> Option<crate::routing::gobgp::Settings> {
+        let mut table = self.table(node, "gobgp")?;
+        let defaults = crate::routing::gobgp::Settings::default();
+        let timeout = match self.take(&mut table, "timeout") {
+            Some(n) => self.duration(n, "gobgp.timeout"),
+            None => Some(defaults.timeout),
+        };
+        let reconcile_interval = match self.take(&mut table, "reconcile_interval") {
+            Some(n) => self.duration(n, "gobgp.reconcile_interval"),
+            None => Some(defaults.reconcile_interval),
+        };
+        self.finish(table);
+        Some(crate::routing::gobgp::Settings {
             timeout: timeout?,
             reconcile_interval: reconcile_interval?,
         })

@@ -21,6 +21,7 @@
 
 pub mod bird;
 pub mod frr;
+pub mod gobgp;
 pub mod kind;
 pub mod memory;
 pub mod reconcile;
@@ -38,7 +39,7 @@ use tokio::sync::mpsc;
 
 /// Every kind of routing daemon this build knows, in the order they are listed (the first
 /// is the kind of a journaled prefix from the builds that knew no other).
-pub const KINDS: &[BackendKind] = &[frr::KIND, bird::KIND, memory::KIND];
+pub const KINDS: &[BackendKind] = &[frr::KIND, bird::KIND, gobgp::KIND, memory::KIND];
 
 /// A boxed future, for the methods of [`Kind`] and the capabilities (trait objects).
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -336,6 +337,23 @@ pub trait Backend: Send + Sync + 'static {
     /// Either way drift is found by the periodic pass alone, and an `Err` is said at start
     /// and in `status`.
     fn runtime_file(&self) -> Result<Option<RuntimeFile>, RuntimeFileUnknown>;
+
+    /// For a daemon without a runtime file: a number that changes whenever a new process of
+    /// the daemon answers (GoBGP: how many times its API's event stream opened), `None`
+    /// while none answers. The writer looks at it every [`writer::WATCH_INTERVAL`], as at
+    /// the runtime file, and takes a new number for a restart. The first look may wait for
+    /// the daemon (within its time limit). `None` always: no such mark.
+    fn incarnation(&self) -> impl Future<Output = Option<u64>> + Send {
+        async { None }
+    }
+
+    /// The daemon could not be read with `error`: what is known of the withdrawal of `key`
+    /// all the same, in words, to follow the error (see [`KeptBeside::known_while_down`],
+    /// which answers by default). `None`: nothing more is known.
+    fn known_while_down(&self, error: &Self::Error, key: &PrefixKey) -> Option<String> {
+        self.kept_beside()
+            .and_then(|k| k.known_while_down(error, key))
+    }
 
     /// What it keeps beside the daemon for the daemon to load, if anything.
     fn kept_beside(&self) -> Option<&dyn KeptBeside<Self::Installed, Self::Error>> {

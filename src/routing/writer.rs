@@ -288,6 +288,7 @@ pub fn spawn<B: Backend>(
         restart_pending: false,
         reconfigured: None,
         runtime_file: None,
+        incarnation: None,
         restart_detection_off: None,
         reconcile_interval,
     };
@@ -337,6 +338,8 @@ struct Writer<B: Backend> {
     runtime: Option<FileId>,
     /// The daemon's runtime file, when it is known where it is.
     runtime_file: Option<RuntimeFile>,
+    /// The daemon's [`Backend::incarnation`] when last looked at.
+    incarnation: Option<u64>,
     /// Why restarts are not noticed at once ([`Status::restart_detection_off`]).
     restart_detection_off: Option<String>,
     /// The periodic pass's interval (restarts are repaired by it at the latest).
@@ -380,6 +383,7 @@ impl<B: Backend> Writer<B> {
         self.watch_runtime_file();
         let runtime_file = self.runtime_file.as_ref().map(|f| f.path.clone());
         self.runtime = runtime_file.as_deref().and_then(file_id);
+        self.incarnation = self.backend.incarnation().await;
         let mut watch = tokio::time::interval(WATCH_INTERVAL);
         watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -395,7 +399,8 @@ impl<B: Backend> Writer<B> {
                 // A restart of the daemon: look at once instead of at the next reconcile.
                 // A new configuration loaded by another hand: retry what is set aside.
                 _ = watch.tick() => {
-                    if self.restarted(runtime_file.as_deref()) {
+                    let incarnation = self.backend.incarnation().await;
+                    if self.restarted(runtime_file.as_deref(), incarnation) {
                         true
                     } else if self.reconfigured_elsewhere().await {
                         false
@@ -420,10 +425,13 @@ impl<B: Backend> Writer<B> {
     /// then retries become quick for [`RECOVERY`], and the restart is told with the prefixes
     /// to re-announce once the daemon answers a read. A file that went away is not a restart
     /// yet (the daemon is down; its reads fail and say so); one that appears is.
-    fn restarted(&mut self, path: Option<&std::path::Path>) -> bool {
+    /// The same for a daemon's [`Backend::incarnation`]: a new number is a new process.
+    fn restarted(&mut self, path: Option<&std::path::Path>, incarnation: Option<u64>) -> bool {
         let now_id = path.and_then(file_id);
         let before = std::mem::replace(&mut self.runtime, now_id);
-        let restarted = now_id.is_some() && now_id != before;
+        let before_incarnation = std::mem::replace(&mut self.incarnation, incarnation);
+        let restarted = (now_id.is_some() && now_id != before)
+            || (incarnation.is_some() && incarnation != before_incarnation);
         if restarted {
             let now = Instant::now();
             self.recovering_until = Some(now + RECOVERY);
@@ -947,8 +955,7 @@ impl<B: Backend> Writer<B> {
             }
             // Not applied, not verified: a failure like any other, with what is known of a
             // withdrawal all the same (never "already so": nothing was read).
-            let known = self.backend.kept_beside();
-            let error = match known.and_then(|k| k.known_while_down(&error, key)) {
+            let error = match self.backend.known_while_down(&error, key) {
                 Some(known) if !decision.announce => format!("{text}; {known}"),
                 _ => text.clone(),
             };

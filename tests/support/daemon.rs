@@ -97,9 +97,26 @@ impl Daemon {
 
     /// The same, with extra environment variables.
     pub fn start_with_env(config: &Path, log: &Path, env: &[(&str, &str)]) -> Daemon {
+        Daemon::spawn(
+            Command::new(env!("CARGO_BIN_EXE_anycastd")),
+            config,
+            log,
+            env,
+        )
+    }
+
+    /// The same in network namespace `netns` (`ip netns exec` runs the daemon as itself: the
+    /// pid is the daemon's). Its file system is the test's.
+    pub fn start_in_netns(netns: &str, config: &Path, log: &Path) -> Daemon {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", netns, env!("CARGO_BIN_EXE_anycastd")]);
+        Daemon::spawn(cmd, config, log, &[])
+    }
+
+    fn spawn(mut cmd: Command, config: &Path, log: &Path, env: &[(&str, &str)]) -> Daemon {
         let out = std::fs::File::create(log).unwrap();
         let err = out.try_clone().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        let child = cmd
             .envs(env.iter().copied())
             .args(["run", "-c"])
             .arg(config)

@@ -39,6 +39,13 @@ pub const BIRD_SESSIONS: [(&str, &str, &str); 2] = [
     ("bird", "2001:db8:ffff:3::1", "ipv6"),
 ];
 
+/// The BGP sessions of the local gobgpd (with [`Testbed::up_with_gobgp`]): (label, its address
+/// as seen by the peer, afi).
+pub const GOBGP_SESSIONS: [(&str, &str, &str); 2] = [
+    ("gobgp", "192.0.2.13", "ipv4"),
+    ("gobgp", "2001:db8:ffff:4::1", "ipv6"),
+];
+
 /// A running testbed.
 pub struct Testbed {
     /// Namespace prefix.
@@ -49,6 +56,8 @@ pub struct Testbed {
     pub peer: Peer,
     /// Whether a local BIRD speaker runs too.
     pub bird: bool,
+    /// Whether a local gobgpd speaker runs too.
+    pub gobgp: bool,
     _serial: MutexGuard<'static, ()>,
 }
 
@@ -90,15 +99,22 @@ fn which(binary: &str) -> Option<PathBuf> {
 impl Testbed {
     /// Bring a testbed up, or explain why not and return `None`.
     pub fn up(peer: Peer) -> Option<Testbed> {
-        Self::up_with(peer, false)
+        Self::up_with(peer, false, false)
     }
 
     /// A testbed with a local BIRD 2 speaker beside FRR (peer: gobgpd), for the BIRD backend.
     pub fn up_with_bird() -> Option<Testbed> {
-        Self::up_with(Peer::Gobgp, true)
+        Self::up_with(Peer::Gobgp, true, false)
     }
 
-    fn up_with(peer: Peer, bird: bool) -> Option<Testbed> {
+    /// A testbed with a local gobgpd speaker beside FRR (peer: gobgpd), for the GoBGP
+    /// backend: its API is at 127.0.0.1:50051 inside the namespace [`Testbed::gobgp_netns`],
+    /// where anycastd must run to reach it.
+    pub fn up_with_gobgp() -> Option<Testbed> {
+        Self::up_with(Peer::Gobgp, false, true)
+    }
+
+    fn up_with(peer: Peer, bird: bool, gobgp: bool) -> Option<Testbed> {
         let missing = missing_prerequisite(peer).or_else(|| {
             (bird && which("bird").is_none())
                 .then(|| "packages missing: bird2 (apt-get install bird2)".to_owned())
@@ -115,6 +131,7 @@ impl Testbed {
             dir,
             peer,
             bird,
+            gobgp,
             _serial: serial,
         };
         let out = testbed
@@ -133,6 +150,7 @@ impl Testbed {
     fn script_cmd(&self) -> Command {
         let mut cmd = Command::new(script());
         cmd.env("TB_BIRD", if self.bird { "1" } else { "0" });
+        cmd.env("TB_GOBGP", if self.gobgp { "1" } else { "0" });
         cmd.env("TB_NAME", &self.name).env("TB_DIR", &self.dir).env(
             "TB_PEER",
             match self.peer {
@@ -226,6 +244,15 @@ impl Testbed {
                 );
             }
         }
+        if self.gobgp {
+            for (label, neighbor, afi) in GOBGP_SESSIONS {
+                routes.extend(
+                    self.adj_in(neighbor, afi)
+                        .into_iter()
+                        .map(|p| format!("{label}:{p}")),
+                );
+            }
+        }
         routes
     }
 
@@ -309,6 +336,43 @@ impl Testbed {
             conf.display(),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// The namespace of the local gobgpd (its API: 127.0.0.1:50051 there).
+    pub fn gobgp_netns(&self) -> String {
+        format!("{}-g1", self.name)
+    }
+
+    /// Run the `gobgp` CLI against the local gobgpd; returns stdout.
+    pub fn gobgp(&self, args: &[&str]) -> String {
+        let out = self
+            .script_cmd()
+            .arg("gobgp")
+            .args(args)
+            .output()
+            .expect("run gobgp");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Stop, start or restart the local gobgpd (`stop-gobgp`, `start-gobgp`,
+    /// `restart-gobgp`); `conf`: start it with this configuration instead of the testbed's.
+    pub fn gobgp_ctl(&self, what: &str, conf: Option<&Path>) {
+        let mut cmd = self.script_cmd();
+        cmd.arg(what);
+        if let Some(conf) = conf {
+            cmd.arg(conf);
+        }
+        let out = cmd.output().expect("testbed gobgp");
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The local gobgpd's configuration file.
+    pub fn gobgp_conf(&self) -> PathBuf {
+        self.dir.join("gobgp/gobgpd.toml")
     }
 
     /// Wait (generously) until the peer's routes equal `expected`; panics with both on timeout.

@@ -8,9 +8,11 @@
 #
 # Environment: TB_NAME (namespace prefix, default acdtb), TB_DIR (state directory, default
 # /tmp/$TB_NAME), TB_PEER (gobgp|bird, default gobgp), TB_BIRD (1: also a BIRD 2 as a local
-# speaker, for anycastd's BIRD backend; needs TB_PEER=gobgp).
+# speaker, for anycastd's BIRD backend; needs TB_PEER=gobgp), TB_GOBGP (1: also a gobgpd as a
+# local speaker, for anycastd's GoBGP backend; needs TB_PEER=gobgp).
 #
 #   testbed.sh restart-bird | stop-bird | start-bird [CONF] | birdc ARGS...   (with TB_BIRD=1)
+#   testbed.sh restart-gobgp | stop-gobgp | start-gobgp [CONF] | gobgp ARGS... (with TB_GOBGP=1)
 #
 # Layout (addresses exist only inside the namespaces made here):
 #   $N-r1   FRR, default VRF, AS 65536: r1-peer 192.0.2.1/30, 2001:db8:ffff:1::1/64
@@ -21,6 +23,9 @@
 #           socket $D/bird/bird.ctl, static protocols anycastd4/anycastd6 including
 #           $D/run-anycastd*/bird-anycastd{4,6}.conf, exported to the peer (192.0.2.10 and
 #           2001:db8:ffff:3::2), and spare4 (IPv4, exported to no one)
+#   $N-g1   (TB_GOBGP=1) gobgpd, AS 65539: g1-peer 192.0.2.13/30, 2001:db8:ffff:4::1/64, its gRPC
+#           API at 127.0.0.1:50051 inside $N-g1, config $D/gobgp/gobgpd.toml, neighbours the
+#           peer (192.0.2.14 ipv4-unicast, 2001:db8:ffff:4::2 ipv6-unicast)
 # The README example's service addresses are put on lo of $N-r1 (dns) and $N-vrf (ntp), so
 # FRR's default `bgp network import-check` finds them.
 #
@@ -32,9 +37,11 @@ N=${TB_NAME:-acdtb}
 D=${TB_DIR:-/tmp/$N}
 PEER=${TB_PEER:-gobgp}
 WITH_BIRD=${TB_BIRD:-0}
+WITH_GOBGP=${TB_GOBGP:-0}
 R=$D/frr
 P=$D/peer
 B=$D/bird
+G=$D/gobgp
 
 say() { echo "[testbed $N] $*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -122,6 +129,7 @@ start_peer() {
 			printf '[global.apply-policy.config]\n  default-import-policy = "accept-route"\n  default-export-policy = "reject-route"\n'
 			neighbors=("192.0.2.1 65536 ipv4" "2001:db8:ffff:1::1 65536 ipv6" "192.0.2.5 65537 ipv4" "2001:db8:ffff:2::1 65537 ipv6")
 			if [ "$WITH_BIRD" = 1 ]; then neighbors+=("192.0.2.9 65538 ipv4" "2001:db8:ffff:3::1 65538 ipv6"); fi
+			if [ "$WITH_GOBGP" = 1 ]; then neighbors+=("192.0.2.13 65539 ipv4" "2001:db8:ffff:4::1 65539 ipv6"); fi
 			for n in "${neighbors[@]}"; do
 				set -- $n
 				printf '[[neighbors]]\n  [neighbors.config]\n    neighbor-address = "%s"\n    peer-as = %s\n' "$1" "$2"
@@ -190,6 +198,29 @@ cmd_start_bird() { # [CONF] (default: the testbed's own bird.conf)
 }
 cmd_stop_bird() { stop_pid "$B/bird.pid" bird; }
 
+# The local gobgpd that anycastd's GoBGP backend drives.
+write_gobgp() {
+	mkdir -p "$G"
+	{
+		printf '[global.config]\n  as = 65539\n  router-id = "192.0.2.13"\n'
+		for n in "192.0.2.14 ipv4" "2001:db8:ffff:4::2 ipv6"; do
+			set -- $n
+			printf '[[neighbors]]\n  [neighbors.config]\n    neighbor-address = "%s"\n    peer-as = 65001\n' "$1"
+			printf '  [neighbors.timers.config]\n    connect-retry = 1\n    hold-time = 9\n    keepalive-interval = 3\n'
+			printf '  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = "%s-unicast"\n' "$2"
+		done
+	} > "$G/gobgpd.toml"
+}
+
+cmd_start_gobgp() { # [CONF] (default: the testbed's own gobgpd.toml)
+	ip netns exec "$N-g1" gobgpd -f "${1:-$G/gobgpd.toml}" -p --api-hosts 127.0.0.1:50051 --pprof-disable \
+		>> "$G/gobgpd.log" 2>&1 < /dev/null &
+	echo $! > "$G/gobgpd.pid"
+	for _ in $(seq 100); do ip netns exec "$N-g1" gobgp global > /dev/null 2>&1 && return 0; sleep 0.05; done
+	die "local gobgpd did not start: $(tail -3 "$G/gobgpd.log")"
+}
+cmd_stop_gobgp() { stop_pid "$G/gobgpd.pid" gobgpd; }
+
 established() {
 	if [ "$PEER" = gobgp ]; then
 		ip netns exec "$N-peer" gobgp neighbor 2>/dev/null | grep -c ' Establ ' || true
@@ -198,7 +229,7 @@ established() {
 	fi
 }
 
-sessions() { if [ "$WITH_BIRD" = 1 ]; then echo 6; else echo 4; fi; }
+sessions() { echo $((4 + (WITH_BIRD == 1 ? 2 : 0) + (WITH_GOBGP == 1 ? 2 : 0))); }
 
 cmd_wait() {
 	local want; want=$(sessions)
@@ -214,6 +245,7 @@ cmd_up() {
 	[ ! -e "/run/netns/$N-r1" ] || die "namespace $N-r1 exists: another testbed uses the name $N"
 	rm -rf "$D"; mkdir -p "$D"
 	[ "$WITH_BIRD" != 1 ] || [ "$PEER" = gobgp ] || die "TB_BIRD=1 needs TB_PEER=gobgp"
+	[ "$WITH_GOBGP" != 1 ] || [ "$PEER" = gobgp ] || die "TB_GOBGP=1 needs TB_PEER=gobgp"
 	netns "$N-r1"; netns "$N-vrf"; netns "$N-peer"
 	link "$N-r1" r1-peer "$N-peer" peer-r1 192.0.2.1/30 192.0.2.2/30 2001:db8:ffff:1::1/64 2001:db8:ffff:1::2/64
 	link "$N-vrf" v123-peer "$N-peer" peer-v123 192.0.2.5/30 192.0.2.6/30 2001:db8:ffff:2::1/64 2001:db8:ffff:2::2/64
@@ -221,12 +253,17 @@ cmd_up() {
 		netns "$N-b1"
 		link "$N-b1" b1-peer "$N-peer" peer-b1 192.0.2.9/30 192.0.2.10/30 2001:db8:ffff:3::1/64 2001:db8:ffff:3::2/64
 	fi
+	if [ "$WITH_GOBGP" = 1 ]; then
+		netns "$N-g1"
+		link "$N-g1" g1-peer "$N-peer" peer-g1 192.0.2.13/30 192.0.2.14/30 2001:db8:ffff:4::1/64 2001:db8:ffff:4::2/64
+	fi
 	ip -n "$N-r1" addr add 203.0.113.53/32 dev lo
 	ip -n "$N-r1" addr add 2001:db8::b19:bad:53/128 dev lo nodad
 	ip -n "$N-vrf" addr add 203.0.113.123/32 dev lo
 	ip -n "$N-vrf" addr add 2001:db8::123:7e11:713e/128 dev lo nodad
 	start_peer
 	if [ "$WITH_BIRD" = 1 ]; then write_bird; cmd_start_bird; fi
+	if [ "$WITH_GOBGP" = 1 ]; then write_gobgp; cmd_start_gobgp; fi
 	write_frr
 	ip netns exec "$N-r1" unshare --mount --propagation private "$R/start.sh"
 	for _ in $(seq 100); do [ -S "$R/run/bgpd.vty" ] && [ -S "$R/run/staticd.vty" ] && break; sleep 0.05; done
@@ -253,7 +290,8 @@ cmd_down() {
 	stop_pid "$P/gobgpd.pid" gobgpd
 	stop_pid "$P/bird.pid" bird
 	stop_pid "$B/bird.pid" bird
-	for n in "$N-peer" "$N-vrf" "$N-r1" "$N-b1"; do [ -e "/run/netns/$n" ] && ip netns del "$n"; done
+	stop_pid "$G/gobgpd.pid" gobgpd
+	for n in "$N-peer" "$N-vrf" "$N-r1" "$N-b1" "$N-g1"; do [ -e "/run/netns/$n" ] && ip netns del "$n"; done
 	return 0
 }
 
@@ -289,6 +327,10 @@ case "${1:-}" in
 	start-bird) shift; cmd_start_bird "$@" ;;
 	restart-bird) cmd_stop_bird; cmd_start_bird ;;
 	birdc) shift; birdc -s "$B/bird.ctl" "$@" ;;
+	stop-gobgp) cmd_stop_gobgp ;;
+	start-gobgp) shift; cmd_start_gobgp "$@" ;;
+	restart-gobgp) cmd_stop_gobgp; cmd_start_gobgp ;;
+	gobgp) shift; ip netns exec "$N-g1" gobgp "$@" ;;
 	vtysh) shift; vt "$@" ;;
 	peer) shift
 		if [ "$PEER" = gobgp ]; then ip netns exec "$N-peer" gobgp "$@"; else birdc -s "$P/bird.ctl" "$@"; fi ;;
