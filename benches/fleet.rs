@@ -857,15 +857,19 @@ fn main() {
     let daemon_log = std::fs::File::create(dir.join("daemon.log")).unwrap();
     // FLEET_WRAP (e.g. "heaptrack -o /tmp/ht") runs the daemon under a profiler; the CPU and
     // RSS figures are then the wrapper's.
+    // FLEET_BINARY runs another build of the daemon (a before/after pair measured by the same
+    // harness); the default is the one built with this bench.
+    let binary = std::env::var("FLEET_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_anycastd").to_owned());
     let wrap = std::env::var("FLEET_WRAP").unwrap_or_default();
     let mut words = wrap.split_whitespace();
     let mut command = match words.next() {
         Some(program) => {
             let mut command = Command::new(program);
-            command.args(words).arg(env!("CARGO_BIN_EXE_anycastd"));
+            command.args(words).arg(&binary);
             command
         }
-        None => Command::new(env!("CARGO_BIN_EXE_anycastd")),
+        None => Command::new(&binary),
     };
     let child = command
         .args(["run", "-c"])

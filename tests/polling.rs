@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use support::cabourotte::{Behaviour, Emulator, Generation};
 use support::daemon::Daemon;
 
-const INTERVAL: Duration = Duration::from_millis(100);
+const INTERVAL: Duration = Duration::from_millis(200);
 const INTERVALS: u32 = 10;
 
 async fn requests_in_ten_intervals(generation: Generation, behaviour: Behaviour) -> (u64, usize) {
