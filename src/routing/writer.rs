@@ -375,6 +375,21 @@ fn backoff(failures: u32, urgent: bool) -> Duration {
     BACKOFF_MIN.saturating_mul(1 << exp).min(max)
 }
 
+/// When the writer has something to do next: the earliest retry, but never before the next
+/// read is allowed (`read_retry_at`), since a pass does nothing until then. A retry that
+/// came due while the daemon could not be read (it keeps its time when the failure repeats
+/// in the same words) would otherwise wake the loop at once, again and again, until the
+/// read's backoff ended: a busy loop for as long as the daemon stays unreadable.
+fn next_wake(
+    retries: impl Iterator<Item = Instant>,
+    read_retry_at: Option<Instant>,
+) -> Option<Instant> {
+    match (retries.min(), read_retry_at) {
+        (Some(retry), Some(read)) => Some(retry.max(read)),
+        (retry, read) => retry.or(read),
+    }
+}
+
 impl<B: Backend> Writer<B> {
     async fn run(mut self, notify: Arc<Notify>, reconcile_interval: Duration) {
         let mut reconcile = tokio::time::interval(reconcile_interval);
@@ -592,11 +607,7 @@ impl<B: Backend> Writer<B> {
     }
 
     fn next_retry(&self) -> Option<Instant> {
-        self.retry
-            .values()
-            .map(|r| r.at)
-            .chain(self.read_retry_at)
-            .min()
+        next_wake(self.retry.values().map(|r| r.at), self.read_retry_at)
     }
 
     fn report(&self, key: &PrefixKey, decision: &Decision, outcome: Outcome) {
@@ -1095,6 +1106,25 @@ mod tests {
     }
 
     const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn a_retry_due_while_the_daemon_is_unreadable_waits_for_the_next_read() {
+        let now = Instant::now();
+        let past = now - Duration::from_secs(5);
+        let read = now + Duration::from_secs(2);
+        // A retry already due and a read not allowed for 2 s: wake at the read, not at once
+        // (the loop would spin until then: a pass does nothing before the read).
+        assert_eq!(next_wake([past].into_iter(), Some(read)), Some(read));
+        // Retries later than the read: at the earliest of them; one due and one later: at
+        // the read.
+        let later = now + Duration::from_secs(9);
+        assert_eq!(next_wake([later].into_iter(), Some(read)), Some(later));
+        assert_eq!(next_wake([later, past].into_iter(), Some(read)), Some(read));
+        // Nothing read-limited: the earliest retry; nothing at all: none.
+        assert_eq!(next_wake([later, past].into_iter(), None), Some(past));
+        assert_eq!(next_wake(std::iter::empty(), Some(read)), Some(read));
+        assert_eq!(next_wake(std::iter::empty(), None), None);
+    }
 
     #[tokio::test]
     async fn withdrawals_go_first_and_every_decision_gets_its_outcome() {
