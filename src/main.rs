@@ -93,7 +93,7 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Show the journal: one line per event, oldest first
     History(cmd::history::HistoryArgs),
-    /// Show each service's state, checks, and its prefixes as wanted and as in FRR or BIRD
+    /// Show each service's state, checks, and its prefixes as wanted and as in its routing daemon
     Status(cmd::status::StatusArgs),
     /// Drain services: withdraw their prefixes whatever the checks say, until undrained
     #[command(group(clap::ArgGroup::new("target").required(true).args(["service", "all"])))]

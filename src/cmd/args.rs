@@ -84,8 +84,8 @@ impl ClientArgs {
 /// How long `drain`/`undrain` wait for the routing daemon to show the change.
 #[derive(Debug, clap::Args)]
 pub struct WaitArgs {
-    /// Wait at most this long for FRR's running config (or BIRD) to show the change (exit 70 when it
-    /// does not)
+    /// Wait at most this long for the routing daemon (FRR's running config, BIRD, GoBGP's
+    /// RIB) to show the change (exit 70 when it does not)
     #[arg(long, value_name = "DURATION", value_parser = parse_for, default_value = "10s")]
     wait: std::time::Duration,
     /// Answer once the decision is journaled and handed to the routing daemon's writer, without waiting

@@ -228,7 +228,7 @@ pub(super) async fn reconcile_at_start(
         }
     };
     if rebooted {
-        tracing::warn!("The host rebooted since the last start: nothing is restored, every configured prefix found in FRR or BIRD is withdrawn.");
+        tracing::warn!("The host rebooted since the last start: nothing is restored, every configured prefix found in a routing daemon is withdrawn.");
     }
     for item in &plan.record.items {
         let daemon = crate::audit::text::backend_label(&item.prefix);

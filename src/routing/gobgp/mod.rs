@@ -193,8 +193,10 @@ impl Gobgp {
         let client = self.client()?;
         let v6 = change.prefix.addr().is_ipv6();
         if change.announce && installed.missing_families.contains(&v6) {
+            // gobgpd itself accepts such an AddPath and keeps nothing; its ListPath of the
+            // family is what refuses.
             return Err(ApiError::Refused {
-                what: "AddPath",
+                what: "ListPath",
                 message: format!(
                     "its global RIB has no {} table (address family: {} not supported); add it to [[global.afi-safis]] in gobgpd's configuration",
                     family_name(v6),
