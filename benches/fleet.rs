@@ -859,8 +859,8 @@ fn main() {
     // RSS figures are then the wrapper's.
     // FLEET_BINARY runs another build of the daemon (a before/after pair measured by the same
     // harness); the default is the one built with this bench.
-    let binary = std::env::var("FLEET_BINARY")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_anycastd").to_owned());
+    let binary =
+        std::env::var("FLEET_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_anycastd").to_owned());
     let wrap = std::env::var("FLEET_WRAP").unwrap_or_default();
     let mut words = wrap.split_whitespace();
     let mut command = match words.next() {
