@@ -125,33 +125,8 @@ pub trait Kind: Send + Sync + 'static {
     /// How often its writers read it afresh and repair drift.
     fn reconcile_interval(&self, settings: &Settings) -> Duration;
 
-    /// Start the writer of its instance `id`, reading afresh every `interval`.
-    fn spawn_writer(
-        &self,
-        settings: &Settings,
-        id: &BackendId,
-        interval: Duration,
-        reports: mpsc::UnboundedSender<writer::Notice>,
-    ) -> writer::WriterHandle;
-
-    /// Read what its instance `id` has installed.
-    fn read<'a>(
-        &self,
-        settings: &'a Settings,
-        id: &'a BackendId,
-    ) -> BoxFuture<'a, Result<Snapshot, BackendError>>;
-
-    /// Show what its instance `id` installed and advertises of `prefixes`, in their order.
-    fn inspect<'a>(
-        &self,
-        settings: &'a Settings,
-        id: &'a BackendId,
-        prefixes: &'a [PrefixKey],
-    ) -> BoxFuture<'a, Result<Vec<Shown>, BackendError>>;
-
-    /// Why a restart of its instance `id` cannot be noticed at once (from the configuration
-    /// and the files alone), if it cannot.
-    fn restart_detection_off(&self, settings: &Settings, id: &BackendId) -> Option<String>;
+    /// How one of its instances is built and reached: `&OpenWith::<ITS_BACKEND_TYPE>::NEW`.
+    fn opener(&self) -> &'static dyn Opener;
 
     /// Its metric families (name, type, help), shown once one of its writers started.
     fn metric_families(&self) -> &'static [(&'static str, &'static str, &'static str)] {
@@ -161,6 +136,80 @@ pub trait Kind: Send + Sync + 'static {
     /// Set its counters of instance `id` to 0 at its writer's start.
     fn zero_counters(&self, instance: &str) {
         let _ = instance;
+    }
+}
+
+/// What the rest of the daemon builds of a kind ([`Kind::opener`]): a writer, a read, an
+/// inspection, of one instance from the [`Settings`]. Written once for every backend type
+/// by [`OpenWith`].
+pub trait Opener: Send + Sync {
+    /// Start the writer of instance `id`, reading afresh every `interval`.
+    fn spawn_writer(
+        &self,
+        settings: &Settings,
+        id: &BackendId,
+        interval: Duration,
+        reports: mpsc::UnboundedSender<writer::Notice>,
+    ) -> writer::WriterHandle;
+
+    /// Read what instance `id` has installed.
+    fn read<'a>(
+        &self,
+        settings: &'a Settings,
+        id: &'a BackendId,
+    ) -> BoxFuture<'a, Result<Snapshot, BackendError>>;
+
+    /// Show what instance `id` installed and advertises of `prefixes`, in their order.
+    fn inspect<'a>(
+        &self,
+        settings: &'a Settings,
+        id: &'a BackendId,
+        prefixes: &'a [PrefixKey],
+    ) -> BoxFuture<'a, Result<Vec<Shown>, BackendError>>;
+
+    /// Why a restart of instance `id` cannot be noticed at once (from the configuration and
+    /// the files alone), if it cannot.
+    fn restart_detection_off(&self, settings: &Settings, id: &BackendId) -> Option<String>;
+}
+
+/// The [`Opener`] of the backend type `B`.
+pub struct OpenWith<B>(std::marker::PhantomData<fn() -> B>);
+
+impl<B> OpenWith<B> {
+    /// The value (a kind's `opener` returns `&OpenWith::<B>::NEW`).
+    pub const NEW: OpenWith<B> = OpenWith(std::marker::PhantomData);
+}
+
+impl<B: Open> Opener for OpenWith<B> {
+    fn spawn_writer(
+        &self,
+        settings: &Settings,
+        id: &BackendId,
+        interval: Duration,
+        reports: mpsc::UnboundedSender<writer::Notice>,
+    ) -> writer::WriterHandle {
+        spawn_writer::<B>(settings, id, interval, reports)
+    }
+
+    fn read<'a>(
+        &self,
+        settings: &'a Settings,
+        id: &'a BackendId,
+    ) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
+        read::<B>(settings, id)
+    }
+
+    fn inspect<'a>(
+        &self,
+        settings: &'a Settings,
+        id: &'a BackendId,
+        prefixes: &'a [PrefixKey],
+    ) -> BoxFuture<'a, Result<Vec<Shown>, BackendError>> {
+        inspect::<B>(settings, id, prefixes)
+    }
+
+    fn restart_detection_off(&self, settings: &Settings, id: &BackendId) -> Option<String> {
+        restart_detection_off::<B>(settings, id)
     }
 }
 

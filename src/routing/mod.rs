@@ -465,12 +465,15 @@ pub fn spawn_writer(
     crate::observe::metrics::backend_counters(id.kind.name(), &id.instance);
     crate::observe::metrics::describe(id.kind.rank(), id.kind.metric_families());
     id.kind.zero_counters(&id.instance);
-    id.kind.spawn_writer(settings, id, interval, reports)
+    id.kind
+        .words()
+        .opener()
+        .spawn_writer(settings, id, interval, reports)
 }
 
 /// Read what backend `id` has installed.
 pub async fn read(settings: &Settings, id: &BackendId) -> Result<Snapshot, BackendError> {
-    id.kind.words().read(settings, id).await
+    id.kind.words().opener().read(settings, id).await
 }
 
 /// Show what backend `id` installed and advertises of `prefixes`.
@@ -479,7 +482,11 @@ pub async fn inspect(
     id: &BackendId,
     prefixes: &[PrefixKey],
 ) -> Result<Vec<Shown>, BackendError> {
-    id.kind.words().inspect(settings, id, prefixes).await
+    id.kind
+        .words()
+        .opener()
+        .inspect(settings, id, prefixes)
+        .await
 }
 
 /// One line per backend of `ids` whose daemon's restarts cannot be noticed at once (from
@@ -490,7 +497,7 @@ pub fn restart_detection_off<'a>(
 ) -> Vec<String> {
     ids.into_iter()
         .filter_map(|id| {
-            let why = id.kind.restart_detection_off(settings, id)?;
+            let why = id.kind.words().opener().restart_detection_off(settings, id)?;
             Some(format!(
                 "restart detection off for {} {}: {why}; a {} restart would be repaired only within reconcile_interval ({}s)",
                 id.kind.instance_noun(),

@@ -3,12 +3,9 @@
 //! not [`DEFAULT_SOCKET`] (the same protocol at two sockets must never read the same).
 
 use super::{Bird, Settings, DEFAULT_SOCKET};
-use crate::routing::kind::{self, Open};
-use crate::routing::{
-    writer, BackendError, BackendId, BackendKind, BoxFuture, Kind, PrefixKey, Shown, Snapshot,
-};
+use crate::routing::kind::{Open, OpenWith, Opener};
+use crate::routing::{BackendId, BackendKind, Kind};
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// BIRD 2 or 3, through its control socket.
 pub struct BirdKind;
@@ -136,39 +133,8 @@ impl Kind for BirdKind {
         settings.of::<Settings>(KIND).reconcile_interval
     }
 
-    fn spawn_writer(
-        &self,
-        settings: &crate::routing::Settings,
-        id: &BackendId,
-        interval: Duration,
-        reports: mpsc::UnboundedSender<writer::Notice>,
-    ) -> writer::WriterHandle {
-        kind::spawn_writer::<Bird>(settings, id, interval, reports)
-    }
-
-    fn read<'a>(
-        &self,
-        settings: &'a crate::routing::Settings,
-        id: &'a BackendId,
-    ) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
-        kind::read::<Bird>(settings, id)
-    }
-
-    fn inspect<'a>(
-        &self,
-        settings: &'a crate::routing::Settings,
-        id: &'a BackendId,
-        prefixes: &'a [PrefixKey],
-    ) -> BoxFuture<'a, Result<Vec<Shown>, BackendError>> {
-        kind::inspect::<Bird>(settings, id, prefixes)
-    }
-
-    fn restart_detection_off(
-        &self,
-        settings: &crate::routing::Settings,
-        id: &BackendId,
-    ) -> Option<String> {
-        kind::restart_detection_off::<Bird>(settings, id)
+    fn opener(&self) -> &'static dyn Opener {
+        &OpenWith::<Bird>::NEW
     }
 
     fn metric_families(&self) -> &'static [(&'static str, &'static str, &'static str)] {

@@ -3,12 +3,9 @@
 //! restarts are bgpd's.
 
 use super::{Frr, Settings};
-use crate::routing::kind::{self, Open};
-use crate::routing::{
-    writer, BackendError, BackendId, BackendKind, BoxFuture, Kind, PrefixKey, Shown, Snapshot,
-};
+use crate::routing::kind::{Open, OpenWith, Opener};
+use crate::routing::{BackendId, BackendKind, Kind};
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// FRRouting, through vtysh.
 pub struct FrrKind;
@@ -65,39 +62,8 @@ impl Kind for FrrKind {
         settings.of::<Settings>(KIND).reconcile_interval
     }
 
-    fn spawn_writer(
-        &self,
-        settings: &crate::routing::Settings,
-        id: &BackendId,
-        interval: Duration,
-        reports: mpsc::UnboundedSender<writer::Notice>,
-    ) -> writer::WriterHandle {
-        kind::spawn_writer::<Frr>(settings, id, interval, reports)
-    }
-
-    fn read<'a>(
-        &self,
-        settings: &'a crate::routing::Settings,
-        id: &'a BackendId,
-    ) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
-        kind::read::<Frr>(settings, id)
-    }
-
-    fn inspect<'a>(
-        &self,
-        settings: &'a crate::routing::Settings,
-        id: &'a BackendId,
-        prefixes: &'a [PrefixKey],
-    ) -> BoxFuture<'a, Result<Vec<Shown>, BackendError>> {
-        kind::inspect::<Frr>(settings, id, prefixes)
-    }
-
-    fn restart_detection_off(
-        &self,
-        settings: &crate::routing::Settings,
-        id: &BackendId,
-    ) -> Option<String> {
-        kind::restart_detection_off::<Frr>(settings, id)
+    fn opener(&self) -> &'static dyn Opener {
+        &OpenWith::<Frr>::NEW
     }
 
     fn metric_families(&self) -> &'static [(&'static str, &'static str, &'static str)] {

@@ -3,12 +3,9 @@
 //! default place and written alone.
 
 use super::{Gobgp, Settings};
-use crate::routing::kind::{self, Open};
-use crate::routing::{
-    writer, BackendError, BackendId, BackendKind, BoxFuture, Kind, PrefixKey, Shown, Snapshot,
-};
+use crate::routing::kind::{Open, OpenWith, Opener};
+use crate::routing::{BackendId, BackendKind, Kind};
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// GoBGP (gobgpd 3.x), through its gRPC API.
 pub struct GobgpKind;
@@ -61,38 +58,7 @@ impl Kind for GobgpKind {
         settings.of::<Settings>(KIND).reconcile_interval
     }
 
-    fn spawn_writer(
-        &self,
-        settings: &crate::routing::Settings,
-        id: &BackendId,
-        interval: Duration,
-        reports: mpsc::UnboundedSender<writer::Notice>,
-    ) -> writer::WriterHandle {
-        kind::spawn_writer::<Gobgp>(settings, id, interval, reports)
-    }
-
-    fn read<'a>(
-        &self,
-        settings: &'a crate::routing::Settings,
-        id: &'a BackendId,
-    ) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
-        kind::read::<Gobgp>(settings, id)
-    }
-
-    fn inspect<'a>(
-        &self,
-        settings: &'a crate::routing::Settings,
-        id: &'a BackendId,
-        prefixes: &'a [PrefixKey],
-    ) -> BoxFuture<'a, Result<Vec<Shown>, BackendError>> {
-        kind::inspect::<Gobgp>(settings, id, prefixes)
-    }
-
-    fn restart_detection_off(
-        &self,
-        settings: &crate::routing::Settings,
-        id: &BackendId,
-    ) -> Option<String> {
-        kind::restart_detection_off::<Gobgp>(settings, id)
+    fn opener(&self) -> &'static dyn Opener {
+        &OpenWith::<Gobgp>::NEW
     }
 }

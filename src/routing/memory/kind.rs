@@ -2,12 +2,9 @@
 //! `vrf`), its instances named `memory:NAME`.
 
 use super::Memory;
-use crate::routing::kind::{self, Open};
-use crate::routing::{
-    writer, BackendError, BackendId, BackendKind, BoxFuture, Kind, PrefixKey, Shown, Snapshot,
-};
+use crate::routing::kind::{Open, OpenWith, Opener};
+use crate::routing::{BackendId, BackendKind, Kind};
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// How often the writer of a memory backend reads it afresh.
 const RECONCILE_INTERVAL: Duration = Duration::from_secs(30);
@@ -51,38 +48,7 @@ impl Kind for MemoryKind {
         RECONCILE_INTERVAL
     }
 
-    fn spawn_writer(
-        &self,
-        settings: &crate::routing::Settings,
-        id: &BackendId,
-        interval: Duration,
-        reports: mpsc::UnboundedSender<writer::Notice>,
-    ) -> writer::WriterHandle {
-        kind::spawn_writer::<Memory>(settings, id, interval, reports)
-    }
-
-    fn read<'a>(
-        &self,
-        settings: &'a crate::routing::Settings,
-        id: &'a BackendId,
-    ) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
-        kind::read::<Memory>(settings, id)
-    }
-
-    fn inspect<'a>(
-        &self,
-        settings: &'a crate::routing::Settings,
-        id: &'a BackendId,
-        prefixes: &'a [PrefixKey],
-    ) -> BoxFuture<'a, Result<Vec<Shown>, BackendError>> {
-        kind::inspect::<Memory>(settings, id, prefixes)
-    }
-
-    fn restart_detection_off(
-        &self,
-        settings: &crate::routing::Settings,
-        id: &BackendId,
-    ) -> Option<String> {
-        kind::restart_detection_off::<Memory>(settings, id)
+    fn opener(&self) -> &'static dyn Opener {
+        &OpenWith::<Memory>::NEW
     }
 }
