@@ -460,6 +460,18 @@ impl<B: Backend> Writer<B> {
         restarted
     }
 
+    /// After a fresh read: whether the runtime file was re-created since the last look (a
+    /// restart the once-a-second watch has not seen yet). A daemon read moments after it
+    /// started may still be loading its own configuration, so its missing tables must be
+    /// judged with the restart known ([`Writer::loading`]), not as failures.
+    fn restarted_before_read(&mut self) {
+        let Some(path) = self.runtime_file.as_ref().map(|f| f.path.clone()) else {
+            return;
+        };
+        let incarnation = self.incarnation;
+        self.restarted(Some(&path), incarnation);
+    }
+
     /// While changes are set aside: whether the daemon loaded a new configuration since the
     /// last look (its mark changed); then their retries are due now instead of after their
     /// backoff. Costs nothing while nothing is set aside.
@@ -750,6 +762,9 @@ impl<B: Backend> Writer<B> {
         };
         self.read_failures = 0;
         self.read_retry_at = None;
+        if fresh {
+            self.restarted_before_read();
+        }
         self.tell_restart();
         if fresh {
             self.check_runtime_file();
@@ -1366,6 +1381,44 @@ mod tests {
         memory.add_table(Some("blue"));
         let applied = report(&mut rx).await;
         assert_eq!(applied.outcome, Outcome::Applied);
+        assert!(memory.installed().contains(&key.0, &key.1));
+    }
+
+    /// A restart between two looks of the once-a-second watch, with a decision read at once:
+    /// the read sees the new daemon still loading (its table missing), and the re-created
+    /// socket is looked at right after that read, so the missing table is waited for, not
+    /// reported as a failure ("no BGP instance" was logged at a test's start, 0.25 s before
+    /// the watch saw the restart).
+    #[tokio::test]
+    async fn a_restart_seen_first_by_a_read_is_a_restart_not_a_missing_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("bgpd.vty");
+        std::fs::write(&socket, "1").unwrap();
+        let memory = Memory::named("writer-restart-in-read");
+        memory.add_table(None);
+        memory.runtime_file(&socket);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let handle = spawn(memory.clone(), HOUR, tx);
+        let first: PrefixKey = (Place::default(), net("203.0.113.31/32"));
+        handle.set(vec![(first.clone(), decision(true, 8))]);
+        assert_eq!(report(&mut rx).await.outcome, Outcome::Applied);
+        // Just after a watch look: the next one is almost a second away.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        std::fs::remove_file(&socket).unwrap();
+        std::fs::write(&socket, "2").unwrap();
+        let key: PrefixKey = (Place::named("blue"), net("203.0.113.32/32"));
+        handle.set(vec![
+            (first, decision(true, 8)),
+            (key.clone(), decision(true, 9)),
+        ]);
+        match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+            Ok(Some(Notice::Restarted(_))) => {}
+            other => panic!("the restart was not told first: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(rx.try_recv().is_err(), "nothing reported while loading");
+        memory.add_table(Some("blue"));
+        assert_eq!(report(&mut rx).await.outcome, Outcome::Applied);
         assert!(memory.installed().contains(&key.0, &key.1));
     }
 
