@@ -1043,20 +1043,10 @@ fn a_withdrawal_bird_confirms_only_once_it_runs_again_reads_as_retried_in_plain_
 /// The `bird.conf` the documentation gives (docs/backends.md, "What BIRD needs", linked from
 /// the README): the first ```` ```conf ```` block after its marker.
 fn readme_bird_conf() -> String {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/backends.md"))
-            .unwrap();
-    let marker =
-        "<!-- bird.conf: tests/bird.rs extracts the next conf block and runs BIRD with it -->";
-    let after = &readme[readme
-        .find(marker)
-        .expect("the bird.conf marker in docs/backends.md")
-        + marker.len()..];
-    let block = &after[after
-        .find("```conf\n")
-        .expect("a conf block after the marker")
-        + 8..];
-    block[..block.find("\n```").expect("the block's end") + 1].to_owned()
+    support::docs::conf_block_after(
+        "backends.md",
+        "<!-- bird.conf: tests/bird.rs extracts the next conf block and runs BIRD with it -->",
+    )
 }
 
 #[test]

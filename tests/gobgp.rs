@@ -155,20 +155,10 @@ fn status_of<'a>(status: &'a serde_json::Value, service: &str) -> &'a serde_json
 
 /// The gobgpd.toml of docs/backends.md (its addresses and AS numbers are the testbed's).
 fn documented_gobgpd_toml() -> String {
-    let doc =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/backends.md"))
-            .unwrap();
-    let marker =
-        "<!-- gobgpd.toml: tests/gobgp.rs extracts the next conf block and runs gobgpd with it -->";
-    let after = &doc[doc
-        .find(marker)
-        .expect("the gobgpd.toml marker in docs/backends.md")
-        + marker.len()..];
-    let block = &after[after
-        .find("```conf\n")
-        .expect("a conf block after the marker")
-        + 8..];
-    block[..block.find("\n```").expect("the block's end") + 1].to_owned()
+    support::docs::conf_block_after(
+        "backends.md",
+        "<!-- gobgpd.toml: tests/gobgp.rs extracts the next conf block and runs gobgpd with it -->",
+    )
 }
 
 #[test]

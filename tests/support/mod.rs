@@ -3,6 +3,7 @@
 
 pub mod cabourotte;
 pub mod daemon;
+pub mod docs;
 pub mod fake_frr;
 pub mod live;
 pub mod monitor;
