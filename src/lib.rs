@@ -39,6 +39,7 @@
 #![warn(clippy::too_many_lines)]
 
 pub mod audit;
+pub mod bgp;
 pub mod checks;
 pub mod cmd;
 pub mod config;

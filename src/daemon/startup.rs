@@ -138,6 +138,7 @@ impl Reconciliation {
             by_backend.entry(&route.backend).or_default().push((
                 route.key(),
                 Decision {
+                    attributes: Default::default(),
                     service: service.clone(),
                     announce: false,
                     decision_seq: self.seq,
@@ -150,6 +151,7 @@ impl Reconciliation {
                     by_backend.entry(&p.backend).or_default().push((
                         p.key(),
                         Decision {
+                            attributes: Default::default(),
                             service: service.name.clone(),
                             announce: true,
                             decision_seq: self.seq,

@@ -239,6 +239,8 @@ pub struct Change {
     pub prefix: IpNet,
     /// Announce (true) or withdraw.
     pub announce: bool,
+    /// What it is announced with (ignored for a withdrawal).
+    pub attributes: crate::bgp::Attributes,
 }
 
 /// What a backend has installed, as read in one go.
@@ -247,6 +249,12 @@ pub trait Installed: Send + Sync + 'static {
     fn has_table(&self, place: &Place) -> bool;
     /// Whether `prefix` is installed in `place`.
     fn contains(&self, place: &Place, prefix: &IpNet) -> bool;
+    /// What `prefix` in `place` is installed with (the plain route when it is not installed,
+    /// or for a backend that cannot say).
+    fn attributes(&self, place: &Place, prefix: &IpNet) -> crate::bgp::Attributes {
+        let _ = (place, prefix);
+        crate::bgp::Attributes::plain()
+    }
     /// A copy in the common form.
     fn snapshot(&self) -> Snapshot;
 }
@@ -257,6 +265,8 @@ pub trait Installed: Send + Sync + 'static {
 pub struct Snapshot {
     /// The places that exist, with their prefixes.
     pub tables: BTreeMap<Place, BTreeSet<IpNet>>,
+    /// What the installed prefixes not announced plain are announced with.
+    pub attributes: BTreeMap<PrefixKey, crate::bgp::Attributes>,
 }
 
 impl Installed for Snapshot {
@@ -266,6 +276,13 @@ impl Installed for Snapshot {
 
     fn contains(&self, place: &Place, prefix: &IpNet) -> bool {
         self.tables.get(place).is_some_and(|t| t.contains(prefix))
+    }
+
+    fn attributes(&self, place: &Place, prefix: &IpNet) -> crate::bgp::Attributes {
+        self.attributes
+            .get(&(place.clone(), *prefix))
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn snapshot(&self) -> Snapshot {

@@ -57,6 +57,8 @@ pub struct Decision {
     pub service: String,
     /// Announce (true) or withdraw (false).
     pub announce: bool,
+    /// What it is announced with (ignored for a withdrawal).
+    pub attributes: crate::bgp::Attributes,
     /// Sequence number of the journal record that decided it (0 if none).
     pub decision_seq: u64,
 }
@@ -792,6 +794,7 @@ impl<B: Backend> Writer<B> {
         let changes: Vec<Change> = plan
             .iter()
             .map(|((place, prefix), decision)| Change {
+                attributes: decision.attributes.clone(),
                 place: place.clone(),
                 prefix: *prefix,
                 announce: decision.announce,
@@ -1076,6 +1079,7 @@ mod tests {
 
     fn decision(announce: bool, seq: u64) -> Decision {
         Decision {
+            attributes: Default::default(),
             service: "dns".into(),
             announce,
             decision_seq: seq,
@@ -1173,16 +1177,19 @@ mod tests {
             applied,
             [
                 Change {
+                    attributes: Default::default(),
                     place: Place::default(),
                     prefix: net("203.0.113.1/32"),
                     announce: false
                 },
                 Change {
+                    attributes: Default::default(),
                     place: Place::default(),
                     prefix: net("203.0.113.3/32"),
                     announce: true
                 },
                 Change {
+                    attributes: Default::default(),
                     place: Place::named("blue"),
                     prefix: net("2001:db8::2/128"),
                     announce: true

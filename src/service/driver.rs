@@ -882,6 +882,7 @@ impl Driver {
             by_backend.entry(&prefix.backend).or_default().push((
                 prefix.key(),
                 Decision {
+                    attributes: Default::default(),
                     service: self.service.name.clone(),
                     announce,
                     decision_seq,

@@ -181,6 +181,7 @@ impl Installed for BirdState {
 
     fn snapshot(&self) -> Snapshot {
         Snapshot {
+            attributes: Default::default(),
             tables: self
                 .statics
                 .iter()
@@ -868,6 +869,7 @@ mod tests {
 
     fn announce(prefix: &str) -> Change {
         Change {
+            attributes: Default::default(),
             place: Place::named("anycastd4"),
             prefix: prefix.parse().unwrap(),
             announce: true,
@@ -1057,6 +1059,7 @@ mod tests {
         handle.set(vec![(
             key.clone(),
             Decision {
+                attributes: Default::default(),
                 service: "dns".into(),
                 announce: false,
                 decision_seq: 7,
@@ -1105,6 +1108,7 @@ mod tests {
     fn one_batch_per_run_of_changes_to_one_protocol() {
         let bird = bird_at(Path::new("/run/bird/bird.ctl"), Path::new("/run/anycastd"));
         let change = |protocol: &str, prefix: &str, announce: bool| Change {
+            attributes: Default::default(),
             place: Place::named(protocol),
             prefix: prefix.parse().unwrap(),
             announce,

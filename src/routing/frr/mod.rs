@@ -90,6 +90,7 @@ impl Installed for RunningConfig {
 
     fn snapshot(&self) -> Snapshot {
         Snapshot {
+            attributes: Default::default(),
             tables: self
                 .instances
                 .iter()
@@ -484,6 +485,7 @@ mod tests {
 
     fn change(vrf: Option<&str>, prefix: &str, announce: bool) -> Change {
         Change {
+            attributes: Default::default(),
             place: vrf.into(),
             prefix: prefix.parse().unwrap(),
             announce,

@@ -109,7 +109,10 @@ impl Installed for GobgpState {
     fn snapshot(&self) -> Snapshot {
         let mut tables = BTreeMap::new();
         tables.insert(Place::default(), self.own.clone());
-        Snapshot { tables }
+        Snapshot {
+            tables,
+            attributes: Default::default(),
+        }
     }
 }
 
