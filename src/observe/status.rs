@@ -404,7 +404,7 @@ fn prefix_status(
     };
     let backend = p.backend.kind.label();
     let shown = match shown {
-        Some(Ok(shown)) => shown.get(&p.key()).copied().unwrap_or_default(),
+        Some(Ok(shown)) => shown.get(&p.key()).cloned().unwrap_or_default(),
         Some(Err(e)) => {
             status.unreadable = true;
             status.note = match desired {

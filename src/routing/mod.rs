@@ -291,7 +291,7 @@ impl Installed for Snapshot {
 }
 
 /// What a backend shows of one prefix (`status`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Shown {
     /// Installed (in the daemon's configuration or table).
     pub configured: bool,
@@ -299,6 +299,9 @@ pub struct Shown {
     pub valid: bool,
     /// Established peers it is (or may be) sent to.
     pub established_peers: usize,
+    /// What its best path carries beyond the plain route, as the daemon shows it (`None`:
+    /// not shown by this backend, or no best path).
+    pub advertised: Option<crate::bgp::Attributes>,
 }
 
 /// One routing daemon as the writer, the start-up reconciliation and `status` use it.

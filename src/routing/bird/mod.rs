@@ -477,6 +477,7 @@ impl Backend for Bird {
                 .map(|(protocol, prefix)| {
                     let configured = state.contains(protocol, prefix);
                     Shown {
+                        advertised: None,
                         configured,
                         valid: configured,
                         established_peers: exported.iter().filter(|e| e.contains(prefix)).count(),

@@ -155,6 +155,7 @@ impl Backend for Frr {
                     "ipv4"
                 };
                 Shown {
+                    advertised: None,
                     configured: running.contains(vrf, prefix),
                     valid: valid
                         .get(&(vrf_name.clone(), prefix.to_string()))

@@ -406,6 +406,7 @@ impl Backend for Gobgp {
         Ok(nets
             .iter()
             .map(|p| Shown {
+                advertised: None,
                 configured: own.contains(p),
                 valid: valid.contains(p),
                 established_peers: sent.get(p).copied().unwrap_or(0),

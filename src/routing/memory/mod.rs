@@ -236,6 +236,7 @@ impl Backend for Memory {
             .map(|(place, prefix)| {
                 let configured = installed.contains(place, prefix);
                 Shown {
+                    advertised: None,
                     configured,
                     valid: configured,
                     established_peers: 1,
