@@ -429,6 +429,13 @@ fn routing_restarted_text(r: &wire::RoutingRestarted) -> String {
 }
 
 fn drift_text(d: &wire::Drift) -> String {
+    if d.present && d.wanted {
+        return format!(
+            "drift: {} was announced with other attributes in {}; repairing",
+            prefix_text(&d.prefix),
+            backend_label(&d.prefix)
+        );
+    }
     format!(
         "drift: {} was {} in {}, {} wanted; repairing",
         prefix_text(&d.prefix),

@@ -161,8 +161,26 @@ pub(super) fn journal_report(report: Report) -> Option<wire::Event> {
                 wanted: decision.announce,
             }));
         }
+        if let Outcome::AttributesDrift { installed } = &outcome {
+            crate::observe::metrics::count(
+                "anycastd_drift_repairs_total",
+                &[("service", &decision.service)],
+                1.0,
+            );
+            tracing::warn!(service = %decision.service, prefix = %prefix, vrf, protocol, installed = %installed,
+                "Drift: prefix {shown} is announced with {installed} in {daemon} although it should be announced with {}; repairing.",
+                decision.attributes);
+            // The journal's drift record as it is: present and wanted both (never written
+            // before attributes existed) stands for an announcement with other attributes.
+            return Some(wire::Event::Drift(wire::Drift {
+                service: decision.service.clone(),
+                prefix: prefix_ref,
+                present: true,
+                wanted: true,
+            }));
+        }
         let outcome = match outcome {
-            Outcome::Drift { .. } => return None,
+            Outcome::Drift { .. } | Outcome::AttributesDrift { .. } => return None,
             Outcome::Applied => wire::Outcome::Applied,
             Outcome::AlreadySo => wire::Outcome::AlreadySo,
             Outcome::Failed(e) => wire::Outcome::Failed(e),

@@ -255,6 +255,18 @@ pub trait Installed: Send + Sync + 'static {
         let _ = (place, prefix);
         crate::bgp::Attributes::plain()
     }
+    /// Whether `prefix` in `place` is installed with exactly `attributes` (normalized). By
+    /// default what [`Installed::attributes`] says; a backend that finds it installed with
+    /// something it cannot put in these terms (an operator's FRR route-map) says no,
+    /// whatever is asked, so that the writer puts what is wanted in its place.
+    fn installed_with(
+        &self,
+        place: &Place,
+        prefix: &IpNet,
+        attributes: &crate::bgp::Attributes,
+    ) -> bool {
+        self.attributes(place, prefix) == *attributes
+    }
     /// A copy in the common form.
     fn snapshot(&self) -> Snapshot;
 }

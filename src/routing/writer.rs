@@ -80,6 +80,13 @@ pub enum Outcome {
         /// Whether the backend had the prefix.
         present: bool,
     },
+    /// Found announced, as decided, but with other attributes than decided after it had
+    /// been applied (a hand edit, an operator's route-map put on it): drift, repaired by this
+    /// pass with an announcement that carries the decided ones (never a withdrawal first).
+    AttributesDrift {
+        /// What the backend showed it announced with, as far as it can say.
+        installed: crate::bgp::Attributes,
+    },
 }
 
 /// An outcome report for the journal.
@@ -182,7 +189,7 @@ impl WriterHandle {
                         if let Some(entry) = shared.desired.get_mut(&key) {
                             entry.reported = old.reported;
                         }
-                    } else if !old.reported && old.decision.announce != decision.announce {
+                    } else if !old.reported && installs_otherwise(&old.decision, &decision) {
                         let _ = self.reports.send(Notice::Outcome(Report {
                             backend: self.backend.clone(),
                             key,
@@ -230,6 +237,23 @@ impl WriterHandle {
             .map(|(key, _)| key.clone())
             .collect()
     }
+}
+
+/// Whether two decisions for a prefix want different things installed: one announces and
+/// the other withdraws, or both announce with different attributes (a level switch).
+fn installs_otherwise(a: &Decision, b: &Decision) -> bool {
+    a.announce != b.announce || (a.announce && a.attributes != b.attributes)
+}
+
+/// Whether `installed` shows `key` as `decision` wants it: withdrawn, or announced with the
+/// decision's attributes (a prefix announced with others is not as decided: the writer
+/// announces it again with the decided ones, never withdrawing it first).
+fn as_decided<I: Installed>(installed: &I, key: &PrefixKey, decision: &Decision) -> bool {
+    if !installed.contains(&key.0, &key.1) {
+        return !decision.announce;
+    }
+    decision.announce
+        && installed.installed_with(&key.0, &key.1, &decision.attributes.clone().normalized())
 }
 
 fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
@@ -898,14 +922,21 @@ impl<B: Backend> Writer<B> {
                 }
                 continue;
             }
-            let present = installed.contains(&key.0, &key.1);
-            if present == decision.announce {
+            if as_decided(installed, key, decision) {
                 self.settle(key, decision, *reported);
                 continue;
             }
+            let present = installed.contains(&key.0, &key.1);
             if *reported {
                 // It was applied (or already so) and is not any more.
-                self.report(key, decision, Outcome::Drift { present });
+                let outcome = if present && decision.announce {
+                    Outcome::AttributesDrift {
+                        installed: installed.attributes(&key.0, &key.1),
+                    }
+                } else {
+                    Outcome::Drift { present }
+                };
+                self.report(key, decision, outcome);
                 self.unmark_reported(key, decision);
             }
             if let Some(retry) = self.retry.get(key) {
@@ -939,7 +970,7 @@ impl<B: Backend> Writer<B> {
         let mut again = false;
         let mut culprit_found: Vec<bool> = vec![false; failed.len()];
         for (i, (key, decision)) in plan.iter().enumerate() {
-            if after.contains(&key.0, &key.1) == decision.announce {
+            if as_decided(after, key, decision) {
                 self.settle(key, decision, false);
                 continue;
             }
@@ -950,6 +981,16 @@ impl<B: Backend> Writer<B> {
                     self.fail(key, decision, error, urgent);
                 }
                 Some(_) => again = true,
+                None if decision.announce && after.contains(&key.0, &key.1) => {
+                    // Announced, but the read-back shows other attributes.
+                    let error = format!(
+                        "{} shows it announced with {}, not {}",
+                        self.backend.id().kind.read_source(),
+                        after.attributes(&key.0, &key.1),
+                        decision.attributes
+                    );
+                    self.fail(key, decision, error, urgent);
+                }
                 None => {
                     let error = self.backend.not_applied(decision.announce).to_string();
                     self.fail(key, decision, error, urgent);
@@ -1032,7 +1073,7 @@ impl<B: Backend> Writer<B> {
         );
         let pending = entries
             .iter()
-            .filter(|(key, decision, _)| installed.contains(&key.0, &key.1) != decision.announce)
+            .filter(|(key, decision, _)| !as_decided(installed, key, decision))
             .map(|(key, decision, _)| {
                 let error = self.retry.get(key).map(|r| r.error.clone());
                 (key.clone(), decision.clone(), error)
@@ -1307,6 +1348,133 @@ mod tests {
         let repaired = report(&mut rx).await;
         assert_eq!(repaired.outcome, Outcome::Applied);
         assert!(memory.installed().contains(&key.0, &key.1));
+    }
+
+    fn deprefer() -> crate::bgp::Attributes {
+        crate::bgp::Attributes {
+            as_path_prepend: 3,
+            med: Some(1000),
+            communities: vec![crate::bgp::Community(65000, 666)],
+            large_communities: vec![crate::bgp::LargeCommunity(65000, 1, 666)],
+        }
+    }
+
+    fn at_level(seq: u64, attributes: crate::bgp::Attributes) -> Decision {
+        Decision {
+            attributes,
+            ..decision(true, seq)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_level_switch_is_an_announcement_with_the_new_attributes_never_a_withdrawal() {
+        let (memory, handle, mut rx) = writer("writer-levels", HOUR);
+        let key: PrefixKey = (Place::default(), net("203.0.113.40/32"));
+        handle.set(vec![(key.clone(), at_level(1, Default::default()))]);
+        settled(&mut rx, std::slice::from_ref(&key)).await;
+        let drain = deprefer().with(crate::bgp::GRACEFUL_SHUTDOWN);
+        for (seq, level) in [(2, deprefer()), (3, drain.clone()), (4, Default::default())] {
+            handle.set(vec![(key.clone(), at_level(seq, level.clone()))]);
+            let reports = settled(&mut rx, std::slice::from_ref(&key)).await;
+            assert_eq!(
+                reports.last().map(|r| &r.outcome),
+                Some(&Outcome::Applied),
+                "{level}"
+            );
+            assert_eq!(memory.installed().attributes(&key.0, &key.1), level);
+            assert_eq!(
+                memory.applied().last().cloned(),
+                Some(vec![Change {
+                    place: key.0.clone(),
+                    prefix: key.1,
+                    announce: true,
+                    attributes: level.clone(),
+                }]),
+                "one announcement with the new attributes"
+            );
+        }
+        assert!(
+            memory.applied().concat().iter().all(|c| c.announce),
+            "never withdrawn on the way: {:?}",
+            memory.applied()
+        );
+        // The same level again changes nothing.
+        handle.set(vec![(key.clone(), at_level(5, Default::default()))]);
+        let reports = settled(&mut rx, std::slice::from_ref(&key)).await;
+        assert_eq!(
+            reports.last().map(|r| &r.outcome),
+            Some(&Outcome::AlreadySo)
+        );
+        assert_eq!(memory.applied().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_read_back_showing_other_attributes_is_not_applied() {
+        let (memory, handle, mut rx) = writer("writer-levels-dropped", HOUR);
+        let key: PrefixKey = (Place::default(), net("203.0.113.41/32"));
+        memory.drop_attributes(true);
+        handle.set(vec![(key.clone(), at_level(1, deprefer()))]);
+        let failed = report(&mut rx).await;
+        assert_eq!(
+            failed.outcome,
+            Outcome::Failed(
+                "the memory backend shows it announced with plain, not as-path +3, MED 1000, community 65000:666, large community 65000:1:666"
+                    .into()
+            )
+        );
+        assert!(handle.unsettled().contains(&key));
+        // Once the backend keeps them, the retry applies it.
+        memory.drop_attributes(false);
+        let reports = settled(&mut rx, std::slice::from_ref(&key)).await;
+        assert_eq!(reports.last().map(|r| &r.outcome), Some(&Outcome::Applied));
+        assert_eq!(memory.installed().attributes(&key.0, &key.1), deprefer());
+    }
+
+    #[tokio::test]
+    async fn other_attributes_found_by_the_periodic_read_are_drift_repaired_in_place() {
+        let (memory, handle, mut rx) = writer("writer-levels-drift", Duration::from_millis(200));
+        let key: PrefixKey = (Place::named("blue"), net("203.0.113.42/32"));
+        handle.set(vec![(key.clone(), at_level(1, deprefer()))]);
+        settled(&mut rx, std::slice::from_ref(&key)).await;
+        let calls = memory.applied().len();
+        // Someone puts the plain route back by hand.
+        memory.set_attributes(Some("blue"), key.1, Default::default());
+        let drift = report(&mut rx).await;
+        assert_eq!(
+            drift.outcome,
+            Outcome::AttributesDrift {
+                installed: Default::default()
+            }
+        );
+        assert_eq!(drift.decision, at_level(1, deprefer()));
+        let repaired = report(&mut rx).await;
+        assert_eq!(repaired.outcome, Outcome::Applied);
+        assert_eq!(memory.installed().attributes(&key.0, &key.1), deprefer());
+        assert_eq!(
+            memory.applied()[calls..].concat(),
+            [Change {
+                place: key.0.clone(),
+                prefix: key.1,
+                announce: true,
+                attributes: deprefer(),
+            }],
+            "repaired by an announcement, not a withdrawal and an announcement"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_level_replaced_before_it_was_applied_is_superseded() {
+        let (memory, handle, mut rx) = writer("writer-levels-superseded", HOUR);
+        memory.unreadable(Some("socket gone"));
+        let key: PrefixKey = (Place::default(), net("203.0.113.43/32"));
+        handle.set(vec![(key.clone(), at_level(1, deprefer()))]);
+        assert!(matches!(report(&mut rx).await.outcome, Outcome::Failed(_)));
+        handle.set(vec![(key.clone(), at_level(2, Default::default()))]);
+        let superseded = report(&mut rx).await;
+        assert_eq!(
+            (superseded.decision, superseded.outcome),
+            (at_level(1, deprefer()), Outcome::Superseded)
+        );
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@ use super::{
     Backend, BackendId, BoxFuture, Change, Installed, KeptBeside, Place, PrefixKey,
     Reconfigurations, RuntimeFileUnknown, Shown, Snapshot,
 };
+use crate::bgp::Attributes;
 use ipnet::IpNet;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -41,6 +42,8 @@ struct State {
     vanish_on_apply: Option<String>,
     /// The file whose re-creation stands for a restart ([`Backend::runtime_file`]).
     runtime_file: Option<std::path::PathBuf>,
+    /// Announcements are taken without their attributes (a daemon that drops them).
+    drop_attributes: bool,
 }
 
 impl Default for State {
@@ -56,6 +59,7 @@ impl Default for State {
             calls: Vec::new(),
             vanish_on_apply: None,
             runtime_file: None,
+            drop_attributes: false,
         }
     }
 }
@@ -109,7 +113,24 @@ impl Memory {
             table.insert(prefix);
         } else {
             table.remove(&prefix);
+            state.installed.attributes.remove(&(vrf.into(), prefix));
         }
+    }
+
+    /// Change what an installed prefix is announced with behind the writer's back.
+    pub fn set_attributes(&self, vrf: Option<&str>, prefix: IpNet, attributes: Attributes) {
+        let mut state = self.state();
+        let key = (Place::from(vrf), prefix);
+        if attributes.is_plain() {
+            state.installed.attributes.remove(&key);
+        } else {
+            state.installed.attributes.insert(key, attributes);
+        }
+    }
+
+    /// Take announcements without their attributes (`true`), or with them again.
+    pub fn drop_attributes(&self, drop: bool) {
+        self.state().drop_attributes = drop;
     }
 
     /// Fail every change of `prefix` with `error` (`None`: stop failing it).
@@ -220,10 +241,18 @@ impl Backend for Memory {
             let Some(table) = state.installed.tables.get_mut(&change.place) else {
                 return Err(MemoryError::NoTable(change.place.name().map(str::to_owned)));
             };
+            let key = (change.place.clone(), change.prefix);
             if change.announce {
                 table.insert(change.prefix);
+                let attributes = change.attributes.clone().normalized();
+                if attributes.is_plain() || state.drop_attributes {
+                    state.installed.attributes.remove(&key);
+                } else {
+                    state.installed.attributes.insert(key, attributes);
+                }
             } else {
                 table.remove(&change.prefix);
+                state.installed.attributes.remove(&key);
             }
         }
         Ok(())
@@ -236,7 +265,7 @@ impl Backend for Memory {
             .map(|(place, prefix)| {
                 let configured = installed.contains(place, prefix);
                 Shown {
-                    advertised: None,
+                    advertised: configured.then(|| installed.attributes(place, prefix)),
                     configured,
                     valid: configured,
                     established_peers: 1,
