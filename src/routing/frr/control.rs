@@ -302,6 +302,8 @@ pub struct Instance {
     pub asn: u32,
     /// Configured `network` statements (both address families).
     pub networks: BTreeSet<IpNet>,
+    /// The route-map a `network` statement names (`network P route-map M`), if any.
+    pub route_maps: BTreeMap<IpNet, String>,
 }
 
 /// What FRR's running config says about BGP, keyed by VRF (`None` = default).
@@ -311,6 +313,9 @@ pub struct RunningConfig {
     pub instances: BTreeMap<Option<String>, Instance>,
     /// Whether bgpd runs, from a `show daemons` line after the config (`None`: not asked).
     pub bgpd_running: Option<bool>,
+    /// The route-maps, by name: their lines, each trimmed, an entry's line as `permit 10`
+    /// (from `route-map NAME permit 10`) followed by the entry's own lines.
+    pub route_maps: BTreeMap<String, Vec<String>>,
 }
 
 /// FRR's daemons, as `show daemons` names them.
@@ -329,6 +334,8 @@ impl RunningConfig {
         let mut in_unicast_af = false;
         let mut ended = false;
         let mut bgpd_running = None;
+        let mut route_maps: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut current_map: Option<String> = None;
         for line in text.lines() {
             let trimmed = line.trim();
             if trimmed == "end" {
@@ -346,8 +353,17 @@ impl RunningConfig {
             if !line.starts_with(' ') {
                 // Top level: a new block starts (or a `!`, `exit`, `end` ends one).
                 current = None;
+                current_map = None;
                 in_unicast_af = false;
                 let words: Vec<&str> = trimmed.split_whitespace().collect();
+                if let ["route-map", name, entry @ ..] = words.as_slice() {
+                    route_maps
+                        .entry((*name).to_owned())
+                        .or_default()
+                        .push(entry.join(" "));
+                    current_map = Some((*name).to_owned());
+                    continue;
+                }
                 if let ["router", "bgp", asn, rest @ ..] = words.as_slice() {
                     let Ok(asn) = asn.parse::<u32>() else {
                         continue;
@@ -362,9 +378,16 @@ impl RunningConfig {
                         Instance {
                             asn,
                             networks: BTreeSet::new(),
+                            route_maps: BTreeMap::new(),
                         },
                     );
                     current = Some(vrf);
+                }
+                continue;
+            }
+            if let Some(map) = &current_map {
+                if let Some(lines) = route_maps.get_mut(map) {
+                    lines.push(trimmed.to_owned());
                 }
                 continue;
             }
@@ -380,9 +403,15 @@ impl RunningConfig {
             }
             if in_unicast_af {
                 if let Some(rest) = trimmed.strip_prefix("network ") {
-                    if let Some(Ok(net)) = rest.split_whitespace().next().map(str::parse::<IpNet>) {
+                    let words: Vec<&str> = rest.split_whitespace().collect();
+                    if let Some(Ok(net)) = words.first().map(|w| w.parse::<IpNet>()) {
                         if let Some(instance) = instances.get_mut(vrf) {
                             instance.networks.insert(net);
+                            if let Some(i) = words.iter().position(|w| *w == "route-map") {
+                                if let Some(map) = words.get(i + 1) {
+                                    instance.route_maps.insert(net, (*map).to_owned());
+                                }
+                            }
                         }
                     }
                 }
@@ -391,6 +420,7 @@ impl RunningConfig {
         RunningConfig {
             instances,
             bgpd_running,
+            route_maps,
         }
     }
 }
@@ -440,6 +470,33 @@ mod tests {
         let vrf = &rc.instances[&Some("123".to_owned())];
         assert_eq!(vrf.asn, 65537);
         assert_eq!(vrf.networks.len(), 1);
+    }
+
+    #[test]
+    fn route_maps_and_the_maps_network_lines_name_are_read() {
+        let text = "router bgp 65536\n address-family ipv4 unicast\n  network 203.0.113.53/32 route-map anycastd-0a1b2c3d\n  network 203.0.113.54/32\n exit-address-family\nexit\n!\nroute-map anycastd-0a1b2c3d permit 10\n set as-path prepend 65536 65536\n set metric 1000\nexit\n!\nroute-map OPS deny 5\n match ip address prefix-list X\nexit\n!\nroute-map OPS permit 20\nexit\n!\nend\n";
+        let rc = RunningConfig::parse(text);
+        let default = &rc.instances[&None];
+        assert_eq!(default.networks.len(), 2);
+        assert_eq!(
+            default.route_maps,
+            BTreeMap::from([(
+                "203.0.113.53/32".parse().unwrap(),
+                "anycastd-0a1b2c3d".to_owned()
+            )])
+        );
+        assert_eq!(
+            rc.route_maps["anycastd-0a1b2c3d"],
+            [
+                "permit 10",
+                "set as-path prepend 65536 65536",
+                "set metric 1000"
+            ]
+        );
+        assert_eq!(
+            rc.route_maps["OPS"],
+            ["deny 5", "match ip address prefix-list X", "permit 20"]
+        );
     }
 
     #[test]
