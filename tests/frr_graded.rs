@@ -1,0 +1,465 @@
+//! Graded announcements through a real FRR, seen by a real BGP peer: the FRR backend driven
+//! by the writer with decisions (as the daemon's services do), without a config file. A
+//! level switch (plain, de-preferred, in a graceful drain) is a `network P route-map M` line
+//! that changes the route in place: the peer sees the new attributes and never a withdrawal,
+//! and FRR keeps exactly anycastd's maps in use, an operator's untouched.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use anycastd::bgp::{Attributes, Community, LargeCommunity, GRACEFUL_SHUTDOWN};
+use anycastd::routing::frr::control::RunningConfig;
+use anycastd::routing::frr::{self, route_map, Frr};
+use anycastd::routing::writer::{self, Decision, Notice, Outcome, PrefixKey, WriterHandle};
+use anycastd::routing::{Backend, BackendId, Place};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use support::monitor::Monitor;
+use support::rng::Rng;
+use support::testbed::{Peer, Testbed};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn deprefer() -> Attributes {
+    Attributes {
+        as_path_prepend: 3,
+        med: Some(1000),
+        communities: vec![Community(65000, 666)],
+        large_communities: vec![LargeCommunity(65000, 1, 666)],
+    }
+}
+
+fn drain() -> Attributes {
+    deprefer().with(GRACEFUL_SHUTDOWN)
+}
+
+fn key(vrf: Option<&str>, prefix: &str) -> PrefixKey {
+    (Place::from(vrf), prefix.parse().unwrap())
+}
+
+/// What the peer holds of one prefix from one neighbor: its AS path, MED, communities (as
+/// 32-bit numbers) and large communities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PeerPath {
+    as_path: Vec<u32>,
+    med: u64,
+    communities: Vec<u32>,
+    large_communities: Vec<(u32, u32, u32)>,
+}
+
+impl PeerPath {
+    /// What the peer should hold of a route of AS `asn` announced with `a`.
+    fn expected(asn: u32, a: &Attributes) -> PeerPath {
+        PeerPath {
+            as_path: vec![asn; 1 + usize::from(a.as_path_prepend)],
+            med: u64::from(a.med.unwrap_or(0)),
+            communities: a.communities.iter().map(|c| c.as_u32()).collect(),
+            large_communities: a
+                .large_communities
+                .iter()
+                .map(|l| (l.0, l.1, l.2))
+                .collect(),
+        }
+    }
+}
+
+/// The path the peer holds of `prefix` from `neighbor` (`gobgp neighbor N adj-in -j`).
+fn peer_path(tb: &Testbed, neighbor: &str, afi: &str, prefix: &str) -> Option<PeerPath> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &format!("{}-peer", tb.name), "gobgp"])
+        .args(["neighbor", neighbor, "adj-in", "-a", afi, "-j"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let path = json[prefix].as_array()?.first()?.clone();
+    let mut found = PeerPath {
+        as_path: Vec::new(),
+        med: 0,
+        communities: Vec::new(),
+        large_communities: Vec::new(),
+    };
+    for attr in path["attrs"].as_array()? {
+        match attr["type"].as_u64() {
+            Some(2) => {
+                for segment in attr["as_paths"].as_array().into_iter().flatten() {
+                    for asn in segment["asns"].as_array().into_iter().flatten() {
+                        found.as_path.push(asn.as_u64()? as u32);
+                    }
+                }
+            }
+            Some(4) => found.med = attr["metric"].as_u64()?,
+            Some(8) => {
+                for c in attr["communities"].as_array().into_iter().flatten() {
+                    found.communities.push(c.as_u64()? as u32);
+                }
+                found.communities.sort_unstable();
+            }
+            Some(32) => {
+                for l in attr["value"].as_array().into_iter().flatten() {
+                    found.large_communities.push((
+                        l["ASN"].as_u64()? as u32,
+                        l["LocalData1"].as_u64()? as u32,
+                        l["LocalData2"].as_u64()? as u32,
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(found)
+}
+
+/// Wait (generously) until the peer holds `expected` of `prefix` from `neighbor`.
+fn wait_peer_path(tb: &Testbed, neighbor: &str, afi: &str, prefix: &str, expected: &PeerPath) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let path = peer_path(tb, neighbor, afi, prefix);
+        if path.as_ref() == Some(expected) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the peer holds {path:?} of {prefix} from {neighbor}, expected {expected:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A vtysh that counts its calls (one line each in `log`) before running the real one.
+fn counting_vtysh(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let log = dir.join("vtysh-calls");
+    let script = dir.join("vtysh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho call >> '{}'\nexec /usr/bin/vtysh \"$@\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (script, log)
+}
+
+fn calls(log: &Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+/// The FRR backend of the testbed, as the daemon builds it (`[frrouting] vtysh_args`), through
+/// the vtysh `vtysh`.
+fn backend(tb: &Testbed, vtysh: &Path) -> Frr {
+    let settings = frr::Settings {
+        args: tb.vtysh_args(),
+        ..Default::default()
+    };
+    Frr::new(&BackendId::frr(vtysh), &settings)
+}
+
+struct Writer {
+    rt: tokio::runtime::Runtime,
+    handle: WriterHandle,
+    reports: UnboundedReceiver<Notice>,
+    seq: u64,
+}
+
+impl Writer {
+    fn start(frr: Frr) -> Writer {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (tx, reports) = tokio::sync::mpsc::unbounded_channel();
+        let handle = rt.block_on(async { writer::spawn(frr, HOUR, tx) });
+        Writer {
+            rt,
+            handle,
+            reports,
+            seq: 0,
+        }
+    }
+
+    /// Decide `key` announced with `attributes` and wait for its final outcome; returns it.
+    fn announce(&mut self, key: &PrefixKey, attributes: &Attributes) -> Outcome {
+        self.seq += 1;
+        let decision = Decision {
+            service: "dns".into(),
+            announce: true,
+            attributes: attributes.clone(),
+            decision_seq: self.seq,
+        };
+        self.handle.set(vec![(key.clone(), decision.clone())]);
+        let deadline = Duration::from_secs(30);
+        loop {
+            let reports = &mut self.reports;
+            let notice = self
+                .rt
+                .block_on(async { tokio::time::timeout(deadline, reports.recv()).await })
+                .expect("an outcome within 30 s")
+                .expect("the writer runs");
+            let Notice::Outcome(report) = notice else {
+                continue;
+            };
+            if report.key != *key || report.decision != decision {
+                continue;
+            }
+            match report.outcome {
+                Outcome::Applied | Outcome::AlreadySo => return report.outcome,
+                other => panic!("{key:?} at {attributes}: {other:?}"),
+            }
+        }
+    }
+}
+
+/// anycastd's maps in FRR's running config, and the maps its network lines name.
+fn own_maps(tb: &Testbed) -> (BTreeSet<String>, BTreeSet<String>) {
+    let rc = RunningConfig::parse(&tb.vtysh(&["show running-config bgpd"]));
+    let own = rc
+        .route_maps
+        .iter()
+        .filter(|(name, lines)| route_map::is_own(name, lines))
+        .map(|(name, _)| name.clone())
+        .collect();
+    let named = rc
+        .instances
+        .values()
+        .flat_map(|i| i.route_maps.values().cloned())
+        .collect();
+    (own, named)
+}
+
+#[test]
+fn level_switches_change_the_route_in_place_and_the_peer_never_sees_a_withdrawal() {
+    let Some(tb) = Testbed::up(Peer::Gobgp) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let monitor = Monitor::start(&tb, dir.path());
+    let frr = backend(&tb, Path::new("/usr/bin/vtysh"));
+    let mut writer = Writer::start(frr.clone());
+    let v4 = key(None, "203.0.113.53/32");
+    let v6 = key(None, "2001:db8::b19:bad:53/128");
+    let other = Attributes {
+        as_path_prepend: 1,
+        med: Some(50),
+        ..Attributes::plain()
+    };
+    let levels = [
+        Attributes::plain(),
+        deprefer(),
+        drain(),
+        Attributes::plain(),
+        other.clone(),
+        deprefer(),
+        Attributes::plain(),
+    ];
+    for (n, level) in levels.iter().enumerate() {
+        let outcome = writer.announce(&v4, level);
+        if n > 0 {
+            assert_eq!(outcome, Outcome::Applied, "{level}");
+        }
+        writer.announce(&v6, level);
+        let expected = PeerPath::expected(65536, level);
+        wait_peer_path(&tb, "192.0.2.1", "ipv4", "203.0.113.53/32", &expected);
+        wait_peer_path(
+            &tb,
+            "2001:db8:ffff:1::1",
+            "ipv6",
+            "2001:db8::b19:bad:53/128",
+            &expected,
+        );
+        // status reads what the best path carries.
+        let shown = writer
+            .rt
+            .block_on(frr.inspect(&[v4.clone(), v6.clone()]))
+            .unwrap();
+        for s in &shown {
+            assert_eq!(s.advertised.as_ref(), Some(level), "{level}");
+        }
+        // Only the map in use is left.
+        let (own, named) = own_maps(&tb);
+        assert_eq!(own, named, "at {level}");
+        let expected: BTreeSet<String> = (!level.is_plain())
+            .then(|| route_map::name(level, 65536))
+            .into_iter()
+            .collect();
+        assert_eq!(own, expected, "at {level}");
+    }
+    assert!(!monitor.events().is_empty(), "the monitor saw the updates");
+    assert_eq!(monitor.withdrawals(), Vec::<String>::new());
+}
+
+#[test]
+fn a_hundred_level_switches_leave_only_the_maps_in_use_and_an_operators_maps_untouched() {
+    let Some(tb) = Testbed::up(Peer::Gobgp) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // An operator's maps: one of their own name, one named like anycastd's (not its content).
+    tb.vtysh(&[
+        "configure terminal",
+        "route-map OPS-KEEP permit 10",
+        "set metric 77",
+        "exit",
+        "route-map anycastd-ops permit 10",
+        "set local-preference 200",
+        "exit",
+    ]);
+    let operators = |tb: &Testbed| -> BTreeMap<String, Vec<String>> {
+        let rc = RunningConfig::parse(&tb.vtysh(&["show running-config bgpd"]));
+        rc.route_maps
+            .into_iter()
+            .filter(|(name, _)| name == "OPS-KEEP" || name == "anycastd-ops")
+            .collect()
+    };
+    let before = operators(&tb);
+    assert_eq!(before.len(), 2, "{before:?}");
+    let monitor = Monitor::start(&tb, dir.path());
+    let (vtysh, log) = counting_vtysh(dir.path());
+    let mut writer = Writer::start(backend(&tb, &vtysh));
+    let prefixes = [
+        (key(None, "203.0.113.53/32"), 65536),
+        (key(None, "2001:db8::b19:bad:53/128"), 65536),
+        (key(Some("123"), "203.0.113.123/32"), 65537),
+    ];
+    let levels = [
+        Attributes::plain(),
+        deprefer(),
+        drain(),
+        Attributes::plain().with(GRACEFUL_SHUTDOWN),
+        Attributes {
+            as_path_prepend: 1,
+            med: Some(50),
+            ..Attributes::plain()
+        },
+    ];
+    for (key, _) in &prefixes {
+        writer.announce(key, &Attributes::plain());
+    }
+    let seed = 0x5eed_23;
+    let mut rng = Rng(seed);
+    let mut now: BTreeMap<PrefixKey, Attributes> = BTreeMap::new();
+    let start = calls(&log);
+    let switches = 100;
+    for _ in 0..switches {
+        let (key, _) = rng.pick(&prefixes);
+        let current = now.get(&key).cloned().unwrap_or_default();
+        let others: Vec<Attributes> = levels.iter().filter(|l| **l != current).cloned().collect();
+        let level = rng.pick(&others);
+        assert_eq!(
+            writer.announce(&key, &level),
+            Outcome::Applied,
+            "seed {seed:#x}: {key:?} from {current} to {level}"
+        );
+        now.insert(key, level);
+    }
+    let used = calls(&log) - start;
+    eprintln!("{switches} level switches (seed {seed:#x}): {used} vtysh calls");
+    assert!(
+        used <= 3 * switches,
+        "at most a read, a write and a read-back per switch: {used}"
+    );
+    // FRR holds exactly anycastd's maps in use, and the operator's as they were.
+    let (own, named) = own_maps(&tb);
+    let wanted: BTreeSet<String> = prefixes
+        .iter()
+        .filter_map(|(key, asn)| {
+            let level = now.get(key).cloned().unwrap_or_default();
+            (!level.is_plain()).then(|| route_map::name(&level, *asn))
+        })
+        .collect();
+    assert_eq!(own, wanted, "seed {seed:#x}");
+    assert_eq!(named, wanted, "seed {seed:#x}");
+    assert_eq!(operators(&tb), before);
+    // The peer holds every prefix at its last level, and never saw one withdrawn.
+    for ((key, asn), (neighbor, afi)) in prefixes.iter().zip([
+        ("192.0.2.1", "ipv4"),
+        ("2001:db8:ffff:1::1", "ipv6"),
+        ("192.0.2.5", "ipv4"),
+    ]) {
+        let level = now.get(key).cloned().unwrap_or_default();
+        let expected = PeerPath::expected(*asn, &level);
+        wait_peer_path(&tb, neighbor, afi, &key.1.to_string(), &expected);
+    }
+    assert_eq!(
+        monitor.withdrawals(),
+        Vec::<String>::new(),
+        "seed {seed:#x}"
+    );
+}
+
+#[test]
+fn an_operators_map_on_anycastds_network_line_is_drift_repaired_in_place() {
+    let Some(tb) = Testbed::up(Peer::Gobgp) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let frr = backend(&tb, Path::new("/usr/bin/vtysh"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    let handle = rt.block_on(async { writer::spawn(frr, Duration::from_millis(500), tx) });
+    let key = key(None, "203.0.113.53/32");
+    let decision = Decision {
+        service: "dns".into(),
+        announce: true,
+        attributes: deprefer(),
+        decision_seq: 1,
+    };
+    handle.set(vec![(key.clone(), decision.clone())]);
+    let mut next = || loop {
+        let notice = rt
+            .block_on(async { tokio::time::timeout(Duration::from_secs(30), reports.recv()).await })
+            .expect("a report within 30 s")
+            .unwrap();
+        if let Notice::Outcome(r) = notice {
+            return r.outcome;
+        }
+    };
+    assert_eq!(next(), Outcome::Applied);
+    wait_peer_path(
+        &tb,
+        "192.0.2.1",
+        "ipv4",
+        "203.0.113.53/32",
+        &PeerPath::expected(65536, &deprefer()),
+    );
+    let monitor = Monitor::start(&tb, dir.path());
+    // An operator puts a map of their own (the same content) on the line by hand.
+    tb.vtysh(&[
+        "configure terminal",
+        "route-map OPS permit 10",
+        "set as-path prepend 65536 65536 65536",
+        "set community 65000:666 additive",
+        "set large-community 65000:1:666 additive",
+        "set metric 1000",
+        "exit",
+        "router bgp 65536",
+        "address-family ipv4 unicast",
+        "network 203.0.113.53/32 route-map OPS",
+    ]);
+    assert_eq!(
+        next(),
+        Outcome::AttributesDrift {
+            installed: Attributes::plain()
+        }
+    );
+    assert_eq!(next(), Outcome::Applied);
+    let (own, named) = own_maps(&tb);
+    assert_eq!(own, BTreeSet::from([route_map::name(&deprefer(), 65536)]));
+    assert_eq!(named, own);
+    assert!(
+        tb.vtysh(&["show running-config bgpd"])
+            .contains("route-map OPS permit 10"),
+        "the operator's map is left alone"
+    );
+    assert_eq!(monitor.withdrawals(), Vec::<String>::new());
+}
