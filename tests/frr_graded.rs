@@ -342,7 +342,7 @@ fn a_hundred_level_switches_leave_only_the_maps_in_use_and_an_operators_maps_unt
     for (key, _) in &prefixes {
         writer.announce(key, &Attributes::plain());
     }
-    let seed = 0x5eed_23;
+    let seed = 0x5eed_0023;
     let mut rng = Rng(seed);
     let mut now: BTreeMap<PrefixKey, Attributes> = BTreeMap::new();
     let start = calls(&log);
