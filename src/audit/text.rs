@@ -887,6 +887,29 @@ mod tests {
     }
 
     #[test]
+    fn drift_with_the_prefix_present_and_wanted_is_an_announcement_with_other_attributes() {
+        let drift = |present: bool, wanted: bool| wire::Drift {
+            service: "dns".into(),
+            prefix: wire::PrefixRef {
+                backend: "frr".into(),
+                instance: "/usr/bin/vtysh".into(),
+                vrf: None,
+                prefix: "203.0.113.53/32".into(),
+            },
+            present,
+            wanted,
+        };
+        assert_eq!(
+            drift_text(&drift(true, true)),
+            "drift: 203.0.113.53/32 was announced with other attributes in FRR; repairing"
+        );
+        assert_eq!(
+            drift_text(&drift(false, true)),
+            "drift: 203.0.113.53/32 was absent in FRR, announcement wanted; repairing"
+        );
+    }
+
+    #[test]
     fn a_mixed_decision_names_the_daemon_of_each_outcome() {
         let prefix = |backend: &str, vrf: Option<&str>, prefix: &str| wire::PrefixRef {
             backend: backend.into(),

@@ -199,3 +199,34 @@ pub(super) fn journal_report(report: Report) -> Option<wire::Event> {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::writer::Decision;
+    use crate::routing::{BackendId, Place};
+
+    #[test]
+    fn an_announcement_found_with_other_attributes_is_journaled_as_drift_present_and_wanted() {
+        let report = Report {
+            backend: BackendId::frr("/usr/bin/vtysh"),
+            key: (Place::default(), "203.0.113.53/32".parse().unwrap()),
+            decision: Decision {
+                service: "dns".into(),
+                announce: true,
+                attributes: crate::bgp::Attributes {
+                    med: Some(1000),
+                    ..Default::default()
+                },
+                decision_seq: 4,
+            },
+            outcome: Outcome::AttributesDrift {
+                installed: Default::default(),
+            },
+        };
+        match journal_report(report) {
+            Some(wire::Event::Drift(d)) => assert!(d.present && d.wanted, "{d:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

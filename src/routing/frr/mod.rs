@@ -908,6 +908,10 @@ mod tests {
             ["router bgp 65536", "address-family ipv4 unicast"],
             "already defined as anycastd defines it"
         );
+        // A withdrawal leaves its map unused too.
+        let rc = with_map(installed(), None, "203.0.113.53/32", &drain);
+        let changes = [change(None, "203.0.113.53/32", false)];
+        assert_eq!(unused_maps(&rc, &changes), std::slice::from_ref(&new));
     }
 
     #[test]
