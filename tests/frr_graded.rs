@@ -471,3 +471,51 @@ fn an_operators_map_on_anycastds_network_line_is_drift_repaired_in_place() {
     );
     assert_eq!(monitor.withdrawals(), Vec::<String>::new());
 }
+
+/// The fake vtysh of the tests that need no root (tests/support/fake_vtysh.py) carries levels
+/// as FRR does, for the tests and benches of graded services that use it.
+#[test]
+fn the_fake_vtysh_carries_levels_and_maps_as_frr_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = frr::Settings {
+        args: vec![
+            "--state".into(),
+            dir.path().join("frr.json").display().to_string(),
+        ],
+        ..Default::default()
+    };
+    let vtysh = support::fake_frr::fake_vtysh();
+    let frr = Frr::new(&BackendId::frr(&vtysh), &settings);
+    let mut writer = Writer::start(frr.clone());
+    let keys = [
+        key(None, "203.0.113.53/32"),
+        key(Some("123"), "203.0.113.123/32"),
+    ];
+    for level in [
+        Attributes::plain(),
+        deprefer(),
+        drain(),
+        Attributes::plain(),
+    ] {
+        for key in &keys {
+            writer.announce(key, &level);
+        }
+        let shown = writer.rt.block_on(frr.inspect(&keys)).unwrap();
+        for s in &shown {
+            assert_eq!(s.advertised.as_ref(), Some(&level));
+        }
+        let rc = writer.rt.block_on(frr.read()).unwrap();
+        let named: BTreeSet<&String> = rc
+            .instances
+            .values()
+            .flat_map(|i| i.route_maps.values())
+            .collect();
+        let defined: BTreeSet<&String> = rc.route_maps.keys().collect();
+        assert_eq!(named, defined, "at {level}");
+        assert_eq!(
+            defined.len(),
+            if level.is_plain() { 0 } else { 2 },
+            "one per AS"
+        );
+    }
+}

@@ -4,7 +4,10 @@
     fake_vtysh.py --state FILE [-c LINE]...
 
 It understands what anycastd sends: `show running-config bgpd`, `configure terminal`,
-`router bgp ASN [vrf V]`, `address-family ipv4|ipv6 unicast`, `network P`, `no network P`.
+`router bgp ASN [vrf V]`, `address-family ipv4|ipv6 unicast`, `network P [route-map M]`,
+`no network P`, route-maps (`route-map M permit 10`, its `set` lines, `exit`, `no route-map
+M`), `exit-address-family`, `exit`, and `show bgp [vrf V] ipv4|ipv6 unicast P json` (a local
+best path with what the prefix's map sets, FRR's MED 0 without one).
 Like vtysh it stops at the first failing line (exit 1, error on stdout) and keeps what came
 before; `no network` of an absent prefix fails with FRR's text; `router bgp` of an instance
 that does not exist fails (the real one would create it: anycastd must never send that).
@@ -78,8 +81,31 @@ def main():
     return code
 
 
+def shown(state, vrf, prefix):
+    """`show bgp ... P json`: a local best path with what the prefix's map sets."""
+    if prefix not in state["networks"].get(vrf, []):
+        return {}
+    path = {"aspath": {"string": "Local", "segments": [], "length": 0}, "metric": 0,
+            "valid": True, "bestpath": {"overall": True}}
+    name = state.get("network_maps", {}).get(vrf, {}).get(prefix)
+    for set_line in state.get("maps", {}).get(name, [])[1:]:
+        words = set_line.split()
+        if words[:3] == ["set", "as-path", "prepend"]:
+            asns = [int(a) for a in words[3:]]
+            path["aspath"] = {"string": " ".join(words[3:]), "length": len(asns),
+                              "segments": [{"type": "as-sequence", "list": asns}]}
+        elif words[:2] == ["set", "metric"]:
+            path["metric"] = int(words[2])
+        elif words[:2] == ["set", "community"]:
+            path["community"] = {"string": " ".join(words[2:-1])}
+        elif words[:2] == ["set", "large-community"]:
+            path["largeCommunity"] = {"string": " ".join(words[2:-1])}
+    return {"prefix": prefix, "paths": [path]}
+
+
 def run(state, lines):
     instance = None
+    in_map = None
     for line in lines:
         words = line.split()
         if line == "show running-config bgpd":
@@ -89,10 +115,16 @@ def run(state, lines):
                 nets = state["networks"].get(vrf, [])
                 for afi in ("ipv4", "ipv6"):
                     print(" address-family %s unicast" % afi)
+                    maps = state.get("network_maps", {}).get(vrf, {})
                     for net in nets:
                         if (":" in net) == (afi == "ipv6"):
-                            print("  network %s" % net)
+                            print("  network %s%s" % (net, " route-map " + maps[net] if net in maps else ""))
                     print(" exit-address-family")
+                print("exit\n!")
+            for name, body in state.get("maps", {}).items():
+                print("route-map %s %s" % (name, body[0]))
+                for set_line in body[1:]:
+                    print(" " + set_line)
                 print("exit\n!")
             print("end")
         elif line == "show daemons":
@@ -109,8 +141,21 @@ def run(state, lines):
                                                for net in state["networks"].get(vrf, [])
                                                if (":" in net) == v6}}
                               for vrf in state["instances"]}))
+        elif words[:3] == ["show", "bgp", "vrf"] and len(words) == 8 and words[-1] == "json":
+            print(json.dumps(shown(state, words[3], words[6])))
+        elif words[:2] == ["show", "bgp"] and len(words) == 6 and words[-1] == "json":
+            print(json.dumps(shown(state, "default", words[4])))
         elif line == "configure terminal" or line.startswith("address-family"):
-            pass
+            in_map = None
+        elif words[:1] == ["route-map"] and len(words) == 4:
+            in_map = words[1]
+            state.setdefault("maps", {})[in_map] = [" ".join(words[2:])]
+        elif words[:1] == ["set"] and in_map:
+            state["maps"][in_map].append(line.strip())
+        elif line in ("exit", "exit-address-family"):
+            in_map = None
+        elif words[:2] == ["no", "route-map"] and len(words) == 3:
+            state.setdefault("maps", {}).pop(words[2], None)
         elif words[:2] == ["router", "bgp"]:
             vrf = words[4] if len(words) > 4 and words[3] == "vrf" else "default"
             if state["instances"].get(vrf) != int(words[2]):
@@ -121,12 +166,18 @@ def run(state, lines):
             nets = state["networks"].setdefault(instance, [])
             if words[1] not in nets:
                 nets.append(words[1])
+            maps = state.setdefault("network_maps", {}).setdefault(instance, {})
+            if words[2:3] == ["route-map"]:
+                maps[words[1]] = words[3]
+            else:
+                maps.pop(words[1], None)
         elif words[:2] == ["no", "network"] and instance:
             nets = state["networks"].setdefault(instance, [])
             if words[2] not in nets:
                 print("% Can't find static route specified")
                 return 1
             nets.remove(words[2])
+            state.setdefault("network_maps", {}).setdefault(instance, {}).pop(words[2], None)
         else:
             print("%% Unknown command: %s" % line)
             return 1

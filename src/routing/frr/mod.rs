@@ -214,13 +214,22 @@ impl Backend for Frr {
                 .iter()
                 .map(|(vrf, prefix)| show_prefix_line(vrf, prefix))
                 .collect();
-            let text = self.vtysh.run(&lines).await?;
-            let mut shown = advertised_attributes(&text);
-            if shown.len() != chunk.len() {
+            // What the best path carries is shown when it can be read: a vtysh that does
+            // not answer these lines (a wrapper that allows fewer commands) leaves it out
+            // rather than the rest of `status`.
+            let shown = match self.vtysh.run(&lines).await {
+                Ok(text) => advertised_attributes(&text),
+                Err(e) => {
+                    tracing::debug!(vtysh = %self.vtysh.name(), error = %e, "cannot show the advertised attributes");
+                    Vec::new()
+                }
+            };
+            if shown.len() == chunk.len() {
+                advertised.extend(shown);
+            } else {
                 // Not one answer per prefix: nothing can be told apart.
-                shown = vec![None; chunk.len()];
+                advertised.extend(std::iter::repeat_n(None, chunk.len()));
             }
-            advertised.extend(shown);
         }
         Ok(prefixes
             .iter()
