@@ -572,7 +572,9 @@ fn batches(
 /// then for each run of the same instance and family its context lines, then one `network`
 /// (with its map, if any) or `no network` each; then, back at the config node, `no
 /// route-map` for each of `removals`. `Err(vrf)` when the running config has no instance
-/// for a change's VRF.
+/// for a change's VRF. (In a pass of several calls, a map that an earlier call defined and
+/// this one names again is entered again, with the same lines: FRR then re-evaluates the
+/// routes that name it after its delay timer and finds them unchanged.)
 fn command_lines(
     installed: &RunningConfig,
     changes: &[Change],
