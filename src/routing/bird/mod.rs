@@ -1244,6 +1244,74 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_prepend_repeats_the_local_as_of_the_bgp_protocols_and_fails_without_one() {
+        use crate::bgp::{Attributes, GRACEFUL_SHUTDOWN};
+        for (bgp, local_as) in [(true, Some(65538)), (false, None)] {
+            let dir = tempfile::tempdir().unwrap();
+            let (socket, _server) = fake_bird(
+                dir.path(),
+                Some("0001 BIRD 2.0.12 ready."),
+                move |request, _| match request {
+                    "show protocols" => protocols(),
+                    "show protocols all anycastd4" => protocol_all(),
+                    "show protocols all" => {
+                        let mut lines = protocol_all();
+                        lines.pop();
+                        if bgp {
+                            lines.extend(
+                                [
+                                    "1002-peer_v4    BGP        ---        up     18:09:10.770  Established   ",
+                                    "1006-  BGP state:          Established",
+                                    "     Local AS:         65538",
+                                    "   Channel ipv4",
+                                    "     Table:          master4",
+                                ]
+                                .map(str::to_owned),
+                            );
+                        }
+                        lines.push("0000 ".to_owned());
+                        lines
+                    }
+                    "show route protocol anycastd4 all" => vec!["0000 ".into()],
+                    "configure" => vec!["0003 Reconfigured".into()],
+                    other => vec![format!("9001 unexpected {other}")],
+                },
+            );
+            let bird = bird_at(&socket, dir.path());
+            let installed = bird.read().await.unwrap();
+            let mut change = announce("192.0.2.1/32");
+            change.attributes = Attributes {
+                as_path_prepend: 2,
+                ..Attributes::plain().with(GRACEFUL_SHUTDOWN)
+            };
+            let result = bird.apply(&installed, &[change.clone()], &[]).await;
+            let file = include_file(dir.path(), "anycastd4");
+            match local_as {
+                Some(_) => {
+                    result.unwrap();
+                    let text = std::fs::read_to_string(&file).unwrap();
+                    assert!(
+                        text.ends_with("\nroute 192.0.2.1/32 blackhole { bgp_path.prepend(65538); bgp_path.prepend(65538); bgp_community.add((65535,0)); };\n"),
+                        "{text}"
+                    );
+                }
+                None => {
+                    assert_eq!(
+                        result.unwrap_err().to_string(),
+                        format!("BIRD at {}: cannot prepend the local AS to routes of protocol anycastd4: BIRD has no BGP protocol to take the local AS from", socket.display())
+                    );
+                    assert!(!file.exists(), "nothing written");
+                    // Without a prepend the local AS is not needed.
+                    change.attributes.as_path_prepend = 0;
+                    bird.apply(&installed, &[change.clone()], &[])
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+    }
+
     #[test]
     fn one_batch_per_run_of_changes_to_one_protocol() {
         let bird = bird_at(Path::new("/run/bird/bird.ctl"), Path::new("/run/anycastd"));
