@@ -1,7 +1,9 @@
 //! BIRD 2 (and 3) as a [`Backend`]: `route P blackhole;` lines in a file per static protocol
-//! that anycastd owns and the operator's `protocol static` includes, loaded with `configure`
-//! over the control socket ([`control`]), read back with `show route protocol NAME`, and shown
-//! with `show route export BGP table T` for every established BGP protocol.
+//! that anycastd owns and the operator's `protocol static` includes (a route announced with
+//! attributes has them as its filter block, [`attrs`]), loaded with `configure` over the
+//! control socket ([`control`]), read back with `show route protocol NAME all`, and shown
+//! with `show route export BGP table T` for every established BGP protocol (and what the
+//! table's best route carries, `show route P table T primary all`).
 //!
 //! The backend's instance is the control socket; a prefix's place is the name of the static
 //! protocol it goes into ([`kind`] puts it in words: `BIRD protocol anycastd4`). The file of protocol `P` is
@@ -576,17 +578,30 @@ impl Backend for Bird {
                     }
                 }
             }
-            // What the best route of each prefix in its table carries (before any export
-            // filter, and before a BGP session prepends its own AS).
+            // What the best route of each prefix BIRD has in its table carries (before any
+            // export filter, and before a BGP session prepends its own AS).
             let mut advertised = Vec::with_capacity(prefixes.len());
             for (protocol, prefix) in prefixes {
-                let Some((table, _)) = protocol.name().and_then(|p| state.statics.get(p)) else {
+                let table = protocol
+                    .name()
+                    .and_then(|p| state.statics.get(p))
+                    .filter(|_| state.contains(protocol, prefix));
+                let Some((table, _)) = table else {
                     advertised.push(None);
                     continue;
                 };
-                let reply = session
+                let reply = match session
                     .command(&format!("show route {prefix} table {table} primary all"))
-                    .await?;
+                    .await
+                {
+                    Ok(reply) => reply,
+                    // Not a prefix of that table's family (9001): nothing to show.
+                    Err(BirdError::Refused { .. }) => {
+                        advertised.push(None);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 advertised.push(parse_routes(&reply).contains(prefix).then(|| {
                     attrs::parse_route_options(&reply)
                         .get(prefix)

@@ -1,7 +1,9 @@
 //! GoBGP as a [`Backend`]: gobgpd driven through its gRPC API v3 ([`api`], service
 //! `apipb.GobgpApi` as gobgpd 3.x serves it; no `gobgp` CLI). A prefix is announced with
 //! `AddPath` to the global RIB (IPv4 or IPv6 unicast by its family, origin IGP, next hop
-//! 0.0.0.0 or ::, as `gobgp global rib add` builds a local network), withdrawn with
+//! 0.0.0.0 or ::, as `gobgp global rib add` builds a local network; a graded announcement
+//! adds an AS_PATH of gobgpd's global AS, a MED and communities, [`api::with_attributes`],
+//! and a change of them is an `AddPath` of the same path, which replaces it), withdrawn with
 //! `DeletePath` of that path's UUID, read back with `ListPath` of the global table, and shown
 //! (`status`) from the adj-out toward each established neighbour (`ListPeer`, `ListPath`
 //! `ADJ_OUT`).
