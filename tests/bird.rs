@@ -1268,7 +1268,9 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
         communities: vec![Community(65000, 666)],
         large_communities: vec![LargeCommunity(65000, 1, 666)],
     };
+    let started = Instant::now();
     let installed = rt.block_on(bird_apply(&bird, &keys, Some(&deprefer)));
+    let applied_ms = started.elapsed().as_millis();
     let text = std::fs::read_to_string(tb.bird_include_dir().join("bird-anycastd4.conf")).unwrap();
     assert!(
         text.contains("route 198.51.100.53/32 blackhole { bgp_path.prepend(65538); bgp_path.prepend(65538); bgp_path.prepend(65538); bgp_med = 1000; bgp_community.add((65000,666)); bgp_large_community.add((65000,1,666)); };"),
@@ -1281,6 +1283,10 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
         communities: vec![4259840666],
         large_communities: vec![(65000, 1, 666)],
     });
+    eprintln!(
+        "MEASURED: BIRD plain -> de-preferred: applied and read back in {applied_ms} ms, at the peer (adj-in polled) after {} ms",
+        started.elapsed().as_millis()
+    );
     check(&installed, &deprefer);
 
     let installed = rt.block_on(bird_apply(&bird, &keys, Some(&Attributes::plain())));

@@ -538,7 +538,9 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
             communities: vec![Community(65000, 666)],
             large_communities: vec![LargeCommunity(65000, 1, 666)],
         };
+        let started = Instant::now();
         let installed = rt.block_on(gobgp_apply(&gobgp, &prefixes, Some(&deprefer)));
+        let applied_ms = started.elapsed().as_millis();
         // gobgpd's global AS 3 times in the path added; the EBGP session adds it once more,
         // as FRR and BIRD do.
         wait_peer_paths(&PeerPath {
@@ -547,6 +549,10 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
             communities: vec![4259840666],
             large_communities: vec![(65000, 1, 666)],
         });
+        eprintln!(
+            "MEASURED: GoBGP plain -> de-preferred: applied and read back in {applied_ms} ms, at the peer (adj-in polled) after {} ms",
+            started.elapsed().as_millis()
+        );
         check(&installed, &deprefer);
 
         let installed = rt.block_on(gobgp_apply(&gobgp, &prefixes, Some(&Attributes::plain())));

@@ -36,6 +36,8 @@ impl RouteOptions {
     /// The options that announce `attributes`, a prepend being of `local_as` (`None`: not
     /// known, and then `attributes` must prepend nothing).
     pub fn of(attributes: &Attributes, local_as: Option<u32>) -> RouteOptions {
+        // Sorted as a read-back gives them, so that the file reads back the same.
+        let attributes = attributes.clone().normalized();
         let path = match local_as {
             Some(asn) => vec![asn; usize::from(attributes.as_path_prepend)],
             None => Vec::new(),
