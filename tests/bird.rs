@@ -1289,6 +1289,34 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
     );
     check(&installed, &deprefer);
 
+    // Another route of the same protocol comes and goes: the file is written again, and the
+    // de-preferred route stays as it is.
+    let other = [(
+        Place::named("anycastd4"),
+        "198.51.100.54/32".parse().unwrap(),
+    )];
+    let installed = rt.block_on(bird_apply(&bird, &other, Some(&Attributes::plain())));
+    tb.wait_peer(&[
+        "bird:198.51.100.53/32",
+        "bird:198.51.100.54/32",
+        "bird:2001:db8:b::53/128",
+    ]);
+    let installed_too = rt.block_on(bird_apply(&bird, &other, None));
+    tb.wait_peer(&["bird:198.51.100.53/32", "bird:2001:db8:b::53/128"]);
+    for state in [&installed, &installed_too] {
+        assert_eq!(
+            state.attributes(&keys[0].0, &keys[0].1),
+            deprefer,
+            "{state:?}"
+        );
+    }
+    wait_peer_paths(&PeerPath {
+        as_path: vec![65538; 4],
+        med: Some(1000),
+        communities: vec![4259840666],
+        large_communities: vec![(65000, 1, 666)],
+    });
+
     let installed = rt.block_on(bird_apply(&bird, &keys, Some(&Attributes::plain())));
     wait_peer_paths(&plain_at_peer);
     check(&installed, &Attributes::plain());
@@ -1305,7 +1333,8 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
     check(&installed, &drain);
     std::thread::sleep(Duration::from_secs(1));
     let seen = monitor.events();
-    assert_eq!(monitor.withdrawals(), Vec::<String>::new(), "{seen:?}");
+    // (Only the route that came and went was withdrawn.)
+    assert_eq!(monitor.withdrawals(), ["198.51.100.54/32"], "{seen:?}");
     for (_, _, prefix) in at_peer {
         assert!(
             seen.iter().filter(|(p, _)| p == prefix).count() >= 3,
@@ -1318,6 +1347,6 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
     tb.wait_peer(&[]);
     assert!(installed.options.is_empty(), "{installed:?}");
     wait_until("both withdrawals at the monitor", || {
-        monitor.withdrawals() == ["198.51.100.53/32", "2001:db8:b::53/128"]
+        monitor.withdrawals() == ["198.51.100.53/32", "198.51.100.54/32", "2001:db8:b::53/128"]
     });
 }
