@@ -8,11 +8,12 @@
 mod support;
 
 use anycastd::bgp::{Attributes, Community, LargeCommunity, GRACEFUL_SHUTDOWN};
+use anycastd::routing::bird::attrs::RouteOptions;
 use anycastd::routing::bird::Bird;
 use anycastd::routing::{Backend, BackendId, Change, Installed, Place};
 use anycastd_journal::wire::{self, Event};
 use nix::sys::signal::Signal;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -1275,6 +1276,19 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
     assert!(
         text.contains("route 198.51.100.53/32 blackhole { bgp_path.prepend(65538); bgp_path.prepend(65538); bgp_path.prepend(65538); bgp_med = 1000; bgp_community.add((65000,666)); bgp_large_community.add((65000,1,666)); };"),
         "{text}"
+    );
+    // What BIRD reads back gives the same file again: an idle pass leaves it alone.
+    let routes: BTreeMap<ipnet::IpNet, RouteOptions> = installed.statics["anycastd4"]
+        .1
+        .iter()
+        .map(|net| {
+            let options = installed.options.get(&("anycastd4".to_owned(), *net));
+            (*net, options.cloned().unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(
+        anycastd::routing::bird::file_text("anycastd4", &tb.bird_socket(), &routes),
+        text
     );
     // Prepended 3 times: the EBGP session adds the local AS once more.
     wait_peer_paths(&PeerPath {

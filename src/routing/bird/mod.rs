@@ -1327,6 +1327,55 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn an_idle_pass_writes_the_routes_bird_runs_with_what_they_carry_and_then_leaves_the_file(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let bird = bird_at(Path::new("/run/bird/bird.ctl"), dir.path());
+        let (a, b): (IpNet, IpNet) = (
+            "192.0.2.1/32".parse().unwrap(),
+            "192.0.2.2/32".parse().unwrap(),
+        );
+        let deprefer = RouteOptions {
+            path: vec![65538, 65538],
+            med: Some(1000),
+            communities: vec![crate::bgp::GRACEFUL_SHUTDOWN],
+            ..RouteOptions::default()
+        };
+        let mut state = BirdState::default();
+        state
+            .statics
+            .insert("anycastd4".into(), ("master4".into(), [a, b].into()));
+        state
+            .options
+            .insert(("anycastd4".into(), b), deprefer.clone());
+        let wanted = [((Place::named("anycastd4"), a), true)];
+        bird.tidy_files(&state, &wanted).await;
+        let file = include_file(dir.path(), "anycastd4");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            text.ends_with("route 192.0.2.1/32 blackhole;\nroute 192.0.2.2/32 blackhole { bgp_path.prepend(65538); bgp_path.prepend(65538); bgp_med = 1000; bgp_community.add((65535,0)); };\n"),
+            "{text}"
+        );
+        // The same state gives the same text: the next pass leaves the file (that BIRD
+        // reads such a file back as this state is tests/bird.rs's).
+        let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        bird.tidy_files(&state, &wanted).await;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().modified().unwrap(),
+            modified
+        );
+        assert_eq!(
+            state.attributes(&Place::named("anycastd4"), &b),
+            deprefer.attributes()
+        );
+        assert_eq!(
+            state.snapshot().attributes,
+            [((Place::named("anycastd4"), b), deprefer.attributes())].into()
+        );
+    }
+
     #[test]
     fn one_batch_per_run_of_changes_to_one_protocol() {
         let bird = bird_at(Path::new("/run/bird/bird.ctl"), Path::new("/run/anycastd"));
