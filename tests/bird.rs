@@ -7,12 +7,17 @@
 
 mod support;
 
+use anycastd::bgp::{Attributes, Community, LargeCommunity, GRACEFUL_SHUTDOWN};
+use anycastd::routing::bird::attrs::RouteOptions;
+use anycastd::routing::bird::Bird;
+use anycastd::routing::{Backend, BackendId, Change, Installed, Place};
 use anycastd_journal::wire::{self, Event};
 use nix::sys::signal::Signal;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use support::adj_in::{path_at_peer, PeerPath};
 use support::daemon::{testbed_sections, Daemon};
 use support::monitor::Monitor;
 use support::testbed::Testbed;
@@ -1049,15 +1054,9 @@ fn readme_bird_conf() -> String {
     )
 }
 
-#[test]
-fn the_readmes_bird_conf_parses_starts_and_brings_anycastds_routes_to_the_peer() {
-    let Some(tb) = Testbed::up_with_bird() else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    // As written, but for the include directory (the testbed's, not /run/anycastd): its
-    // addresses are the testbed's.
+/// The documented `bird.conf` as written, but for the include directory (the testbed's, not
+/// /run/anycastd; its addresses are the testbed's), in `d`, checked with `bird -p`.
+fn documented_bird_conf(tb: &Testbed, d: &Path) -> PathBuf {
     let text = readme_bird_conf();
     assert_eq!(text.matches("/run/anycast[d]/").count(), 2, "{text}");
     let include = tb.bird_include_dir().display().to_string();
@@ -1080,6 +1079,17 @@ fn the_readmes_bird_conf_parses_starts_and_brings_anycastds_routes_to_the_peer()
         String::from_utf8_lossy(&parse.stdout),
         String::from_utf8_lossy(&parse.stderr)
     );
+    conf
+}
+
+#[test]
+fn the_readmes_bird_conf_parses_starts_and_brings_anycastds_routes_to_the_peer() {
+    let Some(tb) = Testbed::up_with_bird() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let conf = documented_bird_conf(&tb, d);
 
     // A directory beside the include directory, whose name starts the same (a leftover, or
     // another instance's): the documented include line must not load it (`[d]`, where a `*`
@@ -1153,4 +1163,204 @@ fn the_readmes_bird_conf_parses_starts_and_brings_anycastds_routes_to_the_peer()
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait(EXIT), 0, "{}", daemon.log_text());
     tb.wait_peer(&[]);
+}
+
+/// Announce (`Some`: with those attributes) or withdraw the prefixes of `keys` through
+/// `bird`, one batch per protocol as the writer cuts them; what BIRD has after.
+async fn bird_apply(
+    bird: &Bird,
+    keys: &[(Place, ipnet::IpNet)],
+    attributes: Option<&Attributes>,
+) -> anycastd::routing::bird::BirdState {
+    let installed = bird.read().await.unwrap();
+    let changes: Vec<Change> = keys
+        .iter()
+        .map(|(place, prefix)| Change {
+            place: place.clone(),
+            prefix: *prefix,
+            announce: attributes.is_some(),
+            attributes: attributes.cloned().unwrap_or_default(),
+        })
+        .collect();
+    for batch in bird.batches(&installed, &changes) {
+        bird.apply(&installed, &changes[batch], &[]).await.unwrap();
+    }
+    bird.read().await.unwrap()
+}
+
+#[test]
+fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
+    let Some(tb) = Testbed::up_with_bird() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // BIRD with the documented bird.conf: its export filters carry the MED to the EBGP peer
+    // (BIRD 2.0.12 sends one only if set in the export filter).
+    let conf = documented_bird_conf(&tb, d);
+    tb.bird_ctl("stop-bird");
+    tb.start_bird_with(&conf);
+    let bird = Bird::new(
+        &BackendId::bird(tb.bird_socket()),
+        &anycastd::routing::bird::Settings {
+            include_dir: tb.bird_include_dir(),
+            timeout: Duration::from_secs(10),
+            reconcile_interval: Duration::from_secs(30),
+        },
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let keys = [
+        (
+            Place::named("anycastd4"),
+            "198.51.100.53/32".parse().unwrap(),
+        ),
+        (
+            Place::named("anycastd6"),
+            "2001:db8:b::53/128".parse().unwrap(),
+        ),
+    ];
+    // (the peer's neighbour, afi, prefix) of each.
+    let at_peer = [
+        ("192.0.2.9", "ipv4", "198.51.100.53/32"),
+        ("2001:db8:ffff:3::1", "ipv6", "2001:db8:b::53/128"),
+    ];
+    let wait_peer_paths = |want: &PeerPath| {
+        wait_until(&format!("{want:?} at the peer"), || {
+            at_peer
+                .iter()
+                .all(|(n, afi, p)| path_at_peer(&tb, n, afi, p).as_ref() == Some(want))
+        })
+    };
+    let check = |installed: &anycastd::routing::bird::BirdState, wanted: &Attributes| {
+        for (place, prefix) in &keys {
+            assert!(installed.contains(place, prefix));
+            assert_eq!(&installed.attributes(place, prefix), wanted, "{prefix}");
+        }
+        let shown = rt.block_on(bird.inspect(&keys)).unwrap();
+        for s in shown {
+            assert_eq!(s.advertised.as_ref(), Some(wanted));
+            assert_eq!(s.established_peers, 1);
+        }
+    };
+    let plain_at_peer = PeerPath {
+        as_path: vec![65538],
+        ..PeerPath::default()
+    };
+
+    let installed = rt.block_on(bird_apply(&bird, &keys, Some(&Attributes::plain())));
+    // (BGP's default timers: the sessions may take a while to come up.)
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !established(&tb, &["192.0.2.9", "2001:db8:ffff:3::1"]) {
+        assert!(Instant::now() < deadline, "the sessions to the peer");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tb.wait_peer(&["bird:198.51.100.53/32", "bird:2001:db8:b::53/128"]);
+    wait_peer_paths(&plain_at_peer);
+    check(&installed, &Attributes::plain());
+
+    // From here on the peer must never see a withdrawal until the last step.
+    let monitor = Monitor::start(&tb, d);
+    let deprefer = Attributes {
+        as_path_prepend: 3,
+        med: Some(1000),
+        communities: vec![Community(65000, 666)],
+        large_communities: vec![LargeCommunity(65000, 1, 666)],
+    };
+    let started = Instant::now();
+    let installed = rt.block_on(bird_apply(&bird, &keys, Some(&deprefer)));
+    let applied_ms = started.elapsed().as_millis();
+    let text = std::fs::read_to_string(tb.bird_include_dir().join("bird-anycastd4.conf")).unwrap();
+    assert!(
+        text.contains("route 198.51.100.53/32 blackhole { bgp_path.prepend(65538); bgp_path.prepend(65538); bgp_path.prepend(65538); bgp_med = 1000; bgp_community.add((65000,666)); bgp_large_community.add((65000,1,666)); };"),
+        "{text}"
+    );
+    // What BIRD reads back gives the same file again: an idle pass leaves it alone.
+    let routes: BTreeMap<ipnet::IpNet, RouteOptions> = installed.statics["anycastd4"]
+        .1
+        .iter()
+        .map(|net| {
+            let options = installed.options.get(&("anycastd4".to_owned(), *net));
+            (*net, options.cloned().unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(
+        anycastd::routing::bird::file_text("anycastd4", &tb.bird_socket(), &routes),
+        text
+    );
+    // Prepended 3 times: the EBGP session adds the local AS once more.
+    wait_peer_paths(&PeerPath {
+        as_path: vec![65538; 4],
+        med: Some(1000),
+        communities: vec![4259840666],
+        large_communities: vec![(65000, 1, 666)],
+    });
+    eprintln!(
+        "MEASURED: BIRD plain -> de-preferred: applied and read back in {applied_ms} ms, at the peer (adj-in polled) after {} ms",
+        started.elapsed().as_millis()
+    );
+    check(&installed, &deprefer);
+
+    // Another route of the same protocol comes and goes: the file is written again, and the
+    // de-preferred route stays as it is.
+    let other = [(
+        Place::named("anycastd4"),
+        "198.51.100.54/32".parse().unwrap(),
+    )];
+    let installed = rt.block_on(bird_apply(&bird, &other, Some(&Attributes::plain())));
+    tb.wait_peer(&[
+        "bird:198.51.100.53/32",
+        "bird:198.51.100.54/32",
+        "bird:2001:db8:b::53/128",
+    ]);
+    let installed_too = rt.block_on(bird_apply(&bird, &other, None));
+    tb.wait_peer(&["bird:198.51.100.53/32", "bird:2001:db8:b::53/128"]);
+    for state in [&installed, &installed_too] {
+        assert_eq!(
+            state.attributes(&keys[0].0, &keys[0].1),
+            deprefer,
+            "{state:?}"
+        );
+    }
+    wait_peer_paths(&PeerPath {
+        as_path: vec![65538; 4],
+        med: Some(1000),
+        communities: vec![4259840666],
+        large_communities: vec![(65000, 1, 666)],
+    });
+
+    let installed = rt.block_on(bird_apply(&bird, &keys, Some(&Attributes::plain())));
+    wait_peer_paths(&plain_at_peer);
+    check(&installed, &Attributes::plain());
+
+    // A graceful drain: the de-preferred route with 65535:0.
+    let drain = deprefer.clone().with(GRACEFUL_SHUTDOWN);
+    let installed = rt.block_on(bird_apply(&bird, &keys, Some(&drain)));
+    wait_peer_paths(&PeerPath {
+        as_path: vec![65538; 4],
+        med: Some(1000),
+        communities: vec![4259840666, 4294901760],
+        large_communities: vec![(65000, 1, 666)],
+    });
+    check(&installed, &drain);
+    std::thread::sleep(Duration::from_secs(1));
+    let seen = monitor.events();
+    // (Only the route that came and went was withdrawn.)
+    assert_eq!(monitor.withdrawals(), ["198.51.100.54/32"], "{seen:?}");
+    for (_, _, prefix) in at_peer {
+        assert!(
+            seen.iter().filter(|(p, _)| p == prefix).count() >= 3,
+            "the monitor saw each change as an update: {seen:?}"
+        );
+    }
+
+    // A withdrawal still withdraws.
+    let installed = rt.block_on(bird_apply(&bird, &keys, None));
+    tb.wait_peer(&[]);
+    assert!(installed.options.is_empty(), "{installed:?}");
+    wait_until("both withdrawals at the monitor", || {
+        monitor.withdrawals() == ["198.51.100.53/32", "198.51.100.54/32", "2001:db8:b::53/128"]
+    });
 }

@@ -8,12 +8,16 @@
 
 mod support;
 
+use anycastd::bgp::{Attributes, Community, LargeCommunity, GRACEFUL_SHUTDOWN};
+use anycastd::routing::gobgp::{Gobgp, GobgpState};
+use anycastd::routing::{Backend, BackendId, Change, Installed, Place};
 use anycastd_journal::wire::{self, Event};
 use nix::sys::signal::Signal;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use support::adj_in::{path_at_peer, PeerPath};
 use support::daemon::{testbed_sections, Daemon};
 use support::monitor::Monitor;
 use support::testbed::Testbed;
@@ -426,4 +430,161 @@ fn an_api_unreachable_at_start_is_said_and_a_family_gobgpd_has_no_table_for_fail
     });
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait(EXIT), 70, "{}", daemon.log_text());
+}
+
+/// Run `body` on a thread in the network namespace `netns` (where the testbed's gobgpd API
+/// listens), with a Tokio runtime of that thread.
+fn in_netns<T: Send>(netns: &str, body: impl FnOnce(&tokio::runtime::Runtime) -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let file = std::fs::File::open(format!("/run/netns/{netns}")).unwrap();
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                body(&rt)
+            })
+            .join()
+            .unwrap()
+    })
+}
+
+/// Announce (`Some`: with those attributes) or withdraw `prefixes` through `gobgp`, one
+/// batch at a time as the writer cuts them; what gobgpd has after.
+async fn gobgp_apply(
+    gobgp: &Gobgp,
+    prefixes: &[ipnet::IpNet],
+    attributes: Option<&Attributes>,
+) -> GobgpState {
+    let installed = gobgp.read().await.unwrap();
+    let changes: Vec<Change> = prefixes
+        .iter()
+        .map(|prefix| Change {
+            place: Place::default(),
+            prefix: *prefix,
+            announce: attributes.is_some(),
+            attributes: attributes.cloned().unwrap_or_default(),
+        })
+        .collect();
+    for batch in gobgp.batches(&installed, &changes) {
+        gobgp.apply(&installed, &changes[batch], &[]).await.unwrap();
+    }
+    gobgp.read().await.unwrap()
+}
+
+#[test]
+fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
+    let Some(tb) = Testbed::up_with_gobgp() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let prefixes: [ipnet::IpNet; 2] = [
+        "198.51.100.53/32".parse().unwrap(),
+        "2001:db8:b::53/128".parse().unwrap(),
+    ];
+    let keys: Vec<(Place, ipnet::IpNet)> =
+        prefixes.iter().map(|p| (Place::default(), *p)).collect();
+    // (the peer's neighbour, afi, prefix) of each.
+    let at_peer = [
+        ("192.0.2.13", "ipv4", "198.51.100.53/32"),
+        ("2001:db8:ffff:4::1", "ipv6", "2001:db8:b::53/128"),
+    ];
+    let wait_peer_paths = |want: &PeerPath| {
+        wait_until(&format!("{want:?} at the peer"), || {
+            at_peer
+                .iter()
+                .all(|(n, afi, p)| path_at_peer(&tb, n, afi, p).as_ref() == Some(want))
+        })
+    };
+    let plain_at_peer = PeerPath {
+        as_path: vec![65539],
+        ..PeerPath::default()
+    };
+    in_netns(&tb.gobgp_netns(), |rt| {
+        let gobgp = Gobgp::new(
+            &BackendId::gobgp("127.0.0.1:50051"),
+            &anycastd::routing::gobgp::Settings::default(),
+        );
+        let check = |installed: &GobgpState, wanted: &Attributes| {
+            for (place, prefix) in &keys {
+                assert!(installed.contains(place, prefix));
+                assert_eq!(&installed.attributes(place, prefix), wanted, "{prefix}");
+                // Replaced in place: one path of anycastd's, never two.
+                assert_eq!(paths_for(&tb, &prefix.to_string()), 1, "{prefix}");
+            }
+            let shown = rt.block_on(gobgp.inspect(&keys)).unwrap();
+            for s in shown {
+                assert_eq!(s.advertised.as_ref(), Some(wanted));
+                assert_eq!(s.established_peers, 1);
+            }
+        };
+
+        let installed = rt.block_on(gobgp_apply(&gobgp, &prefixes, Some(&Attributes::plain())));
+        wait_peer(
+            &tb,
+            &with(&["gobgp:198.51.100.53/32", "gobgp:2001:db8:b::53/128"], &[]),
+        );
+        wait_peer_paths(&plain_at_peer);
+        check(&installed, &Attributes::plain());
+
+        // From here on the peer must never see a withdrawal until the last step.
+        let monitor = Monitor::start(&tb, d);
+        let deprefer = Attributes {
+            as_path_prepend: 3,
+            med: Some(1000),
+            communities: vec![Community(65000, 666)],
+            large_communities: vec![LargeCommunity(65000, 1, 666)],
+        };
+        let started = Instant::now();
+        let installed = rt.block_on(gobgp_apply(&gobgp, &prefixes, Some(&deprefer)));
+        let applied_ms = started.elapsed().as_millis();
+        // gobgpd's global AS 3 times in the path added; the EBGP session adds it once more,
+        // as FRR and BIRD do.
+        wait_peer_paths(&PeerPath {
+            as_path: vec![65539; 4],
+            med: Some(1000),
+            communities: vec![4259840666],
+            large_communities: vec![(65000, 1, 666)],
+        });
+        eprintln!(
+            "MEASURED: GoBGP plain -> de-preferred: applied and read back in {applied_ms} ms, at the peer (adj-in polled) after {} ms",
+            started.elapsed().as_millis()
+        );
+        check(&installed, &deprefer);
+
+        let installed = rt.block_on(gobgp_apply(&gobgp, &prefixes, Some(&Attributes::plain())));
+        wait_peer_paths(&plain_at_peer);
+        check(&installed, &Attributes::plain());
+
+        // A graceful drain: the de-preferred path with 65535:0.
+        let drain = deprefer.clone().with(GRACEFUL_SHUTDOWN);
+        let installed = rt.block_on(gobgp_apply(&gobgp, &prefixes, Some(&drain)));
+        wait_peer_paths(&PeerPath {
+            as_path: vec![65539; 4],
+            med: Some(1000),
+            communities: vec![4259840666, 4294901760],
+            large_communities: vec![(65000, 1, 666)],
+        });
+        check(&installed, &drain);
+        std::thread::sleep(Duration::from_secs(1));
+        let seen = monitor.events();
+        assert_eq!(monitor.withdrawals(), Vec::<String>::new(), "{seen:?}");
+        for (_, _, prefix) in at_peer {
+            assert!(
+                seen.iter().filter(|(p, _)| p == prefix).count() >= 3,
+                "the monitor saw each change as an update: {seen:?}"
+            );
+        }
+
+        // A withdrawal still withdraws.
+        let installed = rt.block_on(gobgp_apply(&gobgp, &prefixes, None));
+        assert!(installed.own.is_empty() && installed.attributes.is_empty());
+        wait_peer(&tb, &[]);
+        wait_until("both withdrawals at the monitor", || {
+            monitor.withdrawals() == ["198.51.100.53/32", "2001:db8:b::53/128"]
+        });
+    });
 }

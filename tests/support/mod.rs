@@ -1,6 +1,7 @@
 //! Shared test fixtures.
 #![allow(dead_code)]
 
+pub mod adj_in;
 pub mod cabourotte;
 pub mod daemon;
 pub mod docs;

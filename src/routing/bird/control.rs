@@ -69,6 +69,18 @@ pub enum BirdError {
         /// The prefix.
         prefix: String,
     },
+    /// A route to announce with a prepend, and no one local AS to prepend.
+    #[error(
+        "BIRD at {socket}: cannot prepend the local AS to routes of protocol {protocol}: {reason}"
+    )]
+    LocalAs {
+        /// The socket.
+        socket: String,
+        /// The static protocol.
+        protocol: String,
+        /// Why, in words.
+        reason: String,
+    },
     /// The include file could not be written.
     #[error("cannot write {path}: {reason}")]
     File {

@@ -1,7 +1,9 @@
 //! BIRD 2 (and 3) as a [`Backend`]: `route P blackhole;` lines in a file per static protocol
-//! that anycastd owns and the operator's `protocol static` includes, loaded with `configure`
-//! over the control socket ([`control`]), read back with `show route protocol NAME`, and shown
-//! with `show route export BGP table T` for every established BGP protocol.
+//! that anycastd owns and the operator's `protocol static` includes (a route announced with
+//! attributes has them as its filter block, [`attrs`]), loaded with `configure` over the
+//! control socket ([`control`]), read back with `show route protocol NAME all`, and shown
+//! with `show route export BGP table T` for every established BGP protocol (and what the
+//! table's best route carries, `show route P table T primary all`).
 //!
 //! The backend's instance is the control socket; a prefix's place is the name of the static
 //! protocol it goes into ([`kind`] puts it in words: `BIRD protocol anycastd4`). The file of protocol `P` is
@@ -25,6 +27,7 @@
 //! other code is a failure with BIRD's text (`8002 file:line:col message` names a config
 //! error, `8007 Access denied` a restricted socket).
 
+pub mod attrs;
 pub mod control;
 
 pub mod kind;
@@ -35,6 +38,7 @@ use super::{
     Backend, BackendId, BoxFuture, Change, Installed, KeptBeside, Place, PrefixKey,
     Reconfigurations, RuntimeFileUnknown, Shown, Snapshot,
 };
+use attrs::RouteOptions;
 use control::{within, BirdError, Reply, Session};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
@@ -165,6 +169,28 @@ pub fn parse_routes(reply: &Reply) -> BTreeSet<IpNet> {
 pub struct BirdState {
     /// Static protocol name -> (table, routes).
     pub statics: BTreeMap<String, (String, BTreeSet<IpNet>)>,
+    /// What the routes not announced plain carry: (static protocol, prefix) -> options.
+    pub options: BTreeMap<(String, IpNet), RouteOptions>,
+}
+
+impl BirdState {
+    /// The routes of static protocol `protocol` with what each carries.
+    fn routes_of(&self, protocol: &str) -> Option<BTreeMap<IpNet, RouteOptions>> {
+        let (_, routes) = self.statics.get(protocol)?;
+        Some(
+            routes
+                .iter()
+                .map(|net| {
+                    let options = self
+                        .options
+                        .get(&(protocol.to_owned(), *net))
+                        .cloned()
+                        .unwrap_or_default();
+                    (*net, options)
+                })
+                .collect(),
+        )
+    }
 }
 
 impl Installed for BirdState {
@@ -179,9 +205,25 @@ impl Installed for BirdState {
             .is_some_and(|(_, routes)| routes.contains(prefix))
     }
 
+    /// Read from BIRD (`show route protocol P all`): a prepend counts the ASes of the
+    /// route's own path, whichever they are.
+    fn attributes(&self, place: &Place, prefix: &IpNet) -> crate::bgp::Attributes {
+        place
+            .name()
+            .and_then(|p| self.options.get(&(p.to_owned(), *prefix)))
+            .map(RouteOptions::attributes)
+            .unwrap_or_default()
+    }
+
     fn snapshot(&self) -> Snapshot {
         Snapshot {
-            attributes: Default::default(),
+            attributes: self
+                .options
+                .iter()
+                .map(|((protocol, net), o)| {
+                    ((Place::named(protocol.clone()), *net), o.attributes())
+                })
+                .collect(),
             tables: self
                 .statics
                 .iter()
@@ -196,18 +238,39 @@ pub fn file_socket(text: &str) -> Option<&str> {
     text.lines().find_map(|l| l.strip_prefix("# socket "))
 }
 
-/// The text of an include file holding `routes`, written for the BIRD of `socket`.
-pub fn file_text(protocol: &str, socket: &Path, routes: &BTreeSet<IpNet>) -> String {
+/// The text of an include file holding `routes` (each with what it carries), written for the
+/// BIRD of `socket`.
+pub fn file_text(protocol: &str, socket: &Path, routes: &BTreeMap<IpNet, RouteOptions>) -> String {
     let mut text = format!(
         "# Written by anycastd for BIRD's protocol static {protocol}: the routes BIRD runs\n\
          # there, with anycastd's changes. Do not edit; anycastd rewrites it.\n\
          # socket {}\n",
         socket.display()
     );
-    for route in routes {
-        text.push_str(&format!("route {route} blackhole;\n"));
+    for (route, options) in routes {
+        text.push_str(&format!(
+            "route {route} blackhole{};\n",
+            options.filter_block()
+        ));
     }
     text
+}
+
+/// An include file's text without the routes of `out`: its other lines as they are.
+pub fn file_without(text: &str, out: &BTreeSet<IpNet>) -> String {
+    let mut kept = String::new();
+    for line in text.lines() {
+        let route = line
+            .trim()
+            .strip_prefix("route ")
+            .and_then(|l| l.split_whitespace().next()?.parse::<IpNet>().ok());
+        if route.is_some_and(|r| out.contains(&r)) {
+            continue;
+        }
+        kept.push_str(line);
+        kept.push('\n');
+    }
+    kept
 }
 
 /// The routes of an include file's text (its `route P ...;` lines).
@@ -262,14 +325,15 @@ impl Bird {
         let protocols = parse_protocols(&session.command("show protocols").await?);
         let mut state = BirdState::default();
         for p in protocols.iter().filter(|p| p.proto == "Static") {
-            let routes = parse_routes(
-                &session
-                    .command(&format!("show route protocol {}", p.name))
-                    .await?,
-            );
+            let reply = session
+                .command(&format!("show route protocol {} all", p.name))
+                .await?;
+            for (net, options) in attrs::parse_route_options(&reply) {
+                state.options.insert((p.name.clone(), net), options);
+            }
             state
                 .statics
-                .insert(p.name.clone(), (p.table.clone(), routes));
+                .insert(p.name.clone(), (p.table.clone(), parse_routes(&reply)));
         }
         Ok((state, protocols))
     }
@@ -289,34 +353,26 @@ impl Bird {
         withdrawing: &[PrefixKey],
     ) -> Result<(), BirdError> {
         // Per protocol: what BIRD runs less the withdrawals wanted (the file put back after
-        // a refusal), and that with this batch's changes (the file to load).
-        let mut kept: BTreeMap<&str, BTreeSet<IpNet>> = BTreeMap::new();
-        let mut files: BTreeMap<&str, BTreeSet<IpNet>> = BTreeMap::new();
+        // a refusal), and this batch's changes to it, in order.
+        let mut kept: BTreeMap<&str, BTreeMap<IpNet, RouteOptions>> = BTreeMap::new();
+        let mut edits: BTreeMap<&str, Vec<&Change>> = BTreeMap::new();
         for change in changes {
             let Some(protocol) = change.place.name() else {
                 return Err(self.missing(&change.place));
             };
-            let routes = match files.get_mut(protocol) {
-                Some(routes) => routes,
-                None => {
-                    let Some((_, now)) = installed.statics.get(protocol) else {
-                        return Err(self.missing(&change.place));
-                    };
-                    let out = in_protocol(withdrawing, protocol);
-                    let base: BTreeSet<IpNet> = now.difference(&out).copied().collect();
-                    kept.insert(protocol, base.clone());
-                    files.entry(protocol).or_insert(base)
-                }
-            };
-            if change.announce {
-                routes.insert(change.prefix);
-            } else {
-                routes.remove(&change.prefix);
+            if !kept.contains_key(protocol) {
+                let Some(mut now) = installed.routes_of(protocol) else {
+                    return Err(self.missing(&change.place));
+                };
+                let out = in_protocol(withdrawing, protocol);
+                now.retain(|net, _| !out.contains(net));
+                kept.insert(protocol, now);
             }
+            edits.entry(protocol).or_default().push(change);
         }
         within(&self.socket, self.settings.timeout, async {
             let (mut session, _) = Session::open(&self.socket).await?;
-            for protocol in files.keys() {
+            for protocol in kept.keys() {
                 let reply = session
                     .command(&format!("show protocols all {protocol}"))
                     .await?;
@@ -331,6 +387,51 @@ impl Bird {
                         prefix: change.prefix.to_string(),
                     });
                 }
+            }
+            // The files to load: what is kept, with this batch's changes. A prepend repeats
+            // the local AS of the BGP protocols the route goes to (`show protocols all`,
+            // asked only when a change prepends).
+            let mut bgp: Option<Vec<attrs::BgpProtocol>> = None;
+            let mut files: BTreeMap<&str, BTreeMap<IpNet, RouteOptions>> = BTreeMap::new();
+            for (protocol, base) in &kept {
+                let edits = edits.get(protocol).map(Vec::as_slice).unwrap_or_default();
+                let local_as = if edits
+                    .iter()
+                    .any(|c| c.announce && c.attributes.as_path_prepend > 0)
+                {
+                    let bgp = match &mut bgp {
+                        Some(bgp) => bgp,
+                        none => none.insert(attrs::parse_bgp_protocols(
+                            &session.command("show protocols all").await?,
+                        )),
+                    };
+                    let table = installed
+                        .statics
+                        .get(*protocol)
+                        .map(|(table, _)| table.as_str())
+                        .unwrap_or_default();
+                    let asn =
+                        attrs::local_as_for(bgp, table).map_err(|reason| BirdError::LocalAs {
+                            socket: self.socket.display().to_string(),
+                            protocol: (*protocol).to_owned(),
+                            reason,
+                        })?;
+                    Some(asn)
+                } else {
+                    None
+                };
+                let mut routes = base.clone();
+                for change in edits {
+                    if change.announce {
+                        routes.insert(
+                            change.prefix,
+                            RouteOptions::of(&change.attributes, local_as),
+                        );
+                    } else {
+                        routes.remove(&change.prefix);
+                    }
+                }
+                files.insert(*protocol, routes);
             }
             for (protocol, routes) in &files {
                 self.write_file(protocol, routes)?;
@@ -352,7 +453,11 @@ impl Bird {
         .await
     }
 
-    fn write_file(&self, protocol: &str, routes: &BTreeSet<IpNet>) -> Result<(), BirdError> {
+    fn write_file(
+        &self,
+        protocol: &str,
+        routes: &BTreeMap<IpNet, RouteOptions>,
+    ) -> Result<(), BirdError> {
         let path = include_file(&self.settings.include_dir, protocol);
         write_atomically(&path, &file_text(protocol, &self.socket, routes)).map_err(|e| {
             BirdError::File {
@@ -362,11 +467,12 @@ impl Bird {
         })
     }
 
-    /// `configure`, and after `0004`/`0005` wait until BIRD shows the routes of `files`.
+    /// `configure`, and after `0004`/`0005` wait until BIRD shows the routes of `files`
+    /// (with what they carry).
     async fn load(
         session: &mut Session,
         socket: &Path,
-        files: &BTreeMap<&str, BTreeSet<IpNet>>,
+        files: &BTreeMap<&str, BTreeMap<IpNet, RouteOptions>>,
         timeout: Duration,
     ) -> Result<(), BirdError> {
         let reply = session.command("configure").await?;
@@ -378,9 +484,9 @@ impl Bird {
                 let deadline = tokio::time::Instant::now() + SETTLE.min(timeout / 2);
                 loop {
                     let (state, _) = Self::state_in(session).await?;
-                    let done = files.iter().all(|(p, routes)| {
-                        state.statics.get(*p).is_some_and(|(_, now)| now == routes)
-                    });
+                    let done = files
+                        .iter()
+                        .all(|(p, routes)| state.routes_of(p).as_ref() == Some(routes));
                     if done || tokio::time::Instant::now() >= deadline {
                         return Ok(());
                     }
@@ -472,12 +578,44 @@ impl Backend for Bird {
                     }
                 }
             }
+            // What the best route of each prefix BIRD has in its table carries (before any
+            // export filter, and before a BGP session prepends its own AS).
+            let mut advertised = Vec::with_capacity(prefixes.len());
+            for (protocol, prefix) in prefixes {
+                let table = protocol
+                    .name()
+                    .and_then(|p| state.statics.get(p))
+                    .filter(|_| state.contains(protocol, prefix));
+                let Some((table, _)) = table else {
+                    advertised.push(None);
+                    continue;
+                };
+                let reply = match session
+                    .command(&format!("show route {prefix} table {table} primary all"))
+                    .await
+                {
+                    Ok(reply) => reply,
+                    // Not a prefix of that table's family (9001): nothing to show.
+                    Err(BirdError::Refused { .. }) => {
+                        advertised.push(None);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                advertised.push(parse_routes(&reply).contains(prefix).then(|| {
+                    attrs::parse_route_options(&reply)
+                        .get(prefix)
+                        .map(RouteOptions::attributes)
+                        .unwrap_or_default()
+                }));
+            }
             Ok(prefixes
                 .iter()
-                .map(|(protocol, prefix)| {
+                .zip(advertised)
+                .map(|((protocol, prefix), advertised)| {
                     let configured = state.contains(protocol, prefix);
                     Shown {
-                        advertised: None,
+                        advertised,
                         configured,
                         valid: configured,
                         established_peers: exported.iter().filter(|e| e.contains(prefix)).count(),
@@ -554,14 +692,16 @@ impl Bird {
     async fn tidy_files(&self, installed: &BirdState, wanted: &[(PrefixKey, bool)]) {
         let protocols: BTreeSet<&str> = wanted.iter().filter_map(|((t, _), _)| t.name()).collect();
         for protocol in protocols {
-            let Some((_, has)) = installed.statics.get(protocol) else {
+            let Some(has) = installed.routes_of(protocol) else {
                 continue;
             };
-            // What BIRD has, less the withdrawals it has not taken yet (a refused configure):
-            // the file withdraws them at the next configure, whoever runs it, or start.
+            // What BIRD has (with what each route carries), less the withdrawals it has not
+            // taken yet (a refused configure): the file withdraws them at the next
+            // configure, whoever runs it, or start.
             let withdrawn =
                 in_protocol(wanted.iter().filter(|(_, a)| !a).map(|(k, _)| k), protocol);
-            let routes: BTreeSet<IpNet> = has.difference(&withdrawn).copied().collect();
+            let mut routes = has.clone();
+            routes.retain(|net, _| !withdrawn.contains(net));
             let path = include_file(&self.settings.include_dir, protocol);
             let text = file_text(protocol, &self.socket, &routes);
             let now = std::fs::read_to_string(&path).ok();
@@ -613,19 +753,22 @@ impl Bird {
             if file_socket(&now).is_some_and(|s| Path::new(s) != self.socket) {
                 continue;
             }
-            let mut routes = file_routes(&now);
-            let before = routes.len();
-            for (prefix, announce) in wanted {
-                if !announce {
-                    routes.remove(&prefix);
-                }
-            }
-            if routes.len() == before {
+            let out: BTreeSet<IpNet> = wanted
+                .iter()
+                .filter(|(_, announce)| !announce)
+                .map(|(prefix, _)| *prefix)
+                .collect();
+            if file_routes(&now).is_disjoint(&out) {
                 continue;
             }
-            if let Err(e) = self.write_file(protocol, &routes) {
+            // The other routes' lines as they are (with what each carries).
+            if let Err(e) = write_atomically(&path, &file_without(&now, &out)) {
                 tracing::warn!(
-                    "{e} (BIRD is unreachable; the file is to say what it loads when it returns)"
+                    "{} (BIRD is unreachable; the file is to say what it loads when it returns)",
+                    BirdError::File {
+                        path: path.display().to_string(),
+                        reason: crate::io_text::io_reason(&e),
+                    }
                 );
             }
         }
@@ -889,7 +1032,7 @@ mod tests {
             move |request, configured| match request {
                 "show protocols" => protocols(),
                 "show protocols all anycastd4" => protocol_all(),
-                "show route protocol anycastd4" => {
+                "show route protocol anycastd4 all" => {
                     let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     if configured > 0 && n >= 3 {
                         vec![
@@ -934,7 +1077,7 @@ mod tests {
                 match request {
                 "show protocols" => protocols(),
                 "show protocols all anycastd4" => protocol_all(),
-                "show route protocol anycastd4" => vec!["0000 ".into()],
+                "show route protocol anycastd4 all" => vec!["0000 ".into()],
                 "configure" => vec![
                     "0002-Reading configuration from /etc/bird/bird.conf".into(),
                     "8002 /run/anycastd/bird-anycastd4.conf:1:7 syntax error, unexpected CF_SYM_UNDEFINED".into(),
@@ -957,7 +1100,7 @@ mod tests {
         // The refused file was put back as it was, so the next `configure` (anyone's) is not
         // refused for it.
         let text = std::fs::read_to_string(include_file(dir.path(), "anycastd4")).unwrap();
-        assert_eq!(text, file_text("anycastd4", &socket, &BTreeSet::new()));
+        assert_eq!(text, file_text("anycastd4", &socket, &BTreeMap::new()));
         // A prefix of the other family than the protocol's channel fails before anything is
         // written or loaded.
         std::fs::remove_file(include_file(dir.path(), "anycastd4")).unwrap();
@@ -1025,7 +1168,7 @@ mod tests {
                 move |request, _| match request {
                     "show protocols" => protocols(),
                     "show protocols all anycastd4" => protocol_all(),
-                    "show route protocol anycastd4" => vec!["0000 ".into()],
+                    "show route protocol anycastd4 all" => vec!["0000 ".into()],
                     "configure" => vec![
                         "0002-Reading configuration from /etc/bird/bird.conf".into(),
                         code.into(),
@@ -1047,11 +1190,17 @@ mod tests {
         use crate::routing::writer::{self, Decision, Notice, Outcome};
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("bird.ctl");
-        // The file BIRD loaded before it stopped: two routes.
-        let routes: BTreeSet<IpNet> = ["192.0.2.1/32", "192.0.2.2/32"]
-            .iter()
-            .map(|p| p.parse().unwrap())
-            .collect();
+        // The file BIRD loaded before it stopped: two routes, one de-preferred.
+        let deprefer = RouteOptions {
+            path: vec![65538],
+            med: Some(1000),
+            ..RouteOptions::default()
+        };
+        let routes: BTreeMap<IpNet, RouteOptions> = [
+            ("192.0.2.1/32".parse().unwrap(), RouteOptions::default()),
+            ("192.0.2.2/32".parse().unwrap(), deprefer),
+        ]
+        .into();
         let file = include_file(dir.path(), "anycastd4");
         std::fs::write(&file, file_text("anycastd4", &socket, &routes)).unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -1086,9 +1235,14 @@ mod tests {
         );
         // The file was rewritten without it, and the withdrawal is not verified (a stop
         // lists it).
-        assert_eq!(
-            file_routes(&std::fs::read_to_string(&file).unwrap()).len(),
-            1
+        // The other route's line is kept as it was, with what it carries.
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(file_routes(&text).len(), 1);
+        assert!(
+            text.ends_with(
+                "\nroute 192.0.2.2/32 blackhole { bgp_path.prepend(65538); bgp_med = 1000; };\n"
+            ),
+            "{text}"
         );
         let mut watch = handle.status();
         let status = tokio::time::timeout(
@@ -1102,6 +1256,123 @@ mod tests {
         assert_eq!(
             status.pending.iter().map(|p| &p.0).collect::<Vec<_>>(),
             [&key]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_prepend_repeats_the_local_as_of_the_bgp_protocols_and_fails_without_one() {
+        use crate::bgp::{Attributes, GRACEFUL_SHUTDOWN};
+        for (bgp, local_as) in [(true, Some(65538)), (false, None)] {
+            let dir = tempfile::tempdir().unwrap();
+            let (socket, _server) = fake_bird(
+                dir.path(),
+                Some("0001 BIRD 2.0.12 ready."),
+                move |request, _| match request {
+                    "show protocols" => protocols(),
+                    "show protocols all anycastd4" => protocol_all(),
+                    "show protocols all" => {
+                        let mut lines = protocol_all();
+                        lines.pop();
+                        if bgp {
+                            lines.extend(
+                                [
+                                    "1002-peer_v4    BGP        ---        up     18:09:10.770  Established   ",
+                                    "1006-  BGP state:          Established",
+                                    "     Local AS:         65538",
+                                    "   Channel ipv4",
+                                    "     Table:          master4",
+                                ]
+                                .map(str::to_owned),
+                            );
+                        }
+                        lines.push("0000 ".to_owned());
+                        lines
+                    }
+                    "show route protocol anycastd4 all" => vec!["0000 ".into()],
+                    "configure" => vec!["0003 Reconfigured".into()],
+                    other => vec![format!("9001 unexpected {other}")],
+                },
+            );
+            let bird = bird_at(&socket, dir.path());
+            let installed = bird.read().await.unwrap();
+            let mut change = announce("192.0.2.1/32");
+            change.attributes = Attributes {
+                as_path_prepend: 2,
+                ..Attributes::plain().with(GRACEFUL_SHUTDOWN)
+            };
+            let result = bird.apply(&installed, &[change.clone()], &[]).await;
+            let file = include_file(dir.path(), "anycastd4");
+            match local_as {
+                Some(_) => {
+                    result.unwrap();
+                    let text = std::fs::read_to_string(&file).unwrap();
+                    assert!(
+                        text.ends_with("\nroute 192.0.2.1/32 blackhole { bgp_path.prepend(65538); bgp_path.prepend(65538); bgp_community.add((65535,0)); };\n"),
+                        "{text}"
+                    );
+                }
+                None => {
+                    assert_eq!(
+                        result.unwrap_err().to_string(),
+                        format!("BIRD at {}: cannot prepend the local AS to routes of protocol anycastd4: BIRD has no BGP protocol to take the local AS from", socket.display())
+                    );
+                    assert!(!file.exists(), "nothing written");
+                    // Without a prepend the local AS is not needed.
+                    change.attributes.as_path_prepend = 0;
+                    bird.apply(&installed, &[change.clone()], &[])
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idle_pass_writes_the_routes_bird_runs_with_what_they_carry_and_then_leaves_the_file(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let bird = bird_at(Path::new("/run/bird/bird.ctl"), dir.path());
+        let (a, b): (IpNet, IpNet) = (
+            "192.0.2.1/32".parse().unwrap(),
+            "192.0.2.2/32".parse().unwrap(),
+        );
+        let deprefer = RouteOptions {
+            path: vec![65538, 65538],
+            med: Some(1000),
+            communities: vec![crate::bgp::GRACEFUL_SHUTDOWN],
+            ..RouteOptions::default()
+        };
+        let mut state = BirdState::default();
+        state
+            .statics
+            .insert("anycastd4".into(), ("master4".into(), [a, b].into()));
+        state
+            .options
+            .insert(("anycastd4".into(), b), deprefer.clone());
+        let wanted = [((Place::named("anycastd4"), a), true)];
+        bird.tidy_files(&state, &wanted).await;
+        let file = include_file(dir.path(), "anycastd4");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            text.ends_with("route 192.0.2.1/32 blackhole;\nroute 192.0.2.2/32 blackhole { bgp_path.prepend(65538); bgp_path.prepend(65538); bgp_med = 1000; bgp_community.add((65535,0)); };\n"),
+            "{text}"
+        );
+        // The same state gives the same text: the next pass leaves the file (that BIRD
+        // reads such a file back as this state is tests/bird.rs's).
+        let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        bird.tidy_files(&state, &wanted).await;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().modified().unwrap(),
+            modified
+        );
+        assert_eq!(
+            state.attributes(&Place::named("anycastd4"), &b),
+            deprefer.attributes()
+        );
+        assert_eq!(
+            state.snapshot().attributes,
+            [((Place::named("anycastd4"), b), deprefer.attributes())].into()
         );
     }
 
@@ -1129,9 +1400,13 @@ mod tests {
 
     #[test]
     fn the_include_file() {
-        let routes: BTreeSet<IpNet> = [
-            "203.0.113.53/32".parse().unwrap(),
-            "203.0.113.5/32".parse().unwrap(),
+        let drain = RouteOptions::of(
+            &crate::bgp::Attributes::plain().with(crate::bgp::GRACEFUL_SHUTDOWN),
+            None,
+        );
+        let routes: BTreeMap<IpNet, RouteOptions> = [
+            ("203.0.113.53/32".parse().unwrap(), drain),
+            ("203.0.113.5/32".parse().unwrap(), RouteOptions::default()),
         ]
         .into();
         let text = file_text("anycastd4", Path::new("/run/bird/bird.ctl"), &routes);
@@ -1140,8 +1415,20 @@ mod tests {
             lines,
             [
                 "route 203.0.113.5/32 blackhole;",
-                "route 203.0.113.53/32 blackhole;"
+                "route 203.0.113.53/32 blackhole { bgp_community.add((65535,0)); };"
             ]
+        );
+        assert_eq!(
+            file_routes(&text),
+            routes.keys().copied().collect::<BTreeSet<_>>()
+        );
+        assert_eq!(
+            file_without(&text, &["203.0.113.53/32".parse().unwrap()].into()),
+            file_text(
+                "anycastd4",
+                Path::new("/run/bird/bird.ctl"),
+                &[("203.0.113.5/32".parse().unwrap(), RouteOptions::default())].into()
+            )
         );
         assert_eq!(
             include_pattern(Path::new("/run/anycastd"), "anycastd4"),

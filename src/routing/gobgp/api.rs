@@ -5,9 +5,11 @@
 //! (protobuf's rule for unknown fields) and never sent. Attributes and NLRI travel as
 //! `google.protobuf.Any` ([`prost_types::Any`]) whose type URL names the `apipb` message.
 //!
-//! RPCs: `AddPath`, `DeletePath`, `ListPath` (server stream), `ListPeer` (server stream) and
-//! `WatchEvent` (server stream, held open to notice that gobgpd went away).
+//! RPCs: `AddPath`, `DeletePath`, `ListPath` (server stream), `ListPeer` (server stream),
+//! `GetBgp` (the global AS a prepend repeats) and `WatchEvent` (server stream, held open to
+//! notice that gobgpd went away).
 
+use crate::bgp::{Attributes, Community};
 use ipnet::IpNet;
 use prost::Message;
 use std::time::Duration;
@@ -31,6 +33,9 @@ pub const SESSION_ESTABLISHED: i32 = 6;
 
 /// `apipb.TableLookupPrefix.Type.EXACT`.
 pub const LOOKUP_EXACT: i32 = 0;
+
+/// `apipb.AsSegment.Type.AS_SEQUENCE`.
+pub const AS_SEQUENCE: i32 = 2;
 
 /// `apipb.Family`.
 #[derive(Clone, PartialEq, Message)]
@@ -314,6 +319,83 @@ pub struct MpReachNlriAttribute {
     pub nlris: Vec<prost_types::Any>,
 }
 
+/// `apipb.AsSegment`.
+#[derive(Clone, PartialEq, Message)]
+pub struct AsSegment {
+    /// `type` (enum `Type`).
+    #[prost(int32, tag = "1")]
+    pub r#type: i32,
+    /// `numbers`.
+    #[prost(uint32, repeated, tag = "2")]
+    pub numbers: Vec<u32>,
+}
+
+/// `apipb.AsPathAttribute`.
+#[derive(Clone, PartialEq, Message)]
+pub struct AsPathAttribute {
+    /// `segments`.
+    #[prost(message, repeated, tag = "1")]
+    pub segments: Vec<AsSegment>,
+}
+
+/// `apipb.MultiExitDiscAttribute`.
+#[derive(Clone, PartialEq, Message)]
+pub struct MultiExitDiscAttribute {
+    /// `med`.
+    #[prost(uint32, tag = "1")]
+    pub med: u32,
+}
+
+/// `apipb.CommunitiesAttribute`.
+#[derive(Clone, PartialEq, Message)]
+pub struct CommunitiesAttribute {
+    /// `communities`: each `ASN:VALUE` as one 32-bit number.
+    #[prost(uint32, repeated, tag = "1")]
+    pub communities: Vec<u32>,
+}
+
+/// `apipb.LargeCommunity`.
+#[derive(Clone, PartialEq, Message)]
+pub struct LargeCommunity {
+    /// `global_admin`.
+    #[prost(uint32, tag = "1")]
+    pub global_admin: u32,
+    /// `local_data1`.
+    #[prost(uint32, tag = "2")]
+    pub local_data1: u32,
+    /// `local_data2`.
+    #[prost(uint32, tag = "3")]
+    pub local_data2: u32,
+}
+
+/// `apipb.LargeCommunitiesAttribute`.
+#[derive(Clone, PartialEq, Message)]
+pub struct LargeCommunitiesAttribute {
+    /// `communities`.
+    #[prost(message, repeated, tag = "1")]
+    pub communities: Vec<LargeCommunity>,
+}
+
+/// `apipb.GetBgpRequest`.
+#[derive(Clone, PartialEq, Message)]
+pub struct GetBgpRequest {}
+
+/// `apipb.GetBgpResponse`.
+#[derive(Clone, PartialEq, Message)]
+pub struct GetBgpResponse {
+    /// `global`.
+    #[prost(message, optional, tag = "1")]
+    pub global: Option<Global>,
+}
+
+/// `apipb.Global`.
+#[derive(Clone, PartialEq, Message)]
+pub struct Global {
+    /// `asn`: the global AS.
+    #[prost(uint32, tag = "1")]
+    pub asn: u32,
+}
+
 /// A message as `google.protobuf.Any` with its `apipb` type name.
 fn any<M: Message>(name: &str, message: &M) -> prost_types::Any {
     prost_types::Any {
@@ -358,6 +440,100 @@ pub fn local_path(prefix: &IpNet, identifier: u32) -> Path {
         identifier,
         ..Path::default()
     }
+}
+
+/// `path` announced with `attributes` beside its own: the local AS `local_as` prepended
+/// `as_path_prepend` times as the AS_PATH the path starts with (an EBGP session adds the AS
+/// once more when it sends it, as to any local path), the MED, the communities.
+pub fn with_attributes(mut path: Path, attributes: &Attributes, local_as: u32) -> Path {
+    if attributes.as_path_prepend > 0 {
+        let as_path = any(
+            "AsPathAttribute",
+            &AsPathAttribute {
+                segments: vec![AsSegment {
+                    r#type: AS_SEQUENCE,
+                    numbers: vec![local_as; usize::from(attributes.as_path_prepend)],
+                }],
+            },
+        );
+        // After ORIGIN, as the attributes' type codes go.
+        path.pattrs.insert(1.min(path.pattrs.len()), as_path);
+    }
+    if let Some(med) = attributes.med {
+        path.pattrs.push(any(
+            "MultiExitDiscAttribute",
+            &MultiExitDiscAttribute { med },
+        ));
+    }
+    if !attributes.communities.is_empty() {
+        path.pattrs.push(any(
+            "CommunitiesAttribute",
+            &CommunitiesAttribute {
+                communities: attributes.communities.iter().map(|c| c.as_u32()).collect(),
+            },
+        ));
+    }
+    if !attributes.large_communities.is_empty() {
+        path.pattrs.push(any(
+            "LargeCommunitiesAttribute",
+            &LargeCommunitiesAttribute {
+                communities: attributes
+                    .large_communities
+                    .iter()
+                    .map(|c| LargeCommunity {
+                        global_admin: c.0,
+                        local_data1: c.1,
+                        local_data2: c.2,
+                    })
+                    .collect(),
+            },
+        ));
+    }
+    path
+}
+
+/// What a path carries besides the plain route, from its attributes as gobgpd lists them:
+/// a prepend counts the ASes of its AS_PATH (every segment), whichever they are.
+pub fn attributes_of(path: &Path) -> Attributes {
+    let mut out = Attributes::plain();
+    for attribute in &path.pattrs {
+        let Some(name) = attribute
+            .type_url
+            .strip_prefix("type.googleapis.com/apipb.")
+        else {
+            continue;
+        };
+        let value = attribute.value.as_slice();
+        match name {
+            "AsPathAttribute" => {
+                if let Ok(a) = AsPathAttribute::decode(value) {
+                    let n: usize = a.segments.iter().map(|s| s.numbers.len()).sum();
+                    out.as_path_prepend = u8::try_from(n).unwrap_or(u8::MAX);
+                }
+            }
+            "MultiExitDiscAttribute" => {
+                if let Ok(a) = MultiExitDiscAttribute::decode(value) {
+                    out.med = Some(a.med);
+                }
+            }
+            "CommunitiesAttribute" => {
+                if let Ok(a) = CommunitiesAttribute::decode(value) {
+                    out.communities
+                        .extend(a.communities.into_iter().map(Community::from_u32));
+                }
+            }
+            "LargeCommunitiesAttribute" => {
+                if let Ok(a) = LargeCommunitiesAttribute::decode(value) {
+                    out.large_communities
+                        .extend(a.communities.into_iter().map(|c| {
+                            crate::bgp::LargeCommunity(c.global_admin, c.local_data1, c.local_data2)
+                        }));
+                }
+            }
+            _ => {}
+        }
+    }
+    out.normalized()
 }
 
 /// The prefix of a path whose NLRI is an `IPAddressPrefix` (`None` for any other NLRI).
@@ -620,6 +796,12 @@ impl Client {
             .collect())
     }
 
+    /// `GetBgp`: the global AS.
+    pub async fn local_as(&self) -> Result<u32, ApiError> {
+        let response: GetBgpResponse = self.unary("GetBgp", GetBgpRequest {}).await?;
+        Ok(response.global.map(|g| g.asn).unwrap_or_default())
+    }
+
     /// `ListPeer`: every neighbour.
     pub async fn list_peer(&self) -> Result<Vec<Peer>, ApiError> {
         let responses: Vec<ListPeerResponse> = self
@@ -656,6 +838,7 @@ fn method(what: &'static str) -> &'static str {
         "DeletePath" => "/apipb.GobgpApi/DeletePath",
         "ListPath" => "/apipb.GobgpApi/ListPath",
         "ListPeer" => "/apipb.GobgpApi/ListPeer",
+        "GetBgp" => "/apipb.GobgpApi/GetBgp",
         _ => "/apipb.GobgpApi/WatchEvent",
     }
 }
@@ -711,6 +894,86 @@ mod tests {
             let back = Path::decode(path.encode_to_vec().as_slice()).unwrap();
             assert_eq!(back, path);
         }
+    }
+
+    #[test]
+    fn attributes_go_into_a_path_and_come_back() {
+        use crate::bgp::{LargeCommunity, GRACEFUL_SHUTDOWN};
+        let wanted = Attributes {
+            as_path_prepend: 3,
+            med: Some(1000),
+            communities: vec![Community(65000, 666), GRACEFUL_SHUTDOWN],
+            large_communities: vec![LargeCommunity(65000, 1, 666)],
+        }
+        .normalized();
+        let prefix: IpNet = "198.51.100.53/32".parse().unwrap();
+        let path = with_attributes(local_path(&prefix, 7), &wanted, 65539);
+        let types: Vec<&str> = path
+            .pattrs
+            .iter()
+            .map(|a| a.type_url.trim_start_matches("type.googleapis.com/apipb."))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "OriginAttribute",
+                "AsPathAttribute",
+                "NextHopAttribute",
+                "MultiExitDiscAttribute",
+                "CommunitiesAttribute",
+                "LargeCommunitiesAttribute"
+            ]
+        );
+        let back = Path::decode(path.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(attributes_of(&back), wanted);
+        // The plain route adds nothing.
+        assert_eq!(
+            with_attributes(local_path(&prefix, 7), &Attributes::plain(), 65539),
+            local_path(&prefix, 7)
+        );
+        assert_eq!(attributes_of(&local_path(&prefix, 7)), Attributes::plain());
+    }
+
+    #[test]
+    fn attributes_encode_as_the_protos_say() {
+        // AsPathAttribute{segments=1: [AsSegment{type=1: AS_SEQUENCE (2), numbers=2: packed
+        // [65539, 65539]}]}: 65539 is the varint 0x83 0x80 0x04.
+        let bytes = AsPathAttribute {
+            segments: vec![AsSegment {
+                r#type: AS_SEQUENCE,
+                numbers: vec![65539, 65539],
+            }],
+        }
+        .encode_to_vec();
+        assert_eq!(
+            bytes,
+            [0x0a, 10, 0x08, 2, 0x12, 6, 0x83, 0x80, 0x04, 0x83, 0x80, 0x04]
+        );
+        // CommunitiesAttribute{communities=1: packed [65535:0 = 0xffff0000]}.
+        let bytes = CommunitiesAttribute {
+            communities: vec![crate::bgp::GRACEFUL_SHUTDOWN.as_u32()],
+        }
+        .encode_to_vec();
+        assert_eq!(bytes, [0x0a, 5, 0x80, 0x80, 0xfc, 0xff, 0x0f]);
+        // LargeCommunity{global_admin=1, local_data1=2, local_data2=3} in its list (1).
+        let bytes = LargeCommunitiesAttribute {
+            communities: vec![LargeCommunity {
+                global_admin: 1,
+                local_data1: 2,
+                local_data2: 3,
+            }],
+        }
+        .encode_to_vec();
+        assert_eq!(bytes, [0x0a, 6, 0x08, 1, 0x10, 2, 0x18, 3]);
+        // MultiExitDiscAttribute{med=1: 1000}; GetBgpResponse{global=1: Global{asn=1}}.
+        assert_eq!(
+            MultiExitDiscAttribute { med: 1000 }.encode_to_vec(),
+            [0x08, 0xe8, 0x07]
+        );
+        let response = GetBgpResponse::decode([0x0a, 3, 0x08, 0xc3, 0x80].as_slice());
+        assert!(response.is_err(), "a truncated varint");
+        let response = GetBgpResponse::decode([0x0a, 4, 0x08, 0x83, 0x80, 0x04].as_slice());
+        assert_eq!(response.unwrap().global.unwrap().asn, 65539);
     }
 
     #[test]

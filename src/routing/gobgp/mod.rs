@@ -1,7 +1,9 @@
 //! GoBGP as a [`Backend`]: gobgpd driven through its gRPC API v3 ([`api`], service
 //! `apipb.GobgpApi` as gobgpd 3.x serves it; no `gobgp` CLI). A prefix is announced with
 //! `AddPath` to the global RIB (IPv4 or IPv6 unicast by its family, origin IGP, next hop
-//! 0.0.0.0 or ::, as `gobgp global rib add` builds a local network), withdrawn with
+//! 0.0.0.0 or ::, as `gobgp global rib add` builds a local network; a graded announcement
+//! adds an AS_PATH of gobgpd's global AS, a MED and communities, [`api::with_attributes`],
+//! and a change of them is an `AddPath` of the same path, which replaces it), withdrawn with
 //! `DeletePath` of that path's UUID, read back with `ListPath` of the global table, and shown
 //! (`status`) from the adj-out toward each established neighbour (`ListPeer`, `ListPath`
 //! `ADJ_OUT`).
@@ -32,6 +34,7 @@ pub mod kind;
 pub use kind::KIND;
 
 use super::{Backend, BackendId, Change, Installed, Place, PrefixKey, Shown, Snapshot};
+use crate::bgp::Attributes;
 use api::{ApiError, Client, Family};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
@@ -77,6 +80,8 @@ pub fn valid_api(text: &str) -> bool {
 pub struct GobgpState {
     /// Their prefixes.
     pub own: BTreeSet<IpNet>,
+    /// What those not announced plain carry, as gobgpd lists their attributes.
+    pub attributes: BTreeMap<IpNet, Attributes>,
     /// The unicast families (false: IPv4, true: IPv6) whose table gobgpd's global RIB does
     /// not have (`[[global.afi-safis]]` lists others only): gobgpd accepts an `AddPath` of
     /// such a prefix and keeps nothing, so anycastd refuses it itself, for that prefix alone.
@@ -106,12 +111,25 @@ impl Installed for GobgpState {
         place.name().is_none() && self.own.contains(prefix)
     }
 
+    fn attributes(&self, place: &Place, prefix: &IpNet) -> Attributes {
+        place
+            .name()
+            .is_none()
+            .then(|| self.attributes.get(prefix).cloned())
+            .flatten()
+            .unwrap_or_default()
+    }
+
     fn snapshot(&self) -> Snapshot {
         let mut tables = BTreeMap::new();
         tables.insert(Place::default(), self.own.clone());
         Snapshot {
             tables,
-            attributes: Default::default(),
+            attributes: self
+                .attributes
+                .iter()
+                .map(|(net, a)| ((Place::default(), *net), a.clone()))
+                .collect(),
         }
     }
 }
@@ -185,6 +203,10 @@ impl Gobgp {
                 }
                 if let Some(prefix) = api::prefix_of(&path) {
                     state.own.insert(prefix);
+                    let attributes = api::attributes_of(&path);
+                    if !attributes.is_plain() {
+                        state.attributes.insert(prefix, attributes);
+                    }
                 }
             }
         }
@@ -208,9 +230,29 @@ impl Gobgp {
             });
         }
         if change.announce {
-            client
-                .add_path(api::local_path(&change.prefix, OWN_IDENTIFIER))
-                .await?;
+            // A prepend repeats gobgpd's global AS. An AddPath of the same prefix and path
+            // identifier replaces the path in place: the neighbours get an update, no
+            // withdrawal.
+            let local_as =
+                if change.attributes.as_path_prepend > 0 {
+                    match client.local_as().await? {
+                        0 => return Err(ApiError::Refused {
+                            what: "GetBgp",
+                            message:
+                                "gobgpd has no global AS to prepend (is its [global.config] set?)"
+                                    .into(),
+                        }),
+                        asn => asn,
+                    }
+                } else {
+                    0
+                };
+            let path = api::with_attributes(
+                api::local_path(&change.prefix, OWN_IDENTIFIER),
+                &change.attributes,
+                local_as,
+            );
+            client.add_path(path).await?;
             return Ok(());
         }
         if installed.own.contains(&change.prefix) {
@@ -347,6 +389,9 @@ impl Backend for Gobgp {
         // neighbours get).
         let mut valid: BTreeSet<IpNet> = BTreeSet::new();
         let mut own: BTreeSet<IpNet> = BTreeSet::new();
+        // What gobgpd's best path of each prefix carries (before export policies, and
+        // before an EBGP session prepends its AS).
+        let mut best: BTreeMap<IpNet, Attributes> = BTreeMap::new();
         for v6 in [false, true] {
             let wanted: Vec<IpNet> = nets
                 .iter()
@@ -369,6 +414,9 @@ impl Backend for Gobgp {
                     let Some(prefix) = api::prefix_of(&path) else {
                         continue;
                     };
+                    if path.best && !path.is_withdraw {
+                        best.insert(prefix, api::attributes_of(&path));
+                    }
                     if path.identifier == OWN_IDENTIFIER && !path.is_withdraw {
                         own.insert(prefix);
                         if !path.is_nexthop_invalid {
@@ -406,7 +454,7 @@ impl Backend for Gobgp {
         Ok(nets
             .iter()
             .map(|p| Shown {
-                advertised: None,
+                advertised: best.get(p).cloned(),
                 configured: own.contains(p),
                 valid: valid.contains(p),
                 established_peers: sent.get(p).copied().unwrap_or(0),
