@@ -52,6 +52,8 @@ pub fn params_of(
         require: params.require,
         shadow: params.checks.iter().map(|c| c.shadow).collect(),
         fail_early,
+        on_unhealthy: fsm::OnUnhealthy::Withdraw,
+        drain_grace: Duration::ZERO,
     }
 }
 
@@ -70,6 +72,7 @@ fn timer_rank(timer: &Timer) -> (u8, usize) {
         Timer::Evaluate => (1, 0),
         Timer::DrainExpiry => (2, 0),
         Timer::DampingReuse => (3, 0),
+        Timer::GraceEnd => (4, 0),
     }
 }
 
@@ -175,7 +178,7 @@ impl Core {
                     self.timers.retain(|(t, _)| *t != timer);
                     self.timers.push((timer, deadline.0));
                 }
-                Action::Announce => set = Some(true),
+                Action::Announce(_) => set = Some(true),
                 Action::Withdraw => set = Some(false),
             }
         }
@@ -451,6 +454,8 @@ pub fn wire_cause(cause: &anycastd_fsm::Cause, check_names: &[String]) -> wire::
         Cause::Undrain => wire::Cause::Undrain,
         Cause::DrainExpired => wire::Cause::DrainExpired,
         Cause::Unsuppressed => wire::Cause::Unsuppressed,
+        // Not reached yet: no service has a grace until the journal can record one.
+        Cause::GraceEnded => wire::Cause::Drain,
     }
 }
 
