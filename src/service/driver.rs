@@ -1084,6 +1084,9 @@ mod tests {
     fn start(f: &Fixture) -> DriverHandle {
         let service = Service {
             fast_interval: None,
+            on_unhealthy: anycastd_fsm::OnUnhealthy::Withdraw,
+            deprefer: None,
+            drain_grace: Duration::ZERO,
             require: 0,
             name: "dns".into(),
             rise: 2,
