@@ -16,7 +16,7 @@ use crate::journal_handle::{now_ms, JournalHandle};
 use crate::observe::status::ServiceView;
 use crate::routing::writer::{Decision, PrefixKey, WriterHandle};
 use crate::routing::BackendId;
-use crate::service::{Core, Effects};
+use crate::service::{Core, Effects, Graded};
 use anycastd_fsm::{DampingState, DrainCause, Observation, State};
 use anycastd_journal::wire;
 use std::collections::{BTreeMap, HashMap};
@@ -240,7 +240,8 @@ impl Driver {
             start.service.damping.clone(),
             start.initial,
             start.at_ms,
-        );
+        )
+        .with_graded(Graded::of(&start.service), start.at_ms);
         let edges = start
             .service
             .checks
@@ -348,10 +349,18 @@ impl Driver {
     /// the same identity (type, url, name), withdraw removed prefixes, set added ones.
     async fn reconfigure(&mut self, service: Service, decision_seq: u64) {
         let now = now_ms();
+        let before = self.core.wanted_attributes();
+        self.core.set_graded(Graded::of(&service));
         let effects = self
             .core
             .reconfigure(wire_params(&service), service.damping.clone(), now);
         self.carry_out(effects, now).await;
+        let after = self.core.wanted_attributes();
+        if after.is_some() && after != before {
+            // New `deprefer` attributes (or `on_unhealthy`) for a service announced with
+            // them: announced anew, in place.
+            self.set_prefixes(true, decision_seq);
+        }
         let old_edges = std::mem::take(&mut self.edges);
         self.edges = service
             .checks
@@ -409,7 +418,7 @@ impl Driver {
             .collect();
         self.service = service;
         self.set_some_prefixes(&removed, false, decision_seq);
-        if !added.is_empty() && self.core.machine().state().announces() {
+        if !added.is_empty() && self.core.machine().wanted().is_some() {
             self.set_some_prefixes(&added, true, decision_seq);
         }
         tracing::info!(
@@ -585,7 +594,7 @@ impl Driver {
             state: machine.state().into(),
             since_ms: self.since_ms,
             cause: self.cause.clone(),
-            desired_announced: machine.state().announces(),
+            desired_announced: machine.wanted().is_some(),
             rise: self.service.rise,
             fall: self.service.fall,
             require: self.service.require,
@@ -877,12 +886,18 @@ impl Driver {
         announce: bool,
         decision_seq: u64,
     ) -> Vec<Handed> {
+        // An announcement carries the attributes of the level the service wants.
+        let attributes = if announce {
+            self.core.wanted_attributes().unwrap_or_default()
+        } else {
+            crate::bgp::Attributes::plain()
+        };
         let mut by_backend: BTreeMap<&BackendId, Vec<_>> = BTreeMap::new();
         for prefix in prefixes {
             by_backend.entry(&prefix.backend).or_default().push((
                 prefix.key(),
                 Decision {
-                    attributes: Default::default(),
+                    attributes: attributes.clone(),
                     service: self.service.name.clone(),
                     announce,
                     decision_seq,
@@ -1082,7 +1097,12 @@ mod tests {
     }
 
     fn start(f: &Fixture) -> DriverHandle {
-        let service = Service {
+        start_with(f, |_| {})
+    }
+
+    /// [`start`] with the service changed by `change` first.
+    fn start_with(f: &Fixture, change: impl FnOnce(&mut Service)) -> DriverHandle {
+        let mut service = Service {
             fast_interval: None,
             on_unhealthy: anycastd_fsm::OnUnhealthy::Withdraw,
             deprefer: None,
@@ -1106,6 +1126,7 @@ mod tests {
             }],
             damping: None,
         };
+        change(&mut service);
         spawn(
             Start {
                 service,
@@ -1326,5 +1347,149 @@ mod tests {
         assert_eq!(t.to, wire::State::Draining(wire::DrainCause::Shutdown));
         assert_eq!(t.change, wire::Change::Withdraw);
         until("withdrawn", || !announced(&f)).await;
+    }
+
+    fn deprefer() -> crate::bgp::Attributes {
+        crate::bgp::Attributes {
+            as_path_prepend: 3,
+            med: Some(1000),
+            communities: vec!["65000:666".parse().unwrap()],
+            large_communities: vec![],
+        }
+    }
+
+    /// The decisions the writer reported outcomes of so far (announce, attributes).
+    fn decisions(f: &mut Fixture) -> Vec<(bool, crate::bgp::Attributes)> {
+        let mut out = Vec::new();
+        while let Ok(crate::routing::writer::Notice::Outcome(report)) = f.reports.try_recv() {
+            out.push((report.decision.announce, report.decision.attributes));
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deprefer_service_is_announced_depreferred_while_unhealthy_and_never_withdrawn() {
+        let mut f = fixture("driver-deprefer", Observation::Fail("SERVFAIL".into()));
+        let _driver = start_with(&f, |s| {
+            s.on_unhealthy = anycastd_fsm::OnUnhealthy::Deprefer;
+            s.deprefer = Some(deprefer());
+        });
+        // Unhealthy from the start: announced de-preferred (a withdraw service would not be).
+        until("announced de-preferred", || announced(&f)).await;
+        assert_eq!(
+            f.memory.attributes(None, f.route.prefix),
+            deprefer(),
+            "installed with the deprefer attributes"
+        );
+        let (_, t) = transitions(&f.reader).pop().unwrap();
+        assert_eq!(
+            (&t.to, t.change),
+            (&wire::State::Unhealthy, wire::Change::Announce)
+        );
+
+        f.script.set(Observation::Pass);
+        until("healthy", || {
+            transitions(&f.reader)
+                .last()
+                .is_some_and(|(_, t)| t.to == wire::State::Healthy)
+        })
+        .await;
+        let (_, t) = transitions(&f.reader).pop().unwrap();
+        assert_eq!(t.change, wire::Change::Announce);
+        until("the normal level decided", || {
+            decisions(&mut f)
+                .iter()
+                .any(|(announce, attributes)| *announce && attributes.is_plain())
+        })
+        .await;
+
+        f.script.set(Observation::Fail("SERVFAIL".into()));
+        until("de-preferred again", || {
+            decisions(&mut f)
+                .iter()
+                .any(|(announce, attributes)| *announce && *attributes == deprefer())
+        })
+        .await;
+        assert!(
+            f.memory.applied().iter().flatten().all(|c| c.announce),
+            "never a withdrawal: {:?}",
+            f.memory.applied()
+        );
+        assert!(transitions(&f.reader)
+            .iter()
+            .all(|(_, t)| t.change == wire::Change::Announce));
+        assert!(announced(&f));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_withdraw_service_beside_is_withdrawn_as_before() {
+        let f = fixture("driver-withdraw-beside", Observation::Pass);
+        let _driver = start_with(&f, |s| s.drain_grace = Duration::ZERO);
+        until("announced", || announced(&f)).await;
+        assert!(f.memory.attributes(None, f.route.prefix).is_plain());
+        f.script.set(Observation::Fail("SERVFAIL".into()));
+        until("withdrawn", || !announced(&f)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_drain_with_a_grace_announces_graceful_shutdown_then_withdraws_at_the_grace_end() {
+        let mut f = fixture("driver-drain-grace", Observation::Pass);
+        let driver = start_with(&f, |s| {
+            s.drain_grace = Duration::from_millis(600);
+            s.deprefer = Some(deprefer());
+        });
+        until("announced", || announced(&f)).await;
+        let _ = decisions(&mut f);
+        let (tx, rx) = oneshot::channel();
+        let drain = Command::Drain {
+            cause: Box::new(DrainCause::Operator {
+                reason: "maintenance".into(),
+                expires_at: None,
+                uid: 0,
+            }),
+            operator: Box::new(wire::OperatorAction {
+                kind: wire::OperatorKind::Drain {
+                    service: "dns".into(),
+                    reason: "maintenance".into(),
+                    expires_at_ms: None,
+                },
+                uid: 0,
+                pid: 1,
+            }),
+            reply: tx,
+        };
+        let drained_at = now_ms();
+        assert!(driver.commands.send(drain).await.is_ok());
+        let reply = rx.await.unwrap();
+        assert!(matches!(
+            reply.state,
+            State::Draining(DrainCause::Operator { .. })
+        ));
+        assert!(announced(&f), "still announced in its grace");
+        let graceful = deprefer().with(crate::bgp::GRACEFUL_SHUTDOWN);
+        until("the graceful level decided", || {
+            decisions(&mut f)
+                .iter()
+                .any(|(announce, attributes)| *announce && *attributes == graceful)
+        })
+        .await;
+        until("withdrawn at the grace end", || !announced(&f)).await;
+        assert!(
+            now_ms() >= drained_at + 600,
+            "withdrawn no earlier than the grace's end"
+        );
+        let changes: Vec<wire::Change> = transitions(&f.reader)
+            .into_iter()
+            .map(|(_, t)| t.change)
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                wire::Change::Announce,
+                wire::Change::Announce,
+                wire::Change::Withdraw
+            ],
+            "healthy, draining in its grace, grace over"
+        );
     }
 }

@@ -33,12 +33,50 @@ pub struct Effects {
     pub damping: Option<(DampingState, DampingState)>,
 }
 
-/// The fsm parameters of a service as journaled, with its damping and the daemon's verdict
-/// rule (`fail_early`: the rule of this build; `false` for a run journaled before it).
+/// A service's graded announcements: what unhealthy means, the attributes of a de-preferred
+/// announcement, and the drain grace. The default (withdraw, no attributes, no grace) is the
+/// behaviour before graded announcements, and the one of a journal that does not record them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Graded {
+    /// What an unhealthy service does.
+    pub on_unhealthy: fsm::OnUnhealthy,
+    /// The `deprefer` attributes (`None`: not configured).
+    pub deprefer: Option<crate::bgp::Attributes>,
+    /// The grace of a drain, stop or removal.
+    pub drain_grace: Duration,
+}
+
+impl Graded {
+    /// The graded settings of a configured service.
+    pub fn of(service: &crate::config::Service) -> Graded {
+        Graded {
+            on_unhealthy: service.on_unhealthy,
+            deprefer: service.deprefer.clone(),
+            drain_grace: service.drain_grace,
+        }
+    }
+
+    /// What a prefix announced at `level` carries: the plain route when normal; the
+    /// `deprefer` attributes when de-preferred; those (if any) and RFC 8326 GRACEFUL_SHUTDOWN
+    /// (65535:0) in a grace.
+    pub fn attributes(&self, level: fsm::Level) -> crate::bgp::Attributes {
+        let deprefer = || self.deprefer.clone().unwrap_or_default();
+        match level {
+            fsm::Level::Normal => crate::bgp::Attributes::plain(),
+            fsm::Level::Depreferred => deprefer(),
+            fsm::Level::GracefulShutdown => deprefer().with(crate::bgp::GRACEFUL_SHUTDOWN),
+        }
+    }
+}
+
+/// The fsm parameters of a service as journaled, with its damping, the daemon's verdict
+/// rule (`fail_early`: the rule of this build; `false` for a run journaled before it) and
+/// its graded announcements.
 pub fn params_of(
     params: &wire::ServiceParams,
     damping: Option<fsm::Damping>,
     fail_early: bool,
+    graded: &Graded,
 ) -> fsm::Params {
     fsm::Params {
         rise: params.rise,
@@ -52,8 +90,8 @@ pub fn params_of(
         require: params.require,
         shadow: params.checks.iter().map(|c| c.shadow).collect(),
         fail_early,
-        on_unhealthy: fsm::OnUnhealthy::Withdraw,
-        drain_grace: Duration::ZERO,
+        on_unhealthy: graded.on_unhealthy,
+        drain_grace: graded.drain_grace,
     }
 }
 
@@ -92,6 +130,8 @@ pub struct Core {
     recording: bool,
     /// The verdict rule ([`fsm::Params::fail_early`]).
     fail_early: bool,
+    /// Its graded announcements.
+    graded: Graded,
 }
 
 impl Core {
@@ -116,7 +156,7 @@ impl Core {
         fail_early: bool,
     ) -> Core {
         let (machine, actions) = Machine::with_state(
-            params_of(&params, damping, fail_early),
+            params_of(&params, damping, fail_early, &Graded::default()),
             initial,
             Timestamp(at),
         );
@@ -128,9 +168,46 @@ impl Core {
             timers: Vec::new(),
             recording: true,
             fail_early,
+            graded: Graded::default(),
         };
         core.arm(actions);
         core
+    }
+
+    /// The service with its graded announcements, set at `at` (its creation: a level the new
+    /// settings want is not acted on, the caller knows what is installed).
+    pub fn with_graded(mut self, graded: Graded, at: i64) -> Core {
+        self.graded = graded;
+        let params = params_of(
+            &self.params,
+            self.machine.params().damping.clone(),
+            self.fail_early,
+            &self.graded,
+        );
+        let actions = self.machine.set_params(params, Timestamp(at));
+        self.arm(
+            actions
+                .into_iter()
+                .filter(|a| matches!(a, Action::ArmTimer { .. })),
+        );
+        self
+    }
+
+    /// Its graded announcements from the next [`Core::reconfigure`] on (a reload).
+    pub fn set_graded(&mut self, graded: Graded) {
+        self.graded = graded;
+    }
+
+    /// Its graded announcements.
+    pub fn graded(&self) -> &Graded {
+        &self.graded
+    }
+
+    /// What the service wants its prefixes announced with now (`None`: withdrawn).
+    pub fn wanted_attributes(&self) -> Option<crate::bgp::Attributes> {
+        self.machine
+            .wanted()
+            .map(|level| self.graded.attributes(level))
     }
 
     /// Stop recording: the records of [`Effects`] stay empty (a re-run journals nothing).
@@ -312,13 +389,14 @@ impl Core {
             })
             .collect();
         let actions = self.machine.reconfigure(
-            params_of(&params, damping.clone(), self.fail_early),
+            params_of(&params, damping.clone(), self.fail_early, &self.graded),
             &kept,
             Timestamp(at),
         );
         self.timers
             .retain(|(timer, _)| !matches!(timer, Timer::PendingTimeout(_) | Timer::Evaluate));
-        self.arm(actions);
+        // A new `on_unhealthy` changes what an unhealthy service wants at once.
+        let set = self.arm(actions);
         let reuse = self.machine.set_damping(damping.clone());
         if self.machine.params().damping.is_none() {
             self.timers
@@ -334,6 +412,7 @@ impl Core {
         self.params = params;
         Effects {
             records,
+            set,
             ..Effects::default()
         }
     }
@@ -386,7 +465,7 @@ impl Core {
             ..Effects::default()
         };
         if let Some(transition) = &step.transition {
-            let announce = transition.to.announces();
+            let announce = self.machine.wanted().is_some();
             records.push(Event::Transition(wire::Transition {
                 service: self.params.name.clone(),
                 from: (&transition.from).into(),
