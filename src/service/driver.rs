@@ -571,6 +571,27 @@ impl Driver {
         }
     }
 
+    /// The level the service wants, in words (status): `normal`, `de-preferred (as-path
+    /// +3, MED 1000)`, `graceful shutdown until ... (community 65535:0)`, `withdrawn`.
+    fn wanted_level_text(&self) -> String {
+        let machine = self.core.machine();
+        let level = machine.wanted();
+        let mut text = crate::audit::text::level_name(level.map(Into::into)).to_owned();
+        if let Some(until) = machine.grace_until() {
+            text.push_str(&format!(
+                " until {}",
+                crate::audit::text::format_time(until.0)
+            ));
+        }
+        match self.core.wanted_attributes() {
+            Some(attributes) if !attributes.is_plain() => {
+                text.push_str(&format!(" ({attributes})"));
+            }
+            _ => {}
+        }
+        text
+    }
+
     /// The service in detail, for `status`.
     fn snapshot(&self) -> crate::observe::status::Snapshot {
         let machine = self.core.machine();
@@ -595,6 +616,7 @@ impl Driver {
             since_ms: self.since_ms,
             cause: self.cause.clone(),
             desired_announced: machine.wanted().is_some(),
+            wanted_level: Some(self.wanted_level_text()),
             rise: self.service.rise,
             fall: self.service.fall,
             require: self.service.require,

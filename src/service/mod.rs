@@ -69,6 +69,39 @@ impl Graded {
     }
 }
 
+/// Path attributes as the journal records them (format 6).
+pub fn wire_attributes(a: &crate::bgp::Attributes) -> wire::Attributes {
+    wire::Attributes {
+        as_path_prepend: a.as_path_prepend,
+        med: a.med,
+        communities: a.communities.iter().map(|c| c.as_u32()).collect(),
+        large_communities: a
+            .large_communities
+            .iter()
+            .map(|c| (c.0, c.1, c.2))
+            .collect(),
+    }
+}
+
+/// Path attributes as the journal recorded them.
+pub fn attributes_of(a: &wire::Attributes) -> crate::bgp::Attributes {
+    crate::bgp::Attributes {
+        as_path_prepend: a.as_path_prepend,
+        med: a.med,
+        communities: a
+            .communities
+            .iter()
+            .map(|c| crate::bgp::Community::from_u32(*c))
+            .collect(),
+        large_communities: a
+            .large_communities
+            .iter()
+            .map(|(g, l1, l2)| crate::bgp::LargeCommunity(*g, *l1, *l2))
+            .collect(),
+    }
+    .normalized()
+}
+
 /// The fsm parameters of a service as journaled, with its damping, the daemon's verdict
 /// rule (`fail_early`: the rule of this build; `false` for a run journaled before it) and
 /// its graded announcements.
@@ -480,6 +513,21 @@ impl Core {
                 },
                 prefixes: self.params.prefixes.clone(),
             }));
+            // The level, when it is not what the state alone said before graded
+            // announcements (so that a withdraw service journals as it did).
+            let wanted = self.machine.wanted();
+            let grace_until = self.machine.grace_until();
+            let plain = transition.to.announces().then_some(fsm::Level::Normal);
+            if wanted != plain || grace_until.is_some() {
+                records.push(Event::Level(wire::LevelRecord {
+                    service: self.params.name.clone(),
+                    level: wanted.map(Into::into),
+                    attributes: wanted
+                        .map(|level| wire_attributes(&self.graded.attributes(level)))
+                        .unwrap_or_default(),
+                    grace_until_ms: grace_until.map(|t| t.0),
+                }));
+            }
             // Every transition re-asserts the desired state of all the service's prefixes,
             // also when the machine asks for no change (e.g. Starting -> Unhealthy), so that
             // leftovers of an earlier run are withdrawn by the first unhealthy verdict.
@@ -533,8 +581,7 @@ pub fn wire_cause(cause: &anycastd_fsm::Cause, check_names: &[String]) -> wire::
         Cause::Undrain => wire::Cause::Undrain,
         Cause::DrainExpired => wire::Cause::DrainExpired,
         Cause::Unsuppressed => wire::Cause::Unsuppressed,
-        // Not reached yet: no service has a grace until the journal can record one.
-        Cause::GraceEnded => wire::Cause::Drain,
+        Cause::GraceEnded => wire::Cause::GraceEnded,
     }
 }
 
@@ -630,5 +677,100 @@ mod tests {
                 ],
             }
         );
+    }
+
+    fn deprefer() -> Graded {
+        Graded {
+            on_unhealthy: fsm::OnUnhealthy::Deprefer,
+            deprefer: Some(crate::bgp::Attributes {
+                as_path_prepend: 3,
+                med: Some(1000),
+                communities: vec![],
+                large_communities: vec![],
+            }),
+            drain_grace: Duration::from_secs(30),
+        }
+    }
+
+    fn levels(effects: &Effects) -> Vec<wire::LevelRecord> {
+        effects
+            .records
+            .iter()
+            .filter_map(|r| match r {
+                Event::Level(l) => Some(l.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_deprefer_service_journals_its_level_after_the_transition_and_history_says_it() {
+        let mut core = Core::new(params(), None, State::Starting, 0).with_graded(deprefer(), 0);
+        assert!(
+            levels(&core.observe(0, Observation::Pass, 500)).is_empty(),
+            "normal: as before"
+        );
+        let effects = core.observe(0, Observation::Fail("SERVFAIL".into()), 1_500);
+        assert_eq!(
+            effects.set,
+            Some(true),
+            "announced (de-preferred), not withdrawn"
+        );
+        let [Event::Transition(t), Event::Level(level)] =
+            &effects.records[effects.records.len() - 2..]
+        else {
+            panic!("{:?}", effects.records);
+        };
+        assert_eq!(t.change, wire::Change::Announce);
+        assert_eq!(level.level, Some(wire::Level::Depreferred));
+        assert_eq!(
+            crate::audit::text::event_text(&Event::Level(level.clone())),
+            "announced de-preferred (as-path +3, MED 1000)"
+        );
+        assert_eq!(
+            core.wanted_attributes().map(|a| a.to_string()),
+            Some("as-path +3, MED 1000".into())
+        );
+
+        // A drain: graceful shutdown until its journaled end, then withdrawn by the timer.
+        let effects = core.drain(DrainCause::Shutdown, None, 2_000);
+        let [level] = levels(&effects).try_into().unwrap();
+        assert_eq!(
+            (level.level, level.grace_until_ms),
+            (Some(wire::Level::GracefulShutdown), Some(32_000))
+        );
+        assert_eq!(
+            crate::audit::text::event_text(&Event::Level(level)),
+            "announced graceful shutdown until 1970-01-01T00:00:32.000Z (as-path +3, MED 1000, community 65535:0)"
+        );
+        assert_eq!(core.deadline(Timer::GraceEnd), Some(32_000));
+        let effects = core.fire(Timer::GraceEnd, 32_000);
+        assert_eq!(effects.set, Some(false));
+        let Some(Event::Transition(t)) = effects.records.last() else {
+            panic!("{:?}", effects.records);
+        };
+        assert_eq!(
+            (&t.cause, t.change),
+            (&wire::Cause::GraceEnded, wire::Change::Withdraw)
+        );
+        assert_eq!(
+            crate::audit::text::event_text(effects.records.last().unwrap()),
+            "draining (shutdown) -> draining (shutdown): withdraw  (the drain's grace is over)"
+        );
+    }
+
+    #[test]
+    fn a_withdraw_service_without_a_grace_journals_no_level() {
+        let mut core =
+            Core::new(params(), None, State::Starting, 0).with_graded(Graded::default(), 0);
+        let mut records = core.observe(0, Observation::Pass, 500).records;
+        records.extend(
+            core.observe(0, Observation::Fail("x".into()), 1_500)
+                .records,
+        );
+        records.extend(core.drain(DrainCause::Shutdown, None, 2_000).records);
+        assert!(records
+            .iter()
+            .all(|r| !matches!(r, Event::Level(_)) && r.format() <= 5));
     }
 }
