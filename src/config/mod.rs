@@ -20,6 +20,7 @@ mod validate;
 
 pub use duration::{duration_of_seconds, parse_duration_text};
 pub use kind::{KindItem, KindLoader, KindSettings, Registry};
+pub use services::MAX_DRAIN_GRACE;
 pub use tree::{Key, Node, Value};
 pub use validate::{parse, parse_prefix, valid_service_name};
 

@@ -52,8 +52,17 @@ pub struct OperatorReply {
 
 /// What the daemon can ask of a driver.
 pub enum Command {
-    /// Drain for shutdown; answer when the withdrawal is durable and handed to the writers.
-    Shutdown(oneshot::Sender<()>),
+    /// Drain for shutdown; answer when the withdrawal is durable and handed to the writers:
+    /// after the grace (`grace`, or the service's `drain_grace`) of an announced service,
+    /// which is announced with GRACEFUL_SHUTDOWN meanwhile.
+    Shutdown {
+        /// The grace instead of the service's `drain_grace` (`stop --grace`).
+        grace: Option<Duration>,
+        /// The answer.
+        done: oneshot::Sender<()>,
+    },
+    /// End a shutdown's grace now (a second signal): withdraw, answer the shutdown, then this.
+    EndGrace(oneshot::Sender<()>),
     /// Journal the unchanged results so far (a stop that hands over, a replay); answered
     /// once they are written.
     FlushRuns(oneshot::Sender<()>),
@@ -63,6 +72,8 @@ pub enum Command {
         cause: Box<DrainCause>,
         /// The operator record to journal (before the transition).
         operator: Box<wire::OperatorAction>,
+        /// The grace instead of the service's `drain_grace` (`anycastd drain --grace`).
+        grace: Option<Duration>,
         /// The answer.
         reply: oneshot::Sender<OperatorReply>,
     },
@@ -460,6 +471,8 @@ impl Driver {
             self.since_ms,
         );
         let (mut pollers, mut polled_rx) = self.start_pollers();
+        // A shutdown waiting for its grace to end, answered then.
+        let mut stopping: Option<oneshot::Sender<()>> = None;
         loop {
             let next_timer = self.core.next_timer();
             tokio::select! {
@@ -476,6 +489,12 @@ impl Driver {
                         let effects = self.core.fire(timer, deadline);
                         self.carry_out(effects, deadline).boxed_step().await;
                         self.pace(&pollers);
+                        let over = self.core.machine().grace_until().is_none();
+                        if let Some(done) = stopping.take_if(|_| over) {
+                            // The shutdown's grace is over: withdrawn and handed over.
+                            let _ = done.send(());
+                            return;
+                        }
                     }
                 }
                 command = commands.recv() => {
@@ -484,12 +503,16 @@ impl Driver {
                         return;
                     };
                     match command {
-                        Command::Shutdown(done) => {
+                        Command::Shutdown { grace, done } => {
+                            let changed = self.drain_for_shutdown(grace).await;
+                            if self.core.machine().grace_until().is_some() {
+                                // Announced with GRACEFUL_SHUTDOWN until the grace's timer
+                                // (or a second signal); checks go on meanwhile (verdicts do not
+                                // move a draining service).
+                                stopping = Some(done);
+                                continue;
+                            }
                             pollers.clear();
-                            let now = now_ms();
-                            let effects = self.core.drain(DrainCause::Shutdown, None, now);
-                            let changed = effects.transition.is_some();
-                            self.carry_out(effects, now).boxed_step().await;
                             if !changed {
                                 // Already drained by an operator (kept across the restart):
                                 // make sure every prefix is withdrawn all the same, as the
@@ -499,20 +522,30 @@ impl Driver {
                             let _ = done.send(());
                             return;
                         }
+                        Command::EndGrace(ack) => {
+                            self.drain_for_shutdown(Some(Duration::ZERO)).await;
+                            if let Some(done) = stopping.take() {
+                                pollers.clear();
+                                let _ = done.send(());
+                                let _ = ack.send(());
+                                return;
+                            }
+                            let _ = ack.send(());
+                        }
                         Command::FlushRuns(done) => {
                             if let Some(record) = self.core.take_runs() {
                                 self.shared.journal.append_visible(now_ms(), vec![record]).await;
                             }
                             let _ = done.send(());
                         }
-                        Command::Drain { cause, operator, reply } => {
+                        Command::Drain { cause, operator, grace, reply } => {
                             crate::observe::metrics::count("anycastd_drains_total", &[("service", self.service.name.as_str())], 1.0);
                             let before = match self.core.machine().state() {
                                 State::Draining(DrainCause::Operator { expires_at, .. }) => Some(*expires_at),
                                 _ => None,
                             };
                             let now = now_ms();
-                            let effects = self.core.drain(*cause, Some(*operator), now);
+                            let effects = self.core.drain_after(*cause, Some(*operator), grace, now);
                             let handed = self.carry_out(effects, now).boxed_step().await;
                             let after = match self.core.machine().state() {
                                 State::Draining(DrainCause::Operator { expires_at, .. }) => *expires_at,
@@ -590,6 +623,18 @@ impl Driver {
             _ => {}
         }
         text
+    }
+
+    /// Drain for a shutdown, after `grace` instead of the service's `drain_grace` when given
+    /// (zero: at once, ending a grace in progress); returns whether the state changed.
+    async fn drain_for_shutdown(&mut self, grace: Option<Duration>) -> bool {
+        let now = now_ms();
+        let effects = self
+            .core
+            .drain_after(DrainCause::Shutdown, None, grace, now);
+        let changed = effects.transition.is_some();
+        self.carry_out(effects, now).boxed_step().await;
+        changed
     }
 
     /// The service in detail, for `status`.
@@ -1264,6 +1309,7 @@ mod tests {
                 reason: "maintenance".into(),
                 expires_at_ms: None,
             }),
+            grace: None,
             reply: tx,
         };
         assert!(driver.commands.send(drain).await.is_ok());
@@ -1327,6 +1373,7 @@ mod tests {
                 uid: 0,
                 pid: 1,
             }),
+            grace: None,
             reply: tx,
         };
         assert!(driver.commands.send(drain).await.is_ok());
@@ -1340,7 +1387,14 @@ mod tests {
 
         // The shutdown changes no state (no new record): its withdrawal restates the drain's.
         let (tx, rx) = oneshot::channel();
-        assert!(driver.commands.send(Command::Shutdown(tx)).await.is_ok());
+        assert!(driver
+            .commands
+            .send(Command::Shutdown {
+                grace: None,
+                done: tx,
+            })
+            .await
+            .is_ok());
         rx.await.unwrap();
         assert_eq!(transitions(&f.reader).pop().unwrap().0, drain_seq);
         let writer = f.shared.writers.lock().unwrap().values().next().cloned();
@@ -1363,7 +1417,14 @@ mod tests {
         let driver = start(&f);
         until("announced", || announced(&f)).await;
         let (tx, rx) = oneshot::channel();
-        assert!(driver.commands.send(Command::Shutdown(tx)).await.is_ok());
+        assert!(driver
+            .commands
+            .send(Command::Shutdown {
+                grace: None,
+                done: tx,
+            })
+            .await
+            .is_ok());
         rx.await.unwrap();
         let (_, t) = transitions(&f.reader).pop().unwrap();
         assert_eq!(t.to, wire::State::Draining(wire::DrainCause::Shutdown));
@@ -1478,6 +1539,7 @@ mod tests {
                 uid: 0,
                 pid: 1,
             }),
+            grace: None,
             reply: tx,
         };
         let drained_at = now_ms();

@@ -393,6 +393,28 @@ impl Core {
         self.finish(step, damping, records, at)
     }
 
+    /// A drain as [`Core::drain`], after `grace` instead of the service's `drain_grace` when
+    /// given (`--grace`; zero: at once, also ending a grace in progress).
+    pub fn drain_after(
+        &mut self,
+        cause: DrainCause,
+        operator: Option<wire::OperatorAction>,
+        grace: Option<Duration>,
+        at: i64,
+    ) -> Effects {
+        let Some(grace) = grace else {
+            return self.drain(cause, operator, at);
+        };
+        let mut records: Vec<Event> = self.recorder.take_runs().into_iter().collect();
+        records.extend(operator.map(Event::Operator));
+        let (step, damping) = self.step(Input::DrainAfter {
+            cause,
+            grace,
+            at: Timestamp(at),
+        });
+        self.finish(step, damping, records, at)
+    }
+
     /// An operator undrain (with its record).
     pub fn undrain(&mut self, operator: Option<wire::OperatorAction>, at: i64) -> Effects {
         let mut records: Vec<Event> = self.recorder.take_runs().into_iter().collect();
