@@ -146,12 +146,23 @@ impl Reconciliation {
             ));
         }
         for service in &config.services {
-            if self.plan.states.get(&service.name) == Some(&anycastd_fsm::State::Healthy) {
+            // Restored healthy: plain; restored unhealthy (under deprefer): de-preferred.
+            let level = match self.plan.states.get(&service.name) {
+                Some(anycastd_fsm::State::Healthy) => anycastd_fsm::Level::Normal,
+                Some(anycastd_fsm::State::Unhealthy)
+                    if service.on_unhealthy == anycastd_fsm::OnUnhealthy::Deprefer =>
+                {
+                    anycastd_fsm::Level::Depreferred
+                }
+                _ => continue,
+            };
+            let attributes = crate::service::Graded::of(service).attributes(level);
+            {
                 for p in &service.prefixes {
                     by_backend.entry(&p.backend).or_default().push((
                         p.key(),
                         Decision {
-                            attributes: Default::default(),
+                            attributes: attributes.clone(),
                             service: service.name.clone(),
                             announce: true,
                             decision_seq: self.seq,
@@ -188,7 +199,13 @@ pub(super) async fn reconcile_at_start(
         .iter()
         .map(|s| (s.name.as_str(), s.prefixes.as_slice()))
         .collect();
-    let plan = reconcile::plan(&services, &prior.last, rebooted, &view);
+    let deprefer: Vec<&str> = config
+        .services
+        .iter()
+        .filter(|s| s.on_unhealthy == anycastd_fsm::OnUnhealthy::Deprefer)
+        .map(|s| s.name.as_str())
+        .collect();
+    let plan = reconcile::plan(&services, &prior.last, &deprefer, rebooted, &view);
     let at = now_ms();
     let mut events = vec![wire::Event::Reconciled(plan.record.clone())];
     for (name, cause) in &plan.causes {
@@ -212,7 +229,7 @@ pub(super) async fn reconcile_at_start(
             cause: cause.clone(),
             healthy_streak: 0,
             unhealthy_streak: 0,
-            change: if to.announces() {
+            change: if to.announces() || *cause == wire::Cause::Restored {
                 wire::Change::Announce
             } else {
                 wire::Change::Withdraw
