@@ -173,3 +173,49 @@ fn drain_with_a_grace_keeps_the_service_announced_until_the_grace_ends() {
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
 }
+
+#[test]
+fn sigkill_in_a_drain_grace_and_a_restart_keep_the_grace_to_its_journaled_end() {
+    let (dir, _emulator, mut daemon, _rt) = started("0");
+    let drained = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args([
+            "drain",
+            "dns",
+            "--reason",
+            "maintenance",
+            "--grace",
+            "6s",
+            "-c",
+        ])
+        .arg(dir.path().join("config.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    daemon.signal(Signal::SIGKILL);
+    let _ = daemon.wait(Duration::from_secs(30));
+    assert!(networks(dir.path()).contains(&DNS.to_owned()));
+    let mut daemon = Daemon::start(&dir.path().join("config.toml"), &dir.path().join("log2"));
+    daemon.wait_log("is kept announced");
+    // Restored in its grace: still announced, not withdrawn at the start.
+    assert!(
+        drained.elapsed() < Duration::from_secs(6),
+        "the machine was too slow for this test"
+    );
+    assert!(
+        networks(dir.path()).contains(&DNS.to_owned()),
+        "withdrawn at the restart, before the grace's end\n{}",
+        daemon.log_text()
+    );
+    wait_for(&daemon, "dns withdrawn at the grace's end", || {
+        !networks(dir.path()).contains(&DNS.to_owned())
+    });
+    assert!(
+        drained.elapsed() >= Duration::from_secs(6),
+        "withdrawn before the journaled end"
+    );
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
+    let text = history(dir.path(), "dns");
+    assert!(text.contains("the drain's grace is over"), "{text}");
+}

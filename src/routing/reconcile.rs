@@ -34,6 +34,8 @@ pub struct Plan {
     pub withdraw: Vec<(Route, String)>,
     /// The journal record.
     pub record: wire::Reconciled,
+    /// Operator drains kept in their grace, with its end (ms since the epoch).
+    pub graces: BTreeMap<String, i64>,
 }
 
 /// What each backend has installed, or why it could not be read.
@@ -53,15 +55,25 @@ fn readable(view: &View, backend: &BackendId) -> bool {
 /// A configured service as the reconciliation sees it: its name and prefixes.
 pub type ServiceRoutes<'a> = (&'a str, &'a [Route]);
 
-/// Decide the plan. `last` is the journal's last state per service; `deprefer` names the
-/// services whose unhealthy state is announced (`on_unhealthy = "deprefer"`): for them an
-/// unhealthy last state is "announced" as a healthy one is, and is restored as it was. One pass over the
+/// What graded announcements keep announced across a restart.
+#[derive(Debug)]
+pub struct Kept<'a> {
+    /// The services whose unhealthy state is announced (`on_unhealthy = "deprefer"`): for them
+    /// an unhealthy last state is "announced" as a healthy one is, and is restored as it was.
+    pub deprefer: &'a [&'a str],
+    /// The operator drains in a grace that has not ended (its end, ms since the epoch): their
+    /// prefixes are kept announced until then, not withdrawn at once.
+    pub graces: &'a BTreeMap<&'a str, i64>,
+}
+
+/// Decide the plan. `last` is the journal's last state per service; `kept` what graded
+/// announcements keep announced. One pass over the
 /// services applying the rules in the order of the module doc, then one over the journal for
 /// rule 2; kept together so that the rules read as the table above.
 pub fn plan(
     services: &[ServiceRoutes<'_>],
     last: &BTreeMap<String, LastState>,
-    deprefer: &[&str],
+    kept: &Kept<'_>,
     rebooted: bool,
     view: &View,
 ) -> Plan {
@@ -90,7 +102,7 @@ pub fn plan(
         // The state the service was announced in (healthy; unhealthy under deprefer).
         let announced_in = |state: &wire::State| {
             *state == wire::State::Healthy
-                || (*state == wire::State::Unhealthy && deprefer.contains(&name))
+                || (*state == wire::State::Unhealthy && kept.deprefer.contains(&name))
         };
         let journal_announced = |route: &Route| {
             last_state.is_some_and(|l| {
@@ -134,8 +146,17 @@ pub fn plan(
             continue;
         }
         if let Some(cause) = operator_drain {
-            // An operator drain survives a restart: stay drained, withdraw what the daemon has.
-            withdraw_all(&mut plan, ReconcileDecision::Withdrawn);
+            // An operator drain survives a restart: stay drained, withdraw what the daemon
+            // has; in a grace that has not ended, keep it announced until the grace's end.
+            match kept.graces.get(name) {
+                Some(until) if !installed.is_empty() => {
+                    for p in &installed {
+                        item(&mut plan, name, p.journal_ref(), ReconcileDecision::Kept);
+                    }
+                    plan.graces.insert(name.to_owned(), *until);
+                }
+                _ => withdraw_all(&mut plan, ReconcileDecision::Withdrawn),
+            }
             plan.states.insert(name.to_owned(), State::Draining(cause));
             continue;
         }
@@ -248,7 +269,16 @@ mod tests {
     fn plan(last: &BTreeMap<String, LastState>, rebooted: bool, view: &View) -> Plan {
         let dns = [route(None, "203.0.113.53/32")];
         let ntp = [route(Some("123"), "203.0.113.123/32")];
-        super::plan(&[("dns", &dns), ("ntp", &ntp)], last, &[], rebooted, view)
+        super::plan(
+            &[("dns", &dns), ("ntp", &ntp)],
+            last,
+            &Kept {
+                deprefer: &[],
+                graces: &BTreeMap::new(),
+            },
+            rebooted,
+            view,
+        )
     }
 
     fn frr(networks: &[(Option<&str>, &str)]) -> View {
@@ -321,7 +351,10 @@ mod tests {
         let plan = super::plan(
             &[("dns", &dns), ("ntp", &ntp)],
             &last,
-            &["dns"],
+            &Kept {
+                deprefer: &["dns"],
+                graces: &BTreeMap::new(),
+            },
             false,
             &frr(&[(None, "203.0.113.53/32"), (Some("123"), "203.0.113.123/32")]),
         );

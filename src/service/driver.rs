@@ -134,6 +134,9 @@ pub struct Start {
     /// The journal record that decided `initial` (the start-up reconciliation's, or the
     /// transition before the restart that a kept drain comes from); 0: none.
     pub decided_seq: u64,
+    /// A kept drain's grace (ms since the epoch) journaled before the restart: announced with
+    /// GRACEFUL_SHUTDOWN until then, then withdrawn (not started afresh).
+    pub grace_until_ms: Option<i64>,
 }
 
 /// What every driver shares.
@@ -252,7 +255,8 @@ impl Driver {
             start.initial,
             start.at_ms,
         )
-        .with_graded(Graded::of(&start.service), start.at_ms);
+        .with_graded(Graded::of(&start.service), start.at_ms)
+        .with_grace(start.grace_until_ms, start.at_ms);
         let edges = start
             .service
             .checks
@@ -1202,6 +1206,7 @@ mod tests {
                 restored_damping: None,
                 since: (now_ms(), "started".into()),
                 decided_seq: 0,
+                grace_until_ms: None,
             },
             f.shared.clone(),
         )

@@ -226,6 +226,17 @@ impl Core {
         self
     }
 
+    /// The service with a drain's grace journaled before a restart restored: announced with
+    /// GRACEFUL_SHUTDOWN until `until_ms` (kept, not started afresh), then withdrawn by its
+    /// timer. Nothing when it is not draining or the grace is over by `at`.
+    pub fn with_grace(mut self, until_ms: Option<i64>, at: i64) -> Core {
+        if let Some(until) = until_ms {
+            let actions = self.machine.restore_grace(Timestamp(until), Timestamp(at));
+            self.arm(actions);
+        }
+        self
+    }
+
     /// Its graded announcements from the next [`Core::reconfigure`] on (a reload).
     pub fn set_graded(&mut self, graded: Graded) {
         self.graded = graded;
