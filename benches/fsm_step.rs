@@ -16,6 +16,8 @@ fn steps(c: &mut Criterion) {
         fall: 2,
         pending_timeouts: vec![Duration::from_secs(10); 2],
         damping: None,
+        on_unhealthy: anycastd_fsm::OnUnhealthy::Withdraw,
+        drain_grace: Duration::ZERO,
     };
     c.bench_function("fsm step: steady pass (no transition)", |b| {
         let (mut machine, _) = Machine::new(params.clone(), Timestamp(0));

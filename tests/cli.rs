@@ -643,3 +643,35 @@ fn check_config_warns_of_a_vtysh_wrapper_whose_vty_socket_cannot_be_known() {
         assert_eq!(stderr(&out), "", "{vtysh}");
     }
 }
+
+#[test]
+fn check_config_refuses_bad_graded_announcement_keys_with_exit_65_and_file_line_key() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/config/bad_graded.toml")
+        .display()
+        .to_string();
+    let out = anycastd(&["check-config", "-c", &file]);
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    let err = stderr(&out);
+    for (line, key) in [
+        (5, "services.a.on_unhealthy"),
+        (6, "services.a.deprefer.as_path_prepend"),
+        (6, "services.a.deprefer.color: unknown key"),
+        (11, "services.b.deprefer.as_path_prepend"),
+        (11, "services.b.deprefer.med"),
+        (
+            11,
+            "services.b.deprefer.communities[0]: '65536:1': 65536 is out of range",
+        ),
+        (
+            17,
+            "services.c.on_unhealthy: \"deprefer\" needs a deprefer table",
+        ),
+    ] {
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with(&format!("{file}:{line}: {key}"))),
+            "no {file}:{line}: {key} in\n{err}"
+        );
+    }
+}

@@ -79,6 +79,19 @@ fn render(config: &Config) -> String {
                 s.require, s.fast_interval
             ));
         }
+        if s.on_unhealthy != anycastd_fsm::OnUnhealthy::Withdraw
+            || s.deprefer.is_some()
+            || !s.drain_grace.is_zero()
+        {
+            out.push_str(&format!(
+                "  on_unhealthy={:?} deprefer={} drain_grace={:?}\n",
+                s.on_unhealthy,
+                s.deprefer
+                    .as_ref()
+                    .map_or("(none)".to_owned(), ToString::to_string),
+                s.drain_grace
+            ));
+        }
         if let Some(d) = &s.damping {
             out.push_str(&format!(
                 "  damping penalty={} suppress={} reuse={} half_life={:?} max_suppress={:?}\n",

@@ -14,6 +14,16 @@
 //! - `Draining(cause)`: withdrawn whatever the checks say; verdicts keep being counted so that
 //!   an undrain goes straight to `Healthy` when the last `rise` verdicts passed.
 //!
+//! Levels (docs/ARCHITECTURE.md, "Announcement levels"): each state wants its prefixes
+//! withdrawn or announced at a [`Level`] ([`Machine::wanted`]). `Healthy` wants
+//! [`Level::Normal`]; `Unhealthy` wants [`Level::Depreferred`] under
+//! [`OnUnhealthy::Deprefer`] (a service that cannot withdraw on health), else withdrawn; a
+//! drain of an announced service with a grace ([`Params::drain_grace`], or the grace of
+//! [`Input::DrainAfter`]) wants [`Level::GracefulShutdown`] until the grace ends
+//! ([`Timer::GraceEnd`], a self-transition with [`Cause::GraceEnded`]), then withdrawn. A
+//! change of level while announced is one [`Action::Announce`] at the new level, never a
+//! withdrawal in between.
+//!
 //! Verdicts: every check has a latest observation (pass, fail, pending). A verdict is formed
 //! each time an observation arrives (or a pending timeout expires) and no check is pending:
 //! healthy when all checks pass (or, with `require = N`, at least N), unhealthy otherwise.
@@ -89,7 +99,9 @@ pub enum State {
 }
 
 impl State {
-    /// Whether the service's prefixes should be announced in this state.
+    /// Whether the service's prefixes are announced at the normal level in this state (what
+    /// [`Machine::wanted`] says with the default parameters: withdraw when unhealthy, no
+    /// grace).
     pub fn announces(&self) -> bool {
         matches!(self, State::Healthy)
     }
@@ -116,6 +128,42 @@ pub enum Observation {
     Pending,
 }
 
+/// What an unhealthy service does with its prefixes (`on_unhealthy`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OnUnhealthy {
+    /// Withdraw them (the default, and the only behaviour before graded announcements).
+    #[default]
+    Withdraw,
+    /// Keep them announced, de-preferred, so that every healthy site wins and this one stays
+    /// the last resort.
+    Deprefer,
+}
+
+/// The level of an announcement: what a state wants its prefixes announced with. Withdrawn
+/// is no level (`None` from [`Machine::wanted`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Level {
+    /// The plain route.
+    Normal,
+    /// De-preferred: the service's `deprefer` attributes (an unhealthy service under
+    /// [`OnUnhealthy::Deprefer`]).
+    Depreferred,
+    /// In a drain's grace: RFC 8326 GRACEFUL_SHUTDOWN (with the `deprefer` attributes),
+    /// withdrawn when the grace ends.
+    GracefulShutdown,
+}
+
+impl Level {
+    /// A short lowercase name (`normal`, `de-preferred`, `graceful-shutdown`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Normal => "normal",
+            Level::Depreferred => "de-preferred",
+            Level::GracefulShutdown => "graceful-shutdown",
+        }
+    }
+}
+
 /// Parameters of one service's machine. They may change on a reload; the counters survive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Params {
@@ -139,6 +187,13 @@ pub struct Params {
     /// them. Journals written before this rule replay without it.
     #[serde(default)]
     pub fail_early: bool,
+    /// What an unhealthy service does: withdraw (the default) or stay announced de-preferred.
+    #[serde(default)]
+    pub on_unhealthy: OnUnhealthy,
+    /// How long a drain of an announced service keeps it announced with GRACEFUL_SHUTDOWN
+    /// before withdrawing it (zero: withdrawn at once, the default).
+    #[serde(default)]
+    pub drain_grace: Duration,
 }
 
 impl Params {
@@ -152,6 +207,8 @@ impl Params {
             require: 0,
             shadow: Vec::new(),
             fail_early: true,
+            on_unhealthy: OnUnhealthy::Withdraw,
+            drain_grace: Duration::ZERO,
         }
     }
 
@@ -251,6 +308,8 @@ pub enum Timer {
     Evaluate,
     /// A damping suppression may be over.
     DampingReuse,
+    /// A drain's grace may be over: withdraw.
+    GraceEnd,
 }
 
 /// Something that happened to a service.
@@ -284,6 +343,17 @@ pub enum Input {
         /// When.
         at: Timestamp,
     },
+    /// Withdraw on purpose after a grace of `grace` instead of the service's
+    /// [`Params::drain_grace`] (`anycastd drain --grace`, `anycastd stop --grace`, a second
+    /// signal). A grace shorter than the one in progress shortens it; zero withdraws at once.
+    DrainAfter {
+        /// Why.
+        cause: DrainCause,
+        /// The grace (RFC 8326 GRACEFUL_SHUTDOWN) before the withdrawal.
+        grace: Duration,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 impl Input {
@@ -293,6 +363,7 @@ impl Input {
             Input::Observed { at, .. }
             | Input::TimerFired { at, .. }
             | Input::Drain { at, .. }
+            | Input::DrainAfter { at, .. }
             | Input::Undrain { at } => *at,
         }
     }
@@ -342,6 +413,8 @@ pub enum Cause {
     DrainExpired,
     /// Flap damping stopped suppressing a service whose checks pass.
     Unsuppressed,
+    /// A drain's grace ended (or was cut short): the service, still draining, is withdrawn.
+    GraceEnded,
 }
 
 /// The consecutive verdict counters at a moment.
@@ -371,8 +444,9 @@ pub struct Transition {
 /// Something the driver must do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Action {
-    /// Announce every prefix of the service.
-    Announce,
+    /// Announce every prefix of the service at this level (also when already announced at
+    /// another: the announcement changes in place, never withdrawn in between).
+    Announce(Level),
     /// Withdraw every prefix of the service.
     Withdraw,
     /// Feed back `Input::TimerFired { timer }` at `deadline` (replacing an earlier one).
@@ -392,12 +466,14 @@ enum Event {
     Nothing,
     /// A verdict, counted.
     Verdict(Verdict),
-    /// Withdraw on purpose.
-    Drain(DrainCause),
+    /// Withdraw on purpose, after this grace.
+    Drain(DrainCause, Duration),
     /// End an operator drain.
     Undrain,
     /// A drain's expiry timer fired (the table checks the deadline).
     DrainTimer,
+    /// A grace's timer fired (the table checks the deadline).
+    GraceTimer,
     /// Flap damping stopped suppressing the service.
     SuppressionEnded,
 }
@@ -450,6 +526,8 @@ pub struct Machine {
     checks: Vec<CheckSlot>,
     counters: Counters,
     damping: DampingState,
+    /// While draining: when the grace ends (announced with GRACEFUL_SHUTDOWN until then).
+    grace_until: Option<Timestamp>,
 }
 
 impl Machine {
@@ -480,6 +558,7 @@ impl Machine {
                 at,
                 ..DampingState::default()
             },
+            grace_until: None,
         };
         let mut actions: Vec<Action> = (0..machine.checks.len())
             .filter(|check| machine.params.gates(*check))
@@ -507,6 +586,42 @@ impl Machine {
     /// The current state.
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// The level the current state wants its prefixes announced at (`None`: withdrawn):
+    /// `Healthy` normal; `Unhealthy` de-preferred under [`OnUnhealthy::Deprefer`], else
+    /// withdrawn; `Draining` graceful-shutdown while its grace runs, then withdrawn;
+    /// `Starting` withdrawn.
+    pub fn wanted(&self) -> Option<Level> {
+        match self.state {
+            State::Starting => None,
+            State::Healthy => Some(Level::Normal),
+            State::Unhealthy => match self.params.on_unhealthy {
+                OnUnhealthy::Deprefer => Some(Level::Depreferred),
+                OnUnhealthy::Withdraw => None,
+            },
+            State::Draining(_) => self.grace_until.map(|_| Level::GracefulShutdown),
+        }
+    }
+
+    /// While draining in a grace: when it ends.
+    pub fn grace_until(&self) -> Option<Timestamp> {
+        self.grace_until
+    }
+
+    /// Restore a journaled grace of a draining service (after a restart): announced with
+    /// GRACEFUL_SHUTDOWN until `until`, which is kept (not started afresh). Returns the
+    /// timer to arm; nothing when the service is not draining or the grace is over by `at`
+    /// (then it stays withdrawn).
+    pub fn restore_grace(&mut self, until: Timestamp, at: Timestamp) -> Vec<Action> {
+        if !matches!(self.state, State::Draining(_)) || until <= at {
+            return Vec::new();
+        }
+        self.grace_until = Some(until);
+        vec![Action::ArmTimer {
+            timer: Timer::GraceEnd,
+            deadline: until,
+        }]
     }
 
     /// The current parameters.
@@ -602,14 +717,21 @@ impl Machine {
             Event::Verdict(v) => Some(v.healthy),
             _ => None,
         };
+        let drain_grace = match &event {
+            Event::Drain(_, grace) => Some(*grace),
+            _ => None,
+        };
         let mut step = match self.next(event, at) {
             None => Step::default(),
             Some((to, cause)) => {
-                // A withdrawal by the checks adds to the flap-damping penalty.
+                // A withdrawal by the checks adds to the flap-damping penalty (under
+                // `deprefer` a fall to de-preferred counts as one: damping then holds a
+                // flapping service de-preferred).
                 let flap = self.state == State::Healthy
                     && to == State::Unhealthy
                     && matches!(cause, Cause::Verdict(_));
-                let mut step = self.go(to, cause, at);
+                let grace_until = self.grace_after(&to, &cause, drain_grace, at);
+                let mut step = self.go(to, cause, grace_until, at);
                 if flap {
                     step.actions.extend(self.penalize(at));
                 }
@@ -706,7 +828,15 @@ impl Machine {
                 timer: Timer::DrainExpiry,
                 ..
             } => Bookkept::event(Event::DrainTimer),
-            Input::Drain { cause, .. } => {
+            Input::TimerFired {
+                timer: Timer::GraceEnd,
+                ..
+            } => Bookkept::event(Event::GraceTimer),
+            Input::Drain { cause, at } => {
+                let grace = self.params.drain_grace;
+                self.bookkeep(Input::DrainAfter { cause, grace, at })
+            }
+            Input::DrainAfter { cause, grace, .. } => {
                 let mut after = Vec::new();
                 if let DrainCause::Operator {
                     expires_at: Some(deadline),
@@ -719,7 +849,7 @@ impl Machine {
                     });
                 }
                 Bookkept {
-                    event: Event::Drain(cause),
+                    event: Event::Drain(cause, grace),
                     before: Vec::new(),
                     after,
                 }
@@ -756,11 +886,22 @@ impl Machine {
             (Unhealthy, Event::Verdict(_)) => None,
             (Draining(_), Event::Verdict(_)) => None,
 
-            // An operator drain outlives a shutdown: the service is withdrawn already and must
-            // stay drained after the restart (only a removal replaces it).
-            (Draining(DrainCause::Operator { .. }), Event::Drain(DrainCause::Shutdown)) => None,
-            (Draining(current), Event::Drain(cause)) if *current == cause => None,
-            (Starting | Healthy | Unhealthy | Draining(_), Event::Drain(cause)) => {
+            // An operator drain outlives a shutdown: the service is withdrawn already (or in
+            // its grace) and must stay drained after the restart (only a removal replaces
+            // it). A repeated drain changes nothing, unless it cuts a grace in progress short
+            // (a second signal, `--grace 0`).
+            (
+                Draining(current @ DrainCause::Operator { .. }),
+                Event::Drain(DrainCause::Shutdown, grace),
+            ) if self.shortens(grace, at) => Some((Draining(current.clone()), self.cut(grace))),
+            (Draining(DrainCause::Operator { .. }), Event::Drain(DrainCause::Shutdown, _)) => None,
+            (Draining(current), Event::Drain(cause, grace))
+                if *current == cause && self.shortens(grace, at) =>
+            {
+                Some((Draining(cause), self.cut(grace)))
+            }
+            (Draining(current), Event::Drain(cause, _)) if *current == cause => None,
+            (Starting | Healthy | Unhealthy | Draining(_), Event::Drain(cause, _)) => {
                 Some((Draining(cause), Cause::Drain))
             }
 
@@ -784,6 +925,13 @@ impl Machine {
             ) if at >= *deadline => Some((self.after_drain(), Cause::DrainExpired)),
             (Starting | Healthy | Unhealthy | Draining(_), Event::DrainTimer) => None,
 
+            (Draining(cause), Event::GraceTimer)
+                if self.grace_until.is_some_and(|deadline| at >= deadline) =>
+            {
+                Some((Draining(cause.clone()), Cause::GraceEnded))
+            }
+            (Starting | Healthy | Unhealthy | Draining(_), Event::GraceTimer) => None,
+
             (Starting | Unhealthy, Event::SuppressionEnded) if rise_met => {
                 Some((Healthy, Cause::Unsuppressed))
             }
@@ -794,7 +942,8 @@ impl Machine {
     /// Replace the parameters (a reload). The state and the rise/fall counters are kept.
     /// `kept[i]` is the old index of new check `i` when it is the same check (same identity),
     /// whose latest observation is then kept; a new check starts pending at `at`. Returns the
-    /// timers to arm.
+    /// timers to arm, after an announce or withdrawal when the new parameters change the
+    /// level the state wants (`on_unhealthy` changed while unhealthy).
     pub fn reconfigure(
         &mut self,
         params: Params,
@@ -814,15 +963,18 @@ impl Machine {
                     })
             })
             .collect();
+        let before = self.wanted();
         self.params = params;
-        let mut actions: Vec<Action> = (0..self.checks.len())
-            .filter(|check| self.params.gates(*check))
-            .filter_map(|check| {
-                self.checks[check]
-                    .pending_since
-                    .map(|since| self.pending_timer(check, since))
-            })
-            .collect();
+        let mut actions = Machine::level_actions(before, self.wanted());
+        actions.extend(
+            (0..self.checks.len())
+                .filter(|check| self.params.gates(*check))
+                .filter_map(|check| {
+                    self.checks[check]
+                        .pending_since
+                        .map(|since| self.pending_timer(check, since))
+                }),
+        );
         if !self.params.any_gating() {
             actions.push(Action::ArmTimer {
                 timer: Timer::Evaluate,
@@ -940,13 +1092,68 @@ impl Machine {
         }
     }
 
-    fn go(&mut self, to: State, cause: Cause, at: Timestamp) -> Step {
+    /// Whether a drain with `grace` from `at` ends the grace in progress sooner.
+    fn shortens(&self, grace: Duration, at: Timestamp) -> bool {
+        self.grace_until
+            .is_some_and(|deadline| at.after(grace) < deadline)
+    }
+
+    /// The cause of a grace cut short by a drain with `grace`: over at once, or shortened.
+    fn cut(&self, grace: Duration) -> Cause {
+        if grace.is_zero() {
+            Cause::GraceEnded
+        } else {
+            Cause::Drain
+        }
+    }
+
+    /// The grace a transition to `to` leaves running: a drain (with a `grace` that is not
+    /// zero) of a service that is announced gets one, ending no later than a grace already
+    /// running; anything else ends it.
+    fn grace_after(
+        &self,
+        to: &State,
+        cause: &Cause,
+        grace: Option<Duration>,
+        at: Timestamp,
+    ) -> Option<Timestamp> {
+        match (to, cause, grace) {
+            (State::Draining(_), Cause::Drain, Some(grace))
+                if !grace.is_zero() && self.wanted().is_some() =>
+            {
+                let end = at.after(grace);
+                Some(self.grace_until.map_or(end, |running| running.min(end)))
+            }
+            _ => None,
+        }
+    }
+
+    /// The actions that take the prefixes from level `before` to `after`.
+    fn level_actions(before: Option<Level>, after: Option<Level>) -> Vec<Action> {
+        match (before, after) {
+            (before, Some(level)) if before != Some(level) => vec![Action::Announce(level)],
+            (Some(_), None) => vec![Action::Withdraw],
+            _ => Vec::new(),
+        }
+    }
+
+    fn go(
+        &mut self,
+        to: State,
+        cause: Cause,
+        grace_until: Option<Timestamp>,
+        at: Timestamp,
+    ) -> Step {
+        let before = self.wanted();
         let from = std::mem::replace(&mut self.state, to.clone());
-        let mut actions = Vec::new();
-        match (from.announces(), to.announces()) {
-            (false, true) => actions.push(Action::Announce),
-            (true, false) => actions.push(Action::Withdraw),
-            _ => {}
+        let rearm = grace_until.filter(|deadline| self.grace_until != Some(*deadline));
+        self.grace_until = grace_until;
+        let mut actions = Machine::level_actions(before, self.wanted());
+        if let Some(deadline) = rearm {
+            actions.push(Action::ArmTimer {
+                timer: Timer::GraceEnd,
+                deadline,
+            });
         }
         Step {
             transition: Some(Transition {

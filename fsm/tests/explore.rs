@@ -5,6 +5,14 @@
 //! - announce and withdraw strictly alternate, starting with announce;
 //! - the announced flag the actions imply equals `state().announces()`;
 //! - a pending check never yields a verdict before its `pending_timeout`.
+//!
+//! With graded announcements (`on_unhealthy = deprefer`, a drain grace), the same walk over an
+//! alphabet with the grace's timer and a drain that cuts a grace short (a second signal):
+//! - the level the actions imply equals `wanted()`; an announce always changes the level;
+//! - nothing is announced normally before `rise`, nor normally or de-preferred while draining;
+//! - a de-prefer service never withdraws on a verdict;
+//! - a grace is only entered from an announcement, and a grace timer at or past its end
+//!   always leaves the service withdrawn.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,6 +23,27 @@ const TIMEOUT_MS: i64 = 10;
 
 /// A named way to make an input at a moment.
 type Letter = (&'static str, Box<dyn Fn(Timestamp) -> Input>);
+
+/// The alphabet with the grace's timer and a drain that cuts a grace short.
+fn graded_alphabet() -> Vec<Letter> {
+    let mut letters = alphabet();
+    letters.push((
+        "grace_end",
+        Box::new(|at| Input::TimerFired {
+            timer: Timer::GraceEnd,
+            at,
+        }),
+    ));
+    letters.push((
+        "signal2",
+        Box::new(|at| Input::DrainAfter {
+            cause: DrainCause::Shutdown,
+            grace: Duration::ZERO,
+            at,
+        }),
+    ));
+    letters
+}
 
 fn alphabet() -> Vec<Letter> {
     let observed = |check: usize, o: Observation| {
@@ -69,12 +98,26 @@ fn alphabet() -> Vec<Letter> {
 struct Walk {
     machine: Machine,
     announced: bool,
+    level: Option<Level>,
     steps: Vec<&'static str>,
     /// Since when each check has been pending, tracked independently of the machine.
     pending_since: [Option<i64>; 2],
 }
 
 fn explore(depth: usize, rise: u32, fall: u32, fail_early: bool) -> usize {
+    explore_graded(depth, rise, fall, fail_early, OnUnhealthy::Withdraw, 0)
+}
+
+/// The walk under `on_unhealthy` and a drain grace of `grace_ms` (zero: the plain walk, over
+/// the plain alphabet, with the plain invariants as well).
+fn explore_graded(
+    depth: usize,
+    rise: u32,
+    fall: u32,
+    fail_early: bool,
+    on_unhealthy: OnUnhealthy,
+    grace_ms: u64,
+) -> usize {
     let params = Params {
         require: 0,
         shadow: Vec::new(),
@@ -83,12 +126,16 @@ fn explore(depth: usize, rise: u32, fall: u32, fail_early: bool) -> usize {
         fall,
         pending_timeouts: vec![Duration::from_millis(TIMEOUT_MS as u64); 2],
         damping: None,
+        on_unhealthy,
+        drain_grace: Duration::from_millis(grace_ms),
     };
-    let alphabet = alphabet();
+    let plain = on_unhealthy == OnUnhealthy::Withdraw && grace_ms == 0;
+    let alphabet = if plain { alphabet() } else { graded_alphabet() };
     let (machine, _) = Machine::new(params, Timestamp(0));
     let mut stack = vec![Walk {
         machine,
         announced: false,
+        level: None,
         steps: vec![],
         pending_since: [Some(0), Some(0)],
     }];
@@ -114,13 +161,88 @@ fn explore(depth: usize, rise: u32, fall: u32, fail_early: bool) -> usize {
                     _ => None,
                 };
             }
-            let step = machine.step(input);
+            let grace_before = machine.grace_until();
+            let step = machine.step(input.clone());
+            let mut level = walk.level;
+            for action in &step.actions {
+                match action {
+                    Action::Announce(to) => {
+                        assert_ne!(
+                            level,
+                            Some(*to),
+                            "announce at the same level: {steps_so_far:?}",
+                            steps_so_far = (&walk.steps, name)
+                        );
+                        if *to == Level::GracefulShutdown {
+                            assert!(
+                                level.is_some(),
+                                "a grace entered from a withdrawal: {:?}",
+                                (&walk.steps, name)
+                            );
+                        }
+                        level = Some(*to);
+                    }
+                    Action::Withdraw => {
+                        assert!(
+                            level.is_some(),
+                            "withdraw without announce: {:?}",
+                            (&walk.steps, name)
+                        );
+                        if on_unhealthy == OnUnhealthy::Deprefer {
+                            assert!(
+                                !matches!(
+                                    step.transition.as_ref().map(|t| &t.cause),
+                                    Some(Cause::Verdict(_))
+                                ),
+                                "a de-prefer service withdrawn on a verdict: {:?}",
+                                (&walk.steps, name)
+                            );
+                        }
+                        level = None;
+                    }
+                    Action::ArmTimer { .. } => {}
+                }
+            }
+            assert_eq!(
+                level,
+                machine.wanted(),
+                "actions and wanted level disagree: {:?}",
+                (&walk.steps, name)
+            );
+            if level == Some(Level::Normal) {
+                assert!(
+                    machine.counters().healthy_streak >= rise || walk.level == Some(Level::Normal),
+                    "announced before rise={rise}: {:?}",
+                    (&walk.steps, name)
+                );
+            }
+            if matches!(machine.state(), State::Draining(_)) {
+                assert!(
+                    matches!(level, None | Some(Level::GracefulShutdown)),
+                    "announced while draining: {:?}",
+                    (&walk.steps, name)
+                );
+            }
+            if let Input::TimerFired {
+                timer: Timer::GraceEnd,
+                at,
+            } = &input
+            {
+                if grace_before.is_some_and(|end| *at >= end) {
+                    assert_eq!(
+                        level,
+                        None,
+                        "still announced at the grace's end: {:?}",
+                        (&walk.steps, name)
+                    );
+                }
+            }
             let mut announced = walk.announced;
             let mut steps = walk.steps.clone();
             steps.push(name);
-            for action in &step.actions {
+            for action in step.actions.iter().filter(|_| plain) {
                 match action {
-                    Action::Announce => {
+                    Action::Announce(_) => {
                         assert!(!announced, "announce twice in a row: {steps:?}");
                         announced = true;
                     }
@@ -133,12 +255,14 @@ fn explore(depth: usize, rise: u32, fall: u32, fail_early: bool) -> usize {
                     }
                 }
             }
-            assert_eq!(
-                announced,
-                machine.state().announces(),
-                "actions and state disagree: {steps:?}"
-            );
-            if announced {
+            if plain {
+                assert_eq!(
+                    announced,
+                    machine.state().announces(),
+                    "actions and state disagree: {steps:?}"
+                );
+            }
+            if plain && announced {
                 assert!(
                     machine.counters().healthy_streak >= rise || walk.announced,
                     "announced before rise={rise}: {steps:?}"
@@ -194,6 +318,7 @@ fn explore(depth: usize, rise: u32, fall: u32, fail_early: bool) -> usize {
             stack.push(Walk {
                 machine,
                 announced,
+                level,
                 steps,
                 pending_since,
             });
@@ -222,4 +347,20 @@ fn all_sequences_up_to_length_six_keep_the_invariants_with_rise_two_fall_two() {
 #[test]
 fn all_sequences_up_to_length_five_keep_the_invariants_with_rise_three_fall_one() {
     explore(5, 3, 1, true);
+}
+
+#[test]
+fn all_sequences_up_to_length_five_keep_the_invariants_of_a_deprefer_service() {
+    explore_graded(5, 1, 1, true, OnUnhealthy::Deprefer, 0);
+}
+
+#[test]
+fn all_sequences_up_to_length_five_keep_the_invariants_of_a_deprefer_service_with_a_grace() {
+    // A grace of 4 ms: the walk's 3 ms steps reach its end within the sequence.
+    explore_graded(5, 2, 1, true, OnUnhealthy::Deprefer, 4);
+}
+
+#[test]
+fn all_sequences_up_to_length_five_keep_the_invariants_of_a_withdraw_service_with_a_grace() {
+    explore_graded(5, 1, 2, true, OnUnhealthy::Withdraw, 4);
 }

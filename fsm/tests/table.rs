@@ -80,7 +80,7 @@ fn to_of(step: &Step) -> Option<State> {
 fn moves(step: &Step) -> Vec<Action> {
     step.actions
         .iter()
-        .filter(|a| matches!(a, Action::Announce | Action::Withdraw))
+        .filter(|a| matches!(a, Action::Announce(_) | Action::Withdraw))
         .cloned()
         .collect()
 }
@@ -92,7 +92,7 @@ fn starting_on_pass_goes_healthy_and_announces() {
     let mut m = fresh(State::Starting);
     let step = m.step(pass(5));
     assert_eq!(to_of(&step), Some(State::Healthy));
-    assert_eq!(moves(&step), vec![Action::Announce]);
+    assert_eq!(moves(&step), vec![Action::Announce(Level::Normal)]);
 }
 
 #[test]
@@ -291,7 +291,7 @@ fn unhealthy_on_pass_goes_healthy_and_announces() {
     let mut m = unhealthy();
     let step = m.step(pass(5));
     assert_eq!(to_of(&step), Some(State::Healthy));
-    assert_eq!(moves(&step), vec![Action::Announce]);
+    assert_eq!(moves(&step), vec![Action::Announce(Level::Normal)]);
 }
 
 #[test]
@@ -393,7 +393,7 @@ fn draining_on_drain_expiry_returns_to_healthy_when_checks_pass() {
         step.transition.as_ref().map(|tr| tr.cause.clone()),
         Some(Cause::DrainExpired)
     );
-    assert_eq!(moves(&step), vec![Action::Announce]);
+    assert_eq!(moves(&step), vec![Action::Announce(Level::Normal)]);
 }
 
 #[test]
@@ -451,7 +451,7 @@ fn draining_on_undrain_goes_healthy_when_last_verdicts_passed() {
     let mut m = drained(operator(None));
     let step = m.step(Input::Undrain { at: t(5) });
     assert_eq!(to_of(&step), Some(State::Healthy));
-    assert_eq!(moves(&step), vec![Action::Announce]);
+    assert_eq!(moves(&step), vec![Action::Announce(Level::Normal)]);
 }
 
 #[test]
@@ -479,6 +479,8 @@ fn two_checks(rise: u32, fall: u32) -> Machine {
         require: 0,
         shadow: Vec::new(),
         fail_early: true,
+        on_unhealthy: OnUnhealthy::Withdraw,
+        drain_grace: Duration::ZERO,
         damping: None,
     };
     Machine::new(params, t(0)).0
@@ -490,6 +492,8 @@ fn two_checks_ruled(require: u32, fail_early: bool) -> Machine {
         pending_timeouts: vec![TIMEOUT, TIMEOUT],
         require,
         fail_early,
+        on_unhealthy: OnUnhealthy::Withdraw,
+        drain_grace: Duration::ZERO,
         ..Params::new(Vec::new())
     };
     Machine::new(params, t(0)).0
@@ -586,7 +590,7 @@ fn a_service_without_checks_is_healthy_on_the_first_verdict() {
         at: t(0),
     });
     assert_eq!(to_of(&step), Some(State::Healthy));
-    assert_eq!(moves(&step), vec![Action::Announce]);
+    assert_eq!(moves(&step), vec![Action::Announce(Level::Normal)]);
 }
 
 #[test]
@@ -616,6 +620,8 @@ fn set_params_keeps_the_counters() {
             require: 0,
             shadow: Vec::new(),
             fail_early: true,
+            on_unhealthy: OnUnhealthy::Withdraw,
+            drain_grace: Duration::ZERO,
             damping: None,
         },
         t(4),
@@ -638,6 +644,8 @@ fn reconfigure_keeps_matching_checks_and_starts_new_ones_pending() {
         require: 0,
         shadow: Vec::new(),
         fail_early: true,
+        on_unhealthy: OnUnhealthy::Withdraw,
+        drain_grace: Duration::ZERO,
         damping: None,
     };
     let actions = m.reconfigure(params, &[Some(1), None], t(3));
@@ -721,6 +729,8 @@ fn damped() -> Machine {
         require: 0,
         shadow: Vec::new(),
         fail_early: true,
+        on_unhealthy: OnUnhealthy::Withdraw,
+        drain_grace: Duration::ZERO,
         damping: Some(Damping {
             penalty: 1000,
             suppress: 2000,
@@ -1007,4 +1017,296 @@ fn confirming_while_a_rise_or_fall_count_is_in_progress() {
     assert!(!m.confirming());
     let _ = m.step(obs(1, Observation::Fail("z".into()), 3));
     assert!(!m.confirming());
+}
+
+// ---- levels: de-prefer and drain graces ----
+
+/// A one-check machine in `state` under `on_unhealthy` with a drain grace of `grace_ms`,
+/// its check passed once.
+fn graded_in(state: State, on_unhealthy: OnUnhealthy, grace_ms: u64) -> Machine {
+    let params = Params {
+        on_unhealthy,
+        drain_grace: Duration::from_millis(grace_ms),
+        ..Params::new(vec![TIMEOUT])
+    };
+    let (mut machine, _) = Machine::with_state(params, state, t(0));
+    let _ = machine.step(pass(1));
+    machine
+}
+
+fn grace_timer(at: i64) -> Input {
+    Input::TimerFired {
+        timer: Timer::GraceEnd,
+        at: t(at),
+    }
+}
+
+fn timers(step: &Step) -> Vec<(Timer, Timestamp)> {
+    step.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::ArmTimer { timer, deadline } => Some((*timer, *deadline)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn each_state_wants_its_level_under_each_policy() {
+    use OnUnhealthy::{Deprefer, Withdraw};
+    for (state, policy, wanted) in [
+        (State::Starting, Withdraw, None),
+        (State::Starting, Deprefer, None),
+        (State::Healthy, Withdraw, Some(Level::Normal)),
+        (State::Healthy, Deprefer, Some(Level::Normal)),
+        (State::Unhealthy, Withdraw, None),
+        (State::Unhealthy, Deprefer, Some(Level::Depreferred)),
+        (State::Draining(DrainCause::Shutdown), Deprefer, None),
+    ] {
+        assert_eq!(
+            fresh_graded(state.clone(), policy).wanted(),
+            wanted,
+            "{state:?} {policy:?}"
+        );
+    }
+}
+
+fn fresh_graded(state: State, on_unhealthy: OnUnhealthy) -> Machine {
+    let params = Params {
+        on_unhealthy,
+        ..Params::new(vec![TIMEOUT])
+    };
+    Machine::with_state(params, state, t(0)).0
+}
+
+#[test]
+fn healthy_deprefer_service_on_fail_announces_depreferred_instead_of_withdrawing() {
+    let mut m = graded_in(State::Healthy, OnUnhealthy::Deprefer, 0);
+    let step = m.step(fail(5));
+    assert_eq!(to_of(&step), Some(State::Unhealthy));
+    assert_eq!(moves(&step), vec![Action::Announce(Level::Depreferred)]);
+}
+
+#[test]
+fn unhealthy_deprefer_service_on_pass_announces_normal_again() {
+    let mut m = graded_in(State::Unhealthy, OnUnhealthy::Deprefer, 0);
+    let _ = m.step(fail(3));
+    let step = m.step(pass(5));
+    assert_eq!(to_of(&step), Some(State::Healthy));
+    assert_eq!(moves(&step), vec![Action::Announce(Level::Normal)]);
+}
+
+#[test]
+fn starting_deprefer_service_on_fail_announces_depreferred() {
+    let params = Params {
+        on_unhealthy: OnUnhealthy::Deprefer,
+        ..Params::new(vec![TIMEOUT])
+    };
+    let (mut m, _) = Machine::new(params, t(0));
+    let step = m.step(fail(5));
+    assert_eq!(to_of(&step), Some(State::Unhealthy));
+    assert_eq!(moves(&step), vec![Action::Announce(Level::Depreferred)]);
+}
+
+#[test]
+fn healthy_withdraw_service_on_fail_still_withdraws() {
+    let mut m = graded_in(State::Healthy, OnUnhealthy::Withdraw, 30_000);
+    let step = m.step(fail(5));
+    assert_eq!(moves(&step), vec![Action::Withdraw]);
+}
+
+#[test]
+fn healthy_with_a_grace_on_drain_announces_graceful_shutdown_and_arms_the_grace_end() {
+    let mut m = graded_in(State::Healthy, OnUnhealthy::Withdraw, 30_000);
+    let step = m.step(Input::Drain {
+        cause: operator(None),
+        at: t(10),
+    });
+    assert_eq!(to_of(&step), Some(State::Draining(operator(None))));
+    assert_eq!(
+        moves(&step),
+        vec![Action::Announce(Level::GracefulShutdown)]
+    );
+    assert_eq!(timers(&step), vec![(Timer::GraceEnd, t(30_010))]);
+    assert_eq!(m.grace_until(), Some(t(30_010)));
+}
+
+#[test]
+fn draining_in_its_grace_at_the_grace_end_withdraws_and_stays_draining() {
+    let mut m = graded_in(State::Healthy, OnUnhealthy::Withdraw, 30_000);
+    let _ = m.step(Input::Drain {
+        cause: DrainCause::Shutdown,
+        at: t(10),
+    });
+    let early = m.step(grace_timer(30_009));
+    assert_eq!(
+        early,
+        Step::default(),
+        "a timer before its deadline does nothing"
+    );
+    let step = m.step(grace_timer(30_010));
+    let transition = step.transition.clone().unwrap();
+    assert_eq!(transition.to, State::Draining(DrainCause::Shutdown));
+    assert_eq!(transition.cause, Cause::GraceEnded);
+    assert_eq!(moves(&step), vec![Action::Withdraw]);
+    assert_eq!(m.wanted(), None);
+    assert_eq!(m.grace_until(), None);
+}
+
+#[test]
+fn draining_in_its_grace_on_a_drain_with_zero_grace_withdraws_at_once() {
+    let mut m = graded_in(State::Healthy, OnUnhealthy::Withdraw, 30_000);
+    let _ = m.step(Input::Drain {
+        cause: DrainCause::Shutdown,
+        at: t(10),
+    });
+    let step = m.step(Input::DrainAfter {
+        cause: DrainCause::Shutdown,
+        grace: Duration::ZERO,
+        at: t(500),
+    });
+    assert_eq!(
+        step.transition.clone().map(|t| t.cause),
+        Some(Cause::GraceEnded),
+        "a second signal"
+    );
+    assert_eq!(moves(&step), vec![Action::Withdraw]);
+}
+
+#[test]
+fn draining_in_its_grace_on_a_shorter_grace_ends_sooner_and_on_a_longer_one_keeps_its_end() {
+    let mut m = graded_in(State::Healthy, OnUnhealthy::Withdraw, 30_000);
+    let _ = m.step(Input::Drain {
+        cause: DrainCause::Shutdown,
+        at: t(0),
+    });
+    let longer = m.step(Input::DrainAfter {
+        cause: DrainCause::Shutdown,
+        grace: Duration::from_secs(60),
+        at: t(1_000),
+    });
+    assert_eq!(longer, Step::default());
+    let shorter = m.step(Input::DrainAfter {
+        cause: DrainCause::Shutdown,
+        grace: Duration::from_secs(5),
+        at: t(1_000),
+    });
+    assert_eq!(
+        moves(&shorter),
+        vec![],
+        "still in its grace, announced as it was"
+    );
+    assert_eq!(timers(&shorter), vec![(Timer::GraceEnd, t(6_000))]);
+    assert_eq!(m.wanted(), Some(Level::GracefulShutdown));
+}
+
+#[test]
+fn operator_drain_in_its_grace_on_a_shutdown_without_grace_withdraws_and_stays_an_operator_drain() {
+    let mut m = graded_in(State::Healthy, OnUnhealthy::Withdraw, 30_000);
+    let _ = m.step(Input::Drain {
+        cause: operator(None),
+        at: t(0),
+    });
+    let step = m.step(Input::DrainAfter {
+        cause: DrainCause::Shutdown,
+        grace: Duration::ZERO,
+        at: t(100),
+    });
+    assert_eq!(to_of(&step), Some(State::Draining(operator(None))));
+    assert_eq!(moves(&step), vec![Action::Withdraw]);
+}
+
+#[test]
+fn drain_with_a_grace_of_a_withdrawn_service_announces_nothing() {
+    let mut m = graded_in(State::Unhealthy, OnUnhealthy::Withdraw, 30_000);
+    let _ = m.step(fail(3));
+    let step = m.step(Input::Drain {
+        cause: operator(None),
+        at: t(10),
+    });
+    assert_eq!(moves(&step), vec![]);
+    assert_eq!(timers(&step), vec![]);
+    assert_eq!(m.grace_until(), None);
+}
+
+#[test]
+fn unhealthy_deprefer_service_on_drain_with_a_grace_goes_from_depreferred_to_graceful() {
+    let mut m = graded_in(State::Unhealthy, OnUnhealthy::Deprefer, 30_000);
+    let _ = m.step(fail(3));
+    assert_eq!(m.wanted(), Some(Level::Depreferred));
+    let step = m.step(Input::Drain {
+        cause: DrainCause::Shutdown,
+        at: t(10),
+    });
+    assert_eq!(
+        moves(&step),
+        vec![Action::Announce(Level::GracefulShutdown)]
+    );
+}
+
+#[test]
+fn drain_after_zero_of_a_healthy_service_withdraws_at_once_whatever_the_configured_grace() {
+    let mut m = graded_in(State::Healthy, OnUnhealthy::Withdraw, 30_000);
+    let step = m.step(Input::DrainAfter {
+        cause: operator(None),
+        grace: Duration::ZERO,
+        at: t(10),
+    });
+    assert_eq!(moves(&step), vec![Action::Withdraw]);
+    assert_eq!(m.grace_until(), None);
+}
+
+#[test]
+fn undrain_in_a_grace_announces_normal_again_and_a_late_grace_timer_does_nothing() {
+    let mut m = graded_in(State::Healthy, OnUnhealthy::Withdraw, 30_000);
+    let _ = m.step(Input::Drain {
+        cause: operator(None),
+        at: t(10),
+    });
+    let step = m.step(Input::Undrain { at: t(20) });
+    assert_eq!(to_of(&step), Some(State::Healthy));
+    assert_eq!(moves(&step), vec![Action::Announce(Level::Normal)]);
+    assert_eq!(m.step(grace_timer(30_010)), Step::default());
+}
+
+#[test]
+fn restored_grace_keeps_its_journaled_end_and_one_already_over_stays_withdrawn() {
+    let (mut m, _) = Machine::with_state(
+        Params::new(vec![TIMEOUT]),
+        State::Draining(DrainCause::Shutdown),
+        t(1_000),
+    );
+    assert_eq!(
+        m.restore_grace(t(5_000), t(1_000)),
+        vec![Action::ArmTimer {
+            timer: Timer::GraceEnd,
+            deadline: t(5_000)
+        }]
+    );
+    assert_eq!(m.wanted(), Some(Level::GracefulShutdown));
+    let step = m.step(grace_timer(5_000));
+    assert_eq!(moves(&step), vec![Action::Withdraw]);
+
+    let (mut late, _) = Machine::with_state(
+        Params::new(vec![TIMEOUT]),
+        State::Draining(DrainCause::Shutdown),
+        t(9_000),
+    );
+    assert_eq!(late.restore_grace(t(5_000), t(9_000)), vec![]);
+    assert_eq!(late.wanted(), None);
+}
+
+#[test]
+fn reload_to_deprefer_while_unhealthy_announces_depreferred_and_back_withdraws() {
+    let mut m = graded_in(State::Unhealthy, OnUnhealthy::Withdraw, 0);
+    let _ = m.step(fail(3));
+    assert_eq!(m.state(), &State::Unhealthy);
+    let deprefer = Params {
+        on_unhealthy: OnUnhealthy::Deprefer,
+        ..Params::new(vec![TIMEOUT])
+    };
+    let actions = m.set_params(deprefer, t(10));
+    assert!(actions.contains(&Action::Announce(Level::Depreferred)));
+    let actions = m.set_params(Params::new(vec![TIMEOUT]), t(20));
+    assert!(actions.contains(&Action::Withdraw));
 }

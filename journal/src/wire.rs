@@ -24,6 +24,12 @@
 //! Formats 4 and 5 change no struct: they append record kinds ([`Event::RoutingRestarted`]
 //! and [`Event::HookRan`]; [`Event::VerdictRule`]), and only records of those kinds carry the
 //! new version byte.
+//!
+//! Format 6 (graded announcements) appends [`Event::Level`], the level a transition left the
+//! service's prefixes announced at when it is not the one its state had before graded
+//! announcements (a de-preferred unhealthy service, a drain in its grace, with the grace's
+//! end), and [`Cause::GraceEnded`]: a transition with that cause is written as format 6.
+//! Services that withdraw and drain without a grace journal exactly as in format 5.
 
 use anycastd_fsm as fsm;
 use serde::{Deserialize, Serialize};
@@ -352,6 +358,10 @@ pub enum Cause {
     Restart,
     /// Flap damping stopped suppressing the service and its checks pass.
     Unsuppressed,
+    // ---- format version 6 ----
+    /// A drain's grace ended (or was cut short): the service, still draining, is withdrawn
+    /// (format 6).
+    GraceEnded,
 }
 
 /// What a transition asks of FRR.
@@ -521,6 +531,49 @@ pub enum Event {
     /// [`Event::DaemonStarted`] (format 5). A start without one used the rule of format 4 and
     /// before: every verdict waited for the pending checks.
     VerdictRule(VerdictRule),
+    // ---- format version 6 ----
+    /// The level the service's prefixes are announced at after the transition before it,
+    /// when it is not the level its state implied before graded announcements (format 6).
+    Level(LevelRecord),
+}
+
+/// The level of an announcement (format 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Level {
+    /// The plain route.
+    Normal,
+    /// De-preferred (an unhealthy service under `on_unhealthy = "deprefer"`).
+    Depreferred,
+    /// RFC 8326 GRACEFUL_SHUTDOWN during a drain's grace.
+    GracefulShutdown,
+}
+
+/// Path attributes as journaled (format 6).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attributes {
+    /// Times the local AS is prepended.
+    pub as_path_prepend: u8,
+    /// The MULTI_EXIT_DISC, if set.
+    pub med: Option<u32>,
+    /// RFC 1997 communities, each as one 32-bit number.
+    pub communities: Vec<u32>,
+    /// RFC 8092 large communities.
+    pub large_communities: Vec<(u32, u32, u32)>,
+}
+
+/// What a transition left a service's prefixes announced at (format 6): written right after
+/// the transition when it is not what the state alone said before graded announcements.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LevelRecord {
+    /// The service.
+    pub service: String,
+    /// The level (`None`: withdrawn).
+    pub level: Option<Level>,
+    /// What the prefixes are announced with at that level.
+    pub attributes: Attributes,
+    /// In a grace: when it ends (ms since the epoch); the service is withdrawn then, also
+    /// by a daemon restarted before.
+    pub grace_until_ms: Option<i64>,
 }
 
 /// How a daemon run forms verdicts (format 5).
@@ -741,6 +794,11 @@ impl Event {
     /// The format version that introduced this kind of record.
     pub fn introduced(&self) -> u8 {
         match self {
+            Event::Level(_)
+            | Event::Transition(Transition {
+                cause: Cause::GraceEnded,
+                ..
+            }) => 6,
             Event::VerdictRule(_) => 5,
             Event::RoutingRestarted(_) | Event::HookRan(_) => 4,
             e if e.is_version_2() => 2,
@@ -750,8 +808,9 @@ impl Event {
 
     /// The format version a record of this kind is written in: 3, or the format that added
     /// the kind (format 4 is format 3 with [`Event::RoutingRestarted`] and [`Event::HookRan`]
-    /// appended, format 5 format 4 with [`Event::VerdictRule`]; a build that knows an older
-    /// format skips those records alone).
+    /// appended, format 5 format 4 with [`Event::VerdictRule`], format 6 format 5 with
+    /// [`Event::Level`] and [`Cause::GraceEnded`]; a build that knows an older format skips
+    /// those records alone).
     pub fn format(&self) -> u8 {
         self.introduced().max(3)
     }
@@ -773,6 +832,7 @@ impl Event {
             Event::DampingRestored(d) => Some(&d.state.service),
             Event::RoutingRestarted(r) => Some(&r.service),
             Event::HookRan(h) => Some(&h.service),
+            Event::Level(l) => Some(&l.service),
             Event::Operator(OperatorAction {
                 kind: OperatorKind::Drain { service, .. } | OperatorKind::Undrain { service },
                 ..
@@ -987,6 +1047,26 @@ impl DampingRecord {
             penalty_milli: self.penalty_milli,
             at: fsm::Timestamp(self.at_ms),
             suppressed_since: self.suppressed_since_ms.map(fsm::Timestamp),
+        }
+    }
+}
+
+impl From<fsm::Level> for Level {
+    fn from(level: fsm::Level) -> Self {
+        match level {
+            fsm::Level::Normal => Level::Normal,
+            fsm::Level::Depreferred => Level::Depreferred,
+            fsm::Level::GracefulShutdown => Level::GracefulShutdown,
+        }
+    }
+}
+
+impl From<Level> for fsm::Level {
+    fn from(level: Level) -> Self {
+        match level {
+            Level::Normal => fsm::Level::Normal,
+            Level::Depreferred => fsm::Level::Depreferred,
+            Level::GracefulShutdown => fsm::Level::GracefulShutdown,
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Journals written by format versions 1, 2 and 3 are checked in
-//! (`tests/fixtures/journal-v1`, `journal-v2`, `journal-v3`); every later build must still
+//! Journals written by format versions 1, 2, 3 and 6 are checked in
+//! (`tests/fixtures/journal-v1`, `journal-v2`, `journal-v3`, `journal-v6`); every later build must still
 //! decode them, record for record. Write a fixture only when adding its format version, never
 //! again: `cargo test -p anycastd-journal --test fixture write_the_v3 -- --ignored`.
 
@@ -19,6 +19,103 @@ fn fixture_v2_dir() -> PathBuf {
 
 fn fixture_v3_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/journal-v3")
+}
+
+fn fixture_v6_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/journal-v6")
+}
+
+/// Format 6 (graded announcements): version 3's records, then the levels of a de-preferred
+/// service and of a drain in its grace, and the transition that ends the grace.
+fn events_v6() -> Vec<Event> {
+    let mut events = events_v3();
+    let draining = State::Draining(DrainCause::Operator {
+        reason: "maintenance".into(),
+        expires_at_ms: None,
+        uid: 0,
+    });
+    events.extend([
+        Event::Level(LevelRecord {
+            service: "dns".into(),
+            level: Some(Level::Depreferred),
+            attributes: Attributes {
+                as_path_prepend: 3,
+                med: Some(1000),
+                communities: vec![65000 << 16 | 666],
+                large_communities: vec![(65000, 1, 666)],
+            },
+            grace_until_ms: None,
+        }),
+        Event::Level(LevelRecord {
+            service: "dns".into(),
+            level: Some(Level::GracefulShutdown),
+            attributes: Attributes {
+                as_path_prepend: 3,
+                med: Some(1000),
+                communities: vec![65000 << 16 | 666, 0xffff_0000],
+                large_communities: vec![],
+            },
+            grace_until_ms: Some(1_795_700_030_000),
+        }),
+        Event::Transition(Transition {
+            service: "dns".into(),
+            from: draining.clone(),
+            to: draining,
+            cause: Cause::GraceEnded,
+            healthy_streak: 4,
+            unhealthy_streak: 0,
+            change: Change::Withdraw,
+            prefixes: vec![p("203.0.113.53/32", None)],
+        }),
+    ]);
+    events
+}
+
+#[test]
+#[ignore = "writes the checked-in fixture"]
+fn write_the_v6_fixture() {
+    let dir = fixture_v6_dir();
+    let _ = std::fs::remove_dir_all(&dir);
+    {
+        let mut journal = Journal::open(&dir, &Options::default()).unwrap();
+        for (i, event) in events_v6().iter().enumerate() {
+            journal
+                .append(1_795_700_000_000 + i as i64, std::slice::from_ref(event))
+                .unwrap();
+        }
+        journal.flush().unwrap();
+    }
+    std::fs::remove_file(dir.join(anycastd_journal::LOCK_FILE)).unwrap();
+}
+
+#[test]
+fn the_checked_in_v6_journal_still_decodes_record_for_record() {
+    let work = tempfile::tempdir().unwrap();
+    copy_dir(&fixture_v6_dir(), work.path());
+    let journal = Journal::open(work.path(), &Options::default()).unwrap();
+    let decoded: Vec<(u8, u64, i64, Event)> = journal
+        .entries_from(0)
+        .map(|e| match e.unwrap() {
+            Entry::Record(r) => (r.version, r.seq, r.at_ms, r.event),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let expected: Vec<(u8, u64, i64, Event)> = events_v6()
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| (e.format(), i as u64 + 1, 1_795_700_000_000 + i as i64, e))
+        .collect();
+    assert_eq!(decoded, expected);
+    let versions: Vec<u8> = decoded.iter().map(|(v, ..)| *v).collect();
+    assert_eq!(
+        versions[versions.len() - 3..],
+        [6, 6, 6],
+        "the graded records are format 6"
+    );
+    assert!(
+        versions[..versions.len() - 3].iter().all(|v| *v <= 3),
+        "the others as before"
+    );
 }
 
 /// Every record kind of format version 3: version 2's, then prefixes of a backend other

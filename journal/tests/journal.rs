@@ -500,11 +500,51 @@ fn a_routing_restart_is_a_format_4_record_and_the_rest_stay_format_3() {
         Err(Error::Corrupt { .. })
     ));
     // A build of a later format skips it as unknown.
-    let mut marked_6 = bytes;
-    marked_6[0] = 6;
+    let mut marked_7 = bytes;
+    marked_7[0] = 7;
     assert!(matches!(
-        codec::decode(9, &marked_6),
-        Ok(Entry::UnknownVersion { version: 6, .. })
+        codec::decode(9, &marked_7),
+        Ok(Entry::UnknownVersion { version: 7, .. })
+    ));
+}
+
+#[test]
+fn a_level_and_a_grace_end_are_format_6_records_and_other_transitions_stay_format_3() {
+    let level = Event::Level(LevelRecord {
+        service: "dns".into(),
+        level: Some(Level::GracefulShutdown),
+        attributes: Attributes::default(),
+        grace_until_ms: Some(30_000),
+    });
+    let bytes = codec::encode(1, &level).unwrap();
+    assert_eq!(bytes[0], 6);
+    match codec::decode(7, &bytes).unwrap() {
+        Entry::Record(r) => assert_eq!((r.version, r.event), (6, level)),
+        other => panic!("{other:?}"),
+    }
+    let transition = |cause| {
+        Event::Transition(Transition {
+            service: "dns".into(),
+            from: State::Draining(DrainCause::Shutdown),
+            to: State::Draining(DrainCause::Shutdown),
+            cause,
+            healthy_streak: 0,
+            unhealthy_streak: 0,
+            change: Change::Withdraw,
+            prefixes: vec![],
+        })
+    };
+    assert_eq!(
+        codec::encode(1, &transition(Cause::GraceEnded)).unwrap()[0],
+        6
+    );
+    assert_eq!(codec::encode(1, &transition(Cause::Drain)).unwrap()[0], 3);
+    // Marked as format 5 it is corrupt, not misread.
+    let mut marked_5 = bytes;
+    marked_5[0] = 5;
+    assert!(matches!(
+        codec::decode(8, &marked_5),
+        Err(Error::Corrupt { .. })
     ));
 }
 
@@ -519,7 +559,7 @@ fn the_verdict_rule_is_a_format_5_record() {
         other => panic!("{other:?}"),
     }
     // Marked as format 4 it is corrupt, not misread; a build that knows format 4 (which
-    // stops at version 4) skips it as unknown, as this one skips version 6.
+    // stops at version 4) skips it as unknown, as this one skips version 7.
     let mut marked_4 = bytes.clone();
     marked_4[0] = 4;
     assert!(matches!(

@@ -766,7 +766,10 @@ impl<'a> Replayer<'a> {
             | Event::JournalGap(_)
             | Event::ReloadRejected(_)
             | Event::RoutingRestarted(_)
-            | Event::HookRan(_) => {}
+            | Event::HookRan(_)
+            // The level a transition left the prefixes at: replay models states (the what-ifs
+            // of `on_unhealthy` and `drain_grace` are not built yet).
+            | Event::Level(_) => {}
         }
         Then::CollectDamping
     }
@@ -1100,6 +1103,8 @@ impl<'a> Replayer<'a> {
                 }
             }
             wire::Cause::Unsuppressed => self.actual.fire(Timer::DampingReuse, at),
+            // A drain's grace ended: the level changed, not the state (replay models states).
+            wire::Cause::GraceEnded => return Then::CollectDamping,
             wire::Cause::Verdict { .. } | wire::Cause::Undrain => {}
         }
         self.recorded_steps.push(recorded_step(at, t));

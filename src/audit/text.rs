@@ -175,6 +175,7 @@ pub fn cause_text(cause: &wire::Cause) -> String {
         wire::Cause::Adopted => "adopted prefixes found in the routing daemon".into(),
         wire::Cause::Restart => "reset at start-up".into(),
         wire::Cause::Unsuppressed => "flap damping no longer suppresses it, checks pass".into(),
+        wire::Cause::GraceEnded => "the drain's grace is over".into(),
     }
 }
 
@@ -203,6 +204,7 @@ pub fn kind(event: &Event) -> &'static str {
         Event::RoutingRestarted(_) => "routing_restarted",
         Event::HookRan(_) => "hook",
         Event::VerdictRule(_) => "verdict_rule",
+        Event::Level(_) => "level",
     }
 }
 
@@ -242,6 +244,7 @@ pub fn event_text(event: &Event) -> String {
         Event::VerdictRule(r) => verdict_rule_text(r).into(),
         // A service's inputs and transitions.
         Event::Transition(t) => transition_text(t),
+        Event::Level(l) => level_text(l),
         Event::CheckEdge(e) => format!("check {}: {}", e.check, observation_text(&e.observation)),
         Event::PendingTimeout(t) => format!(
             "check {}: no result within its pending timeout, counted as failed",
@@ -341,6 +344,35 @@ fn transition_text(t: &wire::Transition) -> String {
         state_text(&t.to),
         cause_text(&t.cause)
     )
+}
+
+/// A level in words: `normal`, `de-preferred`, `graceful shutdown`, `withdrawn`.
+pub fn level_name(level: Option<wire::Level>) -> &'static str {
+    match level {
+        None => "withdrawn",
+        Some(wire::Level::Normal) => "normal",
+        Some(wire::Level::Depreferred) => "de-preferred",
+        Some(wire::Level::GracefulShutdown) => "graceful shutdown",
+    }
+}
+
+/// A level record: `de-preferred (as-path +3, MED 1000, community 65000:666)`,
+/// `graceful shutdown until 2026-12-07T18:00:30.000Z (community 65535:0)`.
+fn level_text(l: &wire::LevelRecord) -> String {
+    let mut text = format!("announced {}", level_name(l.level));
+    if l.level.is_none() {
+        text = "withdrawn".into();
+    }
+    if let Some(until) = l.grace_until_ms {
+        text.push_str(&format!(" until {}", format_time(until)));
+    }
+    if l.level.is_some() {
+        text.push_str(&format!(
+            " ({})",
+            crate::service::attributes_of(&l.attributes)
+        ));
+    }
+    text
 }
 
 fn hook_text(h: &wire::HookRan) -> String {

@@ -188,3 +188,23 @@ pub fn request_ms(duration: std::time::Duration) -> u64 {
 pub fn parse_for(text: &str) -> Result<std::time::Duration, String> {
     config::parse_duration_text(text)
 }
+
+/// A `--grace` for a request, in ms (0 stays 0: no grace).
+pub fn grace_ms(grace: std::time::Duration) -> u64 {
+    u64::try_from(grace.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `--grace`: a duration as `--for`, or 0 (none), at most the longest `drain_grace`.
+pub fn parse_grace(text: &str) -> Result<std::time::Duration, String> {
+    if matches!(text.trim(), "0" | "0s" | "0ms") {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let grace = config::parse_duration_text(text)?;
+    if grace > config::MAX_DRAIN_GRACE {
+        return Err(format!(
+            "at most {} s (a longer grace is a drain: --for)",
+            config::MAX_DRAIN_GRACE.as_secs()
+        ));
+    }
+    Ok(grace)
+}

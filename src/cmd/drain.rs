@@ -1,6 +1,8 @@
 //! `anycastd drain` and `anycastd undrain`: the operator's withdrawal, and how FRR took it.
 
-use super::args::{parse_for, request_ms, ClientArgs, ReasonParser, WaitArgs};
+use super::args::{
+    grace_ms, parse_for, parse_grace, request_ms, ClientArgs, ReasonParser, WaitArgs,
+};
 use super::{ask_daemon, Client, Error};
 use crate::control::{Request, Response};
 use crate::exit;
@@ -19,6 +21,10 @@ pub struct DrainArgs {
     /// End the drain by itself after this long (e.g. 30m, 2h, 90s, 90)
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_for)]
     for_duration: Option<std::time::Duration>,
+    /// Announce with GRACEFUL_SHUTDOWN (65535:0) this long before withdrawing, instead of
+    /// the service's drain_grace; 0 withdraws at once (also ending a grace in progress)
+    #[arg(long, value_name = "DURATION", value_parser = parse_grace)]
+    grace: Option<std::time::Duration>,
     #[command(flatten)]
     wait: WaitArgs,
     #[command(flatten)]
@@ -33,6 +39,7 @@ impl DrainArgs {
             service: self.service.filter(|_| !self.all),
             reason: self.reason,
             for_ms: self.for_duration.map(request_ms),
+            grace_ms: self.grace.map(grace_ms),
             wait_ms: self.wait.wait_ms(),
         };
         let client = self.client.client();

@@ -14,19 +14,26 @@ pub struct StopArgs {
     /// services without a flap
     #[arg(long)]
     keep_announced: bool,
+    /// Announce every announced service with GRACEFUL_SHUTDOWN (65535:0) this long before
+    /// withdrawing, instead of each service's drain_grace; 0 withdraws at once
+    #[arg(long, value_name = "DURATION", value_parser = super::args::parse_grace, conflicts_with = "keep_announced")]
+    grace: Option<std::time::Duration>,
 }
 
 impl StopArgs {
     /// Run it.
     pub fn run(self) -> Result<u8, Error> {
         let client = self.client.client();
-        super::with_runtime(|runtime| runtime.block_on(stop(&client, self.keep_announced)))
+        let request = Request::Stop {
+            keep_announced: self.keep_announced,
+            grace_ms: self.grace.map(super::args::grace_ms),
+        };
+        super::with_runtime(|runtime| runtime.block_on(stop(&client, request)))
     }
 }
 
 /// `anycastd stop`: the daemon's exit code (0, or 70 when it left prefixes unverified).
-pub async fn stop(client: &Client, keep_announced: bool) -> Result<u8, Error> {
-    let request = Request::Stop { keep_announced };
+pub async fn stop(client: &Client, request: Request) -> Result<u8, Error> {
     let (code, message, pid, left) = match ask_daemon(client, &request).await? {
         Response::Stopped {
             code,

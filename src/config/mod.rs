@@ -20,6 +20,7 @@ mod validate;
 
 pub use duration::{duration_of_seconds, parse_duration_text};
 pub use kind::{KindItem, KindLoader, KindSettings, Registry};
+pub use services::MAX_DRAIN_GRACE;
 pub use tree::{Key, Node, Value};
 pub use validate::{parse, parse_prefix, valid_service_name};
 
@@ -211,6 +212,14 @@ pub struct Service {
     pub require: u32,
     /// The poll interval while a rise or fall is being confirmed (`None`: each check's own).
     pub fast_interval: Option<Duration>,
+    /// What unhealthy means: withdraw (the default) or stay announced de-preferred.
+    pub on_unhealthy: anycastd_fsm::OnUnhealthy,
+    /// The attributes of a de-preferred announcement (also added to a graceful drain's),
+    /// normalized; `None` when not configured.
+    pub deprefer: Option<crate::bgp::Attributes>,
+    /// How long a drain, stop or removal keeps an announced service announced with
+    /// GRACEFUL_SHUTDOWN before withdrawing it (zero: at once, the default).
+    pub drain_grace: Duration,
 }
 
 /// One prefix of a service and the backend that announces it (`prefixes.frrouting`: the FRR

@@ -162,9 +162,53 @@ struct Service {
     require: Option<Require>,
     fast_interval: Option<Duration>,
     damping: Option<Damping>,
+    /// What unhealthy means: withdraw the prefixes, or keep them announced de-preferred.
+    on_unhealthy: Option<OnUnhealthy>,
+    /// The attributes of a de-preferred announcement (and added to a graceful drain's).
+    deprefer: Option<Deprefer>,
+    /// How long a drain, stop or removal announces with GRACEFUL_SHUTDOWN before
+    /// withdrawing (0: at once), at most 1 h.
+    drain_grace: Option<Grace>,
     prefixes: Prefixes,
     checks: Checks,
 }
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum OnUnhealthy {
+    Withdraw,
+    Deprefer,
+}
+
+/// A drain grace: 0 (none) or a duration.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum Grace {
+    None(#[schemars(range(min = 0, max = 0))] u8),
+    Some(Duration),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Deprefer {
+    /// Times the local AS is prepended to the AS path.
+    #[schemars(range(min = 1, max = 10))]
+    as_path_prepend: Option<u8>,
+    /// The MULTI_EXIT_DISC.
+    med: Option<u32>,
+    /// RFC 1997 communities, "ASN:VALUE".
+    communities: Option<Vec<CommunityText>>,
+    /// RFC 8092 large communities, "GLOBAL:LOCAL1:LOCAL2".
+    large_communities: Option<Vec<LargeCommunityText>>,
+}
+
+/// An RFC 1997 community, "ASN:VALUE" (each 0-65535).
+#[derive(JsonSchema)]
+struct CommunityText(#[schemars(regex(pattern = r"^[0-9]+:[0-9]+$"))] String);
+
+/// An RFC 8092 large community, "GLOBAL:LOCAL1:LOCAL2" (each 0-4294967295).
+#[derive(JsonSchema)]
+struct LargeCommunityText(#[schemars(regex(pattern = r"^[0-9]+:[0-9]+:[0-9]+$"))] String);
 
 #[derive(JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -21,6 +21,9 @@ fn valid_bird_symbol(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The longest `drain_grace`: a grace holds a drain, a stop or a removal this long.
+pub const MAX_DRAIN_GRACE: Duration = Duration::from_secs(3600);
+
 /// The keys under `prefixes`: one per backend kind.
 const PREFIX_TYPES: &[&str] = &["frrouting", "bird", "gobgp"];
 use super::*;
@@ -192,7 +195,34 @@ impl Validator {
             Some(n) => self.require(n, &join(path, "require")),
             None => Some(0),
         };
+        let on_unhealthy_node = self.take(&mut table, "on_unhealthy");
+        let on_unhealthy = match on_unhealthy_node {
+            Some(n) => self.on_unhealthy(n, &join(path, "on_unhealthy")),
+            None => Some(anycastd_fsm::OnUnhealthy::Withdraw),
+        };
+        let deprefer = match self.take(&mut table, "deprefer") {
+            Some(n) => self.deprefer(n, &join(path, "deprefer")).map(Some),
+            None => Some(None),
+        };
+        let drain_grace = match self.take(&mut table, "drain_grace") {
+            Some(n) => self.grace(n, &join(path, "drain_grace")),
+            None => Some(Duration::ZERO),
+        };
         self.finish(table);
+        let (on_unhealthy, deprefer) = (on_unhealthy?, deprefer?);
+        if let (anycastd_fsm::OnUnhealthy::Deprefer, None, Some(n)) =
+            (on_unhealthy, &deprefer, on_unhealthy_node)
+        {
+            // No default attributes: what makes a route lose depends on the peers' policy
+            // (MED is compared only between routes from one AS; prepending only where the
+            // path lengths tie), so the operator says it.
+            self.problem(
+                n.span.start,
+                join(path, "on_unhealthy"),
+                "\"deprefer\" needs a deprefer table saying how (e.g. deprefer = { as_path_prepend = 3 })",
+            );
+            return None;
+        }
         let (checks, require) = (checks?, require?);
         let gating = checks.iter().filter(|c| !c.shadow).count();
         if let Some(n) = require_node.filter(|_| require as usize > gating) {
@@ -212,7 +242,181 @@ impl Validator {
             damping: damping?,
             require,
             fast_interval: fast_interval?,
+            on_unhealthy,
+            deprefer,
+            drain_grace: drain_grace?,
         })
+    }
+
+    /// `on_unhealthy`: `"withdraw"` or `"deprefer"`.
+    fn on_unhealthy(&mut self, node: &Node, path: &str) -> Option<anycastd_fsm::OnUnhealthy> {
+        match &node.value {
+            Value::String(s) if s == "withdraw" => Some(anycastd_fsm::OnUnhealthy::Withdraw),
+            Value::String(s) if s == "deprefer" => Some(anycastd_fsm::OnUnhealthy::Deprefer),
+            _ => {
+                self.problem(
+                    node.span.start,
+                    path,
+                    "must be \"withdraw\" or \"deprefer\"",
+                );
+                None
+            }
+        }
+    }
+
+    /// `drain_grace`: a duration, or 0 (no grace), at most [`MAX_DRAIN_GRACE`].
+    fn grace(&mut self, node: &Node, path: &str) -> Option<Duration> {
+        let zero = match &node.value {
+            Value::Integer(0) => true,
+            Value::Float(f) => *f == 0.0,
+            Value::String(s) => matches!(s.trim(), "0" | "0s" | "0ms"),
+            _ => false,
+        };
+        if zero {
+            return Some(Duration::ZERO);
+        }
+        let grace = match super::duration::parse_duration(&node.value) {
+            Ok(grace) => grace,
+            Err(message) => {
+                let message = message.replace(
+                    "must be greater than 0",
+                    "must be 0 (no grace) or a positive duration",
+                );
+                self.problem(node.span.start, path, message);
+                return None;
+            }
+        };
+        if grace > MAX_DRAIN_GRACE {
+            self.problem(
+                node.span.start,
+                path,
+                format!(
+                    "at most {} s (a longer grace is a drain: anycastd drain --for)",
+                    MAX_DRAIN_GRACE.as_secs()
+                ),
+            );
+            return None;
+        }
+        Some(grace)
+    }
+
+    /// `deprefer`: what a de-preferred announcement carries; every key optional, at least
+    /// one set.
+    fn deprefer(&mut self, node: &Node, path: &str) -> Option<crate::bgp::Attributes> {
+        let mut table = self.table(node, path)?;
+        let before = self.problems.len();
+        let mut ok = true;
+        let as_path_prepend = match self.take(&mut table, "as_path_prepend") {
+            Some(n) => match &n.value {
+                Value::Integer(i) if (1..=10).contains(i) => *i as u8,
+                _ => {
+                    self.problem(
+                        n.span.start,
+                        join(path, "as_path_prepend"),
+                        "must be an integer from 1 to 10 (times the local AS is prepended)",
+                    );
+                    ok = false;
+                    0
+                }
+            },
+            None => 0,
+        };
+        let med = match self.take(&mut table, "med") {
+            Some(n) => match &n.value {
+                Value::Integer(i) if u32::try_from(*i).is_ok() => Some(*i as u32),
+                _ => {
+                    self.problem(
+                        n.span.start,
+                        join(path, "med"),
+                        "must be an integer from 0 to 4294967295 (the MULTI_EXIT_DISC)",
+                    );
+                    ok = false;
+                    None
+                }
+            },
+            None => None,
+        };
+        let communities =
+            self.community_list::<crate::bgp::Community>(&mut table, path, "communities", &mut ok);
+        let large_communities = self.community_list::<crate::bgp::LargeCommunity>(
+            &mut table,
+            path,
+            "large_communities",
+            &mut ok,
+        );
+        self.finish(table);
+        if !ok || self.problems.len() > before {
+            return None;
+        }
+        if as_path_prepend == 0
+            && med.is_none()
+            && communities.is_empty()
+            && large_communities.is_empty()
+        {
+            self.problem(
+                node.span.start,
+                path,
+                "set at least one of as_path_prepend, med, communities, large_communities",
+            );
+            return None;
+        }
+        Some(
+            crate::bgp::Attributes {
+                as_path_prepend,
+                med,
+                communities,
+                large_communities,
+            }
+            .normalized(),
+        )
+    }
+
+    /// A list of communities (`T`: RFC 1997 or RFC 8092) under `key`.
+    fn community_list<T>(
+        &mut self,
+        table: &mut Table<'_>,
+        path: &str,
+        key: &str,
+        ok: &mut bool,
+    ) -> Vec<T>
+    where
+        T: std::str::FromStr<Err = crate::bgp::CommunityError>,
+    {
+        let Some(n) = self.take(table, key) else {
+            return Vec::new();
+        };
+        let key_path = join(path, key);
+        let Value::Array(items) = &n.value else {
+            self.problem(
+                n.span.start,
+                key_path,
+                format!("must be an array of strings, not {}", n.value.kind()),
+            );
+            *ok = false;
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let item_path = format!("{key_path}[{i}]");
+            match &item.value {
+                Value::String(s) => match s.parse::<T>() {
+                    Ok(c) => out.push(c),
+                    Err(e) => {
+                        self.problem(item.span.start, item_path, e.to_string());
+                        *ok = false;
+                    }
+                },
+                other => {
+                    self.problem(
+                        item.span.start,
+                        item_path,
+                        format!("must be a string, not {}", other.kind()),
+                    );
+                    *ok = false;
+                }
+            }
+        }
+        out
     }
 
     /// `require`: `"all"` (0), `"any"` (1) or a number of checks.

@@ -30,6 +30,8 @@ pub const FOLLOW_BUFFER: usize = 4096;
 pub struct StopRequest {
     /// Exit without withdrawing.
     pub keep_announced: bool,
+    /// The grace instead of each service's `drain_grace` (`stop --grace`).
+    pub grace: Option<std::time::Duration>,
     /// Caller's uid.
     pub uid: u32,
     /// Caller's pid.

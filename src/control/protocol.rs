@@ -39,6 +39,10 @@ pub enum Request {
         reason: String,
         /// End the drain by itself after this long.
         for_ms: Option<u64>,
+        /// Announce with GRACEFUL_SHUTDOWN this long before withdrawing, instead of the
+        /// service's `drain_grace` (0: withdraw at once, also ending a grace in progress).
+        #[serde(default)]
+        grace_ms: Option<u64>,
         /// Answer once the routing daemon shows the withdrawal, waiting at most this long (`None`: answer
         /// once it is journaled and handed to the writers).
         #[serde(default)]
@@ -78,6 +82,10 @@ pub enum Request {
         /// Exit without withdrawing (planned restart).
         #[serde(default)]
         keep_announced: bool,
+        /// Announce with GRACEFUL_SHUTDOWN this long before withdrawing, instead of each
+        /// service's `drain_grace` (0: withdraw at once).
+        #[serde(default)]
+        grace_ms: Option<u64>,
     },
 }
 
@@ -192,6 +200,21 @@ fn duration_ms(field: &'static str, ms: Option<u64>) -> Result<(), InvalidReques
     }
 }
 
+/// A grace (`grace_ms`): 0 (none) or a duration up to the longest `drain_grace`, as
+/// `--grace` takes it.
+fn grace(ms: Option<u64>) -> Result<(), InvalidRequest> {
+    match ms {
+        Some(ms) if ms > crate::config::MAX_DRAIN_GRACE.as_millis() as u64 => {
+            Err(InvalidRequest::Duration {
+                field: "grace_ms",
+                ms,
+                why: format!("at most {} s", crate::config::MAX_DRAIN_GRACE.as_secs()),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A count in `range`, in clap's words for the option it stands for.
 fn in_range(
     field: &'static str,
@@ -230,7 +253,8 @@ impl Request {
     /// replay's `--rise`/`--fall`/`--damping-*`, the order of `--since` and `--until`).
     pub fn validate(&self) -> Result<(), InvalidRequest> {
         match self {
-            Request::Status { .. } | Request::Reload | Request::Stop { .. } => Ok(()),
+            Request::Stop { grace_ms, .. } => grace(*grace_ms),
+            Request::Status { .. } | Request::Reload => Ok(()),
             Request::History { query, .. } => {
                 for (field, value) in [("limit", query.limit), ("tail", query.tail)] {
                     if value == Some(0) {
@@ -251,10 +275,13 @@ impl Request {
                 reason,
                 for_ms,
                 wait_ms,
+                grace_ms,
                 ..
             } => {
                 check_reason(reason).map_err(InvalidRequest::Reason)?;
                 duration_ms("for_ms", *for_ms)?;
+                // 0 is a grace (none): only the upper bound applies.
+                grace(*grace_ms)?;
                 duration_ms("wait_ms", *wait_ms)
             }
             Request::Undrain { wait_ms, .. } => duration_ms("wait_ms", *wait_ms),

@@ -180,9 +180,10 @@ async fn serve_client(stream: UnixStream, context: &Context) -> std::io::Result<
             report(&mut out, context, since_ms, until_ms).await?
         }
         Request::Reload => reload(&mut out, context, &caller).await?,
-        Request::Stop { keep_announced } => {
-            stop(&mut out, context, &caller, keep_announced).await?
-        }
+        Request::Stop {
+            keep_announced,
+            grace_ms,
+        } => stop(&mut out, context, &caller, keep_announced, grace_ms).await?,
     }
     out.0.flush().await
 }
@@ -458,10 +459,12 @@ async fn stop(
     context: &Context,
     caller: &Caller,
     keep_announced: bool,
+    grace_ms: Option<u64>,
 ) -> std::io::Result<()> {
     let (done_tx, done_rx) = oneshot::channel();
     let stop = StopRequest {
         keep_announced,
+        grace: grace_ms.map(std::time::Duration::from_millis),
         uid: caller.uid,
         pid: caller.pid,
         done: done_tx,
@@ -526,7 +529,8 @@ async fn drain(
             reason,
             for_ms,
             wait_ms,
-        } => (service, Some((reason, for_ms)), wait_ms),
+            grace_ms,
+        } => (service, Some((reason, for_ms, grace_ms)), wait_ms),
         Request::Undrain { service, wait_ms } => (service, None, wait_ms),
         _ => return Err(DrainError::NotADrain),
     };
@@ -588,7 +592,7 @@ fn drain_targets(
 /// the operator record it journals.
 fn drain_command(
     service: &str,
-    drain: Option<&(String, Option<u64>)>,
+    drain: Option<&(String, Option<u64>, Option<u64>)>,
     caller: &Caller,
     now: i64,
     reply: oneshot::Sender<crate::service::driver::OperatorReply>,
@@ -596,7 +600,7 @@ fn drain_command(
     use anycastd_journal::wire::{OperatorAction, OperatorKind};
     let (uid, pid) = (caller.uid, caller.pid);
     match drain {
-        Some((reason, for_ms)) => {
+        Some((reason, for_ms, grace_ms)) => {
             let expires_at_ms =
                 for_ms.map(|ms| now.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX)));
             let kind = OperatorKind::Drain {
@@ -611,6 +615,7 @@ fn drain_command(
                     uid,
                 }),
                 operator: Box::new(OperatorAction { kind, uid, pid }),
+                grace: grace_ms.map(std::time::Duration::from_millis),
                 reply,
             }
         }

@@ -351,7 +351,10 @@ impl Daemon {
         } else {
             shutdown(
                 &config,
-                reason,
+                shutdown::Stop {
+                    reason,
+                    grace: stop_request.as_ref().and_then(|r| r.grace),
+                },
                 self.drivers.into_handles(),
                 &writers,
                 journal,

@@ -196,6 +196,7 @@ impl Running {
                     restored_damping: None,
                     since: (at, "added by a reload".into()),
                     decided_seq: 0,
+                    grace_until_ms: None,
                 },
                 self.shared.clone(),
             );

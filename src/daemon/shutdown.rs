@@ -34,6 +34,70 @@ pub(super) async fn hand_over(
     exit::OK
 }
 
+/// The graces of a shutdown: every driver journals its Draining(Shutdown); one announced
+/// with a grace (`stop --grace`, or its `drain_grace`) is announced with GRACEFUL_SHUTDOWN
+/// until the grace ends, then hands its withdrawal to the writers. A second signal ends every
+/// grace at once (a third exits without verifying). Returns whether a signal cut them short.
+async fn graces(
+    config: &Config,
+    drivers: &[DriverHandle],
+    signals: &mut Signals,
+    grace: Option<std::time::Duration>,
+) -> bool {
+    let mut acks = Vec::new();
+    for driver in drivers {
+        let (tx, rx) = oneshot::channel();
+        if driver
+            .commands
+            .send(Command::Shutdown { grace, done: tx })
+            .await
+            .is_ok()
+        {
+            acks.push(rx);
+        }
+    }
+    // Bounded like the withdrawals: the longest grace, then `shutdown_timeout`.
+    let longest = grace.unwrap_or_else(|| {
+        config
+            .services
+            .iter()
+            .map(|s| s.drain_grace)
+            .max()
+            .unwrap_or_default()
+    });
+    let graces = async {
+        let _ = tokio::time::timeout(longest + config.daemon.shutdown_timeout, async {
+            for ack in acks {
+                let _ = ack.await;
+            }
+        })
+        .await;
+    };
+    let mut cut_short = false;
+    tokio::select! {
+        () = graces => {}
+        second = signals.next() => {
+            tracing::warn!("Received {second} again, ending every drain grace at once.");
+            cut_short = true;
+            for driver in drivers {
+                let (tx, rx) = oneshot::channel();
+                if driver.commands.send(Command::EndGrace(tx)).await.is_ok() {
+                    let _ = rx.await;
+                }
+            }
+        }
+    }
+    cut_short
+}
+
+/// Why the daemon stops, and the grace asked (`stop --grace`; `None`: each service's own).
+pub(super) struct Stop<'a> {
+    /// The signal or request, in words.
+    pub reason: &'a str,
+    /// The grace instead of each service's `drain_grace`.
+    pub grace: Option<std::time::Duration>,
+}
+
 /// SIGTERM, SIGINT or `anycastd stop`: every service drains (journaled), every writer
 /// withdraws and verifies within `shutdown_timeout` (a second signal cuts it short), then the
 /// stop is journaled with what is left and each service's end is logged. Exit 0 only when
@@ -42,30 +106,21 @@ pub(super) async fn hand_over(
 /// the log lines and the answer need all of their results.
 pub(super) async fn shutdown(
     config: &Config,
-    reason: &str,
+    stop: Stop<'_>,
     drivers: Vec<DriverHandle>,
     writers: &HashMap<BackendId, WriterHandle>,
     journal: &JournalHandle,
     flush_reports: &mpsc::Sender<oneshot::Sender<()>>,
     signals: &mut Signals,
 ) -> (u8, Vec<control::LeftPrefix>) {
+    let (reason, grace) = (stop.reason, stop.grace);
+    let cut_short = graces(config, &drivers, signals, grace).await;
     let deadline = Instant::now() + config.daemon.shutdown_timeout;
     let names: Vec<String> = drivers.iter().map(|d| d.name.clone()).collect();
     // The generation each writer must reach to have verified the shutdown's withdrawals, known
     // once every driver handed its withdrawal over (a second signal may come before).
     let targets: std::sync::Mutex<Option<HashMap<BackendId, u64>>> = std::sync::Mutex::new(None);
     let withdraw_all = async {
-        // Every driver journals its Draining(Shutdown) and hands the withdrawal to the writers.
-        let mut acks = Vec::new();
-        for driver in &drivers {
-            let (tx, rx) = oneshot::channel();
-            if driver.commands.send(Command::Shutdown(tx)).await.is_ok() {
-                acks.push(rx);
-            }
-        }
-        for ack in acks {
-            let _ = ack.await;
-        }
         for writer in writers.values() {
             writer.urgent();
         }
@@ -108,10 +163,11 @@ pub(super) async fn shutdown(
         wire::StopOutcome::Left(left.clone())
     };
     self::flush_reports(flush_reports, std::time::Duration::from_secs(2)).await;
-    let stop_reason = if finished {
-        reason.to_owned()
-    } else {
-        format!("{reason}, then a second signal")
+    let stop_reason = match (finished, cut_short) {
+        (true, false) => reason.to_owned(),
+        (true, true) => format!("{reason}, then a second signal ending the grace"),
+        (false, false) => format!("{reason}, then a second signal"),
+        (false, true) => format!("{reason}, then a second signal ending the grace and a third"),
     };
     if let Err(e) = journal
         .append_durable(

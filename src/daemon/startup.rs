@@ -13,6 +13,9 @@ pub struct Prior {
     pub boot_id: Option<String>,
     /// Last flap-damping state of each service.
     pub damping: BTreeMap<String, wire::DampingRecord>,
+    /// The end (ms since the epoch) of the grace of each service drained in one when the
+    /// journal ends (format 6).
+    pub graces: BTreeMap<String, i64>,
 }
 
 pub(super) fn read_prior(journal: &Journal) -> Result<Prior, anycastd_journal::Error> {
@@ -30,11 +33,46 @@ pub(super) fn read_prior(journal: &Journal) -> Result<Prior, anycastd_journal::E
     {
         entry?;
     }
+    let graces = graces(journal, &last)?;
     Ok(Prior {
         last,
         boot_id,
         damping,
+        graces,
     })
+}
+
+/// The grace of each service whose last state is an operator drain and whose last transition
+/// left it in a grace: its level record (written right after the transition) has the end.
+fn graces(
+    journal: &Journal,
+    last: &BTreeMap<String, LastState>,
+) -> Result<BTreeMap<String, i64>, anycastd_journal::Error> {
+    let mut graces = BTreeMap::new();
+    for (service, state) in last {
+        if !matches!(
+            state.state,
+            wire::State::Draining(wire::DrainCause::Operator { .. })
+        ) {
+            continue;
+        }
+        for entry in journal.service_entries_rev(service) {
+            let anycastd_journal::Entry::Record(record) = entry? else {
+                continue;
+            };
+            match record.event {
+                wire::Event::Level(level) => {
+                    if let Some(until) = level.grace_until_ms {
+                        graces.insert(service.clone(), until);
+                    }
+                    break;
+                }
+                wire::Event::Transition(_) => break,
+                _ => {}
+            }
+        }
+    }
+    Ok(graces)
 }
 
 /// How long the daemon waits for a journal held by someone else (a client reading it while
@@ -146,12 +184,28 @@ impl Reconciliation {
             ));
         }
         for service in &config.services {
-            if self.plan.states.get(&service.name) == Some(&anycastd_fsm::State::Healthy) {
+            // Restored healthy: plain; restored unhealthy (under deprefer): de-preferred.
+            let level = match self.plan.states.get(&service.name) {
+                Some(anycastd_fsm::State::Healthy) => anycastd_fsm::Level::Normal,
+                Some(anycastd_fsm::State::Draining(_))
+                    if self.plan.graces.contains_key(&service.name) =>
+                {
+                    anycastd_fsm::Level::GracefulShutdown
+                }
+                Some(anycastd_fsm::State::Unhealthy)
+                    if service.on_unhealthy == anycastd_fsm::OnUnhealthy::Deprefer =>
+                {
+                    anycastd_fsm::Level::Depreferred
+                }
+                _ => continue,
+            };
+            let attributes = crate::service::Graded::of(service).attributes(level);
+            {
                 for p in &service.prefixes {
                     by_backend.entry(&p.backend).or_default().push((
                         p.key(),
                         Decision {
-                            attributes: Default::default(),
+                            attributes: attributes.clone(),
                             service: service.name.clone(),
                             announce: true,
                             decision_seq: self.seq,
@@ -188,7 +242,29 @@ pub(super) async fn reconcile_at_start(
         .iter()
         .map(|s| (s.name.as_str(), s.prefixes.as_slice()))
         .collect();
-    let plan = reconcile::plan(&services, &prior.last, rebooted, &view);
+    let deprefer: Vec<&str> = config
+        .services
+        .iter()
+        .filter(|s| s.on_unhealthy == anycastd_fsm::OnUnhealthy::Deprefer)
+        .map(|s| s.name.as_str())
+        .collect();
+    // Graces still running (a kill during an operator drain's grace): kept to their end.
+    let graces: BTreeMap<&str, i64> = prior
+        .graces
+        .iter()
+        .filter(|(_, until)| **until > now_ms())
+        .map(|(name, until)| (name.as_str(), *until))
+        .collect();
+    let plan = reconcile::plan(
+        &services,
+        &prior.last,
+        &reconcile::Kept {
+            deprefer: &deprefer,
+            graces: &graces,
+        },
+        rebooted,
+        &view,
+    );
     let at = now_ms();
     let mut events = vec![wire::Event::Reconciled(plan.record.clone())];
     for (name, cause) in &plan.causes {
@@ -212,7 +288,7 @@ pub(super) async fn reconcile_at_start(
             cause: cause.clone(),
             healthy_streak: 0,
             unhealthy_streak: 0,
-            change: if to.announces() {
+            change: if to.announces() || *cause == wire::Cause::Restored {
                 wire::Change::Announce
             } else {
                 wire::Change::Withdraw
@@ -437,6 +513,7 @@ pub(super) fn spawn_drivers(
                     restored_damping: prior.damping.get(&service.name).map(|d| d.state()),
                     since: start_cause(plan, prior, &service.name),
                     decided_seq: decided_seq(plan, prior, &service.name),
+                    grace_until_ms: plan.plan.graces.get(&service.name).copied(),
                 },
                 shared.clone(),
             )

@@ -106,6 +106,11 @@ pub struct Snapshot {
     /// Flap damping, when configured.
     #[serde(default)]
     pub damping: Option<DampingView>,
+    /// The level its prefixes are wanted at, in words with the attributes
+    /// (`de-preferred (as-path +3, MED 1000)`); `None` from a daemon before graded
+    /// announcements.
+    #[serde(default)]
+    pub wanted_level: Option<String>,
 }
 
 impl Snapshot {
@@ -127,6 +132,7 @@ impl Snapshot {
             unhealthy_streak: 0,
             checks: Vec::new(),
             damping: None,
+            wanted_level: None,
         }
     }
 }
@@ -244,6 +250,11 @@ pub struct ServiceStatus {
     /// Flap damping now (from the running daemon).
     #[serde(default)]
     pub damping: Option<DampingView>,
+    /// The level its prefixes are wanted at, in words with the attributes (from the running
+    /// daemon): `normal`, `de-preferred (as-path +3, MED 1000)`, `graceful shutdown until
+    /// ... (community 65535:0)`, `withdrawn`.
+    #[serde(default)]
+    pub wanted_level: Option<String>,
     /// Its prefixes.
     pub prefixes: Vec<PrefixStatus>,
 }
@@ -333,6 +344,9 @@ pub async fn collect(
                 unhealthy_streak: snapshot.filter(|_| live).map(|v| v.unhealthy_streak),
                 checks: snapshot.map(|v| v.checks.clone()).unwrap_or_default(),
                 damping: snapshot.and_then(|v| v.damping.clone()),
+                wanted_level: snapshot
+                    .filter(|_| live)
+                    .and_then(|v| v.wanted_level.clone()),
                 prefixes,
             }
         })
@@ -498,6 +512,14 @@ pub fn render_text(services: &[ServiceStatus], now_ms: i64) -> String {
         }) = &s.drain
         {
             out.push_str(&format!("  drain ends by itself at {until}\n"));
+        }
+        // A level the state does not say alone (de-preferred, in a grace).
+        if let Some(level) = s
+            .wanted_level
+            .as_ref()
+            .filter(|l| !matches!(l.as_str(), "normal" | "withdrawn"))
+        {
+            out.push_str(&format!("  announced {level}\n"));
         }
         if let (Some(rise), Some(fall), Some(h), Some(u)) =
             (s.rise, s.fall, s.healthy_streak, s.unhealthy_streak)
@@ -676,6 +698,20 @@ mod tests {
             }],
         }))
         .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_level_the_state_does_not_say_is_shown_and_a_plain_one_is_not() {
+        let mut depreferred = service("dns", "unhealthy", "check dns failed: down", true);
+        depreferred.wanted_level = Some("de-preferred (as-path +3, MED 1000)".into());
+        let text = render_text(std::slice::from_ref(&depreferred), 0);
+        assert!(
+            text.contains("\n  announced de-preferred (as-path +3, MED 1000)\n"),
+            "{text}"
+        );
+        let mut normal = service("ntp", "healthy", "all checks pass", true);
+        normal.wanted_level = Some("normal".into());
+        assert!(!render_text(&[normal], 0).contains("announced normal"));
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct Plan {
     pub withdraw: Vec<(Route, String)>,
     /// The journal record.
     pub record: wire::Reconciled,
+    /// Operator drains kept in their grace, with its end (ms since the epoch).
+    pub graces: BTreeMap<String, i64>,
 }
 
 /// What each backend has installed, or why it could not be read.
@@ -53,12 +55,25 @@ fn readable(view: &View, backend: &BackendId) -> bool {
 /// A configured service as the reconciliation sees it: its name and prefixes.
 pub type ServiceRoutes<'a> = (&'a str, &'a [Route]);
 
-/// Decide the plan. `last` is the journal's last state per service. One pass over the
+/// What graded announcements keep announced across a restart.
+#[derive(Debug)]
+pub struct Kept<'a> {
+    /// The services whose unhealthy state is announced (`on_unhealthy = "deprefer"`): for them
+    /// an unhealthy last state is "announced" as a healthy one is, and is restored as it was.
+    pub deprefer: &'a [&'a str],
+    /// The operator drains in a grace that has not ended (its end, ms since the epoch): their
+    /// prefixes are kept announced until then, not withdrawn at once.
+    pub graces: &'a BTreeMap<&'a str, i64>,
+}
+
+/// Decide the plan. `last` is the journal's last state per service; `kept` what graded
+/// announcements keep announced. One pass over the
 /// services applying the rules in the order of the module doc, then one over the journal for
 /// rule 2; kept together so that the rules read as the table above.
 pub fn plan(
     services: &[ServiceRoutes<'_>],
     last: &BTreeMap<String, LastState>,
+    kept: &Kept<'_>,
     rebooted: bool,
     view: &View,
 ) -> Plan {
@@ -84,9 +99,14 @@ pub fn plan(
 
     for &(name, routes) in services {
         let last_state = last.get(name);
+        // The state the service was announced in (healthy; unhealthy under deprefer).
+        let announced_in = |state: &wire::State| {
+            *state == wire::State::Healthy
+                || (*state == wire::State::Unhealthy && kept.deprefer.contains(&name))
+        };
         let journal_announced = |route: &Route| {
             last_state.is_some_and(|l| {
-                l.state == wire::State::Healthy && l.prefixes.contains(&route.journal_ref())
+                announced_in(&l.state) && l.prefixes.contains(&route.journal_ref())
             })
         };
         let mut installed = Vec::new();
@@ -126,12 +146,21 @@ pub fn plan(
             continue;
         }
         if let Some(cause) = operator_drain {
-            // An operator drain survives a restart: stay drained, withdraw what the daemon has.
-            withdraw_all(&mut plan, ReconcileDecision::Withdrawn);
+            // An operator drain survives a restart: stay drained, withdraw what the daemon
+            // has; in a grace that has not ended, keep it announced until the grace's end.
+            match kept.graces.get(name) {
+                Some(until) if !installed.is_empty() => {
+                    for p in &installed {
+                        item(&mut plan, name, p.journal_ref(), ReconcileDecision::Kept);
+                    }
+                    plan.graces.insert(name.to_owned(), *until);
+                }
+                _ => withdraw_all(&mut plan, ReconcileDecision::Withdrawn),
+            }
             plan.states.insert(name.to_owned(), State::Draining(cause));
             continue;
         }
-        let was_announced = last_state.is_some_and(|l| l.state == wire::State::Healthy);
+        let was_announced = last_state.is_some_and(|l| announced_in(&l.state));
         match (last_state, installed.is_empty()) {
             // Rule 1 (and rule 3 for the missing ones, re-announced as the service is healthy).
             (Some(_), false) if was_announced => {
@@ -148,7 +177,12 @@ pub fn plan(
                     let r = p.journal_ref();
                     item(&mut plan, name, r, ReconcileDecision::Missing);
                 }
-                plan.states.insert(name.to_owned(), State::Healthy);
+                // Restored as it was: healthy, or unhealthy and de-preferred.
+                let restored = match last_state.map(|l| &l.state) {
+                    Some(wire::State::Unhealthy) => State::Unhealthy,
+                    _ => State::Healthy,
+                };
+                plan.states.insert(name.to_owned(), restored);
                 plan.causes.insert(name.to_owned(), wire::Cause::Restored);
             }
             // Rule 3: the journal says announced but the daemon has none of it.
@@ -235,7 +269,16 @@ mod tests {
     fn plan(last: &BTreeMap<String, LastState>, rebooted: bool, view: &View) -> Plan {
         let dns = [route(None, "203.0.113.53/32")];
         let ntp = [route(Some("123"), "203.0.113.123/32")];
-        super::plan(&[("dns", &dns), ("ntp", &ntp)], last, rebooted, view)
+        super::plan(
+            &[("dns", &dns), ("ntp", &ntp)],
+            last,
+            &Kept {
+                deprefer: &[],
+                graces: &BTreeMap::new(),
+            },
+            rebooted,
+            view,
+        )
     }
 
     fn frr(networks: &[(Option<&str>, &str)]) -> View {
@@ -290,6 +333,49 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn rule_1_a_crash_restart_of_an_unhealthy_deprefer_service_keeps_it_announced_unhealthy() {
+        let last = last(&[
+            ("dns", wire::State::Unhealthy, &[(None, "203.0.113.53/32")]),
+            (
+                "ntp",
+                wire::State::Unhealthy,
+                &[(Some("123"), "203.0.113.123/32")],
+            ),
+        ]);
+        let dns = [route(None, "203.0.113.53/32")];
+        let ntp = [route(Some("123"), "203.0.113.123/32")];
+        // dns de-prefers, ntp withdraws: both found in FRR after a crash.
+        let plan = super::plan(
+            &[("dns", &dns), ("ntp", &ntp)],
+            &last,
+            &Kept {
+                deprefer: &["dns"],
+                graces: &BTreeMap::new(),
+            },
+            false,
+            &frr(&[(None, "203.0.113.53/32"), (Some("123"), "203.0.113.123/32")]),
+        );
+        assert_eq!(plan.states.get("dns"), Some(&State::Unhealthy));
+        assert_eq!(plan.causes.get("dns"), Some(&wire::Cause::Restored));
+        assert_eq!(
+            decisions(&plan),
+            [
+                (
+                    "dns".into(),
+                    "203.0.113.53/32".into(),
+                    ReconcileDecision::Kept
+                ),
+                (
+                    "ntp".into(),
+                    "203.0.113.123/32".into(),
+                    ReconcileDecision::Withdrawn
+                ),
+            ]
+        );
+        assert_eq!(plan.withdraw.len(), 1, "only ntp's prefix is withdrawn");
     }
 
     #[test]

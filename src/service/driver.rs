@@ -16,7 +16,7 @@ use crate::journal_handle::{now_ms, JournalHandle};
 use crate::observe::status::ServiceView;
 use crate::routing::writer::{Decision, PrefixKey, WriterHandle};
 use crate::routing::BackendId;
-use crate::service::{Core, Effects};
+use crate::service::{Core, Effects, Graded};
 use anycastd_fsm::{DampingState, DrainCause, Observation, State};
 use anycastd_journal::wire;
 use std::collections::{BTreeMap, HashMap};
@@ -52,8 +52,17 @@ pub struct OperatorReply {
 
 /// What the daemon can ask of a driver.
 pub enum Command {
-    /// Drain for shutdown; answer when the withdrawal is durable and handed to the writers.
-    Shutdown(oneshot::Sender<()>),
+    /// Drain for shutdown; answer when the withdrawal is durable and handed to the writers:
+    /// after the grace (`grace`, or the service's `drain_grace`) of an announced service,
+    /// which is announced with GRACEFUL_SHUTDOWN meanwhile.
+    Shutdown {
+        /// The grace instead of the service's `drain_grace` (`stop --grace`).
+        grace: Option<Duration>,
+        /// The answer.
+        done: oneshot::Sender<()>,
+    },
+    /// End a shutdown's grace now (a second signal): withdraw, answer the shutdown, then this.
+    EndGrace(oneshot::Sender<()>),
     /// Journal the unchanged results so far (a stop that hands over, a replay); answered
     /// once they are written.
     FlushRuns(oneshot::Sender<()>),
@@ -63,6 +72,8 @@ pub enum Command {
         cause: Box<DrainCause>,
         /// The operator record to journal (before the transition).
         operator: Box<wire::OperatorAction>,
+        /// The grace instead of the service's `drain_grace` (`anycastd drain --grace`).
+        grace: Option<Duration>,
         /// The answer.
         reply: oneshot::Sender<OperatorReply>,
     },
@@ -123,6 +134,9 @@ pub struct Start {
     /// The journal record that decided `initial` (the start-up reconciliation's, or the
     /// transition before the restart that a kept drain comes from); 0: none.
     pub decided_seq: u64,
+    /// A kept drain's grace (ms since the epoch) journaled before the restart: announced with
+    /// GRACEFUL_SHUTDOWN until then, then withdrawn (not started afresh).
+    pub grace_until_ms: Option<i64>,
 }
 
 /// What every driver shares.
@@ -240,7 +254,9 @@ impl Driver {
             start.service.damping.clone(),
             start.initial,
             start.at_ms,
-        );
+        )
+        .with_graded(Graded::of(&start.service), start.at_ms)
+        .with_grace(start.grace_until_ms, start.at_ms);
         let edges = start
             .service
             .checks
@@ -348,10 +364,18 @@ impl Driver {
     /// the same identity (type, url, name), withdraw removed prefixes, set added ones.
     async fn reconfigure(&mut self, service: Service, decision_seq: u64) {
         let now = now_ms();
+        let before = self.core.wanted_attributes();
+        self.core.set_graded(Graded::of(&service));
         let effects = self
             .core
             .reconfigure(wire_params(&service), service.damping.clone(), now);
         self.carry_out(effects, now).await;
+        let after = self.core.wanted_attributes();
+        if after.is_some() && after != before {
+            // New `deprefer` attributes (or `on_unhealthy`) for a service announced with
+            // them: announced anew, in place.
+            self.set_prefixes(true, decision_seq);
+        }
         let old_edges = std::mem::take(&mut self.edges);
         self.edges = service
             .checks
@@ -409,7 +433,7 @@ impl Driver {
             .collect();
         self.service = service;
         self.set_some_prefixes(&removed, false, decision_seq);
-        if !added.is_empty() && self.core.machine().state().announces() {
+        if !added.is_empty() && self.core.machine().wanted().is_some() {
             self.set_some_prefixes(&added, true, decision_seq);
         }
         tracing::info!(
@@ -451,6 +475,8 @@ impl Driver {
             self.since_ms,
         );
         let (mut pollers, mut polled_rx) = self.start_pollers();
+        // A shutdown waiting for its grace to end, answered then.
+        let mut stopping: Option<oneshot::Sender<()>> = None;
         loop {
             let next_timer = self.core.next_timer();
             tokio::select! {
@@ -467,6 +493,12 @@ impl Driver {
                         let effects = self.core.fire(timer, deadline);
                         self.carry_out(effects, deadline).boxed_step().await;
                         self.pace(&pollers);
+                        let over = self.core.machine().grace_until().is_none();
+                        if let Some(done) = stopping.take_if(|_| over) {
+                            // The shutdown's grace is over: withdrawn and handed over.
+                            let _ = done.send(());
+                            return;
+                        }
                     }
                 }
                 command = commands.recv() => {
@@ -475,12 +507,16 @@ impl Driver {
                         return;
                     };
                     match command {
-                        Command::Shutdown(done) => {
+                        Command::Shutdown { grace, done } => {
+                            let changed = self.drain_for_shutdown(grace).await;
+                            if self.core.machine().grace_until().is_some() {
+                                // Announced with GRACEFUL_SHUTDOWN until the grace's timer
+                                // (or a second signal); checks go on meanwhile (verdicts do not
+                                // move a draining service).
+                                stopping = Some(done);
+                                continue;
+                            }
                             pollers.clear();
-                            let now = now_ms();
-                            let effects = self.core.drain(DrainCause::Shutdown, None, now);
-                            let changed = effects.transition.is_some();
-                            self.carry_out(effects, now).boxed_step().await;
                             if !changed {
                                 // Already drained by an operator (kept across the restart):
                                 // make sure every prefix is withdrawn all the same, as the
@@ -490,20 +526,30 @@ impl Driver {
                             let _ = done.send(());
                             return;
                         }
+                        Command::EndGrace(ack) => {
+                            self.drain_for_shutdown(Some(Duration::ZERO)).await;
+                            if let Some(done) = stopping.take() {
+                                pollers.clear();
+                                let _ = done.send(());
+                                let _ = ack.send(());
+                                return;
+                            }
+                            let _ = ack.send(());
+                        }
                         Command::FlushRuns(done) => {
                             if let Some(record) = self.core.take_runs() {
                                 self.shared.journal.append_visible(now_ms(), vec![record]).await;
                             }
                             let _ = done.send(());
                         }
-                        Command::Drain { cause, operator, reply } => {
+                        Command::Drain { cause, operator, grace, reply } => {
                             crate::observe::metrics::count("anycastd_drains_total", &[("service", self.service.name.as_str())], 1.0);
                             let before = match self.core.machine().state() {
                                 State::Draining(DrainCause::Operator { expires_at, .. }) => Some(*expires_at),
                                 _ => None,
                             };
                             let now = now_ms();
-                            let effects = self.core.drain(*cause, Some(*operator), now);
+                            let effects = self.core.drain_after(*cause, Some(*operator), grace, now);
                             let handed = self.carry_out(effects, now).boxed_step().await;
                             let after = match self.core.machine().state() {
                                 State::Draining(DrainCause::Operator { expires_at, .. }) => *expires_at,
@@ -562,6 +608,39 @@ impl Driver {
         }
     }
 
+    /// The level the service wants, in words (status): `normal`, `de-preferred (as-path
+    /// +3, MED 1000)`, `graceful shutdown until ... (community 65535:0)`, `withdrawn`.
+    fn wanted_level_text(&self) -> String {
+        let machine = self.core.machine();
+        let level = machine.wanted();
+        let mut text = crate::audit::text::level_name(level.map(Into::into)).to_owned();
+        if let Some(until) = machine.grace_until() {
+            text.push_str(&format!(
+                " until {}",
+                crate::audit::text::format_time(until.0)
+            ));
+        }
+        match self.core.wanted_attributes() {
+            Some(attributes) if !attributes.is_plain() => {
+                text.push_str(&format!(" ({attributes})"));
+            }
+            _ => {}
+        }
+        text
+    }
+
+    /// Drain for a shutdown, after `grace` instead of the service's `drain_grace` when given
+    /// (zero: at once, ending a grace in progress); returns whether the state changed.
+    async fn drain_for_shutdown(&mut self, grace: Option<Duration>) -> bool {
+        let now = now_ms();
+        let effects = self
+            .core
+            .drain_after(DrainCause::Shutdown, None, grace, now);
+        let changed = effects.transition.is_some();
+        self.carry_out(effects, now).boxed_step().await;
+        changed
+    }
+
     /// The service in detail, for `status`.
     fn snapshot(&self) -> crate::observe::status::Snapshot {
         let machine = self.core.machine();
@@ -585,7 +664,8 @@ impl Driver {
             state: machine.state().into(),
             since_ms: self.since_ms,
             cause: self.cause.clone(),
-            desired_announced: machine.state().announces(),
+            desired_announced: machine.wanted().is_some(),
+            wanted_level: Some(self.wanted_level_text()),
             rise: self.service.rise,
             fall: self.service.fall,
             require: self.service.require,
@@ -877,12 +957,18 @@ impl Driver {
         announce: bool,
         decision_seq: u64,
     ) -> Vec<Handed> {
+        // An announcement carries the attributes of the level the service wants.
+        let attributes = if announce {
+            self.core.wanted_attributes().unwrap_or_default()
+        } else {
+            crate::bgp::Attributes::plain()
+        };
         let mut by_backend: BTreeMap<&BackendId, Vec<_>> = BTreeMap::new();
         for prefix in prefixes {
             by_backend.entry(&prefix.backend).or_default().push((
                 prefix.key(),
                 Decision {
-                    attributes: Default::default(),
+                    attributes: attributes.clone(),
                     service: self.service.name.clone(),
                     announce,
                     decision_seq,
@@ -1082,8 +1168,16 @@ mod tests {
     }
 
     fn start(f: &Fixture) -> DriverHandle {
-        let service = Service {
+        start_with(f, |_| {})
+    }
+
+    /// [`start`] with the service changed by `change` first.
+    fn start_with(f: &Fixture, change: impl FnOnce(&mut Service)) -> DriverHandle {
+        let mut service = Service {
             fast_interval: None,
+            on_unhealthy: anycastd_fsm::OnUnhealthy::Withdraw,
+            deprefer: None,
+            drain_grace: Duration::ZERO,
             require: 0,
             name: "dns".into(),
             rise: 2,
@@ -1103,6 +1197,7 @@ mod tests {
             }],
             damping: None,
         };
+        change(&mut service);
         spawn(
             Start {
                 service,
@@ -1111,6 +1206,7 @@ mod tests {
                 restored_damping: None,
                 since: (now_ms(), "started".into()),
                 decided_seq: 0,
+                grace_until_ms: None,
             },
             f.shared.clone(),
         )
@@ -1218,6 +1314,7 @@ mod tests {
                 reason: "maintenance".into(),
                 expires_at_ms: None,
             }),
+            grace: None,
             reply: tx,
         };
         assert!(driver.commands.send(drain).await.is_ok());
@@ -1281,6 +1378,7 @@ mod tests {
                 uid: 0,
                 pid: 1,
             }),
+            grace: None,
             reply: tx,
         };
         assert!(driver.commands.send(drain).await.is_ok());
@@ -1294,7 +1392,14 @@ mod tests {
 
         // The shutdown changes no state (no new record): its withdrawal restates the drain's.
         let (tx, rx) = oneshot::channel();
-        assert!(driver.commands.send(Command::Shutdown(tx)).await.is_ok());
+        assert!(driver
+            .commands
+            .send(Command::Shutdown {
+                grace: None,
+                done: tx,
+            })
+            .await
+            .is_ok());
         rx.await.unwrap();
         assert_eq!(transitions(&f.reader).pop().unwrap().0, drain_seq);
         let writer = f.shared.writers.lock().unwrap().values().next().cloned();
@@ -1317,11 +1422,163 @@ mod tests {
         let driver = start(&f);
         until("announced", || announced(&f)).await;
         let (tx, rx) = oneshot::channel();
-        assert!(driver.commands.send(Command::Shutdown(tx)).await.is_ok());
+        assert!(driver
+            .commands
+            .send(Command::Shutdown {
+                grace: None,
+                done: tx,
+            })
+            .await
+            .is_ok());
         rx.await.unwrap();
         let (_, t) = transitions(&f.reader).pop().unwrap();
         assert_eq!(t.to, wire::State::Draining(wire::DrainCause::Shutdown));
         assert_eq!(t.change, wire::Change::Withdraw);
         until("withdrawn", || !announced(&f)).await;
+    }
+
+    fn deprefer() -> crate::bgp::Attributes {
+        crate::bgp::Attributes {
+            as_path_prepend: 3,
+            med: Some(1000),
+            communities: vec!["65000:666".parse().unwrap()],
+            large_communities: vec![],
+        }
+    }
+
+    /// The decisions the writer reported outcomes of so far (announce, attributes).
+    fn decisions(f: &mut Fixture) -> Vec<(bool, crate::bgp::Attributes)> {
+        let mut out = Vec::new();
+        while let Ok(crate::routing::writer::Notice::Outcome(report)) = f.reports.try_recv() {
+            out.push((report.decision.announce, report.decision.attributes));
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deprefer_service_is_announced_depreferred_while_unhealthy_and_never_withdrawn() {
+        let mut f = fixture("driver-deprefer", Observation::Fail("SERVFAIL".into()));
+        let _driver = start_with(&f, |s| {
+            s.on_unhealthy = anycastd_fsm::OnUnhealthy::Deprefer;
+            s.deprefer = Some(deprefer());
+        });
+        // Unhealthy from the start: announced de-preferred (a withdraw service would not be).
+        until("announced de-preferred", || announced(&f)).await;
+        assert_eq!(
+            f.memory.attributes(None, f.route.prefix),
+            deprefer(),
+            "installed with the deprefer attributes"
+        );
+        let (_, t) = transitions(&f.reader).pop().unwrap();
+        assert_eq!(
+            (&t.to, t.change),
+            (&wire::State::Unhealthy, wire::Change::Announce)
+        );
+
+        f.script.set(Observation::Pass);
+        until("healthy", || {
+            transitions(&f.reader)
+                .last()
+                .is_some_and(|(_, t)| t.to == wire::State::Healthy)
+        })
+        .await;
+        let (_, t) = transitions(&f.reader).pop().unwrap();
+        assert_eq!(t.change, wire::Change::Announce);
+        until("the normal level decided", || {
+            decisions(&mut f)
+                .iter()
+                .any(|(announce, attributes)| *announce && attributes.is_plain())
+        })
+        .await;
+
+        f.script.set(Observation::Fail("SERVFAIL".into()));
+        until("de-preferred again", || {
+            decisions(&mut f)
+                .iter()
+                .any(|(announce, attributes)| *announce && *attributes == deprefer())
+        })
+        .await;
+        assert!(
+            f.memory.applied().iter().flatten().all(|c| c.announce),
+            "never a withdrawal: {:?}",
+            f.memory.applied()
+        );
+        assert!(transitions(&f.reader)
+            .iter()
+            .all(|(_, t)| t.change == wire::Change::Announce));
+        assert!(announced(&f));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_withdraw_service_beside_is_withdrawn_as_before() {
+        let f = fixture("driver-withdraw-beside", Observation::Pass);
+        let _driver = start_with(&f, |s| s.drain_grace = Duration::ZERO);
+        until("announced", || announced(&f)).await;
+        assert!(f.memory.attributes(None, f.route.prefix).is_plain());
+        f.script.set(Observation::Fail("SERVFAIL".into()));
+        until("withdrawn", || !announced(&f)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_drain_with_a_grace_announces_graceful_shutdown_then_withdraws_at_the_grace_end() {
+        let mut f = fixture("driver-drain-grace", Observation::Pass);
+        let driver = start_with(&f, |s| {
+            s.drain_grace = Duration::from_millis(600);
+            s.deprefer = Some(deprefer());
+        });
+        until("announced", || announced(&f)).await;
+        let _ = decisions(&mut f);
+        let (tx, rx) = oneshot::channel();
+        let drain = Command::Drain {
+            cause: Box::new(DrainCause::Operator {
+                reason: "maintenance".into(),
+                expires_at: None,
+                uid: 0,
+            }),
+            operator: Box::new(wire::OperatorAction {
+                kind: wire::OperatorKind::Drain {
+                    service: "dns".into(),
+                    reason: "maintenance".into(),
+                    expires_at_ms: None,
+                },
+                uid: 0,
+                pid: 1,
+            }),
+            grace: None,
+            reply: tx,
+        };
+        let drained_at = now_ms();
+        assert!(driver.commands.send(drain).await.is_ok());
+        let reply = rx.await.unwrap();
+        assert!(matches!(
+            reply.state,
+            State::Draining(DrainCause::Operator { .. })
+        ));
+        assert!(announced(&f), "still announced in its grace");
+        let graceful = deprefer().with(crate::bgp::GRACEFUL_SHUTDOWN);
+        until("the graceful level decided", || {
+            decisions(&mut f)
+                .iter()
+                .any(|(announce, attributes)| *announce && *attributes == graceful)
+        })
+        .await;
+        until("withdrawn at the grace end", || !announced(&f)).await;
+        assert!(
+            now_ms() >= drained_at + 600,
+            "withdrawn no earlier than the grace's end"
+        );
+        let changes: Vec<wire::Change> = transitions(&f.reader)
+            .into_iter()
+            .map(|(_, t)| t.change)
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                wire::Change::Announce,
+                wire::Change::Announce,
+                wire::Change::Withdraw
+            ],
+            "healthy, draining in its grace, grace over"
+        );
     }
 }

@@ -33,12 +33,83 @@ pub struct Effects {
     pub damping: Option<(DampingState, DampingState)>,
 }
 
-/// The fsm parameters of a service as journaled, with its damping and the daemon's verdict
-/// rule (`fail_early`: the rule of this build; `false` for a run journaled before it).
+/// A service's graded announcements: what unhealthy means, the attributes of a de-preferred
+/// announcement, and the drain grace. The default (withdraw, no attributes, no grace) is the
+/// behaviour before graded announcements, and the one of a journal that does not record them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Graded {
+    /// What an unhealthy service does.
+    pub on_unhealthy: fsm::OnUnhealthy,
+    /// The `deprefer` attributes (`None`: not configured).
+    pub deprefer: Option<crate::bgp::Attributes>,
+    /// The grace of a drain, stop or removal.
+    pub drain_grace: Duration,
+}
+
+impl Graded {
+    /// The graded settings of a configured service.
+    pub fn of(service: &crate::config::Service) -> Graded {
+        Graded {
+            on_unhealthy: service.on_unhealthy,
+            deprefer: service.deprefer.clone(),
+            drain_grace: service.drain_grace,
+        }
+    }
+
+    /// What a prefix announced at `level` carries: the plain route when normal; the
+    /// `deprefer` attributes when de-preferred; those (if any) and RFC 8326 GRACEFUL_SHUTDOWN
+    /// (65535:0) in a grace.
+    pub fn attributes(&self, level: fsm::Level) -> crate::bgp::Attributes {
+        let deprefer = || self.deprefer.clone().unwrap_or_default();
+        match level {
+            fsm::Level::Normal => crate::bgp::Attributes::plain(),
+            fsm::Level::Depreferred => deprefer(),
+            fsm::Level::GracefulShutdown => deprefer().with(crate::bgp::GRACEFUL_SHUTDOWN),
+        }
+    }
+}
+
+/// Path attributes as the journal records them (format 6).
+pub fn wire_attributes(a: &crate::bgp::Attributes) -> wire::Attributes {
+    wire::Attributes {
+        as_path_prepend: a.as_path_prepend,
+        med: a.med,
+        communities: a.communities.iter().map(|c| c.as_u32()).collect(),
+        large_communities: a
+            .large_communities
+            .iter()
+            .map(|c| (c.0, c.1, c.2))
+            .collect(),
+    }
+}
+
+/// Path attributes as the journal recorded them.
+pub fn attributes_of(a: &wire::Attributes) -> crate::bgp::Attributes {
+    crate::bgp::Attributes {
+        as_path_prepend: a.as_path_prepend,
+        med: a.med,
+        communities: a
+            .communities
+            .iter()
+            .map(|c| crate::bgp::Community::from_u32(*c))
+            .collect(),
+        large_communities: a
+            .large_communities
+            .iter()
+            .map(|(g, l1, l2)| crate::bgp::LargeCommunity(*g, *l1, *l2))
+            .collect(),
+    }
+    .normalized()
+}
+
+/// The fsm parameters of a service as journaled, with its damping, the daemon's verdict
+/// rule (`fail_early`: the rule of this build; `false` for a run journaled before it) and
+/// its graded announcements.
 pub fn params_of(
     params: &wire::ServiceParams,
     damping: Option<fsm::Damping>,
     fail_early: bool,
+    graded: &Graded,
 ) -> fsm::Params {
     fsm::Params {
         rise: params.rise,
@@ -52,6 +123,8 @@ pub fn params_of(
         require: params.require,
         shadow: params.checks.iter().map(|c| c.shadow).collect(),
         fail_early,
+        on_unhealthy: graded.on_unhealthy,
+        drain_grace: graded.drain_grace,
     }
 }
 
@@ -70,6 +143,7 @@ fn timer_rank(timer: &Timer) -> (u8, usize) {
         Timer::Evaluate => (1, 0),
         Timer::DrainExpiry => (2, 0),
         Timer::DampingReuse => (3, 0),
+        Timer::GraceEnd => (4, 0),
     }
 }
 
@@ -89,6 +163,8 @@ pub struct Core {
     recording: bool,
     /// The verdict rule ([`fsm::Params::fail_early`]).
     fail_early: bool,
+    /// Its graded announcements.
+    graded: Graded,
 }
 
 impl Core {
@@ -113,7 +189,7 @@ impl Core {
         fail_early: bool,
     ) -> Core {
         let (machine, actions) = Machine::with_state(
-            params_of(&params, damping, fail_early),
+            params_of(&params, damping, fail_early, &Graded::default()),
             initial,
             Timestamp(at),
         );
@@ -125,9 +201,57 @@ impl Core {
             timers: Vec::new(),
             recording: true,
             fail_early,
+            graded: Graded::default(),
         };
         core.arm(actions);
         core
+    }
+
+    /// The service with its graded announcements, set at `at` (its creation: a level the new
+    /// settings want is not acted on, the caller knows what is installed).
+    pub fn with_graded(mut self, graded: Graded, at: i64) -> Core {
+        self.graded = graded;
+        let params = params_of(
+            &self.params,
+            self.machine.params().damping.clone(),
+            self.fail_early,
+            &self.graded,
+        );
+        let actions = self.machine.set_params(params, Timestamp(at));
+        self.arm(
+            actions
+                .into_iter()
+                .filter(|a| matches!(a, Action::ArmTimer { .. })),
+        );
+        self
+    }
+
+    /// The service with a drain's grace journaled before a restart restored: announced with
+    /// GRACEFUL_SHUTDOWN until `until_ms` (kept, not started afresh), then withdrawn by its
+    /// timer. Nothing when it is not draining or the grace is over by `at`.
+    pub fn with_grace(mut self, until_ms: Option<i64>, at: i64) -> Core {
+        if let Some(until) = until_ms {
+            let actions = self.machine.restore_grace(Timestamp(until), Timestamp(at));
+            self.arm(actions);
+        }
+        self
+    }
+
+    /// Its graded announcements from the next [`Core::reconfigure`] on (a reload).
+    pub fn set_graded(&mut self, graded: Graded) {
+        self.graded = graded;
+    }
+
+    /// Its graded announcements.
+    pub fn graded(&self) -> &Graded {
+        &self.graded
+    }
+
+    /// What the service wants its prefixes announced with now (`None`: withdrawn).
+    pub fn wanted_attributes(&self) -> Option<crate::bgp::Attributes> {
+        self.machine
+            .wanted()
+            .map(|level| self.graded.attributes(level))
     }
 
     /// Stop recording: the records of [`Effects`] stay empty (a re-run journals nothing).
@@ -175,7 +299,7 @@ impl Core {
                     self.timers.retain(|(t, _)| *t != timer);
                     self.timers.push((timer, deadline.0));
                 }
-                Action::Announce => set = Some(true),
+                Action::Announce(_) => set = Some(true),
                 Action::Withdraw => set = Some(false),
             }
         }
@@ -280,6 +404,28 @@ impl Core {
         self.finish(step, damping, records, at)
     }
 
+    /// A drain as [`Core::drain`], after `grace` instead of the service's `drain_grace` when
+    /// given (`--grace`; zero: at once, also ending a grace in progress).
+    pub fn drain_after(
+        &mut self,
+        cause: DrainCause,
+        operator: Option<wire::OperatorAction>,
+        grace: Option<Duration>,
+        at: i64,
+    ) -> Effects {
+        let Some(grace) = grace else {
+            return self.drain(cause, operator, at);
+        };
+        let mut records: Vec<Event> = self.recorder.take_runs().into_iter().collect();
+        records.extend(operator.map(Event::Operator));
+        let (step, damping) = self.step(Input::DrainAfter {
+            cause,
+            grace,
+            at: Timestamp(at),
+        });
+        self.finish(step, damping, records, at)
+    }
+
     /// An operator undrain (with its record).
     pub fn undrain(&mut self, operator: Option<wire::OperatorAction>, at: i64) -> Effects {
         let mut records: Vec<Event> = self.recorder.take_runs().into_iter().collect();
@@ -309,13 +455,14 @@ impl Core {
             })
             .collect();
         let actions = self.machine.reconfigure(
-            params_of(&params, damping.clone(), self.fail_early),
+            params_of(&params, damping.clone(), self.fail_early, &self.graded),
             &kept,
             Timestamp(at),
         );
         self.timers
             .retain(|(timer, _)| !matches!(timer, Timer::PendingTimeout(_) | Timer::Evaluate));
-        self.arm(actions);
+        // A new `on_unhealthy` changes what an unhealthy service wants at once.
+        let set = self.arm(actions);
         let reuse = self.machine.set_damping(damping.clone());
         if self.machine.params().damping.is_none() {
             self.timers
@@ -331,6 +478,7 @@ impl Core {
         self.params = params;
         Effects {
             records,
+            set,
             ..Effects::default()
         }
     }
@@ -383,7 +531,7 @@ impl Core {
             ..Effects::default()
         };
         if let Some(transition) = &step.transition {
-            let announce = transition.to.announces();
+            let announce = self.machine.wanted().is_some();
             records.push(Event::Transition(wire::Transition {
                 service: self.params.name.clone(),
                 from: (&transition.from).into(),
@@ -398,6 +546,21 @@ impl Core {
                 },
                 prefixes: self.params.prefixes.clone(),
             }));
+            // The level, when it is not what the state alone said before graded
+            // announcements (so that a withdraw service journals as it did).
+            let wanted = self.machine.wanted();
+            let grace_until = self.machine.grace_until();
+            let plain = transition.to.announces().then_some(fsm::Level::Normal);
+            if wanted != plain || grace_until.is_some() {
+                records.push(Event::Level(wire::LevelRecord {
+                    service: self.params.name.clone(),
+                    level: wanted.map(Into::into),
+                    attributes: wanted
+                        .map(|level| wire_attributes(&self.graded.attributes(level)))
+                        .unwrap_or_default(),
+                    grace_until_ms: grace_until.map(|t| t.0),
+                }));
+            }
             // Every transition re-asserts the desired state of all the service's prefixes,
             // also when the machine asks for no change (e.g. Starting -> Unhealthy), so that
             // leftovers of an earlier run are withdrawn by the first unhealthy verdict.
@@ -451,6 +614,7 @@ pub fn wire_cause(cause: &anycastd_fsm::Cause, check_names: &[String]) -> wire::
         Cause::Undrain => wire::Cause::Undrain,
         Cause::DrainExpired => wire::Cause::DrainExpired,
         Cause::Unsuppressed => wire::Cause::Unsuppressed,
+        Cause::GraceEnded => wire::Cause::GraceEnded,
     }
 }
 
@@ -546,5 +710,100 @@ mod tests {
                 ],
             }
         );
+    }
+
+    fn deprefer() -> Graded {
+        Graded {
+            on_unhealthy: fsm::OnUnhealthy::Deprefer,
+            deprefer: Some(crate::bgp::Attributes {
+                as_path_prepend: 3,
+                med: Some(1000),
+                communities: vec![],
+                large_communities: vec![],
+            }),
+            drain_grace: Duration::from_secs(30),
+        }
+    }
+
+    fn levels(effects: &Effects) -> Vec<wire::LevelRecord> {
+        effects
+            .records
+            .iter()
+            .filter_map(|r| match r {
+                Event::Level(l) => Some(l.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_deprefer_service_journals_its_level_after_the_transition_and_history_says_it() {
+        let mut core = Core::new(params(), None, State::Starting, 0).with_graded(deprefer(), 0);
+        assert!(
+            levels(&core.observe(0, Observation::Pass, 500)).is_empty(),
+            "normal: as before"
+        );
+        let effects = core.observe(0, Observation::Fail("SERVFAIL".into()), 1_500);
+        assert_eq!(
+            effects.set,
+            Some(true),
+            "announced (de-preferred), not withdrawn"
+        );
+        let [Event::Transition(t), Event::Level(level)] =
+            &effects.records[effects.records.len() - 2..]
+        else {
+            panic!("{:?}", effects.records);
+        };
+        assert_eq!(t.change, wire::Change::Announce);
+        assert_eq!(level.level, Some(wire::Level::Depreferred));
+        assert_eq!(
+            crate::audit::text::event_text(&Event::Level(level.clone())),
+            "announced de-preferred (as-path +3, MED 1000)"
+        );
+        assert_eq!(
+            core.wanted_attributes().map(|a| a.to_string()),
+            Some("as-path +3, MED 1000".into())
+        );
+
+        // A drain: graceful shutdown until its journaled end, then withdrawn by the timer.
+        let effects = core.drain(DrainCause::Shutdown, None, 2_000);
+        let [level] = levels(&effects).try_into().unwrap();
+        assert_eq!(
+            (level.level, level.grace_until_ms),
+            (Some(wire::Level::GracefulShutdown), Some(32_000))
+        );
+        assert_eq!(
+            crate::audit::text::event_text(&Event::Level(level)),
+            "announced graceful shutdown until 1970-01-01T00:00:32.000Z (as-path +3, MED 1000, community 65535:0)"
+        );
+        assert_eq!(core.deadline(Timer::GraceEnd), Some(32_000));
+        let effects = core.fire(Timer::GraceEnd, 32_000);
+        assert_eq!(effects.set, Some(false));
+        let Some(Event::Transition(t)) = effects.records.last() else {
+            panic!("{:?}", effects.records);
+        };
+        assert_eq!(
+            (&t.cause, t.change),
+            (&wire::Cause::GraceEnded, wire::Change::Withdraw)
+        );
+        assert_eq!(
+            crate::audit::text::event_text(effects.records.last().unwrap()),
+            "draining (shutdown) -> draining (shutdown): withdraw  (the drain's grace is over)"
+        );
+    }
+
+    #[test]
+    fn a_withdraw_service_without_a_grace_journals_no_level() {
+        let mut core =
+            Core::new(params(), None, State::Starting, 0).with_graded(Graded::default(), 0);
+        let mut records = core.observe(0, Observation::Pass, 500).records;
+        records.extend(
+            core.observe(0, Observation::Fail("x".into()), 1_500)
+                .records,
+        );
+        records.extend(core.drain(DrainCause::Shutdown, None, 2_000).records);
+        assert!(records
+            .iter()
+            .all(|r| !matches!(r, Event::Level(_)) && r.format() <= 5));
     }
 }

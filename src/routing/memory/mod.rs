@@ -108,6 +108,7 @@ impl Memory {
     /// Install or remove a prefix behind the writer's back (a hand edit).
     pub fn set(&self, vrf: Option<&str>, prefix: IpNet, present: bool) {
         let mut state = self.state();
+        state.installed.attributes.remove(&(vrf.into(), prefix));
         let table = state.installed.tables.entry(vrf.into()).or_default();
         if present {
             table.insert(prefix);
@@ -150,6 +151,11 @@ impl Memory {
     /// Apply at most `n` changes per call.
     pub fn max_batch(&self, n: usize) {
         self.state().max_batch = n.max(1);
+    }
+
+    /// What `prefix` in `vrf` is installed with now (plain when not installed).
+    pub fn attributes(&self, vrf: Option<&str>, prefix: IpNet) -> crate::bgp::Attributes {
+        super::Installed::attributes(&self.state().installed, &vrf.into(), &prefix)
     }
 
     /// What it has installed now.
@@ -252,6 +258,16 @@ impl Backend for Memory {
                 }
             } else {
                 table.remove(&change.prefix);
+                state.installed.attributes.remove(&key);
+            }
+            // What it is installed with, as a routing daemon would keep it (plain: no entry).
+            let key = (change.place.clone(), change.prefix);
+            if change.announce && !change.attributes.is_plain() {
+                state
+                    .installed
+                    .attributes
+                    .insert(key, change.attributes.clone().normalized());
+            } else {
                 state.installed.attributes.remove(&key);
             }
         }
