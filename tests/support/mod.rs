@@ -4,6 +4,7 @@
 pub mod cabourotte;
 pub mod daemon;
 pub mod docs;
+pub mod etcd;
 pub mod fake_frr;
 pub mod live;
 pub mod monitor;
