@@ -12,6 +12,7 @@
 
 mod checks;
 mod duration;
+mod fleet;
 pub mod kind;
 pub mod schema;
 mod services;
@@ -70,6 +71,8 @@ pub struct Config {
     pub control: ControlConfig,
     /// `[metrics] listen`: the Prometheus endpoint's address, off when `None`.
     pub metrics_listen: Option<String>,
+    /// `[fleet]`: the fleet guard's etcd (off when `None`).
+    pub fleet: Option<crate::fleet::Settings>,
     /// `[checks] netns_dir`: where the namespaces of netns-backed VRFs are.
     pub netns_dir: PathBuf,
     /// FNV-1a 64 of the file's bytes, hex.
@@ -211,6 +214,8 @@ pub struct Service {
     pub require: u32,
     /// The poll interval while a rise or fall is being confirmed (`None`: each check's own).
     pub fast_interval: Option<Duration>,
+    /// `fleet`: the fleet guard's rule (`None`: not guarded).
+    pub fleet: Option<crate::fleet::Rule>,
 }
 
 /// One prefix of a service and the backend that announces it (`prefixes.frrouting`: the FRR
@@ -231,6 +236,9 @@ pub struct Check {
     pub pending_timeout: Duration,
     /// Polled, journaled and shown, but never part of the verdict.
     pub shadow: bool,
+    /// Its failure means the local service is dead: a withdrawal it causes is never held by
+    /// the fleet guard.
+    pub hard: bool,
     /// The VRF it runs in (`None`: the daemon's own network namespace).
     pub vrf: Option<String>,
     /// The kind and its settings (a type of the kind's module in `checks/`).
@@ -245,6 +253,7 @@ impl PartialEq for Check {
             && self.timeout == other.timeout
             && self.pending_timeout == other.pending_timeout
             && self.shadow == other.shadow
+            && self.hard == other.hard
             && self.vrf == other.vrf
             && self.kind.same(other.kind.as_ref())
     }

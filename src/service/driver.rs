@@ -1092,6 +1092,7 @@ mod tests {
             checks: vec![Check {
                 vrf: None,
                 shadow: false,
+                hard: false,
                 name: "resolver".into(),
                 interval: Duration::from_millis(50),
                 timeout: Duration::from_millis(500),
@@ -1102,6 +1103,7 @@ mod tests {
                 }),
             }],
             damping: None,
+            fleet: None,
         };
         spawn(
             Start {
