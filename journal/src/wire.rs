@@ -1,4 +1,4 @@
-//! The frozen wire types of the journal, format versions 1 to 5.
+//! The frozen wire types of the journal, format versions 1 to 6.
 //!
 //! These types are a contract with every journal ever written: enum variants and struct fields
 //! are never removed, reordered or changed. A new field or meaning needs a new format version
@@ -21,9 +21,9 @@
 //! still decodes every version; a build that knows only versions 1 and 2 skips the new
 //! records as unknown instead of misreading them.
 //!
-//! Formats 4 and 5 change no struct: they append record kinds ([`Event::RoutingRestarted`]
-//! and [`Event::HookRan`]; [`Event::VerdictRule`]), and only records of those kinds carry the
-//! new version byte.
+//! Formats 4, 5 and 6 change no struct: they append record kinds ([`Event::RoutingRestarted`]
+//! and [`Event::HookRan`]; [`Event::VerdictRule`]; [`Event::FleetGuard`]), and only records of
+//! those kinds carry the new version byte.
 
 use anycastd_fsm as fsm;
 use serde::{Deserialize, Serialize};
@@ -521,6 +521,51 @@ pub enum Event {
     /// [`Event::DaemonStarted`] (format 5). A start without one used the rule of format 4 and
     /// before: every verdict waited for the pending checks.
     VerdictRule(VerdictRule),
+    // ---- format version 6 ----
+    /// The fleet guard's answer to a service's withdrawal by health (format 6): an input,
+    /// so that what the routing daemons were asked is known from the journal alone.
+    FleetGuard(FleetGuard),
+}
+
+/// What the fleet guard answered a service's withdrawal by health (format 6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetGuard {
+    /// The service.
+    pub service: String,
+    /// Sequence number of the transition whose withdrawal was asked for.
+    pub transition_seq: u64,
+    /// The answer.
+    pub answer: FleetAnswer,
+}
+
+/// The fleet guard's answer (format 6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FleetAnswer {
+    /// Withdrawn: enough other sites announce.
+    Granted(FleetCount),
+    /// Kept announced: too few other sites announce.
+    Held(FleetCount),
+    /// etcd could not be reached; `held`: kept announced (`on_unreachable = "hold"`), else
+    /// withdrawn as without a guard (`"local"`).
+    Blind {
+        /// Since when etcd could not be reached (ms).
+        since_ms: i64,
+        /// Why, in words.
+        reason: String,
+        /// Whether the withdrawal was held.
+        held: bool,
+    },
+}
+
+/// The fleet as a site counted it when it asked (format 6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetCount {
+    /// Sites announcing the service, this one included (it still announced).
+    pub announcing: u32,
+    /// Sites in all, this one included.
+    pub sites: u32,
+    /// The service's rule in words (`minimum 3`, `at most 25% withdrawn`).
+    pub rule: String,
 }
 
 /// How a daemon run forms verdicts (format 5).
@@ -741,6 +786,7 @@ impl Event {
     /// The format version that introduced this kind of record.
     pub fn introduced(&self) -> u8 {
         match self {
+            Event::FleetGuard(_) => 6,
             Event::VerdictRule(_) => 5,
             Event::RoutingRestarted(_) | Event::HookRan(_) => 4,
             e if e.is_version_2() => 2,
@@ -750,7 +796,8 @@ impl Event {
 
     /// The format version a record of this kind is written in: 3, or the format that added
     /// the kind (format 4 is format 3 with [`Event::RoutingRestarted`] and [`Event::HookRan`]
-    /// appended, format 5 format 4 with [`Event::VerdictRule`]; a build that knows an older
+    /// appended, format 5 format 4 with [`Event::VerdictRule`], format 6 format 5 with
+    /// [`Event::FleetGuard`]; a build that knows an older
     /// format skips those records alone).
     pub fn format(&self) -> u8 {
         self.introduced().max(3)
@@ -773,6 +820,7 @@ impl Event {
             Event::DampingRestored(d) => Some(&d.state.service),
             Event::RoutingRestarted(r) => Some(&r.service),
             Event::HookRan(h) => Some(&h.service),
+            Event::FleetGuard(g) => Some(&g.service),
             Event::Operator(OperatorAction {
                 kind: OperatorKind::Drain { service, .. } | OperatorKind::Undrain { service },
                 ..

@@ -759,14 +759,17 @@ impl<'a> Replayer<'a> {
             Event::Operator(action) => self.on_operator(action, at),
             Event::Transition(t) => return self.on_transition(t, record.seq, at, exact),
             // Not inputs of the service's machine: what the writer did, the journal's own
-            // bookkeeping, a rejected reload (nothing changed), hooks.
+            // bookkeeping, a rejected reload (nothing changed), hooks, and the fleet guard's
+            // answers (they decide when a withdrawal reaches the routing daemons, never the
+            // service's state: a what-if assumes every withdrawal granted).
             Event::Apply(_)
             | Event::Drift(_)
             | Event::JournalReset(_)
             | Event::JournalGap(_)
             | Event::ReloadRejected(_)
             | Event::RoutingRestarted(_)
-            | Event::HookRan(_) => {}
+            | Event::HookRan(_)
+            | Event::FleetGuard(_) => {}
         }
         Then::CollectDamping
     }

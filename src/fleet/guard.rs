@@ -15,7 +15,7 @@ use super::store::{self, StoreError};
 use super::{Answer, Published, Rule, Settings};
 use crate::journal_handle::now_ms;
 use etcd_client::{Client, EventType, WatchOptions};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -89,6 +89,7 @@ pub fn spawn(settings: Settings) -> FleetHandle {
         blind: None,
         published: BTreeMap::new(),
         pending: BTreeMap::new(),
+        too_small: BTreeSet::new(),
     };
     tokio::spawn(guard.run(rx));
     FleetHandle { requests, settings }
@@ -116,6 +117,8 @@ struct Guard {
     blind: Option<(i64, String)>,
     published: BTreeMap<String, Published>,
     pending: BTreeMap<String, Pending>,
+    /// Services whose fleet was found smaller than their minimum (warned once).
+    too_small: BTreeSet<String>,
 }
 
 /// How often an unreachable etcd is tried again.
@@ -248,6 +251,18 @@ impl Guard {
                 reason: "not connected yet".into(),
             },
         };
+        if let Answer::Held(count) = &answer {
+            if count.sites < count.needed && self.too_small.insert(service.to_owned()) {
+                tracing::warn!(
+                    service = %service,
+                    sites = count.sites,
+                    needed = count.needed,
+                    "The fleet of service \"{service}\" has {} site(s), fewer than the {} that must keep announcing it: the fleet guard holds every withdrawal of it by health.",
+                    count.sites,
+                    count.needed
+                );
+            }
+        }
         let record = match &answer {
             Answer::Granted(_) => Some(pending.withdrawn.clone()),
             Answer::Held(_) => Some(pending.held.clone()),

@@ -133,6 +133,17 @@ impl SiteState {
         }
     }
 
+    /// What a service in state `state` publishes (an unhealthy one whose withdrawal is held
+    /// publishes [`SiteState::Held`] through the guard instead).
+    pub fn of(state: &anycastd_fsm::State) -> SiteState {
+        match state {
+            anycastd_fsm::State::Starting => SiteState::Starting,
+            anycastd_fsm::State::Healthy => SiteState::Announcing,
+            anycastd_fsm::State::Unhealthy => SiteState::Withdrawn,
+            anycastd_fsm::State::Draining(_) => SiteState::Drained,
+        }
+    }
+
     /// Every state, for the metrics.
     pub const ALL: [SiteState; 5] = [
         SiteState::Starting,

@@ -39,11 +39,23 @@ impl Etcd {
         let mut etcd = Etcd {
             child: None,
             dir,
-            client_port: super::servers::free_port(),
-            peer_port: super::servers::free_port(),
+            client_port: 0,
+            peer_port: 0,
         };
-        etcd.spawn();
-        Some(etcd)
+        // A port free a moment ago may be taken by another test before etcd binds it: try
+        // again with others.
+        for _ in 0..5 {
+            etcd.client_port = super::servers::free_port();
+            etcd.peer_port = super::servers::free_port();
+            if etcd.try_spawn() {
+                return Some(etcd);
+            }
+            let _ = std::fs::remove_dir_all(etcd.dir.path().join("data"));
+        }
+        panic!(
+            "etcd did not start: {}",
+            std::fs::read_to_string(etcd.log_path()).unwrap_or_default()
+        );
     }
 
     /// The client URL, as a config's `[fleet] etcd` lists it.
@@ -62,6 +74,15 @@ impl Etcd {
     }
 
     fn spawn(&mut self) {
+        assert!(
+            self.try_spawn(),
+            "etcd could not bind its ports again: {}",
+            std::fs::read_to_string(self.log_path()).unwrap_or_default()
+        );
+    }
+
+    /// Start etcd; `false` when a port was taken (it exited saying so).
+    fn try_spawn(&mut self) -> bool {
         let data = self.dir.path().join("data");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -88,6 +109,12 @@ impl Etcd {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !self.healthy() {
             if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+                if log.contains("address already in use") {
+                    // Truncated, so that the next try's log is its own.
+                    let _ = std::fs::write(self.log_path(), "");
+                    return false;
+                }
                 panic!(
                     "etcd exited ({status}): {}",
                     std::fs::read_to_string(self.log_path()).unwrap_or_default()
@@ -101,6 +128,7 @@ impl Etcd {
             std::thread::sleep(Duration::from_millis(50));
         }
         self.child = Some(child);
+        true
     }
 
     /// Whether etcd answers a linearizable read (`etcdctl endpoint health`).
