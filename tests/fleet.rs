@@ -485,3 +485,48 @@ fn a_minimum_larger_than_the_fleet_warns_and_holds() {
         .history()
         .contains("withdrawal held by the fleet guard: 2 of 2 sites announce dns, minimum 3"));
 }
+
+#[test]
+fn the_fleet_command_shows_every_sites_state_from_the_config_or_from_etcd_alone() {
+    let Some(etcd) = Etcd::start() else { return };
+    let spec = FleetSpec {
+        rule: "{ min_announcing = 1 }",
+        ..spec(&etcd)
+    };
+    let sites = fleet_of(2, &spec, Some(&etcd));
+    sites[1].fail(true);
+    watch_until(&sites, "site2 withdrawn", |s| !s[1].announces());
+    let fleet = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .arg("fleet")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let config = sites[0].config();
+    let out = fleet(&["-c", config.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.starts_with("dns: 1 of 2 sites announce\n"), "{text}");
+    assert!(text.contains("site1  announcing"), "{text}");
+    assert!(text.contains("site2  withdrawn"), "{text}");
+    // From a host without the config: --etcd alone.
+    let url = etcd.url();
+    let out = fleet(&["-c", "/nonexistent", "--etcd", &url, "--json", "dns"]);
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[1]["site"], "site2");
+    assert_eq!(lines[1]["state"], "withdrawn");
+    // etcd that cannot be read: exit 69, saying so.
+    let dead = format!("http://127.0.0.1:{}", support::servers::free_port());
+    let out = fleet(&["-c", "/nonexistent", "--etcd", &dead]);
+    assert_eq!(out.status.code(), Some(69));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be read"));
+    // Neither a [fleet] table nor --etcd: a usage error.
+    let out = fleet(&["-c", "/nonexistent"]);
+    assert_eq!(out.status.code(), Some(66), "the config cannot be read");
+}
