@@ -530,3 +530,74 @@ fn the_fleet_command_shows_every_sites_state_from_the_config_or_from_etcd_alone(
     let out = fleet(&["-c", "/nonexistent"]);
     assert_eq!(out.status.code(), Some(66), "the config cannot be read");
 }
+
+#[test]
+fn with_the_readmes_roles_a_site_writes_its_own_key_and_no_other() {
+    let Some(etcd) = Etcd::start() else { return };
+    // The README's setup, with a root user to turn authentication on.
+    let root = "root:rootpw";
+    etcd.ctl(&["user", "add", root]);
+    etcd.ctl(&["auth", "enable"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut users = Vec::new();
+    for site in ["site1", "site2", "site3"] {
+        let as_root = |args: &[&str]| {
+            let (ok, out) = etcd.ctl_as(root, args);
+            assert!(ok, "{args:?}: {out}");
+        };
+        as_root(&["role", "add", site]);
+        as_root(&[
+            "role",
+            "grant-permission",
+            site,
+            "read",
+            "--prefix=true",
+            "/anycastd/",
+        ]);
+        let own = format!("/anycastd/dns/sites/{site}");
+        as_root(&["role", "grant-permission", site, "readwrite", &own]);
+        let password = format!("{site}-pw");
+        as_root(&["user", "add", &format!("{site}:{password}")]);
+        as_root(&["user", "grant-role", site, site]);
+        let file = dir.path().join(site);
+        std::fs::write(&file, format!("{password}\n")).unwrap();
+        users.push(format!(
+            "user = {site:?}\npassword_file = {:?}",
+            file.display().to_string()
+        ));
+    }
+    let sites: Vec<Site> = users
+        .iter()
+        .enumerate()
+        .map(|(i, extra)| {
+            let spec = FleetSpec {
+                rule: "{ min_announcing = 2 }",
+                fleet_extra: extra,
+                ..spec(&etcd)
+            };
+            Site::new(&format!("site{}", i + 1), &spec)
+        })
+        .collect();
+    watch_until(&sites, "every site announces", |s| announcing(s) == 3);
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, out) = etcd.ctl_as(root, &["get", "--prefix", "/anycastd/dns/sites/"]);
+        if out.matches("\"announcing\"").count() == 3 {
+            break;
+        }
+        assert!(Instant::now() < until, "{out}\n{}", sites[0].log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The guard works under the roles: all three fail, one may go (minimum 2).
+    for site in &sites {
+        site.fail(true);
+    }
+    watch_until(&sites, "one withdrawn", |s| announcing(s) == 2);
+    assert_eq!(watch_for(&sites, Duration::from_secs(1)), 2);
+    // A site's user cannot write another site's key.
+    let (ok, out) = etcd.ctl_as(
+        "site1:site1-pw",
+        &["put", "/anycastd/dns/sites/site2", "{}"],
+    );
+    assert!(!ok && out.contains("permission denied"), "{out}");
+}

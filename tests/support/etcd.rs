@@ -159,6 +159,31 @@ impl Etcd {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `etcdctl --user USER:PASSWORD ARGS` against this member: whether it succeeded, and its
+    /// output (stdout and stderr).
+    pub fn ctl_as(&self, user: &str, args: &[&str]) -> (bool, String) {
+        let out = Command::new(ETCDCTL)
+            .env("ETCDCTL_API", "3")
+            .args([
+                "--endpoints",
+                &self.url(),
+                "--command-timeout=3s",
+                "--user",
+                user,
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
     /// The keys under `prefix` with their values.
     pub fn get_prefix(&self, prefix: &str) -> Vec<(String, String)> {
         let out = self.ctl(&["get", "--prefix", prefix]);
