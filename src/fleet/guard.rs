@@ -63,12 +63,20 @@ pub struct FleetHandle {
     requests: mpsc::UnboundedSender<Request>,
     /// `[fleet]`.
     pub settings: Arc<Settings>,
+    /// Since when etcd cannot be reached, and why (`None`: it answers).
+    blind: Arc<std::sync::Mutex<Option<(i64, String)>>>,
 }
 
 impl FleetHandle {
     /// Send a request (never waits; a guard that ended drops it).
     pub fn send(&self, request: Request) {
         let _ = self.requests.send(request);
+    }
+
+    /// Since when etcd cannot be reached, and why: a driver answers its own withdrawal
+    /// blind at once rather than wait behind the guard's attempts to reconnect.
+    pub fn blind(&self) -> Option<(i64, String)> {
+        self.blind.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Revoke the lease, waiting at most `limit`.
@@ -83,7 +91,9 @@ impl FleetHandle {
 pub fn spawn(settings: Settings) -> FleetHandle {
     let (requests, rx) = mpsc::unbounded_channel();
     let settings = Arc::new(settings);
+    let blind = Arc::new(std::sync::Mutex::new(None));
     let guard = Guard {
+        shared_blind: blind.clone(),
         settings: settings.clone(),
         connection: None,
         blind: None,
@@ -92,7 +102,11 @@ pub fn spawn(settings: Settings) -> FleetHandle {
         too_small: BTreeSet::new(),
     };
     tokio::spawn(guard.run(rx));
-    FleetHandle { requests, settings }
+    FleetHandle {
+        requests,
+        settings,
+        blind,
+    }
 }
 
 struct Pending {
@@ -111,6 +125,8 @@ struct Connection {
 }
 
 struct Guard {
+    /// [`Guard::blind`], for the drivers.
+    shared_blind: Arc<std::sync::Mutex<Option<(i64, String)>>>,
     settings: Arc<Settings>,
     connection: Option<Connection>,
     /// Since when etcd cannot be reached, and why.
@@ -343,6 +359,7 @@ impl Guard {
             }
         };
         self.blind = Some((since, error.0.clone()));
+        *self.shared_blind.lock().unwrap_or_else(|p| p.into_inner()) = self.blind.clone();
         crate::observe::metrics::set("anycastd_fleet_guard_blind", &[], 1.0);
         let services: Vec<String> = self.pending.keys().cloned().collect();
         for service in services {
@@ -374,6 +391,7 @@ impl Guard {
                     );
                 }
                 crate::observe::metrics::set("anycastd_fleet_guard_blind", &[], 0.0);
+                *self.shared_blind.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 let pending: Vec<String> = self.pending.keys().cloned().collect();
                 for service in pending {
                     self.ask(&service).await;

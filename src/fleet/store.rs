@@ -30,7 +30,28 @@ pub struct StoreError(pub String);
 
 impl From<etcd_client::Error> for StoreError {
     fn from(e: etcd_client::Error) -> StoreError {
-        StoreError(e.to_string())
+        StoreError(short(&e))
+    }
+}
+
+/// An etcd client error in a few words: gRPC's status message (\"permission denied\",
+/// \"Timeout expired\"), not tonic's whole chain of sources.
+fn short(e: &etcd_client::Error) -> String {
+    match e {
+        etcd_client::Error::GRpcStatus(status) => {
+            let full = e.to_string();
+            let message = status.message();
+            if full.contains("ConnectionRefused") {
+                format!("{message}: connection refused")
+            } else if message == "Timeout expired" {
+                "no answer in time".to_owned()
+            } else if message.is_empty() {
+                full
+            } else {
+                message.to_owned()
+            }
+        }
+        other => other.to_string(),
     }
 }
 
@@ -41,7 +62,7 @@ where
 {
     match tokio::time::timeout(REQUEST_TIMEOUT, future).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(StoreError(format!("{what}: {e}"))),
+        Ok(Err(e)) => Err(StoreError(format!("{what}: {}", short(&e)))),
         Err(_) => Err(StoreError(format!(
             "{what}: no answer within {} s",
             REQUEST_TIMEOUT.as_secs()
@@ -237,4 +258,19 @@ pub fn tally(sites: &BTreeMap<String, (Published, i64)>) -> BTreeMap<SiteState, 
         *counts.entry(published.state).or_insert(0) += 1;
     }
     counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_etcd_error_is_said_in_a_few_words() {
+        let timeout = etcd_client::Error::GRpcStatus(tonic::Status::cancelled("Timeout expired"));
+        assert_eq!(short(&timeout), "no answer in time");
+        let denied = etcd_client::Error::GRpcStatus(tonic::Status::permission_denied(
+            "etcdserver: permission denied",
+        ));
+        assert_eq!(short(&denied), "etcdserver: permission denied");
+    }
 }

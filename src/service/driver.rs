@@ -943,6 +943,12 @@ impl Driver {
                 held: record(crate::fleet::SiteState::Held),
                 reply: side.answers_tx.clone(),
             });
+            // Blind already: answered at once (the guard may be busy trying etcd again).
+            if let Some((since_ms, reason)) = side.handle.blind() {
+                let _ = side
+                    .answers_tx
+                    .send(crate::fleet::Answer::Blind { since_ms, reason });
+            }
             return true;
         }
         if side.asked.take().is_some() {
@@ -1037,7 +1043,22 @@ impl Driver {
                 });
             }
         }
-        let repeated = side.last.as_ref() == Some(&record);
+        // The same answer again (blind since the same moment, whatever the latest error).
+        let repeated = match (&side.last, &record) {
+            (
+                Some(wire::FleetAnswer::Blind {
+                    since_ms: a,
+                    held: h,
+                    ..
+                }),
+                wire::FleetAnswer::Blind {
+                    since_ms: b,
+                    held: k,
+                    ..
+                },
+            ) => a == b && h == k,
+            (last, record) => last.as_ref() == Some(record),
+        };
         side.last = Some(record.clone());
         crate::observe::metrics::set(
             "anycastd_fleet_guard_held",
