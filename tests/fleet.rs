@@ -60,6 +60,8 @@ struct FleetSpec<'a> {
     fleet_extra: &'a str,
     /// Lines added to the check's table (`hard = true`).
     check_extra: &'a str,
+    /// An unguarded service `web` (203.0.113.80) with the same check, when true.
+    web: bool,
 }
 
 impl Site {
@@ -93,6 +95,15 @@ checks.exec = [{{ command = "/bin/sh", args = ["-c", "test ! -e {fail}"], name =
             fail = fail.display(),
             check_extra = spec.check_extra,
         );
+        let text = if spec.web {
+            format!(
+                "{text}[services.web]\nprefixes.frrouting = [{{ prefix = \"203.0.113.80\", vtysh = {vtysh:?} }}]\nchecks.exec = [{{ command = \"/bin/sh\", args = [\"-c\", \"test ! -e {fail}\"], name = \"alive\", interval = \"200ms\", timeout = \"5s\" }}]\n",
+                vtysh = fake_vtysh().display().to_string(),
+                fail = fail.display(),
+            )
+        } else {
+            text
+        };
         std::fs::write(dir.path().join("config.toml"), text).unwrap();
         let mut site = Site {
             name: name.to_owned(),
@@ -117,6 +128,11 @@ checks.exec = [{{ command = "/bin/sh", args = ["-c", "test ! -e {fail}"], name =
     /// Whether its FRR announces dns (the oracle: the fake FRR's state, not the daemon's
     /// words). A state file caught mid-write is read again.
     fn announces(&self) -> bool {
+        self.announces_prefix("203.0.113.53/32")
+    }
+
+    /// Whether its FRR announces `prefix`.
+    fn announces_prefix(&self, prefix: &str) -> bool {
         let path = self.dir.path().join("frr.json");
         for _ in 0..50 {
             let Ok(text) = std::fs::read_to_string(&path) else {
@@ -125,7 +141,7 @@ checks.exec = [{{ command = "/bin/sh", args = ["-c", "test ! -e {fail}"], name =
             if let Ok(state) = serde_json::from_str::<serde_json::Value>(&text) {
                 return state["networks"]["default"]
                     .as_array()
-                    .is_some_and(|nets| nets.iter().any(|n| n == "203.0.113.53/32"));
+                    .is_some_and(|nets| nets.iter().any(|n| n == prefix));
             }
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -220,6 +236,7 @@ fn spec(etcd: &Etcd) -> FleetSpec<'static> {
         rule: "{ min_announcing = 3 }",
         fleet_extra: "",
         check_extra: "",
+        web: false,
     }
 }
 
@@ -455,6 +472,7 @@ fn unreachable_endpoints_at_start_start_the_daemon_blind_and_it_says_so() {
         rule: "{ min_announcing = 3 }",
         fleet_extra: "",
         check_extra: "",
+        web: false,
     };
     let sites = fleet_of(1, &spec, None);
     let until = Instant::now() + Duration::from_secs(20);
@@ -600,4 +618,33 @@ fn with_the_readmes_roles_a_site_writes_its_own_key_and_no_other() {
         &["put", "/anycastd/dns/sites/site2", "{}"],
     );
     assert!(!ok && out.contains("permission denied"), "{out}");
+}
+
+#[test]
+fn a_stopped_etcd_holds_the_guarded_service_but_not_an_unguarded_one() {
+    let Some(etcd) = Etcd::start() else { return };
+    let spec = FleetSpec {
+        web: true,
+        ..spec(&etcd)
+    };
+    let sites = fleet_of(3, &spec, Some(&etcd));
+    watch_until(&sites, "web announced", |s| {
+        s.iter().all(|s| s.announces_prefix("203.0.113.80/32"))
+    });
+    etcd.signal(nix::sys::signal::Signal::SIGSTOP);
+    sites[0].fail(true);
+    // web is not guarded: it goes as without a fleet guard, etcd or not.
+    watch_until(&sites, "web withdrawn at site1", |s| {
+        !s[0].announces_prefix("203.0.113.80/32")
+    });
+    let until = Instant::now() + Duration::from_secs(30);
+    while !sites[0]
+        .history()
+        .contains("the fleet guard is blind since")
+    {
+        assert!(Instant::now() < until, "{}", sites[0].log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(sites[0].announces(), "dns is held while etcd is stopped");
+    etcd.signal(nix::sys::signal::Signal::SIGCONT);
 }
