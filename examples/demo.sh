@@ -14,6 +14,9 @@ cd "$(dirname "$0")/.."
 missing=()
 [ -x /usr/lib/frr/bgpd ] || missing+=(frr)
 command -v gobgpd > /dev/null || missing+=(gobgpd)
+# Building needs protoc and protobuf's well-known types (the etcd client compiles etcd's protos).
+command -v protoc > /dev/null || missing+=(protobuf-compiler)
+[ -e /usr/include/google/protobuf/descriptor.proto ] || missing+=(libprotobuf-dev)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "== installing ${missing[*]}"
 	apt-get update -qq

@@ -46,6 +46,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod exit;
+pub mod fleet;
 pub mod hooks;
 pub mod io_text;
 pub mod journal_handle;

@@ -122,6 +122,8 @@ enum Command {
     Schema,
     /// Stop the running daemon (withdrawing everything, unless --keep-announced)
     Stop(cmd::stop::StopArgs),
+    /// Every site's state of each guarded service, read from etcd (the fleet guard)
+    Fleet(cmd::fleet::FleetArgs),
 }
 
 impl Command {
@@ -141,6 +143,7 @@ impl Command {
             Command::Man => cmd::docs::man(Cli::command())?,
             Command::Schema => cmd::docs::schema()?,
             Command::Stop(args) => args.run()?,
+            Command::Fleet(args) => args.run()?,
         })
     }
 }

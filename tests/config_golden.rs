@@ -68,11 +68,26 @@ fn render(config: &Config) -> String {
             config.netns_dir.display()
         ));
     }
+    if let Some(f) = &config.fleet {
+        out.push_str(&format!(
+            "fleet etcd = {:?} site = {} prefix = {} lease = {:?} on_unreachable = {} tls = {:?} user = {:?}\n",
+            f.endpoints,
+            f.site,
+            f.prefix,
+            f.lease,
+            f.on_unreachable.name(),
+            f.tls,
+            f.user
+        ));
+    }
     for s in &config.services {
         out.push_str(&format!(
             "service {} rise={} fall={}\n",
             s.name, s.rise, s.fall
         ));
+        if let Some(rule) = &s.fleet {
+            out.push_str(&format!("  fleet {rule:?}\n"));
+        }
         if s.require != 0 || s.fast_interval.is_some() {
             out.push_str(&format!(
                 "  require={} fast_interval={:?}\n",
@@ -128,6 +143,9 @@ fn render(config: &Config) -> String {
                     "  check {} shadow={} vrf={:?}\n",
                     c.name, c.shadow, c.vrf
                 ));
+            }
+            if c.hard {
+                out.push_str(&format!("  check {} hard\n", c.name));
             }
             match (c.settings::<Cabourotte>(), &c.kind) {
                 (Some(Cabourotte { url, max_age }), _) => out.push_str(&format!(

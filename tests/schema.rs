@@ -141,12 +141,13 @@ fn every_example_and_valid_golden_validates_and_unknown_keys_do_not() {
 }
 
 /// The keys every check has (read by `config/`, not by the kind).
-const CHECK_KEYS: [&str; 6] = [
+const CHECK_KEYS: [&str; 7] = [
     "name",
     "interval",
     "timeout",
     "pending_timeout",
     "shadow",
+    "hard",
     "vrf",
 ];
 

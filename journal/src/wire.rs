@@ -1,4 +1,4 @@
-//! The frozen wire types of the journal, format versions 1 to 5.
+//! The frozen wire types of the journal, format versions 1 to 6.
 //!
 //! These types are a contract with every journal ever written: enum variants and struct fields
 //! are never removed, reordered or changed. A new field or meaning needs a new format version
@@ -29,7 +29,8 @@
 //! service's prefixes announced at when it is not the one its state had before graded
 //! announcements (a de-preferred unhealthy service, a drain in its grace, with the grace's
 //! end), and [`Cause::GraceEnded`]: a transition with that cause is written as format 6.
-//! Services that withdraw and drain without a grace journal exactly as in format 5.
+//! Services that withdraw and drain without a grace journal exactly as in format 5. It also
+//! appends [`Event::FleetGuard`], the fleet guard's answer to a guarded withdrawal.
 
 use anycastd_fsm as fsm;
 use serde::{Deserialize, Serialize};
@@ -535,6 +536,9 @@ pub enum Event {
     /// The level the service's prefixes are announced at after the transition before it,
     /// when it is not the level its state implied before graded announcements (format 6).
     Level(LevelRecord),
+    /// The fleet guard's answer to a service's withdrawal by health (format 6): an input,
+    /// so that what the routing daemons were asked is known from the journal alone.
+    FleetGuard(FleetGuard),
 }
 
 /// The level of an announcement (format 6).
@@ -574,6 +578,47 @@ pub struct LevelRecord {
     /// In a grace: when it ends (ms since the epoch); the service is withdrawn then, also
     /// by a daemon restarted before.
     pub grace_until_ms: Option<i64>,
+}
+
+/// What the fleet guard answered a service's withdrawal by health (format 6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetGuard {
+    /// The service.
+    pub service: String,
+    /// Sequence number of the transition whose withdrawal was asked for.
+    pub transition_seq: u64,
+    /// The answer.
+    pub answer: FleetAnswer,
+}
+
+/// The fleet guard's answer (format 6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FleetAnswer {
+    /// Withdrawn: enough other sites announce.
+    Granted(FleetCount),
+    /// Kept announced: too few other sites announce.
+    Held(FleetCount),
+    /// etcd could not be reached; `held`: kept announced (`on_unreachable = "hold"`), else
+    /// withdrawn as without a guard (`"local"`).
+    Blind {
+        /// Since when etcd could not be reached (ms).
+        since_ms: i64,
+        /// Why, in words.
+        reason: String,
+        /// Whether the withdrawal was held.
+        held: bool,
+    },
+}
+
+/// The fleet as a site counted it when it asked (format 6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetCount {
+    /// Sites announcing the service, this one included (it still announced).
+    pub announcing: u32,
+    /// Sites in all, this one included.
+    pub sites: u32,
+    /// The service's rule in words (`minimum 3`, `at most 25% withdrawn`).
+    pub rule: String,
 }
 
 /// How a daemon run forms verdicts (format 5).
@@ -798,7 +843,8 @@ impl Event {
             | Event::Transition(Transition {
                 cause: Cause::GraceEnded,
                 ..
-            }) => 6,
+            })
+            | Event::FleetGuard(_) => 6,
             Event::VerdictRule(_) => 5,
             Event::RoutingRestarted(_) | Event::HookRan(_) => 4,
             e if e.is_version_2() => 2,
@@ -809,7 +855,7 @@ impl Event {
     /// The format version a record of this kind is written in: 3, or the format that added
     /// the kind (format 4 is format 3 with [`Event::RoutingRestarted`] and [`Event::HookRan`]
     /// appended, format 5 format 4 with [`Event::VerdictRule`], format 6 format 5 with
-    /// [`Event::Level`] and [`Cause::GraceEnded`]; a build that knows an older format skips
+    /// [`Event::Level`], [`Cause::GraceEnded`] and [`Event::FleetGuard`]; a build that knows an older format skips
     /// those records alone).
     pub fn format(&self) -> u8 {
         self.introduced().max(3)
@@ -833,6 +879,7 @@ impl Event {
             Event::RoutingRestarted(r) => Some(&r.service),
             Event::HookRan(h) => Some(&h.service),
             Event::Level(l) => Some(&l.service),
+            Event::FleetGuard(g) => Some(&g.service),
             Event::Operator(OperatorAction {
                 kind: OperatorKind::Drain { service, .. } | OperatorKind::Undrain { service },
                 ..

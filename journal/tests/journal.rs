@@ -568,3 +568,34 @@ fn the_verdict_rule_is_a_format_5_record() {
     ));
     assert_eq!(codec::encode(1, &edge("dns")).unwrap()[0], 3);
 }
+
+#[test]
+fn the_fleet_guard_answer_is_a_format_6_record() {
+    use anycastd_journal::wire::{FleetAnswer, FleetCount, FleetGuard};
+    let answer = Event::FleetGuard(FleetGuard {
+        service: "dns".into(),
+        transition_seq: 7,
+        answer: FleetAnswer::Held(FleetCount {
+            announcing: 2,
+            sites: 9,
+            rule: "minimum 3".into(),
+        }),
+    });
+    let bytes = codec::encode(1, &answer).unwrap();
+    // version 6; at_ms 1 (zigzag 2); variant 22 (after VerdictRule 21).
+    assert_eq!(&bytes[..3], &[6u8, 2, 22]);
+    match codec::decode(7, &bytes).unwrap() {
+        Entry::Record(r) => assert_eq!((r.version, r.event), (6, answer)),
+        other => panic!("{other:?}"),
+    }
+    // Marked as format 5 it is corrupt, not misread: a build that knows format 5 (which
+    // stops at version 5) skips it as unknown.
+    let mut marked_5 = bytes.clone();
+    marked_5[0] = 5;
+    assert!(matches!(
+        codec::decode(8, &marked_5),
+        Err(Error::Corrupt { .. })
+    ));
+    // Other kinds are still written as format 3.
+    assert_eq!(codec::encode(1, &edge("dns")).unwrap()[0], 3);
+}

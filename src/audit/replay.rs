@@ -759,7 +759,9 @@ impl<'a> Replayer<'a> {
             Event::Operator(action) => self.on_operator(action, at),
             Event::Transition(t) => return self.on_transition(t, record.seq, at, exact),
             // Not inputs of the service's machine: what the writer did, the journal's own
-            // bookkeeping, a rejected reload (nothing changed), hooks.
+            // bookkeeping, a rejected reload (nothing changed), hooks, and the fleet guard's
+            // answers (they decide when a withdrawal reaches the routing daemons, never the
+            // service's state: a what-if assumes every withdrawal granted).
             Event::Apply(_)
             | Event::Drift(_)
             | Event::JournalReset(_)
@@ -769,7 +771,9 @@ impl<'a> Replayer<'a> {
             | Event::HookRan(_)
             // The level a transition left the prefixes at: replay models states (the what-ifs
             // of `on_unhealthy` and `drain_grace` are not built yet).
-            | Event::Level(_) => {}
+            | Event::Level(_)
+            // The fleet guard's answers: what-ifs assume every withdrawal granted.
+            | Event::FleetGuard(_) => {}
         }
         Then::CollectDamping
     }

@@ -205,6 +205,7 @@ pub fn kind(event: &Event) -> &'static str {
         Event::HookRan(_) => "hook",
         Event::VerdictRule(_) => "verdict_rule",
         Event::Level(_) => "level",
+        Event::FleetGuard(_) => "fleet_guard",
     }
 }
 
@@ -268,6 +269,7 @@ pub fn event_text(event: &Event) -> String {
             }
         ),
         Event::HookRan(h) => hook_text(h),
+        Event::FleetGuard(g) => fleet_guard_text(g),
         // Flap damping.
         Event::ServiceDamping(d) => damping_params_text(d),
         Event::Damping(d) => damping_text(d),
@@ -322,6 +324,38 @@ fn reload_rejected_text(r: &wire::ReloadRejected) -> String {
         "reload rejected ({who}), the running configuration is kept: {}",
         r.errors.join("; ")
     )
+}
+
+/// The fleet guard's answer: `withdrawal held by the fleet guard: 2 of 9 sites announce dns,
+/// minimum 3`.
+pub fn fleet_guard_text(g: &wire::FleetGuard) -> String {
+    let count = |c: &wire::FleetCount| {
+        format!(
+            "{} of {} sites announce {}, {}",
+            c.announcing, c.sites, g.service, c.rule
+        )
+    };
+    match &g.answer {
+        wire::FleetAnswer::Granted(c) => {
+            format!("withdrawal granted by the fleet guard: {}", count(c))
+        }
+        wire::FleetAnswer::Held(c) => {
+            format!("withdrawal held by the fleet guard: {}", count(c))
+        }
+        wire::FleetAnswer::Blind {
+            since_ms,
+            reason,
+            held,
+        } => format!(
+            "the fleet guard is blind since {} ({reason}): withdrawal {}",
+            format_time(*since_ms),
+            if *held {
+                "held (on_unreachable = \"hold\")"
+            } else {
+                "decided locally (on_unreachable = \"local\")"
+            }
+        ),
+    }
 }
 
 fn verdict_rule_text(r: &wire::VerdictRule) -> &'static str {

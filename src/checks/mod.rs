@@ -353,6 +353,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             pending_timeout: Duration::from_secs(3),
             shadow: false,
+            hard: false,
             vrf: None,
             kind: Arc::new(Unknown),
         };

@@ -13,6 +13,7 @@ pub mod check_config;
 pub mod docs;
 pub mod drain;
 mod error;
+pub mod fleet;
 pub mod history;
 pub mod reload;
 pub mod replay;

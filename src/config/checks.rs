@@ -47,13 +47,14 @@ impl Validator {
     }
 
     /// One check of kind `kind`: the keys every kind has (`name`, `interval`, `timeout`,
-    /// `pending_timeout`, `shadow`, `vrf`), then the kind's own ([`KindLoader::parse`]).
+    /// `pending_timeout`, `shadow`, `hard`, `vrf`), then the kind's own ([`KindLoader::parse`]).
     fn check(&mut self, kind: &dyn KindLoader, node: &Node, path: &str) -> Option<Check> {
         let mut name = None;
         let mut interval = Some(DEFAULT_INTERVAL);
         let mut timeout = None;
         let mut pending_timeout = None;
         let mut shadow = Some(false);
+        let mut hard = Some(false);
         let mut vrf = Some(None);
         let kind = match &node.value {
             Value::String(_) => kind.parse(&mut KindItem {
@@ -87,6 +88,9 @@ impl Validator {
                 }
                 if let Some(n) = self.take(&mut table, "shadow") {
                     shadow = self.boolean(n, &join(path, "shadow"));
+                }
+                if let Some(n) = self.take(&mut table, "hard") {
+                    hard = self.boolean(n, &join(path, "hard"));
                 }
                 if let Some(n) = self.take(&mut table, "vrf") {
                     vrf = self.vrf(n, &join(path, "vrf"));
@@ -127,6 +131,7 @@ impl Validator {
             timeout,
             pending_timeout,
             shadow: shadow?,
+            hard: hard?,
             vrf: vrf?,
             kind,
         })

@@ -12,6 +12,7 @@
 
 mod checks;
 mod duration;
+mod fleet;
 pub mod kind;
 pub mod schema;
 mod services;
@@ -71,6 +72,8 @@ pub struct Config {
     pub control: ControlConfig,
     /// `[metrics] listen`: the Prometheus endpoint's address, off when `None`.
     pub metrics_listen: Option<String>,
+    /// `[fleet]`: the fleet guard's etcd (off when `None`).
+    pub fleet: Option<crate::fleet::Settings>,
     /// `[checks] netns_dir`: where the namespaces of netns-backed VRFs are.
     pub netns_dir: PathBuf,
     /// FNV-1a 64 of the file's bytes, hex.
@@ -220,6 +223,8 @@ pub struct Service {
     /// How long a drain, stop or removal keeps an announced service announced with
     /// GRACEFUL_SHUTDOWN before withdrawing it (zero: at once, the default).
     pub drain_grace: Duration,
+    /// `fleet`: the fleet guard's rule (`None`: not guarded).
+    pub fleet: Option<crate::fleet::Rule>,
 }
 
 /// One prefix of a service and the backend that announces it (`prefixes.frrouting`: the FRR
@@ -240,6 +245,9 @@ pub struct Check {
     pub pending_timeout: Duration,
     /// Polled, journaled and shown, but never part of the verdict.
     pub shadow: bool,
+    /// Its failure means the local service is dead: a withdrawal it causes is never held by
+    /// the fleet guard.
+    pub hard: bool,
     /// The VRF it runs in (`None`: the daemon's own network namespace).
     pub vrf: Option<String>,
     /// The kind and its settings (a type of the kind's module in `checks/`).
@@ -254,6 +262,7 @@ impl PartialEq for Check {
             && self.timeout == other.timeout
             && self.pending_timeout == other.pending_timeout
             && self.shadow == other.shadow
+            && self.hard == other.hard
             && self.vrf == other.vrf
             && self.kind.same(other.kind.as_ref())
     }

@@ -36,6 +36,7 @@ struct File {
     daemon: Option<Daemon>,
     metrics: Option<Metrics>,
     checks: Option<ChecksSection>,
+    fleet: Option<Fleet>,
     /// The services, by name (1-64 characters of A-Z a-z 0-9 _ . -).
     services: BTreeMap<String, Service>,
 }
@@ -122,6 +123,64 @@ struct Metrics {
     listen: Option<String>,
 }
 
+/// The fleet guard's etcd (README, "Fleet guard").
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Fleet {
+    /// etcd's client URLs, e.g. ["https://10.0.0.1:2379"].
+    #[schemars(length(min = 1))]
+    etcd: Vec<String>,
+    /// This host in the fleet (default: the hostname).
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_.-]{1,253}$"))]
+    site: Option<String>,
+    /// Keys live under it (default "/anycastd").
+    prefix: Option<String>,
+    /// A site that stops renewing is gone after this (whole seconds, at least 2).
+    lease: Option<Duration>,
+    /// What a guarded withdrawal does while etcd cannot be reached.
+    on_unreachable: Option<OnUnreachable>,
+    /// CA certificate (PEM) of etcd's server certificate.
+    ca: Option<String>,
+    /// Client certificate (PEM).
+    cert: Option<String>,
+    /// Its key (PEM).
+    key: Option<String>,
+    /// etcd user.
+    user: Option<String>,
+    /// File holding the user's password.
+    password_file: Option<String>,
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum OnUnreachable {
+    Hold,
+    Local,
+}
+
+/// A service's fleet guard: min_announcing or max_withdrawn.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum FleetRule {
+    Min(MinAnnouncing),
+    Max(MaxWithdrawn),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct MinAnnouncing {
+    #[schemars(range(min = 1, max = 1000))]
+    min_announcing: u32,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct MaxWithdrawn {
+    /// A percentage, "0%" to "100%".
+    #[schemars(regex(pattern = r"^(100|[1-9]?[0-9])%$"))]
+    max_withdrawn: String,
+}
+
 #[derive(JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ChecksSection {
@@ -169,6 +228,7 @@ struct Service {
     /// How long a drain, stop or removal announces with GRACEFUL_SHUTDOWN before
     /// withdrawing (0: at once), at most 1 h.
     drain_grace: Option<Grace>,
+    fleet: Option<FleetRule>,
     prefixes: Prefixes,
     checks: Checks,
 }
@@ -280,6 +340,7 @@ macro_rules! check_table {
             timeout: Option<$crate::config::schema::Duration>,
             pending_timeout: Option<$crate::config::schema::Duration>,
             shadow: Option<bool>,
+            hard: Option<bool>,
             vrf: Option<String>,
             $($field: $ty),*
         }

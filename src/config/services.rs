@@ -190,6 +190,13 @@ impl Validator {
             Some(n) => self.duration(n, &join(path, "fast_interval")).map(Some),
             None => Some(None),
         };
+        let fleet = match self.take(&mut table, "fleet") {
+            Some(n) => {
+                self.fleet_keys.push((n.span.start, join(path, "fleet")));
+                self.fleet_rule(n, &join(path, "fleet")).map(Some)
+            }
+            None => Some(None),
+        };
         let require_node = self.take(&mut table, "require");
         let require = match require_node {
             Some(n) => self.require(n, &join(path, "require")),
@@ -245,6 +252,7 @@ impl Validator {
             on_unhealthy,
             deprefer,
             drain_grace: drain_grace?,
+            fleet: fleet?,
         })
     }
 

@@ -30,6 +30,7 @@ pub fn parse(text: &str, kinds: &'static dyn Registry) -> Result<Config, Vec<Pro
         prefix_items: Default::default(),
         vty_socket_keys: Vec::new(),
         kinds: kinds.kinds(),
+        fleet_keys: Vec::new(),
     };
     let config = v.root(&root, text);
     if v.problems.is_empty() {
@@ -75,6 +76,8 @@ pub(super) struct Validator {
     pub(super) vty_socket_keys: Vec<(usize, String)>,
     /// The check kinds (`checks.KIND`).
     pub(super) kinds: Vec<&'static dyn KindLoader>,
+    /// Where each service's `fleet` key is (it needs a `[fleet]` table).
+    pub(super) fleet_keys: Vec<(usize, String)>,
 }
 
 /// A table being validated: its entries, and which keys were consumed.
@@ -278,6 +281,10 @@ impl Validator {
             Some(node) => self.metrics(node),
             None => Some(None),
         };
+        let fleet = match self.take(&mut top, "fleet") {
+            Some(node) => self.fleet(node).map(Some),
+            None => Some(None),
+        };
         let services = match self.take(&mut top, "services") {
             Some(node) => self.services(node),
             None => {
@@ -289,6 +296,15 @@ impl Validator {
         if let Some(services) = &services {
             self.unused_vty_sockets(services);
         }
+        if matches!(fleet, Some(None)) {
+            for (at, path) in std::mem::take(&mut self.fleet_keys) {
+                self.problem(
+                    at,
+                    path,
+                    "the fleet guard needs a [fleet] table (how to reach etcd)",
+                );
+            }
+        }
         Some(Config {
             services: services?,
             journal: journal?,
@@ -299,6 +315,7 @@ impl Validator {
             daemon: daemon?,
             control: control?,
             metrics_listen: metrics_listen?,
+            fleet: fleet?,
             netns_dir: netns_dir?,
             hash: fnv1a_hex(text.as_bytes()),
             exec_line: self.exec_line.clone(),

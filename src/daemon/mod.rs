@@ -293,6 +293,7 @@ impl Daemon {
             polling: crate::checks::scheduler::Polling::new(),
             probes,
             views: views.clone(),
+            fleet: config.fleet.clone().map(crate::fleet::guard::spawn),
         };
         let mut drivers = Drivers::new(driver_commands);
         for driver in startup::spawn_drivers(&config, &plan, &prior, &shared) {

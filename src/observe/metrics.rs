@@ -102,6 +102,21 @@ const METRICS: &[(&str, &str, &str)] = &[
     ),
     ("anycastd_drains_total", "counter", "Operator drains."),
     (
+        "anycastd_fleet_sites",
+        "gauge",
+        "Sites of a guarded service in etcd by state (starting, announcing, held, withdrawn, drained), as this site last read them.",
+    ),
+    (
+        "anycastd_fleet_guard_held",
+        "gauge",
+        "1 while the fleet guard holds the service's withdrawal (it stays announced although unhealthy), else 0.",
+    ),
+    (
+        "anycastd_fleet_guard_blind",
+        "gauge",
+        "1 while the fleet guard cannot reach etcd, else 0.",
+    ),
+    (
         "anycastd_routing_last_reconcile_timestamp_seconds",
         "gauge",
         "Unix time a writer last read its routing daemon and found it converged or converged it.",

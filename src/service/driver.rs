@@ -152,6 +152,8 @@ pub struct Shared {
     pub probes: crate::checks::Factory,
     /// Every service's state, for the control socket and systemd.
     pub views: Views,
+    /// The fleet guard (`None`: no `[fleet]`).
+    pub fleet: Option<crate::fleet::guard::FleetHandle>,
 }
 
 /// Start the driver of a service (and its check polls).
@@ -217,6 +219,65 @@ struct Driver {
     /// The journal record of the decision the service is in now (its last transition); 0:
     /// none. A withdrawal that restates it (a shutdown of a drained service) names it.
     decided_seq: u64,
+    /// The fleet guard's side of a guarded service (`None`: not guarded).
+    fleet: Option<FleetSide>,
+}
+
+/// A guarded service's end of the fleet guard: where its answers come, and the withdrawal
+/// it waits for. While one is asked for and not granted, the prefixes stay announced.
+struct FleetSide {
+    handle: crate::fleet::guard::FleetHandle,
+    rule: crate::fleet::Rule,
+    answers_tx: mpsc::UnboundedSender<crate::fleet::Answer>,
+    answers: mpsc::UnboundedReceiver<crate::fleet::Answer>,
+    /// The transition whose withdrawal is asked for, until granted or no longer wanted.
+    asked: Option<u64>,
+    /// The last answer journaled for it (the same answer again is not journaled).
+    last: Option<wire::FleetAnswer>,
+    /// Counts the transitions told to the guard: an announcement is published once its
+    /// routing daemons have it, unless another transition came meanwhile.
+    generation: u64,
+    announced_tx: mpsc::UnboundedSender<(u64, crate::fleet::Published)>,
+    announced: mpsc::UnboundedReceiver<(u64, crate::fleet::Published)>,
+}
+
+/// What a guarded service hears from its fleet side.
+enum FleetEvent {
+    /// The guard answered.
+    Answer(crate::fleet::Answer),
+    /// The routing daemons have the announcement of transition `generation`.
+    Announced(u64, crate::fleet::Published),
+}
+
+impl FleetSide {
+    fn new(handle: crate::fleet::guard::FleetHandle, rule: crate::fleet::Rule) -> FleetSide {
+        let (answers_tx, answers) = mpsc::unbounded_channel();
+        let (announced_tx, announced) = mpsc::unbounded_channel();
+        FleetSide {
+            handle,
+            rule,
+            answers_tx,
+            answers,
+            asked: None,
+            last: None,
+            generation: 0,
+            announced_tx,
+            announced,
+        }
+    }
+}
+
+/// The next event of the fleet side (never, for a service the guard does not guard).
+async fn fleet_event(fleet: &mut Option<FleetSide>) -> Option<FleetEvent> {
+    match fleet {
+        Some(side) => tokio::select! {
+            answer = side.answers.recv() => answer.map(FleetEvent::Answer),
+            announced = side.announced.recv() => {
+                announced.map(|(generation, record)| FleetEvent::Announced(generation, record))
+            }
+        },
+        None => std::future::pending().await,
+    }
 }
 
 /// Every service's current state, shared with the control socket.
@@ -263,7 +324,12 @@ impl Driver {
             .iter()
             .map(|c| Edge::new(&start.service.name, c))
             .collect();
+        let fleet = match (&shared.fleet, start.service.fleet) {
+            (Some(handle), Some(rule)) => Some(FleetSide::new(handle.clone(), rule)),
+            _ => None,
+        };
         Driver {
+            fleet,
             service: start.service,
             core,
             shared,
@@ -432,6 +498,7 @@ impl Driver {
             .cloned()
             .collect();
         self.service = service;
+        self.reconfigure_fleet();
         self.set_some_prefixes(&removed, false, decision_seq);
         if !added.is_empty() && self.core.machine().wanted().is_some() {
             self.set_some_prefixes(&added, true, decision_seq);
@@ -474,6 +541,10 @@ impl Driver {
             self.core.machine().state().name(),
             self.since_ms,
         );
+        self.publish_to_fleet(
+            crate::fleet::SiteState::of(self.core.machine().state()),
+            self.since_ms,
+        );
         let (mut pollers, mut polled_rx) = self.start_pollers();
         // A shutdown waiting for its grace to end, answered then.
         let mut stopping: Option<oneshot::Sender<()>> = None;
@@ -487,6 +558,17 @@ impl Driver {
                     self.carry_out(effects, at).boxed_step().await;
                     self.pace(&pollers);
                 }
+                Some(event) = fleet_event(&mut self.fleet) => match event {
+                    FleetEvent::Answer(answer) => self.on_fleet_answer(answer).boxed_step().await,
+                    FleetEvent::Announced(generation, record) => {
+                        if let Some(side) = self.fleet.as_ref().filter(|s| s.generation == generation) {
+                            side.handle.send(crate::fleet::guard::Request::Publish {
+                                service: self.service.name.clone(),
+                                record,
+                            });
+                        }
+                    }
+                },
                 () = wait_until_ms(next_timer.map(|(_, at)| at)) => {
                     if let Some((timer, deadline)) = next_timer {
                         // Fed at its deadline: its effect has an exact time.
@@ -594,6 +676,9 @@ impl Driver {
                                 self.set_prefixes(false, self.decided_seq);
                             }
                             self.shared.views.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.service.name);
+                            if let Some(side) = &self.fleet {
+                                side.handle.send(crate::fleet::guard::Request::Forget { service: self.service.name.clone() });
+                            }
                             crate::observe::metrics::forget_service(&self.service.name);
                             tracing::info!(service = %self.service.name, "Service \"{}\" removed by a reload.", self.service.name);
                             let _ = reply.send(());
@@ -664,7 +749,7 @@ impl Driver {
             state: machine.state().into(),
             since_ms: self.since_ms,
             cause: self.cause.clone(),
-            desired_announced: machine.wanted().is_some(),
+            desired_announced: machine.wanted().is_some() || self.fleet_held(),
             wanted_level: Some(self.wanted_level_text()),
             rise: self.service.rise,
             fall: self.service.fall,
@@ -860,10 +945,283 @@ impl Driver {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(self.service.name.clone(), view);
         }
+        let asked = match &transition {
+            Some(transition) => self.fleet_on_transition(transition, decision_seq),
+            None => false,
+        };
         match set {
-            Some(announce) => self.set_prefixes(announce, decision_seq),
+            // Asked of the fleet guard: withdrawn when it grants (`on_fleet_answer`).
+            Some(false) if asked => Vec::new(),
+            Some(announce) => {
+                let handed = self.set_prefixes(announce, decision_seq);
+                if announce {
+                    self.publish_when_announced(&handed);
+                }
+                handed
+            }
             None => Vec::new(),
         }
+    }
+
+    /// Publish "announcing" once the routing daemons have the announcement: another site
+    /// counts this one as announcing only when it is (were it published at the decision,
+    /// a held site could withdraw while this one's announcement is still on its way).
+    fn publish_when_announced(&self, handed: &[Handed]) {
+        let Some(side) = &self.fleet else {
+            return;
+        };
+        let generation = side.generation;
+        let record = crate::fleet::Published {
+            state: crate::fleet::SiteState::Announcing,
+            cause: self.cause.clone(),
+            since_ms: self.since_ms,
+        };
+        let handed = handed.to_vec();
+        let tx = side.announced_tx.clone();
+        tokio::spawn(async move {
+            // However long the daemons take (a verify that gives up is asked again later).
+            loop {
+                if verify(&handed, Duration::from_secs(60)).await.is_empty() {
+                    let _ = tx.send((generation, record));
+                    return;
+                }
+                if tx.is_closed() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Tell the fleet guard of a transition; returns whether its withdrawal is asked of the
+    /// guard (a withdrawal by health of an announced guarded service whose failing checks
+    /// include no `hard` one) instead of made at once.
+    fn fleet_on_transition(
+        &mut self,
+        transition: &anycastd_fsm::Transition,
+        decision_seq: u64,
+    ) -> bool {
+        let hard = self.hard_failure(&transition.cause);
+        let name = self.service.name.clone();
+        let cause = self.cause.clone();
+        let Some(side) = &mut self.fleet else {
+            return false;
+        };
+        side.generation += 1;
+        let since_ms = transition.at.0;
+        let record = |state| crate::fleet::Published {
+            state,
+            cause: cause.clone(),
+            since_ms,
+        };
+        if transition.to == State::Unhealthy && transition.from.announces() && !hard {
+            side.asked = Some(decision_seq);
+            side.last = None;
+            side.handle.send(crate::fleet::guard::Request::Ask {
+                service: name,
+                rule: side.rule,
+                withdrawn: record(crate::fleet::SiteState::Withdrawn),
+                held: record(crate::fleet::SiteState::Held),
+                reply: side.answers_tx.clone(),
+            });
+            // Blind already: answered at once (the guard may be busy trying etcd again).
+            if let Some((since_ms, reason)) = side.handle.blind() {
+                let _ = side
+                    .answers_tx
+                    .send(crate::fleet::Answer::Blind { since_ms, reason });
+            }
+            return true;
+        }
+        if side.asked.take().is_some() {
+            side.handle.send(crate::fleet::guard::Request::Cancel {
+                service: name.clone(),
+            });
+            crate::observe::metrics::set(
+                "anycastd_fleet_guard_held",
+                &[("service", name.as_str())],
+                0.0,
+            );
+        }
+        let state = crate::fleet::SiteState::of(&transition.to);
+        // An announcement is published once it is made (`publish_when_announced`).
+        if state != crate::fleet::SiteState::Announcing {
+            self.publish_to_fleet(state, since_ms);
+        }
+        false
+    }
+
+    /// Whether a verdict failed because of a check marked `hard` (never held by the guard).
+    fn hard_failure(&self, cause: &anycastd_fsm::Cause) -> bool {
+        let anycastd_fsm::Cause::Verdict(verdict) = cause else {
+            return false;
+        };
+        verdict
+            .checks
+            .iter()
+            .zip(&self.service.checks)
+            .any(|(counted, check)| {
+                check.hard
+                    && matches!(
+                        counted,
+                        anycastd_fsm::Counted::Seen(Observation::Fail(_))
+                            | anycastd_fsm::Counted::NoResult { .. }
+                    )
+            })
+    }
+
+    /// Publish this site's state of a guarded service.
+    fn publish_to_fleet(&self, state: crate::fleet::SiteState, since_ms: i64) {
+        if let Some(side) = &self.fleet {
+            side.handle.send(crate::fleet::guard::Request::Publish {
+                service: self.service.name.clone(),
+                record: crate::fleet::Published {
+                    state,
+                    cause: self.cause.clone(),
+                    since_ms,
+                },
+            });
+        }
+    }
+
+    /// The fleet guard answered the withdrawal asked for: journal the answer (unless it
+    /// repeats the last), and withdraw when granted, or when etcd cannot be reached and
+    /// `on_unreachable = "local"`.
+    async fn on_fleet_answer(&mut self, answer: crate::fleet::Answer) {
+        let name = self.service.name.clone();
+        let Some(side) = &mut self.fleet else {
+            return;
+        };
+        // A late answer to a withdrawal no longer wanted changes nothing.
+        let Some(transition_seq) = side.asked else {
+            return;
+        };
+        let rule = side.rule;
+        let count = |c: crate::fleet::Count| wire::FleetCount {
+            announcing: c.others_announcing + 1,
+            sites: c.sites,
+            rule: rule.text(),
+        };
+        let local = side.handle.settings.on_unreachable == crate::fleet::OnUnreachable::Local;
+        let (record, withdraw) = match answer {
+            crate::fleet::Answer::Granted(c) => (wire::FleetAnswer::Granted(count(c)), true),
+            crate::fleet::Answer::Held(c) => (wire::FleetAnswer::Held(count(c)), false),
+            crate::fleet::Answer::Blind { since_ms, reason } => (
+                wire::FleetAnswer::Blind {
+                    since_ms,
+                    reason,
+                    held: !local,
+                },
+                local,
+            ),
+        };
+        if withdraw {
+            side.asked = None;
+            if local {
+                // Decided locally: the guard no longer asks, and the fleet is told once etcd
+                // answers again.
+                side.handle.send(crate::fleet::guard::Request::Cancel {
+                    service: name.clone(),
+                });
+            }
+        }
+        // The same answer again (blind since the same moment, whatever the latest error).
+        let repeated = match (&side.last, &record) {
+            (
+                Some(wire::FleetAnswer::Blind {
+                    since_ms: a,
+                    held: h,
+                    ..
+                }),
+                wire::FleetAnswer::Blind {
+                    since_ms: b,
+                    held: k,
+                    ..
+                },
+            ) => a == b && h == k,
+            (last, record) => last.as_ref() == Some(record),
+        };
+        side.last = Some(record.clone());
+        crate::observe::metrics::set(
+            "anycastd_fleet_guard_held",
+            &[("service", name.as_str())],
+            if withdraw { 0.0 } else { 1.0 },
+        );
+        if withdraw && local {
+            self.publish_to_fleet(crate::fleet::SiteState::Withdrawn, now_ms());
+        }
+        let event = wire::FleetGuard {
+            service: name.clone(),
+            transition_seq,
+            answer: record,
+        };
+        let text = crate::audit::text::fleet_guard_text(&event);
+        if !repeated {
+            if withdraw {
+                tracing::info!(service = %name, "{text}");
+            } else {
+                tracing::warn!(service = %name, "{text}");
+            }
+            let now = now_ms();
+            let records = vec![wire::Event::FleetGuard(event)];
+            if withdraw {
+                // Write-ahead, as a transition: the answer is on disk before the withdrawal.
+                if let Err(e) = self.shared.journal.append_durable(now, records).await {
+                    tracing::error!(service = %name, error = %e, "cannot journal the fleet guard's answer; acting on it anyway");
+                }
+            } else {
+                self.shared.journal.append(now, records);
+            }
+        }
+        self.cause = text;
+        if let Some(view) = self
+            .shared
+            .views
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&name)
+        {
+            view.cause = self.cause.clone();
+        }
+        if withdraw {
+            self.set_prefixes(false, transition_seq);
+        }
+    }
+
+    /// A reload changed the service's `fleet` rule: a new rule applies to the next answer; a
+    /// service no longer guarded is withdrawn at once if its withdrawal was held, and leaves
+    /// the fleet; a newly guarded one publishes its state.
+    fn reconfigure_fleet(&mut self) {
+        let name = self.service.name.clone();
+        match (&mut self.fleet, self.service.fleet, &self.shared.fleet) {
+            (Some(side), Some(rule), _) => side.rule = rule,
+            (Some(side), None, _) => {
+                let held = side.asked.take().is_some();
+                side.handle.send(crate::fleet::guard::Request::Forget {
+                    service: name.clone(),
+                });
+                self.fleet = None;
+                crate::observe::metrics::set(
+                    "anycastd_fleet_guard_held",
+                    &[("service", name.as_str())],
+                    0.0,
+                );
+                if held {
+                    self.set_prefixes(false, self.decided_seq);
+                }
+            }
+            (None, Some(rule), Some(handle)) => {
+                self.fleet = Some(FleetSide::new(handle.clone(), rule));
+                self.publish_to_fleet(
+                    crate::fleet::SiteState::of(self.core.machine().state()),
+                    self.since_ms,
+                );
+            }
+            (None, _, _) => {}
+        }
+    }
+
+    /// Whether the service's withdrawal is held by the fleet guard (its prefixes announced).
+    fn fleet_held(&self) -> bool {
+        self.fleet.as_ref().is_some_and(|side| side.asked.is_some())
     }
 
     fn log_damping(&self, before: DampingState, after: DampingState) {
@@ -1153,6 +1511,7 @@ mod tests {
                 polling: crate::checks::scheduler::Polling::new(),
                 probes,
                 views: Views::default(),
+                fleet: None,
             },
             memory,
             route: Route {
@@ -1186,6 +1545,7 @@ mod tests {
             checks: vec![Check {
                 vrf: None,
                 shadow: false,
+                hard: false,
                 name: "resolver".into(),
                 interval: Duration::from_millis(50),
                 timeout: Duration::from_millis(500),
@@ -1196,6 +1556,7 @@ mod tests {
                 }),
             }],
             damping: None,
+            fleet: None,
         };
         change(&mut service);
         spawn(

@@ -5,6 +5,7 @@ pub mod adj_in;
 pub mod cabourotte;
 pub mod daemon;
 pub mod docs;
+pub mod etcd;
 pub mod fake_frr;
 pub mod live;
 pub mod monitor;

@@ -1,0 +1,276 @@
+//! The fleet's records in etcd: connecting (TLS, user), reading every site's record of a
+//! service, publishing this site's, and the guarded withdrawal's transaction.
+//!
+//! Why a grant is linearizable: a withdrawal counts the other sites that announce the
+//! service (one range read), and if at least `needed` do, commits in one etcd `Txn` that
+//! compares the `mod_revision` of `needed` of those announcing sites' keys (the witnesses)
+//! with the revisions it read, and puts this site's record as withdrawn. etcd applies a
+//! `Txn` atomically at one revision, so when it succeeds the witnesses were, at the moment of
+//! the commit, still announcing: a witness that withdrew (its own `Txn` or put changed its
+//! key), died (its lease lapsed and deleted its key: a missing key compares as revision 0) or
+//! changed in any way makes the compare fail, and the asker counts again. Two sites asking at
+//! once cannot both be granted past the minimum: whichever commits first changes its own key,
+//! and a second whose witnesses include it fails and recounts; a second whose witnesses do
+//! not include it keeps `needed` sites announcing that are unchanged, which is all the
+//! minimum asks. A `Txn` compares at most `needed` keys, within etcd's `--max-txn-ops`
+//! (128 by default).
+
+use super::{Count, Published, Rule, Settings, SiteState};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How long one etcd request may take before the guard calls etcd unreachable.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why etcd could not be used, in words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+impl From<etcd_client::Error> for StoreError {
+    fn from(e: etcd_client::Error) -> StoreError {
+        StoreError(short(&e))
+    }
+}
+
+/// An etcd client error in a few words: gRPC's status message (\"permission denied\",
+/// \"Timeout expired\"), not tonic's whole chain of sources.
+fn short(e: &etcd_client::Error) -> String {
+    match e {
+        etcd_client::Error::GRpcStatus(status) => {
+            let full = e.to_string();
+            let message = status.message();
+            if full.contains("ConnectionRefused") {
+                format!("{message}: connection refused")
+            } else if message == "Timeout expired" {
+                "no answer in time".to_owned()
+            } else if message.is_empty() {
+                full
+            } else {
+                message.to_owned()
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Run one etcd request with [`REQUEST_TIMEOUT`].
+pub async fn timed<T, F>(what: &str, future: F) -> Result<T, StoreError>
+where
+    F: std::future::Future<Output = Result<T, etcd_client::Error>>,
+{
+    match tokio::time::timeout(REQUEST_TIMEOUT, future).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(StoreError(format!("{what}: {}", short(&e)))),
+        Err(_) => Err(StoreError(format!(
+            "{what}: no answer within {} s",
+            REQUEST_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// Connect to etcd as `[fleet]` says (TLS files and the password file are read here).
+pub async fn connect(settings: &Settings) -> Result<Client, StoreError> {
+    let mut options = ConnectOptions::new()
+        .with_connect_timeout(REQUEST_TIMEOUT)
+        .with_timeout(REQUEST_TIMEOUT)
+        .with_keep_alive(Duration::from_secs(2), REQUEST_TIMEOUT);
+    if let Some((user, password_file)) = &settings.user {
+        let password = std::fs::read_to_string(password_file).map_err(|e| {
+            StoreError(format!(
+                "password_file {}: {}",
+                password_file.display(),
+                crate::io_text::io_reason(&e)
+            ))
+        })?;
+        options = options.with_user(user.clone(), password.trim_end_matches(['\n', '\r']));
+    }
+    if let Some(tls) = &settings.tls {
+        let read = |path: &std::path::PathBuf, what: &str| {
+            std::fs::read(path).map_err(|e| {
+                StoreError(format!(
+                    "{what} {}: {}",
+                    path.display(),
+                    crate::io_text::io_reason(&e)
+                ))
+            })
+        };
+        let mut config = etcd_client::TlsOptions::new();
+        if let Some(ca) = &tls.ca {
+            config = config.ca_certificate(etcd_client::Certificate::from_pem(read(ca, "ca")?));
+        }
+        if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+            config = config.identity(etcd_client::Identity::from_pem(
+                read(cert, "cert")?,
+                read(key, "key")?,
+            ));
+        }
+        options = options.with_tls(config);
+    }
+    timed(
+        "connecting",
+        Client::connect(settings.endpoints.clone(), Some(options)),
+    )
+    .await
+}
+
+/// Every site's record of `service`: site name -> (record, its key's mod_revision). Records
+/// that do not parse are left out (another program's keys).
+pub async fn sites(
+    client: &mut Client,
+    prefix: &str,
+    service: &str,
+) -> Result<BTreeMap<String, (Published, i64)>, StoreError> {
+    let key = super::sites_prefix(prefix, service);
+    let response = timed(
+        "reading the fleet",
+        client.get(key.clone(), Some(GetOptions::new().with_prefix())),
+    )
+    .await?;
+    let mut sites = BTreeMap::new();
+    for kv in response.kvs() {
+        let Ok(name) = kv.key_str() else { continue };
+        let Some(site) = name.strip_prefix(&key) else {
+            continue;
+        };
+        if let Ok(published) = serde_json::from_slice::<Published>(kv.value()) {
+            sites.insert(site.to_owned(), (published, kv.mod_revision()));
+        }
+    }
+    Ok(sites)
+}
+
+/// Every guarded service's sites under `prefix` (for `anycastd fleet`): service -> site ->
+/// record.
+pub async fn fleet(
+    client: &mut Client,
+    prefix: &str,
+) -> Result<BTreeMap<String, BTreeMap<String, Published>>, StoreError> {
+    let root = format!("{prefix}/");
+    let response = timed(
+        "reading the fleet",
+        client.get(root.clone(), Some(GetOptions::new().with_prefix())),
+    )
+    .await?;
+    let mut fleet: BTreeMap<String, BTreeMap<String, Published>> = BTreeMap::new();
+    for kv in response.kvs() {
+        let Ok(name) = kv.key_str() else { continue };
+        let Some(rest) = name.strip_prefix(&root) else {
+            continue;
+        };
+        let Some((service, site)) = rest.split_once("/sites/") else {
+            continue;
+        };
+        if let Ok(published) = serde_json::from_slice::<Published>(kv.value()) {
+            fleet
+                .entry(service.to_owned())
+                .or_default()
+                .insert(site.to_owned(), published);
+        }
+    }
+    Ok(fleet)
+}
+
+/// Put this site's record of `service` under `lease`.
+pub async fn publish(
+    client: &mut Client,
+    settings: &Settings,
+    service: &str,
+    record: &Published,
+    lease: i64,
+) -> Result<(), StoreError> {
+    let key = super::site_key(&settings.prefix, service, &settings.site);
+    let value = serde_json::to_vec(record).map_err(|e| StoreError(e.to_string()))?;
+    timed(
+        "publishing",
+        client.put(key, value, Some(PutOptions::new().with_lease(lease))),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// How many times a withdrawal counts again after its transaction lost a race.
+const RECOUNTS: usize = 32;
+
+/// Ask to withdraw `service` under `rule`: granted (this site's record is now `withdrawn`,
+/// written by the same transaction that checked the count) or held (its record is now
+/// `held`). See the module's doc for why two sites cannot both be granted past the minimum.
+pub async fn ask(
+    client: &mut Client,
+    settings: &Settings,
+    service: &str,
+    rule: Rule,
+    withdrawn: &Published,
+    held: &Published,
+    lease: i64,
+) -> Result<super::Answer, StoreError> {
+    let key = super::site_key(&settings.prefix, service, &settings.site);
+    for _ in 0..RECOUNTS {
+        let sites = sites(client, &settings.prefix, service).await?;
+        let others: Vec<(&String, &(Published, i64))> = sites
+            .iter()
+            .filter(|(site, _)| **site != settings.site)
+            .collect();
+        let total = others.len() as u32 + 1;
+        let announcing: Vec<(String, i64)> = others
+            .iter()
+            .filter(|(_, (p, _))| p.state.announces())
+            .map(|(site, (_, revision))| {
+                (super::site_key(&settings.prefix, service, site), *revision)
+            })
+            .collect();
+        let count = Count {
+            others_announcing: announcing.len() as u32,
+            sites: total,
+            needed: rule.needed(total),
+        };
+        if !count.grants() {
+            publish(client, settings, service, held, lease).await?;
+            return Ok(super::Answer::Held(count));
+        }
+        let witnesses: Vec<Compare> = announcing
+            .iter()
+            .take(count.needed as usize)
+            .map(|(k, revision)| Compare::mod_revision(k.clone(), CompareOp::Equal, *revision))
+            .collect();
+        let value = serde_json::to_vec(withdrawn).map_err(|e| StoreError(e.to_string()))?;
+        let txn = Txn::new().when(witnesses).and_then(vec![TxnOp::put(
+            key.clone(),
+            value,
+            Some(PutOptions::new().with_lease(lease)),
+        )]);
+        let response = timed("asking the fleet", client.txn(txn)).await?;
+        if response.succeeded() {
+            return Ok(super::Answer::Granted(count));
+        }
+        // A witness changed between the count and the commit: count again.
+    }
+    Err(StoreError(format!(
+        "the count of {service} kept changing ({RECOUNTS} tries)"
+    )))
+}
+
+/// The states of the sites of `service`, counted (for the metrics).
+pub fn tally(sites: &BTreeMap<String, (Published, i64)>) -> BTreeMap<SiteState, u32> {
+    let mut counts = BTreeMap::new();
+    for (published, _) in sites.values() {
+        *counts.entry(published.state).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_etcd_error_is_said_in_a_few_words() {
+        let timeout = etcd_client::Error::GRpcStatus(tonic::Status::cancelled("Timeout expired"));
+        assert_eq!(short(&timeout), "no answer in time");
+        let denied = etcd_client::Error::GRpcStatus(tonic::Status::permission_denied(
+            "etcdserver: permission denied",
+        ));
+        assert_eq!(short(&denied), "etcdserver: permission denied");
+    }
+}

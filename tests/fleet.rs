@@ -1,0 +1,650 @@
+//! The fleet guard against a real etcd (Debian's `etcd-server`, started by
+//! `support::etcd` on 127.0.0.1 ports of its own) and, for the fleet, several real anycastd
+//! daemons each with its own fake FRR, journal and control socket.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use support::daemon::Daemon;
+use support::etcd::Etcd;
+use support::fake_frr::fake_vtysh;
+use support::rng::Rng;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fixture_etcd_drops_a_leased_key_when_its_lease_is_revoked() {
+    let Some(etcd) = Etcd::start() else { return };
+    let mut client = etcd_client::Client::connect([etcd.url()], None)
+        .await
+        .unwrap();
+    let lease = client.lease_grant(5, None).await.unwrap().id();
+    client
+        .put(
+            "/t/key",
+            "v",
+            Some(etcd_client::PutOptions::new().with_lease(lease)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(etcd.get_prefix("/t/"), vec![("/t/key".into(), "v".into())]);
+    client.lease_revoke(lease).await.unwrap();
+    assert!(etcd.get_prefix("/t/").is_empty());
+    // Stopped and continued, it answers again.
+    etcd.signal(nix::sys::signal::Signal::SIGSTOP);
+    assert!(!etcd.healthy());
+    etcd.signal(nix::sys::signal::Signal::SIGCONT);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !etcd.healthy() {
+        assert!(std::time::Instant::now() < deadline, "etcd did not recover");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One site of a test fleet: an anycastd with its own fake FRR (`DIR/frr.json`), journal and
+/// control socket, and service dns (203.0.113.53) whose one check fails while `DIR/fail`
+/// exists.
+struct Site {
+    name: String,
+    dir: tempfile::TempDir,
+    daemon: Option<Daemon>,
+}
+
+/// What varies between the sites' configs.
+struct FleetSpec<'a> {
+    etcd: String,
+    /// The service's `fleet = {...}`.
+    rule: &'a str,
+    /// Lines added to `[fleet]`.
+    fleet_extra: &'a str,
+    /// Lines added to the check's table (`hard = true`).
+    check_extra: &'a str,
+    /// An unguarded service `web` (203.0.113.80) with the same check, when true.
+    web: bool,
+}
+
+impl Site {
+    fn new(name: &str, spec: &FleetSpec) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let fail = dir.path().join("fail");
+        let text = format!(
+            r#"[journal]
+path = {journal:?}
+[control]
+socket = {socket:?}
+[frrouting]
+vtysh_args = ["--state", {state:?}]
+[fleet]
+etcd = [{etcd:?}]
+site = {name:?}
+lease = "2s"
+{fleet_extra}
+[services.dns]
+fleet = {rule}
+prefixes.frrouting = [{{ prefix = "203.0.113.53", vtysh = {vtysh:?} }}]
+checks.exec = [{{ command = "/bin/sh", args = ["-c", "test ! -e {fail}"], name = "alive", interval = "200ms", timeout = "5s"{check_extra} }}]
+"#,
+            journal = dir.path().join("journal").display().to_string(),
+            socket = dir.path().join("ctl.sock").display().to_string(),
+            state = dir.path().join("frr.json").display().to_string(),
+            etcd = spec.etcd,
+            fleet_extra = spec.fleet_extra,
+            rule = spec.rule,
+            vtysh = fake_vtysh().display().to_string(),
+            fail = fail.display(),
+            check_extra = spec.check_extra,
+        );
+        let text = if spec.web {
+            format!(
+                "{text}[services.web]\nprefixes.frrouting = [{{ prefix = \"203.0.113.80\", vtysh = {vtysh:?} }}]\nchecks.exec = [{{ command = \"/bin/sh\", args = [\"-c\", \"test ! -e {fail}\"], name = \"alive\", interval = \"200ms\", timeout = \"5s\" }}]\n",
+                vtysh = fake_vtysh().display().to_string(),
+                fail = fail.display(),
+            )
+        } else {
+            text
+        };
+        std::fs::write(dir.path().join("config.toml"), text).unwrap();
+        let mut site = Site {
+            name: name.to_owned(),
+            dir,
+            daemon: None,
+        };
+        site.start();
+        site
+    }
+
+    fn start(&mut self) {
+        self.daemon = Some(Daemon::start(
+            &self.dir.path().join("config.toml"),
+            &self.dir.path().join("log"),
+        ));
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    /// Whether its FRR announces dns (the oracle: the fake FRR's state, not the daemon's
+    /// words). A state file caught mid-write is read again.
+    fn announces(&self) -> bool {
+        self.announces_prefix("203.0.113.53/32")
+    }
+
+    /// Whether its FRR announces `prefix`.
+    fn announces_prefix(&self, prefix: &str) -> bool {
+        let path = self.dir.path().join("frr.json");
+        for _ in 0..50 {
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                return false;
+            };
+            if let Ok(state) = serde_json::from_str::<serde_json::Value>(&text) {
+                return state["networks"]["default"]
+                    .as_array()
+                    .is_some_and(|nets| nets.iter().any(|n| n == prefix));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        panic!("{} unreadable", path.display());
+    }
+
+    fn fail(&self, failing: bool) {
+        let path = self.dir.path().join("fail");
+        if failing {
+            std::fs::write(path, "").unwrap();
+        } else {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
+    fn history(&self) -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .args(["history", "dns", "-c"])
+            .arg(self.config())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Sites announcing, by the oracle.
+fn announcing(sites: &[Site]) -> usize {
+    sites.iter().filter(|s| s.announces()).count()
+}
+
+/// Sample the sites' FRRs until `done` (checked between samples) or 60 s; the fewest
+/// announcing seen.
+fn watch_until(sites: &[Site], what: &str, mut done: impl FnMut(&[Site]) -> bool) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut fewest = usize::MAX;
+    loop {
+        fewest = fewest.min(announcing(sites));
+        if done(sites) {
+            return fewest;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not within 60 s: {what}; announcing: {:?}\n{}",
+            sites.iter().map(|s| s.announces()).collect::<Vec<_>>(),
+            sites
+                .iter()
+                .map(|s| format!("--- {}\n{}", s.name, s.log()))
+                .collect::<String>()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Keep sampling for `period`; the fewest announcing seen.
+fn watch_for(sites: &[Site], period: Duration) -> usize {
+    let end = Instant::now() + period;
+    let mut fewest = usize::MAX;
+    while Instant::now() < end {
+        fewest = fewest.min(announcing(sites));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    fewest
+}
+
+/// `n` sites, once every one announces (and, with `etcd`, is published announcing).
+fn fleet_of(n: usize, spec: &FleetSpec, etcd: Option<&Etcd>) -> Vec<Site> {
+    let sites: Vec<Site> = (1..=n)
+        .map(|i| Site::new(&format!("site{i}"), spec))
+        .collect();
+    watch_until(&sites, "every site announces", |s| announcing(s) == n);
+    if let Some(etcd) = etcd {
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let keys = etcd.get_prefix("/anycastd/dns/sites/");
+            if keys.len() == n && keys.iter().all(|(_, v)| v.contains("\"announcing\"")) {
+                break;
+            }
+            assert!(Instant::now() < until, "not published announcing: {keys:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    sites
+}
+
+fn spec(etcd: &Etcd) -> FleetSpec<'static> {
+    FleetSpec {
+        etcd: etcd.url(),
+        rule: "{ min_announcing = 3 }",
+        fleet_extra: "",
+        check_extra: "",
+        web: false,
+    }
+}
+
+#[test]
+fn five_sites_failing_at_once_leave_three_announcing_and_recover_one_by_one() {
+    let Some(etcd) = Etcd::start() else { return };
+    let sites = fleet_of(5, &spec(&etcd), Some(&etcd));
+    // Every site is published announcing, under its lease.
+    let keys = etcd.get_prefix("/anycastd/dns/sites/");
+    assert_eq!(keys.len(), 5, "{keys:?}");
+    assert!(
+        keys.iter().all(|(_, v)| v.contains("\"announcing\"")),
+        "{keys:?}"
+    );
+
+    for site in &sites {
+        site.fail(true);
+    }
+    // Exactly two withdraw; three hold, and keep holding.
+    let fewest = watch_until(&sites, "two sites withdrawn", |s| announcing(s) == 3);
+    assert!(fewest >= 3, "{fewest} announcing at one moment");
+    assert_eq!(watch_for(&sites, Duration::from_secs(2)), 3);
+    let held: Vec<&Site> = sites.iter().filter(|s| s.announces()).collect();
+    for site in &held {
+        let history = site.history();
+        assert!(
+            history.contains(
+                "withdrawal held by the fleet guard: 3 of 5 sites announce dns, minimum 3"
+            ),
+            "{}: {history}",
+            site.name
+        );
+    }
+    let withdrawn: Vec<&Site> = sites.iter().filter(|s| !s.announces()).collect();
+    for site in &withdrawn {
+        assert!(
+            site.history()
+                .contains("withdrawal granted by the fleet guard"),
+            "{}",
+            site.name
+        );
+    }
+    let keys = etcd.get_prefix("/anycastd/dns/sites/");
+    assert_eq!(
+        keys.iter().filter(|(_, v)| v.contains("\"held\"")).count(),
+        3,
+        "{keys:?}"
+    );
+    assert_eq!(
+        keys.iter()
+            .filter(|(_, v)| v.contains("\"withdrawn\""))
+            .count(),
+        2,
+        "{keys:?}"
+    );
+
+    // Recover one by one: a withdrawn site that comes back lets a held one go; never fewer
+    // than three announce; at the end all five do.
+    let mut fewest = usize::MAX;
+    for site in &sites {
+        site.fail(false);
+        fewest = fewest.min(watch_for(&sites, Duration::from_millis(1500)));
+    }
+    fewest = fewest.min(watch_until(&sites, "all five announce", |s| {
+        announcing(s) == 5
+    }));
+    assert!(fewest >= 3, "{fewest} announcing at one moment");
+}
+
+#[test]
+fn failures_at_random_moments_never_leave_fewer_than_the_minimum_announcing() {
+    let Some(etcd) = Etcd::start() else { return };
+    let sites = fleet_of(5, &spec(&etcd), Some(&etcd));
+    let seed = 0x5eed_f1ee7;
+    let mut rng = Rng(seed);
+    let mut fewest = usize::MAX;
+    for round in 0..10 {
+        // Each site fails at a random moment within 600 ms, some recover at random moments.
+        let mut order: Vec<usize> = (0..sites.len()).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        for &i in &order {
+            sites[i].fail(true);
+            let pause = Duration::from_millis(rng.below(150));
+            fewest = fewest.min(watch_for(&sites, pause));
+            if rng.chance(20) {
+                sites[rng.below(5) as usize].fail(false);
+            }
+        }
+        for site in &sites {
+            site.fail(true);
+        }
+        fewest = fewest.min(watch_until(&sites, "settled at three", |s| {
+            announcing(s) == 3
+        }));
+        assert!(
+            fewest >= 3,
+            "seed {seed:#x} round {round}: {fewest} announcing at one moment"
+        );
+        for &i in &order {
+            sites[i].fail(false);
+            fewest = fewest.min(watch_for(&sites, Duration::from_millis(rng.below(100))));
+        }
+        fewest = fewest.min(watch_until(&sites, "all announce again", |s| {
+            announcing(s) == 5
+        }));
+        assert!(
+            fewest >= 3,
+            "seed {seed:#x} round {round}: {fewest} announcing at one moment"
+        );
+    }
+}
+
+#[test]
+fn with_etcd_stopped_hold_keeps_a_failing_site_announced_until_etcd_answers_again() {
+    let Some(mut etcd) = Etcd::start() else {
+        return;
+    };
+    let sites = fleet_of(5, &spec(&etcd), Some(&etcd));
+    etcd.signal(nix::sys::signal::Signal::SIGSTOP);
+    sites[0].fail(true);
+    sites[1].fail(true);
+    // Blind: nothing can be counted, "hold" keeps both announced.
+    let until = Instant::now() + Duration::from_secs(30);
+    while !sites[0]
+        .history()
+        .contains("the fleet guard is blind since")
+    {
+        assert!(Instant::now() < until, "{}", sites[0].log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(watch_for(&sites, Duration::from_secs(2)), 5);
+    assert!(sites[0]
+        .history()
+        .contains("withdrawal held (on_unreachable = \"hold\")"));
+    // etcd answers again: both are asked again, and three others announce: both go.
+    etcd.signal(nix::sys::signal::Signal::SIGCONT);
+    let fewest = watch_until(&sites, "two withdrawn", |s| announcing(s) == 3);
+    assert!(fewest >= 3);
+    assert!(!sites[0].announces() && !sites[1].announces());
+
+    // SIGKILLed and restarted on its data: a third failing site is counted again.
+    sites[0].fail(false);
+    watch_until(&sites, "site1 back", |s| s[0].announces());
+    etcd.kill();
+    sites[2].fail(true);
+    assert_eq!(watch_for(&sites, Duration::from_secs(2)), 4, "blind: held");
+    etcd.restart();
+    // Four announce (site2 held among them), one other is withdrawn: site3 may go.
+    let fewest = watch_until(&sites, "site3 withdrawn", |s| !s[2].announces());
+    assert!(fewest >= 3);
+    assert_eq!(watch_for(&sites, Duration::from_secs(1)), 3);
+}
+
+#[test]
+fn with_etcd_unreachable_local_withdraws_as_without_a_guard() {
+    let Some(etcd) = Etcd::start() else { return };
+    let spec = FleetSpec {
+        fleet_extra: "on_unreachable = \"local\"",
+        ..spec(&etcd)
+    };
+    let sites = fleet_of(3, &spec, Some(&etcd));
+    etcd.signal(nix::sys::signal::Signal::SIGSTOP);
+    for site in &sites {
+        site.fail(true);
+    }
+    watch_until(&sites, "all withdrawn locally", |s| announcing(s) == 0);
+    assert!(sites[0]
+        .history()
+        .contains("withdrawal decided locally (on_unreachable = \"local\")"));
+    etcd.signal(nix::sys::signal::Signal::SIGCONT);
+}
+
+#[test]
+fn a_killed_site_is_gone_from_the_count_once_its_lease_lapses() {
+    let Some(etcd) = Etcd::start() else { return };
+    let mut sites = fleet_of(5, &spec(&etcd), Some(&etcd));
+    // SIGKILL: no drain, its fake FRR keeps the prefix, but its lease (2 s) lapses.
+    let mut killed = sites.pop().unwrap();
+    killed
+        .daemon
+        .as_ref()
+        .unwrap()
+        .signal(nix::sys::signal::Signal::SIGKILL);
+    let until = Instant::now() + Duration::from_secs(20);
+    while etcd.get_prefix("/anycastd/dns/sites/").len() != 4 {
+        assert!(Instant::now() < until, "the killed site's key stays");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    killed.daemon = None;
+    for site in &sites {
+        site.fail(true);
+    }
+    // Four live sites, minimum 3: one withdraws, three hold.
+    watch_until(&sites, "one withdrawn", |s| announcing(s) == 3);
+    assert_eq!(watch_for(&sites, Duration::from_secs(2)), 3);
+    assert!(sites
+        .iter()
+        .filter(|s| s.announces())
+        .all(|s| s.history().contains("3 of 4 sites announce dns, minimum 3")));
+}
+
+#[test]
+fn a_hard_check_withdraws_whatever_the_fleet_says() {
+    let Some(etcd) = Etcd::start() else { return };
+    let spec = FleetSpec {
+        check_extra: ", hard = true",
+        ..spec(&etcd)
+    };
+    let sites = fleet_of(3, &spec, Some(&etcd));
+    for site in &sites {
+        site.fail(true);
+    }
+    watch_until(&sites, "all withdrawn", |s| announcing(s) == 0);
+    assert!(!sites[0].history().contains("fleet guard"));
+    // Withdrawn is published all the same.
+    let keys = etcd.get_prefix("/anycastd/dns/sites/");
+    assert_eq!(
+        keys.iter()
+            .filter(|(_, v)| v.contains("\"withdrawn\""))
+            .count(),
+        3,
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn unreachable_endpoints_at_start_start_the_daemon_blind_and_it_says_so() {
+    let dead = format!("http://127.0.0.1:{}", support::servers::free_port());
+    let spec = FleetSpec {
+        etcd: dead,
+        rule: "{ min_announcing = 3 }",
+        fleet_extra: "",
+        check_extra: "",
+        web: false,
+    };
+    let sites = fleet_of(1, &spec, None);
+    let until = Instant::now() + Duration::from_secs(20);
+    while !sites[0].log().contains("The fleet guard is blind") {
+        assert!(Instant::now() < until, "{}", sites[0].log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Blind and "hold": a failure keeps it announced.
+    sites[0].fail(true);
+    assert_eq!(watch_for(&sites, Duration::from_secs(2)), 1);
+}
+
+#[test]
+fn a_minimum_larger_than_the_fleet_warns_and_holds() {
+    let Some(etcd) = Etcd::start() else { return };
+    let sites = fleet_of(2, &spec(&etcd), Some(&etcd));
+    sites[0].fail(true);
+    let until = Instant::now() + Duration::from_secs(20);
+    while !sites[0]
+        .log()
+        .contains("fewer than the 3 that must keep announcing it")
+    {
+        assert!(Instant::now() < until, "{}", sites[0].log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(watch_for(&sites, Duration::from_secs(1)), 2);
+    assert!(sites[0]
+        .history()
+        .contains("withdrawal held by the fleet guard: 2 of 2 sites announce dns, minimum 3"));
+}
+
+#[test]
+fn the_fleet_command_shows_every_sites_state_from_the_config_or_from_etcd_alone() {
+    let Some(etcd) = Etcd::start() else { return };
+    let spec = FleetSpec {
+        rule: "{ min_announcing = 1 }",
+        ..spec(&etcd)
+    };
+    let sites = fleet_of(2, &spec, Some(&etcd));
+    sites[1].fail(true);
+    watch_until(&sites, "site2 withdrawn", |s| !s[1].announces());
+    let fleet = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .arg("fleet")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let config = sites[0].config();
+    let out = fleet(&["-c", config.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.starts_with("dns: 1 of 2 sites announce\n"), "{text}");
+    assert!(text.contains("site1  announcing"), "{text}");
+    assert!(text.contains("site2  withdrawn"), "{text}");
+    // From a host without the config: --etcd alone.
+    let url = etcd.url();
+    let out = fleet(&["-c", "/nonexistent", "--etcd", &url, "--json", "dns"]);
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[1]["site"], "site2");
+    assert_eq!(lines[1]["state"], "withdrawn");
+    // etcd that cannot be read: exit 69, saying so.
+    let dead = format!("http://127.0.0.1:{}", support::servers::free_port());
+    let out = fleet(&["-c", "/nonexistent", "--etcd", &dead]);
+    assert_eq!(out.status.code(), Some(69));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be read"));
+    // Neither a [fleet] table nor --etcd: a usage error.
+    let out = fleet(&["-c", "/nonexistent"]);
+    assert_eq!(out.status.code(), Some(66), "the config cannot be read");
+}
+
+#[test]
+fn with_the_readmes_roles_a_site_writes_its_own_key_and_no_other() {
+    let Some(etcd) = Etcd::start() else { return };
+    // The README's setup, with a root user to turn authentication on.
+    let root = "root:rootpw";
+    etcd.ctl(&["user", "add", root]);
+    etcd.ctl(&["auth", "enable"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut users = Vec::new();
+    for site in ["site1", "site2", "site3"] {
+        let as_root = |args: &[&str]| {
+            let (ok, out) = etcd.ctl_as(root, args);
+            assert!(ok, "{args:?}: {out}");
+        };
+        as_root(&["role", "add", site]);
+        as_root(&[
+            "role",
+            "grant-permission",
+            site,
+            "read",
+            "--prefix=true",
+            "/anycastd/",
+        ]);
+        let own = format!("/anycastd/dns/sites/{site}");
+        as_root(&["role", "grant-permission", site, "readwrite", &own]);
+        let password = format!("{site}-pw");
+        as_root(&["user", "add", &format!("{site}:{password}")]);
+        as_root(&["user", "grant-role", site, site]);
+        let file = dir.path().join(site);
+        std::fs::write(&file, format!("{password}\n")).unwrap();
+        users.push(format!(
+            "user = {site:?}\npassword_file = {:?}",
+            file.display().to_string()
+        ));
+    }
+    let sites: Vec<Site> = users
+        .iter()
+        .enumerate()
+        .map(|(i, extra)| {
+            let spec = FleetSpec {
+                rule: "{ min_announcing = 2 }",
+                fleet_extra: extra,
+                ..spec(&etcd)
+            };
+            Site::new(&format!("site{}", i + 1), &spec)
+        })
+        .collect();
+    watch_until(&sites, "every site announces", |s| announcing(s) == 3);
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, out) = etcd.ctl_as(root, &["get", "--prefix", "/anycastd/dns/sites/"]);
+        if out.matches("\"announcing\"").count() == 3 {
+            break;
+        }
+        assert!(Instant::now() < until, "{out}\n{}", sites[0].log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The guard works under the roles: all three fail, one may go (minimum 2).
+    for site in &sites {
+        site.fail(true);
+    }
+    watch_until(&sites, "one withdrawn", |s| announcing(s) == 2);
+    assert_eq!(watch_for(&sites, Duration::from_secs(1)), 2);
+    // A site's user cannot write another site's key.
+    let (ok, out) = etcd.ctl_as(
+        "site1:site1-pw",
+        &["put", "/anycastd/dns/sites/site2", "{}"],
+    );
+    assert!(!ok && out.contains("permission denied"), "{out}");
+}
+
+#[test]
+fn a_stopped_etcd_holds_the_guarded_service_but_not_an_unguarded_one() {
+    let Some(etcd) = Etcd::start() else { return };
+    let spec = FleetSpec {
+        web: true,
+        ..spec(&etcd)
+    };
+    let sites = fleet_of(3, &spec, Some(&etcd));
+    watch_until(&sites, "web announced", |s| {
+        s.iter().all(|s| s.announces_prefix("203.0.113.80/32"))
+    });
+    etcd.signal(nix::sys::signal::Signal::SIGSTOP);
+    sites[0].fail(true);
+    // web is not guarded: it goes as without a fleet guard, etcd or not.
+    watch_until(&sites, "web withdrawn at site1", |s| {
+        !s[0].announces_prefix("203.0.113.80/32")
+    });
+    let until = Instant::now() + Duration::from_secs(30);
+    while !sites[0]
+        .history()
+        .contains("the fleet guard is blind since")
+    {
+        assert!(Instant::now() < until, "{}", sites[0].log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(sites[0].announces(), "dns is held while etcd is stopped");
+    etcd.signal(nix::sys::signal::Signal::SIGCONT);
+}

@@ -1,0 +1,235 @@
+//! A real etcd (Debian's `etcd-server`, `/usr/bin/etcd`) for the fleet guard's tests: one
+//! member on 127.0.0.1 ports of its own, its data in a temporary directory, run in the
+//! foreground and killed by its PID when dropped. A test gets `None` (after recording why, see
+//! `support::skip`) when etcd is not installed, unless `ANYCASTD_TEST_REQUIRE_ALL=1` (set by
+//! `scripts/test --all` and `.ci/run`), which makes it a failure.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The etcd binary the tests run.
+pub const ETCD: &str = "/usr/bin/etcd";
+/// etcd's command-line client, for looking at the keys from outside.
+pub const ETCDCTL: &str = "/usr/bin/etcdctl";
+
+/// One running etcd member.
+pub struct Etcd {
+    child: Option<Child>,
+    /// Its data directory and log.
+    pub dir: tempfile::TempDir,
+    /// The client port (127.0.0.1).
+    pub client_port: u16,
+    /// The peer port (127.0.0.1).
+    pub peer_port: u16,
+}
+
+impl Etcd {
+    /// Start etcd, or `None` (the test skips, out loud) when it is not installed.
+    pub fn start() -> Option<Etcd> {
+        if !Path::new(ETCD).exists() {
+            super::skip::skip(&format!(
+                "fleet test: {ETCD} is missing (Debian package etcd-server)"
+            ));
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut etcd = Etcd {
+            child: None,
+            dir,
+            client_port: 0,
+            peer_port: 0,
+        };
+        // A port free a moment ago may be taken by another test before etcd binds it: try
+        // again with others.
+        for _ in 0..5 {
+            etcd.client_port = super::servers::free_port();
+            etcd.peer_port = super::servers::free_port();
+            if etcd.try_spawn() {
+                return Some(etcd);
+            }
+            let _ = std::fs::remove_dir_all(etcd.dir.path().join("data"));
+        }
+        panic!(
+            "etcd did not start: {}",
+            std::fs::read_to_string(etcd.log_path()).unwrap_or_default()
+        );
+    }
+
+    /// The client URL, as a config's `[fleet] etcd` lists it.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    /// The log etcd writes (its stderr).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("etcd.log")
+    }
+
+    /// Its PID while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    fn spawn(&mut self) {
+        assert!(
+            self.try_spawn(),
+            "etcd could not bind its ports again: {}",
+            std::fs::read_to_string(self.log_path()).unwrap_or_default()
+        );
+    }
+
+    /// Start etcd; `false` when a port was taken (it exited saying so).
+    fn try_spawn(&mut self) -> bool {
+        let data = self.dir.path().join("data");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let client = self.url();
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let mut child = Command::new(ETCD)
+            .arg("--name=anycastd-test")
+            .arg(format!("--data-dir={}", data.display()))
+            .arg(format!("--listen-client-urls={client}"))
+            .arg(format!("--advertise-client-urls={client}"))
+            .arg(format!("--listen-peer-urls={peer}"))
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .arg(format!("--initial-cluster=anycastd-test={peer}"))
+            .arg("--initial-cluster-state=new")
+            // No metrics or pprof listener of its own: only the two ports above.
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.healthy() {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+                if log.contains("address already in use") {
+                    // Truncated, so that the next try's log is its own.
+                    let _ = std::fs::write(self.log_path(), "");
+                    return false;
+                }
+                panic!(
+                    "etcd exited ({status}): {}",
+                    std::fs::read_to_string(self.log_path()).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "etcd not healthy on {client} within 20 s: {}",
+                std::fs::read_to_string(self.log_path()).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child = Some(child);
+        true
+    }
+
+    /// Whether etcd answers a linearizable read (`etcdctl endpoint health`).
+    pub fn healthy(&self) -> bool {
+        Command::new(ETCDCTL)
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &self.url(), "--command-timeout=1s"])
+            .args(["endpoint", "health"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// `etcdctl ARGS` against this member; its stdout.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let out = Command::new(ETCDCTL)
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &self.url(), "--command-timeout=3s"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "etcdctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `etcdctl --user USER:PASSWORD ARGS` against this member: whether it succeeded, and its
+    /// output (stdout and stderr).
+    pub fn ctl_as(&self, user: &str, args: &[&str]) -> (bool, String) {
+        let out = Command::new(ETCDCTL)
+            .env("ETCDCTL_API", "3")
+            .args([
+                "--endpoints",
+                &self.url(),
+                "--command-timeout=3s",
+                "--user",
+                user,
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    /// The keys under `prefix` with their values.
+    pub fn get_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        let out = self.ctl(&["get", "--prefix", prefix]);
+        let lines: Vec<&str> = out.lines().collect();
+        lines
+            .chunks(2)
+            .filter(|c| c.len() == 2)
+            .map(|c| (c[0].to_owned(), c[1].to_owned()))
+            .collect()
+    }
+
+    /// Send `signal` to etcd (SIGSTOP, SIGCONT).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        if let Some(pid) = self.pid() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
+        }
+    }
+
+    /// SIGKILL etcd and reap it (its data stays).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start it again on the same ports and data (after [`Etcd::kill`]).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Start it again on the same ports with its data wiped (a new cluster).
+    pub fn restart_wiped(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(self.dir.path().join("data"));
+        self.spawn();
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGKILL ends a stopped (SIGSTOPped) process too.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
