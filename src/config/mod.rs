@@ -220,8 +220,9 @@ pub struct Service {
     /// The attributes of a de-preferred announcement (also added to a graceful drain's),
     /// normalized; `None` when not configured.
     pub deprefer: Option<crate::bgp::Attributes>,
-    /// How long a drain, stop or removal keeps an announced service announced with
-    /// GRACEFUL_SHUTDOWN before withdrawing it (zero: at once, the default).
+    /// How long a drain or stop keeps an announced service announced with
+    /// GRACEFUL_SHUTDOWN before withdrawing it (zero: at once, the default; a removal by a
+    /// reload withdraws at once).
     pub drain_grace: Duration,
     /// `fleet`: the fleet guard's rule (`None`: not guarded).
     pub fleet: Option<crate::fleet::Rule>,

@@ -225,8 +225,8 @@ struct Service {
     on_unhealthy: Option<OnUnhealthy>,
     /// The attributes of a de-preferred announcement (and added to a graceful drain's).
     deprefer: Option<Deprefer>,
-    /// How long a drain, stop or removal announces with GRACEFUL_SHUTDOWN before
-    /// withdrawing (0: at once), at most 1 h.
+    /// How long a drain or stop announces with GRACEFUL_SHUTDOWN before withdrawing (0: at
+    /// once), at most 1 h.
     drain_grace: Option<Grace>,
     fleet: Option<FleetRule>,
     prefixes: Prefixes,

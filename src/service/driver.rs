@@ -668,7 +668,9 @@ impl Driver {
                         Command::Remove(reply) => {
                             pollers.clear();
                             let now = now_ms();
-                            let effects = self.core.drain(DrainCause::Removed, None, now);
+                            // At once: the driver ends here, so no grace timer would fire
+                            // (a removal's grace is not built yet).
+                            let effects = self.core.drain_after(DrainCause::Removed, None, Some(Duration::ZERO), now);
                             let changed = effects.transition.is_some();
                             self.carry_out(effects, now).boxed_step().await;
                             if !changed {
@@ -1941,5 +1943,17 @@ mod tests {
             ],
             "healthy, draining in its grace, grace over"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_service_with_a_grace_removed_by_a_reload_is_withdrawn_at_once() {
+        let f = fixture("driver-remove-grace", Observation::Pass);
+        let driver = start_with(&f, |s| s.drain_grace = Duration::from_secs(3600));
+        until("announced", || announced(&f)).await;
+        let (tx, rx) = oneshot::channel();
+        assert!(driver.commands.send(Command::Remove(tx)).await.is_ok());
+        rx.await.unwrap();
+        // The driver is gone: no grace timer could end a grace; nothing is left announced.
+        until("withdrawn", || !announced(&f)).await;
     }
 }

@@ -42,7 +42,7 @@ pub struct Graded {
     pub on_unhealthy: fsm::OnUnhealthy,
     /// The `deprefer` attributes (`None`: not configured).
     pub deprefer: Option<crate::bgp::Attributes>,
-    /// The grace of a drain, stop or removal.
+    /// The grace of a drain or stop (a removal by a reload withdraws at once).
     pub drain_grace: Duration,
 }
 
