@@ -515,7 +515,8 @@ impl Driver {
         );
     }
 
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    /// Say that the service starts (and what is odd about it), and publish its state.
+    fn starting(&self) {
         tracing::info!(
             service = %self.service.name,
             prefixes = %self.prefixes_text().join(", "),
@@ -545,6 +546,10 @@ impl Driver {
             crate::fleet::SiteState::of(self.core.machine().state()),
             self.since_ms,
         );
+    }
+
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        self.starting();
         let (mut pollers, mut polled_rx) = self.start_pollers();
         // A shutdown waiting for its grace to end, answered then.
         let mut stopping: Option<oneshot::Sender<()>> = None;
