@@ -17,9 +17,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::adj_in::{path_at_peer, PeerPath};
 use support::daemon::{testbed_sections, Daemon};
 use support::monitor::Monitor;
+use support::peer::{peer_path, PeerPath};
 use support::testbed::Testbed;
 
 const EXIT: Duration = Duration::from_secs(30);
@@ -1231,7 +1231,7 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
         wait_until(&format!("{want:?} at the peer"), || {
             at_peer
                 .iter()
-                .all(|(n, afi, p)| path_at_peer(&tb, n, afi, p).as_ref() == Some(want))
+                .all(|(n, afi, p)| peer_path(&tb, n, afi, p).as_ref() == Some(want))
         })
     };
     let check = |installed: &anycastd::routing::bird::BirdState, wanted: &Attributes| {
@@ -1245,10 +1245,7 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
             assert_eq!(s.established_peers, 1);
         }
     };
-    let plain_at_peer = PeerPath {
-        as_path: vec![65538],
-        ..PeerPath::default()
-    };
+    let plain_at_peer = PeerPath::plain(65538);
 
     let installed = rt.block_on(bird_apply(&bird, &keys, Some(&Attributes::plain())));
     // (BGP's default timers: the sessions may take a while to come up.)
@@ -1291,12 +1288,7 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
         text
     );
     // Prepended 3 times: the EBGP session adds the local AS once more.
-    wait_peer_paths(&PeerPath {
-        as_path: vec![65538; 4],
-        med: Some(1000),
-        communities: vec![4259840666],
-        large_communities: vec![(65000, 1, 666)],
-    });
+    wait_peer_paths(&PeerPath::expected(65538, &deprefer));
     eprintln!(
         "MEASURED: BIRD plain -> de-preferred: applied and read back in {applied_ms} ms, at the peer (adj-in polled) after {} ms",
         started.elapsed().as_millis()
@@ -1324,12 +1316,7 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
             "{state:?}"
         );
     }
-    wait_peer_paths(&PeerPath {
-        as_path: vec![65538; 4],
-        med: Some(1000),
-        communities: vec![4259840666],
-        large_communities: vec![(65000, 1, 666)],
-    });
+    wait_peer_paths(&PeerPath::expected(65538, &deprefer));
 
     let installed = rt.block_on(bird_apply(&bird, &keys, Some(&Attributes::plain())));
     wait_peer_paths(&plain_at_peer);
@@ -1338,12 +1325,7 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
     // A graceful drain: the de-preferred route with 65535:0.
     let drain = deprefer.clone().with(GRACEFUL_SHUTDOWN);
     let installed = rt.block_on(bird_apply(&bird, &keys, Some(&drain)));
-    wait_peer_paths(&PeerPath {
-        as_path: vec![65538; 4],
-        med: Some(1000),
-        communities: vec![4259840666, 4294901760],
-        large_communities: vec![(65000, 1, 666)],
-    });
+    wait_peer_paths(&PeerPath::expected(65538, &drain));
     check(&installed, &drain);
     std::thread::sleep(Duration::from_secs(1));
     let seen = monitor.events();
@@ -1353,6 +1335,15 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
         assert!(
             seen.iter().filter(|(p, _)| p == prefix).count() >= 3,
             "the monitor saw each change as an update: {seen:?}"
+        );
+        // The updates carried the levels whole, the last one the drain's 65535:0.
+        let paths = monitor.announcements_of(prefix);
+        let levels = [&plain_at_peer, &PeerPath::expected(65538, &deprefer)];
+        let drained = PeerPath::expected(65538, &drain);
+        assert_eq!(paths.last(), Some(&drained), "{prefix}: {paths:?}");
+        assert!(
+            paths.iter().all(|p| levels.contains(&p) || *p == drained),
+            "{prefix}: {paths:?}"
         );
     }
 
