@@ -1355,3 +1355,63 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
         monitor.withdrawals() == ["198.51.100.53/32", "198.51.100.54/32", "2001:db8:b::53/128"]
     });
 }
+
+/// BIRD restarted while a route is de-preferred: it reads anycastd's include file at its
+/// start, filter block and all, so the peer gets the de-preferred route back (never the plain
+/// one), and what anycastd reads back of BIRD is the de-preferred route, nothing to repair.
+#[test]
+fn a_de_preferred_route_comes_back_de_preferred_after_a_bird_restart() {
+    let Some(tb) = Testbed::up_with_bird() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bird = Bird::new(
+        &BackendId::bird(tb.bird_socket()),
+        &anycastd::routing::bird::Settings {
+            include_dir: tb.bird_include_dir(),
+            timeout: Duration::from_secs(10),
+            reconcile_interval: Duration::from_secs(30),
+        },
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let keys = [(
+        Place::named("anycastd4"),
+        "198.51.100.53/32".parse().unwrap(),
+    )];
+    let prefix = "198.51.100.53/32";
+    let deprefer = Attributes {
+        as_path_prepend: 3,
+        med: Some(1000),
+        communities: vec![Community(65000, 666)],
+        large_communities: vec![LargeCommunity(65000, 1, 666)],
+    };
+    // The testbed's bird.conf exports without setting the MED: BIRD 2.0.12 then sends none to
+    // the EBGP peer (the README's bird.conf sets it; see the graded test above).
+    let expected = PeerPath::expected(
+        65538,
+        &Attributes {
+            med: None,
+            ..deprefer.clone()
+        },
+    );
+    rt.block_on(bird_apply(&bird, &keys, Some(&deprefer)));
+    wait_until("the de-preferred route at the peer", || {
+        peer_path(&tb, "192.0.2.9", "ipv4", prefix).as_ref() == Some(&expected)
+    });
+
+    let monitor = Monitor::start(&tb, dir.path());
+    tb.bird_ctl("restart-bird");
+    let installed = rt.block_on(bird.read()).unwrap();
+    assert_eq!(installed.attributes(&keys[0].0, &keys[0].1), deprefer);
+    wait_until("the de-preferred route at the peer again", || {
+        !monitor.announcements_of(prefix).is_empty()
+            && peer_path(&tb, "192.0.2.9", "ipv4", prefix).as_ref() == Some(&expected)
+    });
+    let seen = monitor.announcements_of(prefix);
+    for path in &seen {
+        assert_eq!(path, &expected, "{seen:?}");
+    }
+}

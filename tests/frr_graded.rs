@@ -443,3 +443,61 @@ fn the_fake_vtysh_carries_levels_and_maps_as_frr_does() {
         );
     }
 }
+
+/// bgpd restarted while a prefix is de-preferred, its saved frr.conf applied as watchfrr does
+/// (the instance is back, anycastd's runtime lines are not: neither the network line nor the
+/// map): the writer notices the restart and announces the prefix again with its map, the map
+/// defined again first, so the peer gets the de-preferred route back and never the plain one.
+#[test]
+fn a_de_preferred_prefix_comes_back_with_its_map_after_a_bgpd_restart() {
+    let Some(tb) = Testbed::up(Peer::Gobgp) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = Writer::start(backend(&tb, Path::new("/usr/bin/vtysh")));
+    let v4 = key(None, "203.0.113.53/32");
+    let prefix = "203.0.113.53/32";
+    writer.announce(&v4, &deprefer());
+    let expected = PeerPath::expected(65536, &deprefer());
+    wait_peer_path(&tb, "192.0.2.1", "ipv4", prefix, &expected);
+    let wanted = BTreeSet::from([route_map::name(&deprefer(), 65536)]);
+    assert_eq!(own_maps(&tb), (wanted.clone(), wanted.clone()));
+
+    let monitor = Monitor::start(&tb, dir.path());
+    tb.restart_bgpd(true);
+    assert_eq!(
+        own_maps(&tb),
+        (BTreeSet::new(), BTreeSet::new()),
+        "bgpd came back without anycastd's map and line"
+    );
+    // The writer runs while its notices are read: read them until the peer has the route back.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut notices = Vec::new();
+    loop {
+        let reports = &mut writer.reports;
+        while let Ok(Some(notice)) = writer.rt.block_on(async {
+            tokio::time::timeout(Duration::from_millis(200), reports.recv()).await
+        }) {
+            notices.push(notice);
+        }
+        if support::peer::peer_path(&tb, "192.0.2.1", "ipv4", prefix).as_ref() == Some(&expected) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the peer holds {:?}; the writer said {notices:?}",
+            support::peer::peer_path(&tb, "192.0.2.1", "ipv4", prefix)
+        );
+    }
+    assert!(
+        notices.iter().any(|n| matches!(n, Notice::Restarted(_))),
+        "the writer noticed the restart: {notices:?}"
+    );
+    assert_eq!(own_maps(&tb), (wanted.clone(), wanted), "{notices:?}");
+    // Every announcement the peer got after the restart carried the map's attributes.
+    let seen = monitor.announcements_of(prefix);
+    assert!(!seen.is_empty(), "the monitor saw the route come back");
+    for path in &seen {
+        assert_eq!(path, &expected, "{seen:?}");
+    }
+}
