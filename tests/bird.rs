@@ -17,9 +17,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::adj_in::{path_at_peer, PeerPath};
 use support::daemon::{testbed_sections, Daemon};
 use support::monitor::Monitor;
+use support::peer::{peer_path, PeerPath};
 use support::testbed::Testbed;
 
 const EXIT: Duration = Duration::from_secs(30);
@@ -1231,7 +1231,7 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
         wait_until(&format!("{want:?} at the peer"), || {
             at_peer
                 .iter()
-                .all(|(n, afi, p)| path_at_peer(&tb, n, afi, p).as_ref() == Some(want))
+                .all(|(n, afi, p)| peer_path(&tb, n, afi, p).as_ref() == Some(want))
         })
     };
     let check = |installed: &anycastd::routing::bird::BirdState, wanted: &Attributes| {
@@ -1245,10 +1245,7 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
             assert_eq!(s.established_peers, 1);
         }
     };
-    let plain_at_peer = PeerPath {
-        as_path: vec![65538],
-        ..PeerPath::default()
-    };
+    let plain_at_peer = PeerPath::plain(65538);
 
     let installed = rt.block_on(bird_apply(&bird, &keys, Some(&Attributes::plain())));
     // (BGP's default timers: the sessions may take a while to come up.)
@@ -1291,12 +1288,7 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
         text
     );
     // Prepended 3 times: the EBGP session adds the local AS once more.
-    wait_peer_paths(&PeerPath {
-        as_path: vec![65538; 4],
-        med: Some(1000),
-        communities: vec![4259840666],
-        large_communities: vec![(65000, 1, 666)],
-    });
+    wait_peer_paths(&PeerPath::expected(65538, &deprefer));
     eprintln!(
         "MEASURED: BIRD plain -> de-preferred: applied and read back in {applied_ms} ms, at the peer (adj-in polled) after {} ms",
         started.elapsed().as_millis()
@@ -1324,12 +1316,7 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
             "{state:?}"
         );
     }
-    wait_peer_paths(&PeerPath {
-        as_path: vec![65538; 4],
-        med: Some(1000),
-        communities: vec![4259840666],
-        large_communities: vec![(65000, 1, 666)],
-    });
+    wait_peer_paths(&PeerPath::expected(65538, &deprefer));
 
     let installed = rt.block_on(bird_apply(&bird, &keys, Some(&Attributes::plain())));
     wait_peer_paths(&plain_at_peer);
@@ -1338,12 +1325,7 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
     // A graceful drain: the de-preferred route with 65535:0.
     let drain = deprefer.clone().with(GRACEFUL_SHUTDOWN);
     let installed = rt.block_on(bird_apply(&bird, &keys, Some(&drain)));
-    wait_peer_paths(&PeerPath {
-        as_path: vec![65538; 4],
-        med: Some(1000),
-        communities: vec![4259840666, 4294901760],
-        large_communities: vec![(65000, 1, 666)],
-    });
+    wait_peer_paths(&PeerPath::expected(65538, &drain));
     check(&installed, &drain);
     std::thread::sleep(Duration::from_secs(1));
     let seen = monitor.events();
@@ -1354,6 +1336,15 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
             seen.iter().filter(|(p, _)| p == prefix).count() >= 3,
             "the monitor saw each change as an update: {seen:?}"
         );
+        // The updates carried the levels whole, the last one the drain's 65535:0.
+        let paths = monitor.announcements_of(prefix);
+        let levels = [&plain_at_peer, &PeerPath::expected(65538, &deprefer)];
+        let drained = PeerPath::expected(65538, &drain);
+        assert_eq!(paths.last(), Some(&drained), "{prefix}: {paths:?}");
+        assert!(
+            paths.iter().all(|p| levels.contains(&p) || *p == drained),
+            "{prefix}: {paths:?}"
+        );
     }
 
     // A withdrawal still withdraws.
@@ -1363,4 +1354,64 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
     wait_until("both withdrawals at the monitor", || {
         monitor.withdrawals() == ["198.51.100.53/32", "198.51.100.54/32", "2001:db8:b::53/128"]
     });
+}
+
+/// BIRD restarted while a route is de-preferred: it reads anycastd's include file at its
+/// start, filter block and all, so the peer gets the de-preferred route back (never the plain
+/// one), and what anycastd reads back of BIRD is the de-preferred route, nothing to repair.
+#[test]
+fn a_de_preferred_route_comes_back_de_preferred_after_a_bird_restart() {
+    let Some(tb) = Testbed::up_with_bird() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bird = Bird::new(
+        &BackendId::bird(tb.bird_socket()),
+        &anycastd::routing::bird::Settings {
+            include_dir: tb.bird_include_dir(),
+            timeout: Duration::from_secs(10),
+            reconcile_interval: Duration::from_secs(30),
+        },
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let keys = [(
+        Place::named("anycastd4"),
+        "198.51.100.53/32".parse().unwrap(),
+    )];
+    let prefix = "198.51.100.53/32";
+    let deprefer = Attributes {
+        as_path_prepend: 3,
+        med: Some(1000),
+        communities: vec![Community(65000, 666)],
+        large_communities: vec![LargeCommunity(65000, 1, 666)],
+    };
+    // The testbed's bird.conf exports without setting the MED: BIRD 2.0.12 then sends none to
+    // the EBGP peer (the README's bird.conf sets it; see the graded test above).
+    let expected = PeerPath::expected(
+        65538,
+        &Attributes {
+            med: None,
+            ..deprefer.clone()
+        },
+    );
+    rt.block_on(bird_apply(&bird, &keys, Some(&deprefer)));
+    wait_until("the de-preferred route at the peer", || {
+        peer_path(&tb, "192.0.2.9", "ipv4", prefix).as_ref() == Some(&expected)
+    });
+
+    let monitor = Monitor::start(&tb, dir.path());
+    tb.bird_ctl("restart-bird");
+    let installed = rt.block_on(bird.read()).unwrap();
+    assert_eq!(installed.attributes(&keys[0].0, &keys[0].1), deprefer);
+    wait_until("the de-preferred route at the peer again", || {
+        !monitor.announcements_of(prefix).is_empty()
+            && peer_path(&tb, "192.0.2.9", "ipv4", prefix).as_ref() == Some(&expected)
+    });
+    let seen = monitor.announcements_of(prefix);
+    for path in &seen {
+        assert_eq!(path, &expected, "{seen:?}");
+    }
 }

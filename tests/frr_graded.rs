@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::monitor::Monitor;
+use support::peer::{wait_peer_path, PeerPath};
 use support::rng::Rng;
 use support::testbed::{Peer, Testbed};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -38,94 +39,6 @@ fn drain() -> Attributes {
 
 fn key(vrf: Option<&str>, prefix: &str) -> PrefixKey {
     (Place::from(vrf), prefix.parse().unwrap())
-}
-
-/// What the peer holds of one prefix from one neighbor: its AS path, MED, communities (as
-/// 32-bit numbers) and large communities.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct PeerPath {
-    as_path: Vec<u32>,
-    med: u64,
-    communities: Vec<u32>,
-    large_communities: Vec<(u32, u32, u32)>,
-}
-
-impl PeerPath {
-    /// What the peer should hold of a route of AS `asn` announced with `a`.
-    fn expected(asn: u32, a: &Attributes) -> PeerPath {
-        PeerPath {
-            as_path: vec![asn; 1 + usize::from(a.as_path_prepend)],
-            med: u64::from(a.med.unwrap_or(0)),
-            communities: a.communities.iter().map(|c| c.as_u32()).collect(),
-            large_communities: a
-                .large_communities
-                .iter()
-                .map(|l| (l.0, l.1, l.2))
-                .collect(),
-        }
-    }
-}
-
-/// The path the peer holds of `prefix` from `neighbor` (`gobgp neighbor N adj-in -j`).
-fn peer_path(tb: &Testbed, neighbor: &str, afi: &str, prefix: &str) -> Option<PeerPath> {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &format!("{}-peer", tb.name), "gobgp"])
-        .args(["neighbor", neighbor, "adj-in", "-a", afi, "-j"])
-        .output()
-        .unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    let path = json[prefix].as_array()?.first()?.clone();
-    let mut found = PeerPath {
-        as_path: Vec::new(),
-        med: 0,
-        communities: Vec::new(),
-        large_communities: Vec::new(),
-    };
-    for attr in path["attrs"].as_array()? {
-        match attr["type"].as_u64() {
-            Some(2) => {
-                for segment in attr["as_paths"].as_array().into_iter().flatten() {
-                    for asn in segment["asns"].as_array().into_iter().flatten() {
-                        found.as_path.push(asn.as_u64()? as u32);
-                    }
-                }
-            }
-            Some(4) => found.med = attr["metric"].as_u64()?,
-            Some(8) => {
-                for c in attr["communities"].as_array().into_iter().flatten() {
-                    found.communities.push(c.as_u64()? as u32);
-                }
-                found.communities.sort_unstable();
-            }
-            Some(32) => {
-                for l in attr["value"].as_array().into_iter().flatten() {
-                    found.large_communities.push((
-                        l["ASN"].as_u64()? as u32,
-                        l["LocalData1"].as_u64()? as u32,
-                        l["LocalData2"].as_u64()? as u32,
-                    ));
-                }
-            }
-            _ => {}
-        }
-    }
-    Some(found)
-}
-
-/// Wait (generously) until the peer holds `expected` of `prefix` from `neighbor`.
-fn wait_peer_path(tb: &Testbed, neighbor: &str, afi: &str, prefix: &str, expected: &PeerPath) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let path = peer_path(tb, neighbor, afi, prefix);
-        if path.as_ref() == Some(expected) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the peer holds {path:?} of {prefix} from {neighbor}, expected {expected:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// A vtysh that counts its calls (one line each in `log`) before running the real one.
@@ -301,6 +214,17 @@ fn level_switches_change_the_route_in_place_and_the_peer_never_sees_a_withdrawal
     }
     assert!(!monitor.events().is_empty(), "the monitor saw the updates");
     assert_eq!(monitor.withdrawals(), Vec::<String>::new());
+    // Every update the peer received carried one of the levels whole: a switch is one
+    // UPDATE with the new attributes, never a plain route first and the map after.
+    let whole: Vec<PeerPath> = levels
+        .iter()
+        .map(|l| PeerPath::expected(65536, l))
+        .collect();
+    let seen = monitor.announcements_of("203.0.113.53/32");
+    assert!(seen.len() >= levels.len() - 1, "{seen:?}");
+    for path in &seen {
+        assert!(whole.contains(path), "{path:?} is no level's: {seen:?}");
+    }
 }
 
 #[test]
@@ -517,5 +441,63 @@ fn the_fake_vtysh_carries_levels_and_maps_as_frr_does() {
             if level.is_plain() { 0 } else { 2 },
             "one per AS"
         );
+    }
+}
+
+/// bgpd restarted while a prefix is de-preferred, its saved frr.conf applied as watchfrr does
+/// (the instance is back, anycastd's runtime lines are not: neither the network line nor the
+/// map): the writer notices the restart and announces the prefix again with its map, the map
+/// defined again first, so the peer gets the de-preferred route back and never the plain one.
+#[test]
+fn a_de_preferred_prefix_comes_back_with_its_map_after_a_bgpd_restart() {
+    let Some(tb) = Testbed::up(Peer::Gobgp) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = Writer::start(backend(&tb, Path::new("/usr/bin/vtysh")));
+    let v4 = key(None, "203.0.113.53/32");
+    let prefix = "203.0.113.53/32";
+    writer.announce(&v4, &deprefer());
+    let expected = PeerPath::expected(65536, &deprefer());
+    wait_peer_path(&tb, "192.0.2.1", "ipv4", prefix, &expected);
+    let wanted = BTreeSet::from([route_map::name(&deprefer(), 65536)]);
+    assert_eq!(own_maps(&tb), (wanted.clone(), wanted.clone()));
+
+    let monitor = Monitor::start(&tb, dir.path());
+    tb.restart_bgpd(true);
+    assert_eq!(
+        own_maps(&tb),
+        (BTreeSet::new(), BTreeSet::new()),
+        "bgpd came back without anycastd's map and line"
+    );
+    // The writer runs while its notices are read: read them until the peer has the route back.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut notices = Vec::new();
+    loop {
+        let reports = &mut writer.reports;
+        while let Ok(Some(notice)) = writer.rt.block_on(async {
+            tokio::time::timeout(Duration::from_millis(200), reports.recv()).await
+        }) {
+            notices.push(notice);
+        }
+        if support::peer::peer_path(&tb, "192.0.2.1", "ipv4", prefix).as_ref() == Some(&expected) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the peer holds {:?}; the writer said {notices:?}",
+            support::peer::peer_path(&tb, "192.0.2.1", "ipv4", prefix)
+        );
+    }
+    assert!(
+        notices.iter().any(|n| matches!(n, Notice::Restarted(_))),
+        "the writer noticed the restart: {notices:?}"
+    );
+    assert_eq!(own_maps(&tb), (wanted.clone(), wanted), "{notices:?}");
+    // Every announcement the peer got after the restart carried the map's attributes.
+    let seen = monitor.announcements_of(prefix);
+    assert!(!seen.is_empty(), "the monitor saw the route come back");
+    for path in &seen {
+        assert_eq!(path, &expected, "{seen:?}");
     }
 }

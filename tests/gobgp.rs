@@ -17,9 +17,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::adj_in::{path_at_peer, PeerPath};
 use support::daemon::{testbed_sections, Daemon};
 use support::monitor::Monitor;
+use support::peer::{peer_path, PeerPath};
 use support::testbed::Testbed;
 
 const EXIT: Duration = Duration::from_secs(30);
@@ -496,13 +496,10 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
         wait_until(&format!("{want:?} at the peer"), || {
             at_peer
                 .iter()
-                .all(|(n, afi, p)| path_at_peer(&tb, n, afi, p).as_ref() == Some(want))
+                .all(|(n, afi, p)| peer_path(&tb, n, afi, p).as_ref() == Some(want))
         })
     };
-    let plain_at_peer = PeerPath {
-        as_path: vec![65539],
-        ..PeerPath::default()
-    };
+    let plain_at_peer = PeerPath::plain(65539);
     in_netns(&tb.gobgp_netns(), |rt| {
         let gobgp = Gobgp::new(
             &BackendId::gobgp("127.0.0.1:50051"),
@@ -543,12 +540,7 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
         let applied_ms = started.elapsed().as_millis();
         // gobgpd's global AS 3 times in the path added; the EBGP session adds it once more,
         // as FRR and BIRD do.
-        wait_peer_paths(&PeerPath {
-            as_path: vec![65539; 4],
-            med: Some(1000),
-            communities: vec![4259840666],
-            large_communities: vec![(65000, 1, 666)],
-        });
+        wait_peer_paths(&PeerPath::expected(65539, &deprefer));
         eprintln!(
             "MEASURED: GoBGP plain -> de-preferred: applied and read back in {applied_ms} ms, at the peer (adj-in polled) after {} ms",
             started.elapsed().as_millis()
@@ -562,12 +554,7 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
         // A graceful drain: the de-preferred path with 65535:0.
         let drain = deprefer.clone().with(GRACEFUL_SHUTDOWN);
         let installed = rt.block_on(gobgp_apply(&gobgp, &prefixes, Some(&drain)));
-        wait_peer_paths(&PeerPath {
-            as_path: vec![65539; 4],
-            med: Some(1000),
-            communities: vec![4259840666, 4294901760],
-            large_communities: vec![(65000, 1, 666)],
-        });
+        wait_peer_paths(&PeerPath::expected(65539, &drain));
         check(&installed, &drain);
         std::thread::sleep(Duration::from_secs(1));
         let seen = monitor.events();
@@ -576,6 +563,15 @@ fn graded_attributes_reach_the_peer_and_changing_them_withdraws_nothing() {
             assert!(
                 seen.iter().filter(|(p, _)| p == prefix).count() >= 3,
                 "the monitor saw each change as an update: {seen:?}"
+            );
+            // The updates carried the levels whole, the last one the drain's 65535:0.
+            let paths = monitor.announcements_of(prefix);
+            let levels = [&plain_at_peer, &PeerPath::expected(65539, &deprefer)];
+            let drained = PeerPath::expected(65539, &drain);
+            assert_eq!(paths.last(), Some(&drained), "{prefix}: {paths:?}");
+            assert!(
+                paths.iter().all(|p| levels.contains(&p) || *p == drained),
+                "{prefix}: {paths:?}"
             );
         }
 

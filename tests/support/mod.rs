@@ -1,7 +1,6 @@
 //! Shared test fixtures.
 #![allow(dead_code)]
 
-pub mod adj_in;
 pub mod cabourotte;
 pub mod daemon;
 pub mod docs;
@@ -10,6 +9,7 @@ pub mod fake_frr;
 pub mod live;
 pub mod monitor;
 pub mod oracle;
+pub mod peer;
 pub mod rng;
 pub mod servers;
 pub mod skip;

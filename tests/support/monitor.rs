@@ -2,6 +2,7 @@
 //! every UPDATE as it arrives, so "the peer never saw a withdrawal" can be shown, which polling
 //! cannot do.
 
+use super::peer::PeerPath;
 use super::testbed::Testbed;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,6 +39,28 @@ impl Monitor {
                         p["nlri"]["prefix"].as_str().unwrap_or("?").to_owned(),
                         p["withdrawal"].as_bool() == Some(true),
                     ));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every announcement of `prefix` the peer received so far (withdrawals left out), each
+    /// with the path it carried, in the order received: "every update carried 65535:0" can be
+    /// asserted on these.
+    pub fn announcements_of(&self, prefix: &str) -> Vec<PeerPath> {
+        let mut out = Vec::new();
+        for file in &self.files {
+            for line in std::fs::read_to_string(file).unwrap_or_default().lines() {
+                let Ok(paths) = serde_json::from_str::<serde_json::Value>(line) else {
+                    continue;
+                };
+                for p in paths.as_array().into_iter().flatten() {
+                    if p["nlri"]["prefix"].as_str() == Some(prefix)
+                        && p["withdrawal"].as_bool() != Some(true)
+                    {
+                        out.push(PeerPath::from_json(p));
+                    }
                 }
             }
         }
