@@ -582,8 +582,8 @@ fn the_fleet_guard_answer_is_a_format_6_record() {
         }),
     });
     let bytes = codec::encode(1, &answer).unwrap();
-    // version 6; at_ms 1 (zigzag 2); variant 22 (after VerdictRule 21).
-    assert_eq!(&bytes[..3], &[6u8, 2, 22]);
+    // version 6; at_ms 1 (zigzag 2); variant 23 (after VerdictRule 21 and Level 22).
+    assert_eq!(&bytes[..3], &[6u8, 2, 23]);
     match codec::decode(7, &bytes).unwrap() {
         Entry::Record(r) => assert_eq!((r.version, r.event), (6, answer)),
         other => panic!("{other:?}"),

@@ -260,16 +260,6 @@ impl Backend for Memory {
                 table.remove(&change.prefix);
                 state.installed.attributes.remove(&key);
             }
-            // What it is installed with, as a routing daemon would keep it (plain: no entry).
-            let key = (change.place.clone(), change.prefix);
-            if change.announce && !change.attributes.is_plain() {
-                state
-                    .installed
-                    .attributes
-                    .insert(key, change.attributes.clone().normalized());
-            } else {
-                state.installed.attributes.remove(&key);
-            }
         }
         Ok(())
     }
