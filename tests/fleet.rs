@@ -483,6 +483,25 @@ fn unreachable_endpoints_at_start_start_the_daemon_blind_and_it_says_so() {
     // Blind and "hold": a failure keeps it announced.
     sites[0].fail(true);
     assert_eq!(watch_for(&sites, Duration::from_secs(2)), 1);
+
+    // A reload that changes [fleet] (here to "local", which would withdraw) is rejected: the
+    // running guard keeps its settings until a restart, so nothing may pretend otherwise.
+    let config = sites[0].config();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("lease = \"2s\"\n", "lease = \"2s\"\non_unreachable = \"local\"\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(["reload", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(65), "{said}");
+    assert!(said.contains("[fleet] changed; restart required"), "{said}");
+    assert_eq!(watch_for(&sites, Duration::from_secs(1)), 1);
 }
 
 #[test]

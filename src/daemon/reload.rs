@@ -23,6 +23,10 @@ pub(super) fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> 
     if old.netns_dir != new.netns_dir {
         keys.push("[checks]");
     }
+    // The guard's task holds its etcd client, lease and site name from the start.
+    if old.fleet != new.fleet {
+        keys.push("[fleet]");
+    }
     keys
 }
 
