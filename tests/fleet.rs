@@ -490,7 +490,10 @@ fn unreachable_endpoints_at_start_start_the_daemon_blind_and_it_says_so() {
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(
         &config,
-        text.replace("lease = \"2s\"\n", "lease = \"2s\"\non_unreachable = \"local\"\n"),
+        text.replace(
+            "lease = \"2s\"\n",
+            "lease = \"2s\"\non_unreachable = \"local\"\n",
+        ),
     )
     .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
@@ -498,7 +501,8 @@ fn unreachable_endpoints_at_start_start_the_daemon_blind_and_it_says_so() {
         .arg(&config)
         .output()
         .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(65), "{said}");
     assert!(said.contains("[fleet] changed; restart required"), "{said}");
     assert_eq!(watch_for(&sites, Duration::from_secs(1)), 1);

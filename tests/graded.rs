@@ -126,6 +126,29 @@ fn a_second_sigterm_in_the_grace_withdraws_at_once() {
 }
 
 #[test]
+fn stop_with_grace_zero_while_a_stop_waits_out_its_grace_withdraws_at_once() {
+    let (dir, _emulator, mut daemon, _rt) = started("1h");
+    daemon.signal(Signal::SIGTERM);
+    wait_for(&daemon, "ntp withdrawn", || {
+        !networks(dir.path()).contains(&NTP.to_owned())
+    });
+    assert!(
+        networks(dir.path()).contains(&DNS.to_owned()),
+        "in its grace"
+    );
+    // The second stop ends the grace and is answered with the stop's outcome.
+    let out = Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(["stop", "--grace", "0", "-c"])
+        .arg(dir.path().join("config.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", daemon.log_text());
+    assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
+    assert_eq!(networks(dir.path()), Vec::<String>::new());
+    assert!(history(dir.path(), "dns").contains("the drain's grace is over"));
+}
+
+#[test]
 fn stop_with_grace_zero_overrides_a_configured_grace() {
     let (dir, _emulator, mut daemon, _rt) = started("1h");
     let out = Command::new(env!("CARGO_BIN_EXE_anycastd"))

@@ -184,7 +184,10 @@ fn a_drain_and_a_stop_with_a_grace_keep_the_route_with_graceful_shutdown_then_wi
     wait_peer_path(&tb, FRR_V4, "ipv4", DNS, &plain());
 
     // `--grace 0` withdraws at once.
-    let (code, out) = anycastd(&config, &["drain", "dns", "--grace", "0s"]);
+    let (code, out) = anycastd(
+        &config,
+        &["drain", "dns", "--grace", "0s", "--reason", "now"],
+    );
     assert_eq!(code, 0, "{out}");
     tb.wait_peer(&[NTP_AT_PEER]);
     let (code, out) = anycastd(&config, &["undrain", "dns"]);
@@ -230,7 +233,10 @@ fn a_daemon_sigkilled_in_a_drain_grace_ends_it_on_time_after_a_restart() {
     wait_peer_path(&tb, FRR_V4, "ipv4", DNS, &plain());
     let monitor = Monitor::adj_in(&tb, d);
     let asked = Instant::now();
-    let (code, out) = anycastd(&config, &["drain", "dns", "--grace", "8s"]);
+    let (code, out) = anycastd(
+        &config,
+        &["drain", "dns", "--grace", "8s", "--reason", "maintenance"],
+    );
     assert_eq!(code, 0, "{out}");
     wait_peer_path(&tb, FRR_V4, "ipv4", DNS, &in_grace());
     daemon.signal(Signal::SIGKILL);

@@ -344,6 +344,13 @@ impl Daemon {
         self.status_task.abort();
         self.notifier.send("STOPPING=1\nSTATUS=stopping");
         let journal = &self.journal;
+        let mut requests = self.stop_rx;
+        let mut stop = shutdown::Stop {
+            reason,
+            grace: stop_request.as_ref().and_then(|r| r.grace),
+            requests: &mut requests,
+            later: Vec::new(),
+        };
         let (code, left) = if stop_request.as_ref().is_some_and(|r| r.keep_announced) {
             (
                 hand_over(reason, self.drivers.into_handles(), journal).await,
@@ -352,10 +359,7 @@ impl Daemon {
         } else {
             shutdown(
                 &config,
-                shutdown::Stop {
-                    reason,
-                    grace: stop_request.as_ref().and_then(|r| r.grace),
-                },
+                &mut stop,
                 self.drivers.into_handles(),
                 &writers,
                 journal,
@@ -372,10 +376,12 @@ impl Daemon {
             hooks.abort();
         }
         let _ = std::fs::remove_file(&config.control.socket);
-        if let Some(request) = stop_request {
-            let _ = request
-                .done
-                .send((code, stop_message(code, request.keep_announced), left));
+        for request in stop_request.into_iter().chain(stop.later) {
+            let _ = request.done.send((
+                code,
+                stop_message(code, request.keep_announced),
+                left.clone(),
+            ));
         }
         drop(writers);
         // The writer tasks outlive their handles, so the reporter's channel never closes: ask

@@ -43,6 +43,8 @@ async fn graces(
     drivers: &[DriverHandle],
     signals: &mut Signals,
     grace: Option<std::time::Duration>,
+    requests: &mut mpsc::Receiver<control::StopRequest>,
+    later: &mut Vec<control::StopRequest>,
 ) -> bool {
     let mut acks = Vec::new();
     for driver in drivers {
@@ -73,21 +75,33 @@ async fn graces(
         })
         .await;
     };
-    let mut cut_short = false;
-    tokio::select! {
-        () = graces => {}
-        second = signals.next() => {
-            tracing::warn!("Received {second} again, ending every drain grace at once.");
-            cut_short = true;
-            for driver in drivers {
-                let (tx, rx) = oneshot::channel();
-                if driver.commands.send(Command::EndGrace(tx)).await.is_ok() {
-                    let _ = rx.await;
+    tokio::pin!(graces);
+    loop {
+        tokio::select! {
+            () = &mut graces => return false,
+            second = signals.next() => {
+                tracing::warn!("Received {second} again, ending every drain grace at once.");
+                break;
+            }
+            Some(request) = requests.recv() => {
+                // `anycastd stop` while the stop waits out its graces: `--grace 0` ends them
+                // at once; either way it is answered with the stop's outcome.
+                let now = request.grace == Some(std::time::Duration::ZERO);
+                later.push(request);
+                if now {
+                    tracing::warn!("anycastd stop --grace 0 while stopping: ending every drain grace at once.");
+                    break;
                 }
             }
         }
     }
-    cut_short
+    for driver in drivers {
+        let (tx, rx) = oneshot::channel();
+        if driver.commands.send(Command::EndGrace(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+    true
 }
 
 /// Why the daemon stops, and the grace asked (`stop --grace`; `None`: each service's own).
@@ -96,6 +110,10 @@ pub(super) struct Stop<'a> {
     pub reason: &'a str,
     /// The grace instead of each service's `drain_grace`.
     pub grace: Option<std::time::Duration>,
+    /// Where further `anycastd stop` requests arrive while the graces run.
+    pub requests: &'a mut mpsc::Receiver<control::StopRequest>,
+    /// Those requests, answered with the stop's outcome.
+    pub later: Vec<control::StopRequest>,
 }
 
 /// SIGTERM, SIGINT or `anycastd stop`: every service drains (journaled), every writer
@@ -106,7 +124,7 @@ pub(super) struct Stop<'a> {
 /// the log lines and the answer need all of their results.
 pub(super) async fn shutdown(
     config: &Config,
-    stop: Stop<'_>,
+    stop: &mut Stop<'_>,
     drivers: Vec<DriverHandle>,
     writers: &HashMap<BackendId, WriterHandle>,
     journal: &JournalHandle,
@@ -114,7 +132,15 @@ pub(super) async fn shutdown(
     signals: &mut Signals,
 ) -> (u8, Vec<control::LeftPrefix>) {
     let (reason, grace) = (stop.reason, stop.grace);
-    let cut_short = graces(config, &drivers, signals, grace).await;
+    let cut_short = graces(
+        config,
+        &drivers,
+        signals,
+        grace,
+        stop.requests,
+        &mut stop.later,
+    )
+    .await;
     let deadline = Instant::now() + config.daemon.shutdown_timeout;
     let names: Vec<String> = drivers.iter().map(|d| d.name.clone()).collect();
     // The generation each writer must reach to have verified the shutdown's withdrawals, known
