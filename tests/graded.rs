@@ -181,6 +181,15 @@ fn drain_with_a_grace_keeps_the_service_announced_until_the_grace_ends() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // It says what the routing daemon was asked and showed: announced in its grace, not
+    // withdrawn.
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("announced with GRACEFUL_SHUTDOWN (community 65535:0) until ")
+            && said.contains("prefix(es) announced")
+            && !said.contains("withdrawn;"),
+        "{said}"
+    );
     assert!(
         networks(dir.path()).contains(&DNS.to_owned()),
         "in its grace"

@@ -671,7 +671,7 @@ fn drain_result(
         .map(|(error, prefixes)| format!("{}: {error}", prefixes.join(", ")))
         .collect();
     let unverified_count: usize = by_error.iter().map(|(_, p)| p.len()).sum();
-    let (verb, done, noun) = if reply.state.announces() {
+    let (verb, done, noun) = if reply.announced {
         ("announce", "announced", "announcement")
     } else {
         ("withdraw", "withdrawn", "withdrawal")

@@ -46,6 +46,9 @@ pub struct OperatorReply {
     pub note: String,
     /// The state after it.
     pub state: State,
+    /// Whether the service's prefixes are wanted announced after it (a de-preferred
+    /// unhealthy service, a drain in its grace), whatever the state.
+    pub announced: bool,
     /// What the daemons must confirm (empty when nothing changed in them).
     pub handed: Vec<Handed>,
 }
@@ -642,10 +645,17 @@ impl Driver {
                                 State::Draining(DrainCause::Operator { expires_at, .. }) => *expires_at,
                                 _ => None,
                             };
-                            let note = redrain_note(before, after);
+                            let mut note = redrain_note(before, after);
+                            if let Some(until) = self.core.machine().grace_until() {
+                                note.push_str(&format!(
+                                    "; announced with GRACEFUL_SHUTDOWN (community 65535:0) until {}, withdrawn then",
+                                    crate::audit::text::format_time(until.0)
+                                ));
+                            }
                             let _ = reply.send(OperatorReply {
                                 note,
                                 state: self.core.machine().state().clone(),
+                                announced: self.core.machine().wanted().is_some(),
                                 handed,
                             });
                         }
@@ -660,7 +670,8 @@ impl Driver {
                             } else {
                                 format!("not drained (it is {}): nothing to do", state.name())
                             };
-                            let _ = reply.send(OperatorReply { note, state, handed });
+                            let announced = self.core.machine().wanted().is_some();
+                            let _ = reply.send(OperatorReply { note, state, announced, handed });
                         }
                         Command::Reconfigure { service, decision_seq, reply } => {
                             pollers.clear();
