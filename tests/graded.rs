@@ -202,6 +202,14 @@ fn drain_with_a_grace_keeps_the_service_announced_until_the_grace_ends() {
         networks(dir.path()).contains(&NTP.to_owned()),
         "ntp untouched"
     );
+    // The log says the grace, not the original's "denouncing" at its start.
+    assert!(
+        daemon
+            .log_text()
+            .contains("is draining, announcing related prefixes with GRACEFUL_SHUTDOWN (community 65535:0) until "),
+        "{}",
+        daemon.log_text()
+    );
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
 }

@@ -1272,6 +1272,20 @@ impl Driver {
         }
     }
 
+    /// What a move away from healthy does to the prefixes, in the log's words: the
+    /// original's "denouncing related prefixes" for a withdrawal.
+    fn action_text(&self) -> String {
+        let machine = self.core.machine();
+        match (machine.wanted(), machine.grace_until()) {
+            (None, _) => "denouncing related prefixes".to_owned(),
+            (Some(_), Some(until)) => format!(
+                "announcing related prefixes with GRACEFUL_SHUTDOWN (community 65535:0) until {}, then denouncing them",
+                crate::audit::text::format_time(until.0)
+            ),
+            (Some(_), None) => "keeping related prefixes announced de-preferred".to_owned(),
+        }
+    }
+
     fn log_transition(&self, transition: &anycastd_fsm::Transition) {
         let name = self.name();
         let prefixes = self.prefixes_text();
@@ -1309,7 +1323,8 @@ impl Driver {
                     failing_check = %failing,
                     reason = %reason,
                     from = transition.from.name(),
-                    "Service \"{name}\" is now considered unhealthy, denouncing related prefixes."
+                    "Service \"{name}\" is now considered unhealthy, {}.",
+                    self.action_text()
                 )
             }
             State::Draining(cause) => tracing::info!(
@@ -1317,7 +1332,8 @@ impl Driver {
                 prefixes = %prefixes.join(", "),
                 cause = %crate::audit::text::state_text(&wire::State::Draining(cause.into())),
                 from = transition.from.name(),
-                "Service \"{name}\" is draining, denouncing related prefixes."
+                "Service \"{name}\" is draining, {}.",
+                self.action_text()
             ),
             State::Starting => {}
         }
