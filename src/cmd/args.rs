@@ -202,7 +202,7 @@ pub fn parse_grace(text: &str) -> Result<std::time::Duration, String> {
     let grace = config::parse_duration_text(text)?;
     if grace > config::MAX_DRAIN_GRACE {
         return Err(format!(
-            "at most {} s (a longer grace is a drain: --for)",
+            "at most {} s (a grace keeps a draining route announced; drain --for keeps a service drained longer)",
             config::MAX_DRAIN_GRACE.as_secs()
         ));
     }

@@ -299,7 +299,7 @@ impl Validator {
                 node.span.start,
                 path,
                 format!(
-                    "at most {} s (a longer grace is a drain: anycastd drain --for)",
+                    "at most {} s (a grace keeps a drained route announced; keep a service drained longer with anycastd drain --for)",
                     MAX_DRAIN_GRACE.as_secs()
                 ),
             );
