@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::daemon::{testbed_sections, Daemon};
+use support::daemon::{flag_check, testbed_sections, Daemon};
 use support::monitor::Monitor;
 use support::peer::{peer_path, PeerPath};
 use support::testbed::Testbed;
@@ -33,14 +33,6 @@ const ALL: [&str; 4] = [
     "bird:198.51.100.123/32",
 ];
 const NTP_ONLY: [&str; 1] = ["bird:198.51.100.123/32"];
-
-/// An exec check `name` that fails while `DIR/NAME.down` exists.
-fn flag_check(dir: &Path, name: &str) -> String {
-    format!(
-        r#"{{ name = "{name}", command = "/bin/sh", args = ["-c", "if [ -e {dir}/{name}.down ]; then echo '{name} is down' >&2; exit 1; fi"], interval = "200ms", timeout = "3s" }}"#,
-        dir = dir.display()
-    )
-}
 
 /// A config for the testbed: `[frrouting]` and `[bird]` pointing at it, then `services`.
 fn config(dir: &Path, tb: &Testbed, extra: &str, services: &str) -> PathBuf {

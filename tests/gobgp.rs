@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::daemon::{testbed_sections, Daemon};
+use support::daemon::{flag_check, testbed_sections, Daemon};
 use support::monitor::Monitor;
 use support::peer::{peer_path, PeerPath};
 use support::testbed::Testbed;
@@ -32,14 +32,6 @@ const ALL: [&str; 3] = [
 ];
 /// A path added by hand with `gobgp global rib add`, for no service.
 const HAND: &str = "gobgp:198.51.100.99/32";
-
-/// An exec check `name` that fails while `DIR/NAME.down` exists.
-fn flag_check(dir: &Path, name: &str) -> String {
-    format!(
-        r#"{{ name = "{name}", command = "/bin/sh", args = ["-c", "if [ -e {dir}/{name}.down ]; then echo '{name} is down' >&2; exit 1; fi"], interval = "200ms", timeout = "3s" }}"#,
-        dir = dir.display()
-    )
-}
 
 /// The example for the testbed: dns with an IPv4 and an IPv6 prefix (the default API
 /// address), ntp with one IPv4 prefix (the API named), `extra` sections before them.

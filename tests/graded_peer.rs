@@ -13,7 +13,7 @@ use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::daemon::{testbed_sections, Daemon};
+use support::daemon::{flag_check, testbed_sections, Daemon};
 use support::monitor::Monitor;
 use support::peer::{wait_peer_path, PeerPath};
 use support::testbed::{Peer, Testbed};
@@ -25,14 +25,6 @@ const FRR_V4: &str = "192.0.2.1";
 const DNS: &str = "203.0.113.53/32";
 const DNS_AT_PEER: &str = "default:203.0.113.53/32";
 const NTP_AT_PEER: &str = "123:203.0.113.123/32";
-
-/// An exec check `name` that fails while `DIR/NAME.down` exists.
-fn flag_check(dir: &Path, name: &str) -> String {
-    format!(
-        r#"{{ name = "{name}", command = "/bin/sh", args = ["-c", "if [ -e {dir}/{name}.down ]; then echo '{name} is down' >&2; exit 1; fi"], interval = "200ms", timeout = "3s" }}"#,
-        dir = dir.display()
-    )
-}
 
 /// dns (IPv4, default VRF) de-preferred when unhealthy with `dns_extra` lines; ntp (IPv4, VRF
 /// 123) withdrawn when unhealthy, as ever.

@@ -6,6 +6,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// An exec check `name` that fails (saying `NAME is down`) while `DIR/NAME.down` exists,
+/// polled every 200 ms.
+pub fn flag_check(dir: &Path, name: &str) -> String {
+    format!(
+        r#"{{ name = "{name}", command = "/bin/sh", args = ["-c", "if [ -e {dir}/{name}.down ]; then echo '{name} is down' >&2; exit 1; fi"], interval = "200ms", timeout = "3s" }}"#,
+        dir = dir.display()
+    )
+}
+
 /// A running `anycastd run`.
 pub struct Daemon {
     child: Option<Child>,
