@@ -292,6 +292,16 @@ fn five_sites_failing_at_once_leave_three_announcing_and_recover_one_by_one() {
         2,
         "{keys:?}"
     );
+    // Settled, the fleet writes nothing: a held site does not write its unchanged record
+    // again when another held site asks (which was a write at every other site, for ever).
+    let revision = etcd.revision();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        etcd.revision(),
+        revision,
+        "{:?}",
+        etcd.get_prefix("/anycastd/")
+    );
 
     // Recover one by one: a withdrawn site that comes back lets a held one go; never fewer
     // than three announce; at the end all five do.

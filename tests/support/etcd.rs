@@ -195,6 +195,13 @@ impl Etcd {
             .collect()
     }
 
+    /// The store's revision: it grows with every write (a lease's keep-alive is none).
+    pub fn revision(&self) -> i64 {
+        let out = self.ctl(&["get", "/", "-w", "json"]);
+        let value: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        value["header"]["revision"].as_i64().unwrap_or(-1)
+    }
+
     /// Send `signal` to etcd (SIGSTOP, SIGCONT).
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
         if let Some(pid) = self.pid() {
