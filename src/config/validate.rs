@@ -44,6 +44,9 @@ pub fn parse(text: &str, kinds: &'static dyn Registry) -> Result<Config, Vec<Pro
     Err(problems)
 }
 
+/// A routing kind and its section's node (`None`: the file has none).
+type SectionNode<'a> = (&'static dyn BackendLoader, Option<&'a Node>);
+
 pub(super) struct LineIndex {
     starts: Vec<usize>,
 }
@@ -316,10 +319,7 @@ impl Validator {
     fn routing_sections<'a>(
         &mut self,
         top: &mut Table<'a>,
-    ) -> (
-        Option<Sections>,
-        Vec<(&'static dyn BackendLoader, Option<&'a Node>)>,
-    ) {
+    ) -> (Option<Sections>, Vec<SectionNode<'a>>) {
         let mut sections = Some(Vec::new());
         let mut nodes = Vec::new();
         for loader in loaders() {
