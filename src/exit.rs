@@ -15,82 +15,51 @@ pub const NOPERM: u8 = 77;
 /// Runtime failure (shutdown could not withdraw everything, a second signal, start-up failure).
 pub const SOFTWARE: u8 = 70;
 
-use crate::cmd::Error as CommandError;
-use crate::control::{ClientError, DrainError, ReloadError};
-use crate::daemon::StartError;
+/// An error that ends a command, and its exit code (docs/operating.md). Each layer says the
+/// codes of its own errors where it defines them (`cmd::Error`, `control::ReloadError` and
+/// `DrainError`, `daemon::StartError`), so that this module, which every layer uses for the
+/// codes, imports none of them.
+pub trait Coded: std::error::Error + Send + Sync + 'static {
+    /// Its exit code.
+    fn code(&self) -> u8;
 
-/// Whatever ends a command with an error, by layer. [`Failure::code`] is the one place an
-/// error becomes an exit code.
-#[derive(Debug, thiserror::Error)]
-pub enum Failure {
-    /// A client command's (or the command line's) error.
-    #[error(transparent)]
-    Command(#[from] CommandError),
-    /// The daemon could not start.
-    #[error(transparent)]
-    Start(#[from] StartError),
-    /// The daemon rejected a reload (sent to `anycastd reload` with its code).
-    #[error(transparent)]
-    Reload(#[from] ReloadError),
-    /// The daemon refused a drain or undrain (sent to the client with its code).
-    #[error(transparent)]
-    Drain(#[from] DrainError),
+    /// Say it on stderr (`anycastd: ERROR` unless the error prints itself otherwise).
+    fn print(&self) {
+        eprintln!("anycastd: {self}");
+    }
+}
+
+/// Whatever ends a command with an error, of any layer. [`Failure::code`] is the one place
+/// the code of an error is asked for.
+#[derive(Debug)]
+pub struct Failure(Box<dyn Coded>);
+
+impl<E: Coded> From<E> for Failure {
+    fn from(error: E) -> Failure {
+        Failure(Box::new(error))
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
 }
 
 impl Failure {
     /// Its exit code (docs/operating.md).
     pub fn code(&self) -> u8 {
-        match self {
-            Failure::Command(error) => match error {
-                CommandError::Usage(_) | CommandError::Environment(_) => USAGE,
-                CommandError::Config { unreadable, .. }
-                | CommandError::ConfigNeeded { unreadable, .. } => {
-                    if *unreadable {
-                        NOINPUT
-                    } else {
-                        DATAERR
-                    }
-                }
-                CommandError::JournalLocked { .. }
-                | CommandError::NoDaemon(_)
-                | CommandError::FollowNeedsDaemon(_)
-                | CommandError::DaemonStopped(_)
-                | CommandError::Unreached(ClientError::NoDaemon(_) | ClientError::Other(_)) => {
-                    UNAVAILABLE
-                }
-                CommandError::Unreached(ClientError::Denied(_)) => NOPERM,
-                // The daemon's own code for its refusal.
-                CommandError::Refused { code, .. } => *code,
-                CommandError::Closed
-                | CommandError::Unexpected(_)
-                | CommandError::Runtime(_)
-                | CommandError::Journal(_)
-                | CommandError::Failed(_) => SOFTWARE,
-            },
-            Failure::Start(error) => match error {
-                StartError::JournalLocked { .. } => UNAVAILABLE,
-                StartError::Signals(_)
-                | StartError::Control(_)
-                | StartError::Metrics(_)
-                | StartError::HttpClient(_) => SOFTWARE,
-            },
-            Failure::Reload(error) => match error {
-                ReloadError::Config {
-                    unreadable: true, ..
-                } => NOINPUT,
-                ReloadError::Config { .. } | ReloadError::RestartRequired(_) => DATAERR,
-            },
-            Failure::Drain(DrainError::NotADrain | DrainError::UnknownService { .. }) => USAGE,
-        }
+        self.0.code()
     }
 
     /// Say it on stderr, as the commands always have.
     pub fn print(&self) {
-        match self {
-            Failure::Command(error) => error.print(),
-            Failure::Start(error) => eprintln!("anycastd: {error}"),
-            Failure::Reload(error) => eprintln!("anycastd: {error}"),
-            Failure::Drain(error) => eprintln!("anycastd: {error}"),
-        }
+        self.0.print()
     }
 }

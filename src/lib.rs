@@ -21,7 +21,8 @@
 //!   [`routing::writer`] and start-up [`routing::reconcile`], one folder per backend
 //!   ([`routing::frr`], [`routing::bird`], [`routing::memory`] for tests);
 //! - [`config`]: the file -> validated types (the check kinds given as a
-//!   [`config::Registry`]: `config` imports nothing from `checks`);
+//!   [`config::Registry`]: `config` imports nothing from `checks`; each routing kind reads
+//!   its own section and prefix items behind [`config::BackendLoader`]);
 //! - [`control`]: the control socket: typed requests and answers, access rules, server, client;
 //! - [`journal_handle`]: the async journal handle;
 //! - [`audit`]: what the journal says happened ([`audit::history`], [`audit::replay`],

@@ -25,12 +25,12 @@ fn render(config: &Config) -> String {
         c.admin_group
     ));
     out.push_str(&format!("metrics.listen = {:?}\n", config.metrics_listen));
-    let f = &config.frrouting;
-    out.push_str(&format!("frrouting.vtysh_args = {:?}\n", f.vtysh_args));
-    out.push_str(&format!(
-        "frrouting.vtysh_timeout = {:?}\n",
-        f.vtysh_timeout
-    ));
+    let f = config
+        .routing
+        .get::<anycastd::routing::frr::Settings>("frrouting")
+        .unwrap();
+    out.push_str(&format!("frrouting.vtysh_args = {:?}\n", f.args));
+    out.push_str(&format!("frrouting.vtysh_timeout = {:?}\n", f.timeout));
     out.push_str(&format!(
         "frrouting.reconcile_interval = {:?}\n",
         f.reconcile_interval
@@ -38,18 +38,26 @@ fn render(config: &Config) -> String {
     if !f.vty_sockets.is_empty() {
         out.push_str(&format!("frrouting.vty_sockets = {:?}\n", f.vty_sockets));
     }
-    if config.bird != anycastd::config::BirdConfig::default() {
+    let bird = config
+        .routing
+        .get::<anycastd::routing::bird::Settings>("bird")
+        .unwrap();
+    if *bird != anycastd::routing::bird::Settings::default() {
         out.push_str(&format!(
             "bird.include_dir = {} timeout = {:?} reconcile_interval = {:?}\n",
-            config.bird.include_dir.display(),
-            config.bird.timeout,
-            config.bird.reconcile_interval
+            bird.include_dir.display(),
+            bird.timeout,
+            bird.reconcile_interval
         ));
     }
-    if config.gobgp != anycastd::routing::gobgp::Settings::default() {
+    let gobgp = config
+        .routing
+        .get::<anycastd::routing::gobgp::Settings>("gobgp")
+        .unwrap();
+    if *gobgp != anycastd::routing::gobgp::Settings::default() {
         out.push_str(&format!(
             "gobgp.timeout = {:?} reconcile_interval = {:?}\n",
-            config.gobgp.timeout, config.gobgp.reconcile_interval
+            gobgp.timeout, gobgp.reconcile_interval
         ));
     }
     for hook in &config.hooks {

@@ -1,6 +1,6 @@
 //! Why a command ends with an error, as data: the commands return it, `main` prints it
-//! ([`Error::print`]) and turns it into the exit code ([`crate::exit::Failure::code`], the
-//! one mapping). The texts are the ones the commands always printed.
+//! ([`Error::print`]) and turns it into the exit code ([`crate::exit::Failure::code`]; its
+//! codes are in its `exit::Coded` impl). The texts are the ones the commands always printed.
 
 use crate::control::ClientError;
 use std::path::PathBuf;
@@ -82,6 +82,39 @@ pub enum Error {
     /// Reading the answers failed, the manual page could not be written (exit 70).
     #[error("{0}")]
     Failed(String),
+}
+
+impl crate::exit::Coded for Error {
+    fn code(&self) -> u8 {
+        use crate::exit::{DATAERR, NOINPUT, NOPERM, SOFTWARE, UNAVAILABLE, USAGE};
+        match self {
+            Error::Usage(_) | Error::Environment(_) => USAGE,
+            Error::Config { unreadable, .. } | Error::ConfigNeeded { unreadable, .. } => {
+                if *unreadable {
+                    NOINPUT
+                } else {
+                    DATAERR
+                }
+            }
+            Error::JournalLocked { .. }
+            | Error::NoDaemon(_)
+            | Error::FollowNeedsDaemon(_)
+            | Error::DaemonStopped(_)
+            | Error::Unreached(ClientError::NoDaemon(_) | ClientError::Other(_)) => UNAVAILABLE,
+            Error::Unreached(ClientError::Denied(_)) => NOPERM,
+            // The daemon's own code for its refusal.
+            Error::Refused { code, .. } => *code,
+            Error::Closed
+            | Error::Unexpected(_)
+            | Error::Runtime(_)
+            | Error::Journal(_)
+            | Error::Failed(_) => SOFTWARE,
+        }
+    }
+
+    fn print(&self) {
+        Error::print(self);
+    }
 }
 
 impl Error {

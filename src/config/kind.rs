@@ -65,8 +65,10 @@ pub trait Registry: Sync {
     fn kinds(&self) -> Vec<&dyn KindLoader>;
 }
 
-/// A check item being read by its kind: a plain string (the kind's one required key), or a
-/// table whose keys are taken one by one (the keys left over are reported as unknown).
+/// An item being read by its kind: a check item by its check kind, a prefix item or a
+/// section by its routing kind ([`super::routing`]). A plain string (a check kind's one
+/// required key; a prefix), or a table whose keys are taken one by one (the keys left over
+/// are reported as unknown).
 pub struct KindItem<'v, 'a, 't> {
     pub(super) validator: &'v mut Validator,
     pub(super) item: Item<'a, 't>,

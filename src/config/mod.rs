@@ -5,15 +5,19 @@
 //! key path, so that an operator sees all errors at once. Nothing outside this module ever
 //! sees an unvalidated value, but a check kind's parser, which reads its own keys through
 //! [`KindItem`]. The kinds are not known here: they come as a [`Registry`] (see [`kind`]).
-//! It must not touch FRR, the network or the journal.
+//! It must not touch a routing daemon, the network or the journal.
 //!
-//! The schema is the original anycastd's (`[services.NAME]`, `prefixes.frrouting`,
-//! `checks.cabourotte`, each item a string or a table) plus the keys documented in docs/configuration.md.
+//! The routing daemons are not known here either: each kind's folder reads its section and
+//! its prefix items (see [`routing`]), found through [`crate::routing::KINDS`].
+//!
+//! The schema is the original anycastd's (`[services.NAME]`, `prefixes.KIND`,
+//! `checks.KIND`, each item a string or a table) plus the keys documented in docs/configuration.md.
 
 mod checks;
 mod duration;
 mod fleet;
 pub mod kind;
+pub mod routing;
 pub mod schema;
 mod services;
 pub mod tree;
@@ -21,6 +25,7 @@ mod validate;
 
 pub use duration::{duration_of_seconds, parse_duration_text};
 pub use kind::{KindItem, KindLoader, KindSettings, Registry};
+pub use routing::{valid_vrf_name, BackendLoader, BackendSection, Report, RouteAt, Sections};
 pub use services::MAX_DRAIN_GRACE;
 pub use tree::{Key, Node, Value};
 pub use validate::{parse, parse_prefix, valid_service_name};
@@ -33,21 +38,15 @@ use std::time::Duration;
 
 /// Default config path of `run`.
 pub const DEFAULT_PATH: &str = "/etc/anycastd/config.toml";
-/// Default vtysh binary.
-pub const DEFAULT_VTYSH: &str = "/usr/bin/vtysh";
-/// Default `[checks] netns_dir`: where the namespaces of netns-backed VRFs are (iproute2's
-/// and FRR's).
+/// Default `[checks] netns_dir`: where the namespaces of netns-backed VRFs are (iproute2's,
+/// and the routing daemons').
 pub const DEFAULT_NETNS_DIR: &str = "/run/netns";
 /// Default journal directory.
 pub const DEFAULT_JOURNAL_PATH: &str = "/var/lib/anycastd/journal";
 /// Default check interval.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
-/// Default vtysh timeout.
-pub const DEFAULT_VTYSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default control socket.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/anycastd/anycastd.sock";
-/// Default drift-repair period.
-pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(30);
 /// Default shutdown timeout.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -58,12 +57,8 @@ pub struct Config {
     pub services: Vec<Service>,
     /// `[journal]`.
     pub journal: JournalConfig,
-    /// `[frrouting]`.
-    pub frrouting: FrrConfig,
-    /// `[bird]`.
-    pub bird: BirdConfig,
-    /// `[gobgp]`.
-    pub gobgp: crate::routing::gobgp::Settings,
+    /// The sections of the routing daemons (`[KEY]`, each read by its kind).
+    pub routing: Sections,
     /// `[hooks] on_transition`: programs run on every state transition.
     pub hooks: Vec<Hook>,
     /// `[daemon]`.
@@ -125,41 +120,6 @@ impl JournalConfig {
             max_records_per_service: DEFAULT_MAX_RECORDS_PER_SERVICE,
             max_records: DEFAULT_MAX_RECORDS,
             cache_mib: DEFAULT_JOURNAL_CACHE_MIB,
-        }
-    }
-}
-
-/// `[frrouting]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FrrConfig {
-    /// Extra arguments before every vtysh command (e.g. `--vty_socket DIR`).
-    pub vtysh_args: Vec<String>,
-    /// Time limit of one vtysh process.
-    pub vtysh_timeout: Duration,
-    /// How often the writers re-read FRR and repair drift.
-    pub reconcile_interval: Duration,
-    /// The vty socket directory of a vtysh that hides it (`vty_sockets`).
-    pub vty_sockets: BTreeMap<PathBuf, PathBuf>,
-}
-
-/// `[bird]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BirdConfig {
-    /// Where the include files of the static protocols are written.
-    pub include_dir: PathBuf,
-    /// Time limit of one conversation with BIRD.
-    pub timeout: Duration,
-    /// How often the writers re-read BIRD and repair drift.
-    pub reconcile_interval: Duration,
-}
-
-impl Default for BirdConfig {
-    fn default() -> BirdConfig {
-        let d = crate::routing::bird::Settings::default();
-        BirdConfig {
-            include_dir: d.include_dir,
-            timeout: d.timeout,
-            reconcile_interval: d.reconcile_interval,
         }
     }
 }
@@ -228,9 +188,8 @@ pub struct Service {
     pub fleet: Option<crate::fleet::Rule>,
 }
 
-/// One prefix of a service and the backend that announces it (`prefixes.frrouting`: the FRR
-/// of a vtysh binary, in a VRF; `prefixes.bird`: the BIRD of a control socket, in a static
-/// protocol; `prefixes.gobgp`: the gobgpd of an API address, in its global RIB).
+/// One prefix of a service and the backend that announces it (`prefixes.KEY`: the instance
+/// of a routing kind that the item's keys name, and the place there, read by the kind).
 pub type Prefix = crate::routing::Route;
 
 /// One check: what every kind has, and the kind's own settings.
@@ -473,41 +432,12 @@ pub fn fnv1a_hex(bytes: &[u8]) -> String {
 impl Config {
     /// How to reach the backends.
     pub fn routing(&self) -> crate::routing::Settings {
-        let mut settings = crate::routing::Settings::default();
-        settings.set(
-            crate::routing::frr::KIND,
-            crate::routing::frr::Settings {
-                args: self.frrouting.vtysh_args.clone(),
-                timeout: self.frrouting.vtysh_timeout,
-                reconcile_interval: self.frrouting.reconcile_interval,
-                vty_sockets: self.frrouting.vty_sockets.clone(),
-            },
-        );
-        settings.set(
-            crate::routing::bird::KIND,
-            crate::routing::bird::Settings {
-                include_dir: self.bird.include_dir.clone(),
-                timeout: self.bird.timeout,
-                reconcile_interval: self.bird.reconcile_interval,
-            },
-        );
-        settings.set(crate::routing::gobgp::KIND, self.gobgp.clone());
-        settings
+        self.routing.settings()
     }
 
     /// The sections of the routing daemons that differ in `new` (a change needs a restart).
     pub fn routing_sections_changed(&self, new: &Config) -> Vec<&'static str> {
-        let mut keys = Vec::new();
-        if self.frrouting != new.frrouting {
-            keys.push("[frrouting]");
-        }
-        if self.gobgp != new.gobgp {
-            keys.push("[gobgp]");
-        }
-        if self.bird != new.bird {
-            keys.push("[bird]");
-        }
-        keys
+        self.routing.changed(&new.routing)
     }
 
     /// Every prefix, grouped by backend.

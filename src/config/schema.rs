@@ -2,12 +2,13 @@
 //! below, which describe the file as it is written: every section and key, a plain item or a
 //! table wherever both are accepted, durations as seconds or strings. Each check kind gives
 //! its own table (declared in its file with `check_table!`: the keys every check has, then
-//! its own), gathered from the registry under `Checks`. Editors' TOML support
-//! (Taplo, "Even Better TOML") completes and checks with it. The validator in this module's
-//! parent stays the authority (it also checks what a schema cannot: prefixes, a protocol's
-//! family, a check's target); tests check that every example and valid golden config
-//! validates against the schema, that configs with unknown keys do not, and that every key
-//! of the table in docs/configuration.md is in it.
+//! its own), gathered from the registry under `Checks`; each routing kind gives its section
+//! and its prefix items (`routing/KIND/config.rs`), gathered at the top and under
+//! `Prefixes`. Editors' TOML support (Taplo, "Even Better TOML") completes and checks with
+//! it. The validator in this module's parent stays the authority (it also checks what a
+//! schema cannot: prefixes, a place's rules, a check's target); tests check that every
+//! example and valid golden config validates against the schema, that configs with unknown
+//! keys do not, and that every key of the table in docs/configuration.md is in it.
 #![allow(dead_code)]
 
 use super::kind::Registry;
@@ -29,9 +30,6 @@ pub enum Duration {
 struct File {
     journal: Option<Journal>,
     control: Option<Control>,
-    frrouting: Option<Frrouting>,
-    bird: Option<Bird>,
-    gobgp: Option<Gobgp>,
     hooks: Option<Hooks>,
     daemon: Option<Daemon>,
     metrics: Option<Metrics>,
@@ -64,35 +62,6 @@ struct Control {
     group: Option<String>,
     /// Members may also act: stop, drain, undrain, reload.
     admin_group: Option<String>,
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct Frrouting {
-    /// Arguments put before the commands of every vtysh call.
-    vtysh_args: Option<Vec<String>>,
-    vtysh_timeout: Option<Duration>,
-    reconcile_interval: Option<Duration>,
-    /// The directory of bgpd's vty socket (what --vty_socket names) of a vtysh that hides
-    /// it, keyed by the vtysh's absolute path.
-    vty_sockets: Option<BTreeMap<String, String>>,
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct Bird {
-    /// Where the include files bird-PROTOCOL.conf are written.
-    include_dir: Option<String>,
-    timeout: Option<Duration>,
-    reconcile_interval: Option<Duration>,
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct Gobgp {
-    /// Time limit of one call to gobgpd's gRPC API.
-    timeout: Option<Duration>,
-    reconcile_interval: Option<Duration>,
 }
 
 #[derive(JsonSchema)]
@@ -280,36 +249,19 @@ struct Damping {
     max_suppress: Option<Duration>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct Prefixes {
-    frrouting: Option<Vec<Item<FrrPrefix>>>,
-    bird: Option<Vec<Item<BirdPrefix>>>,
-    gobgp: Option<Vec<Item<GobgpPrefix>>>,
-}
+/// `prefixes`: one key per routing kind a config file reaches, each an array of its items
+/// (filled from the kinds in [`json`]).
+struct Prefixes;
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct FrrPrefix {
-    prefix: String,
-    vrf: Option<String>,
-    vtysh: Option<String>,
-}
+impl JsonSchema for Prefixes {
+    fn schema_name() -> String {
+        "Prefixes".into()
+    }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct BirdPrefix {
-    prefix: String,
-    socket: Option<String>,
-    protocol: Option<String>,
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct GobgpPrefix {
-    prefix: String,
-    /// gobgpd's gRPC API, IP:PORT (gobgpd's --api-hosts), e.g. "127.0.0.1:50051".
-    api: Option<String>,
+    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        // Never asked for, as `Checks`.
+        schemars::schema::Schema::Bool(true)
+    }
 }
 
 /// `checks`: one key per kind, each an array of the kind's items (filled from the registry
@@ -367,7 +319,31 @@ pub fn json(kinds: &dyn Registry) -> String {
     generator
         .definitions_mut()
         .insert("Checks".to_owned(), Schema::Object(checks));
-    let root = generator.into_root_schema_for::<File>();
+    // The routing kinds: each its section at the top and its key under `prefixes`.
+    let mut prefixes = SchemaObject {
+        instance_type: Some(InstanceType::Object.into()),
+        ..SchemaObject::default()
+    };
+    let mut sections = Vec::new();
+    for loader in super::routing::loaders() {
+        let items = loader.prefix_schema(&mut generator);
+        prefixes
+            .object()
+            .properties
+            .insert(loader.key().to_owned(), items);
+        sections.push((loader.key(), loader.section_schema(&mut generator)));
+    }
+    prefixes.object().additional_properties = Some(Box::new(Schema::Bool(false)));
+    generator
+        .definitions_mut()
+        .insert("Prefixes".to_owned(), Schema::Object(prefixes));
+    let mut root = generator.into_root_schema_for::<File>();
+    for (key, section) in sections {
+        root.schema
+            .object()
+            .properties
+            .insert(key.to_owned(), section);
+    }
     let mut schema = serde_json::to_value(root).unwrap_or_default();
     if let Some(object) = schema.as_object_mut() {
         object.insert(

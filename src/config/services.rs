@@ -2,30 +2,13 @@
 //! kind), flap damping, and the rules across services (a prefix belongs to one service).
 
 use super::tree::{Node, Value};
-use super::validate::{join, vrf_suffix, Table, Validator};
-
-/// Where a prefix goes, as its item says (a BIRD protocol defaults by the prefix's family).
-enum Place {
-    Frr(crate::routing::BackendId, Option<String>),
-    Bird(crate::routing::BackendId, Option<String>),
-    Gobgp(crate::routing::BackendId),
-}
-
-/// A BIRD symbol anycastd accepts as a protocol name.
-fn valid_bird_symbol(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.len() <= 64
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
+use super::validate::{join, Table, Validator};
 
 /// The longest `drain_grace`: a grace holds a drain, a stop or a removal this long.
 pub const MAX_DRAIN_GRACE: Duration = Duration::from_secs(3600);
 
-/// The keys under `prefixes`: one per backend kind.
-const PREFIX_TYPES: &[&str] = &["frrouting", "bird", "gobgp"];
+use super::kind::{Item, KindItem};
+use super::routing::{loader_of, loaders, BackendLoader, Report, RouteAt};
 use super::*;
 
 impl Validator {
@@ -57,51 +40,33 @@ impl Validator {
             ok = false;
         }
         self.duplicate_prefixes(&services);
-        self.bird_protocols(&services);
+        self.routing_rules(&services);
         ok.then(|| services.into_iter().map(|(_, s)| s).collect())
     }
 
-    /// A BIRD static protocol has one channel, so one family; and its include file is named
-    /// after it alone, so two BIRDs cannot share a protocol name.
-    fn bird_protocols(&mut self, services: &[(usize, Service)]) {
-        let mut seen: HashMap<&str, (&str, bool, &str)> = HashMap::new();
-        let mut reported: Vec<&str> = Vec::new();
+    /// The rules of each routing kind across the prefixes of every service
+    /// ([`BackendLoader::check_routes`]).
+    fn routing_rules(&mut self, services: &[(usize, Service)]) {
+        let mut routes = Vec::new();
         for (span, service) in services {
-            for (index, p) in service.prefixes.iter().enumerate() {
-                if p.backend.kind != crate::routing::bird::KIND {
-                    continue;
-                }
-                let (path, at) = self.prefix_item(&service.name, index, *span, "bird");
-                let Some(protocol) = p.place.name() else {
-                    continue;
-                };
-                let v6 = p.prefix.addr().is_ipv6();
-                if reported.contains(&protocol) {
-                    continue;
-                }
-                match seen.get(protocol) {
-                    Some((socket, _, other)) if *socket != p.backend.instance => {
-                        let message = format!(
-                            "BIRD protocol {protocol} is used with the sockets {socket} (service \"{other}\") and {}: its include file would be shared; name the protocols apart",
-                            p.backend.instance
-                        );
-                        self.problem(at, path, message);
-                        reported.push(protocol);
-                    }
-                    Some((_, family, other)) if *family != v6 => {
-                        let message = format!(
-                            "BIRD protocol {protocol} gets IPv4 and IPv6 prefixes ({} here, the other family in service \"{other}\"); a static protocol has one channel",
-                            p.prefix
-                        );
-                        self.problem(at, path, message);
-                        reported.push(protocol);
-                    }
-                    Some(_) => {}
-                    None => {
-                        seen.insert(protocol, (&p.backend.instance, v6, &service.name));
-                    }
-                }
+            for (index, route) in service.prefixes.iter().enumerate() {
+                let (path, offset) =
+                    self.prefix_item(&service.name, index, *span, &prefix_key(route));
+                routes.push(RouteAt {
+                    service: &service.name,
+                    route,
+                    path,
+                    offset,
+                });
             }
+        }
+        for loader in loaders() {
+            loader.check_routes(
+                &routes,
+                &mut Report {
+                    validator: &mut *self,
+                },
+            );
         }
     }
 
@@ -118,20 +83,11 @@ impl Validator {
         let mut owner: HashMap<&Prefix, &str> = HashMap::new();
         for (span, service) in services {
             for (index, prefix) in service.prefixes.iter().enumerate() {
-                let bird = prefix.backend.kind == crate::routing::bird::KIND;
-                let gobgp = prefix.backend.kind == crate::routing::gobgp::KIND;
-                let key = if bird {
-                    "bird"
-                } else if gobgp {
-                    "gobgp"
-                } else {
-                    "frrouting"
-                };
-                let (key_path, at) = self.prefix_item(&service.name, index, *span, key);
-                let shown = if bird || gobgp {
-                    prefix.text()
-                } else {
-                    format!("{}{}", prefix.prefix, vrf_suffix(prefix.place.name()))
+                let (key_path, at) =
+                    self.prefix_item(&service.name, index, *span, &prefix_key(prefix));
+                let shown = match loader_of(&prefix.backend) {
+                    Some(loader) => loader.prefix_text(prefix),
+                    None => prefix.text(),
                 };
                 match owner.get(prefix) {
                     Some(other) if *other != service.name => {
@@ -556,7 +512,9 @@ impl Validator {
 
     pub(super) fn prefixes(&mut self, node: &Node, path: &str) -> Option<Vec<Prefix>> {
         let before = self.problems.len();
-        let items = self.items(node, path, "prefix", PREFIX_TYPES)?;
+        let loaders = loaders();
+        let keys: Vec<&'static str> = loaders.iter().map(|l| l.key()).collect();
+        let items = self.items(node, path, "prefix", &keys)?;
         if items.is_empty() && self.problems.len() == before {
             self.problem(
                 node.span.start,
@@ -568,7 +526,10 @@ impl Validator {
         let mut prefixes = Vec::new();
         let mut ok = true;
         for (type_key, item_path, item) in items {
-            match self.prefix(type_key, item, &item_path) {
+            let Some(loader) = loaders.iter().copied().find(|l| l.key() == type_key) else {
+                continue;
+            };
+            match self.prefix(loader, item, &item_path) {
                 Some(p) => {
                     self.prefix_items.insert(
                         (path.to_owned(), prefixes.len()),
@@ -582,14 +543,18 @@ impl Validator {
         ok.then_some(prefixes)
     }
 
-    /// One prefix of backend type `type_key`: `prefix`, then the backend's own keys
-    /// ([`Validator::backend`]).
-    pub(super) fn prefix(&mut self, type_key: &str, node: &Node, path: &str) -> Option<Prefix> {
+    /// One prefix of the routing kind `loader`: `prefix`, then the kind's own keys
+    /// ([`BackendLoader::prefix`]).
+    fn prefix(&mut self, loader: &dyn BackendLoader, node: &Node, path: &str) -> Option<Prefix> {
         let (prefix_node, place) = match &node.value {
             Value::Table(_) => {
                 let mut table = self.table(node, path)?;
                 let prefix = self.take(&mut table, "prefix");
-                let place = self.backend(type_key, Some(&mut table), path);
+                let place = loader.prefix(&mut KindItem {
+                    validator: self,
+                    item: Item::Table(node, &mut table),
+                    path,
+                });
                 self.finish(table);
                 let Some(prefix) = prefix else {
                     self.problem(
@@ -601,7 +566,14 @@ impl Validator {
                 };
                 (prefix, place?)
             }
-            _ => (node, self.backend(type_key, None, path)?),
+            _ => (
+                node,
+                loader.prefix(&mut KindItem {
+                    validator: self,
+                    item: Item::Plain(node),
+                    path,
+                })?,
+            ),
         };
         let prefix_path = if std::ptr::eq(prefix_node, node) {
             path.to_owned()
@@ -628,153 +600,39 @@ impl Validator {
                 return None;
             }
         };
-        let (backend, vrf) =
-            match place {
-                Place::Frr(backend, vrf) => (backend, vrf),
-                Place::Gobgp(backend) => (backend, None),
-                Place::Bird(backend, protocol) => (
-                    backend,
-                    Some(protocol.unwrap_or_else(|| {
-                        crate::routing::bird::default_protocol(&prefix).to_owned()
-                    })),
-                ),
-            };
+        let (backend, place) = place;
         Some(Prefix {
+            place: place.unwrap_or_else(|| loader.default_place(&prefix)),
             prefix,
-            place: crate::routing::Place::of(vrf),
             backend,
         })
     }
 
-    /// The backend of a prefix of type `type_key` and its place there, from its own keys in
-    /// `table` (`None`: the prefix was given as a plain string, so every key has its default).
-    fn backend(
-        &mut self,
-        type_key: &str,
-        table: Option<&mut Table<'_>>,
-        path: &str,
-    ) -> Option<Place> {
-        match type_key {
-            // `vtysh`: the binary that reaches the FRR; `vrf`: the VRF.
-            "frrouting" => {
-                let (vtysh, vrf) = match table {
-                    Some(t) => (self.take(t, "vtysh"), self.take(t, "vrf")),
-                    None => (None, None),
-                };
-                let vtysh = match vtysh {
-                    Some(n) => match self.string(n, &join(path, "vtysh")) {
-                        Some(s) if s.is_empty() => {
-                            self.problem(n.span.start, join(path, "vtysh"), "must not be empty");
-                            None
-                        }
-                        other => other.map(PathBuf::from),
-                    },
-                    None => Some(PathBuf::from(DEFAULT_VTYSH)),
-                };
-                let vrf = match vrf {
-                    Some(n) => self.vrf(n, &join(path, "vrf")),
-                    None => Some(None),
-                };
-                Some(Place::Frr(crate::routing::BackendId::frr(vtysh?), vrf?))
-            }
-            // `socket`: BIRD's control socket; `protocol`: the static protocol.
-            "bird" => {
-                let (socket, protocol) = match table {
-                    Some(t) => (self.take(t, "socket"), self.take(t, "protocol")),
-                    None => (None, None),
-                };
-                let socket = match socket {
-                    Some(n) => match self.string(n, &join(path, "socket")) {
-                        Some(s) if !s.starts_with('/') => {
-                            self.problem(
-                                n.span.start,
-                                join(path, "socket"),
-                                "must be an absolute path (BIRD's control socket)",
-                            );
-                            None
-                        }
-                        other => other.map(PathBuf::from),
-                    },
-                    None => Some(PathBuf::from(crate::routing::bird::DEFAULT_SOCKET)),
-                };
-                let protocol = match protocol {
-                    Some(n) => match self.string(n, &join(path, "protocol")) {
-                        Some(name) if !valid_bird_symbol(&name) => {
-                            self.problem(
-                                n.span.start,
-                                join(path, "protocol"),
-                                format!(
-                                    "BIRD protocol name {name:?} must be a letter or _ then up \
-                                     to 63 of A-Z a-z 0-9 _ (it names a file and goes into BIRD commands)"
-                                ),
-                            );
-                            None
-                        }
-                        other => other.map(Some),
-                    },
-                    None => Some(None),
-                };
-                Some(Place::Bird(
-                    crate::routing::BackendId::bird(socket?),
-                    protocol?,
-                ))
-            }
-            // `api`: gobgpd's gRPC API (`--api-hosts`).
-            "gobgp" => {
-                let api = match table {
-                    Some(t) => self.take(t, "api"),
-                    None => None,
-                };
-                let api = match api {
-                    Some(n) => match self.string(n, &join(path, "api")) {
-                        Some(s) if !crate::routing::gobgp::valid_api(&s) => {
-                            self.problem(
-                                n.span.start,
-                                join(path, "api"),
-                                format!(
-                                    "{s:?} is not an address and port like \"127.0.0.1:50051\" or \"[::1]:50051\" (gobgpd's --api-hosts; a host name or unix socket is not supported)"
-                                ),
-                            );
-                            None
-                        }
-                        other => other,
-                    },
-                    None => Some(crate::routing::gobgp::DEFAULT_API.to_owned()),
-                };
-                Some(Place::Gobgp(crate::routing::BackendId::gobgp(&api?)))
-            }
-            other => {
-                self.problem(0, path, format!("unknown prefix type \"{other}\""));
-                None
-            }
-        }
-    }
-
-    /// A VRF name; the empty string means the default VRF (as in the original).
+    /// A check's VRF name; the empty string means the default VRF (as in the original).
     pub(super) fn vrf(&mut self, node: &Node, path: &str) -> Option<Option<String>> {
         let name = self.string(node, path)?;
         if name.is_empty() {
             return Some(None);
         }
-        if name.len() > 36
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        {
+        if !super::routing::valid_vrf_name(&name) {
             self.problem(
                 node.span.start,
                 path,
                 format!(
-                    "VRF name {name:?} must be 1-36 characters of A-Z a-z 0-9 _ . - ({})",
-                    if path.contains(".checks.") {
-                        "it names a network namespace"
-                    } else {
-                        "it is pasted into vtysh commands"
-                    }
+                    "VRF name {name:?} must be 1-36 characters of A-Z a-z 0-9 _ . - (it names a network namespace)"
                 ),
             );
             return None;
         }
         Some(Some(name))
+    }
+}
+
+/// The key of a prefix's kind under `prefixes` (its kind's name for a kind no config file
+/// reaches).
+fn prefix_key(route: &Prefix) -> String {
+    match loader_of(&route.backend) {
+        Some(loader) => loader.key().to_owned(),
+        None => route.backend.kind.name().to_owned(),
     }
 }

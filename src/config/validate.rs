@@ -2,6 +2,8 @@
 //! by line and key path, every problem reported at once, section by section.
 
 use super::duration::parse_duration;
+use super::kind::{Item, KindItem};
+use super::routing::{loaders, BackendLoader, Report, Sections};
 use super::tree::{Key, Node, Value};
 use super::*;
 use ipnet::IpNet;
@@ -28,7 +30,6 @@ pub fn parse(text: &str, kinds: &'static dyn Registry) -> Result<Config, Vec<Pro
         problems: Vec::new(),
         exec_line: None,
         prefix_items: Default::default(),
-        vty_socket_keys: Vec::new(),
         kinds: kinds.kinds(),
         fleet_keys: Vec::new(),
     };
@@ -42,6 +43,9 @@ pub fn parse(text: &str, kinds: &'static dyn Registry) -> Result<Config, Vec<Pro
     problems.sort_by_key(|p| p.line);
     Err(problems)
 }
+
+/// A routing kind and its section's node (`None`: the file has none).
+type SectionNode<'a> = (&'static dyn BackendLoader, Option<&'a Node>);
 
 pub(super) struct LineIndex {
     starts: Vec<usize>,
@@ -71,9 +75,6 @@ pub(super) struct Validator {
     /// parsed prefixes): its key path and offset (so that rules across services name the
     /// item, not the service).
     pub(super) prefix_items: std::collections::HashMap<(String, usize), (String, usize)>,
-    /// The vtysh paths `[frrouting] vty_sockets` names, with their offsets (each must be
-    /// the vtysh of some prefix).
-    pub(super) vty_socket_keys: Vec<(usize, String)>,
     /// The check kinds (`checks.KIND`).
     pub(super) kinds: Vec<&'static dyn KindLoader>,
     /// Where each service's `fleet` key is (it needs a `[fleet]` table).
@@ -238,23 +239,7 @@ impl Validator {
                 DEFAULT_JOURNAL_PATH,
             ))),
         };
-        let frrouting = match self.take(&mut top, "frrouting") {
-            Some(node) => self.frrouting(node),
-            None => Some(FrrConfig {
-                vtysh_args: Vec::new(),
-                vtysh_timeout: DEFAULT_VTYSH_TIMEOUT,
-                reconcile_interval: DEFAULT_RECONCILE_INTERVAL,
-                vty_sockets: BTreeMap::new(),
-            }),
-        };
-        let bird = match self.take(&mut top, "bird") {
-            Some(node) => self.bird(node),
-            None => Some(BirdConfig::default()),
-        };
-        let gobgp = match self.take(&mut top, "gobgp") {
-            Some(node) => self.gobgp(node),
-            None => Some(crate::routing::gobgp::Settings::default()),
-        };
+        let (routing, section_nodes) = self.routing_sections(&mut top);
         let hooks = match self.take(&mut top, "hooks") {
             Some(node) => self.hooks(node),
             None => Some(Vec::new()),
@@ -294,7 +279,16 @@ impl Validator {
         };
         self.finish(top);
         if let Some(services) = &services {
-            self.unused_vty_sockets(services);
+            let routes: Vec<&Prefix> = services.iter().flat_map(|s| &s.prefixes).collect();
+            for (loader, node) in section_nodes {
+                loader.check_use(
+                    node,
+                    &routes,
+                    &mut Report {
+                        validator: &mut *self,
+                    },
+                );
+            }
         }
         if matches!(fleet, Some(None)) {
             for (at, path) in std::mem::take(&mut self.fleet_keys) {
@@ -308,9 +302,7 @@ impl Validator {
         Some(Config {
             services: services?,
             journal: journal?,
-            frrouting: frrouting?,
-            bird: bird?,
-            gobgp: gobgp?,
+            routing: routing?,
             hooks: hooks?,
             daemon: daemon?,
             control: control?,
@@ -320,6 +312,40 @@ impl Validator {
             hash: fnv1a_hex(text.as_bytes()),
             exec_line: self.exec_line.clone(),
         })
+    }
+
+    /// The sections of the routing kinds (`[KEY]`, each read by its kind), in the order of
+    /// [`crate::routing::KINDS`], with their nodes (for [`BackendLoader::check_use`]).
+    fn routing_sections<'a>(
+        &mut self,
+        top: &mut Table<'a>,
+    ) -> (Option<Sections>, Vec<SectionNode<'a>>) {
+        let mut sections = Some(Vec::new());
+        let mut nodes = Vec::new();
+        for loader in loaders() {
+            let node = self.take(top, loader.key());
+            nodes.push((loader, node));
+            let section = match node {
+                Some(node) => match self.table(node, loader.key()) {
+                    Some(mut table) => {
+                        let section = loader.section(Some(&mut KindItem {
+                            validator: &mut *self,
+                            item: Item::Table(node, &mut table),
+                            path: loader.key(),
+                        }));
+                        self.finish(table);
+                        section
+                    }
+                    None => None,
+                },
+                None => loader.section(None),
+            };
+            match (section, &mut sections) {
+                (Some(section), Some(list)) => list.push((loader, section)),
+                _ => sections = None,
+            }
+        }
+        (sections.map(Sections), nodes)
     }
 
     pub(super) fn journal(&mut self, node: &Node) -> Option<JournalConfig> {
@@ -387,123 +413,6 @@ impl Validator {
             max_records: max_records?,
             cache_mib: cache_mib?,
         })
-    }
-
-    pub(super) fn frrouting(&mut self, node: &Node) -> Option<FrrConfig> {
-        let mut table = self.table(node, "frrouting")?;
-        let vtysh_args = match self.take(&mut table, "vtysh_args") {
-            Some(n) => match &n.value {
-                Value::Array(items) => {
-                    let mut args = Vec::new();
-                    let mut ok = true;
-                    for (i, item) in items.iter().enumerate() {
-                        match self.string(item, &format!("frrouting.vtysh_args[{i}]")) {
-                            Some(s) => args.push(s),
-                            None => ok = false,
-                        }
-                    }
-                    ok.then_some(args)
-                }
-                other => {
-                    self.problem(
-                        n.span.start,
-                        "frrouting.vtysh_args",
-                        format!("must be an array of strings, not {}", other.kind()),
-                    );
-                    None
-                }
-            },
-            None => Some(Vec::new()),
-        };
-        let vtysh_timeout = match self.take(&mut table, "vtysh_timeout") {
-            Some(n) => self.duration(n, "frrouting.vtysh_timeout"),
-            None => Some(DEFAULT_VTYSH_TIMEOUT),
-        };
-        let reconcile_interval = match self.take(&mut table, "reconcile_interval") {
-            Some(n) => self.duration(n, "frrouting.reconcile_interval"),
-            None => Some(DEFAULT_RECONCILE_INTERVAL),
-        };
-        let vty_sockets = match self.take(&mut table, "vty_sockets") {
-            Some(n) => self.vty_sockets(n),
-            None => Some(BTreeMap::new()),
-        };
-        self.finish(table);
-        Some(FrrConfig {
-            vtysh_args: vtysh_args?,
-            vtysh_timeout: vtysh_timeout?,
-            reconcile_interval: reconcile_interval?,
-            vty_sockets: vty_sockets?,
-        })
-    }
-
-    /// A `vty_sockets` key that no prefix's `vtysh` is: a typo, which would leave restart
-    /// detection as it was.
-    fn unused_vty_sockets(&mut self, services: &[Service]) {
-        let used: std::collections::BTreeSet<&str> = services
-            .iter()
-            .flat_map(|s| &s.prefixes)
-            .filter(|p| p.backend.kind == crate::routing::frr::KIND)
-            .map(|p| p.backend.instance.as_str())
-            .collect();
-        for (offset, name) in std::mem::take(&mut self.vty_socket_keys) {
-            if !used.contains(name.as_str()) {
-                self.problem(
-                    offset,
-                    format!("frrouting.vty_sockets.{name:?}"),
-                    format!(
-                        "no prefix reaches FRR through this vtysh (prefixes.frrouting items name theirs with vtysh; the default is {DEFAULT_VTYSH})"
-                    ),
-                );
-            }
-        }
-    }
-
-    /// `[frrouting] vty_sockets`: a table from a vtysh binary (an absolute path, as the
-    /// prefixes name it) to the directory of its bgpd's vty socket (what FRR's
-    /// `--vty_socket` takes), for a vtysh that hides it (a wrapper script).
-    fn vty_sockets(&mut self, node: &Node) -> Option<BTreeMap<PathBuf, PathBuf>> {
-        let Value::Table(entries) = &node.value else {
-            self.problem(
-                node.span.start,
-                "frrouting.vty_sockets",
-                format!(
-                    "must be a table of vtysh path = vty socket directory, not {}",
-                    node.value.kind()
-                ),
-            );
-            return None;
-        };
-        let mut map = BTreeMap::new();
-        let mut ok = true;
-        for (key, value) in entries {
-            let path = format!("frrouting.vty_sockets.{:?}", key.name);
-            if !key.name.starts_with('/') {
-                self.problem(
-                    key.span.start,
-                    &path,
-                    "the key must be the absolute path of a vtysh, as the prefixes' vtysh key names it",
-                );
-                ok = false;
-                continue;
-            }
-            match self.string(value, &path) {
-                Some(dir) if dir.starts_with('/') => {
-                    self.vty_socket_keys
-                        .push((key.span.start, key.name.clone()));
-                    map.insert(PathBuf::from(&key.name), PathBuf::from(dir));
-                }
-                Some(_) => {
-                    self.problem(
-                        value.span.start,
-                        &path,
-                        "must be the absolute path of the directory of bgpd.vty (what --vty_socket takes)",
-                    );
-                    ok = false;
-                }
-                None => ok = false,
-            }
-        }
-        ok.then_some(map)
     }
 
     /// `[hooks] on_transition`: items are a program's absolute path, or tables with
@@ -592,65 +501,6 @@ impl Validator {
         ok.then_some(hooks)
     }
 
-    pub(super) fn bird(&mut self, node: &Node) -> Option<BirdConfig> {
-        let mut table = self.table(node, "bird")?;
-        let defaults = BirdConfig::default();
-        let include_dir = match self.take(&mut table, "include_dir") {
-            Some(n) => match self.string(n, "bird.include_dir") {
-                Some(s) if !s.starts_with('/') || s.len() < 2 => {
-                    self.problem(
-                        n.span.start,
-                        "bird.include_dir",
-                        "must be an absolute path of a directory (not /)",
-                    );
-                    None
-                }
-                Some(s) if s.contains(['*', '?', '[', '"', ' ']) => {
-                    self.problem(
-                        n.span.start,
-                        "bird.include_dir",
-                        "must not contain * ? [ \" or spaces (it goes into BIRD's include pattern)",
-                    );
-                    None
-                }
-                other => other.map(|s| PathBuf::from(s.trim_end_matches('/'))),
-            },
-            None => Some(defaults.include_dir),
-        };
-        let timeout = match self.take(&mut table, "timeout") {
-            Some(n) => self.duration(n, "bird.timeout"),
-            None => Some(defaults.timeout),
-        };
-        let reconcile_interval = match self.take(&mut table, "reconcile_interval") {
-            Some(n) => self.duration(n, "bird.reconcile_interval"),
-            None => Some(defaults.reconcile_interval),
-        };
-        self.finish(table);
-        Some(BirdConfig {
-            include_dir: include_dir?,
-            timeout: timeout?,
-            reconcile_interval: reconcile_interval?,
-        })
-    }
-
-    pub(super) fn gobgp(&mut self, node: &Node) -> Option<crate::routing::gobgp::Settings> {
-        let mut table = self.table(node, "gobgp")?;
-        let defaults = crate::routing::gobgp::Settings::default();
-        let timeout = match self.take(&mut table, "timeout") {
-            Some(n) => self.duration(n, "gobgp.timeout"),
-            None => Some(defaults.timeout),
-        };
-        let reconcile_interval = match self.take(&mut table, "reconcile_interval") {
-            Some(n) => self.duration(n, "gobgp.reconcile_interval"),
-            None => Some(defaults.reconcile_interval),
-        };
-        self.finish(table);
-        Some(crate::routing::gobgp::Settings {
-            timeout: timeout?,
-            reconcile_interval: reconcile_interval?,
-        })
-    }
-
     pub(super) fn control(&mut self, node: &Node) -> Option<ControlConfig> {
         let mut table = self.table(node, "control")?;
         let socket = match self.take(&mut table, "socket") {
@@ -737,13 +587,6 @@ impl Validator {
         Some(DaemonConfig {
             shutdown_timeout: shutdown_timeout?,
         })
-    }
-}
-
-pub(super) fn vrf_suffix(vrf: Option<&str>) -> String {
-    match vrf {
-        Some(v) => format!(" (VRF {v})"),
-        None => String::new(),
     }
 }
 

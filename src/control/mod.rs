@@ -114,8 +114,8 @@ pub enum DrainError {
     },
 }
 
-/// Why a reload was rejected (the running configuration is kept); its exit code:
-/// [`crate::exit::Failure::code`].
+/// Why a reload was rejected (the running configuration is kept); its exit code: its
+/// [`crate::exit::Coded`] impl.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
     /// The file does not load: its lines, and whether it could not be read at all.
@@ -129,6 +129,25 @@ pub enum ReloadError {
     /// It changes keys that cannot change live (exit 65).
     #[error("reload rejected: {0} (the running configuration is kept)")]
     RestartRequired(String),
+}
+
+impl crate::exit::Coded for DrainError {
+    fn code(&self) -> u8 {
+        match self {
+            DrainError::NotADrain | DrainError::UnknownService { .. } => crate::exit::USAGE,
+        }
+    }
+}
+
+impl crate::exit::Coded for ReloadError {
+    fn code(&self) -> u8 {
+        match self {
+            ReloadError::Config {
+                unreadable: true, ..
+            } => crate::exit::NOINPUT,
+            ReloadError::Config { .. } | ReloadError::RestartRequired(_) => crate::exit::DATAERR,
+        }
+    }
 }
 
 /// How the socket reaches each service's driver, by service name.

@@ -96,7 +96,7 @@ impl Signals {
     }
 }
 
-/// Why the daemon could not start (its exit code: [`crate::exit::Failure::code`]).
+/// Why the daemon could not start (its exit code: its [`crate::exit::Coded`] impl).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The signal handlers could not be installed.
@@ -119,6 +119,18 @@ pub enum StartError {
     /// The checks' HTTP client could not be made.
     #[error("cannot create the HTTP client: {0}")]
     HttpClient(String),
+}
+
+impl exit::Coded for StartError {
+    fn code(&self) -> u8 {
+        match self {
+            StartError::JournalLocked { .. } => exit::UNAVAILABLE,
+            StartError::Signals(_)
+            | StartError::Control(_)
+            | StartError::Metrics(_)
+            | StartError::HttpClient(_) => exit::SOFTWARE,
+        }
+    }
 }
 
 /// Run the daemon until a signal or `anycastd stop`; returns its exit code (0, or 70 when a

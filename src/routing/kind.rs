@@ -125,6 +125,12 @@ pub trait Kind: Send + Sync + 'static {
     /// How often its writers read it afresh and repair drift.
     fn reconcile_interval(&self, settings: &Settings) -> Duration;
 
+    /// How a config file reaches it: its section and its prefix items
+    /// (`routing/KIND/config.rs`); `None` for a kind that tests alone reach.
+    fn config(&self) -> Option<&'static dyn crate::config::BackendLoader> {
+        None
+    }
+
     /// How one of its instances is built and reached: `&OpenWith::<ITS_BACKEND_TYPE>::NEW`.
     fn opener(&self) -> &'static dyn Opener;
 

@@ -15,9 +15,11 @@
 //! an error for that prefix alone.
 //!
 //! Adding a backend: a folder here with a type implementing [`Backend`] and [`kind::Open`],
-//! a `static` implementing [`Kind`], and one line in [`KINDS`] (with its `mod` line); its
-//! config section in `config/` sets its settings in [`Settings`]. docs/development.md
-//! ("Adding a routing backend") walks through it.
+//! a `static` implementing [`Kind`], and one line in [`KINDS`] (with its `mod` line); a
+//! backend a config file reaches reads its section and prefix items itself (`config.rs`,
+//! implementing [`crate::config::BackendLoader`], given by [`Kind::config`]), and its
+//! section sets its settings in [`Settings`]. docs/development.md ("Adding a routing
+//! backend") walks through it.
 
 pub mod bird;
 pub mod frr;

@@ -133,6 +133,10 @@ impl Kind for BirdKind {
         settings.of::<Settings>(KIND).reconcile_interval
     }
 
+    fn config(&self) -> Option<&'static dyn crate::config::BackendLoader> {
+        Some(&super::config::Loader)
+    }
+
     fn opener(&self) -> &'static dyn Opener {
         &OpenWith::<Bird>::NEW
     }

@@ -30,6 +30,7 @@
 pub mod attrs;
 pub mod control;
 
+pub mod config;
 pub mod kind;
 
 pub use kind::KIND;
@@ -59,7 +60,7 @@ pub const DEFAULT_PROTOCOL6: &str = "anycastd6";
 pub const SETTLE: Duration = Duration::from_secs(2);
 
 /// How every BIRD is reached (`[bird]`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// Where the include files are written (`include_dir`).
     pub include_dir: PathBuf,

@@ -62,6 +62,10 @@ impl Kind for FrrKind {
         settings.of::<Settings>(KIND).reconcile_interval
     }
 
+    fn config(&self) -> Option<&'static dyn crate::config::BackendLoader> {
+        Some(&super::config::Loader)
+    }
+
     fn opener(&self) -> &'static dyn Opener {
         &OpenWith::<Frr>::NEW
     }

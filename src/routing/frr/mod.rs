@@ -5,6 +5,7 @@
 //! established). A prefix announced with attributes names one of anycastd's route-maps on
 //! its network line ([`route_map`]).
 
+pub mod config;
 pub mod control;
 pub mod kind;
 pub mod route_map;
@@ -26,7 +27,7 @@ use std::time::Duration;
 pub const MAX_LINES: usize = 500;
 
 /// How every vtysh is run (`[frrouting]`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// Arguments before the commands (`vtysh_args`, e.g. `--vty_socket DIR`).
     pub args: Vec<String>,

@@ -58,6 +58,10 @@ impl Kind for GobgpKind {
         settings.of::<Settings>(KIND).reconcile_interval
     }
 
+    fn config(&self) -> Option<&'static dyn crate::config::BackendLoader> {
+        Some(&super::config::Loader)
+    }
+
     fn opener(&self) -> &'static dyn Opener {
         &OpenWith::<Gobgp>::NEW
     }

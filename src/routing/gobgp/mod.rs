@@ -29,6 +29,7 @@
 //! re-announces.
 
 pub mod api;
+pub mod config;
 pub mod kind;
 
 pub use kind::KIND;
