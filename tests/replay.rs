@@ -1302,6 +1302,24 @@ fn a_what_if_of_on_unhealthy_and_drain_grace_equals_a_live_run_with_those_settin
             "{what} back"
         );
     }
+    // A what-if that changes nothing else (rise 1 as recorded) keeps what the journal shows:
+    // deprefer from its de-preferred levels, each drain's recorded grace.
+    for live in [&deprefer, &grace, &both] {
+        let same = replay(
+            "dns",
+            &live.records,
+            None,
+            None,
+            None,
+            &WhatIf {
+                rise: Some(1),
+                ..WhatIf::default()
+            },
+        );
+        let what_if_run = same.what_if.as_ref().unwrap();
+        assert_eq!(what_if_run.summary, same.recorded.summary);
+        assert_eq!(steps(what_if_run), steps(&same.recorded));
+    }
     // The figures themselves: the plain run withdraws three times, the de-preferred one
     // never (announced de-preferred exactly while the plain one was out).
     let p = recorded(&plain).recorded.summary;
