@@ -177,6 +177,7 @@ fn main() {
                 rise: None,
                 fall: Some(3),
                 damping: None,
+                ..anycastd::audit::replay::WhatIf::default()
             },
         ),
     ] {

@@ -270,6 +270,8 @@ fn case(seed: u64, with_damping: bool) -> Case {
     let recorded_damping = (with_damping && rng.chance(50)).then(|| damping(&mut rng));
     let what_if = WhatIf {
         with_shadow: Vec::new(),
+        on_unhealthy: None,
+        drain_grace_ms: None,
         rise: Some(1 + rng.below(4) as u32),
         fall: Some(1 + rng.below(4) as u32),
         damping: with_damping.then(|| (&damping(&mut rng)).into()),
@@ -459,6 +461,8 @@ fn fall_3_withdraws_at_the_third_failure_and_rise_3_announces_at_the_third_pass(
         None,
         &WhatIf {
             with_shadow: Vec::new(),
+            on_unhealthy: None,
+            drain_grace_ms: None,
             rise: None,
             fall: Some(3),
             damping: None,
@@ -499,6 +503,8 @@ fn fall_3_withdraws_at_the_third_failure_and_rise_3_announces_at_the_third_pass(
         None,
         &WhatIf {
             with_shadow: Vec::new(),
+            on_unhealthy: None,
+            drain_grace_ms: None,
             rise: Some(3),
             fall: None,
             damping: None,
@@ -546,6 +552,8 @@ fn a_window_after_the_last_record_is_empty_and_never_panics() {
                 now,
                 &WhatIf {
                     with_shadow: Vec::new(),
+                    on_unhealthy: None,
+                    drain_grace_ms: None,
                     rise: Some(2),
                     fall: Some(3),
                     damping: Some(wire::DampingParams {
@@ -830,6 +838,8 @@ fn random_records_and_windows_never_panic() {
             now,
             &WhatIf {
                 with_shadow: Vec::new(),
+                on_unhealthy: None,
+                drain_grace_ms: None,
                 rise: Some(2),
                 fall: None,
                 damping: None,
@@ -1155,4 +1165,262 @@ fn a_format_1_flap_storm_replays_and_says_where_its_times_are_approximate() {
     assert!(!report.approximate.is_empty());
     let (_, text, _) = anycastd(&["replay", "dns", "--fall", "3"], &config);
     assert!(text.contains("approximate: from "), "{text}");
+}
+
+/// A script for graded announcements: check c0 every second; failures while healthy (a
+/// de-preferred spell under deprefer), an operator drain while healthy and its undrain, a
+/// drain while unhealthy and its undrain, then a drain while healthy that lasts to the stop.
+fn graded_script() -> Vec<(i64, Input)> {
+    let mut script = vec![(T0, Input::Start)];
+    let results = "PPPPFFFFPPPPPPPPPPPPPFFPPPPPPFFFFFFPPPPPPPP";
+    for (i, c) in results.chars().enumerate() {
+        let at = T0 + 1_000 * (i as i64 + 1);
+        script.push((
+            at,
+            Input::Result {
+                check: "c0".into(),
+                observation: if c == 'P' {
+                    Observation::Pass
+                } else {
+                    Observation::Fail("refused".into())
+                },
+                jitter: 0,
+            },
+        ));
+        match i {
+            // Healthy: a drain (a grace under drain_grace), undrained after it.
+            11 => script.push((at + 300, Input::Drain { expires_at: None })),
+            17 => script.push((at + 300, Input::Undrain)),
+            // Unhealthy: a drain (de-preferred: announced, so a grace too), and its undrain.
+            31 => script.push((at + 300, Input::Drain { expires_at: None })),
+            33 => script.push((at + 300, Input::Undrain)),
+            // Healthy again: drained to the stop (its grace over before it).
+            38 => script.push((at + 300, Input::Drain { expires_at: None })),
+            _ => {}
+        }
+    }
+    let end = T0 + 1_000 * (results.len() as i64 + 1);
+    script.push((end, Input::Stop));
+    script
+}
+
+fn graded(on_unhealthy: fsm::OnUnhealthy, grace_ms: u64) -> anycastd::service::Graded {
+    anycastd::service::Graded {
+        on_unhealthy,
+        deprefer: (on_unhealthy == fsm::OnUnhealthy::Deprefer).then(|| anycastd::bgp::Attributes {
+            as_path_prepend: 3,
+            ..anycastd::bgp::Attributes::default()
+        }),
+        drain_grace: Duration::from_millis(grace_ms),
+    }
+}
+
+fn live_graded(on_unhealthy: fsm::OnUnhealthy, grace_ms: u64) -> Live {
+    let mut live = Live::new(service(1, 1, vec![check("c0", 1_000)]), None);
+    live.graded = graded(on_unhealthy, grace_ms);
+    live.run(&graded_script());
+    live
+}
+
+/// (time, kind, from, to) of a timeline.
+fn steps(run: &anycastd::audit::replay::Run) -> Vec<(i64, String, String, String)> {
+    run.timeline
+        .iter()
+        .map(|s| (s.at_ms, s.kind.clone(), s.from.clone(), s.to.clone()))
+        .collect()
+}
+
+#[test]
+fn a_what_if_of_on_unhealthy_and_drain_grace_equals_a_live_run_with_those_settings() {
+    use fsm::OnUnhealthy::{Deprefer, Withdraw};
+    let plain = live_graded(Withdraw, 0);
+    let deprefer = live_graded(Deprefer, 0);
+    let grace = live_graded(Withdraw, 3_000);
+    let both = live_graded(Deprefer, 3_000);
+    let recorded = |live: &Live| replay("dns", &live.records, None, None, None, &WhatIf::default());
+    for (live, on_unhealthy, grace_ms) in [
+        (&deprefer, Deprefer, 0),
+        (&grace, Withdraw, 3_000),
+        (&both, Deprefer, 3_000),
+    ] {
+        let what_if = WhatIf {
+            on_unhealthy: Some(on_unhealthy),
+            drain_grace_ms: Some(grace_ms),
+            ..WhatIf::default()
+        };
+        let what = format!("{on_unhealthy:?}, grace {grace_ms} ms");
+        // The plain run's journal under these settings is the live run's own journal.
+        let replayed = replay("dns", &plain.records, None, None, None, &what_if);
+        let live_report = recorded(live);
+        assert!(
+            live_report.divergences.is_empty(),
+            "{what}: {:#?}",
+            live_report.divergences
+        );
+        assert!(
+            replayed.divergences.is_empty(),
+            "{what}: {:#?}",
+            replayed.divergences
+        );
+        let what_if_run = replayed.what_if.as_ref().unwrap();
+        assert_eq!(
+            (replayed.from_ms, replayed.to_ms),
+            (live_report.from_ms, live_report.to_ms),
+            "{what}"
+        );
+        assert_eq!(
+            steps(what_if_run)
+                .into_iter()
+                .filter(|s| s.1 != "fleet-guard")
+                .collect::<Vec<_>>(),
+            steps(&live_report.recorded),
+            "{what}"
+        );
+        assert_eq!(what_if_run.summary, live_report.recorded.summary, "{what}");
+        // And back: the live run's journal with the plain settings is the plain run.
+        let back = replay(
+            "dns",
+            &live.records,
+            None,
+            None,
+            None,
+            &WhatIf {
+                on_unhealthy: Some(Withdraw),
+                drain_grace_ms: Some(0),
+                ..WhatIf::default()
+            },
+        );
+        let plain_report = recorded(&plain);
+        assert_eq!(
+            back.what_if.as_ref().unwrap().summary,
+            plain_report.recorded.summary,
+            "{what} back"
+        );
+        assert_eq!(
+            steps(back.what_if.as_ref().unwrap()),
+            steps(&plain_report.recorded),
+            "{what} back"
+        );
+    }
+    // A what-if that changes nothing else (rise 1 as recorded) keeps what the journal shows:
+    // deprefer from its de-preferred levels, each drain's recorded grace.
+    for live in [&deprefer, &grace, &both] {
+        let same = replay(
+            "dns",
+            &live.records,
+            None,
+            None,
+            None,
+            &WhatIf {
+                rise: Some(1),
+                ..WhatIf::default()
+            },
+        );
+        let what_if_run = same.what_if.as_ref().unwrap();
+        assert_eq!(what_if_run.summary, same.recorded.summary);
+        assert_eq!(steps(what_if_run), steps(&same.recorded));
+    }
+    // The figures themselves: the plain run withdraws three times, the de-preferred one
+    // never (announced de-preferred exactly while the plain one was out).
+    let p = recorded(&plain).recorded.summary;
+    let d = recorded(&deprefer).recorded.summary;
+    let g = recorded(&grace).recorded.summary;
+    assert_eq!((p.flaps, p.depreferred_ms, p.grace_ms), (3, 0, 0), "{p:?}");
+    assert!(p.outages >= 3 && p.outage_ms > 0, "{p:?}");
+    assert_eq!(
+        (d.flaps, d.outages, d.outage_ms, d.mean_time_to_repair_ms),
+        (0, 0, 0, None),
+        "{d:?}"
+    );
+    assert_eq!(d.depreferred_ms, p.outage_ms, "{d:?} vs {p:?}");
+    // Under drain_grace 3 s: each drain while healthy has a grace of 3 s; the drain of the
+    // withdrawn (unhealthy) service has none.
+    assert_eq!(g.grace_ms, 6_000, "{g:?}");
+    assert_eq!(g.drained_ms + g.grace_ms, p.drained_ms, "{g:?} vs {p:?}");
+    assert_eq!(g.flaps, p.flaps);
+}
+
+#[test]
+fn journals_from_before_format_6_report_exactly_as_before() {
+    // The goldens are what `report` printed before graded announcements (the build of
+    // d311f9d); the JSON gains the level figures (all 0) and keeps every other one.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (name, fixture) in [
+        ("flap-storm", fixture_dir("flap-storm")),
+        ("flap-storm-v1", fixture_dir("flap-storm-v1")),
+        ("journal-v1", root.join("journal/tests/fixtures/journal-v1")),
+        ("journal-v2", root.join("journal/tests/fixtures/journal-v2")),
+        ("journal-v3", root.join("journal/tests/fixtures/journal-v3")),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("journal");
+        copy_dir(&fixture, &journal);
+        let config = offline_config(dir.path(), &journal);
+        let golden = root.join("tests/golden/report");
+        let (code, text, err) = anycastd(&["report"], &config);
+        assert_eq!(code, 0, "{name}: {err}");
+        assert_eq!(
+            text,
+            std::fs::read_to_string(golden.join(format!("{name}.txt"))).unwrap(),
+            "{name}"
+        );
+        let (_, json, _) = anycastd(&["report", "--json"], &config);
+        let now: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let before: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(golden.join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        let rows = before["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), now["rows"].as_array().unwrap().len(), "{name}");
+        for (old, new) in rows.iter().zip(now["rows"].as_array().unwrap()) {
+            for (key, value) in old["summary"].as_object().unwrap() {
+                assert_eq!(&new["summary"][key], value, "{name}: {key}");
+            }
+            for key in ["depreferred_ms", "grace_ms", "held_ms"] {
+                assert_eq!(new["summary"][key], 0, "{name}: {key}");
+            }
+        }
+    }
+}
+
+#[test]
+fn replay_what_ifs_of_levels_reject_wrong_usage_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    copy_dir(&fixture_dir("flap-storm"), &journal);
+    let config = offline_config(dir.path(), &journal);
+    for (args, says) in [
+        (
+            &["--on-unhealthy", "maybe"][..],
+            "invalid value 'maybe' for '--on-unhealthy",
+        ),
+        (
+            &["--drain-grace", "2h"][..],
+            "invalid value '2h' for '--drain-grace",
+        ),
+        (&["--drain-grace=-5s"][..], "--drain-grace"),
+    ] {
+        let mut all = vec!["replay", "dns"];
+        all.extend_from_slice(args);
+        let (code, _, err) = anycastd(&all, &config);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // A what-if of deprefer on the flap storm: every withdrawal becomes a de-preferred spell.
+    let (code, json, err) = anycastd(
+        &["replay", "dns", "--on-unhealthy", "deprefer", "--json"],
+        &config,
+    );
+    assert_eq!(code, 0, "{err}");
+    let report: Report = serde_json::from_str(&json).unwrap();
+    let (recorded, what_if) = (
+        &report.recorded.summary,
+        &report.what_if.as_ref().unwrap().summary,
+    );
+    assert_eq!((recorded.flaps, what_if.flaps, what_if.outages), (24, 0, 0));
+    assert_eq!(what_if.depreferred_ms, recorded.outage_ms);
+    assert_eq!(what_if.transitions, recorded.transitions);
+    let (_, text, _) = anycastd(&["replay", "dns", "--on-unhealthy", "deprefer"], &config);
+    assert!(text.contains(", on_unhealthy deprefer"), "{text}");
+    assert!(text.contains("flaps 24 -> 0"), "{text}");
 }

@@ -28,8 +28,9 @@ const INTERVAL_MS: i64 = 200;
 
 type Served = Arc<Mutex<Vec<(i64, bool)>>>;
 
-/// An emulator serving SCRIPT to check `dns`, logging (time, pass) of each answer.
-fn scripted(rt: &tokio::runtime::Runtime) -> (Emulator, Served) {
+/// An emulator serving `script` to check `dns` (passes after it), logging (time, pass) of
+/// each answer.
+fn scripted_with(rt: &tokio::runtime::Runtime, script: &'static str) -> (Emulator, Served) {
     let served: Served = Arc::default();
     let log = served.clone();
     let lookup: support::cabourotte::Lookup = Arc::new(move |name: &str| {
@@ -37,7 +38,7 @@ fn scripted(rt: &tokio::runtime::Runtime) -> (Emulator, Served) {
             return Behaviour::NotFound;
         }
         let mut log = log.lock().unwrap();
-        let pass = SCRIPT.as_bytes().get(log.len()).is_none_or(|c| *c == b'P');
+        let pass = script.as_bytes().get(log.len()).is_none_or(|c| *c == b'P');
         log.push((now_ms(), pass));
         if pass {
             Behaviour::Pass
@@ -65,8 +66,25 @@ struct Ran {
 /// One run of the daemon over the whole script, stopped with SIGTERM (which withdraws: the
 /// time after it is drained, not announced).
 fn run(rise: u32, fall: u32, what_if: &[&str]) -> Ran {
+    run_with(
+        &format!("rise = {rise}\nfall = {fall}\n"),
+        SCRIPT,
+        &[],
+        what_if,
+    )
+}
+
+/// The same with these lines under `[services.dns]`, this script, and `anycastd ARGS` run
+/// (without waiting for FRR) once the emulator has served N results, for each (N, ARGS) of
+/// `operator`.
+fn run_with(
+    service: &str,
+    script: &'static str,
+    operator: &[(usize, &[&str])],
+    what_if: &[&str],
+) -> Ran {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (emulator, served) = scripted(&rt);
+    let (emulator, served) = scripted_with(&rt, script);
     let dir = tempfile::tempdir().unwrap();
     let config = one_service_config(
         dir.path(),
@@ -75,13 +93,28 @@ fn run(rise: u32, fall: u32, what_if: &[&str]) -> Ran {
             emulator.url()
         ),
         OneService {
-            service: &format!("rise = {rise}\nfall = {fall}\n"),
+            service,
             ..OneService::default()
         },
     );
     let mut daemon = Daemon::start(&config, &dir.path().join("log"));
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while served.lock().unwrap().len() < SCRIPT.len() + 5 {
+    let mut actions = operator.iter();
+    let mut next = actions.next();
+    while served.lock().unwrap().len() < script.len() + 5 {
+        if let Some((after, args)) = next {
+            if served.lock().unwrap().len() >= *after {
+                let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+                    .args(*args)
+                    .args(["dns", "--no-wait", "-c"])
+                    .arg(&config)
+                    .output()
+                    .unwrap();
+                assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+                next = actions.next();
+                continue;
+            }
+        }
         assert!(
             std::time::Instant::now() < deadline,
             "{}",
@@ -328,4 +361,190 @@ fn the_scripts_by_hand_count_is_right() {
         .to_vec(),
         "starting goes unhealthy at the first failure"
     );
+}
+
+/// Failures long enough to be seen (rise 1, fall 1, 200 ms a result).
+const LEVEL_SCRIPT: &str = "PPPPPFFFFFPPPPPPFFFPPPPPPPFFFFFFFFPPPPP";
+
+#[test]
+fn a_what_if_with_on_unhealthy_deprefer_equals_a_live_run_that_deprefers() {
+    let plain = run_with(
+        "rise = 1\nfall = 1\n",
+        LEVEL_SCRIPT,
+        &[],
+        &["--on-unhealthy", "deprefer"],
+    );
+    let deprefer = run_with(
+        "rise = 1\nfall = 1\non_unhealthy = \"deprefer\"\ndeprefer = { as_path_prepend = 3, med = 1000 }\n",
+        LEVEL_SCRIPT,
+        &[],
+        &[],
+    );
+    for report in [&plain.recorded, &plain.what_if, &deprefer.recorded] {
+        assert!(report.divergences.is_empty(), "{:#?}", report.divergences);
+        assert!(report.gaps.is_empty());
+    }
+    // The same transitions as rise 1/fall 1 over what each served, the what-if's at the times
+    // of the plain run's results.
+    let what_if = plain.what_if.what_if.as_ref().unwrap();
+    assert_close(
+        &verdicts(&what_if.timeline),
+        &by_hand(&plain.served, 1, 1),
+        "what-if of the plain run",
+    );
+    assert_close(
+        &verdicts(&deprefer.recorded.recorded.timeline),
+        &by_hand(&deprefer.served, 1, 1),
+        "the live deprefer run",
+    );
+    // Figures: the plain run withdrew and was out; the live deprefer run and the what-if were
+    // de-preferred instead, as long as the by-hand count says the service was unhealthy, and
+    // neither withdrew.
+    let expected = by_hand(&plain.served, 1, 1);
+    let (_, outages, _, flaps) = figures(
+        &expected,
+        plain.recorded.from_ms,
+        plain.recorded.to_ms,
+        plain.stopped_at,
+    );
+    assert!(
+        outages >= 3 && flaps >= 3,
+        "the script withdraws a plain service"
+    );
+    let p = &plain.recorded.recorded.summary;
+    assert_eq!((p.flaps, p.outages, p.depreferred_ms), (flaps, outages, 0));
+    let unhealthy_ms = |transitions: &[(i64, String, String)], stopped_at: i64| -> i64 {
+        let mut total = 0;
+        let mut since = None;
+        for (at, _, to) in transitions {
+            if let Some(from) = since.take() {
+                total += at - from;
+            }
+            if to == "unhealthy" {
+                since = Some(*at);
+            }
+        }
+        total + since.map_or(0, |from| stopped_at - from)
+    };
+    let live = &deprefer.recorded.recorded.summary;
+    for (s, transitions, ran, what) in [
+        (&what_if.summary, &expected, &plain, "what-if"),
+        (
+            live,
+            &by_hand(&deprefer.served, 1, 1),
+            &deprefer,
+            "live deprefer run",
+        ),
+    ] {
+        assert_eq!(
+            (s.flaps, s.outages, s.outage_ms),
+            (0, 0, 0),
+            "{what}: {s:?}"
+        );
+        assert_eq!(s.mean_time_to_repair_ms, None, "{what}");
+        let by_hand_ms = unhealthy_ms(transitions, ran.stopped_at);
+        let slack = SERVE_SLACK_MS * (transitions.len() as i64 + 1);
+        assert!(
+            (s.depreferred_ms - by_hand_ms).abs() <= slack,
+            "{what}: de-preferred {} ms vs {by_hand_ms} ms by hand",
+            s.depreferred_ms
+        );
+    }
+    // The what-if's figures and the live run's agree within the two runs' serving jitter.
+    let slack = SERVE_SLACK_MS * (expected.len() as i64 + 1);
+    assert!((what_if.summary.depreferred_ms - live.depreferred_ms).abs() <= 2 * slack);
+    assert_eq!(what_if.summary.transitions, live.transitions);
+    // `report` of the deprefer journal: no withdrawal, the de-preferred time apart.
+    assert_eq!(deprefer.report.rows[0].summary, *live);
+}
+
+/// A healthy stretch with a drain and undrain in it, failures, then a drain that lasts to
+/// the stop.
+const GRACE_SCRIPT: &str = "PPPPPPPPPPPPPPPPPPPPFFFPPPPPPPPPPPPPPPPPPP";
+
+#[test]
+fn a_what_if_with_drain_grace_equals_a_live_run_with_that_grace() {
+    const DRAIN: &[&str] = &["drain", "--reason", "oracle"];
+    const UNDRAIN: &[&str] = &["undrain"];
+    let operator: &[(usize, &[&str])] = &[(5, DRAIN), (15, UNDRAIN), (28, DRAIN)];
+    let plain = run_with(
+        "rise = 1\nfall = 1\n",
+        GRACE_SCRIPT,
+        operator,
+        &["--drain-grace", "1s"],
+    );
+    let grace = run_with(
+        "rise = 1\nfall = 1\ndrain_grace = \"1s\"\n",
+        GRACE_SCRIPT,
+        operator,
+        &[],
+    );
+    for report in [&plain.recorded, &plain.what_if, &grace.recorded] {
+        assert!(report.divergences.is_empty(), "{:#?}", report.divergences);
+    }
+    let what_if = plain.what_if.what_if.as_ref().unwrap();
+    let live = &grace.recorded.recorded;
+    // The same steps (transitions and the graces' ends), each at the same time from its run's
+    // first drain (the drains came at a moment of each run's own; a verdict within a poll's
+    // jitter of its result, a grace's end exactly 1 s after its drain in the what-if and
+    // within the daemon's timer jitter in the live run).
+    let steps = |run: &anycastd::audit::replay::Run| -> Vec<(i64, String, String, String)> {
+        let origin = run
+            .timeline
+            .iter()
+            .find(|s| s.to.starts_with("draining"))
+            .unwrap()
+            .at_ms;
+        run.timeline
+            .iter()
+            .map(|s| {
+                (
+                    s.at_ms - origin,
+                    s.kind.clone(),
+                    s.from.clone(),
+                    s.to.clone(),
+                )
+            })
+            .collect()
+    };
+    let (a, b) = (steps(what_if), steps(live));
+    assert_eq!(
+        a.iter().map(|s| (&s.1, &s.2, &s.3)).collect::<Vec<_>>(),
+        b.iter().map(|s| (&s.1, &s.2, &s.3)).collect::<Vec<_>>(),
+        "the same steps"
+    );
+    // Each grace ends 1 s after its drain: exactly in the what-if, within the daemon's timer
+    // jitter in the live run.
+    let graces = |run: &anycastd::audit::replay::Run| -> Vec<i64> {
+        let mut drained_at = None;
+        let mut graces = Vec::new();
+        for step in &run.timeline {
+            if step.kind == "transition" && step.to.starts_with("draining") {
+                drained_at = Some(step.at_ms);
+            } else if step.kind == "grace-ended" {
+                graces.push(step.at_ms - drained_at.unwrap());
+            }
+        }
+        graces
+    };
+    assert_eq!(graces(what_if), [1_000, 1_000], "{a:?}");
+    let live_graces = graces(live);
+    assert_eq!(live_graces.len(), 2, "{b:?}");
+    for grace in live_graces {
+        assert!((grace - 1_000).abs() <= 2 * SERVE_SLACK_MS, "{b:?}");
+    }
+    // Figures: 1 s of grace per drain of an announced service in the what-if (exactly) and the
+    // live run (within its timer's jitter); none in the plain run, whose drains withdrew.
+    assert_eq!(what_if.summary.grace_ms, 2_000, "{:?}", what_if.summary);
+    assert!(
+        (live.summary.grace_ms - 2_000).abs() <= 2 * SERVE_SLACK_MS,
+        "{:?}",
+        live.summary
+    );
+    assert_eq!(plain.recorded.recorded.summary.grace_ms, 0);
+    assert_eq!(
+        what_if.summary.drained_ms + what_if.summary.grace_ms,
+        plain.recorded.recorded.summary.drained_ms
+    );
+    assert_eq!(grace.report.rows[0].summary, live.summary);
 }

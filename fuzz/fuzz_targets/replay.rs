@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
         } else {
             Vec::new()
         },
+        ..anycastd::audit::replay::WhatIf::default()
     };
     let mut records = Vec::new();
     let mut rest = &data[27..];

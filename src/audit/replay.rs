@@ -17,8 +17,19 @@
 //! last record is unknown). The window ends at `--until`, or now for a running daemon, or at
 //! the last stop (the last record after a crash). An *outage* is a stretch in `unhealthy`
 //! (withdrawn because of its checks, or held by flap damping); a drain, a removal and the time
-//! before the first verdict (`starting`) are not outages. Pure over a list of records: no
-//! clock, no IO.
+//! before the first verdict (`starting`) are not outages.
+//!
+//! Levels (format 6): a [`wire::LevelRecord`] right after a transition says what the prefixes
+//! are announced at from it on, and a [`wire::FleetGuard`] answer whether a withdrawal was
+//! held. Time de-preferred (`unhealthy` under `on_unhealthy = "deprefer"`), in a drain's grace
+//! (until its [`wire::Cause::GraceEnded`] transition) and held by the fleet guard (until the
+//! guard grants it: the withdrawal and the outage begin then) is counted apart and is neither
+//! a withdrawal nor an outage. A journal without such records counts as it always did. The
+//! what-ifs `on_unhealthy` and `drain_grace` run the machine with those settings (the
+//! attributes play no part: only the level); without them a what-if takes what the journal
+//! shows (deprefer when it records a de-preferred level, each drain's recorded grace). A
+//! what-if's grace still running at a recorded stop ends there (the recorded daemon stopped
+//! then). Pure over a list of records: no clock, no IO.
 
 use crate::audit::text::{cause_text, format_time, state_text};
 use crate::service::{record, Core, Effects};
@@ -40,6 +51,13 @@ pub struct WhatIf {
     /// Shadow checks that gate in the what-if ("what had this check decided?").
     #[serde(default)]
     pub with_shadow: Vec<String>,
+    /// Replace `on_unhealthy` (`--on-unhealthy`): only the level matters to a what-if, not
+    /// the `deprefer` attributes, so none are needed.
+    #[serde(default)]
+    pub on_unhealthy: Option<fsm::OnUnhealthy>,
+    /// Replace the grace of every drain, stop and shutdown (`--drain-grace`, ms; 0: none).
+    #[serde(default)]
+    pub drain_grace_ms: Option<u64>,
 }
 
 impl WhatIf {
@@ -48,6 +66,8 @@ impl WhatIf {
             && self.fall.is_none()
             && self.damping.is_none()
             && self.with_shadow.is_empty()
+            && self.on_unhealthy.is_none()
+            && self.drain_grace_ms.is_none()
     }
 }
 
@@ -81,23 +101,40 @@ fn transition_kind() -> String {
 pub struct Summary {
     /// Time measured: in the window, daemon running, service configured, not in a crash gap.
     pub measured_ms: i64,
-    /// Of which announced (`healthy`).
+    /// Of which announced normally (`healthy`).
     pub announced_ms: i64,
     /// Of which withdrawn because of health (`unhealthy`, also while held by damping).
     pub outage_ms: i64,
-    /// Of which drained (operator, shutdown, removal).
+    /// Of which drained and withdrawn (operator, shutdown, removal; a drain's grace apart).
     pub drained_ms: i64,
+    /// Of which announced de-preferred (`unhealthy` under `on_unhealthy = "deprefer"`;
+    /// format 6).
+    #[serde(default)]
+    pub depreferred_ms: i64,
+    /// Of which draining in a grace: announced with GRACEFUL_SHUTDOWN until it ends
+    /// (format 6).
+    #[serde(default)]
+    pub grace_ms: i64,
+    /// Of which `unhealthy` but still announced because the fleet guard held the withdrawal
+    /// (format 6).
+    #[serde(default)]
+    pub held_ms: i64,
+    /// Of which withdrawn: `outage_ms + drained_ms` (`starting` apart).
+    #[serde(default)]
+    pub withdrawn_ms: i64,
     /// Of which `starting` (before the first verdicts after a start).
     pub starting_ms: i64,
     /// `announced_ms / measured_ms` (0 when nothing was measured).
     pub announced_ratio: f64,
     /// Transitions in the window (not counting the states start-ups gave).
     pub transitions: usize,
-    /// Withdrawals caused by health (healthy -> unhealthy) in the window.
+    /// Withdrawals caused by health in the window: healthy -> unhealthy when it withdrew
+    /// (not de-preferred, not held by the fleet guard), or the fleet guard's later grant of
+    /// a held one.
     pub flaps: usize,
     /// Most flaps in any hour of the window.
     pub worst_hour_flaps: usize,
-    /// Outages in the window (stretches in `unhealthy`).
+    /// Outages in the window (stretches in `unhealthy` while withdrawn).
     pub outages: usize,
     /// The longest outage (ms, as far as it lies in the measured window).
     pub longest_outage_ms: i64,
@@ -195,10 +232,19 @@ pub struct Report {
 /// What a stretch of time counts as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Category {
+    /// Announced normally.
     Announced,
+    /// Unhealthy and withdrawn.
     Outage,
+    /// Drained and withdrawn.
     Drained,
     Starting,
+    /// Unhealthy, announced de-preferred.
+    Depreferred,
+    /// Draining, announced with GRACEFUL_SHUTDOWN until the grace ends.
+    Grace,
+    /// Unhealthy, still announced: the fleet guard held the withdrawal.
+    Held,
 }
 
 fn category(state: &fsm::State) -> Category {
@@ -207,6 +253,15 @@ fn category(state: &fsm::State) -> Category {
         fsm::State::Unhealthy => Category::Outage,
         fsm::State::Starting => Category::Starting,
         fsm::State::Draining(_) => Category::Drained,
+    }
+}
+
+/// What a machine's state and level count as (a what-if's own levels).
+fn category_of(machine: &fsm::Machine) -> Category {
+    match (machine.state(), machine.wanted()) {
+        (fsm::State::Unhealthy, Some(_)) => Category::Depreferred,
+        (fsm::State::Draining(_), Some(_)) => Category::Grace,
+        (state, _) => category(state),
     }
 }
 
@@ -229,6 +284,19 @@ impl Tape {
                 self.current = Some((at.max(since), category));
             }
             None => self.current = Some((at, category)),
+        }
+    }
+
+    /// The category of the current span.
+    fn current(&self) -> Option<Category> {
+        self.current.and_then(|(_, c)| c)
+    }
+
+    /// What the current span counts as, from its start (a level record written right after
+    /// the transition that began it).
+    fn amend(&mut self, category: Category) {
+        if let Some((since, Some(_))) = self.current {
+            self.current = Some((since, Some(category)));
         }
     }
 
@@ -259,11 +327,18 @@ struct Sim {
     carried_damping: Option<fsm::DampingState>,
     /// The verdict rule of the run (its [`Event::VerdictRule`]; none: the rule before it).
     fail_early: bool,
+    /// What the journal shows the service did when unhealthy (a de-preferred level record:
+    /// deprefer), for a what-if without `--on-unhealthy`.
+    recorded_on_unhealthy: fsm::OnUnhealthy,
+    /// Whether the prefixes were announced just before the last drain (only then does a
+    /// drain have a grace).
+    announced_before_drain: bool,
 }
 
 #[derive(Debug, Clone)]
 enum Produced {
-    Transition(fsm::Transition, Vec<String>),
+    /// A transition, its check names, and whether it withdrew because of health.
+    Transition(fsm::Transition, Vec<String>, bool),
     Suppressed {
         penalty_milli: u64,
         until: Option<i64>,
@@ -291,6 +366,21 @@ impl Sim {
             ended: None,
             carried_damping: None,
             fail_early: false,
+            recorded_on_unhealthy: fsm::OnUnhealthy::Withdraw,
+            announced_before_drain: false,
+        }
+    }
+
+    /// The graded announcements of the run: the what-if's, else what the journal shows (the
+    /// attributes play no part in a re-run: only the level).
+    fn graded(&self) -> crate::service::Graded {
+        crate::service::Graded {
+            on_unhealthy: self
+                .what_if
+                .on_unhealthy
+                .unwrap_or(self.recorded_on_unhealthy),
+            deprefer: None,
+            drain_grace: std::time::Duration::from_millis(self.what_if.drain_grace_ms.unwrap_or(0)),
         }
     }
 
@@ -316,7 +406,6 @@ impl Sim {
 
     fn start(&mut self, params: &wire::ServiceParams, state: fsm::State, at: i64) {
         self.unmatched.clear();
-        self.tape.set(at, Some(category(&state)));
         if let Some((before, _)) = &self.ended {
             if *before != state {
                 self.produced.push((
@@ -332,12 +421,18 @@ impl Sim {
             Core::with_rule(
                 self.params(params),
                 self.damping(),
-                state,
+                state.clone(),
                 at,
                 self.fail_early,
             )
+            .with_graded(self.graded(), at)
             .without_recording(),
         );
+        let started = self
+            .core
+            .as_ref()
+            .map_or_else(|| category(&state), |c| category_of(c.machine()));
+        self.tape.set(at, Some(started));
         // A service without checks forms its verdict at once.
         if let Some(deadline) = self.core.as_ref().and_then(|c| c.deadline(Timer::Evaluate)) {
             self.fire(Timer::Evaluate, deadline);
@@ -383,10 +478,15 @@ impl Sim {
         };
         let names = core.check_names();
         if let Some(transition) = effects.transition {
-            self.tape.set(at, Some(category(&transition.to)));
+            self.tape.set(at, Some(category_of(core.machine())));
+            // A withdrawal by health: not when the service stays announced de-preferred.
+            let withdrawal = matches!(transition.cause, fsm::Cause::Verdict(ref v) if !v.healthy)
+                && transition.from == fsm::State::Healthy
+                && transition.to == fsm::State::Unhealthy
+                && core.machine().wanted().is_none();
             self.unmatched.push(transition.clone());
             self.produced
-                .push((at, Produced::Transition(transition, names)));
+                .push((at, Produced::Transition(transition, names, withdrawal)));
         }
         if let Some((before, after)) = effects.damping {
             match (before.suppressed_since, after.suppressed_since) {
@@ -446,31 +546,63 @@ impl Sim {
         self.take(effects, at);
     }
 
-    /// A what-if run fires its own damping timers (its damping differs from the journal's);
-    /// the recorded run takes them from the journal.
+    /// A what-if run fires its own damping timers (its damping differs from the journal's)
+    /// and the ends of its drains' graces; the recorded run takes them from the journal.
     fn fire_own_timers(&mut self, until: i64) {
+        self.fire_own(&[Timer::DampingReuse, Timer::GraceEnd], until);
+    }
+
+    /// The what-if's own timers of these kinds due by `until`, in deadline order.
+    fn fire_own(&mut self, timers: &[Timer], until: i64) {
         if self.what_if.is_empty() {
             return;
         }
         for _ in 0..1000 {
-            let due = self
-                .core
-                .as_ref()
-                .and_then(|c| c.deadline(Timer::DampingReuse))
-                .filter(|deadline| *deadline <= until);
+            let due = self.core.as_ref().and_then(|c| {
+                timers
+                    .iter()
+                    .filter_map(|t| c.deadline(*t).map(|d| (d, *t)))
+                    .filter(|(deadline, _)| *deadline <= until)
+                    .min_by_key(|(deadline, _)| *deadline)
+            });
             match due {
-                Some(deadline) => self.fire(Timer::DampingReuse, deadline),
+                Some((deadline, timer)) => self.fire(timer, deadline),
                 None => return,
             }
         }
     }
 
+    /// A drain, with the run's grace (a removal by a reload has none).
     fn drain(&mut self, cause: fsm::DrainCause, at: i64) {
         self.fire_own_timers(at);
         if let Some(core) = self.core.as_mut() {
-            let effects = core.drain(cause, None, at);
+            self.announced_before_drain = core.machine().wanted().is_some();
+            let grace =
+                matches!(cause, fsm::DrainCause::Removed).then_some(std::time::Duration::ZERO);
+            let effects = core.drain_after(cause, None, grace, at);
             self.take(effects, at);
         }
+    }
+
+    /// The recorded run's drain has a grace until `until` (its level record): a what-if
+    /// without `--drain-grace` whose drain came while announced keeps the same grace.
+    fn follow_grace(&mut self, until: i64, at: i64) {
+        if self.what_if.drain_grace_ms.is_some() || !self.announced_before_drain {
+            return;
+        }
+        let Some(core) = self.core.take() else {
+            return;
+        };
+        let in_grace = core.machine().grace_until().is_some();
+        let core = if in_grace {
+            core
+        } else {
+            core.with_grace(Some(until), at)
+        };
+        if core.machine().grace_until().is_some() && !in_grace {
+            self.tape.amend(category_of(core.machine()));
+        }
+        self.core = Some(core);
     }
 
     fn undrain(&mut self, at: i64) {
@@ -485,9 +617,13 @@ impl Sim {
         self.fire_own_timers(at);
         let damping = self.damping();
         let params = self.params(params);
+        let graded = self.graded();
         match self.core.as_mut() {
             Some(core) => {
+                core.set_graded(graded);
                 let _ = core.reconfigure(params, damping, at);
+                let now = category_of(core.machine());
+                self.tape.set(at, Some(now));
             }
             None => self.start(&params, fsm::State::Starting, at),
         }
@@ -590,10 +726,20 @@ impl ParamHistory {
             &mut self.recorded,
             params_text(&actual.params(params), actual.damping().as_ref()),
         );
-        push(
-            &mut self.what_if,
-            params_text(&other.params(params), other.damping().as_ref()),
-        );
+        let mut what_if = params_text(&other.params(params), other.damping().as_ref());
+        if let Some(on_unhealthy) = other.what_if.on_unhealthy {
+            what_if.push_str(match on_unhealthy {
+                fsm::OnUnhealthy::Withdraw => ", on_unhealthy withdraw",
+                fsm::OnUnhealthy::Deprefer => ", on_unhealthy deprefer",
+            });
+        }
+        if let Some(grace) = other.what_if.drain_grace_ms {
+            what_if.push_str(&format!(
+                ", drain grace {}",
+                seconds(i64::try_from(grace).unwrap_or(i64::MAX))
+            ));
+        }
+        push(&mut self.what_if, what_if);
     }
 }
 
@@ -629,6 +775,15 @@ pub fn replay(
     what_if: &WhatIf,
 ) -> Report {
     let mut replayer = Replayer::new(service, what_if);
+    // What the service did when unhealthy, as the journal shows it (format 6 journals a
+    // de-preferred level; `on_unhealthy` itself is not journaled): a what-if without
+    // `--on-unhealthy` does the same.
+    if records.iter().any(|r| {
+        matches!(&r.event, Event::Level(l)
+            if l.service == service && l.level == Some(wire::Level::Depreferred))
+    }) {
+        replayer.other.recorded_on_unhealthy = fsm::OnUnhealthy::Deprefer;
+    }
     for record in records {
         replayer.record(record);
     }
@@ -677,6 +832,9 @@ struct Replayer<'a> {
     pending_start: Option<(fsm::State, i64)>,
     /// When the service was first configured (the default window starts there).
     first_seen: Option<i64>,
+    /// The sequence number of the service's last transition, and the index of its step in
+    /// `recorded_steps` (level and fleet guard records refer to it).
+    last_transition: Option<(u64, usize)>,
 }
 
 impl<'a> Replayer<'a> {
@@ -704,6 +862,7 @@ impl<'a> Replayer<'a> {
             last_state: wire::State::Starting,
             pending_start: None,
             first_seen: None,
+            last_transition: None,
         }
     }
 
@@ -742,6 +901,8 @@ impl<'a> Replayer<'a> {
             | Event::DampingRestored(_)
             | Event::Reconfigured(_)
             | Event::Operator(_)
+            | Event::Level(_)
+            | Event::FleetGuard(_)
                 if !mine => {}
             Event::DaemonStarted(started) => self.on_daemon_started(started, at),
             Event::VerdictRule(rule) => self.on_verdict_rule(rule),
@@ -758,22 +919,17 @@ impl<'a> Replayer<'a> {
             Event::PendingTimeout(timeout) => self.on_pending_timeout(timeout, at),
             Event::Operator(action) => self.on_operator(action, at),
             Event::Transition(t) => return self.on_transition(t, record.seq, at, exact),
+            Event::Level(level) => self.on_level(level, at),
+            Event::FleetGuard(guard) => self.on_fleet_guard(guard, at),
             // Not inputs of the service's machine: what the writer did, the journal's own
-            // bookkeeping, a rejected reload (nothing changed), hooks, and the fleet guard's
-            // answers (they decide when a withdrawal reaches the routing daemons, never the
-            // service's state: a what-if assumes every withdrawal granted).
+            // bookkeeping, a rejected reload (nothing changed) and hooks.
             Event::Apply(_)
             | Event::Drift(_)
             | Event::JournalReset(_)
             | Event::JournalGap(_)
             | Event::ReloadRejected(_)
             | Event::RoutingRestarted(_)
-            | Event::HookRan(_)
-            // The level a transition left the prefixes at: replay models states (the what-ifs
-            // of `on_unhealthy` and `drain_grace` are not built yet).
-            | Event::Level(_)
-            // The fleet guard's answers: what-ifs assume every withdrawal granted.
-            | Event::FleetGuard(_) => {}
+            | Event::HookRan(_) => {}
         }
         Then::CollectDamping
     }
@@ -881,6 +1037,8 @@ impl<'a> Replayer<'a> {
 
     fn on_daemon_stopped(&mut self, stopped: &wire::DaemonStopped, seq: u64, at: i64) {
         self.epoch_open = false;
+        // A what-if's grace that ended by the stop ends first.
+        self.other.fire_own(&[Timer::GraceEnd], at);
         let left = matches!(stopped.outcome, wire::StopOutcome::HandedOver);
         self.last_stop = Some(at);
         let leftovers: Vec<fsm::Transition> = std::mem::take(&mut self.actual.unmatched);
@@ -1076,6 +1234,7 @@ impl<'a> Replayer<'a> {
     fn on_transition(&mut self, t: &wire::Transition, seq: u64, at: i64, exact: bool) -> Then {
         self.last_state = t.to.clone();
         self.recorded_tape.set(at, Some(category(&(&t.to).into())));
+        self.last_transition = Some((seq, self.recorded_steps.len()));
         match &t.cause {
             wire::Cause::Restored | wire::Cause::Adopted | wire::Cause::Restart => {
                 // The reconciliation set the starting state (the what-if decided its own at
@@ -1107,8 +1266,14 @@ impl<'a> Replayer<'a> {
                 }
             }
             wire::Cause::Unsuppressed => self.actual.fire(Timer::DampingReuse, at),
-            // A drain's grace ended: the level changed, not the state (replay models states).
-            wire::Cause::GraceEnded => return Then::CollectDamping,
+            // A drain's grace ended: the level changed (to withdrawn), not the state; the
+            // what-if ends its own graces by its timers.
+            wire::Cause::GraceEnded => {
+                let (at, mut step, _) = recorded_step(at, t);
+                step.kind = "grace-ended".into();
+                self.recorded_steps.push((at, step, false));
+                return Then::CollectDamping;
+            }
             wire::Cause::Verdict { .. } | wire::Cause::Undrain => {}
         }
         self.recorded_steps.push(recorded_step(at, t));
@@ -1129,6 +1294,71 @@ impl<'a> Replayer<'a> {
             }
         }
         Then::CollectDamping
+    }
+
+    /// The level the last transition left the prefixes at (format 6): what its time counts
+    /// as from the transition on, and whether it withdrew; a what-if without
+    /// `--drain-grace` keeps the grace the recorded drain had.
+    fn on_level(&mut self, level: &wire::LevelRecord, at: i64) {
+        let category = match level.level {
+            Some(wire::Level::Normal) => Category::Announced,
+            Some(wire::Level::Depreferred) => Category::Depreferred,
+            Some(wire::Level::GracefulShutdown) => Category::Grace,
+            None => category(&(&self.last_state).into()),
+        };
+        self.recorded_tape.amend(category);
+        if level.level.is_some() {
+            self.not_a_withdrawal();
+        }
+        if let (Some(wire::Level::GracefulShutdown), Some(until)) =
+            (level.level, level.grace_until_ms)
+        {
+            self.other.follow_grace(until, at);
+        }
+    }
+
+    /// The last transition's step did not withdraw (it stayed announced).
+    fn not_a_withdrawal(&mut self) {
+        if let Some((_, index)) = self.last_transition {
+            if let Some((_, _, withdrawal)) = self.recorded_steps.get_mut(index) {
+                *withdrawal = false;
+            }
+        }
+    }
+
+    /// The fleet guard's answer to the last transition's withdrawal (format 6): held, the
+    /// service stays announced (held, not an outage, no withdrawal); granted after a hold, the
+    /// withdrawal and the outage begin now. A what-if assumes every withdrawal granted.
+    fn on_fleet_guard(&mut self, guard: &wire::FleetGuard, at: i64) {
+        let held = matches!(
+            guard.answer,
+            wire::FleetAnswer::Held(_) | wire::FleetAnswer::Blind { held: true, .. }
+        );
+        let current = self.recorded_tape.current();
+        let answers_last = self
+            .last_transition
+            .is_some_and(|(seq, _)| seq == guard.transition_seq);
+        let mut withdrawal = false;
+        if held && answers_last && current == Some(Category::Outage) {
+            self.recorded_tape.amend(Category::Held);
+            self.not_a_withdrawal();
+        } else if !held && current == Some(Category::Held) {
+            self.recorded_tape.set(at, Some(Category::Outage));
+            withdrawal = true;
+        }
+        self.recorded_steps.push((
+            at,
+            Step {
+                at_ms: at,
+                time: format_time(at),
+                kind: "fleet-guard".into(),
+                from: String::new(),
+                to: String::new(),
+                dwell_ms: None,
+                cause: crate::audit::text::fleet_guard_text(guard),
+            },
+            withdrawal,
+        ));
     }
 
     /// The re-run must have produced exactly this transition, and nothing before it.
@@ -1279,21 +1509,24 @@ fn what_if_steps(other: &Sim) -> Vec<(i64, Step, bool)> {
         .produced
         .iter()
         .filter_map(|(at, p)| match p {
-            Produced::Transition(t, names) => {
+            Produced::Transition(t, names, withdrawal) => {
                 let cause = crate::service::wire_cause(&t.cause, names);
                 Some((
                     *at,
                     Step {
                         at_ms: *at,
                         time: format_time(*at),
-                        kind: transition_kind(),
+                        kind: if matches!(t.cause, fsm::Cause::GraceEnded) {
+                            "grace-ended".into()
+                        } else {
+                            transition_kind()
+                        },
                         from: state_text(&(&t.from).into()),
                         to: state_text(&(&t.to).into()),
                         dwell_ms: None,
                         cause: cause_text(&cause),
                     },
-                    matches!(t.cause, fsm::Cause::Verdict(ref v) if !v.healthy)
-                        && t.from == fsm::State::Healthy,
+                    *withdrawal,
                 ))
             }
             Produced::Restart { from, to } => Some((
@@ -1527,12 +1760,12 @@ fn build_run(
         if at >= from && at <= to {
             if step.kind == "transition" {
                 step.dwell_ms = previous_at.map(|p| (at - p).max(0));
-                if withdrawal {
-                    flap_times.push(at);
-                }
                 run.summary.transitions += 1;
             } else if step.kind == "suppressed" {
                 run.summary.suppressions += 1;
+            }
+            if withdrawal {
+                flap_times.push(at);
             }
             run.timeline.push(step);
         }
@@ -1557,6 +1790,9 @@ fn build_run(
             Some(Category::Outage) => summary.outage_ms += within,
             Some(Category::Drained) => summary.drained_ms += within,
             Some(Category::Starting) => summary.starting_ms += within,
+            Some(Category::Depreferred) => summary.depreferred_ms += within,
+            Some(Category::Grace) => summary.grace_ms += within,
+            Some(Category::Held) => summary.held_ms += within,
             None => {}
         }
         if category.is_some() {
@@ -1574,6 +1810,7 @@ fn build_run(
     if let Some((_, length)) = outage {
         outages.push((length, false));
     }
+    summary.withdrawn_ms = summary.outage_ms + summary.drained_ms;
     summary.outages = outages.len();
     summary.longest_outage_ms = outages.iter().map(|(l, _)| *l).max().unwrap_or(0);
     let repaired: Vec<i64> = outages
@@ -1605,6 +1842,22 @@ fn worst_hour(times: &[i64]) -> usize {
 
 fn seconds(ms: i64) -> String {
     format!("{:.1} s", ms as f64 / 1000.0)
+}
+
+/// The time announced at another level than normal, each only when there was some (so a
+/// journal from before graded announcements reads as it did).
+fn levels_text(s: &Summary) -> String {
+    let mut text = String::new();
+    for (ms, what) in [
+        (s.depreferred_ms, "de-preferred"),
+        (s.grace_ms, "in a drain's grace"),
+        (s.held_ms, "held announced by the fleet guard"),
+    ] {
+        if ms > 0 {
+            text.push_str(&format!(", {what} {}", seconds(ms)));
+        }
+    }
+    text
 }
 
 fn render_run(out: &mut String, title: &str, run: &Run) {
@@ -1640,7 +1893,7 @@ fn render_run(out: &mut String, title: &str, run: &Run) {
         .map(|m| format!(", mean time to repair {}", seconds(m)))
         .unwrap_or_default();
     out.push_str(&format!(
-        "  summary: {} transition(s), {} flap(s) (worst hour {}), announced {:.1} % of {} measured, {} outage(s), longest {}{mttr}, drained {}{}\n",
+        "  summary: {} transition(s), {} flap(s) (worst hour {}), announced {:.1} % of {} measured, {} outage(s), longest {}{mttr}, drained {}{}{}\n",
         s.transitions,
         s.flaps,
         s.worst_hour_flaps,
@@ -1649,6 +1902,7 @@ fn render_run(out: &mut String, title: &str, run: &Run) {
         s.outages,
         seconds(s.longest_outage_ms),
         seconds(s.drained_ms),
+        levels_text(s),
         if s.suppressions > 0 {
             format!(", {} damping suppression(s)", s.suppressions)
         } else {
@@ -1718,8 +1972,18 @@ pub fn render_text(report: &Report) -> String {
         out.push('\n');
         render_run(&mut out, "what-if", what_if);
         let (a, b) = (&report.recorded.summary, &what_if.summary);
+        let mut levels = String::new();
+        for (a, b, what) in [
+            (a.depreferred_ms, b.depreferred_ms, "de-preferred"),
+            (a.grace_ms, b.grace_ms, "in grace"),
+            (a.held_ms, b.held_ms, "held by the fleet guard"),
+        ] {
+            if a > 0 || b > 0 {
+                levels.push_str(&format!(", {what} {} -> {}", seconds(a), seconds(b)));
+            }
+        }
         out.push_str(&format!(
-            "compared with what happened: flaps {} -> {}, announced {:.1} % -> {:.1} %, longest outage {} -> {}\n",
+            "compared with what happened: flaps {} -> {}, announced {:.1} % -> {:.1} %, longest outage {} -> {}{levels}\n",
             a.flaps,
             b.flaps,
             a.announced_ratio * 100.0,
@@ -1734,6 +1998,224 @@ pub fn render_text(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const T: i64 = 1_796_000_000_000;
+
+    /// A journal of dns: started at T, then `events` at T + their offset (seconds), stopped at
+    /// T + 100 s. Only the transitions and level and guard records matter to the figures.
+    fn journal(events: Vec<(i64, Event)>) -> Vec<Record> {
+        let params = wire::ServiceParams {
+            name: "dns".into(),
+            rise: 1,
+            fall: 1,
+            checks: Vec::new(),
+            prefixes: Vec::new(),
+            require: 0,
+        };
+        let mut all = vec![
+            (
+                0,
+                Event::DaemonStarted(wire::DaemonStarted {
+                    version: "test".into(),
+                    pid: 1,
+                    config_hash: "h".into(),
+                    boot_id: "b".into(),
+                    services: vec![params],
+                }),
+            ),
+            (0, Event::Reconciled(wire::Reconciled::default())),
+        ];
+        all.extend(events);
+        all.push((
+            100,
+            Event::DaemonStopped(wire::DaemonStopped {
+                reason: "SIGTERM".into(),
+                outcome: wire::StopOutcome::WithdrawnAll,
+            }),
+        ));
+        all.into_iter()
+            .enumerate()
+            .map(|(i, (at, event))| Record {
+                version: event.format(),
+                seq: i as u64 + 1,
+                at_ms: T + at * 1000,
+                event,
+            })
+            .collect()
+    }
+
+    fn transition(from: wire::State, to: wire::State, cause: wire::Cause) -> Event {
+        let change = if matches!(to, wire::State::Healthy) {
+            wire::Change::Announce
+        } else {
+            wire::Change::Withdraw
+        };
+        Event::Transition(wire::Transition {
+            service: "dns".into(),
+            from,
+            to,
+            cause,
+            healthy_streak: 0,
+            unhealthy_streak: 0,
+            change,
+            prefixes: Vec::new(),
+        })
+    }
+
+    fn verdict(healthy: bool) -> wire::Cause {
+        wire::Cause::Verdict {
+            healthy,
+            checks: Vec::new(),
+        }
+    }
+
+    fn level(level: Option<wire::Level>, grace_until: Option<i64>) -> Event {
+        Event::Level(wire::LevelRecord {
+            service: "dns".into(),
+            level,
+            attributes: wire::Attributes::default(),
+            grace_until_ms: grace_until.map(|s| T + s * 1000),
+        })
+    }
+
+    fn guard(transition_seq: u64, held: bool) -> Event {
+        let count = wire::FleetCount {
+            announcing: 3,
+            sites: 5,
+            rule: "minimum 3".into(),
+        };
+        Event::FleetGuard(wire::FleetGuard {
+            service: "dns".into(),
+            transition_seq,
+            answer: if held {
+                wire::FleetAnswer::Held(count)
+            } else {
+                wire::FleetAnswer::Granted(count)
+            },
+        })
+    }
+
+    use wire::State::{Healthy, Starting, Unhealthy};
+
+    /// Healthy at 10 s, unhealthy from 20 s to 33 s, healthy again to the stop at 100 s; the
+    /// records after the fall to unhealthy are `after`.
+    fn fall_and_recover(after: Vec<(i64, Event)>) -> Summary {
+        let mut events = vec![
+            (10, transition(Starting, Healthy, verdict(true))),
+            (20, transition(Healthy, Unhealthy, verdict(false))),
+        ];
+        events.extend(after);
+        events.push((33, transition(Unhealthy, Healthy, verdict(true))));
+        let records = journal(events);
+        replay("dns", &records, None, None, None, &WhatIf::default())
+            .recorded
+            .summary
+    }
+
+    #[test]
+    fn a_journal_without_levels_counts_an_unhealthy_spell_as_a_withdrawal_and_an_outage() {
+        let s = fall_and_recover(Vec::new());
+        assert_eq!((s.flaps, s.outages, s.outage_ms), (1, 1, 13_000));
+        assert_eq!(s.mean_time_to_repair_ms, Some(13_000));
+        assert_eq!((s.depreferred_ms, s.grace_ms, s.held_ms), (0, 0, 0));
+        assert_eq!(s.announced_ms, 77_000);
+        assert_eq!(s.withdrawn_ms, 13_000);
+    }
+
+    #[test]
+    fn a_de_preferred_spell_is_no_withdrawal_and_no_outage() {
+        // The operator walk: dns 13 s de-preferred, still at the peer.
+        let s = fall_and_recover(vec![(20, level(Some(wire::Level::Depreferred), None))]);
+        assert_eq!((s.flaps, s.outages, s.outage_ms), (0, 0, 0), "{s:?}");
+        assert_eq!(s.mean_time_to_repair_ms, None);
+        assert_eq!(s.depreferred_ms, 13_000);
+        assert_eq!(
+            (s.announced_ms, s.measured_ms, s.withdrawn_ms),
+            (77_000, 100_000, 0)
+        );
+        let text = render_text(&Report {
+            recorded: Run {
+                summary: s,
+                ..Run::default()
+            },
+            ..Report::default()
+        });
+        assert!(
+            text.contains("0 outage(s)") && text.contains(", de-preferred 13.0 s"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_withdrawal_held_by_the_fleet_guard_is_no_outage_until_it_is_granted() {
+        // Held, then the service recovers: announced all along.
+        let s = fall_and_recover(vec![(20, guard(4, true))]);
+        assert_eq!(
+            (s.flaps, s.outages, s.held_ms, s.outage_ms),
+            (0, 0, 13_000, 0),
+            "{s:?}"
+        );
+        // Held 5 s, then granted: a withdrawal and an outage of 8 s from the grant.
+        let s = fall_and_recover(vec![(20, guard(4, true)), (25, guard(4, false))]);
+        assert_eq!(
+            (s.flaps, s.outages, s.held_ms, s.outage_ms),
+            (1, 1, 5_000, 8_000),
+            "{s:?}"
+        );
+        assert_eq!(s.mean_time_to_repair_ms, Some(8_000));
+        // Granted at once: as without a guard.
+        let s = fall_and_recover(vec![(20, guard(4, false))]);
+        assert_eq!(
+            (s.flaps, s.outages, s.held_ms, s.outage_ms),
+            (1, 1, 0, 13_000),
+            "{s:?}"
+        );
+        // An answer to an older transition changes nothing.
+        let s = fall_and_recover(vec![(21, guard(3, true))]);
+        assert_eq!((s.flaps, s.held_ms), (1, 0), "{s:?}");
+    }
+
+    #[test]
+    fn a_drains_grace_is_in_grace_then_drained_and_never_an_outage() {
+        let draining = wire::State::Draining(wire::DrainCause::Operator {
+            reason: "maintenance".into(),
+            expires_at_ms: None,
+            uid: 0,
+        });
+        let records = journal(vec![
+            (10, transition(Starting, Healthy, verdict(true))),
+            (
+                40,
+                transition(Healthy, draining.clone(), wire::Cause::Drain),
+            ),
+            (40, level(Some(wire::Level::GracefulShutdown), Some(70))),
+            (
+                70,
+                transition(draining.clone(), draining, wire::Cause::GraceEnded),
+            ),
+        ]);
+        let report = replay("dns", &records, None, None, None, &WhatIf::default());
+        let s = &report.recorded.summary;
+        assert_eq!(
+            (s.grace_ms, s.drained_ms, s.outages, s.flaps),
+            (30_000, 30_000, 0, 0),
+            "{s:?}"
+        );
+        assert_eq!(
+            s.transitions, 2,
+            "the grace's end is a level change, not a transition"
+        );
+        let ended: Vec<&str> = report
+            .recorded
+            .timeline
+            .iter()
+            .map(|s| s.kind.as_str())
+            .collect();
+        assert_eq!(ended, ["transition", "transition", "grace-ended"]);
+        let text = render_text(&report);
+        assert!(text.contains(", in a drain's grace 30.0 s"), "{text}");
+        assert!(text.contains("the drain's grace is over"), "{text}");
+    }
 
     #[test]
     fn the_worst_hour_counts_flaps_in_a_sliding_hour() {

@@ -1,5 +1,7 @@
-//! `anycastd report`: one row per service over a window — share of time announced, health
-//! withdrawals, mean time to repair, longest outage, time drained, damping suppressions —
+//! `anycastd report`: one row per service over a window — share of time announced normally,
+//! health withdrawals, mean time to repair, longest outage, time drained, damping
+//! suppressions, and the time announced de-preferred, in a drain's grace and held by the
+//! fleet guard (none of which is a withdrawal or an outage) —
 //! each taken from the recorded run of [`crate::audit::replay`] over the same window, so `report` and
 //! `replay`'s summary never disagree.
 
@@ -84,8 +86,9 @@ fn percent(summary: &Summary) -> String {
     }
 }
 
-/// The columns, in order, and their values for a row.
-const COLUMNS: [&str; 9] = [
+/// The columns, in order, and their values for a row: the first nine, then the time at the
+/// other levels than normal (format 6), in `--csv` always, in the table when a row has some.
+const COLUMNS: [&str; 12] = [
     "service",
     "announced_%",
     "measured_s",
@@ -95,9 +98,15 @@ const COLUMNS: [&str; 9] = [
     "longest_outage_s",
     "drained_s",
     "suppressions",
+    "depreferred_s",
+    "grace_s",
+    "held_s",
 ];
 
-fn cells(row: &Row) -> [String; 9] {
+/// The columns before the levels' (what the table had before graded announcements).
+const PLAIN: usize = 9;
+
+fn cells(row: &Row) -> [String; 12] {
     let s = &row.summary;
     [
         row.service.clone(),
@@ -109,14 +118,23 @@ fn cells(row: &Row) -> [String; 9] {
         seconds(s.longest_outage_ms),
         seconds(s.drained_ms),
         s.suppressions.to_string(),
+        seconds(s.depreferred_ms),
+        seconds(s.grace_ms),
+        seconds(s.held_ms),
     ]
 }
 
 /// A text table (aligned columns) under a line naming the window.
 pub fn render_text(report: &Report) -> String {
-    let mut lines: Vec<[String; 9]> = vec![COLUMNS.map(str::to_owned)];
-    lines.extend(report.rows.iter().map(cells));
-    let widths: Vec<usize> = (0..9)
+    let levels = report
+        .rows
+        .iter()
+        .any(|r| r.summary.depreferred_ms + r.summary.grace_ms + r.summary.held_ms > 0);
+    let shown = if levels { COLUMNS.len() } else { PLAIN };
+    let mut lines: Vec<Vec<String>> =
+        vec![COLUMNS[..shown].iter().map(|c| (*c).to_owned()).collect()];
+    lines.extend(report.rows.iter().map(|r| cells(r)[..shown].to_vec()));
+    let widths: Vec<usize> = (0..shown)
         .map(|i| lines.iter().map(|l| l[i].len()).max().unwrap_or(0))
         .collect();
     let mut out = format!(
@@ -177,6 +195,34 @@ mod tests {
                 },
             }],
         }
+    }
+
+    #[test]
+    fn the_table_shows_the_levels_columns_only_when_a_service_had_another_level() {
+        let plain = render_text(&report(60_000));
+        let header = plain.lines().nth(1).unwrap_or_default();
+        assert!(header.ends_with("drained_s  suppressions"), "{plain}");
+        let mut graded = report(60_000);
+        graded.rows[0].summary.depreferred_ms = 13_000;
+        let text = render_text(&graded);
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap_or_default()
+                .ends_with("suppressions  depreferred_s  grace_s  held_s"),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .nth(2)
+                .unwrap_or_default()
+                .ends_with("13.0      0.0     0.0"),
+            "{text}"
+        );
+        // CSV always has them (a stable header).
+        assert!(render_csv(&report(60_000)).starts_with(
+            "service,announced_%,measured_s,withdrawals,outages,mttr_s,longest_outage_s,drained_s,suppressions,depreferred_s,grace_s,held_s\n"
+        ));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `anycastd replay SERVICE`: the re-run and what-ifs (see [`crate::audit::replay`]), through the
 //! daemon or from the journal directly.
 
-use super::args::{parse_for, request_ms, ClientArgs, WindowArgs};
+use super::args::{grace_ms, parse_for, parse_grace, request_ms, ClientArgs, WindowArgs};
 use super::{ask, Asked, Client, Error};
 use crate::audit::replay::WhatIf;
 use crate::control::{self, Request, Response};
@@ -29,9 +29,35 @@ pub struct ReplayArgs {
     with_shadow: Vec<String>,
     #[command(flatten)]
     damping: DampingArgs,
+    /// What-if: what an unhealthy service does (withdraw, or stay announced de-preferred;
+    /// only the level matters, no deprefer table is needed)
+    #[arg(long, value_name = "WHAT")]
+    on_unhealthy: Option<OnUnhealthyArg>,
+    /// What-if: the grace of every drain and stop (e.g. 30s; 0: withdrawn at once; at most
+    /// 1 h), instead of the ones the journal records
+    #[arg(long, value_name = "DURATION", value_parser = parse_grace)]
+    drain_grace: Option<std::time::Duration>,
     /// JSON output
     #[arg(long)]
     json: bool,
+}
+
+/// `--on-unhealthy`'s values (the config key's).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum OnUnhealthyArg {
+    /// Withdraw the prefixes
+    Withdraw,
+    /// Keep them announced, de-preferred
+    Deprefer,
+}
+
+impl From<OnUnhealthyArg> for anycastd_fsm::OnUnhealthy {
+    fn from(arg: OnUnhealthyArg) -> anycastd_fsm::OnUnhealthy {
+        match arg {
+            OnUnhealthyArg::Withdraw => anycastd_fsm::OnUnhealthy::Withdraw,
+            OnUnhealthyArg::Deprefer => anycastd_fsm::OnUnhealthy::Deprefer,
+        }
+    }
 }
 
 /// The what-if's flap damping options.
@@ -99,6 +125,8 @@ impl ReplayArgs {
                 fall: self.fall,
                 damping,
                 with_shadow: self.with_shadow,
+                on_unhealthy: self.on_unhealthy.map(Into::into),
+                drain_grace_ms: self.drain_grace.map(grace_ms),
             },
         };
         let client = self.client.client();

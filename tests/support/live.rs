@@ -75,6 +75,9 @@ pub struct Live {
     /// A daemon from before the verdict rule was journaled (format 4 and older): every
     /// verdict waits for the pending checks, and no rule record is written.
     pub old_rule: bool,
+    /// Graded announcements (`on_unhealthy`, `deprefer`, `drain_grace`; default: withdraw,
+    /// no grace). A stop waits out the grace as the daemon does.
+    pub graded: anycastd::service::Graded,
     position: usize,
 }
 
@@ -97,6 +100,7 @@ impl Live {
             crash_positions: Vec::new(),
             forced_crashes: None,
             old_rule: false,
+            graded: anycastd::service::Graded::default(),
             position: 0,
         }
     }
@@ -274,11 +278,17 @@ impl Live {
                 }
             }
             Input::Stop => {
+                let mut stopped = at;
                 if let Some(core) = self.core.as_mut() {
                     let effects = core.drain(DrainCause::Shutdown, None, at);
                     self.take(effects, at);
                 }
-                self.stop(at, false, "SIGTERM", wire::StopOutcome::WithdrawnAll);
+                // The daemon stops once the grace is over.
+                if let Some(until) = self.core.as_ref().and_then(|c| c.machine().grace_until()) {
+                    self.fire_due(until.0);
+                    stopped = until.0;
+                }
+                self.stop(stopped, false, "SIGTERM", wire::StopOutcome::WithdrawnAll);
             }
             Input::Handover => {
                 if let Some(record) = self.core.as_mut().and_then(|c| c.take_runs()) {
@@ -383,6 +393,7 @@ impl Live {
             reconciled_at,
             !self.old_rule && anycastd::service::VERDICT_RULE.fail_early,
         );
+        core = core.with_graded(self.graded.clone(), reconciled_at);
         let restored = self
             .carried_damping
             .map(|d| core.restore_damping(d, reconciled_at));
