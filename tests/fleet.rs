@@ -62,6 +62,9 @@ struct FleetSpec<'a> {
     check_extra: &'a str,
     /// An unguarded service `web` (203.0.113.80) with the same check, when true.
     web: bool,
+    /// A second check of dns, `core`, marked `hard = true`, failing while `DIR/hardfail`
+    /// exists, when true.
+    hard_check: bool,
 }
 
 impl Site {
@@ -83,8 +86,16 @@ lease = "2s"
 [services.dns]
 fleet = {rule}
 prefixes.frrouting = [{{ prefix = "203.0.113.53", vtysh = {vtysh:?} }}]
-checks.exec = [{{ command = "/bin/sh", args = ["-c", "test ! -e {fail}"], name = "alive", interval = "200ms", timeout = "5s"{check_extra} }}]
+checks.exec = [{{ command = "/bin/sh", args = ["-c", "test ! -e {fail}"], name = "alive", interval = "200ms", timeout = "5s"{check_extra} }}{hard}]
 "#,
+            hard = if spec.hard_check {
+                format!(
+                    r#", {{ command = "/bin/sh", args = ["-c", "test ! -e {}"], name = "core", interval = "200ms", timeout = "5s", hard = true }}"#,
+                    dir.path().join("hardfail").display()
+                )
+            } else {
+                String::new()
+            },
             journal = dir.path().join("journal").display().to_string(),
             socket = dir.path().join("ctl.sock").display().to_string(),
             state = dir.path().join("frr.json").display().to_string(),
@@ -237,6 +248,7 @@ fn spec(etcd: &Etcd) -> FleetSpec<'static> {
         fleet_extra: "",
         check_extra: "",
         web: false,
+        hard_check: false,
     }
 }
 
@@ -473,6 +485,7 @@ fn unreachable_endpoints_at_start_start_the_daemon_blind_and_it_says_so() {
         fleet_extra: "",
         check_extra: "",
         web: false,
+        hard_check: false,
     };
     let sites = fleet_of(1, &spec, None);
     let until = Instant::now() + Duration::from_secs(20);
@@ -670,4 +683,141 @@ fn a_stopped_etcd_holds_the_guarded_service_but_not_an_unguarded_one() {
     }
     assert!(sites[0].announces(), "dns is held while etcd is stopped");
     etcd.signal(nix::sys::signal::Signal::SIGCONT);
+}
+
+/// The fleet's announcing sites sampled until `site` is restarted and has asked the guard
+/// again: the fewest announcing, and whether `site` announced at every sample.
+fn restart_sampling(sites: &mut [Site], index: usize) -> (usize, bool) {
+    let mut fewest = usize::MAX;
+    let mut always = true;
+    let mut sample = |sites: &[Site]| {
+        fewest = fewest.min(announcing(sites));
+        always &= sites[index].announces();
+    };
+    // SIGKILL: no stop, nothing withdrawn by the daemon; its fake FRR keeps the prefix.
+    let mut daemon = sites[index].daemon.take().unwrap();
+    daemon.signal(nix::sys::signal::Signal::SIGKILL);
+    daemon.wait(Duration::from_secs(10));
+    sample(sites);
+    sites[index].start();
+    let until = Instant::now() + Duration::from_secs(30);
+    while !sites[index].log().contains("the guard is asked again") {
+        sample(sites);
+        assert!(Instant::now() < until, "{}", sites[index].log());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        sample(sites);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (fewest, always)
+}
+
+#[test]
+fn a_site_restarted_while_its_withdrawal_is_held_keeps_announcing_and_asks_the_guard_again() {
+    let Some(etcd) = Etcd::start() else { return };
+    let mut sites = fleet_of(5, &spec(&etcd), Some(&etcd));
+    for site in &sites {
+        site.fail(true);
+    }
+    watch_until(&sites, "two sites withdrawn", |s| announcing(s) == 3);
+    assert_eq!(watch_for(&sites, Duration::from_secs(1)), 3);
+    let held: Vec<usize> = (0..5).filter(|&i| sites[i].announces()).collect();
+    let restarted = held[0];
+
+    // Crash + restart while held: the route never leaves its FRR, the fleet never drops
+    // below three, and the guard, asked again, holds it again.
+    let (fewest, always) = restart_sampling(&mut sites, restarted);
+    assert!(
+        always,
+        "the held route left FRR across the restart:\n{}",
+        sites[restarted].log()
+    );
+    assert!(fewest >= 3, "{fewest} announcing at one moment");
+    assert_eq!(watch_for(&sites, Duration::from_secs(1)), 3);
+    let history = sites[restarted].history();
+    assert!(
+        !history.contains("not announced at the last stop"),
+        "{history}"
+    );
+    let after_restart = history
+        .rsplit_once("restored after a restart")
+        .or_else(|| history.rsplit_once("daemon started"))
+        .map(|(_, rest)| rest.to_owned())
+        .unwrap_or_default();
+    assert!(
+        after_restart
+            .contains("withdrawal held by the fleet guard: 3 of 5 sites announce dns, minimum 3"),
+        "held again after the restart: {history}"
+    );
+    let keys = etcd.get_prefix("/anycastd/dns/sites/");
+    let own = format!("/anycastd/dns/sites/{}", sites[restarted].name);
+    assert!(
+        keys.iter()
+            .any(|(k, v)| *k == own && v.contains("\"held\"")),
+        "{keys:?}"
+    );
+
+    // A second crash + restart, then the others recover: the guard grants it, and only then
+    // is it withdrawn.
+    let (fewest, always) = restart_sampling(&mut sites, restarted);
+    assert!(always && fewest >= 3, "{fewest}");
+    for (i, site) in sites.iter().enumerate() {
+        if i != restarted {
+            site.fail(false);
+        }
+    }
+    watch_until(&sites, "the restarted site withdrawn, four announce", |s| {
+        !s[restarted].announces() && announcing(s) == 4
+    });
+    assert!(
+        sites[restarted]
+            .history()
+            .contains("withdrawal granted by the fleet guard"),
+        "{}",
+        sites[restarted].history()
+    );
+}
+
+#[test]
+fn a_hard_check_failing_after_a_hold_withdraws_at_once() {
+    let Some(etcd) = Etcd::start() else { return };
+    let spec = FleetSpec {
+        hard_check: true,
+        ..spec(&etcd)
+    };
+    // Three sites, minimum 3: no withdrawal by a soft check can be granted.
+    let sites = fleet_of(3, &spec, Some(&etcd));
+    sites[0].fail(true);
+    let until = Instant::now() + Duration::from_secs(30);
+    while !sites[0]
+        .history()
+        .contains("withdrawal held by the fleet guard: 3 of 3 sites announce dns, minimum 3")
+    {
+        assert!(Instant::now() < until, "{}", sites[0].log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(sites[0].announces(), "held");
+    // The hard check fails too: withdrawn at once, whatever the fleet says.
+    std::fs::write(sites[0].dir.path().join("hardfail"), "").unwrap();
+    watch_until(&sites, "site1 withdrawn by its hard check", |s| {
+        !s[0].announces()
+    });
+    let history = sites[0].history();
+    assert!(
+        history.contains(
+            "withdrawal made at once, no longer held by the fleet guard: hard check \"core\" failed"
+        ),
+        "{history}"
+    );
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let keys = etcd.get_prefix("/anycastd/dns/sites/site1");
+        if keys.iter().any(|(_, v)| v.contains("\"withdrawn\"")) {
+            break;
+        }
+        assert!(Instant::now() < until, "{keys:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -355,6 +355,9 @@ pub fn fleet_guard_text(g: &wire::FleetGuard) -> String {
                 "decided locally (on_unreachable = \"local\")"
             }
         ),
+        wire::FleetAnswer::HardCheck { check } => format!(
+            "withdrawal made at once, no longer held by the fleet guard: hard check \"{check}\" failed"
+        ),
     }
 }
 
