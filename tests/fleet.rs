@@ -821,3 +821,59 @@ fn a_hard_check_failing_after_a_hold_withdraws_at_once() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_drain_that_takes_the_fleet_below_its_minimum_is_refused_unless_forced() {
+    let Some(etcd) = Etcd::start() else { return };
+    let spec = FleetSpec {
+        rule: "{ min_announcing = 2 }",
+        ..spec(&etcd)
+    };
+    let sites = fleet_of(3, &spec, Some(&etcd));
+    let drain = |site: &Site, extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .args(["drain", "dns", "--reason", "maintenance", "-c"])
+            .arg(site.config())
+            .args(extra)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), said)
+    };
+    // Three announce, minimum 2: one may be drained.
+    let (code, said) = drain(&sites[0], &[]);
+    assert_eq!(code, Some(0), "{said}");
+    watch_until(&sites, "site1 drained", |s| !s[0].announces());
+    let until = Instant::now() + Duration::from_secs(10);
+    while !etcd
+        .get_prefix("/anycastd/dns/sites/site1")
+        .iter()
+        .any(|(_, v)| v.contains("\"drained\""))
+    {
+        assert!(Instant::now() < until, "site1 not published drained");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A second would leave one: refused, naming the count and the minimum, nothing drained.
+    let (code, said) = drain(&sites[1], &[]);
+    assert_eq!(code, Some(75), "{said}");
+    assert!(
+        said.contains("refused: draining dns would take its fleet below its minimum: 2 of 3 sites announce dns now (minimum 2), 1 would after the drain; use --force to drain anyway"),
+        "{said}"
+    );
+    assert_eq!(watch_for(&sites, Duration::from_secs(1)), 2);
+    // etcd cannot be read: nobody can tell, refused too.
+    etcd.signal(nix::sys::signal::Signal::SIGSTOP);
+    let (code, said) = drain(&sites[1], &[]);
+    etcd.signal(nix::sys::signal::Signal::SIGCONT);
+    assert_eq!(code, Some(75), "{said}");
+    assert!(
+        said.contains("refused: cannot tell whether draining dns takes its fleet below its minimum (minimum 2): etcd at"),
+        "{said}"
+    );
+    assert!(sites[1].announces());
+    // --force drains all the same.
+    let (code, said) = drain(&sites[1], &["--force"]);
+    assert_eq!(code, Some(0), "{said}");
+    watch_until(&sites, "site2 drained", |s| !s[1].announces());
+}

@@ -112,6 +112,13 @@ pub enum DrainError {
         /// The services that run.
         known: Vec<String>,
     },
+    /// The drain would take a guarded service's fleet below its minimum, or the fleet cannot
+    /// be read to tell; `--force` drains anyway.
+    #[error("{}", lines.join("; "))]
+    FleetMinimum {
+        /// One line per service refused.
+        lines: Vec<String>,
+    },
 }
 
 /// Why a reload was rejected (the running configuration is kept); its exit code:

@@ -47,6 +47,10 @@ pub enum Request {
         /// once it is journaled and handed to the writers).
         #[serde(default)]
         wait_ms: Option<u64>,
+        /// Drain even if it takes a guarded service's fleet below its minimum (or etcd cannot
+        /// be read to tell); without it such a drain is refused (exit 75).
+        #[serde(default)]
+        force: bool,
     },
     /// End operator drains.
     Undrain {
