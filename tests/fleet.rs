@@ -877,3 +877,43 @@ fn a_drain_that_takes_the_fleet_below_its_minimum_is_refused_unless_forced() {
     assert_eq!(code, Some(0), "{said}");
     watch_until(&sites, "site2 drained", |s| !s[1].announces());
 }
+
+#[test]
+fn the_fleet_command_refuses_an_unknown_service_and_an_endpoint_without_a_scheme() {
+    let Some(etcd) = Etcd::start() else { return };
+    let spec = FleetSpec {
+        rule: "{ min_announcing = 1 }",
+        ..spec(&etcd)
+    };
+    let sites = fleet_of(1, &spec, Some(&etcd));
+    let fleet = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .arg("fleet")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let config = sites[0].config();
+    let (code, said) = fleet(&["-c", config.to_str().unwrap(), "nosuch"]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("unknown service \"nosuch\": no site publishes it under /anycastd in etcd, and the config guards no service of that name; services in etcd: dns"),
+        "{said}"
+    );
+    let (code, said) = fleet(&["-c", config.to_str().unwrap(), "dns"]);
+    assert_eq!(code, Some(0), "{said}");
+    // The config's rule for endpoints: a URL with a scheme.
+    let bare = etcd.url().replace("http://", "");
+    let (code, said) = fleet(&["-c", "/nonexistent", "--etcd", &bare]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains(&format!(
+            "--etcd: {bare:?} is not a URL like \"https://10.0.0.1:2379\""
+        )),
+        "{said}"
+    );
+}
