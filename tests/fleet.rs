@@ -917,3 +917,107 @@ fn the_fleet_command_refuses_an_unknown_service_and_an_endpoint_without_a_scheme
         "{said}"
     );
 }
+
+/// A scrape of `addr`, whole.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// The samples of metric `name` in a scrape of `addr`: (series, value).
+fn gauge(addr: &str, name: &str) -> Vec<(String, f64)> {
+    samples(&scrape(addr), name)
+}
+
+/// The samples of metric `name` in `text`.
+fn samples(text: &str, name: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn the_blind_gauge_reads_1_at_a_blind_start_and_a_removed_fleet_rule_takes_its_gauges_away() {
+    // Blind from the start: 1, not absent.
+    let listen = format!("127.0.0.1:{}", support::servers::free_port());
+    let metrics = format!("\n[metrics]\nlisten = {listen:?}\n");
+    let dead = format!("http://127.0.0.1:{}", support::servers::free_port());
+    let blind_spec = FleetSpec {
+        etcd: dead,
+        rule: "{ min_announcing = 1 }",
+        fleet_extra: &metrics,
+        check_extra: "",
+        web: false,
+        hard_check: false,
+    };
+    let site = Site::new("site1", &blind_spec);
+    // From the first scrape that answers (start-up reads FRR first, the guard starts after).
+    let until = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(Instant::now() < until, "{}", site.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let text = scrape(&listen);
+    assert_eq!(
+        samples(&text, "anycastd_fleet_guard_blind"),
+        [("anycastd_fleet_guard_blind".to_owned(), 1.0)],
+        "{text}"
+    );
+    drop(site);
+
+    // A service whose fleet rule a reload removes: its fleet gauges go.
+    let Some(etcd) = Etcd::start() else { return };
+    let listen = format!("127.0.0.1:{}", support::servers::free_port());
+    let metrics = format!("\n[metrics]\nlisten = {listen:?}\n");
+    let guarded = FleetSpec {
+        rule: "{ min_announcing = 1 }",
+        fleet_extra: &metrics,
+        ..spec(&etcd)
+    };
+    let sites = fleet_of(1, &guarded, Some(&etcd));
+    let until = Instant::now() + Duration::from_secs(10);
+    while gauge(&listen, "anycastd_fleet_sites").is_empty() {
+        assert!(Instant::now() < until, "no fleet gauges");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        gauge(&listen, "anycastd_fleet_guard_blind"),
+        [("anycastd_fleet_guard_blind".to_owned(), 0.0)]
+    );
+    let config = sites[0].config();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("fleet = { min_announcing = 1 }\n", ""),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(["reload", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    let sites_gauge = gauge(&listen, "anycastd_fleet_sites");
+    assert!(
+        sites_gauge
+            .iter()
+            .all(|(s, _)| !s.contains("service=\"dns\"")),
+        "{sites_gauge:?}"
+    );
+    let held = gauge(&listen, "anycastd_fleet_guard_held");
+    assert!(
+        held.iter().all(|(s, _)| !s.contains("service=\"dns\"")),
+        "{held:?}"
+    );
+}

@@ -135,6 +135,11 @@ pub async fn run(config: Config, config_path: &Path) -> Result<u8, StartError> {
     let mut endpoints = Endpoints::open(&config, &tap).await?;
     crate::observe::metrics::journal_counters();
     crate::observe::metrics::build_info();
+    if config.fleet.is_some() {
+        // The fleet guard starts after the reconciliation and cannot count the fleet before
+        // it has connected: blind (1) from the first scrape, never absent.
+        crate::observe::metrics::set("anycastd_fleet_guard_blind", &[], 1.0);
+    }
     let reset = endpoints.reset.take();
     let rebooted =
         startup::journal_start(&config, &endpoints.prior, reset, &endpoints.journal).await;

@@ -92,6 +92,8 @@ pub fn spawn(settings: Settings) -> FleetHandle {
     let (requests, rx) = mpsc::unbounded_channel();
     let settings = Arc::new(settings);
     let blind = Arc::new(std::sync::Mutex::new(None));
+    // Blind until it has connected (it cannot count the fleet before): 1, never absent.
+    crate::observe::metrics::set("anycastd_fleet_guard_blind", &[], 1.0);
     let guard = Guard {
         shared_blind: blind.clone(),
         settings: settings.clone(),
@@ -215,6 +217,8 @@ impl Guard {
             Request::Forget { service } => {
                 self.pending.remove(&service);
                 self.published.remove(&service);
+                // After any tally of it in this task: its count is not shown again.
+                crate::observe::metrics::forget_service_gauge("anycastd_fleet_sites", &service);
                 if let Some(c) = &mut self.connection {
                     let key = super::site_key(&self.settings.prefix, &service, &self.settings.site);
                     let _ = store::timed("forgetting", c.client.delete(key, None)).await;
@@ -309,6 +313,10 @@ impl Guard {
         let Some(c) = &mut self.connection else {
             return;
         };
+        if !self.published.contains_key(service) {
+            // Forgotten (no longer guarded): its gauges are gone, not counted again.
+            return;
+        }
         if let Ok(sites) = store::sites(&mut c.client, &self.settings.prefix, service).await {
             let counts = store::tally(&sites);
             for state in super::SiteState::ALL {

@@ -1310,11 +1310,9 @@ impl Driver {
                     service: name.clone(),
                 });
                 self.fleet = None;
-                crate::observe::metrics::set(
-                    "anycastd_fleet_guard_held",
-                    &[("service", name.as_str())],
-                    0.0,
-                );
+                // No longer guarded: its fleet gauges go (not a stale count).
+                crate::observe::metrics::forget_service_gauge("anycastd_fleet_guard_held", &name);
+                crate::observe::metrics::forget_service_gauge("anycastd_fleet_sites", &name);
                 if held {
                     self.set_prefixes(false, self.decided_seq);
                 }
