@@ -580,6 +580,14 @@ impl Driver {
             });
             return;
         }
+        if self.fleet.is_some() {
+            // Guarded and not held: 0 from the start (an alert needs the series).
+            crate::observe::metrics::set(
+                "anycastd_fleet_guard_held",
+                &[("service", self.service.name.as_str())],
+                0.0,
+            );
+        }
         self.publish_to_fleet(
             crate::fleet::SiteState::of(self.core.machine().state()),
             self.since_ms,
