@@ -1021,3 +1021,69 @@ fn the_blind_gauge_reads_1_at_a_blind_start_and_a_removed_fleet_rule_takes_its_g
         "{held:?}"
     );
 }
+
+#[test]
+fn status_and_the_start_log_say_whether_the_fleet_guard_is_on_and_whether_it_sees() {
+    let Some(etcd) = Etcd::start() else { return };
+    let mut sites = fleet_of(1, &spec(&etcd), Some(&etcd));
+    let status = |site: &Site| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .args(["status", "-c"])
+            .arg(site.config())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let on = format!("fleet guard: on, site site1, etcd {}: ", etcd.url());
+    assert!(sites[0].log().contains(&on), "{}", sites[0].log());
+    let until = Instant::now() + Duration::from_secs(10);
+    while !status(&sites[0]).contains(&format!("{on}etcd reachable")) {
+        assert!(Instant::now() < until, "{}", status(&sites[0]));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // etcd stops answering: blind since when, why, and what that means.
+    etcd.signal(nix::sys::signal::Signal::SIGSTOP);
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = status(&sites[0]);
+        if text.contains(&format!("{on}BLIND since "))
+            && text.contains("guarded withdrawals are held (on_unreachable = \"hold\")")
+        {
+            break;
+        }
+        assert!(Instant::now() < until, "{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    etcd.signal(nix::sys::signal::Signal::SIGCONT);
+
+    // Without a [fleet] section: off, said so.
+    let mut daemon = sites[0].daemon.take().unwrap();
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    daemon.wait(Duration::from_secs(20));
+    let config = sites[0].config();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text: String = text
+        .lines()
+        .filter(|l| {
+            !["[fleet]", "etcd = ", "site = ", "lease = ", "fleet = "]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&config, text).unwrap();
+    sites[0].start();
+    let until = Instant::now() + Duration::from_secs(20);
+    while !status(&sites[0]).contains("fleet guard: off (no [fleet] section)") {
+        assert!(
+            Instant::now() < until,
+            "{}\n{}",
+            status(&sites[0]),
+            sites[0].log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(sites[0]
+        .log()
+        .contains("fleet guard: off (no [fleet] section)"));
+}

@@ -166,6 +166,8 @@ pub struct Context {
     pub read_gid: Option<u32>,
     /// gid of `[control] admin_group`.
     pub admin_gid: Option<u32>,
+    /// The fleet guard (`None`: no `[fleet]`), for status.
+    pub fleet: Option<crate::fleet::guard::FleetHandle>,
 }
 
 /// `None` if `service` is configured or in the journal, else the error text listing the

@@ -425,6 +425,10 @@ pub enum Response {
         /// What the daemon cannot do now, one line each (restart detection off).
         #[serde(default)]
         notes: Vec<String>,
+        /// The fleet guard, one line: on (site, etcd, reachable or blind since when and
+        /// why) or off.
+        #[serde(default)]
+        fleet_guard: Option<String>,
     },
     /// `drain` and `undrain`.
     Done {

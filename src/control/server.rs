@@ -201,7 +201,16 @@ async fn status_answer(
     }
     let services = status_of(context, service.as_deref()).await;
     let notes = notes(context);
-    out.send(Response::Status { services, notes }).await
+    let fleet_guard = Some(match &context.fleet {
+        Some(fleet) => fleet.status_line(),
+        None => crate::fleet::guard::OFF_LINE.to_owned(),
+    });
+    out.send(Response::Status {
+        services,
+        notes,
+        fleet_guard,
+    })
+    .await
 }
 
 /// What the daemon cannot do now, one line each: the writers whose routing daemon's

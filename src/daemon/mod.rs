@@ -277,7 +277,13 @@ impl Daemon {
         let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(1);
         let shared_config = Arc::new(Mutex::new(Arc::new(config.clone())));
         let driver_commands: control::DriverCommands = Arc::default();
+        let fleet = config.fleet.clone().map(crate::fleet::guard::spawn);
+        match &fleet {
+            Some(fleet) => tracing::info!("{}", fleet.status_line()),
+            None => tracing::info!("{}", crate::fleet::guard::OFF_LINE),
+        }
         let context = Arc::new(control::Context {
+            fleet: fleet.clone(),
             reader,
             tap: tap.clone(),
             views: views.clone(),
@@ -298,7 +304,7 @@ impl Daemon {
             polling: crate::checks::scheduler::Polling::new(),
             probes,
             views: views.clone(),
-            fleet: config.fleet.clone().map(crate::fleet::guard::spawn),
+            fleet,
         };
         let mut drivers = Drivers::new(driver_commands);
         for driver in startup::spawn_drivers(&config, &plan, &prior, &shared) {
