@@ -10,6 +10,9 @@ pub const DATAERR: u8 = 65;
 pub const NOINPUT: u8 = 66;
 /// A resource is held or missing (the journal is locked by another process).
 pub const UNAVAILABLE: u8 = 69;
+/// A drain refused by the fleet guard: it would take a guarded service's fleet below its
+/// minimum, or etcd cannot be read to tell (`--force` drains anyway).
+pub const TEMPFAIL: u8 = 75;
 /// Permission denied on the control socket (not root, the daemon's user or in its groups).
 pub const NOPERM: u8 = 77;
 /// Runtime failure (shutdown could not withdraw everything, a second signal, start-up failure).

@@ -80,7 +80,7 @@ async fn every_metric_the_rules_and_the_dashboard_use_is_exported() {
         .filter_map(|l| l.trim().strip_prefix("expr:"))
         .map(str::to_owned)
         .collect();
-    assert_eq!(exprs.len(), 11, "one expression per alert");
+    assert_eq!(exprs.len(), 13, "one expression per alert");
     for panel in dashboard["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {
             exprs.push(target["expr"].as_str().unwrap().to_owned());
@@ -103,12 +103,14 @@ async fn every_metric_the_rules_and_the_dashboard_use_is_exported() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().to_string()
     };
+    // A fleet guard whose etcd does not answer: its gauges are exported all the same.
+    let etcd = format!("http://127.0.0.1:{}", support::servers::free_port());
     let sections = format!(
-        "[metrics]\nlisten = {addr:?}\n[bird]\ninclude_dir = {:?}\n",
+        "[metrics]\nlisten = {addr:?}\n[bird]\ninclude_dir = {:?}\n[fleet]\netcd = [{etcd:?}]\nsite = \"t\"\n",
         dir.path().join("run").display().to_string()
     );
     let service = format!(
-        "prefixes.bird = [{{ prefix = \"198.51.100.1\", socket = {:?} }}]\n",
+        "prefixes.bird = [{{ prefix = \"198.51.100.1\", socket = {:?} }}]\nfleet = {{ min_announcing = 1 }}\n",
         dir.path().join("no-bird.ctl").display().to_string()
     );
     let config = one_service_config(

@@ -62,6 +62,9 @@ struct FleetSpec<'a> {
     check_extra: &'a str,
     /// An unguarded service `web` (203.0.113.80) with the same check, when true.
     web: bool,
+    /// A second check of dns, `core`, marked `hard = true`, failing while `DIR/hardfail`
+    /// exists, when true.
+    hard_check: bool,
 }
 
 impl Site {
@@ -83,8 +86,16 @@ lease = "2s"
 [services.dns]
 fleet = {rule}
 prefixes.frrouting = [{{ prefix = "203.0.113.53", vtysh = {vtysh:?} }}]
-checks.exec = [{{ command = "/bin/sh", args = ["-c", "test ! -e {fail}"], name = "alive", interval = "200ms", timeout = "5s"{check_extra} }}]
+checks.exec = [{{ command = "/bin/sh", args = ["-c", "test ! -e {fail}"], name = "alive", interval = "200ms", timeout = "5s"{check_extra} }}{hard}]
 "#,
+            hard = if spec.hard_check {
+                format!(
+                    r#", {{ command = "/bin/sh", args = ["-c", "test ! -e {}"], name = "core", interval = "200ms", timeout = "5s", hard = true }}"#,
+                    dir.path().join("hardfail").display()
+                )
+            } else {
+                String::new()
+            },
             journal = dir.path().join("journal").display().to_string(),
             socket = dir.path().join("ctl.sock").display().to_string(),
             state = dir.path().join("frr.json").display().to_string(),
@@ -237,6 +248,7 @@ fn spec(etcd: &Etcd) -> FleetSpec<'static> {
         fleet_extra: "",
         check_extra: "",
         web: false,
+        hard_check: false,
     }
 }
 
@@ -483,6 +495,7 @@ fn unreachable_endpoints_at_start_start_the_daemon_blind_and_it_says_so() {
         fleet_extra: "",
         check_extra: "",
         web: false,
+        hard_check: false,
     };
     let sites = fleet_of(1, &spec, None);
     let until = Instant::now() + Duration::from_secs(20);
@@ -680,4 +693,411 @@ fn a_stopped_etcd_holds_the_guarded_service_but_not_an_unguarded_one() {
     }
     assert!(sites[0].announces(), "dns is held while etcd is stopped");
     etcd.signal(nix::sys::signal::Signal::SIGCONT);
+}
+
+/// The fleet's announcing sites sampled until `site` is restarted and has asked the guard
+/// again: the fewest announcing, and whether `site` announced at every sample.
+fn restart_sampling(sites: &mut [Site], index: usize) -> (usize, bool) {
+    let mut fewest = usize::MAX;
+    let mut always = true;
+    let mut sample = |sites: &[Site]| {
+        fewest = fewest.min(announcing(sites));
+        always &= sites[index].announces();
+    };
+    // SIGKILL: no stop, nothing withdrawn by the daemon; its fake FRR keeps the prefix.
+    let mut daemon = sites[index].daemon.take().unwrap();
+    daemon.signal(nix::sys::signal::Signal::SIGKILL);
+    daemon.wait(Duration::from_secs(10));
+    sample(sites);
+    sites[index].start();
+    let until = Instant::now() + Duration::from_secs(30);
+    while !sites[index].log().contains("the guard is asked again") {
+        sample(sites);
+        assert!(Instant::now() < until, "{}", sites[index].log());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        sample(sites);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (fewest, always)
+}
+
+#[test]
+fn a_site_restarted_while_its_withdrawal_is_held_keeps_announcing_and_asks_the_guard_again() {
+    let Some(etcd) = Etcd::start() else { return };
+    let mut sites = fleet_of(5, &spec(&etcd), Some(&etcd));
+    for site in &sites {
+        site.fail(true);
+    }
+    watch_until(&sites, "two sites withdrawn", |s| announcing(s) == 3);
+    assert_eq!(watch_for(&sites, Duration::from_secs(1)), 3);
+    let held: Vec<usize> = (0..5).filter(|&i| sites[i].announces()).collect();
+    let restarted = held[0];
+
+    // Crash + restart while held: the route never leaves its FRR, the fleet never drops
+    // below three, and the guard, asked again, holds it again.
+    let (fewest, always) = restart_sampling(&mut sites, restarted);
+    assert!(
+        always,
+        "the held route left FRR across the restart:\n{}",
+        sites[restarted].log()
+    );
+    assert!(fewest >= 3, "{fewest} announcing at one moment");
+    assert_eq!(watch_for(&sites, Duration::from_secs(1)), 3);
+    let history = sites[restarted].history();
+    assert!(
+        !history.contains("not announced at the last stop"),
+        "{history}"
+    );
+    let after_restart = history
+        .rsplit_once("restored after a restart")
+        .or_else(|| history.rsplit_once("daemon started"))
+        .map(|(_, rest)| rest.to_owned())
+        .unwrap_or_default();
+    assert!(
+        after_restart
+            .contains("withdrawal held by the fleet guard: 3 of 5 sites announce dns, minimum 3"),
+        "held again after the restart: {history}"
+    );
+    let keys = etcd.get_prefix("/anycastd/dns/sites/");
+    let own = format!("/anycastd/dns/sites/{}", sites[restarted].name);
+    assert!(
+        keys.iter()
+            .any(|(k, v)| *k == own && v.contains("\"held\"")),
+        "{keys:?}"
+    );
+
+    // A second crash + restart, then the others recover: the guard grants it, and only then
+    // is it withdrawn.
+    let (fewest, always) = restart_sampling(&mut sites, restarted);
+    assert!(always && fewest >= 3, "{fewest}");
+    for (i, site) in sites.iter().enumerate() {
+        if i != restarted {
+            site.fail(false);
+        }
+    }
+    watch_until(&sites, "the restarted site withdrawn, four announce", |s| {
+        !s[restarted].announces() && announcing(s) == 4
+    });
+    assert!(
+        sites[restarted]
+            .history()
+            .contains("withdrawal granted by the fleet guard"),
+        "{}",
+        sites[restarted].history()
+    );
+}
+
+#[test]
+fn a_hard_check_failing_after_a_hold_withdraws_at_once() {
+    let Some(etcd) = Etcd::start() else { return };
+    let spec = FleetSpec {
+        hard_check: true,
+        ..spec(&etcd)
+    };
+    // Three sites, minimum 3: no withdrawal by a soft check can be granted.
+    let sites = fleet_of(3, &spec, Some(&etcd));
+    sites[0].fail(true);
+    let until = Instant::now() + Duration::from_secs(30);
+    while !sites[0]
+        .history()
+        .contains("withdrawal held by the fleet guard: 3 of 3 sites announce dns, minimum 3")
+    {
+        assert!(Instant::now() < until, "{}", sites[0].log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(sites[0].announces(), "held");
+    // The hard check fails too: withdrawn at once, whatever the fleet says.
+    std::fs::write(sites[0].dir.path().join("hardfail"), "").unwrap();
+    watch_until(&sites, "site1 withdrawn by its hard check", |s| {
+        !s[0].announces()
+    });
+    let history = sites[0].history();
+    assert!(
+        history.contains(
+            "withdrawal made at once, no longer held by the fleet guard: hard check \"core\" failed"
+        ),
+        "{history}"
+    );
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let keys = etcd.get_prefix("/anycastd/dns/sites/site1");
+        if keys.iter().any(|(_, v)| v.contains("\"withdrawn\"")) {
+            break;
+        }
+        assert!(Instant::now() < until, "{keys:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_drain_that_takes_the_fleet_below_its_minimum_is_refused_unless_forced() {
+    let Some(etcd) = Etcd::start() else { return };
+    let spec = FleetSpec {
+        rule: "{ min_announcing = 2 }",
+        ..spec(&etcd)
+    };
+    let sites = fleet_of(3, &spec, Some(&etcd));
+    let drain = |site: &Site, extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .args(["drain", "dns", "--reason", "maintenance", "-c"])
+            .arg(site.config())
+            .args(extra)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), said)
+    };
+    // Three announce, minimum 2: one may be drained.
+    let (code, said) = drain(&sites[0], &[]);
+    assert_eq!(code, Some(0), "{said}");
+    watch_until(&sites, "site1 drained", |s| !s[0].announces());
+    let until = Instant::now() + Duration::from_secs(10);
+    while !etcd
+        .get_prefix("/anycastd/dns/sites/site1")
+        .iter()
+        .any(|(_, v)| v.contains("\"drained\""))
+    {
+        assert!(Instant::now() < until, "site1 not published drained");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A second would leave one: refused, naming the count and the minimum, nothing drained.
+    let (code, said) = drain(&sites[1], &[]);
+    assert_eq!(code, Some(75), "{said}");
+    assert!(
+        said.contains("refused: draining dns would take its fleet below its minimum: 2 of 3 sites announce dns now (minimum 2), 1 would after the drain; use --force to drain anyway"),
+        "{said}"
+    );
+    assert_eq!(watch_for(&sites, Duration::from_secs(1)), 2);
+    // etcd cannot be read: nobody can tell, refused too.
+    etcd.signal(nix::sys::signal::Signal::SIGSTOP);
+    let (code, said) = drain(&sites[1], &[]);
+    etcd.signal(nix::sys::signal::Signal::SIGCONT);
+    assert_eq!(code, Some(75), "{said}");
+    assert!(
+        said.contains("refused: cannot tell whether draining dns takes its fleet below its minimum (minimum 2): etcd at"),
+        "{said}"
+    );
+    assert!(sites[1].announces());
+    // --force drains all the same.
+    let (code, said) = drain(&sites[1], &["--force"]);
+    assert_eq!(code, Some(0), "{said}");
+    watch_until(&sites, "site2 drained", |s| !s[1].announces());
+}
+
+#[test]
+fn the_fleet_command_refuses_an_unknown_service_and_an_endpoint_without_a_scheme() {
+    let Some(etcd) = Etcd::start() else { return };
+    let spec = FleetSpec {
+        rule: "{ min_announcing = 1 }",
+        ..spec(&etcd)
+    };
+    let sites = fleet_of(1, &spec, Some(&etcd));
+    let fleet = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .arg("fleet")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let config = sites[0].config();
+    let (code, said) = fleet(&["-c", config.to_str().unwrap(), "nosuch"]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("unknown service \"nosuch\": no site publishes it under /anycastd in etcd, and the config guards no service of that name; services in etcd: dns"),
+        "{said}"
+    );
+    let (code, said) = fleet(&["-c", config.to_str().unwrap(), "dns"]);
+    assert_eq!(code, Some(0), "{said}");
+    // The config's rule for endpoints: a URL with a scheme.
+    let bare = etcd.url().replace("http://", "");
+    let (code, said) = fleet(&["-c", "/nonexistent", "--etcd", &bare]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains(&format!(
+            "--etcd: {bare:?} is not a URL like \"https://10.0.0.1:2379\""
+        )),
+        "{said}"
+    );
+}
+
+/// A scrape of `addr`, whole.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// The samples of metric `name` in a scrape of `addr`: (series, value).
+fn gauge(addr: &str, name: &str) -> Vec<(String, f64)> {
+    samples(&scrape(addr), name)
+}
+
+/// The samples of metric `name` in `text`.
+fn samples(text: &str, name: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn the_blind_gauge_reads_1_at_a_blind_start_and_a_removed_fleet_rule_takes_its_gauges_away() {
+    // Blind from the start: 1, not absent.
+    let listen = format!("127.0.0.1:{}", support::servers::free_port());
+    let metrics = format!("\n[metrics]\nlisten = {listen:?}\n");
+    let dead = format!("http://127.0.0.1:{}", support::servers::free_port());
+    let blind_spec = FleetSpec {
+        etcd: dead,
+        rule: "{ min_announcing = 1 }",
+        fleet_extra: &metrics,
+        check_extra: "",
+        web: false,
+        hard_check: false,
+    };
+    let site = Site::new("site1", &blind_spec);
+    // From the first scrape that answers (start-up reads FRR first, the guard starts after).
+    let until = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(Instant::now() < until, "{}", site.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let text = scrape(&listen);
+    assert_eq!(
+        samples(&text, "anycastd_fleet_guard_blind"),
+        [("anycastd_fleet_guard_blind".to_owned(), 1.0)],
+        "{text}"
+    );
+    drop(site);
+
+    // A service whose fleet rule a reload removes: its fleet gauges go.
+    let Some(etcd) = Etcd::start() else { return };
+    let listen = format!("127.0.0.1:{}", support::servers::free_port());
+    let metrics = format!("\n[metrics]\nlisten = {listen:?}\n");
+    let guarded = FleetSpec {
+        rule: "{ min_announcing = 1 }",
+        fleet_extra: &metrics,
+        ..spec(&etcd)
+    };
+    let sites = fleet_of(1, &guarded, Some(&etcd));
+    let until = Instant::now() + Duration::from_secs(10);
+    while gauge(&listen, "anycastd_fleet_sites").is_empty() {
+        assert!(Instant::now() < until, "no fleet gauges");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Connected: 0 (polled: a scrape under load may come back short).
+    let until = Instant::now() + Duration::from_secs(10);
+    while gauge(&listen, "anycastd_fleet_guard_blind")
+        != [("anycastd_fleet_guard_blind".to_owned(), 0.0)]
+    {
+        assert!(Instant::now() < until, "{}", scrape(&listen));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let config = sites[0].config();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("fleet = { min_announcing = 1 }\n", ""),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(["reload", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    let sites_gauge = gauge(&listen, "anycastd_fleet_sites");
+    assert!(
+        sites_gauge
+            .iter()
+            .all(|(s, _)| !s.contains("service=\"dns\"")),
+        "{sites_gauge:?}"
+    );
+    let held = gauge(&listen, "anycastd_fleet_guard_held");
+    assert!(
+        held.iter().all(|(s, _)| !s.contains("service=\"dns\"")),
+        "{held:?}"
+    );
+}
+
+#[test]
+fn status_and_the_start_log_say_whether_the_fleet_guard_is_on_and_whether_it_sees() {
+    let Some(etcd) = Etcd::start() else { return };
+    let mut sites = fleet_of(1, &spec(&etcd), Some(&etcd));
+    let status = |site: &Site| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .args(["status", "-c"])
+            .arg(site.config())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let on = format!("fleet guard: on, site site1, etcd {}: ", etcd.url());
+    assert!(sites[0].log().contains(&on), "{}", sites[0].log());
+    let until = Instant::now() + Duration::from_secs(10);
+    while !status(&sites[0]).contains(&format!("{on}etcd reachable")) {
+        assert!(Instant::now() < until, "{}", status(&sites[0]));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // etcd stops answering: blind since when, why, and what that means.
+    etcd.signal(nix::sys::signal::Signal::SIGSTOP);
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = status(&sites[0]);
+        if text.contains(&format!("{on}BLIND since "))
+            && text.contains("guarded withdrawals are held (on_unreachable = \"hold\")")
+        {
+            break;
+        }
+        assert!(Instant::now() < until, "{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    etcd.signal(nix::sys::signal::Signal::SIGCONT);
+
+    // Without a [fleet] section: off, said so.
+    let mut daemon = sites[0].daemon.take().unwrap();
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    daemon.wait(Duration::from_secs(20));
+    let config = sites[0].config();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text: String = text
+        .lines()
+        .filter(|l| {
+            !["[fleet]", "etcd = ", "site = ", "lease = ", "fleet = "]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&config, text).unwrap();
+    sites[0].start();
+    let until = Instant::now() + Duration::from_secs(20);
+    while !status(&sites[0]).contains("fleet guard: off (no [fleet] section)") {
+        assert!(
+            Instant::now() < until,
+            "{}\n{}",
+            status(&sites[0]),
+            sites[0].log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(sites[0]
+        .log()
+        .contains("fleet guard: off (no [fleet] section)"));
 }

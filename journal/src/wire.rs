@@ -608,6 +608,12 @@ pub enum FleetAnswer {
         /// Whether the withdrawal was held.
         held: bool,
     },
+    /// A check marked `hard` failed while the withdrawal was held: withdrawn at once, whatever
+    /// the fleet says (the guard never holds a hard check).
+    HardCheck {
+        /// The hard check that failed.
+        check: String,
+    },
 }
 
 /// The fleet as a site counted it when it asked (format 6).

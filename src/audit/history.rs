@@ -297,6 +297,14 @@ pub fn events(records: &[Record], verbose: bool) -> Vec<(usize, Vec<usize>)> {
                 Event::Drift(d) => {
                     by_drift.insert((d.service.as_str(), &d.prefix), groups.len());
                 }
+                // A guarded withdrawal: the decision's line learns it was asked of the guard,
+                // and the outcomes fold into the answer that let it go (timed from it).
+                Event::FleetGuard(g) => {
+                    if let Some(&decision) = by_decision.get(&g.transition_seq) {
+                        groups[decision].1.push(i);
+                    }
+                    by_decision.insert(g.transition_seq, groups.len());
+                }
                 _ => {}
             }
         }
@@ -457,6 +465,71 @@ mod tests {
             outcome,
             decision_seq,
         })
+    }
+
+    #[test]
+    fn a_held_withdrawal_says_it_was_asked_and_its_outcome_is_timed_from_the_grant() {
+        let count = |announcing| wire::FleetCount {
+            announcing,
+            sites: 5,
+            rule: "minimum 3".into(),
+        };
+        let guard = |answer| {
+            Event::FleetGuard(wire::FleetGuard {
+                service: "dns".into(),
+                transition_seq: 5,
+                answer,
+            })
+        };
+        let records = vec![
+            record(
+                5,
+                1_000,
+                Event::Transition(wire::Transition {
+                    service: "dns".into(),
+                    from: wire::State::Healthy,
+                    to: wire::State::Unhealthy,
+                    cause: wire::Cause::Verdict {
+                        healthy: false,
+                        checks: vec![wire::CheckResult {
+                            check: "dns".into(),
+                            observation: wire::Observation::Fail("resolver down".into()),
+                        }],
+                    },
+                    healthy_streak: 0,
+                    unhealthy_streak: 1,
+                    change: wire::Change::Withdraw,
+                    prefixes: vec![prefix("203.0.113.53/32")],
+                }),
+            ),
+            record(6, 1_020, guard(wire::FleetAnswer::Held(count(3)))),
+            // Held for a minute, then granted; FRR applies 85 ms after the grant.
+            record(7, 61_020, guard(wire::FleetAnswer::Granted(count(4)))),
+            record(
+                8,
+                61_105,
+                apply(5, "203.0.113.53/32", wire::Outcome::Applied),
+            ),
+        ];
+        let lines = render_events(&records, false);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(
+            lines[0].ends_with("; asked of the fleet guard first (its answers follow)"),
+            "{lines:?}"
+        );
+        assert!(!lines[0].contains("no FRR outcome journaled"), "{lines:?}");
+        assert!(
+            lines[1].ends_with(
+                "withdrawal held by the fleet guard: 3 of 5 sites announce dns, minimum 3"
+            ),
+            "{lines:?}"
+        );
+        assert!(
+            lines[2].ends_with(
+                "withdrawal granted by the fleet guard: 4 of 5 sites announce dns, minimum 3; FRR applied in 85 ms"
+            ),
+            "{lines:?}"
+        );
     }
 
     #[test]

@@ -355,6 +355,9 @@ pub fn fleet_guard_text(g: &wire::FleetGuard) -> String {
                 "decided locally (on_unreachable = \"local\")"
             }
         ),
+        wire::FleetAnswer::HardCheck { check } => format!(
+            "withdrawal made at once, no longer held by the fleet guard: hard check \"{check}\" failed"
+        ),
     }
 }
 
@@ -763,6 +766,18 @@ pub fn group_text(head: &Record, applies: &[&Record]) -> String {
                     wire::Cause::Restored | wire::Cause::Adopted | wire::Cause::Restart
                 ) =>
         {
+            let asked = applies
+                .iter()
+                .any(|r| matches!(r.event, Event::FleetGuard(_)));
+            let applied = applies.iter().any(|r| matches!(r.event, Event::Apply(_)));
+            if asked && !applied {
+                // Held (or answered) first: the routing daemon's outcome folds into the
+                // answer that let it go, timed from that answer.
+                return format!(
+                    "{}; asked of the fleet guard first (its answers follow)",
+                    event_text(&head.event)
+                );
+            }
             format!(
                 "{}{}",
                 event_text(&head.event),
@@ -772,6 +787,23 @@ pub fn group_text(head: &Record, applies: &[&Record]) -> String {
                     applies,
                     matches!(t.cause, wire::Cause::Verdict { .. })
                 )
+            )
+        }
+        // The answer that let a guarded withdrawal go: its outcome, timed from the answer
+        // (not from the poll before the hold).
+        Event::FleetGuard(_) if applies.iter().any(|r| matches!(r.event, Event::Apply(_))) => {
+            let mut prefixes: Vec<wire::PrefixRef> = Vec::new();
+            for record in applies {
+                if let Event::Apply(a) = &record.event {
+                    if !prefixes.contains(&a.prefix) {
+                        prefixes.push(a.prefix.clone());
+                    }
+                }
+            }
+            format!(
+                "{}{}",
+                event_text(&head.event),
+                frr_outcome(head.at_ms, &prefixes, applies, false)
             )
         }
         Event::Reconciled(r) => reconciled_text(r, applies),

@@ -25,6 +25,10 @@ pub struct DrainArgs {
     /// the service's drain_grace; 0 withdraws at once (also ending a grace in progress)
     #[arg(long, value_name = "DURATION", value_parser = parse_grace)]
     grace: Option<std::time::Duration>,
+    /// Drain even if it takes a service's fleet below its minimum (fleet guard), or etcd
+    /// cannot be read to tell; without it such a drain is refused (exit 75)
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     wait: WaitArgs,
     #[command(flatten)]
@@ -41,6 +45,7 @@ impl DrainArgs {
             for_ms: self.for_duration.map(request_ms),
             grace_ms: self.grace.map(grace_ms),
             wait_ms: self.wait.wait_ms(),
+            force: self.force,
         };
         let client = self.client.client();
         super::with_runtime(|runtime| runtime.block_on(drain(&client, request)))

@@ -41,10 +41,21 @@ impl FleetArgs {
             })
         })?;
         let fleet: BTreeMap<String, BTreeMap<String, Published>> = match &self.service {
-            Some(service) => fleet
-                .into_iter()
-                .filter(|(name, _)| name == service)
-                .collect(),
+            Some(service) => {
+                let known: Vec<String> = fleet.keys().cloned().collect();
+                let fleet: BTreeMap<_, _> = fleet
+                    .into_iter()
+                    .filter(|(name, _)| name == service)
+                    .collect();
+                if fleet.is_empty() && !self.guarded_here(service) {
+                    return Err(Error::Usage(format!(
+                        "unknown service {service:?}: no site publishes it under {} in etcd, and the config guards no service of that name; services in etcd: {}",
+                        settings.prefix,
+                        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                    )));
+                }
+                fleet
+            }
             None => fleet,
         };
         if self.json {
@@ -75,8 +86,18 @@ impl FleetArgs {
         Ok(exit::OK)
     }
 
+    /// Whether the config (if it loads) guards `service`.
+    fn guarded_here(&self, service: &str) -> bool {
+        crate::config::load(&self.config.path(), &crate::checks::REGISTRY).is_ok_and(|config| {
+            config
+                .services
+                .iter()
+                .any(|s| s.name == service && s.fleet.is_some())
+        })
+    }
+
     /// `[fleet]` of the config, with `--etcd` and `--prefix` over it; `--etcd` alone needs no
-    /// config.
+    /// config. `--etcd` URLs are held to the config's rule.
     fn settings(&self) -> Result<Settings, Error> {
         let path = self.config.path();
         let loaded = crate::config::load(&path, &crate::checks::REGISTRY);
@@ -108,8 +129,21 @@ impl FleetArgs {
                 )))
             }
         };
+        if let Some(problem) = self
+            .etcd
+            .iter()
+            .find_map(|url| crate::config::endpoint_problem(url))
+        {
+            return Err(Error::Usage(format!("--etcd: {problem}")));
+        }
         if !self.etcd.is_empty() {
             settings.endpoints = self.etcd.clone();
+            if settings.tls.is_some() && settings.endpoints.iter().any(|e| e.starts_with("http://"))
+            {
+                return Err(Error::Usage(
+                    "--etcd: the config's [fleet] gives TLS files but an endpoint is http://: use https:// endpoints".into(),
+                ));
+            }
         }
         if let Some(prefix) = &self.prefix {
             settings.prefix = prefix.trim_end_matches('/').to_owned();

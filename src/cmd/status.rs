@@ -46,7 +46,7 @@ pub async fn status(
     let collected = collect_status(client, service).await;
     if check {
         let (code, line) = match &collected {
-            Ok((services, live, _)) => status::check(services, *live),
+            Ok((services, live, _, _)) => status::check(services, *live),
             Err(e) => {
                 e.print();
                 (
@@ -58,11 +58,11 @@ pub async fn status(
         println!("{line}");
         return Ok(code);
     }
-    let (services, live, notes) = collected?;
+    let (services, live, notes, fleet_guard) = collected?;
     if json {
         println!(
             "{}",
-            serde_json::json!({"daemon_running": live, "services": services, "notes": notes})
+            serde_json::json!({"daemon_running": live, "services": services, "notes": notes, "fleet_guard": fleet_guard})
         );
     } else {
         if !live {
@@ -72,6 +72,9 @@ pub async fn status(
         for note in &notes {
             println!("note: {note}");
         }
+        if let Some(line) = &fleet_guard {
+            println!("{line}");
+        }
     }
     Ok(exit::OK)
 }
@@ -79,12 +82,24 @@ pub async fn status(
 async fn collect_status(
     client: &Client,
     service: Option<String>,
-) -> Result<(Vec<status::ServiceStatus>, bool, Vec<String>), Error> {
+) -> Result<
+    (
+        Vec<status::ServiceStatus>,
+        bool,
+        Vec<String>,
+        Option<String>,
+    ),
+    Error,
+> {
     let request = Request::Status {
         service: service.clone(),
     };
     match ask(client, &request).await? {
-        Asked::Answer(Response::Status { services, notes }) => Ok((services, true, notes)),
+        Asked::Answer(Response::Status {
+            services,
+            notes,
+            fleet_guard,
+        }) => Ok((services, true, notes, fleet_guard)),
         Asked::Answer(other) => Err(super::unexpected(&other)),
         Asked::NoDaemon(_) => {
             let config = client.config_for("status")?;
@@ -117,7 +132,7 @@ async fn collect_status(
                 service.as_deref(),
             )
             .await;
-            Ok((services, false, Vec::new()))
+            Ok((services, false, Vec::new(), None))
         }
     }
 }

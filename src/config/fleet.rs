@@ -25,6 +25,16 @@ fn valid_site(site: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
+/// What is wrong with an etcd endpoint (`[fleet] etcd`, `anycastd fleet --etcd`), if anything:
+/// it must be an `http://` or `https://` URL with a host.
+pub fn endpoint_problem(url: &str) -> Option<String> {
+    let ok = (url.starts_with("http://") || url.starts_with("https://"))
+        && url
+            .split_once("://")
+            .is_some_and(|(_, rest)| !rest.is_empty());
+    (!ok).then(|| format!("{url:?} is not a URL like \"https://10.0.0.1:2379\""))
+}
+
 /// Where key `name` of table `node` is (the table's start when it is not there).
 fn key_at(node: &Node, name: &str) -> usize {
     match &node.value {
@@ -120,7 +130,12 @@ impl Validator {
                         );
                         None
                     }
-                    other => other.map(|s| Some(PathBuf::from(s))),
+                    other => other.map(|s| {
+                        let line = v.lines.line(n.span.start);
+                        v.fleet_files
+                            .push((line, format!("fleet.{key}"), PathBuf::from(&s)));
+                        Some(PathBuf::from(s))
+                    }),
                 },
                 None => Some(None),
             }
@@ -199,22 +214,13 @@ impl Validator {
         for (i, item) in items.iter().enumerate() {
             let item_path = format!("{path}[{i}]");
             match self.string(item, &item_path) {
-                Some(url)
-                    if (url.starts_with("http://") || url.starts_with("https://"))
-                        && url
-                            .split_once("://")
-                            .is_some_and(|(_, rest)| !rest.is_empty()) =>
-                {
-                    endpoints.push(url)
-                }
-                Some(url) => {
-                    self.problem(
-                        item.span.start,
-                        item_path,
-                        format!("{url:?} is not a URL like \"https://10.0.0.1:2379\""),
-                    );
-                    ok = false;
-                }
+                Some(url) => match endpoint_problem(&url) {
+                    None => endpoints.push(url),
+                    Some(problem) => {
+                        self.problem(item.span.start, item_path, problem);
+                        ok = false;
+                    }
+                },
                 None => ok = false,
             }
         }

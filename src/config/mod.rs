@@ -16,6 +16,7 @@
 mod checks;
 mod duration;
 mod fleet;
+pub use fleet::endpoint_problem;
 pub mod kind;
 pub mod routing;
 pub mod schema;
@@ -76,6 +77,9 @@ pub struct Config {
     /// The line and key of the first exec check, if any: such a config is a program, so its
     /// file must be safe from other users ([`load`]).
     pub exec_line: Option<(usize, String)>,
+    /// The `[fleet]` files (`ca`, `cert`, `key`, `password_file`) with their line and key:
+    /// [`load`] refuses one that cannot be read (the guard would stay blind for good).
+    pub fleet_files: Vec<(usize, String, PathBuf)>,
 }
 
 /// `[journal]`.
@@ -323,6 +327,31 @@ pub fn load(path: &Path, kinds: &'static dyn Registry) -> Result<Config, LoadErr
         path: path.to_path_buf(),
         problems,
     })?;
+    // The fleet guard's TLS and credential files: one that cannot be read would leave the
+    // guard blind for good (with on_unreachable = "hold", every guarded withdrawal held).
+    let problems: Vec<Problem> = config
+        .fleet_files
+        .iter()
+        .filter_map(|(line, key, file)| {
+            let reason = match std::fs::read(file) {
+                _ if file.is_dir() => "is a directory, not a file".to_owned(),
+                Ok(bytes) if bytes.is_empty() => "is empty".to_owned(),
+                Ok(_) => return None,
+                Err(e) => format!("cannot be read: {}", io_reason(&e)),
+            };
+            Some(Problem {
+                line: *line,
+                path: key.clone(),
+                message: format!("{}: {reason}", file.display()),
+            })
+        })
+        .collect();
+    if !problems.is_empty() {
+        return Err(LoadError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        });
+    }
     if let Some((line, key)) = &config.exec_line {
         if let Some(message) = unsafe_for_exec(path) {
             return Err(LoadError::Invalid {

@@ -29,6 +29,7 @@ pub fn parse(text: &str, kinds: &'static dyn Registry) -> Result<Config, Vec<Pro
         lines,
         problems: Vec::new(),
         exec_line: None,
+        fleet_files: Vec::new(),
         prefix_items: Default::default(),
         kinds: kinds.kinds(),
         fleet_keys: Vec::new(),
@@ -71,6 +72,8 @@ pub(super) struct Validator {
     pub(super) problems: Vec<Problem>,
     /// The line and key of the first exec check seen.
     pub(super) exec_line: Option<(usize, String)>,
+    /// The `[fleet]` TLS and credential files with their line and key (checked by `load`).
+    pub(super) fleet_files: Vec<(usize, String, std::path::PathBuf)>,
     /// Where each parsed prefix item is, by (the service's `prefixes` path, index among its
     /// parsed prefixes): its key path and offset (so that rules across services name the
     /// item, not the service).
@@ -311,6 +314,7 @@ impl Validator {
             netns_dir: netns_dir?,
             hash: fnv1a_hex(text.as_bytes()),
             exec_line: self.exec_line.clone(),
+            fleet_files: self.fleet_files.clone(),
         })
     }
 

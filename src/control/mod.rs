@@ -112,6 +112,13 @@ pub enum DrainError {
         /// The services that run.
         known: Vec<String>,
     },
+    /// The drain would take a guarded service's fleet below its minimum, or the fleet cannot
+    /// be read to tell; `--force` drains anyway.
+    #[error("{}", lines.join("; "))]
+    FleetMinimum {
+        /// One line per service refused.
+        lines: Vec<String>,
+    },
 }
 
 /// Why a reload was rejected (the running configuration is kept); its exit code: its
@@ -135,6 +142,7 @@ impl crate::exit::Coded for DrainError {
     fn code(&self) -> u8 {
         match self {
             DrainError::NotADrain | DrainError::UnknownService { .. } => crate::exit::USAGE,
+            DrainError::FleetMinimum { .. } => crate::exit::TEMPFAIL,
         }
     }
 }
@@ -178,6 +186,8 @@ pub struct Context {
     pub read_gid: Option<u32>,
     /// gid of `[control] admin_group`.
     pub admin_gid: Option<u32>,
+    /// The fleet guard (`None`: no `[fleet]`), for status.
+    pub fleet: Option<crate::fleet::guard::FleetHandle>,
 }
 
 /// `None` if `service` is configured or in the journal, else the error text listing the

@@ -47,6 +47,10 @@ pub enum Request {
         /// once it is journaled and handed to the writers).
         #[serde(default)]
         wait_ms: Option<u64>,
+        /// Drain even if it takes a guarded service's fleet below its minimum (or etcd cannot
+        /// be read to tell); without it such a drain is refused (exit 75).
+        #[serde(default)]
+        force: bool,
     },
     /// End operator drains.
     Undrain {
@@ -421,6 +425,10 @@ pub enum Response {
         /// What the daemon cannot do now, one line each (restart detection off).
         #[serde(default)]
         notes: Vec<String>,
+        /// The fleet guard, one line: on (site, etcd, reachable or blind since when and
+        /// why) or off.
+        #[serde(default)]
+        fleet_guard: Option<String>,
     },
     /// `drain` and `undrain`.
     Done {

@@ -201,7 +201,16 @@ async fn status_answer(
     }
     let services = status_of(context, service.as_deref()).await;
     let notes = notes(context);
-    out.send(Response::Status { services, notes }).await
+    let fleet_guard = Some(match &context.fleet {
+        Some(fleet) => fleet.status_line(),
+        None => crate::fleet::guard::OFF_LINE.to_owned(),
+    });
+    out.send(Response::Status {
+        services,
+        notes,
+        fleet_guard,
+    })
+    .await
 }
 
 /// What the daemon cannot do now, one line each: the writers whose routing daemon's
@@ -530,11 +539,17 @@ async fn drain(
             for_ms,
             wait_ms,
             grace_ms,
-        } => (service, Some((reason, for_ms, grace_ms)), wait_ms),
+            force,
+        } => (service, Some((reason, for_ms, grace_ms, force)), wait_ms),
         Request::Undrain { service, wait_ms } => (service, None, wait_ms),
         _ => return Err(DrainError::NotADrain),
     };
     let targets = drain_targets(context, service.as_deref())?;
+    if let Some((_, _, _, false)) = &drain {
+        let names: Vec<&str> = targets.iter().map(|(name, _)| name.as_str()).collect();
+        fleet_minimum(context, &names).await?;
+    }
+    let drain = drain.map(|(reason, for_ms, grace_ms, _)| (reason, for_ms, grace_ms));
     let now = crate::journal_handle::now_ms();
     let mut replies = Vec::new();
     for (name, tx) in targets {
@@ -562,6 +577,46 @@ async fn drain(
         .into_iter()
         .map(|(name, reply)| drain_result(name, reply, &left, wait_ms.is_some()))
         .collect())
+}
+
+/// Refuse a drain (without `--force`) that would take a guarded service's fleet below its
+/// minimum: this site announces it and too few other sites do. When etcd cannot be read the
+/// drain is refused too: nobody can tell what it leaves (docs: README, "Fleet guard").
+async fn fleet_minimum(context: &Context, services: &[&str]) -> Result<(), DrainError> {
+    let config = lock(&context.config).clone();
+    let Some(settings) = &config.fleet else {
+        return Ok(());
+    };
+    let mut lines = Vec::new();
+    for service in config
+        .services
+        .iter()
+        .filter(|s| services.contains(&s.name.as_str()))
+    {
+        let Some(rule) = service.fleet else { continue };
+        match crate::fleet::store::below_minimum_if_drained(settings, &service.name, rule).await {
+            Ok(None) => {}
+            Ok(Some(count)) => lines.push(format!(
+                "refused: draining {name} would take its fleet below its minimum: {} of {} sites announce {name} now ({}), {} would after the drain; use --force to drain anyway",
+                count.others_announcing + 1,
+                count.sites,
+                rule.text(),
+                count.others_announcing,
+                name = service.name,
+            )),
+            Err(e) => lines.push(format!(
+                "refused: cannot tell whether draining {name} takes its fleet below its minimum ({}): etcd at {} cannot be read: {e}; use --force to drain anyway",
+                rule.text(),
+                settings.endpoints.join(", "),
+                name = service.name,
+            )),
+        }
+    }
+    if lines.is_empty() {
+        Ok(())
+    } else {
+        Err(DrainError::FleetMinimum { lines })
+    }
 }
 
 /// The drivers a drain or undrain goes to: the one named, or every one.

@@ -147,6 +147,11 @@ pub async fn run(config: Config, config_path: &Path) -> Result<u8, StartError> {
     let mut endpoints = Endpoints::open(&config, &tap).await?;
     crate::observe::metrics::journal_counters();
     crate::observe::metrics::build_info();
+    if config.fleet.is_some() {
+        // The fleet guard starts after the reconciliation and cannot count the fleet before
+        // it has connected: blind (1) from the first scrape, never absent.
+        crate::observe::metrics::set("anycastd_fleet_guard_blind", &[], 1.0);
+    }
     let reset = endpoints.reset.take();
     let rebooted =
         startup::journal_start(&config, &endpoints.prior, reset, &endpoints.journal).await;
@@ -284,7 +289,13 @@ impl Daemon {
         let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(1);
         let shared_config = Arc::new(Mutex::new(Arc::new(config.clone())));
         let driver_commands: control::DriverCommands = Arc::default();
+        let fleet = config.fleet.clone().map(crate::fleet::guard::spawn);
+        match &fleet {
+            Some(fleet) => tracing::info!("{}", fleet.status_line()),
+            None => tracing::info!("{}", crate::fleet::guard::OFF_LINE),
+        }
         let context = Arc::new(control::Context {
+            fleet: fleet.clone(),
             reader,
             tap: tap.clone(),
             views: views.clone(),
@@ -305,7 +316,7 @@ impl Daemon {
             polling: crate::checks::scheduler::Polling::new(),
             probes,
             views: views.clone(),
-            fleet: config.fleet.clone().map(crate::fleet::guard::spawn),
+            fleet,
         };
         let mut drivers = Drivers::new(driver_commands);
         for driver in startup::spawn_drivers(&config, &plan, &prior, &shared) {

@@ -16,6 +16,9 @@ pub struct Prior {
     /// The end (ms since the epoch) of the grace of each service drained in one when the
     /// journal ends (format 6).
     pub graces: BTreeMap<String, i64>,
+    /// The services left unhealthy with their withdrawal held by the fleet guard (still
+    /// announced) when the journal ends.
+    pub held: BTreeSet<String>,
 }
 
 pub(super) fn read_prior(journal: &Journal) -> Result<Prior, anycastd_journal::Error> {
@@ -34,11 +37,13 @@ pub(super) fn read_prior(journal: &Journal) -> Result<Prior, anycastd_journal::E
         entry?;
     }
     let graces = graces(journal, &last)?;
+    let held = held(journal, &last)?;
     Ok(Prior {
         last,
         boot_id,
         damping,
         graces,
+        held,
     })
 }
 
@@ -73,6 +78,45 @@ fn graces(
         }
     }
     Ok(graces)
+}
+
+/// The services whose last state is unhealthy and whose withdrawal the fleet guard held: the
+/// newest fleet guard answer since their last transition kept them announced (held, or blind
+/// under `on_unreachable = "hold"`). A restoration at start (unhealthy to unhealthy, after an
+/// earlier restart) is looked through: the answers before it still tell.
+fn held(
+    journal: &Journal,
+    last: &BTreeMap<String, LastState>,
+) -> Result<BTreeSet<String>, anycastd_journal::Error> {
+    let mut held = BTreeSet::new();
+    for (service, state) in last {
+        if state.state != wire::State::Unhealthy {
+            continue;
+        }
+        for entry in journal.service_entries_rev(service) {
+            let anycastd_journal::Entry::Record(record) = entry? else {
+                continue;
+            };
+            match record.event {
+                wire::Event::FleetGuard(g) => {
+                    if matches!(
+                        g.answer,
+                        wire::FleetAnswer::Held(_) | wire::FleetAnswer::Blind { held: true, .. }
+                    ) {
+                        held.insert(service.clone());
+                    }
+                    break;
+                }
+                wire::Event::Transition(t)
+                    if t.cause == wire::Cause::Restored
+                        && t.from == wire::State::Unhealthy
+                        && t.to == wire::State::Unhealthy => {}
+                wire::Event::Transition(_) => break,
+                _ => {}
+            }
+        }
+    }
+    Ok(held)
 }
 
 /// How long the daemon waits for a journal held by someone else (a client reading it while
@@ -164,6 +208,9 @@ pub(super) fn decided_seq(plan: &Reconciliation, prior: &Prior, service: &str) -
 pub(super) struct Reconciliation {
     pub(super) plan: Plan,
     pub(super) seq: u64,
+    /// The services restored unhealthy with their withdrawal held by the fleet guard: still
+    /// announced, their driver asks the guard again.
+    pub(super) held: BTreeSet<String>,
     /// When the services' machines start (replay starts them at this record's time too).
     pub(super) at_ms: i64,
 }
@@ -196,6 +243,10 @@ impl Reconciliation {
                     if service.on_unhealthy == anycastd_fsm::OnUnhealthy::Deprefer =>
                 {
                     anycastd_fsm::Level::Depreferred
+                }
+                // Its withdrawal held by the fleet guard: announced as it was.
+                Some(anycastd_fsm::State::Unhealthy) if self.held.contains(&service.name) => {
+                    anycastd_fsm::Level::Normal
                 }
                 _ => continue,
             };
@@ -255,12 +306,21 @@ pub(super) async fn reconcile_at_start(
         .filter(|(_, until)| **until > now_ms())
         .map(|(name, until)| (name.as_str(), *until))
         .collect();
+    // Withdrawals the fleet guard held (still announced): kept, and asked again by the
+    // driver, if the service is still guarded.
+    let held: Vec<&str> = config
+        .services
+        .iter()
+        .filter(|s| config.fleet.is_some() && s.fleet.is_some() && prior.held.contains(&s.name))
+        .map(|s| s.name.as_str())
+        .collect();
     let plan = reconcile::plan(
         &services,
         &prior.last,
         &reconcile::Kept {
             deprefer: &deprefer,
             graces: &graces,
+            held: &held,
         },
         rebooted,
         &view,
@@ -311,6 +371,10 @@ pub(super) async fn reconcile_at_start(
     for item in &plan.record.items {
         let daemon = crate::audit::text::backend_label(&item.prefix);
         let (decision, what) = match item.decision {
+            ReconcileDecision::Kept if held.contains(&item.service.as_str()) => (
+                "kept",
+                "is kept announced (restored after a restart: the fleet guard held its withdrawal; it is asked again)".to_owned(),
+            ),
             ReconcileDecision::Kept => (
                 "kept",
                 "is kept announced (restored after a restart)".to_owned(),
@@ -345,9 +409,15 @@ pub(super) async fn reconcile_at_start(
             item.service
         );
     }
+    let held = held
+        .iter()
+        .filter(|name| plan.states.get(**name) == Some(&anycastd_fsm::State::Unhealthy))
+        .map(|name| (*name).to_owned())
+        .collect();
     Reconciliation {
         plan,
         seq,
+        held,
         at_ms: at,
     }
 }

@@ -65,7 +65,12 @@ pub struct FleetHandle {
     pub settings: Arc<Settings>,
     /// Since when etcd cannot be reached, and why (`None`: it answers).
     blind: Arc<std::sync::Mutex<Option<(i64, String)>>>,
+    /// Whether the guard is connected (false before its first connection too).
+    connected: Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// The daemon-wide status line without a `[fleet]` section.
+pub const OFF_LINE: &str = "fleet guard: off (no [fleet] section)";
 
 impl FleetHandle {
     /// Send a request (never waits; a guard that ended drops it).
@@ -77,6 +82,32 @@ impl FleetHandle {
     /// blind at once rather than wait behind the guard's attempts to reconnect.
     pub fn blind(&self) -> Option<(i64, String)> {
         self.blind.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The daemon-wide status line: on, as which site, which etcd, and whether it can count
+    /// the fleet (reachable, connecting, or blind since when and why).
+    pub fn status_line(&self) -> String {
+        let s = &self.settings;
+        let state = match self.blind() {
+            Some((since, reason)) => format!(
+                "BLIND since {} ({reason}); guarded withdrawals {}",
+                crate::audit::text::format_time(since),
+                match s.on_unreachable {
+                    super::OnUnreachable::Hold => "are held (on_unreachable = \"hold\")",
+                    super::OnUnreachable::Local =>
+                        "are decided locally (on_unreachable = \"local\")",
+                }
+            ),
+            None if self.connected.load(std::sync::atomic::Ordering::Relaxed) => {
+                "etcd reachable".to_owned()
+            }
+            None => "connecting to etcd".to_owned(),
+        };
+        format!(
+            "fleet guard: on, site {}, etcd {}: {state}",
+            s.site,
+            s.endpoints.join(", ")
+        )
     }
 
     /// Revoke the lease, waiting at most `limit`.
@@ -92,7 +123,11 @@ pub fn spawn(settings: Settings) -> FleetHandle {
     let (requests, rx) = mpsc::unbounded_channel();
     let settings = Arc::new(settings);
     let blind = Arc::new(std::sync::Mutex::new(None));
+    let connected = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Blind until it has connected (it cannot count the fleet before): 1, never absent.
+    crate::observe::metrics::set("anycastd_fleet_guard_blind", &[], 1.0);
     let guard = Guard {
+        connected: connected.clone(),
         shared_blind: blind.clone(),
         settings: settings.clone(),
         connection: None,
@@ -106,6 +141,7 @@ pub fn spawn(settings: Settings) -> FleetHandle {
         requests,
         settings,
         blind,
+        connected,
     }
 }
 
@@ -125,6 +161,8 @@ struct Connection {
 }
 
 struct Guard {
+    /// Whether [`Guard::connection`] is set, for status.
+    connected: Arc<std::sync::atomic::AtomicBool>,
     /// [`Guard::blind`], for the drivers.
     shared_blind: Arc<std::sync::Mutex<Option<(i64, String)>>>,
     settings: Arc<Settings>,
@@ -215,6 +253,8 @@ impl Guard {
             Request::Forget { service } => {
                 self.pending.remove(&service);
                 self.published.remove(&service);
+                // After any tally of it in this task: its count is not shown again.
+                crate::observe::metrics::forget_service_gauge("anycastd_fleet_sites", &service);
                 if let Some(c) = &mut self.connection {
                     let key = super::site_key(&self.settings.prefix, &service, &self.settings.site);
                     let _ = store::timed("forgetting", c.client.delete(key, None)).await;
@@ -309,6 +349,10 @@ impl Guard {
         let Some(c) = &mut self.connection else {
             return;
         };
+        if !self.published.contains_key(service) {
+            // Forgotten (no longer guarded): its gauges are gone, not counted again.
+            return;
+        }
         if let Ok(sites) = store::sites(&mut c.client, &self.settings.prefix, service).await {
             let counts = store::tally(&sites);
             for state in super::SiteState::ALL {
@@ -343,6 +387,8 @@ impl Guard {
     /// etcd stopped answering: blind until it answers again.
     async fn lost(&mut self, error: StoreError) {
         self.connection = None;
+        self.connected
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let since = match &self.blind {
             Some((since, _)) => *since,
             None => {
@@ -378,6 +424,8 @@ impl Guard {
         match self.connect().await {
             Ok(connection) => {
                 self.connection = Some(connection);
+                self.connected
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 if let Some((since, _)) = self.blind.take() {
                     tracing::info!(
                         "The fleet guard sees again: etcd answers (blind since {}).",

@@ -257,6 +257,35 @@ pub async fn ask(
     )))
 }
 
+/// What draining `service` at this site would leave: `Some(count)` when this site announces
+/// it now and the other sites announcing would be fewer than the rule's minimum (`count` is
+/// the fleet as read, this site included), `None` when the drain keeps the minimum or changes
+/// nothing (this site does not announce it).
+pub async fn below_minimum_if_drained(
+    settings: &Settings,
+    service: &str,
+    rule: Rule,
+) -> Result<Option<Count>, StoreError> {
+    let mut client = connect(settings).await?;
+    let sites = sites(&mut client, &settings.prefix, service).await?;
+    let announces_here = sites
+        .get(&settings.site)
+        .is_some_and(|(p, _)| p.state.announces());
+    if !announces_here {
+        return Ok(None);
+    }
+    let others = sites.keys().filter(|site| **site != settings.site).count() as u32;
+    let count = Count {
+        others_announcing: sites
+            .iter()
+            .filter(|(site, (p, _))| **site != settings.site && p.state.announces())
+            .count() as u32,
+        sites: others + 1,
+        needed: rule.needed(others + 1),
+    };
+    Ok((!count.grants()).then_some(count))
+}
+
 /// The states of the sites of `service`, counted (for the metrics).
 pub fn tally(sites: &BTreeMap<String, (Published, i64)>) -> BTreeMap<SiteState, u32> {
     let mut counts = BTreeMap::new();

@@ -304,6 +304,16 @@ pub fn forget_service(service: &str) {
     });
 }
 
+/// Forget gauge `name` of one service (every other label), e.g. its fleet gauges once a
+/// reload removed its fleet rule.
+pub fn forget_service_gauge(name: &str, service: &str) {
+    with(|r| {
+        r.gauges.retain(|(gauge, labels), _| {
+            *gauge != name || !labels.iter().any(|(k, v)| *k == "service" && v == service)
+        })
+    });
+}
+
 fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")

@@ -4,7 +4,9 @@
 //! each service's starting state and what to withdraw or keep, before the first check runs.
 //!
 //! 1. in the daemon, journal says announced, still configured -> keep; the service is restored
-//!    `Healthy` and stays so while its checks are pending (no flap on a crash-restart);
+//!    `Healthy` and stays so while its checks are pending (no flap on a crash-restart); an
+//!    unhealthy service is "announced" when it de-prefers or the fleet guard held its
+//!    withdrawal, and is restored `Unhealthy`;
 //! 2. in the daemon, journal says announced, no longer configured -> withdraw (orphan);
 //! 3. journal says announced, the daemon lacks it -> the service starts over in `Starting`;
 //! 4. journal says withdrawn or draining, the daemon has it -> withdraw;
@@ -64,6 +66,10 @@ pub struct Kept<'a> {
     /// The operator drains in a grace that has not ended (its end, ms since the epoch): their
     /// prefixes are kept announced until then, not withdrawn at once.
     pub graces: &'a BTreeMap<&'a str, i64>,
+    /// The guarded services whose withdrawal by health the fleet guard held when the journal
+    /// ends: their unhealthy state was announced, so it is kept and restored as it was (the
+    /// driver asks the guard again), never withdrawn because of the restart.
+    pub held: &'a [&'a str],
 }
 
 /// Decide the plan. `last` is the journal's last state per service; `kept` what graded
@@ -102,7 +108,8 @@ pub fn plan(
         // The state the service was announced in (healthy; unhealthy under deprefer).
         let announced_in = |state: &wire::State| {
             *state == wire::State::Healthy
-                || (*state == wire::State::Unhealthy && kept.deprefer.contains(&name))
+                || (*state == wire::State::Unhealthy
+                    && (kept.deprefer.contains(&name) || kept.held.contains(&name)))
         };
         let journal_announced = |route: &Route| {
             last_state.is_some_and(|l| {
@@ -275,6 +282,7 @@ mod tests {
             &Kept {
                 deprefer: &[],
                 graces: &BTreeMap::new(),
+                held: &[],
             },
             rebooted,
             view,
@@ -354,6 +362,52 @@ mod tests {
             &Kept {
                 deprefer: &["dns"],
                 graces: &BTreeMap::new(),
+                held: &[],
+            },
+            false,
+            &frr(&[(None, "203.0.113.53/32"), (Some("123"), "203.0.113.123/32")]),
+        );
+        assert_eq!(plan.states.get("dns"), Some(&State::Unhealthy));
+        assert_eq!(plan.causes.get("dns"), Some(&wire::Cause::Restored));
+        assert_eq!(
+            decisions(&plan),
+            [
+                (
+                    "dns".into(),
+                    "203.0.113.53/32".into(),
+                    ReconcileDecision::Kept
+                ),
+                (
+                    "ntp".into(),
+                    "203.0.113.123/32".into(),
+                    ReconcileDecision::Withdrawn
+                ),
+            ]
+        );
+        assert_eq!(plan.withdraw.len(), 1, "only ntp's prefix is withdrawn");
+    }
+
+    #[test]
+    fn rule_1_a_crash_restart_of_a_service_whose_withdrawal_the_fleet_guard_held_keeps_it_announced(
+    ) {
+        let last = last(&[
+            ("dns", wire::State::Unhealthy, &[(None, "203.0.113.53/32")]),
+            (
+                "ntp",
+                wire::State::Unhealthy,
+                &[(Some("123"), "203.0.113.123/32")],
+            ),
+        ]);
+        let dns = [route(None, "203.0.113.53/32")];
+        let ntp = [route(Some("123"), "203.0.113.123/32")];
+        // dns's withdrawal was held by the fleet guard; ntp's was made (or never asked).
+        let plan = super::plan(
+            &[("dns", &dns), ("ntp", &ntp)],
+            &last,
+            &Kept {
+                deprefer: &[],
+                graces: &BTreeMap::new(),
+                held: &["dns"],
             },
             false,
             &frr(&[(None, "203.0.113.53/32"), (Some("123"), "203.0.113.123/32")]),

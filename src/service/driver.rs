@@ -313,6 +313,11 @@ pub fn wire_params(service: &Service) -> wire::ServiceParams {
 
 impl Driver {
     fn new(start: Start, shared: Shared) -> Driver {
+        // Restored unhealthy yet announced, and not de-preferred: the reconciliation kept it
+        // because the fleet guard held its withdrawal before the restart. Still held until the
+        // guard is asked again (`starting`): never withdrawn because of the restart.
+        let held_before = start.initial == State::Unhealthy
+            && start.service.on_unhealthy == anycastd_fsm::OnUnhealthy::Withdraw;
         let core = Core::new(
             wire_params(&start.service),
             start.service.damping.clone(),
@@ -327,10 +332,13 @@ impl Driver {
             .iter()
             .map(|c| Edge::new(&start.service.name, c))
             .collect();
-        let fleet = match (&shared.fleet, start.service.fleet) {
+        let mut fleet = match (&shared.fleet, start.service.fleet) {
             (Some(handle), Some(rule)) => Some(FleetSide::new(handle.clone(), rule)),
             _ => None,
         };
+        if let Some(side) = fleet.as_mut().filter(|_| held_before) {
+            side.asked = Some(start.decided_seq);
+        }
         Driver {
             fleet,
             service: start.service,
@@ -545,6 +553,41 @@ impl Driver {
             self.core.machine().state().name(),
             self.since_ms,
         );
+        if let Some(side) = self.fleet.as_ref().filter(|side| side.asked.is_some()) {
+            // Held before the restart: ask again (publishes "held", or "withdrawn" once
+            // granted), never "withdrawn" first.
+            tracing::info!(
+                service = %self.service.name,
+                "Service \"{}\" is unhealthy and was held announced by the fleet guard before the restart: the guard is asked again.",
+                self.service.name
+            );
+            crate::observe::metrics::set(
+                "anycastd_fleet_guard_held",
+                &[("service", self.service.name.as_str())],
+                1.0,
+            );
+            let record = |state| crate::fleet::Published {
+                state,
+                cause: self.cause.clone(),
+                since_ms: self.since_ms,
+            };
+            side.handle.send(crate::fleet::guard::Request::Ask {
+                service: self.service.name.clone(),
+                rule: side.rule,
+                withdrawn: record(crate::fleet::SiteState::Withdrawn),
+                held: record(crate::fleet::SiteState::Held),
+                reply: side.answers_tx.clone(),
+            });
+            return;
+        }
+        if self.fleet.is_some() {
+            // Guarded and not held: 0 from the start (an alert needs the series).
+            crate::observe::metrics::set(
+                "anycastd_fleet_guard_held",
+                &[("service", self.service.name.as_str())],
+                0.0,
+            );
+        }
         self.publish_to_fleet(
             crate::fleet::SiteState::of(self.core.machine().state()),
             self.since_ms,
@@ -564,6 +607,7 @@ impl Driver {
                     self.log_result(&polled, at);
                     let effects = self.core.observe(polled.check, polled.observation, at);
                     self.carry_out(effects, at).boxed_step().await;
+                    self.hard_check_overrides_hold().boxed_step().await;
                     self.pace(&pollers);
                 }
                 Some(event) = fleet_event(&mut self.fleet) => match event {
@@ -1086,6 +1130,63 @@ impl Driver {
             })
     }
 
+    /// A check marked `hard` fails while the fleet guard holds the withdrawal: the guard never
+    /// holds a hard check, so the withdrawal is made at once (journaled first, as a grant).
+    async fn hard_check_overrides_hold(&mut self) {
+        if !self.fleet_held() {
+            return;
+        }
+        let Some(check) = self
+            .service
+            .checks
+            .iter()
+            .zip(self.core.machine().observations())
+            .find(|(check, latest)| check.hard && matches!(latest, Observation::Fail(_)))
+            .map(|(check, _)| check.name.clone())
+        else {
+            return;
+        };
+        let name = self.service.name.clone();
+        let Some(side) = &mut self.fleet else {
+            return;
+        };
+        let Some(transition_seq) = side.asked.take() else {
+            return;
+        };
+        side.last = None;
+        side.handle.send(crate::fleet::guard::Request::Cancel {
+            service: name.clone(),
+        });
+        crate::observe::metrics::set(
+            "anycastd_fleet_guard_held",
+            &[("service", name.as_str())],
+            0.0,
+        );
+        let event = wire::FleetGuard {
+            service: name.clone(),
+            transition_seq,
+            answer: wire::FleetAnswer::HardCheck { check },
+        };
+        let text = crate::audit::text::fleet_guard_text(&event);
+        tracing::warn!(service = %name, "{text}");
+        let records = vec![wire::Event::FleetGuard(event)];
+        if let Err(e) = self.shared.journal.append_durable(now_ms(), records).await {
+            tracing::error!(service = %name, error = %e, "cannot journal the hard check's withdrawal; acting on it anyway");
+        }
+        self.cause = text;
+        if let Some(view) = self
+            .shared
+            .views
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&name)
+        {
+            view.cause = self.cause.clone();
+        }
+        self.publish_to_fleet(crate::fleet::SiteState::Withdrawn, now_ms());
+        self.set_prefixes(false, transition_seq);
+    }
+
     /// Publish this site's state of a guarded service.
     fn publish_to_fleet(&self, state: crate::fleet::SiteState, since_ms: i64) {
         if let Some(side) = &self.fleet {
@@ -1217,11 +1318,9 @@ impl Driver {
                     service: name.clone(),
                 });
                 self.fleet = None;
-                crate::observe::metrics::set(
-                    "anycastd_fleet_guard_held",
-                    &[("service", name.as_str())],
-                    0.0,
-                );
+                // No longer guarded: its fleet gauges go (not a stale count).
+                crate::observe::metrics::forget_service_gauge("anycastd_fleet_guard_held", &name);
+                crate::observe::metrics::forget_service_gauge("anycastd_fleet_sites", &name);
                 if held {
                     self.set_prefixes(false, self.decided_seq);
                 }
