@@ -396,3 +396,73 @@ fn status_shows_the_wanted_level_beside_the_installed_and_advertised_one_and_the
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
 }
+
+#[test]
+fn a_reload_changing_on_unhealthy_journals_the_level_and_says_what_changed() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = rt.block_on(Emulator::start(Generation::V2));
+    emulator.set("dns", Behaviour::Pass);
+    emulator.set("ntp", Behaviour::Pass);
+    let dir = tempfile::tempdir().unwrap();
+    let config = fake_frr_config(dir.path(), &emulator.url(), &fake_vtysh(), "");
+    let plain = std::fs::read_to_string(&config).unwrap();
+    let graded = plain.replace(
+        "[services.dns]\n",
+        "[services.dns]\non_unhealthy = \"deprefer\"\ndeprefer = { as_path_prepend = 2 }\n",
+    );
+    std::fs::write(&config, &graded).unwrap();
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    wait_for(&daemon, "both announced", || {
+        let n = networks(dir.path());
+        n.contains(&DNS.to_owned()) && n.contains(&NTP.to_owned())
+    });
+    emulator.set("dns", Behaviour::Fail("resolver down".into()));
+    wait_for(&daemon, "de-preferred", || {
+        history(dir.path(), "dns").contains("announced de-preferred (as-path +2)")
+    });
+    assert!(networks(dir.path()).contains(&DNS.to_owned()));
+    let reload = |dir: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .args(["reload", "-c"])
+            .arg(dir.join("config.toml"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Back to withdraw: the unhealthy service is withdrawn, and the journal says so.
+    std::fs::write(&config, &plain).unwrap();
+    let said = reload(dir.path());
+    assert!(
+        said.contains("on_unhealthy deprefer -> withdraw")
+            && said.contains("deprefer (as-path +2) -> none")
+            && !said.contains("settings of a check"),
+        "{said}"
+    );
+    wait_for(&daemon, "dns withdrawn", || {
+        !networks(dir.path()).contains(&DNS.to_owned())
+    });
+    let text = history(dir.path(), "dns");
+    let after = text
+        .split("reconfigured by the reload")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(after.contains(" dns withdrawn\n"), "{text}");
+    // And deprefer again: announced de-preferred in place, journaled.
+    std::fs::write(&config, &graded).unwrap();
+    reload(dir.path());
+    wait_for(&daemon, "dns de-preferred again", || {
+        networks(dir.path()).contains(&DNS.to_owned())
+    });
+    let text = history(dir.path(), "dns");
+    let after = text
+        .split("reconfigured by the reload")
+        .nth(2)
+        .unwrap_or_default();
+    assert!(
+        after.contains(" dns announced de-preferred (as-path +2)\n"),
+        "{text}"
+    );
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
+}

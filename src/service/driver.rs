@@ -440,10 +440,28 @@ impl Driver {
             .reconfigure(wire_params(&service), service.damping.clone(), now);
         self.carry_out(effects, now).await;
         let after = self.core.wanted_attributes();
+        if after != before {
+            // The level changed with the settings (`on_unhealthy`, `deprefer`): journaled as
+            // any level a transition leaves, so history and replay see it.
+            let machine = self.core.machine();
+            let record = wire::Event::Level(wire::LevelRecord {
+                service: self.service.name.clone(),
+                level: machine.wanted().map(Into::into),
+                attributes: after
+                    .as_ref()
+                    .map(crate::service::wire_attributes)
+                    .unwrap_or_default(),
+                grace_until_ms: machine.grace_until().map(|t| t.0),
+            });
+            self.shared.journal.append(now, vec![record]);
+        }
         if after.is_some() && after != before {
             // New `deprefer` attributes (or `on_unhealthy`) for a service announced with
             // them: announced anew, in place.
             self.set_prefixes(true, decision_seq);
+        } else if after.is_none() && before.is_some() && !self.fleet_held() {
+            // `on_unhealthy` back to withdraw for an unhealthy service: withdrawn.
+            self.set_prefixes(false, decision_seq);
         }
         let old_edges = std::mem::take(&mut self.edges);
         self.edges = service
