@@ -14,7 +14,13 @@
 //! draining), `ANYCASTD_CAUSE` (as history words it), `ANYCASTD_PREFIXES` (the service's
 //! prefixes announced or withdrawn by it, space-separated; empty when none moved),
 //! `ANYCASTD_ANNOUNCE` (`1` announce, `0` withdraw, empty: no change), `ANYCASTD_SEQ` (the
-//! transition's journal sequence number) and `ANYCASTD_TIME` (RFC 3339).
+//! transition's journal sequence number) and `ANYCASTD_TIME` (RFC 3339); the level it left
+//! the prefixes at: `ANYCASTD_LEVEL` (`normal`, `de-preferred`, `graceful-shutdown`,
+//! `withdrawn`), `ANYCASTD_AS_PATH_PREPEND` (0 none), `ANYCASTD_MED` (empty: none),
+//! `ANYCASTD_COMMUNITIES` and `ANYCASTD_LARGE_COMMUNITIES` (space-separated) and
+//! `ANYCASTD_GRACE_END` (RFC 3339, empty when no drain grace runs). The level comes from the
+//! level record the service core journals right after such a transition (format 6); without
+//! one the state alone says it (announced: normal, else withdrawn).
 //!
 //! Each run's outcome is journaled ([`wire::HookRan`]). A run still going when the daemon
 //! exits is killed with its process group.
@@ -38,7 +44,13 @@ struct Job {
     seq: u64,
     at_ms: i64,
     transition: wire::Transition,
+    /// The level record journaled with it, if any.
+    level: Option<wire::LevelRecord>,
 }
+
+/// How long the runner waits for the record after a transition (its level record is
+/// committed in the same append, so it is handed over at once when there is one).
+const LEVEL_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Start the runner: from now on every transition committed to the journal runs every hook.
 pub fn spawn(
@@ -52,8 +64,14 @@ pub fn spawn(
     crate::checks::exec::close_inherited_on_exec();
     Some(tokio::spawn(async move {
         let mut queues: HashMap<(usize, String), mpsc::Sender<Job>> = HashMap::new();
+        // A record read while looking for a transition's level record, handled next.
+        let mut next: Option<Record> = None;
         loop {
-            let record = match tap.recv().await {
+            let received = match next.take() {
+                Some(record) => Ok(record),
+                None => tap.recv().await,
+            };
+            let record = match received {
                 Ok(record) => record,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(
@@ -70,6 +88,19 @@ pub fn spawn(
             if transition.from == transition.to {
                 continue;
             }
+            let level = match tokio::time::timeout(LEVEL_WAIT, tap.recv()).await {
+                Ok(Ok(Record {
+                    event: Event::Level(level),
+                    ..
+                })) if level.service == transition.service => Some(level),
+                Ok(Ok(other)) => {
+                    next = Some(other);
+                    None
+                }
+                // Nothing more yet, or closed (the next read ends the runner), or lagged
+                // (the state alone says the level then).
+                _ => None,
+            };
             for (i, hook) in hooks.iter().enumerate() {
                 let key = (i, transition.service.clone());
                 let queue = queues.entry(key).or_insert_with(|| {
@@ -86,6 +117,7 @@ pub fn spawn(
                     seq: record.seq,
                     at_ms: record.at_ms,
                     transition: transition.clone(),
+                    level: level.clone(),
                 };
                 if let Err(mpsc::error::TrySendError::Full(job)) = queue.try_send(job) {
                     let failure = format!(
@@ -185,6 +217,66 @@ fn environment(job: &Job) -> Vec<(String, String)> {
         (
             "ANYCASTD_TIME".into(),
             crate::audit::text::format_time(job.at_ms),
+        ),
+    ]
+    .into_iter()
+    .chain(level_environment(job))
+    .collect()
+}
+
+/// The level a transition left the prefixes at, as variables.
+fn level_environment(job: &Job) -> Vec<(String, String)> {
+    let announced = matches!(job.transition.change, wire::Change::Announce);
+    let (level, attributes, grace_end) = match &job.level {
+        Some(l) => (l.level, l.attributes.clone(), l.grace_until_ms),
+        None => (
+            announced.then_some(wire::Level::Normal),
+            wire::Attributes::default(),
+            None,
+        ),
+    };
+    let name = match level {
+        None => "withdrawn",
+        Some(wire::Level::Normal) => "normal",
+        Some(wire::Level::Depreferred) => "de-preferred",
+        Some(wire::Level::GracefulShutdown) => "graceful-shutdown",
+    };
+    let words = |list: Vec<String>| list.join(" ");
+    vec![
+        ("ANYCASTD_LEVEL".into(), name.into()),
+        (
+            "ANYCASTD_AS_PATH_PREPEND".into(),
+            attributes.as_path_prepend.to_string(),
+        ),
+        (
+            "ANYCASTD_MED".into(),
+            attributes.med.map(|m| m.to_string()).unwrap_or_default(),
+        ),
+        (
+            "ANYCASTD_COMMUNITIES".into(),
+            words(
+                attributes
+                    .communities
+                    .iter()
+                    .map(|c| crate::bgp::Community::from_u32(*c).to_string())
+                    .collect(),
+            ),
+        ),
+        (
+            "ANYCASTD_LARGE_COMMUNITIES".into(),
+            words(
+                attributes
+                    .large_communities
+                    .iter()
+                    .map(|(a, b, c)| format!("{a}:{b}:{c}"))
+                    .collect(),
+            ),
+        ),
+        (
+            "ANYCASTD_GRACE_END".into(),
+            grace_end
+                .map(crate::audit::text::format_time)
+                .unwrap_or_default(),
         ),
     ]
 }

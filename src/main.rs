@@ -95,7 +95,8 @@ enum Command {
     History(cmd::history::HistoryArgs),
     /// Show each service's state, checks, and its prefixes as wanted and as in its routing daemon
     Status(cmd::status::StatusArgs),
-    /// Drain services: withdraw their prefixes whatever the checks say, until undrained
+    /// Drain services: withdraw their prefixes whatever the checks say (after announcing them
+    /// with GRACEFUL_SHUTDOWN for a drain grace, when one is set), until undrained
     #[command(group(clap::ArgGroup::new("target").required(true).args(["service", "all"])))]
     Drain(cmd::drain::DrainArgs),
     /// End an operator drain: back to healthy at once if the checks kept passing

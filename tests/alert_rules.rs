@@ -80,7 +80,7 @@ async fn every_metric_the_rules_and_the_dashboard_use_is_exported() {
         .filter_map(|l| l.trim().strip_prefix("expr:"))
         .map(str::to_owned)
         .collect();
-    assert_eq!(exprs.len(), 13, "one expression per alert");
+    assert_eq!(exprs.len(), 15, "one expression per alert");
     for panel in dashboard["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {
             exprs.push(target["expr"].as_str().unwrap().to_owned());

@@ -259,3 +259,210 @@ fn sigkill_in_a_drain_grace_and_a_restart_keep_the_grace_to_its_journaled_end() 
     let text = history(dir.path(), "dns");
     assert!(text.contains("the drain's grace is over"), "{text}");
 }
+
+/// `anycastd status [--json] [--check]` against the running daemon's config.
+fn status(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .arg("status")
+        .args(args)
+        .arg("-c")
+        .arg(dir.join("config.toml"))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn status_shows_the_wanted_level_beside_the_installed_and_advertised_one_and_their_drift() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = rt.block_on(Emulator::start(Generation::V2));
+    emulator.set("dns", Behaviour::Pass);
+    emulator.set("ntp", Behaviour::Pass);
+    let dir = tempfile::tempdir().unwrap();
+    // A long reconcile interval: the drift made below stays until status has shown it.
+    let config = fake_frr_config(
+        dir.path(),
+        &emulator.url(),
+        &fake_vtysh(),
+        "reconcile_interval = \"10m\"",
+    );
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[services.dns]\n",
+        "[services.dns]\non_unhealthy = \"deprefer\"\n\
+         deprefer = { as_path_prepend = 3, med = 1000, communities = [\"65000:666\"] }\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    // While this file exists the fake FRR refuses changes: the drift made below stays.
+    let hang = dir.path().join("hang");
+    let mut daemon = Daemon::start_with_env(
+        &config,
+        &dir.path().join("log"),
+        &[("FAKE_VTYSH_HANG", hang.to_str().unwrap())],
+    );
+    wait_for(&daemon, "both announced", || {
+        let n = networks(dir.path());
+        n.contains(&DNS.to_owned()) && n.contains(&NTP.to_owned())
+    });
+    // Healthy: normal, plain, and the prefix lines say nothing more than before.
+    let (_, json) = status(dir.path(), &["--json", "dns"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let dns = &v["services"][0];
+    assert_eq!(dns["level"]["name"], "normal", "{json}");
+    assert_eq!(dns["level"]["attributes"]["as_path_prepend"], 0, "{json}");
+    let (_, plain) = status(dir.path(), &["dns"]);
+    assert!(!plain.contains("installed"), "{plain}");
+
+    emulator.set("dns", Behaviour::Fail("resolver down".into()));
+    let wanted = serde_json::json!({
+        "as_path_prepend": 3, "med": 1000, "communities": ["65000:666"], "large_communities": []
+    });
+    wait_for(&daemon, "dns de-preferred in FRR", || {
+        let (_, json) = status(dir.path(), &["--json", "dns"]);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        v["services"][0]["prefixes"][0]["installed_attributes"] == wanted
+    });
+    let (code, json) = status(dir.path(), &["--json", "dns"]);
+    assert_eq!(code, Some(0), "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let dns = &v["services"][0];
+    assert_eq!(dns["level"]["name"], "de-preferred", "{json}");
+    assert_eq!(dns["level"]["attributes"], wanted, "{json}");
+    assert_eq!(dns["level"]["grace_end_ms"], serde_json::Value::Null);
+    for p in dns["prefixes"].as_array().unwrap() {
+        assert_eq!(p["installed_attributes"], wanted, "{json}");
+        assert_eq!(p["installed_level"], "de-preferred", "{json}");
+        // Read from `show bgp ... json`'s best path.
+        assert_eq!(p["advertised_attributes"], wanted, "{json}");
+        assert_eq!(p["advertised_level"], "de-preferred", "{json}");
+        assert_eq!(p["attributes_differ"], false, "{json}");
+        assert_eq!(p["drift"], false, "{json}");
+    }
+    let (_, text) = status(dir.path(), &["dns"]);
+    assert!(
+        text.contains(
+            "; installed de-preferred (as-path +3, MED 1000, community 65000:666), \
+             advertised de-preferred (as-path +3, MED 1000, community 65000:666)"
+        ),
+        "{text}"
+    );
+
+    // Someone takes the map off the network line: the route stays, plain. Drift (which the
+    // writer cannot repair while the fake FRR refuses changes).
+    std::fs::write(&hang, "").unwrap();
+    // Under the fake vtysh's lock: each of its calls rewrites the state.
+    let took = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import fcntl, json, sys\n\
+             with open(sys.argv[1] + '.lock', 'w') as lock:\n\
+             \x20   fcntl.flock(lock, fcntl.LOCK_EX)\n\
+             \x20   state = json.load(open(sys.argv[1]))\n\
+             \x20   del state['network_maps']['default']['203.0.113.53/32']\n\
+             \x20   json.dump(state, open(sys.argv[1], 'w'))\n",
+        )
+        .arg(dir.path().join("frr.json"))
+        .status()
+        .unwrap();
+    assert!(took.success(), "the prefix had a map");
+    let (_, json) = status(dir.path(), &["--json", "dns"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let p = &v["services"][0]["prefixes"][0];
+    assert_eq!(p["prefix"], "203.0.113.53/32");
+    assert_eq!(p["installed_level"], "normal", "{json}");
+    assert_eq!(p["attributes_differ"], true, "{json}");
+    // Drift, or a repair under way (that the fake FRR refuses).
+    assert!(p["drift"] == true || p["applying"] == true, "{json}");
+    assert_eq!(
+        v["services"][0]["prefixes"][1]["drift"], false,
+        "the other prefix: {json}"
+    );
+    let (_, text) = status(dir.path(), &["dns"]);
+    let line = text
+        .lines()
+        .find(|l| l.contains("203.0.113.53/32"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("wanted de-preferred (as-path +3, MED 1000, community 65000:666), ")
+            && line.contains("installed normal (plain) in FRR")
+            && ["DRIFT", "MISMATCH", "being applied"]
+                .iter()
+                .any(|w| line.contains(w)),
+        "{text}"
+    );
+    std::fs::remove_file(&hang).unwrap();
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
+}
+
+#[test]
+fn a_reload_changing_on_unhealthy_journals_the_level_and_says_what_changed() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = rt.block_on(Emulator::start(Generation::V2));
+    emulator.set("dns", Behaviour::Pass);
+    emulator.set("ntp", Behaviour::Pass);
+    let dir = tempfile::tempdir().unwrap();
+    let config = fake_frr_config(dir.path(), &emulator.url(), &fake_vtysh(), "");
+    let plain = std::fs::read_to_string(&config).unwrap();
+    let graded = plain.replace(
+        "[services.dns]\n",
+        "[services.dns]\non_unhealthy = \"deprefer\"\ndeprefer = { as_path_prepend = 2 }\n",
+    );
+    std::fs::write(&config, &graded).unwrap();
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    wait_for(&daemon, "both announced", || {
+        let n = networks(dir.path());
+        n.contains(&DNS.to_owned()) && n.contains(&NTP.to_owned())
+    });
+    emulator.set("dns", Behaviour::Fail("resolver down".into()));
+    wait_for(&daemon, "de-preferred", || {
+        history(dir.path(), "dns").contains("announced de-preferred (as-path +2)")
+    });
+    assert!(networks(dir.path()).contains(&DNS.to_owned()));
+    let reload = |dir: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .args(["reload", "-c"])
+            .arg(dir.join("config.toml"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Back to withdraw: the unhealthy service is withdrawn, and the journal says so.
+    std::fs::write(&config, &plain).unwrap();
+    let said = reload(dir.path());
+    assert!(
+        said.contains("on_unhealthy deprefer -> withdraw")
+            && said.contains("deprefer (as-path +2) -> none")
+            && !said.contains("settings of a check"),
+        "{said}"
+    );
+    wait_for(&daemon, "dns withdrawn", || {
+        !networks(dir.path()).contains(&DNS.to_owned())
+    });
+    let text = history(dir.path(), "dns");
+    let after = text
+        .split("reconfigured by the reload")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(after.contains(" dns withdrawn\n"), "{text}");
+    // And deprefer again: announced de-preferred in place, journaled.
+    std::fs::write(&config, &graded).unwrap();
+    reload(dir.path());
+    wait_for(&daemon, "dns de-preferred again", || {
+        networks(dir.path()).contains(&DNS.to_owned())
+    });
+    let text = history(dir.path(), "dns");
+    let after = text
+        .split("reconfigured by the reload")
+        .nth(2)
+        .unwrap_or_default();
+    assert!(
+        after.contains(" dns announced de-preferred (as-path +2)\n"),
+        "{text}"
+    );
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
+}

@@ -171,3 +171,78 @@ async fn hooks_run_in_order_one_at_a_time_without_delaying_decisions() {
         .unwrap();
     assert!(left.stdout.is_empty(), "a timed-out hook is still running");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hook_sees_the_level_its_transition_left_the_prefixes_at() {
+    let emulator = Emulator::start(Generation::V2).await;
+    emulator.set("dns", Behaviour::Pass);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hook.log");
+    let hook = format!(
+        "echo \"$ANYCASTD_TO|$ANYCASTD_LEVEL|$ANYCASTD_AS_PATH_PREPEND|$ANYCASTD_MED|$ANYCASTD_COMMUNITIES|$ANYCASTD_LARGE_COMMUNITIES|$ANYCASTD_GRACE_END\" >> {}",
+        log.display()
+    );
+    let sections = format!(
+        "[hooks]\non_transition = [{{ command = \"/bin/sh\", args = [\"-c\", {hook:?}] }}]\n"
+    );
+    let config = one_service_config(
+        dir.path(),
+        &format!(
+            r#"[{{ name = "dns", url = "{}", interval = "100ms" }}]"#,
+            emulator.url()
+        ),
+        OneService {
+            sections: &sections,
+            service: "on_unhealthy = \"deprefer\"\n\
+                      deprefer = { as_path_prepend = 3, med = 1000, communities = [\"65000:666\"], large_communities = [\"65000:1:666\"] }\n\
+                      drain_grace = \"1h\"\n",
+            ..OneService::default()
+        },
+    );
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    let lines = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            if lines.len() >= n {
+                return lines;
+            }
+            assert!(Instant::now() < deadline, "{text}\n{}", daemon.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    lines(1);
+    emulator.set("dns", Behaviour::Fail("down".into()));
+    lines(2);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(["drain", "dns", "--reason", "maintenance", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    // Drained (the FRR of these tests has no BGP instance, so the drain answers 70: not
+    // confirmed).
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("dns: drained; announced with GRACEFUL_SHUTDOWN"),
+        "{out:?}"
+    );
+    let lines = lines(3);
+    assert_eq!(lines[0], "healthy|normal|0||||", "{lines:?}");
+    assert_eq!(
+        lines[1], "unhealthy|de-preferred|3|1000|65000:666|65000:1:666|",
+        "{lines:?}"
+    );
+    let (head, grace_end) = lines[2].rsplit_once('|').unwrap();
+    assert_eq!(
+        head, "draining|graceful-shutdown|3|1000|65000:666 65535:0|65000:1:666",
+        "{lines:?}"
+    );
+    assert!(
+        grace_end.starts_with("20") && grace_end.ends_with('Z'),
+        "{lines:?}"
+    );
+    // In a grace of an hour: ended without one.
+    daemon.signal(nix::sys::signal::Signal::SIGKILL);
+    let _ = daemon.wait(Duration::from_secs(30));
+}

@@ -373,3 +373,99 @@ async fn status_healthz_and_readyz_are_served_beside_the_metrics() {
     );
     assert_eq!(value(&scraped, "anycastd_prefix_configured", &[]), None);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_level_gauge_follows_a_deprefer_service_and_a_drain_grace_gives_its_end() {
+    let emulator = Emulator::start(Generation::V2).await;
+    emulator.set("dns", Behaviour::Pass);
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_port();
+    let config = one_service_config(
+        dir.path(),
+        &format!(
+            r#"[{{ name = "dns", url = "{}", interval = "100ms" }}]"#,
+            emulator.url()
+        ),
+        OneService {
+            sections: &format!("[metrics]\nlisten = {addr:?}\n"),
+            service:
+                "on_unhealthy = \"deprefer\"\ndeprefer = { med = 1000 }\ndrain_grace = \"1h\"\n",
+            ..OneService::default()
+        },
+    );
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    let level = |s: &prometheus_parse::Scrape, level: &str| {
+        value(
+            s,
+            "anycastd_prefix_level",
+            &[
+                ("service", "dns"),
+                ("prefix", "203.0.113.53/32"),
+                ("level", level),
+            ],
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let wait_level = |name: &'static str| {
+        let addr = addr.clone();
+        async move {
+            loop {
+                if let Ok(s) = std::panic::catch_unwind(|| scrape(&addr)) {
+                    if level(&s, name) == Some(1.0) {
+                        return s;
+                    }
+                }
+                assert!(Instant::now() < deadline, "never {name}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let s = wait_level("normal").await;
+    for other in ["de-preferred", "graceful-shutdown", "withdrawn"] {
+        assert_eq!(level(&s, other), Some(0.0), "{other}");
+    }
+    assert_eq!(
+        value(
+            &s,
+            "anycastd_service_grace_end_timestamp_seconds",
+            &[("service", "dns")]
+        ),
+        Some(0.0)
+    );
+    emulator.set("dns", Behaviour::Fail("resolver down".into()));
+    let s = wait_level("de-preferred").await;
+    assert_eq!(level(&s, "normal"), Some(0.0));
+    assert_eq!(level(&s, "withdrawn"), Some(0.0));
+
+    let drained_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(["drain", "dns", "--reason", "maintenance", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    // Drained (the FRR of these tests has no BGP instance, so the drain answers 70: not
+    // confirmed).
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("dns: drained; announced with GRACEFUL_SHUTDOWN"),
+        "{out:?}"
+    );
+    let s = wait_level("graceful-shutdown").await;
+    assert_eq!(level(&s, "de-preferred"), Some(0.0));
+    let end = value(
+        &s,
+        "anycastd_service_grace_end_timestamp_seconds",
+        &[("service", "dns")],
+    )
+    .unwrap();
+    assert!(
+        (end - (drained_at + 3600.0)).abs() < 30.0,
+        "grace end {end}, drained at {drained_at}"
+    );
+    // In a grace of an hour: ended without one.
+    daemon.signal(Signal::SIGKILL);
+    let _ = daemon.wait(Duration::from_secs(30));
+}

@@ -281,6 +281,47 @@ pub(super) fn changes_of(
             _ => "flap damping off".into(),
         });
     }
+    let on_unhealthy = |o: anycastd_fsm::OnUnhealthy| match o {
+        anycastd_fsm::OnUnhealthy::Withdraw => "withdraw",
+        anycastd_fsm::OnUnhealthy::Deprefer => "deprefer",
+    };
+    if old.on_unhealthy != new.on_unhealthy {
+        out.push(format!(
+            "on_unhealthy {} -> {}",
+            on_unhealthy(old.on_unhealthy),
+            on_unhealthy(new.on_unhealthy)
+        ));
+    }
+    if old.deprefer != new.deprefer {
+        let deprefer = |d: &Option<crate::bgp::Attributes>| {
+            d.as_ref()
+                .map_or_else(|| "none".to_owned(), |a| format!("({a})"))
+        };
+        out.push(format!(
+            "deprefer {} -> {}",
+            deprefer(&old.deprefer),
+            deprefer(&new.deprefer)
+        ));
+    }
+    if old.drain_grace != new.drain_grace {
+        out.push(format!(
+            "drain_grace {} -> {}",
+            secs(Some(old.drain_grace)),
+            secs(Some(new.drain_grace))
+        ));
+    }
+    if old.fleet != new.fleet {
+        let rule = |r: Option<crate::fleet::Rule>| match r {
+            None => "none".to_owned(),
+            Some(crate::fleet::Rule::MinAnnouncing(n)) => format!("min_announcing {n}"),
+            Some(crate::fleet::Rule::MaxWithdrawnPercent(p)) => format!("max_withdrawn {p}%"),
+        };
+        out.push(format!(
+            "fleet rule {} -> {}",
+            rule(old.fleet),
+            rule(new.fleet)
+        ));
+    }
     if out.is_empty() {
         out.push("settings of a check".into());
     }
@@ -301,5 +342,44 @@ async fn reconfigure_services(drivers: &Drivers, changed: &[&crate::config::Serv
                 let _ = rx.await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first service of a config text.
+    fn service(extra: &str) -> crate::config::Service {
+        let text = format!(
+            "[fleet]\netcd = [\"http://127.0.0.1:2379\"]\n[services.dns]\nprefixes.frrouting = [\"203.0.113.53\"]\nchecks.exec = [{{ name = \"x\", command = \"/bin/true\" }}]\n{extra}"
+        );
+        let path = std::env::temp_dir().join(format!(
+            "anycastd-reload-test-{}-{}.toml",
+            std::process::id(),
+            extra.len()
+        ));
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        let config = crate::config::load(&path, &crate::checks::REGISTRY)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let _ = std::fs::remove_file(&path);
+        config.services[0].clone()
+    }
+
+    #[test]
+    fn a_reload_of_the_graded_keys_and_the_fleet_rule_says_what_changed() {
+        let old = service("");
+        let new = service(
+            "on_unhealthy = \"deprefer\"\ndeprefer = { as_path_prepend = 3, med = 1000 }\ndrain_grace = \"30s\"\nfleet = { min_announcing = 2 }\n",
+        );
+        assert_eq!(
+            changes_of(&old, &new),
+            vec![
+                "on_unhealthy withdraw -> deprefer",
+                "deprefer none -> (as-path +3, MED 1000)",
+                "drain_grace 0s -> 30s",
+                "fleet rule none -> min_announcing 2",
+            ]
+        );
     }
 }

@@ -258,6 +258,7 @@ pub fn status_gauges(services: &[crate::observe::status::ServiceStatus]) -> Stri
             escape(&s.name)
         );
     }
+    level_gauges(&mut out, services, &escape);
     let _ = writeln!(
         out,
         "# HELP anycastd_service_suppressed 1 while flap damping holds the service withdrawn.\n# TYPE anycastd_service_suppressed gauge"
@@ -271,6 +272,83 @@ pub fn status_gauges(services: &[crate::observe::status::ServiceStatus]) -> Stri
         );
     }
     out
+}
+
+/// The levels a prefix can be wanted at, one series each (a state set, as
+/// `anycastd_service_state`).
+const LEVELS: [&str; 4] = ["normal", "de-preferred", "graceful-shutdown", "withdrawn"];
+
+/// Per prefix the level the daemon wants it at (1 for the current one, 0 for the others) and
+/// whether its routing daemon has other attributes than that level's; per service the end of
+/// a drain's grace in progress (0: none). Only from a running daemon that says its level.
+fn level_gauges(
+    out: &mut String,
+    services: &[crate::observe::status::ServiceStatus],
+    escape: &dyn Fn(&str) -> String,
+) {
+    use std::fmt::Write as _;
+    let labels = |s: &crate::observe::status::ServiceStatus,
+                  p: &crate::observe::status::PrefixStatus| {
+        let backend = if p.backend.is_empty() {
+            crate::routing::KINDS[0].name()
+        } else {
+            &p.backend
+        };
+        format!(
+            "service=\"{}\",prefix=\"{}\",table=\"{}\",backend=\"{}\",endpoint=\"{}\"",
+            escape(&s.name),
+            escape(&p.prefix),
+            escape(p.place().unwrap_or("")),
+            escape(backend),
+            escape(&p.instance),
+        )
+    };
+    let graded: Vec<_> = services
+        .iter()
+        .filter_map(|s| Some((s, s.level.as_ref()?)))
+        .collect();
+    let _ = writeln!(
+        out,
+        "# HELP anycastd_prefix_level 1 for the level the daemon wants the prefix announced at (normal, de-preferred, graceful-shutdown, withdrawn), else 0.\n# TYPE anycastd_prefix_level gauge"
+    );
+    for (s, level) in &graded {
+        for p in &s.prefixes {
+            for name in LEVELS {
+                let _ = writeln!(
+                    out,
+                    "anycastd_prefix_level{{{},level=\"{name}\"}} {}",
+                    labels(s, p),
+                    u8::from(level.name == name)
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP anycastd_prefix_attributes_differ 1 while the routing daemon has the prefix with other attributes (AS-path prepend, MED, communities) than the wanted level's.\n# TYPE anycastd_prefix_attributes_differ gauge"
+    );
+    for (s, _) in &graded {
+        for p in s.prefixes.iter().filter(|p| !p.unreadable) {
+            let _ = writeln!(
+                out,
+                "anycastd_prefix_attributes_differ{{{}}} {}",
+                labels(s, p),
+                u8::from(p.attributes_differ)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP anycastd_service_grace_end_timestamp_seconds Unix time the drain grace in progress ends (the service announced with GRACEFUL_SHUTDOWN until then), 0 when none runs.\n# TYPE anycastd_service_grace_end_timestamp_seconds gauge"
+    );
+    for (s, level) in &graded {
+        let _ = writeln!(
+            out,
+            "anycastd_service_grace_end_timestamp_seconds{{service=\"{}\"}} {}",
+            escape(&s.name),
+            level.grace_end_ms.map_or(0.0, |ms| ms as f64 / 1000.0)
+        );
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,93 @@ pub struct ServiceView {
     pub cause: String,
 }
 
+/// A set of BGP attributes as fields (`status --json`): what a level adds to the plain
+/// route. Communities in RFC 1997 / RFC 8092 text, sorted.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct AttributesView {
+    /// How many times the local AS is prepended (0: none).
+    pub as_path_prepend: u8,
+    /// The MULTI_EXIT_DISC set (`None`: the routing daemon's own).
+    #[serde(default)]
+    pub med: Option<u32>,
+    /// Communities added (`65000:666`, `65535:0`).
+    #[serde(default)]
+    pub communities: Vec<String>,
+    /// Large communities added (`65000:1:666`).
+    #[serde(default)]
+    pub large_communities: Vec<String>,
+}
+
+impl From<&crate::bgp::Attributes> for AttributesView {
+    fn from(a: &crate::bgp::Attributes) -> AttributesView {
+        let a = a.clone().normalized();
+        AttributesView {
+            as_path_prepend: a.as_path_prepend,
+            med: a.med,
+            communities: a.communities.iter().map(ToString::to_string).collect(),
+            large_communities: a
+                .large_communities
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        }
+    }
+}
+
+impl AttributesView {
+    /// The level announcing with these attributes amounts to: `normal` (the plain route),
+    /// `graceful-shutdown` (RFC 8326's 65535:0 among them), else `de-preferred`.
+    pub fn level_name(&self) -> &'static str {
+        if self.communities.iter().any(|c| c == "65535:0") {
+            "graceful-shutdown"
+        } else if *self == AttributesView::default() {
+            "normal"
+        } else {
+            "de-preferred"
+        }
+    }
+
+    /// In words: `de-preferred (as-path +3, MED 1000)`, `normal (plain)`.
+    fn text(&self) -> String {
+        let mut words = Vec::new();
+        if self.as_path_prepend > 0 {
+            words.push(format!("as-path +{}", self.as_path_prepend));
+        }
+        if let Some(med) = self.med {
+            words.push(format!("MED {med}"));
+        }
+        for (noun, list) in [
+            ("communit", &self.communities),
+            ("large communit", &self.large_communities),
+        ] {
+            if !list.is_empty() {
+                let end = if list.len() == 1 { "y" } else { "ies" };
+                words.push(format!("{noun}{end} {}", list.join(" ")));
+            }
+        }
+        if words.is_empty() {
+            words.push("plain".into());
+        }
+        format!("{} ({})", self.level_name(), words.join(", "))
+    }
+}
+
+/// The level a service's prefixes are wanted at, as fields (`status --json`).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct LevelView {
+    /// `normal`, `de-preferred`, `graceful-shutdown` or `withdrawn`.
+    pub name: String,
+    /// What the announcement carries beyond the plain route (`None` when withdrawn).
+    #[serde(default)]
+    pub attributes: Option<AttributesView>,
+    /// When a drain's grace ends (ms since the epoch), while one runs.
+    #[serde(default)]
+    pub grace_end_ms: Option<i64>,
+    /// The same, RFC 3339.
+    #[serde(default)]
+    pub grace_end: Option<String>,
+}
+
 /// One check as its driver sees it.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct CheckView {
@@ -111,6 +198,9 @@ pub struct Snapshot {
     /// announcements.
     #[serde(default)]
     pub wanted_level: Option<String>,
+    /// The same as fields; `None` from a daemon before this field.
+    #[serde(default)]
+    pub level: Option<LevelView>,
 }
 
 impl Snapshot {
@@ -133,6 +223,7 @@ impl Snapshot {
             checks: Vec::new(),
             damping: None,
             wanted_level: None,
+            level: None,
         }
     }
 }
@@ -174,6 +265,26 @@ pub struct PrefixStatus {
     /// Its routing daemon differs because the writer is applying the latest decision now.
     #[serde(default)]
     pub applying: bool,
+    /// What it is installed with, read back from its routing daemon (`None`: not installed,
+    /// or with something anycastd does not put in these terms, such as an operator's
+    /// route-map).
+    #[serde(default)]
+    pub installed_attributes: Option<AttributesView>,
+    /// The level the installed attributes amount to (`normal`, `de-preferred`,
+    /// `graceful-shutdown`; `other` for an installed route in other terms).
+    #[serde(default)]
+    pub installed_level: Option<String>,
+    /// What its best path carries as its routing daemon shows it (`None`: no best path, or
+    /// not shown).
+    #[serde(default)]
+    pub advertised_attributes: Option<AttributesView>,
+    /// The level the advertised attributes amount to.
+    #[serde(default)]
+    pub advertised_level: Option<String>,
+    /// Installed (and wanted announced), but with other attributes than the wanted level's,
+    /// installed or advertised (also counted in `drift` when the writer is not applying it).
+    #[serde(default)]
+    pub attributes_differ: bool,
     /// The writer's last error for this prefix (it is retrying).
     #[serde(default)]
     pub error: Option<String>,
@@ -255,6 +366,10 @@ pub struct ServiceStatus {
     /// ... (community 65535:0)`, `withdrawn`.
     #[serde(default)]
     pub wanted_level: Option<String>,
+    /// The same as fields: level name, attributes and a grace's end (from the running
+    /// daemon).
+    #[serde(default)]
+    pub level: Option<LevelView>,
     /// Its prefixes.
     pub prefixes: Vec<PrefixStatus>,
 }
@@ -299,6 +414,8 @@ pub async fn collect(
         .map(|service| {
             let snapshot = snapshots.iter().find(|v| v.name == service.name);
             let desired = snapshot.filter(|_| live).map(|v| v.desired_announced);
+            let level = snapshot.filter(|_| live).and_then(|v| v.level.clone());
+            let wanted = level.as_ref().and_then(|l| l.attributes.as_ref());
             let prefixes = service
                 .prefixes
                 .iter()
@@ -308,7 +425,13 @@ pub async fn collect(
                             .find(|(key, _)| key.0 == p.place && key.1 == p.prefix)
                             .map(|(_, e)| e.clone())
                     });
-                    prefix_status(p, shown.get(&p.backend), desired, unsettled, config)
+                    prefix_status(
+                        p,
+                        shown.get(&p.backend),
+                        (desired, wanted),
+                        unsettled,
+                        config,
+                    )
                 })
                 .collect();
             let (state, state_text, drain) = match snapshot {
@@ -347,6 +470,7 @@ pub async fn collect(
                 wanted_level: snapshot
                     .filter(|_| live)
                     .and_then(|v| v.wanted_level.clone()),
+                level,
                 prefixes,
             }
         })
@@ -386,12 +510,13 @@ fn drain_status(state: &wire::State) -> Option<DrainStatus> {
     })
 }
 
-/// `unsettled`: the writer has not shown the latest decision yet (`Some(None)`: it is being
-/// applied; `Some(Some(error))`: it failed and is retried).
+/// `wanted`: whether it is wanted announced and with which attributes (`None`: not known,
+/// the daemon is not running). `unsettled`: the writer has not shown the latest decision
+/// yet (`Some(None)`: it is being applied; `Some(Some(error))`: it failed and is retried).
 fn prefix_status(
     p: &crate::config::Prefix,
     shown: Option<&Inspected>,
-    desired: Option<bool>,
+    (desired, wanted): (Option<bool>, Option<&AttributesView>),
     unsettled: Option<Option<String>>,
     config: &Config,
 ) -> PrefixStatus {
@@ -412,6 +537,11 @@ fn prefix_status(
         established_peers: 0,
         drift: false,
         applying: false,
+        installed_attributes: None,
+        installed_level: None,
+        advertised_attributes: None,
+        advertised_level: None,
+        attributes_differ: false,
         error: error.clone(),
         unreadable: false,
         note: String::new(),
@@ -448,18 +578,83 @@ fn prefix_status(
         ),
         (true, true, n) => format!("configured, advertised ({n} established peer(s))"),
     };
-    let differs = desired.is_some_and(|w| w != status.configured);
-    let there = if status.configured {
-        "present"
+    status.installed_attributes = shown.installed.as_ref().map(AttributesView::from);
+    status.installed_level = status
+        .configured
+        .then(|| {
+            status
+                .installed_attributes
+                .as_ref()
+                .map_or("other", AttributesView::level_name)
+        })
+        .map(str::to_owned);
+    status.advertised_attributes = shown.advertised.as_ref().map(AttributesView::from);
+    status.advertised_level = status
+        .advertised_attributes
+        .as_ref()
+        .map(|a| a.level_name().to_owned());
+    // Present as wanted, with other attributes than the wanted level's.
+    status.attributes_differ = desired == Some(true)
+        && status.configured
+        && wanted.is_some_and(|w| {
+            status.installed_attributes.as_ref() != Some(w)
+                || status
+                    .advertised_attributes
+                    .as_ref()
+                    .is_some_and(|a| a != w)
+        });
+    let differs = desired.is_some_and(|w| w != status.configured) || status.attributes_differ;
+    let there = if status.attributes_differ {
+        match &status.installed_attributes {
+            Some(a) => format!("installed {}", a.text()),
+            None => "installed with attributes not anycastd's (a route-map of its own?)".into(),
+        }
+    } else if status.configured {
+        "present".into()
     } else {
-        "absent"
+        "absent".into()
+    };
+    let want = |w: bool| match (w, wanted) {
+        (true, Some(attributes)) if status.attributes_differ => attributes.text(),
+        _ => want(w).to_owned(),
     };
     // Differing while the writer applies the latest decision is not drift.
     status.applying = differs && matches!(unsettled, Some(None));
     status.drift = differs && !status.applying;
+    // What the announcement carries, beside the wanted level, when it is not the plain route.
+    let carries = match (&status.installed_attributes, &status.advertised_attributes) {
+        _ if !status.configured => String::new(),
+        (Some(i), a) if *i == AttributesView::default() && a.as_ref().is_none_or(|a| *a == *i) => {
+            String::new()
+        }
+        (i, a) => format!(
+            "; installed {}, advertised {}",
+            i.as_ref().map_or_else(
+                || "with attributes not anycastd's".into(),
+                AttributesView::text
+            ),
+            a.as_ref()
+                .map_or_else(|| "attributes not shown".into(), AttributesView::text)
+        ),
+    };
+    let advertised_differs = status.attributes_differ
+        && status.installed_attributes.as_ref() == wanted
+        && status.advertised_attributes.is_some();
+    let there = if advertised_differs {
+        format!(
+            "advertised {}",
+            status
+                .advertised_attributes
+                .as_ref()
+                .map(AttributesView::text)
+                .unwrap_or_default()
+        )
+    } else {
+        there
+    };
     status.note = match (desired, differs, &unsettled) {
-        (None, _, _) => format!("{backend}: {actual}"),
-        (Some(w), false, _) => format!("wanted {}; {backend}: {actual}", want(w)),
+        (None, _, _) => format!("{backend}: {actual}{carries}"),
+        (Some(w), false, _) => format!("wanted {}; {backend}: {actual}{carries}", want(w)),
         (Some(w), true, Some(None)) => format!(
             "being applied: wanted {}, still {there} in {backend}; the writer is applying it",
             want(w)

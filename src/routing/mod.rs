@@ -316,6 +316,10 @@ pub struct Shown {
     /// What its best path carries beyond the plain route, as the daemon shows it (`None`:
     /// not shown by this backend, or no best path).
     pub advertised: Option<crate::bgp::Attributes>,
+    /// What it is installed with, as the daemon's configuration or table holds it (`None`:
+    /// not installed, or installed with something not in these terms, such as an
+    /// operator's FRR route-map).
+    pub installed: Option<crate::bgp::Attributes>,
 }
 
 /// One routing daemon as the writer, the start-up reconciliation and `status` use it.

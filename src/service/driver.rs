@@ -448,10 +448,28 @@ impl Driver {
             .reconfigure(wire_params(&service), service.damping.clone(), now);
         self.carry_out(effects, now).await;
         let after = self.core.wanted_attributes();
+        if after != before {
+            // The level changed with the settings (`on_unhealthy`, `deprefer`): journaled as
+            // any level a transition leaves, so history and replay see it.
+            let machine = self.core.machine();
+            let record = wire::Event::Level(wire::LevelRecord {
+                service: self.service.name.clone(),
+                level: machine.wanted().map(Into::into),
+                attributes: after
+                    .as_ref()
+                    .map(crate::service::wire_attributes)
+                    .unwrap_or_default(),
+                grace_until_ms: machine.grace_until().map(|t| t.0),
+            });
+            self.shared.journal.append(now, vec![record]);
+        }
         if after.is_some() && after != before {
             // New `deprefer` attributes (or `on_unhealthy`) for a service announced with
             // them: announced anew, in place.
             self.set_prefixes(true, decision_seq);
+        } else if after.is_none() && before.is_some() && !self.fleet_held() {
+            // `on_unhealthy` back to withdraw for an unhealthy service: withdrawn.
+            self.set_prefixes(false, decision_seq);
         }
         let old_edges = std::mem::take(&mut self.edges);
         self.edges = service
@@ -776,6 +794,28 @@ impl Driver {
         text
     }
 
+    /// The level the service wants, as fields (status `--json`): a withdrawal held by the
+    /// fleet guard stays announced plain.
+    fn level_view(&self) -> crate::observe::status::LevelView {
+        let machine = self.core.machine();
+        let attributes = self
+            .core
+            .wanted_attributes()
+            .or_else(|| self.fleet_held().then(crate::bgp::Attributes::plain));
+        let grace_end_ms = machine.grace_until().map(|t| t.0);
+        crate::observe::status::LevelView {
+            name: match (machine.wanted(), &attributes) {
+                (Some(level), _) => level.name(),
+                (None, Some(_)) => anycastd_fsm::Level::Normal.name(),
+                (None, None) => "withdrawn",
+            }
+            .to_owned(),
+            attributes: attributes.as_ref().map(Into::into),
+            grace_end_ms,
+            grace_end: grace_end_ms.map(crate::audit::text::format_time),
+        }
+    }
+
     /// Drain for a shutdown, after `grace` instead of the service's `drain_grace` when given
     /// (zero: at once, ending a grace in progress); returns whether the state changed.
     async fn drain_for_shutdown(&mut self, grace: Option<Duration>) -> bool {
@@ -813,6 +853,7 @@ impl Driver {
             cause: self.cause.clone(),
             desired_announced: machine.wanted().is_some() || self.fleet_held(),
             wanted_level: Some(self.wanted_level_text()),
+            level: Some(self.level_view()),
             rise: self.service.rise,
             fall: self.service.fall,
             require: self.service.require,

@@ -617,6 +617,7 @@ impl Backend for Bird {
                     let configured = state.contains(protocol, prefix);
                     Shown {
                         advertised,
+                        installed: configured.then(|| state.attributes(protocol, prefix)),
                         configured,
                         valid: configured,
                         established_peers: exported.iter().filter(|e| e.contains(prefix)).count(),

@@ -244,6 +244,7 @@ impl Backend for Frr {
                 };
                 Shown {
                     advertised,
+                    installed: running.announced_with(vrf, prefix),
                     configured: running.contains(vrf, prefix),
                     valid: valid
                         .get(&(vrf_name.clone(), prefix.to_string()))

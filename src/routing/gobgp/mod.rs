@@ -390,6 +390,8 @@ impl Backend for Gobgp {
         // neighbours get).
         let mut valid: BTreeSet<IpNet> = BTreeSet::new();
         let mut own: BTreeSet<IpNet> = BTreeSet::new();
+        // What anycastd's own path of each prefix carries (installed).
+        let mut own_attributes: BTreeMap<IpNet, Attributes> = BTreeMap::new();
         // What gobgpd's best path of each prefix carries (before export policies, and
         // before an EBGP session prepends its AS).
         let mut best: BTreeMap<IpNet, Attributes> = BTreeMap::new();
@@ -420,6 +422,7 @@ impl Backend for Gobgp {
                     }
                     if path.identifier == OWN_IDENTIFIER && !path.is_withdraw {
                         own.insert(prefix);
+                        own_attributes.insert(prefix, api::attributes_of(&path));
                         if !path.is_nexthop_invalid {
                             valid.insert(prefix);
                         }
@@ -456,6 +459,7 @@ impl Backend for Gobgp {
             .iter()
             .map(|p| Shown {
                 advertised: best.get(p).cloned(),
+                installed: own_attributes.get(p).cloned(),
                 configured: own.contains(p),
                 valid: valid.contains(p),
                 established_peers: sent.get(p).copied().unwrap_or(0),

@@ -272,6 +272,7 @@ impl Backend for Memory {
                 let configured = installed.contains(place, prefix);
                 Shown {
                     advertised: configured.then(|| installed.attributes(place, prefix)),
+                    installed: configured.then(|| installed.attributes(place, prefix)),
                     configured,
                     valid: configured,
                     established_peers: 1,
