@@ -151,7 +151,27 @@ impl Command {
 
 /// Parse the command line, set up logging, run the subcommand; a failure is said and
 /// becomes its exit code.
+/// A command whose reader went away (`anycastd status | head -3`) ends as a program killed by
+/// SIGPIPE would: exit 141, nothing on stderr, instead of a panic (Rust ignores SIGPIPE, so a
+/// write to the closed pipe fails and `println!` panics).
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     let result = LogSettings::resolve(&cli).map_err(Failure::from).and_then(|log| {
         // `run` starts again with the malloc setting before anything else happens.

@@ -29,6 +29,21 @@ fn no_arguments_prints_help_and_exits_2() {
 }
 
 #[test]
+fn output_closed_early_ends_with_141_and_no_panic() {
+    // The reading end is closed before the command writes its first line.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .arg("schema")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
+#[test]
 fn an_unknown_subcommand_or_log_level_exits_2() {
     assert_eq!(anycastd(&["frobnicate"]).status.code(), Some(2));
     let out = anycastd(&["run", "--log-level", "verbose"]);

@@ -253,6 +253,41 @@ fn spec(etcd: &Etcd) -> FleetSpec<'static> {
 }
 
 #[test]
+fn a_guarded_deprefer_service_is_never_withdrawn_and_publishes_de_preferred() {
+    let Some(etcd) = Etcd::start() else { return };
+    // min_announcing 1: the guard would grant two of three withdrawals, were any asked.
+    let spec = FleetSpec {
+        rule: "{ min_announcing = 1 }\non_unhealthy = \"deprefer\"\ndeprefer = { med = 1000 }",
+        ..spec(&etcd)
+    };
+    let sites = fleet_of(3, &spec, Some(&etcd));
+    for site in &sites {
+        site.fail(true);
+    }
+    // Every site publishes de-preferred, and every FRR keeps the prefix throughout.
+    let until = Instant::now() + Duration::from_secs(30);
+    let mut fewest = usize::MAX;
+    loop {
+        fewest = fewest.min(announcing(&sites));
+        let keys = etcd.get_prefix("/anycastd/dns/sites/");
+        if keys.len() == 3 && keys.iter().all(|(_, v)| v.contains("\"de-preferred\"")) {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "not published de-preferred: {keys:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    fewest = fewest.min(watch_for(&sites, Duration::from_secs(3)));
+    assert_eq!(fewest, 3, "a de-preferred service was withdrawn");
+    for site in &sites {
+        let history = site.history();
+        assert!(!history.contains("fleet guard"), "{}: {history}", site.name);
+    }
+}
+
+#[test]
 fn five_sites_failing_at_once_leave_three_announcing_and_recover_one_by_one() {
     let Some(etcd) = Etcd::start() else { return };
     let sites = fleet_of(5, &spec(&etcd), Some(&etcd));

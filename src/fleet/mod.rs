@@ -110,6 +110,10 @@ pub enum SiteState {
     Announcing,
     /// Announcing although unhealthy: its withdrawal is held by the guard.
     Held,
+    /// Announcing de-preferred: unhealthy under `on_unhealthy = "deprefer"`, never a
+    /// withdrawal to ask for (it still draws traffic where no better route is).
+    #[serde(rename = "de-preferred")]
+    Depreferred,
     /// Withdrawn by its health checks (granted, or decided alone).
     Withdrawn,
     /// Withdrawn by an operator's drain, a stop or a reload.
@@ -119,7 +123,10 @@ pub enum SiteState {
 impl SiteState {
     /// Whether a site in this state attracts traffic (counts towards the minimum).
     pub fn announces(self) -> bool {
-        matches!(self, SiteState::Announcing | SiteState::Held)
+        matches!(
+            self,
+            SiteState::Announcing | SiteState::Held | SiteState::Depreferred
+        )
     }
 
     /// The word (as in the JSON and the metrics' `state` label).
@@ -128,27 +135,31 @@ impl SiteState {
             SiteState::Starting => "starting",
             SiteState::Announcing => "announcing",
             SiteState::Held => "held",
+            SiteState::Depreferred => "de-preferred",
             SiteState::Withdrawn => "withdrawn",
             SiteState::Drained => "drained",
         }
     }
 
-    /// What a service in state `state` publishes (an unhealthy one whose withdrawal is held
-    /// publishes [`SiteState::Held`] through the guard instead).
-    pub fn of(state: &anycastd_fsm::State) -> SiteState {
+    /// What a service in state `state`, announced at `wanted` (`Machine::wanted`), publishes
+    /// (an unhealthy one whose withdrawal is held publishes [`SiteState::Held`] through the
+    /// guard instead).
+    pub fn of(state: &anycastd_fsm::State, wanted: Option<anycastd_fsm::Level>) -> SiteState {
         match state {
             anycastd_fsm::State::Starting => SiteState::Starting,
             anycastd_fsm::State::Healthy => SiteState::Announcing,
+            anycastd_fsm::State::Unhealthy if wanted.is_some() => SiteState::Depreferred,
             anycastd_fsm::State::Unhealthy => SiteState::Withdrawn,
             anycastd_fsm::State::Draining(_) => SiteState::Drained,
         }
     }
 
     /// Every state, for the metrics.
-    pub const ALL: [SiteState; 5] = [
+    pub const ALL: [SiteState; 6] = [
         SiteState::Starting,
         SiteState::Announcing,
         SiteState::Held,
+        SiteState::Depreferred,
         SiteState::Withdrawn,
         SiteState::Drained,
     ];

@@ -607,7 +607,7 @@ impl Driver {
             );
         }
         self.publish_to_fleet(
-            crate::fleet::SiteState::of(self.core.machine().state()),
+            crate::fleet::SiteState::of(self.core.machine().state(), self.core.machine().wanted()),
             self.since_ms,
         );
     }
@@ -1116,7 +1116,10 @@ impl Driver {
             cause: cause.clone(),
             since_ms,
         };
-        if transition.to == State::Unhealthy && transition.from.announces() && !hard {
+        // A withdrawal only: an unhealthy service announced de-preferred (`on_unhealthy =
+        // "deprefer"`) withdraws nothing, so there is nothing to ask (a grant would withdraw it).
+        let withdraws = self.core.machine().wanted().is_none();
+        if transition.to == State::Unhealthy && transition.from.announces() && !hard && withdraws {
             side.asked = Some(decision_seq);
             side.last = None;
             side.handle.send(crate::fleet::guard::Request::Ask {
@@ -1144,7 +1147,7 @@ impl Driver {
                 0.0,
             );
         }
-        let state = crate::fleet::SiteState::of(&transition.to);
+        let state = crate::fleet::SiteState::of(&transition.to, self.core.machine().wanted());
         // An announcement is published once it is made (`publish_when_announced`).
         if state != crate::fleet::SiteState::Announcing {
             self.publish_to_fleet(state, since_ms);
@@ -1369,7 +1372,10 @@ impl Driver {
             (None, Some(rule), Some(handle)) => {
                 self.fleet = Some(FleetSide::new(handle.clone(), rule));
                 self.publish_to_fleet(
-                    crate::fleet::SiteState::of(self.core.machine().state()),
+                    crate::fleet::SiteState::of(
+                        self.core.machine().state(),
+                        self.core.machine().wanted(),
+                    ),
                     self.since_ms,
                 );
             }
