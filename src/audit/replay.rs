@@ -835,6 +835,12 @@ struct Replayer<'a> {
     /// The sequence number of the service's last transition, and the index of its step in
     /// `recorded_steps` (level and fleet guard records refer to it).
     last_transition: Option<(u64, usize)>,
+    /// The sequence number of the last reconciliation record: a service restored at a start
+    /// (still held by the fleet guard) is asked again under it, not under its restored
+    /// transition.
+    reconciled_seq: Option<u64>,
+    /// The last transition restored the service at a start (after that reconciliation).
+    restored: bool,
 }
 
 impl<'a> Replayer<'a> {
@@ -863,6 +869,8 @@ impl<'a> Replayer<'a> {
             pending_start: None,
             first_seen: None,
             last_transition: None,
+            reconciled_seq: None,
+            restored: false,
         }
     }
 
@@ -906,7 +914,10 @@ impl<'a> Replayer<'a> {
                 if !mine => {}
             Event::DaemonStarted(started) => self.on_daemon_started(started, at),
             Event::VerdictRule(rule) => self.on_verdict_rule(rule),
-            Event::Reconciled(reconciled) => self.on_reconciled(reconciled, at),
+            Event::Reconciled(reconciled) => {
+                self.reconciled_seq = Some(record.seq);
+                self.on_reconciled(reconciled, at);
+            }
             Event::DaemonStopped(stopped) => self.on_daemon_stopped(stopped, record.seq, at),
             Event::ServiceDamping(d) => self.on_service_damping(d, at),
             Event::Damping(d) => self.on_damping(d, record.seq, at),
@@ -1235,6 +1246,10 @@ impl<'a> Replayer<'a> {
         self.last_state = t.to.clone();
         self.recorded_tape.set(at, Some(category(&(&t.to).into())));
         self.last_transition = Some((seq, self.recorded_steps.len()));
+        self.restored = matches!(
+            t.cause,
+            wire::Cause::Restored | wire::Cause::Adopted | wire::Cause::Restart
+        );
         match &t.cause {
             wire::Cause::Restored | wire::Cause::Adopted | wire::Cause::Restart => {
                 // The reconciliation set the starting state (the what-if decided its own at
@@ -1335,9 +1350,12 @@ impl<'a> Replayer<'a> {
             wire::FleetAnswer::Held(_) | wire::FleetAnswer::Blind { held: true, .. }
         );
         let current = self.recorded_tape.current();
+        // An answer to the last transition, or, for a service restored held at a start, to
+        // that start's reconciliation (under which its driver asks again).
         let answers_last = self
             .last_transition
-            .is_some_and(|(seq, _)| seq == guard.transition_seq);
+            .is_some_and(|(seq, _)| seq == guard.transition_seq)
+            || (self.restored && self.reconciled_seq == Some(guard.transition_seq));
         let mut withdrawal = false;
         if held && answers_last && current == Some(Category::Outage) {
             self.recorded_tape.amend(Category::Held);
@@ -2173,6 +2191,24 @@ mod tests {
         // An answer to an older transition changes nothing.
         let s = fall_and_recover(vec![(21, guard(3, true))]);
         assert_eq!((s.flaps, s.held_ms), (1, 0), "{s:?}");
+    }
+
+    #[test]
+    fn a_withdrawal_held_across_a_restart_stays_held_time_not_an_outage() {
+        // Held at 20 s; the daemon is killed and restarts at 25 s: its reconciliation (seq 6)
+        // keeps the route, the service is restored unhealthy, and its driver asks the guard
+        // again under the reconciliation's sequence number: held again.
+        let s = fall_and_recover(vec![
+            (20, guard(4, true)),
+            (25, Event::Reconciled(wire::Reconciled::default())),
+            (25, transition(Unhealthy, Unhealthy, wire::Cause::Restored)),
+            (25, guard(6, true)),
+        ]);
+        assert_eq!(
+            (s.flaps, s.outages, s.outage_ms, s.held_ms),
+            (0, 0, 0, 13_000),
+            "{s:?}"
+        );
     }
 
     #[test]
