@@ -26,7 +26,9 @@ mod validate;
 
 pub use duration::{duration_of_seconds, parse_duration_text};
 pub use kind::{KindItem, KindLoader, KindSettings, Registry};
-pub use routing::{valid_vrf_name, BackendLoader, BackendSection, Report, RouteAt, Sections};
+pub use routing::{
+    valid_vrf_name, BackendLoader, BackendSection, DaemonSettings, Report, RouteAt, Sections,
+};
 pub use services::MAX_DRAIN_GRACE;
 pub use tree::{Key, Node, Value};
 pub use validate::{parse, parse_prefix, valid_service_name};

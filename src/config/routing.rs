@@ -89,6 +89,27 @@ pub trait BackendSection: fmt::Debug + Send + Sync + Any {
     fn set(&self, settings: &mut crate::routing::Settings);
 }
 
+/// A routing daemon's settings type: its section is kept as such (a [`BackendSection`] by the
+/// blanket impl below), so a slice names only its kind.
+pub trait DaemonSettings: fmt::Debug + Clone + PartialEq + Send + Sync + Any {
+    /// The kind whose section these settings are.
+    const KIND: crate::routing::BackendKind;
+}
+
+impl<T: DaemonSettings> BackendSection for T {
+    fn same(&self, other: &dyn BackendSection) -> bool {
+        other.as_any().downcast_ref::<T>() == Some(self)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn set(&self, settings: &mut crate::routing::Settings) {
+        settings.set(T::KIND, self.clone());
+    }
+}
+
 /// A prefix read, with where its item is.
 pub struct RouteAt<'a> {
     /// Its service.

@@ -5,10 +5,9 @@
 //! Every message is the one the loader always gave.
 
 use super::{default_protocol, Settings, DEFAULT_SOCKET, KIND};
-use crate::config::{BackendLoader, BackendSection, KindItem, Report, RouteAt};
+use crate::config::{BackendLoader, BackendSection, DaemonSettings, KindItem, Report, RouteAt};
 use crate::routing::{BackendId, Place};
 use ipnet::IpNet;
-use std::any::Any;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,18 +25,8 @@ fn valid_symbol(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-impl BackendSection for Settings {
-    fn same(&self, other: &dyn BackendSection) -> bool {
-        other.as_any().downcast_ref::<Settings>() == Some(self)
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn set(&self, settings: &mut crate::routing::Settings) {
-        settings.set(KIND, self.clone());
-    }
+impl DaemonSettings for Settings {
+    const KIND: crate::routing::BackendKind = KIND;
 }
 
 impl BackendLoader for Loader {

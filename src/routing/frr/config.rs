@@ -4,9 +4,10 @@
 //! their schema. Every message is the one the loader always gave.
 
 use super::{Settings, KIND};
-use crate::config::{valid_vrf_name, BackendLoader, BackendSection, KindItem, Node, Report, Value};
+use crate::config::{
+    valid_vrf_name, BackendLoader, BackendSection, DaemonSettings, KindItem, Node, Report, Value,
+};
 use crate::routing::{BackendId, Place, Route};
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,18 +18,8 @@ pub const DEFAULT_VTYSH: &str = "/usr/bin/vtysh";
 /// FRR's part of the config file.
 pub struct Loader;
 
-impl BackendSection for Settings {
-    fn same(&self, other: &dyn BackendSection) -> bool {
-        other.as_any().downcast_ref::<Settings>() == Some(self)
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn set(&self, settings: &mut crate::routing::Settings) {
-        settings.set(KIND, self.clone());
-    }
+impl DaemonSettings for Settings {
+    const KIND: crate::routing::BackendKind = KIND;
 }
 
 impl BackendLoader for Loader {

@@ -4,26 +4,15 @@
 //! one the loader always gave.
 
 use super::{valid_api, Settings, DEFAULT_API, KIND};
-use crate::config::{BackendLoader, BackendSection, KindItem};
+use crate::config::{BackendLoader, BackendSection, DaemonSettings, KindItem};
 use crate::routing::{BackendId, Place};
-use std::any::Any;
 use std::sync::Arc;
 
 /// GoBGP's part of the config file.
 pub struct Loader;
 
-impl BackendSection for Settings {
-    fn same(&self, other: &dyn BackendSection) -> bool {
-        other.as_any().downcast_ref::<Settings>() == Some(self)
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn set(&self, settings: &mut crate::routing::Settings) {
-        settings.set(KIND, self.clone());
-    }
+impl DaemonSettings for Settings {
+    const KIND: crate::routing::BackendKind = KIND;
 }
 
 impl BackendLoader for Loader {
