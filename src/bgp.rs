@@ -200,6 +200,39 @@ impl fmt::Display for Attributes {
     }
 }
 
+/// Path attributes as the journal records them (format 6).
+pub fn wire_attributes(a: &Attributes) -> anycastd_journal::wire::Attributes {
+    anycastd_journal::wire::Attributes {
+        as_path_prepend: a.as_path_prepend,
+        med: a.med,
+        communities: a.communities.iter().map(|c| c.as_u32()).collect(),
+        large_communities: a
+            .large_communities
+            .iter()
+            .map(|c| (c.0, c.1, c.2))
+            .collect(),
+    }
+}
+
+/// Path attributes as the journal recorded them.
+pub fn attributes_of(a: &anycastd_journal::wire::Attributes) -> Attributes {
+    Attributes {
+        as_path_prepend: a.as_path_prepend,
+        med: a.med,
+        communities: a
+            .communities
+            .iter()
+            .map(|c| Community::from_u32(*c))
+            .collect(),
+        large_communities: a
+            .large_communities
+            .iter()
+            .map(|(g, l1, l2)| LargeCommunity(*g, *l1, *l2))
+            .collect(),
+    }
+    .normalized()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -404,10 +404,7 @@ fn level_text(l: &wire::LevelRecord) -> String {
         text.push_str(&format!(" until {}", format_time(until)));
     }
     if l.level.is_some() {
-        text.push_str(&format!(
-            " ({})",
-            crate::service::attributes_of(&l.attributes)
-        ));
+        text.push_str(&format!(" ({})", crate::bgp::attributes_of(&l.attributes)));
     }
     text
 }

@@ -69,38 +69,7 @@ impl Graded {
     }
 }
 
-/// Path attributes as the journal records them (format 6).
-pub fn wire_attributes(a: &crate::bgp::Attributes) -> wire::Attributes {
-    wire::Attributes {
-        as_path_prepend: a.as_path_prepend,
-        med: a.med,
-        communities: a.communities.iter().map(|c| c.as_u32()).collect(),
-        large_communities: a
-            .large_communities
-            .iter()
-            .map(|c| (c.0, c.1, c.2))
-            .collect(),
-    }
-}
-
-/// Path attributes as the journal recorded them.
-pub fn attributes_of(a: &wire::Attributes) -> crate::bgp::Attributes {
-    crate::bgp::Attributes {
-        as_path_prepend: a.as_path_prepend,
-        med: a.med,
-        communities: a
-            .communities
-            .iter()
-            .map(|c| crate::bgp::Community::from_u32(*c))
-            .collect(),
-        large_communities: a
-            .large_communities
-            .iter()
-            .map(|(g, l1, l2)| crate::bgp::LargeCommunity(*g, *l1, *l2))
-            .collect(),
-    }
-    .normalized()
-}
+pub use crate::bgp::{attributes_of, wire_attributes};
 
 /// The fsm parameters of a service as journaled, with its damping, the daemon's verdict
 /// rule (`fail_early`: the rule of this build; `false` for a run journaled before it) and
