@@ -597,7 +597,7 @@ type PrefixOutcome<'a> = (
 /// What the routing daemon did with a decision, from its outcome records. `after_poll`: the decision's time
 /// is the time the poll that caused it was due (a check's verdict), so a timed-out poll's
 /// decision came a timeout later.
-fn frr_outcome(
+fn routing_outcome(
     at_ms: i64,
     prefixes: &[wire::PrefixRef],
     applies: &[&Record],
@@ -778,7 +778,7 @@ pub fn group_text(head: &Record, applies: &[&Record]) -> String {
             format!(
                 "{}{}",
                 event_text(&head.event),
-                frr_outcome(
+                routing_outcome(
                     head.at_ms,
                     &t.prefixes,
                     applies,
@@ -800,14 +800,14 @@ pub fn group_text(head: &Record, applies: &[&Record]) -> String {
             format!(
                 "{}{}",
                 event_text(&head.event),
-                frr_outcome(head.at_ms, &prefixes, applies, false)
+                routing_outcome(head.at_ms, &prefixes, applies, false)
             )
         }
         Event::Reconciled(r) => reconciled_text(r, applies),
         Event::Drift(d) if !applies.is_empty() => format!(
             "{}{}",
             event_text(&head.event),
-            frr_outcome(head.at_ms, std::slice::from_ref(&d.prefix), applies, false)
+            routing_outcome(head.at_ms, std::slice::from_ref(&d.prefix), applies, false)
         ),
         Event::Reloaded(_) if !applies.is_empty() => {
             let outcomes: Vec<String> = applies
@@ -1035,7 +1035,7 @@ mod tests {
             wire::Outcome::Failed("8002 bird.conf:25:1".into()),
             1_020,
         );
-        let text = frr_outcome(
+        let text = routing_outcome(
             1_000,
             &[frr.clone(), bird.clone()],
             &[&applied, &failed],
@@ -1048,7 +1048,7 @@ mod tests {
         );
         let both = apply(&bird, wire::Outcome::Applied, 1_100);
         assert_eq!(
-            frr_outcome(1_000, &[frr, bird], &[&applied, &failed, &both], false),
+            routing_outcome(1_000, &[frr, bird], &[&applied, &failed, &both], false),
             "; FRR applied in 115 ms; BIRD applied in 100 ms, 1 failed attempt(s) before (the \
              last: 8002 bird.conf:25:1)"
         );
@@ -1085,11 +1085,11 @@ mod tests {
         // how long and why, not a bare "already so";
         let prefixes = std::slice::from_ref(&bird);
         assert_eq!(
-            frr_outcome(1_000, prefixes, &[&first, &second, &already], false),
+            routing_outcome(1_000, prefixes, &[&first, &second, &already], false),
             format!("; BIRD already so in 5000 ms, 2 failed attempt(s) before (the last: {down})")
         );
         assert_eq!(
-            frr_outcome(1_000, prefixes, &[&first, &second, &already], true),
+            routing_outcome(1_000, prefixes, &[&first, &second, &already], true),
             format!(
                 "; BIRD already so 5000 ms after the deciding poll, 2 failed attempt(s) before \
                  (the last: {down})"
@@ -1097,7 +1097,7 @@ mod tests {
         );
         // and one found so at once still reads as before.
         assert_eq!(
-            frr_outcome(1_000, prefixes, &[&already], false),
+            routing_outcome(1_000, prefixes, &[&already], false),
             "; BIRD already so"
         );
     }
