@@ -10,10 +10,15 @@
 # Then each routing daemon is restarted (bgpd with `vtysh -b` as watchfrr does, BIRD, gobgpd)
 # RUNS times: the time from the restart to its BGP session with the peer being Established
 # (the peer's `gobgp neighbor`, polled every 20 ms), and from then to the prefix at the peer again.
-#   benches/peer_reaction.sh [RUNS] [ANYCASTD_BINARY]
+# With MODE=deprefer each service has `on_unhealthy = "deprefer"` (MED 4242): a failure is
+# the peer receiving the prefix again with MED 4242, a recovery receiving it without; the
+# restart part is skipped.
+#   [MODE=withdraw|deprefer] benches/peer_reaction.sh [RUNS] [ANYCASTD_BINARY]
 set -euo pipefail
 RUNS=${1:-10}
 BIN=${2:-$(dirname "$0")/../target/release/anycastd}
+MODE=${MODE:-withdraw}
+case $MODE in withdraw | deprefer) ;; *) echo "MODE must be withdraw or deprefer" >&2; exit 2 ;; esac
 export TB_NAME=acdpr TB_DIR=/tmp/acdpr TB_BIRD=1 TB_GOBGP=${TB_GOBGP:-1}
 T=$(cd "$(dirname "$0")/.." && pwd)/tests/testbed/testbed.sh
 W=/tmp/acdpr-w
@@ -40,6 +45,9 @@ BACKENDS="frr bird"
 		gobgp) p="prefixes.gobgp = [\"198.51.100.62\"]" ;;
 		esac
 		touch $W/up-$b
+		[ "$MODE" = deprefer ] && p="$p
+on_unhealthy = \"deprefer\"
+deprefer = { med = 4242 }"
 		printf '[services.%s]\n%s\nrise = 1\nfall = 1\nchecks.exec = [{ name = "flag", command = "/usr/bin/test", args = ["-e", "%s"], interval = "100ms" }]\n' \
 			"$b" "$p" "$W/up-$b"
 	done
@@ -69,8 +77,13 @@ $IN "$BIN" run -c $W/config.toml > $W/log 2>&1 &
 PID=$!
 # wait until the peer has every service's prefix
 seen() { # prefix withdrawn(true|false) after-ns -> the first stamp after after-ns, or nothing
-	awk -v p="\"prefix\":\"$1\"" -v w="$2" -v a="$3" '
-		index($0, p) && ((w == "true") == (index($0, "\"withdrawal\":true") > 0)) && $1 > a { print $1; exit }' $W/monitor
+	# (MODE=deprefer: "withdrawn" is announced with MED 4242, "announced" is without it)
+	awk -v p="\"prefix\":\"$1\"" -v w="$2" -v a="$3" -v m="$MODE" '
+		function down() {
+			if (m == "deprefer") return index($0, "\"metric\":4242") > 0 && index($0, "\"withdrawal\":true") == 0
+			return index($0, "\"withdrawal\":true") > 0
+		}
+		index($0, p) && ((w == "true") == down()) && $1 > a { print $1; exit }' $W/monitor
 }
 wait_for() { # prefix withdrawn after-ns
 	for _ in $(seq 3000); do s=$(seen "$@"); [ -n "$s" ] && { echo "$s"; return; }; sleep 0.01; done
@@ -92,12 +105,14 @@ for b in $BACKENDS; do
 	done
 	med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 	max() { printf '%s\n' "$@" | sort -n | tail -1; }
-	printf '%-6s failure -> withdrawn at the peer: median %s ms, max %s ms (%s runs: %s)\n' \
-		"$b" "$(med "${down[@]}")" "$(max "${down[@]}")" "$RUNS" "${down[*]}"
-	printf '%-6s recovery -> announced at the peer: median %s ms, max %s ms (%s runs: %s)\n' \
+	what=withdrawn; [ "$MODE" = deprefer ] && what="de-preferred (MED 4242)"
+	printf '%-6s failure -> %s at the peer: median %s ms, max %s ms (%s runs: %s)\n' \
+		"$b" "$what" "$(med "${down[@]}")" "$(max "${down[@]}")" "$RUNS" "${down[*]}"
+	printf '%-6s recovery -> announced normally at the peer: median %s ms, max %s ms (%s runs: %s)\n' \
 		"$b" "$(med "${up[@]}")" "$(max "${up[@]}")" "$RUNS" "${up[*]}"
 done
 
+[ "$MODE" = deprefer ] && exit 0
 declare -A NEIGHBOR=([frr]=192.0.2.1 [bird]=192.0.2.9 [gobgp]=192.0.2.13)
 declare -A RESTART=([frr]="restart-bgpd --boot" [bird]=restart-bird [gobgp]=restart-gobgp)
 established() { # neighbor after-ns -> the first stamp after after-ns at which the session
