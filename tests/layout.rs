@@ -1,4 +1,4 @@
-//! The README's "Adding a routing backend" (docs/development.md) holds: a routing daemon's
+//! docs/development.md's "Adding a routing backend" holds: a routing daemon's
 //! config keys (its section `[KEY]`, `prefixes.KEY`, and the keys of both that no other part
 //! of the schema has) are written only in its folder `src/routing/KIND/`, and `src/config/`
 //! names no routing daemon at all (its key, name or label), so adding one is its folder and
