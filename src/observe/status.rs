@@ -569,9 +569,10 @@ fn prefix_status(
     status.advertised = status.configured && valid && status.established_peers > 0;
     let actual = match (status.configured, valid, status.established_peers) {
         (false, _, _) => "not configured".to_owned(),
-        (true, false, _) => {
-            "configured, not advertised: no valid route (bgp network import-check?)".into()
-        }
+        (true, false, _) => format!(
+            "configured, not advertised: {}",
+            p.backend.kind.no_valid_route_text()
+        ),
         (true, true, 0) => format!(
             "configured, not advertised: {}",
             p.backend.kind.no_peer_text()

@@ -116,6 +116,12 @@ pub trait Kind: Send + Sync + 'static {
         "no established peer"
     }
 
+    /// A prefix it has that it does not advertise for want of a valid route, in words
+    /// (`status`).
+    fn no_valid_route_text(&self) -> &'static str {
+        "no valid route"
+    }
+
     /// What the operator can do about prefixes it may still announce after anycastd
     /// stopped without verifying their withdrawal (a sentence), if more than the rest says.
     fn left_announced_hint(&self) -> Option<&'static str> {

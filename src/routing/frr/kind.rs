@@ -46,6 +46,10 @@ impl Kind for FrrKind {
         "FRR's running config"
     }
 
+    fn no_valid_route_text(&self) -> &'static str {
+        "no valid route (bgp network import-check?)"
+    }
+
     fn instance_noun(&self) -> &'static str {
         "vtysh"
     }
