@@ -442,28 +442,28 @@ fn a_reload_changing_on_unhealthy_journals_the_level_and_says_what_changed() {
     wait_for(&daemon, "dns withdrawn", || {
         !networks(dir.path()).contains(&DNS.to_owned())
     });
-    let text = history(dir.path(), "dns");
-    let after = text
-        .split("reconfigured by the reload")
-        .nth(1)
-        .unwrap_or_default();
-    // The level record decides the withdrawal: FRR's outcome folds into it.
-    assert!(after.contains(" dns withdrawn; FRR applied in "), "{text}");
+    // The level record decides the withdrawal: FRR's outcome folds into it (journaled
+    // once FRR showed it).
+    wait_for(&daemon, "the withdrawal's outcome", || {
+        history(dir.path(), "dns")
+            .split("reconfigured by the reload")
+            .nth(1)
+            .unwrap_or_default()
+            .contains(" dns withdrawn; FRR applied in ")
+    });
     // And deprefer again: announced de-preferred in place, journaled.
     std::fs::write(&config, &graded).unwrap();
     reload(dir.path());
     wait_for(&daemon, "dns de-preferred again", || {
         networks(dir.path()).contains(&DNS.to_owned())
     });
-    let text = history(dir.path(), "dns");
-    let after = text
-        .split("reconfigured by the reload")
-        .nth(2)
-        .unwrap_or_default();
-    assert!(
-        after.contains(" dns announced de-preferred (as-path +2); FRR applied in "),
-        "{text}"
-    );
+    wait_for(&daemon, "the de-preference's outcome", || {
+        history(dir.path(), "dns")
+            .split("reconfigured by the reload")
+            .nth(2)
+            .unwrap_or_default()
+            .contains(" dns announced de-preferred (as-path +2); FRR applied in ")
+    });
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
 }
@@ -578,34 +578,36 @@ fn a_reload_switching_on_unhealthy_mid_failure_is_counted_as_what_frr_had_and_sa
     };
     let pause = || std::thread::sleep(Duration::from_millis(1500));
 
+    // Each change's time from the test's action to FRR showing it: the report's times
+    // (from the decisions) and FRR's differ by at most these.
+    let mut latency = 0;
+    let mut step = |what: &str, act: &mut dyn FnMut(), wanted: (bool, bool)| {
+        let acted = support::oracle::now_ms();
+        act();
+        wait_for(&daemon, what, || in_frr(dir.path()) == wanted);
+        latency += support::oracle::now_ms() - acted;
+        pause();
+    };
+    let mut said_deprefer = String::new();
+    let mut said_withdraw = String::new();
+    let fail = || emulator.set("dns", Behaviour::Fail("resolver down".into()));
+    let pass = || emulator.set("dns", Behaviour::Pass);
     // Fails under withdraw: withdrawn. A reload to deprefer: announced de-preferred.
-    emulator.set("dns", Behaviour::Fail("resolver down".into()));
-    wait_for(&daemon, "dns withdrawn", || {
-        in_frr(dir.path()) == (false, false)
-    });
-    pause();
-    let said_deprefer = reload(&graded);
-    wait_for(&daemon, "dns de-preferred", || {
-        in_frr(dir.path()) == (true, true)
-    });
-    pause();
-    emulator.set("dns", Behaviour::Pass);
-    wait_for(&daemon, "dns plain", || in_frr(dir.path()) == (true, false));
-    pause();
+    step("dns withdrawn", &mut || fail(), (false, false));
+    step(
+        "dns de-preferred",
+        &mut || said_deprefer = reload(&graded),
+        (true, true),
+    );
+    step("dns plain", &mut || pass(), (true, false));
     // Fails under deprefer: de-preferred. A reload back to withdraw: withdrawn.
-    emulator.set("dns", Behaviour::Fail("resolver down".into()));
-    wait_for(&daemon, "dns de-preferred again", || {
-        in_frr(dir.path()) == (true, true)
-    });
-    pause();
-    let said_withdraw = reload(&plain);
-    wait_for(&daemon, "dns withdrawn again", || {
-        in_frr(dir.path()) == (false, false)
-    });
-    pause();
-    emulator.set("dns", Behaviour::Pass);
-    wait_for(&daemon, "dns back", || in_frr(dir.path()) == (true, false));
-    pause();
+    step("dns de-preferred again", &mut || fail(), (true, true));
+    step(
+        "dns withdrawn again",
+        &mut || said_withdraw = reload(&plain),
+        (false, false),
+    );
+    step("dns back", &mut || pass(), (true, false));
     let stopped_at = support::oracle::now_ms();
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
@@ -631,7 +633,7 @@ fn a_reload_switching_on_unhealthy_mid_failure_is_counted_as_what_frr_had_and_sa
         (Some(2), Some(2)),
         "{s}"
     );
-    let slack = 4 * 400;
+    let slack = latency + 200;
     let outage = s["outage_ms"].as_i64().unwrap();
     let depreferred = s["depreferred_ms"].as_i64().unwrap();
     assert!(
@@ -696,6 +698,7 @@ fn a_drain_grace_kept_across_a_sigkill_is_reported_as_grace_then_drained_as_frr_
     let (dir, _emulator, mut daemon, _rt) = started("0");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (watcher, samples) = watch_dns(dir.path(), stop.clone());
+    let drained_at = support::oracle::now_ms();
     let out = Command::new(env!("CARGO_BIN_EXE_anycastd"))
         .args([
             "drain",
@@ -703,13 +706,16 @@ fn a_drain_grace_kept_across_a_sigkill_is_reported_as_grace_then_drained_as_frr_
             "--reason",
             "maintenance",
             "--grace",
-            "5s",
+            "8s",
             "-c",
         ])
         .arg(dir.path().join("config.toml"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // The drain answers once FRR has the map. The grace is long enough for the restart
+    // to come well before its end (a loaded machine took 3 s to apply the drain).
+    let drain_latency = support::oracle::now_ms() - drained_at;
     std::thread::sleep(Duration::from_millis(500));
     daemon.signal(Signal::SIGKILL);
     let _ = daemon.wait(Duration::from_secs(30));
@@ -718,6 +724,7 @@ fn a_drain_grace_kept_across_a_sigkill_is_reported_as_grace_then_drained_as_frr_
     wait_for(&daemon, "dns withdrawn at the grace's end", || {
         !networks(dir.path()).contains(&DNS.to_owned())
     });
+    let absent_seen = support::oracle::now_ms();
     std::thread::sleep(Duration::from_millis(1500));
     let stopped_at = support::oracle::now_ms();
     daemon.signal(Signal::SIGTERM);
@@ -732,6 +739,13 @@ fn a_drain_grace_kept_across_a_sigkill_is_reported_as_grace_then_drained_as_frr_
         .iter()
         .map(|g| g["to_ms"].as_i64().unwrap() - g["from_ms"].as_i64().unwrap())
         .sum();
+    let grace_ended = replayed["recorded"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "grace-ended")
+        .map(|s| s["at_ms"].as_i64().unwrap())
+        .unwrap();
     let report = json_of(dir.path(), &["report", "--json"]);
     let row = report["rows"]
         .as_array()
@@ -742,22 +756,29 @@ fn a_drain_grace_kept_across_a_sigkill_is_reported_as_grace_then_drained_as_frr_
     let s = &row["summary"];
     assert_eq!(*s, replayed["recorded"]["summary"]);
     // By hand from what FRR had: with the map (GRACEFUL_SHUTDOWN) from the drain to the
-    // grace's end, the daemon's gap aside; absent from then to the stop.
+    // grace's end, the killed daemon's gap aside (nothing is measured there); absent from
+    // then to the stop. The report counts from the decisions, FRR from their application:
+    // they differ by at most the drain's and the withdrawal's time to reach FRR.
+    // To the stop record (the report's end; after SIGTERM the prefix stays absent).
     let samples = samples.lock().unwrap().clone();
     let first = samples.first().unwrap().0;
-    let (absent, mapped) = absent_and_mapped(&samples, first, stopped_at);
+    let ended = report["to_ms"].as_i64().unwrap();
+    assert!(ended >= stopped_at);
+    let (absent, mapped) = absent_and_mapped(&samples, first, ended);
+    let withdraw_latency = absent_seen - grace_ended;
     let (grace, drained) = (
         s["grace_ms"].as_i64().unwrap(),
         s["drained_ms"].as_i64().unwrap(),
     );
-    let slack = 2 * 400;
+    let slack = drain_latency + withdraw_latency + 200;
     assert!(
         (grace + gaps - mapped).abs() <= slack,
-        "grace {grace} ms + gap {gaps} ms, FRR had the map {mapped} ms: {s}"
+        "grace {grace} ms + gap {gaps} ms, FRR had the map {mapped} ms (slack {slack}): {s}"
     );
     assert!(
-        (drained - absent).abs() <= slack,
-        "drained {drained} ms, FRR had it absent {absent} ms: {s}"
+        (drained - absent).abs() <= withdraw_latency + 200,
+        "drained {drained} ms, FRR had it absent {absent} ms: {s}\n{}",
+        history(dir.path(), "dns")
     );
     assert_eq!(
         (s["outages"].as_u64(), s["flaps"].as_u64()),

@@ -1166,7 +1166,7 @@ impl<'a> Replayer<'a> {
     /// A daemon killed in an operator drain's grace and started again before its end keeps
     /// the prefixes announced with GRACEFUL_SHUTDOWN until the journaled end, when the
     /// routing daemon still has them (the reconciliation kept them): from the start on it is
-    /// grace, not drained time. A what-if keeps its own grace across the restart (the
+    /// grace, not drained time, until the grace-ended transition. A what-if keeps its own grace across the restart (the
     /// recorded one when it has no `--drain-grace`), unless the host rebooted.
     fn keep_grace(&mut self, initial: &fsm::State, reconciled: &wire::Reconciled, at: i64) {
         if !matches!(
@@ -1180,12 +1180,14 @@ impl<'a> Replayer<'a> {
             .items
             .iter()
             .any(|i| i.service == self.service && i.decision == wire::ReconcileDecision::Kept);
-        let kept_until = self.recorded_grace.filter(|until| *until > at && kept);
+        // Kept: announced with the community until its grace-ended transition, also when
+        // the grace ended while the daemon started (it ends at once then, by its timer).
+        let kept_until = self.recorded_grace.filter(|_| kept);
         if kept_until.is_some() {
             self.recorded_tape.amend(Category::Grace);
         }
         if self.what_if.drain_grace_ms.is_none() {
-            self.other.carried_grace = kept_until;
+            self.other.carried_grace = kept_until.filter(|until| *until > at);
         }
         if !reconciled.rebooted {
             self.other.keep_carried_grace(at);
