@@ -844,6 +844,12 @@ fn recorded_on_unhealthy(service: &str, records: &[Record]) -> BTreeMap<u64, fsm
         }
     };
     for record in records {
+        let mine = record.event.service() == Some(service);
+        // A fall with no level record after it: the stretch it fell in withdraws (noted
+        // before a record that starts the next stretch).
+        if mine && after_fall && !matches!(record.event, Event::Level(_)) {
+            note(&mut spans, Withdraw);
+        }
         match &record.event {
             Event::DaemonStarted(_) => spans.push((record.seq, None)),
             Event::Reconfigured(r) if r.service == service => spans.push((record.seq, None)),
@@ -852,7 +858,7 @@ fn recorded_on_unhealthy(service: &str, records: &[Record]) -> BTreeMap<u64, fsm
             }
             _ => {}
         }
-        if record.event.service() != Some(service) {
+        if !mine {
             continue;
         }
         match &record.event {
@@ -862,7 +868,6 @@ fn recorded_on_unhealthy(service: &str, records: &[Record]) -> BTreeMap<u64, fsm
             Event::Level(l) if l.level.is_none() && !after_transition => {
                 note(&mut spans, Withdraw);
             }
-            _ if after_fall => note(&mut spans, Withdraw),
             _ => {}
         }
         after_transition = matches!(record.event, Event::Transition(_));
@@ -2642,6 +2647,109 @@ mod tests {
             (s.flaps, s.outages, s.outage_ms, s.depreferred_ms),
             (0, 0, 0, 8_000),
             "{s:?}"
+        );
+    }
+
+    #[test]
+    fn a_what_if_follows_on_unhealthy_as_the_journal_shows_it_stretch_by_stretch() {
+        // One check; withdraw until a reload at 25 s makes dns deprefer: the first failure
+        // (20 s to 33 s) withdrew until the reload, the second (50 s to 60 s) de-preferred.
+        let params = wire::ServiceParams {
+            name: "dns".into(),
+            rise: 1,
+            fall: 1,
+            checks: vec![wire::CheckParams {
+                kind: "cabourotte".into(),
+                identity: "http://127.0.0.1:9013".into(),
+                name: "dns".into(),
+                interval_ms: 1_000,
+                timeout_ms: 1_000,
+                pending_timeout_ms: 10_000,
+                max_age_ms: None,
+                shadow: false,
+            }],
+            prefixes: Vec::new(),
+            require: 0,
+        };
+        let edge = |pass: bool| {
+            Event::CheckEdge(wire::CheckEdge {
+                service: "dns".into(),
+                check: "dns".into(),
+                observation: if pass {
+                    wire::Observation::Pass
+                } else {
+                    wire::Observation::Fail("down".into())
+                },
+                polls_since_last_edge: 0,
+            })
+        };
+        let events = vec![
+            (
+                0,
+                Event::DaemonStarted(wire::DaemonStarted {
+                    version: "test".into(),
+                    pid: 1,
+                    config_hash: "h".into(),
+                    boot_id: "b".into(),
+                    services: vec![params.clone()],
+                }),
+            ),
+            (0, Event::Reconciled(wire::Reconciled::default())),
+            (10, edge(true)),
+            (10, transition(Starting, Healthy, verdict(true))),
+            (20, edge(false)),
+            (20, transition(Healthy, Unhealthy, verdict(false))),
+            (
+                25,
+                Event::Reconfigured(Box::new(wire::Reconfigured {
+                    service: "dns".into(),
+                    params,
+                    damping: None,
+                })),
+            ),
+            (25, level(Some(wire::Level::Depreferred), None)),
+            (33, edge(true)),
+            (33, transition(Unhealthy, Healthy, verdict(true))),
+            (50, edge(false)),
+            (50, transition(Healthy, Unhealthy, verdict(false))),
+            (50, level(Some(wire::Level::Depreferred), None)),
+            (60, edge(true)),
+            (60, transition(Unhealthy, Healthy, verdict(true))),
+            (
+                100,
+                Event::DaemonStopped(wire::DaemonStopped {
+                    reason: "SIGTERM".into(),
+                    outcome: wire::StopOutcome::WithdrawnAll,
+                }),
+            ),
+        ];
+        let records: Vec<Record> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, (at, event))| Record {
+                version: event.format(),
+                seq: i as u64 + 1,
+                at_ms: T + at * 1000,
+                event,
+            })
+            .collect();
+        let what_if = WhatIf {
+            rise: Some(1),
+            ..WhatIf::default()
+        };
+        let report = replay("dns", &records, None, None, None, &what_if);
+        let recorded = &report.recorded.summary;
+        let w = &report.what_if.unwrap().summary;
+        // The same settings: the what-if counts what the recorded run did.
+        assert_eq!(
+            (recorded.flaps, recorded.outage_ms, recorded.depreferred_ms),
+            (1, 5_000, 18_000),
+            "{recorded:?}"
+        );
+        assert_eq!(
+            (w.flaps, w.outage_ms, w.depreferred_ms),
+            (1, 5_000, 18_000),
+            "{w:?}"
         );
     }
 
