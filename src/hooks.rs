@@ -22,6 +22,13 @@
 //! level record the service core journals right after such a transition (format 6); without
 //! one the state alone says it (announced: normal, else withdrawn).
 //!
+//! A transition that changes nothing (a restoration at a start) runs no hook; a drain's
+//! grace ending (draining to draining, withdrawn) does. So does a level a reload changed (a
+//! level record after no transition: `on_unhealthy` or the `deprefer` attributes of an
+//! unhealthy or draining service), with `ANYCASTD_FROM` = `ANYCASTD_TO` (the state, which
+//! did not change), `ANYCASTD_CAUSE` `level changed by a reload: ...` and `ANYCASTD_SEQ`
+//! the level record's.
+//!
 //! Each run's outcome is journaled ([`wire::HookRan`]). A run still going when the daemon
 //! exits is killed with its process group.
 
@@ -38,14 +45,80 @@ use tokio::sync::{broadcast, mpsc};
 /// Transitions waiting per (hook, service), at most.
 pub const QUEUE: usize = 64;
 
-/// One transition for a hook.
+/// One transition (or level change by a reload) for a hook.
 #[derive(Debug, Clone)]
 struct Job {
     seq: u64,
     at_ms: i64,
-    transition: wire::Transition,
-    /// The level record journaled with it, if any.
+    /// The states before and after, in the hooks' words (`draining`).
+    from: &'static str,
+    to: &'static str,
+    /// Why, as history words it.
+    cause: String,
+    /// What it asks of the routing daemons, and of which prefixes.
+    change: wire::Change,
+    prefixes: Vec<wire::PrefixRef>,
+    /// The level record journaled with it (or the level change itself), if any.
     level: Option<wire::LevelRecord>,
+}
+
+/// A state in the hooks' words.
+fn state_word(s: &wire::State) -> &'static str {
+    match s {
+        wire::State::Starting => "starting",
+        wire::State::Healthy => "healthy",
+        wire::State::Unhealthy => "unhealthy",
+        wire::State::Draining(_) => "draining",
+    }
+}
+
+impl Job {
+    fn of_transition(
+        record: &Record,
+        transition: &wire::Transition,
+        level: Option<wire::LevelRecord>,
+    ) -> Job {
+        Job {
+            seq: record.seq,
+            at_ms: record.at_ms,
+            from: state_word(&transition.from),
+            to: state_word(&transition.to),
+            cause: crate::audit::text::transition_cause_text(transition),
+            change: transition.change,
+            prefixes: transition.prefixes.clone(),
+            level,
+        }
+    }
+
+    /// A level a reload changed (a level record that follows no transition), in `state`
+    /// (the service's last known one; else the one the level implies: only an unhealthy
+    /// service changes between withdrawn and de-preferred, only a draining one has a grace).
+    fn of_level(
+        record: &Record,
+        level: &wire::LevelRecord,
+        state: Option<&wire::State>,
+        prefixes: Vec<wire::PrefixRef>,
+    ) -> Job {
+        let word = state.map(state_word).unwrap_or(match level.level {
+            Some(wire::Level::Normal) => "healthy",
+            Some(wire::Level::GracefulShutdown) => "draining",
+            Some(wire::Level::Depreferred) | None => "unhealthy",
+        });
+        Job {
+            seq: record.seq,
+            at_ms: record.at_ms,
+            from: word,
+            to: word,
+            cause: crate::audit::text::reload_level_text(level),
+            change: if level.level.is_some() {
+                wire::Change::Announce
+            } else {
+                wire::Change::Withdraw
+            },
+            prefixes,
+            level: Some(level.clone()),
+        }
+    }
 }
 
 /// How long the runner waits for the record after a transition (its level record is
@@ -66,6 +139,9 @@ pub fn spawn(
         let mut queues: HashMap<(usize, String), mpsc::Sender<Job>> = HashMap::new();
         // A record read while looking for a transition's level record, handled next.
         let mut next: Option<Record> = None;
+        // Each service's last state and prefixes, for a level change by a reload.
+        let mut states: HashMap<String, wire::State> = HashMap::new();
+        let mut prefixes: HashMap<String, Vec<wire::PrefixRef>> = HashMap::new();
         loop {
             let received = match next.take() {
                 Some(record) => Ok(record),
@@ -82,53 +158,69 @@ pub fn spawn(
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             };
-            let Event::Transition(transition) = record.event else {
-                continue;
-            };
-            if transition.from == transition.to {
-                continue;
-            }
-            let level = match tokio::time::timeout(LEVEL_WAIT, tap.recv()).await {
-                Ok(Ok(Record {
-                    event: Event::Level(level),
-                    ..
-                })) if level.service == transition.service => Some(level),
-                Ok(Ok(other)) => {
-                    next = Some(other);
-                    None
+            let (service, job) = match &record.event {
+                Event::Reconfigured(r) => {
+                    prefixes.insert(r.service.clone(), r.params.prefixes.clone());
+                    continue;
                 }
-                // Nothing more yet, or closed (the next read ends the runner), or lagged
-                // (the state alone says the level then).
-                _ => None,
+                // A level record after no transition: a reload changed the level.
+                Event::Level(level) => (
+                    level.service.clone(),
+                    Job::of_level(
+                        &record,
+                        level,
+                        states.get(&level.service),
+                        prefixes.get(&level.service).cloned().unwrap_or_default(),
+                    ),
+                ),
+                Event::Transition(transition) => {
+                    states.insert(transition.service.clone(), transition.to.clone());
+                    prefixes.insert(transition.service.clone(), transition.prefixes.clone());
+                    // Its level record, taken also when no hook runs for it (it is no
+                    // level change of its own).
+                    let level = match tokio::time::timeout(LEVEL_WAIT, tap.recv()).await {
+                        Ok(Ok(Record {
+                            event: Event::Level(level),
+                            ..
+                        })) if level.service == transition.service => Some(level),
+                        Ok(Ok(other)) => {
+                            next = Some(other);
+                            None
+                        }
+                        // Nothing more yet, or closed (the next read ends the runner), or
+                        // lagged (the state alone says the level then).
+                        _ => None,
+                    };
+                    // No change (a restoration at a start, a grace shortened), except a
+                    // grace's end, which withdraws.
+                    if transition.from == transition.to
+                        && transition.cause != wire::Cause::GraceEnded
+                    {
+                        continue;
+                    }
+                    (
+                        transition.service.clone(),
+                        Job::of_transition(&record, transition, level),
+                    )
+                }
+                _ => continue,
             };
             for (i, hook) in hooks.iter().enumerate() {
-                let key = (i, transition.service.clone());
+                let key = (i, service.clone());
                 let queue = queues.entry(key).or_insert_with(|| {
                     let (tx, rx) = mpsc::channel(QUEUE);
-                    tokio::spawn(worker(
-                        hook.clone(),
-                        transition.service.clone(),
-                        rx,
-                        journal.clone(),
-                    ));
+                    tokio::spawn(worker(hook.clone(), service.clone(), rx, journal.clone()));
                     tx
                 });
-                let job = Job {
-                    seq: record.seq,
-                    at_ms: record.at_ms,
-                    transition: transition.clone(),
-                    level: level.clone(),
-                };
-                if let Err(mpsc::error::TrySendError::Full(job)) = queue.try_send(job) {
+                if let Err(mpsc::error::TrySendError::Full(job)) = queue.try_send(job.clone()) {
                     let failure = format!(
-                        "not run: {QUEUE} earlier transitions of {} still wait for this hook",
-                        transition.service
+                        "not run: {QUEUE} earlier transitions of {service} still wait for this hook"
                     );
-                    tracing::warn!(hook = %hook.command, service = %transition.service, "Hook {}: {failure}.", hook.command);
+                    tracing::warn!(hook = %hook.command, service = %service, "Hook {}: {failure}.", hook.command);
                     journal.append(
                         crate::journal_handle::now_ms(),
                         vec![Event::HookRan(wire::HookRan {
-                            service: transition.service.clone(),
+                            service: service.clone(),
                             hook: hook.command.clone(),
                             transition_seq: job.seq,
                             failure: Some(failure),
@@ -185,25 +277,15 @@ async fn worker(
 
 /// The transition in a hook's environment.
 fn environment(job: &Job) -> Vec<(String, String)> {
-    let t = &job.transition;
-    let (announce, prefixes) = match t.change {
-        wire::Change::Announce => ("1", &t.prefixes[..]),
-        wire::Change::Withdraw => ("0", &t.prefixes[..]),
+    let (announce, prefixes) = match job.change {
+        wire::Change::Announce => ("1", &job.prefixes[..]),
+        wire::Change::Withdraw => ("0", &job.prefixes[..]),
         wire::Change::None => ("", &[][..]),
     };
-    let state = |s: &wire::State| match s {
-        wire::State::Starting => "starting",
-        wire::State::Healthy => "healthy",
-        wire::State::Unhealthy => "unhealthy",
-        wire::State::Draining(_) => "draining",
-    };
     vec![
-        ("ANYCASTD_FROM".into(), state(&t.from).into()),
-        ("ANYCASTD_TO".into(), state(&t.to).into()),
-        (
-            "ANYCASTD_CAUSE".into(),
-            crate::audit::text::cause_text(&t.cause),
-        ),
+        ("ANYCASTD_FROM".into(), job.from.into()),
+        ("ANYCASTD_TO".into(), job.to.into()),
+        ("ANYCASTD_CAUSE".into(), job.cause.clone()),
         (
             "ANYCASTD_PREFIXES".into(),
             prefixes
@@ -226,7 +308,7 @@ fn environment(job: &Job) -> Vec<(String, String)> {
 
 /// The level a transition left the prefixes at, as variables.
 fn level_environment(job: &Job) -> Vec<(String, String)> {
-    let announced = matches!(job.transition.change, wire::Change::Announce);
+    let announced = matches!(job.change, wire::Change::Announce);
     let (level, attributes, grace_end) = match &job.level {
         Some(l) => (l.level, l.attributes.clone(), l.grace_until_ms),
         None => (

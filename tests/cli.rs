@@ -56,6 +56,27 @@ fn an_unknown_subcommand_or_log_level_exits_2() {
 }
 
 #[test]
+fn a_negative_grace_is_refused_with_what_a_grace_may_be_not_taken_for_a_flag() {
+    for args in [
+        &["drain", "dns", "--reason", "x", "--grace", "-5s"][..],
+        &["stop", "--grace", "-5s"][..],
+    ] {
+        let out = anycastd(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("invalid value '-5s' for '--grace <DURATION>': must be 0 (withdraw at once) or a positive duration")
+                && !err.contains("unexpected argument"),
+            "{args:?}: {err}"
+        );
+    }
+    // A sum of units is one duration (`1h1s`), refused here only as longer than an hour.
+    let out = anycastd(&["stop", "--grace", "1h1s"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("at most 3600 s"), "{}", stderr(&out));
+}
+
+#[test]
 fn a_drain_reason_with_a_control_character_is_a_usage_error_that_shows_it_escaped() {
     for (reason, escaped, shown) in [
         ("two\nlines", "\"two\\nlines\"", "'\\n'"),
@@ -681,6 +702,15 @@ fn check_config_refuses_bad_graded_announcement_keys_with_exit_65_and_file_line_
         (
             17,
             "services.c.on_unhealthy: \"deprefer\" needs a deprefer table",
+        ),
+        // A community listed twice (65535:0, GRACEFUL_SHUTDOWN, is allowed).
+        (
+            28,
+            "services.e.deprefer.communities[2]: 65000:666 is listed twice (also communities[0])",
+        ),
+        (
+            28,
+            "services.e.deprefer.large_communities[1]: 1:2:3 is listed twice (also large_communities[0])",
         ),
     ] {
         assert!(

@@ -228,6 +228,42 @@ fn level_switches_change_the_route_in_place_and_the_peer_never_sees_a_withdrawal
 }
 
 #[test]
+fn a_deprefer_med_of_0_is_read_back_as_advertised_with_it_not_as_drift() {
+    // FRR shows MED 0 as it shows no MED (`"metric":0`): the map's `set metric 0` says which.
+    let Some(tb) = Testbed::up(Peer::Gobgp) else {
+        return;
+    };
+    let frr = backend(&tb, Path::new("/usr/bin/vtysh"));
+    let mut writer = Writer::start(frr.clone());
+    let v4 = key(None, "203.0.113.53/32");
+    let med0 = Attributes {
+        as_path_prepend: 2,
+        med: Some(0),
+        ..Attributes::plain()
+    };
+    writer.announce(&v4, &med0);
+    let shown = writer
+        .rt
+        .block_on(frr.inspect(std::slice::from_ref(&v4)))
+        .unwrap();
+    assert_eq!(shown[0].installed.as_ref(), Some(&med0));
+    // Advertised once FRR has a best path for it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = writer
+            .rt
+            .block_on(frr.inspect(std::slice::from_ref(&v4)))
+            .unwrap();
+        if shown[0].advertised.is_some() {
+            assert_eq!(shown[0].advertised.as_ref(), Some(&med0));
+            break;
+        }
+        assert!(Instant::now() < deadline, "no best path for {v4:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
 fn a_hundred_level_switches_leave_only_the_maps_in_use_and_an_operators_maps_untouched() {
     let Some(tb) = Testbed::up(Peer::Gobgp) else {
         return;

@@ -98,7 +98,7 @@ fn sigterm_keeps_a_service_with_a_grace_announced_until_the_grace_ends_and_withd
         text.contains("announced graceful shutdown until") && text.contains("community 65535:0"),
         "{text}"
     );
-    assert!(text.contains("the drain's grace is over"), "{text}");
+    assert!(text.contains("the stop's grace is over"), "{text}");
     // A service without a grace journals as before graded announcements.
     assert!(!history(dir.path(), "ntp").contains("graceful"));
 }
@@ -122,7 +122,7 @@ fn a_second_sigterm_in_the_grace_withdraws_at_once() {
         daemon.log_text()
     );
     assert_eq!(networks(dir.path()), Vec::<String>::new());
-    assert!(history(dir.path(), "dns").contains("the drain's grace is over"));
+    assert!(history(dir.path(), "dns").contains("the stop's grace is over"));
 }
 
 #[test]
@@ -145,7 +145,7 @@ fn stop_with_grace_zero_while_a_stop_waits_out_its_grace_withdraws_at_once() {
     assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", daemon.log_text());
     assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
     assert_eq!(networks(dir.path()), Vec::<String>::new());
-    assert!(history(dir.path(), "dns").contains("the drain's grace is over"));
+    assert!(history(dir.path(), "dns").contains("the stop's grace is over"));
 }
 
 #[test]
@@ -442,27 +442,380 @@ fn a_reload_changing_on_unhealthy_journals_the_level_and_says_what_changed() {
     wait_for(&daemon, "dns withdrawn", || {
         !networks(dir.path()).contains(&DNS.to_owned())
     });
-    let text = history(dir.path(), "dns");
-    let after = text
-        .split("reconfigured by the reload")
-        .nth(1)
-        .unwrap_or_default();
-    assert!(after.contains(" dns withdrawn\n"), "{text}");
+    // The level record decides the withdrawal: FRR's outcome folds into it (journaled
+    // once FRR showed it).
+    wait_for(&daemon, "the withdrawal's outcome", || {
+        history(dir.path(), "dns")
+            .split("reconfigured by the reload")
+            .nth(1)
+            .unwrap_or_default()
+            .contains(" dns withdrawn; FRR applied in ")
+    });
     // And deprefer again: announced de-preferred in place, journaled.
     std::fs::write(&config, &graded).unwrap();
     reload(dir.path());
     wait_for(&daemon, "dns de-preferred again", || {
         networks(dir.path()).contains(&DNS.to_owned())
     });
-    let text = history(dir.path(), "dns");
-    let after = text
-        .split("reconfigured by the reload")
-        .nth(2)
-        .unwrap_or_default();
-    assert!(
-        after.contains(" dns announced de-preferred (as-path +2)\n"),
-        "{text}"
-    );
+    wait_for(&daemon, "the de-preference's outcome", || {
+        history(dir.path(), "dns")
+            .split("reconfigured by the reload")
+            .nth(2)
+            .unwrap_or_default()
+            .contains(" dns announced de-preferred (as-path +2); FRR applied in ")
+    });
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
+}
+
+/// What the fake FRR had of dns's IPv4 prefix, sampled every 10 ms until `stop` is set:
+/// (ms since the epoch, configured, with a route-map).
+type Samples = std::sync::Arc<std::sync::Mutex<Vec<(i64, bool, bool)>>>;
+
+fn watch_dns(
+    dir: &Path,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (std::thread::JoinHandle<()>, Samples) {
+    let samples: Samples = Default::default();
+    let (dir, into) = (dir.to_owned(), samples.clone());
+    let handle = std::thread::spawn(move || {
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let state: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(dir.join("frr.json")).unwrap_or_else(|_| "{}".into()),
+            )
+            .unwrap_or_default();
+            let present = networks(&dir).contains(&DNS.to_owned());
+            let mapped = !state["network_maps"]["default"]["203.0.113.53/32"].is_null();
+            into.lock()
+                .unwrap()
+                .push((support::oracle::now_ms(), present, present && mapped));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    (handle, samples)
+}
+
+/// By hand from the samples between `from` and `to`: how long the prefix was absent, and
+/// how long present with a route-map.
+fn absent_and_mapped(samples: &[(i64, bool, bool)], from: i64, to: i64) -> (i64, i64) {
+    let (mut absent, mut mapped) = (0, 0);
+    for pair in samples.windows(2) {
+        let (a, present, map) = pair[0];
+        let b = pair[1].0;
+        let span = b.min(to) - a.max(from);
+        if span <= 0 {
+            continue;
+        }
+        if !present {
+            absent += span;
+        } else if map {
+            mapped += span;
+        }
+    }
+    (absent, mapped)
+}
+
+fn json_of(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(args)
+        .arg("-c")
+        .arg(dir.join("config.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_reload_switching_on_unhealthy_mid_failure_is_counted_as_what_frr_had_and_said_and_hooked() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = rt.block_on(Emulator::start(Generation::V2));
+    emulator.set("dns", Behaviour::Pass);
+    emulator.set("ntp", Behaviour::Pass);
+    let dir = tempfile::tempdir().unwrap();
+    let config = fake_frr_config(dir.path(), &emulator.url(), &fake_vtysh(), "");
+    let hooked = dir.path().join("hooked");
+    let hook = format!(
+        "[ \"$ANYCASTD_SERVICE\" = dns ] && echo \"$ANYCASTD_FROM|$ANYCASTD_TO|$ANYCASTD_CAUSE|$ANYCASTD_LEVEL|$ANYCASTD_ANNOUNCE|$ANYCASTD_PREFIXES\" >> {}; true",
+        hooked.display()
+    );
+    let plain = format!(
+        "{}[hooks]\non_transition = [{{ command = \"/bin/sh\", args = [\"-c\", {hook:?}] }}]\n",
+        std::fs::read_to_string(&config).unwrap()
+    );
+    let graded = plain.replace(
+        "[services.dns]\n",
+        "[services.dns]\non_unhealthy = \"deprefer\"\ndeprefer = { as_path_prepend = 2 }\n",
+    );
+    std::fs::write(&config, &plain).unwrap();
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    wait_for(&daemon, "both announced", || {
+        let n = networks(dir.path());
+        n.contains(&DNS.to_owned()) && n.contains(&NTP.to_owned())
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (watcher, samples) = watch_dns(dir.path(), stop.clone());
+    let in_frr = |dir: &Path| -> (bool, bool) {
+        let state: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("frr.json")).unwrap_or_else(|_| "{}".into()),
+        )
+        .unwrap_or_default();
+        let present = networks(dir).contains(&DNS.to_owned());
+        (
+            present,
+            present && !state["network_maps"]["default"]["203.0.113.53/32"].is_null(),
+        )
+    };
+    let reload = |text: &str| -> String {
+        std::fs::write(&config, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .args(["reload", "-c"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let pause = || std::thread::sleep(Duration::from_millis(1500));
+
+    // Each change's time from the test's action to FRR showing it: the report's times
+    // (from the decisions) and FRR's differ by at most these.
+    let mut latency = 0;
+    let mut step = |what: &str, act: &mut dyn FnMut(), wanted: (bool, bool)| {
+        let acted = support::oracle::now_ms();
+        act();
+        wait_for(&daemon, what, || in_frr(dir.path()) == wanted);
+        latency += support::oracle::now_ms() - acted;
+        pause();
+    };
+    let mut said_deprefer = String::new();
+    let mut said_withdraw = String::new();
+    let fail = || emulator.set("dns", Behaviour::Fail("resolver down".into()));
+    let pass = || emulator.set("dns", Behaviour::Pass);
+    // Fails under withdraw: withdrawn. A reload to deprefer: announced de-preferred.
+    step("dns withdrawn", &mut || fail(), (false, false));
+    step(
+        "dns de-preferred",
+        &mut || said_deprefer = reload(&graded),
+        (true, true),
+    );
+    step("dns plain", &mut || pass(), (true, false));
+    // Fails under deprefer: de-preferred. A reload back to withdraw: withdrawn.
+    step("dns de-preferred again", &mut || fail(), (true, true));
+    step(
+        "dns withdrawn again",
+        &mut || said_withdraw = reload(&plain),
+        (false, false),
+    );
+    step("dns back", &mut || pass(), (true, false));
+    let stopped_at = support::oracle::now_ms();
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    watcher.join().unwrap();
+
+    // The report counts what FRR had: two withdrawals (the fall under withdraw, the reload
+    // back to withdraw), two outages as long as the prefix was absent, and de-preferred as
+    // long as it carried the map; within each change's apply time.
+    let report = json_of(dir.path(), &["report", "--json"]);
+    let row = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["service"] == "dns")
+        .unwrap();
+    let s = &row["summary"];
+    let samples = samples.lock().unwrap().clone();
+    let first = samples.first().unwrap().0;
+    let (absent, mapped) = absent_and_mapped(&samples, first, stopped_at);
+    assert_eq!(
+        (s["flaps"].as_u64(), s["outages"].as_u64()),
+        (Some(2), Some(2)),
+        "{s}"
+    );
+    let slack = latency + 200;
+    let outage = s["outage_ms"].as_i64().unwrap();
+    let depreferred = s["depreferred_ms"].as_i64().unwrap();
+    assert!(
+        (outage - absent).abs() <= slack,
+        "outage {outage} ms, FRR had it absent {absent} ms: {s}"
+    );
+    assert!(
+        (depreferred - mapped).abs() <= slack,
+        "de-preferred {depreferred} ms, FRR had it with the map {mapped} ms: {s}"
+    );
+    assert!(absent > 2_500 && mapped > 2_500, "{absent} {mapped}");
+    // replay's recorded run says the same.
+    let replayed = json_of(dir.path(), &["replay", "dns", "--json"]);
+    assert_eq!(replayed["recorded"]["summary"], *s);
+    assert!(
+        replayed["divergences"].as_array().unwrap().is_empty(),
+        "{replayed}"
+    );
+
+    // The journal: each reload's level decides its change, applied, never "already so".
+    let text = history(dir.path(), "dns");
+    let after = text
+        .split("reconfigured")
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join("");
+    assert!(!after.contains("already so"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains(" dns withdrawn; FRR applied")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains(" dns announced de-preferred (as-path +2); FRR applied")),
+        "{text}"
+    );
+    // The reloads' answers say what each did to the announcements.
+    assert!(
+        said_deprefer.contains(
+            "so dns announces 203.0.113.53/32, 2001:db8::53/128 de-preferred (as-path +2) (unhealthy)"
+        ),
+        "{said_deprefer}"
+    );
+    assert!(
+        said_withdraw.contains("so dns withdraws 203.0.113.53/32, 2001:db8::53/128 (unhealthy)"),
+        "{said_withdraw}"
+    );
+    // And the hooks ran for each level change, the state unchanged.
+    let lines = std::fs::read_to_string(&hooked).unwrap();
+    let prefixes = "203.0.113.53/32 2001:db8::53/128";
+    for line in [
+        format!("unhealthy|unhealthy|level changed by a reload: announced de-preferred (as-path +2)|de-preferred|1|{prefixes}"),
+        format!("unhealthy|unhealthy|level changed by a reload: withdrawn|withdrawn|0|{prefixes}"),
+    ] {
+        assert!(lines.lines().any(|l| l == line), "no {line} in\n{lines}");
+    }
+}
+
+#[test]
+fn a_drain_grace_kept_across_a_sigkill_is_reported_as_grace_then_drained_as_frr_had_it() {
+    let (dir, _emulator, mut daemon, _rt) = started("0");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (watcher, samples) = watch_dns(dir.path(), stop.clone());
+    let drained_at = support::oracle::now_ms();
+    let out = Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args([
+            "drain",
+            "dns",
+            "--reason",
+            "maintenance",
+            "--grace",
+            "8s",
+            "-c",
+        ])
+        .arg(dir.path().join("config.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // The drain answers once FRR has the map. The grace is long enough for the restart
+    // to come well before its end (a loaded machine took 3 s to apply the drain).
+    let drain_latency = support::oracle::now_ms() - drained_at;
+    std::thread::sleep(Duration::from_millis(500));
+    daemon.signal(Signal::SIGKILL);
+    let _ = daemon.wait(Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(500));
+    let mut daemon = Daemon::start(&dir.path().join("config.toml"), &dir.path().join("log2"));
+    wait_for(&daemon, "dns withdrawn at the grace's end", || {
+        !networks(dir.path()).contains(&DNS.to_owned())
+    });
+    let absent_seen = support::oracle::now_ms();
+    std::thread::sleep(Duration::from_millis(1500));
+    let stopped_at = support::oracle::now_ms();
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    watcher.join().unwrap();
+
+    let replayed = json_of(dir.path(), &["replay", "dns", "--json"]);
+    let gaps: i64 = replayed["gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["to_ms"].as_i64().unwrap() - g["from_ms"].as_i64().unwrap())
+        .sum();
+    let grace_ended = replayed["recorded"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "grace-ended")
+        .map(|s| s["at_ms"].as_i64().unwrap())
+        .unwrap();
+    let report = json_of(dir.path(), &["report", "--json"]);
+    let row = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["service"] == "dns")
+        .unwrap();
+    let s = &row["summary"];
+    assert_eq!(*s, replayed["recorded"]["summary"]);
+    // By hand from what FRR had: with the map (GRACEFUL_SHUTDOWN) from the drain to the
+    // grace's end, the killed daemon's gap aside (nothing is measured there); absent from
+    // then to the stop. The report counts from the decisions, FRR from their application:
+    // they differ by at most the drain's and the withdrawal's time to reach FRR.
+    // To the stop record (the report's end; after SIGTERM the prefix stays absent).
+    let samples = samples.lock().unwrap().clone();
+    let first = samples.first().unwrap().0;
+    let ended = report["to_ms"].as_i64().unwrap();
+    assert!(ended >= stopped_at);
+    let (absent, mapped) = absent_and_mapped(&samples, first, ended);
+    let withdraw_latency = absent_seen - grace_ended;
+    let (grace, drained) = (
+        s["grace_ms"].as_i64().unwrap(),
+        s["drained_ms"].as_i64().unwrap(),
+    );
+    let slack = drain_latency + withdraw_latency + 200;
+    assert!(
+        (grace + gaps - mapped).abs() <= slack,
+        "grace {grace} ms + gap {gaps} ms, FRR had the map {mapped} ms (slack {slack}): {s}"
+    );
+    assert!(
+        (drained - absent).abs() <= withdraw_latency + 200,
+        "drained {drained} ms, FRR had it absent {absent} ms: {s}\n{}",
+        history(dir.path(), "dns")
+    );
+    assert_eq!(
+        (s["outages"].as_u64(), s["flaps"].as_u64()),
+        (Some(0), Some(0))
+    );
+}
+
+#[test]
+fn status_of_a_service_whose_stop_grace_ended_shows_no_rules_of_zero() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emulator = rt.block_on(Emulator::start(Generation::V2));
+    emulator.set("dns", Behaviour::Pass);
+    emulator.set("ntp", Behaviour::Pass);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with_grace(dir.path(), &emulator.url(), "1s");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[services.ntp]\n", "[services.ntp]\ndrain_grace = \"1h\"\n");
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    wait_for(&daemon, "both announced", || {
+        let n = networks(dir.path());
+        n.contains(&DNS.to_owned()) && n.contains(&NTP.to_owned())
+    });
+    daemon.signal(Signal::SIGTERM);
+    // dns's grace ends; the stop waits for ntp's.
+    wait_for(&daemon, "dns withdrawn", || {
+        !networks(dir.path()).contains(&DNS.to_owned())
+    });
+    assert!(networks(dir.path()).contains(&NTP.to_owned()));
+    let (_, text) = status(dir.path(), &["dns"]);
+    assert!(text.starts_with("dns: draining (shutdown)"), "{text}");
+    assert!(!text.contains("rise 0"), "{text}");
+    let (_, json) = status(dir.path(), &["--json", "dns"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["services"][0]["rise"], serde_json::Value::Null, "{json}");
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait(Duration::from_secs(30)), 0);
+    assert!(history(dir.path(), "dns").contains("the stop's grace is over"));
 }

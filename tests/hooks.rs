@@ -246,3 +246,79 @@ async fn a_hook_sees_the_level_its_transition_left_the_prefixes_at() {
     daemon.signal(nix::sys::signal::Signal::SIGKILL);
     let _ = daemon.wait(Duration::from_secs(30));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drains_grace_ending_by_itself_runs_the_hooks_with_its_withdrawal() {
+    let emulator = Emulator::start(Generation::V2).await;
+    emulator.set("dns", Behaviour::Pass);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hook.log");
+    let hook = format!(
+        "echo \"$ANYCASTD_FROM|$ANYCASTD_TO|$ANYCASTD_CAUSE|$ANYCASTD_ANNOUNCE|$ANYCASTD_LEVEL|$ANYCASTD_PREFIXES|$ANYCASTD_SEQ\" >> {}",
+        log.display()
+    );
+    let sections = format!(
+        "[hooks]\non_transition = [{{ command = \"/bin/sh\", args = [\"-c\", {hook:?}] }}]\n"
+    );
+    let config = one_service_config(
+        dir.path(),
+        &format!(
+            r#"[{{ name = "dns", url = "{}", interval = "100ms" }}]"#,
+            emulator.url()
+        ),
+        OneService {
+            sections: &sections,
+            ..OneService::default()
+        },
+    );
+    let mut daemon = Daemon::start(&config, &dir.path().join("log"));
+    let lines = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            if lines.len() >= n {
+                return lines;
+            }
+            assert!(Instant::now() < deadline, "{text}\n{}", daemon.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    lines(1);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args([
+            "drain",
+            "dns",
+            "--reason",
+            "maintenance",
+            "--grace",
+            "1s",
+            "-c",
+        ])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("GRACEFUL_SHUTDOWN"),
+        "{out:?}"
+    );
+    let lines = lines(3);
+    assert!(
+        lines[1].starts_with("healthy|draining|drained|1|graceful-shutdown|203.0.113.53/32|"),
+        "{lines:?}"
+    );
+    // The grace's end: withdrawn, run as any withdrawal, for its own record.
+    let (head, seq) = lines[2].rsplit_once('|').unwrap();
+    assert_eq!(
+        head, "draining|draining|the drain's grace is over|0|withdrawn|203.0.113.53/32",
+        "{lines:?}"
+    );
+    let records = history(&config);
+    let ended = records
+        .iter()
+        .find(|r| r["record"]["Transition"]["cause"] == "GraceEnded")
+        .unwrap();
+    assert_eq!(ended["seq"].as_u64().unwrap().to_string(), seq);
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    let _ = daemon.wait(Duration::from_secs(30));
+}

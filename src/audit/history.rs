@@ -140,7 +140,10 @@ pub fn select(journal: &Reader, query: &Query) -> Result<Selection, anycastd_jou
                 if query.matches(&record) {
                     match &record.event {
                         Event::Apply(_) | Event::Runs(_) | Event::Polls(_) => {}
-                        Event::Transition(_) | Event::Reconciled(_) | Event::Reloaded(_) => {
+                        Event::Transition(_)
+                        | Event::Reconciled(_)
+                        | Event::Reloaded(_)
+                        | Event::Level(_) => {
                             decisions.insert(record.seq);
                             headlines += 1;
                         }
@@ -264,8 +267,8 @@ fn entry_seq(entry: &Result<Entry, anycastd_journal::Error>) -> u64 {
 }
 
 /// The events of `records` (in order): every record is one, except that, unless `verbose`,
-/// an FRR outcome folds into the transition, start-up reconciliation or reload whose
-/// decision it completes, when that record is among `records`.
+/// an FRR outcome folds into the transition, start-up reconciliation, reload or level
+/// change (by a reload) whose decision it completes, when that record is among `records`.
 pub fn events(records: &[Record], verbose: bool) -> Vec<(usize, Vec<usize>)> {
     let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
     let mut by_decision: std::collections::HashMap<u64, usize> = Default::default();
@@ -291,7 +294,8 @@ pub fn events(records: &[Record], verbose: bool) -> Vec<(usize, Vec<usize>)> {
                     by_drift.retain(|(service, _), _| *service != t.service);
                     by_decision.insert(record.seq, groups.len());
                 }
-                Event::Reconciled(_) | Event::Reloaded(_) => {
+                // A level a reload changed decides its own routing changes.
+                Event::Reconciled(_) | Event::Reloaded(_) | Event::Level(_) => {
                     by_decision.insert(record.seq, groups.len());
                 }
                 Event::Drift(d) => {

@@ -20,14 +20,19 @@
 //! before the first verdict (`starting`) are not outages.
 //!
 //! Levels (format 6): a [`wire::LevelRecord`] right after a transition says what the prefixes
-//! are announced at from it on, and a [`wire::FleetGuard`] answer whether a withdrawal was
-//! held. Time de-preferred (`unhealthy` under `on_unhealthy = "deprefer"`), in a drain's grace
+//! are announced at from it on; one after no transition (a reload changed `on_unhealthy` or
+//! the `deprefer` attributes) changes it from its own time on, so a failure under a reload
+//! counts as what was installed before and after it (de-preferred to withdrawn is a
+//! withdrawal there); a [`wire::FleetGuard`] answer says whether a withdrawal was held. A
+//! restart that keeps the prefixes (a drain's grace the reconciliation kept, an unhealthy
+//! service restored de-preferred) counts as before it. Time de-preferred (`unhealthy` under
+//! `on_unhealthy = "deprefer"`), in a drain's grace
 //! (until its [`wire::Cause::GraceEnded`] transition) and held by the fleet guard (until the
 //! guard grants it: the withdrawal and the outage begin then) is counted apart and is neither
 //! a withdrawal nor an outage. A journal without such records counts as it always did. The
 //! what-ifs `on_unhealthy` and `drain_grace` run the machine with those settings (the
 //! attributes play no part: only the level); without them a what-if takes what the journal
-//! shows (deprefer when it records a de-preferred level, each drain's recorded grace). A
+//! shows (deprefer while it records de-preferred levels, each drain's recorded grace). A
 //! what-if's grace still running at a recorded stop ends there (the recorded daemon stopped
 //! then). Pure over a list of records: no clock, no IO.
 
@@ -37,6 +42,7 @@ use anycastd_fsm::{self as fsm, Timer};
 use anycastd_journal::wire::{self, Event};
 use anycastd_journal::Record;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Other parameters for a what-if run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -333,6 +339,8 @@ struct Sim {
     /// Whether the prefixes were announced just before the last drain (only then does a
     /// drain have a grace).
     announced_before_drain: bool,
+    /// The end of the grace running when the previous run ended (a restart keeps it).
+    carried_grace: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -351,6 +359,12 @@ enum Produced {
         from: fsm::State,
         to: fsm::State,
     },
+    /// A reload changed the level of the service's prefixes in the state it is in (the
+    /// level after it; whether it withdrew them).
+    Level {
+        level: Option<fsm::Level>,
+        withdrawal: bool,
+    },
 }
 
 impl Sim {
@@ -368,6 +382,7 @@ impl Sim {
             fail_early: false,
             recorded_on_unhealthy: fsm::OnUnhealthy::Withdraw,
             announced_before_drain: false,
+            carried_grace: None,
         }
     }
 
@@ -444,9 +459,26 @@ impl Sim {
         if let Some(core) = self.core.take() {
             self.ended = Some((core.machine().state().clone(), left_announced));
             self.carried_damping = Some(core.machine().damping());
+            self.carried_grace = core.machine().grace_until().map(|t| t.0);
         }
         self.unmatched.clear();
         self.tape.set(at, None);
+    }
+
+    /// Keep the grace carried over the restart (see [`Replayer::keep_grace`]) until its end,
+    /// when the service starts draining and the grace is not over by `at`.
+    fn keep_carried_grace(&mut self, at: i64) {
+        let Some(until) = self.carried_grace.take() else {
+            return;
+        };
+        let Some(core) = self.core.take() else {
+            return;
+        };
+        let core = core.with_grace(Some(until), at);
+        if core.machine().grace_until().is_some() {
+            self.tape.amend(category_of(core.machine()));
+        }
+        self.core = Some(core);
     }
 
     /// Restore the damping state this sim had when its previous run ended.
@@ -620,10 +652,21 @@ impl Sim {
         let graded = self.graded();
         match self.core.as_mut() {
             Some(core) => {
+                let before = category_of(core.machine());
                 core.set_graded(graded);
                 let _ = core.reconfigure(params, damping, at);
                 let now = category_of(core.machine());
                 self.tape.set(at, Some(now));
+                if before != now {
+                    // `on_unhealthy` changed for an unhealthy service.
+                    self.produced.push((
+                        at,
+                        Produced::Level {
+                            level: core.machine().wanted(),
+                            withdrawal: now == Category::Outage,
+                        },
+                    ));
+                }
             }
             None => self.start(&params, fsm::State::Starting, at),
         }
@@ -775,20 +818,74 @@ pub fn replay(
     what_if: &WhatIf,
 ) -> Report {
     let mut replayer = Replayer::new(service, what_if);
-    // What the service did when unhealthy, as the journal shows it (format 6 journals a
-    // de-preferred level; `on_unhealthy` itself is not journaled): a what-if without
-    // `--on-unhealthy` does the same.
-    if records.iter().any(|r| {
-        matches!(&r.event, Event::Level(l)
-            if l.service == service && l.level == Some(wire::Level::Depreferred))
-    }) {
-        replayer.other.recorded_on_unhealthy = fsm::OnUnhealthy::Deprefer;
-    }
+    replayer.on_unhealthy_from = recorded_on_unhealthy(service, records);
     for record in records {
         replayer.record(record);
     }
     let first = records.first().map(|r| r.at_ms).unwrap_or(0);
     replayer.finish(first, since_ms, until_ms, now_ms)
+}
+
+/// What the service did when unhealthy, as the journal shows it (`on_unhealthy` itself is
+/// not journaled), for a what-if without `--on-unhealthy` to do the same: from each record
+/// where the setting can change (a daemon start, a reconfiguration of the service, the
+/// reload that added it), what the first evidence after it shows: a de-preferred level
+/// record is `deprefer`; a reload's withdrawn level record, or a fall to unhealthy without
+/// a level record, is `withdraw`. A stretch without evidence keeps the one before it (the
+/// first ones take the first evidence; none at all: `withdraw`).
+fn recorded_on_unhealthy(service: &str, records: &[Record]) -> BTreeMap<u64, fsm::OnUnhealthy> {
+    use fsm::OnUnhealthy::{Deprefer, Withdraw};
+    let mut spans: Vec<(u64, Option<fsm::OnUnhealthy>)> = Vec::new();
+    // The service's previous record: a transition, and one that fell to unhealthy.
+    let (mut after_transition, mut after_fall) = (false, false);
+    let note = |spans: &mut Vec<(u64, Option<fsm::OnUnhealthy>)>, seen: fsm::OnUnhealthy| {
+        if let Some((_, span @ None)) = spans.last_mut() {
+            *span = Some(seen);
+        }
+    };
+    for record in records {
+        let mine = record.event.service() == Some(service);
+        // A fall with no level record after it: the stretch it fell in withdraws (noted
+        // before a record that starts the next stretch).
+        if mine && after_fall && !matches!(record.event, Event::Level(_)) {
+            note(&mut spans, Withdraw);
+        }
+        match &record.event {
+            Event::DaemonStarted(_) => spans.push((record.seq, None)),
+            Event::Reconfigured(r) if r.service == service => spans.push((record.seq, None)),
+            Event::Reloaded(r) if r.added.iter().any(|a| a == service) => {
+                spans.push((record.seq, None));
+            }
+            _ => {}
+        }
+        if !mine {
+            continue;
+        }
+        match &record.event {
+            Event::Level(l) if l.level == Some(wire::Level::Depreferred) => {
+                note(&mut spans, Deprefer);
+            }
+            Event::Level(l) if l.level.is_none() && !after_transition => {
+                note(&mut spans, Withdraw);
+            }
+            _ => {}
+        }
+        after_transition = matches!(record.event, Event::Transition(_));
+        after_fall = matches!(&record.event, Event::Transition(t)
+            if t.to == wire::State::Unhealthy && matches!(t.cause, wire::Cause::Verdict { .. }));
+    }
+    if after_fall {
+        note(&mut spans, Withdraw);
+    }
+    let first = spans.iter().find_map(|(_, s)| *s).unwrap_or(Withdraw);
+    let mut last = first;
+    spans
+        .into_iter()
+        .map(|(seq, seen)| {
+            last = seen.unwrap_or(last);
+            (seq, last)
+        })
+        .collect()
 }
 
 /// Whether the re-run's damping changes join the recorded timeline after a record.
@@ -841,6 +938,19 @@ struct Replayer<'a> {
     reconciled_seq: Option<u64>,
     /// The last transition restored the service at a start (after that reconciliation).
     restored: bool,
+    /// The service's previous record was a transition: a level record now is that
+    /// transition's (journaled with it); any other level record is a change of its own
+    /// (a reload changed `on_unhealthy` or the `deprefer` attributes).
+    after_transition: bool,
+    /// The end of the drain grace the last transition left running (its level record), for
+    /// a restart that keeps it.
+    recorded_grace: Option<i64>,
+    /// What the service did when unhealthy from these records on (by sequence number), for
+    /// a what-if without `--on-unhealthy` ([`recorded_on_unhealthy`]).
+    on_unhealthy_from: BTreeMap<u64, fsm::OnUnhealthy>,
+    /// What the recorded time counted as when the last daemon run ended (a restart that
+    /// keeps the prefixes announced restores it).
+    category_at_stop: Option<Category>,
 }
 
 impl<'a> Replayer<'a> {
@@ -871,6 +981,10 @@ impl<'a> Replayer<'a> {
             last_transition: None,
             reconciled_seq: None,
             restored: false,
+            after_transition: false,
+            recorded_grace: None,
+            on_unhealthy_from: BTreeMap::new(),
+            category_at_stop: None,
         }
     }
 
@@ -885,8 +999,14 @@ impl<'a> Replayer<'a> {
         if mine && !matches!(record.event, Event::ServiceDamping(_)) {
             self.start_pending();
         }
+        if let Some(on_unhealthy) = self.on_unhealthy_from.get(&record.seq) {
+            self.other.recorded_on_unhealthy = *on_unhealthy;
+        }
         if self.dispatch(record, mine) == Then::CollectDamping {
             self.collect_damping_steps();
+        }
+        if mine {
+            self.after_transition = matches!(record.event, Event::Transition(_));
         }
         self.last_at = Some(at);
     }
@@ -980,6 +1100,7 @@ impl<'a> Replayer<'a> {
             for sim in self.sims() {
                 sim.stop(from, true);
             }
+            self.category_at_stop = self.recorded_tape.current();
             self.recorded_tape.set(from, None);
         }
         self.epoch_open = true;
@@ -1042,8 +1163,40 @@ impl<'a> Replayer<'a> {
                 .restart_state(&initial, reconciled.rebooted, missing);
             self.other.start(&params, state, at);
             self.other.restore_carried_damping(at);
+            self.keep_grace(&initial, reconciled, at);
         }
         self.previous_input_at = at;
+    }
+
+    /// A daemon killed in an operator drain's grace and started again before its end keeps
+    /// the prefixes announced with GRACEFUL_SHUTDOWN until the journaled end, when the
+    /// routing daemon still has them (the reconciliation kept them): from the start on it is
+    /// grace, not drained time, until the grace-ended transition. A what-if keeps its own grace across the restart (the
+    /// recorded one when it has no `--drain-grace`), unless the host rebooted.
+    fn keep_grace(&mut self, initial: &fsm::State, reconciled: &wire::Reconciled, at: i64) {
+        if !matches!(
+            initial,
+            fsm::State::Draining(fsm::DrainCause::Operator { .. })
+        ) {
+            self.other.carried_grace = None;
+            return;
+        }
+        let kept = reconciled
+            .items
+            .iter()
+            .any(|i| i.service == self.service && i.decision == wire::ReconcileDecision::Kept);
+        // Kept: announced with the community until its grace-ended transition, also when
+        // the grace ended while the daemon started (it ends at once then, by its timer).
+        let kept_until = self.recorded_grace.filter(|_| kept);
+        if kept_until.is_some() {
+            self.recorded_tape.amend(Category::Grace);
+        }
+        if self.what_if.drain_grace_ms.is_none() {
+            self.other.carried_grace = kept_until.filter(|until| *until > at);
+        }
+        if !reconciled.rebooted {
+            self.other.keep_carried_grace(at);
+        }
     }
 
     fn on_daemon_stopped(&mut self, stopped: &wire::DaemonStopped, seq: u64, at: i64) {
@@ -1063,6 +1216,7 @@ impl<'a> Replayer<'a> {
         for sim in self.sims() {
             sim.stop(at, left);
         }
+        self.category_at_stop = self.recorded_tape.current();
         self.recorded_tape.set(at, None);
     }
 
@@ -1244,7 +1398,17 @@ impl<'a> Replayer<'a> {
 
     fn on_transition(&mut self, t: &wire::Transition, seq: u64, at: i64, exact: bool) -> Then {
         self.last_state = t.to.clone();
+        // A grace the transition leaves running comes in its level record.
+        self.recorded_grace = None;
         self.recorded_tape.set(at, Some(category(&(&t.to).into())));
+        if t.cause == wire::Cause::Restored
+            && t.to == wire::State::Unhealthy
+            && self.category_at_stop == Some(Category::Depreferred)
+        {
+            // Restored unhealthy with its prefixes still announced: de-preferred before the
+            // restart, de-preferred after it (no level record is journaled at a start).
+            self.recorded_tape.amend(Category::Depreferred);
+        }
         self.last_transition = Some((seq, self.recorded_steps.len()));
         self.restored = matches!(
             t.cause,
@@ -1321,6 +1485,11 @@ impl<'a> Replayer<'a> {
             Some(wire::Level::GracefulShutdown) => Category::Grace,
             None => category(&(&self.last_state).into()),
         };
+        if !self.after_transition {
+            self.level_changed(level, category, at);
+            return;
+        }
+        self.recorded_grace = level.grace_until_ms.filter(|_| level.level.is_some());
         self.recorded_tape.amend(category);
         if level.level.is_some() {
             self.not_a_withdrawal();
@@ -1330,6 +1499,37 @@ impl<'a> Replayer<'a> {
         {
             self.other.follow_grace(until, at);
         }
+    }
+
+    /// A level record of its own, after no transition: a reload changed what the service
+    /// is announced with (`on_unhealthy`, `deprefer`) in the state it is in. What was
+    /// installed changes from this moment on (the time before it counts as it was): from
+    /// de-preferred to withdrawn is a withdrawal and an outage begins; from withdrawn to
+    /// de-preferred the outage ends (the withdrawal before it happened). New attributes at
+    /// the same level change no figure.
+    fn level_changed(&mut self, level: &wire::LevelRecord, category: Category, at: i64) {
+        let before = self.recorded_tape.current();
+        if before.is_none() || before == Some(category) {
+            return;
+        }
+        self.recorded_tape.set(at, Some(category));
+        let announced_before = matches!(
+            before,
+            Some(Category::Announced | Category::Depreferred | Category::Grace | Category::Held)
+        );
+        self.recorded_steps.push((
+            at,
+            Step {
+                at_ms: at,
+                time: format_time(at),
+                kind: "level".into(),
+                from: String::new(),
+                to: String::new(),
+                dwell_ms: None,
+                cause: crate::audit::text::reload_level_text(level),
+            },
+            announced_before && category == Category::Outage,
+        ));
     }
 
     /// The last transition's step did not withdraw (it stayed announced).
@@ -1542,7 +1742,7 @@ fn what_if_steps(other: &Sim) -> Vec<(i64, Step, bool)> {
                         from: state_text(&(&t.from).into()),
                         to: state_text(&(&t.to).into()),
                         dwell_ms: None,
-                        cause: cause_text(&cause),
+                        cause: crate::audit::text::cause_in(&cause, &(&t.to).into()),
                     },
                     *withdrawal,
                 ))
@@ -1563,6 +1763,22 @@ fn what_if_steps(other: &Sim) -> Vec<(i64, Step, bool)> {
                     }),
                 },
                 false,
+            )),
+            Produced::Level { level, withdrawal } => Some((
+                *at,
+                Step {
+                    at_ms: *at,
+                    time: format_time(*at),
+                    kind: "level".into(),
+                    from: String::new(),
+                    to: String::new(),
+                    dwell_ms: None,
+                    cause: format!(
+                        "level changed by a reload: {}",
+                        crate::audit::text::level_name(level.map(Into::into))
+                    ),
+                },
+                *withdrawal,
             )),
             other => damping_step(*at, other),
         })
@@ -1610,7 +1826,7 @@ fn recorded_step(at: i64, t: &wire::Transition) -> (i64, Step, bool) {
             from: state_text(&t.from),
             to: state_text(&t.to),
             dwell_ms: None,
-            cause: cause_text(&t.cause),
+            cause: crate::audit::text::transition_cause_text(t),
         },
         matches!(t.cause, wire::Cause::Verdict { healthy: false, .. })
             && t.from == wire::State::Healthy,
@@ -1665,7 +1881,9 @@ fn merge(mut spans: Vec<Gap>) -> Vec<Gap> {
 
 fn damping_step(at: i64, produced: &Produced) -> Option<(i64, Step, bool)> {
     let (kind, cause) = match produced {
-        Produced::Transition(..) | Produced::Restart { .. } => return None,
+        Produced::Transition(..) | Produced::Restart { .. } | Produced::Level { .. } => {
+            return None
+        }
         Produced::Suppressed {
             penalty_milli,
             until,
@@ -2251,6 +2469,288 @@ mod tests {
         let text = render_text(&report);
         assert!(text.contains(", in a drain's grace 30.0 s"), "{text}");
         assert!(text.contains("the drain's grace is over"), "{text}");
+    }
+
+    /// A reload of dns's definition (its driver's record), as the level records it journals
+    /// after it follow.
+    fn reconfigured() -> Event {
+        Event::Reconfigured(Box::new(wire::Reconfigured {
+            service: "dns".into(),
+            params: wire::ServiceParams {
+                name: "dns".into(),
+                rise: 1,
+                fall: 1,
+                checks: Vec::new(),
+                prefixes: Vec::new(),
+                require: 0,
+            },
+            damping: None,
+        }))
+    }
+
+    #[test]
+    fn a_reload_that_de_prefers_a_withdrawn_failure_keeps_the_withdrawal_before_it() {
+        // Withdrawn at 20 s (on_unhealthy withdraw); a reload to deprefer at 25 s announces
+        // it de-preferred; healthy at 33 s. The 5 s withdrawn were an outage, and a
+        // withdrawal; the 8 s after the reload de-preferred.
+        let s = fall_and_recover(vec![
+            (25, reconfigured()),
+            (25, level(Some(wire::Level::Depreferred), None)),
+        ]);
+        assert_eq!(
+            (s.flaps, s.outages, s.outage_ms, s.depreferred_ms),
+            (1, 1, 5_000, 8_000),
+            "{s:?}"
+        );
+        assert_eq!(s.longest_outage_ms, 5_000);
+        assert_eq!(s.announced_ms, 77_000);
+    }
+
+    #[test]
+    fn a_reload_that_withdraws_a_de_preferred_failure_is_a_withdrawal_and_an_outage_from_it() {
+        // De-preferred at 20 s; a reload back to withdraw at 25 s withdraws it; healthy at
+        // 33 s: 5 s de-preferred, then an outage of 8 s that began with a withdrawal.
+        let records = journal(vec![
+            (10, transition(Starting, Healthy, verdict(true))),
+            (20, transition(Healthy, Unhealthy, verdict(false))),
+            (20, level(Some(wire::Level::Depreferred), None)),
+            (25, reconfigured()),
+            (25, level(None, None)),
+            (33, transition(Unhealthy, Healthy, verdict(true))),
+        ]);
+        let report = replay("dns", &records, None, None, None, &WhatIf::default());
+        let s = &report.recorded.summary;
+        assert_eq!(
+            (s.flaps, s.outages, s.outage_ms, s.depreferred_ms),
+            (1, 1, 8_000, 5_000),
+            "{s:?}"
+        );
+        assert_eq!(s.mean_time_to_repair_ms, Some(8_000));
+        // The timeline says where the withdrawal came from.
+        let step = report
+            .recorded
+            .timeline
+            .iter()
+            .find(|s| s.kind == "level")
+            .unwrap();
+        assert_eq!(
+            (step.at_ms, step.cause.as_str()),
+            (T + 25_000, "level changed by a reload: withdrawn")
+        );
+        // New attributes at the same level change no figure.
+        let s = fall_and_recover(vec![
+            (20, level(Some(wire::Level::Depreferred), None)),
+            (25, reconfigured()),
+            (25, level(Some(wire::Level::Depreferred), None)),
+        ]);
+        assert_eq!(
+            (s.flaps, s.outages, s.depreferred_ms),
+            (0, 0, 13_000),
+            "{s:?}"
+        );
+    }
+
+    /// dns's daemon started again at `at` (seconds) after a kill, its reconciliation deciding
+    /// `decision` for its prefix.
+    fn restarted(at: i64, decision: wire::ReconcileDecision) -> Vec<(i64, Event)> {
+        let started = journal(Vec::new()).remove(0).event;
+        vec![
+            (at, started),
+            (
+                at,
+                Event::Reconciled(wire::Reconciled {
+                    items: vec![wire::ReconcileItem {
+                        service: "dns".into(),
+                        prefix: wire::PrefixRef::frr("/usr/bin/vtysh", None, "203.0.113.53/32"),
+                        decision,
+                    }],
+                    ..wire::Reconciled::default()
+                }),
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_grace_kept_across_a_kill_is_grace_after_the_restart_not_drained_time() {
+        let draining = wire::State::Draining(wire::DrainCause::Operator {
+            reason: "maintenance".into(),
+            expires_at_ms: None,
+            uid: 0,
+        });
+        // Drained at 40 s with a grace to `until`; killed, started again at 50 s, the
+        // reconciliation deciding `decision`.
+        let drained = |until: i64, decision: wire::ReconcileDecision| {
+            let mut events = vec![
+                (10, transition(Starting, Healthy, verdict(true))),
+                (
+                    40,
+                    Event::Operator(wire::OperatorAction {
+                        kind: wire::OperatorKind::Drain {
+                            service: "dns".into(),
+                            reason: "maintenance".into(),
+                            expires_at_ms: None,
+                        },
+                        uid: 0,
+                        pid: 1,
+                    }),
+                ),
+                (
+                    40,
+                    transition(Healthy, draining.clone(), wire::Cause::Drain),
+                ),
+                (40, level(Some(wire::Level::GracefulShutdown), Some(until))),
+            ];
+            events.extend(restarted(50, decision));
+            events
+        };
+        // Kept (in its grace), withdrawn at 70 s by its timer.
+        let mut events = drained(70, wire::ReconcileDecision::Kept);
+        events.push((
+            70,
+            transition(draining.clone(), draining.clone(), wire::Cause::GraceEnded),
+        ));
+        let records = journal(events);
+        let report = replay("dns", &records, None, None, None, &WhatIf::default());
+        let s = &report.recorded.summary;
+        // 40-50 s: a gap (the killed daemon's last record was at 40 s).
+        assert_eq!(report.gaps.len(), 1, "{:?}", report.gaps);
+        assert_eq!(
+            (s.grace_ms, s.drained_ms, s.outages, s.flaps),
+            (20_000, 30_000, 0, 0),
+            "{s:?}"
+        );
+        // A what-if keeps the grace across the restart as the daemon did.
+        let what_if = WhatIf {
+            rise: Some(1),
+            ..WhatIf::default()
+        };
+        let report = replay("dns", &records, None, None, None, &what_if);
+        let w = &report.what_if.unwrap().summary;
+        assert_eq!((w.grace_ms, w.drained_ms), (20_000, 30_000), "{w:?}");
+        // Its grace over while the daemon was down: withdrawn at the start, drained from it.
+        let records = journal(drained(45, wire::ReconcileDecision::Withdrawn));
+        let s = replay("dns", &records, None, None, None, &WhatIf::default())
+            .recorded
+            .summary;
+        assert_eq!((s.grace_ms, s.drained_ms), (0, 50_000), "{s:?}");
+    }
+
+    #[test]
+    fn an_unhealthy_service_restored_de_preferred_stays_de_preferred_time() {
+        // De-preferred at 20 s; killed, started again at 25 s with the route kept: restored
+        // unhealthy, still de-preferred, healthy at 33 s.
+        let mut after = vec![(20, level(Some(wire::Level::Depreferred), None))];
+        after.extend(restarted(25, wire::ReconcileDecision::Kept));
+        after.push((25, transition(Unhealthy, Unhealthy, wire::Cause::Restored)));
+        let s = fall_and_recover(after);
+        assert_eq!(
+            (s.flaps, s.outages, s.outage_ms, s.depreferred_ms),
+            (0, 0, 0, 8_000),
+            "{s:?}"
+        );
+    }
+
+    #[test]
+    fn a_what_if_follows_on_unhealthy_as_the_journal_shows_it_stretch_by_stretch() {
+        // One check; withdraw until a reload at 25 s makes dns deprefer: the first failure
+        // (20 s to 33 s) withdrew until the reload, the second (50 s to 60 s) de-preferred.
+        let params = wire::ServiceParams {
+            name: "dns".into(),
+            rise: 1,
+            fall: 1,
+            checks: vec![wire::CheckParams {
+                kind: "cabourotte".into(),
+                identity: "http://127.0.0.1:9013".into(),
+                name: "dns".into(),
+                interval_ms: 1_000,
+                timeout_ms: 1_000,
+                pending_timeout_ms: 10_000,
+                max_age_ms: None,
+                shadow: false,
+            }],
+            prefixes: Vec::new(),
+            require: 0,
+        };
+        let edge = |pass: bool| {
+            Event::CheckEdge(wire::CheckEdge {
+                service: "dns".into(),
+                check: "dns".into(),
+                observation: if pass {
+                    wire::Observation::Pass
+                } else {
+                    wire::Observation::Fail("down".into())
+                },
+                polls_since_last_edge: 0,
+            })
+        };
+        let events = vec![
+            (
+                0,
+                Event::DaemonStarted(wire::DaemonStarted {
+                    version: "test".into(),
+                    pid: 1,
+                    config_hash: "h".into(),
+                    boot_id: "b".into(),
+                    services: vec![params.clone()],
+                }),
+            ),
+            (0, Event::Reconciled(wire::Reconciled::default())),
+            (10, edge(true)),
+            (10, transition(Starting, Healthy, verdict(true))),
+            (20, edge(false)),
+            (20, transition(Healthy, Unhealthy, verdict(false))),
+            (
+                25,
+                Event::Reconfigured(Box::new(wire::Reconfigured {
+                    service: "dns".into(),
+                    params,
+                    damping: None,
+                })),
+            ),
+            (25, level(Some(wire::Level::Depreferred), None)),
+            (33, edge(true)),
+            (33, transition(Unhealthy, Healthy, verdict(true))),
+            (50, edge(false)),
+            (50, transition(Healthy, Unhealthy, verdict(false))),
+            (50, level(Some(wire::Level::Depreferred), None)),
+            (60, edge(true)),
+            (60, transition(Unhealthy, Healthy, verdict(true))),
+            (
+                100,
+                Event::DaemonStopped(wire::DaemonStopped {
+                    reason: "SIGTERM".into(),
+                    outcome: wire::StopOutcome::WithdrawnAll,
+                }),
+            ),
+        ];
+        let records: Vec<Record> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, (at, event))| Record {
+                version: event.format(),
+                seq: i as u64 + 1,
+                at_ms: T + at * 1000,
+                event,
+            })
+            .collect();
+        let what_if = WhatIf {
+            rise: Some(1),
+            ..WhatIf::default()
+        };
+        let report = replay("dns", &records, None, None, None, &what_if);
+        let recorded = &report.recorded.summary;
+        let w = &report.what_if.unwrap().summary;
+        // The same settings: the what-if counts what the recorded run did.
+        assert_eq!(
+            (recorded.flaps, recorded.outage_ms, recorded.depreferred_ms),
+            (1, 5_000, 18_000),
+            "{recorded:?}"
+        );
+        assert_eq!(
+            (w.flaps, w.outage_ms, w.depreferred_ms),
+            (1, 5_000, 18_000),
+            "{w:?}"
+        );
     }
 
     #[test]

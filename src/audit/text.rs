@@ -179,6 +179,22 @@ pub fn cause_text(cause: &wire::Cause) -> String {
     }
 }
 
+/// Why a transition to `to` happened, in words: as [`cause_text`], except that a grace's
+/// end names whose grace it was (`the stop's grace is over` for a stop's).
+pub fn cause_in(cause: &wire::Cause, to: &wire::State) -> String {
+    match (cause, to) {
+        (wire::Cause::GraceEnded, wire::State::Draining(wire::DrainCause::Shutdown)) => {
+            "the stop's grace is over".into()
+        }
+        _ => cause_text(cause),
+    }
+}
+
+/// Why a transition happened, in words ([`cause_in`]).
+pub fn transition_cause_text(t: &wire::Transition) -> String {
+    cause_in(&t.cause, &t.to)
+}
+
 /// The kind of a record, for JSON consumers.
 pub fn kind(event: &Event) -> &'static str {
     match event {
@@ -379,7 +395,7 @@ fn transition_text(t: &wire::Transition) -> String {
         "{} -> {}: {change} ({})",
         state_text(&t.from),
         state_text(&t.to),
-        cause_text(&t.cause)
+        transition_cause_text(t)
     )
 }
 
@@ -407,6 +423,12 @@ fn level_text(l: &wire::LevelRecord) -> String {
         text.push_str(&format!(" ({})", crate::bgp::attributes_of(&l.attributes)));
     }
     text
+}
+
+/// A level a reload changed (a level record that follows no transition):
+/// `level changed by a reload: withdrawn`.
+pub fn reload_level_text(l: &wire::LevelRecord) -> String {
+    format!("level changed by a reload: {}", level_text(l))
 }
 
 fn hook_text(h: &wire::HookRan) -> String {
@@ -787,8 +809,10 @@ pub fn group_text(head: &Record, applies: &[&Record]) -> String {
             )
         }
         // The answer that let a guarded withdrawal go: its outcome, timed from the answer
-        // (not from the poll before the hold).
-        Event::FleetGuard(_) if applies.iter().any(|r| matches!(r.event, Event::Apply(_))) => {
+        // (not from the poll before the hold); a level a reload changed: its outcome.
+        Event::FleetGuard(_) | Event::Level(_)
+            if applies.iter().any(|r| matches!(r.event, Event::Apply(_))) =>
+        {
             let mut prefixes: Vec<wire::PrefixRef> = Vec::new();
             for record in applies {
                 if let Event::Apply(a) = &record.event {

@@ -194,12 +194,18 @@ pub fn grace_ms(grace: std::time::Duration) -> u64 {
     u64::try_from(grace.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// `--grace`: a duration as `--for`, or 0 (none), at most the longest `drain_grace`.
+/// `--grace`: a duration as `--for`, or 0 (none), at most the longest `drain_grace`. A
+/// negative one (`-5s`, taken as a value, not as a flag) says what is accepted.
 pub fn parse_grace(text: &str) -> Result<std::time::Duration, String> {
     if matches!(text.trim(), "0" | "0s" | "0ms") {
         return Ok(std::time::Duration::ZERO);
     }
-    let grace = config::parse_duration_text(text)?;
+    let grace = config::parse_duration_text(text).map_err(|e| {
+        e.replace(
+            "must be greater than 0",
+            "must be 0 (withdraw at once) or a positive duration",
+        )
+    })?;
     if grace > config::MAX_DRAIN_GRACE {
         return Err(format!(
             "at most {} s (a grace keeps a draining route announced; drain --for keeps a service drained longer)",

@@ -19,11 +19,11 @@ pub struct DrainArgs {
     #[arg(long, value_parser = ReasonParser)]
     reason: String,
     /// End the drain by itself after this long (e.g. 30m, 2h, 90s, 90)
-    #[arg(long = "for", value_name = "DURATION", value_parser = parse_for)]
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_for, allow_hyphen_values = true)]
     for_duration: Option<std::time::Duration>,
     /// Announce with GRACEFUL_SHUTDOWN (65535:0) this long before withdrawing, instead of
     /// the service's drain_grace; 0 withdraws at once (also ending a grace in progress)
-    #[arg(long, value_name = "DURATION", value_parser = parse_grace)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_grace, allow_hyphen_values = true)]
     grace: Option<std::time::Duration>,
     /// Drain even if it takes a service's fleet below its minimum (fleet guard), or etcd
     /// cannot be read to tell; without it such a drain is refused (exit 75)

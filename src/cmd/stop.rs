@@ -16,7 +16,13 @@ pub struct StopArgs {
     keep_announced: bool,
     /// Announce every announced service with GRACEFUL_SHUTDOWN (65535:0) this long before
     /// withdrawing, instead of each service's drain_grace; 0 withdraws at once
-    #[arg(long, value_name = "DURATION", value_parser = super::args::parse_grace, conflicts_with = "keep_announced")]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = super::args::parse_grace,
+        conflicts_with = "keep_announced",
+        allow_hyphen_values = true
+    )]
     grace: Option<std::time::Duration>,
 }
 

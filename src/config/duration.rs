@@ -1,5 +1,5 @@
-//! Durations: `500ms`, `5s`, `2m`, `1h`, `90d`, `2w`, or a number of seconds, the same syntax
-//! everywhere (the config file, `--for`, `--since`).
+//! Durations: `500ms`, `5s`, `2m`, `1h`, `90d`, `2w`, a sum of them (`1h30m`), or a number of
+//! seconds, the same syntax everywhere (the config file, `--for`, `--since`).
 
 use super::tree::Value;
 use std::time::Duration;
@@ -26,7 +26,7 @@ pub fn duration_of_seconds(seconds: f64) -> Result<Duration, String> {
 }
 
 /// A duration: a number of seconds (integer or float) or a string like `500ms`, `5s`, `2m`,
-/// `1h`, `90d`, `2w`.
+/// `1h`, `90d`, `2w`, or a sum of those (`1h30m`, `1h1s`).
 pub(super) fn parse_duration(value: &Value) -> Result<Duration, String> {
     let positive = duration_of_seconds;
     match value {
@@ -39,29 +39,47 @@ pub(super) fn parse_duration(value: &Value) -> Result<Duration, String> {
                     "{s:?}: ISO-8601 durations are not accepted; write seconds or a string like \"5s\" or \"500ms\""
                 ));
             }
-            let split = s
-                .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
-                .unwrap_or(s.len());
-            let (number, unit) = s.split_at(split);
-            let number: f64 = number.parse().map_err(|_| {
+            let not_a_number = || {
                 format!(
                     "{s:?} is not a duration (write seconds or a string like \"5s\" or \"500ms\")"
                 )
-            })?;
-            let scale = match unit.trim() {
-                "ms" => 0.001,
-                "s" | "" => 1.0,
-                "m" => 60.0,
-                "h" => 3600.0,
-                "d" => 86400.0,
-                "w" => 7.0 * 86400.0,
-                _ => {
-                    return Err(format!(
-                    "{s:?} is not a duration (units: ms, s, m, h, d, w; e.g. \"5s\" or \"500ms\")"
-                ))
-                }
             };
-            positive(number * scale)
+            let no_unit = || {
+                format!(
+                    "{s:?} is not a duration (units: ms, s, m, h, d, w, or a sum such as \"1h30m\"; e.g. \"5s\" or \"500ms\")"
+                )
+            };
+            // A number with a unit, or a sum of them (`1h30m`, as Go, Prometheus and systemd
+            // take it); a bare number is seconds, and only alone. Only the first number may be
+            // negative (and is then refused as not greater than 0).
+            let number_char = |c: char| c.is_ascii_digit() || c == '.' || c == '-';
+            let mut seconds = 0.0;
+            let mut rest = s;
+            let mut first = true;
+            while !rest.is_empty() {
+                let split = rest.find(|c: char| !number_char(c)).unwrap_or(rest.len());
+                let (number, tail) = rest.split_at(split);
+                if !first && number.starts_with('-') {
+                    return Err(not_a_number());
+                }
+                let number: f64 = number.parse().map_err(|_| not_a_number())?;
+                let split = tail.find(number_char).unwrap_or(tail.len());
+                let (unit, next) = tail.split_at(split);
+                let scale = match unit.trim() {
+                    "ms" => 0.001,
+                    "s" => 1.0,
+                    "" if first && next.is_empty() => 1.0,
+                    "m" => 60.0,
+                    "h" => 3600.0,
+                    "d" => 86400.0,
+                    "w" => 7.0 * 86400.0,
+                    _ => return Err(no_unit()),
+                };
+                seconds += number * scale;
+                rest = next;
+                first = false;
+            }
+            positive(seconds)
         }
         other => Err(format!(
             "must be a number of seconds or a string like \"5s\", not {}",
@@ -73,6 +91,27 @@ pub(super) fn parse_duration(value: &Value) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sum_of_units_is_one_duration_and_a_unit_is_needed_after_the_first() {
+        assert_eq!(parse_duration_text("1h1s"), Ok(Duration::from_secs(3601)));
+        assert_eq!(parse_duration_text("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration_text("1m 30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(
+            parse_duration_text("1s500ms"),
+            Ok(Duration::from_millis(1500))
+        );
+        // As before: one number and a unit, or seconds alone.
+        assert_eq!(parse_duration_text("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration_text("2.5s"), Ok(Duration::from_millis(2500)));
+        for bad in ["1h30", "1h-5m", "1x", "00:00:05", "h", "1hh"] {
+            assert!(parse_duration_text(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_duration_text("-5s"),
+            Err("must be greater than 0".to_owned())
+        );
+    }
 
     #[test]
     fn the_longest_duration_is_accepted_and_anything_longer_refused() {

@@ -16,12 +16,15 @@ use schemars::JsonSchema;
 use std::collections::BTreeMap;
 
 /// A duration: seconds (`5`, `0.5`) or a number with a unit (`"500ms"`, `"5s"`, `"2m"`,
-/// `"1h"`, `"90d"`, `"2w"`).
+/// `"1h"`, `"90d"`, `"2w"`), or a sum of them (`"1h30m"`).
 #[derive(JsonSchema)]
 #[serde(untagged)]
 pub enum Duration {
     Seconds(#[schemars(range(min = 0.001, max = 1_000_000_000.0))] f64),
-    Text(#[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h|d|w)?$"))] String),
+    Text(
+        #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d|w))+$|^[0-9]+(\.[0-9]+)?$"))]
+        String,
+    ),
 }
 
 /// An anycastd configuration file.

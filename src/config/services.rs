@@ -335,7 +335,9 @@ impl Validator {
         )
     }
 
-    /// A list of communities (`T`: RFC 1997 or RFC 8092) under `key`.
+    /// A list of communities (`T`: RFC 1997 or RFC 8092) under `key`. A community listed
+    /// twice is an error (the one at the second place names the first): a route carries a
+    /// community once, so the second is a slip, often for another value that was meant.
     fn community_list<T>(
         &mut self,
         table: &mut Table<'_>,
@@ -344,7 +346,7 @@ impl Validator {
         ok: &mut bool,
     ) -> Vec<T>
     where
-        T: std::str::FromStr<Err = crate::bgp::CommunityError>,
+        T: std::str::FromStr<Err = crate::bgp::CommunityError> + PartialEq + std::fmt::Display,
     {
         let Some(n) = self.take(table, key) else {
             return Vec::new();
@@ -364,7 +366,17 @@ impl Validator {
             let item_path = format!("{key_path}[{i}]");
             match &item.value {
                 Value::String(s) => match s.parse::<T>() {
-                    Ok(c) => out.push(c),
+                    Ok(c) => match out.iter().position(|(_, seen)| *seen == c) {
+                        Some(first) => {
+                            self.problem(
+                                item.span.start,
+                                item_path,
+                                format!("{c} is listed twice (also {key}[{first}])"),
+                            );
+                            *ok = false;
+                        }
+                        None => out.push((i, c)),
+                    },
                     Err(e) => {
                         self.problem(item.span.start, item_path, e.to_string());
                         *ok = false;
@@ -380,7 +392,7 @@ impl Validator {
                 }
             }
         }
-        out
+        out.into_iter().map(|(_, c)| c).collect()
     }
 
     /// `require`: `"all"` (0), `"any"` (1) or a number of checks.

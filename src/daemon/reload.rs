@@ -84,9 +84,9 @@ impl Running {
         let (seq, at) = self.journal_reload(&new, &changes).await;
         self.start_new_writers(&new);
         self.remove_services(drivers, &changes.removed).await;
-        reconfigure_services(drivers, &changes.changed, seq).await;
+        let done = reconfigure_services(drivers, &changes.changed, seq).await;
         self.add_services(drivers, &changes.added, at);
-        let summary = self.summary(&new, &changes);
+        let summary = self.summary(&new, &changes, &done);
         *self.shared_config.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(new.clone());
         self.config = new;
         Ok(summary)
@@ -208,8 +208,14 @@ impl Running {
         }
     }
 
-    /// The reload's summary (logged, and the answer to `anycastd reload`).
-    fn summary(&self, new: &Config, changes: &Changes<'_>) -> String {
+    /// The reload's summary (logged, and the answer to `anycastd reload`): what changed in
+    /// each changed service, and what that does to its announcements (`done`, by service).
+    fn summary(
+        &self,
+        new: &Config,
+        changes: &Changes<'_>,
+        done: &BTreeMap<String, Vec<String>>,
+    ) -> String {
         let Changes {
             added,
             removed,
@@ -230,6 +236,9 @@ impl Running {
                     service.name,
                     changes_of(old, service).join(", ")
                 ));
+            }
+            if let Some(done) = done.get(&service.name).filter(|d| !d.is_empty()) {
+                summary.push_str(&format!("; so {} {}", service.name, done.join(" and ")));
             }
         }
         tracing::info!(
@@ -328,8 +337,14 @@ pub(super) fn changes_of(
     out
 }
 
-/// Hand each changed service's new definition to its driver (decided by record `seq`).
-async fn reconfigure_services(drivers: &Drivers, changed: &[&crate::config::Service], seq: u64) {
+/// Hand each changed service's new definition to its driver (decided by record `seq`);
+/// returns what each did to its announcements, in words.
+async fn reconfigure_services(
+    drivers: &Drivers,
+    changed: &[&crate::config::Service],
+    seq: u64,
+) -> BTreeMap<String, Vec<String>> {
+    let mut done = BTreeMap::new();
     for service in changed {
         if let Some(driver) = drivers.get(&service.name) {
             let (tx, rx) = oneshot::channel();
@@ -339,10 +354,13 @@ async fn reconfigure_services(drivers: &Drivers, changed: &[&crate::config::Serv
                 reply: tx,
             };
             if driver.commands.send(command).await.is_ok() {
-                let _ = rx.await;
+                if let Ok(said) = rx.await {
+                    done.insert(service.name.clone(), said);
+                }
             }
         }
     }
+    done
 }
 
 #[cfg(test)]

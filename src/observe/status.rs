@@ -205,7 +205,8 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// What a state view alone tells (a service whose driver does not answer, or the last
-    /// journaled state when no daemon runs).
+    /// journaled state when no daemon runs): no rules or counters (`rise` 0, which no
+    /// configured service has, says so).
     pub fn from_view(view: &ServiceView) -> Snapshot {
         Snapshot {
             name: view.name.clone(),
@@ -413,6 +414,10 @@ pub async fn collect(
         .iter()
         .map(|service| {
             let snapshot = snapshots.iter().find(|v| v.name == service.name);
+            // Rules and counters come from a driver that answered: a service whose driver
+            // has ended (a stop waiting out another service's grace) has only its last
+            // state ([`Snapshot::from_view`], rise 0), not "rise 0, fall 0".
+            let counted = snapshot.filter(|v| live && v.rise > 0);
             let desired = snapshot.filter(|_| live).map(|v| v.desired_announced);
             let level = snapshot.filter(|_| live).and_then(|v| v.level.clone());
             let wanted = level.as_ref().and_then(|l| l.attributes.as_ref());
@@ -459,12 +464,12 @@ pub async fn collect(
                     .and_then(|v| v.damping.as_ref())
                     .is_some_and(|d| d.suppressed),
                 desired_announced: desired,
-                rise: snapshot.filter(|_| live).map(|v| v.rise),
-                fall: snapshot.filter(|_| live).map(|v| v.fall),
-                require: snapshot.filter(|_| live).map(|v| v.require),
-                fast_interval_ms: snapshot.filter(|_| live).and_then(|v| v.fast_interval_ms),
-                healthy_streak: snapshot.filter(|_| live).map(|v| v.healthy_streak),
-                unhealthy_streak: snapshot.filter(|_| live).map(|v| v.unhealthy_streak),
+                rise: counted.map(|v| v.rise),
+                fall: counted.map(|v| v.fall),
+                require: counted.map(|v| v.require),
+                fast_interval_ms: counted.and_then(|v| v.fast_interval_ms),
+                healthy_streak: counted.map(|v| v.healthy_streak),
+                unhealthy_streak: counted.map(|v| v.unhealthy_streak),
                 checks: snapshot.map(|v| v.checks.clone()).unwrap_or_default(),
                 damping: snapshot.and_then(|v| v.damping.clone()),
                 wanted_level: snapshot

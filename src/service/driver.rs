@@ -88,14 +88,15 @@ pub enum Command {
         reply: oneshot::Sender<OperatorReply>,
     },
     /// A reload changed the service's parameters, checks or prefixes: keep the state and the
-    /// counters, apply the difference. Answered when done.
+    /// counters, apply the difference. Answered when done, with what it did to the
+    /// announcements, in words (`withdraws 203.0.113.53/32 (unhealthy)`; empty: nothing).
     Reconfigure {
         /// The new definition.
         service: Box<Service>,
         /// Sequence number of the reload record.
         decision_seq: u64,
         /// Done.
-        reply: oneshot::Sender<()>,
+        reply: oneshot::Sender<Vec<String>>,
     },
     /// A reload removed the service: drain it (`Draining(Removed)`), withdraw, and end.
     Remove(oneshot::Sender<()>),
@@ -325,7 +326,15 @@ impl Driver {
             start.at_ms,
         )
         .with_graded(Graded::of(&start.service), start.at_ms)
-        .with_grace(start.grace_until_ms, start.at_ms);
+        // A kept grace that ended between the reconciliation's look at the clock and this
+        // start (its prefixes were kept announced for it) ends now, by its timer, as
+        // any grace: withdrawn and journaled, not left announced.
+        .with_grace(
+            start
+                .grace_until_ms
+                .map(|until| until.max(start.at_ms.saturating_add(1))),
+            start.at_ms,
+        );
         let edges = start
             .service
             .checks
@@ -439,37 +448,23 @@ impl Driver {
 
     /// Apply a reloaded definition: keep state and counters, keep the results of checks with
     /// the same identity (type, url, name), withdraw removed prefixes, set added ones.
-    async fn reconfigure(&mut self, service: Service, decision_seq: u64) {
+    /// Returns what it did to the announcements, in words, for the reload's answer.
+    async fn reconfigure(&mut self, service: Service, decision_seq: u64) -> Vec<String> {
         let now = now_ms();
         let before = self.core.wanted_attributes();
+        let announced_before = before.is_some() || self.fleet_held();
         self.core.set_graded(Graded::of(&service));
-        let effects = self
-            .core
-            .reconfigure(wire_params(&service), service.damping.clone(), now);
+        let mut effects =
+            self.core
+                .reconfigure(wire_params(&service), service.damping.clone(), now);
+        // A level the new settings want is decided by its own level record below, once it
+        // is durable: not here, under no record and ahead of it.
+        effects.set = None;
         self.carry_out(effects, now).await;
         let after = self.core.wanted_attributes();
+        let mut done = Vec::new();
         if after != before {
-            // The level changed with the settings (`on_unhealthy`, `deprefer`): journaled as
-            // any level a transition leaves, so history and replay see it.
-            let machine = self.core.machine();
-            let record = wire::Event::Level(wire::LevelRecord {
-                service: self.service.name.clone(),
-                level: machine.wanted().map(Into::into),
-                attributes: after
-                    .as_ref()
-                    .map(crate::service::wire_attributes)
-                    .unwrap_or_default(),
-                grace_until_ms: machine.grace_until().map(|t| t.0),
-            });
-            self.shared.journal.append(now, vec![record]);
-        }
-        if after.is_some() && after != before {
-            // New `deprefer` attributes (or `on_unhealthy`) for a service announced with
-            // them: announced anew, in place.
-            self.set_prefixes(true, decision_seq);
-        } else if after.is_none() && before.is_some() && !self.fleet_held() {
-            // `on_unhealthy` back to withdraw for an unhealthy service: withdrawn.
-            self.set_prefixes(false, decision_seq);
+            done.push(self.change_level(before.is_some(), now).await);
         }
         let old_edges = std::mem::take(&mut self.edges);
         self.edges = service
@@ -526,6 +521,21 @@ impl Driver {
             .filter(|p| !self.service.prefixes.contains(p))
             .cloned()
             .collect();
+        let words = |list: &[Prefix]| {
+            list.iter()
+                .map(crate::audit::text::route_text)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !removed.is_empty() && announced_before {
+            done.push(format!(
+                "withdraws {} (no longer configured)",
+                words(&removed)
+            ));
+        }
+        if !added.is_empty() && self.core.machine().wanted().is_some() {
+            done.push(format!("announces {}", words(&added)));
+        }
         self.service = service;
         self.reconfigure_fleet();
         self.set_some_prefixes(&removed, false, decision_seq);
@@ -542,6 +552,88 @@ impl Driver {
             self.service.name,
             self.core.machine().state().name()
         );
+        done
+    }
+
+    /// A reload changed the level the service's prefixes are wanted at in the state it is in
+    /// (`on_unhealthy` or the `deprefer` attributes of an unhealthy service, the attributes
+    /// of a grace): journal the level durably, as the decision (write-ahead, as a
+    /// transition), then hand it to the writers under that record; a guarded service that
+    /// now stays announced withdraws nothing, so its withdrawal is no longer asked of the
+    /// fleet guard. Returns what it does, in words.
+    async fn change_level(&mut self, announced_before: bool, at: i64) -> String {
+        let machine = self.core.machine();
+        let attributes = self.core.wanted_attributes();
+        let level = machine.wanted();
+        let record = wire::Event::Level(wire::LevelRecord {
+            service: self.service.name.clone(),
+            level: level.map(Into::into),
+            attributes: attributes
+                .as_ref()
+                .map(crate::service::wire_attributes)
+                .unwrap_or_default(),
+            grace_until_ms: machine.grace_until().map(|t| t.0),
+        });
+        let seq = match self.shared.journal.append_durable(at, vec![record]).await {
+            Ok(seq) => seq,
+            Err(e) => {
+                tracing::error!(service = %self.service.name, error = %e, "cannot journal the level the reload changed; acting on it anyway");
+                0
+            }
+        };
+        let state = self.core.machine().state().name();
+        let prefixes = self.prefixes_text().join(", ");
+        let text = match (&attributes, level) {
+            (Some(a), Some(level)) => {
+                if let Some(side) = self.fleet.as_mut() {
+                    if side.asked.take().is_some() {
+                        side.handle.send(crate::fleet::guard::Request::Cancel {
+                            service: self.service.name.clone(),
+                        });
+                        crate::observe::metrics::set(
+                            "anycastd_fleet_guard_held",
+                            &[("service", self.service.name.as_str())],
+                            0.0,
+                        );
+                    }
+                }
+                let handed = self.set_prefixes(true, seq);
+                if level != anycastd_fsm::Level::Normal {
+                    self.publish_to_fleet(
+                        crate::fleet::SiteState::of(self.core.machine().state(), Some(level)),
+                        at,
+                    );
+                } else {
+                    self.publish_when_announced(&handed);
+                }
+                let verb = if announced_before {
+                    "re-announces"
+                } else {
+                    "announces"
+                };
+                format!(
+                    "{verb} {prefixes} {} ({a}) ({state})",
+                    crate::audit::text::level_name(Some(level.into()))
+                )
+            }
+            _ if self.fleet_held() => {
+                format!(
+                    "keeps {prefixes} announced: the fleet guard holds the withdrawal ({state})"
+                )
+            }
+            _ => {
+                self.set_prefixes(false, seq);
+                self.publish_to_fleet(crate::fleet::SiteState::Withdrawn, at);
+                format!("withdraws {prefixes} ({state})")
+            }
+        };
+        tracing::info!(
+            service = %self.service.name,
+            prefixes = %prefixes,
+            "Service \"{}\" reconfigured: {text}.",
+            self.service.name
+        );
+        text
     }
 
     /// Say that the service starts (and what is odd about it), and publish its state.
@@ -737,11 +829,11 @@ impl Driver {
                         }
                         Command::Reconfigure { service, decision_seq, reply } => {
                             pollers.clear();
-                            self.reconfigure(*service, decision_seq).await;
+                            let done = self.reconfigure(*service, decision_seq).await;
                             (pollers, polled_rx) = self.start_pollers();
                             self.fast = false;
                             self.pace(&pollers);
-                            let _ = reply.send(());
+                            let _ = reply.send(done);
                         }
                         Command::Remove(reply) => {
                             pollers.clear();
@@ -1017,10 +1109,10 @@ impl Driver {
         if let Some(transition) = &transition {
             self.log_transition(transition);
             self.since_ms = transition.at.0;
-            self.cause = crate::audit::text::cause_text(&crate::service::wire_cause(
-                &transition.cause,
-                &self.core.check_names(),
-            ));
+            self.cause = crate::audit::text::cause_in(
+                &crate::service::wire_cause(&transition.cause, &self.core.check_names()),
+                &(&transition.to).into(),
+            );
             let view = ServiceView {
                 name: self.service.name.clone(),
                 state: (&transition.to).into(),
@@ -1712,6 +1804,23 @@ mod tests {
 
     /// [`start`] with the service changed by `change` first.
     fn start_with(f: &Fixture, change: impl FnOnce(&mut Service)) -> DriverHandle {
+        let service = service_with(f, change);
+        spawn(
+            Start {
+                service,
+                initial: State::Starting,
+                at_ms: now_ms(),
+                restored_damping: None,
+                since: (now_ms(), "started".into()),
+                decided_seq: 0,
+                grace_until_ms: None,
+            },
+            f.shared.clone(),
+        )
+    }
+
+    /// The fixture's service, changed by `change`.
+    fn service_with(f: &Fixture, change: impl FnOnce(&mut Service)) -> Service {
         let mut service = Service {
             fast_interval: None,
             on_unhealthy: anycastd_fsm::OnUnhealthy::Withdraw,
@@ -1739,18 +1848,7 @@ mod tests {
             fleet: None,
         };
         change(&mut service);
-        spawn(
-            Start {
-                service,
-                initial: State::Starting,
-                at_ms: now_ms(),
-                restored_damping: None,
-                since: (now_ms(), "started".into()),
-                decided_seq: 0,
-                grace_until_ms: None,
-            },
-            f.shared.clone(),
-        )
+        service
     }
 
     async fn until(what: &str, mut done: impl FnMut() -> bool) {
@@ -2048,6 +2146,59 @@ mod tests {
             .iter()
             .all(|(_, t)| t.change == wire::Change::Announce));
         assert!(announced(&f));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reload_back_to_withdraw_withdraws_once_decided_by_its_durable_level_record() {
+        let mut f = fixture("driver-reload-level", Observation::Fail("SERVFAIL".into()));
+        let graded = |s: &mut Service| {
+            s.on_unhealthy = anycastd_fsm::OnUnhealthy::Deprefer;
+            s.deprefer = Some(deprefer());
+        };
+        let driver = start_with(&f, graded);
+        until("announced de-preferred", || announced(&f)).await;
+        until("its outcome", || {
+            decisions(&mut f).iter().any(|(announce, _)| *announce)
+        })
+        .await;
+        // The reload (record 99) takes on_unhealthy back to withdraw.
+        let (reply, said) = oneshot::channel();
+        let command = Command::Reconfigure {
+            service: Box::new(service_with(&f, |_| {})),
+            decision_seq: 99,
+            reply,
+        };
+        assert!(driver.commands.send(command).await.is_ok());
+        assert_eq!(
+            said.await.unwrap(),
+            ["withdraws 203.0.113.53/32 (unhealthy)"],
+            "the answer says what it does"
+        );
+        until("withdrawn", || !announced(&f)).await;
+        // The level record is on disk (it was appended durably before the writer heard).
+        let level_seq = f
+            .reader
+            .entries_from(0)
+            .find_map(|e| match e {
+                Ok(Entry::Record(r)) => match r.event {
+                    wire::Event::Level(l) if l.level.is_none() => Some(r.seq),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .unwrap();
+        // One withdrawal, decided by it, applied: never "already so", never under no record.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut withdrawals = Vec::new();
+        while let Ok(crate::routing::writer::Notice::Outcome(report)) = f.reports.try_recv() {
+            if !report.decision.announce {
+                withdrawals.push((report.decision.decision_seq, report.outcome));
+            }
+        }
+        assert_eq!(
+            withdrawals,
+            [(level_seq, crate::routing::writer::Outcome::Applied)]
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

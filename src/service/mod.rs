@@ -757,7 +757,7 @@ mod tests {
         );
         assert_eq!(
             crate::audit::text::event_text(effects.records.last().unwrap()),
-            "draining (shutdown) -> draining (shutdown): withdraw  (the drain's grace is over)"
+            "draining (shutdown) -> draining (shutdown): withdraw  (the stop's grace is over)"
         );
     }
 

@@ -242,9 +242,10 @@ impl Backend for Frr {
                 } else {
                     "ipv4"
                 };
+                let installed = running.announced_with(vrf, prefix);
                 Shown {
-                    advertised,
-                    installed: running.announced_with(vrf, prefix),
+                    advertised: advertised.map(|a| med_as_set(a, installed.as_ref())),
+                    installed,
                     configured: running.contains(vrf, prefix),
                     valid: valid
                         .get(&(vrf_name.clone(), prefix.to_string()))
@@ -522,6 +523,17 @@ pub fn advertised_attributes(text: &str) -> Vec<Option<Attributes>> {
             )
         })
         .collect()
+}
+
+/// What the best path carries, with the MED its map sets: FRR shows MED 0 as it shows no MED
+/// ([`advertised_attributes`] reads both as none), so a map that sets MED 0 is taken as
+/// advertising it (else `deprefer = { med = 0 }` would read as drift). Only MED 0: any other
+/// MED FRR shows as it is.
+fn med_as_set(mut advertised: Attributes, installed: Option<&Attributes>) -> Attributes {
+    if advertised.med.is_none() && installed.is_some_and(|i| i.med == Some(0)) {
+        advertised.med = Some(0);
+    }
+    advertised
 }
 
 /// The context of a change: its instance and address family.
@@ -999,6 +1011,22 @@ mod tests {
             let lines = command_lines(&rc, &changes[batch.clone()], &removals).unwrap();
             assert!(lines.len() <= MAX_LINES, "{}", lines.len());
         }
+    }
+
+    #[test]
+    fn a_map_that_sets_med_0_is_advertised_with_med_0_though_frr_shows_none() {
+        let med = |m: Option<u32>| Attributes {
+            as_path_prepend: 3,
+            med: m,
+            ..Attributes::plain()
+        };
+        // `set metric 0`: FRR's `"metric":0` (read as none) is the MED the map sets.
+        assert_eq!(med_as_set(med(None), Some(&med(Some(0)))), med(Some(0)));
+        // No map MED, or another one: as shown.
+        assert_eq!(med_as_set(med(None), Some(&med(None))), med(None));
+        assert_eq!(med_as_set(med(None), Some(&med(Some(5)))), med(None));
+        assert_eq!(med_as_set(med(Some(5)), Some(&med(Some(0)))), med(Some(5)));
+        assert_eq!(med_as_set(med(None), None), med(None));
     }
 
     #[test]
