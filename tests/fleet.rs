@@ -65,6 +65,8 @@ struct FleetSpec<'a> {
     /// A second check of dns, `core`, marked `hard = true`, failing while `DIR/hardfail`
     /// exists, when true.
     hard_check: bool,
+    /// `[fleet] lease`.
+    lease: &'a str,
 }
 
 impl Site {
@@ -81,7 +83,7 @@ vtysh_args = ["--state", {state:?}]
 [fleet]
 etcd = [{etcd:?}]
 site = {name:?}
-lease = "2s"
+lease = {lease:?}
 {fleet_extra}
 [services.dns]
 fleet = {rule}
@@ -101,6 +103,7 @@ checks.exec = [{{ command = "/bin/sh", args = ["-c", "test ! -e {fail}"], name =
             state = dir.path().join("frr.json").display().to_string(),
             etcd = spec.etcd,
             fleet_extra = spec.fleet_extra,
+            lease = spec.lease,
             rule = spec.rule,
             vtysh = fake_vtysh().display().to_string(),
             fail = fail.display(),
@@ -129,6 +132,19 @@ checks.exec = [{{ command = "/bin/sh", args = ["-c", "test ! -e {fail}"], name =
         self.daemon = Some(Daemon::start(
             &self.dir.path().join("config.toml"),
             &self.dir.path().join("log"),
+        ));
+    }
+
+    /// Stop (SIGTERM) and start again with `env` in the daemon's environment.
+    fn restart_with_env(&mut self, env: &[(&str, &str)]) {
+        if let Some(mut daemon) = self.daemon.take() {
+            daemon.signal(nix::sys::signal::Signal::SIGTERM);
+            daemon.wait(Duration::from_secs(20));
+        }
+        self.daemon = Some(Daemon::start_with_env(
+            &self.config(),
+            &self.dir.path().join("log"),
+            env,
         ));
     }
 
@@ -170,6 +186,16 @@ checks.exec = [{{ command = "/bin/sh", args = ["-c", "test ! -e {fail}"], name =
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
+    /// `anycastd status` (text).
+    fn status(&self) -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .args(["status", "-c"])
+            .arg(self.config())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn history(&self) -> String {
@@ -249,6 +275,7 @@ fn spec(etcd: &Etcd) -> FleetSpec<'static> {
         check_extra: "",
         web: false,
         hard_check: false,
+        lease: "2s",
     }
 }
 
@@ -307,15 +334,14 @@ fn five_sites_failing_at_once_leave_three_announcing_and_recover_one_by_one() {
     assert!(fewest >= 3, "{fewest} announcing at one moment");
     assert_eq!(watch_for(&sites, Duration::from_secs(2)), 3);
     let held: Vec<&Site> = sites.iter().filter(|s| s.announces()).collect();
+    // The count is the fleet without the asking site, in the journal, status and log alike.
+    let words = "withdrawal held by the fleet guard: withdrawing here would leave 2 of 5 sites announcing dns, minimum 3";
     for site in &held {
         let history = site.history();
-        assert!(
-            history.contains(
-                "withdrawal held by the fleet guard: 3 of 5 sites announce dns, minimum 3"
-            ),
-            "{}: {history}",
-            site.name
-        );
+        assert!(history.contains(words), "{}: {history}", site.name);
+        let status = site.status();
+        assert!(status.contains(words), "{}: {status}", site.name);
+        assert!(site.log().contains(words), "{}: {}", site.name, site.log());
     }
     let withdrawn: Vec<&Site> = sites.iter().filter(|s| !s.announces()).collect();
     for site in &withdrawn {
@@ -494,7 +520,7 @@ fn a_killed_site_is_gone_from_the_count_once_its_lease_lapses() {
     assert!(sites
         .iter()
         .filter(|s| s.announces())
-        .all(|s| s.history().contains("3 of 4 sites announce dns, minimum 3")));
+        .all(|s| s.history().contains("withdrawal held by the fleet guard: withdrawing here would leave 2 of 4 sites announcing dns, minimum 3")));
 }
 
 #[test]
@@ -531,6 +557,7 @@ fn unreachable_endpoints_at_start_start_the_daemon_blind_and_it_says_so() {
         check_extra: "",
         web: false,
         hard_check: false,
+        lease: "2s",
     };
     let sites = fleet_of(1, &spec, None);
     let until = Instant::now() + Duration::from_secs(20);
@@ -541,6 +568,39 @@ fn unreachable_endpoints_at_start_start_the_daemon_blind_and_it_says_so() {
     // Blind and "hold": a failure keeps it announced.
     sites[0].fail(true);
     assert_eq!(watch_for(&sites, Duration::from_secs(2)), 1);
+    // Why, in an operator's words (not gRPC's debug text), in status and in the journal,
+    // which names the endpoint.
+    let status = sites[0].status();
+    assert!(
+        status.contains(": connection refused); guarded withdrawals are held"),
+        "{status}"
+    );
+    let until = Instant::now() + Duration::from_secs(20);
+    let blind = format!("(etcd at {}: ", spec.etcd);
+    while !sites[0].history().contains(&blind) {
+        assert!(Instant::now() < until, "{}", sites[0].history());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let history = sites[0].history();
+    let line = history
+        .lines()
+        .find(|l| l.contains("the fleet guard is blind since"))
+        .unwrap_or_default();
+    assert!(
+        line.contains(&blind) && line.contains(": connection refused): withdrawal held"),
+        "{history}"
+    );
+    // The daemon's own lines (the debug level shows tonic's own debug text too).
+    let log: String = sites[0]
+        .log()
+        .lines()
+        .filter(|l| l.contains("fleet guard"))
+        .collect();
+    for text in [&status, &history, &log] {
+        for debug in ["MetadataMap", "status: ", "Status {", "ConnectError"] {
+            assert!(!text.contains(debug), "{debug:?} in: {text}");
+        }
+    }
 
     // A reload that changes [fleet] (here to "local", which would withdraw) is rejected: the
     // running guard keeps its settings until a restart, so nothing may pretend otherwise.
@@ -582,7 +642,7 @@ fn a_minimum_larger_than_the_fleet_warns_and_holds() {
     assert_eq!(watch_for(&sites, Duration::from_secs(1)), 2);
     assert!(sites[0]
         .history()
-        .contains("withdrawal held by the fleet guard: 2 of 2 sites announce dns, minimum 3"));
+        .contains("withdrawal held by the fleet guard: withdrawing here would leave 1 of 2 sites announcing dns, minimum 3"));
 }
 
 #[test]
@@ -699,6 +759,51 @@ fn with_the_readmes_roles_a_site_writes_its_own_key_and_no_other() {
         &["put", "/anycastd/dns/sites/site2", "{}"],
     );
     assert!(!ok && out.contains("permission denied"), "{out}");
+    // A wrong password: the guard is blind, and says why in an operator's words.
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    let extra = format!(
+        "user = \"site1\"\npassword_file = {:?}",
+        wrong.display().to_string()
+    );
+    let wrong_password = FleetSpec {
+        rule: "{ min_announcing = 2 }",
+        fleet_extra: &extra,
+        ..spec(&etcd)
+    };
+    let denied = Site::new("site4", &wrong_password);
+    let until = Instant::now() + Duration::from_secs(20);
+    while !denied.status().contains(
+        "authentication failed: invalid user ID or password); guarded withdrawals are held",
+    ) {
+        assert!(
+            Instant::now() < until,
+            "{}\n{}",
+            denied.status(),
+            denied.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // site1's user publishing as another site: refused by etcd's roles, said so.
+    let as_site1 = FleetSpec {
+        rule: "{ min_announcing = 2 }",
+        fleet_extra: &users[0],
+        ..spec(&etcd)
+    };
+    let intruder = Site::new("site5", &as_site1);
+    let until = Instant::now() + Duration::from_secs(20);
+    while !intruder
+        .status()
+        .contains(": permission denied); guarded withdrawals are held")
+    {
+        assert!(
+            Instant::now() < until,
+            "{}\n{}",
+            intruder.status(),
+            intruder.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
@@ -793,7 +898,7 @@ fn a_site_restarted_while_its_withdrawal_is_held_keeps_announcing_and_asks_the_g
         .unwrap_or_default();
     assert!(
         after_restart
-            .contains("withdrawal held by the fleet guard: 3 of 5 sites announce dns, minimum 3"),
+            .contains("withdrawal held by the fleet guard: withdrawing here would leave 2 of 5 sites announcing dns, minimum 3"),
         "held again after the restart: {history}"
     );
     let keys = etcd.get_prefix("/anycastd/dns/sites/");
@@ -838,7 +943,7 @@ fn a_hard_check_failing_after_a_hold_withdraws_at_once() {
     let until = Instant::now() + Duration::from_secs(30);
     while !sites[0]
         .history()
-        .contains("withdrawal held by the fleet guard: 3 of 3 sites announce dns, minimum 3")
+        .contains("withdrawal held by the fleet guard: withdrawing here would leave 2 of 3 sites announcing dns, minimum 3")
     {
         assert!(Instant::now() < until, "{}", sites[0].log());
         std::thread::sleep(Duration::from_millis(100));
@@ -886,9 +991,10 @@ fn a_drain_that_takes_the_fleet_below_its_minimum_is_refused_unless_forced() {
             + &String::from_utf8_lossy(&out.stderr);
         (out.status.code(), said)
     };
-    // Three announce, minimum 2: one may be drained.
+    // Three announce, minimum 2: one may be drained (nothing forced: no trace of the guard).
     let (code, said) = drain(&sites[0], &[]);
     assert_eq!(code, Some(0), "{said}");
+    assert!(!said.contains("forced"), "{said}");
     watch_until(&sites, "site1 drained", |s| !s[0].announces());
     let until = Instant::now() + Duration::from_secs(10);
     while !etcd
@@ -910,17 +1016,59 @@ fn a_drain_that_takes_the_fleet_below_its_minimum_is_refused_unless_forced() {
     // etcd cannot be read: nobody can tell, refused too.
     etcd.signal(nix::sys::signal::Signal::SIGSTOP);
     let (code, said) = drain(&sites[1], &[]);
-    etcd.signal(nix::sys::signal::Signal::SIGCONT);
     assert_eq!(code, Some(75), "{said}");
     assert!(
         said.contains("refused: cannot tell whether draining dns takes its fleet below its minimum (minimum 2): etcd at"),
         "{said}"
     );
     assert!(sites[1].announces());
-    // --force drains all the same.
+    // --force drains all the same, and says it was forced past the guard, which could not
+    // count the fleet: in its answer and in the journal, with who and why.
     let (code, said) = drain(&sites[1], &["--force"]);
+    etcd.signal(nix::sys::signal::Signal::SIGCONT);
     assert_eq!(code, Some(0), "{said}");
+    let unread = format!(
+        "forced past the fleet guard: the fleet of dns could not be counted (etcd at {} cannot be read: ",
+        etcd.url()
+    );
+    assert!(said.contains(&format!("dns: drained; {unread}")), "{said}");
     watch_until(&sites, "site2 drained", |s| !s[1].announces());
+    let history = sites[1].history();
+    assert!(
+        history
+            .contains("operator: drain dns (maintenance) forced past the fleet guard (uid 0, pid ")
+            && history.contains(&unread["forced past the fleet guard: ".len()..]),
+        "{history}"
+    );
+    // Once site2 is published drained, a forced drain of site3 counts what it leaves.
+    let until = Instant::now() + Duration::from_secs(10);
+    while !etcd
+        .get_prefix("/anycastd/dns/sites/site2")
+        .iter()
+        .any(|(_, v)| v.contains("\"drained\""))
+    {
+        assert!(Instant::now() < until, "site2 not published drained");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, said) = drain(&sites[2], &["--force"]);
+    assert_eq!(code, Some(0), "{said}");
+    let counted =
+        "forced past the fleet guard: draining here leaves 0 of 3 sites announcing dns, minimum 2";
+    assert!(said.contains(&format!("dns: drained; {counted}")), "{said}");
+    let history = sites[2].history();
+    assert!(
+        history
+            .contains("operator: drain dns (maintenance) forced past the fleet guard (uid 0, pid ")
+            && history.contains("): draining here leaves 0 of 3 sites announcing dns, minimum 2"),
+        "{history}"
+    );
+    assert!(sites[2].log().contains(counted), "{}", sites[2].log());
+    // A drain that was not forced says nothing of the guard in the journal.
+    assert!(
+        !sites[0].history().contains("forced past"),
+        "{}",
+        sites[0].history()
+    );
 }
 
 #[test]
@@ -1004,6 +1152,7 @@ fn the_blind_gauge_reads_1_at_a_blind_start_and_a_removed_fleet_rule_takes_its_g
         check_extra: "",
         web: false,
         hard_check: false,
+        lease: "2s",
     };
     let site = Site::new("site1", &blind_spec);
     // From the first scrape that answers (start-up reads FRR first, the guard starts after).
@@ -1083,6 +1232,14 @@ fn status_and_the_start_log_say_whether_the_fleet_guard_is_on_and_whether_it_see
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    let json = |site: &Site| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .args(["status", "--json", "-c"])
+            .arg(site.config())
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
     let on = format!("fleet guard: on, site site1, etcd {}: ", etcd.url());
     assert!(sites[0].log().contains(&on), "{}", sites[0].log());
     let until = Instant::now() + Duration::from_secs(10);
@@ -1090,6 +1247,29 @@ fn status_and_the_start_log_say_whether_the_fleet_guard_is_on_and_whether_it_see
         assert!(Instant::now() < until, "{}", status(&sites[0]));
         std::thread::sleep(Duration::from_millis(100));
     }
+    // --json: the line, and the same as fields.
+    let value = json(&sites[0]);
+    assert!(
+        value["fleet_guard"]
+            .as_str()
+            .is_some_and(|l| l.ends_with("etcd reachable")),
+        "{value}"
+    );
+    let fields = &value["fleet_guard_state"];
+    assert_eq!(fields["on"], true, "{value}");
+    assert_eq!(fields["site"], "site1", "{value}");
+    assert_eq!(
+        fields["endpoints"],
+        serde_json::json!([etcd.url()]),
+        "{value}"
+    );
+    assert_eq!(fields["state"], "connected", "{value}");
+    assert!(
+        fields["since_ms"].as_i64().is_some_and(|t| t > 0),
+        "{value}"
+    );
+    assert!(fields["reason"].is_null(), "{value}");
+    assert_eq!(fields["on_unreachable"], "hold", "{value}");
     // etcd stops answering: blind since when, why, and what that means.
     etcd.signal(nix::sys::signal::Signal::SIGSTOP);
     let until = Instant::now() + Duration::from_secs(20);
@@ -1103,6 +1283,22 @@ fn status_and_the_start_log_say_whether_the_fleet_guard_is_on_and_whether_it_see
         assert!(Instant::now() < until, "{text}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    let value = json(&sites[0]);
+    let fields = &value["fleet_guard_state"];
+    assert_eq!(fields["state"], "blind", "{value}");
+    let reason = fields["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("deadline exceeded")
+            && !reason.contains('\n')
+            && !reason.contains("Status"),
+        "{value}"
+    );
+    assert!(
+        value["fleet_guard"]
+            .as_str()
+            .is_some_and(|l| l.contains(&format!("({reason})"))),
+        "{value}"
+    );
     etcd.signal(nix::sys::signal::Signal::SIGCONT);
 
     // Without a [fleet] section: off, said so.
@@ -1135,4 +1331,306 @@ fn status_and_the_start_log_say_whether_the_fleet_guard_is_on_and_whether_it_see
     assert!(sites[0]
         .log()
         .contains("fleet guard: off (no [fleet] section)"));
+    let value = json(&sites[0]);
+    assert_eq!(value["fleet_guard_state"]["on"], false, "{value}");
+    assert!(value["fleet_guard_state"]["state"].is_null(), "{value}");
+}
+
+/// The record of `site` in etcd, parsed (`None`: no key).
+fn record(etcd: &Etcd, site: &str) -> Option<serde_json::Value> {
+    etcd.get_prefix(&format!("/anycastd/dns/sites/{site}"))
+        .first()
+        .map(|(_, v)| serde_json::from_str(v).unwrap())
+}
+
+/// Every value written to `key` after revision `after` (puts, oldest first), from etcd's
+/// history.
+fn writes_since(etcd: &Etcd, key: &str, after: i64) -> Vec<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut client = etcd_client::Client::connect([etcd.url()], None)
+            .await
+            .unwrap();
+        let now = client
+            .get(key, None)
+            .await
+            .unwrap()
+            .header()
+            .unwrap()
+            .revision();
+        let mut writes = Vec::new();
+        for revision in after + 1..=now {
+            let options = etcd_client::GetOptions::new().with_revision(revision);
+            let response = client.get(key, Some(options)).await.unwrap();
+            if let Some(kv) = response.kvs().first() {
+                if kv.mod_revision() == revision {
+                    writes.push(kv.value_str().unwrap().to_owned());
+                }
+            }
+        }
+        writes
+    })
+}
+
+#[test]
+fn a_held_site_restarted_keeps_its_published_cause_and_since_under_its_new_lease() {
+    let Some(etcd) = Etcd::start() else { return };
+    // Three sites, minimum 3: no withdrawal by health can be granted.
+    let mut sites = fleet_of(3, &spec(&etcd), Some(&etcd));
+    sites[0].fail(true);
+    let until = Instant::now() + Duration::from_secs(20);
+    let before = loop {
+        if let Some(r) = record(&etcd, "site1").filter(|r| r["state"] == "held") {
+            break r;
+        }
+        assert!(Instant::now() < until, "{}", sites[0].log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        before["cause"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("check alive failed")),
+        "{before}"
+    );
+    while !sites[0]
+        .history()
+        .contains("withdrawal held by the fleet guard")
+    {
+        assert!(Instant::now() < until, "{}", sites[0].log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Crash + restart: still held, asked again.
+    let (_, always) = restart_sampling(&mut sites, 0);
+    assert!(always, "{}", sites[0].log());
+    // Past the old lease (2 s): the record is under the new one, and says what it said.
+    std::thread::sleep(Duration::from_secs(4));
+    let after = record(&etcd, "site1").expect("site1's record is gone");
+    assert_eq!(after, before, "{}", sites[0].log());
+    assert!(sites[0].announces());
+}
+
+#[test]
+fn a_held_site_blind_while_etcd_restarts_never_publishes_announcing() {
+    let Some(mut etcd) = Etcd::start() else {
+        return;
+    };
+    let sites = fleet_of(3, &spec(&etcd), Some(&etcd));
+    let before = etcd.revision();
+    etcd.kill();
+    sites[0].fail(true);
+    let until = Instant::now() + Duration::from_secs(30);
+    while !sites[0]
+        .history()
+        .contains("the fleet guard is blind since")
+    {
+        assert!(Instant::now() < until, "{}", sites[0].log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    etcd.restart();
+    // Asked again once etcd answers: held, and published held.
+    let until = Instant::now() + Duration::from_secs(30);
+    while record(&etcd, "site1").is_none_or(|r| r["state"] != "held") {
+        assert!(Instant::now() < until, "{}", sites[0].log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    // Every write of its key since etcd went away: never "announcing" (it is not healthy).
+    let writes = writes_since(&etcd, "/anycastd/dns/sites/site1", before);
+    assert!(!writes.is_empty());
+    assert!(
+        writes.iter().all(|w| !w.contains("\"announcing\"")),
+        "{writes:#?}"
+    );
+    assert!(sites[0].announces());
+}
+
+#[test]
+fn a_stopped_site_leaves_the_fleet_at_once_and_a_handed_over_one_stays() {
+    let Some(etcd) = Etcd::start() else { return };
+    // A lease far longer than the test: a key that goes was revoked, not left to lapse.
+    let spec = FleetSpec {
+        rule: "{ min_announcing = 1 }",
+        lease: "120s",
+        ..spec(&etcd)
+    };
+    let mut sites = fleet_of(3, &spec, Some(&etcd));
+    // SIGTERM: every prefix withdrawn (a stop is never held), then the lease revoked.
+    let mut daemon = sites[2].daemon.take().unwrap();
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(daemon.wait(Duration::from_secs(20)), 0);
+    assert!(!sites[2].announces());
+    let keys = etcd.get_prefix("/anycastd/dns/sites/");
+    assert_eq!(
+        keys.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        ["/anycastd/dns/sites/site1", "/anycastd/dns/sites/site2"],
+        "{keys:?}"
+    );
+    assert!(
+        sites[2]
+            .log()
+            .contains("'s lease: its records are gone from etcd"),
+        "{}",
+        sites[2].log()
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(["fleet", "-c"])
+        .arg(sites[0].config())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("dns: 2 of 2 sites announce\n"), "{text}");
+    // `stop --keep-announced`: the prefix stays announced, and so does its record.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(["stop", "--keep-announced", "-c"])
+        .arg(sites[1].config())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let mut daemon = sites[1].daemon.take().unwrap();
+    daemon.wait(Duration::from_secs(20));
+    assert!(sites[1].announces());
+    let keys = etcd.get_prefix("/anycastd/dns/sites/site2");
+    assert!(
+        keys.len() == 1 && keys[0].1.contains("\"announcing\""),
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn a_wrong_ca_leaves_the_guard_blind_naming_the_tls_failure_and_fleet_exits_69() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ours, other) = (dir.path().join("ours"), dir.path().join("other"));
+    std::fs::create_dir_all(&ours).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    let Some(pki) = support::servers::Pki::make_in(&ours) else {
+        return;
+    };
+    // Another CA, which did not sign etcd's certificate.
+    let Some(wrong) = support::servers::Pki::make_in(&other) else {
+        return;
+    };
+    let Some(etcd) = Etcd::start_tls(&pki) else {
+        return;
+    };
+    let ca = format!("ca = {:?}", wrong.ca.display().to_string());
+    let spec = FleetSpec {
+        fleet_extra: &ca,
+        ..spec(&etcd)
+    };
+    let sites = vec![Site::new("site1", &spec)];
+    watch_until(&sites, "site1 announces", |s| announcing(s) == 1);
+    let words = "TLS handshake failed: etcd's certificate is not signed by the configured ca";
+    let until = Instant::now() + Duration::from_secs(20);
+    while !sites[0].status().contains(words) {
+        assert!(
+            Instant::now() < until,
+            "{}\n{}",
+            sites[0].status(),
+            sites[0].log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(sites[0].status().contains(&format!(
+        "fleet guard: on, site site1, etcd {}: BLIND since ",
+        etcd.url()
+    )));
+    assert!(sites[0].log().contains(words), "{}", sites[0].log());
+    // A failure is held (blind, "hold"), and the journal says why.
+    sites[0].fail(true);
+    let until = Instant::now() + Duration::from_secs(20);
+    while !sites[0]
+        .history()
+        .contains("the fleet guard is blind since")
+    {
+        assert!(Instant::now() < until, "{}", sites[0].log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(sites[0].history().contains(words), "{}", sites[0].history());
+    assert!(sites[0].announces());
+    // `anycastd fleet` with that config: etcd cannot be read (exit 69), naming the TLS failure.
+    let fleet = |config: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .args(["fleet", "-c"])
+            .arg(config)
+            .output()
+            .unwrap()
+    };
+    let out = fleet(&sites[0].config());
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(69), "{said}");
+    assert!(
+        said.contains(&format!("etcd at {} cannot be read: ", etcd.url())) && said.contains(words),
+        "{said}"
+    );
+    assert_eq!(said.trim_end().lines().count(), 1, "{said}");
+    // With the CA that signed it, the same command reads etcd: the CA was the failure.
+    let right = dir.path().join("right.toml");
+    let text = std::fs::read_to_string(sites[0].config()).unwrap();
+    std::fs::write(
+        &right,
+        text.replace(
+            &wrong.ca.display().to_string(),
+            &pki.ca.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let out = fleet(&right);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+#[test]
+fn a_scrape_while_the_routing_daemon_does_not_answer_still_answers_with_the_blind_gauge() {
+    let listen = format!("127.0.0.1:{}", support::servers::free_port());
+    let metrics = format!("\n[metrics]\nlisten = {listen:?}\n");
+    let dead = format!("http://127.0.0.1:{}", support::servers::free_port());
+    let spec = FleetSpec {
+        etcd: dead,
+        rule: "{ min_announcing = 1 }",
+        fleet_extra: &metrics,
+        check_extra: "",
+        web: false,
+        hard_check: false,
+        lease: "2s",
+    };
+    let mut site = Site::new("site1", &spec);
+    // Its vtysh's reads hang while DIR/slow exists (a slow bgpd).
+    let slow = site.dir.path().join("slow");
+    site.restart_with_env(&[("FAKE_VTYSH_READ_HANG", slow.to_str().unwrap())]);
+    // Started, and a scrape reads its routing daemon.
+    let until = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(&listen).is_err()
+        || gauge(&listen, "anycastd_routing_reachable").is_empty()
+    {
+        assert!(Instant::now() < until, "{}", site.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::write(&slow, "").unwrap();
+    // The scrape answers with what it has: the blind gauge, and that the routing daemon's
+    // gauges are missing from it.
+    let text = scrape(&listen);
+    let _ = std::fs::remove_file(&slow);
+    assert_eq!(
+        samples(&text, "anycastd_fleet_guard_blind"),
+        [("anycastd_fleet_guard_blind".to_owned(), 1.0)],
+        "{text}"
+    );
+    assert_eq!(
+        samples(&text, "anycastd_scrape_routing_complete"),
+        [("anycastd_scrape_routing_complete".to_owned(), 0.0)],
+        "{text}"
+    );
+    assert!(
+        samples(&text, "anycastd_prefix_configured").is_empty(),
+        "{text}"
+    );
+    // Answering again: complete again.
+    let complete = [("anycastd_scrape_routing_complete".to_owned(), 1.0)];
+    let until = Instant::now() + Duration::from_secs(20);
+    while gauge(&listen, "anycastd_scrape_routing_complete") != complete {
+        assert!(Instant::now() < until, "{}", scrape(&listen));
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

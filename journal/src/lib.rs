@@ -30,13 +30,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use wire::Event;
 
-/// The format version this build writes its records in (it reads 1 to 6; see [`wire`]). A
-/// record of a kind added in format 4, 5 or 6 carries that version instead
+/// The format version this build writes its records in (it reads 1 to 7; see [`wire`]). A
+/// record of a kind added in format 4, 5, 6 or 7 carries that version instead
 /// ([`wire::Event::format`]), so that a build that knows an older format skips only those.
 pub const FORMAT_VERSION: u8 = 3;
 
 /// The newest format version this build writes and reads.
-pub const NEWEST_FORMAT_VERSION: u8 = 6;
+pub const NEWEST_FORMAT_VERSION: u8 = 7;
 
 /// The oldest format version this build reads.
 pub const OLDEST_FORMAT_VERSION: u8 = 1;

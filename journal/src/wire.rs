@@ -1,4 +1,4 @@
-//! The frozen wire types of the journal, format versions 1 to 6.
+//! The frozen wire types of the journal, format versions 1 to 7.
 //!
 //! These types are a contract with every journal ever written: enum variants and struct fields
 //! are never removed, reordered or changed. A new field or meaning needs a new format version
@@ -31,6 +31,9 @@
 //! end), and [`Cause::GraceEnded`]: a transition with that cause is written as format 6.
 //! Services that withdraw and drain without a grace journal exactly as in format 5. It also
 //! appends [`Event::FleetGuard`], the fleet guard's answer to a guarded withdrawal.
+//!
+//! Format 7 appends [`Event::DrainForced`], an operator's drain forced past the fleet guard;
+//! no struct changes.
 
 use anycastd_fsm as fsm;
 use serde::{Deserialize, Serialize};
@@ -539,6 +542,46 @@ pub enum Event {
     /// The fleet guard's answer to a service's withdrawal by health (format 6): an input,
     /// so that what the routing daemons were asked is known from the journal alone.
     FleetGuard(FleetGuard),
+    // ---- format version 7 ----
+    /// An operator's drain of a guarded service forced past the fleet guard (`drain
+    /// --force`): it took the fleet below the service's minimum, or etcd could not be read to
+    /// tell (format 7). Written just before the drain's [`Event::Operator`] record.
+    DrainForced(DrainForced),
+}
+
+/// A drain forced past the fleet guard (format 7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainForced {
+    /// The service.
+    pub service: String,
+    /// The reason given.
+    pub reason: String,
+    /// The caller's uid.
+    pub uid: u32,
+    /// The caller's pid.
+    pub pid: i32,
+    /// The service's rule in words (`minimum 3`, `at most 25% withdrawn`).
+    pub rule: String,
+    /// What the drain left of the fleet, as far as it could be told.
+    pub fleet: ForcedFleet,
+}
+
+/// What a forced drain left of the fleet (format 7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ForcedFleet {
+    /// Counted before the drain: the other sites announcing (what the drain leaves), and the
+    /// sites in all, this one included.
+    Counted {
+        /// Other sites announcing.
+        left_announcing: u32,
+        /// Sites in all.
+        sites: u32,
+    },
+    /// etcd could not be read to count the fleet.
+    Unread {
+        /// Why, in words.
+        error: String,
+    },
 }
 
 /// The level of an announcement (format 6).
@@ -851,6 +894,7 @@ impl Event {
                 ..
             })
             | Event::FleetGuard(_) => 6,
+            Event::DrainForced(_) => 7,
             Event::VerdictRule(_) => 5,
             Event::RoutingRestarted(_) | Event::HookRan(_) => 4,
             e if e.is_version_2() => 2,
@@ -861,8 +905,9 @@ impl Event {
     /// The format version a record of this kind is written in: 3, or the format that added
     /// the kind (format 4 is format 3 with [`Event::RoutingRestarted`] and [`Event::HookRan`]
     /// appended, format 5 format 4 with [`Event::VerdictRule`], format 6 format 5 with
-    /// [`Event::Level`], [`Cause::GraceEnded`] and [`Event::FleetGuard`]; a build that knows an older format skips
-    /// those records alone).
+    /// [`Event::Level`], [`Cause::GraceEnded`] and [`Event::FleetGuard`], format 7 format 6
+    /// with [`Event::DrainForced`]; a build that knows an older format skips those records
+    /// alone).
     pub fn format(&self) -> u8 {
         self.introduced().max(3)
     }
@@ -886,6 +931,7 @@ impl Event {
             Event::HookRan(h) => Some(&h.service),
             Event::Level(l) => Some(&l.service),
             Event::FleetGuard(g) => Some(&g.service),
+            Event::DrainForced(d) => Some(&d.service),
             Event::Operator(OperatorAction {
                 kind: OperatorKind::Drain { service, .. } | OperatorKind::Undrain { service },
                 ..

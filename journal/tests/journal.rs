@@ -500,11 +500,11 @@ fn a_routing_restart_is_a_format_4_record_and_the_rest_stay_format_3() {
         Err(Error::Corrupt { .. })
     ));
     // A build of a later format skips it as unknown.
-    let mut marked_7 = bytes;
-    marked_7[0] = 7;
+    let mut marked_8 = bytes;
+    marked_8[0] = 8;
     assert!(matches!(
-        codec::decode(9, &marked_7),
-        Ok(Entry::UnknownVersion { version: 7, .. })
+        codec::decode(9, &marked_8),
+        Ok(Entry::UnknownVersion { version: 8, .. })
     ));
 }
 
@@ -559,7 +559,7 @@ fn the_verdict_rule_is_a_format_5_record() {
         other => panic!("{other:?}"),
     }
     // Marked as format 4 it is corrupt, not misread; a build that knows format 4 (which
-    // stops at version 4) skips it as unknown, as this one skips version 7.
+    // stops at version 4) skips it as unknown, as this one skips version 8.
     let mut marked_4 = bytes.clone();
     marked_4[0] = 4;
     assert!(matches!(
@@ -598,4 +598,35 @@ fn the_fleet_guard_answer_is_a_format_6_record() {
     ));
     // Other kinds are still written as format 3.
     assert_eq!(codec::encode(1, &edge("dns")).unwrap()[0], 3);
+}
+
+#[test]
+fn a_drain_forced_past_the_fleet_guard_is_a_format_7_record() {
+    use anycastd_journal::wire::{DrainForced, ForcedFleet};
+    let forced = Event::DrainForced(DrainForced {
+        service: "dns".into(),
+        reason: "maintenance".into(),
+        uid: 0,
+        pid: 42,
+        rule: "minimum 2".into(),
+        fleet: ForcedFleet::Counted {
+            left_announcing: 1,
+            sites: 3,
+        },
+    });
+    let bytes = codec::encode(1, &forced).unwrap();
+    // version 7; at_ms 1 (zigzag 2); variant 24 (after Level 22 and FleetGuard 23).
+    assert_eq!(&bytes[..3], &[7u8, 2, 24]);
+    match codec::decode(7, &bytes).unwrap() {
+        Entry::Record(r) => assert_eq!((r.version, r.event), (7, forced)),
+        other => panic!("{other:?}"),
+    }
+    // Marked as format 6 it is corrupt, not misread: a build that knows format 6 (which
+    // stops at version 6) skips it as unknown.
+    let mut marked_6 = bytes.clone();
+    marked_6[0] = 6;
+    assert!(matches!(
+        codec::decode(8, &marked_6),
+        Err(Error::Corrupt { .. })
+    ));
 }

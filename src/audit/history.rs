@@ -524,13 +524,13 @@ mod tests {
         assert!(!lines[0].contains("no FRR outcome journaled"), "{lines:?}");
         assert!(
             lines[1].ends_with(
-                "withdrawal held by the fleet guard: 3 of 5 sites announce dns, minimum 3"
+                "withdrawal held by the fleet guard: withdrawing here would leave 2 of 5 sites announcing dns, minimum 3"
             ),
             "{lines:?}"
         );
         assert!(
             lines[2].ends_with(
-                "withdrawal granted by the fleet guard: 4 of 5 sites announce dns, minimum 3; FRR applied in 85 ms"
+                "withdrawal granted by the fleet guard: withdrawing here leaves 3 of 5 sites announcing dns, minimum 3; FRR applied in 85 ms"
             ),
             "{lines:?}"
         );

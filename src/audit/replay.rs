@@ -1053,14 +1053,16 @@ impl<'a> Replayer<'a> {
             Event::Level(level) => self.on_level(level, at),
             Event::FleetGuard(guard) => self.on_fleet_guard(guard, at),
             // Not inputs of the service's machine: what the writer did, the journal's own
-            // bookkeeping, a rejected reload (nothing changed) and hooks.
+            // bookkeeping, a rejected reload (nothing changed), hooks, and a drain forced past
+            // the fleet guard (the drain itself is the operator record that follows).
             Event::Apply(_)
             | Event::Drift(_)
             | Event::JournalReset(_)
             | Event::JournalGap(_)
             | Event::ReloadRejected(_)
             | Event::RoutingRestarted(_)
-            | Event::HookRan(_) => {}
+            | Event::HookRan(_)
+            | Event::DrainForced(_) => {}
         }
         Then::CollectDamping
     }

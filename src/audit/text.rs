@@ -222,6 +222,7 @@ pub fn kind(event: &Event) -> &'static str {
         Event::VerdictRule(_) => "verdict_rule",
         Event::Level(_) => "level",
         Event::FleetGuard(_) => "fleet_guard",
+        Event::DrainForced(_) => "drain_forced",
     }
 }
 
@@ -239,6 +240,14 @@ pub fn event_text(event: &Event) -> String {
         Event::DaemonStopped(s) => stopped_text(s),
         Event::Reconciled(r) => reconciled_text(r, &[]),
         Event::Operator(o) => operator_text(o),
+        Event::DrainForced(d) => format!(
+            "operator: drain {} ({}) forced past the fleet guard (uid {}, pid {}): {}",
+            d.service,
+            d.reason,
+            d.uid,
+            d.pid,
+            forced_fleet_text(&d.service, &d.rule, &d.fleet)
+        ),
         Event::ReloadRejected(r) => reload_rejected_text(r),
         Event::Reloaded(r) => format!(
             "configuration reloaded (config {}): added [{}], removed [{}], changed [{}]",
@@ -331,6 +340,22 @@ fn operator_text(o: &wire::OperatorAction) -> String {
     format!("operator: {what} (uid {}, pid {})", o.uid, o.pid)
 }
 
+/// What a drain forced past the fleet guard left of the fleet: `draining here leaves 1 of 3
+/// sites announcing dns, minimum 2`, or that it could not be counted (why).
+pub fn forced_fleet_text(service: &str, rule: &str, fleet: &wire::ForcedFleet) -> String {
+    match fleet {
+        wire::ForcedFleet::Counted {
+            left_announcing,
+            sites,
+        } => format!(
+            "draining here leaves {left_announcing} of {sites} sites announcing {service}, {rule}"
+        ),
+        wire::ForcedFleet::Unread { error } => {
+            format!("the fleet of {service} could not be counted ({error}), {rule}")
+        }
+    }
+}
+
 fn reload_rejected_text(r: &wire::ReloadRejected) -> String {
     let who = match r.uid {
         Some(uid) => format!("uid {uid}"),
@@ -342,21 +367,29 @@ fn reload_rejected_text(r: &wire::ReloadRejected) -> String {
     )
 }
 
-/// The fleet guard's answer: `withdrawal held by the fleet guard: 2 of 9 sites announce dns,
-/// minimum 3`.
+/// The fleet guard's answer: `withdrawal held by the fleet guard: withdrawing here would
+/// leave 2 of 9 sites announcing dns, minimum 3`. The journaled count includes the asking
+/// site (it still announced when it asked); the words count the fleet without it, which is
+/// what the answer is about, so that a held count never reads as if the minimum were met.
 pub fn fleet_guard_text(g: &wire::FleetGuard) -> String {
-    let count = |c: &wire::FleetCount| {
+    let count = |c: &wire::FleetCount, leave: &str| {
         format!(
-            "{} of {} sites announce {}, {}",
-            c.announcing, c.sites, g.service, c.rule
+            "withdrawing here {leave} {} of {} sites announcing {}, {}",
+            c.announcing.saturating_sub(1),
+            c.sites,
+            g.service,
+            c.rule
         )
     };
     match &g.answer {
         wire::FleetAnswer::Granted(c) => {
-            format!("withdrawal granted by the fleet guard: {}", count(c))
+            format!("withdrawal granted by the fleet guard: {}", count(c, "leaves"))
         }
         wire::FleetAnswer::Held(c) => {
-            format!("withdrawal held by the fleet guard: {}", count(c))
+            format!(
+                "withdrawal held by the fleet guard: {}",
+                count(c, "would leave")
+            )
         }
         wire::FleetAnswer::Blind {
             since_ms,

@@ -58,11 +58,11 @@ pub async fn status(
         println!("{line}");
         return Ok(code);
     }
-    let (services, live, notes, fleet_guard) = collected?;
+    let (services, live, notes, (fleet_guard, fleet_guard_state)) = collected?;
     if json {
         println!(
             "{}",
-            serde_json::json!({"daemon_running": live, "services": services, "notes": notes, "fleet_guard": fleet_guard})
+            serde_json::json!({"daemon_running": live, "services": services, "notes": notes, "fleet_guard": fleet_guard, "fleet_guard_state": fleet_guard_state})
         );
     } else {
         if !live {
@@ -87,7 +87,7 @@ async fn collect_status(
         Vec<status::ServiceStatus>,
         bool,
         Vec<String>,
-        Option<String>,
+        (Option<String>, Option<crate::fleet::guard::GuardView>),
     ),
     Error,
 > {
@@ -99,7 +99,8 @@ async fn collect_status(
             services,
             notes,
             fleet_guard,
-        }) => Ok((services, true, notes, fleet_guard)),
+            fleet_guard_state,
+        }) => Ok((services, true, notes, (fleet_guard, fleet_guard_state))),
         Asked::Answer(other) => Err(super::unexpected(&other)),
         Asked::NoDaemon(_) => {
             let config = client.config_for("status")?;
@@ -132,7 +133,7 @@ async fn collect_status(
                 service.as_deref(),
             )
             .await;
-            Ok((services, false, Vec::new(), None))
+            Ok((services, false, Vec::new(), (None, None)))
         }
     }
 }

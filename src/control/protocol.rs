@@ -429,6 +429,10 @@ pub enum Response {
         /// why) or off.
         #[serde(default)]
         fleet_guard: Option<String>,
+        /// The fleet guard as fields: on, site, endpoints, connecting, connected or blind,
+        /// since when, and why.
+        #[serde(default)]
+        fleet_guard_state: Option<crate::fleet::guard::GuardView>,
     },
     /// `drain` and `undrain`.
     Done {

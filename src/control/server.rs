@@ -201,16 +201,25 @@ async fn status_answer(
     }
     let services = status_of(context, service.as_deref()).await;
     let notes = notes(context);
-    let fleet_guard = Some(match &context.fleet {
-        Some(fleet) => fleet.status_line(),
-        None => crate::fleet::guard::OFF_LINE.to_owned(),
-    });
+    let (line, view) = fleet_guard(context);
     out.send(Response::Status {
         services,
         notes,
-        fleet_guard,
+        fleet_guard: Some(line),
+        fleet_guard_state: Some(view),
     })
     .await
+}
+
+/// The fleet guard as `status` shows it: its line, and its fields.
+pub fn fleet_guard(context: &Context) -> (String, crate::fleet::guard::GuardView) {
+    match &context.fleet {
+        Some(fleet) => (fleet.status_line(), fleet.view()),
+        None => (
+            crate::fleet::guard::OFF_LINE.to_owned(),
+            crate::fleet::guard::GuardView::off(),
+        ),
+    }
 }
 
 /// What the daemon cannot do now, one line each: the writers whose routing daemon's
@@ -545,9 +554,20 @@ async fn drain(
         _ => return Err(DrainError::NotADrain),
     };
     let targets = drain_targets(context, service.as_deref())?;
-    if let Some((_, _, _, false)) = &drain {
+    // The guarded services this drain takes below their fleet's minimum, or whose fleet
+    // cannot be read: refused, or forced (journaled, and said in the answer).
+    let mut forced: Vec<(String, String)> = Vec::new();
+    if let Some((reason, _, _, force)) = &drain {
         let names: Vec<&str> = targets.iter().map(|(name, _)| name.as_str()).collect();
-        fleet_minimum(context, &names).await?;
+        let below = below_minimum(context, &names).await;
+        if !force && !below.is_empty() {
+            return Err(DrainError::FleetMinimum {
+                lines: below.iter().map(refusal_line).collect(),
+            });
+        }
+        if !below.is_empty() {
+            forced = journal_forced(context, below, reason, caller).await;
+        }
     }
     let drain = drain.map(|(reason, for_ms, grace_ms, _)| (reason, for_ms, grace_ms));
     let now = crate::journal_handle::now_ms();
@@ -575,48 +595,132 @@ async fn drain(
     };
     Ok(replies
         .into_iter()
-        .map(|(name, reply)| drain_result(name, reply, &left, wait_ms.is_some()))
+        .map(|(name, mut reply)| {
+            // Said right after what the drain did: `drained; forced past the fleet guard: ...`.
+            if let (Some(reply), Some((_, text))) =
+                (reply.as_mut(), forced.iter().find(|(s, _)| *s == name))
+            {
+                reply.note.push_str(&format!("; {text}"));
+            }
+            drain_result(name, reply, &left, wait_ms.is_some())
+        })
         .collect())
 }
 
-/// Refuse a drain (without `--force`) that would take a guarded service's fleet below its
-/// minimum: this site announces it and too few other sites do. When etcd cannot be read the
-/// drain is refused too: nobody can tell what it leaves (docs: README, "Fleet guard").
-async fn fleet_minimum(context: &Context, services: &[&str]) -> Result<(), DrainError> {
+/// A guarded service that a drain would take below its fleet's minimum (this site announces
+/// it and too few other sites do), or whose fleet cannot be read to tell (nobody can tell
+/// what the drain leaves; docs: README, "Fleet guard").
+struct Below {
+    service: String,
+    rule: crate::fleet::Rule,
+    fleet: anycastd_journal::wire::ForcedFleet,
+}
+
+/// The services among `services` that a drain would take below their fleet's minimum.
+async fn below_minimum(context: &Context, services: &[&str]) -> Vec<Below> {
+    use anycastd_journal::wire::ForcedFleet;
     let config = lock(&context.config).clone();
     let Some(settings) = &config.fleet else {
-        return Ok(());
+        return Vec::new();
     };
-    let mut lines = Vec::new();
+    let unread = |e: crate::fleet::store::StoreError| ForcedFleet::Unread {
+        error: format!(
+            "etcd at {} cannot be read: {e}",
+            settings.endpoints.join(", ")
+        ),
+    };
+    let mut below = Vec::new();
+    // One connection for all of them (an etcd that does not answer costs its timeout once).
+    let mut client: Option<Result<etcd_client::Client, ForcedFleet>> = None;
     for service in config
         .services
         .iter()
         .filter(|s| services.contains(&s.name.as_str()))
     {
         let Some(rule) = service.fleet else { continue };
-        match crate::fleet::store::below_minimum_if_drained(settings, &service.name, rule).await {
-            Ok(None) => {}
-            Ok(Some(count)) => lines.push(format!(
-                "refused: draining {name} would take its fleet below its minimum: {} of {} sites announce {name} now ({}), {} would after the drain; use --force to drain anyway",
-                count.others_announcing + 1,
-                count.sites,
-                rule.text(),
-                count.others_announcing,
-                name = service.name,
-            )),
-            Err(e) => lines.push(format!(
-                "refused: cannot tell whether draining {name} takes its fleet below its minimum ({}): etcd at {} cannot be read: {e}; use --force to drain anyway",
-                rule.text(),
-                settings.endpoints.join(", "),
-                name = service.name,
-            )),
+        if client.is_none() {
+            client = Some(crate::fleet::store::connect(settings).await.map_err(unread));
         }
+        let read = match client.as_mut() {
+            Some(Ok(client)) => {
+                crate::fleet::store::below_minimum_if_drained(client, settings, &service.name, rule)
+                    .await
+                    .map_err(unread)
+            }
+            Some(Err(e)) => Err(e.clone()),
+            None => continue,
+        };
+        let fleet = match read {
+            Ok(None) => continue,
+            Ok(Some(count)) => ForcedFleet::Counted {
+                left_announcing: count.others_announcing,
+                sites: count.sites,
+            },
+            Err(unread) => unread,
+        };
+        below.push(Below {
+            service: service.name.clone(),
+            rule,
+            fleet,
+        });
     }
-    if lines.is_empty() {
-        Ok(())
-    } else {
-        Err(DrainError::FleetMinimum { lines })
+    below
+}
+
+/// Why a drain without `--force` is refused for one service.
+fn refusal_line(below: &Below) -> String {
+    use anycastd_journal::wire::ForcedFleet;
+    let name = &below.service;
+    match &below.fleet {
+        ForcedFleet::Counted {
+            left_announcing,
+            sites,
+        } => format!(
+            "refused: draining {name} would take its fleet below its minimum: {} of {sites} sites announce {name} now ({}), {left_announcing} would after the drain; use --force to drain anyway",
+            left_announcing + 1,
+            below.rule.text(),
+        ),
+        ForcedFleet::Unread { error } => format!(
+            "refused: cannot tell whether draining {name} takes its fleet below its minimum ({}): {error}; use --force to drain anyway",
+            below.rule.text(),
+        ),
     }
+}
+
+/// Journal each drain forced past the fleet guard (before the drain's own records), log it,
+/// and return what the answer says of it, per service.
+async fn journal_forced(
+    context: &Context,
+    below: Vec<Below>,
+    reason: &str,
+    caller: &Caller,
+) -> Vec<(String, String)> {
+    let mut said = Vec::new();
+    let mut records = Vec::new();
+    for below in below {
+        let rule = below.rule.text();
+        let text = format!(
+            "forced past the fleet guard: {}",
+            crate::audit::text::forced_fleet_text(&below.service, &rule, &below.fleet)
+        );
+        tracing::warn!(service = %below.service, uid = caller.uid, "Drain of service \"{}\" ({reason}) {text}.", below.service);
+        said.push((below.service.clone(), text));
+        records.push(anycastd_journal::wire::Event::DrainForced(
+            anycastd_journal::wire::DrainForced {
+                service: below.service,
+                reason: reason.to_owned(),
+                uid: caller.uid,
+                pid: caller.pid,
+                rule,
+                fleet: below.fleet,
+            },
+        ));
+    }
+    let now = crate::journal_handle::now_ms();
+    if let Err(e) = context.journal.append_durable(now, records).await {
+        tracing::error!(error = %e, "cannot journal the drain forced past the fleet guard; draining anyway");
+    }
+    said
 }
 
 /// The drivers a drain or undrain goes to: the one named, or every one.

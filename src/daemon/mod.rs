@@ -374,13 +374,16 @@ impl Daemon {
             requests: &mut requests,
             later: Vec::new(),
         };
+        let fleet = self.running.shared.fleet.clone();
         let (code, left) = if stop_request.as_ref().is_some_and(|r| r.keep_announced) {
+            // Handed over: the prefixes stay announced, and so do this site's records (they
+            // are true; the next start publishes again under a lease of its own).
             (
                 hand_over(reason, self.drivers.into_handles(), journal).await,
                 Vec::new(),
             )
         } else {
-            shutdown(
+            let stopped = shutdown(
                 &config,
                 &mut stop,
                 self.drivers.into_handles(),
@@ -389,7 +392,13 @@ impl Daemon {
                 &self.flush_tx,
                 signals,
             )
-            .await
+            .await;
+            // Withdrawn (never held by the guard: a stop is intent): this site leaves the
+            // fleet at once rather than when its lease would end.
+            if let Some(fleet) = &fleet {
+                fleet.stop(crate::fleet::store::REQUEST_TIMEOUT).await;
+            }
+            stopped
         };
         self.server.abort();
         if let Some(metrics) = self.metrics_server {

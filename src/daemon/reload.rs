@@ -201,6 +201,7 @@ impl Running {
                     since: (at, "added by a reload".into()),
                     decided_seq: 0,
                     grace_until_ms: None,
+                    fleet_since: None,
                 },
                 self.shared.clone(),
             );

@@ -19,6 +19,11 @@ pub struct Prior {
     /// The services left unhealthy with their withdrawal held by the fleet guard (still
     /// announced) when the journal ends.
     pub held: BTreeSet<String>,
+    /// Since when, and why in words, each service healthy or unhealthy when the journal ends
+    /// has been in that state: its last transition into it that was not a restoration at a
+    /// start. A restart that restores the same state publishes these to the fleet guard, not
+    /// the restart's own time and words (the fleet was told them before the restart).
+    pub unchanged_since: BTreeMap<String, (i64, String)>,
 }
 
 pub(super) fn read_prior(journal: &Journal) -> Result<Prior, anycastd_journal::Error> {
@@ -38,13 +43,49 @@ pub(super) fn read_prior(journal: &Journal) -> Result<Prior, anycastd_journal::E
     }
     let graces = graces(journal, &last)?;
     let held = held(journal, &last)?;
+    let unchanged_since = unchanged_since(journal, &last)?;
     Ok(Prior {
         last,
         boot_id,
         damping,
         graces,
         held,
+        unchanged_since,
     })
+}
+
+/// [`Prior::unchanged_since`]: for each service whose last state is healthy or unhealthy, the
+/// newest transition that is not a restoration to the same state (`Restored`, from = to),
+/// if it led to that state.
+fn unchanged_since(
+    journal: &Journal,
+    last: &BTreeMap<String, LastState>,
+) -> Result<BTreeMap<String, (i64, String)>, anycastd_journal::Error> {
+    let mut since = BTreeMap::new();
+    for (service, state) in last {
+        if !matches!(state.state, wire::State::Healthy | wire::State::Unhealthy) {
+            continue;
+        }
+        for entry in journal.service_entries_rev(service) {
+            let anycastd_journal::Entry::Record(record) = entry? else {
+                continue;
+            };
+            let wire::Event::Transition(t) = record.event else {
+                continue;
+            };
+            if t.cause == wire::Cause::Restored && t.from == t.to {
+                continue;
+            }
+            if t.to == state.state {
+                since.insert(
+                    service.clone(),
+                    (record.at_ms, crate::audit::text::cause_text(&t.cause)),
+                );
+            }
+            break;
+        }
+    }
+    Ok(since)
 }
 
 /// The grace of each service whose last state is an operator drain and whose last transition
@@ -559,6 +600,27 @@ pub(super) fn initial_views(
 }
 
 /// One driver per configured service, starting in the state the reconciliation decided.
+/// What a service restored in the state it had before the restart publishes to the fleet
+/// guard as its since and cause: those of the state's start before the restart
+/// ([`Prior::unchanged_since`]); `None` when the restart changed its state.
+fn fleet_since(
+    plan: &Reconciliation,
+    prior: &Prior,
+    service: &str,
+    initial: &anycastd_fsm::State,
+) -> Option<(i64, String)> {
+    let restored = plan.plan.causes.get(service) == Some(&wire::Cause::Restored);
+    let unchanged = prior
+        .last
+        .get(service)
+        .is_some_and(|last| last.state == wire::State::from(initial));
+    if restored && unchanged {
+        prior.unchanged_since.get(service).cloned()
+    } else {
+        None
+    }
+}
+
 pub(super) fn spawn_drivers(
     config: &Config,
     plan: &Reconciliation,
@@ -575,6 +637,7 @@ pub(super) fn spawn_drivers(
                 .get(&service.name)
                 .cloned()
                 .unwrap_or(anycastd_fsm::State::Starting);
+            let fleet_since = fleet_since(plan, prior, &service.name, &initial);
             driver::spawn(
                 Start {
                     service: service.clone(),
@@ -584,6 +647,7 @@ pub(super) fn spawn_drivers(
                     since: start_cause(plan, prior, &service.name),
                     decided_seq: decided_seq(plan, prior, &service.name),
                     grace_until_ms: plan.plan.graces.get(&service.name).copied(),
+                    fleet_since,
                 },
                 shared.clone(),
             )

@@ -65,8 +65,57 @@ pub struct FleetHandle {
     pub settings: Arc<Settings>,
     /// Since when etcd cannot be reached, and why (`None`: it answers).
     blind: Arc<std::sync::Mutex<Option<(i64, String)>>>,
-    /// Whether the guard is connected (false before its first connection too).
-    connected: Arc<std::sync::atomic::AtomicBool>,
+    /// Since when the guard is connected (`None` before its first connection too).
+    connected: Arc<std::sync::Mutex<Option<i64>>>,
+    /// When the guard started (connecting since).
+    started_ms: i64,
+}
+
+/// Whether the guard can count the fleet, for `status --json` (`fleet_guard_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuardState {
+    /// Not connected yet since the start.
+    Connecting,
+    /// Connected: it counts the fleet.
+    Connected,
+    /// etcd cannot be reached.
+    Blind,
+}
+
+/// The fleet guard as fields (`status --json`'s `fleet_guard_state`, beside the prose of
+/// [`FleetHandle::status_line`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GuardView {
+    /// Whether there is a guard (`[fleet]`).
+    pub on: bool,
+    /// This site's name.
+    pub site: Option<String>,
+    /// etcd's endpoints.
+    pub endpoints: Vec<String>,
+    /// Whether it can count the fleet.
+    pub state: Option<GuardState>,
+    /// Since when it is in that state (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// Why it is blind, in words.
+    pub reason: Option<String>,
+    /// `[fleet] on_unreachable`: what a guarded withdrawal does while blind.
+    pub on_unreachable: Option<String>,
+}
+
+impl GuardView {
+    /// No `[fleet]` section.
+    pub fn off() -> GuardView {
+        GuardView {
+            on: false,
+            site: None,
+            endpoints: Vec::new(),
+            state: None,
+            since_ms: None,
+            reason: None,
+            on_unreachable: None,
+        }
+    }
 }
 
 /// The daemon-wide status line without a `[fleet]` section.
@@ -78,30 +127,62 @@ impl FleetHandle {
         let _ = self.requests.send(request);
     }
 
-    /// Since when etcd cannot be reached, and why: a driver answers its own withdrawal
-    /// blind at once rather than wait behind the guard's attempts to reconnect.
+    /// Since when etcd cannot be reached, and why (naming the endpoints, as an answer says
+    /// it): a driver answers its own withdrawal blind at once rather than wait behind the
+    /// guard's attempts to reconnect.
     pub fn blind(&self) -> Option<(i64, String)> {
+        self.blind_since()
+            .map(|(since, reason)| (since, self.settings.at(&reason)))
+    }
+
+    /// Since when etcd cannot be reached, and why.
+    fn blind_since(&self) -> Option<(i64, String)> {
         self.blind.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether it can count the fleet, since when, and why not.
+    fn seen(&self) -> (GuardState, i64, Option<String>) {
+        match self.blind_since() {
+            Some((since, reason)) => (GuardState::Blind, since, Some(reason)),
+            None => match *self.connected.lock().unwrap_or_else(|p| p.into_inner()) {
+                Some(since) => (GuardState::Connected, since, None),
+                None => (GuardState::Connecting, self.started_ms, None),
+            },
+        }
+    }
+
+    /// The guard as fields (`status --json`).
+    pub fn view(&self) -> GuardView {
+        let s = &self.settings;
+        let (state, since_ms, reason) = self.seen();
+        GuardView {
+            on: true,
+            site: Some(s.site.clone()),
+            endpoints: s.endpoints.clone(),
+            state: Some(state),
+            since_ms: Some(since_ms),
+            reason,
+            on_unreachable: Some(s.on_unreachable.name().to_owned()),
+        }
     }
 
     /// The daemon-wide status line: on, as which site, which etcd, and whether it can count
     /// the fleet (reachable, connecting, or blind since when and why).
     pub fn status_line(&self) -> String {
         let s = &self.settings;
-        let state = match self.blind() {
-            Some((since, reason)) => format!(
-                "BLIND since {} ({reason}); guarded withdrawals {}",
+        let state = match self.seen() {
+            (GuardState::Blind, since, reason) => format!(
+                "BLIND since {} ({}); guarded withdrawals {}",
                 crate::audit::text::format_time(since),
+                reason.unwrap_or_default(),
                 match s.on_unreachable {
                     super::OnUnreachable::Hold => "are held (on_unreachable = \"hold\")",
                     super::OnUnreachable::Local =>
                         "are decided locally (on_unreachable = \"local\")",
                 }
             ),
-            None if self.connected.load(std::sync::atomic::Ordering::Relaxed) => {
-                "etcd reachable".to_owned()
-            }
-            None => "connecting to etcd".to_owned(),
+            (GuardState::Connected, _, _) => "etcd reachable".to_owned(),
+            (GuardState::Connecting, _, _) => "connecting to etcd".to_owned(),
         };
         format!(
             "fleet guard: on, site {}, etcd {}: {state}",
@@ -123,7 +204,7 @@ pub fn spawn(settings: Settings) -> FleetHandle {
     let (requests, rx) = mpsc::unbounded_channel();
     let settings = Arc::new(settings);
     let blind = Arc::new(std::sync::Mutex::new(None));
-    let connected = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let connected = Arc::new(std::sync::Mutex::new(None));
     // Blind until it has connected (it cannot count the fleet before): 1, never absent.
     crate::observe::metrics::set("anycastd_fleet_guard_blind", &[], 1.0);
     let guard = Guard {
@@ -142,6 +223,7 @@ pub fn spawn(settings: Settings) -> FleetHandle {
         settings,
         blind,
         connected,
+        started_ms: now_ms(),
     }
 }
 
@@ -161,8 +243,8 @@ struct Connection {
 }
 
 struct Guard {
-    /// Whether [`Guard::connection`] is set, for status.
-    connected: Arc<std::sync::atomic::AtomicBool>,
+    /// Since when [`Guard::connection`] is set, for status.
+    connected: Arc<std::sync::Mutex<Option<i64>>>,
     /// [`Guard::blind`], for the drivers.
     shared_blind: Arc<std::sync::Mutex<Option<(i64, String)>>>,
     settings: Arc<Settings>,
@@ -236,6 +318,11 @@ impl Guard {
                 held,
                 reply,
             } => {
+                // Until an answer lets it go, the site announces the service although it is
+                // unhealthy: held is its true state, also for a reconnection that republishes
+                // every record before asking again (the record of its healthy past would say
+                // "announcing" for that moment).
+                self.published.insert(service.clone(), held.clone());
                 self.pending.insert(
                     service.clone(),
                     Pending {
@@ -262,8 +349,25 @@ impl Guard {
             }
             Request::Stop(done) => {
                 if let Some(c) = &mut self.connection {
-                    let _ =
-                        store::timed("revoking the lease", c.client.lease_revoke(c.lease)).await;
+                    match store::timed("revoking the lease", c.client.lease_revoke(c.lease)).await {
+                        Ok(_) => tracing::info!(
+                            site = %self.settings.site,
+                            "The fleet guard revoked site \"{}\"'s lease: its records are gone from etcd, the other sites count it as gone.",
+                            self.settings.site
+                        ),
+                        Err(e) => tracing::warn!(
+                            site = %self.settings.site,
+                            error = %e,
+                            "The fleet guard could not revoke site \"{}\"'s lease ({e}): its records stay in etcd until the lease ends.",
+                            self.settings.site
+                        ),
+                    }
+                } else {
+                    tracing::info!(
+                        site = %self.settings.site,
+                        "The fleet guard cannot reach etcd at the stop: site \"{}\"'s records stay in etcd until its lease ends.",
+                        self.settings.site
+                    );
                 }
                 self.connection = None;
                 let _ = done.send(());
@@ -300,11 +404,11 @@ impl Guard {
             }
             (None, Some((since_ms, reason))) => Answer::Blind {
                 since_ms: *since_ms,
-                reason: reason.clone(),
+                reason: self.settings.at(reason),
             },
             (None, None) => Answer::Blind {
                 since_ms: now_ms(),
-                reason: "not connected yet".into(),
+                reason: self.settings.at("not connected yet"),
             },
         };
         if let Answer::Held(count) = &answer {
@@ -387,15 +491,15 @@ impl Guard {
     /// etcd stopped answering: blind until it answers again.
     async fn lost(&mut self, error: StoreError) {
         self.connection = None;
-        self.connected
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+        *self.connected.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let since = match &self.blind {
             Some((since, _)) => *since,
             None => {
                 tracing::warn!(
                     error = %error,
                     on_unreachable = self.settings.on_unreachable.name(),
-                    "The fleet guard is blind: etcd cannot be reached ({error}); guarded withdrawals {}.",
+                    "The fleet guard is blind: {}; guarded withdrawals {}.",
+                    self.settings.at(&error.0),
                     match self.settings.on_unreachable {
                         super::OnUnreachable::Hold => "are held",
                         super::OnUnreachable::Local => "are decided locally",
@@ -412,7 +516,7 @@ impl Guard {
             if let Some(p) = self.pending.get(&service) {
                 let _ = p.reply.send(Answer::Blind {
                     since_ms: since,
-                    reason: error.0.clone(),
+                    reason: self.settings.at(&error.0),
                 });
             }
         }
@@ -424,8 +528,7 @@ impl Guard {
         match self.connect().await {
             Ok(connection) => {
                 self.connection = Some(connection);
-                self.connected
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                *self.connected.lock().unwrap_or_else(|p| p.into_inner()) = Some(now_ms());
                 if let Some((since, _)) = self.blind.take() {
                     tracing::info!(
                         "The fleet guard sees again: etcd answers (blind since {}).",
@@ -497,7 +600,7 @@ async fn watch_message(
         .watch
         .message()
         .await
-        .map_err(|e| StoreError(format!("watching the fleet: {e}")))?;
+        .map_err(|e| StoreError(format!("watching the fleet: {}", store::short(&e))))?;
     let Some(message) = message else {
         return Err(StoreError("the fleet's watch ended".into()));
     };

@@ -34,25 +34,107 @@ impl From<etcd_client::Error> for StoreError {
     }
 }
 
-/// An etcd client error in a few words: gRPC's status message (\"permission denied\",
-/// \"Timeout expired\"), not tonic's whole chain of sources.
-fn short(e: &etcd_client::Error) -> String {
-    match e {
-        etcd_client::Error::GRpcStatus(status) => {
-            let full = e.to_string();
-            let message = status.message();
-            if full.contains("ConnectionRefused") {
-                format!("{message}: connection refused")
-            } else if message == "Timeout expired" {
-                "no answer in time".to_owned()
-            } else if message.is_empty() {
-                full
-            } else {
-                message.to_owned()
+/// An etcd client error as an operator reads it, in one line: `connection refused`, `TLS
+/// handshake failed: etcd's certificate is not signed by the configured ca (...)`, `deadline
+/// exceeded`, `permission denied: ...`, `authentication failed: ...`, else the root cause at
+/// the bottom of tonic's chain of sources, never the chain's debug text.
+pub fn short(e: &etcd_client::Error) -> String {
+    use std::error::Error as _;
+    let status = match e {
+        etcd_client::Error::GRpcStatus(status) => Some(status),
+        _ => None,
+    };
+    // The error's sources, down to the root cause.
+    let mut chain: Vec<&(dyn std::error::Error + 'static)> = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = match e {
+        etcd_client::Error::GRpcStatus(status) => status.source(),
+        etcd_client::Error::TransportError(t) => Some(t),
+        etcd_client::Error::IoError(io) => Some(io),
+        _ => None,
+    };
+    while let Some(error) = next {
+        chain.push(error);
+        next = error.source();
+    }
+    for error in &chain {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return "connection refused".to_owned(),
+                std::io::ErrorKind::ConnectionReset => return "connection reset".to_owned(),
+                std::io::ErrorKind::TimedOut => return "connection timed out".to_owned(),
+                _ => {}
             }
         }
-        other => other.to_string(),
     }
+    let texts: Vec<String> = chain.iter().map(|e| e.to_string()).collect();
+    if let Some(tls) = texts.iter().find(|t| tls_failure(t)) {
+        return format!("TLS handshake failed: {}", tls_words(tls));
+    }
+    if let Some(status) = status {
+        let message = status.message().trim_start_matches("etcdserver: ");
+        match status.code() {
+            tonic::Code::DeadlineExceeded => return "deadline exceeded".to_owned(),
+            tonic::Code::Cancelled if status.message() == "Timeout expired" => {
+                return "deadline exceeded".to_owned()
+            }
+            tonic::Code::PermissionDenied => return said_as("permission denied", message),
+            tonic::Code::Unauthenticated => return said_as("authentication failed", message),
+            _ if message.starts_with("authentication failed") => {
+                return message.replacen("authentication failed, ", "authentication failed: ", 1)
+            }
+            _ => {}
+        }
+    }
+    if let Some(root) = texts.last() {
+        return root.clone();
+    }
+    match status {
+        Some(status) if !status.message().is_empty() => status.message().to_owned(),
+        Some(status) => format!("gRPC status {:?}", status.code()),
+        None => e.to_string(),
+    }
+}
+
+/// `message` led by `what` (etcd's own messages often are already).
+fn said_as(what: &str, message: &str) -> String {
+    if message.starts_with(what) {
+        message.to_owned()
+    } else {
+        format!("{what}: {message}")
+    }
+}
+
+/// Whether one error's words tell of a failed TLS handshake (rustls's errors: `invalid peer
+/// certificate: ...`, `received fatal alert: ...`, `received corrupt message ...` when the
+/// endpoint does not speak TLS).
+fn tls_failure(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    [
+        "certificate",
+        "tls",
+        "handshake",
+        "alert",
+        "corrupt message",
+    ]
+    .iter()
+    .any(|word| text.contains(word))
+}
+
+/// A TLS failure in words, with what rustls said.
+fn tls_words(text: &str) -> String {
+    // BadSignature: a CA of the same name did not sign it.
+    let meaning = if text.contains("UnknownIssuer") || text.contains("BadSignature") {
+        "etcd's certificate is not signed by the configured ca"
+    } else if text.contains("Expired") {
+        "etcd's certificate has expired"
+    } else if text.contains("NotValidForName") {
+        "etcd's certificate is not valid for the endpoint's host"
+    } else if text.contains("corrupt message") {
+        "the endpoint does not speak TLS"
+    } else {
+        return text.to_owned();
+    };
+    format!("{meaning} ({text})")
 }
 
 /// Run one etcd request with [`REQUEST_TIMEOUT`].
@@ -64,7 +146,7 @@ where
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(StoreError(format!("{what}: {}", short(&e)))),
         Err(_) => Err(StoreError(format!(
-            "{what}: no answer within {} s",
+            "{what}: deadline exceeded (no answer within {} s)",
             REQUEST_TIMEOUT.as_secs()
         ))),
     }
@@ -115,13 +197,24 @@ pub async fn connect(settings: &Settings) -> Result<Client, StoreError> {
     .await
 }
 
-/// Every site's record of `service`: site name -> (record, its key's mod_revision). Records
-/// that do not parse are left out (another program's keys).
+/// A site's record of a service as read from etcd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    /// The record.
+    pub published: Published,
+    /// Its key's mod_revision (the transaction's witness).
+    pub revision: i64,
+    /// The lease it is attached to.
+    pub lease: i64,
+}
+
+/// Every site's record of `service`, by site name. Records that do not parse are left out
+/// (another program's keys).
 pub async fn sites(
     client: &mut Client,
     prefix: &str,
     service: &str,
-) -> Result<BTreeMap<String, (Published, i64)>, StoreError> {
+) -> Result<BTreeMap<String, Read>, StoreError> {
     let key = super::sites_prefix(prefix, service);
     let response = timed(
         "reading the fleet",
@@ -135,7 +228,12 @@ pub async fn sites(
             continue;
         };
         if let Ok(published) = serde_json::from_slice::<Published>(kv.value()) {
-            sites.insert(site.to_owned(), (published, kv.mod_revision()));
+            let read = Read {
+                published,
+                revision: kv.mod_revision(),
+                lease: kv.lease(),
+            };
+            sites.insert(site.to_owned(), read);
         }
     }
     Ok(sites)
@@ -208,16 +306,19 @@ pub async fn ask(
     let key = super::site_key(&settings.prefix, service, &settings.site);
     for _ in 0..RECOUNTS {
         let sites = sites(client, &settings.prefix, service).await?;
-        let others: Vec<(&String, &(Published, i64))> = sites
+        let others: Vec<(&String, &Read)> = sites
             .iter()
             .filter(|(site, _)| **site != settings.site)
             .collect();
         let total = others.len() as u32 + 1;
         let announcing: Vec<(String, i64)> = others
             .iter()
-            .filter(|(_, (p, _))| p.state.announces())
-            .map(|(site, (_, revision))| {
-                (super::site_key(&settings.prefix, service, site), *revision)
+            .filter(|(_, read)| read.published.state.announces())
+            .map(|(site, read)| {
+                (
+                    super::site_key(&settings.prefix, service, site),
+                    read.revision,
+                )
             })
             .collect();
         let count = Count {
@@ -229,8 +330,10 @@ pub async fn ask(
             // Written only when it changes: a write is a watch event at every other site,
             // and held sites answering each other's unchanged records would ask again and
             // again, for ever (the fleet bench saw 50 writes a second between the three held
-            // sites of five).
-            if sites.get(&settings.site).map(|(p, _)| p) != Some(held) {
+            // sites of five). The same record under another lease (this site's before a
+            // restart, kept unchanged) is written again under this one: that lease ends.
+            let own = sites.get(&settings.site);
+            if own.map(|r| (&r.published, r.lease)) != Some((held, lease)) {
                 publish(client, settings, service, held, lease).await?;
             }
             return Ok(super::Answer::Held(count));
@@ -262,15 +365,15 @@ pub async fn ask(
 /// the fleet as read, this site included), `None` when the drain keeps the minimum or changes
 /// nothing (this site does not announce it).
 pub async fn below_minimum_if_drained(
+    client: &mut Client,
     settings: &Settings,
     service: &str,
     rule: Rule,
 ) -> Result<Option<Count>, StoreError> {
-    let mut client = connect(settings).await?;
-    let sites = sites(&mut client, &settings.prefix, service).await?;
+    let sites = sites(client, &settings.prefix, service).await?;
     let announces_here = sites
         .get(&settings.site)
-        .is_some_and(|(p, _)| p.state.announces());
+        .is_some_and(|r| r.published.state.announces());
     if !announces_here {
         return Ok(None);
     }
@@ -278,7 +381,7 @@ pub async fn below_minimum_if_drained(
     let count = Count {
         others_announcing: sites
             .iter()
-            .filter(|(site, (p, _))| **site != settings.site && p.state.announces())
+            .filter(|(site, r)| **site != settings.site && r.published.state.announces())
             .count() as u32,
         sites: others + 1,
         needed: rule.needed(others + 1),
@@ -287,10 +390,10 @@ pub async fn below_minimum_if_drained(
 }
 
 /// The states of the sites of `service`, counted (for the metrics).
-pub fn tally(sites: &BTreeMap<String, (Published, i64)>) -> BTreeMap<SiteState, u32> {
+pub fn tally(sites: &BTreeMap<String, Read>) -> BTreeMap<SiteState, u32> {
     let mut counts = BTreeMap::new();
-    for (published, _) in sites.values() {
-        *counts.entry(published.state).or_insert(0) += 1;
+    for read in sites.values() {
+        *counts.entry(read.published.state).or_insert(0) += 1;
     }
     counts
 }
@@ -302,10 +405,56 @@ mod tests {
     #[test]
     fn an_etcd_error_is_said_in_a_few_words() {
         let timeout = etcd_client::Error::GRpcStatus(tonic::Status::cancelled("Timeout expired"));
-        assert_eq!(short(&timeout), "no answer in time");
+        assert_eq!(short(&timeout), "deadline exceeded");
+        let deadline =
+            etcd_client::Error::GRpcStatus(tonic::Status::deadline_exceeded("context deadline"));
+        assert_eq!(short(&deadline), "deadline exceeded");
         let denied = etcd_client::Error::GRpcStatus(tonic::Status::permission_denied(
             "etcdserver: permission denied",
         ));
-        assert_eq!(short(&denied), "etcdserver: permission denied");
+        assert_eq!(short(&denied), "permission denied");
+        let password = etcd_client::Error::GRpcStatus(tonic::Status::invalid_argument(
+            "etcdserver: authentication failed, invalid user ID or password",
+        ));
+        assert_eq!(
+            short(&password),
+            "authentication failed: invalid user ID or password"
+        );
+    }
+
+    #[test]
+    fn a_transport_failure_is_said_by_its_root_cause_not_the_status_debug_text() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "os error 111");
+        let mut status = tonic::Status::unavailable("tcp connect error");
+        status.set_source(std::sync::Arc::new(refused));
+        assert_eq!(
+            short(&etcd_client::Error::GRpcStatus(status)),
+            "connection refused"
+        );
+        let tls = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "invalid peer certificate: UnknownIssuer",
+        );
+        let mut status = tonic::Status::unavailable("error trying to connect");
+        status.set_source(std::sync::Arc::new(tls));
+        assert_eq!(
+            short(&etcd_client::Error::GRpcStatus(status)),
+            "TLS handshake failed: etcd's certificate is not signed by the configured ca (invalid peer certificate: UnknownIssuer)"
+        );
+        // A CA of the same name that did not sign it: rustls finds the issuer, not the
+        // signature.
+        let same_name = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "invalid peer certificate: BadSignature",
+        );
+        let mut status = tonic::Status::unavailable("error trying to connect");
+        status.set_source(std::sync::Arc::new(same_name));
+        assert!(short(&etcd_client::Error::GRpcStatus(status)).starts_with(
+            "TLS handshake failed: etcd's certificate is not signed by the configured ca"
+        ));
+        let plain = etcd_client::Error::GRpcStatus(tonic::Status::unknown(
+            "h2 protocol error: connection closed",
+        ));
+        assert_eq!(short(&plain), "h2 protocol error: connection closed");
     }
 }

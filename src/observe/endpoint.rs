@@ -14,6 +14,11 @@ use tokio::net::TcpListener;
 /// How long one connection may take, from accept to the end of the answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a scrape waits for the services' states and the routing daemons (below
+/// [`REQUEST_TIMEOUT`]): a routing daemon that is slow to answer leaves the gauges read from
+/// it out of that scrape (`anycastd_scrape_routing_complete` 0), never the whole answer.
+pub const ROUTING_READ_BUDGET: Duration = Duration::from_secs(3);
+
 /// The paths served.
 pub const PATHS: [&str; 4] = ["/metrics", "/status", "/healthz", "/readyz"];
 
@@ -119,8 +124,19 @@ pub async fn answer<B>(request: &hyper::Request<B>, site: &Site) -> Response<Bod
         "/metrics" => {
             let mut text = crate::observe::metrics::render();
             if let Some(context) = site.context.get() {
-                let services = crate::control::server::status_of(context, None).await;
-                text.push_str(&status_gauges(&services));
+                let read = tokio::time::timeout(
+                    ROUTING_READ_BUDGET,
+                    crate::control::server::status_of(context, None),
+                )
+                .await;
+                text.push_str(&format!(
+                    "# HELP anycastd_scrape_routing_complete 1 when this scrape read the services' states and their routing daemons within {} s; 0 when it gave up, and the gauges read from them are missing from it (every other metric is here).\n# TYPE anycastd_scrape_routing_complete gauge\nanycastd_scrape_routing_complete {}\n",
+                    ROUTING_READ_BUDGET.as_secs(),
+                    u8::from(read.is_ok())
+                ));
+                if let Ok(services) = read {
+                    text.push_str(&status_gauges(&services));
+                }
             }
             reply(
                 StatusCode::OK,
@@ -138,7 +154,8 @@ pub async fn answer<B>(request: &hyper::Request<B>, site: &Site) -> Response<Bod
             Some(context) if path == "/status" => {
                 let services = crate::control::server::status_of(context, None).await;
                 let notes = crate::control::server::notes(context);
-                let body = serde_json::json!({"daemon_running": true, "services": services, "notes": notes});
+                let (line, view) = crate::control::server::fleet_guard(context);
+                let body = serde_json::json!({"daemon_running": true, "services": services, "notes": notes, "fleet_guard": line, "fleet_guard_state": view});
                 reply(StatusCode::OK, "application/json", format!("{body}\n"))
             }
             Some(context) => {

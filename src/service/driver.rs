@@ -141,6 +141,10 @@ pub struct Start {
     /// A kept drain's grace (ms since the epoch) journaled before the restart: announced with
     /// GRACEFUL_SHUTDOWN until then, then withdrawn (not started afresh).
     pub grace_until_ms: Option<i64>,
+    /// Restored in the state it had before the restart: since when it has been in it and
+    /// why, as the fleet guard was told before (published again as they were, not as the
+    /// restart's time and words).
+    pub fleet_since: Option<(i64, String)>,
 }
 
 /// What every driver shares.
@@ -243,6 +247,9 @@ struct FleetSide {
     generation: u64,
     announced_tx: mpsc::UnboundedSender<(u64, crate::fleet::Published)>,
     announced: mpsc::UnboundedReceiver<(u64, crate::fleet::Published)>,
+    /// Restored at start in the state it had: the since and cause the fleet was told before
+    /// the restart, published again until the next transition.
+    kept: Option<(i64, String)>,
 }
 
 /// What a guarded service hears from its fleet side.
@@ -267,6 +274,7 @@ impl FleetSide {
             generation: 0,
             announced_tx,
             announced,
+            kept: None,
         }
     }
 }
@@ -345,8 +353,11 @@ impl Driver {
             (Some(handle), Some(rule)) => Some(FleetSide::new(handle.clone(), rule)),
             _ => None,
         };
-        if let Some(side) = fleet.as_mut().filter(|_| held_before) {
-            side.asked = Some(start.decided_seq);
+        if let Some(side) = fleet.as_mut() {
+            side.kept = start.fleet_since.clone();
+            if held_before {
+                side.asked = Some(start.decided_seq);
+            }
         }
         Driver {
             fleet,
@@ -676,10 +687,11 @@ impl Driver {
                 &[("service", self.service.name.as_str())],
                 1.0,
             );
+            let (since_ms, cause) = self.fleet_since();
             let record = |state| crate::fleet::Published {
                 state,
-                cause: self.cause.clone(),
-                since_ms: self.since_ms,
+                cause: cause.clone(),
+                since_ms,
             };
             side.handle.send(crate::fleet::guard::Request::Ask {
                 service: self.service.name.clone(),
@@ -698,10 +710,29 @@ impl Driver {
                 0.0,
             );
         }
-        self.publish_to_fleet(
-            crate::fleet::SiteState::of(self.core.machine().state(), self.core.machine().wanted()),
-            self.since_ms,
-        );
+        if let Some(side) = &self.fleet {
+            let (since_ms, cause) = self.fleet_since();
+            side.handle.send(crate::fleet::guard::Request::Publish {
+                service: self.service.name.clone(),
+                record: crate::fleet::Published {
+                    state: crate::fleet::SiteState::of(
+                        self.core.machine().state(),
+                        self.core.machine().wanted(),
+                    ),
+                    cause,
+                    since_ms,
+                },
+            });
+        }
+    }
+
+    /// Since when, and why, the service is in its state as the fleet is told: as before the
+    /// restart when it was restored in the same state, else its own.
+    fn fleet_since(&self) -> (i64, String) {
+        self.fleet
+            .as_ref()
+            .and_then(|side| side.kept.clone())
+            .unwrap_or_else(|| (self.since_ms, self.cause.clone()))
     }
 
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
@@ -1202,6 +1233,8 @@ impl Driver {
             return false;
         };
         side.generation += 1;
+        // A new state: its own since and cause from now on.
+        side.kept = None;
         let since_ms = transition.at.0;
         let record = |state| crate::fleet::Published {
             state,
@@ -1417,13 +1450,12 @@ impl Driver {
             }
             let now = now_ms();
             let records = vec![wire::Event::FleetGuard(event)];
-            if withdraw {
-                // Write-ahead, as a transition: the answer is on disk before the withdrawal.
-                if let Err(e) = self.shared.journal.append_durable(now, records).await {
-                    tracing::error!(service = %name, error = %e, "cannot journal the fleet guard's answer; acting on it anyway");
-                }
-            } else {
-                self.shared.journal.append(now, records);
+            // On disk at once, either way: a grant before the withdrawal (write-ahead, as a
+            // transition); a hold because a restart keeps the route announced only when the
+            // journal says it was held (a hold still in the commit queue at a crash was a
+            // withdrawal at the restart, never granted).
+            if let Err(e) = self.shared.journal.append_durable(now, records).await {
+                tracing::error!(service = %name, error = %e, "cannot journal the fleet guard's answer; acting on it anyway");
             }
         }
         self.cause = text;
@@ -1814,6 +1846,7 @@ mod tests {
                 since: (now_ms(), "started".into()),
                 decided_seq: 0,
                 grace_until_ms: None,
+                fleet_since: None,
             },
             f.shared.clone(),
         )

@@ -24,11 +24,23 @@ pub struct Etcd {
     pub client_port: u16,
     /// The peer port (127.0.0.1).
     pub peer_port: u16,
+    /// Served over TLS: the CA that signed its certificate, the certificate and its key.
+    tls: Option<(PathBuf, PathBuf, PathBuf)>,
 }
 
 impl Etcd {
     /// Start etcd, or `None` (the test skips, out loud) when it is not installed.
     pub fn start() -> Option<Etcd> {
+        Etcd::start_with(None)
+    }
+
+    /// Start etcd serving its clients over TLS with `pki`'s server certificate (for
+    /// 127.0.0.1), or `None` as [`Etcd::start`].
+    pub fn start_tls(pki: &super::servers::Pki) -> Option<Etcd> {
+        Etcd::start_with(Some((pki.ca.clone(), pki.cert.clone(), pki.key.clone())))
+    }
+
+    fn start_with(tls: Option<(PathBuf, PathBuf, PathBuf)>) -> Option<Etcd> {
         if !Path::new(ETCD).exists() {
             super::skip::skip(&format!(
                 "fleet test: {ETCD} is missing (Debian package etcd-server)"
@@ -41,6 +53,7 @@ impl Etcd {
             dir,
             client_port: 0,
             peer_port: 0,
+            tls,
         };
         // A port free a moment ago may be taken by another test before etcd binds it: try
         // again with others.
@@ -60,7 +73,17 @@ impl Etcd {
 
     /// The client URL, as a config's `[fleet] etcd` lists it.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
+    }
+
+    /// etcdctl's arguments to reach it: the endpoint, and with TLS the CA.
+    fn endpoint_args(&self) -> Vec<String> {
+        let mut args = vec!["--endpoints".to_owned(), self.url()];
+        if let Some((ca, _, _)) = &self.tls {
+            args.push(format!("--cacert={}", ca.display()));
+        }
+        args
     }
 
     /// The log etcd writes (its stderr).
@@ -91,7 +114,13 @@ impl Etcd {
             .unwrap();
         let client = self.url();
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let mut child = Command::new(ETCD)
+        let mut command = Command::new(ETCD);
+        if let Some((_, cert, key)) = &self.tls {
+            command
+                .arg(format!("--cert-file={}", cert.display()))
+                .arg(format!("--key-file={}", key.display()));
+        }
+        let mut child = command
             .arg("--name=anycastd-test")
             .arg(format!("--data-dir={}", data.display()))
             .arg(format!("--listen-client-urls={client}"))
@@ -135,7 +164,8 @@ impl Etcd {
     pub fn healthy(&self) -> bool {
         Command::new(ETCDCTL)
             .env("ETCDCTL_API", "3")
-            .args(["--endpoints", &self.url(), "--command-timeout=1s"])
+            .args(self.endpoint_args())
+            .arg("--command-timeout=1s")
             .args(["endpoint", "health"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -147,7 +177,8 @@ impl Etcd {
     pub fn ctl(&self, args: &[&str]) -> String {
         let out = Command::new(ETCDCTL)
             .env("ETCDCTL_API", "3")
-            .args(["--endpoints", &self.url(), "--command-timeout=3s"])
+            .args(self.endpoint_args())
+            .arg("--command-timeout=3s")
             .args(args)
             .output()
             .unwrap();
@@ -164,13 +195,8 @@ impl Etcd {
     pub fn ctl_as(&self, user: &str, args: &[&str]) -> (bool, String) {
         let out = Command::new(ETCDCTL)
             .env("ETCDCTL_API", "3")
-            .args([
-                "--endpoints",
-                &self.url(),
-                "--command-timeout=3s",
-                "--user",
-                user,
-            ])
+            .args(self.endpoint_args())
+            .args(["--command-timeout=3s", "--user", user])
             .args(args)
             .output()
             .unwrap();

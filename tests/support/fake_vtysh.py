@@ -14,7 +14,8 @@ that does not exist fails (the real one would create it: anycastd must never sen
 Environment: FAKE_VTYSH_DELAY (seconds to sleep before configuring), FAKE_VTYSH_LOG (a file
 to append one line per call: time, pid, the lines), FAKE_VTYSH_HANG (a path: while it exists,
 configuring calls hang, then fail without a change), FAKE_VTYSH_BGPD_DOWN (a path: while it exists, bgpd is "not
-running": `show daemons` lacks it, the running config has no BGP, configuring fails).
+running": `show daemons` lacks it, the running config has no BGP, configuring fails),
+FAKE_VTYSH_READ_HANG (a path: while it exists, calls that only read hang, as a slow bgpd's).
 """
 import fcntl
 import json
@@ -55,6 +56,10 @@ def main():
             time.sleep(0.05)
         print("% fake vtysh: gave up")
         return 1
+    read_hang = os.environ.get("FAKE_VTYSH_READ_HANG")
+    if not configuring and read_hang:
+        while os.path.exists(read_hang):
+            time.sleep(0.05)
     down = os.environ.get("FAKE_VTYSH_BGPD_DOWN")
     if down and os.path.exists(down):
         if configuring:
