@@ -308,10 +308,92 @@ fn a_guarded_deprefer_service_is_never_withdrawn_and_publishes_de_preferred() {
     }
     fewest = fewest.min(watch_for(&sites, Duration::from_secs(3)));
     assert_eq!(fewest, 3, "a de-preferred service was withdrawn");
+    // Still de-preferred once every FRR has confirmed the de-preferred announcement (which
+    // published "announcing" over it before).
+    let keys = etcd.get_prefix("/anycastd/dns/sites/");
+    assert!(
+        keys.len() == 3 && keys.iter().all(|(_, v)| v.contains("\"de-preferred\"")),
+        "{keys:?}"
+    );
     for site in &sites {
         let history = site.history();
         assert!(!history.contains("fleet guard"), "{}: {history}", site.name);
     }
+}
+
+#[test]
+fn a_reload_from_deprefer_to_withdraw_asks_the_guard_granted_then_held_at_the_minimum() {
+    let Some(etcd) = Etcd::start() else { return };
+    // Three sites, two must announce; de-preferred sites count as announcing.
+    let spec = FleetSpec {
+        rule: "{ min_announcing = 2 }\non_unhealthy = \"deprefer\"\ndeprefer = { med = 1000 }",
+        ..spec(&etcd)
+    };
+    let sites = fleet_of(3, &spec, Some(&etcd));
+    for site in &sites {
+        site.fail(true);
+    }
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let keys = etcd.get_prefix("/anycastd/dns/sites/");
+        if keys.len() == 3 && keys.iter().all(|(_, v)| v.contains("\"de-preferred\"")) {
+            break;
+        }
+        assert!(Instant::now() < until, "not de-preferred: {keys:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A site reloaded to withdraw when unhealthy: the withdrawal is the guard's to grant.
+    let reload_to_withdraw = |site: &Site| {
+        let config = site.config();
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, text.replace("on_unhealthy = \"deprefer\"\n", "")).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .args(["reload", "-c"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let answer = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{answer}");
+        assert!(
+            answer.contains("asks the fleet guard to withdraw"),
+            "{answer}"
+        );
+    };
+    // site1: two of three still announce without it, granted and withdrawn.
+    reload_to_withdraw(&sites[0]);
+    let fewest = watch_until(&sites, "site1 withdrawn", |s| !s[0].announces());
+    assert_eq!(fewest, 2, "{}", sites[0].history());
+    let history = sites[0].history();
+    assert!(
+        history.contains("withdrawal granted by the fleet guard"),
+        "{history}"
+    );
+    // site2: withdrawing it would leave one, held; it stays announced.
+    reload_to_withdraw(&sites[1]);
+    let fewest = watch_for(&sites, Duration::from_secs(3));
+    assert_eq!(
+        fewest,
+        2,
+        "the reload withdrew past the guard: {}\n{:?}",
+        sites[1].history(),
+        etcd.get_prefix("/anycastd/dns/sites/")
+    );
+    assert!(sites[1].announces() && sites[2].announces());
+    let history = sites[1].history();
+    assert!(
+        history.contains("withdrawal held by the fleet guard"),
+        "{history}"
+    );
+    let report = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(["report", "--json", "-c"])
+        .arg(sites[1].config())
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    let summary = &report["rows"][0]["summary"];
+    assert_eq!(summary["outages"], 0, "held is no outage: {report}");
+    assert_eq!(summary["withdrawn_ms"], 0, "{report}");
+    assert!(summary["held_ms"].as_u64().unwrap() > 0, "{report}");
 }
 
 #[test]

@@ -932,6 +932,9 @@ struct Replayer<'a> {
     /// The sequence number of the service's last transition, and the index of its step in
     /// `recorded_steps` (level and fleet guard records refer to it).
     last_transition: Option<(u64, usize)>,
+    /// A reload's level record that withdrew an unhealthy service (de-preferred before), and
+    /// the index of its step: a guarded service asks the fleet guard under it.
+    level_withdrawal: Option<(u64, usize)>,
     /// The sequence number of the last reconciliation record: a service restored at a start
     /// (still held by the fleet guard) is asked again under it, not under its restored
     /// transition.
@@ -979,6 +982,7 @@ impl<'a> Replayer<'a> {
             pending_start: None,
             first_seen: None,
             last_transition: None,
+            level_withdrawal: None,
             reconciled_seq: None,
             restored: false,
             after_transition: false,
@@ -1050,7 +1054,7 @@ impl<'a> Replayer<'a> {
             Event::PendingTimeout(timeout) => self.on_pending_timeout(timeout, at),
             Event::Operator(action) => self.on_operator(action, at),
             Event::Transition(t) => return self.on_transition(t, record.seq, at, exact),
-            Event::Level(level) => self.on_level(level, at),
+            Event::Level(level) => self.on_level(level, record.seq, at),
             Event::FleetGuard(guard) => self.on_fleet_guard(guard, at),
             // Not inputs of the service's machine: what the writer did, the journal's own
             // bookkeeping, a rejected reload (nothing changed), hooks, and a drain forced past
@@ -1480,7 +1484,7 @@ impl<'a> Replayer<'a> {
     /// The level the last transition left the prefixes at (format 6): what its time counts
     /// as from the transition on, and whether it withdrew; a what-if without
     /// `--drain-grace` keeps the grace the recorded drain had.
-    fn on_level(&mut self, level: &wire::LevelRecord, at: i64) {
+    fn on_level(&mut self, level: &wire::LevelRecord, seq: u64, at: i64) {
         let category = match level.level {
             Some(wire::Level::Normal) => Category::Announced,
             Some(wire::Level::Depreferred) => Category::Depreferred,
@@ -1488,7 +1492,7 @@ impl<'a> Replayer<'a> {
             None => category(&(&self.last_state).into()),
         };
         if !self.after_transition {
-            self.level_changed(level, category, at);
+            self.level_changed(level, category, seq, at);
             return;
         }
         self.recorded_grace = level.grace_until_ms.filter(|_| level.level.is_some());
@@ -1509,7 +1513,7 @@ impl<'a> Replayer<'a> {
     /// de-preferred to withdrawn is a withdrawal and an outage begins; from withdrawn to
     /// de-preferred the outage ends (the withdrawal before it happened). New attributes at
     /// the same level change no figure.
-    fn level_changed(&mut self, level: &wire::LevelRecord, category: Category, at: i64) {
+    fn level_changed(&mut self, level: &wire::LevelRecord, category: Category, seq: u64, at: i64) {
         let before = self.recorded_tape.current();
         if before.is_none() || before == Some(category) {
             return;
@@ -1519,6 +1523,10 @@ impl<'a> Replayer<'a> {
             before,
             Some(Category::Announced | Category::Depreferred | Category::Grace | Category::Held)
         );
+        let withdrawal = announced_before && category == Category::Outage;
+        if withdrawal {
+            self.level_withdrawal = Some((seq, self.recorded_steps.len()));
+        }
         self.recorded_steps.push((
             at,
             Step {
@@ -1530,7 +1538,7 @@ impl<'a> Replayer<'a> {
                 dwell_ms: None,
                 cause: crate::audit::text::reload_level_text(level),
             },
-            announced_before && category == Category::Outage,
+            withdrawal,
         ));
     }
 
@@ -1558,10 +1566,21 @@ impl<'a> Replayer<'a> {
             .last_transition
             .is_some_and(|(seq, _)| seq == guard.transition_seq)
             || (self.restored && self.reconciled_seq == Some(guard.transition_seq));
+        // Or to a reload's level record that withdrew it (de-preferred before).
+        let answers_level = self
+            .level_withdrawal
+            .filter(|(seq, _)| *seq == guard.transition_seq);
         let mut withdrawal = false;
         if held && answers_last && current == Some(Category::Outage) {
             self.recorded_tape.amend(Category::Held);
             self.not_a_withdrawal();
+        } else if let (true, Some((_, index)), Some(Category::Outage)) =
+            (held, answers_level, current)
+        {
+            self.recorded_tape.amend(Category::Held);
+            if let Some((_, _, step_withdrew)) = self.recorded_steps.get_mut(index) {
+                *step_withdrew = false;
+            }
         } else if !held && current == Some(Category::Held) {
             self.recorded_tape.set(at, Some(Category::Outage));
             withdrawal = true;

@@ -573,6 +573,11 @@ impl Driver {
     /// now stays announced withdraws nothing, so its withdrawal is no longer asked of the
     /// fleet guard. Returns what it does, in words.
     async fn change_level(&mut self, announced_before: bool, at: i64) -> String {
+        if let Some(side) = self.fleet.as_mut() {
+            // An announcement still on its way publishes nothing once the level changed
+            // (it would say "announcing" of a site the change withdraws).
+            side.generation += 1;
+        }
         let machine = self.core.machine();
         let attributes = self.core.wanted_attributes();
         let level = machine.wanted();
@@ -632,6 +637,11 @@ impl Driver {
                     "keeps {prefixes} announced: the fleet guard holds the withdrawal ({state})"
                 )
             }
+            _ if announced_before && self.ask_fleet_to_withdraw(seq) => {
+                format!(
+                    "asks the fleet guard to withdraw {prefixes}, kept announced until it grants ({state})"
+                )
+            }
             _ => {
                 self.set_prefixes(false, seq);
                 self.publish_to_fleet(crate::fleet::SiteState::Withdrawn, at);
@@ -645,6 +655,45 @@ impl Driver {
             self.service.name
         );
         text
+    }
+
+    /// A reload takes an unhealthy guarded service from announced (de-preferred) to
+    /// withdrawn: the withdrawal is asked of the fleet guard, as a transition's is, under the
+    /// level record `decision_seq` (withdrawn when it grants, `on_fleet_answer`). Returns
+    /// whether it was asked (not for a service that is not guarded or not unhealthy).
+    fn ask_fleet_to_withdraw(&mut self, decision_seq: u64) -> bool {
+        if *self.core.machine().state() != State::Unhealthy {
+            return false;
+        }
+        let name = self.service.name.clone();
+        let record = |state| crate::fleet::Published {
+            state,
+            cause: self.cause.clone(),
+            since_ms: self.since_ms,
+        };
+        let (withdrawn, held) = (
+            record(crate::fleet::SiteState::Withdrawn),
+            record(crate::fleet::SiteState::Held),
+        );
+        let Some(side) = &mut self.fleet else {
+            return false;
+        };
+        side.asked = Some(decision_seq);
+        side.last = None;
+        side.handle.send(crate::fleet::guard::Request::Ask {
+            service: name,
+            rule: side.rule,
+            withdrawn,
+            held,
+            reply: side.answers_tx.clone(),
+        });
+        // Blind already: answered at once (the guard may be busy trying etcd again).
+        if let Some((since_ms, reason)) = side.handle.blind() {
+            let _ = side
+                .answers_tx
+                .send(crate::fleet::Answer::Blind { since_ms, reason });
+        }
+        true
     }
 
     /// Say that the service starts (and what is odd about it), and publish its state.
@@ -1197,8 +1246,10 @@ impl Driver {
             return;
         };
         let generation = side.generation;
+        // Announcing, or de-preferred for an unhealthy service announced so.
+        let machine = self.core.machine();
         let record = crate::fleet::Published {
-            state: crate::fleet::SiteState::Announcing,
+            state: crate::fleet::SiteState::of(machine.state(), machine.wanted()),
             cause: self.cause.clone(),
             since_ms: self.since_ms,
         };
