@@ -31,7 +31,9 @@ VTYSH=$ROOT/tests/support/fake_vtysh.py
 # millisecond a call where the Python one takes 30-50 ms of CPU), built by `cargo bench
 # --bench fleet --no-run`; the default, python, is tests/support/fake_vtysh.py.
 FAKE_FRR=${FAKE_FRR:-python}
-if [ "$FAKE_FRR" = native ]; then
+if [ "$FAKE_FRR" = native ] && [ -n "${FLEET_BENCH_BIN:-}" ]; then
+	VTYSH=$FLEET_BENCH_BIN # a fleet bench binary built before (its fake vtysh)
+elif [ "$FAKE_FRR" = native ]; then
 	VTYSH=$(cd "$ROOT" && cargo bench --bench fleet --no-run --message-format=json 2> /dev/null |
 		python3 -c 'import json, sys
 for line in sys.stdin:
