@@ -384,6 +384,17 @@ fn a_reload_from_deprefer_to_withdraw_asks_the_guard_granted_then_held_at_the_mi
         history.contains("withdrawal held by the fleet guard"),
         "{history}"
     );
+    // Held as it is installed, de-preferred: no drift, a warning (not a critical) to a monitor.
+    let status = sites[1].status();
+    assert!(!status.contains("DRIFT"), "{status}");
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(["status", "--check", "-c"])
+        .arg(sites[1].config())
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert_eq!(check.status.code(), Some(1), "{line}");
+    assert!(line.contains("dns: announced de-preferred"), "{line}");
     let report = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
         .args(["report", "--json", "-c"])
         .arg(sites[1].config())
@@ -394,6 +405,58 @@ fn a_reload_from_deprefer_to_withdraw_asks_the_guard_granted_then_held_at_the_mi
     assert_eq!(summary["outages"], 0, "held is no outage: {report}");
     assert_eq!(summary["withdrawn_ms"], 0, "{report}");
     assert!(summary["held_ms"].as_u64().unwrap() > 0, "{report}");
+}
+
+#[test]
+fn a_reload_loosening_a_held_services_rule_asks_the_guard_again_under_it() {
+    let Some(etcd) = Etcd::start() else { return };
+    // Two sites, both must announce: both failing, both held.
+    let spec = FleetSpec {
+        rule: "{ min_announcing = 2 }",
+        ..spec(&etcd)
+    };
+    let sites = fleet_of(2, &spec, Some(&etcd));
+    for site in &sites {
+        site.fail(true);
+    }
+    let until = Instant::now() + Duration::from_secs(30);
+    while !sites
+        .iter()
+        .all(|s| s.history().contains("withdrawal held by the fleet guard"))
+    {
+        assert!(Instant::now() < until, "not held: {}", sites[0].history());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(announcing(&sites), 2);
+    // site1 may go now that one site is enough: asked again at the reload, granted.
+    let config = sites[0].config();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("min_announcing = 2", "min_announcing = 1"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+        .args(["reload", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{answer}");
+    assert!(answer.contains("asks the fleet guard again"), "{answer}");
+    let fewest = watch_until(&sites, "site1 withdrawn under the new rule", |s| {
+        !s[0].announces()
+    });
+    assert_eq!(fewest, 1);
+    assert!(
+        sites[1].announces(),
+        "site2 is still held under its own rule"
+    );
+    let history = sites[0].history();
+    assert!(
+        history.contains("withdrawal granted by the fleet guard"),
+        "{history}"
+    );
 }
 
 #[test]

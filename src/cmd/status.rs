@@ -18,8 +18,9 @@ pub struct StatusArgs {
     #[arg(long)]
     json: bool,
     /// Monitoring-plugin output and exit code (0 OK, 1 WARNING when a wanted prefix is not
-    /// advertised or a service announces nothing, 2 CRITICAL when a routing daemon differs
-    /// from what the daemon wants, 3 UNKNOWN)
+    /// advertised or a service announces nothing, or only de-preferred, in a drain's grace or
+    /// held by the fleet guard, 2 CRITICAL when a routing daemon differs from what the daemon
+    /// wants, 3 UNKNOWN)
     #[arg(long, conflicts_with = "json")]
     check: bool,
 }

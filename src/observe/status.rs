@@ -803,11 +803,37 @@ fn silent_service_text(s: &ServiceStatus) -> String {
     format!("{}: nothing announced ({why})", s.name)
 }
 
+/// Why a service announced anyway is not as it should be, for `status --check`: announced
+/// de-preferred (its checks fail), in a drain's grace, or held by the fleet guard although
+/// unhealthy. `None` for a service announced normally because it is healthy.
+fn lowered_service_text(s: &ServiceStatus) -> Option<String> {
+    if s.prefixes.is_empty() || s.desired_announced != Some(true) {
+        return None;
+    }
+    let mut why = s.state_text.clone();
+    if s.drain.is_none() && !s.cause.is_empty() && !why.contains(&s.cause) {
+        why.push_str(": ");
+        why.push_str(&s.cause);
+    }
+    let level = s.level.as_ref().map(|l| l.name.as_str());
+    let what = match level {
+        Some("de-preferred") => "announced de-preferred".to_owned(),
+        Some("graceful-shutdown") => match s.level.as_ref().and_then(|l| l.grace_end.as_ref()) {
+            Some(end) => format!("announced with GRACEFUL_SHUTDOWN until {end}"),
+            None => "announced with GRACEFUL_SHUTDOWN".to_owned(),
+        },
+        _ if s.state == "unhealthy" => "announced although unhealthy".to_owned(),
+        _ => return None,
+    };
+    Some(format!("{}: {what} ({why})", s.name))
+}
+
 /// A monitoring plugin's verdict (Nagios, Icinga): exit code and one summary line.
 /// OK (0): the routing daemons are as wanted and every service announces something;
 /// WARNING (1): as wanted, but a wanted prefix is configured and not advertised, or a service
 /// announces nothing (its checks fail, it is starting, suppressed or drained: an OK while
-/// nothing of a service is announced misled); CRITICAL (2): a routing daemon differs from
+/// nothing of a service is announced misled), or announces only de-preferred, in a drain's
+/// grace or held by the fleet guard although unhealthy; CRITICAL (2): a routing daemon differs from
 /// what is wanted; UNKNOWN (3): the daemon is not running or a routing daemon cannot be read.
 pub fn check(services: &[ServiceStatus], live: bool) -> (u8, String) {
     if !live {
@@ -833,6 +859,8 @@ pub fn check(services: &[ServiceStatus], live: bool) -> (u8, String) {
     for s in services {
         if s.desired_announced == Some(false) && !s.prefixes.is_empty() {
             warning.push(silent_service_text(s));
+        } else if let Some(text) = lowered_service_text(s) {
+            warning.push(text);
         }
     }
     let prefixes: usize = services.iter().map(|s| s.prefixes.len()).sum();
@@ -899,6 +927,55 @@ mod tests {
             }],
         }))
         .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn check_warns_of_a_service_announced_de_preferred_in_a_grace_or_held() {
+        let with_level = |state_text: &str, cause: &str, level: serde_json::Value| {
+            let mut s = service("dns", state_text, cause, true);
+            s.level = Some(serde_json::from_value(level).unwrap_or_else(|e| panic!("{e}")));
+            s
+        };
+        let healthy = service("ntp", "healthy", "all checks pass", true);
+        let depreferred = with_level(
+            "unhealthy",
+            "check dns failed: down",
+            serde_json::json!({"name": "de-preferred"}),
+        );
+        assert_eq!(
+            check(&[depreferred, healthy.clone()], true),
+            (
+                1,
+                "ANYCASTD WARNING - dns: announced de-preferred (unhealthy: check dns failed: down)"
+                    .to_owned()
+            )
+        );
+        let grace = with_level(
+            "draining (operator uid 0: maintenance)",
+            "drained",
+            serde_json::json!({"name": "graceful-shutdown", "grace_end": "2026-12-08T02:30:00.000Z"}),
+        );
+        assert_eq!(
+            check(&[grace, healthy.clone()], true),
+            (
+                1,
+                "ANYCASTD WARNING - dns: announced with GRACEFUL_SHUTDOWN until 2026-12-08T02:30:00.000Z (draining (operator uid 0: maintenance))"
+                    .to_owned()
+            )
+        );
+        let held = with_level(
+            "unhealthy",
+            "check dns failed: down",
+            serde_json::json!({"name": "normal"}),
+        );
+        assert_eq!(check(&[held], true).0, 1);
+        // Healthy and normal: OK.
+        let normal = with_level(
+            "healthy",
+            "all checks pass",
+            serde_json::json!({"name": "normal"}),
+        );
+        assert_eq!(check(&[normal, healthy], true).0, 0);
     }
 
     #[test]

@@ -250,6 +250,9 @@ struct FleetSide {
     /// Restored at start in the state it had: the since and cause the fleet was told before
     /// the restart, published again until the next transition.
     kept: Option<(i64, String)>,
+    /// What a held withdrawal stays announced with when it is not the plain route: the
+    /// de-preferred attributes of a service a reload took from deprefer to withdraw.
+    held_as: Option<crate::bgp::Attributes>,
 }
 
 /// What a guarded service hears from its fleet side.
@@ -275,6 +278,7 @@ impl FleetSide {
             announced_tx,
             announced,
             kept: None,
+            held_as: None,
         }
     }
 }
@@ -476,6 +480,12 @@ impl Driver {
         let mut done = Vec::new();
         if after != before {
             done.push(self.change_level(before.is_some(), now).await);
+            if after.is_none() {
+                // Asked of the fleet guard: held, it stays as it is installed (de-preferred).
+                if let Some(side) = self.fleet.as_mut().filter(|side| side.asked.is_some()) {
+                    side.held_as = before.clone();
+                }
+            }
         }
         let old_edges = std::mem::take(&mut self.edges);
         self.edges = service
@@ -548,7 +558,7 @@ impl Driver {
             done.push(format!("announces {}", words(&added)));
         }
         self.service = service;
-        self.reconfigure_fleet();
+        done.extend(self.reconfigure_fleet());
         self.set_some_prefixes(&removed, false, decision_seq);
         if !added.is_empty() && self.core.machine().wanted().is_some() {
             self.set_some_prefixes(&added, true, decision_seq);
@@ -970,14 +980,24 @@ impl Driver {
     /// fleet guard stays announced plain.
     fn level_view(&self) -> crate::observe::status::LevelView {
         let machine = self.core.machine();
-        let attributes = self
-            .core
-            .wanted_attributes()
-            .or_else(|| self.fleet_held().then(crate::bgp::Attributes::plain));
+        let held_as = self
+            .fleet
+            .as_ref()
+            .filter(|side| side.asked.is_some())
+            .map(|side| side.held_as.clone());
+        let attributes = self.core.wanted_attributes().or_else(|| {
+            held_as
+                .clone()
+                .map(|a| a.unwrap_or_else(crate::bgp::Attributes::plain))
+        });
         let grace_end_ms = machine.grace_until().map(|t| t.0);
         crate::observe::status::LevelView {
             name: match (machine.wanted(), &attributes) {
                 (Some(level), _) => level.name(),
+                // Held as it was announced before a reload asked its withdrawal.
+                (None, Some(_)) if held_as.flatten().is_some() => {
+                    anycastd_fsm::Level::Depreferred.name()
+                }
                 (None, Some(_)) => anycastd_fsm::Level::Normal.name(),
                 (None, None) => "withdrawn",
             }
@@ -1298,6 +1318,7 @@ impl Driver {
         if transition.to == State::Unhealthy && transition.from.announces() && !hard && withdraws {
             side.asked = Some(decision_seq);
             side.last = None;
+            side.held_as = None;
             side.handle.send(crate::fleet::guard::Request::Ask {
                 service: name,
                 rule: side.rule,
@@ -1527,10 +1548,23 @@ impl Driver {
     /// A reload changed the service's `fleet` rule: a new rule applies to the next answer; a
     /// service no longer guarded is withdrawn at once if its withdrawal was held, and leaves
     /// the fleet; a newly guarded one publishes its state.
-    fn reconfigure_fleet(&mut self) {
+    /// Returns what it did to the announcements, in words, for the reload's answer.
+    fn reconfigure_fleet(&mut self) -> Option<String> {
         let name = self.service.name.clone();
         match (&mut self.fleet, self.service.fleet, &self.shared.fleet) {
-            (Some(side), Some(rule), _) => side.rule = rule,
+            (Some(side), Some(rule), _) => {
+                let changed = side.rule != rule;
+                side.rule = rule;
+                // A held withdrawal is asked again under the new rule (the guard kept the
+                // old one with the question).
+                if let Some(seq) = side.asked.filter(|_| changed) {
+                    self.ask_fleet_to_withdraw(seq);
+                    return Some(format!(
+                        "asks the fleet guard again to withdraw {} under the new rule",
+                        self.prefixes_text().join(", ")
+                    ));
+                }
+            }
             (Some(side), None, _) => {
                 let held = side.asked.take().is_some();
                 side.handle.send(crate::fleet::guard::Request::Forget {
@@ -1541,7 +1575,17 @@ impl Driver {
                 crate::observe::metrics::forget_service_gauge("anycastd_fleet_guard_held", &name);
                 crate::observe::metrics::forget_service_gauge("anycastd_fleet_sites", &name);
                 if held {
+                    // Its withdrawal was held: no guard to hold it any more.
+                    let prefixes = self.prefixes_text().join(", ");
+                    tracing::info!(
+                        service = %name,
+                        prefixes = %prefixes,
+                        "Service \"{name}\" is no longer guarded by the fleet guard, which held its withdrawal: withdrawn."
+                    );
                     self.set_prefixes(false, self.decided_seq);
+                    return Some(format!(
+                        "withdraws {prefixes} (unhealthy; its withdrawal was held by the fleet guard, which no longer guards it)"
+                    ));
                 }
             }
             (None, Some(rule), Some(handle)) => {
@@ -1556,6 +1600,7 @@ impl Driver {
             }
             (None, _, _) => {}
         }
+        None
     }
 
     /// Whether the service's withdrawal is held by the fleet guard (its prefixes announced).
