@@ -2061,7 +2061,10 @@ fn build_run(
                 outage = Some((start, length + within));
             }
         } else if let Some((_, length)) = outage.take() {
-            outages.push((length, *category == Some(Category::Announced) && *a <= to));
+            // Repaired when the prefixes are announced again, plain or de-preferred (a
+            // reload back to `on_unhealthy = "deprefer"` ends an outage too).
+            let announced = matches!(category, Some(Category::Announced | Category::Depreferred));
+            outages.push((length, announced && *a <= to));
         }
     }
     if let Some((_, length)) = outage {
@@ -2525,6 +2528,8 @@ mod tests {
         );
         assert_eq!(s.longest_outage_ms, 5_000);
         assert_eq!(s.announced_ms, 77_000);
+        // Announced again (de-preferred): the outage was repaired in 5 s.
+        assert_eq!(s.mean_time_to_repair_ms, Some(5_000));
     }
 
     #[test]
