@@ -70,6 +70,15 @@ fn a_negative_grace_is_refused_with_what_a_grace_may_be_not_taken_for_a_flag() {
             "{args:?}: {err}"
         );
     }
+    // replay's what-if grace alike.
+    let out = anycastd(&["replay", "dns", "--drain-grace", "-5s"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("invalid value '-5s' for '--drain-grace <DURATION>': must be 0")
+            && !err.contains("unexpected argument"),
+        "{err}"
+    );
     // A sum of units is one duration (`1h1s`), refused here only as longer than an hour.
     let out = anycastd(&["stop", "--grace", "1h1s"]);
     assert_eq!(out.status.code(), Some(2));

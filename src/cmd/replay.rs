@@ -35,7 +35,7 @@ pub struct ReplayArgs {
     on_unhealthy: Option<OnUnhealthyArg>,
     /// What-if: the grace of every drain and stop (e.g. 30s; 0: withdrawn at once; at most
     /// 1 h), instead of the ones the journal records
-    #[arg(long, value_name = "DURATION", value_parser = parse_grace)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_grace, allow_hyphen_values = true)]
     drain_grace: Option<std::time::Duration>,
     /// JSON output
     #[arg(long)]
