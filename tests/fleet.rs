@@ -428,6 +428,13 @@ fn a_reload_loosening_a_held_services_rule_asks_the_guard_again_under_it() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(announcing(&sites), 2);
+    // The log says the withdrawal is asked, not made.
+    let log = sites[0].log();
+    assert!(
+        log.contains("is now considered unhealthy, asking the fleet guard before denouncing related prefixes")
+            && !log.contains("is now considered unhealthy, denouncing"),
+        "{log}"
+    );
     // site1 may go now that one site is enough: asked again at the reload, granted.
     let config = sites[0].config();
     let text = std::fs::read_to_string(&config).unwrap();

@@ -104,7 +104,7 @@ const METRICS: &[(&str, &str, &str)] = &[
     (
         "anycastd_fleet_sites",
         "gauge",
-        "Sites of a guarded service in etcd by state (starting, announcing, held, withdrawn, drained), as this site last read them.",
+        "Sites of a guarded service in etcd by state (starting, announcing, de-preferred, held, withdrawn, drained), as this site last read them.",
     ),
     (
         "anycastd_fleet_guard_held",

@@ -1690,7 +1690,16 @@ impl Driver {
                     reason = %reason,
                     from = transition.from.name(),
                     "Service \"{name}\" is now considered unhealthy, {}.",
-                    self.action_text()
+                    if self.fleet.is_some()
+                        && self.core.machine().wanted().is_none()
+                        && transition.from.announces()
+                        && !self.hard_failure(&transition.cause)
+                    {
+                        // Its withdrawal is the fleet guard's to grant (the answer follows).
+                        "asking the fleet guard before denouncing related prefixes".to_owned()
+                    } else {
+                        self.action_text()
+                    }
                 )
             }
             State::Draining(cause) => tracing::info!(
