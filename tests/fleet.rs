@@ -198,6 +198,20 @@ checks.exec = [{{ command = "/bin/sh", args = ["-c", "test ! -e {fail}"], name =
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `anycastd ARGS -c CONFIG`: exit code and stdout.
+    fn run(&self, args: &[&str]) -> (Option<i32>, String) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
+            .args(args)
+            .arg("-c")
+            .arg(self.config())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     fn history(&self) -> String {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
             .args(["history", "dns", "-c"])
@@ -347,13 +361,8 @@ fn a_reload_from_deprefer_to_withdraw_asks_the_guard_granted_then_held_at_the_mi
         let config = site.config();
         let text = std::fs::read_to_string(&config).unwrap();
         std::fs::write(&config, text.replace("on_unhealthy = \"deprefer\"\n", "")).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
-            .args(["reload", "-c"])
-            .arg(&config)
-            .output()
-            .unwrap();
-        let answer = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "{answer}");
+        let (code, answer) = site.run(&["reload"]);
+        assert_eq!(code, Some(0), "{answer}");
         assert!(
             answer.contains("asks the fleet guard to withdraw"),
             "{answer}"
@@ -387,20 +396,11 @@ fn a_reload_from_deprefer_to_withdraw_asks_the_guard_granted_then_held_at_the_mi
     // Held as it is installed, de-preferred: no drift, a warning (not a critical) to a monitor.
     let status = sites[1].status();
     assert!(!status.contains("DRIFT"), "{status}");
-    let check = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
-        .args(["status", "--check", "-c"])
-        .arg(sites[1].config())
-        .output()
-        .unwrap();
-    let line = String::from_utf8_lossy(&check.stdout).into_owned();
-    assert_eq!(check.status.code(), Some(1), "{line}");
+    let (code, line) = sites[1].run(&["status", "--check"]);
+    assert_eq!(code, Some(1), "{line}");
     assert!(line.contains("dns: announced de-preferred"), "{line}");
-    let report = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
-        .args(["report", "--json", "-c"])
-        .arg(sites[1].config())
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&sites[1].run(&["report", "--json"]).1).unwrap();
     let summary = &report["rows"][0]["summary"];
     assert_eq!(summary["outages"], 0, "held is no outage: {report}");
     assert_eq!(summary["withdrawn_ms"], 0, "{report}");
@@ -443,13 +443,8 @@ fn a_reload_loosening_a_held_services_rule_asks_the_guard_again_under_it() {
         text.replace("min_announcing = 2", "min_announcing = 1"),
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anycastd"))
-        .args(["reload", "-c"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let answer = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{answer}");
+    let (code, answer) = sites[0].run(&["reload"]);
+    assert_eq!(code, Some(0), "{answer}");
     assert!(answer.contains("asks the fleet guard again"), "{answer}");
     let fewest = watch_until(&sites, "site1 withdrawn under the new rule", |s| {
         !s[0].announces()
