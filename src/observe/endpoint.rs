@@ -205,7 +205,7 @@ pub fn status_gauges(services: &[crate::observe::status::ServiceStatus]) -> Stri
         ),
         (
             "anycastd_prefix_configured",
-            "1 while the routing daemon has the prefix (FRR: a network line; BIRD: a route of the static protocol).",
+            "1 while the routing daemon has the prefix in its configuration.",
             |p| p.configured,
         ),
         (

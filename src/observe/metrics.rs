@@ -88,12 +88,12 @@ const METRICS: &[(&str, &str, &str)] = &[
     (
         "anycastd_drift_repairs_total",
         "counter",
-        "Prefixes found in the wrong state in the routing daemon (FRR, BIRD, GoBGP) and repaired.",
+        "Prefixes found in the wrong state in the routing daemon and repaired.",
     ),
     (
         "anycastd_routing_restarts_total",
         "counter",
-        "Restarts of a routing daemon (bgpd, BIRD, gobgpd) found by watching its control socket (GoBGP: its API event stream).",
+        "Restarts of a routing daemon noticed by its writer (a new control socket or API event stream).",
     ),
     (
         "anycastd_routing_restart_detection",
